@@ -1,0 +1,116 @@
+# Thin wrapper around the CMake presets (CMakePresets.json). Everything real lives in
+# CMakeLists.txt; this file only picks presets, installs missing tools and runs things.
+#
+#   make / make build   configure + build the dev preset into build/
+#   make test           build, then run every test (stress included) with ctest
+#   make demo           build, then run build/examples/demo
+#   make bench          release build (build-release/), then run each bench_* binary
+#   make bench-compare  run bench/compare/run.sh (blitzio vs Tokio), if present
+#   make check          ASan+UBSan build + tests, then TSan build + tests (stress excluded)
+#   make format         clang-format -i every .c/.h
+#   make format-check   fail if any .c/.h is not formatted
+#   make tidy           clang-tidy over the library sources (build/compile_commands.json)
+#   make clean          remove the build trees
+#
+# Variables: CI=true turns on -DBLZ_WERROR=ON (override with BLZ_WERROR=ON|OFF);
+# CMAKE_ARGS adds configure arguments; JOBS sets parallelism (default: nproc);
+# BLZ_TEST_TIMEOUT_MULTIPLIER scales test timeouts (read when configuring).
+
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := build
+
+JOBS ?= $(shell nproc 2>/dev/null || echo 2)
+ifeq ($(CI),true)
+BLZ_WERROR ?= ON
+else
+BLZ_WERROR ?= OFF
+endif
+CONFIGURE_ARGS = -DBLZ_WERROR=$(BLZ_WERROR) $(CMAKE_ARGS)
+# The generated Makefiles run as a fresh make, not a sub-make of this one (no "Entering
+# directory" noise, no jobserver mix-up); cmake --build gets -j explicitly.
+CMAKE_BUILD = env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL cmake --build
+
+# Sanitizer tests run with ASLR off whenever the machine allows it (setarch -R): the
+# sanitizer runtimes map fixed shadow regions, and high ASLR entropy on newer kernels
+# makes them die at startup (libuv's CI disables ASLR for the same reason).
+SAN_WRAP = $(shell setarch "$$(uname -m)" -R true >/dev/null 2>&1 && echo setarch "$$(uname -m)" -R)
+
+# C sources and headers to format: tracked plus untracked-but-not-ignored files, or a
+# plain find outside a git checkout.
+FORMAT_FILES = ( { git ls-files -z --cached --others --exclude-standard -- '*.c' '*.h' 2>/dev/null \
+	|| find include src tests bench examples -name '*.[ch]' -print0 2>/dev/null || true; } \
+	| { grep -zv '^bench/tokio/' || true; } )
+
+# $(call need,<command>,<debian package>): installs the package if the command is missing.
+need = command -v $(1) >/dev/null 2>&1 || { \
+	echo "make: '$(1)' not found; installing Debian package $(2)"; \
+	sudo=; [ "$$(id -u)" = 0 ] || sudo=sudo; \
+	command -v apt-get >/dev/null 2>&1 || { echo "make: no apt-get; install $(2) by hand" >&2; exit 1; }; \
+	$$sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq --no-install-recommends $(2); }
+
+.PHONY: all build test demo bench bench-compare check check-asan check-tsan format \
+	format-check tidy clean tools
+
+all: build
+
+tools:
+	@$(call need,cmake,cmake)
+	@$(call need,cc,build-essential)
+
+build: tools
+	cmake --preset dev $(CONFIGURE_ARGS)
+	$(CMAKE_BUILD) --preset dev -j $(JOBS)
+
+test: build
+	ctest --preset dev -j $(JOBS)
+
+demo: build
+	@if [ ! -x build/examples/demo ]; then echo "make demo: build/examples/demo not built (is there an examples/demo.c?)" >&2; exit 1; fi
+	./build/examples/demo
+
+bench: tools
+	cmake --preset release $(CONFIGURE_ARGS)
+	$(CMAKE_BUILD) --preset release -j $(JOBS) --target blz_benches
+	@shopt -s nullglob; benches=(build-release/bench/bench_*); \
+	if [ $${#benches[@]} -eq 0 ]; then echo "make bench: no benchmarks yet (bench/*.c)"; exit 0; fi; \
+	for b in "$${benches[@]}"; do echo "== $$b"; "$$b"; done
+
+bench-compare:
+	@if [ -f bench/compare/run.sh ]; then bash bench/compare/run.sh; \
+	else echo "make bench-compare: bench/compare/run.sh is not there yet; nothing to compare"; fi
+
+check: tools
+	$(MAKE) --no-print-directory check-asan
+	$(MAKE) --no-print-directory check-tsan
+
+# The test presets carry the sanitizer options (ASAN_OPTIONS, UBSAN_OPTIONS, TSAN_OPTIONS
+# with tsan.supp) and exclude the stress label.
+check-asan: tools
+	cmake --preset asan-ubsan $(CONFIGURE_ARGS)
+	$(CMAKE_BUILD) --preset asan-ubsan -j $(JOBS)
+	$(SAN_WRAP) ctest --preset asan-ubsan -j $(JOBS)
+
+check-tsan: tools
+	cmake --preset tsan $(CONFIGURE_ARGS)
+	$(CMAKE_BUILD) --preset tsan -j $(JOBS)
+	$(SAN_WRAP) ctest --preset tsan -j $(JOBS)
+
+format:
+	@$(call need,clang-format,clang-format)
+	@$(FORMAT_FILES) | xargs -0 -r clang-format -i
+	@echo "make format: done ($$(clang-format --version))"
+
+format-check:
+	@$(call need,clang-format,clang-format)
+	@n=$$( $(FORMAT_FILES) | tr -cd '\0' | wc -c); \
+	$(FORMAT_FILES) | xargs -0 -r clang-format --dry-run --Werror; \
+	echo "make format-check: $$n files formatted ($$(clang-format --version))"
+
+tidy: build
+	@$(call need,clang-tidy,clang-tidy)
+	@grep -o '"file": *"[^"]*"' build/compile_commands.json | sed 's/.*"\([^"]*\)"$$/\1/' \
+	| grep '/src/.*\.c$$' | sort -u | xargs -r -P $(JOBS) -n 4 clang-tidy -p build --quiet
+
+clean:
+	rm -rf build build-release build-asan build-tsan

@@ -1,0 +1,13 @@
+/*
+ * blitzio.h — the umbrella header: includes every module header and nothing else.
+ */
+#ifndef BLITZIO_H
+#define BLITZIO_H
+
+#include "blitzio/common.h"
+#include "blitzio/future.h"
+#include "blitzio/rt.h"
+#include "blitzio/task.h"
+#include "blitzio/time.h"
+
+#endif

@@ -1,0 +1,102 @@
+/*
+ * blitzio/rt.h — runtimes: configuration, creation, block_on, teardown, metrics.
+ *
+ * A runtime owns its worker threads, its blocking pool, its timer wheel and its
+ * I/O driver. Several runtimes may live in one process; nothing here is global.
+ */
+#ifndef BLZ_RT_H
+#define BLZ_RT_H
+
+#include "blitzio/common.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/** Scheduler flavour. */
+typedef enum blz_flavor {
+    BLZ_MULTI_THREAD = 0,    /**< work-stealing pool of `workers` threads */
+    BLZ_CURRENT_THREAD = 1,  /**< everything runs on the thread calling block_on */
+} blz_flavor;
+
+/** Runtime settings. Fill with blz_runtime_config_default() and change what you need. */
+typedef struct blz_runtime_config {
+    blz_flavor flavor;
+    unsigned workers;            /**< worker threads; default: CPUs, or $BLZ_WORKERS */
+    size_t fiber_stack_size;     /**< usable stack per fiber; default 64 KiB */
+    unsigned blocking_threads;   /**< blocking-pool limit; default 512 */
+    blz_duration blocking_idle;  /**< idle blocking threads exit after this; default 10 s */
+    const char *backend;         /**< "io_uring", "epoll" or NULL (auto; $BLZ_BACKEND overrides) */
+    bool paused_clock;           /**< virtual time: starts paused, jumps to the next timer when idle */
+} blz_runtime_config;
+
+/** The defaults, with $BLZ_WORKERS and $BLZ_BACKEND applied. */
+BLZ_API void blz_runtime_config_default(blz_runtime_config *cfg);
+
+/**
+ * Creates a runtime and starts its workers. `cfg` NULL means defaults.
+ * Returns 0, -EINVAL (bad setting), -ENOMEM, or an error from thread creation.
+ */
+BLZ_API int blz_runtime_new(const blz_runtime_config *cfg, blz_runtime **out);
+
+/**
+ * Runs `fn(arg)` as a fiber task on `rt` and waits for it on the calling
+ * thread, which must not be a worker of any runtime (-EDEADLK). For the
+ * current-thread flavour the calling thread drives the runtime meanwhile.
+ * Stores the task's return value in `*result` when `result` is not NULL.
+ */
+BLZ_API int blz_runtime_block_on(blz_runtime *rt, blz_task_fn fn, void *arg, void **result);
+
+/**
+ * Stops `rt`: aborts every task left (dropping its future, which unlinks its
+ * waiters), joins every thread and frees everything. Must not be called from
+ * one of `rt`'s own threads. NULL is ignored.
+ */
+BLZ_API void blz_runtime_free(blz_runtime *rt);
+
+/** Creates a default runtime, block_on(fn, arg), frees it. Returns 0 or -errno. */
+BLZ_API int blz_run(blz_task_fn fn, void *arg);
+
+/** The runtime the calling thread is running a task of, or NULL. */
+BLZ_API blz_runtime *blz_runtime_current(void);
+
+/** The name of the I/O backend in use ("io_uring", "epoll", or "none"). */
+BLZ_API const char *blz_runtime_backend(const blz_runtime *rt);
+
+/** Number of worker threads. */
+BLZ_API unsigned blz_runtime_workers(const blz_runtime *rt);
+
+#define BLZ_METRICS_MAX_WORKERS 64
+
+/** A snapshot of counters; each is read atomically but the set is not a consistent cut. */
+typedef struct blz_metrics {
+    uint64_t tasks_spawned;
+    uint64_t tasks_alive;
+    uint64_t polls;
+    uint64_t steals;
+    uint64_t parks;
+    uint64_t unparks;
+    uint64_t inject_pushes;
+    uint64_t io_events;
+    uint64_t timers_fired;
+    uint64_t blocking_threads;
+    uint64_t blocking_idle;
+    unsigned workers;
+    uint32_t local_queue_depth[BLZ_METRICS_MAX_WORKERS];
+    uint64_t inject_queue_depth;
+    const char *backend;
+} blz_metrics;
+
+/** Fills `m` with the current counters of `rt`. Any thread. */
+BLZ_API void blz_runtime_metrics(const blz_runtime *rt, blz_metrics *m);
+
+/**
+ * Virtual time (runtimes created with paused_clock): moves the clock forward
+ * by `d` and fires what became due. Returns -EINVAL when the clock is real.
+ */
+BLZ_API int blz_runtime_advance(blz_runtime *rt, blz_duration d);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* BLZ_RT_H */

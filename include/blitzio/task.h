@@ -1,0 +1,150 @@
+/*
+ * blitzio/task.h — spawning tasks, join handles, yield and the combinators
+ * over join handles and futures.
+ *
+ * A join handle is owned by whoever spawned the task until it is consumed by
+ * blz_join_wait, a join future that completed, or blz_join_detach. Passing
+ * NULL as `out` to a spawn function detaches at once.
+ */
+#ifndef BLZ_TASK_H
+#define BLZ_TASK_H
+
+#include "blitzio/common.h"
+#include "blitzio/future.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/**
+ * Spawns `fn(arg)` as a fiber on the current runtime. Inside a runtime only
+ * (-ESRCH outside; use blz_runtime_spawn from a foreign thread).
+ * Returns 0, -EINVAL (fn NULL), -ENOMEM.
+ */
+BLZ_API int blz_spawn(blz_task_fn fn, void *arg, blz_join **out);
+
+/**
+ * Spawns a stackless task: copies the `size` bytes of the future `f` (whose
+ * first member is a blz_future) into the task cell and polls it there. The
+ * caller's copy is not used afterwards. The task's result (for join) is
+ * `(void *)(intptr_t)` the future's `result`.
+ */
+BLZ_API int blz_spawn_future(const blz_future *f, size_t size, blz_join **out);
+
+/** Runs `fn(arg)` on the blocking pool, never on a worker. Any runtime thread. */
+BLZ_API int blz_spawn_blocking(blz_task_fn fn, void *arg, blz_join **out);
+
+/** The same three, onto an explicit runtime; callable from any thread. */
+BLZ_API int blz_runtime_spawn(blz_runtime *rt, blz_task_fn fn, void *arg, blz_join **out);
+BLZ_API int blz_runtime_spawn_future(blz_runtime *rt, const blz_future *f, size_t size,
+                                     blz_join **out);
+BLZ_API int blz_runtime_spawn_blocking(blz_runtime *rt, blz_task_fn fn, void *arg,
+                                       blz_join **out);
+
+/**
+ * Waits for the task and consumes the handle. Returns 0 and stores the
+ * task's return value in `*result` (if non-NULL), or -ECANCELED when the task
+ * was aborted. Suspends a fiber; parks a foreign thread; -EDEADLK from inside
+ * a stackless poll (use blz_join_fut there). -EINVAL for NULL.
+ */
+BLZ_API int blz_join_wait(blz_join *j, void **result);
+
+/**
+ * Requests cancellation. A stackless task not yet finished has its future
+ * dropped (waiters unlinked); a fiber sees -ECANCELED from its current and
+ * every later blz_await until it returns. The handle stays owned by the caller.
+ */
+BLZ_API void blz_join_abort(blz_join *j);
+
+/** True once the task completed (or was cancelled). Never blocks. */
+BLZ_API bool blz_join_is_finished(const blz_join *j);
+
+/** Gives up the handle; the task runs on and is freed when it finishes. */
+BLZ_API void blz_join_detach(blz_join *j);
+
+/** A future that waits for a task. Consumes the handle once it completes. */
+typedef struct blz_join_future {
+    blz_future base;
+    blz_join *join_;
+    void *output; /**< the task's return value once ready with result 0 */
+} blz_join_future;
+
+/** Fills `f` to wait for `j`. Dropping `f` before completion detaches `j`. */
+BLZ_API void blz_join_fut(blz_join *j, blz_join_future *f);
+
+/** Yields the rest of this tick: in a fiber, lets other tasks run. No-op outside a runtime. */
+BLZ_API void blz_yield(void);
+
+/** A future that is pending once (after waking itself), then ready. */
+typedef struct blz_yield_future {
+    blz_future base;
+    bool yielded_;
+} blz_yield_future;
+
+BLZ_API void blz_yield_fut(blz_yield_future *f);
+
+/* ---- combinators over join handles ----------------------------------- */
+
+/**
+ * Waits for all `n` tasks; consumes every handle. results[i] receives each
+ * task's value (results may be NULL). Returns 0, or the first error seen
+ * (e.g. -ECANCELED) after still waiting for the rest.
+ */
+BLZ_API int blz_join_all(blz_join **joins, size_t n, void **results);
+
+/**
+ * Like blz_join_all, but the first task that fails (aborted) aborts all the
+ * others; returns its error once every task has finished.
+ */
+BLZ_API int blz_try_join_all(blz_join **joins, size_t n, void **results);
+
+/**
+ * Waits for the first task to finish; aborts and joins the others. Consumes
+ * all handles. Returns the index of the winner and stores its value.
+ */
+BLZ_API int blz_race(blz_join **joins, size_t n, void **result);
+
+/**
+ * Waits for the first task to finish and returns its index; that handle is
+ * consumed (its value stored), the others stay valid and keep running.
+ */
+BLZ_API int blz_select(blz_join **joins, size_t n, void **result);
+
+/* ---- combinators over futures ------------------------------------------ */
+
+/**
+ * Polls all futures until every one is ready. Each keeps its own result.
+ * Returns 0, or the first negative result by index order.
+ */
+BLZ_API int blz_join_all_futures(blz_future **fs, size_t n);
+
+/** Like join_all_futures; the first negative result drops the rest and is returned. */
+BLZ_API int blz_try_join_all_futures(blz_future **fs, size_t n);
+
+/** First future ready wins (its index is returned); the others are dropped. */
+BLZ_API int blz_race_futures(blz_future **fs, size_t n);
+
+/** First future ready wins (its index is returned); the others are left pending, not dropped. */
+BLZ_API int blz_select_futures(blz_future **fs, size_t n);
+
+/** The future tiers of the four combinators: caller-owned, no allocation. */
+typedef struct blz_combine_future {
+    blz_future base;
+    blz_future **fs_;
+    size_t n_;
+    uint64_t done_mask_lo_; /* futures [0, 64) already ready, for join_all */
+    int kind_;
+    int first_err_;
+} blz_combine_future;
+
+#define BLZ_COMBINE_MAX 64 /**< join_all_fut handles at most this many futures */
+
+BLZ_API int blz_join_all_fut(blz_future **fs, size_t n, blz_combine_future *f);
+BLZ_API int blz_try_join_all_fut(blz_future **fs, size_t n, blz_combine_future *f);
+BLZ_API int blz_race_fut(blz_future **fs, size_t n, blz_combine_future *f);
+BLZ_API int blz_select_fut(blz_future **fs, size_t n, blz_combine_future *f);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* BLZ_TASK_H */

@@ -1,0 +1,43 @@
+/*
+ * Future helpers that do not depend on the scheduler: drop and the no-op waker.
+ */
+#include <stddef.h>
+
+#include "blitzio/future.h"
+
+void
+blz_future_drop(blz_future *f)
+{
+    if (!f) {
+        return;
+    }
+    const blz_future_vtable *vt = f->vtable;
+    /* Clearing the vtable first makes a second drop, or a poll after drop, harmless. */
+    f->vtable = NULL;
+    if (vt && vt->drop) {
+        f->vtable = vt; /* the drop routine may need to see its own type */
+        vt->drop(f);
+        f->vtable = NULL;
+    }
+}
+
+static void
+noop_fn(void *data)
+{
+    (void) data;
+}
+
+static void *
+noop_clone(void *data)
+{
+    return data;
+}
+
+static const blz_waker_vtable noop_vtable = {noop_fn, noop_fn, noop_clone, noop_fn};
+static const blz_waker noop_waker = {&noop_vtable, NULL};
+
+const blz_waker *
+blz_waker_noop(void)
+{
+    return &noop_waker;
+}

@@ -1,0 +1,75 @@
+/*
+ * Internal: stackful coroutines (fibers) for fiber tasks.
+ *
+ * A fiber runs `entry(arg)` on its own stack. blz__fiber_resume() switches the
+ * calling thread onto the fiber until the fiber calls blz__fiber_suspend() or
+ * its entry returns; the resumer then continues. A fiber may be resumed on a
+ * different thread each time (work stealing moves tasks), so code on a fiber
+ * must not cache thread-local addresses across a suspend: read thread-locals
+ * through the noinline accessors after every switch.
+ *
+ * Stacks come from a per-runtime pool of mmap regions, each with a PROT_NONE
+ * guard page below it, so an overflow faults instead of corrupting memory.
+ */
+#ifndef BLZ_FIBER_FIBER_H
+#define BLZ_FIBER_FIBER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+typedef struct blz__fiber blz__fiber;
+typedef struct blz__stack_pool blz__stack_pool;
+
+/* A pool of stacks of `stack_size` usable bytes (rounded up to pages). 0 = 64 KiB.
+ * Sizes below 16 KiB are raised to 16 KiB; above 1 GiB is -EINVAL. The usable bytes
+ * include the fiber's own header (a few hundred bytes at the top of its stack).
+ * -EINVAL for a NULL out, -ENOMEM when the pool cannot be allocated. */
+int blz__stack_pool_new(size_t stack_size, blz__stack_pool **out);
+
+/* How a pool makes the page below each stack fault. */
+enum blz__stack_guard {
+    BLZ__STACK_GUARD_AUTO = 0, /* MADVISE where the kernel has it, else MPROTECT */
+    BLZ__STACK_GUARD_MPROTECT, /* mprotect(PROT_NONE): splits each stack into 2 VMAs, so
+                                  vm.max_map_count (65530 by default) caps live stacks near 32k */
+    BLZ__STACK_GUARD_MADVISE,  /* MADV_GUARD_INSTALL (Linux 6.13+): no VMA split, so adjacent
+                                  stacks merge into one VMA and 100k+ live fibers are fine */
+};
+
+/* Everything blz__stack_pool_new takes, plus knobs for the runtime's config and tests. */
+typedef struct blz__stack_pool_opts {
+    size_t stack_size;           /* as for blz__stack_pool_new; 0 = 64 KiB */
+    size_t max_cached;           /* freed stacks kept mapped for reuse, the rest are unmapped;
+                                    0 = 1024 */
+    enum blz__stack_guard guard; /* BLZ__STACK_GUARD_MADVISE on a kernel without it: -EOPNOTSUPP */
+} blz__stack_pool_opts;
+
+/* blz__stack_pool_new with options; opts may be NULL (all defaults). */
+int blz__stack_pool_new_opts(const blz__stack_pool_opts *opts, blz__stack_pool **out);
+
+/* The guard the pool uses: BLZ__STACK_GUARD_MPROTECT or BLZ__STACK_GUARD_MADVISE. */
+enum blz__stack_guard blz__stack_pool_guard(const blz__stack_pool *pool);
+
+/* Unmaps every cached stack. All fibers from the pool must be freed first. */
+void blz__stack_pool_free(blz__stack_pool *pool);
+
+/* Stacks mapped and not yet unmapped (in use + cached), for tests and metrics. */
+size_t blz__stack_pool_mapped(const blz__stack_pool *pool);
+
+/* Creates a fiber that will run entry(arg) when first resumed. -ENOMEM on failure.
+ * Thread-safe (the pool has its own lock or per-thread caches). */
+int blz__fiber_new(blz__stack_pool *pool, void (*entry)(void *), void *arg, blz__fiber **out);
+
+/* Runs `f` on the calling thread until it suspends or finishes.
+ * Returns true when entry() has returned (the fiber is finished). */
+bool blz__fiber_resume(blz__fiber *f);
+
+/* Called on a fiber: switches back to the thread that resumed it. Returns when resumed again. */
+void blz__fiber_suspend(void);
+
+/* The fiber running on this thread, or NULL on a thread's own stack. */
+blz__fiber *blz__fiber_current(void);
+
+/* Returns the stack to its pool. Only for a finished fiber or one never resumed. */
+void blz__fiber_free(blz__fiber *f);
+
+#endif

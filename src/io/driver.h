@@ -1,0 +1,41 @@
+/*
+ * Internal: the I/O driver as the runtime sees it. A runtime owns one driver.
+ * At most one worker at a time parks in it (blz__io_driver_park), with the
+ * timer wheel's next deadline as its timeout; any thread can make that worker
+ * return at once with blz__io_driver_wake. Readiness events found while parked
+ * wake the tasks waiting on them before park returns.
+ *
+ * The driver hides the backend (io_uring or epoll) behind io/backend.h; the
+ * runtime knows nothing of either.
+ */
+#ifndef BLZ_IO_DRIVER_H
+#define BLZ_IO_DRIVER_H
+
+#include <stdint.h>
+
+#include "blitzio/common.h"
+
+typedef struct blz__io_driver blz__io_driver;
+
+/* Creates the driver. `backend`: "io_uring", "epoll" or NULL for auto
+ * ($BLZ_BACKEND, then io_uring if the probe passes, else epoll). */
+int blz__io_driver_new(const char *backend, blz__io_driver **out);
+
+/* Closes the backend and frees the driver. No task may still be registered. */
+void blz__io_driver_free(blz__io_driver *d);
+
+/* Waits up to `timeout_ns` (-1 = forever, 0 = just poll) for I/O or a wake,
+ * dispatches what arrived and returns the number of events handled.
+ * Only one thread at a time (the runtime guarantees it). */
+int blz__io_driver_park(blz__io_driver *d, int64_t timeout_ns);
+
+/* Makes a concurrent or the next blz__io_driver_park return promptly. Any thread. */
+void blz__io_driver_wake(blz__io_driver *d);
+
+/* "io_uring" or "epoll". */
+const char *blz__io_driver_name(const blz__io_driver *d);
+
+/* Events dispatched so far (for metrics). */
+uint64_t blz__io_driver_events(const blz__io_driver *d);
+
+#endif

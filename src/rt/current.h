@@ -1,0 +1,37 @@
+/*
+ * Internal: what modules above the runtime may ask of it. Everything here is
+ * about the calling thread's runtime and task; no module reaches into the
+ * runtime struct itself.
+ */
+#ifndef BLZ_RT_CURRENT_H
+#define BLZ_RT_CURRENT_H
+
+#include "blitzio/common.h"
+#include "blitzio/future.h"
+
+struct blz__timers;
+struct blz__io_driver;
+struct blz__blocking_pool;
+
+/* The runtime whose task this thread is running, or NULL (foreign thread). */
+blz_runtime *blz__rt_current(void);
+
+/* The runtime's timer state (the wheel and its clock). */
+struct blz__timers *blz__rt_timers(blz_runtime *rt);
+
+/* The runtime's I/O driver. */
+struct blz__io_driver *blz__rt_io(blz_runtime *rt);
+
+/* Makes the worker parked in the driver (if any) return and recompute its
+ * timeout: called when a timer earlier than every other is registered. Any thread. */
+void blz__rt_wake_driver(blz_runtime *rt);
+
+/* For blz_await on a foreign thread: a future polled there that can only be
+ * woken by time (a sleep) lowers the thread's park deadline with this. */
+void blz__thread_park_until(blz_instant deadline);
+
+/* True while the calling thread is inside the poll of a stackless task, where
+ * waiting would block a worker. */
+bool blz__in_stackless_poll(void);
+
+#endif

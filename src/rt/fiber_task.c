@@ -1,0 +1,161 @@
+/*
+ * Fiber tasks: a task whose poll switches onto a fiber's stack and back.
+ *
+ * The payload holds the entry function, its argument and the fiber. The fiber
+ * is created at the first poll (so spawning does not map a stack) and freed as
+ * soon as its function returns. Inside the fiber, blz_await polls the future
+ * with the task's waker and, while it is pending, suspends the fiber: the
+ * task's poll then returns BLZ_PENDING and the worker moves on. A wake puts
+ * the task back in a queue and the next poll resumes the fiber, which polls
+ * the future again.
+ *
+ * Cancellation: once CANCELLED is set, every blz_await on the fiber drops its
+ * future and returns -ECANCELED without suspending, so the function unwinds
+ * through its own error paths; the task completes with -ECANCELED. A fiber
+ * cancelled before its first poll never starts.
+ */
+#include <stdlib.h>
+
+#include "core/atomic.h"
+#include "core/coop.h"
+#include "rt/current.h"
+#include "rt/runtime.h"
+#include "rt/task.h"
+
+typedef struct fiber_payload {
+    blz_task_fn fn;     /* the task body */
+    void *arg;          /* its argument */
+    void *result;       /* fn's return value, set on the fiber before it finishes */
+    blz__fiber *fiber;  /* NULL until the first poll and after it finished */
+} fiber_payload;
+
+static fiber_payload *
+payload_of(blz__task *t)
+{
+    return blz__task_payload(t);
+}
+
+static void
+fiber_entry(void *arg)
+{
+    blz__task *t = arg;
+    fiber_payload *p = payload_of(t);
+    p->result = p->fn(p->arg);
+}
+
+int
+blz__fiber_task_spawn(blz_runtime *rt, blz_task_fn fn, void *arg, blz__task **out)
+{
+    blz__task *t;
+    int rc = blz__task_alloc(rt, BLZ_TASK_FIBER, sizeof(fiber_payload), &t);
+    if (rc < 0) {
+        return rc;
+    }
+    fiber_payload *p = payload_of(t);
+    p->fn = fn;
+    p->arg = arg;
+    p->result = NULL;
+    p->fiber = NULL;
+    *out = t;
+    return 0;
+}
+
+blz_poll
+blz__fiber_task_poll(blz__task *t, blz_context *cx)
+{
+    (void) cx; /* the fiber builds its own context from the task */
+    fiber_payload *p = payload_of(t);
+    uint64_t state = blz__load(&t->state, ACQUIRE);
+    if (!p->fiber) {
+        if (state & BLZ_TASK_CANCELLED) {
+            t->status = -ECANCELED;
+            return BLZ_READY;
+        }
+        int rc = blz__fiber_new(t->rt->stacks, fiber_entry, t, &p->fiber);
+        if (rc < 0) {
+            /* No stack: the task fails as if aborted rather than crashing the worker. */
+            p->fiber = NULL;
+            t->status = rc;
+            return BLZ_READY;
+        }
+    }
+    if (!blz__fiber_resume(p->fiber)) {
+        return BLZ_PENDING;
+    }
+    blz__fiber_free(p->fiber);
+    p->fiber = NULL;
+    state = blz__load(&t->state, ACQUIRE);
+    t->status = (state & BLZ_TASK_CANCELLED) ? -ECANCELED : 0;
+    t->output = p->result;
+    return BLZ_READY;
+}
+
+void
+blz__fiber_task_discard(blz__task *t)
+{
+    fiber_payload *p = payload_of(t);
+    if (p->fiber) {
+        blz__fiber_free(p->fiber);
+        p->fiber = NULL;
+    }
+}
+
+int
+blz__fiber_task_await(blz_future *f)
+{
+    for (;;) {
+        /* Re-read after every switch: we may be on another worker now. */
+        blz__task *t = blz__task_current();
+        if (blz__load(&t->state, ACQUIRE) & BLZ_TASK_CANCELLED) {
+            blz_future_drop(f);
+            return -ECANCELED;
+        }
+        blz_waker waker = blz__task_waker_ref(t);
+        blz_context cx = {&waker};
+        if (!blz__coop_take()) {
+            /* Budget spent: let the others run before polling again. */
+            blz_waker_wake_by_ref(&waker);
+            blz__fiber_suspend();
+            continue;
+        }
+        if (blz_future_poll(f, &cx) == BLZ_READY) {
+            return f->result;
+        }
+        blz__fiber_suspend();
+    }
+}
+
+void
+blz_yield(void)
+{
+    if (blz__fiber_current() == NULL) {
+        return; /* a thread outside the runtime has nothing to yield to */
+    }
+    blz__task *t = blz__task_current();
+    blz_waker waker = blz__task_waker_ref(t);
+    /* Notified while running: the worker re-queues us at the back after we suspend. */
+    blz_waker_wake_by_ref(&waker);
+    blz__fiber_suspend();
+}
+
+static blz_poll
+yield_poll(blz_future *base, blz_context *cx)
+{
+    blz_yield_future *f = (blz_yield_future *) base;
+    if (f->yielded_) {
+        base->result = 0;
+        return BLZ_READY;
+    }
+    f->yielded_ = true;
+    blz_waker_wake_by_ref(cx->waker);
+    return BLZ_PENDING;
+}
+
+static const blz_future_vtable yield_vtable = {yield_poll, NULL};
+
+void
+blz_yield_fut(blz_yield_future *f)
+{
+    blz_future_init(&f->base, &yield_vtable);
+    f->yielded_ = false;
+}

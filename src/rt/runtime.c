@@ -1,0 +1,339 @@
+/*
+ * Runtime lifecycle: configuration, creation, block_on, teardown, metrics.
+ *
+ * Teardown order (blz_runtime_free): refuse new spawns (closing), abort every
+ * owned task, let the workers run until the last one completed, then stop and
+ * join the workers, the blocking pool, and free the driver, the timers, the
+ * stack pool and the runtime. Nothing a task can reach is freed before the
+ * task completed.
+ */
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "blitzio/rt.h"
+#include "blitzio/task.h"
+#include "core/alloc.h"
+#include "core/atomic.h"
+#include "rt/current.h"
+#include "rt/futex.h"
+#include "rt/runtime.h"
+
+void blz__rt_set_thread(blz_runtime *rt, blz__worker *w);
+void blz__thread_cleanup(void);
+
+static unsigned
+env_workers(void)
+{
+    const char *s = getenv("BLZ_WORKERS");
+    if (s && *s) {
+        char *end;
+        long v = strtol(s, &end, 10);
+        if (*end == '\0' && v > 0 && v <= BLZ_METRICS_MAX_WORKERS) {
+            return (unsigned) v;
+        }
+    }
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    if (n < 1) {
+        n = 1;
+    }
+    return n > BLZ_METRICS_MAX_WORKERS ? BLZ_METRICS_MAX_WORKERS : (unsigned) n;
+}
+
+void
+blz_runtime_config_default(blz_runtime_config *cfg)
+{
+    if (!cfg) {
+        return;
+    }
+    memset(cfg, 0, sizeof *cfg);
+    cfg->flavor = BLZ_MULTI_THREAD;
+    cfg->workers = env_workers();
+    cfg->fiber_stack_size = 64 * 1024;
+    cfg->blocking_threads = 512;
+    cfg->blocking_idle = blz_secs(10);
+    cfg->backend = NULL;
+    cfg->paused_clock = false;
+}
+
+static int
+validate(const blz_runtime_config *cfg)
+{
+    if (cfg->flavor != BLZ_MULTI_THREAD && cfg->flavor != BLZ_CURRENT_THREAD) {
+        return -EINVAL;
+    }
+    if (cfg->flavor == BLZ_MULTI_THREAD &&
+        (cfg->workers == 0 || cfg->workers > BLZ_METRICS_MAX_WORKERS)) {
+        return -EINVAL;
+    }
+    if (cfg->blocking_threads == 0 || cfg->blocking_idle < 0) {
+        return -EINVAL;
+    }
+    if (cfg->fiber_stack_size > ((size_t) 1 << 30)) {
+        return -EINVAL;
+    }
+    return 0;
+}
+
+static void runtime_release(blz_runtime *rt);
+
+int
+blz_runtime_new(const blz_runtime_config *cfg_in, blz_runtime **out)
+{
+    if (!out) {
+        return -EINVAL;
+    }
+    blz_runtime_config cfg;
+    if (cfg_in) {
+        cfg = *cfg_in;
+    } else {
+        blz_runtime_config_default(&cfg);
+    }
+    int rc = validate(&cfg);
+    if (rc < 0) {
+        return rc;
+    }
+    unsigned n = cfg.flavor == BLZ_CURRENT_THREAD ? 1 : cfg.workers;
+    /* The runtime and workers hold cache-aligned fields: allocate with room to align. */
+    blz_runtime *rt;
+    if (posix_memalign((void **) &rt, BLZ_CACHELINE, sizeof *rt) != 0) {
+        return -ENOMEM;
+    }
+    free(rt); /* only used to check alignment support; real allocation below */
+    void *raw = blz__calloc(1, sizeof(blz_runtime) + BLZ_CACHELINE);
+    if (!raw) {
+        return -ENOMEM;
+    }
+    rt = (blz_runtime *) (((uintptr_t) raw + sizeof(void *) + BLZ_CACHELINE - 1) &
+                          ~(uintptr_t) (BLZ_CACHELINE - 1));
+    ((void **) rt)[-1] = raw;
+    rt->cfg = cfg;
+    rt->nworkers = n;
+    pthread_mutex_init(&rt->inject_lock, NULL);
+    for (unsigned s = 0; s < BLZ_OWNED_SHARDS; s++) {
+        pthread_mutex_init(&rt->owned[s].lock, NULL);
+    }
+    blz__blocking_init(&rt->blocking, cfg.blocking_threads, cfg.blocking_idle);
+
+    void *wraw = blz__calloc(1, n * sizeof(blz__worker) + BLZ_CACHELINE + sizeof(void *));
+    if (!wraw) {
+        runtime_release(rt);
+        return -ENOMEM;
+    }
+    rt->workers = (blz__worker *) (((uintptr_t) wraw + sizeof(void *) + BLZ_CACHELINE - 1) &
+                                   ~(uintptr_t) (BLZ_CACHELINE - 1));
+    ((void **) rt->workers)[-1] = wraw;
+    for (unsigned i = 0; i < n; i++) {
+        blz__worker *w = &rt->workers[i];
+        blz__local_queue_init(&w->queue);
+        w->rt = rt;
+        w->index = i;
+        w->rng = 0x9e3779b9u * (i + 1);
+    }
+    if ((rc = blz__timers_init(&rt->timers, cfg.paused_clock)) < 0 ||
+        (rc = blz__io_driver_new(cfg.backend, &rt->io)) < 0 ||
+        (rc = blz__stack_pool_new(cfg.fiber_stack_size, &rt->stacks)) < 0) {
+        runtime_release(rt);
+        return rc;
+    }
+    if (cfg.flavor == BLZ_MULTI_THREAD) {
+        for (unsigned i = 0; i < n; i++) {
+            blz__worker *w = &rt->workers[i];
+            if ((rc = -pthread_create(&w->thread, NULL, blz__worker_thread_main, w)) < 0) {
+                runtime_release(rt);
+                return rc;
+            }
+            w->thread_started = true;
+        }
+    }
+    *out = rt;
+    return 0;
+}
+
+/* Stops the threads and frees everything; tasks must be gone. */
+static void
+runtime_release(blz_runtime *rt)
+{
+    blz__store(&rt->shutdown, true, SEQ_CST);
+    if (rt->workers) {
+        for (unsigned i = 0; i < rt->nworkers; i++) {
+            blz__worker *w = &rt->workers[i];
+            if (w->thread_started) {
+                (void) blz__exchange(&w->park_state, BLZ_PARK_NOTIFIED, ACQ_REL);
+                blz__futex_wake(&w->park_state, 1);
+                if (rt->io) {
+                    blz__io_driver_wake(rt->io);
+                }
+            }
+        }
+        for (unsigned i = 0; i < rt->nworkers; i++) {
+            blz__worker *w = &rt->workers[i];
+            if (w->thread_started) {
+                /* A worker may be asleep in the driver: keep waking until each exits. */
+                pthread_join(w->thread, NULL);
+            }
+        }
+    }
+    blz__blocking_fini(&rt->blocking);
+    if (rt->io) {
+        blz__io_driver_free(rt->io);
+    }
+    blz__timers_fini(&rt->timers);
+    if (rt->stacks) {
+        blz__stack_pool_free(rt->stacks);
+    }
+    for (unsigned s = 0; s < BLZ_OWNED_SHARDS; s++) {
+        pthread_mutex_destroy(&rt->owned[s].lock);
+    }
+    pthread_mutex_destroy(&rt->inject_lock);
+    if (rt->workers) {
+        blz__free(((void **) rt->workers)[-1]);
+    }
+    blz__free(((void **) rt)[-1]);
+}
+
+typedef struct until_ctx {
+    blz__task *task;
+    blz_runtime *rt;
+} until_ctx;
+
+static bool
+task_done(void *arg)
+{
+    until_ctx *u = arg;
+    return (blz__load(&u->task->state, ACQUIRE) & BLZ_TASK_COMPLETE) != 0;
+}
+
+static bool
+all_done(void *arg)
+{
+    until_ctx *u = arg;
+    return blz__load(&u->rt->tasks_alive, ACQUIRE) == 0;
+}
+
+/* Current-thread flavour: this thread becomes the runtime's only worker until done(). */
+static void
+drive_here(blz_runtime *rt, bool (*done)(void *), void *ctx)
+{
+    blz_runtime *prev_rt = blz__rt_current();
+    blz__worker *prev_w = blz__worker_current();
+    blz__rt_set_thread(rt, &rt->workers[0]);
+    blz__worker_run(&rt->workers[0], done, ctx);
+    blz__rt_set_thread(prev_rt, prev_w);
+}
+
+int
+blz_runtime_block_on(blz_runtime *rt, blz_task_fn fn, void *arg, void **result)
+{
+    if (!rt || !fn) {
+        return -EINVAL;
+    }
+    if (blz__worker_current() != NULL) {
+        return -EDEADLK; /* a worker must never block */
+    }
+    blz_join *j;
+    int rc = blz_runtime_spawn(rt, fn, arg, &j);
+    if (rc < 0) {
+        return rc;
+    }
+    if (rt->cfg.flavor == BLZ_CURRENT_THREAD) {
+        until_ctx u = {(blz__task *) (void *) j, rt};
+        drive_here(rt, task_done, &u);
+    }
+    return blz_join_wait(j, result);
+}
+
+void
+blz_runtime_free(blz_runtime *rt)
+{
+    if (!rt) {
+        return;
+    }
+    blz__store(&rt->closing, true, SEQ_CST);
+    blz__owned_abort_all(rt);
+    if (rt->cfg.flavor == BLZ_CURRENT_THREAD) {
+        until_ctx u = {NULL, rt};
+        drive_here(rt, all_done, &u);
+    } else {
+        for (;;) {
+            uint32_t seq = blz__load(&rt->tasks_alive_seq, ACQUIRE);
+            if (blz__load(&rt->tasks_alive, ACQUIRE) == 0) {
+                break;
+            }
+            blz__futex_wait(&rt->tasks_alive_seq, seq, UINT64_MAX);
+        }
+    }
+    runtime_release(rt);
+    /* The calling thread's parker and cell cache, so allocation counts settle to zero. */
+    blz__thread_cleanup();
+}
+
+int
+blz_run(blz_task_fn fn, void *arg)
+{
+    blz_runtime *rt;
+    int rc = blz_runtime_new(NULL, &rt);
+    if (rc < 0) {
+        return rc;
+    }
+    rc = blz_runtime_block_on(rt, fn, arg, NULL);
+    blz_runtime_free(rt);
+    return rc;
+}
+
+const char *
+blz_runtime_backend(const blz_runtime *rt)
+{
+    return rt && rt->io ? blz__io_driver_name(rt->io) : "none";
+}
+
+unsigned
+blz_runtime_workers(const blz_runtime *rt)
+{
+    return rt ? rt->nworkers : 0;
+}
+
+int
+blz_runtime_advance(blz_runtime *rt, blz_duration d)
+{
+    if (!rt) {
+        return -EINVAL;
+    }
+    int rc = blz__timers_advance(&rt->timers, d);
+    if (rc < 0) {
+        return rc;
+    }
+    blz__io_driver_wake(rt->io); /* the driver holder fires what became due */
+    return 0;
+}
+
+void
+blz_runtime_metrics(const blz_runtime *rt_c, blz_metrics *m)
+{
+    if (!rt_c || !m) {
+        return;
+    }
+    blz_runtime *rt = (blz_runtime *) (uintptr_t) rt_c;
+    memset(m, 0, sizeof *m);
+    m->tasks_spawned = blz__load(&rt->tasks_spawned, RELAXED);
+    m->tasks_alive = blz__load(&rt->tasks_alive, RELAXED);
+    m->inject_pushes = blz__load(&rt->inject_pushes, RELAXED);
+    m->inject_queue_depth = blz__load(&rt->inject_len, RELAXED);
+    m->workers = rt->nworkers;
+    for (unsigned i = 0; i < rt->nworkers; i++) {
+        blz__worker *w = &rt->workers[i];
+        m->polls += blz__load(&w->polls, RELAXED);
+        m->steals += blz__load(&w->steals, RELAXED);
+        m->parks += blz__load(&w->parks, RELAXED);
+        m->unparks += blz__load(&w->unparks, RELAXED);
+        if (i < BLZ_METRICS_MAX_WORKERS) {
+            m->local_queue_depth[i] = blz__local_queue_len(&w->queue);
+        }
+    }
+    m->io_events = rt->io ? blz__io_driver_events(rt->io) : 0;
+    pthread_mutex_lock(&rt->blocking.lock);
+    m->blocking_threads = rt->blocking.threads;
+    m->blocking_idle = rt->blocking.idle;
+    pthread_mutex_unlock(&rt->blocking.lock);
+    m->backend = blz_runtime_backend(rt);
+}

@@ -1,0 +1,127 @@
+/*
+ * Internal: the runtime and worker structs. Only src/rt/ and core/task_cell.c
+ * look inside; other modules use rt/current.h.
+ */
+#ifndef BLZ_RT_RUNTIME_H
+#define BLZ_RT_RUNTIME_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+
+#include "blitzio/rt.h"
+#include "core/atomic.h"
+#include "fiber/fiber.h"
+#include "io/driver.h"
+#include "rt/local_queue.h"
+#include "rt/task.h"
+#include "time/timers.h"
+
+#define BLZ_OWNED_SHARDS 16
+
+/* Worker parker states. */
+enum {
+    BLZ_PARK_EMPTY = 0,    /* running or about to check for work */
+    BLZ_PARK_SLEEPING = 1, /* asleep on the futex */
+    BLZ_PARK_DRIVER = 2,   /* asleep in the I/O driver */
+    BLZ_PARK_NOTIFIED = 3, /* an unpark arrived; consumed by the worker */
+};
+
+typedef struct blz__worker {
+    blz__local_queue queue;       /* run queue; pushes by this worker, steals by others */
+    blz__task *lifo;              /* the most recently woken task; this worker only */
+    struct blz_runtime *rt;       /* owning runtime */
+    unsigned index;               /* position in rt->workers */
+    uint32_t tick;                /* scheduler ticks, for fairness checks */
+    uint32_t rng;                 /* xorshift state for steal victim choice */
+    bool searching;               /* counted in rt->num_searching */
+    BLZ_ALIGNED_CACHELINE _Atomic uint32_t park_state; /* BLZ_PARK_* */
+    pthread_t thread;
+    bool thread_started;
+    /* Counters, written by this worker only, read by metrics. */
+    _Atomic uint64_t polls;
+    _Atomic uint64_t steals;
+    _Atomic uint64_t parks;
+    _Atomic uint64_t unparks;
+} blz__worker;
+
+typedef struct blz__owned_shard {
+    pthread_mutex_t lock; /* protects head and the links of every task in it */
+    blz__task *head;
+} blz__owned_shard;
+
+typedef struct blz__blocking_pool {
+    pthread_mutex_t lock;     /* protects everything below */
+    pthread_cond_t cond;      /* idle threads wait here for jobs or shutdown */
+    pthread_cond_t exited;    /* free() waits here for threads to exit */
+    blz__task *head, *tail;   /* FIFO of jobs, linked by queue_next */
+    unsigned threads;         /* live threads */
+    unsigned idle;            /* threads waiting for a job */
+    unsigned max_threads;
+    blz_duration idle_timeout;
+    bool shutdown;
+} blz__blocking_pool;
+
+struct blz_runtime {
+    blz_runtime_config cfg;
+    unsigned nworkers;
+    blz__worker *workers;
+
+    /* Inject queue: tasks scheduled from outside a worker, or overflow. */
+    BLZ_ALIGNED_CACHELINE pthread_mutex_t inject_lock;
+    blz__task *inject_head, *inject_tail; /* under inject_lock */
+    _Atomic uint64_t inject_len;          /* read without the lock to skip empty checks */
+
+    /* Idle workers: bit i set = worker i is parked (or about to be). */
+    BLZ_ALIGNED_CACHELINE _Atomic uint64_t idle_mask;
+    _Atomic uint32_t num_searching; /* workers looking for work to steal */
+
+    /* The driver: at most one parked worker holds it and sleeps in it. */
+    BLZ_ALIGNED_CACHELINE _Atomic uint32_t driver_held;
+    blz__io_driver *io;
+    blz__timers timers;
+
+    blz__stack_pool *stacks;
+    blz__blocking_pool blocking;
+
+    blz__owned_shard owned[BLZ_OWNED_SHARDS];
+    _Atomic uint32_t owned_next_shard;
+    _Atomic uint64_t tasks_alive;    /* tasks in the owned lists */
+    _Atomic uint32_t tasks_alive_seq; /* futex word: bumped when tasks_alive reaches 0 */
+    _Atomic bool closing;            /* blz_runtime_free started: no new spawns */
+    _Atomic bool shutdown;           /* workers exit their loops */
+
+    _Atomic uint64_t tasks_spawned;
+    _Atomic uint64_t inject_pushes;
+};
+
+/* The worker the calling thread is, or NULL. */
+blz__worker *blz__worker_current(void);
+
+/* Worker thread body / loop (rt/worker.c). `until` NULL: run until shutdown;
+ * else run until that task completes (current-thread block_on). */
+void blz__worker_run(blz__worker *w, bool (*done)(void *), void *ctx);
+void *blz__worker_thread_main(void *arg);
+
+/* Inject queue (rt/worker.c). */
+void blz__inject_push(blz_runtime *rt, blz__task *t);
+
+/* Wakes one parked worker if no worker is searching. Any thread. */
+void blz__notify_parked(blz_runtime *rt);
+
+/* Owned lists (rt/owned.c). */
+int blz__owned_insert(blz_runtime *rt, blz__task *t);
+void blz__owned_remove(blz__task *t);
+void blz__owned_abort_all(blz_runtime *rt);
+
+/* Blocking pool lifecycle (rt/blocking_pool.c). */
+int blz__blocking_init(blz__blocking_pool *p, unsigned max_threads, blz_duration idle);
+void blz__blocking_fini(blz__blocking_pool *p);
+
+/* Abort (core/task_cell.c). */
+void blz__task_abort(blz__task *t);
+
+/* Per-thread task-cell cache flush (core/task_cell.c). */
+void blz__task_cache_flush(void);
+
+#endif

@@ -1,0 +1,151 @@
+/*
+ * Spawning: the public spawn functions. Each allocates a task cell, links it
+ * in the runtime's owned list and hands its first queue reference to the
+ * scheduler (or the blocking pool). The join handle is the cell itself,
+ * carrying the handle's reference; a NULL `out` releases it at once.
+ */
+#include <string.h>
+
+#include "blitzio/task.h"
+#include "core/atomic.h"
+#include "rt/current.h"
+#include "rt/runtime.h"
+#include "rt/task.h"
+
+/* Undo a spawn that failed after allocation: the cell never ran. */
+static void
+spawn_abandon(blz__task *t)
+{
+    /* Drop all three initial references; the last frees the cell. */
+    blz__fetch_sub(&t->state, 2 * BLZ_TASK_REF_ONE, RELAXED);
+    blz__task_ref_dec(t);
+}
+
+static int
+spawn_finish(blz_runtime *rt, blz__task *t, blz_join **out)
+{
+    int rc = blz__owned_insert(rt, t);
+    if (rc < 0) {
+        spawn_abandon(t);
+        return rc;
+    }
+    if (t->kind == BLZ_TASK_BLOCKING) {
+        rc = blz__blocking_submit(rt, t);
+        if (rc < 0) {
+            /* Not run: complete it as cancelled so the owned list and refs settle. */
+            blz__task_transition_to_running(t);
+            t->status = rc;
+            blz__task_complete(t);
+            blz_join_detach((blz_join *) t);
+            return rc;
+        }
+    } else {
+        blz__schedule(t);
+    }
+    if (out) {
+        *out = (blz_join *) t;
+    } else {
+        blz_join_detach((blz_join *) t);
+    }
+    return 0;
+}
+
+int
+blz_runtime_spawn(blz_runtime *rt, blz_task_fn fn, void *arg, blz_join **out)
+{
+    if (!rt || !fn) {
+        return -EINVAL;
+    }
+    blz__task *t;
+    int rc = blz__fiber_task_spawn(rt, fn, arg, &t);
+    if (rc < 0) {
+        return rc;
+    }
+    return spawn_finish(rt, t, out);
+}
+
+int
+blz_runtime_spawn_future(blz_runtime *rt, const blz_future *f, size_t size, blz_join **out)
+{
+    if (!rt || !f || !f->vtable || size < sizeof(blz_future)) {
+        return -EINVAL;
+    }
+    blz__task *t;
+    int rc = blz__task_alloc(rt, BLZ_TASK_STACKLESS, size, &t);
+    if (rc < 0) {
+        return rc;
+    }
+    memcpy(blz__task_payload(t), f, size);
+    return spawn_finish(rt, t, out);
+}
+
+typedef struct blocking_payload {
+    blz_task_fn fn;
+    void *arg;
+} blocking_payload;
+
+int
+blz_runtime_spawn_blocking(blz_runtime *rt, blz_task_fn fn, void *arg, blz_join **out)
+{
+    if (!rt || !fn) {
+        return -EINVAL;
+    }
+    blz__task *t;
+    int rc = blz__task_alloc(rt, BLZ_TASK_BLOCKING, sizeof(blocking_payload), &t);
+    if (rc < 0) {
+        return rc;
+    }
+    blocking_payload *p = blz__task_payload(t);
+    p->fn = fn;
+    p->arg = arg;
+    return spawn_finish(rt, t, out);
+}
+
+void
+blz__blocking_run(blz__task *t);
+
+/* Runs a blocking job on the calling pool thread and completes its task. */
+void
+blz__blocking_run(blz__task *t)
+{
+    uint64_t state = blz__task_transition_to_running(t);
+    if (state & BLZ_TASK_COMPLETE) {
+        blz__task_ref_dec(t);
+        return;
+    }
+    blocking_payload *p = blz__task_payload(t);
+    if (state & BLZ_TASK_CANCELLED) {
+        t->status = -ECANCELED;
+    } else {
+        t->output = p->fn(p->arg);
+        t->status = 0;
+    }
+    blz__task_complete(t);
+}
+
+static blz_runtime *
+current_or_null(void)
+{
+    return blz__rt_current();
+}
+
+int
+blz_spawn(blz_task_fn fn, void *arg, blz_join **out)
+{
+    blz_runtime *rt = current_or_null();
+    return rt ? blz_runtime_spawn(rt, fn, arg, out) : -ESRCH;
+}
+
+int
+blz_spawn_future(const blz_future *f, size_t size, blz_join **out)
+{
+    blz_runtime *rt = current_or_null();
+    return rt ? blz_runtime_spawn_future(rt, f, size, out) : -ESRCH;
+}
+
+int
+blz_spawn_blocking(blz_task_fn fn, void *arg, blz_join **out)
+{
+    blz_runtime *rt = current_or_null();
+    return rt ? blz_runtime_spawn_blocking(rt, fn, arg, out) : -ESRCH;
+}

@@ -1,0 +1,518 @@
+/*
+ * Workers: the scheduling loop, task dispatch, work stealing and parking.
+ *
+ * Where a task goes when it is scheduled:
+ *   - woken or spawned by the task a worker is polling: that worker's LIFO
+ *     slot (the previous occupant moves to the back of the local queue), so a
+ *     message passed to a waiting task is handled while it is still in cache;
+ *   - re-queued after a poll that was itself notified (yield, coop budget):
+ *     the back of the local queue, so others get their turn;
+ *   - from any other thread, or when the local queue is full: the inject queue.
+ *
+ * Fairness: the LIFO slot is taken at most BLZ_LIFO_LIMIT times in a row, and
+ * every BLZ_GLOBAL_INTERVAL ticks the inject queue is checked first and the
+ * driver is polled without blocking, so neither starves.
+ *
+ * Parking protocol (no lost wake-ups): a worker sets its bit in idle_mask
+ * (seq_cst), then re-checks the queues (seq_cst loads); a notifier pushes its
+ * task (seq_cst) and then reads idle_mask. At least one side sees the other.
+ * A worker's park_state goes EMPTY -> SLEEPING/DRIVER -> (NOTIFIED by an
+ * unpark) -> EMPTY, and only the worker itself resets it to EMPTY.
+ * At most one parked worker holds the driver (driver_held) and sleeps in it
+ * with the next timer deadline as timeout; the others sleep on a futex.
+ */
+#include <sched.h>
+#include <stdlib.h>
+
+#include "core/atomic.h"
+#include "core/coop.h"
+#include "rt/current.h"
+#include "rt/futex.h"
+#include "rt/runtime.h"
+#include "rt/task.h"
+
+#define BLZ_LIFO_LIMIT      3
+#define BLZ_GLOBAL_INTERVAL 61
+#define BLZ_INJECT_BATCH    32
+
+static _Thread_local blz__worker *tl_worker;
+static _Thread_local blz_runtime *tl_runtime;
+static _Thread_local blz__task *tl_task;
+_Thread_local int blz__coop_budget = BLZ_COOP_UNLIMITED;
+
+/* Thread-locals are read through these out-of-line functions: code running on
+ * a fiber may resume on another thread, and a caller must not reuse a
+ * thread-local address computed before the switch. */
+__attribute__((noinline)) blz__worker *
+blz__worker_current(void)
+{
+    return tl_worker;
+}
+
+__attribute__((noinline)) blz__task *
+blz__task_current(void)
+{
+    return tl_task;
+}
+
+__attribute__((noinline)) blz_runtime *
+blz__rt_current(void)
+{
+    return tl_runtime;
+}
+
+blz_runtime *
+blz_runtime_current(void)
+{
+    return blz__rt_current();
+}
+
+/* Spends one unit of the coop budget; false when it is spent. Out of line
+ * for the same reason as the accessors above: fibers call it across switches. */
+__attribute__((noinline)) bool
+blz__coop_take(void)
+{
+    if (blz__coop_budget == 0) {
+        return false;
+    }
+    if (blz__coop_budget > 0) {
+        blz__coop_budget--;
+    }
+    return true;
+}
+
+__attribute__((noinline)) bool
+blz__in_stackless_poll(void)
+{
+    return tl_worker != NULL;
+}
+
+void
+blz__rt_set_thread(blz_runtime *rt, blz__worker *w);
+
+void
+blz__rt_set_thread(blz_runtime *rt, blz__worker *w)
+{
+    tl_runtime = rt;
+    tl_worker = w;
+}
+
+struct blz__timers *
+blz__rt_timers(blz_runtime *rt)
+{
+    return &rt->timers;
+}
+
+struct blz__io_driver *
+blz__rt_io(blz_runtime *rt)
+{
+    return rt->io;
+}
+
+void
+blz__rt_wake_driver(blz_runtime *rt)
+{
+    blz__io_driver_wake(rt->io);
+}
+
+/* ---- inject queue -------------------------------------------------------- */
+
+void
+blz__inject_push(blz_runtime *rt, blz__task *t)
+{
+    t->queue_next = NULL;
+    pthread_mutex_lock(&rt->inject_lock);
+    if (rt->inject_tail) {
+        rt->inject_tail->queue_next = t;
+    } else {
+        rt->inject_head = t;
+    }
+    rt->inject_tail = t;
+    /* seq_cst: ordered before the idle_mask read in notify_parked (see header). */
+    blz__fetch_add(&rt->inject_len, 1, SEQ_CST);
+    pthread_mutex_unlock(&rt->inject_lock);
+    blz__fetch_add(&rt->inject_pushes, 1, RELAXED);
+}
+
+/* Pops one task and moves up to a batch more into w's local queue. */
+static blz__task *
+inject_pop(blz_runtime *rt, blz__worker *w)
+{
+    if (blz__load(&rt->inject_len, SEQ_CST) == 0) {
+        return NULL;
+    }
+    pthread_mutex_lock(&rt->inject_lock);
+    blz__task *first = rt->inject_head;
+    if (!first) {
+        pthread_mutex_unlock(&rt->inject_lock);
+        return NULL;
+    }
+    blz__task *t = first->queue_next;
+    uint64_t taken = 1;
+    uint32_t room = BLZ_LOCAL_QUEUE_CAP - blz__local_queue_len(&w->queue);
+    uint32_t batch = room / 2 < BLZ_INJECT_BATCH ? room / 2 : BLZ_INJECT_BATCH;
+    while (t && taken <= batch) {
+        blz__task *next = t->queue_next;
+        if (!blz__local_queue_push(&w->queue, t)) {
+            break;
+        }
+        t = next;
+        taken++;
+    }
+    rt->inject_head = t;
+    if (!t) {
+        rt->inject_tail = NULL;
+    }
+    blz__fetch_sub(&rt->inject_len, taken, SEQ_CST);
+    pthread_mutex_unlock(&rt->inject_lock);
+    return first;
+}
+
+/* ---- waking parked workers ----------------------------------------------- */
+
+static void
+unpark_worker(blz__worker *w)
+{
+    /* acq_rel pairs with the worker's exchange back to EMPTY. */
+    uint32_t prev = blz__exchange(&w->park_state, BLZ_PARK_NOTIFIED, ACQ_REL);
+    if (prev == BLZ_PARK_SLEEPING) {
+        blz__futex_wake(&w->park_state, 1);
+    } else if (prev == BLZ_PARK_DRIVER) {
+        blz__io_driver_wake(w->rt->io);
+    }
+    blz__fetch_add(&w->unparks, 1, RELAXED);
+}
+
+void
+blz__notify_parked(blz_runtime *rt)
+{
+    /* A searching worker will find the work; waking another would only contend. */
+    if (blz__load(&rt->num_searching, SEQ_CST) != 0) {
+        return;
+    }
+    uint64_t mask = blz__load(&rt->idle_mask, SEQ_CST);
+    while (mask) {
+        unsigned i = (unsigned) __builtin_ctzll(mask);
+        uint64_t bit = (uint64_t) 1 << i;
+        if (blz__cas(&rt->idle_mask, &mask, mask & ~bit, SEQ_CST, SEQ_CST)) {
+            blz__worker *w = &rt->workers[i];
+            /* The woken worker starts out searching (it will steal). */
+            blz__fetch_add(&rt->num_searching, 1, SEQ_CST);
+            w->searching = true;
+            unpark_worker(w);
+            return;
+        }
+    }
+}
+
+/* ---- scheduling ---------------------------------------------------------- */
+
+static void
+push_local_or_inject(blz__worker *w, blz__task *t)
+{
+    if (!blz__local_queue_push(&w->queue, t)) {
+        blz__inject_push(w->rt, t);
+    }
+}
+
+void
+blz__schedule(blz__task *t)
+{
+    blz_runtime *rt = t->rt;
+    blz__worker *w = tl_worker;
+    if (w && w->rt == rt) {
+        if (tl_task && tl_task != t) {
+            /* Woken by the running task: LIFO slot. */
+            blz__task *prev = w->lifo;
+            w->lifo = t;
+            if (!prev) {
+                return;
+            }
+            push_local_or_inject(w, prev);
+        } else {
+            push_local_or_inject(w, t);
+        }
+        if (rt->nworkers > 1) {
+            blz__notify_parked(rt);
+        }
+        return;
+    }
+    blz__inject_push(rt, t);
+    /* From outside: the single worker of a current-thread runtime must hear it too. */
+    if (rt->nworkers == 1) {
+        blz__worker *only = &rt->workers[0];
+        if (blz__load(&rt->idle_mask, SEQ_CST) & 1) {
+            unpark_worker(only);
+        }
+        return;
+    }
+    blz__notify_parked(rt);
+}
+
+/* ---- running a task ------------------------------------------------------- */
+
+static blz_poll
+stackless_poll(blz__task *t, blz_context *cx, uint64_t state)
+{
+    blz_future *f = blz__task_payload(t);
+    if (state & BLZ_TASK_CANCELLED) {
+        blz_future_drop(f);
+        t->status = -ECANCELED;
+        return BLZ_READY;
+    }
+    if (blz_future_poll(f, cx) == BLZ_READY) {
+        t->output = (void *) (intptr_t) f->result;
+        t->status = 0;
+        return BLZ_READY;
+    }
+    return BLZ_PENDING;
+}
+
+void
+blz__task_run(blz__task *t)
+{
+    uint64_t state = blz__task_transition_to_running(t);
+    if (state & BLZ_TASK_COMPLETE) {
+        blz__task_ref_dec(t); /* stale queue entry */
+        return;
+    }
+    blz_waker waker = blz__task_waker_ref(t);
+    blz_context cx = {&waker};
+    blz__task *saved = tl_task;
+    tl_task = t;
+    blz__coop_budget = BLZ_COOP_BUDGET;
+    blz_poll r;
+    if (t->kind == BLZ_TASK_FIBER) {
+        r = blz__fiber_task_poll(t, &cx);
+    } else {
+        r = stackless_poll(t, &cx, state);
+    }
+    tl_task = saved;
+    blz__coop_budget = saved ? blz__coop_budget : BLZ_COOP_UNLIMITED;
+    if (r == BLZ_READY) {
+        blz__task_complete(t);
+        return;
+    }
+    if (blz__task_transition_to_idle(t)) {
+        /* Notified during its own poll (yield, budget, self-wake): back of the queue. */
+        blz__worker *w = tl_worker;
+        if (w && w->rt == t->rt) {
+            push_local_or_inject(w, t);
+        } else {
+            blz__inject_push(t->rt, t);
+        }
+    }
+}
+
+/* ---- finding work ------------------------------------------------------------ */
+
+static uint32_t
+xorshift(uint32_t *s)
+{
+    uint32_t x = *s;
+    x ^= x << 13;
+    x ^= x >> 17;
+    x ^= x << 5;
+    *s = x;
+    return x;
+}
+
+static blz__task *
+next_local(blz__worker *w, unsigned *lifo_streak)
+{
+    if (w->lifo && *lifo_streak < BLZ_LIFO_LIMIT) {
+        blz__task *t = w->lifo;
+        w->lifo = NULL;
+        (*lifo_streak)++;
+        return t;
+    }
+    *lifo_streak = 0;
+    if (w->lifo) {
+        /* The slot had its turns: demote it behind the queue. */
+        push_local_or_inject(w, w->lifo);
+        w->lifo = NULL;
+    }
+    return blz__local_queue_pop(&w->queue);
+}
+
+static void
+end_searching(blz__worker *w)
+{
+    if (!w->searching) {
+        return;
+    }
+    w->searching = false;
+    /* The last searcher to find work wakes another, so a burst spreads out. */
+    if (blz__fetch_sub(&w->rt->num_searching, 1, SEQ_CST) == 1) {
+        blz__notify_parked(w->rt);
+    }
+}
+
+static blz__task *
+steal_work(blz__worker *w)
+{
+    blz_runtime *rt = w->rt;
+    unsigned n = rt->nworkers;
+    if (n > 1) {
+        if (!w->searching) {
+            /* At most half the workers search at once: no thundering herd. */
+            uint32_t s = blz__load(&rt->num_searching, SEQ_CST);
+            if (2 * s >= n) {
+                return inject_pop(rt, w);
+            }
+            blz__fetch_add(&rt->num_searching, 1, SEQ_CST);
+            w->searching = true;
+        }
+        unsigned start = xorshift(&w->rng) % n;
+        for (unsigned k = 0; k < n; k++) {
+            blz__worker *v = &rt->workers[(start + k) % n];
+            if (v == w) {
+                continue;
+            }
+            uint32_t stolen;
+            blz__task *t = blz__local_queue_steal_into(&v->queue, &w->queue, &stolen);
+            if (t) {
+                blz__fetch_add(&w->steals, stolen, RELAXED);
+                return t;
+            }
+        }
+    }
+    return inject_pop(rt, w);
+}
+
+static bool
+has_visible_work(blz__worker *w)
+{
+    blz_runtime *rt = w->rt;
+    if (w->lifo || blz__local_queue_len(&w->queue) || blz__load(&rt->inject_len, SEQ_CST)) {
+        return true;
+    }
+    for (unsigned i = 0; i < rt->nworkers; i++) {
+        if (blz__local_queue_len(&rt->workers[i].queue) > 1) {
+            return true;
+        }
+    }
+    return false;
+}
+
+/* Fires due timers and polls the driver without sleeping, if no one else holds it. */
+static void
+maintenance(blz__worker *w)
+{
+    blz_runtime *rt = w->rt;
+    uint32_t expect = 0;
+    if (blz__cas(&rt->driver_held, &expect, 1, ACQUIRE, RELAXED)) {
+        (void) blz__io_driver_park(rt->io, 0);
+        (void) blz__timers_fire(&rt->timers);
+        blz__store(&rt->driver_held, 0, RELEASE);
+    }
+}
+
+static bool
+all_idle(blz_runtime *rt)
+{
+    uint64_t full = rt->nworkers >= 64 ? ~(uint64_t) 0 : (((uint64_t) 1 << rt->nworkers) - 1);
+    if ((blz__load(&rt->idle_mask, SEQ_CST) & full) != full) {
+        return false;
+    }
+    pthread_mutex_lock(&rt->blocking.lock);
+    bool busy = rt->blocking.threads > rt->blocking.idle || rt->blocking.head;
+    pthread_mutex_unlock(&rt->blocking.lock);
+    return !busy;
+}
+
+static void
+park(blz__worker *w)
+{
+    blz_runtime *rt = w->rt;
+    uint64_t bit = (uint64_t) 1 << w->index;
+    if (w->searching) {
+        w->searching = false;
+        blz__fetch_sub(&rt->num_searching, 1, SEQ_CST);
+    }
+    blz__fetch_or(&rt->idle_mask, bit, SEQ_CST);
+    if (has_visible_work(w) || blz__load(&rt->shutdown, SEQ_CST)) {
+        uint64_t prev = blz__fetch_and(&rt->idle_mask, ~bit, SEQ_CST);
+        if (!(prev & bit)) {
+            /* A notifier claimed us meanwhile and counted us as searching: accept it. */
+            (void) blz__exchange(&w->park_state, BLZ_PARK_EMPTY, ACQ_REL);
+        }
+        return;
+    }
+    blz__fetch_add(&w->parks, 1, RELAXED);
+    uint32_t expect = 0;
+    if (blz__cas(&rt->driver_held, &expect, 1, ACQUIRE, RELAXED)) {
+        uint32_t st = BLZ_PARK_EMPTY;
+        if (blz__cas(&w->park_state, &st, BLZ_PARK_DRIVER, ACQ_REL, ACQUIRE)) {
+            int64_t timeout = -1;
+            blz_instant next = blz__timers_next(&rt->timers);
+            if (next != UINT64_MAX) {
+                if (blz__timers_paused(&rt->timers) && all_idle(rt)) {
+                    /* Virtual time with nothing else to do: jump to the next timer. */
+                    (void) blz__timers_advance_to_next(&rt->timers);
+                    timeout = 0;
+                } else {
+                    blz_instant now = blz__timers_now(&rt->timers);
+                    timeout = next > now ? (int64_t) (next - now) : 0;
+                    if (blz__timers_paused(&rt->timers)) {
+                        timeout = -1; /* virtual clock: only a wake moves us */
+                    }
+                }
+            }
+            (void) blz__io_driver_park(rt->io, timeout);
+        }
+        (void) blz__timers_fire(&rt->timers);
+        blz__store(&rt->driver_held, 0, RELEASE);
+    } else {
+        uint32_t st = BLZ_PARK_EMPTY;
+        if (blz__cas(&w->park_state, &st, BLZ_PARK_SLEEPING, ACQ_REL, ACQUIRE)) {
+            while (blz__load(&w->park_state, ACQUIRE) == BLZ_PARK_SLEEPING) {
+                blz__futex_wait(&w->park_state, BLZ_PARK_SLEEPING, UINT64_MAX);
+            }
+        }
+    }
+    (void) blz__exchange(&w->park_state, BLZ_PARK_EMPTY, ACQ_REL);
+    /* Woken by I/O or a timer rather than a notifier: leave the idle set ourselves. */
+    blz__fetch_and(&rt->idle_mask, ~bit, SEQ_CST);
+}
+
+void
+blz__worker_run(blz__worker *w, bool (*done)(void *), void *ctx)
+{
+    blz_runtime *rt = w->rt;
+    unsigned lifo_streak = 0;
+    while (!blz__load(&rt->shutdown, ACQUIRE)) {
+        if (done && done(ctx)) {
+            break;
+        }
+        w->tick++;
+        blz__task *t = NULL;
+        if (w->tick % BLZ_GLOBAL_INTERVAL == 0) {
+            maintenance(w);
+            t = inject_pop(rt, w);
+        }
+        if (!t) {
+            t = next_local(w, &lifo_streak);
+        }
+        if (!t) {
+            t = steal_work(w);
+        }
+        if (t) {
+            end_searching(w);
+            blz__fetch_add(&w->polls, 1, RELAXED);
+            blz__task_run(t);
+            continue;
+        }
+        park(w);
+    }
+}
+
+void *
+blz__worker_thread_main(void *arg)
+{
+    blz__worker *w = arg;
+    blz__rt_set_thread(w->rt, w);
+    blz__worker_run(w, NULL, NULL);
+    blz__rt_set_thread(NULL, NULL);
+    return NULL;
+}

@@ -1,0 +1,56 @@
+/*
+ * The asymmetric store-load barrier behind the mutex's one-store unlock.
+ *
+ * blz_mutex_unlock stores locked_ = 0 and then reads waiters_ with no fence
+ * between them (only a compiler barrier). A waiter that has just raised
+ * waiters_ calls blz__sync_heavy_barrier() before it re-reads locked_. The
+ * barrier is membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED): it returns only
+ * after every running thread of the process has executed a full memory
+ * barrier, so for each unlocker either its load of waiters_ comes after that
+ * point (and sees the waiter) or its store of locked_ came before it (and the
+ * waiter's re-read sees the mutex free). The cheap side runs millions of times
+ * per second, the dear side (about a microsecond) once per contention episode.
+ *
+ * Registration happens once, at load time (a constructor), before any thread
+ * of ours can be waiting; it survives fork. Where the kernel refuses it,
+ * blz__sync_fence_mode is set to 1 and both sides use a plain seq_cst fence
+ * (the symmetric Dekker pattern) — correct everywhere, only slower to unlock.
+ *
+ * OS call: this file issues the membarrier syscall directly; it belongs in
+ * src/os/unix/sys.c once that table exists.
+ */
+#include <linux/membarrier.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "blitzio/sync.h"
+#include "sync/waitq.h"
+
+/* 0: waiters use membarrier and unlock needs no fence; 1: both sides fence. Set once. */
+BLZ_API _Atomic int blz__sync_fence_mode = 1;
+
+static long
+sys_membarrier(int cmd)
+{
+    return syscall(SYS_membarrier, cmd, 0u, 0);
+}
+
+__attribute__((constructor)) static void
+membarrier_register(void)
+{
+    long supported = sys_membarrier(MEMBARRIER_CMD_QUERY);
+    if (supported >= 0 && (supported & MEMBARRIER_CMD_PRIVATE_EXPEDITED) &&
+        sys_membarrier(MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED) == 0) {
+        blz__store(&blz__sync_fence_mode, 0, RELAXED);
+    }
+}
+
+void
+blz__sync_heavy_barrier(void)
+{
+    if (blz__load(&blz__sync_fence_mode, RELAXED) == 0 &&
+        sys_membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED) == 0) {
+        return;
+    }
+    atomic_thread_fence(SEQ_CST);
+}

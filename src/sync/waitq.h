@@ -1,0 +1,174 @@
+/*
+ * Internal: the pieces every sync primitive's slow path shares.
+ *
+ *  - A small spinlock (test-and-test-and-set, exponential pause, then
+ *    sched_yield). It guards a primitive's waiter queue and the fields of the
+ *    waiters linked in it. Critical sections are a handful of pointer moves:
+ *    nobody wakes, allocates or calls user code while holding one.
+ *  - The queue itself: the primitive embeds a blz_waiter sentinel (`queue_`),
+ *    viewed here as a blz__waitlist (core/list.h). A zeroed sentinel is an
+ *    empty list, so static initialisers need not mention it.
+ *  - A wake batch: wakers are *moved* out of waiters under the lock and woken
+ *    only after the unlock, so a notifier never touches a waiter's memory once
+ *    it has dropped the lock (the waiter's fate was decided under it). When a
+ *    batch fills, the caller unlocks, wakes, relocks and carries on.
+ *
+ * Waiter states (blz_waiter.state_, written only under the primitive's lock):
+ * IDLE (not linked) -> QUEUED (linked) -> DONE (unlinked by a notifier, which
+ * handed it the resource) or CLOSED (unlinked by close); a drop unlinks a
+ * QUEUED waiter and passes on what a DONE one received.
+ *
+ * Future phases (blz_future.pt_, owned by whoever owns the future; the sync
+ * futures do not use the BLZ_ASYNC macros): FRESH -> LINKED -> FINISHED.
+ */
+#ifndef BLZ_SYNC_WAITQ_H
+#define BLZ_SYNC_WAITQ_H
+
+#include "blitzio/future.h"
+#include "core/atomic.h"
+#include "core/container.h"
+#include "core/coop.h"
+#include "core/list.h"
+
+enum {
+    BLZ__W_IDLE = 0,
+    BLZ__W_QUEUED = 1,
+    BLZ__W_DONE = 2,
+    BLZ__W_CLOSED = 3,
+    BLZ__W_DONE_ALL = 4, /* notify: woken by notify_all (nothing to pass on) */
+};
+
+enum {
+    BLZ__PHASE_FRESH = 0,    /* not polled yet, or polled without being linked */
+    BLZ__PHASE_LINKED = 1,   /* waiter linked, or unlinked by a notifier and not yet observed */
+    BLZ__PHASE_FINISHED = 2, /* the poll returned BLZ_READY, or the future was dropped */
+};
+
+/* ---- spinlock ----------------------------------------------------------- */
+
+void blz__spin_lock_slow(_Atomic uint32_t *l);
+
+static inline void
+blz__spin_lock(_Atomic uint32_t *l)
+{
+    BLZ_PERTURB_POINT();
+    uint32_t expect = 0;
+    /* Acquire pairs with the release store in blz__spin_unlock. */
+    if (BLZ_LIKELY(blz__cas_weak(l, &expect, 1, ACQUIRE, RELAXED))) {
+        return;
+    }
+    blz__spin_lock_slow(l);
+}
+
+static inline void
+blz__spin_unlock(_Atomic uint32_t *l)
+{
+    BLZ_PERTURB_POINT();
+    blz__store(l, 0, RELEASE);
+}
+
+/* ---- queue -------------------------------------------------------------- */
+
+/* The sentinel `queue_` of a primitive, as a list (its only member is that node). */
+static inline blz__waitlist *
+blz__queue(blz_waiter *sentinel)
+{
+    return (blz__waitlist *) (void *) sentinel;
+}
+
+/* ---- wakers ------------------------------------------------------------- */
+
+/*
+ * Under the lock, for a linked waiter being re-polled: makes its waker wake
+ * `src`. Returns the waker it replaced, to drop after unlocking.
+ */
+static inline blz_waker
+blz__waiter_swap_waker(blz_waiter *w, const blz_waker *src)
+{
+    blz_waker old = BLZ_WAKER_NONE;
+    if (!blz_waker_will_wake(&w->waker_, src)) {
+        old = w->waker_;
+        w->waker_ = blz_waker_clone(src);
+    }
+    return old;
+}
+
+/* Moves the waiter's waker out (the waiter keeps an empty one). */
+static inline blz_waker
+blz__waiter_take_waker(blz_waiter *w)
+{
+    blz_waker k = w->waker_;
+    w->waker_ = BLZ_WAKER_NONE;
+    return k;
+}
+
+#define BLZ__WAKE_BATCH 32
+
+typedef struct blz__wake_batch {
+    unsigned n;                    /* wakers held */
+    blz_waker w[BLZ__WAKE_BATCH]; /* moved out of unlinked waiters */
+} blz__wake_batch;
+
+static inline void
+blz__wake_batch_init(blz__wake_batch *b)
+{
+    b->n = 0;
+}
+
+/* Moves w's waker into the batch. Returns true when the batch is now full. */
+static inline bool
+blz__wake_batch_push(blz__wake_batch *b, blz_waiter *w)
+{
+    b->w[b->n++] = blz__waiter_take_waker(w);
+    return b->n == BLZ__WAKE_BATCH;
+}
+
+/* Wakes everything in the batch. Call without holding any lock. */
+static inline void
+blz__wake_batch_flush(blz__wake_batch *b)
+{
+    for (unsigned i = 0; i < b->n; i++) {
+        blz_waker_wake(&b->w[i]);
+    }
+    b->n = 0;
+}
+
+/* Under `lock`: if the batch is full, unlock, wake, relock. */
+static inline void
+blz__wake_batch_drain_if_full(blz__wake_batch *b, _Atomic uint32_t *lock)
+{
+    if (b->n == BLZ__WAKE_BATCH) {
+        blz__spin_unlock(lock);
+        blz__wake_batch_flush(b);
+        blz__spin_lock(lock);
+    }
+}
+
+/* ---- future helpers ----------------------------------------------------- */
+
+/* Marks `f` ready with `result`; drops whatever waker the waiter still holds. */
+static inline blz_poll
+blz__sync_finish(blz_future *f, blz_waiter *w, int result)
+{
+    blz_waker_drop(&w->waker_);
+    w->state_ = BLZ__W_IDLE;
+    f->pt_ = BLZ__PHASE_FINISHED;
+    f->result = result;
+    return BLZ_READY;
+}
+
+/* Fills the base and the waiter of a sync future. */
+static inline void
+blz__sync_future_init(blz_future *f, const blz_future_vtable *vt, blz_waiter *w)
+{
+    blz_future_init(f, vt);
+    w->next_ = NULL;
+    w->prev_ = NULL;
+    w->waker_ = BLZ_WAKER_NONE;
+    w->state_ = BLZ__W_IDLE;
+}
+
+/* The asymmetric store-load barrier the mutex waiter pays (see mutex.c). */
+void blz__sync_heavy_barrier(void);
+
+#endif

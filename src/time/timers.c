@@ -1,0 +1,477 @@
+/*
+ * A runtime's timer state: the wheel behind a lock, the clock, and the entry
+ * operations sleeps are built on (register, re-poll, cancel, reset, fire).
+ *
+ * Ownership and protection:
+ *   - `lock` (a spinlock: critical sections are a few list operations, and an
+ *     uncontended pthread mutex doubled the register+cancel cost) protects the
+ *     wheel and, for every linked entry, its links, `tick_`, `when_`, `waker_`
+ *     and `state_`;
+ *   - `timers_` of an entry belongs to the entry's owner (the task polling the
+ *     future). fire never writes it, so a drop can read it without the lock
+ *     and then take the lock of the timers it names;
+ *   - an idle entry (not linked) belongs to its owner entirely.
+ *
+ * Entry states (kind in state_, see wheel.h):
+ *   IDLE --poll, deadline ahead--> WHEEL or PENDING   (owner, under lock)
+ *   WHEEL --fire cascade-------->  PENDING            (fire, under lock)
+ *   WHEEL/PENDING --fire-------->  FIRED              (fire: waker copied out, under lock)
+ *   WHEEL/PENDING --drop/cancel->  IDLE               (owner, under lock)
+ *   FIRED --poll/drop----------->  IDLE               (owner, under lock)
+ *   any linked --fini----------->  CANCELLED          (fini, exclusive)
+ * After fire releases the lock it never touches the entry again: it wakes the
+ * copied wakers only, so the owner may free the entry as soon as it sees FIRED.
+ *
+ * `next` is a lower bound on the earliest due instant, written under the lock
+ * (min on insert; recomputed by fire and advance_to_next) and read without it.
+ * Cancelling the earliest entry leaves it stale-early on purpose: recomputing
+ * would cost a slot scan per cancel, and the price of staleness is one early
+ * wake-up that recomputes it.
+ */
+#include "time/timers.h"
+
+#include <threads.h>
+
+#include "core/container.h"
+#include "rt/current.h"
+
+#define TICK BLZ__TIMERS_TICK_NS
+
+/* Wakers collected per lock hold by fire; the rest wait for the next round. */
+#define FIRE_BATCH 32
+
+/* Spins before the lock waiter starts yielding its CPU to a preempted holder. */
+#define SPIN_LIMIT 128
+
+static _Thread_local blz__timers *tl_override;
+
+/* ---- lock ------------------------------------------------------------------ */
+
+static void
+lock_slow(blz__timers *t)
+{
+    unsigned spins = 0;
+    for (;;) {
+        while (blz__load(&t->lock, RELAXED)) {
+            if (spins < SPIN_LIMIT) {
+                spins++;
+                blz__cpu_relax();
+            } else {
+                (void) thrd_yield();
+            }
+        }
+        /* Pairs with the release store in unlock(). */
+        if (!blz__exchange(&t->lock, 1, ACQUIRE)) {
+            return;
+        }
+    }
+}
+
+static inline void
+lock(blz__timers *t)
+{
+    /* Pairs with the release store in unlock(). */
+    if (BLZ_LIKELY(!blz__exchange(&t->lock, 1, ACQUIRE))) {
+        return;
+    }
+    lock_slow(t);
+}
+
+static inline void
+unlock(blz__timers *t)
+{
+    /* Pairs with the acquire exchange in lock(). */
+    blz__store(&t->lock, 0, RELEASE);
+}
+
+/* ---- ticks ----------------------------------------------------------------- */
+
+/* The tick `at` falls in (rounded down): the last tick that has fully begun by `at`. */
+static inline uint64_t
+tick_floor(const blz__timers *t, blz_instant at)
+{
+    return at <= t->origin ? 0 : (at - t->origin) / TICK;
+}
+
+/* The first tick at or after `deadline` (rounded up): when the wheel may fire it. */
+static inline uint64_t
+tick_ceil(const blz__timers *t, blz_instant deadline)
+{
+    if (deadline <= t->origin) {
+        return 0;
+    }
+    uint64_t d = deadline - t->origin;
+    return d / TICK + (d % TICK != 0);
+}
+
+/* The instant tick `tick` begins, saturating. */
+static inline blz_instant
+tick_instant(const blz__timers *t, uint64_t tick)
+{
+    if (tick > (UINT64_MAX - t->origin) / TICK) {
+        return UINT64_MAX;
+    }
+    return t->origin + tick * TICK;
+}
+
+/* ---- lifecycle and clock -------------------------------------------------- */
+
+int
+blz__timers_init(blz__timers *t, bool paused)
+{
+    blz_instant now = blz_now();
+    atomic_init(&t->lock, 0);
+    t->paused = paused;
+    t->origin = now;
+    atomic_init(&t->next, UINT64_MAX);
+    atomic_init(&t->count, 0);
+    atomic_init(&t->vnow, now);
+    atomic_init(&t->fired, 0);
+    blz__wheel_init(&t->wheel, 0);
+    return 0;
+}
+
+static void
+cancel_entry(blz_timer_entry *e)
+{
+    blz_waker w = e->waker_;
+    e->waker_ = BLZ_WAKER_NONE;
+    e->state_ = BLZ__TE_CANCELLED;
+    e->timers_ = NULL; /* owner's field, but no owner runs concurrently with fini */
+    blz_waker_wake(&w);
+}
+
+void
+blz__timers_fini(blz__timers *t)
+{
+    blz__wheel *w = &t->wheel;
+    blz_timer_entry *e;
+    while ((e = blz__wheel_pop_pending(w)) != NULL) {
+        cancel_entry(e);
+    }
+    for (unsigned l = 0; l < BLZ__WHEEL_LEVELS; l++) {
+        for (unsigned s = 0; s < BLZ__WHEEL_SLOTS; s++) {
+            while ((e = w->slots[l][s]) != NULL) {
+                blz__wheel_remove(w, e);
+                cancel_entry(e);
+            }
+        }
+    }
+    blz__store(&t->count, 0, RELAXED);
+    blz__store(&t->next, UINT64_MAX, RELAXED);
+}
+
+blz_instant
+blz__timers_now(blz__timers *t)
+{
+    if (t->paused) {
+        /* Pairs with the release stores in blz__timers_advance*(). */
+        return blz__load(&t->vnow, ACQUIRE);
+    }
+    return blz_now();
+}
+
+bool
+blz__timers_paused(const blz__timers *t)
+{
+    return t->paused;
+}
+
+blz_instant
+blz__timers_next(const blz__timers *t)
+{
+    /* Pairs with the release stores of `next` under the lock. */
+    return blz__load(&t->next, ACQUIRE);
+}
+
+/* ---- under the lock -------------------------------------------------------- */
+
+/* Publishes the wheel's count. */
+static inline void
+sync_count_locked(blz__timers *t)
+{
+    blz__store(&t->count, (uint64_t) t->wheel.count, RELAXED);
+}
+
+/* Recomputes `next` from scratch: the earliest pending deadline (pending entries are
+ * due, so a scan costs no more than firing them), else the earliest slot's start. */
+static void
+recompute_next_locked(blz__timers *t)
+{
+    blz_instant next = UINT64_MAX;
+    if (blz__wheel_has_pending(&t->wheel)) {
+        for (blz_timer_entry *e = t->wheel.pending; e; e = e->next_) {
+            if (e->when_ < next) {
+                next = e->when_;
+            }
+        }
+    } else {
+        blz__wheel_expiry exp;
+        if (blz__wheel_next_expiry(&t->wheel, &exp)) {
+            next = tick_instant(t, exp.tick);
+        }
+    }
+    /* Pairs with the acquire load in blz__timers_next(). */
+    blz__store(&t->next, next, RELEASE);
+}
+
+/* Links the idle entry `e` for `deadline`. Returns true when it lowered `next`. */
+static bool
+insert_locked(blz__timers *t, blz_timer_entry *e, blz_instant deadline)
+{
+    e->when_ = deadline;
+    e->tick_ = tick_ceil(t, deadline);
+    bool pending = blz__wheel_insert(&t->wheel, e);
+    sync_count_locked(t);
+    blz_instant at = pending ? deadline : tick_instant(t, e->tick_);
+    if (at < blz__load(&t->next, RELAXED)) {
+        /* Pairs with the acquire load in blz__timers_next(). */
+        blz__store(&t->next, at, RELEASE);
+        return true;
+    }
+    return false;
+}
+
+/* ---- fire and virtual time -------------------------------------------------- */
+
+size_t
+blz__timers_fire(blz__timers *t)
+{
+    blz_instant next = blz__timers_next(t);
+    if (next == UINT64_MAX || next > blz__timers_now(t)) {
+        return 0;
+    }
+    size_t total = 0;
+    for (;;) {
+        blz_waker batch[FIRE_BATCH];
+        size_t n = 0;
+        blz_timer_entry *early = NULL; /* never-early guard: entries found not yet due */
+        lock(t);
+        /* Read under the lock, so that no fire has used a later reading than ours. */
+        blz_instant now = blz__timers_now(t);
+        blz__wheel_advance(&t->wheel, tick_floor(t, now));
+        blz_timer_entry *e;
+        while (n < FIRE_BATCH && (e = blz__wheel_pop_pending(&t->wheel)) != NULL) {
+            if (BLZ_UNLIKELY(e->when_ > now)) {
+                /* Cannot happen (pending entries have tick <= elapsed <= now), but a
+                 * timer must never fire early: keep it for a later fire. */
+                BLZ_ASSERT(!"pending entry not due");
+                e->next_ = early;
+                early = e;
+                continue;
+            }
+            batch[n++] = e->waker_; /* copied out: the entry is not touched after unlock */
+            e->waker_ = BLZ_WAKER_NONE;
+            e->state_ = BLZ__TE_FIRED;
+        }
+        while (early) {
+            e = early;
+            early = e->next_;
+            e->next_ = NULL;
+            blz__wheel_push_pending(&t->wheel, e);
+            t->wheel.count++;
+        }
+        bool more = n == FIRE_BATCH;
+        sync_count_locked(t);
+        if (more) {
+            /* More are due: keep fire calls coming. Pairs with blz__timers_next(). */
+            blz__store(&t->next, now, RELEASE);
+        } else {
+            recompute_next_locked(t);
+        }
+        unlock(t);
+        for (size_t i = 0; i < n; i++) {
+            blz_waker_wake(&batch[i]);
+        }
+        total += n;
+        if (!more) {
+            break;
+        }
+    }
+    if (total) {
+        blz__fetch_add(&t->fired, total, RELAXED);
+    }
+    return total;
+}
+
+int
+blz__timers_advance(blz__timers *t, blz_duration d)
+{
+    if (!t->paused) {
+        return -EINVAL;
+    }
+    if (d <= 0) {
+        return 0;
+    }
+    lock(t);
+    blz_instant now = blz__load(&t->vnow, RELAXED);
+    /* Pairs with the acquire load in blz__timers_now(). */
+    blz__store(&t->vnow, blz_instant_add(now, d), RELEASE);
+    unlock(t);
+    return 0;
+}
+
+int
+blz__timers_advance_to_next(blz__timers *t)
+{
+    if (!t->paused) {
+        return -EINVAL;
+    }
+    int moved = 0;
+    lock(t);
+    blz_instant now = blz__load(&t->vnow, RELAXED);
+    blz__wheel_expiry exp;
+    /* Walk to the earliest slot; a higher-level slot start is only a lower bound, so
+     * cascade it and look again until something is due. Nothing can be due in
+     * between, so no fire is skipped by jumping. */
+    while (!blz__wheel_has_pending(&t->wheel) && blz__wheel_next_expiry(&t->wheel, &exp)) {
+        blz_instant at = tick_instant(t, exp.tick);
+        if (at > now) {
+            now = at;
+            /* Pairs with the acquire load in blz__timers_now(). */
+            blz__store(&t->vnow, now, RELEASE);
+            moved = 1;
+        }
+        blz__wheel_advance(&t->wheel, tick_floor(t, now));
+    }
+    recompute_next_locked(t);
+    unlock(t);
+    return moved;
+}
+
+/* ---- entries ------------------------------------------------------------------ */
+
+void
+blz__timers_set_thread_override(blz__timers *t)
+{
+    tl_override = t;
+}
+
+blz__timers *
+blz__timers_current(blz_runtime **rt_out)
+{
+    blz_runtime *rt = blz__rt_current();
+    blz__timers *t = rt ? blz__rt_timers(rt) : tl_override;
+    if (rt_out) {
+        *rt_out = rt;
+    }
+    return t;
+}
+
+void
+blz__timer_cancel(blz_timer_entry *e)
+{
+    blz__timers *t = e->timers_;
+    if (!t) {
+        return;
+    }
+    blz_waker w = BLZ_WAKER_NONE;
+    lock(t);
+    uint32_t kind = BLZ__TE_KIND(e->state_);
+    if (kind == BLZ__TE_WHEEL || kind == BLZ__TE_PENDING) {
+        blz__wheel_remove(&t->wheel, e);
+        sync_count_locked(t);
+        w = e->waker_;
+        e->waker_ = BLZ_WAKER_NONE;
+        if (kind == BLZ__TE_WHEEL) {
+            e->when_ = 0; /* idle entries keep a known-past instant; the deadline may not be */
+        }
+    }
+    e->state_ = BLZ__TE_IDLE;
+    unlock(t);
+    e->timers_ = NULL;
+    blz_waker_drop(&w); /* outside the lock: a drop may free a task */
+}
+
+int
+blz__timer_poll(blz_timer_entry *e, blz_instant deadline, const blz_waker *waker)
+{
+    if (e->timers_ == NULL) {
+        if (BLZ_UNLIKELY(e->state_ == BLZ__TE_CANCELLED)) {
+            return -ECANCELED;
+        }
+        /* An idle entry's when_ is an instant known to have passed. */
+        if (deadline <= e->when_) {
+            return 1;
+        }
+    }
+    blz_runtime *rt;
+    blz__timers *t = blz__timers_current(&rt);
+    if (BLZ_UNLIKELY(e->timers_ != t && e->timers_ != NULL)) {
+        blz__timer_cancel(e); /* polled from another runtime (or thread) than before */
+    }
+    if (!t) {
+        /* A thread outside any runtime: blz_await re-polls us at the deadline. */
+        blz_instant now = blz_now();
+        if (deadline <= now) {
+            e->when_ = now;
+            return 1;
+        }
+        blz__thread_park_until(deadline);
+        return 0;
+    }
+    if (t->paused && e->timers_ == NULL) {
+        /* The virtual clock is cheap to read: catch a deadline it has reached. */
+        blz_instant now = blz__load(&t->vnow, ACQUIRE);
+        if (deadline <= now) {
+            e->when_ = now;
+            return 1;
+        }
+    }
+    blz_waker clone = BLZ_WAKER_NONE;
+    if (e->timers_ == NULL) {
+        clone = blz_waker_clone(waker); /* before the lock: keep the hold short */
+    }
+    lock(t);
+    uint32_t kind = BLZ__TE_KIND(e->state_);
+    if (kind == BLZ__TE_WHEEL || kind == BLZ__TE_PENDING) {
+        /* Still waiting: make sure the latest waker is the one fire wakes. */
+        blz_waker_set(&e->waker_, waker);
+        unlock(t);
+        return 0;
+    }
+    if (kind == BLZ__TE_FIRED) {
+        e->state_ = BLZ__TE_IDLE;
+        unlock(t);
+        e->timers_ = NULL;
+        return 1;
+    }
+    BLZ_ASSERT(kind == BLZ__TE_IDLE);
+    e->waker_ = clone;
+    e->timers_ = t;
+    bool earlier = insert_locked(t, e, deadline);
+    unlock(t);
+    if (earlier && rt) {
+        /* A worker parked in the driver may be sleeping past our deadline. */
+        blz__rt_wake_driver(rt);
+    }
+    return 0;
+}
+
+void
+blz__timer_reset(blz_timer_entry *e, blz_instant deadline)
+{
+    blz__timers *t = e->timers_;
+    if (!t) {
+        return; /* idle: the next poll registers the new deadline */
+    }
+    bool earlier = false;
+    lock(t);
+    uint32_t kind = BLZ__TE_KIND(e->state_);
+    if (kind == BLZ__TE_WHEEL || kind == BLZ__TE_PENDING) {
+        blz__wheel_remove(&t->wheel, e);
+        earlier = insert_locked(t, e, deadline); /* same waker, new place */
+        unlock(t);
+    } else {
+        e->state_ = BLZ__TE_IDLE; /* fired: its waker was consumed, the poll re-registers */
+        unlock(t);
+        e->timers_ = NULL;
+    }
+    if (earlier) {
+        blz_runtime *rt;
+        blz__timers *cur = blz__timers_current(&rt);
+        if (rt && cur == t) {
+            blz__rt_wake_driver(rt);
+        }
+    }
+}

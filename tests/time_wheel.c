@@ -1,0 +1,564 @@
+/*
+ * The timer wheel on its own (ticks, no clock) and blz__timers on a virtual
+ * clock driven by hand: placement across levels, cascading, the pending list,
+ * next-deadline queries, cancellation, and large randomised runs checking that
+ * every entry fires exactly once, in deadline order, never early and never
+ * later than the tick after its deadline.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "blitzio/time.h"
+#include "harness.h"
+#include "time/timers.h"
+#include "time/wheel.h"
+
+/* A small deterministic generator (xorshift64*), so failures reproduce. */
+static uint64_t rng_state = 0x9e3779b97f4a7c15ull;
+
+static uint64_t
+rnd(void)
+{
+    rng_state ^= rng_state >> 12;
+    rng_state ^= rng_state << 25;
+    rng_state ^= rng_state >> 27;
+    return rng_state * 0x2545f4914f6cdd1dull;
+}
+
+/* Uniform in [0, n). */
+static uint64_t
+rnd_below(uint64_t n)
+{
+    return n ? rnd() % n : 0;
+}
+
+/* Spread over all levels: pick a level-sized magnitude first, then a value below it. */
+static uint64_t
+rnd_spread(unsigned max_bits)
+{
+    unsigned bits = 1 + (unsigned) rnd_below(max_bits);
+    return 1 + rnd_below((uint64_t) 1 << bits);
+}
+
+static void
+entry_at_tick(blz_timer_entry *e, uint64_t tick)
+{
+    memset(e, 0, sizeof *e);
+    e->tick_ = tick;
+}
+
+/* ---- the wheel itself -------------------------------------------------------- */
+
+BLZ_TEST(wheel_levels_and_next_expiry)
+{
+    static blz__wheel w;
+    blz__wheel_init(&w, 0);
+    blz__wheel_expiry exp;
+    CHECK(!blz__wheel_next_expiry(&w, &exp));
+
+    /* tick -> expected level, expected lower bound (slot start). */
+    static const struct {
+        uint64_t tick;
+        unsigned level;
+        uint64_t start;
+    } cases[] = {
+        {1, 0, 1},
+        {63, 0, 63},
+        {64, 1, 64},
+        {100, 1, 64},
+        {4095, 1, 4032},
+        {4096, 2, 4096},
+        {300000, 3, 262144},
+        {(uint64_t) 1 << 30, 5, (uint64_t) 1 << 30},
+        {BLZ__WHEEL_SPAN - 1, 5, BLZ__WHEEL_SPAN - ((uint64_t) 1 << 30)},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        blz_timer_entry e;
+        blz__wheel_init(&w, 0);
+        entry_at_tick(&e, cases[i].tick);
+        CHECK(!blz__wheel_insert(&w, &e));
+        CHECK_EQ(BLZ__TE_KIND(e.state_), BLZ__TE_WHEEL);
+        CHECK_EQ(BLZ__TE_LEVEL(e.state_), cases[i].level);
+        CHECK(blz__wheel_next_expiry(&w, &exp));
+        CHECK_EQ(exp.level, cases[i].level);
+        CHECK_EQ(exp.tick, cases[i].start);
+        blz__wheel_remove(&w, &e);
+        CHECK_EQ(w.count, 0);
+        CHECK(!blz__wheel_next_expiry(&w, &exp));
+    }
+}
+
+BLZ_TEST(wheel_cascades_to_exact_tick)
+{
+    static blz__wheel w;
+    blz__wheel_init(&w, 0);
+    blz_timer_entry e;
+    entry_at_tick(&e, 300007);
+    blz__wheel_insert(&w, &e);
+    /* Advancing to each lower bound in turn lands exactly on the tick: levels 3, 2, 1, 0. */
+    blz__wheel_expiry exp;
+    uint64_t bounds[8];
+    unsigned n = 0;
+    while (!blz__wheel_has_pending(&w)) {
+        CHECK(blz__wheel_next_expiry(&w, &exp));
+        CHECK_LE(exp.tick, 300007);
+        CHECK_LT(n, 8);
+        bounds[n++] = exp.tick;
+        blz__wheel_advance(&w, exp.tick);
+    }
+    CHECK_EQ(bounds[n - 1], 300007);
+    for (unsigned i = 1; i < n; i++) {
+        CHECK_GT(bounds[i], bounds[i - 1]);
+    }
+    CHECK_PTR_EQ(blz__wheel_pop_pending(&w), &e);
+    CHECK_EQ(w.count, 0);
+}
+
+BLZ_TEST(wheel_past_ticks_go_pending_in_order)
+{
+    static blz__wheel w;
+    blz__wheel_init(&w, 1000);
+    blz_timer_entry a, b, c;
+    entry_at_tick(&a, 1000);
+    entry_at_tick(&b, 3);
+    entry_at_tick(&c, 0);
+    CHECK(blz__wheel_insert(&w, &a));
+    CHECK(blz__wheel_insert(&w, &b));
+    CHECK(blz__wheel_insert(&w, &c));
+    CHECK_EQ(BLZ__TE_KIND(b.state_), BLZ__TE_PENDING);
+    /* Remove the middle one, then the last one (the tail pointer must follow). */
+    blz__wheel_remove(&w, &b);
+    blz__wheel_remove(&w, &c);
+    blz_timer_entry d;
+    entry_at_tick(&d, 999);
+    CHECK(blz__wheel_insert(&w, &d));
+    CHECK_PTR_EQ(blz__wheel_pop_pending(&w), &a);
+    CHECK_PTR_EQ(blz__wheel_pop_pending(&w), &d);
+    CHECK_PTR_EQ(blz__wheel_pop_pending(&w), NULL);
+    CHECK_EQ(w.count, 0);
+}
+
+BLZ_TEST(wheel_beyond_span_is_parked_and_replaced)
+{
+    static blz__wheel w;
+    blz__wheel_init(&w, 5);
+    blz_timer_entry e;
+    uint64_t far = 3 * BLZ__WHEEL_SPAN + 12345;
+    entry_at_tick(&e, far);
+    blz__wheel_insert(&w, &e);
+    blz__wheel_expiry exp;
+    unsigned steps = 0;
+    while (!blz__wheel_has_pending(&w)) {
+        CHECK(blz__wheel_next_expiry(&w, &exp));
+        CHECK_LE(exp.tick, far);
+        blz__wheel_advance(&w, exp.tick);
+        CHECK_LT(++steps, 1000);
+    }
+    CHECK_EQ(w.elapsed, far);
+    CHECK_PTR_EQ(blz__wheel_pop_pending(&w), &e);
+}
+
+BLZ_TEST(wheel_top_level_wraps)
+{
+    /* elapsed late in a span, tick early in the next span: the top level wraps. */
+    static blz__wheel w;
+    uint64_t elapsed = BLZ__WHEEL_SPAN - 10;
+    blz__wheel_init(&w, elapsed);
+    blz_timer_entry a, b;
+    entry_at_tick(&a, BLZ__WHEEL_SPAN + 7);             /* 17 ticks ahead, next span */
+    entry_at_tick(&b, elapsed + BLZ__WHEEL_SPAN - 100); /* far, same digit as elapsed */
+    blz__wheel_insert(&w, &a);
+    blz__wheel_insert(&w, &b);
+    blz__wheel_expiry exp;
+    CHECK(blz__wheel_next_expiry(&w, &exp));
+    CHECK_GT(exp.tick, elapsed);
+    CHECK_LE(exp.tick, BLZ__WHEEL_SPAN + 7);
+    blz__wheel_advance(&w, BLZ__WHEEL_SPAN + 7);
+    CHECK_PTR_EQ(blz__wheel_pop_pending(&w), &a);
+    CHECK_PTR_EQ(blz__wheel_pop_pending(&w), NULL);
+    while (!blz__wheel_has_pending(&w)) {
+        CHECK(blz__wheel_next_expiry(&w, &exp));
+        CHECK_LE(exp.tick, b.tick_);
+        blz__wheel_advance(&w, exp.tick);
+    }
+    CHECK_EQ(w.elapsed, b.tick_);
+    CHECK_PTR_EQ(blz__wheel_pop_pending(&w), &b);
+}
+
+#define NRAND 100000
+
+typedef struct wrec {
+    blz_timer_entry e;
+    uint64_t tick;
+    bool cancelled;
+    unsigned fired; /* times popped */
+} wrec;
+
+static int
+by_tick(const void *a, const void *b)
+{
+    const wrec *const *x = a, *const *y = b;
+    return ((*x)->tick > (*y)->tick) - ((*x)->tick < (*y)->tick);
+}
+
+BLZ_TEST(wheel_random_fire_exactly_once_in_order)
+{
+    static blz__wheel w;
+    wrec *recs = calloc(NRAND, sizeof *recs);
+    wrec **sorted = calloc(NRAND, sizeof *sorted);
+    CHECK(recs && sorted);
+    uint64_t start = rnd_below(1u << 20);
+    blz__wheel_init(&w, start);
+    for (size_t i = 0; i < NRAND; i++) {
+        recs[i].tick = start + rnd_spread(26); /* up to ~18 h of 1 ms ticks: levels 0-4 */
+        entry_at_tick(&recs[i].e, recs[i].tick);
+        CHECK(!blz__wheel_insert(&w, &recs[i].e));
+        sorted[i] = &recs[i];
+    }
+    CHECK_EQ(w.count, NRAND);
+    size_t live = NRAND;
+    for (size_t i = 0; i < NRAND; i++) {
+        if (rnd() & 1) {
+            blz__wheel_remove(&w, &recs[i].e);
+            recs[i].cancelled = true;
+            live--;
+        }
+    }
+    CHECK_EQ(w.count, live);
+    qsort(sorted, NRAND, sizeof *sorted, by_tick);
+
+    size_t cursor = 0; /* first entry of `sorted` that may still be unfired */
+    uint64_t now = start, prev_now = start;
+    size_t fired = 0;
+    while (fired < live) {
+        while (cursor < NRAND && (sorted[cursor]->cancelled || sorted[cursor]->fired)) {
+            cursor++;
+        }
+        uint64_t min_tick = sorted[cursor]->tick;
+        blz__wheel_expiry exp;
+        CHECK(blz__wheel_next_expiry(&w, &exp));
+        CHECK_LE(exp.tick, min_tick); /* a lower bound, never late */
+        if (exp.level == 0) {
+            CHECK_EQ(exp.tick, min_tick); /* exact in level 0 */
+        }
+        /* Random steps: tiny, or up to the next expiry, or far beyond it. */
+        switch (rnd() % 3) {
+        case 0:
+            now += 1 + rnd_below(3);
+            break;
+        case 1:
+            now = exp.tick > now ? exp.tick : now + 1;
+            break;
+        default:
+            now += rnd_spread(22);
+            break;
+        }
+        blz__wheel_advance(&w, now);
+        CHECK_EQ(w.elapsed, now);
+        blz_timer_entry *e;
+        uint64_t last = 0;
+        while ((e = blz__wheel_pop_pending(&w)) != NULL) {
+            wrec *r = (wrec *) e;
+            CHECK(!r->cancelled);
+            CHECK_EQ(r->fired, 0);
+            r->fired++;
+            fired++;
+            CHECK_LE(r->tick, now);      /* never early */
+            CHECK_GT(r->tick, prev_now); /* and not left behind by an earlier advance */
+            CHECK_GE(r->tick, last);     /* in tick order within one advance */
+            last = r->tick;
+        }
+        prev_now = now;
+    }
+    CHECK_EQ(w.count, 0);
+    blz__wheel_expiry exp;
+    CHECK(!blz__wheel_next_expiry(&w, &exp));
+    for (size_t i = 0; i < NRAND; i++) {
+        CHECK_EQ(recs[i].fired, recs[i].cancelled ? 0u : 1u);
+    }
+    free(sorted);
+    free(recs);
+}
+
+/* ---- blz__timers on a virtual clock ------------------------------------------ */
+
+typedef struct trec {
+    blz_timer_entry e;
+    blz_instant deadline;
+    bool cancelled;
+    unsigned fired;
+    unsigned call; /* fire call that woke it */
+    blz_instant at;
+} trec;
+
+static blz__timers *g_timers;
+static unsigned g_call;
+
+static void
+rec_wake(void *data)
+{
+    trec *r = data;
+    r->fired++;
+    r->call = g_call;
+    r->at = blz__timers_now(g_timers);
+}
+
+static void *
+rec_clone(void *data)
+{
+    return data;
+}
+
+static void
+rec_drop(void *data)
+{
+    (void) data;
+}
+
+static const blz_waker_vtable rec_vtable = {rec_wake, rec_wake, rec_clone, rec_drop};
+
+static int
+by_deadline(const void *a, const void *b)
+{
+    const trec *const *x = a, *const *y = b;
+    return ((*x)->deadline > (*y)->deadline) - ((*x)->deadline < (*y)->deadline);
+}
+
+/* The instant the wheel may fire `deadline` at: rounded up to a whole tick from origin. */
+static blz_instant
+due_at(const blz__timers *t, blz_instant deadline)
+{
+    uint64_t d = deadline - t->origin;
+    uint64_t ticks = d / BLZ_NS_PER_MS + (d % BLZ_NS_PER_MS != 0);
+    return t->origin + ticks * BLZ_NS_PER_MS;
+}
+
+BLZ_TEST(timers_random_virtual_clock)
+{
+    static blz__timers t;
+    CHECK_OK(blz__timers_init(&t, true));
+    g_timers = &t;
+    blz__timers_set_thread_override(&t);
+    trec *recs = calloc(NRAND, sizeof *recs);
+    trec **sorted = calloc(NRAND, sizeof *sorted);
+    CHECK(recs && sorted);
+    blz_instant t0 = blz__timers_now(&t);
+    for (size_t i = 0; i < NRAND; i++) {
+        /* Nanosecond deadlines from 1 us to ~9 h, so most are off the tick grid. */
+        recs[i].deadline = t0 + 1000 + rnd_spread(45);
+        blz__timer_entry_init(&recs[i].e, t0);
+        blz_waker w = {&rec_vtable, &recs[i]};
+        CHECK_EQ(blz__timer_poll(&recs[i].e, recs[i].deadline, &w), 0);
+        sorted[i] = &recs[i];
+    }
+    CHECK_EQ(blz__timers_count(&t), NRAND);
+    size_t live = NRAND;
+    for (size_t i = 0; i < NRAND; i++) {
+        if (rnd() & 1) {
+            blz__timer_cancel(&recs[i].e);
+            recs[i].cancelled = true;
+            live--;
+        }
+    }
+    CHECK_EQ(blz__timers_count(&t), live);
+    qsort(sorted, NRAND, sizeof *sorted, by_deadline);
+
+    size_t cursor = 0, fired = 0;
+    g_call = 0;
+    while (fired < live) {
+        while (cursor < NRAND && (sorted[cursor]->cancelled || sorted[cursor]->fired)) {
+            cursor++;
+        }
+        blz_instant min_due = due_at(&t, sorted[cursor]->deadline);
+        blz_instant now = blz__timers_now(&t);
+        CHECK_LE(blz__timers_next(&t), min_due); /* never later than the truth */
+        if (rnd() % 2) {
+            /* Jump to the next deadline: exactly its tick. */
+            int moved = blz__timers_advance_to_next(&t);
+            CHECK_OK(moved);
+            CHECK_EQ(blz__timers_now(&t), min_due > now ? min_due : now);
+            CHECK_EQ(moved, min_due > now);
+            CHECK_LE(blz__timers_next(&t), blz__timers_now(&t));
+        } else {
+            /* A random step: sub-millisecond, a few ticks, or a long way. */
+            blz_duration step;
+            switch (rnd() % 3) {
+            case 0:
+                step = (blz_duration) rnd_below(BLZ_NS_PER_MS);
+                break;
+            case 1:
+                step = (blz_duration) rnd_below(5 * BLZ_NS_PER_MS);
+                break;
+            default:
+                step = (blz_duration) rnd_spread(40);
+                break;
+            }
+            CHECK_OK(blz__timers_advance(&t, step));
+        }
+        g_call++;
+        now = blz__timers_now(&t);
+        size_t n = blz__timers_fire(&t);
+        fired += n;
+        /* Everything due by now fired; the earliest survivor is not due yet. */
+        while (cursor < NRAND && (sorted[cursor]->cancelled || sorted[cursor]->fired)) {
+            cursor++;
+        }
+        if (cursor < NRAND) {
+            CHECK_GT(due_at(&t, sorted[cursor]->deadline), now);
+        }
+    }
+    CHECK_EQ(blz__timers_count(&t), 0);
+    CHECK_EQ(blz__timers_fire(&t), 0);
+    CHECK_EQ(blz__timers_next(&t), UINT64_MAX);
+
+    /* Exactly once, never early, and in deadline order across fire calls. */
+    unsigned last_call = 0;
+    for (size_t i = 0; i < NRAND; i++) {
+        trec *r = sorted[i];
+        if (r->cancelled) {
+            CHECK_EQ(r->fired, 0);
+            continue;
+        }
+        CHECK_EQ(r->fired, 1);
+        CHECK_GE(r->at, r->deadline);
+        CHECK_GE(r->call, last_call);
+        last_call = r->call;
+        /* A fired entry is FIRED until its owner polls it: the poll completes it. */
+        blz_waker w = {&rec_vtable, r};
+        CHECK_EQ(blz__timer_poll(&r->e, r->deadline, &w), 1);
+        CHECK_PTR_EQ(r->e.timers_, NULL);
+    }
+    CHECK_EQ(blz__load(&t.fired, RELAXED), live);
+    blz__timers_set_thread_override(NULL);
+    blz__timers_fini(&t);
+    free(sorted);
+    free(recs);
+}
+
+BLZ_TEST(timers_next_is_exact_then_stale_low_after_cancel)
+{
+    static blz__timers t;
+    CHECK_OK(blz__timers_init(&t, true));
+    g_timers = &t;
+    blz__timers_set_thread_override(&t);
+    blz_instant t0 = blz__timers_now(&t);
+    CHECK_EQ(blz__timers_next(&t), UINT64_MAX);
+    trec a = {0}, b = {0};
+    blz_waker wa = {&rec_vtable, &a}, wb = {&rec_vtable, &b};
+    blz__timer_entry_init(&a.e, t0);
+    blz__timer_entry_init(&b.e, t0);
+    /* 10.5 ms rounds up to tick 11; 20 ms is on the grid. */
+    CHECK_EQ(blz__timer_poll(&a.e, t0 + 10500000, &wa), 0);
+    CHECK_EQ(blz__timers_next(&t), t0 + 11 * BLZ_NS_PER_MS);
+    CHECK_EQ(blz__timer_poll(&b.e, t0 + 20 * BLZ_NS_PER_MS, &wb), 0);
+    CHECK_EQ(blz__timers_next(&t), t0 + 11 * BLZ_NS_PER_MS);
+    /* Dropping the earliest leaves `next` early (a spurious wake-up, never a late one)... */
+    blz__timer_cancel(&a.e);
+    CHECK_EQ(blz__timers_next(&t), t0 + 11 * BLZ_NS_PER_MS);
+    /* ...and the next fire or jump makes it exact again. */
+    CHECK_OK(blz__timers_advance(&t, 11 * BLZ_NS_PER_MS));
+    CHECK_EQ(blz__timers_fire(&t), 0);
+    CHECK_EQ(blz__timers_next(&t), t0 + 20 * BLZ_NS_PER_MS);
+    CHECK_EQ(blz__timers_advance_to_next(&t), 1);
+    CHECK_EQ(blz__timers_now(&t), t0 + 20 * BLZ_NS_PER_MS);
+    CHECK_EQ(b.fired, 0); /* advance does not fire */
+    CHECK_EQ(blz__timers_fire(&t), 1);
+    CHECK_EQ(b.fired, 1);
+    CHECK_EQ(a.fired, 0);
+    CHECK_EQ(blz__timers_next(&t), UINT64_MAX);
+    CHECK_EQ(blz__timers_advance_to_next(&t), 0);
+    blz__timers_set_thread_override(NULL);
+    blz__timers_fini(&t);
+}
+
+BLZ_TEST(timers_far_deadline_jump_is_exact)
+{
+    static blz__timers t;
+    CHECK_OK(blz__timers_init(&t, true));
+    g_timers = &t;
+    blz__timers_set_thread_override(&t);
+    blz_instant t0 = blz__timers_now(&t);
+    trec a = {0};
+    blz_waker wa = {&rec_vtable, &a};
+    blz__timer_entry_init(&a.e, t0);
+    blz_instant dl = t0 + blz_secs(3 * 3600) + 123456789; /* level 4, off the grid */
+    CHECK_EQ(blz__timer_poll(&a.e, dl, &wa), 0);
+    CHECK_LT(blz__timers_next(&t), dl); /* a slot start: lower bound */
+    CHECK_EQ(blz__timers_advance_to_next(&t), 1);
+    CHECK_EQ(blz__timers_now(&t), due_at(&t, dl));
+    CHECK_EQ(blz__timers_fire(&t), 1);
+    CHECK_EQ(a.fired, 1);
+    CHECK_GE(a.at, dl);
+    blz__timers_set_thread_override(NULL);
+    blz__timers_fini(&t);
+}
+
+BLZ_TEST(timers_real_clock_rejects_advance)
+{
+    static blz__timers t;
+    CHECK_OK(blz__timers_init(&t, false));
+    CHECK(!blz__timers_paused(&t));
+    CHECK_EQ(blz__timers_advance(&t, blz_ms(1)), -EINVAL);
+    CHECK_EQ(blz__timers_advance_to_next(&t), -EINVAL);
+    blz_instant a = blz__timers_now(&t);
+    blz_instant b = blz__timers_now(&t);
+    CHECK_LE(a, b);
+    CHECK_EQ(blz__timers_fire(&t), 0);
+    blz__timers_fini(&t);
+}
+
+BLZ_TEST(timers_real_clock_past_deadline_fires_on_next_fire)
+{
+    /* A deadline that passes between filling and polling is linked (no clock read at
+     * the poll) and fires at the next fire call. */
+    static blz__timers t;
+    CHECK_OK(blz__timers_init(&t, false));
+    g_timers = &t;
+    blz__timers_set_thread_override(&t);
+    trec a = {0};
+    blz_waker wa = {&rec_vtable, &a};
+    blz_instant now = blz_now();
+    blz__timer_entry_init(&a.e, now - 1000);
+    CHECK_EQ(blz__timer_poll(&a.e, now, &wa), 0);
+    CHECK_LE(blz__timers_next(&t), blz_now() + BLZ_NS_PER_MS);
+    /* At most one tick later it is due: spin on the clock (no sleeping). */
+    while (blz__timers_fire(&t) == 0) {
+    }
+    CHECK_EQ(a.fired, 1);
+    CHECK_GE(a.at, now);
+    CHECK_EQ(blz__timer_poll(&a.e, now, &wa), 1);
+    blz__timers_set_thread_override(NULL);
+    blz__timers_fini(&t);
+}
+
+static unsigned woken_by_fini;
+
+static void
+fini_wake(void *data)
+{
+    (void) data;
+    woken_by_fini++;
+}
+
+static const blz_waker_vtable fini_vtable = {fini_wake, fini_wake, rec_clone, rec_drop};
+
+BLZ_TEST(timers_fini_cancels_linked_entries)
+{
+    static blz__timers t;
+    CHECK_OK(blz__timers_init(&t, true));
+    blz__timers_set_thread_override(&t);
+    blz_instant t0 = blz__timers_now(&t);
+    blz_timer_entry e[3];
+    blz_waker w = {&fini_vtable, NULL};
+    for (int i = 0; i < 3; i++) {
+        blz__timer_entry_init(&e[i], t0);
+        CHECK_EQ(blz__timer_poll(&e[i], t0 + blz_ms(1 + i * 5000), &w), 0);
+    }
+    blz__timers_fini(&t);
+    CHECK_EQ(woken_by_fini, 3);
+    for (int i = 0; i < 3; i++) {
+        CHECK_EQ(blz__timer_poll(&e[i], t0 + blz_ms(1), &w), -ECANCELED);
+        blz__timer_cancel(&e[i]); /* a drop afterwards is harmless */
+    }
+    blz__timers_set_thread_override(NULL);
+}
