@@ -116,6 +116,9 @@ blz__task_alloc(blz_runtime *rt, blz__task_kind kind, size_t payload, blz__task 
     if (payload > SIZE_MAX - BLZ_TASK_HEADER_SIZE) {
         return -EINVAL;
     }
+    if (payload < sizeof(blz__task_result)) {
+        payload = sizeof(blz__task_result); /* room for the result once finished */
+    }
     uint8_t cls;
     blz__task *t = cell_alloc(BLZ_TASK_HEADER_SIZE + payload, &cls);
     if (!t) {
@@ -128,8 +131,6 @@ blz__task_alloc(blz_runtime *rt, blz__task_kind kind, size_t payload, blz__task 
     t->owned_next = NULL;
     t->rt = rt;
     t->join_waker = BLZ_WAKER_NONE;
-    t->output = NULL;
-    t->status = 0;
     t->shard = 0;
     t->kind = (uint8_t) kind;
     t->size_class = cls;
@@ -137,12 +138,11 @@ blz__task_alloc(blz_runtime *rt, blz__task_kind kind, size_t payload, blz__task 
     return 0;
 }
 
+/* Every path to completion has already released the payload (future dropped,
+ * fiber stack returned), so a cell is plain memory by the time it is freed. */
 static void
 task_dealloc(blz__task *t)
 {
-    if (t->kind == BLZ_TASK_FIBER) {
-        blz__fiber_task_discard(t);
-    }
     cell_free(t, t->size_class);
 }
 
@@ -198,7 +198,9 @@ blz__task_transition_to_idle(blz__task *t)
 void
 blz__task_complete(blz__task *t)
 {
-    /* Running -> complete. Release publishes output/status to whoever acquires COMPLETE. */
+    /* Leave the owned list first: whoever sees COMPLETE also sees the task counted out. */
+    blz__owned_remove(t);
+    /* Running -> complete. Release publishes the result to whoever acquires COMPLETE. */
     uint64_t prev = blz__fetch_xor(&t->state, BLZ_TASK_RUNNING | BLZ_TASK_COMPLETE, ACQ_REL);
     BLZ_ASSERT(prev & BLZ_TASK_RUNNING);
     if ((prev & BLZ_TASK_JOIN_INTEREST) && (prev & BLZ_TASK_JOIN_WAKER)) {
@@ -216,7 +218,6 @@ blz__task_complete(blz__task *t)
             blz_waker_drop(&t->join_waker);
         }
     }
-    blz__owned_remove(t);
     /* Two references go: the owned list's and the running one. */
     uint64_t before = blz__fetch_sub(&t->state, 2 * BLZ_TASK_REF_ONE, ACQ_REL);
     if ((before >> BLZ_TASK_REF_SHIFT) == 2) {
@@ -351,10 +352,11 @@ join_release(blz__task *t)
 static int
 join_result(blz__task *t, void **result)
 {
+    const blz__task_result *r = blz__task_result_of(t);
     if (result) {
-        *result = t->status == 0 ? t->output : NULL;
+        *result = r->status == 0 ? r->output : NULL;
     }
-    return t->status;
+    return r->status;
 }
 
 void

@@ -68,14 +68,14 @@ blz__fiber_task_poll(blz__task *t, blz_context *cx)
     uint64_t state = blz__load(&t->state, ACQUIRE);
     if (!p->fiber) {
         if (state & BLZ_TASK_CANCELLED) {
-            t->status = -ECANCELED;
+            blz__task_set_result(t, NULL, -ECANCELED);
             return BLZ_READY;
         }
         int rc = blz__fiber_new(t->rt->stacks, fiber_entry, t, &p->fiber);
         if (rc < 0) {
-            /* No stack: the task fails as if aborted rather than crashing the worker. */
+            /* No stack: the task fails with the error rather than crashing the worker. */
             p->fiber = NULL;
-            t->status = rc;
+            blz__task_set_result(t, NULL, rc);
             return BLZ_READY;
         }
     }
@@ -83,21 +83,11 @@ blz__fiber_task_poll(blz__task *t, blz_context *cx)
         return BLZ_PENDING;
     }
     blz__fiber_free(p->fiber);
-    p->fiber = NULL;
+    void *value = p->result;
     state = blz__load(&t->state, ACQUIRE);
-    t->status = (state & BLZ_TASK_CANCELLED) ? -ECANCELED : 0;
-    t->output = p->result;
+    bool cancelled = (state & BLZ_TASK_CANCELLED) != 0;
+    blz__task_set_result(t, cancelled ? NULL : value, cancelled ? -ECANCELED : 0);
     return BLZ_READY;
-}
-
-void
-blz__fiber_task_discard(blz__task *t)
-{
-    fiber_payload *p = payload_of(t);
-    if (p->fiber) {
-        blz__fiber_free(p->fiber);
-        p->fiber = NULL;
-    }
 }
 
 int

@@ -111,7 +111,7 @@ blz_runtime_new(const blz_runtime_config *cfg_in, blz_runtime **out)
     rt->nworkers = n;
     pthread_mutex_init(&rt->inject_lock, NULL);
     for (unsigned s = 0; s < BLZ_OWNED_SHARDS; s++) {
-        pthread_mutex_init(&rt->owned[s].lock, NULL);
+        atomic_init(&rt->owned[s].lock.locked, 0);
     }
     blz__blocking_init(&rt->blocking, cfg.blocking_threads, cfg.blocking_idle);
 
@@ -182,9 +182,6 @@ runtime_release(blz_runtime *rt)
     if (rt->stacks) {
         blz__stack_pool_free(rt->stacks);
     }
-    for (unsigned s = 0; s < BLZ_OWNED_SHARDS; s++) {
-        pthread_mutex_destroy(&rt->owned[s].lock);
-    }
     pthread_mutex_destroy(&rt->inject_lock);
     if (rt->workers) {
         blz__free(((void **) rt->workers)[-1]);
@@ -208,7 +205,7 @@ static bool
 all_done(void *arg)
 {
     until_ctx *u = arg;
-    return blz__load(&u->rt->tasks_alive, ACQUIRE) == 0;
+    return blz__owned_alive(u->rt) == 0;
 }
 
 /* Current-thread flavour: this thread becomes the runtime's only worker until done(). */
@@ -257,7 +254,7 @@ blz_runtime_free(blz_runtime *rt)
     } else {
         for (;;) {
             uint32_t seq = blz__load(&rt->tasks_alive_seq, ACQUIRE);
-            if (blz__load(&rt->tasks_alive, ACQUIRE) == 0) {
+            if (blz__owned_alive(rt) == 0) {
                 break;
             }
             blz__futex_wait(&rt->tasks_alive_seq, seq, UINT64_MAX);
@@ -315,8 +312,8 @@ blz_runtime_metrics(const blz_runtime *rt_c, blz_metrics *m)
     }
     blz_runtime *rt = (blz_runtime *) (uintptr_t) rt_c;
     memset(m, 0, sizeof *m);
-    m->tasks_spawned = blz__load(&rt->tasks_spawned, RELAXED);
-    m->tasks_alive = blz__load(&rt->tasks_alive, RELAXED);
+    m->tasks_spawned = blz__owned_spawned(rt);
+    m->tasks_alive = blz__owned_alive(rt);
     m->inject_pushes = blz__load(&rt->inject_pushes, RELAXED);
     m->inject_queue_depth = blz__load(&rt->inject_len, RELAXED);
     m->workers = rt->nworkers;

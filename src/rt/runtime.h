@@ -11,6 +11,7 @@
 
 #include "blitzio/rt.h"
 #include "core/atomic.h"
+#include "core/spinlock.h"
 #include "fiber/fiber.h"
 #include "io/driver.h"
 #include "rt/local_queue.h"
@@ -46,8 +47,10 @@ typedef struct blz__worker {
 } blz__worker;
 
 typedef struct blz__owned_shard {
-    pthread_mutex_t lock; /* protects head and the links of every task in it */
-    blz__task *head;
+    BLZ_ALIGNED_CACHELINE blz__spinlock lock; /* protects everything below */
+    blz__task *head;       /* tasks linked through owned_prev/owned_next */
+    uint64_t alive;        /* tasks in this shard */
+    uint64_t spawned;      /* tasks ever inserted in this shard */
 } blz__owned_shard;
 
 typedef struct blz__blocking_pool {
@@ -85,13 +88,10 @@ struct blz_runtime {
     blz__blocking_pool blocking;
 
     blz__owned_shard owned[BLZ_OWNED_SHARDS];
-    _Atomic uint32_t owned_next_shard;
-    _Atomic uint64_t tasks_alive;    /* tasks in the owned lists */
-    _Atomic uint32_t tasks_alive_seq; /* futex word: bumped when tasks_alive reaches 0 */
+    _Atomic uint32_t tasks_alive_seq; /* futex word: bumped when a shard empties while closing */
     _Atomic bool closing;            /* blz_runtime_free started: no new spawns */
     _Atomic bool shutdown;           /* workers exit their loops */
 
-    _Atomic uint64_t tasks_spawned;
     _Atomic uint64_t inject_pushes;
 };
 
@@ -113,6 +113,9 @@ void blz__notify_parked(blz_runtime *rt);
 int blz__owned_insert(blz_runtime *rt, blz__task *t);
 void blz__owned_remove(blz__task *t);
 void blz__owned_abort_all(blz_runtime *rt);
+/* Totals over the shards (each shard read under its lock). */
+uint64_t blz__owned_alive(blz_runtime *rt);
+uint64_t blz__owned_spawned(blz_runtime *rt);
 
 /* Blocking pool lifecycle (rt/blocking_pool.c). */
 int blz__blocking_init(blz__blocking_pool *p, unsigned max_threads, blz_duration idle);

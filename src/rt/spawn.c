@@ -34,7 +34,7 @@ spawn_finish(blz_runtime *rt, blz__task *t, blz_join **out)
         if (rc < 0) {
             /* Not run: complete it as cancelled so the owned list and refs settle. */
             blz__task_transition_to_running(t);
-            t->status = rc;
+            blz__task_set_result(t, NULL, rc);
             blz__task_complete(t);
             blz_join_detach((blz_join *) t);
             return rc;
@@ -115,10 +115,10 @@ blz__blocking_run(blz__task *t)
     }
     blocking_payload *p = blz__task_payload(t);
     if (state & BLZ_TASK_CANCELLED) {
-        t->status = -ECANCELED;
+        blz__task_set_result(t, NULL, -ECANCELED);
     } else {
-        t->output = p->fn(p->arg);
-        t->status = 0;
+        void *value = p->fn(p->arg);
+        blz__task_set_result(t, value, 0);
     }
     blz__task_complete(t);
 }

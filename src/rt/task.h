@@ -57,8 +57,6 @@ struct blz__task {
     blz__task *owned_next;
     blz_runtime *rt;         /* the runtime it runs on; fixed at spawn */
     blz_waker join_waker;    /* see the JOIN_WAKER protocol */
-    void *output;            /* the task's value, written before COMPLETE is published */
-    int status;              /* 0, or -ECANCELED; written before COMPLETE */
     uint16_t shard;          /* owned-list shard */
     uint8_t kind;            /* blz__task_kind */
     uint8_t size_class;      /* cell pool class, or 0xff for a plain allocation */
@@ -71,6 +69,31 @@ static inline void *
 blz__task_payload(blz__task *t)
 {
     return (char *) t + BLZ_TASK_HEADER_SIZE;
+}
+
+/*
+ * Once a task has finished, its payload (the future or the fiber's entry) is
+ * dead, and its first bytes hold the result instead, as Tokio's Stage does:
+ * written by the finishing thread before COMPLETE is published, read by the
+ * joiner after it acquired COMPLETE. Every payload is at least this big.
+ */
+typedef struct blz__task_result {
+    void *output; /* the task's value */
+    int status;   /* 0, -ECANCELED, or the error that kept it from running */
+} blz__task_result;
+
+static inline blz__task_result *
+blz__task_result_of(blz__task *t)
+{
+    return (blz__task_result *) blz__task_payload(t);
+}
+
+static inline void
+blz__task_set_result(blz__task *t, void *output, int status)
+{
+    blz__task_result *r = blz__task_result_of(t);
+    r->output = output;
+    r->status = status;
 }
 
 /* ---- state transitions (core/task_cell.c) ---- */
@@ -115,7 +138,6 @@ blz__task *blz__task_current(void);
 int blz__fiber_task_await(blz_future *f);
 int blz__fiber_task_spawn(blz_runtime *rt, blz_task_fn fn, void *arg, blz__task **out);
 blz_poll blz__fiber_task_poll(blz__task *t, blz_context *cx);
-void blz__fiber_task_discard(blz__task *t);
 
 /* Stackless (rt/spawn.c). */
 blz_poll blz__stackless_task_poll(blz__task *t, blz_context *cx);

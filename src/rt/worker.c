@@ -35,6 +35,14 @@
 #define BLZ_GLOBAL_INTERVAL 61
 #define BLZ_INJECT_BATCH    32
 
+/* A counter written by one thread and read by others: a relaxed load and store,
+ * not a locked read-modify-write. */
+static inline void
+blz__counter_inc(_Atomic uint64_t *c)
+{
+    blz__store(c, blz__load(c, RELAXED) + 1, RELAXED);
+}
+
 static _Thread_local blz__worker *tl_worker;
 static _Thread_local blz_runtime *tl_runtime;
 static _Thread_local blz__task *tl_task;
@@ -180,7 +188,7 @@ unpark_worker(blz__worker *w)
     } else if (prev == BLZ_PARK_DRIVER) {
         blz__io_driver_wake(w->rt->io);
     }
-    blz__fetch_add(&w->unparks, 1, RELAXED);
+    blz__fetch_add(&w->unparks, 1, RELAXED); /* any thread unparks: a real RMW */
 }
 
 void
@@ -257,12 +265,12 @@ stackless_poll(blz__task *t, blz_context *cx, uint64_t state)
     blz_future *f = blz__task_payload(t);
     if (state & BLZ_TASK_CANCELLED) {
         blz_future_drop(f);
-        t->status = -ECANCELED;
+        blz__task_set_result(t, NULL, -ECANCELED);
         return BLZ_READY;
     }
     if (blz_future_poll(f, cx) == BLZ_READY) {
-        t->output = (void *) (intptr_t) f->result;
-        t->status = 0;
+        int value = f->result; /* read before the result overwrites the future */
+        blz__task_set_result(t, (void *) (intptr_t) value, 0);
         return BLZ_READY;
     }
     return BLZ_PENDING;
@@ -278,7 +286,6 @@ blz__task_run(blz__task *t)
     }
     blz_waker waker = blz__task_waker_ref(t);
     blz_context cx = {&waker};
-    blz__task *saved = tl_task;
     tl_task = t;
     blz__coop_budget = BLZ_COOP_BUDGET;
     blz_poll r;
@@ -287,12 +294,15 @@ blz__task_run(blz__task *t)
     } else {
         r = stackless_poll(t, &cx, state);
     }
-    tl_task = saved;
-    blz__coop_budget = saved ? blz__coop_budget : BLZ_COOP_UNLIMITED;
     if (r == BLZ_READY) {
+        /* Still "running t": the joiner it wakes goes to this worker's LIFO slot. */
         blz__task_complete(t);
+        tl_task = NULL;
+        blz__coop_budget = BLZ_COOP_UNLIMITED;
         return;
     }
+    tl_task = NULL;
+    blz__coop_budget = BLZ_COOP_UNLIMITED;
     if (blz__task_transition_to_idle(t)) {
         /* Notified during its own poll (yield, budget, self-wake): back of the queue. */
         blz__worker *w = tl_worker;
@@ -372,7 +382,7 @@ steal_work(blz__worker *w)
             uint32_t stolen;
             blz__task *t = blz__local_queue_steal_into(&v->queue, &w->queue, &stolen);
             if (t) {
-                blz__fetch_add(&w->steals, stolen, RELAXED);
+                blz__store(&w->steals, blz__load(&w->steals, RELAXED) + stolen, RELAXED);
                 return t;
             }
         }
@@ -439,7 +449,7 @@ park(blz__worker *w)
         }
         return;
     }
-    blz__fetch_add(&w->parks, 1, RELAXED);
+    blz__counter_inc(&w->parks);
     uint32_t expect = 0;
     if (blz__cas(&rt->driver_held, &expect, 1, ACQUIRE, RELAXED)) {
         uint32_t st = BLZ_PARK_EMPTY;
@@ -499,7 +509,7 @@ blz__worker_run(blz__worker *w, bool (*done)(void *), void *ctx)
         }
         if (t) {
             end_searching(w);
-            blz__fetch_add(&w->polls, 1, RELAXED);
+            blz__counter_inc(&w->polls);
             blz__task_run(t);
             continue;
         }

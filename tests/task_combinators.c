@@ -1,0 +1,241 @@
+/*
+ * Combinators over join handles (join_all, try_join_all, race, select) and
+ * over futures (the same four), including the cancellation of losers and
+ * the error paths.
+ */
+#include <stdatomic.h>
+
+#include "blitzio.h"
+#include "harness.h"
+
+static blz_runtime *
+new_rt(void)
+{
+    blz_runtime_config cfg;
+    blz_runtime_config_default(&cfg);
+    cfg.workers = 2;
+    blz_runtime *rt;
+    CHECK_OK(blz_runtime_new(&cfg, &rt));
+    return rt;
+}
+
+/* A future that becomes ready after `polls_left` more polls, waking itself each time. */
+typedef struct countdown {
+    blz_future base;
+    int polls_left;
+    int value;
+    atomic_int *dropped;
+} countdown;
+
+static blz_poll
+countdown_poll(blz_future *self, blz_context *cx)
+{
+    countdown *c = (countdown *) self;
+    if (c->polls_left-- > 0) {
+        blz_waker_wake_by_ref(cx->waker);
+        return BLZ_PENDING;
+    }
+    self->result = c->value;
+    return BLZ_READY;
+}
+
+static void
+countdown_drop(blz_future *self)
+{
+    countdown *c = (countdown *) self;
+    if (c->dropped) {
+        atomic_fetch_add(c->dropped, 1);
+    }
+}
+
+static const blz_future_vtable countdown_vt = {countdown_poll, countdown_drop};
+
+static countdown
+make_countdown(int polls, int value, atomic_int *dropped)
+{
+    countdown c = {{&countdown_vt, 0, 0}, polls, value, dropped};
+    return c;
+}
+
+static blz_poll
+never_poll(blz_future *self, blz_context *cx)
+{
+    (void) self;
+    (void) cx;
+    return BLZ_PENDING;
+}
+
+static void *
+yield_n(void *arg)
+{
+    intptr_t n = (intptr_t) arg;
+    for (intptr_t i = 0; i < n; i++) {
+        blz_yield();
+    }
+    return (void *) (n + 1000);
+}
+
+static void *
+join_all_body(void *arg)
+{
+    (void) arg;
+    blz_join *j[16];
+    void *res[16];
+    for (int i = 0; i < 16; i++) {
+        CHECK_OK(blz_spawn(yield_n, (void *) (intptr_t) (16 - i), &j[i]));
+    }
+    CHECK_OK(blz_join_all(j, 16, res));
+    for (int i = 0; i < 16; i++) {
+        CHECK_EQ((intptr_t) res[i], 16 - i + 1000);
+        CHECK_PTR_EQ(j[i], NULL); /* consumed */
+    }
+    return NULL;
+}
+
+BLZ_TEST(join_all_collects_every_result)
+{
+    blz_runtime *rt = new_rt();
+    CHECK_OK(blz_runtime_block_on(rt, join_all_body, NULL, NULL));
+    blz_runtime_free(rt);
+}
+
+static const blz_future_vtable never_vt = {never_poll, NULL};
+
+static void *
+try_join_all_body(void *arg)
+{
+    (void) arg;
+    blz_join *j[4];
+    blz_future never;
+    for (int i = 0; i < 3; i++) {
+        blz_future_init(&never, &never_vt);
+        CHECK_OK(blz_spawn_future(&never, sizeof never, &j[i]));
+    }
+    CHECK_OK(blz_spawn(yield_n, (void *) 3, &j[3]));
+    blz_join_abort(j[1]); /* one fails: the others must be aborted too */
+    CHECK_EQ(blz_try_join_all(j, 4, NULL), -ECANCELED);
+    return NULL;
+}
+
+BLZ_TEST(try_join_all_first_error_aborts_rest)
+{
+    blz_runtime *rt = new_rt();
+    CHECK_OK(blz_runtime_block_on(rt, try_join_all_body, NULL, NULL));
+    blz_runtime_free(rt);
+}
+
+static void *
+race_body(void *arg)
+{
+    (void) arg;
+    blz_join *j[3];
+    blz_future never;
+    blz_future_init(&never, &never_vt);
+    CHECK_OK(blz_spawn_future(&never, sizeof never, &j[0]));
+    CHECK_OK(blz_spawn(yield_n, (void *) 5, &j[1]));
+    CHECK_OK(blz_spawn_future(&never, sizeof never, &j[2]));
+    void *v = NULL;
+    CHECK_EQ(blz_race(j, 3, &v), 1);
+    CHECK_EQ((intptr_t) v, 1005);
+    /* The losers were aborted and joined: nothing is left alive but this task. */
+    blz_metrics m;
+    blz_runtime_metrics(blz_runtime_current(), &m);
+    CHECK_EQ(m.tasks_alive, 1);
+    return NULL;
+}
+
+BLZ_TEST(race_aborts_losers)
+{
+    blz_runtime *rt = new_rt();
+    CHECK_OK(blz_runtime_block_on(rt, race_body, NULL, NULL));
+    blz_runtime_free(rt);
+}
+
+static void *
+select_body(void *arg)
+{
+    (void) arg;
+    blz_join *j[2];
+    CHECK_OK(blz_spawn(yield_n, (void *) 200, &j[0]));
+    CHECK_OK(blz_spawn(yield_n, (void *) 1, &j[1]));
+    void *v = NULL;
+    CHECK_EQ(blz_select(j, 2, &v), 1);
+    CHECK_EQ((intptr_t) v, 1001);
+    CHECK_PTR_EQ(j[1], NULL);
+    CHECK(j[0] != NULL); /* the loser keeps running and its handle stays ours */
+    CHECK_OK(blz_join_wait(j[0], &v));
+    CHECK_EQ((intptr_t) v, 1200);
+    return NULL;
+}
+
+BLZ_TEST(select_leaves_others_running)
+{
+    blz_runtime *rt = new_rt();
+    CHECK_OK(blz_runtime_block_on(rt, select_body, NULL, NULL));
+    blz_runtime_free(rt);
+}
+
+static void *
+futures_body(void *arg)
+{
+    (void) arg;
+    atomic_int dropped = 0;
+    countdown a = make_countdown(3, 1, &dropped), b = make_countdown(1, 2, &dropped),
+              c = make_countdown(5, 3, &dropped);
+    blz_future *fs[3] = {&a.base, &b.base, &c.base};
+    CHECK_OK(blz_join_all_futures(fs, 3));
+    CHECK_EQ(a.base.result + b.base.result + c.base.result, 6);
+    CHECK_EQ(atomic_load(&dropped), 0);
+
+    a = make_countdown(3, 1, &dropped);
+    b = make_countdown(1, -EIO, &dropped);
+    c = make_countdown(50, 3, &dropped);
+    CHECK_EQ(blz_try_join_all_futures(fs, 3), -EIO);
+    CHECK_EQ(atomic_load(&dropped), 2); /* a and c dropped on the first error */
+
+    atomic_store(&dropped, 0);
+    a = make_countdown(30, 1, &dropped);
+    b = make_countdown(2, 2, &dropped);
+    c = make_countdown(40, 3, &dropped);
+    CHECK_EQ(blz_race_futures(fs, 3), 1);
+    CHECK_EQ(b.base.result, 2);
+    CHECK_EQ(atomic_load(&dropped), 2);
+
+    atomic_store(&dropped, 0);
+    a = make_countdown(30, 1, &dropped);
+    b = make_countdown(30, 2, &dropped);
+    c = make_countdown(0, 3, &dropped);
+    CHECK_EQ(blz_select_futures(fs, 3), 2);
+    CHECK_EQ(atomic_load(&dropped), 0); /* select drops nothing */
+    CHECK_OK(blz_await(&a.base));       /* the others are still usable */
+    CHECK_EQ(a.base.result, 1);
+    blz_future_drop(&b.base);
+    CHECK_EQ(atomic_load(&dropped), 1);
+
+    CHECK_EQ(blz_join_all_futures(NULL, 3), -EINVAL);
+    CHECK_EQ(blz_join_all_futures(fs, 0), -EINVAL);
+    CHECK_EQ(blz_race_futures(fs, BLZ_COMBINE_MAX + 1), -EINVAL);
+    return NULL;
+}
+
+BLZ_TEST(future_combinators)
+{
+    blz_runtime *rt = new_rt();
+    CHECK_OK(blz_runtime_block_on(rt, futures_body, NULL, NULL));
+    blz_runtime_free(rt);
+}
+
+BLZ_TEST(future_combinators_on_a_foreign_thread)
+{
+    /* blz_await parks this plain thread between polls. */
+    CHECK(futures_body(NULL) == NULL);
+}
+
+BLZ_TEST(join_combinator_error_paths)
+{
+    blz_join *none[1] = {NULL};
+    CHECK_EQ(blz_join_all(NULL, 1, NULL), -EINVAL);
+    CHECK_EQ(blz_join_all(none, 1, NULL), -EINVAL);
+    CHECK_EQ(blz_race(none, 0, NULL), -EINVAL);
+    CHECK_EQ(blz_select(none, 1, NULL), -EINVAL);
+}
