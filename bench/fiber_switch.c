@@ -8,13 +8,17 @@
  *
  *     bench_fiber_switch [--json] [--runs N] [--warmups N] [--round-trips N]
  */
+#if !defined(_POSIX_C_SOURCE) && !defined(_GNU_SOURCE)
+# define _POSIX_C_SOURCE 200809L /* clock_gettime under -std=c11 */
+#endif
+
+#include "fiber/fiber.h"
+
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-
-#include "fiber/fiber.h"
 
 struct spin {
     bool stop;
@@ -71,9 +75,8 @@ main(int argc, char **argv)
         } else if (strcmp(argv[i], "--round-trips") == 0 && i + 1 < argc) {
             trips = parse_count(argv[++i]);
         } else {
-            fprintf(stderr,
-                    "usage: bench_fiber_switch [--json] [--runs N] [--warmups N] "
-                    "[--round-trips N]\n");
+            fprintf(stderr, "usage: bench_fiber_switch [--json] [--runs N] [--warmups N] "
+                            "[--round-trips N]\n");
             return 2;
         }
     }

@@ -13,9 +13,10 @@
  *     NEW --resume--> RUNNING --suspend--> SUSPENDED --resume--> RUNNING ...
  *                        \--entry returns--> DONE
  *
- *   The resumer writes RUNNING before it switches in, and SUSPENDED after it is
- *   back on its own stack, so SUSPENDED means no thread is using the fiber's
- *   stack. The fiber writes DONE as its last act before its final switch out.
+ *   The resumer writes RUNNING just before it switches in; the fiber writes
+ *   SUSPENDED or DONE just before it switches out. The state is the fiber's
+ *   own bookkeeping (and the debug checks'); it does not tell other threads
+ *   when the stack is free, which is what the ownership rule below is for.
  *
  * Ownership. One thread at a time owns a fiber: the thread inside
  * blz__fiber_resume(f) for the length of that call (the fiber's code runs on
@@ -28,9 +29,12 @@
  * Switch bookkeeping. `sp` holds the fiber's stack pointer while it is switched
  * out; `resumer_sp` holds the resumer's while the fiber runs. Keeping the
  * resumer's context in the fiber (not in a thread-local) is what lets a fiber
- * resume another fiber (nesting) and lets suspend find its way back without a
- * thread-local read. The one thread-local, `tls_current`, is written only by
- * blz__fiber_resume, on the resumer's side of the switch.
+ * resume another fiber (nesting) and lets suspend find its way back without
+ * looking at the thread. The one thread-local, `tls_current`, costs a load
+ * and a store per direction: blz__fiber_resume exchanges f for the current
+ * fiber (kept in f->outer) before it switches in, and the fiber puts f->outer
+ * back just before it switches out, on the same thread, so neither side has
+ * anything to do after its switch and both end in a tail call to it.
  *
  * Tools. Every switch is announced to AddressSanitizer (fake stacks and stack
  * bounds), ThreadSanitizer (one tsan fiber per fiber) and, with BLZ_VALGRIND,
@@ -38,15 +42,17 @@
  */
 #include "fiber/fiber.h"
 
+#include "fiber/stack_pool.h"
+
 #include <assert.h>
 #include <errno.h>
 #include <stdint.h>
 
-#include "fiber/stack_pool.h"
-
 /* The context switch: our assembly on x86-64 and AArch64, ucontext elsewhere
- * (slow: swapcontext makes a sigprocmask system call). BLZ_FIBER_UCONTEXT=1
- * forces the fallback, to test it on a machine that has the assembly. */
+ * (slow: swapcontext makes a sigprocmask system call, about 500 ns a switch,
+ * and a fresh fiber starts with its creator's FP control state, captured by
+ * getcontext, rather than the ABI default). BLZ_FIBER_UCONTEXT=1 forces the
+ * fallback, to test it on a machine that has the assembly. */
 #if defined(BLZ_FIBER_UCONTEXT) && BLZ_FIBER_UCONTEXT
 # define FIBER_UCONTEXT 1
 #elif !defined(__x86_64__) && !defined(__aarch64__)
@@ -90,6 +96,10 @@
 # define FIBER_VALGRIND 0
 #endif
 
+/* Whether a side has work to do after a switch returns (ASan's
+ * finish_switch_fiber). Without, resume and suspend end in a tail call. */
+#define FIBER_SWITCH_EPILOGUE FIBER_ASAN
+
 #if FIBER_ASAN
 # include <sanitizer/asan_interface.h>
 # include <sanitizer/common_interface_defs.h>
@@ -119,54 +129,61 @@ enum fiber_state {
 };
 
 struct blz__fiber {
-    void *sp;                 /* the fiber's stack pointer while switched out; written by the
-                                 switch on the fiber's side, read by the resumer */
-    void *resumer_sp;         /* the resumer's stack pointer while the fiber runs; written by
-                                 the switch in blz__fiber_resume, read by the fiber's switch out */
-    enum fiber_state state;   /* see the state machine at the top of the file */
-    void (*entry)(void *);    /* immutable: what the fiber runs */
-    void *arg;                /* immutable: entry's argument */
-    blz__stack_pool *pool;    /* immutable: where the stack goes back */
-    char *stack_lo;           /* immutable: the lowest usable byte of the stack */
+    void *sp;               /* the fiber's stack pointer while switched out; written by the
+                               switch on the fiber's side, read by the resumer */
+    void *resumer_sp;       /* the resumer's stack pointer while the fiber runs; written by
+                               the switch in blz__fiber_resume, read by the fiber's switch out */
+    blz__fiber *outer;      /* the resumer's current fiber (NULL on a thread's own stack)
+                               while the fiber runs; restored to tls_current as it leaves */
+    enum fiber_state state; /* see the state machine at the top of the file */
+    void (*entry)(void *);  /* immutable: what the fiber runs */
+    void *arg;              /* immutable: entry's argument */
+    blz__stack_pool *pool;  /* immutable: where the stack goes back */
+    char *stack_lo;         /* immutable: the lowest usable byte of the stack */
 #if FIBER_ASAN
-    void *asan_fake_stack;    /* the fiber's ASan fake stack while it is switched out */
-    const void *resumer_lo;   /* the resumer's stack bounds, as ASan reported them when the */
-    size_t resumer_size;      /*   fiber was last switched in; for switching back out */
+    void *asan_fake_stack;  /* the fiber's ASan fake stack while it is switched out */
+    const void *resumer_lo; /* the resumer's stack bounds, as ASan reported them when the */
+    size_t resumer_size;    /*   fiber was last switched in; for switching back out */
 #endif
 #if FIBER_TSAN
-    void *tsan_fiber;         /* immutable: the tsan fiber that stands for this fiber */
-    void *tsan_resumer;       /* the resumer's tsan fiber (or thread) while the fiber runs */
+    void *tsan_fiber;   /* immutable: the tsan fiber that stands for this fiber */
+    void *tsan_resumer; /* the resumer's tsan fiber (or thread) while the fiber runs */
 #endif
 #if FIBER_VALGRIND
-    unsigned valgrind_stack;  /* immutable: valgrind's id for the registered stack */
+    unsigned valgrind_stack; /* immutable: valgrind's id for the registered stack */
 #endif
 #if FIBER_UCONTEXT
-    ucontext_t uc;            /* the fiber's context while switched out */
-    ucontext_t resumer_uc;    /* the resumer's context while the fiber runs */
+    ucontext_t uc;         /* the fiber's context while switched out */
+    ucontext_t resumer_uc; /* the resumer's context while the fiber runs */
 #endif
 };
 
-/* The struct's share of the stack top, rounded to a cache line (and 16 bytes for
- * the initial frame below it). */
+/* The struct's share of the stack top, rounded to a cache line; that also
+ * keeps the stack top below it 16-byte aligned, as the ABIs want. */
 #define FIBER_HEADER_SIZE ((sizeof(struct blz__fiber) + 63) & ~(size_t) 63)
 
 /* The fiber running on this thread, or NULL on the thread's own stack. */
 static _Thread_local blz__fiber *tls_current FIBER_TLS_MODEL;
 
 /*
- * Why the thread-local is read and written only by out-of-line functions:
+ * Thread-locals and switches. A fiber may suspend on thread A and be resumed
+ * on thread B. The compiler believes a function activation runs on one thread
+ * from its first instruction to its last, so it may compute the address of a
+ * _Thread_local once and reuse it after a call (gcc does on AArch64, where the
+ * address is tpidr_el0 plus an offset, and in shared libraries, where it comes
+ * from __tls_get_addr). After the opaque switch, that address would still be
+ * thread A's variable.
  *
- * A fiber may suspend on thread A and be resumed on thread B. The compiler
- * believes a function runs on one thread from its first instruction to its
- * last, so it may compute the address of a _Thread_local once and reuse it
- * after a call (gcc does on AArch64, where the address is tpidr_el0 plus an
- * offset, and in shared libraries, where it comes from __tls_get_addr). After
- * the opaque switch that saved address would still point at thread A's
- * variable. An accessor that is never inlined computes the address afresh, on
- * the thread running at that moment, every time it is called; the empty
- * volatile asm stops the optimizer from deciding the accessor is pure and
- * merging or hoisting calls to it. Code running on fibers must follow the
- * same rule for its own thread-locals.
+ * Hence the rule in this file: within one activation, tls_current is touched
+ * directly only before the first switch; after a switch, only through an
+ * accessor that is never inlined, so that each call computes the address
+ * afresh on the thread running at that moment (the empty volatile asm stops
+ * the optimizer from deciding the accessor is pure and merging or hoisting
+ * calls to it). blz__fiber_resume and blz__fiber_suspend are kept out of line
+ * themselves and touch tls_current only before they switch, which keeps the
+ * two hottest paths free of extra calls; fiber_main, whose call to entry may
+ * have moved it across threads many times, goes through leave_after_switch().
+ * Code running on fibers must follow the same rule for its own thread-locals.
  */
 FIBER_NOINLINE blz__fiber *
 blz__fiber_current(void)
@@ -175,11 +192,35 @@ blz__fiber_current(void)
     return tls_current;
 }
 
-static FIBER_NOINLINE void
-current_set(blz__fiber *f)
+/* Makes f this thread's current fiber; returns the one it replaces.
+ * Direct access: only before a switch (see above). */
+static inline blz__fiber *
+tls_enter(blz__fiber *f)
+{
+    blz__fiber *outer = tls_current;
+    tls_current = f;
+    return outer;
+}
+
+/* The fiber running on this thread is about to switch back to its resumer:
+ * returns it, and makes the resumer's fiber current again. NULL off a fiber.
+ * Direct access: only before a switch (see above). */
+static inline blz__fiber *
+tls_leave(void)
+{
+    blz__fiber *f = tls_current;
+    if (f) {
+        tls_current = f->outer;
+    }
+    return f;
+}
+
+/* tls_leave for an activation that has switched already. */
+static FIBER_NOINLINE blz__fiber *
+leave_after_switch(void)
 {
     __asm__ __volatile__("");
-    tls_current = f;
+    return tls_leave();
 }
 
 static size_t
@@ -206,16 +247,14 @@ hooks_enter_begin(blz__fiber *f, void **resumer_fake_stack)
     (void) f;
 }
 
+#if FIBER_SWITCH_EPILOGUE
 /* On the resumer, just after f switched back to it. */
 static inline void
 hooks_enter_end(void *resumer_fake_stack)
 {
-#if FIBER_ASAN
     __sanitizer_finish_switch_fiber(resumer_fake_stack, NULL, NULL);
-#else
-    (void) resumer_fake_stack;
-#endif
 }
+#endif
 
 /* On f, just before it switches back to its resumer. A fiber that is finishing
  * never comes back, so ASan is given no place to save its fake stack: that
@@ -276,15 +315,19 @@ ctx_prepare(blz__fiber *f)
     return 0;
 }
 
-static inline void
+/* Switches into f; returns whether it finished. */
+static inline bool
 ctx_enter(blz__fiber *f)
 {
     (void) swapcontext(&f->resumer_uc, &f->uc);
+    return f->state == FIBER_DONE;
 }
 
+/* Switches f back to its resumer, telling it whether f finished. */
 static inline void
-ctx_leave(blz__fiber *f)
+ctx_leave(blz__fiber *f, bool done)
 {
+    (void) done; /* the resumer reads f->state */
     (void) swapcontext(&f->uc, &f->resumer_uc);
 }
 
@@ -292,8 +335,8 @@ ctx_leave(blz__fiber *f)
 
 /* Saves the callee-saved registers and FP control on the current stack, stores
  * the stack pointer in *save_sp, then loads new_sp and returns into the
- * context that was saved there. */
-void blz__ctx_switch(void **save_sp, void *new_sp);
+ * context that was saved there, whose own blz__ctx_switch call returns value. */
+bool blz__ctx_switch(void **save_sp, void *new_sp, bool value);
 
 /* Builds, below stack_top, a frame that the first blz__ctx_switch to the
  * returned stack pointer turns into a call fn(arg). fn must not return. */
@@ -306,16 +349,18 @@ ctx_prepare(blz__fiber *f)
     return 0;
 }
 
-static inline void
+/* Switches into f; returns whether it finished. */
+static inline bool
 ctx_enter(blz__fiber *f)
 {
-    blz__ctx_switch(&f->resumer_sp, f->sp);
+    return blz__ctx_switch(&f->resumer_sp, f->sp, false);
 }
 
+/* Switches f back to its resumer, telling it whether f finished. */
 static inline void
-ctx_leave(blz__fiber *f)
+ctx_leave(blz__fiber *f, bool done)
 {
-    blz__ctx_switch(&f->sp, f->resumer_sp);
+    (void) blz__ctx_switch(&f->sp, f->resumer_sp, done);
 }
 
 #endif
@@ -330,8 +375,9 @@ fiber_main(void *arg)
     /* entry may have suspended and come back on another thread: `f` is a local,
      * not a thread-local, so it is still right. */
     f->state = FIBER_DONE;
+    (void) leave_after_switch();
     hooks_leave_begin(f, true);
-    ctx_leave(f);
+    ctx_leave(f, true);
     __builtin_trap(); /* a DONE fiber is never switched into again */
 }
 
@@ -376,7 +422,7 @@ blz__fiber_new(blz__stack_pool *pool, void (*entry)(void *), void *arg, blz__fib
     return 0;
 }
 
-bool
+FIBER_NOINLINE bool
 blz__fiber_resume(blz__fiber *f)
 {
     if (!f || f->state == FIBER_DONE) {
@@ -386,38 +432,39 @@ blz__fiber_resume(blz__fiber *f)
     if (f->state == FIBER_RUNNING) {
         return false; /* a scheduling bug: it is running already, here or elsewhere */
     }
-    blz__fiber *prev = blz__fiber_current();
     f->state = FIBER_RUNNING;
-    current_set(f);
+    f->outer = tls_enter(f); /* before the switch: direct access is safe */
 
     void *fake_stack = NULL;
     hooks_enter_begin(f, &fake_stack);
-    ctx_enter(f);
+#if FIBER_SWITCH_EPILOGUE
+    bool done = ctx_enter(f);
     hooks_enter_end(fake_stack);
-
-    /* Back on this thread's own context: the resumer never migrates while a
-     * fiber it resumed runs, yet the accessor is used anyway (see above). */
-    current_set(prev);
-    if (f->state == FIBER_DONE) {
-        return true;
-    }
-    f->state = FIBER_SUSPENDED;
-    return false;
+    return done;
+#else
+    /* A tail call: when the fiber switches back, the switch lands directly in
+     * our caller, and no `ret` has to guess where that is. tls_current was
+     * restored by the fiber before it switched. */
+    return ctx_enter(f);
+#endif
 }
 
-void
+FIBER_NOINLINE void
 blz__fiber_suspend(void)
 {
-    blz__fiber *f = blz__fiber_current();
+    blz__fiber *f = tls_leave(); /* before the switch: direct access is safe */
     assert(f != NULL && "blz__fiber_suspend called off a fiber");
     if (!f) {
         return;
     }
+    f->state = FIBER_SUSPENDED;
     hooks_leave_begin(f, false);
-    ctx_leave(f);
+    ctx_leave(f, false); /* a tail call unless there is an epilogue */
     /* Resumed, maybe on another thread: every thread-local must be read anew
      * through the accessors. `f` is a local and stays right. */
+#if FIBER_SWITCH_EPILOGUE
     hooks_leave_end(f, false);
+#endif
 }
 
 void

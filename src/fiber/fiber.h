@@ -8,8 +8,22 @@
  * must not cache thread-local addresses across a suspend: read thread-locals
  * through the noinline accessors after every switch.
  *
- * Stacks come from a per-runtime pool of mmap regions, each with a PROT_NONE
- * guard page below it, so an overflow faults instead of corrupting memory.
+ * Stacks come from a per-runtime pool of mmap regions, each with a guard page
+ * below it, so an overflow faults (SIGSEGV) instead of corrupting memory. The
+ * fiber's own bookkeeping lives in the top bytes of its stack: no heap.
+ *
+ * Handing a fiber between threads: one thread at a time runs a fiber, the one
+ * inside blz__fiber_resume(f). A fiber that suspended may be resumed by any
+ * thread, but only after blz__fiber_resume has returned on the thread that ran
+ * it (until then its stack is still in use), and the handoff must synchronize
+ * (a mutex, or a queue with release/acquire). A wake that arrives while the
+ * fiber is still switching out must therefore be deferred until the resume
+ * returns, as the task state machine does (notified while running: re-queue
+ * after the poll).
+ *
+ * Each fiber has its own FP control state (rounding mode, exception masks,
+ * flush-to-zero): the switch saves MXCSR and the x87 control word (x86-64) or
+ * FPCR (AArch64), and a new fiber starts with the ABI default.
  */
 #ifndef BLZ_FIBER_FIBER_H
 #define BLZ_FIBER_FIBER_H
@@ -55,21 +69,31 @@ void blz__stack_pool_free(blz__stack_pool *pool);
 /* Stacks mapped and not yet unmapped (in use + cached), for tests and metrics. */
 size_t blz__stack_pool_mapped(const blz__stack_pool *pool);
 
-/* Creates a fiber that will run entry(arg) when first resumed. -ENOMEM on failure.
- * Thread-safe (the pool has its own lock or per-thread caches). */
+/* Creates a fiber that will run entry(arg) when first resumed. -ENOMEM when no
+ * stack can be mapped, -EINVAL for a NULL pool, entry or out. entry must return
+ * normally (not longjmp out of the fiber); returning finishes the fiber.
+ * Any thread, on a fiber or not (the pool has its own lock). */
 int blz__fiber_new(blz__stack_pool *pool, void (*entry)(void *), void *arg, blz__fiber **out);
 
 /* Runs `f` on the calling thread until it suspends or finishes.
- * Returns true when entry() has returned (the fiber is finished). */
+ * Returns true when entry() has returned (the fiber is finished); true also for
+ * a NULL or already finished fiber, without running anything. May be called on
+ * a fiber (the inner fiber's suspend comes back to it): fibers nest. Never on
+ * a fiber that is running (here or on another thread). */
 bool blz__fiber_resume(blz__fiber *f);
 
-/* Called on a fiber: switches back to the thread that resumed it. Returns when resumed again. */
+/* Called on a fiber: switches back to whoever resumed it (a thread or an outer
+ * fiber). Returns when resumed again, possibly on another thread. A no-op off a
+ * fiber (and an assertion failure in debug builds). */
 void blz__fiber_suspend(void);
 
-/* The fiber running on this thread, or NULL on a thread's own stack. */
+/* The fiber running on this thread, or NULL on a thread's own stack. Out of line
+ * on purpose: safe to call again after a suspend that moved the caller. */
 blz__fiber *blz__fiber_current(void);
 
-/* Returns the stack to its pool. Only for a finished fiber or one never resumed. */
+/* Returns the stack to its pool. Only for a finished fiber or one never resumed
+ * (freeing a suspended one would skip its cleanup and leak sanitizer state).
+ * NULL is a no-op. Any thread, but not from the fiber itself. */
 void blz__fiber_free(blz__fiber *f);
 
 #endif

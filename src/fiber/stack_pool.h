@@ -7,9 +7,9 @@
 #ifndef BLZ_FIBER_STACK_POOL_H
 #define BLZ_FIBER_STACK_POOL_H
 
-#include <stddef.h>
-
 #include "fiber/fiber.h"
+
+#include <stddef.h>
 
 /* Takes a stack: a cached one if the pool has any, else a fresh mapping.
  * *lo receives its lowest usable byte (page aligned) and *size its usable

@@ -1,7 +1,7 @@
 /*
  * Fiber context switch for AArch64, AAPCS64, ELF, GNU as.
  *
- *   void  blz__ctx_switch(void **save_sp, void *new_sp);
+ *   bool  blz__ctx_switch(void **save_sp, void *new_sp, bool value);
  *   void *blz__ctx_init(void *stack_top, void (*fn)(void *), void *arg);
  *
  * A switched-out context is nothing but its stack pointer: blz__ctx_switch
@@ -10,6 +10,11 @@
  * The AAPCS64 callee-saved set is x19-x28, the frame pointer x29, the link
  * register x30 (it holds our return address) and the low 64 bits of v8-v15
  * (d8-d15); everything else is dead across a call.
+ *
+ * `value` travels with the switch: the other context's blz__ctx_switch call
+ * returns it (as 0 or 1). fiber.c passes "the fiber is finished" that way, so
+ * that blz__fiber_resume and blz__fiber_suspend can end in a tail call to the
+ * switch, and the switch returns straight into their callers.
  *
  * The frame of a switched-out context (176 bytes, sp stays 16-byte aligned):
  *
@@ -101,6 +106,7 @@ blz__ctx_switch:
     ldp     x25, x26, [sp, #48]
     ldp     x27, x28, [sp, #64]
     ldp     x29, x30, [sp, #80]
+    and     w0, w2, #0xff           /* value: what the other side's call returns */
     add     sp, sp, #176
     .cfi_adjust_cfa_offset -176
     .cfi_restore x19
