@@ -95,7 +95,18 @@ BLZ_TEST(cross_thread_wake_races_poll)
 
 /* ---- a gate many fibers wait behind -------------------------------------- */
 
-#define GATE_MAX 20000
+/* ThreadSanitizer keeps a shadow context per fiber and runs out long before
+ * 20,000 of them; it checks the same code paths with fewer. */
+#if defined(__SANITIZE_THREAD__)
+# define GATE_MAX 2000
+#elif defined(__has_feature)
+# if __has_feature(thread_sanitizer)
+#  define GATE_MAX 2000
+# endif
+#endif
+#ifndef GATE_MAX
+# define GATE_MAX 20000
+#endif
 
 typedef struct gate {
     pthread_mutex_t lock;
@@ -174,7 +185,7 @@ many_fibers(void *arg)
     return NULL;
 }
 
-BLZ_TEST(twenty_thousand_fibers_suspended_at_once)
+BLZ_TEST(many_fibers_suspended_at_once)
 {
     blz_runtime_config cfg;
     blz_runtime_config_default(&cfg);

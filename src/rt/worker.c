@@ -204,9 +204,9 @@ blz__notify_parked(blz_runtime *rt)
         uint64_t bit = (uint64_t) 1 << i;
         if (blz__cas(&rt->idle_mask, &mask, mask & ~bit, SEQ_CST, SEQ_CST)) {
             blz__worker *w = &rt->workers[i];
-            /* The woken worker starts out searching (it will steal). */
+            /* The woken worker starts out searching; it learns so from its cleared
+             * idle bit (see park), so only the count is ours to change. */
             blz__fetch_add(&rt->num_searching, 1, SEQ_CST);
-            w->searching = true;
             unpark_worker(w);
             return;
         }
@@ -444,8 +444,9 @@ park(blz__worker *w)
     if (has_visible_work(w) || blz__load(&rt->shutdown, SEQ_CST)) {
         uint64_t prev = blz__fetch_and(&rt->idle_mask, ~bit, SEQ_CST);
         if (!(prev & bit)) {
-            /* A notifier claimed us meanwhile and counted us as searching: accept it. */
-            (void) blz__exchange(&w->park_state, BLZ_PARK_EMPTY, ACQ_REL);
+            /* A notifier claimed us meanwhile and counted us as searching: accept it.
+             * Its unpark may still land; the next park then just loops once. */
+            w->searching = true;
         }
         return;
     }
@@ -482,8 +483,12 @@ park(blz__worker *w)
         }
     }
     (void) blz__exchange(&w->park_state, BLZ_PARK_EMPTY, ACQ_REL);
-    /* Woken by I/O or a timer rather than a notifier: leave the idle set ourselves. */
-    blz__fetch_and(&rt->idle_mask, ~bit, SEQ_CST);
+    /* Leave the idle set. If the bit was already clear, a notifier claimed us and
+     * counted us as searching; otherwise I/O or a timer woke us. */
+    uint64_t prev = blz__fetch_and(&rt->idle_mask, ~bit, SEQ_CST);
+    if (!(prev & bit)) {
+        w->searching = true;
+    }
 }
 
 void
