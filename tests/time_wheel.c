@@ -3,15 +3,19 @@
  * clock driven by hand: placement across levels, cascading, the pending list,
  * next-deadline queries, cancellation, and large randomised runs checking that
  * every entry fires exactly once, in deadline order, never early and never
- * later than the tick after its deadline.
+ * later than the tick after its deadline; and threads registering, cancelling and
+ * firing at once, counting that each fired entry is woken exactly once.
  */
-#include <stdlib.h>
-#include <string.h>
-
 #include "blitzio/time.h"
 #include "harness.h"
 #include "time/timers.h"
 #include "time/wheel.h"
+
+#include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
 
 /* A small deterministic generator (xorshift64*), so failures reproduce. */
 static uint64_t rng_state = 0x9e3779b97f4a7c15ull;
@@ -185,6 +189,32 @@ BLZ_TEST(wheel_top_level_wraps)
     CHECK_PTR_EQ(blz__wheel_pop_pending(&w), &b);
 }
 
+BLZ_TEST(wheel_never_tick_is_linked_but_never_due)
+{
+    static blz__wheel w;
+    blz__wheel_init(&w, 0);
+    blz_timer_entry n1, n2, a;
+    entry_at_tick(&n1, BLZ__WHEEL_NEVER);
+    entry_at_tick(&n2, BLZ__WHEEL_NEVER);
+    entry_at_tick(&a, 10);
+    CHECK(!blz__wheel_insert(&w, &n1));
+    CHECK(!blz__wheel_insert(&w, &n2));
+    CHECK(!blz__wheel_insert(&w, &a));
+    CHECK_EQ(BLZ__TE_KIND(n1.state_), BLZ__TE_NEVER);
+    CHECK_EQ(w.count, 3);
+    blz__wheel_expiry exp;
+    CHECK(blz__wheel_next_expiry(&w, &exp));
+    CHECK_EQ(exp.tick, 10);
+    blz__wheel_advance(&w, UINT64_MAX - 1);
+    CHECK_PTR_EQ(blz__wheel_pop_pending(&w), &a);
+    CHECK_PTR_EQ(blz__wheel_pop_pending(&w), NULL);
+    CHECK(!blz__wheel_next_expiry(&w, &exp));
+    blz__wheel_remove(&w, &n2);
+    blz__wheel_remove(&w, &n1);
+    CHECK_EQ(w.count, 0);
+    CHECK_PTR_EQ(w.never, NULL);
+}
+
 #define NRAND 100000
 
 typedef struct wrec {
@@ -201,21 +231,28 @@ by_tick(const void *a, const void *b)
     return ((*x)->tick > (*y)->tick) - ((*x)->tick < (*y)->tick);
 }
 
-BLZ_TEST(wheel_random_fire_exactly_once_in_order)
+/* Inserts NRAND entries `start` + up to 2^max_bits ticks ahead, cancels half, then
+ * advances in random steps checking every pop. */
+static void
+wheel_random_run(uint64_t start, unsigned max_bits, bool check_levels)
 {
     static blz__wheel w;
     wrec *recs = calloc(NRAND, sizeof *recs);
     wrec **sorted = calloc(NRAND, sizeof *sorted);
     CHECK(recs && sorted);
-    uint64_t start = rnd_below(1u << 20);
     blz__wheel_init(&w, start);
+    size_t per_level[BLZ__WHEEL_LEVELS] = {0};
     for (size_t i = 0; i < NRAND; i++) {
-        recs[i].tick = start + rnd_spread(26); /* up to ~18 h of 1 ms ticks: levels 0-4 */
+        recs[i].tick = start + rnd_spread(max_bits);
         entry_at_tick(&recs[i].e, recs[i].tick);
         CHECK(!blz__wheel_insert(&w, &recs[i].e));
+        per_level[BLZ__TE_LEVEL(recs[i].e.state_)]++;
         sorted[i] = &recs[i];
     }
     CHECK_EQ(w.count, NRAND);
+    for (unsigned l = 0; check_levels && l * BLZ__WHEEL_SLOT_BITS < max_bits; l++) {
+        CHECK_GT(per_level[l], 0); /* every level the spread reaches is exercised */
+    }
     size_t live = NRAND;
     for (size_t i = 0; i < NRAND; i++) {
         if (rnd() & 1) {
@@ -238,6 +275,7 @@ BLZ_TEST(wheel_random_fire_exactly_once_in_order)
         blz__wheel_expiry exp;
         CHECK(blz__wheel_next_expiry(&w, &exp));
         CHECK_LE(exp.tick, min_tick); /* a lower bound, never late */
+        CHECK_GT(exp.tick, w.elapsed);
         if (exp.level == 0) {
             CHECK_EQ(exp.tick, min_tick); /* exact in level 0 */
         }
@@ -250,7 +288,7 @@ BLZ_TEST(wheel_random_fire_exactly_once_in_order)
             now = exp.tick > now ? exp.tick : now + 1;
             break;
         default:
-            now += rnd_spread(22);
+            now += rnd_spread(max_bits - 4);
             break;
         }
         blz__wheel_advance(&w, now);
@@ -278,6 +316,18 @@ BLZ_TEST(wheel_random_fire_exactly_once_in_order)
     }
     free(sorted);
     free(recs);
+}
+
+BLZ_TEST(wheel_random_fire_exactly_once_in_order)
+{
+    /* Up to ~18 h of 1 ms ticks: levels 0-4. */
+    wheel_random_run(rnd_below(1u << 20), 26, true);
+}
+
+BLZ_TEST(wheel_random_across_span_boundary_and_beyond)
+{
+    /* Starting just before a span boundary, up to 2^38 ticks: wraps and parked entries. */
+    wheel_random_run(BLZ__WHEEL_SPAN - rnd_below(1u << 20), 38, false);
 }
 
 /* ---- blz__timers on a virtual clock ------------------------------------------ */
@@ -483,12 +533,55 @@ BLZ_TEST(timers_far_deadline_jump_is_exact)
     blz__timer_entry_init(&a.e, t0);
     blz_instant dl = t0 + blz_secs(3 * 3600) + 123456789; /* level 4, off the grid */
     CHECK_EQ(blz__timer_poll(&a.e, dl, &wa), 0);
-    CHECK_LT(blz__timers_next(&t), dl); /* a slot start: lower bound */
+    CHECK_EQ(blz__timers_next(&t), due_at(&t, dl)); /* exact on insert */
+    /* After a fire recomputes it from the wheel it is the slot start: a lower bound. */
+    CHECK_OK(blz__timers_advance(&t, blz_ms(1)));
+    blz__store(&t.next, t0, RELAXED); /* force the fire past its fast path */
+    CHECK_EQ(blz__timers_fire(&t), 0);
+    CHECK_LT(blz__timers_next(&t), dl);
     CHECK_EQ(blz__timers_advance_to_next(&t), 1);
     CHECK_EQ(blz__timers_now(&t), due_at(&t, dl));
     CHECK_EQ(blz__timers_fire(&t), 1);
     CHECK_EQ(a.fired, 1);
     CHECK_GE(a.at, dl);
+    blz__timers_set_thread_override(NULL);
+    blz__timers_fini(&t);
+}
+
+BLZ_TEST(timers_never_deadline_waits_forever)
+{
+    static blz__timers t;
+    CHECK_OK(blz__timers_init(&t, true));
+    g_timers = &t;
+    blz__timers_set_thread_override(&t);
+    blz_instant t0 = blz__timers_now(&t);
+    trec never = {0}, soon = {0}, late = {0};
+    blz_waker wn = {&rec_vtable, &never}, ws = {&rec_vtable, &soon}, wl = {&rec_vtable, &late};
+    blz__timer_entry_init(&never.e, t0);
+    blz__timer_entry_init(&soon.e, t0);
+    blz__timer_entry_init(&late.e, t0);
+    CHECK_EQ(blz__timer_poll(&never.e, UINT64_MAX, &wn), 0);
+    CHECK_EQ(blz__timers_next(&t), UINT64_MAX); /* nothing can ever be due */
+    CHECK_EQ(blz__timers_advance_to_next(&t), 0);
+    CHECK_EQ(blz__timer_poll(&soon.e, t0 + 5 * BLZ_NS_PER_MS, &ws), 0);
+    /* The last representable ticks still fire, at most one tick before UINT64_MAX. */
+    blz_instant far = UINT64_MAX - 3 * BLZ_NS_PER_MS;
+    CHECK_EQ(blz__timer_poll(&late.e, far, &wl), 0);
+    CHECK_EQ(blz__timers_count(&t), 3);
+    CHECK_EQ(blz__timers_advance_to_next(&t), 1);
+    CHECK_EQ(blz__timers_now(&t), t0 + 5 * BLZ_NS_PER_MS);
+    CHECK_EQ(blz__timers_fire(&t), 1);
+    CHECK_EQ(soon.fired, 1);
+    CHECK_EQ(blz__timers_advance_to_next(&t), 1);
+    CHECK_GE(blz__timers_now(&t), far);
+    CHECK_EQ(blz__timers_fire(&t), 1);
+    CHECK_EQ(late.fired, 1);
+    CHECK_EQ(blz__timers_advance_to_next(&t), 0);
+    CHECK_EQ(blz__timers_fire(&t), 0);
+    CHECK_EQ(never.fired, 0);
+    CHECK_EQ(blz__timers_count(&t), 1);
+    CHECK(blz__timer_cancel(&never.e));
+    CHECK_EQ(blz__timers_count(&t), 0);
     blz__timers_set_thread_override(NULL);
     blz__timers_fini(&t);
 }
@@ -531,16 +624,23 @@ BLZ_TEST(timers_real_clock_past_deadline_fires_on_next_fire)
     blz__timers_fini(&t);
 }
 
-static unsigned woken_by_fini;
+static unsigned fini_wakes, fini_drops;
 
 static void
 fini_wake(void *data)
 {
     (void) data;
-    woken_by_fini++;
+    fini_wakes++;
 }
 
-static const blz_waker_vtable fini_vtable = {fini_wake, fini_wake, rec_clone, rec_drop};
+static void
+fini_drop(void *data)
+{
+    (void) data;
+    fini_drops++;
+}
+
+static const blz_waker_vtable fini_vtable = {fini_wake, fini_wake, rec_clone, fini_drop};
 
 BLZ_TEST(timers_fini_cancels_linked_entries)
 {
@@ -555,10 +655,121 @@ BLZ_TEST(timers_fini_cancels_linked_entries)
         CHECK_EQ(blz__timer_poll(&e[i], t0 + blz_ms(1 + i * 5000), &w), 0);
     }
     blz__timers_fini(&t);
-    CHECK_EQ(woken_by_fini, 3);
+    CHECK_EQ(fini_drops, 3); /* released, not woken */
+    CHECK_EQ(fini_wakes, 0);
     for (int i = 0; i < 3; i++) {
         CHECK_EQ(blz__timer_poll(&e[i], t0 + blz_ms(1), &w), -ECANCELED);
-        blz__timer_cancel(&e[i]); /* a drop afterwards is harmless */
+        CHECK(!blz__timer_cancel(&e[i])); /* a drop afterwards is harmless */
     }
     blz__timers_set_thread_override(NULL);
+}
+
+/* ---- threads: register, cancel and fire racing ---------------------------------- */
+
+#define RACE_THREADS 2
+#define RACE_ITERS   10000
+
+static blz__timers race_t;
+static atomic_bool race_stop;
+
+/* One per owner thread; the waker points here, never at the (short-lived) entry. */
+typedef struct race_owner {
+    _Atomic uint64_t wakes;
+    uint64_t waited;       /* iterations that waited for the fire */
+    uint64_t cancel_late;  /* cancels that found the entry already fired */
+    uint64_t cancel_early; /* cancels that unlinked it first */
+    unsigned seed;
+} race_owner;
+
+static race_owner owners[RACE_THREADS];
+
+static void
+race_wake(void *data)
+{
+    atomic_fetch_add(&((race_owner *) data)->wakes, 1);
+}
+
+static const blz_waker_vtable race_vtable = {race_wake, race_wake, rec_clone, rec_drop};
+
+static unsigned
+race_rand(unsigned *s)
+{
+    *s = *s * 1103515245u + 12345u;
+    return *s >> 8;
+}
+
+static void *
+race_owner_main(void *arg)
+{
+    race_owner *o = arg;
+    blz__timers_set_thread_override(&race_t);
+    blz_waker w = {&race_vtable, o};
+    for (int i = 0; i < RACE_ITERS; i++) {
+        blz_timer_entry e; /* on the stack: reused at once, as a dropped future's is */
+        blz_instant now = blz__timers_now(&race_t);
+        blz__timer_entry_init(&e, now);
+        blz_instant dl = now + 1 + race_rand(&o->seed) % (3 * BLZ_NS_PER_MS);
+        int rc = blz__timer_poll(&e, dl, &w);
+        CHECK_GE(rc, 0);
+        if (rc == 1) {
+            continue; /* the clock passed the deadline already */
+        }
+        if (race_rand(&o->seed) % 2) {
+            if (blz__timer_cancel(&e)) {
+                o->cancel_early++;
+            } else {
+                o->cancel_late++;
+            }
+        } else {
+            while ((rc = blz__timer_poll(&e, dl, &w)) == 0) {
+                sched_yield(); /* let the driver thread run on a small machine */
+            }
+            CHECK_EQ(rc, 1);
+            CHECK_GE(blz__timers_now(&race_t), dl); /* never early */
+            o->waited++;
+        }
+    }
+    blz__timers_set_thread_override(NULL);
+    return NULL;
+}
+
+static void *
+race_driver_main(void *arg)
+{
+    (void) arg;
+    while (!atomic_load(&race_stop)) {
+        (void) blz__timers_advance(&race_t, 50 * BLZ_NS_PER_US);
+        (void) blz__timers_fire(&race_t);
+        if (blz__timers_count(&race_t) == 0) {
+            (void) blz__timers_advance_to_next(&race_t);
+        }
+    }
+    return NULL;
+}
+
+BLZ_TEST(timers_threads_register_cancel_fire_race)
+{
+    CHECK_OK(blz__timers_init(&race_t, true));
+    pthread_t driver, th[RACE_THREADS];
+    CHECK_EQ(pthread_create(&driver, NULL, race_driver_main, NULL), 0);
+    for (int i = 0; i < RACE_THREADS; i++) {
+        owners[i].seed = 1234u + (unsigned) i;
+        CHECK_EQ(pthread_create(&th[i], NULL, race_owner_main, &owners[i]), 0);
+    }
+    for (int i = 0; i < RACE_THREADS; i++) {
+        CHECK_EQ(pthread_join(th[i], NULL), 0);
+    }
+    atomic_store(&race_stop, true);
+    CHECK_EQ(pthread_join(driver, NULL), 0);
+    CHECK_EQ(blz__timers_count(&race_t), 0);
+    uint64_t late = 0;
+    for (int i = 0; i < RACE_THREADS; i++) {
+        /* Exactly one wake per entry that fired: every waited one, every late cancel. */
+        CHECK_EQ(atomic_load(&owners[i].wakes), owners[i].waited + owners[i].cancel_late);
+        CHECK_GT(owners[i].waited, 0);
+        CHECK_GT(owners[i].cancel_early, 0);
+        late += owners[i].cancel_late;
+    }
+    (void) late;
+    blz__timers_fini(&race_t);
 }

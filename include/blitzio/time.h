@@ -75,7 +75,12 @@ typedef struct blz_sleep_future {
  */
 BLZ_API void blz_sleep_fut(blz_sleep_future *f, blz_duration d);
 
-/** Like blz_sleep_fut(), with an absolute deadline `t` (ready at once when `t` is not in the future). */
+/**
+ * Fills `f` with a sleep that completes at instant `t` (on the clock of
+ * blz_clock_now()); ready at its first poll when `t` is not in the future.
+ * Otherwise as blz_sleep_fut(): caller-owned, linked by its first poll, result
+ * 0 or -ECANCELED. `f` must not be linked already. Any thread; never suspends.
+ */
 BLZ_API void blz_sleep_until_fut(blz_sleep_future *f, blz_instant t);
 
 /**
@@ -85,7 +90,11 @@ BLZ_API void blz_sleep_until_fut(blz_sleep_future *f, blz_instant t);
  */
 BLZ_API int blz_sleep(blz_duration d);
 
-/** Waits until instant `t`; see blz_sleep() for the return codes and suspension. */
+/**
+ * Waits until instant `t` (returns at once when it has passed). Suspends the
+ * calling fiber; parks a thread outside any runtime. Returns 0, -ECANCELED
+ * when the task is aborted meanwhile, or -EDEADLK inside a stackless poll.
+ */
 BLZ_API int blz_sleep_until(blz_instant t);
 
 /* ---- interval ------------------------------------------------------------- */
@@ -167,7 +176,11 @@ typedef struct blz_timeout_future {
  */
 BLZ_API void blz_timeout_fut(blz_future *inner, blz_duration d, blz_timeout_future *f);
 
-/** Like blz_timeout_fut(), with an absolute deadline `t`. */
+/**
+ * Fills `f` to run `inner` until instant `t` at the latest. Ownership and
+ * results as blz_timeout_fut(): inner's result, or -ETIMEDOUT with inner
+ * dropped; -EINVAL for a NULL `inner`. Any thread; never suspends.
+ */
 BLZ_API void blz_timeout_until_fut(blz_future *inner, blz_instant t, blz_timeout_future *f);
 
 /**
@@ -178,7 +191,12 @@ BLZ_API void blz_timeout_until_fut(blz_future *inner, blz_instant t, blz_timeout
  */
 BLZ_API int blz_timeout(blz_future *inner, blz_duration d);
 
-/** Like blz_timeout(), with an absolute deadline `t`. */
+/**
+ * Awaits `inner` until instant `t` at the latest. Returns inner's result, or
+ * -ETIMEDOUT after dropping `inner`; -EINVAL (NULL inner), -ECANCELED (task
+ * aborted: inner is dropped), -EDEADLK inside a stackless poll (inner left
+ * untouched). Suspends the calling fiber; parks a thread outside any runtime.
+ */
 BLZ_API int blz_timeout_until(blz_future *inner, blz_instant t);
 
 /* ---- deadline ------------------------------------------------------------- */
@@ -188,7 +206,7 @@ typedef struct blz_deadline {
     blz_instant at; /**< UINT64_MAX: never */
 } blz_deadline;
 
-/** The deadline `d` after now (blz_clock_now()), saturating. Any thread. */
+/** The deadline `d` after now (blz_clock_now()), saturating; `d` <= 0 is now. Any thread. */
 static inline blz_deadline
 blz_deadline_after(blz_duration d)
 {
@@ -196,7 +214,7 @@ blz_deadline_after(blz_duration d)
     return dl;
 }
 
-/** A deadline that never expires. */
+/** A deadline that never expires. Any thread. */
 static inline blz_deadline
 blz_deadline_never(void)
 {
@@ -204,14 +222,16 @@ blz_deadline_never(void)
     return dl;
 }
 
-/** True once now (blz_clock_now()) has reached the deadline. A never-deadline never expires. */
+/** True once now (blz_clock_now()) has reached the deadline; never for a never-deadline. Any
+ * thread; never suspends. */
 static inline bool
 blz_deadline_expired(blz_deadline dl)
 {
     return dl.at != UINT64_MAX && blz_clock_now() >= dl.at;
 }
 
-/** The time left until the deadline: 0 once expired, INT64_MAX for a never-deadline. */
+/** The time left until the deadline: 0 once expired, INT64_MAX for a never-deadline. Any
+ * thread. */
 static inline blz_duration
 blz_deadline_remaining(blz_deadline dl)
 {

@@ -300,7 +300,8 @@ blz_runtime_advance(blz_runtime *rt, blz_duration d)
     if (rc < 0) {
         return rc;
     }
-    blz__io_driver_wake(rt->io); /* the driver holder fires what became due */
+    /* Fire what became due now, so it is queued before this call returns. */
+    (void) blz__timers_fire(&rt->timers);
     return 0;
 }
 

@@ -477,6 +477,11 @@ park(blz__worker *w)
     } else {
         uint32_t st = BLZ_PARK_EMPTY;
         if (blz__cas(&w->park_state, &st, BLZ_PARK_SLEEPING, ACQ_REL, ACQUIRE)) {
+            if (blz__timers_paused(&rt->timers) && all_idle(rt)) {
+                /* We were the last busy worker: the driver holder, asleep without a
+                 * timeout on the virtual clock, must now jump it to the next timer. */
+                blz__io_driver_wake(rt->io);
+            }
             while (blz__load(&w->park_state, ACQUIRE) == BLZ_PARK_SLEEPING) {
                 blz__futex_wait(&w->park_state, BLZ_PARK_SLEEPING, UINT64_MAX);
             }

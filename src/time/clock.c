@@ -3,10 +3,10 @@
  * clock of the calling thread's runtime, which is virtual when the runtime
  * was created with `paused_clock`.
  */
-#include <time.h>
-
 #include "blitzio/time.h"
 #include "time/timers.h"
+
+#include <time.h>
 
 blz_instant
 blz_now(void)

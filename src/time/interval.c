@@ -62,7 +62,7 @@ tick_drop(blz_future *base)
 {
     blz_interval_tick_future *f = (blz_interval_tick_future *) base;
     if (f->iv_) {
-        blz__timer_cancel(&f->iv_->sleep_.entry_);
+        (void) blz__timer_cancel(&f->iv_->sleep_.entry_);
         f->iv_ = NULL;
     }
 }

@@ -33,7 +33,7 @@ static void
 sleep_drop(blz_future *base)
 {
     blz_sleep_future *f = (blz_sleep_future *) base;
-    blz__timer_cancel(&f->entry_);
+    (void) blz__timer_cancel(&f->entry_);
 }
 
 static const blz_future_vtable sleep_vtable = {sleep_poll, sleep_drop};

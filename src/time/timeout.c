@@ -20,7 +20,7 @@ timeout_poll(blz_future *base, blz_context *cx)
     }
     if (blz_future_poll(inner, cx) == BLZ_READY) {
         f->inner_ = NULL;
-        blz__timer_cancel(&f->sleep_.entry_);
+        (void) blz__timer_cancel(&f->sleep_.entry_);
         base->result = inner->result;
         return BLZ_READY;
     }
@@ -43,7 +43,7 @@ timeout_drop(blz_future *base)
     if (inner) {
         blz_future_drop(inner);
     }
-    blz__timer_cancel(&f->sleep_.entry_);
+    (void) blz__timer_cancel(&f->sleep_.entry_);
 }
 
 static const blz_future_vtable timeout_vtable = {timeout_poll, timeout_drop};

@@ -19,28 +19,32 @@
 #ifndef BLZ_TIME_TIMERS_H
 #define BLZ_TIME_TIMERS_H
 
-#include <stdbool.h>
-#include <stddef.h>
-#include <stdint.h>
-
 #include "blitzio/common.h"
 #include "blitzio/future.h"
 #include "blitzio/time.h"
 #include "core/atomic.h"
+#include "core/spinlock.h"
+#include "rt/current.h"
 #include "time/wheel.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
 
 #define BLZ__TIMERS_TICK_NS BLZ_NS_PER_MS
 
 typedef struct blz__timers {
     /* Hot: read by every worker before it parks, written under `lock`. */
-    BLZ_ALIGNED_CACHELINE _Atomic uint32_t lock; /* spinlock over `wheel` and linked entries */
-    bool paused;                                 /* virtual clock; fixed at init */
-    blz_instant origin;                          /* instant of tick 0; fixed at init */
-    _Atomic uint64_t next;      /* lower bound on the earliest deadline, UINT64_MAX: none */
-    _Atomic uint64_t count;     /* entries linked (wheel.count, readable without the lock) */
-    _Atomic uint64_t vnow;      /* the virtual clock (paused only); only moves forward */
-    _Atomic uint64_t fired;     /* entries fired so far, for metrics */
-    blz__wheel wheel;           /* under `lock` */
+    BLZ_ALIGNED_CACHELINE blz__spinlock lock; /* over `wheel` and linked entries */
+    bool paused;                              /* virtual clock; fixed at init */
+    blz_instant origin;                       /* instant of tick 0; fixed at init */
+    _Atomic uint64_t next;  /* lower bound on the earliest deadline, UINT64_MAX: none */
+    _Atomic uint64_t count; /* entries linked (wheel.count, readable without the lock) */
+    _Atomic uint64_t vnow;  /* the virtual clock (paused only); only moves forward */
+    _Atomic uint64_t fired; /* entries fired so far, for metrics */
+    blz_instant fire_now;   /* latest clock reading any fire used; under `lock` */
+    uint64_t max_tick;      /* last tick whose start is representable; fixed at init */
+    blz__wheel wheel;       /* under `lock` */
 } blz__timers;
 
 /* Initialises `t` with its clock at the real now; `paused`: a virtual clock that only
@@ -48,24 +52,34 @@ typedef struct blz__timers {
 int blz__timers_init(blz__timers *t, bool paused);
 
 /*
- * Tears `t` down. Entries still linked are unlinked and marked cancelled (their
- * sleep futures complete with -ECANCELED if polled again) and their wakers are
- * woken — so call it while a wake can still be accepted (and discarded) by the
- * runtime, after every task was dropped and every worker joined. No thread may
- * use `t` concurrently.
+ * Tears `t` down, after every task was dropped and every worker joined (no
+ * thread may use `t` concurrently). Entries still linked — normally none, as
+ * dropping a task's future unlinks its sleeps — are unlinked and marked
+ * cancelled (their futures complete with -ECANCELED if polled again), and their
+ * wakers are dropped, not woken: no task can run any more, and a wake would
+ * reach into a scheduler being torn down. Safe to call after the I/O driver is
+ * freed.
  */
 void blz__timers_fini(blz__timers *t);
 
 /* The clock of `t`: the virtual clock when paused, else blz_now(). Any thread. */
-blz_instant blz__timers_now(blz__timers *t);
+static inline blz_instant
+blz__timers_now(blz__timers *t)
+{
+    if (t->paused) {
+        /* Pairs with the release stores in blz__timers_advance*(). */
+        return blz__load(&t->vnow, ACQUIRE);
+    }
+    return blz_now();
+}
 
 /*
- * The earliest instant at which an entry may be due, or UINT64_MAX when none is
- * linked. One atomic load. It is never later than the true earliest deadline
- * (rounded up to its tick), but may be earlier: after the earliest entry is
- * dropped, or when the earliest entry is more than 64 ticks away (the start of
- * its wheel slot); a fire at that instant cascades the wheel and makes it exact.
- * When a pending entry exists it is <= now. Any thread.
+ * The earliest instant at which an entry may be due, or UINT64_MAX when no linked
+ * entry can ever be due (none linked, or only sleeps until UINT64_MAX). One atomic load. It is
+ * never later than the true earliest deadline (rounded up to its tick), but may be earlier: after
+ * the earliest entry is dropped, or when the earliest entry is more than 64 ticks away (the start
+ * of its wheel slot); a fire at that instant cascades the wheel and makes it exact. When a pending
+ * entry exists it is <= now. Any thread.
  */
 blz_instant blz__timers_next(const blz__timers *t);
 
@@ -124,16 +138,29 @@ blz__timer_entry_init(blz_timer_entry *e, blz_instant known_now)
 int blz__timer_poll(blz_timer_entry *e, blz_instant deadline, const blz_waker *waker);
 
 /* Unlinks the entry if linked and drops its waker; it becomes idle, keeping no
- * reference to any timers. Owner only; safe on an idle entry. */
-void blz__timer_cancel(blz_timer_entry *e);
+ * reference to any timers. Returns true when it was still linked (so no fire will
+ * wake its waker), false when it was idle or had fired. Owner only. */
+bool blz__timer_cancel(blz_timer_entry *e);
 
 /* Moves a linked entry to `deadline`, keeping its waker (an idle or fired entry just
  * becomes idle). Wakes the driver if that makes it the earliest. Owner only. */
 void blz__timer_reset(blz_timer_entry *e, blz_instant deadline);
 
+extern _Thread_local blz__timers *blz__timers_tl_override; /* see below */
+
 /* The timers a sleep polled on this thread would use, or NULL (foreign thread),
- * and the runtime they belong to (NULL for the override). */
-blz__timers *blz__timers_current(blz_runtime **rt_out);
+ * and the runtime they belong to (NULL for the override). Reads thread-locals:
+ * call it afresh after any fiber switch. */
+static inline blz__timers *
+blz__timers_current(blz_runtime **rt_out)
+{
+    blz_runtime *rt = blz__rt_current();
+    blz__timers *t = rt ? blz__rt_timers(rt) : blz__timers_tl_override;
+    if (rt_out) {
+        *rt_out = rt;
+    }
+    return t;
+}
 
 /*
  * Test seam: the timers that sleeps polled on this thread use while it runs no

@@ -1,0 +1,929 @@
+/*
+ * Sleeps, intervals, timeouts and deadlines.
+ *
+ * The first half polls the futures by hand on a paused blz__timers installed as
+ * this thread's timers (blz__timers_set_thread_override), driving the virtual
+ * clock with blz__timers_advance and blz__timers_fire. The second half runs
+ * them in runtimes with a paused clock, where the runtime jumps the clock to
+ * the next timer whenever every task is idle. No test asserts wall-clock
+ * durations; the real-clock tests only check "never early", which holds for
+ * any scheduling.
+ */
+#include "blitzio/rt.h"
+#include "blitzio/task.h"
+#include "blitzio/time.h"
+#include "core/coop.h"
+#include "harness.h"
+#include "time/timers.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+
+#define MS BLZ_NS_PER_MS
+
+/* Paused-clock runtime tests run with 1 worker, then with 2 (where the runtime must
+ * notice that the last busy worker went idle before it can jump the clock). */
+#define MAX_PAUSED_WORKERS 2
+
+/* ---- a counting waker: tracks live references and wakes ---------------------- */
+
+typedef struct cwaker {
+    int refs;  /* references handed out by clone and not yet dropped or woken */
+    int wakes; /* wake + wake_by_ref */
+} cwaker;
+
+static void
+cw_wake(void *data)
+{
+    cwaker *c = data;
+    c->wakes++;
+    c->refs--;
+}
+
+static void
+cw_wake_by_ref(void *data)
+{
+    ((cwaker *) data)->wakes++;
+}
+
+static void *
+cw_clone(void *data)
+{
+    ((cwaker *) data)->refs++;
+    return data;
+}
+
+static void
+cw_drop(void *data)
+{
+    ((cwaker *) data)->refs--;
+}
+
+static const blz_waker_vtable cw_vtable = {cw_wake, cw_wake_by_ref, cw_clone, cw_drop};
+
+static blz_poll
+poll_with(blz_future *f, cwaker *c)
+{
+    blz_waker w = {&cw_vtable, c};
+    blz_context cx = {&w};
+    return blz_future_poll(f, &cx);
+}
+
+/* A paused timers installed as this thread's, at virtual time t0 (returned). */
+static blz__timers g_t;
+
+static blz_instant
+setup_virtual(void)
+{
+    CHECK_OK(blz__timers_init(&g_t, true));
+    blz__timers_set_thread_override(&g_t);
+    return blz__timers_now(&g_t);
+}
+
+static void
+teardown_virtual(void)
+{
+    CHECK_EQ(blz__timers_count(&g_t), 0);
+    blz__timers_set_thread_override(NULL);
+    blz__timers_fini(&g_t);
+}
+
+/* Advances the virtual clock by `d` and fires; returns the number fired. */
+static size_t
+advance_fire(blz_duration d)
+{
+    CHECK_OK(blz__timers_advance(&g_t, d));
+    return blz__timers_fire(&g_t);
+}
+
+/* ---- sleep by hand ----------------------------------------------------------- */
+
+BLZ_TEST(sleep_zero_and_past_are_ready_at_first_poll)
+{
+    blz_instant t0 = setup_virtual();
+    cwaker c = {0};
+    blz_sleep_future f;
+    blz_sleep_fut(&f, 0);
+    CHECK_EQ(f.deadline, t0);
+    CHECK_EQ(poll_with(&f.base, &c), BLZ_READY);
+    CHECK_EQ(f.base.result, 0);
+    blz_sleep_fut(&f, -blz_secs(5));
+    CHECK_EQ(poll_with(&f.base, &c), BLZ_READY);
+    blz_sleep_until_fut(&f, t0 - 1);
+    CHECK_EQ(poll_with(&f.base, &c), BLZ_READY);
+    CHECK_EQ(c.refs, 0);
+    CHECK_EQ(c.wakes, 0);
+    teardown_virtual();
+}
+
+BLZ_TEST(sleep_fires_at_deadline_never_before)
+{
+    blz_instant t0 = setup_virtual();
+    cwaker c = {0};
+    blz_sleep_future f;
+    blz_sleep_fut(&f, blz_ms(10));
+    CHECK_EQ(f.deadline, t0 + 10 * MS);
+    CHECK_EQ(poll_with(&f.base, &c), BLZ_PENDING);
+    CHECK_EQ(c.refs, 1);
+    CHECK_EQ(blz__timers_count(&g_t), 1);
+    CHECK_EQ(blz__timers_next(&g_t), t0 + 10 * MS);
+    CHECK_EQ(advance_fire(10 * MS - 1), 0); /* one nanosecond short */
+    CHECK_EQ(c.wakes, 0);
+    CHECK_EQ(poll_with(&f.base, &c), BLZ_PENDING); /* spurious re-poll: same waker kept */
+    CHECK_EQ(c.refs, 1);
+    CHECK_EQ(advance_fire(1), 1);
+    CHECK_EQ(c.wakes, 1);
+    CHECK_EQ(c.refs, 0);
+    CHECK_EQ(poll_with(&f.base, &c), BLZ_READY);
+    CHECK_EQ(f.base.result, 0);
+    CHECK_GE(blz__timers_now(&g_t), f.deadline);
+    blz_future_drop(&f.base); /* harmless once ready */
+    teardown_virtual();
+}
+
+BLZ_TEST(sleep_off_grid_deadline_rounds_up_to_the_tick)
+{
+    blz_instant t0 = setup_virtual();
+    cwaker c = {0};
+    CHECK_EQ(advance_fire(MS / 2), 0);
+    blz_sleep_future f;
+    blz_sleep_fut(&f, blz_ms(1)); /* deadline t0 + 1.5 ms: tick 2 */
+    CHECK_EQ(poll_with(&f.base, &c), BLZ_PENDING);
+    CHECK_EQ(advance_fire(MS), 0); /* at the deadline, mid-tick: not yet */
+    CHECK_EQ(blz__timers_now(&g_t), f.deadline);
+    CHECK_EQ(advance_fire(MS / 2 - 1), 0);
+    CHECK_EQ(advance_fire(1), 1); /* t0 + 2 ms */
+    CHECK_EQ(blz__timers_now(&g_t), t0 + 2 * MS);
+    CHECK_EQ(poll_with(&f.base, &c), BLZ_READY);
+    teardown_virtual();
+}
+
+BLZ_TEST(sleep_repoll_with_another_waker_replaces_it)
+{
+    setup_virtual();
+    cwaker a = {0}, b = {0};
+    blz_sleep_future f;
+    blz_sleep_fut(&f, blz_ms(3));
+    CHECK_EQ(poll_with(&f.base, &a), BLZ_PENDING);
+    CHECK_EQ(poll_with(&f.base, &b), BLZ_PENDING);
+    CHECK_EQ(a.refs, 0);
+    CHECK_EQ(b.refs, 1);
+    CHECK_EQ(advance_fire(3 * MS), 1);
+    CHECK_EQ(a.wakes, 0);
+    CHECK_EQ(b.wakes, 1);
+    CHECK_EQ(poll_with(&f.base, &b), BLZ_READY);
+    teardown_virtual();
+}
+
+BLZ_TEST(sleep_drop_unlinks_and_releases_waker)
+{
+    setup_virtual();
+    cwaker c = {0};
+    blz_sleep_future f;
+    blz_sleep_fut(&f, blz_ms(3));
+    CHECK_EQ(poll_with(&f.base, &c), BLZ_PENDING);
+    blz_future_drop(&f.base);
+    CHECK_EQ(blz__timers_count(&g_t), 0);
+    CHECK_EQ(c.refs, 0);
+    CHECK_EQ(advance_fire(blz_secs(1)), 0);
+    CHECK_EQ(c.wakes, 0);
+    blz_future_drop(&f.base); /* twice is harmless */
+    teardown_virtual();
+}
+
+BLZ_TEST(sleep_drop_after_fire_before_poll)
+{
+    setup_virtual();
+    cwaker c = {0};
+    blz_sleep_future f;
+    blz_sleep_fut(&f, blz_ms(1));
+    CHECK_EQ(poll_with(&f.base, &c), BLZ_PENDING);
+    CHECK_EQ(advance_fire(MS), 1);
+    blz_future_drop(&f.base);
+    CHECK_EQ(c.refs, 0);
+    CHECK_EQ(c.wakes, 1);
+    teardown_virtual();
+}
+
+BLZ_TEST(sleep_polled_in_other_timers_moves_there)
+{
+    static blz__timers other;
+    blz_instant t0 = setup_virtual();
+    CHECK_OK(blz__timers_init(&other, true));
+    cwaker c = {0};
+    blz_sleep_future f;
+    blz_sleep_until_fut(&f, t0 + blz_secs(10));
+    CHECK_EQ(poll_with(&f.base, &c), BLZ_PENDING);
+    CHECK_EQ(blz__timers_count(&g_t), 1);
+    blz__timers_set_thread_override(&other);
+    CHECK_EQ(poll_with(&f.base, &c), BLZ_PENDING);
+    CHECK_EQ(blz__timers_count(&g_t), 0);
+    CHECK_EQ(blz__timers_count(&other), 1);
+    CHECK_EQ(c.refs, 1);
+    blz_future_drop(&f.base);
+    CHECK_EQ(c.refs, 0);
+    blz__timers_fini(&other);
+    teardown_virtual();
+}
+
+BLZ_TEST(sleep_spends_coop_budget)
+{
+    setup_virtual();
+    cwaker c = {0};
+    blz_sleep_future f;
+    blz_sleep_fut(&f, 0);
+    int saved = blz__coop_budget;
+    blz__coop_budget = 0;
+    CHECK_EQ(poll_with(&f.base, &c), BLZ_PENDING); /* out of budget: wake and yield */
+    CHECK_EQ(c.wakes, 1);
+    CHECK_EQ(blz__timers_count(&g_t), 0);
+    blz__coop_budget = 1;
+    CHECK_EQ(poll_with(&f.base, &c), BLZ_READY);
+    CHECK_EQ(blz__coop_budget, 0);
+    blz__coop_budget = saved;
+    teardown_virtual();
+}
+
+BLZ_TEST(sleep_cancelled_when_timers_torn_down)
+{
+    setup_virtual();
+    cwaker c = {0};
+    blz_sleep_future f;
+    blz_sleep_fut(&f, blz_ms(50));
+    CHECK_EQ(poll_with(&f.base, &c), BLZ_PENDING);
+    blz__timers_set_thread_override(NULL);
+    blz__timers_fini(&g_t);
+    CHECK_EQ(c.wakes, 0); /* the waker is released, not woken */
+    CHECK_EQ(c.refs, 0);
+    CHECK_EQ(poll_with(&f.base, &c), BLZ_READY);
+    CHECK_EQ(f.base.result, -ECANCELED);
+}
+
+BLZ_TEST(sleep_null_is_ignored)
+{
+    blz_sleep_fut(NULL, 1);
+    blz_sleep_until_fut(NULL, 1);
+}
+
+/* ---- timeout by hand ------------------------------------------------------- */
+
+/* A future that becomes ready with `value` on poll number `ready_at` (0: never). */
+typedef struct probe_future {
+    blz_future base;
+    int polls;
+    int ready_at;
+    int value;
+    int drops;
+} probe_future;
+
+static blz_poll
+probe_poll(blz_future *self, blz_context *cx)
+{
+    probe_future *p = (probe_future *) self;
+    (void) cx;
+    if (++p->polls == p->ready_at) {
+        self->result = p->value;
+        return BLZ_READY;
+    }
+    return BLZ_PENDING;
+}
+
+static void
+probe_drop(blz_future *self)
+{
+    ((probe_future *) self)->drops++;
+}
+
+static const blz_future_vtable probe_vtable = {probe_poll, probe_drop};
+
+static void
+probe_init(probe_future *p, int ready_at, int value)
+{
+    blz_future_init(&p->base, &probe_vtable);
+    p->polls = 0;
+    p->ready_at = ready_at;
+    p->value = value;
+    p->drops = 0;
+}
+
+BLZ_TEST(timeout_expires_and_drops_inner)
+{
+    setup_virtual();
+    cwaker c = {0};
+    probe_future inner;
+    probe_init(&inner, 0, 0);
+    blz_timeout_future tf;
+    blz_timeout_fut(&inner.base, blz_ms(5), &tf);
+    CHECK_EQ(poll_with(&tf.base, &c), BLZ_PENDING);
+    CHECK_EQ(blz__timers_count(&g_t), 1);
+    CHECK_EQ(advance_fire(5 * MS - 1), 0);
+    CHECK_EQ(advance_fire(1), 1);
+    CHECK_EQ(poll_with(&tf.base, &c), BLZ_READY);
+    CHECK_EQ(tf.base.result, -ETIMEDOUT);
+    CHECK_EQ(inner.drops, 1);
+    CHECK_EQ(inner.polls, 2);
+    blz_future_drop(&tf.base); /* after completion: must not drop inner again */
+    CHECK_EQ(inner.drops, 1);
+    CHECK_EQ(c.refs, 0);
+    teardown_virtual();
+}
+
+BLZ_TEST(timeout_inner_first_wins_and_unlinks_timer)
+{
+    setup_virtual();
+    cwaker c = {0};
+    probe_future inner;
+    probe_init(&inner, 2, 42);
+    blz_timeout_future tf;
+    blz_timeout_fut(&inner.base, blz_ms(5), &tf);
+    CHECK_EQ(poll_with(&tf.base, &c), BLZ_PENDING);
+    CHECK_EQ(poll_with(&tf.base, &c), BLZ_READY);
+    CHECK_EQ(tf.base.result, 42);
+    CHECK_EQ(inner.drops, 0);
+    CHECK_EQ(blz__timers_count(&g_t), 0);
+    CHECK_EQ(c.refs, 0);
+    teardown_virtual();
+}
+
+BLZ_TEST(timeout_tie_goes_to_inner)
+{
+    setup_virtual();
+    cwaker c = {0};
+    probe_future inner;
+    probe_init(&inner, 2, 7);
+    blz_timeout_future tf;
+    blz_timeout_fut(&inner.base, blz_ms(5), &tf);
+    CHECK_EQ(poll_with(&tf.base, &c), BLZ_PENDING);
+    CHECK_EQ(advance_fire(5 * MS), 1);
+    CHECK_EQ(poll_with(&tf.base, &c), BLZ_READY);
+    CHECK_EQ(tf.base.result, 7);
+    CHECK_EQ(inner.drops, 0);
+    teardown_virtual();
+}
+
+BLZ_TEST(timeout_drop_drops_inner_and_timer)
+{
+    setup_virtual();
+    cwaker c = {0};
+    probe_future inner;
+    probe_init(&inner, 0, 0);
+    blz_timeout_future tf;
+    blz_timeout_until_fut(&inner.base, blz__timers_now(&g_t) + blz_secs(1), &tf);
+    CHECK_EQ(poll_with(&tf.base, &c), BLZ_PENDING);
+    blz_future_drop(&tf.base);
+    CHECK_EQ(inner.drops, 1);
+    CHECK_EQ(blz__timers_count(&g_t), 0);
+    CHECK_EQ(c.refs, 0);
+    teardown_virtual();
+}
+
+BLZ_TEST(timeout_null_inner_is_einval)
+{
+    setup_virtual();
+    cwaker c = {0};
+    blz_timeout_future tf;
+    blz_timeout_fut(NULL, blz_ms(5), &tf);
+    CHECK_EQ(poll_with(&tf.base, &c), BLZ_READY);
+    CHECK_EQ(tf.base.result, -EINVAL);
+    CHECK_EQ(blz_timeout(NULL, blz_ms(1)), -EINVAL);
+    CHECK_EQ(blz_timeout_until(NULL, 0), -EINVAL);
+    teardown_virtual();
+}
+
+BLZ_TEST(timeout_already_expired_still_polls_inner_first)
+{
+    setup_virtual();
+    cwaker c = {0};
+    probe_future inner;
+    probe_init(&inner, 0, 0);
+    blz_timeout_future tf;
+    blz_timeout_fut(&inner.base, 0, &tf);
+    CHECK_EQ(poll_with(&tf.base, &c), BLZ_READY);
+    CHECK_EQ(tf.base.result, -ETIMEDOUT);
+    CHECK_EQ(inner.polls, 1);
+    CHECK_EQ(inner.drops, 1);
+    teardown_virtual();
+}
+
+/* ---- interval by hand ------------------------------------------------------ */
+
+/* Polls a fresh tick future once; returns its tick instant if ready, else 0. */
+static blz_instant
+try_tick(blz_interval *iv, cwaker *c)
+{
+    blz_interval_tick_future f;
+    blz_interval_tick_fut(iv, &f);
+    if (poll_with(&f.base, c) == BLZ_READY) {
+        CHECK_EQ(f.base.result, 0);
+        return f.tick;
+    }
+    blz_future_drop(&f.base);
+    return 0;
+}
+
+/* Waits by hand for the next tick, advancing the clock to it; returns its instant. */
+static blz_instant
+next_tick_by_hand(blz_interval *iv, cwaker *c)
+{
+    blz_interval_tick_future f;
+    blz_interval_tick_fut(iv, &f);
+    while (poll_with(&f.base, c) == BLZ_PENDING) {
+        CHECK_EQ(blz__timers_advance_to_next(&g_t), 1);
+        CHECK_EQ(blz__timers_fire(&g_t), 1);
+    }
+    CHECK_EQ(f.base.result, 0);
+    return f.tick;
+}
+
+BLZ_TEST(interval_first_tick_at_once_then_every_period)
+{
+    blz_instant t0 = setup_virtual();
+    cwaker c = {0};
+    blz_interval iv;
+    CHECK_OK(blz_interval_init(&iv, blz_ms(10), BLZ_MISSED_BURST));
+    CHECK_EQ(try_tick(&iv, &c), t0);
+    for (int i = 1; i <= 5; i++) {
+        CHECK_EQ(try_tick(&iv, &c), 0);
+        CHECK_EQ(next_tick_by_hand(&iv, &c), t0 + (blz_instant) i * 10 * MS);
+        CHECK_EQ(blz__timers_now(&g_t), t0 + (blz_instant) i * 10 * MS);
+    }
+    CHECK_EQ(c.refs, 0);
+    teardown_virtual();
+}
+
+BLZ_TEST(interval_burst_catches_up_back_to_back)
+{
+    blz_instant t0 = setup_virtual();
+    cwaker c = {0};
+    blz_interval iv;
+    CHECK_OK(blz_interval_init(&iv, blz_ms(10), BLZ_MISSED_BURST));
+    CHECK_EQ(try_tick(&iv, &c), t0);
+    CHECK_EQ(advance_fire(35 * MS), 0);
+    CHECK_EQ(try_tick(&iv, &c), t0 + 10 * MS);
+    CHECK_EQ(try_tick(&iv, &c), t0 + 20 * MS);
+    CHECK_EQ(try_tick(&iv, &c), t0 + 30 * MS);
+    CHECK_EQ(try_tick(&iv, &c), 0);
+    CHECK_EQ(next_tick_by_hand(&iv, &c), t0 + 40 * MS);
+    teardown_virtual();
+}
+
+BLZ_TEST(interval_delay_restarts_from_the_late_tick)
+{
+    blz_instant t0 = setup_virtual();
+    cwaker c = {0};
+    blz_interval iv;
+    CHECK_OK(blz_interval_init(&iv, blz_ms(10), BLZ_MISSED_DELAY));
+    CHECK_EQ(try_tick(&iv, &c), t0);
+    CHECK_EQ(advance_fire(35 * MS), 0);
+    CHECK_EQ(try_tick(&iv, &c), t0 + 10 * MS); /* late, completes at t0 + 35 */
+    CHECK_EQ(try_tick(&iv, &c), 0);
+    CHECK_EQ(next_tick_by_hand(&iv, &c), t0 + 45 * MS);
+    CHECK_EQ(next_tick_by_hand(&iv, &c), t0 + 55 * MS);
+    teardown_virtual();
+}
+
+BLZ_TEST(interval_skip_goes_to_next_multiple)
+{
+    blz_instant t0 = setup_virtual();
+    cwaker c = {0};
+    blz_interval iv;
+    CHECK_OK(blz_interval_init(&iv, blz_ms(10), BLZ_MISSED_SKIP));
+    CHECK_EQ(try_tick(&iv, &c), t0);
+    CHECK_EQ(advance_fire(35 * MS), 0);
+    CHECK_EQ(try_tick(&iv, &c), t0 + 10 * MS);
+    CHECK_EQ(try_tick(&iv, &c), 0);
+    CHECK_EQ(next_tick_by_hand(&iv, &c), t0 + 40 * MS);
+    CHECK_EQ(next_tick_by_hand(&iv, &c), t0 + 50 * MS);
+    /* Exactly on a multiple when late: the next multiple after it. */
+    CHECK_EQ(advance_fire(30 * MS), 0); /* now t0 + 80, tick due at 60 */
+    CHECK_EQ(try_tick(&iv, &c), t0 + 60 * MS);
+    CHECK_EQ(next_tick_by_hand(&iv, &c), t0 + 90 * MS);
+    teardown_virtual();
+}
+
+BLZ_TEST(interval_slightly_late_tick_keeps_schedule)
+{
+    blz_instant t0 = setup_virtual();
+    cwaker c = {0};
+    blz_interval iv;
+    CHECK_OK(blz_interval_init(&iv, blz_ms(10), BLZ_MISSED_DELAY));
+    CHECK_EQ(try_tick(&iv, &c), t0);
+    CHECK_EQ(advance_fire(10 * MS + BLZ_INTERVAL_LATE_SLACK), 0); /* within the slack */
+    CHECK_EQ(try_tick(&iv, &c), t0 + 10 * MS);
+    CHECK_EQ(next_tick_by_hand(&iv, &c), t0 + 20 * MS);
+    teardown_virtual();
+}
+
+BLZ_TEST(interval_tick_drop_keeps_schedule)
+{
+    blz_instant t0 = setup_virtual();
+    cwaker c = {0};
+    blz_interval iv;
+    CHECK_OK(blz_interval_init(&iv, blz_ms(10), BLZ_MISSED_BURST));
+    CHECK_EQ(try_tick(&iv, &c), t0);
+    blz_interval_tick_future f;
+    blz_interval_tick_fut(&iv, &f);
+    CHECK_EQ(poll_with(&f.base, &c), BLZ_PENDING);
+    CHECK_EQ(blz__timers_count(&g_t), 1);
+    blz_future_drop(&f.base);
+    CHECK_EQ(blz__timers_count(&g_t), 0);
+    CHECK_EQ(c.refs, 0);
+    CHECK_EQ(advance_fire(3 * MS), 0);
+    CHECK_EQ(next_tick_by_hand(&iv, &c), t0 + 10 * MS);
+    teardown_virtual();
+}
+
+BLZ_TEST(interval_reset_restarts_from_now)
+{
+    blz_instant t0 = setup_virtual();
+    cwaker c = {0};
+    blz_interval iv;
+    CHECK_OK(blz_interval_init(&iv, blz_ms(10), BLZ_MISSED_BURST));
+    CHECK_EQ(try_tick(&iv, &c), t0);
+    /* Reset while a tick future is pending: it keeps waiting, for the new instant. */
+    blz_interval_tick_future f;
+    blz_interval_tick_fut(&iv, &f);
+    CHECK_EQ(poll_with(&f.base, &c), BLZ_PENDING);
+    CHECK_EQ(advance_fire(3 * MS), 0);
+    blz_interval_reset(&iv);
+    CHECK_EQ(advance_fire(7 * MS), 0); /* the old instant passes quietly */
+    CHECK_EQ(c.wakes, 0);
+    CHECK_EQ(advance_fire(6 * MS), 1);
+    CHECK_EQ(c.wakes, 1);
+    CHECK_EQ(poll_with(&f.base, &c), BLZ_READY);
+    CHECK_EQ(f.tick, t0 + 13 * MS);
+    CHECK_EQ(next_tick_by_hand(&iv, &c), t0 + 23 * MS);
+    teardown_virtual();
+}
+
+BLZ_TEST(interval_rejects_bad_arguments)
+{
+    blz_interval iv = {0};
+    CHECK_EQ(blz_interval_init(NULL, blz_ms(1), BLZ_MISSED_BURST), -EINVAL);
+    CHECK_EQ(blz_interval_init(&iv, 0, BLZ_MISSED_BURST), -EINVAL);
+    CHECK_EQ(blz_interval_init(&iv, -1, BLZ_MISSED_BURST), -EINVAL);
+    CHECK_EQ(blz_interval_init(&iv, 1, (blz_missed_tick) 7), -EINVAL);
+    CHECK_EQ(blz_interval_tick(NULL), -EINVAL);
+    CHECK_EQ(blz_interval_tick(&iv), -EINVAL); /* never initialised */
+    cwaker c = {0};
+    blz_interval_tick_future f;
+    blz_interval_tick_fut(&iv, &f);
+    CHECK_EQ(poll_with(&f.base, &c), BLZ_READY);
+    CHECK_EQ(f.base.result, -EINVAL);
+    blz_interval_reset(NULL);
+}
+
+/* ---- deadline and clock ---------------------------------------------------- */
+
+BLZ_TEST(deadline_follows_the_virtual_clock)
+{
+    blz_instant t0 = setup_virtual();
+    CHECK_EQ(blz_clock_now(), t0);
+    blz_deadline dl = blz_deadline_after(blz_ms(5));
+    CHECK_EQ(dl.at, t0 + 5 * MS);
+    CHECK(!blz_deadline_expired(dl));
+    CHECK_EQ(blz_deadline_remaining(dl), 5 * MS);
+    CHECK_EQ(advance_fire(4 * MS), 0);
+    CHECK_EQ(blz_deadline_remaining(dl), MS);
+    CHECK_EQ(advance_fire(MS), 0);
+    CHECK(blz_deadline_expired(dl));
+    CHECK_EQ(blz_deadline_remaining(dl), 0);
+    blz_deadline never = blz_deadline_never();
+    CHECK(!blz_deadline_expired(never));
+    CHECK_EQ(blz_deadline_remaining(never), INT64_MAX);
+    CHECK_EQ(blz_deadline_after(INT64_MAX).at, t0 + 5 * MS + (blz_instant) INT64_MAX);
+    teardown_virtual();
+}
+
+BLZ_TEST(clock_now_is_monotonic_outside_a_runtime)
+{
+    blz_instant a = blz_clock_now();
+    blz_instant b = blz_now();
+    blz_instant c = blz_clock_now();
+    CHECK_LE(a, b);
+    CHECK_LE(b, c);
+}
+
+/* ---- a foreign thread: blz_await parks it until the deadline -------------- */
+
+static void *
+foreign_sleeper(void *arg)
+{
+    (void) arg;
+    blz_instant t0 = blz_now();
+    CHECK_EQ(blz_sleep(blz_ms(2)), 0);
+    CHECK_GE(blz_now(), t0 + 2 * MS); /* never early; no upper bound asserted */
+    blz_instant until = blz_now() + MS;
+    CHECK_EQ(blz_sleep_until(until), 0);
+    CHECK_GE(blz_now(), until);
+    blz_interval iv;
+    CHECK_OK(blz_interval_init(&iv, blz_ms(1), BLZ_MISSED_SKIP));
+    blz_instant start = blz_now();
+    for (int i = 0; i < 3; i++) {
+        CHECK_EQ(blz_interval_tick(&iv), 0);
+    }
+    CHECK_GE(blz_now(), start + 2 * MS);
+    return NULL;
+}
+
+BLZ_TEST(sleep_on_a_foreign_thread_parks_it)
+{
+    pthread_t th;
+    CHECK_EQ(pthread_create(&th, NULL, foreign_sleeper, NULL), 0);
+    CHECK_EQ(pthread_join(th, NULL), 0);
+}
+
+/* ---- in a runtime with a paused clock -------------------------------------- */
+
+static blz_runtime *
+paused_runtime(unsigned workers)
+{
+    blz_runtime_config cfg;
+    blz_runtime_config_default(&cfg);
+    cfg.workers = workers;
+    cfg.paused_clock = true;
+    blz_runtime *rt = NULL;
+    CHECK_OK(blz_runtime_new(&cfg, &rt));
+    return rt;
+}
+
+static void *
+never_early_body(void *arg)
+{
+    (void) arg;
+    const blz_duration ds[] = {1,
+                               999 * BLZ_NS_PER_US,
+                               MS,
+                               3 * MS / 2,
+                               64 * MS,
+                               65 * MS,
+                               4097 * MS,
+                               5 * BLZ_NS_PER_S,
+                               3 * 3600 * BLZ_NS_PER_S};
+    for (size_t i = 0; i < sizeof ds / sizeof ds[0]; i++) {
+        blz_instant t0 = blz_clock_now();
+        CHECK_EQ(blz_sleep(ds[i]), 0);
+        blz_instant t1 = blz_clock_now();
+        CHECK_GE(t1, t0 + (blz_instant) ds[i]);      /* never early */
+        CHECK_LE(t1, t0 + (blz_instant) ds[i] + MS); /* the virtual clock jumps to its tick */
+    }
+    return (void *) 1;
+}
+
+BLZ_TEST(rt_sleep_never_early_on_paused_clock)
+{
+    for (unsigned w = 1; w <= MAX_PAUSED_WORKERS; w++) {
+        blz_runtime *rt = paused_runtime(w);
+        void *res = NULL;
+        CHECK_OK(blz_runtime_block_on(rt, never_early_body, NULL, &res));
+        CHECK_PTR_EQ(res, (void *) 1);
+        blz_runtime_free(rt);
+    }
+}
+
+#define NFIBERS 1000
+
+typedef struct order_state {
+    blz_instant base;
+    unsigned delay_ms[NFIBERS]; /* a permutation of 1..NFIBERS */
+    _Atomic unsigned next_slot;
+    unsigned woke[NFIBERS]; /* fiber index in wake order */
+    blz_instant woke_at[NFIBERS];
+} order_state;
+
+static order_state g_order;
+
+static void *
+order_fiber(void *arg)
+{
+    unsigned i = (unsigned) (uintptr_t) arg;
+    blz_instant dl = g_order.base + (blz_instant) g_order.delay_ms[i] * MS;
+    CHECK_EQ(blz_sleep_until(dl), 0);
+    blz_instant now = blz_clock_now();
+    unsigned slot = atomic_fetch_add(&g_order.next_slot, 1);
+    g_order.woke[slot] = i;
+    g_order.woke_at[slot] = now;
+    return NULL;
+}
+
+static void *
+order_body(void *arg)
+{
+    (void) arg;
+    static blz_join *joins[NFIBERS];
+    g_order.base = blz_clock_now();
+    for (unsigned i = 0; i < NFIBERS; i++) {
+        CHECK_OK(blz_spawn(order_fiber, (void *) (uintptr_t) i, &joins[i]));
+    }
+    CHECK_OK(blz_join_all(joins, NFIBERS, NULL));
+    return NULL;
+}
+
+BLZ_TEST(rt_thousand_fibers_wake_in_deadline_order)
+{
+    for (unsigned i = 0; i < NFIBERS; i++) {
+        g_order.delay_ms[i] = i + 1;
+    }
+    for (unsigned i = NFIBERS - 1; i > 0; i--) { /* Fisher-Yates with a fixed seed */
+        unsigned j = (unsigned) ((i * 2654435761u + 12345u) % (i + 1));
+        unsigned tmp = g_order.delay_ms[i];
+        g_order.delay_ms[i] = g_order.delay_ms[j];
+        g_order.delay_ms[j] = tmp;
+    }
+    for (unsigned w = 1; w <= MAX_PAUSED_WORKERS; w++) {
+        atomic_store(&g_order.next_slot, 0);
+        blz_runtime *rt = paused_runtime(w);
+        CHECK_OK(blz_runtime_block_on(rt, order_body, NULL, NULL));
+        blz_runtime_free(rt);
+        CHECK_EQ(atomic_load(&g_order.next_slot), NFIBERS);
+        for (unsigned k = 0; k < NFIBERS; k++) {
+            unsigned i = g_order.woke[k];
+            CHECK_EQ(g_order.delay_ms[i], k + 1); /* k-th to wake has the k-th deadline */
+            CHECK_GE(g_order.woke_at[k], g_order.base + (blz_instant) (k + 1) * MS);
+        }
+    }
+}
+
+static void *
+interval_body(void *arg)
+{
+    blz_missed_tick policy = (blz_missed_tick) (intptr_t) arg;
+    blz_interval iv;
+    CHECK_OK(blz_interval_init(&iv, blz_ms(10), policy));
+    blz_instant t0 = blz_clock_now();
+    CHECK_EQ(blz_interval_tick(&iv), 0);
+    CHECK_EQ(blz_clock_now(), t0);
+    CHECK_EQ(blz_interval_tick(&iv), 0);
+    CHECK_EQ(blz_clock_now(), t0 + 10 * MS);
+    CHECK_EQ(blz_sleep(blz_ms(25)), 0); /* now t0 + 35: the tick at 20 is late */
+    CHECK_EQ(blz_clock_now(), t0 + 35 * MS);
+    blz_instant expect[3];
+    switch (policy) {
+    case BLZ_MISSED_BURST: /* 20 and 30 at once, then 40 */
+        expect[0] = t0 + 35 * MS, expect[1] = t0 + 35 * MS, expect[2] = t0 + 40 * MS;
+        break;
+    case BLZ_MISSED_DELAY: /* 20 at once, then 45, 55 */
+        expect[0] = t0 + 35 * MS, expect[1] = t0 + 45 * MS, expect[2] = t0 + 55 * MS;
+        break;
+    default: /* skip: 20 at once, then 40, 50 */
+        expect[0] = t0 + 35 * MS, expect[1] = t0 + 40 * MS, expect[2] = t0 + 50 * MS;
+        break;
+    }
+    for (int i = 0; i < 3; i++) {
+        CHECK_EQ(blz_interval_tick(&iv), 0);
+        CHECK_EQ(blz_clock_now(), expect[i]);
+    }
+    return NULL;
+}
+
+BLZ_TEST(rt_interval_policies_on_paused_clock)
+{
+    static const blz_missed_tick policies[] = {BLZ_MISSED_BURST, BLZ_MISSED_DELAY, BLZ_MISSED_SKIP};
+    for (unsigned w = 1; w <= MAX_PAUSED_WORKERS; w++) {
+        for (size_t i = 0; i < 3; i++) {
+            blz_runtime *rt = paused_runtime(w);
+            CHECK_OK(
+                blz_runtime_block_on(rt, interval_body, (void *) (intptr_t) policies[i], NULL));
+            blz_runtime_free(rt);
+        }
+    }
+}
+
+static void *
+timeout_body(void *arg)
+{
+    (void) arg;
+    /* Expires: the inner future is dropped. */
+    probe_future inner;
+    probe_init(&inner, 0, 0);
+    blz_instant t0 = blz_clock_now();
+    CHECK_EQ(blz_timeout(&inner.base, blz_ms(10)), -ETIMEDOUT);
+    CHECK_EQ(inner.drops, 1);
+    CHECK_EQ(blz_clock_now(), t0 + 10 * MS);
+    /* The inner future finishes first: its result comes back, at its own time. */
+    blz_sleep_future s;
+    blz_sleep_fut(&s, blz_ms(5));
+    t0 = blz_clock_now();
+    CHECK_EQ(blz_timeout(&s.base, blz_ms(10)), 0);
+    CHECK_EQ(blz_clock_now(), t0 + 5 * MS);
+    /* Absolute deadline. */
+    probe_init(&inner, 0, 0);
+    t0 = blz_clock_now();
+    CHECK_EQ(blz_timeout_until(&inner.base, t0 + 7 * MS), -ETIMEDOUT);
+    CHECK_EQ(inner.drops, 1);
+    CHECK_EQ(blz_clock_now(), t0 + 7 * MS);
+    return NULL;
+}
+
+BLZ_TEST(rt_timeout_expires_and_drops_inner)
+{
+    for (unsigned w = 1; w <= MAX_PAUSED_WORKERS; w++) {
+        blz_runtime *rt = paused_runtime(w);
+        CHECK_OK(blz_runtime_block_on(rt, timeout_body, NULL, NULL));
+        blz_runtime_free(rt);
+    }
+}
+
+/* A stackless task: three sleeps in a row, written with the protothread macros. */
+typedef struct three_sleeps {
+    blz_future base;
+    blz_sleep_future s;
+    int i;
+} three_sleeps;
+
+static blz_poll
+three_sleeps_poll(blz_future *self, blz_context *cx)
+{
+    three_sleeps *t = (three_sleeps *) self;
+    BLZ_ASYNC_BEGIN(self);
+    for (t->i = 0; t->i < 3; t->i++) {
+        blz_sleep_fut(&t->s, blz_ms(4));
+        BLZ_AWAIT(self, cx, &t->s.base);
+    }
+    BLZ_ASYNC_RETURN(self, 3);
+    BLZ_ASYNC_END(self);
+}
+
+static void
+three_sleeps_drop(blz_future *self)
+{
+    blz_future_drop(&((three_sleeps *) self)->s.base);
+}
+
+static const blz_future_vtable three_sleeps_vtable = {three_sleeps_poll, three_sleeps_drop};
+
+static void *
+stackless_body(void *arg)
+{
+    (void) arg;
+    three_sleeps f;
+    blz_future_init(&f.base, &three_sleeps_vtable);
+    blz_join *j;
+    blz_instant t0 = blz_clock_now();
+    CHECK_OK(blz_spawn_future(&f.base, sizeof f, &j));
+    void *res = NULL;
+    CHECK_OK(blz_join_wait(j, &res));
+    CHECK_EQ((intptr_t) res, 3);
+    CHECK_EQ(blz_clock_now(), t0 + 12 * MS);
+    return NULL;
+}
+
+BLZ_TEST(rt_stackless_task_sleeps)
+{
+    for (unsigned w = 1; w <= MAX_PAUSED_WORKERS; w++) {
+        blz_runtime *rt = paused_runtime(w);
+        CHECK_OK(blz_runtime_block_on(rt, stackless_body, NULL, NULL));
+        blz_runtime_free(rt);
+    }
+}
+
+static void *
+advance_body(void *arg)
+{
+    blz_runtime *rt = arg;
+    blz_instant t0 = blz_clock_now();
+    CHECK_EQ(blz_runtime_advance(rt, blz_ms(250)), 0);
+    CHECK_EQ(blz_clock_now(), t0 + 250 * MS);
+    blz_sleep_future f;
+    blz_sleep_until_fut(&f, t0 + 100 * MS); /* already passed on the virtual clock */
+    CHECK_EQ(blz_await(&f.base), 0);
+    CHECK_EQ(blz_clock_now(), t0 + 250 * MS);
+    return NULL;
+}
+
+BLZ_TEST(rt_advance_moves_the_virtual_clock)
+{
+    blz_runtime *rt = paused_runtime(1);
+    CHECK_OK(blz_runtime_block_on(rt, advance_body, rt, NULL));
+    blz_runtime_free(rt);
+    blz_runtime_config cfg;
+    blz_runtime_config_default(&cfg);
+    cfg.workers = 1;
+    CHECK_OK(blz_runtime_new(&cfg, &rt));
+    CHECK_EQ(blz_runtime_advance(rt, blz_ms(1)), -EINVAL);
+    blz_runtime_free(rt);
+}
+
+static void *
+real_clock_body(void *arg)
+{
+    (void) arg;
+    for (int i = 0; i < 5; i++) {
+        blz_instant t0 = blz_now();
+        CHECK_EQ(blz_sleep(blz_us(1500)), 0);
+        CHECK_GE(blz_now(), t0 + 1500 * BLZ_NS_PER_US); /* never early */
+    }
+    return NULL;
+}
+
+BLZ_TEST(rt_sleep_real_clock_never_early)
+{
+    blz_runtime_config cfg;
+    blz_runtime_config_default(&cfg);
+    cfg.workers = 2;
+    blz_runtime *rt;
+    CHECK_OK(blz_runtime_new(&cfg, &rt));
+    CHECK_OK(blz_runtime_block_on(rt, real_clock_body, NULL, NULL));
+    blz_runtime_free(rt);
+}
