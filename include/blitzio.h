@@ -9,5 +9,7 @@
 #include "blitzio/rt.h"
 #include "blitzio/task.h"
 #include "blitzio/time.h"
+#include "blitzio/sync.h"
+#include "blitzio/chan.h"
 
 #endif

@@ -30,23 +30,23 @@
 #ifndef BLZ_CHAN_H
 #define BLZ_CHAN_H
 
-#include <stdatomic.h>
-#include <stddef.h>
-
 #include "blitzio/common.h"
 #include "blitzio/future.h"
 #include "blitzio/time.h"
+
+#include <stdatomic.h>
+#include <stddef.h>
 
 #ifdef __cplusplus
 extern "C" {
 #endif
 
-#define BLZ_CHAN_CACHELINE_ 64
+#define BLZ_CHAN_CACHELINE 64
 
 #if defined(__GNUC__)
-# define BLZ_CHAN_UNUSED_ __attribute__((unused))
+# define BLZ_CHAN_UNUSED __attribute__((unused))
 #else
-# define BLZ_CHAN_UNUSED_
+# define BLZ_CHAN_UNUSED
 #endif
 
 /* ---- private building blocks ------------------------------------------ */
@@ -84,17 +84,17 @@ typedef struct blz_chan_waiter {
  */
 typedef struct blz_chan {
     _Atomic(size_t) tail_; /* next send position << 2 | CLOSED | RECV_WAITING */
-    char pad0_[BLZ_CHAN_CACHELINE_ - sizeof(size_t)];
+    char pad0_[BLZ_CHAN_CACHELINE - sizeof(size_t)];
     _Atomic(size_t) head_; /* next receive position << 2 | SEND_WAITING */
-    char pad1_[BLZ_CHAN_CACHELINE_ - sizeof(size_t)];
+    char pad1_[BLZ_CHAN_CACHELINE - sizeof(size_t)];
     unsigned char *buf_; /* cap_ slots of stride_ bytes: stamp, then the item */
     size_t cap_;         /* capacity, >= 1 */
     size_t lap_;         /* power of two >= max(cap_, 2): positions per lap of the ring */
     size_t elem_size_;   /* bytes per item */
     size_t stride_;      /* bytes per slot */
-    char pad2_[BLZ_CHAN_CACHELINE_ - sizeof(void *) - 4 * sizeof(size_t)];
+    char pad2_[BLZ_CHAN_CACHELINE - sizeof(void *) - 4 * sizeof(size_t)];
     blz_chan_waitq recvq_; /* receivers waiting for an item */
-    char pad3_[BLZ_CHAN_CACHELINE_ - sizeof(blz_chan_waitq)];
+    char pad3_[BLZ_CHAN_CACHELINE - sizeof(blz_chan_waitq)];
     blz_chan_waitq sendq_; /* senders waiting for room */
 } blz_chan;
 
@@ -215,59 +215,62 @@ BLZ_API size_t blz_chan_capacity(const blz_chan *ch);
  * and name_recv_future (its `value` member receives the item) /
  * name_recv_fut(ch, f). Their return codes are those of blz_chan_*.
  */
-#define BLZ_CHAN_DECLARE(name, T)                                                                  \
-    typedef struct name {                                                                          \
-        blz_chan raw;                                                                              \
-    } name;                                                                                        \
-    typedef struct name##_send_future {                                                            \
-        blz_chan_send_future base;                                                                 \
-        T item;                                                                                    \
-    } name##_send_future;                                                                          \
-    typedef struct name##_recv_future {                                                            \
-        blz_chan_recv_future base;                                                                 \
-        T value;                                                                                   \
-    } name##_recv_future;                                                                          \
-    BLZ_CHAN_UNUSED_ static inline int name##_init(name *ch, size_t capacity)                      \
-    {                                                                                              \
-        return blz_chan_init(&ch->raw, sizeof(T), capacity);                                       \
-    }                                                                                              \
-    BLZ_CHAN_UNUSED_ static inline void name##_deinit(name *ch)                                    \
-    {                                                                                              \
-        blz_chan_deinit(&ch->raw);                                                                 \
-    }                                                                                              \
-    BLZ_CHAN_UNUSED_ static inline void name##_close(name *ch)                                     \
-    {                                                                                              \
-        blz_chan_close(&ch->raw);                                                                  \
-    }                                                                                              \
-    BLZ_CHAN_UNUSED_ static inline size_t name##_len(const name *ch)                               \
-    {                                                                                              \
-        return blz_chan_len(&ch->raw);                                                             \
-    }                                                                                              \
-    BLZ_CHAN_UNUSED_ static inline int name##_try_send(name *ch, T item)                           \
-    {                                                                                              \
-        return blz_chan_try_send(&ch->raw, &item);                                                 \
-    }                                                                                              \
-    BLZ_CHAN_UNUSED_ static inline int name##_send(name *ch, T item)                               \
-    {                                                                                              \
-        return blz_chan_send(&ch->raw, &item);                                                     \
-    }                                                                                              \
-    BLZ_CHAN_UNUSED_ static inline int name##_try_recv(name *ch, T *out)                           \
-    {                                                                                              \
-        return blz_chan_try_recv(&ch->raw, out);                                                   \
-    }                                                                                              \
-    BLZ_CHAN_UNUSED_ static inline int name##_recv(name *ch, T *out)                               \
-    {                                                                                              \
-        return blz_chan_recv(&ch->raw, out);                                                       \
-    }                                                                                              \
-    BLZ_CHAN_UNUSED_ static inline void name##_send_fut(name *ch, T item, name##_send_future *f)   \
-    {                                                                                              \
-        f->item = item;                                                                            \
-        blz_chan_send_fut_inline(&ch->raw, offsetof(name##_send_future, item), &f->base);          \
-    }                                                                                              \
-    BLZ_CHAN_UNUSED_ static inline void name##_recv_fut(name *ch, name##_recv_future *f)           \
-    {                                                                                              \
-        blz_chan_recv_fut_inline(&ch->raw, offsetof(name##_recv_future, value), &f->base);         \
-    }
+/* `name` is pasted and `T` is used as a type, so neither can be parenthesised. */
+/* NOLINTBEGIN(bugprone-macro-parentheses) */
+#define BLZ_CHAN_DECLARE(name, T)                                                            \
+ typedef struct name {                                                                       \
+  blz_chan raw;                                                                              \
+ } name;                                                                                     \
+ typedef struct name##_send_future {                                                         \
+  blz_chan_send_future base;                                                                 \
+  T item;                                                                                    \
+ } name##_send_future;                                                                       \
+ typedef struct name##_recv_future {                                                         \
+  blz_chan_recv_future base;                                                                 \
+  T value;                                                                                   \
+ } name##_recv_future;                                                                       \
+ BLZ_CHAN_UNUSED static inline int name##_init(name *ch, size_t capacity)                    \
+ {                                                                                           \
+  return blz_chan_init(&ch->raw, sizeof(T), capacity);                                       \
+ }                                                                                           \
+ BLZ_CHAN_UNUSED static inline void name##_deinit(name *ch)                                  \
+ {                                                                                           \
+  blz_chan_deinit(&ch->raw);                                                                 \
+ }                                                                                           \
+ BLZ_CHAN_UNUSED static inline void name##_close(name *ch)                                   \
+ {                                                                                           \
+  blz_chan_close(&ch->raw);                                                                  \
+ }                                                                                           \
+ BLZ_CHAN_UNUSED static inline size_t name##_len(const name *ch)                             \
+ {                                                                                           \
+  return blz_chan_len(&ch->raw);                                                             \
+ }                                                                                           \
+ BLZ_CHAN_UNUSED static inline int name##_try_send(name *ch, T item)                         \
+ {                                                                                           \
+  return blz_chan_try_send(&ch->raw, &item);                                                 \
+ }                                                                                           \
+ BLZ_CHAN_UNUSED static inline int name##_send(name *ch, T item)                             \
+ {                                                                                           \
+  return blz_chan_send(&ch->raw, &item);                                                     \
+ }                                                                                           \
+ BLZ_CHAN_UNUSED static inline int name##_try_recv(name *ch, T *out)                         \
+ {                                                                                           \
+  return blz_chan_try_recv(&ch->raw, out);                                                   \
+ }                                                                                           \
+ BLZ_CHAN_UNUSED static inline int name##_recv(name *ch, T *out)                             \
+ {                                                                                           \
+  return blz_chan_recv(&ch->raw, out);                                                       \
+ }                                                                                           \
+ BLZ_CHAN_UNUSED static inline void name##_send_fut(name *ch, T item, name##_send_future *f) \
+ {                                                                                           \
+  f->item = item;                                                                            \
+  blz_chan_send_fut_inline(&ch->raw, offsetof(name##_send_future, item), &f->base);          \
+ }                                                                                           \
+ BLZ_CHAN_UNUSED static inline void name##_recv_fut(name *ch, name##_recv_future *f)         \
+ {                                                                                           \
+  blz_chan_recv_fut_inline(&ch->raw, offsetof(name##_recv_future, value), &f->base);         \
+ }
+/* NOLINTEND(bugprone-macro-parentheses) */
 
 /* ==== unbounded channel (MPSC) ============================================ */
 
@@ -280,18 +283,18 @@ typedef struct blz_uchan_seg blz_uchan_seg; /* private: a segment of slots */
  * Every field is private.
  */
 typedef struct blz_uchan {
-    blz_chan_waitq q_;           /* lock_ serialises senders; the list holds the receiver */
-    blz_uchan_seg *tail_seg_;    /* segment senders write into; under q_.lock_ */
-    size_t tail_idx_;            /* next free slot in tail_seg_; under q_.lock_ */
-    _Atomic(size_t) sent_;       /* items sent; written under q_.lock_ */
-    _Atomic(uint32_t) closed_;   /* set once, under q_.lock_ */
+    blz_chan_waitq q_;         /* lock_ serialises senders; the list holds the receiver */
+    blz_uchan_seg *tail_seg_;  /* segment senders write into; under q_.lock_ */
+    size_t tail_idx_;          /* next free slot in tail_seg_; under q_.lock_ */
+    _Atomic(size_t) sent_;     /* items sent; written under q_.lock_ */
+    _Atomic(uint32_t) closed_; /* set once, under q_.lock_ */
     uint32_t pad_;
-    char pad0_[BLZ_CHAN_CACHELINE_];
-    blz_uchan_seg *head_seg_;          /* segment the receiver reads; receiver only */
-    size_t head_idx_;                  /* next slot to read in head_seg_; receiver only */
-    _Atomic(size_t) received_;         /* items received; receiver writes */
-    _Atomic(blz_uchan_seg *) spare_;   /* one drained segment kept for reuse */
-    size_t elem_size_;                 /* bytes per item */
+    char pad0_[BLZ_CHAN_CACHELINE];
+    blz_uchan_seg *head_seg_;        /* segment the receiver reads; receiver only */
+    size_t head_idx_;                /* next slot to read in head_seg_; receiver only */
+    _Atomic(size_t) received_;       /* items received; receiver writes */
+    _Atomic(blz_uchan_seg *) spare_; /* one drained segment kept for reuse */
+    size_t elem_size_;               /* bytes per item; 0 before init and after deinit */
 } blz_uchan;
 
 /** A pending receive on a blz_uchan; fill with blz_uchan_recv_fut(). */
@@ -427,15 +430,15 @@ BLZ_API int blz_oneshot_recv(blz_oneshot *o, void *out);
  * resumes at the oldest message still kept. Every field is private.
  */
 typedef struct blz_broadcast {
-    blz_chan_waitq q_;            /* lock_ serialises senders; the list holds waiting receivers */
-    _Atomic(uint64_t) tail_;      /* messages sent so far = number of the next message */
-    _Atomic(uint32_t) closed_;    /* set once, under q_.lock_ */
+    blz_chan_waitq q_;         /* lock_ serialises senders; the list holds waiting receivers */
+    _Atomic(uint64_t) tail_;   /* messages sent so far = number of the next message */
+    _Atomic(uint32_t) closed_; /* set once, under q_.lock_ */
     uint32_t pad_;
-    _Atomic(size_t) receivers_;   /* subscribed receivers */
-    unsigned char *buf_;          /* cap_ slots of stride_ bytes: stamp, then item words */
-    size_t cap_;                  /* ring size: capacity rounded up to a power of two */
-    size_t elem_size_;            /* bytes per item */
-    size_t stride_;               /* bytes per slot */
+    _Atomic(size_t) receivers_; /* subscribed receivers */
+    unsigned char *buf_;        /* cap_ slots of stride_ bytes: stamp, then item words */
+    size_t cap_;                /* ring size: capacity rounded up to a power of two */
+    size_t elem_size_;          /* bytes per item */
+    size_t stride_;             /* bytes per slot */
 } blz_broadcast;
 
 /**
@@ -504,8 +507,7 @@ BLZ_API int blz_broadcast_try_recv(blz_broadcast_rx *rx, void *out);
 BLZ_API uint64_t blz_broadcast_rx_missed(const blz_broadcast_rx *rx);
 
 /** Fills `f` with a receive on `rx` into `*out`. Owner; never suspends. */
-BLZ_API void blz_broadcast_recv_fut(blz_broadcast_rx *rx, void *out,
-                                    blz_broadcast_recv_future *f);
+BLZ_API void blz_broadcast_recv_fut(blz_broadcast_rx *rx, void *out, blz_broadcast_recv_future *f);
 
 /**
  * Waits for the next message. Returns 0, -EOVERFLOW (see try_recv), -EPIPE,
@@ -531,10 +533,10 @@ typedef struct blz_watch {
     _Atomic(uint64_t) ver_;    /* version << 2 | WAITERS | WRITING */
     _Atomic(uint32_t) closed_; /* set once */
     uint32_t pad_;
-    _Atomic(uint64_t) *data_;  /* the value, in words_ 8-byte words */
-    size_t elem_size_;         /* bytes of the value */
-    size_t words_;             /* (elem_size_ + 7) / 8 */
-    blz_chan_waitq q_;         /* watchers waiting for a change */
+    _Atomic(uint64_t) *data_; /* the value, in words_ 8-byte words */
+    size_t elem_size_;        /* bytes of the value */
+    size_t words_;            /* (elem_size_ + 7) / 8 */
+    blz_chan_waitq q_;        /* watchers waiting for a change */
 } blz_watch;
 
 /** A watcher of a blz_watch: remembers the last version it saw. Owner only. */
@@ -616,7 +618,7 @@ BLZ_API int blz_watch_changed(blz_watch_rx *rx);
  * branch is dropped, which unlinks its waiter and consumes nothing.
  */
 typedef struct blz_chan_select_future {
-    blz_future base; /**< result: index of the winning branch, or -ETIMEDOUT */
+    blz_future base;         /**< result: index of the winning branch, or -ETIMEDOUT */
     blz_future **branches_;  /* the branch futures, owned by the caller */
     size_t n_;               /* number of branches */
     blz_instant deadline_;   /* UINT64_MAX: no timeout branch */
@@ -640,8 +642,7 @@ BLZ_API void blz_chan_select_fut(blz_future **branches, size_t n, blz_instant de
  * Awaits blz_chan_select_fut(). Returns the winner's index, -ETIMEDOUT,
  * -EINVAL, -ECANCELED (aborted: every branch dropped), -EDEADLK. Suspends.
  */
-BLZ_API int blz_chan_select(blz_future **branches, size_t n, blz_instant deadline,
-                            unsigned flags);
+BLZ_API int blz_chan_select(blz_future **branches, size_t n, blz_instant deadline, unsigned flags);
 
 /**
  * Receives from whichever of `chans[0..n)` has an item first, into

@@ -32,10 +32,10 @@
 #ifndef BLZ_SYNC_H
 #define BLZ_SYNC_H
 
-#include <stdatomic.h>
-
 #include "blitzio/common.h"
 #include "blitzio/future.h"
+
+#include <stdatomic.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -70,9 +70,9 @@ BLZ_API void blz__perturb(void);
  * holds back later small ones (no starvation).
  */
 typedef struct blz_semaphore {
-    _Atomic size_t state_;   /* permits << 2 | WAITERS (2) | CLOSED (1) */
-    _Atomic uint32_t lock_;  /* spinlock over queue_ and the waiters' fields */
-    blz_waiter queue_;       /* sentinel of the FIFO of acquire futures */
+    _Atomic size_t state_;  /* permits << 2 | WAITERS (2) | CLOSED (1) */
+    _Atomic uint32_t lock_; /* spinlock over queue_ and the waiters' fields */
+    blz_waiter queue_;      /* sentinel of the FIFO of acquire futures */
 } blz_semaphore;
 
 #define BLZ_SEM_CLOSED_  ((size_t) 1)
@@ -83,7 +83,10 @@ typedef struct blz_semaphore {
 #define BLZ_SEMAPHORE_MAX_PERMITS (SIZE_MAX >> 4)
 
 /** Static initialiser: `blz_semaphore s = BLZ_SEMAPHORE_INIT(4);` (permits <= MAX). */
-#define BLZ_SEMAPHORE_INIT(permits) {.state_ = (size_t) (permits) << BLZ_SEM_SHIFT_}
+#define BLZ_SEMAPHORE_INIT(permits)              \
+ {                                               \
+  .state_ = (size_t) (permits) << BLZ_SEM_SHIFT_ \
+ }
 
 /**
  * Initialises `s` with `permits` free permits.
@@ -108,6 +111,9 @@ blz_semaphore_try_acquire(blz_semaphore *s, size_t n)
     for (;;) {
         if (cur & BLZ_SEM_CLOSED_) {
             return -EPIPE;
+        }
+        if (n == 0) {
+            return 0;
         }
         if ((cur & BLZ_SEM_WAITERS_) || (cur >> BLZ_SEM_SHIFT_) < n) {
             return -EAGAIN;
@@ -138,8 +144,7 @@ blz_semaphore_release(blz_semaphore *s, size_t n)
     }
     BLZ_SYNC_PERTURB_();
     /* Release pairs with the acquire CAS of the try tier and of the hand-out. */
-    size_t old =
-        atomic_fetch_add_explicit(&s->state_, n << BLZ_SEM_SHIFT_, memory_order_release);
+    size_t old = atomic_fetch_add_explicit(&s->state_, n << BLZ_SEM_SHIFT_, memory_order_release);
     if (BLZ_SYNC_UNLIKELY_(old & BLZ_SEM_WAITERS_)) {
         blz__semaphore_release_slow(s);
     }
@@ -182,8 +187,7 @@ typedef struct blz_semaphore_acquire_future {
  * (NULL semaphore, n too large). Dropping it while pending gives back any
  * permits already assigned. Never allocates; NULL `f` is ignored.
  */
-BLZ_API void blz_semaphore_acquire_fut(blz_semaphore *s, size_t n,
-                                       blz_semaphore_acquire_future *f);
+BLZ_API void blz_semaphore_acquire_fut(blz_semaphore *s, size_t n, blz_semaphore_acquire_future *f);
 
 /**
  * Waits for `n` permits (FIFO). Suspends a fiber / parks a foreign thread.
@@ -211,7 +215,10 @@ typedef struct blz_mutex {
 } blz_mutex;
 
 /** Static initialiser for an unlocked mutex. */
-#define BLZ_MUTEX_INIT {.locked_ = 0}
+#define BLZ_MUTEX_INIT \
+ {                     \
+  .locked_ = 0         \
+ }
 
 /** Initialises `m` unlocked. NULL is ignored. */
 BLZ_API void blz_mutex_init(blz_mutex *m);
@@ -256,18 +263,22 @@ blz_mutex_unlock(blz_mutex *m)
         return;
     }
     BLZ_SYNC_PERTURB_();
+    if (BLZ_SYNC_UNLIKELY_(atomic_load_explicit(&blz__sync_fence_mode, memory_order_relaxed))) {
+        /* No membarrier: the symmetric Dekker pattern, all seq_cst on both sides. */
+        (void) atomic_exchange_explicit(&m->locked_, 0, memory_order_seq_cst);
+        if (atomic_load_explicit(&m->waiters_, memory_order_seq_cst)) {
+            blz__mutex_unlock_slow(m);
+        }
+        return;
+    }
     /* Release pairs with the acquire CAS of the next locker. */
     atomic_store_explicit(&m->locked_, 0, memory_order_release);
     /*
-     * Store-load ordering against a waiter that just raised waiters_: the
-     * waiter pays it with membarrier(); only where that is unavailable do we
-     * fence here. See "The unlock race" in src/sync/mutex.c.
+     * Store-load ordering against a waiter that just raised waiters_ is paid
+     * by the waiter (membarrier), so only the compiler must keep the load
+     * after the store here. See "The unlock race" in src/sync/mutex.c.
      */
-    if (BLZ_SYNC_UNLIKELY_(atomic_load_explicit(&blz__sync_fence_mode, memory_order_relaxed))) {
-        atomic_thread_fence(memory_order_seq_cst);
-    } else {
-        atomic_signal_fence(memory_order_seq_cst);
-    }
+    atomic_signal_fence(memory_order_seq_cst);
     if (BLZ_SYNC_UNLIKELY_(atomic_load_explicit(&m->waiters_, memory_order_relaxed))) {
         blz__mutex_unlock_slow(m);
     }
@@ -321,7 +332,10 @@ typedef struct blz_rwlock {
 #define BLZ_RWLOCK_MAX_READERS BLZ_SEMAPHORE_MAX_PERMITS
 
 /** Static initialiser for an unlocked rwlock. */
-#define BLZ_RWLOCK_INIT {.sem_ = BLZ_SEMAPHORE_INIT(BLZ_RWLOCK_MAX_READERS)}
+#define BLZ_RWLOCK_INIT                              \
+ {                                                   \
+  .sem_ = BLZ_SEMAPHORE_INIT(BLZ_RWLOCK_MAX_READERS) \
+ }
 
 /** Initialises `l` unlocked. NULL is ignored. */
 BLZ_API void blz_rwlock_init(blz_rwlock *l);
@@ -397,7 +411,10 @@ typedef struct blz_notify {
 #define BLZ_NOTIFY_WAITERS_ 2u
 
 /** Static initialiser: no permit, nobody waiting. */
-#define BLZ_NOTIFY_INIT {.state_ = 0}
+#define BLZ_NOTIFY_INIT \
+ {                      \
+  .state_ = 0           \
+ }
 
 /** Initialises `n`. NULL is ignored. */
 BLZ_API void blz_notify_init(blz_notify *n);
@@ -492,7 +509,10 @@ typedef struct blz_barrier {
 } blz_barrier;
 
 /** Static initialiser for a barrier of `n` > 0 parties. */
-#define BLZ_BARRIER_INIT(n) {.parties_ = (uint32_t) (n)}
+#define BLZ_BARRIER_INIT(n)  \
+ {                           \
+  .parties_ = (uint32_t) (n) \
+ }
 
 /** What a completed barrier wait returns to the generation's leader. */
 #define BLZ_BARRIER_LEADER 1
@@ -549,7 +569,10 @@ typedef struct blz_oncecell {
 #define BLZ_ONCECELL_MASK_ 3u
 
 /** Static initialiser for an empty cell. */
-#define BLZ_ONCECELL_INIT {.state_ = 0}
+#define BLZ_ONCECELL_INIT \
+ {                        \
+  .state_ = 0             \
+ }
 
 /** Initialises `c` empty. NULL is ignored. */
 BLZ_API void blz_oncecell_init(blz_oncecell *c);
@@ -633,7 +656,10 @@ typedef struct blz_cancel_token {
 } blz_cancel_token;
 
 /** Static initialiser for a root token, not cancelled. */
-#define BLZ_CANCEL_TOKEN_INIT {.cancelled_ = 0}
+#define BLZ_CANCEL_TOKEN_INIT \
+ {                            \
+  .cancelled_ = 0             \
+ }
 
 /** Initialises `t` as a root token. NULL is ignored. */
 BLZ_API void blz_cancel_token_init(blz_cancel_token *t);

@@ -22,13 +22,13 @@
 #ifndef BLZ_CHAN_WAITQ_H
 #define BLZ_CHAN_WAITQ_H
 
-#include <stdbool.h>
-#include <stddef.h>
-
 #include "blitzio/chan.h"
 #include "core/atomic.h"
 #include "core/container.h"
 #include "core/list.h"
+
+#include <stdbool.h>
+#include <stddef.h>
 
 enum { W_IDLE = 0, W_LINKED = 1, W_NOTIFIED = 2 };
 

@@ -34,4 +34,13 @@ void blz__thread_park_until(blz_instant deadline);
  * waiting would block a worker. */
 bool blz__in_stackless_poll(void);
 
+/*
+ * May an await tier skip blz_await because its operation completes at once?
+ * True on a plain thread, and on a fiber that is not cancelled and still has
+ * coop budget (one unit is spent); false inside a stackless poll. These are the
+ * checks blz_await makes before its first poll, so trying the operation
+ * directly when this says yes changes nothing a caller can observe.
+ */
+bool blz__await_fast_ok(void);
+
 #endif

@@ -89,6 +89,23 @@ blz__coop_take(void)
     return true;
 }
 
+bool
+blz__await_fast_ok(void)
+{
+    blz__task *t = tl_task;
+    if (t == NULL) {
+        return true; /* a plain thread: blz_await would park it; no budget, no abort */
+    }
+    if (t->kind != BLZ_TASK_FIBER) {
+        return false; /* a stackless poll: blz_await answers -EDEADLK */
+    }
+    /* Acquire pairs with the CAS that sets CANCELLED (blz_join_abort). */
+    if (blz__load(&t->state, ACQUIRE) & BLZ_TASK_CANCELLED) {
+        return false;
+    }
+    return blz__coop_take();
+}
+
 __attribute__((noinline)) bool
 blz__in_stackless_poll(void)
 {
@@ -199,18 +216,22 @@ blz__notify_parked(blz_runtime *rt)
         return;
     }
     uint64_t mask = blz__load(&rt->idle_mask, SEQ_CST);
+    if (!mask) {
+        return;
+    }
+    /* Count the woken worker as searching before it can see its cleared bit (it
+     * decrements when it stops searching, and the count must not go below 0). */
+    blz__fetch_add(&rt->num_searching, 1, SEQ_CST);
     while (mask) {
         unsigned i = (unsigned) __builtin_ctzll(mask);
         uint64_t bit = (uint64_t) 1 << i;
         if (blz__cas(&rt->idle_mask, &mask, mask & ~bit, SEQ_CST, SEQ_CST)) {
-            blz__worker *w = &rt->workers[i];
-            /* The woken worker starts out searching; it learns so from its cleared
-             * idle bit (see park), so only the count is ours to change. */
-            blz__fetch_add(&rt->num_searching, 1, SEQ_CST);
-            unpark_worker(w);
+            /* It learns it is searching from its cleared idle bit (see park). */
+            unpark_worker(&rt->workers[i]);
             return;
         }
     }
+    blz__fetch_sub(&rt->num_searching, 1, SEQ_CST); /* nobody was left to wake */
 }
 
 /* ---- scheduling ---------------------------------------------------------- */

@@ -10,14 +10,18 @@
  * rates are chosen to keep the test suite's run time within a small factor.
  * In a normal build this file compiles to nothing.
  */
+/* syscall(), sched_yield(): not in strict C11 (the build defines it already today). */
+#ifndef _GNU_SOURCE
+# define _GNU_SOURCE
+#endif
 #include "core/atomic.h"
 
 #if defined(BLZ_PERTURB) && BLZ_PERTURB
 
+# include "blitzio/common.h"
+
 # include <sched.h>
 # include <stdint.h>
-
-# include "blitzio/common.h"
 
 static _Thread_local uint64_t perturb_state;
 

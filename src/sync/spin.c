@@ -7,9 +7,13 @@
  * worker threads than cores). Hence test-and-test-and-set with exponential
  * pause, then sched_yield() so a preempted holder can get the core back.
  */
-#include <sched.h>
-
+/* syscall(), sched_yield(): not in strict C11 (the build defines it already today). */
+#ifndef _GNU_SOURCE
+# define _GNU_SOURCE
+#endif
 #include "sync/waitq.h"
+
+#include <sched.h>
 
 enum {
     SPIN_PAUSE_MAX = 64, /* pauses between two looks, at most */

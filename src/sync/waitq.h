@@ -105,7 +105,7 @@ blz__waiter_take_waker(blz_waiter *w)
 #define BLZ__WAKE_BATCH 32
 
 typedef struct blz__wake_batch {
-    unsigned n;                    /* wakers held */
+    unsigned n;                   /* wakers held */
     blz_waker w[BLZ__WAKE_BATCH]; /* moved out of unlinked waiters */
 } blz__wake_batch;
 

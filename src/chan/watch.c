@@ -1,0 +1,333 @@
+/*
+ * Watch: the latest value plus a version, read through a sequence lock.
+ *
+ * ver_ = version << 2 | WAITERS (bit 1) | WRITING (bit 0). The version
+ * starts at 1 and grows by one per send.
+ *
+ * Writers claim the word by CAS (WRITING clear -> set; acquire, so the
+ * previous writer's words happen before ours), release fence, store the
+ * value's words (relaxed atomics), then store the next version with both bits
+ * clear (release). Writers are serialised by the WRITING bit.
+ *
+ * Readers load ver_ (acquire), skip while WRITING, copy the words, acquire
+ * fence, re-load: the same version and no WRITING means the copy is whole
+ * (WAITERS may change meanwhile; it is ignored). No reader writes anything
+ * shared, and no reader waits for a lock other than a writer's copy.
+ *
+ * Change waits. A watcher links its waiter under q_.lock_ with key_ = the
+ * version it has seen, then, if that is still the current version and no
+ * write is in progress, sets WAITERS by CAS (release) on exactly that word.
+ * Only a writer's claim can clear it, and that claim reads the flag (same
+ * word, an RMW), so a writer either sees WAITERS and wakes every waiter whose
+ * key_ is older than its new version, or came first and the watcher's CAS
+ * fails and it sees the new version. A write in progress makes the watcher
+ * poll again soon (it wakes itself). Close sets closed_ then wakes everyone.
+ */
+#include "blitzio/chan.h"
+#include "chan/waitq.h"
+#include "chan/words.h"
+#include "core/alloc.h"
+#include "core/atomic.h"
+#include "core/coop.h"
+
+#include <string.h>
+
+#define V_WRITING ((uint64_t) 1)
+#define V_WAITERS ((uint64_t) 2)
+#define V_SHIFT   2
+
+int
+blz_watch_init(blz_watch *w, size_t elem_size, const void *initial)
+{
+    if (!w || !initial || elem_size == 0 || elem_size > (SIZE_MAX >> 4)) {
+        return -EINVAL;
+    }
+    size_t words = words_for(elem_size);
+    blz__word *data = blz__malloc(words * sizeof *data);
+    if (!data) {
+        return -ENOMEM;
+    }
+    memset(w, 0, sizeof *w);
+    for (size_t i = 0; i < words; i++) {
+        atomic_init(&data[i], 0);
+    }
+    words_store(data, initial, elem_size);
+    w->data_ = data;
+    w->elem_size_ = elem_size;
+    w->words_ = words;
+    atomic_init(&w->ver_, (uint64_t) 1 << V_SHIFT);
+    atomic_init(&w->closed_, 0);
+    atomic_init(&w->q_.lock_, 0);
+    blz__waitlist_init(wq_list(&w->q_));
+    return 0;
+}
+
+void
+blz_watch_deinit(blz_watch *w)
+{
+    if (!w || !w->data_) {
+        return;
+    }
+    BLZ_ASSERT(w->q_.len_ == 0);
+    blz__free(w->data_);
+    w->data_ = NULL;
+}
+
+/* Wakes, in batches, the waiters whose seen version is older than `version`. */
+static void
+wake_older(blz_watch *w, uint64_t version)
+{
+    wq_batch batch;
+    batch.n = 0;
+    for (;;) {
+        wq_lock(&w->q_);
+        blz_waiter *node;
+        while (batch.n < WQ_BATCH && (node = blz__waitlist_front(wq_list(&w->q_))) != NULL &&
+               wq_waiter_of(node)->key_ < version) {
+            wq_notify_locked(&w->q_, wq_waiter_of(node), &batch.w[batch.n++]);
+        }
+        bool more = batch.n == WQ_BATCH;
+        wq_unlock(&w->q_);
+        wq_batch_wake(&batch);
+        if (!more) {
+            return;
+        }
+    }
+}
+
+int
+blz_watch_send(blz_watch *w, const void *value)
+{
+    if (BLZ_UNLIKELY(!w || !value || !w->data_)) {
+        return -EINVAL;
+    }
+    if (blz__load(&w->closed_, ACQUIRE)) {
+        return -EPIPE;
+    }
+    uint64_t v = blz__load(&w->ver_, RELAXED);
+    for (;;) {
+        if (v & V_WRITING) {
+            blz__cpu_relax();
+            v = blz__load(&w->ver_, RELAXED);
+            continue;
+        }
+        BLZ_PERTURB_POINT();
+        /* Acquire pairs with the previous writer's release store of ver_ (and
+         * with a watcher's release CAS setting WAITERS). */
+        if (blz__cas_weak(&w->ver_, &v, v | V_WRITING, ACQUIRE, RELAXED)) {
+            break;
+        }
+    }
+    /* Orders the WRITING claim before the words, for readers' acquire fence. */
+    atomic_thread_fence(RELEASE);
+    words_store(w->data_, value, w->elem_size_);
+    BLZ_PERTURB_POINT();
+    uint64_t next = (v >> V_SHIFT) + 1;
+    /* Release pairs with the readers' and watchers' acquire loads of ver_. */
+    blz__store(&w->ver_, next << V_SHIFT, RELEASE);
+    if (v & V_WAITERS) {
+        wake_older(w, next);
+    }
+    return 0;
+}
+
+/* Copies the value out; returns its version. */
+static uint64_t
+read_value(blz_watch *w, void *out)
+{
+    for (;;) {
+        uint64_t v1 = blz__load(&w->ver_, ACQUIRE); /* pairs with the writer's release */
+        if (v1 & V_WRITING) {
+            blz__cpu_relax();
+            continue;
+        }
+        words_load(out, w->data_, w->elem_size_);
+        atomic_thread_fence(ACQUIRE); /* pairs with the writer's release fence */
+        uint64_t v2 = blz__load(&w->ver_, RELAXED);
+        if (((v1 ^ v2) & ~V_WAITERS) == 0) {
+            return v1 >> V_SHIFT;
+        }
+    }
+}
+
+uint64_t
+blz_watch_get(const blz_watch *w, void *out)
+{
+    if (!w || !out || !w->data_) {
+        return 0;
+    }
+    return read_value((blz_watch *) w, out);
+}
+
+void
+blz_watch_close(blz_watch *w)
+{
+    if (!w || !w->data_) {
+        return;
+    }
+    /* Release pairs with the watchers' acquire load after they link. */
+    if (blz__exchange(&w->closed_, 1, ACQ_REL)) {
+        return;
+    }
+    wake_older(w, UINT64_MAX);
+}
+
+int
+blz_watch_subscribe(blz_watch *w, blz_watch_rx *rx)
+{
+    if (!w || !rx || !w->data_) {
+        return -EINVAL;
+    }
+    rx->w_ = w;
+    rx->seen_ = blz__load(&w->ver_, ACQUIRE) >> V_SHIFT;
+    return 0;
+}
+
+uint64_t
+blz_watch_rx_borrow(blz_watch_rx *rx, void *out)
+{
+    if (!rx || !out || !rx->w_ || !rx->w_->data_) {
+        return 0;
+    }
+    return read_value(rx->w_, out);
+}
+
+uint64_t
+blz_watch_rx_borrow_and_update(blz_watch_rx *rx, void *out)
+{
+    uint64_t v = blz_watch_rx_borrow(rx, out);
+    if (v) {
+        rx->seen_ = v;
+    }
+    return v;
+}
+
+int
+blz_watch_rx_has_changed(const blz_watch_rx *rx)
+{
+    if (!rx || !rx->w_ || !rx->w_->data_) {
+        return -EINVAL;
+    }
+    blz_watch *w = rx->w_;
+    if ((blz__load(&w->ver_, ACQUIRE) >> V_SHIFT) > rx->seen_) {
+        return 1;
+    }
+    return blz__load(&w->closed_, ACQUIRE) ? -EPIPE : 0;
+}
+
+static void
+unlink_self(blz_watch *w, blz_chan_waiter *waiter)
+{
+    blz_waker drop;
+    wq_lock(&w->q_);
+    /* Watch wakes are broadcasts: a dropped notification owes nobody. */
+    (void) wq_cancel_locked(&w->q_, waiter, &drop);
+    wq_unlock(&w->q_);
+    blz_waker_drop(&drop);
+}
+
+static blz_poll
+changed_poll(blz_future *base, blz_context *cx)
+{
+    blz_watch_changed_future *f = (blz_watch_changed_future *) base;
+    if (!blz__coop_proceed(cx)) {
+        return BLZ_PENDING;
+    }
+    blz_watch_rx *rx = f->rx_;
+    blz_watch *w = rx->w_;
+    blz_chan_waiter *waiter = &f->waiter_;
+    bool linked = waiter_settle(waiter);
+    bool fresh = false;
+    for (;;) {
+        uint64_t v = blz__load(&w->ver_, ACQUIRE); /* pairs with the writer's release */
+        if ((v >> V_SHIFT) > rx->seen_) {
+            if (linked) {
+                unlink_self(w, waiter);
+            }
+            rx->seen_ = v >> V_SHIFT;
+            base->result = 0;
+            return BLZ_READY;
+        }
+        if (blz__load(&w->closed_, ACQUIRE)) {
+            if (linked) {
+                unlink_self(w, waiter);
+            }
+            base->result = -EPIPE;
+            return BLZ_READY;
+        }
+        if (!linked) {
+            wq_lock(&w->q_);
+            waiter->key_ = rx->seen_;
+            wq_push_locked(&w->q_, waiter, cx->waker);
+            wq_unlock(&w->q_);
+            linked = fresh = true;
+            continue; /* re-check: the version, close, then raise WAITERS */
+        }
+        if (v & V_WRITING) {
+            /* The writer may have claimed before our flag: look again soon. */
+            blz_waker_wake_by_ref(cx->waker);
+            if (fresh) {
+                return BLZ_PENDING;
+            }
+        } else if (!(v & V_WAITERS)) {
+            /* Release pairs with the next writer's acquire claim (orders our link first). */
+            if (!blz__cas(&w->ver_, &v, v | V_WAITERS, RELEASE, RELAXED)) {
+                continue;
+            }
+            BLZ_PERTURB_POINT();
+        }
+        if (!fresh) {
+            wq_lock(&w->q_);
+            bool still = wq_refresh_locked(waiter, cx->waker);
+            wq_unlock(&w->q_);
+            if (!still) {
+                linked = false;
+                continue;
+            }
+        }
+        return BLZ_PENDING;
+    }
+}
+
+static void
+changed_drop(blz_future *base)
+{
+    blz_watch_changed_future *f = (blz_watch_changed_future *) base;
+    if (blz__load(&f->waiter_.state_, ACQUIRE) != W_IDLE) {
+        unlink_self(f->rx_->w_, &f->waiter_);
+    }
+}
+
+static blz_poll
+invalid_poll(blz_future *base, blz_context *cx)
+{
+    (void) cx;
+    base->result = -EINVAL;
+    return BLZ_READY;
+}
+
+static const blz_future_vtable changed_vtable = {changed_poll, changed_drop};
+static const blz_future_vtable invalid_vtable = {invalid_poll, NULL};
+
+void
+blz_watch_changed_fut(blz_watch_rx *rx, blz_watch_changed_future *f)
+{
+    if (!f) {
+        return;
+    }
+    bool ok = rx && rx->w_ && rx->w_->data_;
+    blz_future_init(&f->base, ok ? &changed_vtable : &invalid_vtable);
+    f->rx_ = rx;
+    waiter_init(&f->waiter_);
+}
+
+int
+blz_watch_changed(blz_watch_rx *rx)
+{
+    if (!rx || !rx->w_ || !rx->w_->data_) {
+        return -EINVAL;
+    }
+    blz_watch_changed_future f;
+    blz_watch_changed_fut(rx, &f);
+    return blz_await(&f.base);
+}

@@ -1,0 +1,383 @@
+/*
+ * Watch: latest value and version, change waits (skip to latest), close,
+ * waiting by hand and in a runtime, no torn read under a two-thread hammer,
+ * and zero allocation per send/borrow.
+ */
+#include "chan_util.h"
+
+/* blz-test: timeout=120 */
+
+BLZ_TEST(watch_errors)
+{
+    blz_watch w;
+    int v = 0;
+    CHECK_EQ(blz_watch_init(NULL, 4, &v), -EINVAL);
+    CHECK_EQ(blz_watch_init(&w, 0, &v), -EINVAL);
+    CHECK_EQ(blz_watch_init(&w, 4, NULL), -EINVAL);
+    blz_test_counting_allocator_install();
+    blz_test_alloc_fail_after(0);
+    CHECK_EQ(blz_watch_init(&w, 4, &v), -ENOMEM);
+    blz_test_alloc_fail_after(-1);
+    CHECK_OK(blz_watch_init(&w, sizeof v, &v));
+    CHECK_EQ(blz_watch_send(NULL, &v), -EINVAL);
+    CHECK_EQ(blz_watch_send(&w, NULL), -EINVAL);
+    CHECK_EQ(blz_watch_get(NULL, &v), 0);
+    CHECK_EQ(blz_watch_get(&w, NULL), 0);
+    CHECK_EQ(blz_watch_subscribe(NULL, NULL), -EINVAL);
+    CHECK_EQ(blz_watch_rx_borrow(NULL, &v), 0);
+    CHECK_EQ(blz_watch_rx_has_changed(NULL), -EINVAL);
+    CHECK_EQ(blz_watch_changed(NULL), -EINVAL);
+    blz_watch_changed_future f;
+    test_waker tw;
+    test_waker_init(&tw);
+    blz_watch_changed_fut(NULL, &f);
+    CHECK_EQ(poll_with(&f.base, &tw), BLZ_READY);
+    CHECK_EQ(f.base.result, -EINVAL);
+    blz_watch_close(NULL);
+    blz_watch_deinit(NULL);
+    blz_watch_deinit(&w);
+    CHECK_EQ(blz_test_alloc_live(), 0);
+}
+
+BLZ_TEST(watch_latest_value_and_versions)
+{
+    blz_watch w;
+    uint64_t v = 10, out = 0;
+    CHECK_OK(blz_watch_init(&w, sizeof v, &v));
+    CHECK_EQ(blz_watch_get(&w, &out), 1);
+    CHECK_EQ(out, 10);
+    blz_watch_rx rx;
+    CHECK_OK(blz_watch_subscribe(&w, &rx));
+    CHECK_EQ(blz_watch_rx_has_changed(&rx), 0);
+    for (uint64_t i = 11; i <= 13; i++) {
+        CHECK_OK(blz_watch_send(&w, &i));
+    }
+    CHECK_EQ(blz_watch_rx_has_changed(&rx), 1);
+    /* One change wait covers all three sends: skip to the latest. */
+    CHECK_OK(blz_watch_changed(&rx));
+    CHECK_EQ(blz_watch_rx_has_changed(&rx), 0);
+    CHECK_EQ(blz_watch_rx_borrow(&rx, &out), 4);
+    CHECK_EQ(out, 13);
+    blz_watch_rx rx2;
+    CHECK_OK(blz_watch_subscribe(&w, &rx2));
+    v = 14;
+    CHECK_OK(blz_watch_send(&w, &v));
+    CHECK_EQ(blz_watch_rx_borrow_and_update(&rx2, &out), 5);
+    CHECK_EQ(out, 14);
+    CHECK_EQ(blz_watch_rx_has_changed(&rx2), 0);
+    CHECK_EQ(blz_watch_rx_has_changed(&rx), 1);
+    blz_watch_deinit(&w);
+}
+
+BLZ_TEST(watch_odd_sizes)
+{
+    unsigned char init[13], out[14];
+    memset(init, 0xAB, sizeof init);
+    blz_watch w;
+    CHECK_OK(blz_watch_init(&w, sizeof init, init));
+    out[13] = 0x55;
+    CHECK_EQ(blz_watch_get(&w, out), 1);
+    CHECK_EQ(memcmp(out, init, sizeof init), 0);
+    CHECK_EQ(out[13], 0x55); /* exactly elem_size bytes written */
+    memset(init, 0x11, sizeof init);
+    CHECK_OK(blz_watch_send(&w, init));
+    CHECK_EQ(blz_watch_get(&w, out), 2);
+    CHECK_EQ(memcmp(out, init, sizeof init), 0);
+    blz_watch_deinit(&w);
+}
+
+BLZ_TEST(watch_changed_by_hand_and_close)
+{
+    blz_watch w;
+    int v = 0;
+    CHECK_OK(blz_watch_init(&w, sizeof v, &v));
+    blz_watch_rx a, b;
+    CHECK_OK(blz_watch_subscribe(&w, &a));
+    CHECK_OK(blz_watch_subscribe(&w, &b));
+    blz_watch_changed_future fa, fb;
+    test_waker ta, tb;
+    test_waker_init(&ta);
+    test_waker_init(&tb);
+    blz_watch_changed_fut(&a, &fa);
+    blz_watch_changed_fut(&b, &fb);
+    CHECK_EQ(poll_with(&fa.base, &ta), BLZ_PENDING);
+    CHECK_EQ(poll_with(&fa.base, &ta), BLZ_PENDING);
+    CHECK_EQ(poll_with(&fb.base, &tb), BLZ_PENDING);
+    v = 1;
+    CHECK_OK(blz_watch_send(&w, &v)); /* wakes every watcher */
+    CHECK_EQ(test_wakes(&ta), 1);
+    CHECK_EQ(test_wakes(&tb), 1);
+    CHECK_EQ(poll_with(&fa.base, &ta), BLZ_READY);
+    CHECK_EQ(fa.base.result, 0);
+    blz_future_drop(&fb.base); /* woken then dropped: a broadcast owes nobody */
+    CHECK_NO_WAKER_REFS(&ta);
+    CHECK_NO_WAKER_REFS(&tb);
+    /* A send with no one waiting wakes nobody and costs no lock. */
+    v = 2;
+    CHECK_OK(blz_watch_send(&w, &v));
+    /* Close: b has an unseen version, so its wait still succeeds once. */
+    blz_watch_changed_fut(&a, &fa);
+    CHECK_EQ(poll_with(&fa.base, &ta), BLZ_READY); /* version 3 unseen by a */
+    blz_watch_changed_fut(&a, &fa);
+    CHECK_EQ(poll_with(&fa.base, &ta), BLZ_PENDING);
+    blz_watch_close(&w);
+    blz_watch_close(&w);
+    CHECK_EQ(poll_with(&fa.base, &ta), BLZ_READY);
+    CHECK_EQ(fa.base.result, -EPIPE);
+    CHECK_EQ(blz_watch_send(&w, &v), -EPIPE);
+    CHECK_OK(blz_watch_changed(&b)); /* unseen version 3 */
+    CHECK_EQ(blz_watch_changed(&b), -EPIPE);
+    CHECK_EQ(blz_watch_rx_has_changed(&b), -EPIPE);
+    int out;
+    CHECK_EQ(blz_watch_get(&w, &out), 3); /* the value stays readable */
+    CHECK_EQ(out, 2);
+    CHECK_NO_WAKER_REFS(&ta);
+    blz_watch_deinit(&w);
+}
+
+BLZ_TEST(watch_allocates_nothing_per_op)
+{
+    blz_test_counting_allocator_install();
+    blz_watch w;
+    uint64_t v = 0;
+    CHECK_OK(blz_watch_init(&w, sizeof v, &v));
+    long before = blz_test_alloc_count();
+    for (uint64_t i = 0; i < 10000; i++) {
+        CHECK_OK(blz_watch_send(&w, &i));
+        CHECK_EQ(blz_watch_get(&w, &v), i + 2);
+        CHECK_EQ(v, i);
+    }
+    CHECK_EQ(blz_test_alloc_count() - before, 0);
+    blz_watch_deinit(&w);
+    CHECK_EQ(blz_test_alloc_live(), 0);
+}
+
+/* ---- two-thread hammer: no torn read -------------------------------------- */
+
+typedef struct wval {
+    uint64_t a;
+    uint64_t b[6]; /* all derived from a */
+    uint32_t tail;
+} wval;
+
+static void
+wval_fill(wval *x, uint64_t a)
+{
+    x->a = a;
+    for (int i = 0; i < 6; i++) {
+        x->b[i] = ~a ^ ((uint64_t) i << 56);
+    }
+    x->tail = (uint32_t) (a * 2654435761u);
+}
+
+static bool
+wval_whole(const wval *x)
+{
+    for (int i = 0; i < 6; i++) {
+        if (x->b[i] != (~x->a ^ ((uint64_t) i << 56))) {
+            return false;
+        }
+    }
+    return x->tail == (uint32_t) (x->a * 2654435761u);
+}
+
+#define HAMMER CHAN_SCALE(500000, 30000)
+
+static blz_watch hw;
+static atomic_int hammer_done;
+
+static void *
+hammer_writer(void *arg)
+{
+    (void) arg;
+    for (uint64_t i = 1; i <= HAMMER; i++) {
+        wval x;
+        wval_fill(&x, i);
+        CHECK_OK(blz_watch_send(&hw, &x));
+    }
+    atomic_store(&hammer_done, 1);
+    return NULL;
+}
+
+BLZ_TEST(watch_no_torn_reads_two_thread_hammer)
+{
+    wval x;
+    wval_fill(&x, 0);
+    CHECK_OK(blz_watch_init(&hw, sizeof x, &x));
+    atomic_store(&hammer_done, 0);
+    pthread_t th;
+    CHECK_EQ(pthread_create(&th, NULL, hammer_writer, NULL), 0);
+    uint64_t last_ver = 0, last_a = 0, reads = 0;
+    while (!atomic_load(&hammer_done)) {
+        uint64_t ver = blz_watch_get(&hw, &x);
+        CHECK(wval_whole(&x));
+        CHECK_GE(ver, last_ver);
+        CHECK_GE(x.a, last_a);
+        CHECK_EQ(ver, x.a + 1); /* the version names exactly this value */
+        last_ver = ver;
+        last_a = x.a;
+        reads++;
+    }
+    CHECK_EQ(pthread_join(th, NULL), 0);
+    CHECK_EQ(blz_watch_get(&hw, &x), (uint64_t) HAMMER + 1);
+    CHECK_EQ(x.a, (uint64_t) HAMMER);
+    CHECK_GT(reads, 0);
+    blz_watch_deinit(&hw);
+}
+
+/* Two writers and a reader: writers serialise, readers see whole values. */
+static void *
+hammer_writer2(void *arg)
+{
+    uint64_t base = (uint64_t) (uintptr_t) arg;
+    for (uint64_t i = 1; i <= HAMMER / 4; i++) {
+        wval x;
+        wval_fill(&x, base + i);
+        CHECK_OK(blz_watch_send(&hw, &x));
+    }
+    return NULL;
+}
+
+static void *
+hammer_reader(void *arg)
+{
+    (void) arg;
+    uint64_t last = 0;
+    while (!atomic_load(&hammer_done)) {
+        wval x;
+        uint64_t ver = blz_watch_get(&hw, &x);
+        CHECK(wval_whole(&x));
+        CHECK_GE(ver, last);
+        last = ver;
+    }
+    return NULL;
+}
+
+BLZ_TEST(watch_two_writers_one_reader)
+{
+    wval x;
+    wval_fill(&x, 0);
+    CHECK_OK(blz_watch_init(&hw, sizeof x, &x));
+    atomic_store(&hammer_done, 0);
+    pthread_t r, w1, w2;
+    CHECK_EQ(pthread_create(&r, NULL, hammer_reader, NULL), 0);
+    CHECK_EQ(pthread_create(&w1, NULL, hammer_writer2, (void *) (uintptr_t) 0), 0);
+    CHECK_EQ(pthread_create(&w2, NULL, hammer_writer2, (void *) (uintptr_t) 1000000000), 0);
+    CHECK_EQ(pthread_join(w1, NULL), 0);
+    CHECK_EQ(pthread_join(w2, NULL), 0);
+    atomic_store(&hammer_done, 1);
+    CHECK_EQ(pthread_join(r, NULL), 0);
+    CHECK_EQ(blz_watch_get(&hw, &x), (uint64_t) (HAMMER / 4) * 2 + 1);
+    blz_watch_deinit(&hw);
+}
+
+/* ---- watchers in a runtime ------------------------------------------------ */
+
+#define WR_SENDS CHAN_SCALE(20000, 2000)
+
+static blz_watch rw;
+
+static void *
+watcher_fiber(void *arg)
+{
+    blz_watch_rx rx = *(blz_watch_rx *) arg; /* subscribed before any send */
+    uint64_t last = 0, wakes = 0;
+    for (;;) {
+        int r = blz_watch_changed(&rx);
+        if (r == -EPIPE) {
+            break;
+        }
+        CHECK_OK(r);
+        wval x;
+        blz_watch_rx_borrow_and_update(&rx, &x);
+        CHECK(wval_whole(&x));
+        CHECK_GT(x.a, last);
+        last = x.a;
+        wakes++;
+    }
+    CHECK_EQ(last, (uint64_t) WR_SENDS); /* always ends on the latest value */
+    return (void *) (uintptr_t) wakes;
+}
+
+typedef struct watch_task {
+    blz_future base;
+    blz_watch_rx rx;
+    uint64_t last;
+    blz_watch_changed_future ch;
+} watch_task;
+
+static blz_poll
+watch_task_poll(blz_future *self, blz_context *cx)
+{
+    watch_task *t = (watch_task *) self;
+    BLZ_ASYNC_BEGIN(self);
+    for (;;) {
+        blz_watch_changed_fut(&t->rx, &t->ch);
+        BLZ_AWAIT(self, cx, &t->ch.base);
+        if (t->ch.base.result == -EPIPE) {
+            break;
+        }
+        {
+            wval x;
+            blz_watch_rx_borrow_and_update(&t->rx, &x);
+            CHECK(wval_whole(&x));
+            CHECK_GT(x.a, t->last);
+            t->last = x.a;
+        }
+    }
+    CHECK_EQ(t->last, (uint64_t) WR_SENDS);
+    BLZ_ASYNC_RETURN(self, 0);
+    BLZ_ASYNC_END(self);
+}
+
+static void
+watch_task_drop(blz_future *self)
+{
+    blz_future_drop(&((watch_task *) self)->ch.base);
+}
+
+static const blz_future_vtable watch_task_vt = {watch_task_poll, watch_task_drop};
+
+static void *
+watch_rt_main(void *arg)
+{
+    (void) arg;
+    blz_join *j[6];
+    static blz_watch_rx rx[6];
+    for (int i = 0; i < 6; i++) {
+        CHECK_OK(blz_watch_subscribe(&rw, &rx[i]));
+        if (i % 2) {
+            watch_task t;
+            memset(&t, 0, sizeof t);
+            blz_future_init(&t.base, &watch_task_vt);
+            t.rx = rx[i];
+            CHECK_OK(blz_spawn_future(&t.base, sizeof t, &j[i]));
+        } else {
+            CHECK_OK(blz_spawn(watcher_fiber, &rx[i], &j[i]));
+        }
+    }
+    for (uint64_t i = 1; i <= WR_SENDS; i++) {
+        wval x;
+        wval_fill(&x, i);
+        CHECK_OK(blz_watch_send(&rw, &x));
+        if (i % 64 == 0) {
+            blz_yield();
+        }
+    }
+    blz_watch_close(&rw);
+    for (int i = 0; i < 6; i++) {
+        CHECK_OK(blz_join_wait(j[i], NULL));
+    }
+    return NULL;
+}
+
+BLZ_TEST(watch_watchers_in_runtime_end_on_latest)
+{
+    wval x;
+    wval_fill(&x, 0);
+    CHECK_OK(blz_watch_init(&rw, sizeof x, &x));
+    blz_runtime *rt = chan_new_rt(2);
+    CHECK_OK(blz_runtime_block_on(rt, watch_rt_main, NULL, NULL));
+    blz_runtime_free(rt);
+    blz_watch_deinit(&rw);
+}

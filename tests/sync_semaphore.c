@@ -1,0 +1,248 @@
+/*
+ * Semaphore: every tier and error path, FIFO hand-off, partial grants,
+ * cancellation (a dropped waiter passes its permits on), close, and the await
+ * tier from plain threads.
+ */
+#include "sync_util.h"
+
+BLZ_TEST(semaphore_init_and_errors)
+{
+    blz_semaphore s;
+    CHECK_EQ(blz_semaphore_init(NULL, 1), -EINVAL);
+    CHECK_EQ(blz_semaphore_init(&s, BLZ_SEMAPHORE_MAX_PERMITS + 1), -EINVAL);
+    CHECK_OK(blz_semaphore_init(&s, 3));
+    CHECK_EQ(blz_semaphore_available(&s), 3);
+    CHECK_EQ(blz_semaphore_available(NULL), 0);
+    CHECK_EQ(blz_semaphore_try_acquire(NULL, 1), -EINVAL);
+    CHECK_EQ(blz_semaphore_try_acquire(&s, BLZ_SEMAPHORE_MAX_PERMITS + 1), -EINVAL);
+    CHECK_EQ(blz_semaphore_acquire(NULL, 1), -EINVAL);
+    CHECK_EQ(blz_semaphore_acquire(&s, BLZ_SEMAPHORE_MAX_PERMITS + 1), -EINVAL);
+    blz_semaphore_release(NULL, 1); /* ignored */
+    blz_semaphore_close(NULL);      /* ignored */
+    CHECK(!blz_semaphore_is_closed(NULL));
+    blz_semaphore_acquire_fut(&s, 1, NULL); /* ignored */
+
+    blz_semaphore_acquire_future f;
+    test_waker tw;
+    test_waker_init(&tw);
+    blz_semaphore_acquire_fut(NULL, 1, &f);
+    CHECK_EQ(poll_with(&f.base, &tw), BLZ_READY);
+    CHECK_EQ(f.base.result, -EINVAL);
+}
+
+BLZ_TEST(semaphore_static_init_try_release)
+{
+    static blz_semaphore s = BLZ_SEMAPHORE_INIT(2);
+    CHECK_OK(blz_semaphore_try_acquire(&s, 1));
+    CHECK_OK(blz_semaphore_try_acquire(&s, 1));
+    CHECK_EQ(blz_semaphore_try_acquire(&s, 1), -EAGAIN);
+    CHECK_OK(blz_semaphore_try_acquire(&s, 0));
+    blz_semaphore_release(&s, 2);
+    CHECK_EQ(blz_semaphore_available(&s), 2);
+    CHECK_EQ(blz_semaphore_try_acquire(&s, 3), -EAGAIN);
+    CHECK_OK(blz_semaphore_try_acquire(&s, 2));
+    blz_semaphore_release(&s, 0); /* no-op */
+    blz_semaphore_release(&s, 5);
+    CHECK_EQ(blz_semaphore_available(&s), 5);
+}
+
+BLZ_TEST(semaphore_await_ready_on_thread)
+{
+    blz_semaphore s = BLZ_SEMAPHORE_INIT(1);
+    CHECK_OK(blz_semaphore_acquire(&s, 1));
+    CHECK_EQ(blz_semaphore_available(&s), 0);
+    blz_semaphore_release(&s, 1);
+}
+
+BLZ_TEST(semaphore_fifo_handoff)
+{
+    blz_semaphore s = BLZ_SEMAPHORE_INIT(0);
+    blz_semaphore_acquire_future f[3];
+    test_waker tw[3];
+    for (int i = 0; i < 3; i++) {
+        test_waker_init(&tw[i]);
+        blz_semaphore_acquire_fut(&s, 1, &f[i]);
+        CHECK_EQ(poll_with(&f[i].base, &tw[i]), BLZ_PENDING);
+    }
+    /* Nobody barges past the queue. */
+    CHECK_EQ(blz_semaphore_try_acquire(&s, 0), 0);
+    blz_semaphore_release(&s, 1);
+    CHECK_EQ(test_wakes(&tw[0]), 1);
+    CHECK_EQ(test_wakes(&tw[1]), 0);
+    CHECK_EQ(blz_semaphore_available(&s), 0);
+    CHECK_EQ(blz_semaphore_try_acquire(&s, 1), -EAGAIN);
+    /* A re-poll of a waiter not yet served stays pending. */
+    CHECK_EQ(poll_with(&f[1].base, &tw[1]), BLZ_PENDING);
+    blz_semaphore_release(&s, 2);
+    for (int i = 0; i < 3; i++) {
+        CHECK_EQ(poll_with(&f[i].base, &tw[i]), BLZ_READY);
+        CHECK_EQ(f[i].base.result, 0);
+        CHECK_EQ(test_wakes(&tw[i]), 1);
+        CHECK_NO_WAKER_REFS(&tw[i]);
+    }
+    CHECK_EQ(blz_semaphore_available(&s), 0);
+    /* Queue empty again: the fast path works. */
+    blz_semaphore_release(&s, 1);
+    CHECK_OK(blz_semaphore_try_acquire(&s, 1));
+}
+
+BLZ_TEST(semaphore_large_request_blocks_later_small_ones)
+{
+    blz_semaphore s = BLZ_SEMAPHORE_INIT(2);
+    blz_semaphore_acquire_future big, small;
+    test_waker tb, ts;
+    test_waker_init(&tb);
+    test_waker_init(&ts);
+    blz_semaphore_acquire_fut(&s, 5, &big);
+    CHECK_EQ(poll_with(&big.base, &tb), BLZ_PENDING); /* takes the 2 as a partial grant */
+    CHECK_EQ(blz_semaphore_available(&s), 0);
+    blz_semaphore_acquire_fut(&s, 1, &small);
+    CHECK_EQ(poll_with(&small.base, &ts), BLZ_PENDING);
+    blz_semaphore_release(&s, 2); /* 4 of 5: still short, and the small one waits */
+    CHECK_EQ(test_wakes(&tb), 0);
+    CHECK_EQ(test_wakes(&ts), 0);
+    blz_semaphore_release(&s, 2); /* 6: big gets 5, small gets 1 */
+    CHECK_EQ(test_wakes(&tb), 1);
+    CHECK_EQ(test_wakes(&ts), 1);
+    CHECK_EQ(poll_with(&big.base, &tb), BLZ_READY);
+    CHECK_EQ(poll_with(&small.base, &ts), BLZ_READY);
+    CHECK_EQ(blz_semaphore_available(&s), 0);
+    blz_semaphore_release(&s, 6);
+    CHECK_EQ(blz_semaphore_available(&s), 6);
+    CHECK_NO_WAKER_REFS(&tb);
+    CHECK_NO_WAKER_REFS(&ts);
+}
+
+BLZ_TEST(semaphore_drop_queued_returns_partial_grant)
+{
+    blz_semaphore s = BLZ_SEMAPHORE_INIT(3);
+    blz_semaphore_acquire_future big, next;
+    test_waker tb, tn;
+    test_waker_init(&tb);
+    test_waker_init(&tn);
+    blz_semaphore_acquire_fut(&s, 10, &big);
+    CHECK_EQ(poll_with(&big.base, &tb), BLZ_PENDING);
+    blz_semaphore_acquire_fut(&s, 2, &next);
+    CHECK_EQ(poll_with(&next.base, &tn), BLZ_PENDING);
+    blz_future_drop(&big.base); /* its 3 go on: next gets 2, 1 back to the pool */
+    CHECK_EQ(test_wakes(&tn), 1);
+    CHECK_EQ(poll_with(&next.base, &tn), BLZ_READY);
+    CHECK_EQ(blz_semaphore_available(&s), 1);
+    blz_semaphore_release(&s, 2);
+    CHECK_EQ(blz_semaphore_available(&s), 3);
+    CHECK_NO_WAKER_REFS(&tb);
+    CHECK_NO_WAKER_REFS(&tn);
+    /* Dropping twice, or dropping a finished future, is harmless. */
+    blz_future_drop(&big.base);
+    blz_future_drop(&next.base);
+    CHECK_EQ(blz_semaphore_available(&s), 3);
+}
+
+BLZ_TEST(semaphore_drop_after_grant_passes_permits_on)
+{
+    blz_semaphore s = BLZ_SEMAPHORE_INIT(0);
+    blz_semaphore_acquire_future a, b;
+    test_waker ta, tb;
+    test_waker_init(&ta);
+    test_waker_init(&tb);
+    blz_semaphore_acquire_fut(&s, 2, &a);
+    blz_semaphore_acquire_fut(&s, 2, &b);
+    CHECK_EQ(poll_with(&a.base, &ta), BLZ_PENDING);
+    CHECK_EQ(poll_with(&b.base, &tb), BLZ_PENDING);
+    blz_semaphore_release(&s, 2); /* granted to a, a never looks */
+    CHECK_EQ(test_wakes(&ta), 1);
+    blz_future_drop(&a.base); /* the 2 permits go to b */
+    CHECK_EQ(test_wakes(&tb), 1);
+    CHECK_EQ(poll_with(&b.base, &tb), BLZ_READY);
+    CHECK_EQ(b.base.result, 0);
+    blz_semaphore_release(&s, 2);
+    CHECK_EQ(blz_semaphore_available(&s), 2);
+    CHECK_NO_WAKER_REFS(&ta);
+    CHECK_NO_WAKER_REFS(&tb);
+}
+
+BLZ_TEST(semaphore_drop_unpolled_future_is_noop)
+{
+    blz_semaphore s = BLZ_SEMAPHORE_INIT(1);
+    blz_semaphore_acquire_future f;
+    blz_semaphore_acquire_fut(&s, 1, &f);
+    blz_future_drop(&f.base);
+    CHECK_EQ(blz_semaphore_available(&s), 1);
+    CHECK_EQ(blz_future_poll(&f.base, &(blz_context){blz_waker_noop()}), BLZ_READY);
+    CHECK_EQ(f.base.result, -ECANCELED);
+}
+
+BLZ_TEST(semaphore_close)
+{
+    blz_semaphore s = BLZ_SEMAPHORE_INIT(1);
+    blz_semaphore_acquire_future w1, w2;
+    test_waker t1, t2;
+    test_waker_init(&t1);
+    test_waker_init(&t2);
+    blz_semaphore_acquire_fut(&s, 3, &w1);
+    CHECK_EQ(poll_with(&w1.base, &t1), BLZ_PENDING); /* partial grant of 1 */
+    blz_semaphore_acquire_fut(&s, 1, &w2);
+    CHECK_EQ(poll_with(&w2.base, &t2), BLZ_PENDING);
+    CHECK(!blz_semaphore_is_closed(&s));
+    blz_semaphore_close(&s);
+    CHECK(blz_semaphore_is_closed(&s));
+    CHECK_EQ(test_wakes(&t1), 1);
+    CHECK_EQ(test_wakes(&t2), 1);
+    CHECK_EQ(poll_with(&w1.base, &t1), BLZ_READY);
+    CHECK_EQ(w1.base.result, -EPIPE);
+    CHECK_EQ(poll_with(&w2.base, &t2), BLZ_READY);
+    CHECK_EQ(w2.base.result, -EPIPE);
+    CHECK_EQ(blz_semaphore_available(&s), 1); /* the partial grant came back */
+    CHECK_EQ(blz_semaphore_try_acquire(&s, 1), -EPIPE);
+    CHECK_EQ(blz_semaphore_acquire(&s, 1), -EPIPE);
+    blz_semaphore_close(&s); /* idempotent */
+    blz_semaphore_release(&s, 1);
+    CHECK_EQ(blz_semaphore_available(&s), 2);
+    CHECK_NO_WAKER_REFS(&t1);
+    CHECK_NO_WAKER_REFS(&t2);
+}
+
+BLZ_TEST(semaphore_waker_updated_on_repoll)
+{
+    blz_semaphore s = BLZ_SEMAPHORE_INIT(0);
+    blz_semaphore_acquire_future f;
+    test_waker a, b;
+    test_waker_init(&a);
+    test_waker_init(&b);
+    blz_semaphore_acquire_fut(&s, 1, &f);
+    CHECK_EQ(poll_with(&f.base, &a), BLZ_PENDING);
+    CHECK_EQ(poll_with(&f.base, &b), BLZ_PENDING); /* now b must be woken, not a */
+    CHECK_NO_WAKER_REFS(&a);
+    blz_semaphore_release(&s, 1);
+    CHECK_EQ(test_wakes(&a), 0);
+    CHECK_EQ(test_wakes(&b), 1);
+    CHECK_EQ(poll_with(&f.base, &b), BLZ_READY);
+    CHECK_NO_WAKER_REFS(&b);
+}
+
+/* Threads contend on 2 permits; at most 2 are ever inside. */
+static blz_semaphore thread_sem = BLZ_SEMAPHORE_INIT(2);
+static atomic_int inside, max_inside;
+
+static void *
+thread_body(void *arg)
+{
+    (void) arg;
+    for (int i = 0; i < SYNC_SCALE(20000, 2000); i++) {
+        CHECK_OK(blz_semaphore_acquire(&thread_sem, 1));
+        int now = atomic_fetch_add(&inside, 1) + 1;
+        int m = atomic_load(&max_inside);
+        while (now > m && !atomic_compare_exchange_weak(&max_inside, &m, now)) {
+        }
+        atomic_fetch_sub(&inside, 1);
+        blz_semaphore_release(&thread_sem, 1);
+    }
+    return NULL;
+}
+
+BLZ_TEST(semaphore_threads_bound_holders)
+{
+    run_threads(4, thread_body, NULL);
+    CHECK_LE(atomic_load(&max_inside), 2);
+    CHECK_EQ(blz_semaphore_available(&thread_sem), 2);
+}
