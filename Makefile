@@ -6,7 +6,7 @@
 #   make demo           build, then run build/examples/demo
 #   make bench          release build (build-release/), then run each bench_* binary
 #   make bench-compare  run bench/compare/run.sh (blitzio vs Tokio), if present
-#   make check          ASan+UBSan build + tests, then TSan build + tests (stress excluded)
+#   make check          ASan+UBSan, TSan, then schedule-perturbation builds + tests (no stress)
 #   make format         clang-format -i every .c/.h
 #   make format-check   fail if any .c/.h is not formatted
 #   make tidy           clang-tidy over the library sources (build/compile_commands.json)
@@ -49,7 +49,7 @@ need = command -v $(1) >/dev/null 2>&1 || { \
 	command -v apt-get >/dev/null 2>&1 || { echo "make: no apt-get; install $(2) by hand" >&2; exit 1; }; \
 	$$sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq --no-install-recommends $(2); }
 
-.PHONY: all build test demo bench bench-compare check check-asan check-tsan format \
+.PHONY: all build test demo bench bench-compare check check-asan check-tsan check-perturb format \
 	format-check tidy clean tools
 
 all: build
@@ -83,6 +83,16 @@ bench-compare:
 check: tools
 	$(MAKE) --no-print-directory check-asan
 	$(MAKE) --no-print-directory check-tsan
+	$(MAKE) --no-print-directory check-perturb
+
+# Schedule perturbation: random yields and spins at the atomic steps of the sync and
+# channel primitives (BLZ_PERTURB), so interleavings a quiet machine never produces
+# get exercised on every CI run.
+check-perturb: tools
+	cmake -S . -B build-perturb -DCMAKE_BUILD_TYPE=RelWithDebInfo -DBLZ_PERTURB=ON \
+		-DBLZ_BUILD_BENCH=OFF -DBLZ_BUILD_EXAMPLES=OFF $(CONFIGURE_ARGS)
+	$(CMAKE_BUILD) build-perturb -j $(JOBS)
+	ctest --test-dir build-perturb -j $(JOBS) -R '^(sync|chan)_' -LE stress --output-on-failure
 
 # The test presets carry the sanitizer options (ASAN_OPTIONS, UBSAN_OPTIONS, TSAN_OPTIONS
 # with tsan.supp) and exclude the stress label.

@@ -11,5 +11,6 @@
 #include "blitzio/time.h"
 #include "blitzio/sync.h"
 #include "blitzio/chan.h"
+#include "blitzio/process.h"
 
 #endif

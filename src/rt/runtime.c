@@ -9,6 +9,7 @@
  */
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "blitzio/rt.h"
@@ -168,9 +169,27 @@ runtime_release(blz_runtime *rt)
         }
         for (unsigned i = 0; i < rt->nworkers; i++) {
             blz__worker *w = &rt->workers[i];
-            if (w->thread_started) {
-                /* A worker may be asleep in the driver: keep waking until each exits. */
-                pthread_join(w->thread, NULL);
+            if (!w->thread_started) {
+                continue;
+            }
+            /* A worker asleep in the driver exits on the wake above. Should a
+             * backend ever swallow that wake, waking again every 10 ms turns a
+             * hang into a short delay. */
+            for (;;) {
+                struct timespec ts;
+                clock_gettime(CLOCK_REALTIME, &ts);
+                ts.tv_nsec += 10 * 1000 * 1000;
+                if (ts.tv_nsec >= 1000000000L) {
+                    ts.tv_sec++;
+                    ts.tv_nsec -= 1000000000L;
+                }
+                if (pthread_timedjoin_np(w->thread, NULL, &ts) == 0) {
+                    break;
+                }
+                blz__futex_wake(&w->park_state, 1);
+                if (rt->io) {
+                    blz__io_driver_wake(rt->io);
+                }
             }
         }
     }

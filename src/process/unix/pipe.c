@@ -1,0 +1,380 @@
+/*
+ * Pipe ends to a child process, and the one future behind every pipe
+ * operation (read, write, write_all), all tiers.
+ *
+ * Invariants:
+ * - A blz_pipe is a registry source (its first member) plus its direction.
+ *   The owner's close marks the source shut down (waiters end with
+ *   -ECANCELED) and drops the owner's reference; the descriptor is closed
+ *   when the last future holding a reference lets go.
+ * - A pipe future takes a source reference at its first poll (flag HELD)
+ *   and drops it when it completes or is dropped, so the descriptor cannot
+ *   be closed under a read or write in flight.
+ * - One attempt = one syscall loop (EINTR retried, write_all accumulated);
+ *   EAGAIN clears the direction's readiness against the tick it was tried
+ *   with, then the future re-polls readiness, which links the waiter only if
+ *   no new event came meanwhile. The try tier is that attempt without waiting.
+ * - Writes never raise SIGPIPE: SIGPIPE is blocked in the calling thread
+ *   around the write(2), and a SIGPIPE the write itself generated (EPIPE) is
+ *   consumed before the mask is restored. A signal is thread-directed when
+ *   a write raises it, so no other thread can see it.
+ * - Every poll spends coop budget first (blz__coop_proceed).
+ */
+#include "core/coop.h"
+#include "process/process.h"
+
+#include <limits.h>
+#include <signal.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#define F_HELD 0x1 /* holds a source reference */
+#define F_DONE 0x2 /* finished: released everything */
+
+enum { OP_READ = 1, OP_WRITE = 2, OP_WRITE_ALL = 3 };
+
+int
+blz__pipe_wrap(blz__io_driver *d, int fd, int dir, blz_pipe **out)
+{
+    blz__io_source *src;
+    int rc = blz__io_source_open(d, fd, sizeof(blz_pipe), BLZ__RD_READ | BLZ__RD_WRITE, &src);
+    if (rc < 0) {
+        return rc;
+    }
+    blz_pipe *p = (blz_pipe *) src;
+    p->dir = dir;
+    *out = p;
+    return 0;
+}
+
+void
+blz_pipe_close(blz_pipe *p)
+{
+    if (p) {
+        blz__io_source_close(&p->src);
+    }
+}
+
+int
+blz_pipe_fd(const blz_pipe *p)
+{
+    return p ? p->src.fd : -EINVAL;
+}
+
+/* ---- system calls ------------------------------------------------------------ */
+
+static long
+sys_read(int fd, void *buf, size_t n)
+{
+    ssize_t r = read(fd, buf, n);
+    return r < 0 ? -errno : (long) r;
+}
+
+/* write(2) that cannot raise SIGPIPE (see the invariants). */
+static long
+sys_write(int fd, const void *buf, size_t n)
+{
+    sigset_t pipe_set, old;
+    sigemptyset(&pipe_set);
+    sigaddset(&pipe_set, SIGPIPE);
+    (void) pthread_sigmask(SIG_BLOCK, &pipe_set, &old);
+    bool was_blocked = sigismember(&old, SIGPIPE) == 1;
+    bool was_pending = false;
+    if (was_blocked) {
+        /* Only a blocked SIGPIPE can be pending; one that was pending before
+         * this write is someone else's and must stay. */
+        sigset_t pend;
+        if (sigpending(&pend) == 0) {
+            was_pending = sigismember(&pend, SIGPIPE) == 1;
+        }
+    }
+    ssize_t r = write(fd, buf, n);
+    long res = r < 0 ? -errno : (long) r;
+    if (res == -EPIPE && !was_pending) {
+        static const struct timespec zero = {0, 0};
+        while (sigtimedwait(&pipe_set, NULL, &zero) < 0 && errno == EINTR) {
+        }
+    }
+    if (!was_blocked) {
+        (void) pthread_sigmask(SIG_SETMASK, &old, NULL);
+    }
+    return res;
+}
+
+/* ---- the future ---------------------------------------------------------------- */
+
+static blz_poll
+ready_poll(blz_future *base, blz_context *cx)
+{
+    (void) base;
+    (void) cx;
+    return BLZ_READY;
+}
+
+static const blz_future_vtable ready_vt = {ready_poll, NULL};
+
+static void
+fut_fail(blz_io_future *f, int err)
+{
+    memset(f, 0, sizeof *f);
+    blz_future_init(&f->base, &ready_vt);
+    f->base.result = err;
+}
+
+static int
+op_dir(int op)
+{
+    return op == OP_READ ? BLZ__DIR_READ : BLZ__DIR_WRITE;
+}
+
+/* One attempt: the syscall(s) for f's operation. -EAGAIN after clearing
+ * readiness against `seen`; otherwise the final result. */
+static long
+attempt(blz_io_future *f, blz_pipe *p, uint64_t seen)
+{
+    int fd = p->src.fd;
+    for (;;) {
+        long r;
+        switch (f->op_) {
+        case OP_READ:
+            r = sys_read(fd, f->buf_, f->len_);
+            break;
+        case OP_WRITE:
+            r = sys_write(fd, f->buf_, f->len_);
+            break;
+        case OP_WRITE_ALL:
+            if (f->done_ >= f->len_) {
+                return 0;
+            }
+            r = sys_write(fd, (const char *) f->buf_ + f->done_, f->len_ - f->done_);
+            if (r >= 0) {
+                f->done_ += (size_t) r;
+                continue;
+            }
+            break;
+        default:
+            return -EINVAL;
+        }
+        if (r == -EINTR) {
+            continue;
+        }
+        if (r == -EAGAIN) {
+            blz__io_source_clear(&p->src, op_dir(f->op_), seen);
+        }
+        return r;
+    }
+}
+
+static blz_poll
+finish(blz_io_future *f, blz_pipe *p, long r)
+{
+    blz__io_waiter_cancel(&p->src, &f->waiter_);
+    if (f->flags_ & F_HELD) {
+        blz__io_source_unref(&p->src);
+    }
+    f->flags_ = F_DONE;
+    f->obj_ = NULL;
+    f->base.result = r > INT_MAX ? INT_MAX : (int) r;
+    return BLZ_READY;
+}
+
+static blz_poll
+pipe_poll(blz_future *base, blz_context *cx)
+{
+    blz_io_future *f = (blz_io_future *) base;
+    blz_pipe *p = f->obj_;
+    if (!p) {
+        return BLZ_READY; /* finished earlier: result kept */
+    }
+    if (!blz__coop_proceed(cx)) {
+        return BLZ_PENDING; /* budget spent: the task was woken to run again later */
+    }
+    if (!(f->flags_ & F_HELD)) {
+        blz__io_source_ref(&p->src);
+        f->flags_ |= F_HELD;
+    }
+    int dir = op_dir(f->op_);
+    for (;;) {
+        uint64_t r = blz__io_source_poll(&p->src, &f->waiter_, dir, cx);
+        if (r == 0) {
+            return BLZ_PENDING;
+        }
+        if (r & BLZ__RD_SHUTDOWN) {
+            return finish(f, p, -ECANCELED);
+        }
+        long n = attempt(f, p, r);
+        if (n != -EAGAIN) {
+            return finish(f, p, n);
+        }
+    }
+}
+
+static void
+pipe_drop(blz_future *base)
+{
+    blz_io_future *f = (blz_io_future *) base;
+    blz_pipe *p = f->obj_;
+    if (!p) {
+        return;
+    }
+    blz__io_waiter_cancel(&p->src, &f->waiter_);
+    if (f->flags_ & F_HELD) {
+        blz__io_source_unref(&p->src);
+    }
+    f->flags_ = F_DONE;
+    f->obj_ = NULL;
+    f->base.result = -ECANCELED;
+}
+
+static const blz_future_vtable pipe_vt = {pipe_poll, pipe_drop};
+
+/* Checks what every tier checks; clamps the length so a count fits the int
+ * result. 0, or the error the operation ends with at once. */
+static int
+check_args(blz_pipe *p, int op, const void *buf, size_t *len)
+{
+    if (!p || (!buf && *len)) {
+        return -EINVAL;
+    }
+    if (p->dir != op_dir(op)) {
+        return -EBADF; /* reading the stdin end, or writing a stdout end */
+    }
+    if (op != OP_WRITE_ALL && *len > (size_t) INT_MAX) {
+        *len = (size_t) INT_MAX;
+    }
+    return 0;
+}
+
+static void
+pipe_fut(blz_pipe *p, int op, void *buf, size_t len, blz_io_future *f)
+{
+    if (!f) {
+        return;
+    }
+    int rc = check_args(p, op, buf, &len);
+    if (rc < 0 || len == 0) {
+        fut_fail(f, rc); /* an error, or nothing to move: done without a syscall */
+        return;
+    }
+    blz_future_init(&f->base, &pipe_vt);
+    blz__io_waiter_init(&f->waiter_);
+    f->obj_ = p;
+    f->buf_ = buf;
+    f->len_ = len;
+    f->done_ = 0;
+    f->aux_ = NULL;
+    f->op_ = op;
+    f->flags_ = 0;
+}
+
+static long
+pipe_try(blz_pipe *p, int op, void *buf, size_t len)
+{
+    int rc = check_args(p, op, buf, &len);
+    if (rc < 0 || len == 0) {
+        return rc;
+    }
+    uint64_t r = blz__io_source_readiness(&p->src);
+    if (r & BLZ__RD_SHUTDOWN) {
+        return -ECANCELED;
+    }
+    if (!blz__io_ready_for(r, op_dir(op))) {
+        return -EAGAIN;
+    }
+    blz_io_future f;
+    memset(&f, 0, sizeof f);
+    f.buf_ = buf;
+    f.len_ = len;
+    f.op_ = op;
+    return attempt(&f, p, r);
+}
+
+static long
+pipe_await(blz_pipe *p, int op, void *buf, size_t len)
+{
+    blz_io_future f;
+    pipe_fut(p, op, buf, len, &f);
+    return blz_await(&f.base);
+}
+
+/* ---- public wrappers --------------------------------------------------------------- */
+
+ssize_t
+blz_pipe_read(blz_pipe *p, void *buf, size_t n)
+{
+    return pipe_await(p, OP_READ, buf, n);
+}
+
+ssize_t
+blz_pipe_try_read(blz_pipe *p, void *buf, size_t n)
+{
+    return pipe_try(p, OP_READ, buf, n);
+}
+
+void
+blz_pipe_read_fut(blz_pipe *p, void *buf, size_t n, blz_io_future *f)
+{
+    pipe_fut(p, OP_READ, buf, n, f);
+}
+
+ssize_t
+blz_pipe_write(blz_pipe *p, const void *buf, size_t n)
+{
+    return pipe_await(p, OP_WRITE, (void *) buf, n);
+}
+
+ssize_t
+blz_pipe_try_write(blz_pipe *p, const void *buf, size_t n)
+{
+    return pipe_try(p, OP_WRITE, (void *) buf, n);
+}
+
+void
+blz_pipe_write_fut(blz_pipe *p, const void *buf, size_t n, blz_io_future *f)
+{
+    pipe_fut(p, OP_WRITE, (void *) buf, n, f);
+}
+
+int
+blz_pipe_write_all(blz_pipe *p, const void *buf, size_t n)
+{
+    return (int) pipe_await(p, OP_WRITE_ALL, (void *) buf, n);
+}
+
+void
+blz_pipe_write_all_fut(blz_pipe *p, const void *buf, size_t n, blz_io_future *f)
+{
+    pipe_fut(p, OP_WRITE_ALL, (void *) buf, n, f);
+}
+
+/* ---- the stream interfaces ------------------------------------------------------------ */
+
+static void
+reader_read_fut(void *self, void *buf, size_t n, blz_io_future *f)
+{
+    blz_pipe_read_fut(self, buf, n, f);
+}
+
+static void
+writer_write_fut(void *self, const void *buf, size_t n, blz_io_future *f)
+{
+    blz_pipe_write_fut(self, buf, n, f);
+}
+
+static const blz_reader_vtable pipe_reader_vt = {reader_read_fut};
+static const blz_writer_vtable pipe_writer_vt = {writer_write_fut, NULL};
+
+blz_reader
+blz_pipe_reader(blz_pipe *p)
+{
+    blz_reader r = {&pipe_reader_vt, p};
+    return r;
+}
+
+blz_writer
+blz_pipe_writer(blz_pipe *p)
+{
+    blz_writer w = {&pipe_writer_vt, p};
+    return w;
+}

@@ -1,0 +1,552 @@
+/*
+ * Child processes: spawning, reading a child's stdout, exit codes and
+ * signals, environment, working directory, /dev/null streams, output(),
+ * error paths. Every test ends with no child of ours left.
+ */
+#include "process_common.h"
+
+/* ---- stdout and exit codes ----------------------------------------------------------- */
+
+static void *
+echo_main(void *arg)
+{
+    (void) arg;
+    blz_command *cmd = proc_cmd((const char *[]){"/bin/echo", "hello", "blitzio", NULL});
+    CHECK_OK(blz_command_stdout(cmd, BLZ_STDIO_PIPED));
+    blz_child *c = NULL;
+    CHECK_OK(blz_command_spawn(cmd, &c));
+    CHECK_GT(blz_child_pid(c), 0);
+    CHECK(blz_child_pipe(c, BLZ_STDIN) == NULL);
+    CHECK(blz_child_pipe(c, BLZ_STDERR) == NULL);
+    blz_pipe *out = blz_child_pipe(c, BLZ_STDOUT);
+    CHECK(out != NULL);
+    size_t len;
+    char *text = proc_read_all(out, &len);
+    CHECK_STR_EQ(text, "hello blitzio\n");
+    CHECK_EQ(len, 14);
+    free(text);
+    blz_exit_status st;
+    CHECK_EQ(blz_child_wait(c, &st), 0);
+    CHECK_EQ(st.code, 0);
+    CHECK_EQ(st.signal, 0);
+    CHECK(blz_exit_status_success(&st));
+    /* A second wait returns the kept status. */
+    CHECK_EQ(blz_child_wait(c, NULL), 0);
+    CHECK_EQ(blz_child_try_wait(c, NULL), 0);
+    blz_child_free(c);
+    blz_command_free(cmd);
+    proc_check_no_children();
+    return NULL;
+}
+
+BLZ_TEST(echo_stdout)
+{
+    proc_run(2, echo_main, NULL);
+}
+
+static void *
+exit_code_main(void *arg)
+{
+    (void) arg;
+    blz_command *cmd = proc_cmd((const char *[]){"/bin/sh", "-c", "exit 3", NULL});
+    blz_exit_status st;
+    CHECK_EQ(blz_command_status(cmd, &st), 3);
+    CHECK_EQ(st.code, 3);
+    CHECK_EQ(st.signal, 0);
+    CHECK(!blz_exit_status_success(&st));
+    /* The command is a recipe: spawn it again. */
+    blz_child *c;
+    CHECK_OK(blz_command_spawn(cmd, &c));
+    CHECK_EQ(blz_child_wait(c, NULL), 3);
+    blz_child_free(c);
+    blz_command_free(cmd);
+
+    cmd = proc_cmd((const char *[]){"/bin/sh", "-c", "exit 255", NULL});
+    CHECK_EQ(blz_command_status(cmd, NULL), 255);
+    blz_command_free(cmd);
+    proc_check_no_children();
+    return NULL;
+}
+
+BLZ_TEST(exit_codes)
+{
+    proc_run(2, exit_code_main, NULL);
+}
+
+static void *
+killed_main(void *arg)
+{
+    (void) arg;
+    blz_command *cmd = proc_cmd((const char *[]){"/bin/sleep", "30", NULL});
+    blz_child *c;
+    CHECK_OK(blz_command_spawn(cmd, &c));
+    CHECK_EQ(blz_child_try_wait(c, NULL), -EAGAIN);
+    /* A wait with a deadline gives up and leaves the child running. */
+    CHECK_EQ(blz_child_wait_until(c, blz_instant_add(blz_clock_now(), blz_ms(30)), NULL),
+             -ETIMEDOUT);
+    CHECK_EQ(blz_child_try_wait(c, NULL), -EAGAIN);
+    CHECK_OK(blz_child_kill(c, SIGKILL));
+    blz_exit_status st;
+    CHECK_EQ(blz_child_wait(c, &st), 128 + SIGKILL);
+    CHECK_EQ(st.signal, SIGKILL);
+    CHECK_EQ(st.code, -1);
+    CHECK(!st.core_dumped);
+    CHECK_EQ(blz_exit_status_code(&st), 128 + SIGKILL);
+    /* Reaped: nothing left to signal. */
+    CHECK_EQ(blz_child_kill(c, SIGTERM), -ESRCH);
+    CHECK_EQ(blz_child_kill(c, -1), -EINVAL);
+    blz_child_free(c);
+
+    /* SIGTERM, and a wait that is already waiting when the signal lands. */
+    CHECK_OK(blz_command_spawn(cmd, &c));
+    blz_child_wait_future wf;
+    blz_child_wait_fut(c, &st, &wf);
+    CHECK_EQ(blz_future_poll(&wf.base, &(blz_context){blz_waker_noop()}), BLZ_PENDING);
+    CHECK_OK(blz_child_kill(c, SIGTERM));
+    CHECK_EQ(blz_await(&wf.base), 128 + SIGTERM);
+    CHECK_EQ(st.signal, SIGTERM);
+    blz_child_free(c);
+    blz_command_free(cmd);
+    proc_check_no_children();
+    return NULL;
+}
+
+BLZ_TEST(killed_by_signal)
+{
+    proc_run(2, killed_main, NULL);
+}
+
+/* Two tasks wait for the same child: both get the status, one reaps. */
+static void *
+waiter_task(void *arg)
+{
+    blz_exit_status st;
+    int r = blz_child_wait(arg, &st);
+    CHECK_EQ(r, 7);
+    CHECK_EQ(st.code, 7);
+    return NULL;
+}
+
+static void *
+concurrent_waits_main(void *arg)
+{
+    (void) arg;
+    blz_command *cmd = proc_cmd((const char *[]){"/bin/sh", "-c", "sleep 0.05; exit 7", NULL});
+    blz_child *c;
+    CHECK_OK(blz_command_spawn(cmd, &c));
+    blz_join *j[4];
+    for (int i = 0; i < 4; i++) {
+        CHECK_OK(blz_spawn(waiter_task, c, &j[i]));
+    }
+    CHECK_OK(blz_join_all(j, 4, NULL));
+    blz_child_free(c);
+    blz_command_free(cmd);
+    proc_check_no_children();
+    return NULL;
+}
+
+BLZ_TEST(concurrent_waits)
+{
+    proc_run(2, concurrent_waits_main, NULL);
+}
+
+/* ---- environment, directory, streams ----------------------------------------------- */
+
+/* Runs cmd with output() and returns its stdout (malloc'ed); checks exit 0. */
+static char *
+stdout_of(blz_command *cmd)
+{
+    blz_output o;
+    int r = blz_command_output(cmd, &o);
+    if (r != 0) {
+        fprintf(stderr, "exit %d, stderr: %s\n", r, r >= 0 ? o.err : "(none)");
+    }
+    CHECK_EQ(r, 0);
+    char *s = strdup(o.out);
+    blz_output_deinit(&o);
+    CHECK(o.out == NULL && o.err == NULL);
+    return s;
+}
+
+static void *
+env_main(void *arg)
+{
+    (void) arg;
+    /* Inherited by default. */
+    blz_command *cmd =
+        proc_cmd((const char *[]){"/bin/sh", "-c", "echo \"${BLZ_PT_A-unset}\"", NULL});
+    char *s = stdout_of(cmd);
+    CHECK_STR_EQ(s, "from-parent\n");
+    free(s);
+    /* Set overrides, remove removes (the parent keeps its own). */
+    CHECK_OK(blz_command_env(cmd, "BLZ_PT_A", "from-command"));
+    s = stdout_of(cmd);
+    CHECK_STR_EQ(s, "from-command\n");
+    free(s);
+    CHECK_OK(blz_command_env_remove(cmd, "BLZ_PT_A"));
+    s = stdout_of(cmd);
+    CHECK_STR_EQ(s, "unset\n");
+    free(s);
+    CHECK_STR_EQ(getenv("BLZ_PT_A"), "from-parent");
+    blz_command_free(cmd);
+
+    /* Clear: only what the command sets. */
+    cmd = proc_cmd((const char *[]){"/usr/bin/env", NULL});
+    CHECK_OK(blz_command_env(cmd, "BEFORE", "1")); /* forgotten by the clear */
+    CHECK_OK(blz_command_env_clear(cmd));
+    CHECK_OK(blz_command_env(cmd, "FOO", "bar"));
+    CHECK_OK(blz_command_env(cmd, "EMPTY", ""));
+    CHECK_OK(blz_command_env(cmd, "FOO", "baz=qux")); /* replaces, keeps its place */
+    s = stdout_of(cmd);
+    CHECK_STR_EQ(s, "FOO=baz=qux\nEMPTY=\n");
+    free(s);
+    blz_command_free(cmd);
+
+    /* Bad keys: an error now and at the spawn. */
+    cmd = proc_cmd((const char *[]){"/bin/true", NULL});
+    CHECK_EQ(blz_command_env(cmd, "A=B", "x"), -EINVAL);
+    CHECK_EQ(blz_command_env(cmd, "", "x"), -EINVAL);
+    CHECK_EQ(blz_command_env_remove(cmd, NULL), -EINVAL);
+    blz_child *c = (blz_child *) 1;
+    CHECK_EQ(blz_command_spawn(cmd, &c), -EINVAL);
+    CHECK(c == NULL);
+    blz_command_free(cmd);
+    proc_check_no_children();
+    return NULL;
+}
+
+BLZ_TEST(env_clear_set_remove)
+{
+    CHECK_EQ(setenv("BLZ_PT_A", "from-parent", 1), 0);
+    proc_run(2, env_main, NULL);
+}
+
+static void *
+path_main(void *arg)
+{
+    (void) arg;
+    /* No '/': looked up in the parent's PATH... */
+    blz_command *cmd = proc_cmd((const char *[]){"echo", "found", NULL});
+    char *s = stdout_of(cmd);
+    CHECK_STR_EQ(s, "found\n");
+    free(s);
+    /* ...or in the PATH the command sets. */
+    CHECK_OK(blz_command_env(cmd, "PATH", "/nonexistent-blz:/bin"));
+    s = stdout_of(cmd);
+    CHECK_STR_EQ(s, "found\n");
+    free(s);
+    CHECK_OK(blz_command_env(cmd, "PATH", "/nonexistent-blz"));
+    blz_output o;
+    CHECK_EQ(blz_command_output(cmd, &o), -ENOENT);
+    CHECK(o.out == NULL);
+    blz_command_free(cmd);
+    proc_check_no_children();
+    return NULL;
+}
+
+BLZ_TEST(path_lookup)
+{
+    proc_run(2, path_main, NULL);
+}
+
+static void *
+cwd_main(void *arg)
+{
+    (void) arg;
+    blz_command *cmd = proc_cmd((const char *[]){"/bin/pwd", NULL});
+    int rc = blz_command_cwd(cmd, "/");
+    if (rc == -ENOTSUP) {
+        blz_command_free(cmd);
+        return (void *) 77;
+    }
+    CHECK_OK(rc);
+    char *s = stdout_of(cmd);
+    CHECK_STR_EQ(s, "/\n");
+    free(s);
+    CHECK_OK(blz_command_cwd(cmd, "/proc"));
+    s = stdout_of(cmd);
+    CHECK_STR_EQ(s, "/proc\n");
+    free(s);
+    /* A relative program path with a '/' is resolved in the new directory. */
+    blz_command *rel = proc_cmd((const char *[]){"./echo", "rel", NULL});
+    CHECK_OK(blz_command_cwd(rel, "/bin"));
+    s = stdout_of(rel);
+    CHECK_STR_EQ(s, "rel\n");
+    free(s);
+    blz_command_free(rel);
+    /* A missing directory fails the spawn, leaving nothing behind. */
+    CHECK_OK(blz_command_cwd(cmd, "/nonexistent-blz-dir"));
+    CHECK_OK(blz_command_stdout(cmd, BLZ_STDIO_PIPED));
+    blz_child *c;
+    CHECK_EQ(blz_command_spawn(cmd, &c), -ENOENT);
+    CHECK(c == NULL);
+    blz_command_free(cmd);
+    proc_check_no_children();
+    return NULL;
+}
+
+BLZ_TEST(cwd)
+{
+    if (proc_run(2, cwd_main, NULL) == (void *) 77) {
+        SKIP("posix_spawn_file_actions_addchdir_np is missing");
+    }
+}
+
+static void *
+stdin_null_main(void *arg)
+{
+    (void) arg;
+    /* cat with stdin /dev/null ends at once with nothing. */
+    blz_command *cmd = proc_cmd((const char *[]){"/bin/cat", NULL});
+    CHECK_OK(blz_command_stdin(cmd, BLZ_STDIO_NULL));
+    CHECK_OK(blz_command_stdout(cmd, BLZ_STDIO_PIPED));
+    blz_child *c;
+    CHECK_OK(blz_command_spawn(cmd, &c));
+    size_t len = 99;
+    char *s = proc_read_all(blz_child_pipe(c, BLZ_STDOUT), &len);
+    CHECK_EQ(len, 0);
+    free(s);
+    CHECK_EQ(blz_child_wait(c, NULL), 0);
+    blz_child_free(c);
+    blz_command_free(cmd);
+
+    /* Output and stderr to /dev/null: the child writes into the void. */
+    cmd = proc_cmd((const char *[]){"/bin/sh", "-c", "echo out; echo err >&2; exit 0", NULL});
+    CHECK_OK(blz_command_stdout(cmd, BLZ_STDIO_NULL));
+    CHECK_OK(blz_command_stderr(cmd, BLZ_STDIO_NULL));
+    blz_output o;
+    CHECK_EQ(blz_command_output(cmd, &o), 0);
+    CHECK_EQ(o.out_len, 0);
+    CHECK_EQ(o.err_len, 0);
+    CHECK_STR_EQ(o.out, "");
+    blz_output_deinit(&o);
+    blz_command_free(cmd);
+
+    /* output()'s default stdin is /dev/null, even for a reader like cat. */
+    cmd = proc_cmd((const char *[]){"/bin/cat", NULL});
+    CHECK_EQ(blz_command_output(cmd, &o), 0);
+    CHECK_EQ(o.out_len, 0);
+    blz_output_deinit(&o);
+    /* A piped stdin there is closed at once. */
+    CHECK_OK(blz_command_stdin(cmd, BLZ_STDIO_PIPED));
+    CHECK_EQ(blz_command_output(cmd, &o), 0);
+    blz_output_deinit(&o);
+    blz_command_free(cmd);
+    proc_check_no_children();
+    return NULL;
+}
+
+BLZ_TEST(stdin_null)
+{
+    proc_run(2, stdin_null_main, NULL);
+}
+
+static void *
+output_main(void *arg)
+{
+    (void) arg;
+    /* 200 KB to stderr before a byte of stdout: reading only stdout first
+     * would deadlock on the full stderr pipe. */
+    blz_command *cmd = proc_cmd((const char *[]){
+        "/bin/sh", "-c",
+        "head -c 200000 /dev/zero | tr '\\0' e >&2; head -c 300000 /dev/zero | tr '\\0' o; "
+        "exit 5",
+        NULL});
+    blz_output o;
+    CHECK_EQ(blz_command_output(cmd, &o), 5);
+    CHECK_EQ(o.status.code, 5);
+    CHECK_EQ(o.out_len, 300000);
+    CHECK_EQ(o.err_len, 200000);
+    CHECK_EQ(o.out[o.out_len], '\0');
+    CHECK_EQ(o.err[o.err_len], '\0');
+    for (size_t i = 0; i < o.out_len; i++) {
+        if (o.out[i] != 'o') {
+            CHECK_EQ(o.out[i], 'o');
+        }
+    }
+    for (size_t i = 0; i < o.err_len; i++) {
+        if (o.err[i] != 'e') {
+            CHECK_EQ(o.err[i], 'e');
+        }
+    }
+    blz_output_deinit(&o);
+    blz_output_deinit(NULL);
+    blz_command_free(cmd);
+
+    /* A signal-ended child through output(). */
+    cmd = proc_cmd((const char *[]){"/bin/sh", "-c", "echo partial; kill -9 $$", NULL});
+    CHECK_EQ(blz_command_output(cmd, &o), 128 + SIGKILL);
+    CHECK_EQ(o.status.signal, SIGKILL);
+    CHECK_STR_EQ(o.out, "partial\n");
+    blz_output_deinit(&o);
+    blz_command_free(cmd);
+    proc_check_no_children();
+    return NULL;
+}
+
+BLZ_TEST(output_collects_both_streams)
+{
+    proc_run(2, output_main, NULL);
+}
+
+/* ---- errors ---------------------------------------------------------------------------- */
+
+static void *
+enoent_main(void *arg)
+{
+    (void) arg;
+    const char *progs[] = {"/nonexistent/blz-no-such-program", "blz-no-such-program-in-path"};
+    for (int i = 0; i < 2; i++) {
+        blz_command *cmd = proc_cmd((const char *[]){progs[i], "x", NULL});
+        CHECK_OK(blz_command_stdin(cmd, BLZ_STDIO_PIPED));
+        CHECK_OK(blz_command_stdout(cmd, BLZ_STDIO_PIPED));
+        CHECK_OK(blz_command_stderr(cmd, BLZ_STDIO_PIPED));
+        blz_child *c = (blz_child *) 1;
+        CHECK_EQ(blz_command_spawn(cmd, &c), -ENOENT);
+        CHECK(c == NULL);
+        CHECK_EQ(blz_command_status(cmd, NULL), -ENOENT);
+        blz_output o;
+        CHECK_EQ(blz_command_output(cmd, &o), -ENOENT);
+        blz_command_free(cmd);
+    }
+    /* Not executable. */
+    blz_command *cmd = proc_cmd((const char *[]){"/etc/passwd", NULL});
+    CHECK_EQ(blz_command_status(cmd, NULL), -EACCES);
+    blz_command_free(cmd);
+    /* Nothing spawned, no descriptor left: checked by the harness teardown. */
+    CHECK_EQ(blz__io_driver_sources(blz__rt_io(blz__rt_current())), 0);
+    proc_check_no_children();
+    return NULL;
+}
+
+BLZ_TEST(nonexistent_program)
+{
+    proc_run(2, enoent_main, NULL);
+}
+
+static void *
+bad_args_main(void *arg)
+{
+    (void) arg;
+    blz_command *cmd;
+    CHECK_EQ(blz_command_new(NULL, &cmd), -EINVAL);
+    CHECK_EQ(blz_command_new("", &cmd), -EINVAL);
+    CHECK_EQ(blz_command_new("/bin/true", NULL), -EINVAL);
+    CHECK_EQ(blz_command_arg(NULL, "x"), -EINVAL);
+    CHECK_OK(blz_command_new("/bin/true", &cmd));
+    CHECK_EQ(blz_command_stdout(cmd, (blz_stdio) 42), -EINVAL);
+    CHECK_EQ(blz_command_spawn(cmd, NULL), -EINVAL);
+    blz_child *c;
+    CHECK_EQ(blz_command_spawn(cmd, &c), -EINVAL); /* the sticky error */
+    blz_command_free(cmd);
+    blz_command_free(NULL);
+
+    CHECK_EQ(blz_child_wait(NULL, NULL), -EINVAL);
+    CHECK_EQ(blz_child_try_wait(NULL, NULL), -EINVAL);
+    CHECK_EQ(blz_child_kill(NULL, SIGTERM), -EINVAL);
+    CHECK_EQ(blz_child_pid(NULL), -EINVAL);
+    CHECK(blz_child_pipe(NULL, BLZ_STDOUT) == NULL);
+    blz_child_free(NULL);
+    char b[4];
+    CHECK_EQ(blz_pipe_read(NULL, b, sizeof b), -EINVAL);
+    CHECK_EQ(blz_pipe_write(NULL, b, sizeof b), -EINVAL);
+    CHECK_EQ(blz_pipe_write_all(NULL, b, sizeof b), -EINVAL);
+    CHECK_EQ(blz_pipe_fd(NULL), -EINVAL);
+    blz_pipe_close(NULL);
+
+    /* Reading the stdin end or writing a stdout end. */
+    CHECK_OK(blz_command_new("/bin/cat", &cmd));
+    CHECK_OK(blz_command_stdin(cmd, BLZ_STDIO_PIPED));
+    CHECK_OK(blz_command_stdout(cmd, BLZ_STDIO_PIPED));
+    CHECK_OK(blz_command_spawn(cmd, &c));
+    CHECK_EQ(blz_pipe_read(blz_child_pipe(c, BLZ_STDIN), b, sizeof b), -EBADF);
+    CHECK_EQ(blz_pipe_write(blz_child_pipe(c, BLZ_STDOUT), "x", 1), -EBADF);
+    CHECK_EQ(blz_pipe_try_read(blz_child_pipe(c, BLZ_STDOUT), b, sizeof b), -EAGAIN);
+    CHECK_EQ(blz_pipe_read(blz_child_pipe(c, BLZ_STDOUT), b, 0), 0);
+    CHECK_GE(blz_pipe_fd(blz_child_pipe(c, BLZ_STDOUT)), 3);
+    CHECK_EQ(blz_child_wait(c, NULL), 0); /* closes stdin: cat ends */
+    CHECK(blz_child_pipe(c, BLZ_STDIN) == NULL);
+    CHECK_EQ(blz_pipe_read(blz_child_pipe(c, BLZ_STDOUT), b, sizeof b), 0);
+    blz_child_free(c);
+    blz_command_free(cmd);
+    proc_check_no_children();
+    return NULL;
+}
+
+BLZ_TEST(bad_arguments)
+{
+    proc_run(2, bad_args_main, NULL);
+}
+
+static void *
+epipe_main(void *arg)
+{
+    (void) arg;
+    /* The child exits without reading: writes to its stdin fail with EPIPE
+     * and raise no SIGPIPE (which would kill this test). */
+    blz_command *cmd = proc_cmd((const char *[]){"/bin/true", NULL});
+    CHECK_OK(blz_command_stdin(cmd, BLZ_STDIO_PIPED));
+    blz_child *c;
+    CHECK_OK(blz_command_spawn(cmd, &c));
+    blz_pipe *in = blz_child_take_pipe(c, BLZ_STDIN);
+    CHECK(in != NULL);
+    CHECK(blz_child_take_pipe(c, BLZ_STDIN) == NULL);
+    CHECK_EQ(blz_child_wait(c, NULL), 0);
+    CHECK_EQ(blz_pipe_write(in, "x", 1), -EPIPE);
+    static char big[200000];
+    CHECK_EQ(blz_pipe_write_all(in, big, sizeof big), -EPIPE);
+    /* With SIGPIPE already blocked by the thread, too. */
+    sigset_t s, old;
+    sigemptyset(&s);
+    sigaddset(&s, SIGPIPE);
+    CHECK_EQ(pthread_sigmask(SIG_BLOCK, &s, &old), 0);
+    CHECK_EQ(blz_pipe_try_write(in, "x", 1), -EPIPE);
+    sigset_t pend;
+    CHECK_EQ(sigpending(&pend), 0);
+    CHECK(!sigismember(&pend, SIGPIPE));
+    CHECK_EQ(pthread_sigmask(SIG_SETMASK, &old, NULL), 0);
+    blz_pipe_close(in);
+    blz_child_free(c);
+    blz_command_free(cmd);
+    proc_check_no_children();
+    return NULL;
+}
+
+BLZ_TEST(write_to_exited_child_is_epipe)
+{
+    proc_run(2, epipe_main, NULL);
+}
+
+BLZ_TEST(spawn_outside_runtime)
+{
+    blz_command *cmd;
+    CHECK_OK(blz_command_new("/bin/true", &cmd));
+    blz_child *c;
+    CHECK_EQ(blz_command_spawn(cmd, &c), -ESRCH);
+    blz_command_free(cmd);
+}
+
+/* A foreign thread (no runtime) awaits a child's output spawned inside one. */
+static void *
+spawn_for_foreign(void *arg)
+{
+    blz_command *cmd = proc_cmd((const char *[]){"/bin/echo", "foreign", NULL});
+    CHECK_OK(blz_command_stdout(cmd, BLZ_STDIO_PIPED));
+    CHECK_OK(blz_command_spawn(cmd, (blz_child **) arg));
+    blz_command_free(cmd);
+    return NULL;
+}
+
+BLZ_TEST(wait_from_foreign_thread)
+{
+    blz_runtime *rt = proc_rt_new(2);
+    blz_child *c = NULL;
+    CHECK_OK(blz_runtime_block_on(rt, spawn_for_foreign, &c, NULL));
+    char *s = proc_read_all(blz_child_pipe(c, BLZ_STDOUT), NULL);
+    CHECK_STR_EQ(s, "foreign\n");
+    free(s);
+    CHECK_EQ(blz_child_wait(c, NULL), 0);
+    blz_child_free(c);
+    blz_runtime_free(rt);
+    proc_check_no_children();
+}
