@@ -17,6 +17,8 @@
 #ifndef BLZ_BENCH_H
 #define BLZ_BENCH_H
 
+#include "blitzio.h"
+
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -25,14 +27,12 @@
 #include <string.h>
 #include <time.h>
 
-#include "blitzio.h"
-
 typedef struct bench_run {
-    uint64_t ops;      /* operations in one run, set by the row */
-    double t0, t1;     /* clock at bench_start / bench_stop */
+    uint64_t ops;  /* operations in one run, set by the row */
+    double t0, t1; /* clock at bench_start / bench_stop */
     uint64_t bytes0, allocs0, bytes1, allocs1;
-    void *arg;         /* the row's argument */
-    double extra;      /* an optional row-defined figure (e.g. bytes per idle task) */
+    void *arg;    /* the row's argument */
+    double extra; /* an optional row-defined figure (e.g. bytes per idle task) */
 } bench_run;
 
 typedef void (*bench_fn)(bench_run *r);
@@ -160,8 +160,8 @@ bench_row(const char *name, bench_fn fn, void *arg)
         }
     }
     qsort(ns, (size_t) bench_runs_, sizeof *ns, bench_cmp_);
-    double med = bench_runs_ % 2 ? ns[bench_runs_ / 2]
-                                 : (ns[bench_runs_ / 2 - 1] + ns[bench_runs_ / 2]) / 2;
+    double med =
+        bench_runs_ % 2 ? ns[bench_runs_ / 2] : (ns[bench_runs_ / 2 - 1] + ns[bench_runs_ / 2]) / 2;
     double ops = (double) (r.ops ? r.ops : 1);
     double bpo = (double) (r.bytes1 - r.bytes0) / ops;
     double apo = (double) (r.allocs1 - r.allocs0) / ops;

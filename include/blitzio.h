@@ -4,13 +4,13 @@
 #ifndef BLITZIO_H
 #define BLITZIO_H
 
+#include "blitzio/chan.h"
 #include "blitzio/common.h"
 #include "blitzio/future.h"
+#include "blitzio/process.h"
 #include "blitzio/rt.h"
+#include "blitzio/sync.h"
 #include "blitzio/task.h"
 #include "blitzio/time.h"
-#include "blitzio/sync.h"
-#include "blitzio/chan.h"
-#include "blitzio/process.h"
 
 #endif

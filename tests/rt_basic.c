@@ -3,11 +3,11 @@
  * abort, the current-thread flavour, several runtimes at once, teardown with
  * pending tasks, and the error paths of the public calls.
  */
-#include <pthread.h>
-#include <stdatomic.h>
-
 #include "blitzio.h"
 #include "harness.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
 
 static blz_runtime *
 new_rt(unsigned workers)

@@ -4,12 +4,12 @@
  * hangs the test (and ctest's timeout fails it). Also: yield fairness under
  * the coop budget, and many fibers suspended at once behind one gate.
  */
+#include "blitzio.h"
+#include "harness.h"
+
 #include <pthread.h>
 #include <sched.h>
 #include <stdatomic.h>
-
-#include "blitzio.h"
-#include "harness.h"
 
 /* The stress build (tests/stress/rt_wake_1m.c) runs the full million. */
 #ifndef PINGPONGS
@@ -17,8 +17,8 @@
 #endif
 
 typedef struct pingpong {
-    _Atomic uint64_t produced; /* written by the foreign thread */
-    _Atomic uint64_t seen;     /* written by the task's poll */
+    _Atomic uint64_t produced;  /* written by the foreign thread */
+    _Atomic uint64_t seen;      /* written by the task's poll */
     _Atomic(blz_waker *) waker; /* the task's waker, stored once */
     blz_waker stored;
 } pingpong;
@@ -270,7 +270,7 @@ BLZ_TEST(metrics_count_work)
     CHECK_EQ(m.workers, 2);
     CHECK_GE(m.tasks_spawned, 1);
     CHECK_EQ(m.tasks_alive, 0);
-    CHECK_GE(m.polls, 101); /* one poll per yield plus the first */
+    CHECK_GE(m.polls, 101);       /* one poll per yield plus the first */
     CHECK_GE(m.inject_pushes, 1); /* block_on spawns from outside */
     CHECK(m.backend != NULL);
     blz_runtime_free(rt);

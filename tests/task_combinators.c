@@ -3,10 +3,10 @@
  * over futures (the same four), including the cancellation of losers and
  * the error paths.
  */
-#include <stdatomic.h>
-
 #include "blitzio.h"
 #include "harness.h"
+
+#include <stdatomic.h>
 
 static blz_runtime *
 new_rt(void)

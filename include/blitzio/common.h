@@ -86,7 +86,8 @@ BLZ_API blz_instant blz_now(void);
 /** The name of an error code ("EAGAIN"), or "UNKNOWN". Accepts the negative or positive value. */
 BLZ_API const char *blz_errname(int err);
 
-/** A message for an error code ("resource temporarily unavailable"). Accepts negative or positive. */
+/** A message for an error code ("resource temporarily unavailable"). Accepts negative or positive.
+ */
 BLZ_API const char *blz_strerror(int err);
 
 /*

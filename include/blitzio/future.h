@@ -181,38 +181,38 @@ BLZ_API const blz_waker *blz_waker_noop(void);
  *   }
  */
 #if defined(__GNUC__)
-# define BLZ_FALLTHROUGH_ __attribute__((fallthrough))
+# define BLZ_FALLTHROUGH __attribute__((fallthrough))
 #else
-# define BLZ_FALLTHROUGH_ ((void) 0)
+# define BLZ_FALLTHROUGH ((void) 0)
 #endif
 
-#define BLZ_ASYNC_BEGIN(self)                                                                      \
-    switch ((self)->pt_) {                                                                         \
-    case 0:
+#define BLZ_ASYNC_BEGIN(self) \
+ switch ((self)->pt_) {       \
+ case 0:
 
-#define BLZ_AWAIT(self, cx, sub)                                                                   \
-    do {                                                                                           \
-        (self)->pt_ = __LINE__;                                                                    \
-        BLZ_FALLTHROUGH_;                                                                          \
-    case __LINE__:                                                                                 \
-        if (blz_future_poll((sub), (cx)) == BLZ_PENDING) {                                         \
-            return BLZ_PENDING;                                                                    \
-        }                                                                                          \
-    } while (0)
+#define BLZ_AWAIT(self, cx, sub)                     \
+ do {                                                \
+  (self)->pt_ = __LINE__;                            \
+  BLZ_FALLTHROUGH;                                   \
+ case __LINE__:                                      \
+  if (blz_future_poll((sub), (cx)) == BLZ_PENDING) { \
+   return BLZ_PENDING;                               \
+  }                                                  \
+ } while (0)
 
-#define BLZ_ASYNC_RETURN(self, value)                                                              \
-    do {                                                                                           \
-        (self)->result = (value);                                                                  \
-        (self)->pt_ = -1;                                                                          \
-        return BLZ_READY;                                                                          \
-    } while (0)
+#define BLZ_ASYNC_RETURN(self, value) \
+ do {                                 \
+  (self)->result = (value);           \
+  (self)->pt_ = -1;                   \
+  return BLZ_READY;                   \
+ } while (0)
 
-#define BLZ_ASYNC_END(self)                                                                        \
-    BLZ_FALLTHROUGH_;                                                                              \
-    default:                                                                                       \
-        break;                                                                                     \
-        }                                                                                          \
-        return BLZ_READY
+#define BLZ_ASYNC_END(self) \
+ BLZ_FALLTHROUGH;           \
+default:                    \
+ break;                     \
+ }                          \
+ return BLZ_READY
 
 /*
  * A waiter node that a primitive links into its wait queue. It lives inside a

@@ -15,19 +15,19 @@ extern "C" {
 
 /** Scheduler flavour. */
 typedef enum blz_flavor {
-    BLZ_MULTI_THREAD = 0,    /**< work-stealing pool of `workers` threads */
-    BLZ_CURRENT_THREAD = 1,  /**< everything runs on the thread calling block_on */
+    BLZ_MULTI_THREAD = 0,   /**< work-stealing pool of `workers` threads */
+    BLZ_CURRENT_THREAD = 1, /**< everything runs on the thread calling block_on */
 } blz_flavor;
 
 /** Runtime settings. Fill with blz_runtime_config_default() and change what you need. */
 typedef struct blz_runtime_config {
     blz_flavor flavor;
-    unsigned workers;            /**< worker threads; default: CPUs, or $BLZ_WORKERS */
-    size_t fiber_stack_size;     /**< usable stack per fiber; default 64 KiB */
-    unsigned blocking_threads;   /**< blocking-pool limit; default 512 */
-    blz_duration blocking_idle;  /**< idle blocking threads exit after this; default 10 s */
-    const char *backend;         /**< "io_uring", "epoll" or NULL (auto; $BLZ_BACKEND overrides) */
-    bool paused_clock;           /**< virtual time: starts paused, jumps to the next timer when idle */
+    unsigned workers;           /**< worker threads; default: CPUs, or $BLZ_WORKERS */
+    size_t fiber_stack_size;    /**< usable stack per fiber; default 64 KiB */
+    unsigned blocking_threads;  /**< blocking-pool limit; default 512 */
+    blz_duration blocking_idle; /**< idle blocking threads exit after this; default 10 s */
+    const char *backend;        /**< "io_uring", "epoll" or NULL (auto; $BLZ_BACKEND overrides) */
+    bool paused_clock; /**< virtual time: starts paused, jumps to the next timer when idle */
 } blz_runtime_config;
 
 /** The defaults, with $BLZ_WORKERS and $BLZ_BACKEND applied. */

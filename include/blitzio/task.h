@@ -38,8 +38,7 @@ BLZ_API int blz_spawn_blocking(blz_task_fn fn, void *arg, blz_join **out);
 BLZ_API int blz_runtime_spawn(blz_runtime *rt, blz_task_fn fn, void *arg, blz_join **out);
 BLZ_API int blz_runtime_spawn_future(blz_runtime *rt, const blz_future *f, size_t size,
                                      blz_join **out);
-BLZ_API int blz_runtime_spawn_blocking(blz_runtime *rt, blz_task_fn fn, void *arg,
-                                       blz_join **out);
+BLZ_API int blz_runtime_spawn_blocking(blz_runtime *rt, blz_task_fn fn, void *arg, blz_join **out);
 
 /**
  * Waits for the task and consumes the handle. Returns 0 and stores the

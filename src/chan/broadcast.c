@@ -23,12 +23,12 @@
  * wake loop ends. Unsubscribe marks the receiver closed and wakes its waiters.
  */
 #include "blitzio/chan.h"
-#include "rt/current.h"
 #include "chan/waitq.h"
 #include "chan/words.h"
 #include "core/alloc.h"
 #include "core/atomic.h"
 #include "core/coop.h"
+#include "rt/current.h"
 
 #include <string.h>
 

@@ -48,8 +48,8 @@
 #include "chan/waitq.h"
 #include "core/alloc.h"
 #include "core/atomic.h"
-#include "rt/current.h"
 #include "core/coop.h"
+#include "rt/current.h"
 
 #include <string.h>
 

@@ -18,9 +18,9 @@
  */
 #include "blitzio/chan.h"
 #include "chan/copy.h"
-#include "rt/current.h"
 #include "core/atomic.h"
 #include "core/coop.h"
+#include "rt/current.h"
 
 #include <string.h>
 

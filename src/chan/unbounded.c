@@ -24,11 +24,11 @@
  */
 #include "blitzio/chan.h"
 #include "chan/copy.h"
-#include "rt/current.h"
 #include "chan/waitq.h"
 #include "core/alloc.h"
 #include "core/atomic.h"
 #include "core/coop.h"
+#include "rt/current.h"
 
 #include <string.h>
 

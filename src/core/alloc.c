@@ -6,11 +6,11 @@
  */
 #include "core/alloc.h"
 
+#include "blitzio/common.h"
+
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
-
-#include "blitzio/common.h"
 
 static _Atomic(blz_malloc_fn) hook_malloc = malloc;
 static _Atomic(blz_realloc_fn) hook_realloc = realloc;

@@ -17,18 +17,18 @@ void blz__perturb(void);
 # define BLZ_PERTURB_POINT() ((void) 0)
 #endif
 
-#define blz__load(p, mo)        atomic_load_explicit((p), (mo))
-#define blz__store(p, v, mo)    atomic_store_explicit((p), (v), (mo))
+#define blz__load(p, mo)         atomic_load_explicit((p), (mo))
+#define blz__store(p, v, mo)     atomic_store_explicit((p), (v), (mo))
 #define blz__fetch_add(p, v, mo) atomic_fetch_add_explicit((p), (v), (mo))
 #define blz__fetch_sub(p, v, mo) atomic_fetch_sub_explicit((p), (v), (mo))
 #define blz__fetch_or(p, v, mo)  atomic_fetch_or_explicit((p), (v), (mo))
 #define blz__fetch_and(p, v, mo) atomic_fetch_and_explicit((p), (v), (mo))
 #define blz__fetch_xor(p, v, mo) atomic_fetch_xor_explicit((p), (v), (mo))
 #define blz__exchange(p, v, mo)  atomic_exchange_explicit((p), (v), (mo))
-#define blz__cas_weak(p, exp, des, mo_ok, mo_fail)                                                 \
-    atomic_compare_exchange_weak_explicit((p), (exp), (des), (mo_ok), (mo_fail))
-#define blz__cas(p, exp, des, mo_ok, mo_fail)                                                      \
-    atomic_compare_exchange_strong_explicit((p), (exp), (des), (mo_ok), (mo_fail))
+#define blz__cas_weak(p, exp, des, mo_ok, mo_fail) \
+ atomic_compare_exchange_weak_explicit((p), (exp), (des), (mo_ok), (mo_fail))
+#define blz__cas(p, exp, des, mo_ok, mo_fail) \
+ atomic_compare_exchange_strong_explicit((p), (exp), (des), (mo_ok), (mo_fail))
 
 #define RELAXED memory_order_relaxed
 #define ACQUIRE memory_order_acquire
@@ -47,7 +47,7 @@ blz__cpu_relax(void)
 #endif
 }
 
-#define BLZ_CACHELINE 64
+#define BLZ_CACHELINE         64
 #define BLZ_ALIGNED_CACHELINE _Alignas(BLZ_CACHELINE)
 
 #define BLZ_LIKELY(x)   __builtin_expect(!!(x), 1)

@@ -4,7 +4,8 @@
 
 #include <stddef.h>
 
-#define blz__container_of(ptr, type, member) ((type *) (void *) ((char *) (ptr) - offsetof(type, member)))
+#define blz__container_of(ptr, type, member) \
+ ((type *) (void *) ((char *) (ptr) -offsetof(type, member)))
 
 #ifdef NDEBUG
 # define BLZ_ASSERT(x) ((void) 0)

@@ -8,12 +8,12 @@
 #ifndef BLZ_CORE_COOP_H
 #define BLZ_CORE_COOP_H
 
-#include <stdbool.h>
-
 #include "blitzio/future.h"
 
-#define BLZ_COOP_BUDGET     128
-#define BLZ_COOP_UNLIMITED  (-1)
+#include <stdbool.h>
+
+#define BLZ_COOP_BUDGET    128
+#define BLZ_COOP_UNLIMITED (-1)
 
 extern _Thread_local int blz__coop_budget;
 

@@ -2,61 +2,61 @@
  * Names and messages for error codes, generated from one X-macro list so the
  * two tables cannot drift apart.
  */
+#include "blitzio/common.h"
+
 #include <errno.h>
 #include <stddef.h>
 
-#include "blitzio/common.h"
-
-#define BLZ_ERRNO_MAP(X)                                                                           \
-    X(EPERM, "operation not permitted")                                                            \
-    X(ENOENT, "no such file or directory")                                                         \
-    X(ESRCH, "no such runtime or process")                                                         \
-    X(EINTR, "interrupted system call")                                                            \
-    X(EIO, "i/o error")                                                                            \
-    X(EBADF, "bad file descriptor")                                                                \
-    X(ECHILD, "no child process")                                                                  \
-    X(EAGAIN, "resource temporarily unavailable")                                                  \
-    X(ENOMEM, "not enough memory")                                                                 \
-    X(EACCES, "permission denied")                                                                 \
-    X(EFAULT, "bad address")                                                                       \
-    X(EBUSY, "resource busy")                                                                      \
-    X(EEXIST, "already exists")                                                                    \
-    X(ENOTDIR, "not a directory")                                                                  \
-    X(EISDIR, "is a directory")                                                                    \
-    X(EINVAL, "invalid argument")                                                                  \
-    X(ENFILE, "file table overflow")                                                               \
-    X(EMFILE, "too many open files")                                                               \
-    X(ENOSPC, "no space left on device")                                                           \
-    X(ESPIPE, "invalid seek")                                                                      \
-    X(EPIPE, "broken pipe or closed channel")                                                      \
-    X(ERANGE, "result out of range")                                                               \
-    X(EDEADLK, "would block a worker thread")                                                      \
-    X(ENAMETOOLONG, "name too long")                                                               \
-    X(ENOSYS, "function not implemented")                                                          \
-    X(ENOTEMPTY, "directory not empty")                                                            \
-    X(ELOOP, "too many symbolic links")                                                            \
-    X(EOVERFLOW, "value too large or receiver lagged")                                             \
-    X(ENOTSOCK, "not a socket")                                                                    \
-    X(EMSGSIZE, "message too long")                                                                \
-    X(EPROTONOSUPPORT, "protocol not supported")                                                   \
-    X(EOPNOTSUPP, "operation not supported")                                                       \
-    X(EAFNOSUPPORT, "address family not supported")                                                \
-    X(EADDRINUSE, "address already in use")                                                        \
-    X(EADDRNOTAVAIL, "address not available")                                                      \
-    X(ENETDOWN, "network is down")                                                                 \
-    X(ENETUNREACH, "network is unreachable")                                                       \
-    X(ECONNABORTED, "connection aborted")                                                          \
-    X(ECONNRESET, "connection reset by peer")                                                      \
-    X(ENOBUFS, "no buffer space available")                                                        \
-    X(EISCONN, "socket is already connected")                                                      \
-    X(ENOTCONN, "socket is not connected")                                                         \
-    X(ESHUTDOWN, "runtime or socket is shutting down")                                             \
-    X(ETIMEDOUT, "timed out")                                                                      \
-    X(ECONNREFUSED, "connection refused")                                                          \
-    X(EHOSTUNREACH, "host is unreachable")                                                         \
-    X(EALREADY, "operation already in progress")                                                   \
-    X(EINPROGRESS, "operation in progress")                                                        \
-    X(ECANCELED, "operation canceled")
+#define BLZ_ERRNO_MAP(X)                            \
+ X(EPERM, "operation not permitted")                \
+ X(ENOENT, "no such file or directory")             \
+ X(ESRCH, "no such runtime or process")             \
+ X(EINTR, "interrupted system call")                \
+ X(EIO, "i/o error")                                \
+ X(EBADF, "bad file descriptor")                    \
+ X(ECHILD, "no child process")                      \
+ X(EAGAIN, "resource temporarily unavailable")      \
+ X(ENOMEM, "not enough memory")                     \
+ X(EACCES, "permission denied")                     \
+ X(EFAULT, "bad address")                           \
+ X(EBUSY, "resource busy")                          \
+ X(EEXIST, "already exists")                        \
+ X(ENOTDIR, "not a directory")                      \
+ X(EISDIR, "is a directory")                        \
+ X(EINVAL, "invalid argument")                      \
+ X(ENFILE, "file table overflow")                   \
+ X(EMFILE, "too many open files")                   \
+ X(ENOSPC, "no space left on device")               \
+ X(ESPIPE, "invalid seek")                          \
+ X(EPIPE, "broken pipe or closed channel")          \
+ X(ERANGE, "result out of range")                   \
+ X(EDEADLK, "would block a worker thread")          \
+ X(ENAMETOOLONG, "name too long")                   \
+ X(ENOSYS, "function not implemented")              \
+ X(ENOTEMPTY, "directory not empty")                \
+ X(ELOOP, "too many symbolic links")                \
+ X(EOVERFLOW, "value too large or receiver lagged") \
+ X(ENOTSOCK, "not a socket")                        \
+ X(EMSGSIZE, "message too long")                    \
+ X(EPROTONOSUPPORT, "protocol not supported")       \
+ X(EOPNOTSUPP, "operation not supported")           \
+ X(EAFNOSUPPORT, "address family not supported")    \
+ X(EADDRINUSE, "address already in use")            \
+ X(EADDRNOTAVAIL, "address not available")          \
+ X(ENETDOWN, "network is down")                     \
+ X(ENETUNREACH, "network is unreachable")           \
+ X(ECONNABORTED, "connection aborted")              \
+ X(ECONNRESET, "connection reset by peer")          \
+ X(ENOBUFS, "no buffer space available")            \
+ X(EISCONN, "socket is already connected")          \
+ X(ENOTCONN, "socket is not connected")             \
+ X(ESHUTDOWN, "runtime or socket is shutting down") \
+ X(ETIMEDOUT, "timed out")                          \
+ X(ECONNREFUSED, "connection refused")              \
+ X(EHOSTUNREACH, "host is unreachable")             \
+ X(EALREADY, "operation already in progress")       \
+ X(EINPROGRESS, "operation in progress")            \
+ X(ECANCELED, "operation canceled")
 
 const char *
 blz_errname(int err)
@@ -65,9 +65,9 @@ blz_errname(int err)
         err = -err;
     }
     switch (err) {
-#define BLZ_ERR_NAME_CASE(code, msg)                                                               \
-    case code:                                                                                     \
-        return #code;
+#define BLZ_ERR_NAME_CASE(code, msg) \
+ case code:                          \
+  return #code;
         BLZ_ERRNO_MAP(BLZ_ERR_NAME_CASE)
 #undef BLZ_ERR_NAME_CASE
     case 0:
@@ -84,9 +84,9 @@ blz_strerror(int err)
         err = -err;
     }
     switch (err) {
-#define BLZ_ERR_MSG_CASE(code, msg)                                                                \
-    case code:                                                                                     \
-        return msg;
+#define BLZ_ERR_MSG_CASE(code, msg) \
+ case code:                         \
+  return msg;
         BLZ_ERRNO_MAP(BLZ_ERR_MSG_CASE)
 #undef BLZ_ERR_MSG_CASE
     case 0:

@@ -1,9 +1,9 @@
 /*
  * Future helpers that do not depend on the scheduler: drop and the no-op waker.
  */
-#include <stddef.h>
-
 #include "blitzio/future.h"
+
+#include <stddef.h>
 
 void
 blz_future_drop(blz_future *f)

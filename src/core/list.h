@@ -7,10 +7,10 @@
 #ifndef BLZ_CORE_LIST_H
 #define BLZ_CORE_LIST_H
 
+#include "blitzio/future.h"
+
 #include <stdbool.h>
 #include <stddef.h>
-
-#include "blitzio/future.h"
 
 typedef struct blz__waitlist {
     blz_waiter head; /* sentinel: head.next_ is the oldest, head.prev_ the newest */

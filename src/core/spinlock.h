@@ -7,16 +7,19 @@
 #ifndef BLZ_CORE_SPINLOCK_H
 #define BLZ_CORE_SPINLOCK_H
 
+#include "core/atomic.h"
+
 #include <sched.h>
 #include <stdint.h>
-
-#include "core/atomic.h"
 
 typedef struct blz__spinlock {
     _Atomic uint32_t locked;
 } blz__spinlock;
 
-#define BLZ_SPINLOCK_INIT {0}
+#define BLZ_SPINLOCK_INIT \
+ {                        \
+  0                       \
+ }
 
 static inline void
 blz__spin_lock(blz__spinlock *l)

@@ -12,14 +12,14 @@
  * and are reused by the next spawn on that thread. Threads drain their cache
  * when they exit; blz_runtime_free drains the calling thread's.
  */
-#include <pthread.h>
-#include <stdlib.h>
-
 #include "core/alloc.h"
 #include "core/atomic.h"
 #include "core/container.h"
 #include "rt/runtime.h"
 #include "rt/task.h"
+
+#include <pthread.h>
+#include <stdlib.h>
 
 /* ---- cell pool ----------------------------------------------------------- */
 
@@ -404,8 +404,7 @@ join_poll(blz_future *base, blz_context *cx)
                 if (cur & BLZ_TASK_COMPLETE) {
                     goto done;
                 }
-                if (blz__cas_weak(&t->state, &cur, cur & ~BLZ_TASK_JOIN_WAKER, ACQ_REL,
-                                  ACQUIRE)) {
+                if (blz__cas_weak(&t->state, &cur, cur & ~BLZ_TASK_JOIN_WAKER, ACQ_REL, ACQUIRE)) {
                     break;
                 }
             }

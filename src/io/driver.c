@@ -1,58 +1,96 @@
 /*
- * The I/O driver. This first version carries only the wake-up path (an
- * eventfd in an epoll set) so that a parked worker sleeps in the kernel and is
- * woken at once; readiness and completion I/O join it with the networking work.
+ * The I/O driver: picks a backend, owns the readiness registry, and is what
+ * a parked worker sleeps in.
  *
- * Invariants: `epfd` and `wakefd` are owned by the driver and closed in free.
- * `park` runs on one thread at a time; `wake` may run on any thread at any time.
+ * Invariants:
+ * - `ops` and `be` are fixed from creation to free. `park` runs on one thread
+ *   at a time (the runtime guarantees it); `wake` and every registry call may
+ *   run on any thread.
+ * - Each park first sweeps the registry (frees retired sources the backend let
+ *   go of), then polls the backend, which dispatches readiness to the registry
+ *   and completions to their ops before park returns.
+ * - Backend choice: the name passed in, else $BLZ_BACKEND, else io_uring when
+ *   its probe passes, else epoll. A requested io_uring that cannot start falls
+ *   back to epoll, with the reason kept for blz__io_driver_fallback_reason.
  */
 #include "io/driver.h"
 
-#include <errno.h>
-#include <stdatomic.h>
+#include "core/alloc.h"
+#include "io/driver_impl.h"
+
 #include <stdlib.h>
 #include <string.h>
-#include <sys/epoll.h>
-#include <sys/eventfd.h>
-#include <unistd.h>
 
-#include "core/alloc.h"
+static const blz__backend_ops *const backends[] = {&blz__uring_backend, &blz__epoll_backend};
 
-struct blz__io_driver {
-    int epfd;                 /* the epoll set the parked worker waits in */
-    int wakefd;               /* eventfd written by wake(), read by park() */
-    _Atomic int wake_pending; /* 1 while a wake is written but not yet consumed: coalesces writes */
-    _Atomic uint64_t events;  /* events dispatched, for metrics */
-};
+static const blz__backend_ops *
+backend_by_name(const char *name)
+{
+    for (size_t i = 0; i < sizeof backends / sizeof backends[0]; i++) {
+        if (strcmp(backends[i]->name, name) == 0) {
+            return backends[i];
+        }
+    }
+    return NULL;
+}
 
 int
 blz__io_driver_new(const char *backend, blz__io_driver **out)
 {
-    (void) backend;
+    if (!out) {
+        return -EINVAL;
+    }
+    if (!backend || !*backend) {
+        backend = getenv("BLZ_BACKEND"); /* NOLINT(concurrency-mt-unsafe): read once at start */
+        if (backend && (!*backend || strcmp(backend, "auto") == 0)) {
+            backend = NULL;
+        }
+    }
+    const blz__backend_ops *first = NULL;
+    if (backend) {
+        first = backend_by_name(backend);
+        if (!first) {
+            return -EINVAL;
+        }
+    }
     blz__io_driver *d = blz__calloc(1, sizeof *d);
     if (!d) {
         return -ENOMEM;
     }
-    d->epfd = epoll_create1(EPOLL_CLOEXEC);
-    if (d->epfd < 0) {
-        int err = -errno;
-        blz__free(d);
-        return err;
+    blz__registry_init(&d->reg);
+    atomic_init(&d->events, 0u);
+
+    /* Try the requested backend, then the others in order of preference. */
+    int rc = -ENOSYS;
+    const blz__backend_ops *order[3] = {NULL, NULL, NULL};
+    size_t n = 0;
+    if (first) {
+        order[n++] = first;
     }
-    d->wakefd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-    if (d->wakefd < 0) {
-        int err = -errno;
-        close(d->epfd);
-        blz__free(d);
-        return err;
+    for (size_t i = 0; i < sizeof backends / sizeof backends[0]; i++) {
+        if (backends[i] != first) {
+            order[n++] = backends[i];
+        }
     }
-    struct epoll_event ev = {.events = EPOLLIN, .data.ptr = NULL};
-    if (epoll_ctl(d->epfd, EPOLL_CTL_ADD, d->wakefd, &ev) < 0) {
-        int err = -errno;
-        close(d->wakefd);
-        close(d->epfd);
+    for (size_t i = 0; i < n; i++) {
+        rc = order[i]->init(&d->be);
+        if (rc == 0) {
+            d->ops = order[i];
+            break;
+        }
+        if (i == 0 && first) {
+            d->fallback_reason =
+                order[i] == &blz__uring_backend
+                    ? "io_uring unavailable (setup, probe or multishot poll failed)"
+                    : "backend failed to start";
+        }
+    }
+    if (!d->ops) {
         blz__free(d);
-        return err;
+        return rc;
+    }
+    if (d->ops == order[0]) {
+        d->fallback_reason = NULL;
     }
     *out = d;
     return 0;
@@ -64,63 +102,73 @@ blz__io_driver_free(blz__io_driver *d)
     if (!d) {
         return;
     }
-    close(d->wakefd);
-    close(d->epfd);
+    /* The backend first: after fini the kernel holds no source and no buffer. */
+    d->ops->fini(d->be);
+    blz__registry_fini(&d->reg);
     blz__free(d);
 }
 
 int
 blz__io_driver_park(blz__io_driver *d, int64_t timeout_ns)
 {
-    int timeout_ms;
-    if (timeout_ns < 0) {
-        timeout_ms = -1;
-    } else {
-        /* Round up so a timer is never reported early; the wheel re-checks exact ns. */
-        int64_t ms = (timeout_ns + 999999) / 1000000;
-        timeout_ms = ms > 0x7fffffff ? 0x7fffffff : (int) ms;
+    blz__registry_sweep(&d->reg);
+    int n = d->ops->poll(d->be, timeout_ns);
+    if (n > 0) {
+        blz__fetch_add(&d->events, (uint64_t) n, RELAXED);
     }
-    struct epoll_event evs[64];
-    int n = epoll_wait(d->epfd, evs, 64, timeout_ms);
-    if (n < 0) {
-        return errno == EINTR ? 0 : -errno;
-    }
-    int handled = 0;
-    for (int i = 0; i < n; i++) {
-        if (evs[i].data.ptr == NULL) {
-            uint64_t v;
-            ssize_t r = read(d->wakefd, &v, sizeof v);
-            (void) r;
-            /* Pairs with the exchange in wake(): later wakes write again. */
-            atomic_store_explicit(&d->wake_pending, 0, memory_order_release);
-        } else {
-            handled++;
-        }
-    }
-    atomic_fetch_add_explicit(&d->events, (uint64_t) handled, memory_order_relaxed);
-    return handled;
+    return n;
 }
 
 void
 blz__io_driver_wake(blz__io_driver *d)
 {
-    /* Only the first wake since the last park writes the eventfd. */
-    if (atomic_exchange_explicit(&d->wake_pending, 1, memory_order_acq_rel) == 0) {
-        uint64_t one = 1;
-        ssize_t r = write(d->wakefd, &one, sizeof one);
-        (void) r;
-    }
+    d->ops->wake(d->be);
 }
 
 const char *
 blz__io_driver_name(const blz__io_driver *d)
 {
-    (void) d;
-    return "epoll";
+    return d ? d->ops->name : "none";
 }
 
 uint64_t
 blz__io_driver_events(const blz__io_driver *d)
 {
-    return atomic_load_explicit(&d->events, memory_order_relaxed);
+    return blz__load(&d->events, RELAXED);
+}
+
+const char *
+blz__io_driver_fallback_reason(const blz__io_driver *d)
+{
+    return d ? d->fallback_reason : NULL;
+}
+
+uint64_t
+blz__io_driver_waiters(const blz__io_driver *d)
+{
+    return blz__load(&d->reg.waiters, RELAXED);
+}
+
+uint64_t
+blz__io_driver_sources(const blz__io_driver *d)
+{
+    return blz__load(&d->reg.nlive, RELAXED);
+}
+
+int
+blz__io_driver_submit(blz__io_driver *d, blz__io_op *op)
+{
+    return d->ops->submit(d->be, op);
+}
+
+int
+blz__io_driver_cancel(blz__io_driver *d, blz__io_op *op)
+{
+    return d->ops->cancel(d->be, op);
+}
+
+bool
+blz__io_driver_supports(const blz__io_driver *d, int kind)
+{
+    return d->ops->supports(d->be, kind) != 0;
 }

@@ -11,9 +11,9 @@
 #ifndef BLZ_IO_DRIVER_H
 #define BLZ_IO_DRIVER_H
 
-#include <stdint.h>
-
 #include "blitzio/common.h"
+
+#include <stdint.h>
 
 typedef struct blz__io_driver blz__io_driver;
 
@@ -37,5 +37,24 @@ const char *blz__io_driver_name(const blz__io_driver *d);
 
 /* Events dispatched so far (for metrics). */
 uint64_t blz__io_driver_events(const blz__io_driver *d);
+
+/* ---- additions for the I/O modules and tests (src/io owns these) --------- */
+
+struct blz__io_op;
+
+/* Why the backend asked for (by name or $BLZ_BACKEND) is not the one in use,
+ * or NULL when it is. Tests print it when they skip. */
+const char *blz__io_driver_fallback_reason(const blz__io_driver *d);
+
+/* Waiters linked in the registry right now, all descriptors (leak checks). */
+uint64_t blz__io_driver_waiters(const blz__io_driver *d);
+
+/* Descriptors registered and not yet released. */
+uint64_t blz__io_driver_sources(const blz__io_driver *d);
+
+/* Completion operations (io/backend.h): -EOPNOTSUPP where the backend has none. */
+int blz__io_driver_submit(blz__io_driver *d, struct blz__io_op *op);
+int blz__io_driver_cancel(blz__io_driver *d, struct blz__io_op *op);
+bool blz__io_driver_supports(const blz__io_driver *d, int kind);
 
 #endif

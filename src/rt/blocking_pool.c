@@ -8,11 +8,11 @@
  * are not workers, so blz_await on them parks the thread as on any foreign
  * thread and never holds up a worker.
  */
-#include <pthread.h>
-#include <time.h>
-
 #include "core/atomic.h"
 #include "rt/runtime.h"
+
+#include <pthread.h>
+#include <time.h>
 
 void blz__blocking_run(blz__task *t);
 void blz__rt_set_thread(blz_runtime *rt, blz__worker *w);
@@ -53,9 +53,8 @@ pool_thread(void *arg)
         while (!p->head && !p->shutdown) {
             struct timespec ts;
             clock_gettime(CLOCK_MONOTONIC, &ts);
-            blz_instant deadline =
-                blz_instant_add((blz_instant) ts.tv_sec * 1000000000u + (blz_instant) ts.tv_nsec,
-                                p->idle_timeout);
+            blz_instant deadline = blz_instant_add(
+                (blz_instant) ts.tv_sec * 1000000000u + (blz_instant) ts.tv_nsec, p->idle_timeout);
             ts.tv_sec = (time_t) (deadline / 1000000000u);
             ts.tv_nsec = (long) (deadline % 1000000000u);
             p->idle++;

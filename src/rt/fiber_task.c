@@ -14,19 +14,19 @@
  * through its own error paths; the task completes with -ECANCELED. A fiber
  * cancelled before its first poll never starts.
  */
-#include <stdlib.h>
-
 #include "core/atomic.h"
 #include "core/coop.h"
 #include "rt/current.h"
 #include "rt/runtime.h"
 #include "rt/task.h"
 
+#include <stdlib.h>
+
 typedef struct fiber_payload {
-    blz_task_fn fn;     /* the task body */
-    void *arg;          /* its argument */
-    void *result;       /* fn's return value, set on the fiber before it finishes */
-    blz__fiber *fiber;  /* NULL until the first poll and after it finished */
+    blz_task_fn fn;    /* the task body */
+    void *arg;         /* its argument */
+    void *result;      /* fn's return value, set on the fiber before it finishes */
+    blz__fiber *fiber; /* NULL until the first poll and after it finished */
 } fiber_payload;
 
 static fiber_payload *

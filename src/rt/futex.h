@@ -2,10 +2,10 @@
 #ifndef BLZ_RT_FUTEX_H
 #define BLZ_RT_FUTEX_H
 
+#include "blitzio/common.h"
+
 #include <stdatomic.h>
 #include <stdint.h>
-
-#include "blitzio/common.h"
 
 /* Sleeps while *addr == expected, until woken or `deadline` (monotonic ns, UINT64_MAX = never). */
 void blz__futex_wait(_Atomic uint32_t *addr, uint32_t expected, blz_instant deadline);

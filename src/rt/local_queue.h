@@ -10,17 +10,18 @@
 #ifndef BLZ_RT_LOCAL_QUEUE_H
 #define BLZ_RT_LOCAL_QUEUE_H
 
+#include "core/atomic.h"
+#include "rt/task.h"
+
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "core/atomic.h"
-#include "rt/task.h"
-
 #define BLZ_LOCAL_QUEUE_CAP 256u
 
 typedef struct blz__local_queue {
-    BLZ_ALIGNED_CACHELINE _Atomic uint32_t head; /* next to pop or steal; CAS by owner and thieves */
+    BLZ_ALIGNED_CACHELINE _Atomic uint32_t
+        head; /* next to pop or steal; CAS by owner and thieves */
     BLZ_ALIGNED_CACHELINE _Atomic uint32_t tail; /* next free slot; written by the owner only */
     _Atomic(blz__task *) slots[BLZ_LOCAL_QUEUE_CAP];
 } blz__local_queue;

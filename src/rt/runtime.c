@@ -7,10 +7,7 @@
  * stack pool and the runtime. Nothing a task can reach is freed before the
  * task completed.
  */
-#include <stdlib.h>
-#include <string.h>
-#include <time.h>
-#include <unistd.h>
+#include "rt/runtime.h"
 
 #include "blitzio/rt.h"
 #include "blitzio/task.h"
@@ -18,7 +15,11 @@
 #include "core/atomic.h"
 #include "rt/current.h"
 #include "rt/futex.h"
-#include "rt/runtime.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
 
 void blz__rt_set_thread(blz_runtime *rt, blz__worker *w);
 void blz__thread_cleanup(void);

@@ -5,10 +5,6 @@
 #ifndef BLZ_RT_RUNTIME_H
 #define BLZ_RT_RUNTIME_H
 
-#include <pthread.h>
-#include <stdatomic.h>
-#include <stdint.h>
-
 #include "blitzio/rt.h"
 #include "core/atomic.h"
 #include "core/spinlock.h"
@@ -17,6 +13,10 @@
 #include "rt/local_queue.h"
 #include "rt/task.h"
 #include "time/timers.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
 
 #define BLZ_OWNED_SHARDS 16
 
@@ -29,13 +29,13 @@ enum {
 };
 
 typedef struct blz__worker {
-    blz__local_queue queue;       /* run queue; pushes by this worker, steals by others */
-    blz__task *lifo;              /* the most recently woken task; this worker only */
-    struct blz_runtime *rt;       /* owning runtime */
-    unsigned index;               /* position in rt->workers */
-    uint32_t tick;                /* scheduler ticks, for fairness checks */
-    uint32_t rng;                 /* xorshift state for steal victim choice */
-    bool searching;               /* counted in rt->num_searching */
+    blz__local_queue queue; /* run queue; pushes by this worker, steals by others */
+    blz__task *lifo;        /* the most recently woken task; this worker only */
+    struct blz_runtime *rt; /* owning runtime */
+    unsigned index;         /* position in rt->workers */
+    uint32_t tick;          /* scheduler ticks, for fairness checks */
+    uint32_t rng;           /* xorshift state for steal victim choice */
+    bool searching;         /* counted in rt->num_searching */
     BLZ_ALIGNED_CACHELINE _Atomic uint32_t park_state; /* BLZ_PARK_* */
     pthread_t thread;
     bool thread_started;
@@ -48,18 +48,18 @@ typedef struct blz__worker {
 
 typedef struct blz__owned_shard {
     BLZ_ALIGNED_CACHELINE blz__spinlock lock; /* protects everything below */
-    blz__task *head;       /* tasks linked through owned_prev/owned_next */
-    uint64_t alive;        /* tasks in this shard */
-    uint64_t spawned;      /* tasks ever inserted in this shard */
+    blz__task *head;                          /* tasks linked through owned_prev/owned_next */
+    uint64_t alive;                           /* tasks in this shard */
+    uint64_t spawned;                         /* tasks ever inserted in this shard */
 } blz__owned_shard;
 
 typedef struct blz__blocking_pool {
-    pthread_mutex_t lock;     /* protects everything below */
-    pthread_cond_t cond;      /* idle threads wait here for jobs or shutdown */
-    pthread_cond_t exited;    /* free() waits here for threads to exit */
-    blz__task *head, *tail;   /* FIFO of jobs, linked by queue_next */
-    unsigned threads;         /* live threads */
-    unsigned idle;            /* threads waiting for a job */
+    pthread_mutex_t lock;   /* protects everything below */
+    pthread_cond_t cond;    /* idle threads wait here for jobs or shutdown */
+    pthread_cond_t exited;  /* free() waits here for threads to exit */
+    blz__task *head, *tail; /* FIFO of jobs, linked by queue_next */
+    unsigned threads;       /* live threads */
+    unsigned idle;          /* threads waiting for a job */
     unsigned max_threads;
     blz_duration idle_timeout;
     bool shutdown;
@@ -89,8 +89,8 @@ struct blz_runtime {
 
     blz__owned_shard owned[BLZ_OWNED_SHARDS];
     _Atomic uint32_t tasks_alive_seq; /* futex word: bumped when a shard empties while closing */
-    _Atomic bool closing;            /* blz_runtime_free started: no new spawns */
-    _Atomic bool shutdown;           /* workers exit their loops */
+    _Atomic bool closing;             /* blz_runtime_free started: no new spawns */
+    _Atomic bool shutdown;            /* workers exit their loops */
 
     _Atomic uint64_t inject_pushes;
 };

@@ -4,13 +4,13 @@
  * scheduler (or the blocking pool). The join handle is the cell itself,
  * carrying the handle's reference; a NULL `out` releases it at once.
  */
-#include <string.h>
-
 #include "blitzio/task.h"
 #include "core/atomic.h"
 #include "rt/current.h"
 #include "rt/runtime.h"
 #include "rt/task.h"
+
+#include <string.h>
 
 /* Undo a spawn that failed after allocation: the cell never ran. */
 static void
@@ -101,8 +101,7 @@ blz_runtime_spawn_blocking(blz_runtime *rt, blz_task_fn fn, void *arg, blz_join 
     return spawn_finish(rt, t, out);
 }
 
-void
-blz__blocking_run(blz__task *t);
+void blz__blocking_run(blz__task *t);
 
 /* Runs a blocking job on the calling pool thread and completes its task. */
 void

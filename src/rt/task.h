@@ -26,11 +26,11 @@
 #ifndef BLZ_RT_TASK_H
 #define BLZ_RT_TASK_H
 
-#include <stdatomic.h>
-#include <stdint.h>
-
 #include "blitzio/future.h"
 #include "blitzio/task.h"
+
+#include <stdatomic.h>
+#include <stdint.h>
 
 #define BLZ_TASK_RUNNING       ((uint64_t) 1 << 0)
 #define BLZ_TASK_COMPLETE      ((uint64_t) 1 << 1)
@@ -51,15 +51,15 @@ typedef enum blz__task_kind {
 } blz__task_kind;
 
 struct blz__task {
-    _Atomic uint64_t state;  /* the word described above */
-    blz__task *queue_next;   /* link in the inject or blocking queue; owned by that queue */
-    blz__task *owned_prev;   /* links in the runtime's owned list; under the shard lock */
+    _Atomic uint64_t state; /* the word described above */
+    blz__task *queue_next;  /* link in the inject or blocking queue; owned by that queue */
+    blz__task *owned_prev;  /* links in the runtime's owned list; under the shard lock */
     blz__task *owned_next;
-    blz_runtime *rt;         /* the runtime it runs on; fixed at spawn */
-    blz_waker join_waker;    /* see the JOIN_WAKER protocol */
-    uint16_t shard;          /* owned-list shard */
-    uint8_t kind;            /* blz__task_kind */
-    uint8_t size_class;      /* cell pool class, or 0xff for a plain allocation */
+    blz_runtime *rt;      /* the runtime it runs on; fixed at spawn */
+    blz_waker join_waker; /* see the JOIN_WAKER protocol */
+    uint16_t shard;       /* owned-list shard */
+    uint8_t kind;         /* blz__task_kind */
+    uint8_t size_class;   /* cell pool class, or 0xff for a plain allocation */
     /* payload follows, aligned to 16 */
 };
 

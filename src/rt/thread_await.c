@@ -9,10 +9,6 @@
  * Parker states: EMPTY (0) -> PARKED (1) by the owner before sleeping;
  * any -> NOTIFIED (2) by a waker; the owner swaps NOTIFIED back to EMPTY.
  */
-#include <pthread.h>
-#include <stdatomic.h>
-#include <stdint.h>
-
 #include "blitzio/future.h"
 #include "core/alloc.h"
 #include "core/atomic.h"
@@ -21,6 +17,10 @@
 #include "rt/futex.h"
 #include "rt/runtime.h"
 #include "rt/task.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
 
 enum { PARK_EMPTY = 0, PARK_PARKED = 1, PARK_NOTIFIED = 2 };
 

@@ -21,15 +21,15 @@
  * At most one parked worker holds the driver (driver_held) and sleeps in it
  * with the next timer deadline as timeout; the others sleep on a futex.
  */
-#include <sched.h>
-#include <stdlib.h>
-
 #include "core/atomic.h"
 #include "core/coop.h"
 #include "rt/current.h"
 #include "rt/futex.h"
 #include "rt/runtime.h"
 #include "rt/task.h"
+
+#include <sched.h>
+#include <stdlib.h>
 
 #define BLZ_LIFO_LIMIT      3
 #define BLZ_GLOBAL_INTERVAL 61
@@ -112,8 +112,7 @@ blz__in_stackless_poll(void)
     return tl_worker != NULL;
 }
 
-void
-blz__rt_set_thread(blz_runtime *rt, blz__worker *w);
+void blz__rt_set_thread(blz_runtime *rt, blz__worker *w);
 
 void
 blz__rt_set_thread(blz_runtime *rt, blz__worker *w)

@@ -21,14 +21,14 @@ enum { MODE_ALL, MODE_TRY, MODE_RACE, MODE_SELECT };
 
 typedef struct join_set_future {
     blz_future base;
-    blz_join **joins;  /* entries set to NULL once consumed */
+    blz_join **joins; /* entries set to NULL once consumed */
     size_t n;
-    void **results;    /* optional per-task values (all/try) or the winner's value */
-    size_t next;       /* all: first handle not yet consumed */
-    size_t remaining;  /* handles not yet consumed */
+    void **results;   /* optional per-task values (all/try) or the winner's value */
+    size_t next;      /* all: first handle not yet consumed */
+    size_t remaining; /* handles not yet consumed */
     int mode;
     int first_err;
-    int winner;        /* race/select: index of the first to finish, or -1 */
+    int winner; /* race/select: index of the first to finish, or -1 */
 } join_set_future;
 
 /* Polls handle i; on completion consumes it and returns true with its status. */
