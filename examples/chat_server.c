@@ -1,0 +1,183 @@
+/*
+ * examples/chat_server.c — a line-based chat room over TCP.
+ *
+ *   build/examples/chat_server [address]      (default 127.0.0.1:8080)
+ *   then: nc 127.0.0.1 8080   (in several terminals)
+ *
+ * Every line a client sends goes to every other client, prefixed with its
+ * name. One connection = two fiber tasks on the two halves of a split
+ * stream: a reader (BufReader lines -> broadcast channel) and a writer
+ * (broadcast channel -> socket). A client that falls more than 256 messages
+ * behind is told how many it missed. Runs until SIGINT/SIGTERM.
+ */
+#include "blitzio.h"
+#include "blitzio/chan.h"
+#include "blitzio/net.h"
+#include "blitzio/stream.h"
+
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define LINE_MAX_ 512
+
+typedef struct chat_msg {
+    unsigned from; /* the sender's connection number */
+    unsigned len;  /* bytes of text */
+    char text[LINE_MAX_ + 32];
+} chat_msg;
+
+typedef struct conn {
+    unsigned id;
+    blz_tcp_read_half *rd;
+    blz_tcp_write_half *wr;
+    blz_broadcast_rx rx;
+} conn;
+
+static blz_broadcast room;
+static sigset_t stop_signals;
+
+/* broadcast channel -> socket */
+static void *
+writer(void *arg)
+{
+    conn *c = arg;
+    static const char hello[] = "* welcome to the chat\n";
+    blz_writer w = blz_tcp_write_half_writer(c->wr);
+    if (blz_write_all(w, hello, sizeof hello - 1) < 0) {
+        return NULL;
+    }
+    for (;;) {
+        chat_msg m;
+        int rc = blz_broadcast_recv(&c->rx, &m);
+        if (rc == -EOVERFLOW) {
+            char note[64];
+            int n = snprintf(note, sizeof note, "* you missed %llu messages\n",
+                             (unsigned long long) blz_broadcast_rx_missed(&c->rx));
+            rc = blz_write_all(w, note, (size_t) n);
+        } else if (rc == 0 && m.from != c->id) {
+            rc = blz_write_all(w, m.text, m.len);
+        }
+        if (rc < 0 && rc != -EOVERFLOW) {
+            return NULL; /* unsubscribed (-EPIPE), closed, or the peer is gone */
+        }
+    }
+}
+
+static void
+announce(unsigned from, const char *what)
+{
+    chat_msg m = {from, 0, {0}};
+    m.len = (unsigned) snprintf(m.text, sizeof m.text, "* user%u %s\n", from, what);
+    (void) blz_broadcast_send(&room, &m);
+}
+
+/* socket -> broadcast channel; owns the connection. */
+static void *
+reader(void *arg)
+{
+    conn *c = arg;
+    blz_join *wj = NULL;
+    if (blz_broadcast_subscribe(&room, &c->rx) < 0 || blz_spawn(writer, c, &wj) < 0) {
+        goto done;
+    }
+    announce(c->id, "joined");
+    blz_buf_reader br;
+    if (blz_buf_reader_init(&br, blz_tcp_read_half_reader(c->rd), NULL, 0) == 0) {
+        char line[LINE_MAX_];
+        ssize_t n;
+        while ((n = blz_buf_reader_read_line(&br, line, sizeof line)) > 0) {
+            chat_msg m = {c->id, 0, {0}};
+            m.len = (unsigned) snprintf(m.text, sizeof m.text, "user%u: %s%s", c->id, line,
+                                        line[n - 1] == '\n' ? "" : "\n");
+            (void) blz_broadcast_send(&room, &m);
+        }
+        blz_buf_reader_deinit(&br);
+    }
+    announce(c->id, "left");
+done:
+    blz_broadcast_unsubscribe(&c->rx); /* ends the writer's wait with -EPIPE */
+    if (wj) {
+        blz_join_wait(wj, NULL);
+    }
+    blz_tcp_read_half_close(c->rd);
+    blz_tcp_write_half_close(c->wr);
+    free(c);
+    return NULL;
+}
+
+static void *
+wait_for_stop(void *arg)
+{
+    int sig = 0;
+    (void) sigwait(&stop_signals, &sig);
+    fprintf(stderr, "chat_server: signal %d, stopping\n", sig);
+    blz_tcp_listener_close(arg);
+    return NULL;
+}
+
+static void *
+serve(void *arg)
+{
+    blz_tcp_listener *l;
+    int rc = blz_tcp_listen(arg, &l);
+    if (rc < 0) {
+        fprintf(stderr, "chat_server: listen %s: %s\n", (const char *) arg, blz_strerror(rc));
+        return (void *) 1;
+    }
+    printf("chat_server: listening on %s\n", (const char *) arg);
+    fflush(stdout);
+    blz_join *stopper;
+    if (blz_spawn_blocking(wait_for_stop, l, &stopper) < 0) {
+        blz_tcp_listener_close(l);
+        return (void *) 1;
+    }
+    for (unsigned next_id = 1;;) {
+        blz_tcp_stream *s;
+        rc = blz_tcp_accept(l, &s, NULL);
+        if (rc == -ECANCELED) {
+            break;
+        }
+        if (rc < 0) {
+            continue;
+        }
+        conn *c = calloc(1, sizeof *c);
+        if (!c) {
+            blz_tcp_close(s);
+            continue;
+        }
+        c->id = next_id++;
+        blz_tcp_split(s, &c->rd, &c->wr);
+        if (blz_spawn(reader, c, NULL) < 0) {
+            blz_tcp_read_half_close(c->rd);
+            blz_tcp_write_half_close(c->wr);
+            free(c);
+        }
+    }
+    blz_join_wait(stopper, NULL);
+    blz_broadcast_close(&room); /* writers still waiting see -EPIPE */
+    return NULL;
+}
+
+int
+main(int argc, char **argv)
+{
+    const char *addr = argc > 1 ? argv[1] : "127.0.0.1:8080";
+    sigemptyset(&stop_signals);
+    sigaddset(&stop_signals, SIGINT);
+    sigaddset(&stop_signals, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &stop_signals, NULL);
+    if (blz_broadcast_init(&room, sizeof(chat_msg), 256) < 0) {
+        return 1;
+    }
+    blz_runtime *rt;
+    if (blz_runtime_new(NULL, &rt) < 0) {
+        return 1;
+    }
+    void *failed = NULL;
+    int rc = blz_runtime_block_on(rt, serve, (void *) addr, &failed);
+    blz_runtime_free(rt);
+    blz_broadcast_deinit(&room);
+    return rc < 0 || failed ? 1 : 0;
+}

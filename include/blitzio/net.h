@@ -1,0 +1,562 @@
+/*
+ * blitzio/net.h — addresses, TCP, UDP, Unix-domain sockets and name resolution.
+ *
+ * Tiers. Every operation that may wait has three spellings (see blitzio/io.h):
+ * blz_X_try_Y never waits (-EAGAIN when it would), blz_X_Y_fut fills a
+ * caller-owned blz_io_future, blz_X_Y awaits it (suspends a fiber task; parks
+ * a thread outside the runtime; -EDEADLK inside a stackless poll).
+ *
+ * Objects. Listeners, streams and sockets are opaque, allocated by the
+ * runtime and registered with its I/O driver. Create them inside a runtime
+ * (a task of it, or a blocking job; -ESRCH elsewhere); use them from any
+ * thread. A handle is closed exactly once with its close function, which
+ * never fails: operations waiting on it in other tasks end with -ECANCELED and
+ * the descriptor is closed when the last of them let go. Handles still open
+ * when their runtime is freed are closed and freed with it (afterwards the
+ * pointers dangle).
+ *
+ * Guarantees. Every descriptor is O_CLOEXEC | O_NONBLOCK. Writes never raise
+ * SIGPIPE: a write to a closed connection returns -EPIPE or -ECONNRESET.
+ * Errors are -errno values: -ECONNREFUSED, -ECONNRESET, -EPIPE, -ETIMEDOUT,
+ * -EADDRINUSE, -EINVAL for malformed input, -ECANCELED for an operation
+ * dropped or ended by a close.
+ *
+ * Concurrency. One task may read while another writes the same stream (or
+ * use blz_tcp_split for handles that say so); two concurrent readers (or two
+ * writers) of one stream are allowed but interleave unpredictably.
+ */
+#ifndef BLZ_NET_H
+#define BLZ_NET_H
+
+#include "blitzio/common.h"
+#include "blitzio/future.h"
+#include "blitzio/io.h"
+#include "blitzio/task.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ======================================================================== */
+/* Addresses                                                                  */
+/* ======================================================================== */
+
+/** Address families. */
+typedef enum blz_addr_family {
+    BLZ_AF_UNSPEC = 0, /**< empty address */
+    BLZ_AF_INET = 1,   /**< IPv4 */
+    BLZ_AF_INET6 = 2,  /**< IPv6 */
+    BLZ_AF_UNIX = 3,   /**< Unix domain: a path, an abstract name or unnamed */
+} blz_addr_family;
+
+/**
+ * A socket address: IPv4, IPv6 (with scope id) or Unix. A value type: copy it
+ * freely. Zero-initialised it is the empty address (family BLZ_AF_UNSPEC).
+ * The storage holds the OS socket address; use the accessors.
+ */
+typedef struct blz_addr {
+    uint32_t len_; /**< bytes of `sa_` in use; 0 = empty */
+    uint32_t pad_;
+    union {
+        uint64_t align_;
+        unsigned char bytes_[128];
+    } sa_; /**< the OS sockaddr */
+} blz_addr;
+
+/** Room for any formatted address with its NUL (an abstract name of 107 escaped bytes: 435). */
+#define BLZ_ADDR_STRLEN 512
+
+/**
+ * Parses a socket address.
+ *  - "1.2.3.4:80"            IPv4 (four decimal parts, no leading zeros), port 0..65535
+ *  - "[::1]:80"              IPv6, brackets required with a port
+ *  - "[fe80::1%eth0]:80"     IPv6 with a scope: an interface name or number
+ *  - "unix:/run/x.sock", "/run/x.sock", "./rel.sock"   Unix path (below 108 bytes)
+ *  - "unix:@name", "@name"   Linux abstract name
+ * Returns 0, or -EINVAL for NULL or malformed input (never crashes, never
+ * reads past the NUL), -ENAMETOOLONG for a Unix path that does not fit.
+ * Any thread; never suspends; no allocation, no I/O (except an interface-name
+ * scope, which asks the kernel for the index).
+ */
+BLZ_API int blz_addr_parse(const char *s, blz_addr *out);
+
+/** Like blz_addr_parse on the first `n` bytes of `s` (no NUL needed; an embedded NUL is -EINVAL).
+ */
+BLZ_API int blz_addr_parse_n(const char *s, size_t n, blz_addr *out);
+
+/**
+ * An IP address without brackets ("10.0.0.1", "::1", "fe80::1%2") and a port.
+ * Returns 0 or -EINVAL. Any thread.
+ */
+BLZ_API int blz_addr_from_ip(const char *ip, uint16_t port, blz_addr *out);
+
+/**
+ * A Unix address: a filesystem path, or an abstract name when `path` starts
+ * with '@' (the '@' is not part of the name). Returns 0, -EINVAL (NULL or
+ * empty), -ENAMETOOLONG. Any thread.
+ */
+BLZ_API int blz_addr_from_unix(const char *path, blz_addr *out);
+
+/** An abstract Unix address from `len` raw bytes (may contain NULs). 0, -EINVAL, -ENAMETOOLONG. */
+BLZ_API int blz_addr_from_abstract(const void *name, size_t len, blz_addr *out);
+
+/**
+ * Formats `a` as blz_addr_parse reads it back: "1.2.3.4:80", "[::1]:80",
+ * "[fe80::1%2]:80" (numeric scope), "unix:/path", "unix:@name" (bytes outside
+ * printable ASCII, and '\\', as \\xNN), "unix:" for an unnamed socket.
+ * Writes at most `cap` bytes including the NUL. Returns the length (without
+ * the NUL), -ENOSPC when `cap` is too small, -EINVAL for NULL or an empty or
+ * unknown address. Any thread.
+ */
+BLZ_API int blz_addr_format(const blz_addr *a, char *buf, size_t cap);
+
+/** The family of `a` (BLZ_AF_UNSPEC for NULL or empty). */
+BLZ_API blz_addr_family blz_addr_get_family(const blz_addr *a);
+
+/** The port of an IP address, or -EINVAL. */
+BLZ_API int blz_addr_port(const blz_addr *a);
+
+/** Sets the port of an IP address. 0 or -EINVAL. */
+BLZ_API int blz_addr_set_port(blz_addr *a, uint16_t port);
+
+/** The IPv6 scope id (0 when none or not IPv6). */
+BLZ_API uint32_t blz_addr_scope_id(const blz_addr *a);
+
+/** True when both are the same family, address, port (and scope / path). */
+BLZ_API bool blz_addr_equal(const blz_addr *a, const blz_addr *b);
+
+/** The OS socket address inside `a` and its length (for interop), or NULL when empty. */
+BLZ_API const void *blz_addr_sockaddr(const blz_addr *a, size_t *len);
+
+/** Copies an OS socket address of `len` bytes into `out`. 0, or -EINVAL (unknown family, bad
+ * length). */
+BLZ_API int blz_addr_from_sockaddr(const void *sa, size_t len, blz_addr *out);
+
+/* ======================================================================== */
+/* TCP                                                                        */
+/* ======================================================================== */
+
+typedef struct blz_tcp_listener blz_tcp_listener;
+typedef struct blz_tcp_stream blz_tcp_stream;
+typedef struct blz_tcp_socket blz_tcp_socket;
+typedef struct blz_tcp_read_half blz_tcp_read_half;
+typedef struct blz_tcp_write_half blz_tcp_write_half;
+
+/** The listen backlog used when none is given. */
+#define BLZ_LISTEN_BACKLOG 1024
+
+/**
+ * Binds and listens on `addr` ("127.0.0.1:8080", "[::]:0"; port 0 picks a free
+ * port, see blz_tcp_listener_addr), with SO_REUSEADDR and backlog
+ * BLZ_LISTEN_BACKLOG. Returns 0 and the listener in `*out`, -EINVAL (bad
+ * address), -EADDRINUSE, -EACCES, -EMFILE, -ENOMEM, -ESRCH (no runtime).
+ * Inside a runtime; never suspends.
+ */
+BLZ_API int blz_tcp_listen(const char *addr, blz_tcp_listener **out);
+
+/** Like blz_tcp_listen with a parsed address and a backlog (<= 0: the default). */
+BLZ_API int blz_tcp_listen_addr(const blz_addr *addr, int backlog, blz_tcp_listener **out);
+
+/** The address the listener is bound to (with the port the kernel picked). 0 or -errno. Any thread.
+ */
+BLZ_API int blz_tcp_listener_addr(const blz_tcp_listener *l, blz_addr *out);
+
+/**
+ * Accepts one connection: 0 and the new stream in `*out` (its peer address in
+ * `*peer` when not NULL). Errors of the listener (-EBADF...) and
+ * -ECANCELED (listener closed meanwhile, or task aborted). The await tier
+ * rides out descriptor exhaustion (EMFILE, ENFILE, ENOBUFS, ENOMEM): it backs
+ * off 10 ms and tries again, so a server keeps serving; the try and future
+ * tiers return those errors. Errors that concern only the aborted connection
+ * (ECONNABORTED, EPROTO...) are skipped by every tier. Any thread.
+ */
+BLZ_API int blz_tcp_accept(blz_tcp_listener *l, blz_tcp_stream **out, blz_addr *peer);
+/** Try tier of blz_tcp_accept: -EAGAIN when no connection is waiting. */
+BLZ_API int blz_tcp_try_accept(blz_tcp_listener *l, blz_tcp_stream **out, blz_addr *peer);
+/** Future tier of blz_tcp_accept; `out` and `peer` must outlive the future. */
+BLZ_API void blz_tcp_accept_fut(blz_tcp_listener *l, blz_tcp_stream **out, blz_addr *peer,
+                                blz_io_future *f);
+
+/** Closes the listener; an accept waiting on it in another task ends with -ECANCELED. NULL is
+ * ignored. */
+BLZ_API void blz_tcp_listener_close(blz_tcp_listener *l);
+
+/**
+ * Connects to `addr` (an IP address with port; no name lookup: see
+ * blz_tcp_connect_host). Returns 0 and the stream, -EINVAL, -ECONNREFUSED,
+ * -ENETUNREACH, -ETIMEDOUT (the kernel gave up), -ESRCH (no runtime)...
+ * Suspends the calling fiber; parks a foreign thread.
+ */
+BLZ_API int blz_tcp_connect(const char *addr, blz_tcp_stream **out);
+/** blz_tcp_connect with a parsed address. */
+BLZ_API int blz_tcp_connect_addr(const blz_addr *addr, blz_tcp_stream **out);
+/** blz_tcp_connect that gives up with -ETIMEDOUT at `deadline` (blz_clock_now() time). */
+BLZ_API int blz_tcp_connect_until(const char *addr, blz_instant deadline, blz_tcp_stream **out);
+/** blz_tcp_connect_addr that gives up with -ETIMEDOUT at `deadline`. */
+BLZ_API int blz_tcp_connect_addr_until(const blz_addr *addr, blz_instant deadline,
+                                       blz_tcp_stream **out);
+/**
+ * Future tier of connect: starts the connection at once (inside a runtime)
+ * and completes when it is established. Dropping the future before then
+ * closes the half-made socket. `out` must outlive the future.
+ */
+BLZ_API void blz_tcp_connect_fut(const blz_addr *addr, blz_tcp_stream **out, blz_io_future *f);
+
+/**
+ * Reads up to `n` bytes. Returns the count (> 0), 0 at end of stream (or
+ * n == 0), -ECONNRESET, -ECANCELED, -EINVAL (NULL). Any thread.
+ */
+BLZ_API ssize_t blz_tcp_read(blz_tcp_stream *s, void *buf, size_t n);
+/** Try tier of blz_tcp_read: -EAGAIN when nothing is buffered. */
+BLZ_API ssize_t blz_tcp_try_read(blz_tcp_stream *s, void *buf, size_t n);
+/** Future tier of blz_tcp_read; `buf` must outlive the future. */
+BLZ_API void blz_tcp_read_fut(blz_tcp_stream *s, void *buf, size_t n, blz_io_future *f);
+
+/** Like blz_tcp_read, but leaves the data in the socket (MSG_PEEK). */
+BLZ_API ssize_t blz_tcp_peek(blz_tcp_stream *s, void *buf, size_t n);
+/** Try tier of blz_tcp_peek. */
+BLZ_API ssize_t blz_tcp_try_peek(blz_tcp_stream *s, void *buf, size_t n);
+/** Future tier of blz_tcp_peek. */
+BLZ_API void blz_tcp_peek_fut(blz_tcp_stream *s, void *buf, size_t n, blz_io_future *f);
+
+/** Scatter read into `iovcnt` (1..BLZ_IOV_MAX) buffers. As blz_tcp_read. */
+BLZ_API ssize_t blz_tcp_readv(blz_tcp_stream *s, const blz_iovec *iov, int iovcnt);
+/** Try tier of blz_tcp_readv. */
+BLZ_API ssize_t blz_tcp_try_readv(blz_tcp_stream *s, const blz_iovec *iov, int iovcnt);
+/** Future tier of blz_tcp_readv; `iov` and its buffers must outlive the future. */
+BLZ_API void blz_tcp_readv_fut(blz_tcp_stream *s, const blz_iovec *iov, int iovcnt,
+                               blz_io_future *f);
+
+/**
+ * Writes up to `n` bytes; returns how many were taken (> 0), or -EPIPE /
+ * -ECONNRESET (peer gone; never SIGPIPE), -ECANCELED, -EINVAL. Any thread.
+ */
+BLZ_API ssize_t blz_tcp_write(blz_tcp_stream *s, const void *buf, size_t n);
+/** Try tier of blz_tcp_write: -EAGAIN when the send buffer is full. */
+BLZ_API ssize_t blz_tcp_try_write(blz_tcp_stream *s, const void *buf, size_t n);
+/** Future tier of blz_tcp_write. */
+BLZ_API void blz_tcp_write_fut(blz_tcp_stream *s, const void *buf, size_t n, blz_io_future *f);
+
+/** Gather write of `iovcnt` (1..BLZ_IOV_MAX) buffers. As blz_tcp_write. */
+BLZ_API ssize_t blz_tcp_writev(blz_tcp_stream *s, const blz_iovec *iov, int iovcnt);
+/** Try tier of blz_tcp_writev. */
+BLZ_API ssize_t blz_tcp_try_writev(blz_tcp_stream *s, const blz_iovec *iov, int iovcnt);
+/** Future tier of blz_tcp_writev. */
+BLZ_API void blz_tcp_writev_fut(blz_tcp_stream *s, const blz_iovec *iov, int iovcnt,
+                                blz_io_future *f);
+
+/**
+ * Writes all `n` bytes, waiting as often as needed. Returns 0, or the first
+ * error (-EPIPE, -ECONNRESET, -ECANCELED); after an error an unknown prefix
+ * was sent. Any thread.
+ */
+BLZ_API int blz_tcp_write_all(blz_tcp_stream *s, const void *buf, size_t n);
+/** Future tier of blz_tcp_write_all; result 0 or -errno. */
+BLZ_API void blz_tcp_write_all_fut(blz_tcp_stream *s, const void *buf, size_t n, blz_io_future *f);
+
+/** Shuts down one or both directions (BLZ_SHUT_*). 0, -ENOTCONN, -EINVAL. Any thread. */
+BLZ_API int blz_tcp_shutdown(blz_tcp_stream *s, blz_shutdown_how how);
+
+/**
+ * Sets TCP_NODELAY. Every TCP stream starts with it ON (small writes go out
+ * at once; request/response traffic never waits on Nagle + delayed ACK);
+ * false brings Nagle's batching back. 0 or -errno.
+ */
+BLZ_API int blz_tcp_set_nodelay(blz_tcp_stream *s, bool on);
+/** Reads TCP_NODELAY. */
+BLZ_API int blz_tcp_nodelay(blz_tcp_stream *s, bool *on);
+/** SO_KEEPALIVE on/off; `idle` > 0 also sets the idle time before probes (whole seconds, at least
+ * 1). */
+BLZ_API int blz_tcp_set_keepalive(blz_tcp_stream *s, bool on, blz_duration idle);
+/** SO_LINGER: on with `d` (whole seconds; 0 = reset on close), or off. */
+BLZ_API int blz_tcp_set_linger(blz_tcp_stream *s, bool on, blz_duration d);
+/** The local address of the stream. 0 or -errno. */
+BLZ_API int blz_tcp_local_addr(const blz_tcp_stream *s, blz_addr *out);
+/** The peer address of the stream. 0, -ENOTCONN. */
+BLZ_API int blz_tcp_peer_addr(const blz_tcp_stream *s, blz_addr *out);
+
+/**
+ * Closes the stream (or the whole stream after blz_tcp_split: use the half
+ * close functions instead). Operations waiting on it elsewhere end with
+ * -ECANCELED. NULL is ignored. Any thread; never suspends.
+ */
+BLZ_API void blz_tcp_close(blz_tcp_stream *s);
+
+/**
+ * Splits `s` into a read half and a write half that two tasks may use at
+ * once. `s` must not be used afterwards; each half is closed with its own
+ * close function, and the connection when both are. 0 or -EINVAL.
+ */
+BLZ_API int blz_tcp_split(blz_tcp_stream *s, blz_tcp_read_half **rd, blz_tcp_write_half **wr);
+/** Reads from a read half; as blz_tcp_read. */
+BLZ_API ssize_t blz_tcp_half_read(blz_tcp_read_half *h, void *buf, size_t n);
+/** Future tier of blz_tcp_half_read. */
+BLZ_API void blz_tcp_half_read_fut(blz_tcp_read_half *h, void *buf, size_t n, blz_io_future *f);
+/** Writes to a write half; as blz_tcp_write. */
+BLZ_API ssize_t blz_tcp_half_write(blz_tcp_write_half *h, const void *buf, size_t n);
+/** Future tier of blz_tcp_half_write. */
+BLZ_API void blz_tcp_half_write_fut(blz_tcp_write_half *h, const void *buf, size_t n,
+                                    blz_io_future *f);
+/** Writes everything to a write half; as blz_tcp_write_all. */
+BLZ_API int blz_tcp_half_write_all(blz_tcp_write_half *h, const void *buf, size_t n);
+/** Future tier of blz_tcp_half_write_all. */
+BLZ_API void blz_tcp_half_write_all_fut(blz_tcp_write_half *h, const void *buf, size_t n,
+                                        blz_io_future *f);
+/** Shuts the write direction (the peer reads end-of-file). */
+BLZ_API int blz_tcp_half_shutdown(blz_tcp_write_half *h);
+/** The stream both halves belong to, for address and option calls (not for I/O or close). */
+BLZ_API blz_tcp_stream *blz_tcp_read_half_stream(blz_tcp_read_half *h);
+/** The stream both halves belong to, for address and option calls (not for I/O or close). */
+BLZ_API blz_tcp_stream *blz_tcp_write_half_stream(blz_tcp_write_half *h);
+/** Closes the read half (the connection closes once both halves are closed). */
+BLZ_API void blz_tcp_read_half_close(blz_tcp_read_half *h);
+/** Closes the write half (the connection closes once both halves are closed). */
+BLZ_API void blz_tcp_write_half_close(blz_tcp_write_half *h);
+
+/* ---- socket builder ---------------------------------------------------- */
+
+/**
+ * A TCP socket not yet listening or connected, for options that must be set
+ * before bind. `family` is BLZ_AF_INET or BLZ_AF_INET6. 0, -EINVAL, -EMFILE.
+ * Any thread; the socket joins a runtime at listen/connect.
+ */
+BLZ_API int blz_tcp_socket_new(blz_addr_family family, blz_tcp_socket **out);
+/** SO_REUSEADDR. 0 or -errno. */
+BLZ_API int blz_tcp_socket_set_reuseaddr(blz_tcp_socket *s, bool on);
+/** SO_REUSEPORT. 0 or -errno. */
+BLZ_API int blz_tcp_socket_set_reuseport(blz_tcp_socket *s, bool on);
+/** SO_SNDBUF (the kernel may double or clamp it). 0 or -errno. */
+BLZ_API int blz_tcp_socket_set_send_buffer_size(blz_tcp_socket *s, size_t size);
+/** SO_RCVBUF (the kernel may double or clamp it). 0 or -errno. */
+BLZ_API int blz_tcp_socket_set_recv_buffer_size(blz_tcp_socket *s, size_t size);
+/** TCP_NODELAY for the connected stream (default on, as every TCP stream). 0 or -errno. */
+BLZ_API int blz_tcp_socket_set_nodelay(blz_tcp_socket *s, bool on);
+/** Binds to `addr`. 0, -EADDRINUSE, -EINVAL (wrong family)... */
+BLZ_API int blz_tcp_socket_bind(blz_tcp_socket *s, const blz_addr *addr);
+/** The address bound so far. */
+BLZ_API int blz_tcp_socket_local_addr(const blz_tcp_socket *s, blz_addr *out);
+/** Listens (backlog <= 0: the default). Consumes `s`, also on failure. Inside a runtime. */
+BLZ_API int blz_tcp_socket_listen(blz_tcp_socket *s, int backlog, blz_tcp_listener **out);
+/** Connects to `addr` (awaits). Consumes `s`, also on failure. Inside a runtime. */
+BLZ_API int blz_tcp_socket_connect(blz_tcp_socket *s, const blz_addr *addr, blz_tcp_stream **out);
+/** Frees a socket that was never consumed. NULL is ignored. */
+BLZ_API void blz_tcp_socket_close(blz_tcp_socket *s);
+
+/* ======================================================================== */
+/* UDP                                                                        */
+/* ======================================================================== */
+
+typedef struct blz_udp_socket blz_udp_socket;
+
+/** Binds a UDP socket to `addr` ("0.0.0.0:0", "[::1]:5353"). 0, -EINVAL, -EADDRINUSE, -ESRCH.
+ * Inside a runtime. */
+BLZ_API int blz_udp_bind(const char *addr, blz_udp_socket **out);
+/** blz_udp_bind with a parsed address. */
+BLZ_API int blz_udp_bind_addr(const blz_addr *addr, blz_udp_socket **out);
+/** Sets the default peer (send/recv then use it; datagrams from others are dropped). Never waits.
+ */
+BLZ_API int blz_udp_connect(blz_udp_socket *u, const blz_addr *peer);
+
+/** Sends one datagram to `to`. Returns the bytes sent, -EMSGSIZE, -EINVAL... Any thread. */
+BLZ_API ssize_t blz_udp_send_to(blz_udp_socket *u, const void *buf, size_t n, const blz_addr *to);
+/** Try tier of blz_udp_send_to. */
+BLZ_API ssize_t blz_udp_try_send_to(blz_udp_socket *u, const void *buf, size_t n,
+                                    const blz_addr *to);
+/** Future tier of blz_udp_send_to; `buf` and `to` must outlive it. */
+BLZ_API void blz_udp_send_to_fut(blz_udp_socket *u, const void *buf, size_t n, const blz_addr *to,
+                                 blz_io_future *f);
+/** Receives one datagram (truncated to `n`); its sender in `*from` if not NULL. Returns its length.
+ */
+BLZ_API ssize_t blz_udp_recv_from(blz_udp_socket *u, void *buf, size_t n, blz_addr *from);
+/** Try tier of blz_udp_recv_from. */
+BLZ_API ssize_t blz_udp_try_recv_from(blz_udp_socket *u, void *buf, size_t n, blz_addr *from);
+/** Future tier of blz_udp_recv_from. */
+BLZ_API void blz_udp_recv_from_fut(blz_udp_socket *u, void *buf, size_t n, blz_addr *from,
+                                   blz_io_future *f);
+/** Sends to the connected peer. -EDESTADDRREQ when not connected; -ECONNREFUSED after an ICMP
+ * error. */
+BLZ_API ssize_t blz_udp_send(blz_udp_socket *u, const void *buf, size_t n);
+/** Try tier of blz_udp_send. */
+BLZ_API ssize_t blz_udp_try_send(blz_udp_socket *u, const void *buf, size_t n);
+/** Future tier of blz_udp_send. */
+BLZ_API void blz_udp_send_fut(blz_udp_socket *u, const void *buf, size_t n, blz_io_future *f);
+/** Receives from the connected peer. */
+BLZ_API ssize_t blz_udp_recv(blz_udp_socket *u, void *buf, size_t n);
+/** Try tier of blz_udp_recv. */
+BLZ_API ssize_t blz_udp_try_recv(blz_udp_socket *u, void *buf, size_t n);
+/** Future tier of blz_udp_recv. */
+BLZ_API void blz_udp_recv_fut(blz_udp_socket *u, void *buf, size_t n, blz_io_future *f);
+
+/** SO_BROADCAST. */
+BLZ_API int blz_udp_set_broadcast(blz_udp_socket *u, bool on);
+/** Unicast TTL (IPv4) or hop limit (IPv6), 1..255. */
+BLZ_API int blz_udp_set_ttl(blz_udp_socket *u, int ttl);
+/** Multicast TTL / hop limit, 0..255. */
+BLZ_API int blz_udp_set_multicast_ttl(blz_udp_socket *u, int ttl);
+/** Whether multicast sent here loops back to local receivers. */
+BLZ_API int blz_udp_set_multicast_loop(blz_udp_socket *u, bool on);
+/** Joins multicast `group` on interface index `ifindex` (0: the kernel's choice). */
+BLZ_API int blz_udp_join_multicast(blz_udp_socket *u, const blz_addr *group, unsigned ifindex);
+/** Leaves multicast `group`. */
+BLZ_API int blz_udp_leave_multicast(blz_udp_socket *u, const blz_addr *group, unsigned ifindex);
+/** The local address. */
+BLZ_API int blz_udp_local_addr(const blz_udp_socket *u, blz_addr *out);
+/** The connected peer, or -ENOTCONN. */
+BLZ_API int blz_udp_peer_addr(const blz_udp_socket *u, blz_addr *out);
+/** Closes the socket; waits on it end with -ECANCELED. NULL is ignored. */
+BLZ_API void blz_udp_close(blz_udp_socket *u);
+
+/* ======================================================================== */
+/* Unix domain                                                                */
+/* ======================================================================== */
+
+typedef struct blz_unix_listener blz_unix_listener;
+typedef struct blz_unix_stream blz_unix_stream;
+typedef struct blz_unix_datagram blz_unix_datagram;
+
+/** Credentials of the process at the other end of a Unix socket (SO_PEERCRED). */
+typedef struct blz_ucred {
+    int pid;      /**< process id */
+    unsigned uid; /**< user id */
+    unsigned gid; /**< group id */
+} blz_ucred;
+
+/**
+ * Listens on Unix path `path` ("@name": abstract). The path must not exist
+ * (-EADDRINUSE); closing the listener leaves the file behind. 0, -EINVAL,
+ * -ENAMETOOLONG, -EADDRINUSE, -ESRCH. Inside a runtime.
+ */
+BLZ_API int blz_unix_listen(const char *path, blz_unix_listener **out);
+/** blz_unix_listen with a parsed address and backlog (<= 0: the default). */
+BLZ_API int blz_unix_listen_addr(const blz_addr *addr, int backlog, blz_unix_listener **out);
+/** The listener's address. */
+BLZ_API int blz_unix_listener_addr(const blz_unix_listener *l, blz_addr *out);
+/** Accepts a connection; as blz_tcp_accept (including the EMFILE back-off of the await tier). */
+BLZ_API int blz_unix_accept(blz_unix_listener *l, blz_unix_stream **out, blz_addr *peer);
+/** Try tier of blz_unix_accept. */
+BLZ_API int blz_unix_try_accept(blz_unix_listener *l, blz_unix_stream **out, blz_addr *peer);
+/** Future tier of blz_unix_accept. */
+BLZ_API void blz_unix_accept_fut(blz_unix_listener *l, blz_unix_stream **out, blz_addr *peer,
+                                 blz_io_future *f);
+/** Closes the listener. NULL is ignored. */
+BLZ_API void blz_unix_listener_close(blz_unix_listener *l);
+
+/** Connects to Unix path `path` ("@name": abstract). 0, -ENOENT, -ECONNREFUSED... Awaits. */
+BLZ_API int blz_unix_connect(const char *path, blz_unix_stream **out);
+/** blz_unix_connect with a parsed address. */
+BLZ_API int blz_unix_connect_addr(const blz_addr *addr, blz_unix_stream **out);
+/** Future tier of blz_unix_connect. */
+BLZ_API void blz_unix_connect_fut(const blz_addr *addr, blz_unix_stream **out, blz_io_future *f);
+/** A connected pair of Unix streams. Inside a runtime. */
+BLZ_API int blz_unix_pair(blz_unix_stream **a, blz_unix_stream **b);
+
+/** As blz_tcp_read. */
+BLZ_API ssize_t blz_unix_read(blz_unix_stream *s, void *buf, size_t n);
+/** As blz_tcp_try_read. */
+BLZ_API ssize_t blz_unix_try_read(blz_unix_stream *s, void *buf, size_t n);
+/** As blz_tcp_read_fut. */
+BLZ_API void blz_unix_read_fut(blz_unix_stream *s, void *buf, size_t n, blz_io_future *f);
+/** As blz_tcp_write. */
+BLZ_API ssize_t blz_unix_write(blz_unix_stream *s, const void *buf, size_t n);
+/** As blz_tcp_try_write. */
+BLZ_API ssize_t blz_unix_try_write(blz_unix_stream *s, const void *buf, size_t n);
+/** As blz_tcp_write_fut. */
+BLZ_API void blz_unix_write_fut(blz_unix_stream *s, const void *buf, size_t n, blz_io_future *f);
+/** As blz_tcp_write_all. */
+BLZ_API int blz_unix_write_all(blz_unix_stream *s, const void *buf, size_t n);
+/** As blz_tcp_write_all_fut. */
+BLZ_API void blz_unix_write_all_fut(blz_unix_stream *s, const void *buf, size_t n,
+                                    blz_io_future *f);
+/** As blz_tcp_readv. */
+BLZ_API ssize_t blz_unix_readv(blz_unix_stream *s, const blz_iovec *iov, int iovcnt);
+/** As blz_tcp_writev. */
+BLZ_API ssize_t blz_unix_writev(blz_unix_stream *s, const blz_iovec *iov, int iovcnt);
+/** As blz_tcp_shutdown. */
+BLZ_API int blz_unix_shutdown(blz_unix_stream *s, blz_shutdown_how how);
+/** The peer's credentials. 0 or -errno. */
+BLZ_API int blz_unix_peer_cred(const blz_unix_stream *s, blz_ucred *out);
+/** The local address ("unix:" when unnamed). */
+BLZ_API int blz_unix_local_addr(const blz_unix_stream *s, blz_addr *out);
+/** The peer address ("unix:" when unnamed). */
+BLZ_API int blz_unix_peer_addr(const blz_unix_stream *s, blz_addr *out);
+/** Closes the stream. NULL is ignored. */
+BLZ_API void blz_unix_close(blz_unix_stream *s);
+
+/** A datagram socket bound to `path` ("@name": abstract). Inside a runtime. */
+BLZ_API int blz_unix_datagram_bind(const char *path, blz_unix_datagram **out);
+/** An unbound datagram socket (can send, and receive once connected to a peer that knows it). */
+BLZ_API int blz_unix_datagram_unbound(blz_unix_datagram **out);
+/** A connected pair of datagram sockets. */
+BLZ_API int blz_unix_datagram_pair(blz_unix_datagram **a, blz_unix_datagram **b);
+/** Sets the default peer. */
+BLZ_API int blz_unix_datagram_connect(blz_unix_datagram *d, const char *path);
+/** Sends one datagram to `to`. */
+BLZ_API ssize_t blz_unix_datagram_send_to(blz_unix_datagram *d, const void *buf, size_t n,
+                                          const blz_addr *to);
+/** Try tier of blz_unix_datagram_send_to. */
+BLZ_API ssize_t blz_unix_datagram_try_send_to(blz_unix_datagram *d, const void *buf, size_t n,
+                                              const blz_addr *to);
+/** Future tier of blz_unix_datagram_send_to. */
+BLZ_API void blz_unix_datagram_send_to_fut(blz_unix_datagram *d, const void *buf, size_t n,
+                                           const blz_addr *to, blz_io_future *f);
+/** Receives one datagram; its sender in `*from` if not NULL. */
+BLZ_API ssize_t blz_unix_datagram_recv_from(blz_unix_datagram *d, void *buf, size_t n,
+                                            blz_addr *from);
+/** Try tier of blz_unix_datagram_recv_from. */
+BLZ_API ssize_t blz_unix_datagram_try_recv_from(blz_unix_datagram *d, void *buf, size_t n,
+                                                blz_addr *from);
+/** Future tier of blz_unix_datagram_recv_from. */
+BLZ_API void blz_unix_datagram_recv_from_fut(blz_unix_datagram *d, void *buf, size_t n,
+                                             blz_addr *from, blz_io_future *f);
+/** Sends to the connected peer. */
+BLZ_API ssize_t blz_unix_datagram_send(blz_unix_datagram *d, const void *buf, size_t n);
+/** Receives from the connected peer. */
+BLZ_API ssize_t blz_unix_datagram_recv(blz_unix_datagram *d, void *buf, size_t n);
+/** The local address. */
+BLZ_API int blz_unix_datagram_local_addr(const blz_unix_datagram *d, blz_addr *out);
+/** Closes the socket. NULL is ignored. */
+BLZ_API void blz_unix_datagram_close(blz_unix_datagram *d);
+
+/* ======================================================================== */
+/* Names                                                                      */
+/* ======================================================================== */
+
+/** The future of a name resolution. Caller-owned; fields private. */
+typedef struct blz_resolve_future {
+    blz_future base;       /**< result: addresses found (>= 1) or -errno */
+    blz_join_future join_; /* the blocking job doing the lookup */
+    void *job_;            /* shared with the job; freed by whichever finishes last */
+    blz_addr *out_;
+    size_t max_;
+} blz_resolve_future;
+
+/**
+ * Resolves `host` (a name or a literal address) with the system resolver
+ * (getaddrinfo: /etc/hosts, DNS, nsswitch) on the runtime's blocking pool, so
+ * no worker ever blocks. Stores up to `max` addresses with port `port` in
+ * `out`, IPv4 and IPv6 in the resolver's order. Returns how many (>= 1),
+ * -ENOENT (no such name), -EAGAIN (temporary failure), -EINVAL, -ENOMEM,
+ * -ESRCH (no runtime). Suspends the calling fiber; parks a foreign thread.
+ * There is no try tier: a lookup always waits.
+ */
+BLZ_API int blz_resolve(const char *host, uint16_t port, blz_addr *out, size_t max);
+
+/**
+ * Future tier of blz_resolve: starts the lookup at once (inside a runtime).
+ * Dropping the future lets the lookup finish in the background and discards
+ * its answer. `out` must outlive the future.
+ */
+BLZ_API void blz_resolve_fut(const char *host, uint16_t port, blz_addr *out, size_t max,
+                             blz_resolve_future *f);
+
+/**
+ * Resolves `host` and connects to each address in turn until one accepts.
+ * Returns 0 and the stream, or the error of the last attempt (or of the
+ * resolution). Suspends.
+ */
+BLZ_API int blz_tcp_connect_host(const char *host, uint16_t port, blz_tcp_stream **out);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* BLZ_NET_H */

@@ -1,0 +1,208 @@
+/*
+ * blitzio/stream.h — byte streams: the Reader and Writer interfaces, buffered
+ * readers and writers, copy, read-exact, write-all and line reading.
+ *
+ * A blz_reader / blz_writer is a small (vtable, object) pair passed by value.
+ * TCP streams, their split halves and Unix streams provide them (files and
+ * pipes will); any user type can by filling a vtable. Every operation is a
+ * future first (a blz_io_future for single reads and writes, a
+ * blz_stream_future for the loops), with an await spelling on top, so
+ * stackless tasks and fibers share one implementation.
+ *
+ * Ownership: a reader or writer does not own its object; closing the object
+ * is the caller's business, after every future on it finished or was dropped.
+ * A blz_buf_reader / blz_buf_writer is caller storage, used by one task at a
+ * time (it holds the inner future of its one operation in flight).
+ */
+#ifndef BLZ_STREAM_H
+#define BLZ_STREAM_H
+
+#include "blitzio/common.h"
+#include "blitzio/future.h"
+#include "blitzio/io.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+struct blz_tcp_stream;
+struct blz_tcp_read_half;
+struct blz_tcp_write_half;
+struct blz_unix_stream;
+
+/** What a reader implements. */
+typedef struct blz_reader_vtable {
+    /** Fills `f` with a read of up to `n` bytes (result: count, 0 at end, or -errno). */
+    void (*read_fut)(void *self, void *buf, size_t n, blz_io_future *f);
+} blz_reader_vtable;
+
+/** What a writer implements. */
+typedef struct blz_writer_vtable {
+    /** Fills `f` with a write of up to `n` bytes (result: count > 0 or -errno). */
+    void (*write_fut)(void *self, const void *buf, size_t n, blz_io_future *f);
+    /** Fills `f` with a flush of what the writer buffers (result 0 or -errno); NULL: nothing to
+     * flush. */
+    void (*flush_fut)(void *self, blz_io_future *f);
+} blz_writer_vtable;
+
+/** A reader: an object and how to read it. */
+typedef struct blz_reader {
+    const blz_reader_vtable *vt; /**< its operations */
+    void *self;                  /**< the object */
+} blz_reader;
+
+/** A writer: an object and how to write it. */
+typedef struct blz_writer {
+    const blz_writer_vtable *vt; /**< its operations */
+    void *self;                  /**< the object */
+} blz_writer;
+
+/** The reader of a TCP stream. */
+BLZ_API blz_reader blz_tcp_reader(struct blz_tcp_stream *s);
+/** The writer of a TCP stream. */
+BLZ_API blz_writer blz_tcp_writer(struct blz_tcp_stream *s);
+/** The reader of a TCP read half. */
+BLZ_API blz_reader blz_tcp_read_half_reader(struct blz_tcp_read_half *h);
+/** The writer of a TCP write half. */
+BLZ_API blz_writer blz_tcp_write_half_writer(struct blz_tcp_write_half *h);
+/** The reader of a Unix stream. */
+BLZ_API blz_reader blz_unix_reader(struct blz_unix_stream *s);
+/** The writer of a Unix stream. */
+BLZ_API blz_writer blz_unix_writer(struct blz_unix_stream *s);
+
+/* ---- single operations ------------------------------------------------------- */
+
+/** Fills `f` with one read from `r`; a reader without a vtable gives -EINVAL. */
+BLZ_API void blz_read_fut(blz_reader r, void *buf, size_t n, blz_io_future *f);
+/** Reads up to `n` bytes: a count, 0 at end of stream, or -errno. Awaits. */
+BLZ_API ssize_t blz_read(blz_reader r, void *buf, size_t n);
+/** Fills `f` with one write to `w`. */
+BLZ_API void blz_write_fut(blz_writer w, const void *buf, size_t n, blz_io_future *f);
+/** Writes up to `n` bytes: a count or -errno. Awaits. */
+BLZ_API ssize_t blz_write(blz_writer w, const void *buf, size_t n);
+/** Flushes what `w` buffers (0 for writers that buffer nothing). Awaits. */
+BLZ_API int blz_flush(blz_writer w);
+
+/* ---- loops --------------------------------------------------------------------- */
+
+/**
+ * The future of a loop over reads and writes (read-exact, write-all, copy).
+ * Caller-owned; all fields but `base` are private.
+ */
+typedef struct blz_stream_future {
+    blz_future base;   /**< result: 0 or -errno */
+    blz_io_future io_; /* the read or write in flight */
+    blz_reader r_;
+    blz_writer w_;
+    unsigned char *buf_;  /* data (read_exact, write_all) or the copy buffer */
+    size_t len_;          /* bytes wanted, or the copy buffer's size */
+    size_t done_;         /* bytes done (read_exact, write_all), or bytes of buf_ written (copy) */
+    size_t fill_;         /* copy: bytes in buf_ */
+    uint64_t total_;      /* copy: bytes copied so far */
+    uint64_t *out_total_; /* copy: where to store the total, or NULL */
+    int op_;
+    int state_;
+} blz_stream_future;
+
+/**
+ * Fills `f` to read exactly `n` bytes. Result 0, -EPIPE when the stream ends
+ * first (the bytes read so far are in `buf`), or the read's error.
+ */
+BLZ_API void blz_read_exact_fut(blz_reader r, void *buf, size_t n, blz_stream_future *f);
+/** Reads exactly `n` bytes (see blz_read_exact_fut). Awaits. */
+BLZ_API int blz_read_exact(blz_reader r, void *buf, size_t n);
+
+/** Fills `f` to write all `n` bytes. Result 0 or the first error. */
+BLZ_API void blz_write_all_fut(blz_writer w, const void *buf, size_t n, blz_stream_future *f);
+/** Writes all `n` bytes. Awaits. Returns 0 or -errno (-EPIPE, -ECONNRESET...). */
+BLZ_API int blz_write_all(blz_writer w, const void *buf, size_t n);
+
+/**
+ * Fills `f` to copy `r` into `w` until `r` ends, then flush `w`, through the
+ * caller's buffer `buf` of `cap` bytes (> 0). Stores the bytes copied in
+ * `*copied` (may be NULL) when it completes, also on error (what was written).
+ */
+BLZ_API void blz_copy_fut(blz_reader r, blz_writer w, void *buf, size_t cap, uint64_t *copied,
+                          blz_stream_future *f);
+/** Copies `r` into `w` until `r` ends (with a 16 KiB heap buffer). 0 or -errno. Awaits. */
+BLZ_API int blz_copy(blz_reader r, blz_writer w, uint64_t *copied);
+
+/* ---- buffered reader -------------------------------------------------------------- */
+
+/** A reader with a buffer in front. Caller storage; fields private. */
+typedef struct blz_buf_reader {
+    blz_reader inner_;
+    unsigned char *buf_;
+    size_t cap_, pos_, end_; /* buf_[pos_, end_) holds unread data */
+    bool owned_;             /* buf_ was allocated by init */
+    bool eof_;               /* the inner reader ended */
+    blz_io_future fill_;     /* the inner read in flight */
+} blz_buf_reader;
+
+/**
+ * Initialises `br` over `inner` with the buffer `buf` of `cap` bytes, or, when
+ * `buf` is NULL, an allocated one (`cap` 0: 8 KiB; freed by deinit).
+ * Returns 0, -EINVAL (cap 0 with a buffer, or no inner vtable), -ENOMEM.
+ */
+BLZ_API int blz_buf_reader_init(blz_buf_reader *br, blz_reader inner, void *buf, size_t cap);
+/** Frees an allocated buffer; `br` must have no operation in flight. */
+BLZ_API void blz_buf_reader_deinit(blz_buf_reader *br);
+/** `br` as a reader (reads come from the buffer first). */
+BLZ_API blz_reader blz_buf_reader_as_reader(blz_buf_reader *br);
+/** Reads up to `n` bytes, from the buffer or one refill. Awaits. */
+BLZ_API ssize_t blz_buf_reader_read(blz_buf_reader *br, void *buf, size_t n);
+/**
+ * Makes data available: returns how many bytes `*data` points at (refilling
+ * once if the buffer is empty), 0 at end of stream, or -errno. Use
+ * blz_buf_reader_consume to mark bytes used. Awaits.
+ */
+BLZ_API ssize_t blz_buf_reader_fill(blz_buf_reader *br, const void **data);
+/** Marks `n` bytes of what fill returned as used (clamped). */
+BLZ_API void blz_buf_reader_consume(blz_buf_reader *br, size_t n);
+/**
+ * Copies bytes into `out` up to and including the first `delim`, or until
+ * `cap` bytes were copied, or the stream ends. Returns the count (the last
+ * byte is `delim` unless the line was longer than `cap` or the stream ended),
+ * 0 at end of stream, or -errno. Awaits.
+ */
+BLZ_API ssize_t blz_buf_reader_read_until(blz_buf_reader *br, int delim, void *out, size_t cap);
+/**
+ * Reads one line into `line` (NUL-terminated, with its '\n' when it fits):
+ * returns its length without the NUL, 0 at end of stream, -EINVAL for
+ * cap < 2, or -errno. A line longer than cap-1 bytes comes in pieces. Awaits.
+ */
+BLZ_API ssize_t blz_buf_reader_read_line(blz_buf_reader *br, char *line, size_t cap);
+/** Reads exactly `n` bytes through the buffer (0, -EPIPE at early end, -errno). Awaits. */
+BLZ_API int blz_buf_reader_read_exact(blz_buf_reader *br, void *buf, size_t n);
+
+/* ---- buffered writer --------------------------------------------------------------- */
+
+/** A writer with a buffer in front. Caller storage; fields private. */
+typedef struct blz_buf_writer {
+    blz_writer inner_;
+    unsigned char *buf_;
+    size_t cap_, len_; /* buf_[0, len_) waits to be written */
+    size_t sent_;      /* bytes of buf_ already written during a flush */
+    bool owned_;
+    blz_io_future out_; /* the inner write in flight */
+} blz_buf_writer;
+
+/** Initialises `bw` over `inner`; buffer as blz_buf_reader_init. 0, -EINVAL, -ENOMEM. */
+BLZ_API int blz_buf_writer_init(blz_buf_writer *bw, blz_writer inner, void *buf, size_t cap);
+/** Frees an allocated buffer. Does not flush: flush first. */
+BLZ_API void blz_buf_writer_deinit(blz_buf_writer *bw);
+/** `bw` as a writer (its flush writes the buffer out, then flushes the inner writer). */
+BLZ_API blz_writer blz_buf_writer_as_writer(blz_buf_writer *bw);
+/** Buffers `n` bytes, writing the buffer out when full. Returns a count > 0 or -errno. Awaits. */
+BLZ_API ssize_t blz_buf_writer_write(blz_buf_writer *bw, const void *buf, size_t n);
+/** Buffers all `n` bytes (writing out as needed). 0 or -errno. Awaits. */
+BLZ_API int blz_buf_writer_write_all(blz_buf_writer *bw, const void *buf, size_t n);
+/** Writes out everything buffered, then flushes the inner writer. 0 or -errno. Awaits. */
+BLZ_API int blz_buf_writer_flush(blz_buf_writer *bw);
+/** Bytes buffered and not yet written. */
+BLZ_API size_t blz_buf_writer_buffered(const blz_buf_writer *bw);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* BLZ_STREAM_H */

@@ -1,0 +1,140 @@
+/*
+ * Internal: the one seam between the I/O driver and its backends (io_uring,
+ * epoll; later kqueue and IOCP). A backend is a table of operations in the
+ * shape of nginx's ngx_event_actions_t: the driver picks one table at start
+ * and calls nothing else. Backends know the registry (io/registry.h), to
+ * which they report readiness and completions, and nothing of each other.
+ *
+ * Threading: `arm`, `disarm`, `submit`, `cancel` and `wake` may be called
+ * from any thread at any time; `poll` from one thread at a time (the parking
+ * worker); `init` and `fini` with no other call in flight.
+ *
+ * Readiness contract: after `arm(src)` the backend reports every change of
+ * src->fd's readiness, edge-triggered, by calling blz__io_source_ready()
+ * from inside `poll`. It reports at least one event for readiness present at
+ * arm time. After `disarm(src)` it reports nothing new for src, and clears
+ * src->be_hold (release) once the kernel holds no reference to src any more;
+ * the registry frees src only after that.
+ *
+ * Completion contract: after `submit(op)` returned 0, the backend calls
+ * op->done exactly once, from inside `poll`, with the result; `cancel(op)`
+ * only asks for an early end, and the done call still comes. Until then the
+ * op and every buffer it names belong to the kernel.
+ */
+#ifndef BLZ_IO_BACKEND_H
+#define BLZ_IO_BACKEND_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define BLZ__BACKEND_VERSION 1
+
+struct blz__io_source;
+struct blz__io_op;
+
+/* A backend's private state. */
+typedef struct blz__backend blz__backend;
+
+/* Kinds of completion operation (io_uring only for now). */
+enum blz__op_kind {
+    BLZ__OP_NOP = 0,
+    BLZ__OP_READ_AT,  /* pread(fd, buf, len, off) */
+    BLZ__OP_WRITE_AT, /* pwrite(fd, buf, len, off) */
+    BLZ__OP_RECV,     /* recv(fd, buf, len, flags) */
+    BLZ__OP_SEND,     /* send(fd, buf, len, flags | MSG_NOSIGNAL) */
+    BLZ__OP_ACCEPT,   /* accept4(fd, addr, &addrlen, SOCK_CLOEXEC | SOCK_NONBLOCK) */
+    BLZ__OP_CONNECT,  /* connect(fd, addr, addrlen) */
+    BLZ__OP_KIND_COUNT
+};
+
+/*
+ * A completion operation. The submitter owns it until `done` runs; the backend
+ * owns `be_*`. `done` runs on the polling thread, must not block, and may free
+ * the op.
+ */
+typedef struct blz__io_op {
+    int kind;         /* enum blz__op_kind */
+    int fd;           /* target descriptor */
+    void *buf;        /* data buffer (READ_AT/WRITE_AT/RECV/SEND), or sockaddr (ACCEPT/CONNECT) */
+    uint32_t len;     /* buffer length, or sockaddr length for CONNECT */
+    int32_t flags;    /* MSG_* flags for RECV/SEND */
+    uint64_t off;     /* file offset for READ_AT/WRITE_AT */
+    uint32_t addrlen; /* in/out sockaddr length for ACCEPT (the kernel writes it) */
+    void (*done)(struct blz__io_op *op, int32_t res); /* completion: res is >= 0 or -errno */
+    struct blz__io_op *be_next, *be_prev;             /* backend: in-flight list (under its lock) */
+} blz__io_op;
+
+typedef struct blz__backend_ops {
+    unsigned version; /* BLZ__BACKEND_VERSION */
+    const char *name; /* "io_uring", "epoll" */
+
+    /* Sets the backend up, probing what it needs. Any error makes the driver
+     * fall back to the next backend. */
+    int (*init)(blz__backend **out);
+
+    /* Starts reporting readiness of src->fd (read and write, edge-triggered). */
+    int (*arm)(blz__backend *b, struct blz__io_source *src);
+
+    /* Stops reporting for src; src->fd is still open. Never fails: a backend
+     * that cannot stop at once stops later and clears src->be_hold then. */
+    void (*disarm)(blz__backend *b, struct blz__io_source *src);
+
+    /* Starts a completion op; -EOPNOTSUPP when this backend has none of that kind. */
+    int (*submit)(blz__backend *b, blz__io_op *op);
+
+    /* Asks the kernel to end `op` early. The done call still follows. */
+    int (*cancel)(blz__backend *b, blz__io_op *op);
+
+    /* Waits up to timeout_ns (-1 forever, 0 not at all) for events or a wake,
+     * reports them, returns the number reported (>= 0) or -errno. */
+    int (*poll)(blz__backend *b, int64_t timeout_ns);
+
+    /* Makes a concurrent or the next poll return promptly. */
+    void (*wake)(blz__backend *b);
+
+    /* True if this backend runs completion ops of `kind`. */
+    int (*supports)(const blz__backend *b, int kind);
+
+    /* Completes every op still in flight (with -ECANCELED where it can),
+     * releases the kernel objects and frees the backend. */
+    void (*fini)(blz__backend *b);
+} blz__backend_ops;
+
+extern const blz__backend_ops blz__epoll_backend;
+extern const blz__backend_ops blz__uring_backend;
+
+/* Readiness bits, as reported by backends and kept in a source's readiness word. */
+#define BLZ__RD_READ     0x01u /* data, a connection or EOF can be read */
+#define BLZ__RD_WRITE    0x02u /* there is room to write */
+#define BLZ__RD_RCLOSED  0x04u /* the peer shut down its write side (reads return 0) */
+#define BLZ__RD_WCLOSED  0x08u /* hang-up: nothing can be written any more */
+#define BLZ__RD_ERROR    0x10u /* an error is pending on the socket */
+#define BLZ__RD_SHUTDOWN 0x80u /* the owner closed the handle: waits end with -ECANCELED */
+
+/* Turns a poll(2)/epoll event mask into readiness bits. Same values on Linux. */
+static inline unsigned
+blz__rd_from_poll(uint32_t ev)
+{
+    unsigned r = 0;
+    if (ev & 0x001u) { /* POLLIN / EPOLLIN */
+        r |= BLZ__RD_READ;
+    }
+    if (ev & 0x002u) { /* POLLPRI: out-of-band data makes reads progress too */
+        r |= BLZ__RD_READ;
+    }
+    if (ev & 0x004u) { /* POLLOUT */
+        r |= BLZ__RD_WRITE;
+    }
+    if (ev & 0x2000u) { /* POLLRDHUP */
+        r |= BLZ__RD_READ | BLZ__RD_RCLOSED;
+    }
+    if (ev & 0x010u) { /* POLLHUP: both directions are done */
+        r |= BLZ__RD_READ | BLZ__RD_WRITE | BLZ__RD_RCLOSED | BLZ__RD_WCLOSED;
+    }
+    if (ev & 0x008u) { /* POLLERR */
+        r |= BLZ__RD_READ | BLZ__RD_WRITE | BLZ__RD_ERROR;
+    }
+    return r;
+}
+
+#endif

@@ -1,0 +1,20 @@
+/*
+ * Internal to src/io: the driver struct, shared by driver.c and registry.c.
+ * Nothing outside src/io includes this.
+ */
+#ifndef BLZ_IO_DRIVER_IMPL_H
+#define BLZ_IO_DRIVER_IMPL_H
+
+#include "io/backend.h"
+#include "io/driver.h"
+#include "io/registry.h"
+
+struct blz__io_driver {
+    const blz__backend_ops *ops; /* the backend picked at creation; never changes */
+    blz__backend *be;            /* its state, owned */
+    blz__registry reg;           /* every source of this driver */
+    _Atomic uint64_t events;     /* events dispatched, for metrics (relaxed) */
+    const char *fallback_reason; /* why the requested backend was not used, or NULL */
+};
+
+#endif

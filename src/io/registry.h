@@ -1,0 +1,165 @@
+/*
+ * Internal: the readiness registry. Every descriptor the runtime waits on has
+ * one blz__io_source: its readiness bits with a tick, and the reader and
+ * writer waiters linked from futures. The try tier, the future tier and the
+ * await tier of every socket operation go through blz__io_source_poll, so
+ * there is one mechanism for all of them.
+ *
+ * A source is allocated by the registry as the head of a larger object (a TCP
+ * stream, a listener...) and freed by it, late: after the last reference is
+ * gone, after the backend let go of it, and only at the start of a later park,
+ * so that an event already fetched from the kernel never meets freed memory.
+ * Sources still open when the driver is freed are closed and freed with it.
+ */
+#ifndef BLZ_IO_REGISTRY_H
+#define BLZ_IO_REGISTRY_H
+
+#include "blitzio/future.h"
+#include "core/atomic.h"
+#include "core/list.h"
+#include "core/spinlock.h"
+#include "io/backend.h"
+
+#include <stdint.h>
+
+struct blz__io_driver;
+
+/* Direction of a wait. */
+enum { BLZ__DIR_READ = 0, BLZ__DIR_WRITE = 1 };
+
+#define BLZ__TICK_SHIFT 16
+#define BLZ__RD_MASK    0xffffu
+
+typedef struct blz__io_source {
+    /* Readiness bits (BLZ__RD_*) in the low 16 bits, a tick counting
+     * dispatches above them. Written by the dispatcher (CAS), cleared by
+     * operations that saw EAGAIN (CAS against the tick they observed). */
+    _Atomic uint64_t readiness;
+    /* The owner's reference plus one per future in flight. The last release
+     * disarms the backend, closes fd and retires the source. */
+    _Atomic uint32_t refs;
+    /* 1 while the backend may still deliver an event naming this source;
+     * set by arm, cleared (release) by the backend. Read by the sweep. */
+    _Atomic uint32_t be_hold;
+    blz__spinlock lock;            /* protects readers, writers and waiters' wakers */
+    int fd;                        /* the descriptor; owned; closed on the last release */
+    uint32_t be_flags;             /* backend-private, under the backend's own lock */
+    blz__waitlist readers;         /* futures waiting to read (or accept), FIFO */
+    blz__waitlist writers;         /* futures waiting to write (or connect), FIFO */
+    struct blz__io_driver *driver; /* the driver this source belongs to */
+    /* Links in the registry's live or retired list, under the registry lock. */
+    struct blz__io_source *reg_next, *reg_prev;
+    uint32_t reg_state; /* which list: 0 none, 1 live, 2 retired (registry lock) */
+} blz__io_source;
+
+/* The header of a block whose owner may never get to free it (a job that
+ * never ran); the payload follows at BLZ__TRACKED_HDR bytes. */
+typedef struct blz__tracked {
+    struct blz__tracked *next, *prev; /* in the registry's tracked list (registry lock) */
+} blz__tracked;
+
+#define BLZ__TRACKED_HDR 16 /* sizeof(blz__tracked), rounded up to malloc alignment */
+
+/* The registry part of a driver. */
+typedef struct blz__registry {
+    blz__spinlock lock;        /* protects the lists */
+    blz__tracked tracked;      /* sentinel of the tracked blocks */
+    blz__io_source live;       /* sentinel of the list of open sources */
+    blz__io_source retired;    /* sentinel of the list of released sources */
+    _Atomic uint64_t waiters;  /* waiters currently linked, all sources (tests, leak checks) */
+    _Atomic uint64_t nlive;    /* sources open */
+    _Atomic uint64_t nretired; /* sources released but not yet freed */
+} blz__registry;
+
+void blz__registry_init(blz__registry *r);
+
+/* Frees every retired source the backend has let go of. Parking thread only. */
+void blz__registry_sweep(blz__registry *r);
+
+/* At driver teardown (backend already finished): closes and frees everything. */
+void blz__registry_fini(blz__registry *r);
+
+/*
+ * Registers `fd` with driver `d`: allocates `size` bytes (>= sizeof source,
+ * zeroed) whose head is the source, arms the backend. `initial` is the
+ * readiness assumed until the first event: BLZ__RD_READ | BLZ__RD_WRITE for a
+ * socket that is usable (the first syscall tells), 0 for a connect in progress
+ * (only a real event may say it finished). On success the caller holds one
+ * reference and fd belongs to the source. On failure fd is left open for the
+ * caller. -EINVAL, -ENOMEM, or the backend's error.
+ */
+int blz__io_source_open(struct blz__io_driver *d, int fd, size_t size, unsigned initial,
+                        blz__io_source **out);
+
+/* Allocates `size` bytes that the driver frees at its own free if nobody
+ * freed them first (blocking-pool jobs that a runtime teardown cancels before
+ * they run). Any thread. NULL on failure. */
+void *blz__io_tracked_alloc(struct blz__io_driver *d, size_t size);
+
+/* Frees a block from blz__io_tracked_alloc. Any thread. */
+void blz__io_tracked_free(struct blz__io_driver *d, void *p);
+
+/* Takes another reference (a future in flight). */
+static inline void
+blz__io_source_ref(blz__io_source *s)
+{
+    blz__fetch_add(&s->refs, 1u, RELAXED);
+}
+
+/* Drops a reference; the last one disarms, closes the fd and retires the source. */
+void blz__io_source_unref(blz__io_source *s);
+
+/* Marks the source shut down and wakes every waiter (their futures finish
+ * with -ECANCELED). Idempotent. */
+void blz__io_source_shutdown(blz__io_source *s);
+
+/* The owner is done: blz__io_source_shutdown, then drops the owner's reference. */
+void blz__io_source_close(blz__io_source *s);
+
+/*
+ * The heart of every wait. If `s` is ready for `dir`, unlinks `w` if it was
+ * linked and returns the readiness word (never 0). Otherwise links `w` (or
+ * refreshes its waker) so that the next matching event wakes cx's waker, and
+ * returns 0. `w` must have been cleared with blz__io_waiter_init.
+ */
+uint64_t blz__io_source_poll(blz__io_source *s, blz_waiter *w, int dir, blz_context *cx);
+
+/* The readiness word without waiting (for the try tier). */
+static inline uint64_t
+blz__io_source_readiness(blz__io_source *s)
+{
+    /* Acquire pairs with the dispatcher's release CAS: data the kernel had
+     * when it reported the event is what the syscall will see. */
+    return blz__load(&s->readiness, ACQUIRE);
+}
+
+/* True when readiness word `r` lets an operation in direction `dir` proceed. */
+static inline int
+blz__io_ready_for(uint64_t r, int dir)
+{
+    unsigned need = dir == BLZ__DIR_READ ? (BLZ__RD_READ | BLZ__RD_RCLOSED | BLZ__RD_ERROR)
+                                         : (BLZ__RD_WRITE | BLZ__RD_WCLOSED | BLZ__RD_ERROR);
+    return (r & (need | BLZ__RD_SHUTDOWN)) != 0;
+}
+
+/* An operation that got EAGAIN clears the direction's bits, unless a new event
+ * arrived since it read `seen` (the tick moved), which would be lost. */
+void blz__io_source_clear(blz__io_source *s, int dir, uint64_t seen);
+
+/* Unlinks `w` if linked and drops its waker. For a future's drop. */
+void blz__io_waiter_cancel(blz__io_source *s, blz_waiter *w);
+
+static inline void
+blz__io_waiter_init(blz_waiter *w)
+{
+    w->next_ = NULL;
+    w->prev_ = NULL;
+    w->waker_ = BLZ_WAKER_NONE;
+    w->state_ = 0;
+}
+
+/* Backends: readiness `bits` arrived for `s`; wakes the waiters it satisfies.
+ * Called from inside poll on the parking thread. */
+void blz__io_source_ready(blz__io_source *s, unsigned bits);
+
+#endif

@@ -1,0 +1,109 @@
+/*
+ * Internal: the one socket object behind every public net handle (TCP and
+ * Unix listeners and streams, UDP and Unix datagram sockets), and the one
+ * future that performs every socket operation. tcp.c, udp.c and unix.c are
+ * thin, typed wrappers over this.
+ */
+#ifndef BLZ_NET_SOCK_H
+#define BLZ_NET_SOCK_H
+
+#include "blitzio/io.h"
+#include "blitzio/net.h"
+#include "io/driver.h"
+#include "io/registry.h"
+
+enum blz__sock_kind { BLZ__SK_LISTENER = 1, BLZ__SK_STREAM = 2, BLZ__SK_DGRAM = 3 };
+
+/* Operations of blz_io_future.op_. */
+enum blz__sock_op {
+    BLZ__OP_S_READ = 1,  /* recv */
+    BLZ__OP_S_PEEK,      /* recv(MSG_PEEK) */
+    BLZ__OP_S_READV,     /* recvmsg with an iovec array (buf_ = iov, len_ = count) */
+    BLZ__OP_S_WRITE,     /* send */
+    BLZ__OP_S_WRITEV,    /* sendmsg with an iovec array */
+    BLZ__OP_S_WRITE_ALL, /* send until done_ == len_ */
+    BLZ__OP_S_ACCEPT,    /* accept4: buf_ = blz__sock ** out, aux_ = blz_addr *peer */
+    BLZ__OP_S_CONNECT,   /* finish a connect: aux_ = blz__sock ** out */
+    BLZ__OP_S_RECV_FROM, /* recvmsg with a name: aux_ = blz_addr *from (may be NULL) */
+    BLZ__OP_S_SEND_TO,   /* sendmsg to aux_ (const blz_addr *; NULL = connected peer) */
+};
+
+/* A half of a split stream; recovered to its socket with container_of. */
+struct blz_tcp_read_half {
+    int unused_;
+};
+struct blz_tcp_write_half {
+    int unused_;
+};
+
+typedef struct blz__sock {
+    blz__io_source src;                /* first: the registry allocates the whole object */
+    _Atomic uint32_t handles;          /* owner handles (2 after a split); the last close closes */
+    uint8_t kind;                      /* enum blz__sock_kind; fixed */
+    uint8_t family;                    /* BLZ_AF_*; fixed */
+    struct blz_tcp_read_half rd_half;  /* handed out by blz_tcp_split */
+    struct blz_tcp_write_half wr_half; /* handed out by blz_tcp_split */
+} blz__sock;
+
+/* The public handle types are the socket itself. */
+struct blz_tcp_listener {
+    blz__sock sk;
+};
+struct blz_tcp_stream {
+    blz__sock sk;
+};
+struct blz_udp_socket {
+    blz__sock sk;
+};
+struct blz_unix_listener {
+    blz__sock sk;
+};
+struct blz_unix_stream {
+    blz__sock sk;
+};
+struct blz_unix_datagram {
+    blz__sock sk;
+};
+
+/* The driver of the calling thread's runtime, or NULL. */
+blz__io_driver *blz__net_driver(void);
+
+/* Registers fd (which it owns from now on, also on failure) as a socket. */
+int blz__sock_wrap(blz__io_driver *d, int fd, int kind, int family, unsigned initial,
+                   blz__sock **out);
+
+/* A bound socket of `type` (BLZ__SOCK_*), listening when `backlog` >= 0. */
+int blz__sock_bind(const blz_addr *a, int type, int backlog, int kind, blz__sock **out);
+
+/* Drops one owner handle; the last one closes (waiters end with -ECANCELED). */
+void blz__sock_close(blz__sock *sk);
+
+/* Fills f for operation `op` on `sk`. A NULL sk gives a future ready with -EINVAL. */
+void blz__sock_fut(blz__sock *sk, int op, void *buf, size_t len, void *aux, blz_io_future *f);
+
+/* A future that is ready at once with `err`. */
+void blz__io_fut_fail(blz_io_future *f, int err);
+
+/* Starts connecting fd (owned, closed on failure) to `a`; fills f to finish it. */
+void blz__sock_connect_fut(blz__io_driver *d, int fd, int family, const blz_addr *a,
+                           blz__sock **out, blz_io_future *f);
+
+/* The try tier: one attempt, -EAGAIN when not ready. Same arguments as _fut. */
+long blz__sock_try(blz__sock *sk, int op, void *buf, size_t len, void *aux);
+
+/* The await tier: fills a future on the stack and awaits it. */
+long blz__sock_await(blz__sock *sk, int op, void *buf, size_t len, void *aux);
+
+/* accept, await tier, with the back-off on descriptor exhaustion. */
+int blz__sock_accept(blz__sock *l, blz__sock **out, blz_addr *peer);
+
+/* connect, await tier, with an optional deadline (UINT64_MAX: none). */
+int blz__sock_connect(const blz_addr *a, int type, blz_instant deadline, blz__sock **out);
+
+/* Options and addresses on a live socket; -EINVAL for NULL. */
+int blz__sock_setopt(const blz__sock *sk, int opt, int value);
+int blz__sock_local_addr(const blz__sock *sk, blz_addr *out);
+int blz__sock_peer_addr(const blz__sock *sk, blz_addr *out);
+int blz__sock_shutdown(blz__sock *sk, int how);
+
+#endif

@@ -1,0 +1,578 @@
+/*
+ * POSIX socket and descriptor calls behind blitzio types (see sys.h).
+ *
+ * Invariants:
+ * - Every call returns >= 0 or -errno; errno is read right after the call
+ *   that set it and never escapes.
+ * - Every descriptor made here is created CLOEXEC|NONBLOCK atomically
+ *   (SOCK_CLOEXEC, accept4), never fixed up afterwards with fcntl.
+ * - Every send is sendmsg/send with MSG_NOSIGNAL: no SIGPIPE from here.
+ * - blz__sys is written only by tests, while no runtime runs.
+ */
+#include "os/unix/sys.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sched.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+_Static_assert(sizeof(blz_iovec) == sizeof(struct iovec), "blz_iovec matches struct iovec");
+_Static_assert(offsetof(blz_iovec, base) == offsetof(struct iovec, iov_base), "iovec.base");
+_Static_assert(offsetof(blz_iovec, len) == offsetof(struct iovec, iov_len), "iovec.len");
+_Static_assert((int) BLZ_SHUT_RD == (int) SHUT_RD && (int) BLZ_SHUT_WR == (int) SHUT_WR &&
+                   (int) BLZ_SHUT_RDWR == (int) SHUT_RDWR,
+               "shutdown modes");
+
+/* ---- the replaceable primitives -------------------------------------------- */
+
+static int
+real_socket(int domain, int type, int protocol)
+{
+    int fd = socket(domain, type | SOCK_CLOEXEC | SOCK_NONBLOCK, protocol);
+    return fd < 0 ? -errno : fd;
+}
+
+static int
+real_accept(int fd, void *sa, uint32_t *salen)
+{
+    socklen_t len = salen ? (socklen_t) *salen : 0;
+    int r = accept4(fd, (struct sockaddr *) sa, sa ? &len : NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+    if (r < 0) {
+        return -errno;
+    }
+    if (salen) {
+        *salen = (uint32_t) len;
+    }
+    return r;
+}
+
+static int
+real_connect(int fd, const void *sa, uint32_t salen)
+{
+    return connect(fd, (const struct sockaddr *) sa, (socklen_t) salen) < 0 ? -errno : 0;
+}
+
+static long
+real_recv(int fd, void *buf, size_t n, int flags)
+{
+    ssize_t r = recv(fd, buf, n, flags);
+    return r < 0 ? -errno : (long) r;
+}
+
+static long
+real_send(int fd, const void *buf, size_t n, int flags)
+{
+    ssize_t r = send(fd, buf, n, flags);
+    return r < 0 ? -errno : (long) r;
+}
+
+static long
+real_recvmsg(int fd, void *msg, int flags)
+{
+    ssize_t r = recvmsg(fd, (struct msghdr *) msg, flags);
+    return r < 0 ? -errno : (long) r;
+}
+
+static long
+real_sendmsg(int fd, const void *msg, int flags)
+{
+    ssize_t r = sendmsg(fd, (const struct msghdr *) msg, flags);
+    return r < 0 ? -errno : (long) r;
+}
+
+static int
+real_close(int fd)
+{
+    /* Linux closes the descriptor even when close reports EINTR: never retry. */
+    return close(fd) < 0 ? -errno : 0;
+}
+
+blz__sys_table blz__sys = {real_socket, real_accept,  real_connect, real_recv,
+                           real_send,   real_recvmsg, real_sendmsg, real_close};
+
+void
+blz__sys_reset(void)
+{
+    blz__sys_table t = {real_socket, real_accept,  real_connect, real_recv,
+                        real_send,   real_recvmsg, real_sendmsg, real_close};
+    blz__sys = t;
+}
+
+/* ---- helpers ---------------------------------------------------------------- */
+
+static int
+os_domain(int family)
+{
+    switch (family) {
+    case BLZ_AF_INET:
+        return AF_INET;
+    case BLZ_AF_INET6:
+        return AF_INET6;
+    case BLZ_AF_UNIX:
+        return AF_UNIX;
+    default:
+        return -1;
+    }
+}
+
+static int
+os_type(int type)
+{
+    return type == BLZ__SOCK_DGRAM ? SOCK_DGRAM : SOCK_STREAM;
+}
+
+static int
+sock_domain(int fd)
+{
+    struct sockaddr_storage ss;
+    memset(&ss, 0, sizeof ss);
+    socklen_t len = sizeof ss;
+    if (getsockname(fd, (struct sockaddr *) &ss, &len) < 0) {
+        return -errno;
+    }
+    return ss.ss_family;
+}
+
+/* ---- calls -------------------------------------------------------------------- */
+
+int
+blz__sys_socket(int family, int type)
+{
+    int d = os_domain(family);
+    if (d < 0) {
+        return -EAFNOSUPPORT;
+    }
+    return blz__sys.socket(d, os_type(type), 0);
+}
+
+int
+blz__sys_socketpair(int family, int type, int fds[2])
+{
+    int d = os_domain(family);
+    if (d < 0) {
+        return -EAFNOSUPPORT;
+    }
+    if (socketpair(d, os_type(type) | SOCK_CLOEXEC | SOCK_NONBLOCK, 0, fds) < 0) {
+        return -errno;
+    }
+    return 0;
+}
+
+int
+blz__sys_close(int fd)
+{
+    return fd < 0 ? -EBADF : blz__sys.close(fd);
+}
+
+int
+blz__sys_bind(int fd, const blz_addr *a)
+{
+    size_t len;
+    const void *sa = blz_addr_sockaddr(a, &len);
+    if (!sa) {
+        return -EINVAL;
+    }
+    return bind(fd, (const struct sockaddr *) sa, (socklen_t) len) < 0 ? -errno : 0;
+}
+
+int
+blz__sys_listen(int fd, int backlog)
+{
+    return listen(fd, backlog) < 0 ? -errno : 0;
+}
+
+int
+blz__sys_accept(int fd, blz_addr *peer)
+{
+    struct sockaddr_storage ss;
+    uint32_t len = sizeof ss;
+    int r = blz__sys.accept(fd, &ss, &len);
+    if (r >= 0 && peer) {
+        if (blz_addr_from_sockaddr(&ss, len, peer) < 0) {
+            memset(peer, 0, sizeof *peer);
+        }
+    }
+    return r;
+}
+
+int
+blz__sys_connect(int fd, const blz_addr *a)
+{
+    size_t len;
+    const void *sa = blz_addr_sockaddr(a, &len);
+    if (!sa) {
+        return -EINVAL;
+    }
+    int r;
+    do {
+        r = blz__sys.connect(fd, sa, (uint32_t) len);
+    } while (r == -EINTR);
+    /* EAGAIN from a Unix connect means the listener's backlog is full. */
+    return r;
+}
+
+int
+blz__sys_connect_result(int fd)
+{
+    int err = 0;
+    socklen_t len = sizeof err;
+    if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0) {
+        return -errno;
+    }
+    if (err) {
+        return -err;
+    }
+    struct sockaddr_storage ss;
+    len = sizeof ss;
+    if (getpeername(fd, (struct sockaddr *) &ss, &len) < 0) {
+        return errno == ENOTCONN ? -EAGAIN : -errno;
+    }
+    return 0;
+}
+
+long
+blz__sys_recv(int fd, void *buf, size_t n, int flags)
+{
+    return blz__sys.recv(fd, buf, n, (flags & BLZ__MSG_PEEK) ? MSG_PEEK : 0);
+}
+
+long
+blz__sys_send(int fd, const void *buf, size_t n)
+{
+    return blz__sys.send(fd, buf, n, MSG_NOSIGNAL);
+}
+
+long
+blz__sys_recvv(int fd, const blz_iovec *iov, int n)
+{
+    struct msghdr msg;
+    memset(&msg, 0, sizeof msg);
+    msg.msg_iov = (struct iovec *) (void *) iov;
+    msg.msg_iovlen = (size_t) n;
+    return blz__sys.recvmsg(fd, &msg, 0);
+}
+
+long
+blz__sys_sendv(int fd, const blz_iovec *iov, int n)
+{
+    struct msghdr msg;
+    memset(&msg, 0, sizeof msg);
+    msg.msg_iov = (struct iovec *) (void *) iov;
+    msg.msg_iovlen = (size_t) n;
+    return blz__sys.sendmsg(fd, &msg, MSG_NOSIGNAL);
+}
+
+long
+blz__sys_recvfrom(int fd, void *buf, size_t n, int flags, blz_addr *from)
+{
+    struct sockaddr_storage ss;
+    struct iovec iov = {buf, n};
+    struct msghdr msg;
+    memset(&msg, 0, sizeof msg);
+    memset(&ss, 0, sizeof ss);
+    msg.msg_name = &ss;
+    msg.msg_namelen = sizeof ss;
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    long r = blz__sys.recvmsg(fd, &msg, (flags & BLZ__MSG_PEEK) ? MSG_PEEK : 0);
+    if (r >= 0 && from) {
+        if (msg.msg_namelen == 0 || blz_addr_from_sockaddr(&ss, msg.msg_namelen, from) < 0) {
+            memset(from, 0, sizeof *from); /* no name (an unnamed Unix sender) */
+        }
+    }
+    return r;
+}
+
+long
+blz__sys_sendto(int fd, const void *buf, size_t n, const blz_addr *to)
+{
+    struct iovec iov = {(void *) buf, n};
+    struct msghdr msg;
+    memset(&msg, 0, sizeof msg);
+    if (to) {
+        size_t len;
+        const void *sa = blz_addr_sockaddr(to, &len);
+        if (!sa) {
+            return -EINVAL;
+        }
+        msg.msg_name = (void *) sa;
+        msg.msg_namelen = (socklen_t) len;
+    }
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    return blz__sys.sendmsg(fd, &msg, MSG_NOSIGNAL);
+}
+
+int
+blz__sys_shutdown(int fd, int how)
+{
+    if (how < BLZ_SHUT_RD || how > BLZ_SHUT_RDWR) {
+        return -EINVAL;
+    }
+    return shutdown(fd, how) < 0 ? -errno : 0;
+}
+
+int
+blz__sys_sockname(int fd, blz_addr *out)
+{
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof ss;
+    if (getsockname(fd, (struct sockaddr *) &ss, &len) < 0) {
+        return -errno;
+    }
+    return blz_addr_from_sockaddr(&ss, len, out);
+}
+
+int
+blz__sys_peername(int fd, blz_addr *out)
+{
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof ss;
+    if (getpeername(fd, (struct sockaddr *) &ss, &len) < 0) {
+        return -errno;
+    }
+    return blz_addr_from_sockaddr(&ss, len, out);
+}
+
+/* Level and name for `opt` on a socket of domain `dom`. */
+static int
+opt_map(enum blz__sockopt opt, int dom, int *level, int *name)
+{
+    int v6 = dom == AF_INET6;
+    switch (opt) {
+    case BLZ__SO_REUSEADDR:
+        *level = SOL_SOCKET, *name = SO_REUSEADDR;
+        return 0;
+    case BLZ__SO_REUSEPORT:
+        *level = SOL_SOCKET, *name = SO_REUSEPORT;
+        return 0;
+    case BLZ__SO_RCVBUF:
+        *level = SOL_SOCKET, *name = SO_RCVBUF;
+        return 0;
+    case BLZ__SO_SNDBUF:
+        *level = SOL_SOCKET, *name = SO_SNDBUF;
+        return 0;
+    case BLZ__SO_KEEPALIVE:
+        *level = SOL_SOCKET, *name = SO_KEEPALIVE;
+        return 0;
+    case BLZ__SO_BROADCAST:
+        *level = SOL_SOCKET, *name = SO_BROADCAST;
+        return 0;
+    case BLZ__SO_ERROR:
+        *level = SOL_SOCKET, *name = SO_ERROR;
+        return 0;
+    case BLZ__SO_TYPE:
+        *level = SOL_SOCKET, *name = SO_TYPE;
+        return 0;
+    case BLZ__TCP_NODELAY:
+        *level = IPPROTO_TCP, *name = TCP_NODELAY;
+        return 0;
+    case BLZ__TCP_KEEPIDLE:
+        *level = IPPROTO_TCP, *name = TCP_KEEPIDLE;
+        return 0;
+    case BLZ__TCP_KEEPINTVL:
+        *level = IPPROTO_TCP, *name = TCP_KEEPINTVL;
+        return 0;
+    case BLZ__TCP_KEEPCNT:
+        *level = IPPROTO_TCP, *name = TCP_KEEPCNT;
+        return 0;
+    case BLZ__IP_TTL:
+        *level = v6 ? IPPROTO_IPV6 : IPPROTO_IP, *name = v6 ? IPV6_UNICAST_HOPS : IP_TTL;
+        return 0;
+    case BLZ__IP_MULTICAST_TTL:
+        *level = v6 ? IPPROTO_IPV6 : IPPROTO_IP,
+        *name = v6 ? IPV6_MULTICAST_HOPS : IP_MULTICAST_TTL;
+        return 0;
+    case BLZ__IP_MULTICAST_LOOP:
+        *level = v6 ? IPPROTO_IPV6 : IPPROTO_IP;
+        *name = v6 ? IPV6_MULTICAST_LOOP : IP_MULTICAST_LOOP;
+        return 0;
+    case BLZ__IPV6_V6ONLY:
+        *level = IPPROTO_IPV6, *name = IPV6_V6ONLY;
+        return 0;
+    }
+    return -EINVAL;
+}
+
+int
+blz__sys_setopt(int fd, enum blz__sockopt opt, int value)
+{
+    int dom = 0;
+    if (opt == BLZ__IP_TTL || opt == BLZ__IP_MULTICAST_TTL || opt == BLZ__IP_MULTICAST_LOOP) {
+        dom = sock_domain(fd);
+        if (dom < 0) {
+            return dom;
+        }
+    }
+    int level, name;
+    if (opt_map(opt, dom, &level, &name) < 0) {
+        return -EINVAL;
+    }
+    if (dom == AF_INET && opt == BLZ__IP_MULTICAST_LOOP) {
+        unsigned char c = (unsigned char) (value != 0);
+        return setsockopt(fd, level, name, &c, sizeof c) < 0 ? -errno : 0;
+    }
+    return setsockopt(fd, level, name, &value, sizeof value) < 0 ? -errno : 0;
+}
+
+int
+blz__sys_getopt(int fd, enum blz__sockopt opt, int *value)
+{
+    int dom = 0;
+    if (opt == BLZ__IP_TTL || opt == BLZ__IP_MULTICAST_TTL || opt == BLZ__IP_MULTICAST_LOOP) {
+        dom = sock_domain(fd);
+        if (dom < 0) {
+            return dom;
+        }
+    }
+    int level, name;
+    if (opt_map(opt, dom, &level, &name) < 0) {
+        return -EINVAL;
+    }
+    int v = 0;
+    socklen_t len = sizeof v;
+    if (getsockopt(fd, level, name, &v, &len) < 0) {
+        return -errno;
+    }
+    *value = len == 1 ? (int) *(unsigned char *) &v : v;
+    return 0;
+}
+
+int
+blz__sys_set_linger(int fd, bool on, int secs)
+{
+    struct linger l = {on ? 1 : 0, secs < 0 ? 0 : secs};
+    return setsockopt(fd, SOL_SOCKET, SO_LINGER, &l, sizeof l) < 0 ? -errno : 0;
+}
+
+int
+blz__sys_get_linger(int fd, bool *on, int *secs)
+{
+    struct linger l;
+    socklen_t len = sizeof l;
+    if (getsockopt(fd, SOL_SOCKET, SO_LINGER, &l, &len) < 0) {
+        return -errno;
+    }
+    *on = l.l_onoff != 0;
+    *secs = l.l_linger;
+    return 0;
+}
+
+int
+blz__sys_mcast(int fd, bool join, const blz_addr *group, const blz_addr *iface4, unsigned ifindex6)
+{
+    size_t len;
+    const void *sa = blz_addr_sockaddr(group, &len);
+    if (!sa) {
+        return -EINVAL;
+    }
+    if (blz_addr_get_family(group) == BLZ_AF_INET) {
+        struct ip_mreqn m;
+        memset(&m, 0, sizeof m);
+        m.imr_multiaddr = ((const struct sockaddr_in *) sa)->sin_addr;
+        if (iface4 && blz_addr_get_family(iface4) == BLZ_AF_INET) {
+            m.imr_address =
+                ((const struct sockaddr_in *) blz_addr_sockaddr(iface4, NULL))->sin_addr;
+        }
+        m.imr_ifindex = (int) ifindex6;
+        int name = join ? IP_ADD_MEMBERSHIP : IP_DROP_MEMBERSHIP;
+        return setsockopt(fd, IPPROTO_IP, name, &m, sizeof m) < 0 ? -errno : 0;
+    }
+    if (blz_addr_get_family(group) == BLZ_AF_INET6) {
+        struct ipv6_mreq m;
+        memset(&m, 0, sizeof m);
+        m.ipv6mr_multiaddr = ((const struct sockaddr_in6 *) sa)->sin6_addr;
+        m.ipv6mr_interface = ifindex6;
+        int name = join ? IPV6_ADD_MEMBERSHIP : IPV6_DROP_MEMBERSHIP;
+        return setsockopt(fd, IPPROTO_IPV6, name, &m, sizeof m) < 0 ? -errno : 0;
+    }
+    return -EINVAL;
+}
+
+int
+blz__sys_peercred(int fd, int *pid, unsigned *uid, unsigned *gid)
+{
+    struct ucred c;
+    socklen_t len = sizeof c;
+    if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &c, &len) < 0) {
+        return -errno;
+    }
+    *pid = c.pid;
+    *uid = c.uid;
+    *gid = c.gid;
+    return 0;
+}
+
+int
+blz__sys_unlink_unix(const blz_addr *a)
+{
+    if (blz_addr_get_family(a) != BLZ_AF_UNIX) {
+        return -EINVAL;
+    }
+    const struct sockaddr_un *sun = blz_addr_sockaddr(a, NULL);
+    if (a->len_ <= offsetof(struct sockaddr_un, sun_path) || sun->sun_path[0] == '\0') {
+        return 0;
+    }
+    return unlink(sun->sun_path) < 0 ? -errno : 0;
+}
+
+int
+blz__sys_getaddrinfo(const char *host, uint16_t port, blz_addr *out, size_t max)
+{
+    struct addrinfo hints;
+    memset(&hints, 0, sizeof hints);
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM; /* one entry per address, not one per socket type */
+    struct addrinfo *res = NULL;
+    int rc = getaddrinfo(host, NULL, &hints, &res);
+    if (rc != 0) {
+        switch (rc) {
+        case EAI_NONAME:
+#ifdef EAI_NODATA
+        case EAI_NODATA:
+#endif
+            return -ENOENT;
+        case EAI_AGAIN:
+            return -EAGAIN;
+        case EAI_MEMORY:
+            return -ENOMEM;
+        case EAI_SYSTEM:
+            return errno ? -errno : -EIO;
+        case EAI_FAMILY:
+        case EAI_SERVICE:
+        case EAI_BADFLAGS:
+            return -EINVAL;
+        default:
+            return -EIO;
+        }
+    }
+    size_t n = 0;
+    for (struct addrinfo *ai = res; ai && n < max; ai = ai->ai_next) {
+        if (blz_addr_from_sockaddr(ai->ai_addr, ai->ai_addrlen, &out[n]) == 0 &&
+            blz_addr_set_port(&out[n], port) == 0) {
+            n++;
+        }
+    }
+    freeaddrinfo(res);
+    return n ? (int) n : -ENOENT;
+}
+
+void
+blz__sys_unnamed_unix(blz_addr *out)
+{
+    sa_family_t fam = AF_UNIX;
+    (void) blz_addr_from_sockaddr(&fam, sizeof fam, out);
+}
+
+void
+blz__sys_yield(void)
+{
+    (void) sched_yield();
+}

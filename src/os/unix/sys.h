@@ -1,0 +1,110 @@
+/*
+ * Internal: the POSIX socket and descriptor calls blitzio makes, behind
+ * blitzio types, so that src/net and src/io never include an OS header.
+ *
+ * Every function returns its result or -errno (never sets errno for the
+ * caller to read). Every descriptor it creates is O_CLOEXEC | O_NONBLOCK;
+ * every send uses MSG_NOSIGNAL, so no call here can raise SIGPIPE.
+ *
+ * The primitive calls go through the replaceable table blz__sys (SQLite's
+ * aSyscall idea): a test may swap an entry to inject EINTR, EAGAIN, EMFILE,
+ * ENOMEM or short transfers. Only tests write the table, before any runtime
+ * exists or while nothing else runs.
+ */
+#ifndef BLZ_OS_UNIX_SYS_H
+#define BLZ_OS_UNIX_SYS_H
+
+#include "blitzio/io.h"
+#include "blitzio/net.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* The replaceable primitives; each returns >= 0 or -errno. */
+typedef struct blz__sys_table {
+    int (*socket)(int domain, int type, int protocol);
+    int (*accept)(int fd, void *sa, uint32_t *salen); /* accept4 with CLOEXEC|NONBLOCK */
+    int (*connect)(int fd, const void *sa, uint32_t salen);
+    long (*recv)(int fd, void *buf, size_t n, int flags);
+    long (*send)(int fd, const void *buf, size_t n, int flags); /* MSG_NOSIGNAL added by caller */
+    long (*recvmsg)(int fd, void *msg, int flags);
+    long (*sendmsg)(int fd, const void *msg, int flags);
+    int (*close)(int fd);
+} blz__sys_table;
+
+extern blz__sys_table blz__sys;
+
+/* Restores the real system calls in blz__sys. */
+void blz__sys_reset(void);
+
+/* Socket types for blz__sys_socket. */
+enum { BLZ__SOCK_STREAM = 1, BLZ__SOCK_DGRAM = 2 };
+
+/* Options for blz__sys_setopt / blz__sys_getopt (int-valued). */
+enum blz__sockopt {
+    BLZ__SO_REUSEADDR,
+    BLZ__SO_REUSEPORT,
+    BLZ__SO_RCVBUF,
+    BLZ__SO_SNDBUF,
+    BLZ__SO_KEEPALIVE,
+    BLZ__SO_BROADCAST,
+    BLZ__SO_ERROR,
+    BLZ__SO_TYPE,
+    BLZ__TCP_NODELAY,
+    BLZ__TCP_KEEPIDLE,  /* seconds */
+    BLZ__TCP_KEEPINTVL, /* seconds */
+    BLZ__TCP_KEEPCNT,
+    BLZ__IP_TTL,            /* IPv4 TTL or IPv6 unicast hops, by the socket's family */
+    BLZ__IP_MULTICAST_TTL,  /* IPv4 multicast TTL or IPv6 multicast hops */
+    BLZ__IP_MULTICAST_LOOP, /* IPv4 or IPv6, by family */
+    BLZ__IPV6_V6ONLY,
+};
+
+/* Recv flags. */
+enum { BLZ__MSG_PEEK = 1 };
+
+/* A socket of `family` (BLZ_AF_*) and `type` (BLZ__SOCK_*), CLOEXEC|NONBLOCK. */
+int blz__sys_socket(int family, int type);
+int blz__sys_socketpair(int family, int type, int fds[2]);
+int blz__sys_close(int fd);
+int blz__sys_bind(int fd, const blz_addr *a);
+int blz__sys_listen(int fd, int backlog);
+/* Accepts one connection; the new fd is CLOEXEC|NONBLOCK. `peer` may be NULL. */
+int blz__sys_accept(int fd, blz_addr *peer);
+/* Starts a connect: 0 (done), -EINPROGRESS, or -errno. */
+int blz__sys_connect(int fd, const blz_addr *a);
+/* After writability: 0 connected, -EAGAIN still in progress, or the error. */
+int blz__sys_connect_result(int fd);
+long blz__sys_recv(int fd, void *buf, size_t n, int flags);
+long blz__sys_send(int fd, const void *buf, size_t n);
+long blz__sys_recvv(int fd, const blz_iovec *iov, int n);
+long blz__sys_sendv(int fd, const blz_iovec *iov, int n);
+long blz__sys_recvfrom(int fd, void *buf, size_t n, int flags, blz_addr *from);
+long blz__sys_sendto(int fd, const void *buf, size_t n, const blz_addr *to);
+/* how: BLZ_SHUT_RD / BLZ_SHUT_WR / BLZ_SHUT_RDWR */
+int blz__sys_shutdown(int fd, int how);
+int blz__sys_sockname(int fd, blz_addr *out);
+int blz__sys_peername(int fd, blz_addr *out);
+int blz__sys_setopt(int fd, enum blz__sockopt opt, int value);
+int blz__sys_getopt(int fd, enum blz__sockopt opt, int *value);
+/* SO_LINGER: on with `secs` seconds, or off. */
+int blz__sys_set_linger(int fd, bool on, int secs);
+int blz__sys_get_linger(int fd, bool *on, int *secs);
+/* Multicast membership: group is IPv4 or IPv6; iface is an interface index
+ * (IPv6) or an IPv4 address (as blz_addr, may be NULL = any). */
+int blz__sys_mcast(int fd, bool join, const blz_addr *group, const blz_addr *iface4,
+                   unsigned ifindex6);
+/* SO_PEERCRED of a Unix socket. */
+int blz__sys_peercred(int fd, int *pid, unsigned *uid, unsigned *gid);
+/* Removes a filesystem Unix socket path; abstract and unnamed addresses are ignored. */
+int blz__sys_unlink_unix(const blz_addr *a);
+/* The address of an unnamed Unix socket (the family alone). */
+void blz__sys_unnamed_unix(blz_addr *out);
+/* Blocking getaddrinfo for TCP: up to `max` addresses with `port`. Count or
+ * -ENOENT / -EAGAIN / -EINVAL / -ENOMEM / -EIO. Blocking pool only. */
+int blz__sys_getaddrinfo(const char *host, uint16_t port, blz_addr *out, size_t max);
+/* Yields the CPU to another thread (spin-lock back-off). */
+void blz__sys_yield(void);
+
+#endif

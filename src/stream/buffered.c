@@ -1,0 +1,460 @@
+/*
+ * Buffered readers and writers.
+ *
+ * Invariants (reader): buf_[pos_, end_) is unread data, 0 <= pos_ <= end_ <=
+ * cap_; eof_ once the inner reader returned 0. At most one inner read is in
+ * flight, in fill_, owned by the one blz_io_future (op BR_*) that started it
+ * (flag FILLING); dropping that future drops the inner read.
+ * Invariants (writer): buf_[sent_, len_) waits to go out; sent_ > 0 only
+ * while a flush is under way. At most one inner write is in flight, in out_.
+ * Both are single-owner: one operation at a time.
+ */
+#include "blitzio/stream.h"
+#include "core/alloc.h"
+
+#include <string.h>
+
+#define DEFAULT_CAP 8192
+
+enum { BR_READ = 1, BR_FILL = 2, BW_WRITE = 3, BW_FLUSH = 4 };
+#define F_FILLING     0x1 /* an inner read (reader) or write (writer) is in flight */
+#define F_DIRECT      0x2 /* it targets the caller's buffer, not ours */
+#define F_INNER_FLUSH 0x4 /* the writer is flushing its inner writer */
+
+static blz_poll
+done_poll(blz_future *base, blz_context *cx)
+{
+    (void) base;
+    (void) cx;
+    return BLZ_READY;
+}
+
+static const blz_future_vtable done_vt = {done_poll, NULL};
+
+static void
+io_done(blz_io_future *f, int result)
+{
+    memset(f, 0, sizeof *f);
+    blz_future_init(&f->base, &done_vt);
+    f->base.result = result;
+}
+
+static int
+buf_setup(unsigned char **buf, size_t *cap, bool *owned, void *user, size_t ucap)
+{
+    if (user) {
+        if (ucap == 0) {
+            return -EINVAL;
+        }
+        *buf = user;
+        *cap = ucap;
+        *owned = false;
+        return 0;
+    }
+    size_t c = ucap ? ucap : DEFAULT_CAP;
+    *buf = blz__malloc(c);
+    if (!*buf) {
+        return -ENOMEM;
+    }
+    *cap = c;
+    *owned = true;
+    return 0;
+}
+
+/* ---- reader --------------------------------------------------------------------------- */
+
+int
+blz_buf_reader_init(blz_buf_reader *br, blz_reader inner, void *buf, size_t cap)
+{
+    if (!br) {
+        return -EINVAL;
+    }
+    memset(br, 0, sizeof *br);
+    if (!inner.vt || !inner.vt->read_fut) {
+        return -EINVAL;
+    }
+    br->inner_ = inner;
+    return buf_setup(&br->buf_, &br->cap_, &br->owned_, buf, cap);
+}
+
+void
+blz_buf_reader_deinit(blz_buf_reader *br)
+{
+    if (br && br->owned_) {
+        blz__free(br->buf_);
+    }
+    if (br) {
+        memset(br, 0, sizeof *br);
+    }
+}
+
+static size_t
+take(blz_buf_reader *br, void *out, size_t n)
+{
+    size_t k = br->end_ - br->pos_;
+    if (k > n) {
+        k = n;
+    }
+    memcpy(out, br->buf_ + br->pos_, k);
+    br->pos_ += k;
+    return k;
+}
+
+static blz_poll
+br_poll(blz_future *base, blz_context *cx)
+{
+    blz_io_future *f = (blz_io_future *) base;
+    blz_buf_reader *br = f->obj_;
+    if (!(f->flags_ & F_FILLING)) {
+        if (br->pos_ < br->end_) {
+            f->base.result =
+                f->op_ == BR_FILL ? (int) (br->end_ - br->pos_) : (int) take(br, f->buf_, f->len_);
+            return BLZ_READY;
+        }
+        if (br->eof_) {
+            f->base.result = 0;
+            return BLZ_READY;
+        }
+        if (f->op_ == BR_READ && f->len_ >= br->cap_) {
+            /* A big read bypasses the buffer (nothing is buffered now). */
+            br->inner_.vt->read_fut(br->inner_.self, f->buf_, f->len_, &br->fill_);
+            f->flags_ |= F_DIRECT;
+        } else {
+            br->inner_.vt->read_fut(br->inner_.self, br->buf_, br->cap_, &br->fill_);
+        }
+        f->flags_ |= F_FILLING;
+    }
+    if (blz_future_poll(&br->fill_.base, cx) == BLZ_PENDING) {
+        return BLZ_PENDING;
+    }
+    int res = br->fill_.base.result;
+    int direct = f->flags_ & F_DIRECT;
+    f->flags_ = 0;
+    if (res <= 0) {
+        br->eof_ = res == 0;
+        f->base.result = res;
+        return BLZ_READY;
+    }
+    if (direct) {
+        f->base.result = res;
+        return BLZ_READY;
+    }
+    br->pos_ = 0;
+    br->end_ = (size_t) res;
+    f->base.result = f->op_ == BR_FILL ? res : (int) take(br, f->buf_, f->len_);
+    return BLZ_READY;
+}
+
+static void
+br_drop(blz_future *base)
+{
+    blz_io_future *f = (blz_io_future *) base;
+    if (f->flags_ & F_FILLING) {
+        blz_buf_reader *br = f->obj_;
+        blz_future_drop(&br->fill_.base);
+        f->flags_ = 0;
+    }
+}
+
+static const blz_future_vtable br_vt = {br_poll, br_drop};
+
+static void
+br_fut(blz_buf_reader *br, int op, void *buf, size_t n, blz_io_future *f)
+{
+    if (!br || !br->buf_ || (!buf && n && op == BR_READ)) {
+        io_done(f, -EINVAL);
+        return;
+    }
+    if (op == BR_READ && n == 0) {
+        io_done(f, 0);
+        return;
+    }
+    memset(f, 0, sizeof *f);
+    blz_future_init(&f->base, &br_vt);
+    f->obj_ = br;
+    f->buf_ = buf;
+    f->len_ = n > 0x7fffffff ? 0x7fffffff : n;
+    f->op_ = op;
+}
+
+static void
+br_read_fut(void *self, void *buf, size_t n, blz_io_future *f)
+{
+    br_fut(self, BR_READ, buf, n, f);
+}
+
+static const blz_reader_vtable br_reader_vt = {br_read_fut};
+
+blz_reader
+blz_buf_reader_as_reader(blz_buf_reader *br)
+{
+    blz_reader r = {br ? &br_reader_vt : NULL, br};
+    return r;
+}
+
+ssize_t
+blz_buf_reader_read(blz_buf_reader *br, void *buf, size_t n)
+{
+    blz_io_future f;
+    br_fut(br, BR_READ, buf, n, &f);
+    return blz_await(&f.base);
+}
+
+ssize_t
+blz_buf_reader_fill(blz_buf_reader *br, const void **data)
+{
+    if (!br || !data) {
+        return -EINVAL;
+    }
+    blz_io_future f;
+    br_fut(br, BR_FILL, NULL, 0, &f);
+    int r = blz_await(&f.base);
+    *data = r > 0 ? br->buf_ + br->pos_ : NULL;
+    return r;
+}
+
+void
+blz_buf_reader_consume(blz_buf_reader *br, size_t n)
+{
+    if (!br) {
+        return;
+    }
+    size_t k = br->end_ - br->pos_;
+    br->pos_ += n < k ? n : k;
+}
+
+ssize_t
+blz_buf_reader_read_until(blz_buf_reader *br, int delim, void *out, size_t cap)
+{
+    if (!br || !out) {
+        return -EINVAL;
+    }
+    unsigned char *o = out;
+    size_t got = 0;
+    while (got < cap) {
+        const void *data;
+        ssize_t n = blz_buf_reader_fill(br, &data);
+        if (n < 0) {
+            return got ? (ssize_t) got : n;
+        }
+        if (n == 0) {
+            break; /* end of stream */
+        }
+        size_t room = cap - got;
+        size_t avail = (size_t) n < room ? (size_t) n : room;
+        const unsigned char *hit = memchr(data, (unsigned char) delim, avail);
+        size_t k = hit ? (size_t) (hit - (const unsigned char *) data) + 1 : avail;
+        memcpy(o + got, data, k);
+        blz_buf_reader_consume(br, k);
+        got += k;
+        if (hit) {
+            break;
+        }
+    }
+    return (ssize_t) got;
+}
+
+ssize_t
+blz_buf_reader_read_line(blz_buf_reader *br, char *line, size_t cap)
+{
+    if (!line || cap < 2) {
+        return -EINVAL;
+    }
+    ssize_t n = blz_buf_reader_read_until(br, '\n', line, cap - 1);
+    line[n > 0 ? n : 0] = '\0';
+    return n;
+}
+
+int
+blz_buf_reader_read_exact(blz_buf_reader *br, void *buf, size_t n)
+{
+    return blz_read_exact(blz_buf_reader_as_reader(br), buf, n);
+}
+
+/* ---- writer ------------------------------------------------------------------------------- */
+
+int
+blz_buf_writer_init(blz_buf_writer *bw, blz_writer inner, void *buf, size_t cap)
+{
+    if (!bw) {
+        return -EINVAL;
+    }
+    memset(bw, 0, sizeof *bw);
+    if (!inner.vt || !inner.vt->write_fut) {
+        return -EINVAL;
+    }
+    bw->inner_ = inner;
+    return buf_setup(&bw->buf_, &bw->cap_, &bw->owned_, buf, cap);
+}
+
+void
+blz_buf_writer_deinit(blz_buf_writer *bw)
+{
+    if (bw && bw->owned_) {
+        blz__free(bw->buf_);
+    }
+    if (bw) {
+        memset(bw, 0, sizeof *bw);
+    }
+}
+
+size_t
+blz_buf_writer_buffered(const blz_buf_writer *bw)
+{
+    return bw ? bw->len_ - bw->sent_ : 0;
+}
+
+/* Drives the write-out of buf_[sent_, len_). READY with 0 when empty, or an error. */
+static blz_poll
+drain(blz_io_future *f, blz_buf_writer *bw, blz_context *cx, int *err)
+{
+    while (bw->sent_ < bw->len_) {
+        if (!(f->flags_ & F_FILLING)) {
+            bw->inner_.vt->write_fut(bw->inner_.self, bw->buf_ + bw->sent_, bw->len_ - bw->sent_,
+                                     &bw->out_);
+            f->flags_ |= F_FILLING;
+        }
+        if (blz_future_poll(&bw->out_.base, cx) == BLZ_PENDING) {
+            return BLZ_PENDING;
+        }
+        f->flags_ &= ~F_FILLING;
+        int res = bw->out_.base.result;
+        if (res <= 0) {
+            *err = res < 0 ? res : -EIO;
+            return BLZ_READY;
+        }
+        bw->sent_ += (size_t) res;
+    }
+    bw->sent_ = bw->len_ = 0;
+    *err = 0;
+    return BLZ_READY;
+}
+
+static blz_poll
+bw_poll(blz_future *base, blz_context *cx)
+{
+    blz_io_future *f = (blz_io_future *) base;
+    blz_buf_writer *bw = f->obj_;
+    int err = 0;
+    if (f->op_ == BW_FLUSH) {
+        if (!(f->flags_ & F_INNER_FLUSH)) {
+            if (drain(f, bw, cx, &err) == BLZ_PENDING) {
+                return BLZ_PENDING;
+            }
+            if (err || !bw->inner_.vt->flush_fut) {
+                f->base.result = err;
+                return BLZ_READY;
+            }
+            bw->inner_.vt->flush_fut(bw->inner_.self, &bw->out_);
+            f->flags_ |= F_INNER_FLUSH | F_FILLING;
+        }
+        if (blz_future_poll(&bw->out_.base, cx) == BLZ_PENDING) {
+            return BLZ_PENDING;
+        }
+        f->flags_ = 0;
+        f->base.result = bw->out_.base.result;
+        return BLZ_READY;
+    }
+    /* BW_WRITE */
+    if (!(f->flags_ & F_DIRECT)) {
+        if (bw->len_ + f->len_ > bw->cap_ && bw->len_ > 0) {
+            if (drain(f, bw, cx, &err) == BLZ_PENDING) {
+                return BLZ_PENDING;
+            }
+            if (err) {
+                f->base.result = err;
+                return BLZ_READY;
+            }
+        }
+        if (bw->len_ > 0 || f->len_ < bw->cap_) {
+            memcpy(bw->buf_ + bw->len_, f->buf_, f->len_);
+            bw->len_ += f->len_;
+            f->base.result = (int) f->len_;
+            return BLZ_READY;
+        }
+        /* Too big to buffer: straight through, nothing is buffered now. */
+        bw->inner_.vt->write_fut(bw->inner_.self, f->buf_, f->len_, &bw->out_);
+        f->flags_ = F_DIRECT | F_FILLING;
+    }
+    if (blz_future_poll(&bw->out_.base, cx) == BLZ_PENDING) {
+        return BLZ_PENDING;
+    }
+    f->flags_ = 0;
+    f->base.result = bw->out_.base.result;
+    return BLZ_READY;
+}
+
+static void
+bw_drop(blz_future *base)
+{
+    blz_io_future *f = (blz_io_future *) base;
+    if (f->flags_ & F_FILLING) {
+        blz_buf_writer *bw = f->obj_;
+        blz_future_drop(&bw->out_.base);
+        f->flags_ = 0;
+    }
+}
+
+static const blz_future_vtable bw_vt = {bw_poll, bw_drop};
+
+static void
+bw_fut(blz_buf_writer *bw, int op, const void *buf, size_t n, blz_io_future *f)
+{
+    if (!bw || !bw->buf_ || (!buf && n)) {
+        io_done(f, -EINVAL);
+        return;
+    }
+    if (op == BW_WRITE && n == 0) {
+        io_done(f, 0);
+        return;
+    }
+    memset(f, 0, sizeof *f);
+    blz_future_init(&f->base, &bw_vt);
+    f->obj_ = bw;
+    f->buf_ = (void *) buf;
+    f->len_ = n > 0x7fffffff ? 0x7fffffff : n;
+    f->op_ = op;
+}
+
+static void
+bw_write_fut(void *self, const void *buf, size_t n, blz_io_future *f)
+{
+    bw_fut(self, BW_WRITE, buf, n, f);
+}
+
+static void
+bw_flush_fut(void *self, blz_io_future *f)
+{
+    bw_fut(self, BW_FLUSH, NULL, 0, f);
+}
+
+static const blz_writer_vtable bw_writer_vt = {bw_write_fut, bw_flush_fut};
+
+blz_writer
+blz_buf_writer_as_writer(blz_buf_writer *bw)
+{
+    blz_writer w = {bw ? &bw_writer_vt : NULL, bw};
+    return w;
+}
+
+ssize_t
+blz_buf_writer_write(blz_buf_writer *bw, const void *buf, size_t n)
+{
+    blz_io_future f;
+    bw_fut(bw, BW_WRITE, buf, n, &f);
+    return blz_await(&f.base);
+}
+
+int
+blz_buf_writer_write_all(blz_buf_writer *bw, const void *buf, size_t n)
+{
+    return blz_write_all(blz_buf_writer_as_writer(bw), buf, n);
+}
+
+int
+blz_buf_writer_flush(blz_buf_writer *bw)
+{
+    blz_io_future f;
+    bw_fut(bw, BW_FLUSH, NULL, 0, &f);
+    return blz_await(&f.base);
+}

@@ -1,0 +1,396 @@
+/*
+ * Readers and writers: the adapters of the net objects, single reads and
+ * writes, and the loop futures (read-exact, write-all, copy).
+ *
+ * Invariants:
+ * - A blz_stream_future runs at most one inner future (io_) at a time;
+ *   state_ says which (S_IDLE: none). Its drop drops that inner future, so a
+ *   loop abandoned half-way leaves no waiter behind.
+ * - io_ is zeroed at init, so dropping it before it ever ran is a no-op.
+ * - Loops spend no coop budget of their own: their inner polls do.
+ */
+#include "blitzio/stream.h"
+
+#include "blitzio/net.h"
+#include "core/alloc.h"
+
+#include <string.h>
+
+enum { SOP_READ_EXACT = 1, SOP_WRITE_ALL = 2, SOP_COPY = 3 };
+enum { S_IDLE = 0, S_READ = 1, S_WRITE = 2, S_FLUSH = 3 };
+
+/* ---- adapters ---------------------------------------------------------------------- */
+
+static void
+tcp_read_fut(void *self, void *buf, size_t n, blz_io_future *f)
+{
+    blz_tcp_read_fut(self, buf, n, f);
+}
+
+static void
+tcp_write_fut(void *self, const void *buf, size_t n, blz_io_future *f)
+{
+    blz_tcp_write_fut(self, buf, n, f);
+}
+
+static void
+half_read_fut(void *self, void *buf, size_t n, blz_io_future *f)
+{
+    blz_tcp_half_read_fut(self, buf, n, f);
+}
+
+static void
+half_write_fut(void *self, const void *buf, size_t n, blz_io_future *f)
+{
+    blz_tcp_half_write_fut(self, buf, n, f);
+}
+
+static void
+unix_read_fut(void *self, void *buf, size_t n, blz_io_future *f)
+{
+    blz_unix_read_fut(self, buf, n, f);
+}
+
+static void
+unix_write_fut(void *self, const void *buf, size_t n, blz_io_future *f)
+{
+    blz_unix_write_fut(self, buf, n, f);
+}
+
+static const blz_reader_vtable tcp_reader_vt = {tcp_read_fut};
+static const blz_writer_vtable tcp_writer_vt = {tcp_write_fut, NULL};
+static const blz_reader_vtable half_reader_vt = {half_read_fut};
+static const blz_writer_vtable half_writer_vt = {half_write_fut, NULL};
+static const blz_reader_vtable unix_reader_vt = {unix_read_fut};
+static const blz_writer_vtable unix_writer_vt = {unix_write_fut, NULL};
+
+blz_reader
+blz_tcp_reader(struct blz_tcp_stream *s)
+{
+    blz_reader r = {s ? &tcp_reader_vt : NULL, s};
+    return r;
+}
+
+blz_writer
+blz_tcp_writer(struct blz_tcp_stream *s)
+{
+    blz_writer w = {s ? &tcp_writer_vt : NULL, s};
+    return w;
+}
+
+blz_reader
+blz_tcp_read_half_reader(struct blz_tcp_read_half *h)
+{
+    blz_reader r = {h ? &half_reader_vt : NULL, h};
+    return r;
+}
+
+blz_writer
+blz_tcp_write_half_writer(struct blz_tcp_write_half *h)
+{
+    blz_writer w = {h ? &half_writer_vt : NULL, h};
+    return w;
+}
+
+blz_reader
+blz_unix_reader(struct blz_unix_stream *s)
+{
+    blz_reader r = {s ? &unix_reader_vt : NULL, s};
+    return r;
+}
+
+blz_writer
+blz_unix_writer(struct blz_unix_stream *s)
+{
+    blz_writer w = {s ? &unix_writer_vt : NULL, s};
+    return w;
+}
+
+/* ---- single operations ---------------------------------------------------------------- */
+
+static blz_poll
+fail_poll(blz_future *base, blz_context *cx)
+{
+    (void) base;
+    (void) cx;
+    return BLZ_READY;
+}
+
+static const blz_future_vtable fail_vt = {fail_poll, NULL};
+
+static void
+io_fail(blz_io_future *f, int err)
+{
+    memset(f, 0, sizeof *f);
+    blz_future_init(&f->base, &fail_vt);
+    f->base.result = err;
+}
+
+
+void
+blz_read_fut(blz_reader r, void *buf, size_t n, blz_io_future *f)
+{
+    if (!f) {
+        return;
+    }
+    if (!r.vt || !r.vt->read_fut) {
+        io_fail(f, -EINVAL);
+        return;
+    }
+    r.vt->read_fut(r.self, buf, n, f);
+}
+
+ssize_t
+blz_read(blz_reader r, void *buf, size_t n)
+{
+    blz_io_future f;
+    blz_read_fut(r, buf, n, &f);
+    return blz_await(&f.base);
+}
+
+void
+blz_write_fut(blz_writer w, const void *buf, size_t n, blz_io_future *f)
+{
+    if (!f) {
+        return;
+    }
+    if (!w.vt || !w.vt->write_fut) {
+        io_fail(f, -EINVAL);
+        return;
+    }
+    w.vt->write_fut(w.self, buf, n, f);
+}
+
+ssize_t
+blz_write(blz_writer w, const void *buf, size_t n)
+{
+    blz_io_future f;
+    blz_write_fut(w, buf, n, &f);
+    return blz_await(&f.base);
+}
+
+int
+blz_flush(blz_writer w)
+{
+    if (!w.vt) {
+        return -EINVAL;
+    }
+    if (!w.vt->flush_fut) {
+        return 0;
+    }
+    blz_io_future f;
+    w.vt->flush_fut(w.self, &f);
+    return blz_await(&f.base);
+}
+
+/* ---- loops ------------------------------------------------------------------------------- */
+
+static void
+start_flush(blz_stream_future *f)
+{
+    if (f->w_.vt->flush_fut) {
+        f->w_.vt->flush_fut(f->w_.self, &f->io_);
+    } else {
+        io_fail(&f->io_, 0);
+    }
+    f->state_ = S_FLUSH;
+}
+
+/* Copy: read into buf_, write it all out, repeat until the reader ends, flush. */
+static blz_poll
+copy_poll(blz_stream_future *f, blz_context *cx)
+{
+    for (;;) {
+        if (f->state_ == S_IDLE) {
+            if (f->done_ < f->fill_) {
+                blz_write_fut(f->w_, f->buf_ + f->done_, f->fill_ - f->done_, &f->io_);
+                f->state_ = S_WRITE;
+            } else if (f->op_ < 0) { /* the reader ended: flush, then done */
+                start_flush(f);
+            } else {
+                f->done_ = f->fill_ = 0;
+                blz_read_fut(f->r_, f->buf_, f->len_, &f->io_);
+                f->state_ = S_READ;
+            }
+        }
+        if (blz_future_poll(&f->io_.base, cx) == BLZ_PENDING) {
+            return BLZ_PENDING;
+        }
+        int state = f->state_;
+        int res = f->io_.base.result;
+        f->state_ = S_IDLE;
+        if (res < 0) {
+            f->base.result = res;
+            break;
+        }
+        if (state == S_FLUSH) {
+            f->base.result = 0;
+            break;
+        }
+        if (state == S_READ) {
+            if (res == 0) {
+                f->op_ = -SOP_COPY; /* end of input */
+            }
+            f->fill_ = (size_t) res;
+        } else {
+            if (res == 0) {
+                f->base.result = -EIO; /* a writer that takes nothing would loop forever */
+                break;
+            }
+            f->done_ += (size_t) res;
+            f->total_ += (uint64_t) res;
+        }
+    }
+    if (f->out_total_) {
+        *f->out_total_ = f->total_;
+    }
+    return BLZ_READY;
+}
+
+static blz_poll
+stream_poll(blz_future *base, blz_context *cx)
+{
+    blz_stream_future *f = (blz_stream_future *) base;
+    if (f->op_ == SOP_COPY || f->op_ == -SOP_COPY) {
+        return copy_poll(f, cx);
+    }
+    for (;;) {
+        if (f->done_ >= f->len_) {
+            f->base.result = 0;
+            return BLZ_READY;
+        }
+        size_t want = f->len_ - f->done_;
+        if (f->state_ == S_IDLE) {
+            if (f->op_ == SOP_READ_EXACT) {
+                blz_read_fut(f->r_, f->buf_ + f->done_, want, &f->io_);
+                f->state_ = S_READ;
+            } else {
+                blz_write_fut(f->w_, f->buf_ + f->done_, want, &f->io_);
+                f->state_ = S_WRITE;
+            }
+        }
+        if (blz_future_poll(&f->io_.base, cx) == BLZ_PENDING) {
+            return BLZ_PENDING;
+        }
+        int res = f->io_.base.result;
+        f->state_ = S_IDLE;
+        if (res < 0) {
+            f->base.result = res;
+            return BLZ_READY;
+        }
+        if (res == 0) {
+            f->base.result = f->op_ == SOP_READ_EXACT ? -EPIPE : -EIO;
+            return BLZ_READY;
+        }
+        f->done_ += (size_t) res;
+    }
+}
+
+static void
+stream_drop(blz_future *base)
+{
+    blz_stream_future *f = (blz_stream_future *) base;
+    if (f->state_ != S_IDLE) {
+        blz_future_drop(&f->io_.base);
+        f->state_ = S_IDLE;
+    }
+}
+
+static const blz_future_vtable stream_vt = {stream_poll, stream_drop};
+
+static void
+stream_init(blz_stream_future *f, int op, blz_reader r, blz_writer w, void *buf, size_t len)
+{
+    memset(f, 0, sizeof *f);
+    blz_future_init(&f->base, &stream_vt);
+    f->op_ = op;
+    f->r_ = r;
+    f->w_ = w;
+    f->buf_ = buf;
+    f->len_ = len;
+}
+
+static void
+stream_fail(blz_stream_future *f, int err)
+{
+    memset(f, 0, sizeof *f);
+    blz_future_init(&f->base, &fail_vt);
+    f->base.result = err;
+}
+
+void
+blz_read_exact_fut(blz_reader r, void *buf, size_t n, blz_stream_future *f)
+{
+    if (!f) {
+        return;
+    }
+    if (!r.vt || (!buf && n)) {
+        stream_fail(f, -EINVAL);
+        return;
+    }
+    blz_writer none = {NULL, NULL};
+    stream_init(f, SOP_READ_EXACT, r, none, buf, n);
+}
+
+int
+blz_read_exact(blz_reader r, void *buf, size_t n)
+{
+    blz_stream_future f;
+    blz_read_exact_fut(r, buf, n, &f);
+    return blz_await(&f.base);
+}
+
+void
+blz_write_all_fut(blz_writer w, const void *buf, size_t n, blz_stream_future *f)
+{
+    if (!f) {
+        return;
+    }
+    if (!w.vt || (!buf && n)) {
+        stream_fail(f, -EINVAL);
+        return;
+    }
+    blz_reader none = {NULL, NULL};
+    stream_init(f, SOP_WRITE_ALL, none, w, (void *) buf, n);
+}
+
+int
+blz_write_all(blz_writer w, const void *buf, size_t n)
+{
+    blz_stream_future f;
+    blz_write_all_fut(w, buf, n, &f);
+    return blz_await(&f.base);
+}
+
+void
+blz_copy_fut(blz_reader r, blz_writer w, void *buf, size_t cap, uint64_t *copied,
+             blz_stream_future *f)
+{
+    if (!f) {
+        return;
+    }
+    if (copied) {
+        *copied = 0;
+    }
+    if (!r.vt || !w.vt || !buf || cap == 0) {
+        stream_fail(f, -EINVAL);
+        return;
+    }
+    stream_init(f, SOP_COPY, r, w, buf, cap);
+    f->out_total_ = copied;
+}
+
+int
+blz_copy(blz_reader r, blz_writer w, uint64_t *copied)
+{
+    size_t cap = 16384;
+    void *buf = blz__malloc(cap);
+    if (!buf) {
+        return -ENOMEM;
+    }
+    blz_stream_future f;
+    blz_copy_fut(r, w, buf, cap, copied, &f);
+    int rc = blz_await(&f.base);
+    blz__free(buf);
+    return rc;
+}

@@ -1,0 +1,123 @@
+/*
+ * tests/net_common.h — helpers shared by the net_* and io_* tests: a runtime
+ * on the backend ctest asked for (skip with the reason when it is not
+ * available), loopback listeners and a byte pattern that can be verified
+ * anywhere in a stream.
+ */
+#ifndef BLZ_TEST_NET_COMMON_H
+#define BLZ_TEST_NET_COMMON_H
+
+#include "blitzio.h"
+#include "blitzio/net.h"
+#include "blitzio/time.h"
+#include "harness.h"
+#include "io/driver.h"
+#include "rt/current.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* A runtime with `workers` workers (0: default) on $BLZ_BACKEND. Skips the
+ * test, saying why, when that backend cannot run here. */
+static inline blz_runtime *
+net_rt_new(unsigned workers)
+{
+    blz_runtime_config cfg;
+    blz_runtime_config_default(&cfg);
+    if (workers) {
+        cfg.workers = workers;
+    }
+    blz_runtime *rt = NULL;
+    CHECK_OK(blz_runtime_new(&cfg, &rt));
+    const char *want = getenv("BLZ_BACKEND");
+    const char *got = blz_runtime_backend(rt);
+    if (want && *want && strcmp(want, got) != 0) {
+        const char *why = blz__io_driver_fallback_reason(blz__rt_io(rt));
+        char msg[256];
+        snprintf(msg, sizeof msg, "backend %s requested, %s in use: %s", want, got,
+                 why ? why : "unknown reason");
+        blz_runtime_free(rt);
+        SKIP(msg);
+    }
+    return rt;
+}
+
+/* Runs fn(arg) as a fiber on a fresh runtime and frees it; returns fn's value. */
+static inline void *
+net_run(unsigned workers, blz_task_fn fn, void *arg)
+{
+    blz_runtime *rt = net_rt_new(workers);
+    void *result = NULL;
+    CHECK_OK(blz_runtime_block_on(rt, fn, arg, &result));
+    blz_runtime_free(rt);
+    return result;
+}
+
+/* The driver of the runtime the calling task runs on. */
+static inline blz__io_driver *
+net_driver(void)
+{
+    return blz__rt_io(blz__rt_current());
+}
+
+/* A listener on 127.0.0.1 with a kernel-picked port; its address in *addr. */
+static inline blz_tcp_listener *
+net_listen_any(blz_addr *addr)
+{
+    blz_tcp_listener *l = NULL;
+    CHECK_OK(blz_tcp_listen("127.0.0.1:0", &l));
+    CHECK_OK(blz_tcp_listener_addr(l, addr));
+    CHECK_GT(blz_addr_port(addr), 0);
+    return l;
+}
+
+/* Byte `i` of the test pattern of stream `seed`: any offset can be checked. */
+static inline unsigned char
+net_pattern(uint64_t seed, uint64_t i)
+{
+    uint64_t x = (i >> 3) * 0x9E3779B97F4A7C15ull + seed;
+    x ^= x >> 29;
+    x *= 0xBF58476D1CE4E5B9ull;
+    x ^= x >> 32;
+    return (unsigned char) (x >> ((i & 7) * 8));
+}
+
+static inline void
+net_fill(uint64_t seed, uint64_t off, unsigned char *buf, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        buf[i] = net_pattern(seed, off + i);
+    }
+}
+
+static inline int
+net_verify(uint64_t seed, uint64_t off, const unsigned char *buf, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (buf[i] != net_pattern(seed, off + i)) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+/* Reads exactly n bytes from a TCP stream; returns 0, or -errno / -EPIPE at early EOF. */
+static inline int
+net_read_exact(blz_tcp_stream *s, void *buf, size_t n)
+{
+    size_t got = 0;
+    while (got < n) {
+        ssize_t r = blz_tcp_read(s, (char *) buf + got, n - got);
+        if (r < 0) {
+            return (int) r;
+        }
+        if (r == 0) {
+            return -EPIPE;
+        }
+        got += (size_t) r;
+    }
+    return 0;
+}
+
+#endif

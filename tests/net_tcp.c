@@ -1,0 +1,473 @@
+/*
+ * TCP on loopback: listen on port 0, accept/connect, echo, error paths.
+ */
+#include "net_common.h"
+
+static void *
+echo_one(void *arg)
+{
+    blz_tcp_listener *l = arg;
+    blz_tcp_stream *s = NULL;
+    blz_addr peer;
+    CHECK_OK(blz_tcp_accept(l, &s, &peer));
+    CHECK_EQ(blz_addr_get_family(&peer), BLZ_AF_INET);
+    char buf[4096];
+    for (;;) {
+        ssize_t n = blz_tcp_read(s, buf, sizeof buf);
+        CHECK_GE(n, 0);
+        if (n == 0) {
+            break;
+        }
+        CHECK_OK(blz_tcp_write_all(s, buf, (size_t) n));
+    }
+    blz_tcp_close(s);
+    return NULL;
+}
+
+static void *
+echo_basic_main(void *arg)
+{
+    (void) arg;
+    blz_addr a;
+    blz_tcp_listener *l = net_listen_any(&a);
+    blz_join *j;
+    CHECK_OK(blz_spawn(echo_one, l, &j));
+    blz_tcp_stream *c = NULL;
+    CHECK_OK(blz_tcp_connect_addr(&a, &c));
+    bool nd = false;
+    CHECK_OK(blz_tcp_nodelay(c, &nd));
+    CHECK(nd); /* on by default */
+    CHECK_OK(blz_tcp_set_nodelay(c, false));
+    CHECK_OK(blz_tcp_nodelay(c, &nd));
+    CHECK(!nd);
+    const char msg[] = "hello, blitzio";
+    CHECK_OK(blz_tcp_write_all(c, msg, sizeof msg));
+    char back[sizeof msg];
+    CHECK_OK(net_read_exact(c, back, sizeof back));
+    CHECK(memcmp(msg, back, sizeof msg) == 0);
+    blz_addr local, peer;
+    CHECK_OK(blz_tcp_local_addr(c, &local));
+    CHECK_OK(blz_tcp_peer_addr(c, &peer));
+    CHECK(blz_addr_equal(&peer, &a));
+    CHECK_OK(blz_tcp_shutdown(c, BLZ_SHUT_WR));
+    char tail[8];
+    CHECK_EQ(blz_tcp_read(c, tail, sizeof tail), 0);
+    CHECK_OK(blz_join_wait(j, NULL));
+    blz_tcp_close(c);
+    blz_tcp_listener_close(l);
+    return NULL;
+}
+
+BLZ_TEST(echo_basic)
+{
+    net_run(2, echo_basic_main, NULL);
+}
+
+static void *
+refused_main(void *arg)
+{
+    (void) arg;
+    blz_addr a;
+    blz_tcp_listener *l = net_listen_any(&a);
+    blz_tcp_listener_close(l);
+    blz_tcp_stream *c = NULL;
+    CHECK_EQ(blz_tcp_connect_addr(&a, &c), -ECONNREFUSED);
+    CHECK(c == NULL);
+    return NULL;
+}
+
+BLZ_TEST(connect_to_closed_port_is_refused)
+{
+    net_run(2, refused_main, NULL);
+}
+
+/* ---- half-close ------------------------------------------------------------- */
+
+static void *
+count_then_reply(void *arg)
+{
+    blz_tcp_listener *l = arg;
+    blz_tcp_stream *s = NULL;
+    CHECK_OK(blz_tcp_accept(l, &s, NULL));
+    uint64_t total = 0;
+    unsigned char buf[8192];
+    for (;;) {
+        ssize_t n = CHECK_OK(blz_tcp_read(s, buf, sizeof buf));
+        if (n == 0) {
+            break; /* the client shut its write side */
+        }
+        CHECK(net_verify(7, total, buf, (size_t) n));
+        total += (uint64_t) n;
+    }
+    /* Our direction still works after the peer's half-close. */
+    CHECK_OK(blz_tcp_write_all(s, &total, sizeof total));
+    blz_tcp_close(s);
+    return NULL;
+}
+
+static void *
+half_close_main(void *arg)
+{
+    (void) arg;
+    blz_addr a;
+    blz_tcp_listener *l = net_listen_any(&a);
+    blz_join *j;
+    CHECK_OK(blz_spawn(count_then_reply, l, &j));
+    blz_tcp_stream *c = NULL;
+    CHECK_OK(blz_tcp_connect_addr(&a, &c));
+    static unsigned char data[300000];
+    net_fill(7, 0, data, sizeof data);
+    CHECK_OK(blz_tcp_write_all(c, data, sizeof data));
+    CHECK_OK(blz_tcp_shutdown(c, BLZ_SHUT_WR));
+    CHECK_EQ(blz_tcp_write(c, data, 1), -EPIPE); /* never SIGPIPE */
+    uint64_t total = 0;
+    CHECK_OK(net_read_exact(c, &total, sizeof total));
+    CHECK_EQ(total, sizeof data);
+    char x;
+    CHECK_EQ(blz_tcp_read(c, &x, 1), 0); /* then end of stream */
+    CHECK_OK(blz_join_wait(j, NULL));
+    blz_tcp_close(c);
+    blz_tcp_listener_close(l);
+    return NULL;
+}
+
+BLZ_TEST(half_close)
+{
+    net_run(2, half_close_main, NULL);
+}
+
+/* ---- the try tier, peek, vectors ----------------------------------------------- */
+
+static void *
+tiers_main(void *arg)
+{
+    (void) arg;
+    blz_addr a;
+    blz_tcp_listener *l = net_listen_any(&a);
+    blz_tcp_stream *s = NULL, *c = NULL;
+    CHECK_EQ(blz_tcp_try_accept(l, &s, NULL), -EAGAIN);
+    CHECK_OK(blz_tcp_connect_addr(&a, &c));
+    CHECK_OK(blz_tcp_accept(l, &s, NULL));
+    char buf[64];
+    CHECK_EQ(blz_tcp_try_read(s, buf, sizeof buf), -EAGAIN);
+    CHECK_EQ(blz_tcp_try_peek(s, buf, sizeof buf), -EAGAIN);
+    CHECK_EQ(blz_tcp_try_write(c, "abc", 3), 3);
+    /* Peek waits for the data and leaves it in place. */
+    CHECK_EQ(blz_tcp_peek(s, buf, 2), 2);
+    CHECK(memcmp(buf, "ab", 2) == 0);
+    char p1[1], p2[8];
+    blz_iovec rv[2] = {{p1, sizeof p1}, {p2, sizeof p2}};
+    CHECK_EQ(blz_tcp_readv(s, rv, 2), 3);
+    CHECK_EQ(p1[0], 'a');
+    CHECK(memcmp(p2, "bc", 2) == 0);
+    blz_iovec wv[3] = {{(void *) "he", 2}, {(void *) "", 0}, {(void *) "llo", 3}};
+    CHECK_EQ(blz_tcp_writev(c, wv, 3), 5);
+    CHECK_OK(net_read_exact(s, buf, 5));
+    CHECK(memcmp(buf, "hello", 5) == 0);
+    CHECK_EQ(blz_tcp_try_writev(c, wv, 0), -EINVAL);
+    CHECK_EQ(blz_tcp_readv(s, rv, BLZ_IOV_MAX + 1), -EINVAL);
+    CHECK_EQ(blz_tcp_readv(s, NULL, 1), -EINVAL);
+    CHECK_EQ(blz_tcp_read(s, buf, 0), 0);
+    CHECK_EQ(blz_tcp_read(NULL, buf, 1), -EINVAL);
+    CHECK_EQ(blz_tcp_write(s, NULL, 1), -EINVAL);
+    /* A try read that finds data. */
+    CHECK_OK(blz_tcp_write_all(c, "z", 1));
+    ssize_t n;
+    while ((n = blz_tcp_try_read(s, buf, sizeof buf)) == -EAGAIN) {
+        blz_yield();
+    }
+    CHECK_EQ(n, 1);
+    blz_tcp_close(s);
+    blz_tcp_close(c);
+    blz_tcp_listener_close(l);
+    return NULL;
+}
+
+BLZ_TEST(try_tier_peek_and_vectors)
+{
+    net_run(2, tiers_main, NULL);
+}
+
+/* ---- the future tier from a stackless task ---------------------------------------- */
+
+typedef struct echo_once_future {
+    blz_future base;
+    blz_tcp_listener *l;
+    blz_tcp_stream *s;
+    blz_io_future io;
+    char buf[32];
+    int n;
+} echo_once_future;
+
+static blz_poll
+echo_once_poll(blz_future *self, blz_context *cx)
+{
+    echo_once_future *m = (echo_once_future *) self;
+    BLZ_ASYNC_BEGIN(self);
+    blz_tcp_accept_fut(m->l, &m->s, NULL, &m->io);
+    BLZ_AWAIT(self, cx, &m->io.base);
+    if (m->io.base.result < 0) {
+        BLZ_ASYNC_RETURN(self, m->io.base.result);
+    }
+    blz_tcp_read_fut(m->s, m->buf, sizeof m->buf, &m->io);
+    BLZ_AWAIT(self, cx, &m->io.base);
+    m->n = m->io.base.result;
+    if (m->n > 0) {
+        blz_tcp_write_all_fut(m->s, m->buf, (size_t) m->n, &m->io);
+        BLZ_AWAIT(self, cx, &m->io.base);
+    }
+    blz_tcp_close(m->s);
+    BLZ_ASYNC_RETURN(self, m->n);
+    BLZ_ASYNC_END(self);
+}
+
+static void
+echo_once_drop(blz_future *self)
+{
+    echo_once_future *m = (echo_once_future *) self;
+    blz_future_drop(&m->io.base);
+}
+
+static const blz_future_vtable echo_once_vt = {echo_once_poll, echo_once_drop};
+
+static void *
+stackless_main(void *arg)
+{
+    (void) arg;
+    blz_addr a;
+    blz_tcp_listener *l = net_listen_any(&a);
+    echo_once_future f;
+    memset(&f, 0, sizeof f);
+    blz_future_init(&f.base, &echo_once_vt);
+    f.l = l;
+    blz_join *j;
+    CHECK_OK(blz_spawn_future(&f.base, sizeof f, &j));
+    blz_tcp_stream *c = NULL;
+    CHECK_OK(blz_tcp_connect_addr(&a, &c));
+    CHECK_OK(blz_tcp_write_all(c, "stackless", 9));
+    char buf[16];
+    CHECK_OK(net_read_exact(c, buf, 9));
+    CHECK(memcmp(buf, "stackless", 9) == 0);
+    void *res = NULL;
+    CHECK_OK(blz_join_wait(j, &res));
+    CHECK_EQ((intptr_t) res, 9);
+    blz_tcp_close(c);
+    blz_tcp_listener_close(l);
+    return NULL;
+}
+
+BLZ_TEST(future_tier_in_stackless_task)
+{
+    net_run(2, stackless_main, NULL);
+}
+
+/* ---- split halves used by two tasks at once ---------------------------------------- */
+
+#define SPLIT_BYTES (4u << 20)
+
+typedef struct half_job {
+    blz_tcp_read_half *rd;
+    blz_tcp_write_half *wr;
+    uint64_t seed_in, seed_out;
+} half_job;
+
+static void *
+half_reader(void *arg)
+{
+    half_job *h = arg;
+    unsigned char *buf = malloc(65536); /* per fiber: fibers move between threads */
+    CHECK(buf != NULL);
+    uint64_t got = 0;
+    for (;;) {
+        ssize_t n = CHECK_OK(blz_tcp_half_read(h->rd, buf, 65536));
+        if (n == 0) {
+            break;
+        }
+        CHECK(net_verify(h->seed_in, got, buf, (size_t) n));
+        got += (uint64_t) n;
+    }
+    CHECK_EQ(got, SPLIT_BYTES);
+    free(buf);
+    blz_tcp_read_half_close(h->rd);
+    return NULL;
+}
+
+static void *
+half_writer(void *arg)
+{
+    half_job *h = arg;
+    unsigned char *buf = malloc(65536);
+    CHECK(buf != NULL);
+    for (uint64_t off = 0; off < SPLIT_BYTES; off += 65536) {
+        net_fill(h->seed_out, off, buf, 65536);
+        CHECK_OK(blz_tcp_half_write_all(h->wr, buf, 65536));
+    }
+    free(buf);
+    blz_tcp_write_half_close(h->wr); /* shuts the write side: the peer reads EOF */
+    return NULL;
+}
+
+static void
+run_halves(blz_tcp_stream *s, half_job *h, blz_join **jr, blz_join **jw)
+{
+    CHECK_OK(blz_tcp_split(s, &h->rd, &h->wr));
+    CHECK_PTR_EQ(blz_tcp_read_half_stream(h->rd), s);
+    CHECK_PTR_EQ(blz_tcp_write_half_stream(h->wr), s);
+    CHECK_OK(blz_spawn(half_reader, h, jr));
+    CHECK_OK(blz_spawn(half_writer, h, jw));
+}
+
+static void *
+split_main(void *arg)
+{
+    (void) arg;
+    blz_addr a;
+    blz_tcp_listener *l = net_listen_any(&a);
+    blz_tcp_stream *c = NULL, *s = NULL;
+    CHECK_OK(blz_tcp_connect_addr(&a, &c));
+    CHECK_OK(blz_tcp_accept(l, &s, NULL));
+    half_job hc = {.seed_in = 2, .seed_out = 1}, hs = {.seed_in = 1, .seed_out = 2};
+    blz_join *j[4];
+    run_halves(c, &hc, &j[0], &j[1]);
+    run_halves(s, &hs, &j[2], &j[3]);
+    CHECK_OK(blz_join_all(j, 4, NULL));
+    blz_tcp_listener_close(l);
+    return NULL;
+}
+
+BLZ_TEST(split_halves_full_duplex)
+{
+    net_run(2, split_main, NULL);
+}
+
+/* ---- options, builder, errors ---------------------------------------------------------- */
+
+static void *
+options_main(void *arg)
+{
+    (void) arg;
+    blz_tcp_socket *sock = NULL;
+    CHECK_OK(blz_tcp_socket_new(BLZ_AF_INET, &sock));
+    CHECK_OK(blz_tcp_socket_set_reuseaddr(sock, true));
+    CHECK_OK(blz_tcp_socket_set_reuseport(sock, true));
+    CHECK_OK(blz_tcp_socket_set_send_buffer_size(sock, 1 << 16));
+    CHECK_OK(blz_tcp_socket_set_recv_buffer_size(sock, 1 << 16));
+    CHECK_EQ(blz_tcp_socket_set_recv_buffer_size(sock, 0), -EINVAL);
+    blz_addr any, v6;
+    CHECK_OK(blz_addr_parse("127.0.0.1:0", &any));
+    CHECK_OK(blz_addr_parse("[::1]:0", &v6));
+    CHECK_EQ(blz_tcp_socket_bind(sock, &v6), -EINVAL); /* wrong family */
+    CHECK_OK(blz_tcp_socket_bind(sock, &any));
+    blz_addr bound;
+    CHECK_OK(blz_tcp_socket_local_addr(sock, &bound));
+    CHECK_GT(blz_addr_port(&bound), 0);
+    blz_tcp_listener *l = NULL;
+    CHECK_OK(blz_tcp_socket_listen(sock, 16, &l));
+
+    /* A second listener on the same port is refused... */
+    blz_tcp_listener *l2 = NULL;
+    CHECK_EQ(blz_tcp_listen_addr(&bound, 0, &l2), -EADDRINUSE);
+    CHECK(l2 == NULL);
+
+    /* ...and a builder connects with options applied first. */
+    blz_tcp_socket *cs = NULL;
+    CHECK_OK(blz_tcp_socket_new(BLZ_AF_INET, &cs));
+    CHECK_OK(blz_tcp_socket_set_nodelay(cs, false));
+    blz_tcp_stream *c = NULL, *s = NULL;
+    CHECK_OK(blz_tcp_socket_connect(cs, &bound, &c));
+    bool nd = true;
+    CHECK_OK(blz_tcp_nodelay(c, &nd));
+    CHECK(!nd); /* the builder's choice wins over the default */
+    CHECK_OK(blz_tcp_accept(l, &s, NULL));
+    CHECK_OK(blz_tcp_nodelay(s, &nd));
+    CHECK(nd); /* accepted streams: on by default */
+    CHECK_OK(blz_tcp_set_keepalive(s, true, blz_secs(30)));
+    CHECK_OK(blz_tcp_set_keepalive(s, false, 0));
+    CHECK_OK(blz_tcp_set_linger(s, true, blz_secs(1)));
+    CHECK_OK(blz_tcp_set_linger(s, false, 0));
+    blz_tcp_close(s);
+    blz_tcp_close(c);
+    blz_tcp_listener_close(l);
+
+    /* Bad input gets codes, never a crash. */
+    blz_tcp_stream *x = (blz_tcp_stream *) 1;
+    CHECK_EQ(blz_tcp_connect("not an address", &x), -EINVAL);
+    CHECK(x == NULL);
+    CHECK_EQ(blz_tcp_connect("/unix/path", &x), -EINVAL);
+    CHECK_EQ(blz_tcp_listen(NULL, &l), -EINVAL);
+    CHECK_EQ(blz_tcp_listen("127.0.0.1:0", NULL), -EINVAL);
+    CHECK_EQ(blz_tcp_accept(NULL, &s, NULL), -EINVAL);
+    CHECK_EQ(blz_tcp_socket_new(BLZ_AF_UNIX, &sock), -EINVAL);
+    CHECK_EQ(blz_tcp_set_nodelay(NULL, true), -EINVAL);
+    CHECK_EQ(blz_tcp_shutdown(NULL, BLZ_SHUT_WR), -EINVAL);
+    CHECK_EQ(blz_tcp_split(NULL, NULL, NULL), -EINVAL);
+    blz_tcp_close(NULL);
+    blz_tcp_listener_close(NULL);
+    blz_tcp_socket_close(NULL);
+    return NULL;
+}
+
+BLZ_TEST(options_builder_and_errors)
+{
+    net_run(2, options_main, NULL);
+}
+
+/* Outside a runtime there is no driver to register with. */
+BLZ_TEST(no_runtime_is_esrch)
+{
+    blz_tcp_listener *l = NULL;
+    CHECK_EQ(blz_tcp_listen("127.0.0.1:0", &l), -ESRCH);
+    blz_udp_socket *u = NULL;
+    CHECK_EQ(blz_udp_bind("127.0.0.1:0", &u), -ESRCH);
+}
+
+/* ---- names ------------------------------------------------------------------------------- */
+
+static void *
+resolve_main(void *arg)
+{
+    (void) arg;
+    blz_addr addrs[8];
+    int n = CHECK_OK(blz_resolve("localhost", 80, addrs, 8));
+    CHECK_GE(n, 1);
+    int loop = 0;
+    for (int i = 0; i < n; i++) {
+        CHECK_EQ(blz_addr_port(&addrs[i]), 80);
+        char txt[BLZ_ADDR_STRLEN];
+        CHECK_OK(blz_addr_format(&addrs[i], txt, sizeof txt));
+        loop |= strcmp(txt, "127.0.0.1:80") == 0 || strcmp(txt, "[::1]:80") == 0;
+    }
+    CHECK(loop);
+    CHECK_EQ(blz_resolve("10.9.8.7", 5, addrs, 1), 1); /* literal: no lookup */
+    CHECK_EQ(blz_addr_port(&addrs[0]), 5);
+    CHECK_EQ(blz_resolve("", 1, addrs, 8), -EINVAL);
+    CHECK_EQ(blz_resolve("localhost", 1, NULL, 8), -EINVAL);
+
+    /* connect_host tries the addresses in turn. */
+    blz_addr a;
+    blz_tcp_listener *l = net_listen_any(&a);
+    blz_tcp_stream *c = NULL, *s = NULL;
+    CHECK_OK(blz_tcp_connect_host("127.0.0.1", (uint16_t) blz_addr_port(&a), &c));
+    CHECK_OK(blz_tcp_accept(l, &s, NULL));
+    blz_tcp_close(c);
+    blz_tcp_close(s);
+    int rc = blz_tcp_connect_host("localhost", (uint16_t) blz_addr_port(&a), &c);
+    if (rc == 0) { /* localhost may resolve to ::1 first, which has no listener: tried in turn */
+        CHECK_OK(blz_tcp_accept(l, &s, NULL));
+        blz_tcp_close(c);
+        blz_tcp_close(s);
+    }
+    blz_tcp_listener_close(l);
+    CHECK_EQ(blz_tcp_connect_host("127.0.0.1", (uint16_t) blz_addr_port(&a), &c), -ECONNREFUSED);
+
+    /* A dropped lookup finishes in the background and frees itself. */
+    blz_resolve_future f;
+    blz_resolve_fut("localhost", 1, addrs, 8, &f);
+    blz_future_drop(&f.base);
+    return NULL;
+}
+
+BLZ_TEST(resolve_and_connect_host)
+{
+    net_run(2, resolve_main, NULL);
+}

@@ -1,0 +1,343 @@
+/*
+ * TCP error paths: accept under EMFILE recovers, peer reset mid-write,
+ * connect deadline, an aborted waiter leaves no registration behind, and a
+ * runtime freed with sockets still open closes and frees them.
+ */
+#include "net_common.h"
+#include "os/unix/sys.h"
+
+#include <sys/resource.h>
+#include <unistd.h>
+
+/* ---- accept under EMFILE ------------------------------------------------------------ */
+
+#define EMFILE_CLIENTS 8
+
+static _Atomic int accept_emfile; /* accept calls that failed with EMFILE */
+static int (*real_accept)(int, void *, uint32_t *);
+
+static int
+counting_accept(int fd, void *sa, uint32_t *salen)
+{
+    int r = real_accept(fd, sa, salen);
+    if (r == -EMFILE) {
+        atomic_fetch_add(&accept_emfile, 1);
+    }
+    return r;
+}
+
+typedef struct emfile_ctx {
+    blz_tcp_listener *l;
+    blz_tcp_stream *held[EMFILE_CLIENTS];
+    _Atomic int accepted;
+} emfile_ctx;
+
+static void *
+emfile_acceptor(void *arg)
+{
+    emfile_ctx *c = arg;
+    while (atomic_load(&c->accepted) < EMFILE_CLIENTS) {
+        blz_tcp_stream *s = NULL;
+        CHECK_OK(blz_tcp_accept(c->l, &s, NULL)); /* backs off on EMFILE, never fails */
+        c->held[atomic_load(&c->accepted)] = s;
+        atomic_fetch_add(&c->accepted, 1);
+    }
+    return NULL;
+}
+
+/* The number the `n`-th next descriptor would get (descriptors take the lowest
+ * free number): the limit that lets exactly n more be opened is this + 1. */
+static int
+nth_free_fd(int n)
+{
+    int fds[16];
+    CHECK_LE(n, 16);
+    for (int i = 0; i < n; i++) {
+        fds[i] = CHECK_OK(dup(0));
+    }
+    int last = fds[n - 1];
+    for (int i = 0; i < n; i++) {
+        close(fds[i]);
+    }
+    return last;
+}
+
+static void *
+emfile_main(void *arg)
+{
+    emfile_ctx *c = arg;
+    blz_addr a;
+    c->l = net_listen_any(&a);
+    /* Connect every client first: the kernel completes the handshakes and
+     * queues them in the listener's backlog. */
+    blz_tcp_stream *clients[EMFILE_CLIENTS];
+    for (int i = 0; i < EMFILE_CLIENTS; i++) {
+        CHECK_OK(blz_tcp_connect_addr(&a, &clients[i]));
+    }
+    /* Leave room for exactly 2 more descriptors. */
+    struct rlimit old, rl;
+    CHECK_OK(getrlimit(RLIMIT_NOFILE, &old));
+    rl = old;
+    rl.rlim_cur = (rlim_t) nth_free_fd(2) + 1;
+    CHECK_OK(setrlimit(RLIMIT_NOFILE, &rl));
+
+    blz_join *j;
+    CHECK_OK(blz_spawn(emfile_acceptor, c, &j));
+    /* The acceptor takes two connections, then hits EMFILE and backs off. */
+    for (int i = 0; i < 2000 && atomic_load(&accept_emfile) == 0; i++) {
+        CHECK_OK(blz_sleep(blz_ms(1)));
+    }
+    CHECK_GT(atomic_load(&accept_emfile), 0);
+    int before = atomic_load(&c->accepted);
+    CHECK_LT(before, EMFILE_CLIENTS);
+    CHECK_OK(blz_sleep(blz_ms(30)));
+    /* Backing off, not spinning: a few retries per 10 ms at most. */
+    CHECK_LT(atomic_load(&accept_emfile), 20);
+    CHECK_EQ(atomic_load(&c->accepted), before);
+
+    /* Free descriptors: the listener keeps serving without any help. */
+    CHECK_OK(setrlimit(RLIMIT_NOFILE, &old));
+    CHECK_OK(blz_join_wait(j, NULL));
+    CHECK_EQ(atomic_load(&c->accepted), EMFILE_CLIENTS);
+    /* The connections accepted after the storm work. */
+    for (int i = 0; i < EMFILE_CLIENTS; i++) {
+        CHECK_OK(blz_tcp_write_all(clients[i], "x", 1));
+    }
+    for (int i = 0; i < EMFILE_CLIENTS; i++) {
+        char x;
+        CHECK_EQ(blz_tcp_read(c->held[i], &x, 1), 1);
+        blz_tcp_close(c->held[i]);
+        blz_tcp_close(clients[i]);
+    }
+    blz_tcp_listener_close(c->l);
+    return NULL;
+}
+
+BLZ_TEST(accept_under_emfile_recovers)
+{
+    real_accept = blz__sys.accept;
+    blz__sys.accept = counting_accept;
+    static emfile_ctx ctx;
+    net_run(2, emfile_main, &ctx);
+    blz__sys_reset();
+}
+
+/* ---- peer reset mid-write --------------------------------------------------------------- */
+
+static void *
+reset_main(void *arg)
+{
+    (void) arg;
+    blz_addr a;
+    blz_tcp_listener *l = net_listen_any(&a);
+    blz_tcp_stream *c = NULL, *s = NULL;
+    CHECK_OK(blz_tcp_connect_addr(&a, &c));
+    CHECK_OK(blz_tcp_accept(l, &s, NULL));
+    /* Fill the pipe a bit, then have the server abort the connection. */
+    static unsigned char data[1 << 16];
+    CHECK_OK(blz_tcp_write_all(c, data, sizeof data));
+    CHECK_OK(blz_tcp_set_linger(s, true, 0));
+    blz_tcp_close(s); /* unread data + linger 0: RST */
+    int err = 0;
+    for (int i = 0; i < 1000 && err == 0; i++) {
+        ssize_t n = blz_tcp_write(c, data, sizeof data);
+        if (n < 0) {
+            err = (int) n;
+        }
+    }
+    if (err != -ECONNRESET && err != -EPIPE) {
+        fprintf(stderr, "write after reset: %d (%s)\n", err, blz_errname(err));
+    }
+    CHECK(err == -ECONNRESET || err == -EPIPE);
+    /* Later calls keep failing with a code, no signal. */
+    CHECK_LT(blz_tcp_write(c, data, 1), 0);
+    blz_tcp_close(c);
+    blz_tcp_listener_close(l);
+    return NULL;
+}
+
+BLZ_TEST(peer_reset_mid_write)
+{
+    net_run(2, reset_main, NULL);
+}
+
+static void *
+reset_read_main(void *arg)
+{
+    (void) arg;
+    blz_addr a;
+    blz_tcp_listener *l = net_listen_any(&a);
+    blz_tcp_stream *c = NULL, *s = NULL;
+    CHECK_OK(blz_tcp_connect_addr(&a, &c));
+    CHECK_OK(blz_tcp_accept(l, &s, NULL));
+    CHECK_OK(blz_tcp_set_linger(s, true, 0));
+    blz_tcp_close(s);
+    char buf[16];
+    CHECK_EQ(blz_tcp_read(c, buf, sizeof buf), -ECONNRESET);
+    blz_tcp_close(c);
+    blz_tcp_listener_close(l);
+    return NULL;
+}
+
+BLZ_TEST(peer_reset_while_reading)
+{
+    net_run(2, reset_read_main, NULL);
+}
+
+/* ---- connect with a deadline ------------------------------------------------------------ */
+
+static void *
+deadline_main(void *arg)
+{
+    (void) arg;
+    /* A listener that never accepts, with the smallest backlog: once its accept
+     * queue is full, the kernel drops further SYNs and connects hang. */
+    blz_addr a;
+    CHECK_OK(blz_addr_parse("127.0.0.1:0", &a));
+    blz_tcp_listener *l = NULL;
+    CHECK_OK(blz_tcp_listen_addr(&a, 1, &l));
+    CHECK_OK(blz_tcp_listener_addr(l, &a));
+    blz_tcp_stream *held[8] = {0};
+    int timed_out = 0, n = 0;
+    for (; n < 8 && !timed_out; n++) {
+        int rc =
+            blz_tcp_connect_addr_until(&a, blz_instant_add(blz_clock_now(), blz_ms(200)), &held[n]);
+        if (rc == -ETIMEDOUT) {
+            timed_out = 1;
+            CHECK(held[n] == NULL);
+        } else {
+            CHECK_OK(rc);
+        }
+    }
+    CHECK(timed_out);
+    for (int i = 0; i < 8; i++) {
+        blz_tcp_close(held[i]);
+    }
+    /* An instant already past times out at once (or connects, if that was immediate). */
+    CHECK_EQ(blz_addr_get_family(&a), BLZ_AF_INET);
+    blz_tcp_listener_close(l);
+    CHECK_EQ(blz__io_driver_waiters(net_driver()), 0);
+    return NULL;
+}
+
+BLZ_TEST(connect_deadline_times_out)
+{
+    net_run(2, deadline_main, NULL);
+}
+
+/* ---- aborted waiters leave no registration ------------------------------------------------ */
+
+static void *
+blocked_reader(void *arg)
+{
+    char buf[8];
+    ssize_t n = blz_tcp_read(arg, buf, sizeof buf); /* never gets data */
+    return (void *) (intptr_t) n;
+}
+
+static void *
+abort_main(void *arg)
+{
+    (void) arg;
+    blz__io_driver *d = net_driver();
+    blz_addr a;
+    blz_tcp_listener *l = net_listen_any(&a);
+    blz_tcp_stream *c = NULL, *s = NULL;
+    CHECK_OK(blz_tcp_connect_addr(&a, &c));
+    CHECK_OK(blz_tcp_accept(l, &s, NULL));
+    CHECK_EQ(blz__io_driver_waiters(d), 0);
+
+    /* A fiber blocked in a read, aborted. */
+    blz_join *j;
+    CHECK_OK(blz_spawn(blocked_reader, s, &j));
+    while (blz__io_driver_waiters(d) != 1) {
+        blz_yield();
+    }
+    blz_join_abort(j);
+    void *res = NULL;
+    int rc = blz_join_wait(j, &res);
+    CHECK(rc == -ECANCELED || (rc == 0 && (intptr_t) res == -ECANCELED));
+    CHECK_EQ(blz__io_driver_waiters(d), 0);
+
+    /* A hand-polled future, dropped while pending. */
+    char buf[8];
+    blz_io_future f;
+    blz_tcp_read_fut(s, buf, sizeof buf, &f);
+    blz_context cx = {blz_waker_noop()};
+    CHECK_EQ(blz_future_poll(&f.base, &cx), BLZ_PENDING);
+    CHECK_EQ(blz__io_driver_waiters(d), 1);
+    blz_future_drop(&f.base);
+    CHECK_EQ(blz__io_driver_waiters(d), 0);
+
+    /* A stackless accept task, aborted. */
+    blz_tcp_stream *never = NULL;
+    blz_io_future af;
+    blz_tcp_accept_fut(l, &never, NULL, &af);
+    blz_join *ja;
+    CHECK_OK(blz_spawn_future(&af.base, sizeof af, &ja));
+    while (blz__io_driver_waiters(d) != 1) {
+        blz_yield();
+    }
+    blz_join_abort(ja);
+    (void) blz_join_wait(ja, NULL);
+    CHECK_EQ(blz__io_driver_waiters(d), 0);
+    CHECK(never == NULL);
+
+    /* A connect future dropped half-way closes its socket. */
+    uint64_t sources = blz__io_driver_sources(d);
+    blz_tcp_stream *cs = NULL;
+    blz_io_future cf;
+    blz_tcp_connect_fut(&a, &cs, &cf);
+    CHECK_EQ(blz__io_driver_sources(d), sources + 1);
+    blz_future_drop(&cf.base);
+    CHECK_EQ(blz__io_driver_sources(d), sources);
+    CHECK(cs == NULL);
+
+    /* Closing a stream wakes a task waiting on it, with -ECANCELED. */
+    CHECK_OK(blz_spawn(blocked_reader, s, &j));
+    while (blz__io_driver_waiters(d) != 1) {
+        blz_yield();
+    }
+    blz_tcp_close(s);
+    CHECK_OK(blz_join_wait(j, &res));
+    CHECK_EQ((intptr_t) res, -ECANCELED);
+    CHECK_EQ(blz__io_driver_waiters(d), 0);
+
+    blz_tcp_close(c);
+    blz_tcp_listener_close(l);
+    return NULL;
+}
+
+BLZ_TEST(aborted_waiter_leaves_no_registration)
+{
+    net_run(2, abort_main, NULL);
+}
+
+/* ---- runtime freed with sockets open ------------------------------------------------------ */
+
+static void *
+leave_open_main(void *arg)
+{
+    (void) arg;
+    blz_addr a;
+    blz_tcp_listener *l = net_listen_any(&a);
+    blz_tcp_stream *c = NULL, *s = NULL;
+    CHECK_OK(blz_tcp_connect_addr(&a, &c));
+    CHECK_OK(blz_tcp_accept(l, &s, NULL));
+    /* A fiber and a stackless task still waiting when the runtime goes. */
+    CHECK_OK(blz_spawn(blocked_reader, s, NULL));
+    static blz_tcp_stream *never;
+    static blz_io_future af;
+    blz_tcp_accept_fut(l, &never, NULL, &af);
+    CHECK_OK(blz_spawn_future(&af.base, sizeof af, NULL));
+    blz_udp_socket *u = NULL;
+    CHECK_OK(blz_udp_bind("127.0.0.1:0", &u));
+    CHECK_OK(blz_tcp_write_all(c, "unread", 6));
+    return NULL; /* nothing closed */
+}
+
+BLZ_TEST(runtime_free_with_open_sockets)
+{
+    /* The harness fails the test if a descriptor stays open; ASan, if memory leaks. */
+    net_run(2, leave_open_main, NULL);
+}

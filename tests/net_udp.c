@@ -1,0 +1,212 @@
+/*
+ * UDP on loopback: send_to/recv_from, connected send/recv, all three tiers,
+ * options, and errors.
+ */
+#include "net_common.h"
+
+static void *
+udp_main(void *arg)
+{
+    (void) arg;
+    blz_udp_socket *a = NULL, *b = NULL;
+    CHECK_OK(blz_udp_bind("127.0.0.1:0", &a));
+    CHECK_OK(blz_udp_bind("127.0.0.1:0", &b));
+    blz_addr aa, ba, from;
+    CHECK_OK(blz_udp_local_addr(a, &aa));
+    CHECK_OK(blz_udp_local_addr(b, &ba));
+    CHECK_GT(blz_addr_port(&aa), 0);
+
+    char buf[256];
+    CHECK_EQ(blz_udp_try_recv_from(b, buf, sizeof buf, &from), -EAGAIN);
+    CHECK_EQ(blz_udp_send_to(a, "ping", 4, &ba), 4);
+    CHECK_EQ(blz_udp_recv_from(b, buf, sizeof buf, &from), 4);
+    CHECK(memcmp(buf, "ping", 4) == 0);
+    CHECK(blz_addr_equal(&from, &aa));
+
+    /* Many datagrams keep their boundaries and order. */
+    for (int i = 0; i < 100; i++) {
+        char m[32];
+        int n = snprintf(m, sizeof m, "msg %d", i);
+        CHECK_EQ(blz_udp_send_to(b, m, (size_t) n, &aa), n);
+    }
+    for (int i = 0; i < 100; i++) {
+        char m[32];
+        int n = snprintf(m, sizeof m, "msg %d", i);
+        CHECK_EQ(blz_udp_recv_from(a, buf, sizeof buf, NULL), n);
+        CHECK(memcmp(buf, m, (size_t) n) == 0);
+    }
+
+    /* An empty datagram is a message; a short buffer truncates. */
+    CHECK_EQ(blz_udp_send_to(a, "", 0, &ba), 0);
+    CHECK_EQ(blz_udp_recv_from(b, buf, sizeof buf, NULL), 0);
+    CHECK_EQ(blz_udp_send_to(a, "truncated", 9, &ba), 9);
+    CHECK_EQ(blz_udp_recv(b, buf, 4), 4);
+
+    /* Connected sockets. */
+    CHECK_EQ(blz_udp_send(a, "x", 1), -EDESTADDRREQ);
+    CHECK_OK(blz_udp_connect(a, &ba));
+    CHECK_OK(blz_udp_connect(b, &aa));
+    blz_addr peer;
+    CHECK_OK(blz_udp_peer_addr(a, &peer));
+    CHECK(blz_addr_equal(&peer, &ba));
+    CHECK_EQ(blz_udp_send(a, "conn", 4), 4);
+    CHECK_EQ(blz_udp_recv(b, buf, sizeof buf), 4);
+    CHECK_EQ(blz_udp_try_send(b, "back", 4), 4);
+    ssize_t n;
+    while ((n = blz_udp_try_recv(a, buf, sizeof buf)) == -EAGAIN) {
+        blz_yield();
+    }
+    CHECK_EQ(n, 4);
+
+    /* The future tier. */
+    blz_io_future f;
+    blz_udp_recv_fut(b, buf, sizeof buf, &f);
+    blz_context cx = {blz_waker_noop()};
+    CHECK_EQ(blz_future_poll(&f.base, &cx), BLZ_PENDING);
+    blz_io_future g;
+    blz_udp_send_fut(a, "fut", 3, &g);
+    CHECK_EQ(blz_await(&g.base), 3);
+    CHECK_EQ(blz_await(&f.base), 3);
+
+    /* Options. */
+    CHECK_OK(blz_udp_set_broadcast(a, true));
+    CHECK_OK(blz_udp_set_ttl(a, 32));
+    CHECK_EQ(blz_udp_set_ttl(a, 0), -EINVAL);
+    CHECK_OK(blz_udp_set_multicast_ttl(a, 1));
+    CHECK_OK(blz_udp_set_multicast_loop(a, true));
+
+    /* An ICMP port-unreachable surfaces as -ECONNREFUSED on a connected socket. */
+    blz_udp_socket *c = NULL;
+    CHECK_OK(blz_udp_bind("127.0.0.1:0", &c));
+    blz_addr ca;
+    CHECK_OK(blz_udp_local_addr(c, &ca));
+    blz_udp_close(c);
+    blz_udp_socket *d = NULL;
+    CHECK_OK(blz_udp_bind("127.0.0.1:0", &d));
+    CHECK_OK(blz_udp_connect(d, &ca));
+    CHECK_EQ(blz_udp_send(d, "void", 4), 4);
+    CHECK_EQ(blz_udp_recv(d, buf, sizeof buf), -ECONNREFUSED);
+    blz_udp_close(d);
+
+    /* Errors. */
+    CHECK_EQ(blz_udp_send_to(a, "x", 1, NULL), -EINVAL);
+    CHECK_EQ(blz_udp_recv(NULL, buf, 1), -EINVAL);
+    blz_udp_socket *bad = NULL;
+    CHECK_EQ(blz_udp_bind("nope", &bad), -EINVAL);
+    CHECK_EQ(blz_udp_bind("/tmp/x", &bad), -EINVAL);
+    blz_udp_close(a);
+    blz_udp_close(b);
+    blz_udp_close(NULL);
+    CHECK_EQ(blz__io_driver_waiters(net_driver()), 0);
+    return NULL;
+}
+
+BLZ_TEST(udp_loopback)
+{
+    net_run(2, udp_main, NULL);
+}
+
+static void *
+udp6_main(void *arg)
+{
+    (void) arg;
+    blz_udp_socket *a = NULL;
+    int rc = blz_udp_bind("[::1]:0", &a);
+    if (rc == -EADDRNOTAVAIL || rc == -EAFNOSUPPORT) {
+        return (void *) 1; /* no IPv6 loopback here */
+    }
+    CHECK_OK(rc);
+    blz_addr aa;
+    CHECK_OK(blz_udp_local_addr(a, &aa));
+    CHECK_EQ(blz_addr_get_family(&aa), BLZ_AF_INET6);
+    CHECK_EQ(blz_udp_send_to(a, "six", 3, &aa), 3);
+    char buf[8];
+    blz_addr from;
+    CHECK_EQ(blz_udp_recv_from(a, buf, sizeof buf, &from), 3);
+    CHECK(blz_addr_equal(&from, &aa));
+    CHECK_OK(blz_udp_set_ttl(a, 9));
+    blz_udp_close(a);
+    return NULL;
+}
+
+BLZ_TEST(udp_ipv6_loopback)
+{
+    if (net_run(2, udp6_main, NULL)) {
+        SKIP("no IPv6 loopback");
+    }
+}
+
+/* Two tasks ping-pong 1,000 datagrams, each waiting in recv_from. */
+typedef struct pp_ctx {
+    blz_udp_socket *s;
+    blz_addr peer;
+    int rounds;
+} pp_ctx;
+
+static void *
+ponger(void *arg)
+{
+    pp_ctx *c = arg;
+    char buf[64];
+    for (int i = 0; i < c->rounds; i++) {
+        blz_addr from;
+        ssize_t n = CHECK_OK(blz_udp_recv_from(c->s, buf, sizeof buf, &from));
+        CHECK_EQ(blz_udp_send_to(c->s, buf, (size_t) n, &from), n);
+    }
+    return NULL;
+}
+
+static void *
+pingpong_main(void *arg)
+{
+    (void) arg;
+    pp_ctx srv = {.rounds = 1000};
+    blz_udp_socket *cli = NULL;
+    CHECK_OK(blz_udp_bind("127.0.0.1:0", &srv.s));
+    CHECK_OK(blz_udp_bind("127.0.0.1:0", &cli));
+    CHECK_OK(blz_udp_local_addr(srv.s, &srv.peer));
+    blz_join *j;
+    CHECK_OK(blz_spawn(ponger, &srv, &j));
+    for (int i = 0; i < srv.rounds; i++) {
+        uint32_t v = (uint32_t) i, back = 0;
+        CHECK_EQ(blz_udp_send_to(cli, &v, sizeof v, &srv.peer), sizeof v);
+        CHECK_EQ(blz_udp_recv_from(cli, &back, sizeof back, NULL), sizeof back);
+        CHECK_EQ(back, v);
+    }
+    CHECK_OK(blz_join_wait(j, NULL));
+    blz_udp_close(cli);
+    blz_udp_close(srv.s);
+    return NULL;
+}
+
+BLZ_TEST(udp_ping_pong_between_tasks)
+{
+    net_run(2, pingpong_main, NULL);
+}
+
+/* Multicast membership on loopback: joining may be refused where lo has no
+ * multicast (a container), but never crashes and always pairs with leave. */
+static void *
+mcast_main(void *arg)
+{
+    (void) arg;
+    blz_udp_socket *u = NULL;
+    CHECK_OK(blz_udp_bind("0.0.0.0:0", &u));
+    blz_addr group, bad;
+    CHECK_OK(blz_addr_parse("239.255.77.1:0", &group));
+    CHECK_OK(blz_addr_parse("/not/ip", &bad));
+    CHECK_EQ(blz_udp_join_multicast(u, &bad, 0), -EINVAL);
+    int rc = blz_udp_join_multicast(u, &group, 0);
+    if (rc == 0) {
+        CHECK_OK(blz_udp_leave_multicast(u, &group, 0));
+    } else {
+        CHECK(rc == -ENODEV || rc == -EADDRNOTAVAIL || rc == -ENOBUFS);
+    }
+    blz_udp_close(u);
+    return NULL;
+}
+
+BLZ_TEST(udp_multicast_membership)
+{
+    net_run(2, mcast_main, NULL);
+}
