@@ -11,6 +11,8 @@
 #include "blitzio/net.h"
 #include "blitzio/stream.h"
 #include "blitzio/process.h"
+#include "blitzio/signal.h"
+#include "blitzio/shutdown.h"
 #include "blitzio/rt.h"
 #include "blitzio/sync.h"
 #include "blitzio/task.h"
