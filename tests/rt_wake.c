@@ -97,11 +97,13 @@ BLZ_TEST(cross_thread_wake_races_poll)
 
 /* ThreadSanitizer keeps a shadow context per fiber and runs out long before
  * 20,000 of them; it checks the same code paths with fewer. */
-#if defined(__SANITIZE_THREAD__)
-# define GATE_MAX 2000
-#elif defined(__has_feature)
-# if __has_feature(thread_sanitizer)
+#ifndef GATE_MAX
+# if defined(__SANITIZE_THREAD__)
 #  define GATE_MAX 2000
+# elif defined(__has_feature)
+#  if __has_feature(thread_sanitizer)
+#   define GATE_MAX 2000
+#  endif
 # endif
 #endif
 #ifndef GATE_MAX
