@@ -6,6 +6,7 @@
 
 #include "blitzio/chan.h"
 #include "blitzio/common.h"
+#include "blitzio/fs.h"
 #include "blitzio/future.h"
 #include "blitzio/io.h"
 #include "blitzio/net.h"

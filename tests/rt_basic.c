@@ -495,3 +495,32 @@ BLZ_TEST(blocking_pool_grows_and_shrinks)
     (void) blocking_growth;
     blz_runtime_free(rt);
 }
+
+static void *
+short_blocking_job(void *arg)
+{
+    (void) arg;
+    usleep(2000); /* still running when the runtime is freed */
+    return NULL;
+}
+
+static void *
+leave_blocking_job(void *arg)
+{
+    (void) arg;
+    CHECK_OK(blz_spawn_blocking(short_blocking_job, NULL, NULL));
+    return NULL;
+}
+
+BLZ_TEST(current_thread_free_waits_for_running_blocking_job)
+{
+    for (int i = 0; i < 20; i++) {
+        blz_runtime_config cfg;
+        blz_runtime_config_default(&cfg);
+        cfg.flavor = BLZ_CURRENT_THREAD;
+        blz_runtime *rt;
+        CHECK_OK(blz_runtime_new(&cfg, &rt));
+        CHECK_OK(blz_runtime_block_on(rt, leave_blocking_job, NULL, NULL));
+        blz_runtime_free(rt); /* hangs if the job's completion does not wake the driver */
+    }
+}

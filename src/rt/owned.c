@@ -57,6 +57,9 @@ blz__owned_remove(blz__task *t)
         /* blz_runtime_free waits for every shard to empty: let it re-count. */
         blz__fetch_add(&rt->tasks_alive_seq, 1, RELEASE);
         blz__futex_wake(&rt->tasks_alive_seq, 1 << 30);
+        /* A current-thread runtime's free drives the worker loop and may sleep in
+         * the driver: a task finishing on a pool thread must wake it there too. */
+        blz__io_driver_wake(rt->io);
     }
 }
 

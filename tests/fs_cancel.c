@@ -1,0 +1,208 @@
+/*
+ * tests/fs_cancel.c — operations abandoned or raced while in flight: futures
+ * dropped after one poll (their buffers freed at once: the op must never
+ * touch them), opens dropped in flight (their descriptor gets closed),
+ * write_file dropped in each of its steps, close while reads are in flight,
+ * fibers aborted while they wait on a file, and the allocation balance of
+ * all that.
+ *
+ * Run once per backend (epoll: the blocking pool; io_uring: the ring, where
+ * dropping also sends an async cancel).
+ */
+#include "fs_common.h"
+
+/* ---- cancellation and close with operations in flight ------------------------------- */
+
+/* Waits (in a fiber) until every op and every background close finished. */
+static void
+wait_no_ops(void)
+{
+    for (int i = 0; i < 20000 && (blz__fs_live_ops() != 0 || blz__fs_pending_closes() != 0); i++) {
+        blz_sleep(blz_ms(1));
+    }
+    CHECK_EQ(blz__fs_live_ops(), 0);
+    CHECK_EQ(blz__fs_pending_closes(), 0);
+}
+
+static void *
+drop_in_flight_body(void *arg)
+{
+    fs_tmp *t = arg;
+    const char *p = fs_path(t, "big");
+    size_t n = 4u << 20;
+    unsigned char *data = malloc(n);
+    CHECK(data != NULL);
+    fs_fill(3, 0, data, n);
+    CHECK_OK(blz_fs_write_file(p, data, n));
+    blz_context cx = {blz_waker_noop()};
+
+    for (int round = 0; round < 20; round++) {
+        blz_file *f = NULL;
+        CHECK_OK(blz_file_open(p, NULL, &f));
+        /* A read at the position, dropped after one poll: its buffer is freed
+         * at once, and must never be written (ASan would see it). */
+        unsigned char *buf = malloc(BLZ_FS_MAX_CHUNK);
+        CHECK(buf != NULL);
+        blz_fs_future rf;
+        blz_file_read_fut(f, buf, BLZ_FS_MAX_CHUNK, &rf);
+        blz_poll st = blz_future_poll(&rf.base, &cx);
+        blz_future_drop(&rf.base);
+        if (st == BLZ_READY) {
+            CHECK_OK(rf.base.result);
+        }
+        free(buf);
+
+        /* An open dropped in flight: the descriptor it made gets closed
+         * (the harness fails the test on a leaked fd). */
+        blz_file *g = NULL;
+        blz_fs_future of;
+        blz_file_open_fut(p, NULL, &g, &of);
+        st = blz_future_poll(&of.base, &cx);
+        blz_future_drop(&of.base);
+        if (st == BLZ_READY) {
+            CHECK_OK(of.base.result);
+            CHECK_OK(blz_file_close(g));
+        }
+
+        /* write_file dropped in any of its steps. */
+        blz_fs_future wf;
+        blz_fs_write_file_fut(fs_path(t, "partial"), data, n, &wf);
+        for (int i = 0; i < round % 4 && blz_future_poll(&wf.base, &cx) == BLZ_PENDING; i++) {
+            blz_sleep(blz_us(200));
+        }
+        blz_future_drop(&wf.base);
+
+        /* read_file dropped in flight: its buffer is discarded. */
+        void *whole = NULL;
+        blz_fs_future ff;
+        blz_fs_read_file_fut(p, &whole, NULL, &ff);
+        if (blz_future_poll(&ff.base, &cx) == BLZ_READY) {
+            blz_fs_free_buf(whole);
+        }
+        blz_future_drop(&ff.base);
+
+        CHECK_OK(blz_file_close(f));
+    }
+    wait_no_ops();
+    /* The file is intact: nothing dropped wrote to it. */
+    void *back = NULL;
+    size_t len = 0;
+    CHECK_OK(blz_fs_read_file(p, &back, &len));
+    CHECK_EQ(len, n);
+    CHECK(memcmp(back, data, n) == 0);
+    blz_fs_free_buf(back);
+    free(data);
+    return NULL;
+}
+
+BLZ_TEST(drop_in_flight)
+{
+    fs_tmp t;
+    fs_tmp_make(&t);
+    fs_run(2, drop_in_flight_body, &t);
+    fs_tmp_remove(&t);
+}
+
+static void *
+close_in_flight_body(void *arg)
+{
+    fs_tmp *t = arg;
+    const char *p = fs_path(t, "c");
+    size_t n = 1u << 20;
+    unsigned char *data = malloc(n);
+    CHECK(data != NULL);
+    fs_fill(5, 0, data, n);
+    CHECK_OK(blz_fs_write_file(p, data, n));
+    blz_context cx = {blz_waker_noop()};
+    for (int round = 0; round < 20; round++) {
+        blz_file *f = NULL;
+        CHECK_OK(blz_file_open(p, NULL, &f));
+        unsigned char *buf = malloc(n);
+        blz_fs_future rf;
+        blz_file_read_fut(f, buf, n, &rf);
+        blz_poll st = blz_future_poll(&rf.base, &cx);
+        /* Close while the read may be in flight: it still completes, and the
+         * descriptor is closed after it. */
+        CHECK_OK(blz_file_close(f));
+        if (st == BLZ_PENDING) {
+            CHECK_EQ(blz_await(&rf.base), (int) n);
+        }
+        CHECK_EQ(rf.base.result, (int) n);
+        CHECK(memcmp(buf, data, n) == 0);
+        free(buf);
+    }
+    free(data);
+    wait_no_ops();
+    return NULL;
+}
+
+BLZ_TEST(close_in_flight)
+{
+    fs_tmp t;
+    fs_tmp_make(&t);
+    fs_run(2, close_in_flight_body, &t);
+    fs_tmp_remove(&t);
+}
+
+/* A fiber aborted while it waits on a file operation: the op finishes in the
+ * background and frees itself. */
+static void *
+aborted_reader(void *arg)
+{
+    blz_file *f = arg;
+    char *buf = malloc(BLZ_FS_MAX_CHUNK);
+    for (;;) {
+        ssize_t r = blz_file_pread(f, buf, BLZ_FS_MAX_CHUNK, 0);
+        if (r < 0) {
+            break; /* -ECANCELED once aborted */
+        }
+    }
+    free(buf);
+    return NULL;
+}
+
+static void *
+abort_body(void *arg)
+{
+    fs_tmp *t = arg;
+    const char *p = fs_path(t, "a");
+    size_t n = 2u << 20;
+    unsigned char *data = calloc(1, n);
+    CHECK_OK(blz_fs_write_file(p, data, n));
+    free(data);
+    blz_file *f = NULL;
+    CHECK_OK(blz_file_open(p, NULL, &f));
+    blz_join *js[8];
+    for (int i = 0; i < 8; i++) {
+        CHECK_OK(blz_spawn(aborted_reader, f, &js[i]));
+    }
+    blz_sleep(blz_ms(20));
+    for (int i = 0; i < 8; i++) {
+        blz_join_abort(js[i]);
+    }
+    for (int i = 0; i < 8; i++) {
+        (void) blz_join_wait(js[i], NULL);
+    }
+    CHECK_OK(blz_file_close(f));
+    wait_no_ops();
+    return NULL;
+}
+
+BLZ_TEST(abort_waiting_task)
+{
+    fs_tmp t;
+    fs_tmp_make(&t);
+    fs_run(2, abort_body, &t);
+    fs_tmp_remove(&t);
+}
+
+BLZ_TEST(no_leaks_after_drops)
+{
+    fs_tmp t;
+    fs_tmp_make(&t);
+    blz_test_counting_allocator_install();
+    fs_run(2, drop_in_flight_body, &t);
+    fs_run(2, close_in_flight_body, &t);
+    CHECK_EQ(blz_test_alloc_live(), 0);
+    fs_tmp_remove(&t);
+}
