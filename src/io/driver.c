@@ -9,9 +9,9 @@
  * - Each park first sweeps the registry (frees retired sources the backend let
  *   go of), then polls the backend, which dispatches readiness to the registry
  *   and completions to their ops before park returns.
- * - Backend choice: the name passed in, else $BLZ_BACKEND, else io_uring when
- *   its probe passes, else epoll. A requested io_uring that cannot start falls
- *   back to epoll, with the reason kept for blz__io_driver_fallback_reason.
+ * - Backend choice: the name passed in, else $BLZ_BACKEND, else epoll under
+ *   valgrind, else io_uring when its probe passes, else epoll. A requested io_uring that cannot
+ * start falls back to epoll, with the reason kept for blz__io_driver_fallback_reason.
  */
 #include "io/driver.h"
 
@@ -20,6 +20,16 @@
 
 #include <stdlib.h>
 #include <string.h>
+
+#if defined(__has_include)
+# if __has_include(<valgrind/valgrind.h>)
+#  include <valgrind/valgrind.h>
+#  define BLZ_UNDER_VALGRIND() RUNNING_ON_VALGRIND
+# endif
+#endif
+#ifndef BLZ_UNDER_VALGRIND
+# define BLZ_UNDER_VALGRIND() 0
+#endif
 
 static const blz__backend_ops *const backends[] = {&blz__uring_backend, &blz__epoll_backend};
 
@@ -45,6 +55,11 @@ blz__io_driver_new(const char *backend, blz__io_driver **out)
         if (backend && (!*backend || strcmp(backend, "auto") == 0)) {
             backend = NULL;
         }
+    }
+    if (!backend && BLZ_UNDER_VALGRIND()) {
+        /* Valgrind runs one thread at a time and does not release it around a
+         * blocking io_uring_enter, so every other thread would stall: prefer epoll. */
+        backend = "epoll";
     }
     const blz__backend_ops *first = NULL;
     if (backend) {
