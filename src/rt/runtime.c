@@ -96,18 +96,14 @@ blz_runtime_new(const blz_runtime_config *cfg_in, blz_runtime **out)
         return rc;
     }
     unsigned n = cfg.flavor == BLZ_CURRENT_THREAD ? 1 : cfg.workers;
-    /* The runtime and workers hold cache-aligned fields: allocate with room to align. */
-    blz_runtime *rt;
-    if (posix_memalign((void **) &rt, BLZ_CACHELINE, sizeof *rt) != 0) {
-        return -ENOMEM;
-    }
-    free(rt); /* only used to check alignment support; real allocation below */
-    void *raw = blz__calloc(1, sizeof(blz_runtime) + BLZ_CACHELINE);
+    /* The runtime and workers hold cache-aligned fields: allocate with room to
+     * align, and keep the raw pointer just below the aligned one for free. */
+    void *raw = blz__calloc(1, sizeof(blz_runtime) + BLZ_CACHELINE + sizeof(void *));
     if (!raw) {
         return -ENOMEM;
     }
-    rt = (blz_runtime *) (((uintptr_t) raw + sizeof(void *) + BLZ_CACHELINE - 1) &
-                          ~(uintptr_t) (BLZ_CACHELINE - 1));
+    blz_runtime *rt = (blz_runtime *) (((uintptr_t) raw + sizeof(void *) + BLZ_CACHELINE - 1) &
+                                       ~(uintptr_t) (BLZ_CACHELINE - 1));
     ((void **) rt)[-1] = raw;
     rt->cfg = cfg;
     rt->nworkers = n;
