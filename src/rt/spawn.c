@@ -122,29 +122,23 @@ blz__blocking_run(blz__task *t)
     blz__task_complete(t);
 }
 
-static blz_runtime *
-current_or_null(void)
-{
-    return blz__rt_current();
-}
-
 int
 blz_spawn(blz_task_fn fn, void *arg, blz_join **out)
 {
-    blz_runtime *rt = current_or_null();
+    blz_runtime *rt = blz__rt_current();
     return rt ? blz_runtime_spawn(rt, fn, arg, out) : -ESRCH;
 }
 
 int
 blz_spawn_future(const blz_future *f, size_t size, blz_join **out)
 {
-    blz_runtime *rt = current_or_null();
+    blz_runtime *rt = blz__rt_current();
     return rt ? blz_runtime_spawn_future(rt, f, size, out) : -ESRCH;
 }
 
 int
 blz_spawn_blocking(blz_task_fn fn, void *arg, blz_join **out)
 {
-    blz_runtime *rt = current_or_null();
+    blz_runtime *rt = blz__rt_current();
     return rt ? blz_runtime_spawn_blocking(rt, fn, arg, out) : -ESRCH;
 }

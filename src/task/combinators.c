@@ -180,46 +180,50 @@ blz_select(blz_join **joins, size_t n, void **result)
 
 /* ---- over futures ------------------------------------------------------ */
 
+static uint64_t
+all_mask(const blz_combine_future *c)
+{
+    return c->n_ == 64 ? ~(uint64_t) 0 : (((uint64_t) 1 << c->n_) - 1);
+}
+
+/* Drops every future not yet ready and marks them all done. */
+static void
+drop_pending(blz_combine_future *c)
+{
+    for (size_t k = 0; k < c->n_; k++) {
+        if (!(c->done_mask_lo_ & ((uint64_t) 1 << k))) {
+            blz_future_drop(c->fs_[k]);
+        }
+    }
+    c->done_mask_lo_ = all_mask(c);
+}
+
 static blz_poll
 combine_poll(blz_future *base, blz_context *cx)
 {
     blz_combine_future *c = (blz_combine_future *) base;
-    uint64_t all = c->n_ == 64 ? ~(uint64_t) 0 : (((uint64_t) 1 << c->n_) - 1);
     for (size_t i = 0; i < c->n_; i++) {
         uint64_t bit = (uint64_t) 1 << i;
-        if (c->done_mask_lo_ & bit) {
-            continue;
-        }
-        if (blz_future_poll(c->fs_[i], cx) == BLZ_PENDING) {
+        if ((c->done_mask_lo_ & bit) || blz_future_poll(c->fs_[i], cx) == BLZ_PENDING) {
             continue;
         }
         c->done_mask_lo_ |= bit;
-        int r = c->fs_[i]->result;
         if (c->kind_ == MODE_RACE || c->kind_ == MODE_SELECT) {
             if (c->kind_ == MODE_RACE) {
-                for (size_t k = 0; k < c->n_; k++) {
-                    if (!(c->done_mask_lo_ & ((uint64_t) 1 << k))) {
-                        blz_future_drop(c->fs_[k]);
-                    }
-                }
-                c->done_mask_lo_ = all;
+                drop_pending(c);
             }
             base->result = (int) i;
             return BLZ_READY;
         }
+        int r = c->fs_[i]->result;
         if (r < 0 && c->first_err_ == 0) {
             c->first_err_ = r;
             if (c->kind_ == MODE_TRY) {
-                for (size_t k = 0; k < c->n_; k++) {
-                    if (!(c->done_mask_lo_ & ((uint64_t) 1 << k))) {
-                        blz_future_drop(c->fs_[k]);
-                    }
-                }
-                c->done_mask_lo_ = all;
+                drop_pending(c);
             }
         }
     }
-    if (c->done_mask_lo_ != all) {
+    if (c->done_mask_lo_ != all_mask(c)) {
         return BLZ_PENDING;
     }
     base->result = c->first_err_;
@@ -233,11 +237,7 @@ combine_drop(blz_future *base)
     if (c->kind_ == MODE_SELECT) {
         return; /* select leaves the others to the caller */
     }
-    for (size_t i = 0; i < c->n_; i++) {
-        if (!(c->done_mask_lo_ & ((uint64_t) 1 << i))) {
-            blz_future_drop(c->fs_[i]);
-        }
-    }
+    drop_pending(c);
     c->done_mask_lo_ = 0;
     c->n_ = 0;
 }
