@@ -11,7 +11,6 @@
  *   goes to the blocking pool (close may flush to a network file system),
  *   and runs inline only on threads that may block anyway.
  */
-#include "blitzio/task.h"
 #include "core/alloc.h"
 #include "core/atomic.h"
 #include "fs/fs_int.h"
@@ -61,6 +60,13 @@ close_job(void *arg)
     return NULL;
 }
 
+/* Aborted before it ran (runtime free): the descriptor must be closed anyway. */
+static void
+close_job_aborted(void *arg)
+{
+    (void) close_job(arg);
+}
+
 void
 blz__fs_close_background(int fd)
 {
@@ -68,7 +74,7 @@ blz__fs_close_background(int fd)
     if (rt) {
         blz__fetch_add(&pending_closes, 1u, RELAXED);
         void *arg = (void *) (intptr_t) fd; // NOLINT(performance-no-int-to-ptr): a small int
-        if (blz_runtime_spawn_blocking(rt, close_job, arg, NULL) == 0) {
+        if (blz__spawn_blocking_owned(rt, close_job, close_job_aborted, arg) == 0) {
             return;
         }
         blz__fetch_sub(&pending_closes, 1u, RELAXED);

@@ -158,9 +158,8 @@ void blz__file_release(blz_file *f, bool may_block);
 int blz__file_close_begin(blz_file *f, int *fd);
 
 /* Closes `fd` where it cannot hold up a worker: on the blocking pool of the
- * current runtime, or inline on any other thread. A close job still queued
- * when the runtime is freed is dropped by the pool (the descriptor leaks):
- * blocking jobs have no cancel hook yet. */
+ * current runtime (even when the runtime is freed before the job started),
+ * or inline on any other thread. */
 void blz__fs_close_background(int fd);
 
 /* Close jobs queued by blz__fs_close_background and not yet run (tests). */

@@ -31,10 +31,11 @@
  *   io_uring backend requires 5.11 features, so it is always there). Every
  *   other kind, a ring that refuses the submission (-EBUSY) and the epoll
  *   backend use the blocking pool.
- * - A pool job whose op was abandoned before the job started skips its
- *   system call (-ECANCELED), except CLOSE, which must always run.
+ * - A pool job whose op was abandoned, or whose job was aborted (runtime
+ *   free), before the job started skips its system call (-ECANCELED), except
+ *   CLOSE, which must always run; either way the op completes and releases
+ *   what it holds.
  */
-#include "blitzio/task.h"
 #include "core/alloc.h"
 #include "core/atomic.h"
 #include "core/container.h"
@@ -136,15 +137,17 @@ ring_done(blz__io_op *io, int32_t res)
     op_complete(op, res, false); /* the parking worker: nothing may block here */
 }
 
-static void *
-pool_job(void *arg)
+/* Runs the op's system call on a pool thread. `aborted`: the job was
+ * cancelled before it started (blz_runtime_free aborts every queued job); the
+ * op still completes, so that it releases what it holds. */
+static void
+pool_run(blz__fs_op *op, bool aborted)
 {
-    blz__fs_op *op = arg;
     blz__spin_lock(&op->lock);
     bool dropped = (op->state & OP_DROPPED) != 0;
     blz__spin_unlock(&op->lock);
     int64_t res;
-    if (dropped && op->call.kind != BLZ__FS_CLOSE) {
+    if ((dropped || aborted) && op->call.kind != BLZ__FS_CLOSE) {
         res = -ECANCELED;
     } else {
         blz__fs_exec(&op->call);
@@ -160,7 +163,25 @@ pool_job(void *arg)
         blz__file_release(file, true);
     }
     op_complete(op, res, true);
+}
+
+static void *
+pool_job(void *arg)
+{
+    pool_run(arg, false);
     return NULL;
+}
+
+static void
+pool_job_aborted(void *arg)
+{
+    pool_run(arg, true);
+}
+
+static int
+pool_submit(blz__fs_op *op)
+{
+    return blz__spawn_blocking_owned(op->rt, pool_job, pool_job_aborted, op);
 }
 
 /* Submits a data op to the ring; false when the ring cannot take it. */
@@ -250,7 +271,7 @@ blz__fs_op_start(blz_runtime *rt, const blz__fs_call *c, blz_file *file, blz__fs
         op->call.buf = op->bounce;
     }
     if (!ring_submit(op)) {
-        int rc = blz_runtime_spawn_blocking(rt, pool_job, op, NULL);
+        int rc = pool_submit(op);
         if (rc < 0) {
             /* The job was never queued, so the op is still ours alone. */
             op_destroy(op, true, false);
