@@ -10,6 +10,7 @@
 #include "blitzio/fs.h"
 #include "fs/fs_int.h"
 #include "harness.h"
+#include "io/backend.h"
 #include "io/driver.h"
 #include "rt/current.h"
 

@@ -6,8 +6,8 @@
  * runtime and from the blocking pool, and fault injection through the
  * syscall table (cancellation: fs_cancel.c).
  *
- * Run once per backend (BLZ_BACKEND=epoll: blocking pool; io_uring: reads
- * and writes on the ring).
+ * Run once per backend (BLZ_BACKEND=epoll: blocking pool; io_uring: reads,
+ * writes, open, sync, metadata and close on the ring; fs_ring.c checks which).
  */
 #include "fs_common.h"
 
@@ -596,13 +596,27 @@ static void *
 counting_close_body(void *arg)
 {
     fs_tmp *t = arg;
+    struct blz__io_driver *d = blz__rt_io(blz__rt_current());
+    bool ring = blz__io_driver_supports(d, BLZ__OP_CLOSE);
+    uint64_t ring_before = blz__io_driver_ops(d, BLZ__OP_CLOSE);
+    atomic_store(&close_calls, 0);
     blz__fs_sys.close = counting_close;
     blz_file *f = NULL;
     CHECK_OK(blz_file_create(fs_path(t, "x"), &f));
     CHECK_OK(blz_file_close(f));
-    CHECK_EQ(atomic_load(&close_calls), 1);
+    /* One close: the system call on the pool, or the ring's op (which does
+     * not go through the syscall table). */
+    CHECK_EQ(atomic_load(&close_calls), ring ? 0 : 1);
+    CHECK_EQ(blz__io_driver_ops(d, BLZ__OP_CLOSE) - ring_before, ring ? 1 : 0);
     blz__fs_sys_reset();
     return NULL;
+}
+
+static void *
+pool_close_body(void *arg)
+{
+    blz__io_driver_refuse(blz__rt_io(blz__rt_current()), BLZ__OP_CLOSE);
+    return counting_close_body(arg);
 }
 
 BLZ_TEST(close_runs_once)
@@ -610,6 +624,7 @@ BLZ_TEST(close_runs_once)
     fs_tmp t;
     fs_tmp_make(&t);
     fs_run(2, counting_close_body, &t);
+    fs_run(2, pool_close_body, &t); /* the pool's close on io_uring too */
     fs_tmp_remove(&t);
 }
 

@@ -10,10 +10,12 @@
  * and fails with -EDEADLK inside a stackless poll (use the future there).
  *
  * Where the work runs. Inside a runtime, on the io_uring backend, reads and
- * writes (at the current position or at an offset) are submitted to the
- * ring; everything else, and everything on the epoll backend, runs on the
- * runtime's blocking pool. A worker thread never makes a blocking call. On a
- * thread outside any runtime the system call runs directly in that thread.
+ * writes (at the current position or at an offset), open, sync_all and
+ * sync_data, metadata (of a file or a path) and close are submitted to the
+ * ring, each where the kernel has the op; everything else, and everything on
+ * the epoll backend, runs on the runtime's blocking pool. A worker thread
+ * never makes a blocking call. On a thread outside any runtime the system
+ * call runs directly in that thread.
  *
  * Buffers and cancellation. Inside a runtime, data moves through a buffer
  * that the operation owns (at most BLZ_FS_MAX_CHUNK bytes per call), so a

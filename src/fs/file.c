@@ -8,16 +8,17 @@
  *   only falls, and whoever drops it to zero closes `fd` and frees the struct.
  * - `fd` is written once, before the struct is published to anyone.
  * - The final close(2) never runs on a worker thread inside a runtime: it
- *   goes to the blocking pool (close may flush to a network file system),
- *   and runs inline only on threads that may block anyway.
+ *   becomes a CLOSE op on the ring or the blocking pool (close may flush to
+ *   a network file system), and runs inline only on threads that may block
+ *   anyway.
  */
-#include "blitzio/task.h"
 #include "core/alloc.h"
 #include "core/atomic.h"
 #include "fs/fs_int.h"
 #include "rt/current.h"
 
 #include <stdint.h>
+#include <string.h>
 
 #define FILE_CLOSED 1u
 #define FILE_REF    2u
@@ -44,36 +45,25 @@ blz__file_acquire(blz_file *f)
     return true;
 }
 
-/* Close jobs queued and not yet run, for tests. Relaxed: a statistic. */
-static _Atomic uint64_t pending_closes;
-
-uint64_t
-blz__fs_pending_closes(void)
-{
-    return blz__load(&pending_closes, RELAXED);
-}
-
-static void *
-close_job(void *arg)
-{
-    (void) blz__fs_close_fd((int) (intptr_t) arg); /* the fd travels in the pointer */
-    blz__fetch_sub(&pending_closes, 1u, RELAXED);
-    return NULL;
-}
-
 void
 blz__fs_close_background(int fd)
 {
     blz_runtime *rt = blz__rt_current();
     if (rt) {
-        blz__fetch_add(&pending_closes, 1u, RELAXED);
-        void *arg = (void *) (intptr_t) fd; // NOLINT(performance-no-int-to-ptr): a small int
-        if (blz_runtime_spawn_blocking(rt, close_job, arg, NULL) == 0) {
+        /* The one close there is: op.c puts it on the ring or the pool, and
+         * runs it even if the runtime is freed before it started. */
+        blz__fs_call c;
+        memset(&c, 0, sizeof c);
+        c.kind = BLZ__FS_CLOSE;
+        c.fd = fd;
+        blz__fs_op *op;
+        if (blz__fs_op_start(rt, &c, NULL, &op) == 0) {
+            blz__fs_op_abandon(op); /* nobody waits: the op frees itself once closed */
             return;
         }
-        blz__fetch_sub(&pending_closes, 1u, RELAXED);
     }
-    /* No runtime (a plain thread, or a runtime being freed): blocking is fine. */
+    /* No runtime (a plain thread, a runtime being freed), or no memory for
+     * the op: blocking is the lesser evil. */
     (void) blz__fs_close_fd(fd);
 }
 

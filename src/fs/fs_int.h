@@ -8,8 +8,11 @@
  *                 buffer, completion and cancellation
  *   fs/file.c     blz_file: the descriptor's reference count and close
  *   fs/api.c      the public fill and await functions
- *   fs/unix/sys.c the system calls themselves (the only file that includes
- *                 OS headers), behind a replaceable table for fault tests
+ *   fs/unix/sys.c the system calls themselves (with unix/tree.c and
+ *                 unix/ring.c, the only files that include OS headers),
+ *                 behind a replaceable table for fault tests
+ *   fs/unix/ring.c the same calls as io_uring completion ops: arguments and
+ *                 results, never the choice of where to run
  *
  * A blz__fs_call is the system-call half of an operation: plain arguments in,
  * plain results out, no knowledge of futures or threads. blz__fs_exec runs
@@ -118,8 +121,29 @@ typedef struct blz__fs_sys_table {
 
 extern blz__fs_sys_table blz__fs_sys;
 
-/* Restores the real system calls in blz__fs_sys. */
+/* Restores the real system calls in blz__fs_sys. The ring path (io_uring)
+ * does not go through this table. */
 void blz__fs_sys_reset(void);
+
+/* ---- the ring (unix/ring.c) --------------------------------------------------- */
+
+struct blz__io_op;
+
+/* Bytes of the buffer a metadata call needs on the ring (a struct statx). */
+#define BLZ__FS_STATX_SIZE 256
+
+/* The completion-op kind (enum blz__op_kind) that runs `c` on the I/O
+ * driver, or -1 for a call that runs only as system calls (blocking pool). */
+int blz__fs_ring_kind(const blz__fs_call *c);
+
+/* Fills `io` (zeroed by the caller, `done` left to it) to run `c`, whose
+ * ring kind is not -1. `statx_buf` (BLZ__FS_STATX_SIZE bytes) receives the
+ * metadata of FSTAT / STAT / LSTAT. `c`'s path and `statx_buf` must stay
+ * valid until the op completes. */
+void blz__fs_ring_prep(const blz__fs_call *c, struct blz__io_op *io, void *statx_buf);
+
+/* Folds the ring's result `res` into `c`: c->res, and c->md from statx_buf. */
+void blz__fs_ring_result(blz__fs_call *c, int32_t res, const void *statx_buf);
 
 /* ---- files (file.c) --------------------------------------------------------- */
 
@@ -157,14 +181,11 @@ void blz__file_release(blz_file *f, bool may_block);
  * `*fd` itself (the struct is freed), 0 when operations in flight will. */
 int blz__file_close_begin(blz_file *f, int *fd);
 
-/* Closes `fd` where it cannot hold up a worker: on the blocking pool of the
- * current runtime, or inline on any other thread. A close job still queued
- * when the runtime is freed is dropped by the pool (the descriptor leaks):
- * blocking jobs have no cancel hook yet. */
+/* Closes `fd` where it cannot hold up a worker: as a CLOSE op nobody waits
+ * for (on the ring or the blocking pool, counted by blz__fs_live_ops until
+ * done) inside a runtime, or inline on any other thread, or when the op
+ * cannot start. */
 void blz__fs_close_background(int fd);
-
-/* Close jobs queued by blz__fs_close_background and not yet run (tests). */
-uint64_t blz__fs_pending_closes(void);
 
 /* ---- operations (op.c) -------------------------------------------------------- */
 
@@ -173,7 +194,8 @@ typedef struct blz__fs_op blz__fs_op;
 /*
  * Starts `c` as an operation on the current runtime `rt`: copies its paths,
  * stages write data in a bounce buffer, takes a reference on `file` (may be
- * NULL), and submits it to the ring or the blocking pool. For reads the data
+ * NULL), and submits it to the ring (when the driver runs that kind) or the
+ * blocking pool. For reads the data
  * lands in a bounce buffer that blz__fs_op_finish copies to `c->buf`.
  * Returns 0 and the op, or -errno (nothing started).
  */
@@ -189,14 +211,16 @@ blz__fs_call *blz__fs_op_finish(blz__fs_op *op, void *dst);
 /* Frees a finished op. `taken`: the caller took its results (fd, buffer). */
 void blz__fs_op_free(blz__fs_op *op, bool taken);
 
-/* Abandons a pending op: asks for cancellation; the op frees itself (and
- * discards its results) when the system call completes. */
+/* Abandons a pending op: asks for cancellation (never for a CLOSE, which
+ * always runs); the op frees itself (and discards its results) when the
+ * system call completes. */
 void blz__fs_op_abandon(blz__fs_op *op);
 
 /* Operations alive (in flight or unfreed), for leak checks in tests. */
 uint64_t blz__fs_live_ops(void);
 
-/* Operations submitted to io_uring so far (tests check which path ran). */
+/* Operations submitted to io_uring so far, all kinds (tests check which path
+ * ran; blz__io_driver_ops has the count per op kind). */
 uint64_t blz__fs_ring_ops(void);
 
 /* ---- the future (future.c) ----------------------------------------------------- */

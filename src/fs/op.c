@@ -17,7 +17,9 @@
  *   waiter, when it abandons the op. Whoever sets the second of the two bits
  *   frees the op, outside the lock.
  * - Until OP_DONE the executor owns `call`, `bounce` and `paths`; the waiter
- *   touches none of them. The ring sees `io` and `bounce` only.
+ *   touches none of them. The ring sees `io`, `bounce` (data, or the statx
+ *   buffer of a metadata call) and `paths` (OPEN and STAT name their path
+ *   there), which is why a dropped future leaves them all to the executor.
  * - `file` holds one reference on the blz_file from start until the system
  *   call is over (a pool job drops it right after the call; otherwise the op
  *   drops it when freed), so the descriptor number cannot be closed and
@@ -25,16 +27,27 @@
  * - Data never goes straight between the kernel and caller memory while a
  *   runtime runs: writes are copied into `bounce` at start, reads copied out
  *   of it at finish (at most BLZ_FS_MAX_CHUNK bytes either way).
- * - Ring path: READ/PREAD/WRITE/PWRITE when the driver offers READ_AT and
- *   WRITE_AT completion ops. Offset UINT64_MAX (-1) makes io_uring use and
- *   advance the file position (IORING_FEAT_RW_CUR_POS, kernel 5.6; the
- *   io_uring backend requires 5.11 features, so it is always there). Every
- *   other kind, a ring that refuses the submission (-EBUSY) and the epoll
- *   backend use the blocking pool.
- * - A pool job whose op was abandoned before the job started skips its
- *   system call (-ECANCELED), except CLOSE, which must always run.
+ * - Where it runs is decided in one place, ring_submit: on the ring when
+ *   unix/ring.c has a completion op for the call (read, write, fsync,
+ *   fdatasync, open, fstat/stat/lstat, close) and the driver runs that kind
+ *   (the io_uring backend probes the kernel); on the blocking pool
+ *   otherwise, and when the ring refuses the submission (-EBUSY). The
+ *   epoll backend runs no op, so everything goes to the pool there.
+ * - `on_ring` is true while the ring holds the op (under `lock` once the op
+ *   is submitted): only then does abandoning it send a cancel.
+ * - A CLOSE always runs: it is never cancelled (the descriptor would leak),
+ *   a pool job that was abandoned or aborted before it started still runs
+ *   it, and a ring CLOSE the kernel dropped (-ECANCELED) runs again on the
+ *   pool. Every other kind skips its system call (-ECANCELED) when abandoned
+ *   or aborted before it started.
+ * - The kernel may end a ring op that nobody asked to stop (-ECANCELED when
+ *   the thread that submitted it exited before io-wq ran it, -EINTR): the
+ *   call did not happen, so if the waiter still wants it, it runs again on
+ *   the pool rather than fail for a reason the caller cannot act on.
+ * - Regular files are never registered with the readiness registry (they
+ *   are always "ready"), so closing one on the ring leaves no registration
+ *   behind to clean up.
  */
-#include "blitzio/task.h"
 #include "core/alloc.h"
 #include "core/atomic.h"
 #include "core/container.h"
@@ -57,9 +70,10 @@ struct blz__fs_op {
     blz_waker waker;    /* the waiter's task, woken at OP_DONE; under `lock` */
     blz_runtime *rt;    /* the runtime the op runs on */
     blz_file *file;     /* a reference on the file operated on, or NULL */
-    void *bounce;       /* op-owned data buffer (call.buf points here), or NULL */
+    void *bounce;       /* op-owned data buffer (call.buf points here), the statx
+                           buffer of a metadata call on the ring, or NULL */
     char *paths;        /* op-owned copies of call.path and call.path2, or NULL */
-    bool on_ring;       /* submitted to io_uring (cancel goes there) */
+    bool on_ring;       /* the ring holds the op (cancel goes there); under `lock` */
 };
 
 /* Ops alive, and ops that went to the ring: statistics for tests. Relaxed:
@@ -129,22 +143,16 @@ op_complete(blz__fs_op *op, int64_t res, bool may_block)
     }
 }
 
+/* Runs the op's system call on a pool thread. `aborted`: the job was
+ * cancelled before it started; see pool_job_aborted. */
 static void
-ring_done(blz__io_op *io, int32_t res)
+pool_run(blz__fs_op *op, bool aborted)
 {
-    blz__fs_op *op = blz__container_of(io, blz__fs_op, io);
-    op_complete(op, res, false); /* the parking worker: nothing may block here */
-}
-
-static void *
-pool_job(void *arg)
-{
-    blz__fs_op *op = arg;
     blz__spin_lock(&op->lock);
     bool dropped = (op->state & OP_DROPPED) != 0;
     blz__spin_unlock(&op->lock);
     int64_t res;
-    if (dropped && op->call.kind != BLZ__FS_CLOSE) {
+    if ((dropped || aborted) && op->call.kind != BLZ__FS_CLOSE) {
         res = -ECANCELED;
     } else {
         blz__fs_exec(&op->call);
@@ -160,27 +168,87 @@ pool_job(void *arg)
         blz__file_release(file, true);
     }
     op_complete(op, res, true);
+}
+
+static void *
+pool_job(void *arg)
+{
+    pool_run(arg, false);
     return NULL;
 }
 
-/* Submits a data op to the ring; false when the ring cannot take it. */
+/* The job was aborted before it started (blz_runtime_free aborts every
+ * queued job): the op still completes, releasing what it holds. */
+static void
+pool_job_aborted(void *arg)
+{
+    pool_run(arg, true);
+}
+
+static int
+pool_submit(blz__fs_op *op)
+{
+    return blz__spawn_blocking_owned(op->rt, pool_job, pool_job_aborted, op);
+}
+
+/* A ring op ended by the kernel without running (see the invariants): true
+ * when it was handed to the pool (or closed here) instead of completing. */
+static bool
+ring_rerun(blz__fs_op *op, int32_t res)
+{
+    if (res != -ECANCELED && res != -EINTR) {
+        return false;
+    }
+    blz__spin_lock(&op->lock);
+    bool rerun = op->call.kind == BLZ__FS_CLOSE || !(op->state & OP_DROPPED);
+    if (rerun) {
+        op->on_ring = false;
+    }
+    blz__spin_unlock(&op->lock);
+    if (!rerun) {
+        return false;
+    }
+    if (pool_submit(op) == 0) {
+        return true;
+    }
+    if (op->call.kind != BLZ__FS_CLOSE) {
+        return false; /* no pool (the runtime is going away): report res */
+    }
+    /* The pool is gone, so the runtime is being freed: close here, the
+     * descriptor must not outlive it. */
+    blz__fs_exec(&op->call);
+    op_complete(op, op->call.res, false);
+    return true;
+}
+
+static void
+ring_done(blz__io_op *io, int32_t res)
+{
+    blz__fs_op *op = blz__container_of(io, blz__fs_op, io);
+    if (ring_rerun(op, res)) {
+        return;
+    }
+    blz__fs_ring_result(&op->call, res, op->bounce);
+    op_complete(op, op->call.res, false); /* the parking worker: nothing may block here */
+}
+
+/* Submits the op to the ring when the driver runs its kind; false when the
+ * op must go to the blocking pool. */
 static bool
 ring_submit(blz__fs_op *op)
 {
     struct blz__io_driver *d = blz__rt_io(op->rt);
-    int k = op->call.kind;
-    int io_kind = kind_writes(k) ? BLZ__OP_WRITE_AT : BLZ__OP_READ_AT;
-    if (!d || (k != BLZ__FS_READ && k != BLZ__FS_PREAD && !kind_writes(k)) ||
-        !blz__io_driver_supports(d, io_kind)) {
+    int kind = blz__fs_ring_kind(&op->call);
+    if (!d || kind < 0 || !blz__io_driver_supports(d, kind)) {
+        return false;
+    }
+    if (kind == BLZ__OP_STATX && !op->bounce && !(op->bounce = blz__malloc(BLZ__FS_STATX_SIZE))) {
         return false;
     }
     memset(&op->io, 0, sizeof op->io);
-    op->io.kind = io_kind;
-    op->io.fd = op->call.fd;
-    op->io.buf = op->call.buf;
-    op->io.len = (uint32_t) op->call.len; /* <= BLZ_FS_MAX_CHUNK */
-    op->io.off = (k == BLZ__FS_PREAD || k == BLZ__FS_PWRITE) ? op->call.off : UINT64_MAX;
+    blz__fs_ring_prep(&op->call, &op->io, op->bounce);
     op->io.done = ring_done;
+    /* No lock yet: nobody else sees the op before the submit publishes it. */
     op->on_ring = true;
     /* After a successful submit the op belongs to the ring until ring_done. */
     if (blz__io_driver_submit(d, &op->io) == 0) {
@@ -250,7 +318,7 @@ blz__fs_op_start(blz_runtime *rt, const blz__fs_call *c, blz_file *file, blz__fs
         op->call.buf = op->bounce;
     }
     if (!ring_submit(op)) {
-        int rc = blz_runtime_spawn_blocking(rt, pool_job, op, NULL);
+        int rc = pool_submit(op);
         if (rc < 0) {
             /* The job was never queued, so the op is still ours alone. */
             op_destroy(op, true, false);
@@ -294,14 +362,13 @@ blz__fs_op_abandon(blz__fs_op *op)
 {
     /* Ask the ring first, while the op is certainly alive (it cannot be freed
      * before OP_DROPPED is set below). A completion racing with the cancel is
-     * harmless: the cancel then finds nothing, or its own CQE is ignored. */
-    if (op->on_ring) {
-        blz__spin_lock(&op->lock);
-        bool done = (op->state & OP_DONE) != 0;
-        blz__spin_unlock(&op->lock);
-        if (!done) {
-            (void) blz__io_driver_cancel(blz__rt_io(op->rt), &op->io);
-        }
+     * harmless: the cancel then finds nothing, or its own CQE is ignored. A
+     * CLOSE is never cancelled: it must run. */
+    blz__spin_lock(&op->lock);
+    bool cancel = op->on_ring && !(op->state & OP_DONE) && op->call.kind != BLZ__FS_CLOSE;
+    blz__spin_unlock(&op->lock);
+    if (cancel) {
+        (void) blz__io_driver_cancel(blz__rt_io(op->rt), &op->io);
     }
     blz__spin_lock(&op->lock);
     unsigned prev = op->state;

@@ -44,21 +44,39 @@ enum blz__op_kind {
     BLZ__OP_SEND,     /* send(fd, buf, len, flags | MSG_NOSIGNAL) */
     BLZ__OP_ACCEPT,   /* accept4(fd, addr, &addrlen, SOCK_CLOEXEC | SOCK_NONBLOCK) */
     BLZ__OP_CONNECT,  /* connect(fd, addr, addrlen) */
+    BLZ__OP_FSYNC,    /* fsync(fd), or fdatasync(fd) when flags has BLZ__FSYNC_DATASYNC */
+    BLZ__OP_OPENAT,   /* openat(fd, path, flags, mode) -> the new descriptor */
+    BLZ__OP_STATX,    /* statx(fd, path, flags, mask, buf) */
+    BLZ__OP_CLOSE,    /* close(fd); never cancelled, see below */
     BLZ__OP_KIND_COUNT
 };
+
+/* FSYNC flags: sync the data only (fdatasync). */
+#define BLZ__FSYNC_DATASYNC 0x1
 
 /*
  * A completion operation. The submitter owns it until `done` runs; the backend
  * owns `be_*`. `done` runs on the polling thread, must not block, and may free
- * the op.
+ * the op. `path` and `buf` belong to the kernel until then, like the op.
+ *
+ * CLOSE: a close the kernel has not run yet could be cancelled, leaving the
+ * descriptor open with nobody to close it. So `cancel` refuses CLOSE ops
+ * (-EOPNOTSUPP) and `fini` waits for them without cancelling. A CLOSE that
+ * still ends with -ECANCELED (the kernel dropped it: its submitting thread
+ * exited before it ran) did not close fd, and the submitter must close it
+ * another way.
  */
 typedef struct blz__io_op {
     int kind;         /* enum blz__op_kind */
-    int fd;           /* target descriptor */
-    void *buf;        /* data buffer (READ_AT/WRITE_AT/RECV/SEND), or sockaddr (ACCEPT/CONNECT) */
+    int fd;           /* target descriptor; directory descriptor (or AT_FDCWD) for OPENAT/STATX */
+    void *buf;        /* data buffer (READ_AT/WRITE_AT/RECV/SEND), sockaddr (ACCEPT/CONNECT),
+                         or the struct statx STATX fills */
+    const char *path; /* OPENAT/STATX: the path, NUL-terminated */
     uint32_t len;     /* buffer length, or sockaddr length for CONNECT */
-    int32_t flags;    /* MSG_* flags for RECV/SEND */
-    uint64_t off;     /* file offset for READ_AT/WRITE_AT */
+    int32_t flags;    /* MSG_* (RECV/SEND), open(2) flags (OPENAT), AT_* (STATX), BLZ__FSYNC_* */
+    uint32_t mode;    /* OPENAT: permission bits of a created file */
+    uint32_t mask;    /* STATX: the STATX_* fields wanted */
+    uint64_t off;     /* file offset for READ_AT/WRITE_AT (UINT64_MAX: the file position) */
     uint32_t addrlen; /* in/out sockaddr length for ACCEPT (the kernel writes it) */
     void (*done)(struct blz__io_op *op, int32_t res); /* completion: res is >= 0 or -errno */
     struct blz__io_op *be_next, *be_prev;             /* backend: in-flight list (under its lock) */
@@ -82,7 +100,8 @@ typedef struct blz__backend_ops {
     /* Starts a completion op; -EOPNOTSUPP when this backend has none of that kind. */
     int (*submit)(blz__backend *b, blz__io_op *op);
 
-    /* Asks the kernel to end `op` early. The done call still follows. */
+    /* Asks the kernel to end `op` early. The done call still follows.
+     * -EOPNOTSUPP for a CLOSE (see blz__io_op), -ENOENT when op is not in flight. */
     int (*cancel)(blz__backend *b, blz__io_op *op);
 
     /* Waits up to timeout_ns (-1 forever, 0 not at all) for events or a wake,
@@ -95,7 +114,8 @@ typedef struct blz__backend_ops {
     /* True if this backend runs completion ops of `kind`. */
     int (*supports)(const blz__backend *b, int kind);
 
-    /* Completes every op still in flight (with -ECANCELED where it can),
+    /* Completes every op still in flight (with -ECANCELED where it can; a
+     * CLOSE runs to its end),
      * releases the kernel objects and frees the backend. */
     void (*fini)(blz__backend *b);
 } blz__backend_ops;

@@ -9,6 +9,10 @@
  * - Each park first sweeps the registry (frees retired sources the backend let
  *   go of), then polls the backend, which dispatches readiness to the registry
  *   and completions to their ops before park returns.
+ * - Completion ops pass through here on their way to the backend: `op_count`
+ *   counts the accepted ones per kind (the only per-kind statistic; the
+ *   backend completes each exactly once), and `refused` lets tests make a
+ *   kind look unsupported so the fallback runs on io_uring too.
  * - Backend choice: the name passed in, else $BLZ_BACKEND, else epoll under
  *   valgrind, else io_uring when its probe passes, else epoll. A requested io_uring that cannot
  * start falls back to epoll, with the reason kept for blz__io_driver_fallback_reason.
@@ -74,6 +78,10 @@ blz__io_driver_new(const char *backend, blz__io_driver **out)
     }
     blz__registry_init(&d->reg);
     atomic_init(&d->events, 0u);
+    for (int k = 0; k < BLZ__OP_KIND_COUNT; k++) {
+        atomic_init(&d->op_count[k], 0u);
+    }
+    atomic_init(&d->refused, 0u);
 
     /* Try the requested backend, then the others in order of preference. */
     int rc = -ENOSYS;
@@ -170,10 +178,26 @@ blz__io_driver_sources(const blz__io_driver *d)
     return blz__load(&d->reg.nlive, RELAXED);
 }
 
+static bool
+refused(const blz__io_driver *d, int kind)
+{
+    return kind >= 0 && kind < BLZ__OP_KIND_COUNT &&
+           (blz__load(&d->refused, RELAXED) & (1u << kind)) != 0;
+}
+
 int
 blz__io_driver_submit(blz__io_driver *d, blz__io_op *op)
 {
-    return d->ops->submit(d->be, op);
+    if (op && refused(d, op->kind)) {
+        return -EOPNOTSUPP;
+    }
+    int kind = op ? op->kind : -1;
+    int rc = d->ops->submit(d->be, op);
+    if (rc == 0 && kind >= 0 && kind < BLZ__OP_KIND_COUNT) {
+        /* `kind` read before the submit: once accepted, the op may be gone. */
+        blz__fetch_add(&d->op_count[kind], 1u, RELAXED);
+    }
+    return rc;
 }
 
 int
@@ -185,5 +209,19 @@ blz__io_driver_cancel(blz__io_driver *d, blz__io_op *op)
 bool
 blz__io_driver_supports(const blz__io_driver *d, int kind)
 {
-    return d->ops->supports(d->be, kind) != 0;
+    return !refused(d, kind) && d->ops->supports(d->be, kind) != 0;
+}
+
+uint64_t
+blz__io_driver_ops(const blz__io_driver *d, int kind)
+{
+    return kind >= 0 && kind < BLZ__OP_KIND_COUNT ? blz__load(&d->op_count[kind], RELAXED) : 0;
+}
+
+void
+blz__io_driver_refuse(blz__io_driver *d, int kind)
+{
+    if (kind >= 0 && kind < BLZ__OP_KIND_COUNT) {
+        blz__fetch_or(&d->refused, 1u << kind, RELAXED);
+    }
 }

@@ -57,4 +57,15 @@ int blz__io_driver_submit(blz__io_driver *d, struct blz__io_op *op);
 int blz__io_driver_cancel(blz__io_driver *d, struct blz__io_op *op);
 bool blz__io_driver_supports(const blz__io_driver *d, int kind);
 
+/* Completion ops of `kind` (enum blz__op_kind) the backend accepted so far.
+ * Each one completes exactly once (the backend contract), so this also counts
+ * the completions that are, or will be, reported. Tests use it to tell which
+ * path an operation took; 0 for an unknown kind. Any thread. */
+uint64_t blz__io_driver_ops(const blz__io_driver *d, int kind);
+
+/* Tests: from now on, supports(kind) says false and submit refuses `kind`
+ * (-EOPNOTSUPP), as on a kernel without that op, so the fallback path runs
+ * on io_uring too. Call before any op of that kind is submitted. */
+void blz__io_driver_refuse(blz__io_driver *d, int kind);
+
 #endif

@@ -15,6 +15,10 @@ struct blz__io_driver {
     blz__registry reg;           /* every source of this driver */
     _Atomic uint64_t events;     /* events dispatched, for metrics (relaxed) */
     const char *fallback_reason; /* why the requested backend was not used, or NULL */
+    /* Completion ops the backend accepted, per kind (relaxed: statistics). */
+    _Atomic uint64_t op_count[BLZ__OP_KIND_COUNT];
+    /* Kinds refused whatever the backend offers (bit = kind; tests only, relaxed). */
+    _Atomic uint32_t refused;
 };
 
 #endif

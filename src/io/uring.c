@@ -5,7 +5,9 @@
  * POLLRDHUP) whose user_data is the source pointer tagged TAG_POLL; every CQE
  * it posts is dispatched like an epoll edge. Wake-ups: an eventfd with its own
  * multishot poll (user_data TAG_WAKE). Completion ops (read/write at offset,
- * recv, send, accept, connect) carry the op pointer tagged TAG_OP.
+ * recv, send, accept, connect, fsync, openat, statx, close) carry the op
+ * pointer tagged TAG_OP; which of them this kernel has is probed at init
+ * (IORING_REGISTER_PROBE), and `supports` says no to the others.
  *
  * Invariants:
  * - SQ: one producer at a time, under `lock`; every SQE is zeroed, filled, and
@@ -22,8 +24,10 @@
  *   otherwise the poll is armed again (multishot polls end on overflow,
  *   cancellation at thread exit, and the like).
  * - An op in flight is on the `inflight` list (under `lock`) and its buffers
- *   belong to the kernel until its CQE; fini cancels every such op and waits
- *   for its CQE before the ring is closed.
+ *   (and path) belong to the kernel until its CQE; fini cancels every such op
+ *   but CLOSE, and waits for every CQE before the ring is closed. A CLOSE is
+ *   never cancelled: cancelled before it ran, it would leave its descriptor
+ *   open with nobody to close it.
  * - Feature floor: IORING_FEAT_NODROP, FEAT_EXT_ARG (timed waits) and
  *   FEAT_POLL_32BITS, the NOP/POLL_ADD/ASYNC_CANCEL ops, and
  *   multishot poll, checked by a live self-test at init. Anything less makes
@@ -60,6 +64,10 @@ _Static_assert(offsetof(struct io_uring_sqe, len) == 24, "sqe.len");
 _Static_assert(offsetof(struct io_uring_sqe, poll32_events) == 28, "sqe.poll32_events");
 _Static_assert(offsetof(struct io_uring_sqe, msg_flags) == 28, "sqe.msg_flags");
 _Static_assert(offsetof(struct io_uring_sqe, accept_flags) == 28, "sqe.accept_flags");
+_Static_assert(offsetof(struct io_uring_sqe, fsync_flags) == 28, "sqe.fsync_flags");
+_Static_assert(offsetof(struct io_uring_sqe, open_flags) == 28, "sqe.open_flags");
+_Static_assert(offsetof(struct io_uring_sqe, statx_flags) == 28, "sqe.statx_flags");
+_Static_assert(offsetof(struct io_uring_sqe, addr2) == 8, "sqe.addr2 (statx buffer)");
 _Static_assert(offsetof(struct io_uring_sqe, user_data) == 32, "sqe.user_data");
 _Static_assert(sizeof(struct io_uring_cqe) == 16, "io_uring_cqe is 16 bytes");
 _Static_assert(offsetof(struct io_uring_cqe, user_data) == 0, "cqe.user_data");
@@ -338,6 +346,26 @@ prep_op(struct io_uring_sqe *sqe, blz__io_op *op)
         sqe->addr = (uint64_t) (uintptr_t) op->buf;
         sqe->off = op->len;
         return 0;
+    case BLZ__OP_FSYNC:
+        sqe->opcode = IORING_OP_FSYNC; /* off = len = 0: the whole file */
+        sqe->fsync_flags = (op->flags & BLZ__FSYNC_DATASYNC) ? IORING_FSYNC_DATASYNC : 0;
+        return 0;
+    case BLZ__OP_OPENAT:
+        sqe->opcode = IORING_OP_OPENAT;
+        sqe->addr = (uint64_t) (uintptr_t) op->path;
+        sqe->len = op->mode;
+        sqe->open_flags = (uint32_t) op->flags;
+        return 0;
+    case BLZ__OP_STATX:
+        sqe->opcode = IORING_OP_STATX;
+        sqe->addr = (uint64_t) (uintptr_t) op->path;
+        sqe->len = op->mask;
+        sqe->addr2 = (uint64_t) (uintptr_t) op->buf;
+        sqe->statx_flags = (uint32_t) op->flags;
+        return 0;
+    case BLZ__OP_CLOSE:
+        sqe->opcode = IORING_OP_CLOSE;
+        return 0;
     default:
         return -EINVAL;
     }
@@ -384,6 +412,9 @@ ur_submit(blz__backend *b, blz__io_op *op)
 static int
 ur_cancel(blz__backend *b, blz__io_op *op)
 {
+    if (op->kind == BLZ__OP_CLOSE) {
+        return -EOPNOTSUPP; /* see blz__io_op: a cancelled close would leak its descriptor */
+    }
     int rc = -ENOENT;
     pthread_mutex_lock(&b->lock);
     if (op->be_next) {
@@ -648,6 +679,10 @@ probe_ops(blz__backend *b)
     b->supported[BLZ__OP_SEND] = HAS(IORING_OP_SEND);
     b->supported[BLZ__OP_ACCEPT] = HAS(IORING_OP_ACCEPT);
     b->supported[BLZ__OP_CONNECT] = HAS(IORING_OP_CONNECT);
+    b->supported[BLZ__OP_FSYNC] = HAS(IORING_OP_FSYNC);
+    b->supported[BLZ__OP_OPENAT] = HAS(IORING_OP_OPENAT);
+    b->supported[BLZ__OP_STATX] = HAS(IORING_OP_STATX);
+    b->supported[BLZ__OP_CLOSE] = HAS(IORING_OP_CLOSE);
 #undef HAS
     blz__free(probe);
     return 0;
@@ -769,9 +804,12 @@ ur_fini(blz__backend *b)
     }
     /* Ops in flight own kernel-held buffers: cancel them all and wait for
      * their completions (bounded: a stuck op leaks its memory rather than
-     * freeing what the kernel may still write). */
+     * freeing what the kernel may still write). Closes are left to finish. */
     pthread_mutex_lock(&b->lock);
     for (blz__io_op *op = b->inflight.be_next; op != &b->inflight; op = op->be_next) {
+        if (op->kind == BLZ__OP_CLOSE) {
+            continue;
+        }
         struct io_uring_sqe *sqe = sq_get(b);
         if (sqe) {
             prep_remove(sqe, IORING_OP_ASYNC_CANCEL, (uint64_t) (uintptr_t) op | TAG_OP);

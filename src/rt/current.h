@@ -22,6 +22,16 @@ struct blz__timers *blz__rt_timers(blz_runtime *rt);
 /* The runtime's I/O driver. */
 struct blz__io_driver *blz__rt_io(blz_runtime *rt);
 
+/*
+ * blz_runtime_spawn_blocking, detached, for a job whose argument owns
+ * resources (a descriptor to close, memory to free). If the job is cancelled
+ * before it starts (blz_runtime_free aborts every queued job), `cancel(arg)`
+ * runs on the pool thread instead of `fn(arg)`, so that exactly one of the
+ * two always runs once the call returned 0. On failure (-ENOMEM, -ESHUTDOWN,
+ * -EAGAIN) neither runs and `arg` is still the caller's. Any thread.
+ */
+int blz__spawn_blocking_owned(blz_runtime *rt, blz_task_fn fn, void (*cancel)(void *), void *arg);
+
 /* Makes the worker parked in the driver (if any) return and recompute its
  * timeout: called when a timer earlier than every other is registered. Any thread. */
 void blz__rt_wake_driver(blz_runtime *rt);

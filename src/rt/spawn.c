@@ -81,11 +81,12 @@ blz_runtime_spawn_future(blz_runtime *rt, const blz_future *f, size_t size, blz_
 
 typedef struct blocking_payload {
     blz_task_fn fn;
+    void (*cancel)(void *arg); /* runs instead of fn when cancelled before start, or NULL */
     void *arg;
 } blocking_payload;
 
-int
-blz_runtime_spawn_blocking(blz_runtime *rt, blz_task_fn fn, void *arg, blz_join **out)
+static int
+spawn_blocking(blz_runtime *rt, blz_task_fn fn, void (*cancel)(void *), void *arg, blz_join **out)
 {
     if (!rt || !fn) {
         return -EINVAL;
@@ -97,8 +98,21 @@ blz_runtime_spawn_blocking(blz_runtime *rt, blz_task_fn fn, void *arg, blz_join 
     }
     blocking_payload *p = blz__task_payload(t);
     p->fn = fn;
+    p->cancel = cancel;
     p->arg = arg;
     return spawn_finish(rt, t, out);
+}
+
+int
+blz_runtime_spawn_blocking(blz_runtime *rt, blz_task_fn fn, void *arg, blz_join **out)
+{
+    return spawn_blocking(rt, fn, NULL, arg, out);
+}
+
+int
+blz__spawn_blocking_owned(blz_runtime *rt, blz_task_fn fn, void (*cancel)(void *), void *arg)
+{
+    return spawn_blocking(rt, fn, cancel, arg, NULL);
 }
 
 void blz__blocking_run(blz__task *t);
@@ -114,6 +128,12 @@ blz__blocking_run(blz__task *t)
     }
     blocking_payload *p = blz__task_payload(t);
     if (state & BLZ_TASK_CANCELLED) {
+        /* Aborted before it started (blz_join_abort, or blz_runtime_free
+         * aborting everything): fn never runs, but a job whose argument owns
+         * resources gets to release them. */
+        if (p->cancel) {
+            p->cancel(p->arg);
+        }
         blz__task_set_result(t, NULL, -ECANCELED);
     } else {
         void *value = p->fn(p->arg);

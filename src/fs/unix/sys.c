@@ -203,9 +203,12 @@ ts_ns(int64_t sec, int64_t nsec)
 }
 
 #if defined(STATX_BASIC_STATS)
-static void
-md_from_statx(const struct statx *s, blz_metadata *md)
+_Static_assert(sizeof(struct statx) <= BLZ__FS_STATX_SIZE, "BLZ__FS_STATX_SIZE holds a statx");
+
+void
+blz__fs_md_from_statx(const void *buf, blz_metadata *md)
 {
+    const struct statx *s = buf;
     memset(md, 0, sizeof *md);
     md->size = s->stx_size;
     md->kind = kind_from_mode(s->stx_mode);
@@ -250,8 +253,8 @@ do_stat(int dirfd, const char *path, int flags, blz_metadata *md)
 {
 #if defined(STATX_BASIC_STATS)
     struct statx sx;
-    if (statx(dirfd, path, flags, STATX_BASIC_STATS | STATX_BTIME, &sx) == 0) {
-        md_from_statx(&sx, md);
+    if (statx(dirfd, path, flags, BLZ__FS_STATX_MASK, &sx) == 0) {
+        blz__fs_md_from_statx(&sx, md);
         return 0;
     }
     if (errno != ENOSYS && errno != EPERM) { /* EPERM: some seccomp filters */

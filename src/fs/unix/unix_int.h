@@ -25,6 +25,12 @@ is_dot_or_dotdot(const char *n)
     return n[0] == '.' && (n[1] == '\0' || (n[1] == '.' && n[2] == '\0'));
 }
 
+/* The statx fields every metadata call asks for (pool and ring alike). */
+#define BLZ__FS_STATX_MASK (STATX_BASIC_STATS | STATX_BTIME)
+
+/* Fills `md` from the struct statx at `buf` (only where <sys/stat.h> has statx). */
+void blz__fs_md_from_statx(const void *buf, blz_metadata *md);
+
 /* open(2) through the syscall table, restarted on EINTR. */
 int blz__fs_open_retry(const char *path, int flags, uint32_t mode);
 
