@@ -403,6 +403,39 @@ drop_body_pool(void *arg)
     return drop_body(arg);
 }
 
+/* Close futures dropped before their first poll still close: the harness's
+ * fd-leak check fails the test otherwise. */
+static void *
+drop_unpolled_close_body(void *arg)
+{
+    fs_tmp *t = arg;
+    char path[FS_PATH_MAX];
+    snprintf(path, sizeof path, "%s/u", t->dir);
+    CHECK_OK(blz_fs_write_file(path, "abc", 3));
+    for (int i = 0; i < 16; i++) {
+        blz_file *f = NULL;
+        CHECK_OK(blz_file_open(path, NULL, &f));
+        blz_fs_future fut;
+        blz_file_close_fut(f, &fut);
+        blz_future_drop(&fut.base);
+        blz_dir *d = NULL;
+        CHECK_OK(blz_dir_open(t->dir, &d));
+        blz_dir_close_fut(d, &fut);
+        blz_future_drop(&fut.base);
+    }
+    return NULL;
+}
+
+BLZ_TEST(drop_unpolled_close)
+{
+    fs_tmp t;
+    fs_tmp_make(&t);
+    blz_test_counting_allocator_install();
+    fs_run(2, drop_unpolled_close_body, &t);
+    CHECK_EQ(blz_test_alloc_live(), 0);
+    fs_tmp_remove(&t);
+}
+
 BLZ_TEST(drop_mid_op)
 {
     fs_tmp t;
@@ -414,22 +447,6 @@ BLZ_TEST(drop_mid_op)
     fs_run(2, drop_body_pool, &t);
     CHECK_EQ(blz_test_alloc_live(), 0);
     fs_tmp_remove(&t);
-}
-
-/* blz_file_close that closes also in an aborted fiber, where blz_await
- * (and so blz_file_close) gives up before its first poll, which would leave
- * the file open: the first poll starts the close, and a close, once started,
- * runs even when its future is dropped. */
-static int
-close_even_if_aborted(blz_file *f)
-{
-    blz_fs_future fut;
-    blz_file_close_fut(f, &fut);
-    blz_context cx = {blz_waker_noop()};
-    if (blz_future_poll(&fut.base, &cx) == BLZ_READY) {
-        return fut.base.result;
-    }
-    return blz_await(&fut.base); /* -ECANCELED once aborted: dropped, still closes */
 }
 
 /* Loops over open, fsync, fstat, stat and close until aborted. */
@@ -450,7 +467,9 @@ busy_file_task(void *arg)
         if (rc == 0) {
             rc = blz_fs_metadata(p, &md);
         }
-        if (close_even_if_aborted(f) < 0 || rc < 0) {
+        /* In an aborted fiber blz_await gives up before the first poll; the
+         * dropped close future still closes (the fd-leak check proves it). */
+        if (blz_file_close(f) < 0 || rc < 0) {
             break;
         }
     }

@@ -276,7 +276,8 @@ BLZ_API void blz_file_metadata_fut(blz_file *file, blz_metadata *md, blz_fs_futu
 BLZ_API int blz_file_close(blz_file *file);
 /**
  * Future tier of blz_file_close. The file is marked closed at the first poll;
- * a future dropped before its first poll leaves the file open.
+ * a future dropped before its first poll still closes the file (in the
+ * background), so an aborted task's close is never lost.
  */
 BLZ_API void blz_file_close_fut(blz_file *file, blz_fs_future *f);
 
@@ -448,7 +449,8 @@ BLZ_API void blz_dir_next_fut(blz_dir *dir, blz_dir_entry *entry, blz_fs_future 
  * 0 or close(2)'s error. Suspends.
  */
 BLZ_API int blz_dir_close(blz_dir *dir);
-/** Future tier of blz_dir_close; `dir` is freed at the first poll. */
+/** Future tier of blz_dir_close; `dir` is freed and closed at the first poll, or when the future is
+ * dropped unpolled. */
 BLZ_API void blz_dir_close_fut(blz_dir *dir, blz_fs_future *f);
 
 #ifdef __cplusplus

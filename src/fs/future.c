@@ -509,6 +509,22 @@ fs_drop(blz_future *base)
                 }
             }
             break;
+        case BLZ__FF_DIR_CLOSE:
+        case BLZ__FF_CLOSE: {
+            /* Never polled (a task aborted before its first poll, a losing
+             * select branch): a close is a promise, so it still happens. */
+            blz_file *file = f->obj_;
+            if (f->kind_ == BLZ__FF_DIR_CLOSE) {
+                blz_dir *d = f->obj_;
+                file = d->file;
+                blz__free(d);
+            }
+            int fd = -1;
+            if (blz__file_close_begin(file, &fd) == 1) {
+                blz__fs_close_background(fd);
+            }
+            break;
+        }
         default:
             break; /* the caller's file or directory */
         }
