@@ -221,7 +221,7 @@ start_server() {
     "${cmd[@]}" "${bin[$name]}" 127.0.0.1:0 >"$out" 2>>"$log" &
     srv_pid=$!
     started+=("$srv_pid")
-    srv_addr= srv_err=
+    srv_addr='' srv_err=''
     for ((i = 0; i < NET_START_TIMEOUT * 20; i++)); do
         line=$(head -n 1 "$out")
         if [[ $line =~ ([0-9]+\.[0-9]+\.[0-9]+\.[0-9]+:[0-9]+) ]]; then
@@ -271,7 +271,7 @@ run_one() {
     local workers=1 scpu=$NET_SERVER_CPU ccpu=$NET_SERVER_CPU out rc=0 how
     case $mode in
     pinned) ccpu=$NET_CLIENT_CPU ;;
-    shared) workers=$ncpu scpu= ccpu= ;;
+    shared) workers=$ncpu scpu='' ccpu='' ;;
     esac
     [[ -n ${single_threaded[$name]:-} ]] && workers=1 # it ignores BLZ_WORKERS
     if ! start_server "$name" "$workers" "$scpu"; then

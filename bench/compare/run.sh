@@ -58,7 +58,8 @@ micro=1
 c_dir=build-release/bench
 tokio_bin=bench/tokio/target/release/blitz_tokio_bench
 # The C benchmarks the comparison expects (bench/<name>.c -> bench_<name>).
-# Any other bench_* binary is run too; bench_echo* belong to the networking hook.
+# Any other bench_* binary is run too; bench_echo* and bench_server_* belong to the
+# networking rows (net.sh).
 expected_c=(rt sync chan time_sleep fiber_switch)
 
 results=bench/results
@@ -132,7 +133,7 @@ shopt -s nullglob
 for b in "$c_dir"/bench_*; do
     [[ -x $b && -f $b ]] || continue
     name=${b##*/}
-    [[ $name == bench_echo* ]] && continue # networking: see run_networking below
+    [[ $name == bench_echo* || $name == bench_server_* ]] && continue # networking: net.sh
     c_bins+=("$b")
 done
 shopt -u nullglob
