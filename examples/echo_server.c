@@ -3,7 +3,9 @@
  *
  *   build/examples/echo_server [address]      (default 127.0.0.1:8080)
  *
- * One fiber task per connection, straight-line code, no callbacks. Runs until
+ * One fiber task per connection, straight-line code, no callbacks. On start it
+ * prints "echo_server: listening on ADDR (backend NAME)" to stdout (the first line;
+ * bench/compare/net.sh reads the address from it). Runs until
  * SIGINT or SIGTERM: the signals are blocked in every thread, and a job on
  * the blocking pool waits for them with sigwait(), then closes the listener,
  * which ends the accept loop with -ECANCELED. (When blitzio's signal module
@@ -19,7 +21,10 @@ static void *
 echo(void *arg)
 {
     blz_tcp_stream *s = arg;
-    char buf[4096];
+    /* Echo traffic is small request/response: no Nagle delay. 16 KiB reads (of a 64 KiB
+     * fiber stack) match the other servers of bench/compare/net.sh. */
+    blz_tcp_set_nodelay(s, true);
+    char buf[16384];
     for (;;) {
         ssize_t n = blz_tcp_read(s, buf, sizeof buf); /* suspends this task only */
         if (n <= 0) {

@@ -10,6 +10,15 @@ Per row and side it takes the median across rounds of ns_per_op (with the
 min and max across rounds: the spread), of bytes_per_op and of allocs_per_op.
 ratio = Tokio ns/op / blitzio ns/op, so > 1 means blitzio is faster.
 
+Networking rows (bench/compare/net.sh) are lines tagged "kind":"net" with
+round, mode, scenario and server, each carrying bench_echo_load's --json object
+(or "status":"failed" and a reason). Per (scenario, mode, server) it takes the
+median across rounds of msgs/s (spread = (max - min) / median), of p50/p99/p999
+and of the server's CPU us per message, and sets msgs/s and CPU/msg against the
+hand epoll server's and Tokio's in the same scenario and mode. They form a second
+table after the micro rows (stdout, latest.md) and the "net" list of latest.json;
+a raw file with only one kind of row gives only that table.
+
 Outputs, all under --out-dir (default bench/results):
   latest.json   meta + one object per row
   latest.md     the markdown table for BENCHMARKS.md
@@ -94,7 +103,7 @@ def make_meta(rounds, command, repo):
 
 
 def load(path):
-    meta, rows = {}, []
+    meta, rows, net = {}, [], []
     with open(path) as f:
         for n, line in enumerate(f, 1):
             line = line.strip()
@@ -107,11 +116,13 @@ def load(path):
                 continue
             if "meta" in obj:
                 meta = obj["meta"]
+            elif obj.get("kind") == "net" and all(k in obj for k in NET_KEYS):
+                net.append(obj)
             elif obj.get("side") in SIDES and "row" in obj and "ns_per_op" in obj:
                 rows.append(obj)
             else:
                 print(f"aggregate: {path}:{n}: not a row, skipped", file=sys.stderr)
-    return meta, rows
+    return meta, rows, net
 
 
 def summarize(rows):
@@ -243,13 +254,21 @@ def print_table(cells):
         print(line(c))
 
 
-def write_md(path, meta, cells, summary):
+def write_md(path, meta, cells, summary, with_table=True):
     m = meta
     lines = [
         f"Machine: {m.get('cpu', '?')}, {m.get('nproc', '?')} CPUs, Linux {m.get('kernel', '?')}. "
         f"Load average at start: {m.get('loadavg_at_start', '?')}. "
         f"Date: {m.get('date', '?')}. blitzio {m.get('commit', '?')}, Tokio {m.get('tokio', '?')}.",
         "",
+    ]
+    if not with_table:  # networking only: the caller appends its section
+        lines.append(f"Command: `{m.get('command', '?')}` ({m.get('rounds', '?')} rounds).")
+        lines.append("")
+        with open(path, "w") as f:
+            f.write("\n".join(lines))
+        return
+    lines += [
         f"Command: `{m.get('command', '?')}` ({m.get('rounds', '?')} rounds, blitzio and Tokio "
         "alternating; each figure is the median across rounds of each round's median).",
         "",
@@ -285,6 +304,171 @@ def write_dat(path, order, out):
     return len(both)
 
 
+# ------------------------------------------------------------------ networking rows
+
+NET_KEYS = ("round", "mode", "scenario", "server")
+# Display order; names not listed follow in the order they first appear.
+NET_SCENARIOS = ["100x64", "1000x64", "10x16384"]
+NET_MODES = ["one_cpu", "pinned", "shared"]
+NET_SERVERS = ["blitzio_uring", "blitzio_epoll", "tokio", "libuv", "hand_epoll"]
+NET_SERVER_NAMES = {"blitzio_uring": "blitzio io_uring", "blitzio_epoll": "blitzio epoll",
+                    "tokio": "Tokio", "libuv": "libuv", "hand_epoll": "hand epoll"}
+NET_MODE_NAMES = {"one_cpu": "one-CPU", "pinned": "pinned", "shared": "shared"}
+
+
+def scenario_name(sc):
+    conns, _, size = sc.partition("x")
+    try:
+        n = int(size)
+    except ValueError:
+        return sc
+    return f"{conns} x {n // 1024} KiB" if n >= 1024 and n % 1024 == 0 else f"{conns} x {n} B"
+
+
+def ordered(seen, order):
+    return [x for x in order if x in seen] + [x for x in seen if x not in order]
+
+
+def summarize_net(rows):
+    """One dict per (scenario, mode, server) in display order."""
+    by, seen = {}, {"scenario": [], "mode": [], "server": []}
+    for r in rows:
+        for k in seen:
+            if r[k] not in seen[k]:
+                seen[k].append(r[k])
+        by.setdefault((r["scenario"], r["mode"], r["server"]), []).append(r)
+    cells = []
+    for sc in ordered(seen["scenario"], NET_SCENARIOS):
+        for mode in ordered(seen["mode"], NET_MODES):
+            for srv in ordered(seen["server"], NET_SERVERS):
+                rs = by.get((sc, mode, srv))
+                if not rs:
+                    continue
+                ok = [r for r in rs if r.get("status") != "failed" and "msgs_per_s" in r]
+
+                def med(key, ok=ok):
+                    vals = [float(r[key]) for r in ok if r.get(key) is not None]
+                    return statistics.median(vals) if vals else None
+
+                rate = med("msgs_per_s")
+                rates = [float(r["msgs_per_s"]) for r in ok]
+                cells.append({
+                    "scenario": sc, "mode": mode, "server": srv,
+                    "msgs_per_s": rate,
+                    "msgs_min": min(rates) if rates else None,
+                    "msgs_max": max(rates) if rates else None,
+                    "spread": (max(rates) - min(rates)) / rate if rates and rate else None,
+                    "p50_us": med("p50_us"), "p99_us": med("p99_us"), "p999_us": med("p999_us"),
+                    "server_us_per_msg": med("server_us_per_msg"),
+                    "client_us_per_msg": (statistics.median(
+                        [float(r["client_cpu_s"]) * 1e6 / r["msgs"] for r in ok if r.get("msgs")])
+                        if any(r.get("msgs") for r in ok) else None),
+                    "workers": rs[-1].get("workers"),
+                    "rounds": len(ok),
+                    "failed": len(rs) - len(ok),
+                    "failures": sorted({r.get("reason", "?") for r in rs if r not in ok}),
+                    "errors": sum(int(r.get("errors", 0)) for r in ok),
+                    "not_stopped_by_sigterm": sum(r.get("stopped") not in ("sigterm", None)
+                                                  for r in ok),
+                })
+    # Ratios against the references in the same scenario and mode.
+    ref = {(c["scenario"], c["mode"], c["server"]): c for c in cells}
+    for c in cells:
+        for name in ("hand_epoll", "tokio"):
+            base = ref.get((c["scenario"], c["mode"], name))
+            r_rate = r_cpu = None
+            if base and base["msgs_per_s"] and c["msgs_per_s"] is not None:
+                r_rate = c["msgs_per_s"] / base["msgs_per_s"]
+            if base and base["server_us_per_msg"] and c["server_us_per_msg"] is not None:
+                r_cpu = c["server_us_per_msg"] / base["server_us_per_msg"]
+            c[f"rate_vs_{name}"] = r_rate
+            c[f"cpu_vs_{name}"] = r_cpu
+    return cells
+
+
+NET_HEADER = ["scenario", "mode", "server", "msgs/s", "spread", "p50 us", "p99 us", "p999 us",
+              "srv us/msg", "x hand", "x Tokio", "cpu x hand", "errors"]
+
+
+def fmt_num(v, digits=0):
+    if v is None:
+        return DASH
+    return f"{v:,.{digits}f}"
+
+
+def fmt_ratio(v):
+    return f"{v:.2f}x" if v is not None else DASH
+
+
+def net_cells(cells):
+    out = []
+    for c in cells:
+        failed = f" ({c['failed']} failed)" if c["failed"] else ""
+        out.append([
+            scenario_name(c["scenario"]),
+            NET_MODE_NAMES.get(c["mode"], c["mode"]),
+            NET_SERVER_NAMES.get(c["server"], c["server"]) + failed,
+            fmt_num(c["msgs_per_s"]),
+            f"{c['spread'] * 100:.0f}%" if c["spread"] is not None and c["rounds"] > 1 else DASH,
+            fmt_num(c["p50_us"]), fmt_num(c["p99_us"]), fmt_num(c["p999_us"]),
+            fmt_num(c["server_us_per_msg"], 2),
+            fmt_ratio(c["rate_vs_hand_epoll"]), fmt_ratio(c["rate_vs_tokio"]),
+            fmt_ratio(c["cpu_vs_hand_epoll"]),
+            str(c["errors"]) if c["rounds"] else DASH,
+        ])
+    return out
+
+
+def net_summary(cells):
+    runs = sum(c["rounds"] for c in cells)
+    failed = sum(c["failed"] for c in cells)
+    errors = sum(c["errors"] for c in cells)
+    killed = sum(c["not_stopped_by_sigterm"] for c in cells)
+    s = f"{runs} networking runs, {errors} byte errors, {failed} failed"
+    if killed:
+        s += f", {killed} servers not stopped by SIGTERM"
+    for c in cells:
+        for why in c["failures"]:
+            s += f"; {c['server']} {c['mode']} {c['scenario']}: {why}"
+    return s
+
+
+NET_NOTE = (
+    "msgs/s: median across rounds; spread = (max − min) ÷ median. p50/p99/p999: medians "
+    "of each run's round-trip percentiles. srv us/msg: the server's user+sys CPU over the "
+    "measured window ÷ messages. x hand, x Tokio: msgs/s ÷ that server's msgs/s in the same "
+    "scenario and mode (> 1: faster); cpu x hand: srv us/msg ÷ hand epoll's (< 1: cheaper). "
+    "one-CPU: server and load generator on one core; pinned: one core each; shared: no "
+    "affinity. Servers get one worker per core they may use (libuv and hand epoll are "
+    "single-threaded); the load generator is one blitzio worker on epoll.")
+
+
+def print_aligned(header, cells, left=1):
+    widths = [max(len(c[i]) for c in cells + [header]) for i in range(len(header))]
+
+    def line(c):
+        return "  ".join(v.ljust(widths[i]) if i < left else v.rjust(widths[i])
+                         for i, v in enumerate(c))
+
+    print(line(header))
+    print("  ".join("-" * w for w in widths))
+    for c in cells:
+        print(line(c))
+
+
+def net_md(cells, summary):
+    lines = [
+        "## Networking: echo servers",
+        "",
+        "| " + " | ".join(NET_HEADER) + " |",
+        "|" + "|".join([":---"] * 3 + ["---:"] * (len(NET_HEADER) - 3)) + "|",
+    ]
+    for c in net_cells(cells):
+        lines.append("| " + " | ".join(c) + " |")
+    lines += ["", summary + ".", "", NET_NOTE, ""]
+    return lines
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("raw", nargs="?")
@@ -301,8 +485,8 @@ def main():
     if not a.raw:
         ap.error("give a raw .jsonl file (or --meta)")
 
-    meta, rows = load(a.raw)
-    if not rows:
+    meta, rows, net = load(a.raw)
+    if not rows and not net:
         print(f"aggregate: {a.raw}: no benchmark rows", file=sys.stderr)
         return 1
     order, out = summarize(rows)
@@ -311,9 +495,19 @@ def main():
 
     cells = table_cells(order, out)
     summary = summary_line(order, out)
-    print_table(cells)
-    print()
-    print(summary)
+    if rows:
+        print_table(cells)
+        print()
+        print(summary)
+    net_summ = None
+    if net:
+        ncells = summarize_net(net)
+        net_summ = net_summary(ncells)
+        if rows:
+            print()
+        print_aligned(NET_HEADER, net_cells(ncells), left=3)
+        print()
+        print(net_summ)
 
     doc = {
         "meta": dict(meta, raw=os.path.relpath(a.raw, repo)),
@@ -321,10 +515,16 @@ def main():
                       ratio_of="bytes_per_op" if n in MEMORY_ROWS else "ns_per_op", **{s: out[n].get(s) for s in SIDES})
                  for n in order],
     }
+    if net:
+        doc["net"] = ncells
     with open(os.path.join(out_dir, "latest.json"), "w") as f:
         json.dump(doc, f, indent=1)
         f.write("\n")
-    write_md(os.path.join(out_dir, "latest.md"), meta, cells, summary)
+    md_path = os.path.join(out_dir, "latest.md")
+    write_md(md_path, meta, cells, summary, with_table=bool(rows))
+    if net:
+        with open(md_path, "a") as f:
+            f.write("\n" + "\n".join(net_md(ncells, net_summ)))
     write_dat(os.path.join(out_dir, "ratios.dat"), order, out)
     return 0
 

@@ -4,6 +4,9 @@
 # Builds the release C benchmarks and the Tokio crate, then runs the two sides
 # alternately, round by round (blitzio, Tokio, blitzio, Tokio, ...), so slow
 # drift of the machine (frequency, noisy neighbours) falls on both sides alike.
+# Then the networking rows: bench/compare/net.sh drives five echo servers
+# (blitzio on io_uring and on epoll, Tokio, libuv, a hand-written epoll server)
+# with bench_echo_load in three CPU placements (see net.sh for the method).
 # Every JSON line the benchmarks print is tagged with its side, round and binary
 # and kept in bench/results/raw/<stamp>.jsonl; aggregate.py turns that file into
 # the table (stdout), latest.json and latest.md, and chart.gp into ratios.png
@@ -11,16 +14,28 @@
 #
 #     bench/compare/run.sh              # or: make bench-compare
 #     ROUNDS=5 bench/compare/run.sh     # more rounds (default 3)
+#     NET=0 bench/compare/run.sh        # micro rows only (about 30 s)
+#     NET_ONLY=1 NET_SECS=1 ROUNDS=1 bench/compare/run.sh   # a quick networking check
 #
 # Environment:
-#   ROUNDS=N         rounds of (blitzio, Tokio); default 3
+#   ROUNDS=N         rounds of (blitzio, Tokio), and of the networking rows; default 3
 #   RUNS=N WARMUPS=N passed to every bench binary as --runs/--warmups
 #                    (default: the binaries' own, 10 runs after 5 warm-ups)
 #   BUILD=0          skip both builds and use the binaries already there
 #   BENCH_TIMEOUT=S  seconds one bench binary may take before it is stopped; default 300
+#   NET=0            skip the networking rows
+#   NET_ONLY=1       only the networking rows (no micro rows, no chart; latest.md and
+#                    latest.json then hold the networking table alone)
+#   NET_SECS=S       measured window of each echo run; default 2
+#   NET_ROUNDS=N     networking rounds; default ROUNDS
+#   NET_SCENARIOS, NET_MODES, NET_SERVERS, NET_SERVER_CPU, NET_CLIENT_CPU,
+#   NET_START_TIMEOUT, NET_STOP_TIMEOUT: see bench/compare/net.sh
 #
-# A side that cannot be built is reported and left out; the rest still runs.
-# Takes about 30 s at the defaults on 2 cores (most of it Tokio's suite, ~3 s a round).
+# A side that cannot be built is reported and left out; the rest still runs; so is a
+# missing echo server (no cargo, no libuv).
+# Takes about 30 s for the micro rows at the defaults on 2 cores (most of it Tokio's
+# suite, ~3 s a round), plus about 6 min for the networking rows (3 rounds of 45 echo
+# runs of NET_SECS=2, ~2.7 s each with setup), plus the builds.
 set -euo pipefail
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -30,12 +45,21 @@ rounds_given=${ROUNDS:-}
 ROUNDS=${ROUNDS:-3}
 BUILD=${BUILD:-1}
 BENCH_TIMEOUT=${BENCH_TIMEOUT:-300}
+NET=${NET:-1}
+NET_ONLY=${NET_ONLY:-0}
 [[ $ROUNDS =~ ^[1-9][0-9]*$ ]] || { echo "run.sh: ROUNDS must be a positive integer" >&2; exit 2; }
+if [[ $NET == 0 && $NET_ONLY == 1 ]]; then
+    echo "run.sh: NET=0 and NET_ONLY=1 leave nothing to run" >&2
+    exit 2
+fi
+micro=1
+[[ $NET_ONLY == 1 ]] && micro=0
 
 c_dir=build-release/bench
 tokio_bin=bench/tokio/target/release/blitz_tokio_bench
 # The C benchmarks the comparison expects (bench/<name>.c -> bench_<name>).
-# Any other bench_* binary is run too; bench_echo* belong to the networking hook.
+# Any other bench_* binary is run too; bench_echo* and bench_server_* belong to the
+# networking rows (net.sh).
 expected_c=(rt sync chan time_sleep fiber_switch)
 
 results=bench/results
@@ -109,7 +133,7 @@ shopt -s nullglob
 for b in "$c_dir"/bench_*; do
     [[ -x $b && -f $b ]] || continue
     name=${b##*/}
-    [[ $name == bench_echo* ]] && continue # networking: see run_networking below
+    [[ $name == bench_echo* || $name == bench_server_* ]] && continue # networking: net.sh
     c_bins+=("$b")
 done
 shopt -u nullglob
@@ -121,13 +145,15 @@ if [[ $c_build_ok == 0 ]]; then
         [[ $(stat -c %Y "$b") -lt $c_build_start ]] && note "${b##*/}: from an earlier build (stale)"
     done
 fi
-if [[ ${#c_bins[@]} -eq 0 && $tokio_ok == 0 ]]; then
+if [[ $micro == 1 && ${#c_bins[@]} -eq 0 && $tokio_ok == 0 && $NET == 0 ]]; then
     echo "run.sh: nothing to run: no C benchmark and no Tokio binary" >&2
     exit 1
 fi
-[[ ${#c_bins[@]} -eq 0 ]] && note "no C benchmark binaries: running the Tokio side alone"
-names=("${c_bins[@]##*/}")
-say "C benchmarks: ${names[*]:-none}"
+if [[ $micro == 1 ]]; then
+    [[ ${#c_bins[@]} -eq 0 ]] && note "no C benchmark binaries: running the Tokio side alone"
+    names=("${c_bins[@]##*/}")
+    say "C benchmarks: ${names[*]:-none}"
+fi
 
 # ---------------------------------------------------------------- rounds
 
@@ -136,6 +162,10 @@ command_line="bench/compare/run.sh"
 [[ -n $rounds_given ]] && command_line="ROUNDS=$ROUNDS $command_line"
 [[ -n ${RUNS:-} ]] && command_line="RUNS=$RUNS $command_line"
 [[ -n ${WARMUPS:-} ]] && command_line="WARMUPS=$WARMUPS $command_line"
+for v in NET NET_ONLY NET_SECS NET_ROUNDS NET_SCENARIOS NET_MODES NET_SERVERS; do
+    [[ -n ${!v:-} && ! ( $v == NET && ${!v} == 1 ) && ! ( $v == NET_ONLY && ${!v} == 0 ) ]] \
+        && command_line="$v=${!v// /,} $command_line"
+done
 python3 bench/compare/aggregate.py --meta --rounds "$ROUNDS" --command "$command_line" >"$raw"
 
 # run_one SIDE ROUND BINARY: runs one binary with --json, appends its rows to
@@ -152,17 +182,41 @@ run_one() {
     printf '   round %d/%d  %-7s  %-22s %s\n' "$round" "$ROUNDS" "$side" "$name" "$msg"
 }
 
-say "running $ROUNDS rounds, blitzio and Tokio alternating"
-for ((r = 1; r <= ROUNDS; r++)); do
-    for b in "${c_bins[@]}"; do run_one blitzio "$r" "$b"; done
-    [[ $tokio_ok == 1 ]] && run_one tokio "$r" "$tokio_bin"
-done
+if [[ $micro == 1 ]]; then
+    say "running $ROUNDS rounds, blitzio and Tokio alternating"
+    for ((r = 1; r <= ROUNDS; r++)); do
+        for b in "${c_bins[@]}"; do run_one blitzio "$r" "$b"; done
+        [[ $tokio_ok == 1 ]] && run_one tokio "$r" "$tokio_bin"
+    done
+else
+    say "NET_ONLY=1: micro rows skipped"
+fi
+
+# ---------------------------------------------------------------- networking rows
+#
+# The echo comparison of issue 7 (bench/compare/net.sh has the method): one load
+# generator of ours against blitzio on io_uring and on epoll, Tokio's tokio_echo,
+# a libuv server and a hand-written epoll server, in one-CPU, pinned and shared
+# modes; msgs/s, p50/p99/p999, server CPU per message. Its rows go to the same raw
+# file. A failure inside it is reported, never fatal for the rest.
+run_networking() {
+    if [[ $NET == 0 ]]; then
+        say "NET=0: networking rows skipped"
+        return 0
+    fi
+    NET_ROUNDS=${NET_ROUNDS:-$ROUNDS} bash bench/compare/net.sh "$raw" "$log" \
+        || note "networking rows stopped early (exit status $?); the rows made so far are kept"
+}
+run_networking
 
 # ---------------------------------------------------------------- table and chart
 
 say "results ($raw)"
-python3 bench/compare/aggregate.py "$raw" --out-dir "$results"
-note "wrote $results/latest.json and $results/latest.md"
+if python3 bench/compare/aggregate.py "$raw" --out-dir "$results"; then
+    note "wrote $results/latest.json and $results/latest.md"
+else
+    note "no rows to aggregate"
+fi
 
 ensure_gnuplot() {
     command -v gnuplot >/dev/null && return 0
@@ -175,7 +229,9 @@ ensure_gnuplot() {
     command -v gnuplot >/dev/null
 }
 
-if [[ $tokio_ok == 0 ]]; then
+if [[ $micro == 0 ]]; then
+    note "chart skipped: NET_ONLY=1 (the chart shows the micro rows)"
+elif [[ $tokio_ok == 0 ]]; then
     note "chart skipped: no Tokio figures to compare with"
 elif ! [[ -s $results/ratios.dat ]] || [[ $(grep -vc '^#' "$results/ratios.dat") -eq 0 ]]; then
     note "chart skipped: no row ran on both sides"
@@ -192,27 +248,5 @@ print("%s, %s CPUs, %s, %s rounds" % (m["cpu"], m["nproc"], m["date"], m["rounds
         note "chart failed (see $log)"
     fi
 fi
-
-# ---------------------------------------------------------------- networking hook
-#
-# HOOK, not written yet: the echo comparison of issue 7 ("Networking rows":
-# one load generator of ours against blitzio on io_uring and on epoll, Tokio's
-# tokio_echo, a libuv server and a hand-written epoll server; one-CPU, pinned and
-# shared modes; msgs/s, p50/p99/p999, server CPU per message). It runs only once
-# bench_echo_load exists; until then it says so and returns. The driver belongs
-# here, starting and stopping each server by PID, loopback only, bounded in time.
-run_networking() {
-    local load=$c_dir/bench_echo_load
-    if [[ ! -x $load ]]; then
-        say "networking rows: not built yet (no $load)"
-        return 0
-    fi
-    local s servers=()
-    for s in build-release/examples/echo_server bench/tokio/target/release/tokio_echo; do
-        [[ -x $s ]] && servers+=("$s")
-    done
-    say "networking rows: $load and servers (${servers[*]:-none}) are there, but the driver is not written yet (run_networking in bench/compare/run.sh)"
-}
-run_networking
 
 say "done in $((SECONDS - t_start)) s; raw rows in $raw"

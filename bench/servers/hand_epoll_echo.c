@@ -1,0 +1,314 @@
+/*
+ * bench/servers/hand_epoll_echo.c — the "how fast can readiness I/O be" reference
+ * for the echo comparison (issue 7): a minimal single-threaded, edge-triggered
+ * epoll echo server with no library between it and the kernel.
+ *
+ *   bench_server_hand_epoll [HOST:PORT]     (default 127.0.0.1:8080; port 0 picks one)
+ *
+ * On start it prints "hand_epoll_echo: listening on HOST:PORT" as its first line on
+ * stdout (the convention of bench/compare/net.sh), then serves until SIGINT or
+ * SIGTERM, which arrive through a signalfd in the same epoll set.
+ *
+ * Invariants:
+ * - One thread owns everything; no locks.
+ * - Every descriptor is registered edge-triggered, so each readable edge is drained
+ *   to EAGAIN (the accept loop and the read loop), or the connection remembers that
+ *   it stopped early (`pending` is non-empty) and resumes reading once it is empty.
+ * - A connection has EPOLLOUT in its interest set exactly while `pending` holds
+ *   bytes that a short write left behind; it reads nothing more until they are out,
+ *   which is the server's backpressure.
+ * - Each read of up to BUF_SIZE bytes is written straight back from one shared
+ *   buffer; only a short write copies the unsent tail into the connection.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#define BUF_SIZE   (16 * 1024) /* the read size of every server in the comparison */
+#define MAX_EVENTS 256
+
+typedef struct conn {
+    int fd;
+    char *pending;      /* unsent tail of the last read, or NULL; BUF_SIZE bytes */
+    size_t pending_off; /* first unsent byte in pending */
+    size_t pending_len; /* end of the unsent bytes in pending */
+    bool want_out;      /* EPOLLOUT is in the interest set */
+} conn;
+
+/* epoll_event.data.ptr of the two non-connection descriptors. */
+static char listener_tag, signal_tag;
+
+static char buf[BUF_SIZE];
+
+static int
+parse_addr(const char *text, struct sockaddr_storage *ss, socklen_t *len)
+{
+    char host[256];
+    const char *colon = strrchr(text, ':');
+    if (!colon || (size_t) (colon - text) >= sizeof host) {
+        return -1;
+    }
+    memcpy(host, text, (size_t) (colon - text));
+    host[colon - text] = '\0';
+    char *end;
+    long port = strtol(colon + 1, &end, 10);
+    if (*end != '\0' || end == colon + 1 || port < 0 || port > 65535) {
+        return -1;
+    }
+    memset(ss, 0, sizeof *ss);
+    struct sockaddr_in *v4 = (struct sockaddr_in *) ss;
+    struct sockaddr_in6 *v6 = (struct sockaddr_in6 *) ss;
+    size_t hl = strlen(host);
+    if (inet_pton(AF_INET, host, &v4->sin_addr) == 1) {
+        v4->sin_family = AF_INET;
+        v4->sin_port = htons((uint16_t) port);
+        *len = sizeof *v4;
+        return 0;
+    }
+    if (hl >= 2 && host[0] == '[' && host[hl - 1] == ']') {
+        host[hl - 1] = '\0';
+        if (inet_pton(AF_INET6, host + 1, &v6->sin6_addr) == 1) {
+            v6->sin6_family = AF_INET6;
+            v6->sin6_port = htons((uint16_t) port);
+            *len = sizeof *v6;
+            return 0;
+        }
+    }
+    return -1;
+}
+
+static void
+print_bound(int fd)
+{
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof ss;
+    char host[INET6_ADDRSTRLEN] = "?";
+    unsigned port = 0;
+    if (getsockname(fd, (struct sockaddr *) &ss, &len) == 0) {
+        if (ss.ss_family == AF_INET) {
+            struct sockaddr_in *v4 = (struct sockaddr_in *) &ss;
+            inet_ntop(AF_INET, &v4->sin_addr, host, sizeof host);
+            port = ntohs(v4->sin_port);
+        } else {
+            struct sockaddr_in6 *v6 = (struct sockaddr_in6 *) &ss;
+            inet_ntop(AF_INET6, &v6->sin6_addr, host, sizeof host);
+            port = ntohs(v6->sin6_port);
+        }
+    }
+    printf(ss.ss_family == AF_INET6 ? "hand_epoll_echo: listening on [%s]:%u\n"
+                                    : "hand_epoll_echo: listening on %s:%u\n",
+           host, port);
+    fflush(stdout);
+}
+
+static void
+conn_close(conn *c)
+{
+    close(c->fd); /* also removes it from the epoll set */
+    free(c->pending);
+    free(c);
+}
+
+static int
+set_interest(int ep, conn *c, bool out)
+{
+    struct epoll_event ev = {.events = EPOLLIN | EPOLLRDHUP | EPOLLET | (out ? EPOLLOUT : 0u),
+                             .data.ptr = c};
+    if (epoll_ctl(ep, EPOLL_CTL_MOD, c->fd, &ev) < 0) {
+        return -1;
+    }
+    c->want_out = out;
+    return 0;
+}
+
+/* Writes out what a short write left behind. 1: all sent, 0: still pending, -1: error. */
+static int
+flush_pending(conn *c)
+{
+    while (c->pending_off < c->pending_len) {
+        ssize_t n = write(c->fd, c->pending + c->pending_off, c->pending_len - c->pending_off);
+        if (n < 0) {
+            if (errno == EINTR) {
+                continue;
+            }
+            return errno == EAGAIN ? 0 : -1;
+        }
+        c->pending_off += (size_t) n;
+    }
+    c->pending_off = c->pending_len = 0;
+    return 1;
+}
+
+/* Echoes everything readable until EAGAIN (0), a short write (0, bytes pending) or the
+ * end of the connection (-1). */
+static int
+echo_until_blocked(conn *c)
+{
+    for (;;) {
+        ssize_t n = read(c->fd, buf, sizeof buf);
+        if (n == 0) {
+            return -1;
+        }
+        if (n < 0) {
+            if (errno == EINTR) {
+                continue;
+            }
+            return errno == EAGAIN ? 0 : -1;
+        }
+        size_t sent = 0;
+        while (sent < (size_t) n) {
+            ssize_t w = write(c->fd, buf + sent, (size_t) n - sent);
+            if (w < 0 && errno == EINTR) {
+                continue;
+            }
+            if (w < 0 && errno != EAGAIN) {
+                return -1;
+            }
+            if (w < 0) {
+                break; /* the send buffer is full */
+            }
+            sent += (size_t) w;
+        }
+        if (sent < (size_t) n) {
+            if (!c->pending && !(c->pending = malloc(BUF_SIZE))) {
+                return -1;
+            }
+            memcpy(c->pending, buf + sent, (size_t) n - sent);
+            c->pending_off = 0;
+            c->pending_len = (size_t) n - sent;
+            return 0;
+        }
+    }
+}
+
+static void
+on_conn(int ep, conn *c, uint32_t events)
+{
+    if (events & EPOLLERR) {
+        conn_close(c);
+        return;
+    }
+    if (c->pending_len) {
+        int rc = flush_pending(c);
+        if (rc < 0) {
+            conn_close(c);
+            return;
+        }
+        if (rc == 0) {
+            return; /* still blocked on the send buffer; EPOLLOUT stays armed */
+        }
+    }
+    /* Nothing pending: read (the data that arrived while we waited may have fired its
+     * edge already, so read even when this event is only EPOLLOUT). */
+    if (echo_until_blocked(c) < 0) {
+        conn_close(c);
+        return;
+    }
+    bool out = c->pending_len != 0;
+    if (out != c->want_out && set_interest(ep, c, out) < 0) {
+        conn_close(c);
+    }
+}
+
+static void
+on_accept(int ep, int lfd)
+{
+    for (;;) {
+        int fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd < 0) {
+            if (errno == EINTR || errno == ECONNABORTED) {
+                continue;
+            }
+            if (errno != EAGAIN) {
+                /* EMFILE and friends: the connection stays queued; the next accept edge
+                 * (another client) retries it. The driver raises RLIMIT_NOFILE. */
+                perror("hand_epoll_echo: accept4");
+            }
+            return;
+        }
+        int one = 1;
+        (void) setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+        conn *c = calloc(1, sizeof *c);
+        struct epoll_event ev = {.events = EPOLLIN | EPOLLRDHUP | EPOLLET, .data.ptr = c};
+        if (!c || epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev) < 0) {
+            free(c);
+            close(fd);
+            continue;
+        }
+        c->fd = fd;
+        /* Data may have arrived before the registration; the ET edge then came and went. */
+        on_conn(ep, c, EPOLLIN);
+    }
+}
+
+int
+main(int argc, char **argv)
+{
+    const char *addr = argc > 1 ? argv[1] : "127.0.0.1:8080";
+    struct sockaddr_storage ss;
+    socklen_t len;
+    if (argc > 2 || parse_addr(addr, &ss, &len) < 0) {
+        fprintf(stderr, "usage: %s [HOST:PORT]   (IPv4, or [IPv6]; port 0 picks one)\n", argv[0]);
+        return 2;
+    }
+
+    sigset_t stop;
+    sigemptyset(&stop);
+    sigaddset(&stop, SIGINT);
+    sigaddset(&stop, SIGTERM);
+    int sfd = -1, lfd = -1, ep = -1, one = 1;
+    if (sigprocmask(SIG_BLOCK, &stop, NULL) < 0 ||
+        (sfd = signalfd(-1, &stop, SFD_NONBLOCK | SFD_CLOEXEC)) < 0 ||
+        (lfd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0)) < 0 ||
+        setsockopt(lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) < 0 ||
+        bind(lfd, (struct sockaddr *) &ss, len) < 0 || listen(lfd, 4096) < 0 ||
+        (ep = epoll_create1(EPOLL_CLOEXEC)) < 0) {
+        fprintf(stderr, "hand_epoll_echo: %s: %s\n", addr, strerror(errno));
+        return 1;
+    }
+    struct epoll_event lev = {.events = EPOLLIN | EPOLLET, .data.ptr = &listener_tag};
+    struct epoll_event sev = {.events = EPOLLIN, .data.ptr = &signal_tag};
+    if (epoll_ctl(ep, EPOLL_CTL_ADD, lfd, &lev) < 0 ||
+        epoll_ctl(ep, EPOLL_CTL_ADD, sfd, &sev) < 0) {
+        fprintf(stderr, "hand_epoll_echo: epoll_ctl: %s\n", strerror(errno));
+        return 1;
+    }
+    print_bound(lfd);
+
+    struct epoll_event events[MAX_EVENTS];
+    for (;;) {
+        int n = epoll_wait(ep, events, MAX_EVENTS, -1);
+        if (n < 0 && errno == EINTR) {
+            continue;
+        }
+        if (n < 0) {
+            fprintf(stderr, "hand_epoll_echo: epoll_wait: %s\n", strerror(errno));
+            return 1;
+        }
+        for (int i = 0; i < n; i++) {
+            void *p = events[i].data.ptr;
+            if (p == &listener_tag) {
+                on_accept(ep, lfd);
+            } else if (p == &signal_tag) {
+                struct signalfd_siginfo si;
+                if (read(sfd, &si, sizeof si) == (ssize_t) sizeof si) {
+                    fprintf(stderr, "hand_epoll_echo: signal %u, stopping\n", si.ssi_signo);
+                    /* Open connections go with the process, as in the other servers. */
+                    return 0;
+                }
+            } else {
+                on_conn(ep, p, events[i].events);
+            }
+        }
+    }
+}
