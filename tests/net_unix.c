@@ -472,3 +472,52 @@ BLZ_TEST(unix_try_connect)
 {
     net_run(2, unix_try_connect_main, NULL);
 }
+
+/* ---- the remaining try and future tiers: vectors, connected datagrams ------------------------ */
+
+static void *
+unix_tiers_main(void *arg)
+{
+    (void) arg;
+    blz_context cx = {blz_waker_noop()};
+    blz_unix_stream *a = NULL, *b = NULL;
+    CHECK_OK(blz_unix_pair(&a, &b));
+    char r1[3], r2[3];
+    blz_iovec rv[2] = {{r1, 3}, {r2, 3}};
+    CHECK_EQ(blz_unix_try_readv(b, rv, 2), -EAGAIN);
+    blz_io_future f;
+    blz_unix_readv_fut(b, rv, 2, &f);
+    CHECK_EQ(blz_future_poll(&f.base, &cx), BLZ_PENDING);
+    blz_iovec wv[2] = {{(void *) "abc", 3}, {(void *) "def", 3}};
+    CHECK_EQ(blz_unix_try_writev(a, wv, 2), 6);
+    CHECK_EQ(blz_await(&f.base), 6);
+    CHECK(memcmp(r1, "abc", 3) == 0 && memcmp(r2, "def", 3) == 0);
+    blz_unix_writev_fut(a, wv, 1, &f);
+    CHECK_EQ(blz_await(&f.base), 3);
+    CHECK_EQ(blz_unix_try_readv(b, rv, 1), 3);
+    CHECK_EQ(blz_unix_try_readv(b, rv, 0), -EINVAL);
+    blz_unix_close(a);
+    blz_unix_close(b);
+
+    blz_unix_datagram *p = NULL, *q = NULL;
+    CHECK_OK(blz_unix_datagram_pair(&p, &q));
+    char buf[8];
+    CHECK_EQ(blz_unix_datagram_try_recv(q, buf, sizeof buf), -EAGAIN);
+    blz_unix_datagram_recv_fut(q, buf, sizeof buf, &f);
+    CHECK_EQ(blz_future_poll(&f.base, &cx), BLZ_PENDING);
+    CHECK_EQ(blz_unix_datagram_try_send(p, "dg", 2), 2);
+    CHECK_EQ(blz_await(&f.base), 2);
+    CHECK(memcmp(buf, "dg", 2) == 0);
+    blz_unix_datagram_send_fut(p, "dg2", 3, &f);
+    CHECK_EQ(blz_await(&f.base), 3);
+    CHECK_EQ(blz_unix_datagram_try_recv(q, buf, sizeof buf), 3);
+    blz_unix_datagram_close(p);
+    blz_unix_datagram_close(q);
+    CHECK_EQ(blz__io_driver_waiters(net_driver()), 0);
+    return NULL;
+}
+
+BLZ_TEST(unix_vector_and_datagram_tiers)
+{
+    net_run(2, unix_tiers_main, NULL);
+}

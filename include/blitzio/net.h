@@ -426,6 +426,16 @@ BLZ_API ssize_t blz_udp_try_recv_from(blz_udp_socket *u, void *buf, size_t n, bl
 /** Future tier of blz_udp_recv_from. */
 BLZ_API void blz_udp_recv_from_fut(blz_udp_socket *u, void *buf, size_t n, blz_addr *from,
                                    blz_io_future *f);
+/**
+ * Like blz_udp_recv_from, but leaves the datagram queued: the next receive
+ * (or peek) gets it again. Returns its length (truncated to `n`).
+ */
+BLZ_API ssize_t blz_udp_peek_from(blz_udp_socket *u, void *buf, size_t n, blz_addr *from);
+/** Try tier of blz_udp_peek_from: -EAGAIN when nothing is queued. */
+BLZ_API ssize_t blz_udp_try_peek_from(blz_udp_socket *u, void *buf, size_t n, blz_addr *from);
+/** Future tier of blz_udp_peek_from; `buf` and `from` must outlive it. */
+BLZ_API void blz_udp_peek_from_fut(blz_udp_socket *u, void *buf, size_t n, blz_addr *from,
+                                   blz_io_future *f);
 /** Sends to the connected peer. -EDESTADDRREQ when not connected; -ECONNREFUSED after an ICMP
  * error. */
 BLZ_API ssize_t blz_udp_send(blz_udp_socket *u, const void *buf, size_t n);
@@ -539,8 +549,18 @@ BLZ_API void blz_unix_write_all_fut(blz_unix_stream *s, const void *buf, size_t 
                                     blz_io_future *f);
 /** As blz_tcp_readv. */
 BLZ_API ssize_t blz_unix_readv(blz_unix_stream *s, const blz_iovec *iov, int iovcnt);
+/** As blz_tcp_try_readv. */
+BLZ_API ssize_t blz_unix_try_readv(blz_unix_stream *s, const blz_iovec *iov, int iovcnt);
+/** As blz_tcp_readv_fut. */
+BLZ_API void blz_unix_readv_fut(blz_unix_stream *s, const blz_iovec *iov, int iovcnt,
+                                blz_io_future *f);
 /** As blz_tcp_writev. */
 BLZ_API ssize_t blz_unix_writev(blz_unix_stream *s, const blz_iovec *iov, int iovcnt);
+/** As blz_tcp_try_writev. */
+BLZ_API ssize_t blz_unix_try_writev(blz_unix_stream *s, const blz_iovec *iov, int iovcnt);
+/** As blz_tcp_writev_fut. */
+BLZ_API void blz_unix_writev_fut(blz_unix_stream *s, const blz_iovec *iov, int iovcnt,
+                                 blz_io_future *f);
 /** As blz_tcp_shutdown. */
 BLZ_API int blz_unix_shutdown(blz_unix_stream *s, blz_shutdown_how how);
 /** The peer's credentials. 0 or -errno. */
@@ -631,8 +651,18 @@ BLZ_API void blz_unix_datagram_peek_from_fut(blz_unix_datagram *d, void *buf, si
                                              blz_addr *from, blz_io_future *f);
 /** Sends to the connected peer. */
 BLZ_API ssize_t blz_unix_datagram_send(blz_unix_datagram *d, const void *buf, size_t n);
+/** Try tier of blz_unix_datagram_send: -EAGAIN when the peer's queue is full. */
+BLZ_API ssize_t blz_unix_datagram_try_send(blz_unix_datagram *d, const void *buf, size_t n);
+/** Future tier of blz_unix_datagram_send. */
+BLZ_API void blz_unix_datagram_send_fut(blz_unix_datagram *d, const void *buf, size_t n,
+                                        blz_io_future *f);
 /** Receives from the connected peer. */
 BLZ_API ssize_t blz_unix_datagram_recv(blz_unix_datagram *d, void *buf, size_t n);
+/** Try tier of blz_unix_datagram_recv: -EAGAIN when nothing is queued. */
+BLZ_API ssize_t blz_unix_datagram_try_recv(blz_unix_datagram *d, void *buf, size_t n);
+/** Future tier of blz_unix_datagram_recv. */
+BLZ_API void blz_unix_datagram_recv_fut(blz_unix_datagram *d, void *buf, size_t n,
+                                        blz_io_future *f);
 /** The local address. */
 BLZ_API int blz_unix_datagram_local_addr(const blz_unix_datagram *d, blz_addr *out);
 /** Closes the socket. NULL is ignored. */

@@ -59,6 +59,8 @@ blz__sock_wrap(blz__io_driver *d, int fd, int kind, int family, unsigned initial
     atomic_init(&sk->handles, 1u);
     sk->kind = (uint8_t) kind;
     sk->family = (uint8_t) family;
+    sk->rd_half.dir = BLZ__DIR_READ;
+    sk->wr_half.dir = BLZ__DIR_WRITE;
     if (kind == BLZ__SK_STREAM && family != BLZ_AF_UNIX) {
         /* TCP_NODELAY by default (as Go does): request/response traffic
          * otherwise meets Nagle + delayed ACK and stalls ~40 ms per reply.
@@ -261,7 +263,6 @@ attempt(void *arg)
     }
 }
 
-/* Releases what f holds and records its result. */
 /* The accept future that `f` is the io_ of (flag ACCEPT only). */
 static blz_accept_future *
 accept_of(blz_io_future *f)
@@ -277,6 +278,7 @@ accept_exhausted(long r)
     return r == -EMFILE || r == -ENFILE || r == -ENOBUFS || r == -ENOMEM;
 }
 
+/* Releases what f holds and records its result. */
 static blz_poll
 finish(blz_io_future *f, blz__sock *sk, long r)
 {
@@ -624,8 +626,6 @@ blz__sock_split(blz__sock *sk, blz__sock_half **rd, blz__sock_half **wr)
         return -EINVAL;
     }
     blz__fetch_add(&sk->handles, 1u, RELAXED); /* one handle per half */
-    sk->rd_half.dir = BLZ__DIR_READ;
-    sk->wr_half.dir = BLZ__DIR_WRITE;
     *rd = &sk->rd_half;
     *wr = &sk->wr_half;
     return 0;

@@ -36,7 +36,7 @@ enum blz__sock_op {
  * these inside the socket, recovered with blz__sock_half_sock.
  */
 typedef struct blz__sock_half {
-    uint8_t dir; /* BLZ__DIR_READ or BLZ__DIR_WRITE; fixed at the split */
+    uint8_t dir; /* BLZ__DIR_READ or BLZ__DIR_WRITE; fixed when the socket is made */
 } blz__sock_half;
 
 typedef struct blz__sock {

@@ -271,6 +271,32 @@ blz_unix_writev(blz_unix_stream *s, const blz_iovec *iov, int iovcnt)
                            NULL);
 }
 
+ssize_t
+blz_unix_try_readv(blz_unix_stream *s, const blz_iovec *iov, int iovcnt)
+{
+    return blz__sock_try(SK(s), BLZ__OP_S_READV, (void *) iov, iovcnt < 0 ? 0 : (size_t) iovcnt,
+                         NULL);
+}
+
+void
+blz_unix_readv_fut(blz_unix_stream *s, const blz_iovec *iov, int iovcnt, blz_io_future *f)
+{
+    blz__sock_fut(SK(s), BLZ__OP_S_READV, (void *) iov, iovcnt < 0 ? 0 : (size_t) iovcnt, NULL, f);
+}
+
+ssize_t
+blz_unix_try_writev(blz_unix_stream *s, const blz_iovec *iov, int iovcnt)
+{
+    return blz__sock_try(SK(s), BLZ__OP_S_WRITEV, (void *) iov, iovcnt < 0 ? 0 : (size_t) iovcnt,
+                         NULL);
+}
+
+void
+blz_unix_writev_fut(blz_unix_stream *s, const blz_iovec *iov, int iovcnt, blz_io_future *f)
+{
+    blz__sock_fut(SK(s), BLZ__OP_S_WRITEV, (void *) iov, iovcnt < 0 ? 0 : (size_t) iovcnt, NULL, f);
+}
+
 int
 blz_unix_shutdown(blz_unix_stream *s, blz_shutdown_how how)
 {
@@ -552,6 +578,30 @@ ssize_t
 blz_unix_datagram_recv(blz_unix_datagram *d, void *buf, size_t n)
 {
     return blz__sock_await(SK(d), BLZ__OP_S_RECV_FROM, buf, n, NULL);
+}
+
+ssize_t
+blz_unix_datagram_try_send(blz_unix_datagram *d, const void *buf, size_t n)
+{
+    return blz__sock_try(SK(d), BLZ__OP_S_SEND_TO, (void *) buf, n, NULL);
+}
+
+void
+blz_unix_datagram_send_fut(blz_unix_datagram *d, const void *buf, size_t n, blz_io_future *f)
+{
+    blz__sock_fut(SK(d), BLZ__OP_S_SEND_TO, (void *) buf, n, NULL, f);
+}
+
+ssize_t
+blz_unix_datagram_try_recv(blz_unix_datagram *d, void *buf, size_t n)
+{
+    return blz__sock_try(SK(d), BLZ__OP_S_RECV_FROM, buf, n, NULL);
+}
+
+void
+blz_unix_datagram_recv_fut(blz_unix_datagram *d, void *buf, size_t n, blz_io_future *f)
+{
+    blz__sock_fut(SK(d), BLZ__OP_S_RECV_FROM, buf, n, NULL, f);
 }
 
 int
