@@ -153,7 +153,7 @@ acceptor_main(void *arg)
     server *srv = arg;
     for (;;) {
         blz_tcp_stream *s = NULL;
-        blz_io_future acc;
+        blz_accept_future acc;
         blz_shutdown_wait_future stop;
         blz_tcp_accept_fut(srv->l, &s, NULL, &acc);
         blz_shutdown_wait_fut(&srv->sd, &stop);
@@ -162,7 +162,9 @@ acceptor_main(void *arg)
             break;
         }
         if (acc.base.result < 0) {
-            (void) blz_sleep(blz_ms(10)); /* out of descriptors or memory: back off */
+            /* The accept future rides out descriptor exhaustion itself; an error
+             * here is the listener's: do not spin on it. */
+            (void) blz_sleep(blz_ms(10));
             continue;
         }
         if (blz_shutdown_guard_acquire(&srv->sd) < 0) {

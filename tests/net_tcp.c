@@ -194,6 +194,7 @@ typedef struct echo_once_future {
     blz_future base;
     blz_tcp_listener *l;
     blz_tcp_stream *s;
+    blz_accept_future acc;
     blz_io_future io;
     char buf[32];
     int n;
@@ -204,10 +205,10 @@ echo_once_poll(blz_future *self, blz_context *cx)
 {
     echo_once_future *m = (echo_once_future *) self;
     BLZ_ASYNC_BEGIN(self);
-    blz_tcp_accept_fut(m->l, &m->s, NULL, &m->io);
-    BLZ_AWAIT(self, cx, &m->io.base);
-    if (m->io.base.result < 0) {
-        BLZ_ASYNC_RETURN(self, m->io.base.result);
+    blz_tcp_accept_fut(m->l, &m->s, NULL, &m->acc);
+    BLZ_AWAIT(self, cx, &m->acc.base);
+    if (m->acc.base.result < 0) {
+        BLZ_ASYNC_RETURN(self, m->acc.base.result);
     }
     blz_tcp_read_fut(m->s, m->buf, sizeof m->buf, &m->io);
     BLZ_AWAIT(self, cx, &m->io.base);
@@ -225,6 +226,7 @@ static void
 echo_once_drop(blz_future *self)
 {
     echo_once_future *m = (echo_once_future *) self;
+    blz_future_drop(&m->acc.base);
     blz_future_drop(&m->io.base);
 }
 
@@ -470,4 +472,164 @@ resolve_main(void *arg)
 BLZ_TEST(resolve_and_connect_host)
 {
     net_run(2, resolve_main, NULL);
+}
+
+/* ---- try tier of connect, and finishing it in every tier ---------------------------------- */
+
+/* Finishes the connect of `c` with the try tier, yielding in between (bounded). */
+static int
+finish_by_trying(blz_tcp_stream *c)
+{
+    for (int i = 0; i < 5000; i++) {
+        int rc = blz_tcp_try_finish_connect(c);
+        if (rc != -EAGAIN) {
+            return rc;
+        }
+        if (i < 100) {
+            blz_yield();
+        } else {
+            CHECK_OK(blz_sleep(blz_ms(1)));
+        }
+    }
+    return -ETIMEDOUT;
+}
+
+/* Checks that c (connecting or connected to l) carries data both ways once accepted. */
+static void
+check_link(blz_tcp_listener *l, blz_tcp_stream *c)
+{
+    blz_tcp_stream *s = NULL;
+    CHECK_OK(blz_tcp_accept(l, &s, NULL));
+    CHECK_OK(blz_tcp_write_all(c, "ping", 4));
+    char buf[4];
+    CHECK_OK(net_read_exact(s, buf, 4));
+    CHECK(memcmp(buf, "ping", 4) == 0);
+    CHECK_OK(blz_tcp_write_all(s, "pong", 4));
+    CHECK_OK(net_read_exact(c, buf, 4));
+    CHECK(memcmp(buf, "pong", 4) == 0);
+    blz_tcp_close(s);
+}
+
+static void *
+try_connect_main(void *arg)
+{
+    (void) arg;
+    blz_addr a;
+    blz_tcp_listener *l = net_listen_any(&a);
+
+    /* Try tier: the connection starts, and the try tier of finish ends it. */
+    blz_tcp_stream *c = NULL;
+    int rc = blz_tcp_try_connect(&a, &c);
+    CHECK(rc == -EINPROGRESS || rc == 0);
+    CHECK(c != NULL);
+    CHECK_OK(finish_by_trying(c));
+    CHECK_OK(blz_tcp_try_finish_connect(c)); /* finished stays finished */
+    blz_addr peer;
+    CHECK_OK(blz_tcp_peer_addr(c, &peer));
+    CHECK(blz_addr_equal(&peer, &a));
+    check_link(l, c);
+    blz_tcp_close(c);
+
+    /* Await tier of finish. */
+    rc = blz_tcp_try_connect(&a, &c);
+    CHECK(rc == -EINPROGRESS || rc == 0);
+    CHECK_OK(blz_tcp_finish_connect(c));
+    check_link(l, c);
+    blz_tcp_close(c);
+
+    /* Future tier of finish, in a stackless task. */
+    rc = blz_tcp_try_connect(&a, &c);
+    CHECK(rc == -EINPROGRESS || rc == 0);
+    blz_io_future ff;
+    blz_tcp_finish_connect_fut(c, &ff);
+    blz_join *j;
+    CHECK_OK(blz_spawn_future(&ff.base, sizeof ff, &j));
+    void *res = (void *) 1;
+    CHECK_OK(blz_join_wait(j, &res));
+    CHECK_EQ((intptr_t) res, 0);
+    check_link(l, c);
+    /* Dropping a finish future leaves the stream alone. */
+    blz_tcp_finish_connect_fut(c, &ff);
+    blz_future_drop(&ff.base);
+    CHECK_OK(blz_tcp_write_all(c, "z", 1));
+    blz_tcp_close(c);
+    CHECK_EQ(blz__io_driver_waiters(net_driver()), 0);
+
+    /* A closed port: refused at once, or when finishing. */
+    blz_tcp_listener_close(l);
+    rc = blz_tcp_try_connect(&a, &c);
+    if (rc == -EINPROGRESS) {
+        CHECK(c != NULL);
+        CHECK_EQ(finish_by_trying(c), -ECONNREFUSED);
+        blz_tcp_close(c);
+    } else {
+        CHECK_EQ(rc, -ECONNREFUSED);
+        CHECK(c == NULL);
+    }
+
+    /* Bad input. */
+    blz_addr u;
+    CHECK_OK(blz_addr_parse("unix:/tmp/x.sock", &u));
+    CHECK_EQ(blz_tcp_try_connect(&u, &c), -EINVAL);
+    CHECK(c == NULL);
+    CHECK_EQ(blz_tcp_try_connect(&a, NULL), -EINVAL);
+    CHECK_EQ(blz_tcp_try_finish_connect(NULL), -EINVAL);
+    CHECK_EQ(blz_tcp_finish_connect(NULL), -EINVAL);
+    return NULL;
+}
+
+BLZ_TEST(try_connect_and_finish_tiers)
+{
+    net_run(2, try_connect_main, NULL);
+}
+
+BLZ_TEST(try_connect_outside_runtime_is_esrch)
+{
+    blz_addr a;
+    CHECK_OK(blz_addr_parse("127.0.0.1:9", &a));
+    blz_tcp_stream *c = (blz_tcp_stream *) &a;
+    CHECK_EQ(blz_tcp_try_connect(&a, &c), -ESRCH);
+    CHECK(c == NULL);
+}
+
+/* ---- try tiers of the halves ------------------------------------------------------------ */
+
+static void *
+half_try_main(void *arg)
+{
+    (void) arg;
+    blz_addr a;
+    blz_tcp_listener *l = net_listen_any(&a);
+    blz_tcp_stream *c = NULL, *s = NULL;
+    CHECK_OK(blz_tcp_connect_addr(&a, &c));
+    CHECK_OK(blz_tcp_accept(l, &s, NULL));
+    blz_tcp_read_half *rd;
+    blz_tcp_write_half *wr;
+    CHECK_OK(blz_tcp_split(s, &rd, &wr));
+    char buf[8];
+    CHECK_EQ(blz_tcp_half_try_read(rd, buf, sizeof buf), -EAGAIN);
+    CHECK_EQ(blz_tcp_half_try_write(wr, "abc", 3), 3);
+    CHECK_OK(net_read_exact(c, buf, 3));
+    CHECK_OK(blz_tcp_write_all(c, "de", 2));
+    ssize_t n = -EAGAIN;
+    for (int i = 0; i < 2000 && n == -EAGAIN; i++) {
+        n = blz_tcp_half_try_read(rd, buf, sizeof buf);
+        if (n == -EAGAIN) {
+            CHECK_OK(blz_sleep(blz_ms(1)));
+        }
+    }
+    CHECK_EQ(n, 2);
+    CHECK_EQ(blz_tcp_half_try_read(NULL, buf, 1), -EINVAL);
+    CHECK_EQ(blz_tcp_half_try_write(NULL, buf, 1), -EINVAL);
+    CHECK_EQ(blz_tcp_split(c, NULL, &wr), -EINVAL);
+    blz_tcp_read_half_close(rd);
+    blz_tcp_write_half_close(wr);
+    blz_tcp_close(c); /* c was never split: the failed split took no handle */
+    blz_tcp_listener_close(l);
+    return NULL;
+}
+
+BLZ_TEST(split_halves_try_tiers)
+{
+    net_run(2, half_try_main, NULL);
 }

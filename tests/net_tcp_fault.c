@@ -271,7 +271,7 @@ abort_main(void *arg)
 
     /* A stackless accept task, aborted. */
     blz_tcp_stream *never = NULL;
-    blz_io_future af;
+    blz_accept_future af;
     blz_tcp_accept_fut(l, &never, NULL, &af);
     blz_join *ja;
     CHECK_OK(blz_spawn_future(&af.base, sizeof af, &ja));
@@ -327,7 +327,7 @@ leave_open_main(void *arg)
     /* A fiber and a stackless task still waiting when the runtime goes. */
     CHECK_OK(blz_spawn(blocked_reader, s, NULL));
     static blz_tcp_stream *never;
-    static blz_io_future af;
+    static blz_accept_future af;
     blz_tcp_accept_fut(l, &never, NULL, &af);
     CHECK_OK(blz_spawn_future(&af.base, sizeof af, NULL));
     blz_udp_socket *u = NULL;
@@ -340,4 +340,146 @@ BLZ_TEST(runtime_free_with_open_sockets)
 {
     /* The harness fails the test if a descriptor stays open; ASan, if memory leaks. */
     net_run(2, leave_open_main, NULL);
+}
+
+/* ---- accept under EMFILE, future tier ------------------------------------------------------ */
+
+static _Atomic int fut_accept_calls; /* accept syscalls made while the fds are exhausted */
+
+static int
+counting_accept_all(int fd, void *sa, uint32_t *salen)
+{
+    atomic_fetch_add(&fut_accept_calls, 1);
+    return real_accept(fd, sa, salen);
+}
+
+#define HOG_MAX 64
+
+static void *
+emfile_fut_main(void *arg)
+{
+    (void) arg;
+    blz_addr a;
+    blz_tcp_listener *l = net_listen_any(&a);
+    blz_tcp_stream *client = NULL;
+    CHECK_OK(blz_tcp_connect_addr(&a, &client)); /* waits in the backlog */
+
+    /* Lower the limit (this test runs in its own forked child), then take
+     * every descriptor left. */
+    struct rlimit old, rl;
+    CHECK_OK(getrlimit(RLIMIT_NOFILE, &old));
+    rl = old;
+    rl.rlim_cur = (rlim_t) nth_free_fd(16) + 1;
+    CHECK_OK(setrlimit(RLIMIT_NOFILE, &rl));
+    int hog[HOG_MAX];
+    int nhog = 0;
+    for (;;) {
+        CHECK_LT(nhog, HOG_MAX);
+        int fd = dup(0);
+        if (fd < 0) {
+            CHECK_EQ(errno, EMFILE);
+            break;
+        }
+        hog[nhog++] = fd;
+    }
+
+    /* The try tier hands the error to the caller, and the connection stays. */
+    blz_tcp_stream *s = NULL;
+    CHECK_EQ(blz_tcp_try_accept(l, &s, NULL), -EMFILE);
+    CHECK(s == NULL);
+
+    /* The future tier, as a stackless task: it backs off instead of failing or spinning. */
+    atomic_store(&fut_accept_calls, 0);
+    blz_accept_future af;
+    blz_tcp_accept_fut(l, &s, NULL, &af);
+    blz_join *j;
+    blz_instant t0 = blz_now();
+    CHECK_OK(blz_spawn_future(&af.base, sizeof af, &j));
+    CHECK_OK(blz_sleep(blz_ms(60)));
+    CHECK(!blz_join_is_finished(j));
+    int calls = atomic_load(&fut_accept_calls);
+    int64_t elapsed_ms = (int64_t) ((blz_now() - t0) / BLZ_NS_PER_MS);
+    CHECK_GT(calls, 0); /* it did try, and met EMFILE */
+    /* About one try per 10 ms (bounded by the time that really passed, on a
+     * busy machine): backing off, not spinning. */
+    CHECK_LE(calls, elapsed_ms / 5 + 2);
+    CHECK(s == NULL);
+
+    /* Free the descriptors: the pending connection is accepted without help. */
+    for (int i = 0; i < nhog; i++) {
+        close(hog[i]);
+    }
+    void *res = (void *) -1;
+    CHECK_OK(blz_join_wait(j, &res));
+    CHECK_EQ((intptr_t) res, 0);
+    CHECK(s != NULL);
+    CHECK_OK(setrlimit(RLIMIT_NOFILE, &old));
+    CHECK_OK(blz_tcp_write_all(client, "y", 1));
+    char c = 0;
+    CHECK_EQ(blz_tcp_read(s, &c, 1), 1);
+    CHECK_EQ(c, 'y');
+    blz_tcp_close(s);
+    blz_tcp_close(client);
+    blz_tcp_listener_close(l);
+    CHECK_EQ(blz__io_driver_waiters(net_driver()), 0);
+    return NULL;
+}
+
+BLZ_TEST(accept_future_under_emfile_backs_off)
+{
+    real_accept = blz__sys.accept;
+    blz__sys.accept = counting_accept_all;
+    net_run(2, emfile_fut_main, NULL);
+    blz__sys_reset();
+}
+
+/* A listener closed while an accept future backs off ends it with -ECANCELED. */
+static void *
+emfile_close_main(void *arg)
+{
+    (void) arg;
+    blz_addr a;
+    blz_tcp_listener *l = net_listen_any(&a);
+    blz_tcp_stream *client = NULL;
+    CHECK_OK(blz_tcp_connect_addr(&a, &client));
+    struct rlimit old, rl;
+    CHECK_OK(getrlimit(RLIMIT_NOFILE, &old));
+    rl = old;
+    rl.rlim_cur = (rlim_t) nth_free_fd(1); /* no descriptor left at all */
+    CHECK_OK(setrlimit(RLIMIT_NOFILE, &rl));
+    blz_tcp_stream *s = NULL;
+    blz_accept_future af;
+    blz_tcp_accept_fut(l, &s, NULL, &af);
+    blz_join *j;
+    CHECK_OK(blz_spawn_future(&af.base, sizeof af, &j));
+    CHECK_OK(blz_sleep(blz_ms(25)));
+    CHECK(!blz_join_is_finished(j));
+    blz_tcp_listener_close(l);
+    void *res = NULL;
+    CHECK_OK(blz_join_wait(j, &res));
+    CHECK_EQ((intptr_t) res, -ECANCELED);
+    CHECK(s == NULL);
+    CHECK_OK(setrlimit(RLIMIT_NOFILE, &old));
+    blz_tcp_close(client);
+    /* And an aborted task backing off leaves nothing behind either. */
+    l = net_listen_any(&a);
+    CHECK_OK(blz_tcp_connect_addr(&a, &client));
+    rl.rlim_cur = (rlim_t) nth_free_fd(1);
+    CHECK_OK(setrlimit(RLIMIT_NOFILE, &rl));
+    blz_tcp_accept_fut(l, &s, NULL, &af);
+    CHECK_OK(blz_spawn_future(&af.base, sizeof af, &j));
+    CHECK_OK(blz_sleep(blz_ms(15)));
+    blz_join_abort(j);
+    (void) blz_join_wait(j, NULL);
+    CHECK_OK(setrlimit(RLIMIT_NOFILE, &old));
+    CHECK(s == NULL);
+    blz_tcp_close(client);
+    blz_tcp_listener_close(l);
+    CHECK_EQ(blz__io_driver_waiters(net_driver()), 0);
+    return NULL;
+}
+
+BLZ_TEST(accept_future_backing_off_ends_on_close_and_abort)
+{
+    net_run(2, emfile_close_main, NULL);
 }

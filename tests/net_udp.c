@@ -210,3 +210,41 @@ BLZ_TEST(udp_multicast_membership)
 {
     net_run(2, mcast_main, NULL);
 }
+
+static void *
+udp_peek_main(void *arg)
+{
+    (void) arg;
+    blz_udp_socket *a = NULL, *b = NULL;
+    CHECK_OK(blz_udp_bind("127.0.0.1:0", &a));
+    CHECK_OK(blz_udp_bind("127.0.0.1:0", &b));
+    blz_addr aa, ba, from;
+    CHECK_OK(blz_udp_local_addr(a, &aa));
+    CHECK_OK(blz_udp_local_addr(b, &ba));
+    char buf[16];
+    CHECK_EQ(blz_udp_try_peek_from(a, buf, sizeof buf, &from), -EAGAIN);
+    blz_io_future f;
+    blz_udp_peek_from_fut(a, buf, sizeof buf, &from, &f);
+    blz_context cx = {blz_waker_noop()};
+    CHECK_EQ(blz_future_poll(&f.base, &cx), BLZ_PENDING);
+    CHECK_EQ(blz_udp_send_to(b, "first", 5, &aa), 5);
+    CHECK_EQ(blz_await(&f.base), 5);
+    CHECK(memcmp(buf, "first", 5) == 0);
+    CHECK(blz_addr_equal(&from, &ba));
+    /* Still queued: peeked again in every tier, then received once. */
+    memset(&from, 0, sizeof from);
+    CHECK_EQ(blz_udp_peek_from(a, buf, 3, &from), 3);
+    CHECK(blz_addr_equal(&from, &ba));
+    CHECK_EQ(blz_udp_try_peek_from(a, buf, sizeof buf, NULL), 5);
+    CHECK_EQ(blz_udp_recv_from(a, buf, sizeof buf, NULL), 5);
+    CHECK_EQ(blz_udp_try_peek_from(a, buf, sizeof buf, NULL), -EAGAIN);
+    CHECK_EQ(blz_udp_peek_from(NULL, buf, 1, NULL), -EINVAL);
+    blz_udp_close(a);
+    blz_udp_close(b);
+    return NULL;
+}
+
+BLZ_TEST(udp_peek_from)
+{
+    net_run(2, udp_peek_main, NULL);
+}

@@ -227,3 +227,297 @@ BLZ_TEST(unix_datagram_path_abstract_pair)
 {
     net_run(2, unix_dgram_main, NULL);
 }
+
+/* ---- split halves used by two tasks at once ------------------------------------------- */
+
+#define USPLIT_BYTES (2u << 20)
+
+typedef struct uhalf_job {
+    blz_unix_read_half *rd;
+    blz_unix_write_half *wr;
+    uint64_t seed_in, seed_out;
+    _Atomic int reading; /* the reader is inside its loop */
+} uhalf_job;
+
+static void *
+uhalf_reader(void *arg)
+{
+    uhalf_job *h = arg;
+    unsigned char *buf = malloc(65536); /* per fiber: fibers move between threads */
+    CHECK(buf != NULL);
+    atomic_store(&h->reading, 1);
+    uint64_t got = 0;
+    for (;;) {
+        ssize_t n = CHECK_OK(blz_unix_half_read(h->rd, buf, 65536));
+        if (n == 0) {
+            break;
+        }
+        CHECK(net_verify(h->seed_in, got, buf, (size_t) n));
+        got += (uint64_t) n;
+    }
+    CHECK_EQ(got, USPLIT_BYTES);
+    free(buf);
+    blz_unix_read_half_close(h->rd);
+    return NULL;
+}
+
+static void *
+uhalf_writer(void *arg)
+{
+    uhalf_job *h = arg;
+    unsigned char *buf = malloc(65536);
+    CHECK(buf != NULL);
+    for (uint64_t off = 0; off < USPLIT_BYTES; off += 65536) {
+        net_fill(h->seed_out, off, buf, 65536);
+        CHECK_OK(blz_unix_half_write_all(h->wr, buf, 65536));
+    }
+    free(buf);
+    blz_unix_write_half_close(h->wr); /* shuts the write side: the peer reads EOF */
+    return NULL;
+}
+
+static void *
+unix_split_main(void *arg)
+{
+    (void) arg;
+    blz_unix_stream *a = NULL, *b = NULL;
+    CHECK_OK(blz_unix_pair(&a, &b));
+    static uhalf_job ha = {.seed_in = 12, .seed_out = 11}, hb = {.seed_in = 11, .seed_out = 12};
+    CHECK_OK(blz_unix_split(a, &ha.rd, &ha.wr));
+    CHECK_OK(blz_unix_split(b, &hb.rd, &hb.wr));
+    CHECK_PTR_EQ(blz_unix_read_half_stream(ha.rd), a);
+    CHECK_PTR_EQ(blz_unix_write_half_stream(ha.wr), a);
+    blz_ucred cred;
+    CHECK_OK(blz_unix_peer_cred(blz_unix_read_half_stream(hb.rd), &cred));
+    CHECK_EQ(cred.pid, getpid());
+
+    /* The try tiers and peek of the halves, before the traffic starts. */
+    char c = 0;
+    CHECK_EQ(blz_unix_half_try_read(hb.rd, &c, 1), -EAGAIN);
+    CHECK_EQ(blz_unix_half_try_write(ha.wr, "p", 1), 1);
+    CHECK_EQ(blz_unix_half_peek(hb.rd, &c, 1), 1);
+    CHECK_EQ(c, 'p');
+    c = 0;
+    blz_reader r = blz_unix_read_half_reader(hb.rd); /* the stream interface of a half */
+    CHECK_EQ(blz_read(r, &c, 1), 1);
+    CHECK_EQ(c, 'p');
+    blz_writer w = blz_unix_write_half_writer(hb.wr);
+    CHECK_EQ(blz_write(w, "q", 1), 1);
+    CHECK_EQ(blz_unix_half_read(ha.rd, &c, 1), 1);
+    CHECK_EQ(c, 'q');
+
+    /* Both directions of both ends at once, each half in its own task. */
+    blz_join *j[4];
+    CHECK_OK(blz_spawn(uhalf_reader, &ha, &j[0]));
+    CHECK_OK(blz_spawn(uhalf_reader, &hb, &j[1]));
+    while (!atomic_load(&ha.reading) || !atomic_load(&hb.reading)) {
+        blz_yield(); /* both readers wait before any writer starts */
+    }
+    CHECK_OK(blz_spawn(uhalf_writer, &ha, &j[2]));
+    CHECK_OK(blz_spawn(uhalf_writer, &hb, &j[3]));
+    CHECK_OK(blz_join_all(j, 4, NULL));
+    CHECK_EQ(blz__io_driver_waiters(net_driver()), 0);
+
+    /* Misuse gets codes. */
+    blz_unix_read_half *rd = NULL;
+    blz_unix_write_half *wr = NULL;
+    CHECK_EQ(blz_unix_split(NULL, &rd, &wr), -EINVAL);
+    CHECK_EQ(blz_unix_half_read(NULL, &c, 1), -EINVAL);
+    CHECK_EQ(blz_unix_half_write(NULL, &c, 1), -EINVAL);
+    blz_unix_read_half_close(NULL);
+    blz_unix_write_half_close(NULL);
+    return NULL;
+}
+
+BLZ_TEST(unix_split_halves_full_duplex)
+{
+    net_run(2, unix_split_main, NULL);
+}
+
+/* ---- peek ------------------------------------------------------------------------------ */
+
+static void *
+unix_peek_main(void *arg)
+{
+    (void) arg;
+    blz_unix_stream *a = NULL, *b = NULL;
+    CHECK_OK(blz_unix_pair(&a, &b));
+    char buf[16];
+    CHECK_EQ(blz_unix_try_peek(b, buf, sizeof buf), -EAGAIN);
+    /* A peek future waits like a read. */
+    blz_io_future f;
+    blz_unix_peek_fut(b, buf, sizeof buf, &f);
+    blz_context cx = {blz_waker_noop()};
+    CHECK_EQ(blz_future_poll(&f.base, &cx), BLZ_PENDING);
+    CHECK_OK(blz_unix_write_all(a, "hello", 5));
+    CHECK_EQ(blz_await(&f.base), 5);
+    CHECK(memcmp(buf, "hello", 5) == 0);
+    /* Peeking leaves the data: every tier sees it again, then a read takes it. */
+    memset(buf, 0, sizeof buf);
+    CHECK_EQ(blz_unix_try_peek(b, buf, 3), 3);
+    CHECK(memcmp(buf, "hel", 3) == 0);
+    CHECK_EQ(blz_unix_peek(b, buf, sizeof buf), 5);
+    CHECK_EQ(blz_unix_read(b, buf, sizeof buf), 5);
+    CHECK(memcmp(buf, "hello", 5) == 0);
+    CHECK_EQ(blz_unix_try_peek(b, buf, sizeof buf), -EAGAIN);
+    CHECK_EQ(blz_unix_peek(NULL, buf, 1), -EINVAL);
+    blz_unix_close(a);
+    CHECK_EQ(blz_unix_peek(b, buf, sizeof buf), 0); /* end of stream */
+    blz_unix_close(b);
+    return NULL;
+}
+
+BLZ_TEST(unix_stream_peek)
+{
+    net_run(2, unix_peek_main, NULL);
+}
+
+static void *
+unix_dgram_peek_main(void *arg)
+{
+    (void) arg;
+    char pa[108];
+    temp_path(pa, sizeof pa, "dgp");
+    blz_unix_datagram *a = NULL, *b = NULL;
+    CHECK_OK(blz_unix_datagram_bind(pa, &a));
+    CHECK_OK(blz_unix_datagram_unbound(&b));
+    blz_addr aa, from;
+    CHECK_OK(blz_unix_datagram_local_addr(a, &aa));
+    char buf[16];
+    CHECK_EQ(blz_unix_datagram_try_peek_from(a, buf, sizeof buf, &from), -EAGAIN);
+    blz_io_future f;
+    blz_unix_datagram_peek_from_fut(a, buf, sizeof buf, &from, &f);
+    blz_context cx = {blz_waker_noop()};
+    CHECK_EQ(blz_future_poll(&f.base, &cx), BLZ_PENDING);
+    CHECK_EQ(blz_unix_datagram_send_to(b, "one", 3, &aa), 3);
+    CHECK_EQ(blz_unix_datagram_send_to(b, "two!", 4, &aa), 4);
+    CHECK_EQ(blz_await(&f.base), 3);
+    CHECK(memcmp(buf, "one", 3) == 0);
+    CHECK_EQ(blz_addr_get_family(&from), BLZ_AF_UNIX); /* unnamed sender */
+    /* The datagram stays queued until received. */
+    CHECK_EQ(blz_unix_datagram_try_peek_from(a, buf, sizeof buf, NULL), 3);
+    CHECK_EQ(blz_unix_datagram_peek_from(a, buf, 2, NULL), 2); /* truncated, still queued */
+    CHECK_EQ(blz_unix_datagram_recv_from(a, buf, sizeof buf, NULL), 3);
+    CHECK(memcmp(buf, "one", 3) == 0);
+    CHECK_EQ(blz_unix_datagram_peek_from(a, buf, sizeof buf, NULL), 4);
+    CHECK(memcmp(buf, "two!", 4) == 0);
+    CHECK_EQ(blz_unix_datagram_recv(a, buf, sizeof buf), 4);
+    CHECK_EQ(blz_unix_datagram_try_peek_from(a, buf, sizeof buf, NULL), -EAGAIN);
+    blz_unix_datagram_close(a);
+    blz_unix_datagram_close(b);
+    unlink(pa);
+    return NULL;
+}
+
+BLZ_TEST(unix_datagram_peek)
+{
+    net_run(2, unix_dgram_peek_main, NULL);
+}
+
+/* ---- try tier of connect ---------------------------------------------------------------- */
+
+static void *
+unix_try_connect_main(void *arg)
+{
+    (void) arg;
+    char path[108];
+    temp_path(path, sizeof path, "tryc");
+    blz_addr a;
+    CHECK_OK(blz_addr_from_unix(path, &a));
+    blz_unix_stream *s = NULL;
+    CHECK_EQ(blz_unix_try_connect(&a, &s), -ENOENT);
+    CHECK(s == NULL);
+    blz_addr ip;
+    CHECK_OK(blz_addr_parse("127.0.0.1:1", &ip));
+    CHECK_EQ(blz_unix_try_connect(&ip, &s), -EINVAL);
+    CHECK_EQ(blz_unix_try_connect(NULL, &s), -EINVAL);
+
+    /* Backlog 1: the kernel queues a couple of connections, then says EAGAIN. */
+    blz_unix_listener *l = NULL;
+    CHECK_OK(blz_unix_listen_addr(&a, 1, &l));
+    blz_unix_stream *conns[64];
+    int n = 0, rc = 0;
+    uint64_t sources = blz__io_driver_sources(net_driver());
+    while (n < 64) {
+        rc = blz_unix_try_connect(&a, &conns[n]);
+        if (rc < 0) {
+            break;
+        }
+        CHECK(conns[n] != NULL);
+        n++;
+    }
+    CHECK_EQ(rc, -EAGAIN); /* would wait: the backlog is full, and nothing is left behind */
+    CHECK_GT(n, 0);
+    CHECK_EQ(blz__io_driver_sources(net_driver()), sources + (uint64_t) n);
+    /* Connected at once: the streams work before anyone accepts. */
+    CHECK_EQ(blz_unix_write(conns[0], "x", 1), 1);
+    blz_unix_stream *srv = NULL;
+    CHECK_OK(blz_unix_accept(l, &srv, NULL));
+    char c;
+    CHECK_EQ(blz_unix_read(srv, &c, 1), 1);
+    CHECK_EQ(c, 'x');
+    blz_unix_stream *more = NULL;
+    CHECK_OK(blz_unix_try_connect(&a, &more)); /* room again */
+    blz_unix_close(more);
+    blz_unix_close(srv);
+    for (int i = 0; i < n; i++) {
+        blz_unix_close(conns[i]);
+    }
+    blz_unix_listener_close(l);
+    unlink(path);
+    return NULL;
+}
+
+BLZ_TEST(unix_try_connect)
+{
+    net_run(2, unix_try_connect_main, NULL);
+}
+
+/* ---- the remaining try and future tiers: vectors, connected datagrams ------------------------ */
+
+static void *
+unix_tiers_main(void *arg)
+{
+    (void) arg;
+    blz_context cx = {blz_waker_noop()};
+    blz_unix_stream *a = NULL, *b = NULL;
+    CHECK_OK(blz_unix_pair(&a, &b));
+    char r1[3], r2[3];
+    blz_iovec rv[2] = {{r1, 3}, {r2, 3}};
+    CHECK_EQ(blz_unix_try_readv(b, rv, 2), -EAGAIN);
+    blz_io_future f;
+    blz_unix_readv_fut(b, rv, 2, &f);
+    CHECK_EQ(blz_future_poll(&f.base, &cx), BLZ_PENDING);
+    blz_iovec wv[2] = {{(void *) "abc", 3}, {(void *) "def", 3}};
+    CHECK_EQ(blz_unix_try_writev(a, wv, 2), 6);
+    CHECK_EQ(blz_await(&f.base), 6);
+    CHECK(memcmp(r1, "abc", 3) == 0 && memcmp(r2, "def", 3) == 0);
+    blz_unix_writev_fut(a, wv, 1, &f);
+    CHECK_EQ(blz_await(&f.base), 3);
+    CHECK_EQ(blz_unix_try_readv(b, rv, 1), 3);
+    CHECK_EQ(blz_unix_try_readv(b, rv, 0), -EINVAL);
+    blz_unix_close(a);
+    blz_unix_close(b);
+
+    blz_unix_datagram *p = NULL, *q = NULL;
+    CHECK_OK(blz_unix_datagram_pair(&p, &q));
+    char buf[8];
+    CHECK_EQ(blz_unix_datagram_try_recv(q, buf, sizeof buf), -EAGAIN);
+    blz_unix_datagram_recv_fut(q, buf, sizeof buf, &f);
+    CHECK_EQ(blz_future_poll(&f.base, &cx), BLZ_PENDING);
+    CHECK_EQ(blz_unix_datagram_try_send(p, "dg", 2), 2);
+    CHECK_EQ(blz_await(&f.base), 2);
+    CHECK(memcmp(buf, "dg", 2) == 0);
+    blz_unix_datagram_send_fut(p, "dg2", 3, &f);
+    CHECK_EQ(blz_await(&f.base), 3);
+    CHECK_EQ(blz_unix_datagram_try_recv(q, buf, sizeof buf), 3);
+    blz_unix_datagram_close(p);
+    blz_unix_datagram_close(q);
+    CHECK_EQ(blz__io_driver_waiters(net_driver()), 0);
+    return NULL;
+}
+
+BLZ_TEST(unix_vector_and_datagram_tiers)
+{
+    net_run(2, unix_tiers_main, NULL);
+}

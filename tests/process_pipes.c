@@ -178,8 +178,15 @@ close_wakes_main(void *arg)
     CHECK_OK(blz_command_spawn(cmd, &c));
     blz_pipe *out = blz_child_take_pipe(c, BLZ_STDOUT);
     blz_join *j;
+    /* Close only once the reader waits: a fixed sleep lost the race on a
+     * loaded machine (under TSan), and the reader then used a closed pipe. */
+    blz__io_driver *d = blz__rt_io(blz__rt_current());
+    uint64_t before = blz__io_driver_waiters(d);
     CHECK_OK(blz_spawn(blocked_reader, out, &j));
-    CHECK_OK(blz_sleep(blz_ms(20)));
+    for (int i = 0; i < 5000 && blz__io_driver_waiters(d) == before; i++) {
+        CHECK_OK(blz_sleep(blz_ms(1)));
+    }
+    CHECK_GT(blz__io_driver_waiters(d), before);
     blz_pipe_close(out);
     void *r;
     CHECK_OK(blz_join_wait(j, &r));

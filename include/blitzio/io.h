@@ -45,7 +45,8 @@ typedef enum blz_shutdown_how {
 } blz_shutdown_how;
 
 /**
- * The future behind every socket operation that may wait. Caller-owned; fill
+ * The future behind every socket operation that may wait (an accept's,
+ * blz_accept_future in blitzio/net.h, embeds one). Caller-owned; fill
  * it with one of the *_fut functions, then poll it (or spawn/await it). Its
  * `base.result` is the operation's result: a byte count, 0, or -errno. All
  * fields but `base` are private.

@@ -22,8 +22,9 @@
  * dropped or ended by a close.
  *
  * Concurrency. One task may read while another writes the same stream (or
- * use blz_tcp_split for handles that say so); two concurrent readers (or two
- * writers) of one stream are allowed but interleave unpredictably.
+ * use blz_tcp_split / blz_unix_split for handles that say so); two
+ * concurrent readers (or two writers) of one stream are allowed but
+ * interleave unpredictably.
  */
 #ifndef BLZ_NET_H
 #define BLZ_NET_H
@@ -32,6 +33,7 @@
 #include "blitzio/future.h"
 #include "blitzio/io.h"
 #include "blitzio/task.h"
+#include "blitzio/time.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -146,6 +148,20 @@ typedef struct blz_tcp_write_half blz_tcp_write_half;
 #define BLZ_LISTEN_BACKLOG 1024
 
 /**
+ * The future of an accept (TCP or Unix), filled by blz_tcp_accept_fut or
+ * blz_unix_accept_fut. Caller-owned; poll or await `base`, whose `result` is
+ * 0 or -errno. Larger than a blz_io_future because it carries its own
+ * back-off timer (see blz_tcp_accept). All fields but `base` are private.
+ */
+typedef struct blz_accept_future {
+    union {
+        blz_future base;   /**< the future; `base.result` holds the outcome */
+        blz_io_future io_; /* the accept itself; its `base` is `base` */
+    };
+    blz_sleep_future backoff_; /* the pause after running out of descriptors */
+} blz_accept_future;
+
+/**
  * Binds and listens on `addr` ("127.0.0.1:8080", "[::]:0"; port 0 picks a free
  * port, see blz_tcp_listener_addr), with SO_REUSEADDR and backlog
  * BLZ_LISTEN_BACKLOG. Returns 0 and the listener in `*out`, -EINVAL (bad
@@ -163,19 +179,26 @@ BLZ_API int blz_tcp_listener_addr(const blz_tcp_listener *l, blz_addr *out);
 
 /**
  * Accepts one connection: 0 and the new stream in `*out` (its peer address in
- * `*peer` when not NULL). Errors of the listener (-EBADF...) and
- * -ECANCELED (listener closed meanwhile, or task aborted). The await tier
- * rides out descriptor exhaustion (EMFILE, ENFILE, ENOBUFS, ENOMEM): it backs
- * off 10 ms and tries again, so a server keeps serving; the try and future
- * tiers return those errors. Errors that concern only the aborted connection
- * (ECONNABORTED, EPROTO...) are skipped by every tier. Any thread.
+ * `*peer` when not NULL). Errors of the listener (-EBADF...), -EINVAL (NULL
+ * arguments) and -ECANCELED (listener closed meanwhile, or task aborted).
+ * Descriptor exhaustion (EMFILE, ENFILE, ENOBUFS, ENOMEM) never ends an
+ * accept that waits, nor spins: the future tier (and so the await tier, which
+ * awaits it) leaves the connection in the backlog, sleeps 10 ms and tries
+ * again, so a server keeps serving once descriptors are free. A listener
+ * closed during such a pause ends the accept with -ECANCELED within 10 ms.
+ * Errors that concern only the aborted connection (ECONNABORTED, EPROTO...)
+ * are skipped by every tier. Any thread; suspends (parks a foreign thread).
  */
 BLZ_API int blz_tcp_accept(blz_tcp_listener *l, blz_tcp_stream **out, blz_addr *peer);
-/** Try tier of blz_tcp_accept: -EAGAIN when no connection is waiting. */
+/**
+ * Try tier of blz_tcp_accept; never waits. -EAGAIN when no connection is
+ * waiting; -EMFILE, -ENFILE, -ENOBUFS, -ENOMEM returned as they are (the
+ * connection stays in the backlog: back off before trying again).
+ */
 BLZ_API int blz_tcp_try_accept(blz_tcp_listener *l, blz_tcp_stream **out, blz_addr *peer);
-/** Future tier of blz_tcp_accept; `out` and `peer` must outlive the future. */
+/** Future tier of blz_tcp_accept, with its back-off; `out` and `peer` must outlive the future. */
 BLZ_API void blz_tcp_accept_fut(blz_tcp_listener *l, blz_tcp_stream **out, blz_addr *peer,
-                                blz_io_future *f);
+                                blz_accept_future *f);
 
 /** Closes the listener; an accept waiting on it in another task ends with -ECANCELED. NULL is
  * ignored. */
@@ -201,6 +224,32 @@ BLZ_API int blz_tcp_connect_addr_until(const blz_addr *addr, blz_instant deadlin
  * closes the half-made socket. `out` must outlive the future.
  */
 BLZ_API void blz_tcp_connect_fut(const blz_addr *addr, blz_tcp_stream **out, blz_io_future *f);
+
+/**
+ * Try tier of connect: creates a socket and starts connecting it to `addr`
+ * (an IP address with port), never waiting. A TCP connect cannot finish at
+ * once, so besides -EAGAIN's "nothing happened" this tier has a second
+ * outcome: -EINPROGRESS with the stream in `*out`, its connection under way.
+ * Finish it with blz_tcp_try_finish_connect (or its future and await tiers);
+ * until then reads and writes on it wait (try tiers: -EAGAIN), as for any
+ * stream not yet ready. Returns 0 (connected at once; rare) or -EINPROGRESS,
+ * both with the stream in `*out` for the caller to close; otherwise -EINVAL,
+ * -ECONNREFUSED, -ENETUNREACH, -EMFILE, -ESRCH (no runtime)... with `*out`
+ * NULL. Inside a runtime; never suspends.
+ */
+BLZ_API int blz_tcp_try_connect(const blz_addr *addr, blz_tcp_stream **out);
+/**
+ * Try tier of finishing a connect started by blz_tcp_try_connect: 0 once
+ * connected (also for a stream connected long ago), -EAGAIN while in
+ * progress, or the connect's error (-ECONNREFUSED, -ETIMEDOUT, -ENETUNREACH...;
+ * the stream is then useless: close it). Any thread; never suspends.
+ */
+BLZ_API int blz_tcp_try_finish_connect(blz_tcp_stream *s);
+/** Future tier of blz_tcp_try_finish_connect: completes when the connect does. Dropping it does not
+ * close the stream. */
+BLZ_API void blz_tcp_finish_connect_fut(blz_tcp_stream *s, blz_io_future *f);
+/** Await tier of blz_tcp_try_finish_connect: suspends until the connect is over. */
+BLZ_API int blz_tcp_finish_connect(blz_tcp_stream *s);
 
 /**
  * Reads up to `n` bytes. Returns the count (> 0), 0 at end of stream (or
@@ -312,6 +361,10 @@ BLZ_API blz_tcp_stream *blz_tcp_write_half_stream(blz_tcp_write_half *h);
 BLZ_API void blz_tcp_read_half_close(blz_tcp_read_half *h);
 /** Closes the write half (the connection closes once both halves are closed). */
 BLZ_API void blz_tcp_write_half_close(blz_tcp_write_half *h);
+/** Try tier of blz_tcp_half_read: -EAGAIN when nothing is buffered. */
+BLZ_API ssize_t blz_tcp_half_try_read(blz_tcp_read_half *h, void *buf, size_t n);
+/** Try tier of blz_tcp_half_write: -EAGAIN when the send buffer is full. */
+BLZ_API ssize_t blz_tcp_half_try_write(blz_tcp_write_half *h, const void *buf, size_t n);
 
 /* ---- socket builder ---------------------------------------------------- */
 
@@ -373,6 +426,16 @@ BLZ_API ssize_t blz_udp_try_recv_from(blz_udp_socket *u, void *buf, size_t n, bl
 /** Future tier of blz_udp_recv_from. */
 BLZ_API void blz_udp_recv_from_fut(blz_udp_socket *u, void *buf, size_t n, blz_addr *from,
                                    blz_io_future *f);
+/**
+ * Like blz_udp_recv_from, but leaves the datagram queued: the next receive
+ * (or peek) gets it again. Returns its length (truncated to `n`).
+ */
+BLZ_API ssize_t blz_udp_peek_from(blz_udp_socket *u, void *buf, size_t n, blz_addr *from);
+/** Try tier of blz_udp_peek_from: -EAGAIN when nothing is queued. */
+BLZ_API ssize_t blz_udp_try_peek_from(blz_udp_socket *u, void *buf, size_t n, blz_addr *from);
+/** Future tier of blz_udp_peek_from; `buf` and `from` must outlive it. */
+BLZ_API void blz_udp_peek_from_fut(blz_udp_socket *u, void *buf, size_t n, blz_addr *from,
+                                   blz_io_future *f);
 /** Sends to the connected peer. -EDESTADDRREQ when not connected; -ECONNREFUSED after an ICMP
  * error. */
 BLZ_API ssize_t blz_udp_send(blz_udp_socket *u, const void *buf, size_t n);
@@ -413,6 +476,8 @@ BLZ_API void blz_udp_close(blz_udp_socket *u);
 typedef struct blz_unix_listener blz_unix_listener;
 typedef struct blz_unix_stream blz_unix_stream;
 typedef struct blz_unix_datagram blz_unix_datagram;
+typedef struct blz_unix_read_half blz_unix_read_half;
+typedef struct blz_unix_write_half blz_unix_write_half;
 
 /** Credentials of the process at the other end of a Unix socket (SO_PEERCRED). */
 typedef struct blz_ucred {
@@ -431,13 +496,15 @@ BLZ_API int blz_unix_listen(const char *path, blz_unix_listener **out);
 BLZ_API int blz_unix_listen_addr(const blz_addr *addr, int backlog, blz_unix_listener **out);
 /** The listener's address. */
 BLZ_API int blz_unix_listener_addr(const blz_unix_listener *l, blz_addr *out);
-/** Accepts a connection; as blz_tcp_accept (including the EMFILE back-off of the await tier). */
+/** Accepts a connection; as blz_tcp_accept (including the EMFILE back-off of the await and future
+ * tiers). */
 BLZ_API int blz_unix_accept(blz_unix_listener *l, blz_unix_stream **out, blz_addr *peer);
-/** Try tier of blz_unix_accept. */
+/** Try tier of blz_unix_accept; as blz_tcp_try_accept (-EAGAIN; -EMFILE... returned as they are).
+ */
 BLZ_API int blz_unix_try_accept(blz_unix_listener *l, blz_unix_stream **out, blz_addr *peer);
-/** Future tier of blz_unix_accept. */
+/** Future tier of blz_unix_accept, with its back-off. */
 BLZ_API void blz_unix_accept_fut(blz_unix_listener *l, blz_unix_stream **out, blz_addr *peer,
-                                 blz_io_future *f);
+                                 blz_accept_future *f);
 /** Closes the listener. NULL is ignored. */
 BLZ_API void blz_unix_listener_close(blz_unix_listener *l);
 
@@ -447,6 +514,13 @@ BLZ_API int blz_unix_connect(const char *path, blz_unix_stream **out);
 BLZ_API int blz_unix_connect_addr(const blz_addr *addr, blz_unix_stream **out);
 /** Future tier of blz_unix_connect. */
 BLZ_API void blz_unix_connect_fut(const blz_addr *addr, blz_unix_stream **out, blz_io_future *f);
+/**
+ * Try tier of blz_unix_connect_addr; never waits. A Unix connect is made at
+ * once or not at all: 0 and the stream in `*out`; -EAGAIN (nothing left
+ * behind) when the listener's backlog is full; -ENOENT, -ECONNREFUSED,
+ * -EINVAL, -ESRCH (no runtime)... with `*out` NULL. Inside a runtime.
+ */
+BLZ_API int blz_unix_try_connect(const blz_addr *addr, blz_unix_stream **out);
 /** A connected pair of Unix streams. Inside a runtime. */
 BLZ_API int blz_unix_pair(blz_unix_stream **a, blz_unix_stream **b);
 
@@ -456,6 +530,12 @@ BLZ_API ssize_t blz_unix_read(blz_unix_stream *s, void *buf, size_t n);
 BLZ_API ssize_t blz_unix_try_read(blz_unix_stream *s, void *buf, size_t n);
 /** As blz_tcp_read_fut. */
 BLZ_API void blz_unix_read_fut(blz_unix_stream *s, void *buf, size_t n, blz_io_future *f);
+/** As blz_tcp_peek: reads without taking the data out of the socket. */
+BLZ_API ssize_t blz_unix_peek(blz_unix_stream *s, void *buf, size_t n);
+/** As blz_tcp_try_peek. */
+BLZ_API ssize_t blz_unix_try_peek(blz_unix_stream *s, void *buf, size_t n);
+/** As blz_tcp_peek_fut. */
+BLZ_API void blz_unix_peek_fut(blz_unix_stream *s, void *buf, size_t n, blz_io_future *f);
 /** As blz_tcp_write. */
 BLZ_API ssize_t blz_unix_write(blz_unix_stream *s, const void *buf, size_t n);
 /** As blz_tcp_try_write. */
@@ -469,8 +549,18 @@ BLZ_API void blz_unix_write_all_fut(blz_unix_stream *s, const void *buf, size_t 
                                     blz_io_future *f);
 /** As blz_tcp_readv. */
 BLZ_API ssize_t blz_unix_readv(blz_unix_stream *s, const blz_iovec *iov, int iovcnt);
+/** As blz_tcp_try_readv. */
+BLZ_API ssize_t blz_unix_try_readv(blz_unix_stream *s, const blz_iovec *iov, int iovcnt);
+/** As blz_tcp_readv_fut. */
+BLZ_API void blz_unix_readv_fut(blz_unix_stream *s, const blz_iovec *iov, int iovcnt,
+                                blz_io_future *f);
 /** As blz_tcp_writev. */
 BLZ_API ssize_t blz_unix_writev(blz_unix_stream *s, const blz_iovec *iov, int iovcnt);
+/** As blz_tcp_try_writev. */
+BLZ_API ssize_t blz_unix_try_writev(blz_unix_stream *s, const blz_iovec *iov, int iovcnt);
+/** As blz_tcp_writev_fut. */
+BLZ_API void blz_unix_writev_fut(blz_unix_stream *s, const blz_iovec *iov, int iovcnt,
+                                 blz_io_future *f);
 /** As blz_tcp_shutdown. */
 BLZ_API int blz_unix_shutdown(blz_unix_stream *s, blz_shutdown_how how);
 /** The peer's credentials. 0 or -errno. */
@@ -479,8 +569,47 @@ BLZ_API int blz_unix_peer_cred(const blz_unix_stream *s, blz_ucred *out);
 BLZ_API int blz_unix_local_addr(const blz_unix_stream *s, blz_addr *out);
 /** The peer address ("unix:" when unnamed). */
 BLZ_API int blz_unix_peer_addr(const blz_unix_stream *s, blz_addr *out);
-/** Closes the stream. NULL is ignored. */
+/** Closes the stream (not after blz_unix_split: close the halves). NULL is ignored. */
 BLZ_API void blz_unix_close(blz_unix_stream *s);
+
+/**
+ * Splits `s` into a read half and a write half that two tasks may use at
+ * once, as blz_tcp_split (the same mechanism). `s` must not be used for I/O
+ * or closed afterwards; each half is closed with its own close function, and
+ * the connection when both are. 0, or -EINVAL (NULL). Any thread.
+ */
+BLZ_API int blz_unix_split(blz_unix_stream *s, blz_unix_read_half **rd, blz_unix_write_half **wr);
+/** Reads from a read half; as blz_unix_read. */
+BLZ_API ssize_t blz_unix_half_read(blz_unix_read_half *h, void *buf, size_t n);
+/** Try tier of blz_unix_half_read. */
+BLZ_API ssize_t blz_unix_half_try_read(blz_unix_read_half *h, void *buf, size_t n);
+/** Future tier of blz_unix_half_read. */
+BLZ_API void blz_unix_half_read_fut(blz_unix_read_half *h, void *buf, size_t n, blz_io_future *f);
+/** Peeks through a read half; as blz_unix_peek. */
+BLZ_API ssize_t blz_unix_half_peek(blz_unix_read_half *h, void *buf, size_t n);
+/** Writes to a write half; as blz_unix_write. */
+BLZ_API ssize_t blz_unix_half_write(blz_unix_write_half *h, const void *buf, size_t n);
+/** Try tier of blz_unix_half_write. */
+BLZ_API ssize_t blz_unix_half_try_write(blz_unix_write_half *h, const void *buf, size_t n);
+/** Future tier of blz_unix_half_write. */
+BLZ_API void blz_unix_half_write_fut(blz_unix_write_half *h, const void *buf, size_t n,
+                                     blz_io_future *f);
+/** Writes everything to a write half; as blz_unix_write_all. */
+BLZ_API int blz_unix_half_write_all(blz_unix_write_half *h, const void *buf, size_t n);
+/** Future tier of blz_unix_half_write_all. */
+BLZ_API void blz_unix_half_write_all_fut(blz_unix_write_half *h, const void *buf, size_t n,
+                                         blz_io_future *f);
+/** Shuts the write direction (the peer reads end-of-file). 0 or -errno. */
+BLZ_API int blz_unix_half_shutdown(blz_unix_write_half *h);
+/** The stream both halves belong to, for address and credential calls (not for I/O or close). */
+BLZ_API blz_unix_stream *blz_unix_read_half_stream(blz_unix_read_half *h);
+/** The stream both halves belong to, for address and credential calls (not for I/O or close). */
+BLZ_API blz_unix_stream *blz_unix_write_half_stream(blz_unix_write_half *h);
+/** Closes the read half (the connection closes once both halves are closed). NULL is ignored. */
+BLZ_API void blz_unix_read_half_close(blz_unix_read_half *h);
+/** Closes the write half: shuts the write direction (the peer reads end-of-file), and the
+ * connection closes once both halves are closed. NULL is ignored. */
+BLZ_API void blz_unix_write_half_close(blz_unix_write_half *h);
 
 /** A datagram socket bound to `path` ("@name": abstract). Inside a runtime. */
 BLZ_API int blz_unix_datagram_bind(const char *path, blz_unix_datagram **out);
@@ -508,10 +637,32 @@ BLZ_API ssize_t blz_unix_datagram_try_recv_from(blz_unix_datagram *d, void *buf,
 /** Future tier of blz_unix_datagram_recv_from. */
 BLZ_API void blz_unix_datagram_recv_from_fut(blz_unix_datagram *d, void *buf, size_t n,
                                              blz_addr *from, blz_io_future *f);
+/**
+ * Like blz_unix_datagram_recv_from, but leaves the datagram queued: the next
+ * receive (or peek) gets it again. Returns its length (truncated to `n`).
+ */
+BLZ_API ssize_t blz_unix_datagram_peek_from(blz_unix_datagram *d, void *buf, size_t n,
+                                            blz_addr *from);
+/** Try tier of blz_unix_datagram_peek_from: -EAGAIN when nothing is queued. */
+BLZ_API ssize_t blz_unix_datagram_try_peek_from(blz_unix_datagram *d, void *buf, size_t n,
+                                                blz_addr *from);
+/** Future tier of blz_unix_datagram_peek_from; `buf` and `from` must outlive it. */
+BLZ_API void blz_unix_datagram_peek_from_fut(blz_unix_datagram *d, void *buf, size_t n,
+                                             blz_addr *from, blz_io_future *f);
 /** Sends to the connected peer. */
 BLZ_API ssize_t blz_unix_datagram_send(blz_unix_datagram *d, const void *buf, size_t n);
+/** Try tier of blz_unix_datagram_send: -EAGAIN when the peer's queue is full. */
+BLZ_API ssize_t blz_unix_datagram_try_send(blz_unix_datagram *d, const void *buf, size_t n);
+/** Future tier of blz_unix_datagram_send. */
+BLZ_API void blz_unix_datagram_send_fut(blz_unix_datagram *d, const void *buf, size_t n,
+                                        blz_io_future *f);
 /** Receives from the connected peer. */
 BLZ_API ssize_t blz_unix_datagram_recv(blz_unix_datagram *d, void *buf, size_t n);
+/** Try tier of blz_unix_datagram_recv: -EAGAIN when nothing is queued. */
+BLZ_API ssize_t blz_unix_datagram_try_recv(blz_unix_datagram *d, void *buf, size_t n);
+/** Future tier of blz_unix_datagram_recv. */
+BLZ_API void blz_unix_datagram_recv_fut(blz_unix_datagram *d, void *buf, size_t n,
+                                        blz_io_future *f);
 /** The local address. */
 BLZ_API int blz_unix_datagram_local_addr(const blz_unix_datagram *d, blz_addr *out);
 /** Closes the socket. NULL is ignored. */

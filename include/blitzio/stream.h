@@ -3,7 +3,7 @@
  * readers and writers, copy, read-exact, write-all and line reading.
  *
  * A blz_reader / blz_writer is a small (vtable, object) pair passed by value.
- * TCP streams, their split halves and Unix streams provide them (files and
+ * TCP and Unix streams and their split halves provide them (files and
  * pipes will); any user type can by filling a vtable. Every operation is a
  * future first (a blz_io_future for single reads and writes, a
  * blz_stream_future for the loops), with an await spelling on top, so
@@ -29,6 +29,8 @@ struct blz_tcp_stream;
 struct blz_tcp_read_half;
 struct blz_tcp_write_half;
 struct blz_unix_stream;
+struct blz_unix_read_half;
+struct blz_unix_write_half;
 
 /** What a reader implements. */
 typedef struct blz_reader_vtable {
@@ -69,6 +71,10 @@ BLZ_API blz_writer blz_tcp_write_half_writer(struct blz_tcp_write_half *h);
 BLZ_API blz_reader blz_unix_reader(struct blz_unix_stream *s);
 /** The writer of a Unix stream. */
 BLZ_API blz_writer blz_unix_writer(struct blz_unix_stream *s);
+/** The reader of a Unix read half (blz_unix_split). */
+BLZ_API blz_reader blz_unix_read_half_reader(struct blz_unix_read_half *h);
+/** The writer of a Unix write half (blz_unix_split). */
+BLZ_API blz_writer blz_unix_write_half_writer(struct blz_unix_write_half *h);
 
 /* ---- single operations ------------------------------------------------------- */
 

@@ -382,3 +382,44 @@ blz__io_waiter_cancel(blz__io_source *s, blz_waiter *w)
     }
     blz_waker_drop(&old);
 }
+
+/* ---- the wait loop shared by every operation ------------------------------- */
+
+int
+blz__io_source_wait(blz__io_source *s, blz_waiter *w, int dir, blz_context *cx,
+                    blz__io_attempt_fn attempt, void *arg, long *res)
+{
+    for (;;) {
+        uint64_t r = blz__io_source_poll(s, w, dir, cx);
+        if (r == 0) {
+            return 0;
+        }
+        if (r & BLZ__RD_SHUTDOWN) {
+            *res = -ECANCELED;
+            return 1;
+        }
+        long n = attempt(arg);
+        if (n != -EAGAIN) { /* == -EWOULDBLOCK on Linux */
+            *res = n;
+            return 1;
+        }
+        blz__io_source_clear(s, dir, r);
+    }
+}
+
+long
+blz__io_source_try(blz__io_source *s, int dir, blz__io_attempt_fn attempt, void *arg)
+{
+    uint64_t r = blz__io_source_readiness(s);
+    if (r & BLZ__RD_SHUTDOWN) {
+        return -ECANCELED;
+    }
+    if (!blz__io_ready_for(r, dir)) {
+        return -EAGAIN;
+    }
+    long n = attempt(arg);
+    if (n == -EAGAIN) {
+        blz__io_source_clear(s, dir, r);
+    }
+    return n;
+}

@@ -146,6 +146,33 @@ blz__io_ready_for(uint64_t r, int dir)
  * arrived since it read `seen` (the tick moved), which would be lost. */
 void blz__io_source_clear(blz__io_source *s, int dir, uint64_t seen);
 
+/*
+ * One attempt of an operation on a source: its system call(s), with EINTR
+ * retried. Returns the operation's result, or -EAGAIN when the descriptor was
+ * not ready after all. `arg` is the operation (normally its future).
+ */
+typedef long (*blz__io_attempt_fn)(void *arg);
+
+/*
+ * The readiness wait loop of every future tier: while `s` is ready for `dir`,
+ * runs `attempt`; when it says -EAGAIN, clears the direction's readiness
+ * against the word it was tried with (blz__io_source_clear) and polls again,
+ * which links `w` only if no event came meanwhile. Returns 0 (pending: `w` is
+ * linked and cx's waker will be woken), or 1 with the result in `*res`:
+ * attempt's, or -ECANCELED once the source is shut down. On 1, `w` is not
+ * linked. Spends no coop budget and takes no reference: the caller does.
+ * Owner of the future only.
+ */
+int blz__io_source_wait(blz__io_source *s, blz_waiter *w, int dir, blz_context *cx,
+                        blz__io_attempt_fn attempt, void *arg, long *res);
+
+/*
+ * The try tier of the same loop: one attempt if `s` is ready for `dir`.
+ * Returns attempt's result; -EAGAIN when not ready (or when attempt said so,
+ * after clearing readiness as above); -ECANCELED once shut down. Never waits.
+ */
+long blz__io_source_try(blz__io_source *s, int dir, blz__io_attempt_fn attempt, void *arg);
+
 /* Unlinks `w` if linked and drops its waker. For a future's drop. */
 void blz__io_waiter_cancel(blz__io_source *s, blz_waiter *w);
 

@@ -9,15 +9,20 @@
  *   and drops it when it completes or is dropped, so the descriptor cannot be
  *   closed under a syscall of an operation in flight. A connect future owns
  *   its socket outright until it hands it to the caller (flag DONE).
- * - One attempt = one syscall loop (EINTR retried, write_all accumulated);
- *   EAGAIN clears the direction's readiness against the tick it was tried
- *   with, then the future re-polls readiness, which links the waiter only if
- *   no new event came meanwhile. The try tier is that attempt without waiting.
+ * - One attempt = one syscall loop (EINTR retried, write_all accumulated).
+ *   The wait around it is the registry's (blz__io_source_wait; the try tier
+ *   is blz__io_source_try), shared with the pipes of src/process.
+ * - Accept futures are blz_accept_futures (flag ACCEPT): when accept fails
+ *   for want of descriptors or memory, the future keeps its reference and
+ *   its listener's readiness, sleeps BACKOFF_NS in its own sleep future (flag
+ *   BACKOFF), then tries again. The await tier awaits that future; the try
+ *   tier, which never waits, returns the error.
  * - Every poll spends coop budget first (blz__coop_proceed).
  */
 #include "net/sock.h"
 
 #include "blitzio/time.h"
+#include "core/container.h"
 #include "core/coop.h"
 #include "os/unix/sys.h"
 #include "rt/current.h"
@@ -25,9 +30,14 @@
 #include <limits.h>
 #include <string.h>
 
-#define F_HELD      0x1 /* holds a source reference */
-#define F_DONE      0x2 /* finished: released everything */
-#define F_CONNECTED 0x4 /* connect finished synchronously */
+#define F_HELD      0x1  /* holds a source reference */
+#define F_DONE      0x2  /* finished: released everything */
+#define F_CONNECTED 0x4  /* connect finished synchronously */
+#define F_ACCEPT    0x8  /* the future is the io_ of a blz_accept_future */
+#define F_BACKOFF   0x10 /* backing off: its backoff_ sleep is filled (maybe linked) */
+
+/* The pause of an accept that ran out of descriptors before it tries again. */
+#define BACKOFF_NS (10 * BLZ_NS_PER_MS)
 
 blz__io_driver *
 blz__net_driver(void)
@@ -49,6 +59,8 @@ blz__sock_wrap(blz__io_driver *d, int fd, int kind, int family, unsigned initial
     atomic_init(&sk->handles, 1u);
     sk->kind = (uint8_t) kind;
     sk->family = (uint8_t) family;
+    sk->rd_half.dir = BLZ__DIR_READ;
+    sk->wr_half.dir = BLZ__DIR_WRITE;
     if (kind == BLZ__SK_STREAM && family != BLZ_AF_UNIX) {
         /* TCP_NODELAY by default (as Go does): request/response traffic
          * otherwise meets Nagle + delayed ACK and stalls ~40 ms per reply.
@@ -146,6 +158,7 @@ op_dir(int op)
     case BLZ__OP_S_READV:
     case BLZ__OP_S_ACCEPT:
     case BLZ__OP_S_RECV_FROM:
+    case BLZ__OP_S_PEEK_FROM:
         return BLZ__DIR_READ;
     default:
         return BLZ__DIR_WRITE;
@@ -184,11 +197,13 @@ do_accept(blz_io_future *f, blz__sock *sk)
     return 0;
 }
 
-/* One attempt: the syscall(s) for f's operation. -EAGAIN after clearing
- * readiness against `seen`; otherwise the final result. */
+/* One attempt (a blz__io_attempt_fn): the syscall(s) for the operation of
+ * future `arg`; -EAGAIN when the socket was not ready after all. */
 static long
-attempt(blz_io_future *f, blz__sock *sk, uint64_t seen)
+attempt(void *arg)
 {
+    blz_io_future *f = arg;
+    blz__sock *sk = f->obj_;
     int fd = sk->src.fd;
     long r;
     for (;;) {
@@ -221,8 +236,15 @@ attempt(blz_io_future *f, blz__sock *sk, uint64_t seen)
         case BLZ__OP_S_ACCEPT:
             r = do_accept(f, sk);
             break;
+        case BLZ__OP_S_CONNECT:
+        case BLZ__OP_S_FINISH_CONNECT:
+            r = blz__sys_connect_result(fd); /* -EAGAIN: still in progress */
+            break;
         case BLZ__OP_S_RECV_FROM:
-            r = blz__sys_recvfrom(fd, f->buf_, f->len_, 0, (blz_addr *) f->aux_);
+        case BLZ__OP_S_PEEK_FROM:
+            r = blz__sys_recvfrom(fd, f->buf_, f->len_,
+                                  f->op_ == BLZ__OP_S_PEEK_FROM ? BLZ__MSG_PEEK : 0,
+                                  (blz_addr *) f->aux_);
             if (r >= 0 && f->aux_ && sk->family == BLZ_AF_UNIX &&
                 blz_addr_get_family(f->aux_) == BLZ_AF_UNSPEC) {
                 blz__sys_unnamed_unix(f->aux_); /* the sender has no name */
@@ -237,12 +259,23 @@ attempt(blz_io_future *f, blz__sock *sk, uint64_t seen)
         if (r == -EINTR) {
             continue;
         }
-        if (r == -EAGAIN) { /* == -EWOULDBLOCK on Linux */
-            blz__io_source_clear(&sk->src, op_dir(f->op_), seen);
-            return -EAGAIN;
-        }
         return r;
     }
+}
+
+/* The accept future that `f` is the io_ of (flag ACCEPT only). */
+static blz_accept_future *
+accept_of(blz_io_future *f)
+{
+    return blz__container_of(f, blz_accept_future, io_);
+}
+
+/* Errors of accept that mean "no descriptor or memory for it now": the
+ * connection stays in the backlog and the listener stays readable. */
+static int
+accept_exhausted(long r)
+{
+    return r == -EMFILE || r == -ENFILE || r == -ENOBUFS || r == -ENOMEM;
 }
 
 /* Releases what f holds and records its result. */
@@ -250,6 +283,9 @@ static blz_poll
 finish(blz_io_future *f, blz__sock *sk, long r)
 {
     blz__io_waiter_cancel(&sk->src, &f->waiter_);
+    if (f->flags_ & F_BACKOFF) {
+        blz_future_drop(&accept_of(f)->backoff_.base);
+    }
     if (f->op_ == BLZ__OP_S_CONNECT) {
         if (r == 0) {
             *(blz__sock **) f->aux_ = sk; /* the caller owns it now */
@@ -265,11 +301,19 @@ finish(blz_io_future *f, blz__sock *sk, long r)
     return BLZ_READY;
 }
 
-static long
-connect_step(blz__sock *sk)
+/* An accept future out of descriptors: polls its back-off sleep. READY when
+ * it is over (flag cleared) or failed (*res set: the future finishes). */
+static blz_poll
+backoff_poll(blz_io_future *f, blz_context *cx, long *res)
 {
-    int r = blz__sys_connect_result(sk->src.fd);
-    return r;
+    blz_accept_future *af = accept_of(f);
+    if (blz_future_poll(&af->backoff_.base, cx) == BLZ_PENDING) {
+        return BLZ_PENDING;
+    }
+    int rc = af->backoff_.base.result; /* 0, or -ECANCELED: the runtime's timers are gone */
+    f->flags_ &= ~F_BACKOFF;
+    *res = rc < 0 ? rc : 0;
+    return BLZ_READY;
 }
 
 static blz_poll
@@ -290,27 +334,27 @@ sock_poll(blz_future *base, blz_context *cx)
         blz__io_source_ref(&sk->src);
         f->flags_ |= F_HELD;
     }
-    int dir = op_dir(f->op_);
     for (;;) {
-        uint64_t r = blz__io_source_poll(&sk->src, &f->waiter_, dir, cx);
-        if (r == 0) {
+        long n = 0;
+        if (f->flags_ & F_BACKOFF) {
+            if (backoff_poll(f, cx, &n) == BLZ_PENDING) {
+                return BLZ_PENDING;
+            }
+            if (n < 0) {
+                return finish(f, sk, n);
+            }
+        }
+        if (!blz__io_source_wait(&sk->src, &f->waiter_, op_dir(f->op_), cx, attempt, f, &n)) {
             return BLZ_PENDING;
         }
-        if (r & BLZ__RD_SHUTDOWN) {
-            return finish(f, sk, -ECANCELED);
-        }
-        long n;
-        if (f->op_ == BLZ__OP_S_CONNECT) {
-            n = connect_step(sk);
-            if (n == -EAGAIN) {
-                blz__io_source_clear(&sk->src, dir, r);
-            }
-        } else {
-            n = attempt(f, sk, r);
-        }
-        if (n != -EAGAIN) {
+        if (!(f->flags_ & F_ACCEPT) || !accept_exhausted(n)) {
             return finish(f, sk, n);
         }
+        /* Out of descriptors: spinning on a listener that stays readable
+         * would burn a CPU. Pause, keeping the reference and the readiness,
+         * then try again. */
+        blz_sleep_fut(&accept_of(f)->backoff_, BACKOFF_NS);
+        f->flags_ |= F_BACKOFF;
     }
 }
 
@@ -323,6 +367,9 @@ sock_drop(blz_future *base)
         return;
     }
     blz__io_waiter_cancel(&sk->src, &f->waiter_);
+    if (f->flags_ & F_BACKOFF) {
+        blz_future_drop(&accept_of(f)->backoff_.base);
+    }
     if (f->op_ == BLZ__OP_S_CONNECT) {
         blz__sock_close(sk); /* never handed out: close the half-made socket */
     } else if (f->flags_ & F_HELD) {
@@ -367,8 +414,11 @@ check_args(blz__sock *sk, int op, const void *buf, size_t *len)
         }
         return 0;
     }
-    if (op == BLZ__OP_S_ACCEPT || op == BLZ__OP_S_CONNECT) {
-        return buf || op == BLZ__OP_S_CONNECT ? 0 : -EINVAL;
+    if (op == BLZ__OP_S_ACCEPT) {
+        return buf && sk->kind == BLZ__SK_LISTENER ? 0 : -EINVAL;
+    }
+    if (op == BLZ__OP_S_CONNECT || op == BLZ__OP_S_FINISH_CONNECT) {
+        return sk->kind == BLZ__SK_STREAM ? 0 : -EINVAL;
     }
     if (!buf && *len) {
         return -EINVAL;
@@ -415,20 +465,14 @@ blz__sock_try(blz__sock *sk, int op, void *buf, size_t len, void *aux)
     if (len == 0 && zero_len_done(op)) {
         return 0;
     }
-    uint64_t r = blz__io_source_readiness(&sk->src);
-    if (r & BLZ__RD_SHUTDOWN) {
-        return -ECANCELED;
-    }
-    if (!blz__io_ready_for(r, op_dir(op))) {
-        return -EAGAIN;
-    }
     blz_io_future f;
     memset(&f, 0, sizeof f);
+    f.obj_ = sk;
     f.buf_ = buf;
     f.len_ = len;
     f.aux_ = aux;
     f.op_ = op;
-    return attempt(&f, sk, r);
+    return blz__io_source_try(&sk->src, op_dir(op), attempt, &f);
 }
 
 long
@@ -441,50 +485,81 @@ blz__sock_await(blz__sock *sk, int op, void *buf, size_t len, void *aux)
 
 /* ---- accept and connect, await tier ----------------------------------------- */
 
+static const blz_future_vtable accept_vt = {sock_poll, sock_drop};
+
+void
+blz__sock_accept_fut(blz__sock *l, blz__sock **out, blz_addr *peer, blz_accept_future *f)
+{
+    if (!f) {
+        return;
+    }
+    blz__sock_fut(l, BLZ__OP_S_ACCEPT, out, 0, peer, &f->io_);
+    if (f->io_.obj_) { /* filled for real, not failed at once */
+        f->io_.base.vtable = &accept_vt;
+        f->io_.flags_ = F_ACCEPT;
+    }
+}
+
 int
 blz__sock_accept(blz__sock *l, blz__sock **out, blz_addr *peer)
 {
-    if (!l || !out || l->kind != BLZ__SK_LISTENER) {
-        return -EINVAL;
+    blz_accept_future f;
+    blz__sock_accept_fut(l, out, peer, &f);
+    return blz_await(&f.base);
+}
+
+/* Starts connecting fd (owned; closed on failure) and registers it. */
+static int
+connect_start(blz__io_driver *d, int fd, int family, const blz_addr *a, blz__sock **out)
+{
+    *out = NULL;
+    int r = blz__sys_connect(fd, a);
+    if (r != 0 && r != -EINPROGRESS) {
+        (void) blz__sys_close(fd);
+        return r;
     }
-    for (;;) {
-        long r = blz__sock_await(l, BLZ__OP_S_ACCEPT, out, 0, peer);
-        if (r == -EMFILE || r == -ENFILE || r == -ENOBUFS || r == -ENOMEM) {
-            /* Out of descriptors or memory: the pending connection stays in
-             * the backlog. Back off instead of spinning on a listener that
-             * stays readable, then serve again. */
-            int s = blz_sleep(blz_ms(10));
-            if (s == -ECANCELED || s == -EDEADLK) {
-                return s == -ECANCELED ? -ECANCELED : (int) r;
-            }
-            continue;
-        }
-        return (int) r;
-    }
+    /* In progress: only a real event may say the connection is made. */
+    int rc = blz__sock_wrap(d, fd, BLZ__SK_STREAM, family,
+                            r == 0 ? (BLZ__RD_READ | BLZ__RD_WRITE) : 0, out);
+    return rc < 0 ? rc : r;
 }
 
 void
 blz__sock_connect_fut(blz__io_driver *d, int fd, int family, const blz_addr *a, blz__sock **out,
                       blz_io_future *f)
 {
-    int r = blz__sys_connect(fd, a);
-    if (r != 0 && r != -EINPROGRESS) {
-        (void) blz__sys_close(fd);
-        blz__io_fut_fail(f, r);
-        return;
-    }
     blz__sock *sk;
-    /* In progress: only a real event may say the connection is made. */
-    int rc = blz__sock_wrap(d, fd, BLZ__SK_STREAM, family,
-                            r == 0 ? (BLZ__RD_READ | BLZ__RD_WRITE) : 0, &sk);
-    if (rc < 0) {
-        blz__io_fut_fail(f, rc);
+    int r = connect_start(d, fd, family, a, &sk);
+    if (!sk) {
+        blz__io_fut_fail(f, r);
         return;
     }
     blz__sock_fut(sk, BLZ__OP_S_CONNECT, NULL, 0, out, f);
     if (r == 0) {
         f->flags_ |= F_CONNECTED;
     }
+}
+
+int
+blz__sock_try_connect(const blz_addr *a, blz__sock **out)
+{
+    if (!out) {
+        return -EINVAL;
+    }
+    *out = NULL;
+    blz_addr_family fam = blz_addr_get_family(a);
+    if (fam == BLZ_AF_UNSPEC) {
+        return -EINVAL;
+    }
+    blz__io_driver *d = blz__net_driver();
+    if (!d) {
+        return -ESRCH;
+    }
+    int fd = blz__sys_socket(fam, BLZ__SOCK_STREAM);
+    if (fd < 0) {
+        return fd;
+    }
+    return connect_start(d, fd, fam, a, out);
 }
 
 int
@@ -540,4 +615,38 @@ int
 blz__sock_shutdown(blz__sock *sk, int how)
 {
     return sk ? blz__sys_shutdown(sk->src.fd, how) : -EINVAL;
+}
+
+/* ---- split halves --------------------------------------------------------------- */
+
+int
+blz__sock_split(blz__sock *sk, blz__sock_half **rd, blz__sock_half **wr)
+{
+    if (!sk || !rd || !wr || sk->kind != BLZ__SK_STREAM) {
+        return -EINVAL;
+    }
+    blz__fetch_add(&sk->handles, 1u, RELAXED); /* one handle per half */
+    *rd = &sk->rd_half;
+    *wr = &sk->wr_half;
+    return 0;
+}
+
+blz__sock *
+blz__sock_half_sock(blz__sock_half *h)
+{
+    if (!h) {
+        return NULL;
+    }
+    return h->dir == BLZ__DIR_READ ? blz__container_of(h, blz__sock, rd_half)
+                                   : blz__container_of(h, blz__sock, wr_half);
+}
+
+void
+blz__sock_half_close(blz__sock_half *h)
+{
+    blz__sock *sk = blz__sock_half_sock(h);
+    if (sk && h->dir == BLZ__DIR_WRITE) {
+        (void) blz__sys_shutdown(sk->src.fd, BLZ_SHUT_WR); /* the peer sees end-of-file */
+    }
+    blz__sock_close(sk);
 }

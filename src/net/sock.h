@@ -16,33 +16,36 @@ enum blz__sock_kind { BLZ__SK_LISTENER = 1, BLZ__SK_STREAM = 2, BLZ__SK_DGRAM = 
 
 /* Operations of blz_io_future.op_. */
 enum blz__sock_op {
-    BLZ__OP_S_READ = 1,  /* recv */
-    BLZ__OP_S_PEEK,      /* recv(MSG_PEEK) */
-    BLZ__OP_S_READV,     /* recvmsg with an iovec array (buf_ = iov, len_ = count) */
-    BLZ__OP_S_WRITE,     /* send */
-    BLZ__OP_S_WRITEV,    /* sendmsg with an iovec array */
-    BLZ__OP_S_WRITE_ALL, /* send until done_ == len_ */
-    BLZ__OP_S_ACCEPT,    /* accept4: buf_ = blz__sock ** out, aux_ = blz_addr *peer */
-    BLZ__OP_S_CONNECT,   /* finish a connect: aux_ = blz__sock ** out */
-    BLZ__OP_S_RECV_FROM, /* recvmsg with a name: aux_ = blz_addr *from (may be NULL) */
-    BLZ__OP_S_SEND_TO,   /* sendmsg to aux_ (const blz_addr *; NULL = connected peer) */
+    BLZ__OP_S_READ = 1,       /* recv */
+    BLZ__OP_S_PEEK,           /* recv(MSG_PEEK) */
+    BLZ__OP_S_READV,          /* recvmsg with an iovec array (buf_ = iov, len_ = count) */
+    BLZ__OP_S_WRITE,          /* send */
+    BLZ__OP_S_WRITEV,         /* sendmsg with an iovec array */
+    BLZ__OP_S_WRITE_ALL,      /* send until done_ == len_ */
+    BLZ__OP_S_ACCEPT,         /* accept4: buf_ = blz__sock ** out, aux_ = blz_addr *peer */
+    BLZ__OP_S_CONNECT,        /* finish a connect the future owns: aux_ = blz__sock ** out */
+    BLZ__OP_S_FINISH_CONNECT, /* finish the connect of a stream the caller owns */
+    BLZ__OP_S_RECV_FROM,      /* recvmsg with a name: aux_ = blz_addr *from (may be NULL) */
+    BLZ__OP_S_PEEK_FROM,      /* recvmsg(MSG_PEEK) with a name, as RECV_FROM */
+    BLZ__OP_S_SEND_TO,        /* sendmsg to aux_ (const blz_addr *; NULL = connected peer) */
 };
 
-/* A half of a split stream; recovered to its socket with container_of. */
-struct blz_tcp_read_half {
-    int unused_;
-};
-struct blz_tcp_write_half {
-    int unused_;
-};
+/*
+ * A half of a split stream, TCP or Unix alike: the public half types
+ * (blz_tcp_read_half...) are never defined; their pointers point at one of
+ * these inside the socket, recovered with blz__sock_half_sock.
+ */
+typedef struct blz__sock_half {
+    uint8_t dir; /* BLZ__DIR_READ or BLZ__DIR_WRITE; fixed when the socket is made */
+} blz__sock_half;
 
 typedef struct blz__sock {
-    blz__io_source src;                /* first: the registry allocates the whole object */
-    _Atomic uint32_t handles;          /* owner handles (2 after a split); the last close closes */
-    uint8_t kind;                      /* enum blz__sock_kind; fixed */
-    uint8_t family;                    /* BLZ_AF_*; fixed */
-    struct blz_tcp_read_half rd_half;  /* handed out by blz_tcp_split */
-    struct blz_tcp_write_half wr_half; /* handed out by blz_tcp_split */
+    blz__io_source src;       /* first: the registry allocates the whole object */
+    _Atomic uint32_t handles; /* owner handles (2 after a split); the last close closes */
+    uint8_t kind;             /* enum blz__sock_kind; fixed */
+    uint8_t family;           /* BLZ_AF_*; fixed */
+    blz__sock_half rd_half;   /* handed out by blz__sock_split */
+    blz__sock_half wr_half;   /* handed out by blz__sock_split */
 } blz__sock;
 
 /* The public handle types are the socket itself. */
@@ -88,13 +91,32 @@ void blz__io_fut_fail(blz_io_future *f, int err);
 void blz__sock_connect_fut(blz__io_driver *d, int fd, int family, const blz_addr *a,
                            blz__sock **out, blz_io_future *f);
 
+/* The try tier of connect: a new stream socket connecting to `a`, never
+ * waiting. 0 (connected at once) or -EINPROGRESS, both with the stream in
+ * *out; otherwise -errno (-EAGAIN for a Unix listener with a full backlog)
+ * and *out NULL. Inside a runtime (-ESRCH). */
+int blz__sock_try_connect(const blz_addr *a, blz__sock **out);
+
+/* Fills an accept future (the back-off lives in its future tier). */
+void blz__sock_accept_fut(blz__sock *l, blz__sock **out, blz_addr *peer, blz_accept_future *f);
+
+/* Split: one more owner handle, and the two halves. -EINVAL unless a stream. */
+int blz__sock_split(blz__sock *sk, blz__sock_half **rd, blz__sock_half **wr);
+
+/* The socket of a half; NULL for NULL. */
+blz__sock *blz__sock_half_sock(blz__sock_half *h);
+
+/* Closes a half: a write half shuts the write direction first (the peer reads
+ * end-of-file while the read half may still read). NULL is ignored. */
+void blz__sock_half_close(blz__sock_half *h);
+
 /* The try tier: one attempt, -EAGAIN when not ready. Same arguments as _fut. */
 long blz__sock_try(blz__sock *sk, int op, void *buf, size_t len, void *aux);
 
 /* The await tier: fills a future on the stack and awaits it. */
 long blz__sock_await(blz__sock *sk, int op, void *buf, size_t len, void *aux);
 
-/* accept, await tier, with the back-off on descriptor exhaustion. */
+/* accept, await tier: awaits the accept future (with its back-off). */
 int blz__sock_accept(blz__sock *l, blz__sock **out, blz_addr *peer);
 
 /* connect, await tier, with an optional deadline (UINT64_MAX: none). */

@@ -6,12 +6,12 @@
  * - A blz_tcp_stream/listener is a blz__sock of kind STREAM/LISTENER.
  * - After blz_tcp_split the stream has two owner handles, one per half; the
  *   write half's close shuts the write direction first, so the peer sees EOF
- *   while the read half may still read.
+ *   while the read half may still read. The mechanism is the socket's
+ *   (blz__sock_split), shared with Unix streams.
  * - A blz_tcp_socket (builder) is a plain descriptor until it is consumed by
  *   listen or connect, which register it with the current runtime's driver.
  */
 #include "core/alloc.h"
-#include "core/container.h"
 #include "net/sock.h"
 #include "os/unix/sys.h"
 
@@ -87,9 +87,9 @@ blz_tcp_try_accept(blz_tcp_listener *l, blz_tcp_stream **out, blz_addr *peer)
 }
 
 void
-blz_tcp_accept_fut(blz_tcp_listener *l, blz_tcp_stream **out, blz_addr *peer, blz_io_future *f)
+blz_tcp_accept_fut(blz_tcp_listener *l, blz_tcp_stream **out, blz_addr *peer, blz_accept_future *f)
 {
-    blz__sock_fut(SK(l), BLZ__OP_S_ACCEPT, out, 0, peer, f);
+    blz__sock_accept_fut(SK(l), (blz__sock **) out, peer, f);
 }
 
 void
@@ -160,6 +160,36 @@ blz_tcp_connect_fut(const blz_addr *addr, blz_tcp_stream **out, blz_io_future *f
         return;
     }
     blz__sock_connect_fut(d, fd, fam, addr, (blz__sock **) out, f);
+}
+
+int
+blz_tcp_try_connect(const blz_addr *addr, blz_tcp_stream **out)
+{
+    if (ip_family(addr) < 0) {
+        if (out) {
+            *out = NULL;
+        }
+        return -EINVAL;
+    }
+    return blz__sock_try_connect(addr, (blz__sock **) out);
+}
+
+int
+blz_tcp_try_finish_connect(blz_tcp_stream *s)
+{
+    return (int) blz__sock_try(SK(s), BLZ__OP_S_FINISH_CONNECT, NULL, 0, NULL);
+}
+
+void
+blz_tcp_finish_connect_fut(blz_tcp_stream *s, blz_io_future *f)
+{
+    blz__sock_fut(SK(s), BLZ__OP_S_FINISH_CONNECT, NULL, 0, NULL, f);
+}
+
+int
+blz_tcp_finish_connect(blz_tcp_stream *s)
+{
+    return (int) blz__sock_await(SK(s), BLZ__OP_S_FINISH_CONNECT, NULL, 0, NULL);
 }
 
 /* ---- stream I/O ----------------------------------------------------------------- */
@@ -345,34 +375,44 @@ blz_tcp_close(blz_tcp_stream *s)
 
 /* ---- split halves ------------------------------------------------------------------ */
 
+/* Halves: the socket's own (net/sock.c), behind the TCP types. */
+#define RD(h) ((blz_tcp_read_half *) (void *) (h))
+#define WR(h) ((blz_tcp_write_half *) (void *) (h))
+
 int
 blz_tcp_split(blz_tcp_stream *s, blz_tcp_read_half **rd, blz_tcp_write_half **wr)
 {
-    if (!s || !rd || !wr) {
-        return -EINVAL;
+    blz__sock_half *r, *w;
+    int rc = rd && wr ? blz__sock_split(SK(s), &r, &w) : -EINVAL;
+    if (rc == 0) {
+        *rd = RD(r);
+        *wr = WR(w);
     }
-    blz__fetch_add(&s->sk.handles, 1u, RELAXED); /* one handle per half */
-    *rd = &s->sk.rd_half;
-    *wr = &s->sk.wr_half;
-    return 0;
+    return rc;
 }
 
 static blz__sock *
 rd_sock(blz_tcp_read_half *h)
 {
-    return h ? blz__container_of(h, blz__sock, rd_half) : NULL;
+    return blz__sock_half_sock((blz__sock_half *) (void *) h);
 }
 
 static blz__sock *
 wr_sock(blz_tcp_write_half *h)
 {
-    return h ? blz__container_of(h, blz__sock, wr_half) : NULL;
+    return blz__sock_half_sock((blz__sock_half *) (void *) h);
 }
 
 ssize_t
 blz_tcp_half_read(blz_tcp_read_half *h, void *buf, size_t n)
 {
     return blz__sock_await(rd_sock(h), BLZ__OP_S_READ, buf, n, NULL);
+}
+
+ssize_t
+blz_tcp_half_try_read(blz_tcp_read_half *h, void *buf, size_t n)
+{
+    return blz__sock_try(rd_sock(h), BLZ__OP_S_READ, buf, n, NULL);
 }
 
 void
@@ -385,6 +425,12 @@ ssize_t
 blz_tcp_half_write(blz_tcp_write_half *h, const void *buf, size_t n)
 {
     return blz__sock_await(wr_sock(h), BLZ__OP_S_WRITE, (void *) buf, n, NULL);
+}
+
+ssize_t
+blz_tcp_half_try_write(blz_tcp_write_half *h, const void *buf, size_t n)
+{
+    return blz__sock_try(wr_sock(h), BLZ__OP_S_WRITE, (void *) buf, n, NULL);
 }
 
 void
@@ -426,17 +472,13 @@ blz_tcp_write_half_stream(blz_tcp_write_half *h)
 void
 blz_tcp_read_half_close(blz_tcp_read_half *h)
 {
-    blz__sock_close(rd_sock(h));
+    blz__sock_half_close((blz__sock_half *) (void *) h);
 }
 
 void
 blz_tcp_write_half_close(blz_tcp_write_half *h)
 {
-    blz__sock *sk = wr_sock(h);
-    if (sk) {
-        (void) blz__sys_shutdown(sk->src.fd, BLZ_SHUT_WR); /* the peer sees end-of-file */
-    }
-    blz__sock_close(sk);
+    blz__sock_half_close((blz__sock_half *) (void *) h);
 }
 
 /* ---- socket builder ------------------------------------------------------------------ */

@@ -98,6 +98,24 @@ blz_udp_recv_from_fut(blz_udp_socket *u, void *buf, size_t n, blz_addr *from, bl
 }
 
 ssize_t
+blz_udp_peek_from(blz_udp_socket *u, void *buf, size_t n, blz_addr *from)
+{
+    return blz__sock_await(SK(u), BLZ__OP_S_PEEK_FROM, buf, n, from);
+}
+
+ssize_t
+blz_udp_try_peek_from(blz_udp_socket *u, void *buf, size_t n, blz_addr *from)
+{
+    return blz__sock_try(SK(u), BLZ__OP_S_PEEK_FROM, buf, n, from);
+}
+
+void
+blz_udp_peek_from_fut(blz_udp_socket *u, void *buf, size_t n, blz_addr *from, blz_io_future *f)
+{
+    blz__sock_fut(SK(u), BLZ__OP_S_PEEK_FROM, buf, n, from, f);
+}
+
+ssize_t
 blz_udp_send(blz_udp_socket *u, const void *buf, size_t n)
 {
     return blz__sock_await(SK(u), BLZ__OP_S_SEND_TO, (void *) buf, n, NULL);

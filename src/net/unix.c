@@ -5,6 +5,7 @@
  *
  * Invariants: every object here is a blz__sock of family BLZ_AF_UNIX; a
  * listener never removes its path (another process may own it by then).
+ * Split halves are the socket's own (blz__sock_split), as for TCP.
  */
 #include "net/sock.h"
 #include "os/unix/sys.h"
@@ -82,9 +83,10 @@ blz_unix_try_accept(blz_unix_listener *l, blz_unix_stream **out, blz_addr *peer)
 }
 
 void
-blz_unix_accept_fut(blz_unix_listener *l, blz_unix_stream **out, blz_addr *peer, blz_io_future *f)
+blz_unix_accept_fut(blz_unix_listener *l, blz_unix_stream **out, blz_addr *peer,
+                    blz_accept_future *f)
 {
-    blz__sock_fut(SK(l), BLZ__OP_S_ACCEPT, out, 0, peer, f);
+    blz__sock_accept_fut(SK(l), (blz__sock **) out, peer, f);
 }
 
 void
@@ -142,6 +144,18 @@ blz_unix_connect_fut(const blz_addr *addr, blz_unix_stream **out, blz_io_future 
     blz__sock_connect_fut(d, fd, BLZ_AF_UNIX, addr, (blz__sock **) out, f);
 }
 
+int
+blz_unix_try_connect(const blz_addr *addr, blz_unix_stream **out)
+{
+    if (blz_addr_get_family(addr) != BLZ_AF_UNIX) {
+        if (out) {
+            *out = NULL;
+        }
+        return -EINVAL;
+    }
+    return blz__sock_try_connect(addr, (blz__sock **) out);
+}
+
 static int
 make_pair(int type, int kind, blz__sock **a, blz__sock **b)
 {
@@ -196,6 +210,24 @@ blz_unix_read_fut(blz_unix_stream *s, void *buf, size_t n, blz_io_future *f)
 }
 
 ssize_t
+blz_unix_peek(blz_unix_stream *s, void *buf, size_t n)
+{
+    return blz__sock_await(SK(s), BLZ__OP_S_PEEK, buf, n, NULL);
+}
+
+ssize_t
+blz_unix_try_peek(blz_unix_stream *s, void *buf, size_t n)
+{
+    return blz__sock_try(SK(s), BLZ__OP_S_PEEK, buf, n, NULL);
+}
+
+void
+blz_unix_peek_fut(blz_unix_stream *s, void *buf, size_t n, blz_io_future *f)
+{
+    blz__sock_fut(SK(s), BLZ__OP_S_PEEK, buf, n, NULL, f);
+}
+
+ssize_t
 blz_unix_write(blz_unix_stream *s, const void *buf, size_t n)
 {
     return blz__sock_await(SK(s), BLZ__OP_S_WRITE, (void *) buf, n, NULL);
@@ -239,6 +271,32 @@ blz_unix_writev(blz_unix_stream *s, const blz_iovec *iov, int iovcnt)
                            NULL);
 }
 
+ssize_t
+blz_unix_try_readv(blz_unix_stream *s, const blz_iovec *iov, int iovcnt)
+{
+    return blz__sock_try(SK(s), BLZ__OP_S_READV, (void *) iov, iovcnt < 0 ? 0 : (size_t) iovcnt,
+                         NULL);
+}
+
+void
+blz_unix_readv_fut(blz_unix_stream *s, const blz_iovec *iov, int iovcnt, blz_io_future *f)
+{
+    blz__sock_fut(SK(s), BLZ__OP_S_READV, (void *) iov, iovcnt < 0 ? 0 : (size_t) iovcnt, NULL, f);
+}
+
+ssize_t
+blz_unix_try_writev(blz_unix_stream *s, const blz_iovec *iov, int iovcnt)
+{
+    return blz__sock_try(SK(s), BLZ__OP_S_WRITEV, (void *) iov, iovcnt < 0 ? 0 : (size_t) iovcnt,
+                         NULL);
+}
+
+void
+blz_unix_writev_fut(blz_unix_stream *s, const blz_iovec *iov, int iovcnt, blz_io_future *f)
+{
+    blz__sock_fut(SK(s), BLZ__OP_S_WRITEV, (void *) iov, iovcnt < 0 ? 0 : (size_t) iovcnt, NULL, f);
+}
+
 int
 blz_unix_shutdown(blz_unix_stream *s, blz_shutdown_how how)
 {
@@ -270,6 +328,116 @@ void
 blz_unix_close(blz_unix_stream *s)
 {
     blz__sock_close(SK(s));
+}
+
+/* ---- split halves: the socket's own (net/sock.c), behind the Unix types ---------- */
+
+static blz__sock *
+rd_sock(blz_unix_read_half *h)
+{
+    return blz__sock_half_sock((blz__sock_half *) (void *) h);
+}
+
+static blz__sock *
+wr_sock(blz_unix_write_half *h)
+{
+    return blz__sock_half_sock((blz__sock_half *) (void *) h);
+}
+
+int
+blz_unix_split(blz_unix_stream *s, blz_unix_read_half **rd, blz_unix_write_half **wr)
+{
+    blz__sock_half *r, *w;
+    int rc = rd && wr ? blz__sock_split(SK(s), &r, &w) : -EINVAL;
+    if (rc == 0) {
+        *rd = (blz_unix_read_half *) (void *) r;
+        *wr = (blz_unix_write_half *) (void *) w;
+    }
+    return rc;
+}
+
+ssize_t
+blz_unix_half_read(blz_unix_read_half *h, void *buf, size_t n)
+{
+    return blz__sock_await(rd_sock(h), BLZ__OP_S_READ, buf, n, NULL);
+}
+
+ssize_t
+blz_unix_half_try_read(blz_unix_read_half *h, void *buf, size_t n)
+{
+    return blz__sock_try(rd_sock(h), BLZ__OP_S_READ, buf, n, NULL);
+}
+
+void
+blz_unix_half_read_fut(blz_unix_read_half *h, void *buf, size_t n, blz_io_future *f)
+{
+    blz__sock_fut(rd_sock(h), BLZ__OP_S_READ, buf, n, NULL, f);
+}
+
+ssize_t
+blz_unix_half_peek(blz_unix_read_half *h, void *buf, size_t n)
+{
+    return blz__sock_await(rd_sock(h), BLZ__OP_S_PEEK, buf, n, NULL);
+}
+
+ssize_t
+blz_unix_half_write(blz_unix_write_half *h, const void *buf, size_t n)
+{
+    return blz__sock_await(wr_sock(h), BLZ__OP_S_WRITE, (void *) buf, n, NULL);
+}
+
+ssize_t
+blz_unix_half_try_write(blz_unix_write_half *h, const void *buf, size_t n)
+{
+    return blz__sock_try(wr_sock(h), BLZ__OP_S_WRITE, (void *) buf, n, NULL);
+}
+
+void
+blz_unix_half_write_fut(blz_unix_write_half *h, const void *buf, size_t n, blz_io_future *f)
+{
+    blz__sock_fut(wr_sock(h), BLZ__OP_S_WRITE, (void *) buf, n, NULL, f);
+}
+
+int
+blz_unix_half_write_all(blz_unix_write_half *h, const void *buf, size_t n)
+{
+    return (int) blz__sock_await(wr_sock(h), BLZ__OP_S_WRITE_ALL, (void *) buf, n, NULL);
+}
+
+void
+blz_unix_half_write_all_fut(blz_unix_write_half *h, const void *buf, size_t n, blz_io_future *f)
+{
+    blz__sock_fut(wr_sock(h), BLZ__OP_S_WRITE_ALL, (void *) buf, n, NULL, f);
+}
+
+int
+blz_unix_half_shutdown(blz_unix_write_half *h)
+{
+    return blz__sock_shutdown(wr_sock(h), BLZ_SHUT_WR);
+}
+
+blz_unix_stream *
+blz_unix_read_half_stream(blz_unix_read_half *h)
+{
+    return (blz_unix_stream *) rd_sock(h);
+}
+
+blz_unix_stream *
+blz_unix_write_half_stream(blz_unix_write_half *h)
+{
+    return (blz_unix_stream *) wr_sock(h);
+}
+
+void
+blz_unix_read_half_close(blz_unix_read_half *h)
+{
+    blz__sock_half_close((blz__sock_half *) (void *) h);
+}
+
+void
+blz_unix_write_half_close(blz_unix_write_half *h)
+{
+    blz__sock_half_close((blz__sock_half *) (void *) h);
 }
 
 /* ---- datagrams -------------------------------------------------------------------- */
@@ -382,6 +550,25 @@ blz_unix_datagram_recv_from_fut(blz_unix_datagram *d, void *buf, size_t n, blz_a
 }
 
 ssize_t
+blz_unix_datagram_peek_from(blz_unix_datagram *d, void *buf, size_t n, blz_addr *from)
+{
+    return blz__sock_await(SK(d), BLZ__OP_S_PEEK_FROM, buf, n, from);
+}
+
+ssize_t
+blz_unix_datagram_try_peek_from(blz_unix_datagram *d, void *buf, size_t n, blz_addr *from)
+{
+    return blz__sock_try(SK(d), BLZ__OP_S_PEEK_FROM, buf, n, from);
+}
+
+void
+blz_unix_datagram_peek_from_fut(blz_unix_datagram *d, void *buf, size_t n, blz_addr *from,
+                                blz_io_future *f)
+{
+    blz__sock_fut(SK(d), BLZ__OP_S_PEEK_FROM, buf, n, from, f);
+}
+
+ssize_t
 blz_unix_datagram_send(blz_unix_datagram *d, const void *buf, size_t n)
 {
     return blz__sock_await(SK(d), BLZ__OP_S_SEND_TO, (void *) buf, n, NULL);
@@ -391,6 +578,30 @@ ssize_t
 blz_unix_datagram_recv(blz_unix_datagram *d, void *buf, size_t n)
 {
     return blz__sock_await(SK(d), BLZ__OP_S_RECV_FROM, buf, n, NULL);
+}
+
+ssize_t
+blz_unix_datagram_try_send(blz_unix_datagram *d, const void *buf, size_t n)
+{
+    return blz__sock_try(SK(d), BLZ__OP_S_SEND_TO, (void *) buf, n, NULL);
+}
+
+void
+blz_unix_datagram_send_fut(blz_unix_datagram *d, const void *buf, size_t n, blz_io_future *f)
+{
+    blz__sock_fut(SK(d), BLZ__OP_S_SEND_TO, (void *) buf, n, NULL, f);
+}
+
+ssize_t
+blz_unix_datagram_try_recv(blz_unix_datagram *d, void *buf, size_t n)
+{
+    return blz__sock_try(SK(d), BLZ__OP_S_RECV_FROM, buf, n, NULL);
+}
+
+void
+blz_unix_datagram_recv_fut(blz_unix_datagram *d, void *buf, size_t n, blz_io_future *f)
+{
+    blz__sock_fut(SK(d), BLZ__OP_S_RECV_FROM, buf, n, NULL, f);
 }
 
 int

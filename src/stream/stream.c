@@ -57,12 +57,26 @@ unix_write_fut(void *self, const void *buf, size_t n, blz_io_future *f)
     blz_unix_write_fut(self, buf, n, f);
 }
 
+static void
+unix_half_read_fut(void *self, void *buf, size_t n, blz_io_future *f)
+{
+    blz_unix_half_read_fut(self, buf, n, f);
+}
+
+static void
+unix_half_write_fut(void *self, const void *buf, size_t n, blz_io_future *f)
+{
+    blz_unix_half_write_fut(self, buf, n, f);
+}
+
 static const blz_reader_vtable tcp_reader_vt = {tcp_read_fut};
 static const blz_writer_vtable tcp_writer_vt = {tcp_write_fut, NULL};
 static const blz_reader_vtable half_reader_vt = {half_read_fut};
 static const blz_writer_vtable half_writer_vt = {half_write_fut, NULL};
 static const blz_reader_vtable unix_reader_vt = {unix_read_fut};
 static const blz_writer_vtable unix_writer_vt = {unix_write_fut, NULL};
+static const blz_reader_vtable unix_half_reader_vt = {unix_half_read_fut};
+static const blz_writer_vtable unix_half_writer_vt = {unix_half_write_fut, NULL};
 
 blz_reader
 blz_tcp_reader(struct blz_tcp_stream *s)
@@ -103,6 +117,20 @@ blz_writer
 blz_unix_writer(struct blz_unix_stream *s)
 {
     blz_writer w = {s ? &unix_writer_vt : NULL, s};
+    return w;
+}
+
+blz_reader
+blz_unix_read_half_reader(struct blz_unix_read_half *h)
+{
+    blz_reader r = {h ? &unix_half_reader_vt : NULL, h};
+    return r;
+}
+
+blz_writer
+blz_unix_write_half_writer(struct blz_unix_write_half *h)
+{
+    blz_writer w = {h ? &unix_half_writer_vt : NULL, h};
     return w;
 }
 

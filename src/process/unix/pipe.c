@@ -10,10 +10,12 @@
  * - A pipe future takes a source reference at its first poll (flag HELD)
  *   and drops it when it completes or is dropped, so the descriptor cannot
  *   be closed under a read or write in flight.
- * - One attempt = one syscall loop (EINTR retried, write_all accumulated);
- *   EAGAIN clears the direction's readiness against the tick it was tried
- *   with, then the future re-polls readiness, which links the waiter only if
- *   no new event came meanwhile. The try tier is that attempt without waiting.
+ * - One attempt = one syscall loop (EINTR retried, write_all accumulated).
+ *   The wait around it is the registry's (blz__io_source_wait, and
+ *   blz__io_source_try for the try tier), shared with the sockets: EAGAIN
+ *   clears the direction's readiness against the tick it was tried with,
+ *   then readiness is polled again, which links the waiter only if no new
+ *   event came meanwhile.
  * - Writes never raise SIGPIPE: SIGPIPE is blocked in the calling thread
  *   around the write(2), and a SIGPIPE the write itself generated (EPIPE) is
  *   consumed before the mask is restored. A signal is thread-directed when
@@ -128,12 +130,13 @@ op_dir(int op)
     return op == OP_READ ? BLZ__DIR_READ : BLZ__DIR_WRITE;
 }
 
-/* One attempt: the syscall(s) for f's operation. -EAGAIN after clearing
- * readiness against `seen`; otherwise the final result. */
+/* One attempt (a blz__io_attempt_fn): the syscall(s) for the operation of
+ * future `arg`; -EAGAIN when the pipe was not ready after all. */
 static long
-attempt(blz_io_future *f, blz_pipe *p, uint64_t seen)
+attempt(void *arg)
 {
-    int fd = p->src.fd;
+    blz_io_future *f = arg;
+    int fd = ((blz_pipe *) f->obj_)->src.fd;
     for (;;) {
         long r;
         switch (f->op_) {
@@ -158,9 +161,6 @@ attempt(blz_io_future *f, blz_pipe *p, uint64_t seen)
         }
         if (r == -EINTR) {
             continue;
-        }
-        if (r == -EAGAIN) {
-            blz__io_source_clear(&p->src, op_dir(f->op_), seen);
         }
         return r;
     }
@@ -194,20 +194,11 @@ pipe_poll(blz_future *base, blz_context *cx)
         blz__io_source_ref(&p->src);
         f->flags_ |= F_HELD;
     }
-    int dir = op_dir(f->op_);
-    for (;;) {
-        uint64_t r = blz__io_source_poll(&p->src, &f->waiter_, dir, cx);
-        if (r == 0) {
-            return BLZ_PENDING;
-        }
-        if (r & BLZ__RD_SHUTDOWN) {
-            return finish(f, p, -ECANCELED);
-        }
-        long n = attempt(f, p, r);
-        if (n != -EAGAIN) {
-            return finish(f, p, n);
-        }
+    long n;
+    if (!blz__io_source_wait(&p->src, &f->waiter_, op_dir(f->op_), cx, attempt, f, &n)) {
+        return BLZ_PENDING;
     }
+    return finish(f, p, n);
 }
 
 static void
@@ -275,19 +266,13 @@ pipe_try(blz_pipe *p, int op, void *buf, size_t len)
     if (rc < 0 || len == 0) {
         return rc;
     }
-    uint64_t r = blz__io_source_readiness(&p->src);
-    if (r & BLZ__RD_SHUTDOWN) {
-        return -ECANCELED;
-    }
-    if (!blz__io_ready_for(r, op_dir(op))) {
-        return -EAGAIN;
-    }
     blz_io_future f;
     memset(&f, 0, sizeof f);
+    f.obj_ = p;
     f.buf_ = buf;
     f.len_ = len;
     f.op_ = op;
-    return attempt(&f, p, r);
+    return blz__io_source_try(&p->src, op_dir(op), attempt, &f);
 }
 
 static long
