@@ -7,7 +7,9 @@
 #include "harness.h"
 
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
+#include <stdlib.h>
 
 static blz_runtime *
 new_rt(unsigned workers)
@@ -394,6 +396,32 @@ nested_block_on(void *arg)
     blz_runtime *rt = arg;
     CHECK_EQ(blz_runtime_block_on(rt, return_arg, NULL, NULL), -EDEADLK);
     return NULL;
+}
+
+/* The default worker count follows the CPUs the process may use, so a
+ * server started under `taskset -c 0` gets one worker, not one per core. */
+BLZ_TEST(default_workers_follow_affinity)
+{
+    unsetenv("BLZ_WORKERS"); /* each test runs in its own process */
+    cpu_set_t set;
+    CHECK_EQ(sched_getaffinity(0, sizeof set, &set), 0);
+    blz_runtime_config cfg;
+    blz_runtime_config_default(&cfg);
+    CHECK_EQ(cfg.workers, (unsigned) CPU_COUNT(&set));
+    int first = -1;
+    for (int c = 0; c < CPU_SETSIZE && first < 0; c++) {
+        if (CPU_ISSET(c, &set)) {
+            first = c;
+        }
+    }
+    CPU_ZERO(&set);
+    CPU_SET(first, &set);
+    CHECK_EQ(sched_setaffinity(0, sizeof set, &set), 0);
+    blz_runtime_config_default(&cfg);
+    CHECK_EQ(cfg.workers, 1u);
+    setenv("BLZ_WORKERS", "3", 1);
+    blz_runtime_config_default(&cfg);
+    CHECK_EQ(cfg.workers, 3u);
 }
 
 BLZ_TEST(error_paths)

@@ -16,6 +16,7 @@
 #include "rt/current.h"
 #include "rt/futex.h"
 
+#include <sched.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -35,7 +36,16 @@ env_workers(void)
             return (unsigned) v;
         }
     }
-    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    /* The CPUs this process may run on (taskset, cgroup cpusets), not the
+     * machine's: two workers pinned to one core only take turns. */
+    long n = 0;
+    cpu_set_t set;
+    if (sched_getaffinity(0, sizeof set, &set) == 0) {
+        n = CPU_COUNT(&set);
+    }
+    if (n < 1) {
+        n = sysconf(_SC_NPROCESSORS_ONLN);
+    }
     if (n < 1) {
         n = 1;
     }
