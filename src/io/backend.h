@@ -111,6 +111,16 @@ typedef struct blz__backend_ops {
     /* Makes a concurrent or the next poll return promptly. */
     void (*wake)(blz__backend *b);
 
+    /* Lets the kernel finish work it deferred to the calling thread, cheaply
+     * when there is none. io_uring runs with cooperative task running: a
+     * request's completion (a readiness edge too) is posted by the thread that
+     * submitted it, on its next entry into the kernel, instead of through an
+     * interrupt of that thread. Workers make syscalls all the time; a worker
+     * running a long stretch of tasks that make none calls this now and then
+     * (the scheduler's maintenance tick). Any thread; NULL when the backend
+     * defers nothing. */
+    void (*flush_deferred)(blz__backend *b);
+
     /* True if this backend runs completion ops of `kind`. */
     int (*supports)(const blz__backend *b, int kind);
 

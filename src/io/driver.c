@@ -148,6 +148,14 @@ blz__io_driver_wake(blz__io_driver *d)
     d->ops->wake(d->be);
 }
 
+void
+blz__io_driver_flush_deferred(blz__io_driver *d)
+{
+    if (d->ops->flush_deferred) {
+        d->ops->flush_deferred(d->be);
+    }
+}
+
 const char *
 blz__io_driver_name(const blz__io_driver *d)
 {

@@ -32,6 +32,10 @@ int blz__io_driver_park(blz__io_driver *d, int64_t timeout_ns);
 /* Makes a concurrent or the next blz__io_driver_park return promptly. Any thread. */
 void blz__io_driver_wake(blz__io_driver *d);
 
+/* Lets the backend finish work the kernel deferred to the calling thread
+ * (io/backend.h, flush_deferred). Any thread; cheap when there is none. */
+void blz__io_driver_flush_deferred(blz__io_driver *d);
+
 /* "io_uring" or "epoll". */
 const char *blz__io_driver_name(const blz__io_driver *d);
 

@@ -43,6 +43,7 @@
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <string.h>
 #include <sys/eventfd.h>
@@ -140,6 +141,7 @@ struct blz__backend {
      * model (and to ThreadSanitizer, which cannot see through the kernel). */
     _Atomic uint64_t published;
 
+    bool coop_taskrun;                           /* set up with COOP_TASKRUN | TASKRUN_FLAG */
     unsigned char supported[BLZ__OP_KIND_COUNT]; /* completion ops the probe found */
     blz__io_op inflight;                         /* sentinel of ops in flight (under lock) */
 };
@@ -303,6 +305,18 @@ ur_disarm(blz__backend *b, blz__io_source *src)
         blz__store(&src->be_hold, 0u, RELEASE); /* pairs with the sweep's acquire */
     }
     pthread_mutex_unlock(&b->lock);
+}
+
+static void
+ur_flush_deferred(blz__backend *b)
+{
+    /* The kernel sets SQ_TASKRUN while completions wait for some thread to
+     * enter it; the flag is ring-wide, so the work may be another thread's and
+     * this entry a wasted one: at most one per maintenance tick. Any syscall
+     * runs the calling thread's pending work on its way out. */
+    if (b->coop_taskrun && (blz__load(b->sq_kflags, RELAXED) & IORING_SQ_TASKRUN)) {
+        (void) sys_enter(b->ring_fd, 0, 0, 0, NULL, 0);
+    }
 }
 
 static int
@@ -764,15 +778,29 @@ ur_init(blz__backend **out)
 
     struct io_uring_params p;
     memset(&p, 0, sizeof p);
-    p.flags = IORING_SETUP_CQSIZE | IORING_SETUP_CLAMP;
+    /* Cooperative task running: the kernel does not interrupt a running
+     * worker to post a completion for a request it submitted, but waits for
+     * its next syscall (see flush_deferred in io/backend.h). A readiness edge
+     * then costs no inter-processor interrupt and no extra kernel entry: in an
+     * echo server pinned to one core this halves the CPU per message. Kernels
+     * before 5.19 refuse the flags; the ring then works as before. */
+    p.flags = IORING_SETUP_CQSIZE | IORING_SETUP_CLAMP | IORING_SETUP_COOP_TASKRUN |
+              IORING_SETUP_TASKRUN_FLAG;
     p.cq_entries = CQ_ENTRIES;
     int fd = sys_setup(SQ_ENTRIES, &p);
+    if (fd == -EINVAL) {
+        memset(&p, 0, sizeof p);
+        p.flags = IORING_SETUP_CQSIZE | IORING_SETUP_CLAMP;
+        p.cq_entries = CQ_ENTRIES;
+        fd = sys_setup(SQ_ENTRIES, &p);
+    }
     if (fd < 0) {
         ur_teardown(b);
         return fd; /* ENOSYS (no io_uring), EPERM (seccomp, sysctl), ENOMEM (memlock) */
     }
     b->ring_fd = fd;
     b->features = p.features;
+    b->coop_taskrun = (p.flags & IORING_SETUP_TASKRUN_FLAG) != 0;
     unsigned need = IORING_FEAT_NODROP | IORING_FEAT_EXT_ARG | IORING_FEAT_POLL_32BITS;
     int rc = (p.features & need) == need ? 0 : -EOPNOTSUPP;
     if (rc == 0) {
@@ -839,6 +867,7 @@ const blz__backend_ops blz__uring_backend = {
     .cancel = ur_cancel,
     .poll = ur_poll,
     .wake = ur_wake,
+    .flush_deferred = ur_flush_deferred,
     .supports = ur_supports,
     .fini = ur_fini,
 };

@@ -425,7 +425,8 @@ has_visible_work(blz__worker *w)
     return false;
 }
 
-/* Fires due timers and polls the driver without sleeping, if no one else holds it. */
+/* Fires due timers and polls the driver without sleeping, if no one else
+ * holds it; otherwise lets the kernel post what it deferred to this thread. */
 static void
 maintenance(blz__worker *w)
 {
@@ -435,6 +436,8 @@ maintenance(blz__worker *w)
         (void) blz__io_driver_park(rt->io, 0);
         (void) blz__timers_fire(&rt->timers);
         blz__store(&rt->driver_held, 0, RELEASE);
+    } else {
+        blz__io_driver_flush_deferred(rt->io);
     }
 }
 
