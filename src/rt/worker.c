@@ -235,10 +235,16 @@ blz__notify_parked(blz_runtime *rt)
 
 /* ---- scheduling ---------------------------------------------------------- */
 
+/* Appends t to the run order: the local queue, or the inject queue once the
+ * local one overflowed. While overflowed tasks wait in the inject queue, new
+ * ones queue behind them there too: otherwise tasks woken by every I/O poll
+ * would refill the local queue ahead of them, and with more ready tasks than
+ * local slots (a thousand connections on one worker) the overflowed ones
+ * would wait for a slot for hundreds of milliseconds. */
 static void
 push_local_or_inject(blz__worker *w, blz__task *t)
 {
-    if (!blz__local_queue_push(&w->queue, t)) {
+    if (blz__load(&w->rt->inject_len, RELAXED) != 0 || !blz__local_queue_push(&w->queue, t)) {
         blz__inject_push(w->rt, t);
     }
 }
