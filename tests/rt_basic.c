@@ -398,6 +398,54 @@ nested_block_on(void *arg)
     return NULL;
 }
 
+/* More ready tasks than the local queue holds, on one worker: the ones that
+ * overflowed to the inject queue are not overtaken by tasks that become
+ * ready later (here: by yielding). Every task's first poll must come before
+ * any task's second one; when later wakes went to the local queue ahead of
+ * the overflow, the first 256 tasks cycled through theirs long before the
+ * overflowed ones got a first poll (hundreds of ms of tail latency with a
+ * thousand connections). */
+enum { FAIR_TASKS = 1000 };
+static _Atomic unsigned fair_seq;
+static unsigned fair_first[FAIR_TASKS], fair_second[FAIR_TASKS];
+
+static void *
+fair_task(void *arg)
+{
+    unsigned i = (unsigned) (uintptr_t) arg;
+    fair_first[i] = atomic_fetch_add(&fair_seq, 1);
+    blz_yield();
+    fair_second[i] = atomic_fetch_add(&fair_seq, 1);
+    return NULL;
+}
+
+static void *
+fair_root(void *arg)
+{
+    (void) arg;
+    static blz_join *js[FAIR_TASKS];
+    for (unsigned i = 0; i < FAIR_TASKS; i++) {
+        CHECK_OK(blz_spawn(fair_task, (void *) (uintptr_t) i, &js[i]));
+    }
+    for (unsigned i = 0; i < FAIR_TASKS; i++) {
+        CHECK_OK(blz_join_wait(js[i], NULL));
+    }
+    return NULL;
+}
+
+BLZ_TEST(overflowed_tasks_are_not_overtaken)
+{
+    blz_runtime *rt = new_rt(1);
+    CHECK_OK(blz_runtime_block_on(rt, fair_root, NULL, NULL));
+    blz_runtime_free(rt);
+    unsigned last_first = 0, first_second = ~0u;
+    for (unsigned i = 0; i < FAIR_TASKS; i++) {
+        last_first = fair_first[i] > last_first ? fair_first[i] : last_first;
+        first_second = fair_second[i] < first_second ? fair_second[i] : first_second;
+    }
+    CHECK_LT(last_first, first_second);
+}
+
 /* The default worker count follows the CPUs the process may use, so a
  * server started under `taskset -c 0` gets one worker, not one per core. */
 BLZ_TEST(default_workers_follow_affinity)
