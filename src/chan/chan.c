@@ -173,7 +173,7 @@ unlink_waiter(blz_chan_waitq *q, _Atomic(size_t) *word, blz_chan_waiter *w, bool
 
 /* ---- one attempt each way ------------------------------------------------ */
 
-static int
+static BLZ_ALWAYS_INLINE int
 send_step(blz_chan *ch, const void *item)
 {
     size_t t = blz__load(&ch->tail_, RELAXED);
@@ -210,7 +210,7 @@ send_step(blz_chan *ch, const void *item)
     }
 }
 
-static int
+static BLZ_ALWAYS_INLINE int
 recv_step(blz_chan *ch, void *out)
 {
     size_t h = blz__load(&ch->head_, RELAXED);
@@ -467,8 +467,25 @@ blz_chan_recv_fut_inline(blz_chan *ch, size_t out_offset, blz_chan_recv_future *
 /* ---- await tier ----------------------------------------------------------
  * The step runs once directly when that is indistinguishable from awaiting
  * (blz__await_fast_ok in rt/current.h); a step that would wait builds the future, whose poll holds
- * the whole waiting logic.
+ * the whole waiting logic. The future lives in an out-of-line helper, so the
+ * fast path needs no stack frame for it.
  */
+
+static BLZ_NOINLINE int
+send_await(blz_chan *ch, const void *item)
+{
+    blz_chan_send_future f;
+    blz_chan_send_fut(ch, item, &f);
+    return blz_await(&f.base);
+}
+
+static BLZ_NOINLINE int
+recv_await(blz_chan *ch, void *out)
+{
+    blz_chan_recv_future f;
+    blz_chan_recv_fut(ch, out, &f);
+    return blz_await(&f.base);
+}
 
 int
 blz_chan_send(blz_chan *ch, const void *item)
@@ -478,13 +495,11 @@ blz_chan_send(blz_chan *ch, const void *item)
     }
     if (blz__await_fast_ok()) {
         int st = send_step(ch, item);
-        if (st == ST_OK || st == ST_CLOSED) {
+        if (BLZ_LIKELY(st == ST_OK || st == ST_CLOSED)) {
             return st == ST_OK ? 0 : -EPIPE;
         }
     }
-    blz_chan_send_future f;
-    blz_chan_send_fut(ch, item, &f);
-    return blz_await(&f.base);
+    return send_await(ch, item);
 }
 
 int
@@ -495,13 +510,11 @@ blz_chan_recv(blz_chan *ch, void *out)
     }
     if (blz__await_fast_ok()) {
         int st = recv_step(ch, out);
-        if (st == ST_OK || st == ST_CLOSED) {
+        if (BLZ_LIKELY(st == ST_OK || st == ST_CLOSED)) {
             return st == ST_OK ? 0 : -EPIPE;
         }
     }
-    blz_chan_recv_future f;
-    blz_chan_recv_fut(ch, out, &f);
-    return blz_await(&f.base);
+    return recv_await(ch, out);
 }
 
 /* ---- lifecycle and queries ----------------------------------------------- */

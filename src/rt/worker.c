@@ -107,7 +107,14 @@ blz__await_fast_ok(void)
     if (blz__load(&t->state, ACQUIRE) & BLZ_TASK_CANCELLED) {
         return false;
     }
-    return blz__coop_take();
+    /* blz__coop_take, inlined: this runs once per await-tier operation. A
+     * task's budget is never unlimited while it runs, so only 0 stops us. */
+    int b = blz__coop_budget;
+    if (b == 0) {
+        return false;
+    }
+    blz__coop_budget = b > 0 ? b - 1 : b;
+    return true;
 }
 
 __attribute__((noinline)) bool
