@@ -70,8 +70,8 @@ typedef struct blz_chan_waitq {
 typedef struct blz_chan_waiter {
     blz_waiter node_;         /* link and the owner's waker */
     _Atomic(uint32_t) state_; /* idle / linked / notified */
-    uint32_t pad_;
-    uint64_t key_; /* broadcast: the message number it waits for */
+    uint32_t busy_;           /* channel: polls in a row that found a busy slot; owner only */
+    uint64_t key_;            /* broadcast: the message number it waits for */
 } blz_chan_waiter;
 
 /* ==== bounded channel (MPMC) ============================================== */

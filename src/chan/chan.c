@@ -37,6 +37,12 @@
  * waiter of both queues. Receivers drain what was claimed before the close;
  * -EPIPE comes only when head_ has caught up with tail_.
  *
+ * Busy slots: a claimer holds a slot only while it copies one item, so both
+ * tiers wait a busy slot out with a short spin. A poll that still finds it
+ * busy wakes itself (the claimer may have missed our flag) and, every few
+ * polls in a row, yields the thread: the claimer was preempted, and spinning
+ * through the scheduler until the OS runs it again cost milliseconds.
+ *
  * Tiers: the try tier runs one step (spinning briefly on a busy slot); the
  * future tier's poll holds all of the waiting logic; the await tier runs one
  * step directly when that is indistinguishable from awaiting (blz__await_fast_ok in rt/current.h),
@@ -49,6 +55,7 @@
 #include "core/alloc.h"
 #include "core/atomic.h"
 #include "core/coop.h"
+#include "os/unix/sys.h"
 #include "rt/current.h"
 
 #include <string.h>
@@ -59,7 +66,8 @@
 #define SHIFT    2
 
 #define SLOT_HDR   8  /* the stamp, padded so items start 8-aligned */
-#define BUSY_SPINS 32 /* try tier: how long to wait out a busy slot before -EAGAIN */
+#define BUSY_SPINS 32 /* how long to wait out a busy slot before -EAGAIN or a re-poll */
+#define BUSY_POLLS 4  /* re-polls of a busy slot before yielding the thread */
 
 /* Outcome of one attempt. */
 enum { ST_OK = 0, ST_WAIT, ST_BUSY, ST_CLOSED };
@@ -165,7 +173,7 @@ unlink_waiter(blz_chan_waitq *q, _Atomic(size_t) *word, blz_chan_waiter *w, bool
 
 /* ---- one attempt each way ------------------------------------------------ */
 
-static int
+static BLZ_ALWAYS_INLINE int
 send_step(blz_chan *ch, const void *item)
 {
     size_t t = blz__load(&ch->tail_, RELAXED);
@@ -202,7 +210,7 @@ send_step(blz_chan *ch, const void *item)
     }
 }
 
-static int
+static BLZ_ALWAYS_INLINE int
 recv_step(blz_chan *ch, void *out)
 {
     size_t h = blz__load(&ch->head_, RELAXED);
@@ -283,6 +291,22 @@ recv_out(blz_chan_recv_future *f)
 }
 
 /*
+ * A slot stayed busy through BUSY_SPINS looks, so its claimer, a thread on
+ * another core, was most likely preempted between claim and stamp. Polling
+ * again at once would spin through the scheduler (each poll a few dozen ns,
+ * for as long as the OS keeps the claimer off a core: milliseconds). After
+ * BUSY_POLLS such polls in a row, give the CPU away so the claimer can run.
+ */
+static void
+busy_backoff(blz_chan_waiter *w)
+{
+    if (++w->busy_ >= BUSY_POLLS) {
+        w->busy_ = 0;
+        blz__sys_yield();
+    }
+}
+
+/*
  * The shared shape of both polls: a send when `item` is set, else a receive
  * into `out`. `linked` says whether the waiter is (or may still be) queued; `fresh` whether it was
  * linked in this very poll, after which a failed step needs no waker refresh.
@@ -301,7 +325,13 @@ chan_poll(blz_future *base, blz_context *cx, blz_chan *ch, blz_chan_waiter *w, c
     bool fresh = false;
     for (;;) {
         int st = sending ? send_step(ch, item) : recv_step(ch, out);
+        for (int i = 0; BLZ_UNLIKELY(st == ST_BUSY) && i < BUSY_SPINS; i++) {
+            /* A claimer copies one item between claim and stamp: usually done by now. */
+            blz__cpu_relax();
+            st = sending ? send_step(ch, item) : recv_step(ch, out);
+        }
         if (st == ST_OK || st == ST_CLOSED) {
+            w->busy_ = 0;
             if (linked) {
                 /* Succeeding uses whatever we were woken for: nothing to pass on. */
                 unlink_waiter(q, word, w, false);
@@ -325,7 +355,10 @@ chan_poll(blz_future *base, blz_context *cx, blz_chan *ch, blz_chan_waiter *w, c
         }
         if (st == ST_BUSY) {
             /* The claimer of that slot may not have seen our flag: poll again soon. */
+            busy_backoff(w);
             blz_waker_wake_by_ref(cx->waker);
+        } else {
+            w->busy_ = 0;
         }
         return BLZ_PENDING;
     }
@@ -434,8 +467,25 @@ blz_chan_recv_fut_inline(blz_chan *ch, size_t out_offset, blz_chan_recv_future *
 /* ---- await tier ----------------------------------------------------------
  * The step runs once directly when that is indistinguishable from awaiting
  * (blz__await_fast_ok in rt/current.h); a step that would wait builds the future, whose poll holds
- * the whole waiting logic.
+ * the whole waiting logic. The future lives in an out-of-line helper, so the
+ * fast path needs no stack frame for it.
  */
+
+static BLZ_NOINLINE int
+send_await(blz_chan *ch, const void *item)
+{
+    blz_chan_send_future f;
+    blz_chan_send_fut(ch, item, &f);
+    return blz_await(&f.base);
+}
+
+static BLZ_NOINLINE int
+recv_await(blz_chan *ch, void *out)
+{
+    blz_chan_recv_future f;
+    blz_chan_recv_fut(ch, out, &f);
+    return blz_await(&f.base);
+}
 
 int
 blz_chan_send(blz_chan *ch, const void *item)
@@ -445,13 +495,11 @@ blz_chan_send(blz_chan *ch, const void *item)
     }
     if (blz__await_fast_ok()) {
         int st = send_step(ch, item);
-        if (st == ST_OK || st == ST_CLOSED) {
+        if (BLZ_LIKELY(st == ST_OK || st == ST_CLOSED)) {
             return st == ST_OK ? 0 : -EPIPE;
         }
     }
-    blz_chan_send_future f;
-    blz_chan_send_fut(ch, item, &f);
-    return blz_await(&f.base);
+    return send_await(ch, item);
 }
 
 int
@@ -462,13 +510,11 @@ blz_chan_recv(blz_chan *ch, void *out)
     }
     if (blz__await_fast_ok()) {
         int st = recv_step(ch, out);
-        if (st == ST_OK || st == ST_CLOSED) {
+        if (BLZ_LIKELY(st == ST_OK || st == ST_CLOSED)) {
             return st == ST_OK ? 0 : -EPIPE;
         }
     }
-    blz_chan_recv_future f;
-    blz_chan_recv_fut(ch, out, &f);
-    return blz_await(&f.base);
+    return recv_await(ch, out);
 }
 
 /* ---- lifecycle and queries ----------------------------------------------- */

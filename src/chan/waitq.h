@@ -85,7 +85,7 @@ waiter_init(blz_chan_waiter *w)
     w->node_.waker_ = BLZ_WAKER_NONE;
     w->node_.state_ = 0;
     atomic_init(&w->state_, W_IDLE);
-    w->pad_ = 0;
+    w->busy_ = 0;
     w->key_ = 0;
 }
 

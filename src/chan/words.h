@@ -25,6 +25,13 @@ words_for(size_t n)
 static inline void
 words_store(blz__word *dst, const void *src, size_t n)
 {
+    if (n == 8) {
+        /* The common one-word item: no loop, no tail. */
+        uint64_t v;
+        memcpy(&v, src, 8);
+        blz__store(&dst[0], v, RELAXED);
+        return;
+    }
     const unsigned char *p = src;
     size_t full = n / 8;
     for (size_t i = 0; i < full; i++) {
@@ -43,6 +50,11 @@ words_store(blz__word *dst, const void *src, size_t n)
 static inline void
 words_load(void *dst, blz__word *src, size_t n)
 {
+    if (n == 8) {
+        uint64_t v = blz__load(&src[0], RELAXED);
+        memcpy(dst, &v, 8);
+        return;
+    }
     unsigned char *p = dst;
     size_t full = n / 8;
     for (size_t i = 0; i < full; i++) {

@@ -53,4 +53,8 @@ blz__cpu_relax(void)
 #define BLZ_LIKELY(x)   __builtin_expect(!!(x), 1)
 #define BLZ_UNLIKELY(x) __builtin_expect(!!(x), 0)
 
+/* For per-operation fast paths: inline the step, keep the waiting path out of line. */
+#define BLZ_ALWAYS_INLINE inline __attribute__((always_inline))
+#define BLZ_NOINLINE      __attribute__((noinline))
+
 #endif

@@ -17,12 +17,15 @@
  * (seq_cst), then re-checks the queues (seq_cst loads); a notifier pushes its
  * task (seq_cst) and then reads idle_mask. At least one side sees the other.
  * A worker's park_state goes EMPTY -> SLEEPING/DRIVER -> (NOTIFIED by an
- * unpark) -> EMPTY, and only the worker itself resets it to EMPTY.
+ * unpark) -> EMPTY, and only the worker itself resets it to EMPTY. Before it
+ * sleeps, it yields the CPU a few times in EMPTY: an unpark arriving then
+ * costs no futex call on either side.
  * At most one parked worker holds the driver (driver_held) and sleeps in it
  * with the next timer deadline as timeout; the others sleep on a futex.
  */
 #include "core/atomic.h"
 #include "core/coop.h"
+#include "os/unix/sys.h"
 #include "rt/current.h"
 #include "rt/futex.h"
 #include "rt/runtime.h"
@@ -34,6 +37,7 @@
 #define BLZ_LIFO_LIMIT      3
 #define BLZ_GLOBAL_INTERVAL 61
 #define BLZ_INJECT_BATCH    32
+#define BLZ_PARK_YIELDS     3
 
 /* A counter written by one thread and read by others: a relaxed load and store,
  * not a locked read-modify-write. */
@@ -103,7 +107,14 @@ blz__await_fast_ok(void)
     if (blz__load(&t->state, ACQUIRE) & BLZ_TASK_CANCELLED) {
         return false;
     }
-    return blz__coop_take();
+    /* blz__coop_take, inlined: this runs once per await-tier operation. A
+     * task's budget is never unlimited while it runs, so only 0 stops us. */
+    int b = blz__coop_budget;
+    if (b == 0) {
+        return false;
+    }
+    blz__coop_budget = b > 0 ? b - 1 : b;
+    return true;
 }
 
 __attribute__((noinline)) bool
@@ -460,25 +471,30 @@ all_idle(blz_runtime *rt)
     return !busy;
 }
 
+/*
+ * Before sleeping, yield the CPU a few times while watching for an unpark, as
+ * Tokio's parker does. An unpark that lands in this window finds park_state
+ * EMPTY and only stores NOTIFIED: neither side makes a futex call, and the
+ * worker is back without a wake-up latency. Returns true when notified.
+ */
+static bool
+yield_for_unpark(blz__worker *w)
+{
+    for (int i = 0; i < BLZ_PARK_YIELDS; i++) {
+        /* Acquire pairs with the acq_rel exchange in unpark_worker. */
+        if (blz__load(&w->park_state, ACQUIRE) == BLZ_PARK_NOTIFIED) {
+            return true;
+        }
+        blz__sys_yield();
+    }
+    return blz__load(&w->park_state, ACQUIRE) == BLZ_PARK_NOTIFIED;
+}
+
+/* Sleeps in the driver (if no one holds it) or on the futex until unparked. */
 static void
-park(blz__worker *w)
+sleep_until_unparked(blz__worker *w)
 {
     blz_runtime *rt = w->rt;
-    uint64_t bit = (uint64_t) 1 << w->index;
-    if (w->searching) {
-        w->searching = false;
-        blz__fetch_sub(&rt->num_searching, 1, SEQ_CST);
-    }
-    blz__fetch_or(&rt->idle_mask, bit, SEQ_CST);
-    if (has_visible_work(w) || blz__load(&rt->shutdown, SEQ_CST)) {
-        uint64_t prev = blz__fetch_and(&rt->idle_mask, ~bit, SEQ_CST);
-        if (!(prev & bit)) {
-            /* A notifier claimed us meanwhile and counted us as searching: accept it.
-             * Its unpark may still land; the next park then just loops once. */
-            w->searching = true;
-        }
-        return;
-    }
     blz__counter_inc(&w->parks);
     uint32_t expect = 0;
     if (blz__cas(&rt->driver_held, &expect, 1, ACQUIRE, RELAXED)) {
@@ -515,6 +531,30 @@ park(blz__worker *w)
                 blz__futex_wait(&w->park_state, BLZ_PARK_SLEEPING, UINT64_MAX);
             }
         }
+    }
+}
+
+static void
+park(blz__worker *w)
+{
+    blz_runtime *rt = w->rt;
+    uint64_t bit = (uint64_t) 1 << w->index;
+    if (w->searching) {
+        w->searching = false;
+        blz__fetch_sub(&rt->num_searching, 1, SEQ_CST);
+    }
+    blz__fetch_or(&rt->idle_mask, bit, SEQ_CST);
+    if (has_visible_work(w) || blz__load(&rt->shutdown, SEQ_CST)) {
+        uint64_t prev = blz__fetch_and(&rt->idle_mask, ~bit, SEQ_CST);
+        if (!(prev & bit)) {
+            /* A notifier claimed us meanwhile and counted us as searching: accept it.
+             * Its unpark may still land; the next park then just loops once. */
+            w->searching = true;
+        }
+        return;
+    }
+    if (!yield_for_unpark(w)) {
+        sleep_until_unparked(w);
     }
     (void) blz__exchange(&w->park_state, BLZ_PARK_EMPTY, ACQ_REL);
     /* Leave the idle set. If the bit was already clear, a notifier claimed us and
