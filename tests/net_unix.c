@@ -416,6 +416,14 @@ BLZ_TEST(unix_datagram_peek)
 
 /* ---- try tier of connect ---------------------------------------------------------------- */
 
+/* Connects (await tier) and returns the stream, or NULL on an error. */
+static void *
+unix_connect_task(void *arg)
+{
+    blz_unix_stream *s = NULL;
+    return blz_unix_connect_addr(arg, &s) == 0 ? s : NULL;
+}
+
 static void *
 unix_try_connect_main(void *arg)
 {
@@ -459,6 +467,25 @@ unix_try_connect_main(void *arg)
     blz_unix_stream *more = NULL;
     CHECK_OK(blz_unix_try_connect(&a, &more)); /* room again */
     blz_unix_close(more);
+    /* Full again: the await tier backs off instead of reporting -EAGAIN,
+     * and connects once an accept makes room. */
+    while (blz_unix_try_connect(&a, &more) == 0) {
+        CHECK_LT(n, 64);
+        conns[n++] = more;
+    }
+    blz_join *waiter = NULL;
+    CHECK_OK(blz_spawn(unix_connect_task, &a, &waiter));
+    for (int i = 0; i < 5; i++) {
+        blz_yield(); /* let it see the full backlog at least once */
+    }
+    CHECK_OK(blz_sleep(blz_ms(5)));
+    blz_unix_stream *srv2 = NULL;
+    CHECK_OK(blz_unix_accept(l, &srv2, NULL));
+    void *got = NULL;
+    CHECK_OK(blz_join_wait(waiter, &got));
+    CHECK(got != NULL);
+    blz_unix_close(got);
+    blz_unix_close(srv2);
     blz_unix_close(srv);
     for (int i = 0; i < n; i++) {
         blz_unix_close(conns[i]);

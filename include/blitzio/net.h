@@ -508,7 +508,12 @@ BLZ_API void blz_unix_accept_fut(blz_unix_listener *l, blz_unix_stream **out, bl
 /** Closes the listener. NULL is ignored. */
 BLZ_API void blz_unix_listener_close(blz_unix_listener *l);
 
-/** Connects to Unix path `path` ("@name": abstract). 0, -ENOENT, -ECONNREFUSED... Awaits. */
+/**
+ * Connects to Unix path `path` ("@name": abstract). 0, -ENOENT, -ECONNREFUSED...
+ * Awaits. When the listener's backlog is full it pauses (1 ms, doubling up to
+ * 64 ms) and tries again until there is room, as accept does under EMFILE;
+ * the future tier reports that case as -EAGAIN.
+ */
 BLZ_API int blz_unix_connect(const char *path, blz_unix_stream **out);
 /** blz_unix_connect with a parsed address. */
 BLZ_API int blz_unix_connect_addr(const blz_addr *addr, blz_unix_stream **out);

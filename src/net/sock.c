@@ -563,9 +563,8 @@ blz__sock_try_connect(const blz_addr *a, blz__sock **out)
 }
 
 int
-blz__sock_connect(const blz_addr *a, int type, blz_instant deadline, blz__sock **out)
+blz__sock_connect(const blz_addr *a, blz_instant deadline, blz__sock **out)
 {
-    (void) type;
     if (!out) {
         return -EINVAL;
     }
@@ -578,17 +577,38 @@ blz__sock_connect(const blz_addr *a, int type, blz_instant deadline, blz__sock *
     if (!d) {
         return -ESRCH;
     }
-    int fd = blz__sys_socket(fam, BLZ__SOCK_STREAM);
-    if (fd < 0) {
-        return fd;
+    for (int64_t pause_ms = 1;; pause_ms = pause_ms < 64 ? pause_ms * 2 : 64) {
+        int fd = blz__sys_socket(fam, BLZ__SOCK_STREAM);
+        if (fd < 0) {
+            return fd;
+        }
+        blz_io_future f;
+        blz__sock_connect_fut(d, fd, fam, a, out, &f);
+        int r = deadline == UINT64_MAX ? blz_await(&f.base) : blz_timeout_until(&f.base, deadline);
+        if (r == -EDEADLK) {
+            blz_future_drop(&f.base); /* never awaited: close the half-made socket */
+        }
+        if (r != -EAGAIN || fam != BLZ_AF_UNIX) {
+            return r;
+        }
+        /* A Unix listener's backlog is full, and the kernel has no event for
+         * "room again": pause (1, 2, 4 ... 64 ms) and try anew, as accept does
+         * under EMFILE. The await tier never reports -EAGAIN. */
+        blz_duration pause = blz_ms(pause_ms);
+        if (deadline != UINT64_MAX) {
+            blz_instant now = blz_clock_now();
+            if (now >= deadline) {
+                return -ETIMEDOUT;
+            }
+            if ((uint64_t) pause > deadline - now) {
+                pause = (blz_duration) (deadline - now);
+            }
+        }
+        r = blz_sleep(pause);
+        if (r < 0) {
+            return r; /* cancelled */
+        }
     }
-    blz_io_future f;
-    blz__sock_connect_fut(d, fd, fam, a, out, &f);
-    int r = deadline == UINT64_MAX ? blz_await(&f.base) : blz_timeout_until(&f.base, deadline);
-    if (r == -EDEADLK) {
-        blz_future_drop(&f.base); /* never awaited: close the half-made socket */
-    }
-    return r;
 }
 
 /* ---- options and addresses ---------------------------------------------------- */

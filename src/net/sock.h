@@ -120,7 +120,7 @@ long blz__sock_await(blz__sock *sk, int op, void *buf, size_t len, void *aux);
 int blz__sock_accept(blz__sock *l, blz__sock **out, blz_addr *peer);
 
 /* connect, await tier, with an optional deadline (UINT64_MAX: none). */
-int blz__sock_connect(const blz_addr *a, int type, blz_instant deadline, blz__sock **out);
+int blz__sock_connect(const blz_addr *a, blz_instant deadline, blz__sock **out);
 
 /* Options and addresses on a live socket; -EINVAL for NULL. */
 int blz__sock_setopt(const blz__sock *sk, int opt, int value);

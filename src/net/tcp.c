@@ -109,7 +109,7 @@ blz_tcp_connect_addr_until(const blz_addr *addr, blz_instant deadline, blz_tcp_s
         }
         return -EINVAL;
     }
-    return blz__sock_connect(addr, BLZ__SOCK_STREAM, deadline, (blz__sock **) out);
+    return blz__sock_connect(addr, deadline, (blz__sock **) out);
 }
 
 int

@@ -104,7 +104,7 @@ blz_unix_connect_addr(const blz_addr *addr, blz_unix_stream **out)
         }
         return -EINVAL;
     }
-    return blz__sock_connect(addr, BLZ__SOCK_STREAM, UINT64_MAX, (blz__sock **) out);
+    return blz__sock_connect(addr, UINT64_MAX, (blz__sock **) out);
 }
 
 int
