@@ -313,17 +313,30 @@ blz__io_source_close(blz__io_source *s)
     blz__io_source_unref(s);
 }
 
-void
-blz__io_source_clear(blz__io_source *s, int dir, uint64_t seen)
+/* Clears `bits` unless an event arrived since `seen` (the tick moved). */
+static void
+clear_bits(blz__io_source *s, uint64_t bits, uint64_t seen)
 {
-    uint64_t bits =
-        dir == BLZ__DIR_READ ? (BLZ__RD_READ | BLZ__RD_ERROR) : (BLZ__RD_WRITE | BLZ__RD_ERROR);
     uint64_t cur = blz__load(&s->readiness, RELAXED);
     while ((cur >> BLZ__TICK_SHIFT) == (seen >> BLZ__TICK_SHIFT)) {
         if (blz__cas_weak(&s->readiness, &cur, cur & ~bits, RELAXED, RELAXED)) {
             return;
         }
     }
+}
+
+void
+blz__io_source_clear(blz__io_source *s, int dir, uint64_t seen)
+{
+    clear_bits(
+        s, dir == BLZ__DIR_READ ? (BLZ__RD_READ | BLZ__RD_ERROR) : (BLZ__RD_WRITE | BLZ__RD_ERROR),
+        seen);
+}
+
+void
+blz__io_source_drained(blz__io_source *s, int dir, uint64_t seen)
+{
+    clear_bits(s, dir == BLZ__DIR_READ ? BLZ__RD_READ : BLZ__RD_WRITE, seen);
 }
 
 uint64_t
@@ -387,7 +400,7 @@ blz__io_waiter_cancel(blz__io_source *s, blz_waiter *w)
 
 int
 blz__io_source_wait(blz__io_source *s, blz_waiter *w, int dir, blz_context *cx,
-                    blz__io_attempt_fn attempt, void *arg, long *res)
+                    blz__io_attempt_fn attempt, void *arg, long full, long *res)
 {
     for (;;) {
         uint64_t r = blz__io_source_poll(s, w, dir, cx);
@@ -400,6 +413,9 @@ blz__io_source_wait(blz__io_source *s, blz_waiter *w, int dir, blz_context *cx,
         }
         long n = attempt(arg);
         if (n != -EAGAIN) { /* == -EWOULDBLOCK on Linux */
+            if (n > 0 && n < full) {
+                blz__io_source_drained(s, dir, r);
+            }
             *res = n;
             return 1;
         }
@@ -408,7 +424,7 @@ blz__io_source_wait(blz__io_source *s, blz_waiter *w, int dir, blz_context *cx,
 }
 
 long
-blz__io_source_try(blz__io_source *s, int dir, blz__io_attempt_fn attempt, void *arg)
+blz__io_source_try(blz__io_source *s, int dir, blz__io_attempt_fn attempt, void *arg, long full)
 {
     uint64_t r = blz__io_source_readiness(s);
     if (r & BLZ__RD_SHUTDOWN) {
@@ -420,6 +436,8 @@ blz__io_source_try(blz__io_source *s, int dir, blz__io_attempt_fn attempt, void 
     long n = attempt(arg);
     if (n == -EAGAIN) {
         blz__io_source_clear(s, dir, r);
+    } else if (n > 0 && n < full) {
+        blz__io_source_drained(s, dir, r);
     }
     return n;
 }

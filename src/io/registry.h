@@ -146,6 +146,11 @@ blz__io_ready_for(uint64_t r, int dir)
  * arrived since it read `seen` (the tick moved), which would be lost. */
 void blz__io_source_clear(blz__io_source *s, int dir, uint64_t seen);
 
+/* A stream transfer came up short (see `full` below): clears only the
+ * direction's READ or WRITE bit against `seen`, keeping ERROR (a pending
+ * error must still reach the next call) and the CLOSED bits. */
+void blz__io_source_drained(blz__io_source *s, int dir, uint64_t seen);
+
 /*
  * One attempt of an operation on a source: its system call(s), with EINTR
  * retried. Returns the operation's result, or -EAGAIN when the descriptor was
@@ -162,16 +167,25 @@ typedef long (*blz__io_attempt_fn)(void *arg);
  * attempt's, or -ECANCELED once the source is shut down. On 1, `w` is not
  * linked. Spends no coop budget and takes no reference: the caller does.
  * Owner of the future only.
+ *
+ * `full`: for a byte-stream read or write of `full` bytes (TCP, Unix stream,
+ * pipe), else 0. Such a transfer that moved fewer bytes (0 < n < full)
+ * emptied the receive queue or filled the send buffer, so the direction's
+ * readiness is cleared as for -EAGAIN (blz__io_source_drained): the next call
+ * waits for an event instead of paying a syscall to learn EAGAIN. Datagrams,
+ * peeks and accepts pass 0: a short result says nothing of what is left.
  */
 int blz__io_source_wait(blz__io_source *s, blz_waiter *w, int dir, blz_context *cx,
-                        blz__io_attempt_fn attempt, void *arg, long *res);
+                        blz__io_attempt_fn attempt, void *arg, long full, long *res);
 
 /*
  * The try tier of the same loop: one attempt if `s` is ready for `dir`.
  * Returns attempt's result; -EAGAIN when not ready (or when attempt said so,
  * after clearing readiness as above); -ECANCELED once shut down. Never waits.
+ * `full` as for blz__io_source_wait.
  */
-long blz__io_source_try(blz__io_source *s, int dir, blz__io_attempt_fn attempt, void *arg);
+long blz__io_source_try(blz__io_source *s, int dir, blz__io_attempt_fn attempt, void *arg,
+                        long full);
 
 /* Unlinks `w` if linked and drops its waker. For a future's drop. */
 void blz__io_waiter_cancel(blz__io_source *s, blz_waiter *w);

@@ -197,6 +197,15 @@ do_accept(blz_io_future *f, blz__sock *sk)
     return 0;
 }
 
+/* The `full` of blz__io_source_wait: a stream's plain read or write may
+ * learn from a short count that the kernel's queue is empty (or full). */
+static long
+stream_full(const blz__sock *sk, int op, size_t len)
+{
+    bool plain = op == BLZ__OP_S_READ || op == BLZ__OP_S_WRITE;
+    return plain && sk->kind == BLZ__SK_STREAM && len <= LONG_MAX ? (long) len : 0;
+}
+
 /* One attempt (a blz__io_attempt_fn): the syscall(s) for the operation of
  * future `arg`; -EAGAIN when the socket was not ready after all. */
 static long
@@ -344,7 +353,8 @@ sock_poll(blz_future *base, blz_context *cx)
                 return finish(f, sk, n);
             }
         }
-        if (!blz__io_source_wait(&sk->src, &f->waiter_, op_dir(f->op_), cx, attempt, f, &n)) {
+        if (!blz__io_source_wait(&sk->src, &f->waiter_, op_dir(f->op_), cx, attempt, f,
+                                 stream_full(sk, f->op_, f->len_), &n)) {
             return BLZ_PENDING;
         }
         if (!(f->flags_ & F_ACCEPT) || !accept_exhausted(n)) {
@@ -472,7 +482,7 @@ blz__sock_try(blz__sock *sk, int op, void *buf, size_t len, void *aux)
     f.len_ = len;
     f.aux_ = aux;
     f.op_ = op;
-    return blz__io_source_try(&sk->src, op_dir(op), attempt, &f);
+    return blz__io_source_try(&sk->src, op_dir(op), attempt, &f, stream_full(sk, op, len));
 }
 
 long

@@ -130,6 +130,14 @@ op_dir(int op)
     return op == OP_READ ? BLZ__DIR_READ : BLZ__DIR_WRITE;
 }
 
+/* The `full` of blz__io_source_wait: a short read emptied the pipe, a short
+ * write filled it. */
+static long
+pipe_full(int op, size_t len)
+{
+    return (op == OP_READ || op == OP_WRITE) && len <= LONG_MAX ? (long) len : 0;
+}
+
 /* One attempt (a blz__io_attempt_fn): the syscall(s) for the operation of
  * future `arg`; -EAGAIN when the pipe was not ready after all. */
 static long
@@ -195,7 +203,8 @@ pipe_poll(blz_future *base, blz_context *cx)
         f->flags_ |= F_HELD;
     }
     long n;
-    if (!blz__io_source_wait(&p->src, &f->waiter_, op_dir(f->op_), cx, attempt, f, &n)) {
+    if (!blz__io_source_wait(&p->src, &f->waiter_, op_dir(f->op_), cx, attempt, f,
+                             pipe_full(f->op_, f->len_), &n)) {
         return BLZ_PENDING;
     }
     return finish(f, p, n);
@@ -272,7 +281,7 @@ pipe_try(blz_pipe *p, int op, void *buf, size_t len)
     f.buf_ = buf;
     f.len_ = len;
     f.op_ = op;
-    return blz__io_source_try(&p->src, op_dir(op), attempt, &f);
+    return blz__io_source_try(&p->src, op_dir(op), attempt, &f, pipe_full(op, len));
 }
 
 static long
