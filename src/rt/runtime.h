@@ -36,6 +36,8 @@ typedef struct blz__worker {
     uint32_t tick;          /* scheduler ticks, for fairness checks */
     uint32_t rng;           /* xorshift state for steal victim choice */
     bool searching;         /* counted in rt->num_searching */
+    bool overflowed;        /* its local queue overflowed into the inject queue, which
+                               still holds tasks: its own wakes queue there too */
     BLZ_ALIGNED_CACHELINE _Atomic uint32_t park_state; /* BLZ_PARK_* */
     pthread_t thread;
     bool thread_started;

@@ -247,15 +247,26 @@ blz__notify_parked(blz_runtime *rt)
 /* ---- scheduling ---------------------------------------------------------- */
 
 /* Appends t to the run order: the local queue, or the inject queue once the
- * local one overflowed. While overflowed tasks wait in the inject queue, new
- * ones queue behind them there too: otherwise tasks woken by every I/O poll
- * would refill the local queue ahead of them, and with more ready tasks than
- * local slots (a thousand connections on one worker) the overflowed ones
- * would wait for a slot for hundreds of milliseconds. */
+ * local one overflowed. Until the inject queue has drained, this worker's
+ * new tasks queue behind the overflow there too: otherwise tasks woken by
+ * every I/O poll would refill the local queue ahead of it, and with more
+ * ready tasks than local slots (a thousand connections on one worker) the
+ * overflowed ones would wait for a slot for hundreds of milliseconds. A
+ * worker that never overflowed keeps its local queue (the inject queue also
+ * carries wakes from other threads, and sending its own work there would
+ * scatter it over the workers). */
 static void
 push_local_or_inject(blz__worker *w, blz__task *t)
 {
-    if (blz__load(&w->rt->inject_len, RELAXED) != 0 || !blz__local_queue_push(&w->queue, t)) {
+    if (w->overflowed) {
+        if (blz__load(&w->rt->inject_len, RELAXED) != 0) {
+            blz__inject_push(w->rt, t);
+            return;
+        }
+        w->overflowed = false;
+    }
+    if (!blz__local_queue_push(&w->queue, t)) {
+        w->overflowed = true;
         blz__inject_push(w->rt, t);
     }
 }
