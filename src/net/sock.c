@@ -71,26 +71,37 @@ blz__sock_wrap(blz__io_driver *d, int fd, int kind, int family, unsigned initial
     return 0;
 }
 
-int
-blz__sock_bind(const blz_addr *a, int type, int backlog, int kind, blz__sock **out)
+/* The checks every call that makes a socket starts with: `out` cleared, an
+ * address of a known family, a runtime with a driver. 0 or -errno. */
+static int
+new_socket_args(const blz_addr *a, blz__sock **out, blz_addr_family *fam, blz__io_driver **d)
 {
     if (!out) {
         return -EINVAL;
     }
     *out = NULL;
-    blz_addr_family fam = blz_addr_get_family(a);
-    if (fam == BLZ_AF_UNSPEC) {
+    *fam = blz_addr_get_family(a);
+    if (*fam == BLZ_AF_UNSPEC) {
         return -EINVAL;
     }
-    blz__io_driver *d = blz__net_driver();
-    if (!d) {
-        return -ESRCH;
+    *d = blz__net_driver();
+    return *d ? 0 : -ESRCH;
+}
+
+int
+blz__sock_bind(const blz_addr *a, int type, int backlog, int kind, blz__sock **out)
+{
+    blz_addr_family fam;
+    blz__io_driver *d;
+    int rc = new_socket_args(a, out, &fam, &d);
+    if (rc < 0) {
+        return rc;
     }
     int fd = blz__sys_socket(fam, type);
     if (fd < 0) {
         return fd;
     }
-    int rc = 0;
+    rc = 0;
     if (fam != BLZ_AF_UNIX && type == BLZ__SOCK_STREAM) {
         rc = blz__sys_setopt(fd, BLZ__SO_REUSEADDR, 1);
     }
@@ -553,17 +564,11 @@ blz__sock_connect_fut(blz__io_driver *d, int fd, int family, const blz_addr *a, 
 int
 blz__sock_try_connect(const blz_addr *a, blz__sock **out)
 {
-    if (!out) {
-        return -EINVAL;
-    }
-    *out = NULL;
-    blz_addr_family fam = blz_addr_get_family(a);
-    if (fam == BLZ_AF_UNSPEC) {
-        return -EINVAL;
-    }
-    blz__io_driver *d = blz__net_driver();
-    if (!d) {
-        return -ESRCH;
+    blz_addr_family fam;
+    blz__io_driver *d;
+    int rc = new_socket_args(a, out, &fam, &d);
+    if (rc < 0) {
+        return rc;
     }
     int fd = blz__sys_socket(fam, BLZ__SOCK_STREAM);
     if (fd < 0) {
@@ -575,17 +580,11 @@ blz__sock_try_connect(const blz_addr *a, blz__sock **out)
 int
 blz__sock_connect(const blz_addr *a, blz_instant deadline, blz__sock **out)
 {
-    if (!out) {
-        return -EINVAL;
-    }
-    *out = NULL;
-    blz_addr_family fam = blz_addr_get_family(a);
-    if (fam == BLZ_AF_UNSPEC) {
-        return -EINVAL;
-    }
-    blz__io_driver *d = blz__net_driver();
-    if (!d) {
-        return -ESRCH;
+    blz_addr_family fam;
+    blz__io_driver *d;
+    int rc = new_socket_args(a, out, &fam, &d);
+    if (rc < 0) {
+        return rc;
     }
     for (int64_t pause_ms = 1;; pause_ms = pause_ms < 64 ? pause_ms * 2 : 64) {
         int fd = blz__sys_socket(fam, BLZ__SOCK_STREAM);
