@@ -83,10 +83,25 @@ as_root() {
 
 # ---------------------------------------------------------------- builds
 
+# ensure_deb PACKAGE WHY: installs a Debian package (best effort, apt-get update
+# only when the plain install fails); returns non-zero when it could not.
+ensure_deb() {
+    command -v apt-get >/dev/null || return 1
+    note "installing $1 for $2"
+    { as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$1" \
+        || { as_root apt-get update -qq \
+            && as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$1"; }
+    } >>"$log" 2>&1
+}
+
 c_build_ok=1
 c_build_start=$(date +%s)
 build_c() {
     say "building the release C benchmarks (build-release/)"
+    if [[ $NET != 0 && ! -e /usr/include/uv.h ]]; then
+        ensure_deb libuv1-dev "the libuv echo server" \
+            || note "libuv1-dev could not be installed: the libuv server is left out"
+    fi
     if ! command -v cmake >/dev/null; then
         note "cmake not found (apt-get install cmake build-essential); using any binaries already built"
         c_build_ok=0
@@ -219,13 +234,7 @@ else
 fi
 
 ensure_gnuplot() {
-    command -v gnuplot >/dev/null && return 0
-    command -v apt-get >/dev/null || return 1
-    note "installing gnuplot-nox for the chart"
-    { as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends gnuplot-nox \
-        || { as_root apt-get update -qq \
-            && as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends gnuplot-nox; }
-    } >>"$log" 2>&1
+    command -v gnuplot >/dev/null || ensure_deb gnuplot-nox "the chart"
     command -v gnuplot >/dev/null
 }
 
