@@ -606,6 +606,9 @@ half_try_main(void *arg)
     blz_tcp_read_half *rd;
     blz_tcp_write_half *wr;
     CHECK_OK(blz_tcp_split(s, &rd, &wr));
+    blz_tcp_read_half *rd2;
+    blz_tcp_write_half *wr2;
+    CHECK_EQ(blz_tcp_split(s, &rd2, &wr2), -EINVAL); /* split once only: no leaked handle */
     char buf[8];
     CHECK_EQ(blz_tcp_half_try_read(rd, buf, sizeof buf), -EAGAIN);
     CHECK_EQ(blz_tcp_half_try_write(wr, "abc", 3), 3);

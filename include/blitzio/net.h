@@ -334,7 +334,8 @@ BLZ_API void blz_tcp_close(blz_tcp_stream *s);
 /**
  * Splits `s` into a read half and a write half that two tasks may use at
  * once. `s` must not be used afterwards; each half is closed with its own
- * close function, and the connection when both are. 0 or -EINVAL.
+ * close function, and the connection when both are. 0, or -EINVAL (NULL
+ * arguments, or `s` split before).
  */
 BLZ_API int blz_tcp_split(blz_tcp_stream *s, blz_tcp_read_half **rd, blz_tcp_write_half **wr);
 /** Reads from a read half; as blz_tcp_read. */
@@ -581,7 +582,7 @@ BLZ_API void blz_unix_close(blz_unix_stream *s);
  * Splits `s` into a read half and a write half that two tasks may use at
  * once, as blz_tcp_split (the same mechanism). `s` must not be used for I/O
  * or closed afterwards; each half is closed with its own close function, and
- * the connection when both are. 0, or -EINVAL (NULL). Any thread.
+ * the connection when both are. 0, or -EINVAL (NULL, or `s` split before). Any thread.
  */
 BLZ_API int blz_unix_split(blz_unix_stream *s, blz_unix_read_half **rd, blz_unix_write_half **wr);
 /** Reads from a read half; as blz_unix_read. */

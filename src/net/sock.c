@@ -654,7 +654,12 @@ blz__sock_split(blz__sock *sk, blz__sock_half **rd, blz__sock_half **wr)
     if (!sk || !rd || !wr || sk->kind != BLZ__SK_STREAM) {
         return -EINVAL;
     }
-    blz__fetch_add(&sk->handles, 1u, RELAXED); /* one handle per half */
+    /* The stream's one handle becomes the two halves' (1 -> 2). A stream
+     * split before has two already: a second split would leak one. */
+    uint32_t one = 1;
+    if (!blz__cas(&sk->handles, &one, 2u, RELAXED, RELAXED)) {
+        return -EINVAL;
+    }
     *rd = &sk->rd_half;
     *wr = &sk->wr_half;
     return 0;
