@@ -466,6 +466,36 @@ resolve_main(void *arg)
     blz_resolve_future f;
     blz_resolve_fut("localhost", 1, addrs, 8, &f);
     blz_future_drop(&f.base);
+
+    /* The future tier of connect_host: awaited, and dropped while resolving
+     * or while connecting (the harness's fd and allocation checks see a leak). */
+    l = net_listen_any(&a);
+    blz_connect_host_future hf;
+    blz_tcp_connect_host_fut("127.0.0.1", (uint16_t) blz_addr_port(&a), &c, &hf);
+    CHECK_OK(blz_await(&hf.base));
+    CHECK(c != NULL);
+    CHECK_OK(blz_tcp_accept(l, &s, NULL));
+    blz_tcp_close(c);
+    blz_tcp_close(s);
+    blz_context cx = {blz_waker_noop()};
+    for (int i = 0; i < 8; i++) {
+        blz_tcp_connect_host_fut(i % 2 ? "localhost" : "127.0.0.1", (uint16_t) blz_addr_port(&a),
+                                 &c, &hf);
+        bool done = false;
+        for (int polls = 0; polls < i / 2 && !done; polls++) {
+            done = blz_future_poll(&hf.base, &cx) == BLZ_READY;
+        }
+        if (done && hf.base.result == 0) {
+            blz_tcp_close(c); /* connected already: the stream is ours */
+        } else {
+            blz_future_drop(&hf.base);
+        }
+    }
+    blz_tcp_connect_host_fut("localhost", 1, NULL, &hf);
+    CHECK_EQ(blz_await(&hf.base), -EINVAL);
+    blz_tcp_connect_host_fut("", 1, &c, &hf);
+    CHECK_EQ(blz_await(&hf.base), -EINVAL);
+    blz_tcp_listener_close(l);
     return NULL;
 }
 

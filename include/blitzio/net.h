@@ -713,6 +713,28 @@ BLZ_API void blz_resolve_fut(const char *host, uint16_t port, blz_addr *out, siz
  */
 BLZ_API int blz_tcp_connect_host(const char *host, uint16_t port, blz_tcp_stream **out);
 
+/** How many resolved addresses blz_tcp_connect_host tries at most. */
+#define BLZ_CONNECT_HOST_MAX 16
+
+/** The future of blz_tcp_connect_host_fut. All fields but `base` are private. */
+typedef struct blz_connect_host_future {
+    blz_future base; /**< result: 0 (the stream is in *out) or -errno */
+    blz_resolve_future resolve_;
+    blz_io_future connect_;
+    blz_addr addrs_[BLZ_CONNECT_HOST_MAX];
+    int count_; /* addresses resolved; -1 while resolving */
+    int next_;  /* the address being tried */
+    blz_tcp_stream **out_;
+} blz_connect_host_future;
+
+/**
+ * Future tier of blz_tcp_connect_host: starts the lookup at once (inside a
+ * runtime), then tries each address in turn. Dropping it mid-way closes the
+ * half-made connection and lets the lookup finish in the background.
+ */
+BLZ_API void blz_tcp_connect_host_fut(const char *host, uint16_t port, blz_tcp_stream **out,
+                                      blz_connect_host_future *f);
+
 #ifdef __cplusplus
 }
 #endif

@@ -157,24 +157,84 @@ blz_resolve(const char *host, uint16_t port, blz_addr *out, size_t max)
     return rc;
 }
 
+/* ---- connect by name ------------------------------------------------------------ */
+
+/* Resolving (count_ == -1), then one connect future per address in turn. */
+static blz_poll
+connect_host_poll(blz_future *base, blz_context *cx)
+{
+    blz_connect_host_future *f = (blz_connect_host_future *) base;
+    if (f->count_ < 0) {
+        if (blz_future_poll(&f->resolve_.base, cx) == BLZ_PENDING) {
+            return BLZ_PENDING;
+        }
+        int n = f->resolve_.base.result;
+        if (n <= 0) {
+            f->base.result = n < 0 ? n : -ECONNREFUSED;
+            f->count_ = 0; /* finished: nothing left to drop */
+            return BLZ_READY;
+        }
+        f->count_ = n;
+        f->next_ = 0;
+        blz_tcp_connect_fut(&f->addrs_[0], f->out_, &f->connect_);
+    }
+    for (;;) {
+        if (blz_future_poll(&f->connect_.base, cx) == BLZ_PENDING) {
+            return BLZ_PENDING;
+        }
+        int rc = f->connect_.base.result;
+        if (rc == 0 || rc == -ECANCELED || ++f->next_ == f->count_) {
+            f->base.result = rc;
+            f->count_ = 0; /* finished: nothing left to drop */
+            f->next_ = 0;
+            return BLZ_READY;
+        }
+        blz_tcp_connect_fut(&f->addrs_[f->next_], f->out_, &f->connect_);
+    }
+}
+
+static void
+connect_host_drop(blz_future *base)
+{
+    blz_connect_host_future *f = (blz_connect_host_future *) base;
+    if (f->count_ < 0) {
+        blz_future_drop(&f->resolve_.base);
+    } else if (f->count_ > 0) {
+        blz_future_drop(&f->connect_.base); /* closes the half-made socket */
+    }
+    f->count_ = 0;
+}
+
+static const blz_future_vtable connect_host_vt = {connect_host_poll, connect_host_drop};
+
+void
+blz_tcp_connect_host_fut(const char *host, uint16_t port, blz_tcp_stream **out,
+                         blz_connect_host_future *f)
+{
+    if (!f) {
+        return;
+    }
+    memset(f, 0, sizeof *f);
+    blz_future_init(&f->base, &failed_vt);
+    if (!out) {
+        f->base.result = -EINVAL;
+        return;
+    }
+    *out = NULL;
+    f->out_ = out;
+    blz_resolve_fut(host, port, f->addrs_, BLZ_CONNECT_HOST_MAX, &f->resolve_);
+    blz_future_init(&f->base, &connect_host_vt);
+    f->count_ = -1;
+}
+
 int
 blz_tcp_connect_host(const char *host, uint16_t port, blz_tcp_stream **out)
 {
-    if (!out) {
-        return -EINVAL;
-    }
-    *out = NULL;
-    blz_addr addrs[16];
-    int n = blz_resolve(host, port, addrs, 16);
-    if (n < 0) {
-        return n;
-    }
-    int rc = -ECONNREFUSED;
-    for (int i = 0; i < n; i++) {
-        rc = blz_tcp_connect_addr(&addrs[i], out);
-        if (rc == 0 || rc == -ECANCELED) {
-            break;
-        }
+    blz_connect_host_future f;
+    blz_tcp_connect_host_fut(host, port, out, &f);
+    int rc = blz_await(&f.base);
+    if (rc == -EDEADLK) {
+        blz_future_drop(&f.base);
     }
     return rc;
 }
