@@ -2,6 +2,7 @@
  * TCP on loopback: listen on port 0, accept/connect, echo, error paths.
  */
 #include "net_common.h"
+#include "os/unix/sys.h"
 
 static void *
 echo_one(void *arg)
@@ -665,4 +666,59 @@ half_try_main(void *arg)
 BLZ_TEST(split_halves_try_tiers)
 {
     net_run(2, half_try_main, NULL);
+}
+
+/* ---- a short read means drained ------------------------------------------------ */
+
+static _Atomic int recv_calls;
+static long (*real_recv)(int fd, void *buf, size_t n, int flags);
+
+static long
+counting_recv(int fd, void *buf, size_t n, int flags)
+{
+    atomic_fetch_add(&recv_calls, 1);
+    return real_recv(fd, buf, n, flags);
+}
+
+static void *
+short_read_main(void *arg)
+{
+    (void) arg;
+    blz_addr addr;
+    blz_tcp_listener *l = net_listen_any(&addr);
+    blz_tcp_stream *a = NULL, *b = NULL;
+    CHECK_OK(blz_tcp_connect_addr(&addr, &b));
+    CHECK_OK(blz_tcp_accept(l, &a, NULL));
+    char buf[64];
+    for (int round = 0; round < 100; round++) {
+        CHECK_EQ(blz_tcp_write(b, "abc", 3), 3);
+        CHECK_EQ(blz_tcp_read(a, buf, sizeof buf), 3); /* short: the queue is empty now */
+        int before = atomic_load(&recv_calls);
+        /* No event since: the try tier knows without a syscall. */
+        CHECK_EQ(blz_tcp_try_read(a, buf, sizeof buf), -EAGAIN);
+        CHECK_EQ(atomic_load(&recv_calls), before);
+    }
+    /* A full-size read says nothing: the next read asks the kernel. */
+    CHECK_OK(blz_tcp_write_all(b, "0123456789", 10));
+    CHECK_OK(net_read_exact(a, buf, 10));
+    int before = atomic_load(&recv_calls);
+    CHECK_EQ(blz_tcp_try_read(a, buf, sizeof buf), -EAGAIN);
+    CHECK_EQ(atomic_load(&recv_calls), before + 1);
+    /* Data and end-of-file together: the short read must not hide the EOF. */
+    CHECK_EQ(blz_tcp_write(b, "x", 1), 1);
+    CHECK_OK(blz_tcp_shutdown(b, BLZ_SHUT_WR));
+    CHECK_EQ(blz_tcp_read(a, buf, sizeof buf), 1);
+    CHECK_EQ(blz_tcp_read(a, buf, sizeof buf), 0);
+    blz_tcp_close(a);
+    blz_tcp_close(b);
+    blz_tcp_listener_close(l);
+    return NULL;
+}
+
+BLZ_TEST(short_read_means_drained)
+{
+    real_recv = blz__sys.recv;
+    blz__sys.recv = counting_recv;
+    net_run(1, short_read_main, NULL);
+    blz__sys_reset();
 }

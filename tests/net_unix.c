@@ -3,7 +3,6 @@
  * name, socketpair, peer credentials, datagrams, and errors.
  */
 #include "net_common.h"
-#include "os/unix/sys.h"
 
 #include <sys/stat.h>
 #include <unistd.h>
@@ -548,55 +547,4 @@ unix_tiers_main(void *arg)
 BLZ_TEST(unix_vector_and_datagram_tiers)
 {
     net_run(2, unix_tiers_main, NULL);
-}
-
-/* ---- a short read means drained ------------------------------------------------ */
-
-static _Atomic int recv_calls;
-static long (*real_recv)(int fd, void *buf, size_t n, int flags);
-
-static long
-counting_recv(int fd, void *buf, size_t n, int flags)
-{
-    atomic_fetch_add(&recv_calls, 1);
-    return real_recv(fd, buf, n, flags);
-}
-
-static void *
-short_read_main(void *arg)
-{
-    (void) arg;
-    blz_unix_stream *a = NULL, *b = NULL;
-    CHECK_OK(blz_unix_pair(&a, &b));
-    char buf[64];
-    for (int round = 0; round < 100; round++) {
-        CHECK_EQ(blz_unix_write(b, "abc", 3), 3);
-        CHECK_EQ(blz_unix_read(a, buf, sizeof buf), 3); /* short: the queue is empty now */
-        int before = atomic_load(&recv_calls);
-        /* No event since: the try tier knows without a syscall. */
-        CHECK_EQ(blz_unix_try_read(a, buf, sizeof buf), -EAGAIN);
-        CHECK_EQ(atomic_load(&recv_calls), before);
-    }
-    /* A full-size read says nothing: the next read asks the kernel. */
-    CHECK_EQ(blz_unix_write(b, "0123456789", 10), 10);
-    CHECK_EQ(blz_unix_read(a, buf, 10), 10);
-    int before = atomic_load(&recv_calls);
-    CHECK_EQ(blz_unix_try_read(a, buf, sizeof buf), -EAGAIN);
-    CHECK_EQ(atomic_load(&recv_calls), before + 1);
-    /* Data and end-of-file together: the short read must not hide the EOF. */
-    CHECK_EQ(blz_unix_write(b, "x", 1), 1);
-    CHECK_OK(blz_unix_shutdown(b, BLZ_SHUT_WR));
-    CHECK_EQ(blz_unix_read(a, buf, sizeof buf), 1);
-    CHECK_EQ(blz_unix_read(a, buf, sizeof buf), 0);
-    blz_unix_close(a);
-    blz_unix_close(b);
-    return NULL;
-}
-
-BLZ_TEST(unix_short_read_means_drained)
-{
-    real_recv = blz__sys.recv;
-    blz__sys.recv = counting_recv;
-    net_run(1, short_read_main, NULL);
-    blz__sys_reset();
 }

@@ -168,8 +168,9 @@ typedef long (*blz__io_attempt_fn)(void *arg);
  * linked. Spends no coop budget and takes no reference: the caller does.
  * Owner of the future only.
  *
- * `full`: for a byte-stream read or write of `full` bytes (TCP, Unix stream,
- * pipe), else 0. Such a transfer that moved fewer bytes (0 < n < full)
+ * `full`: for a byte-stream read or write of `full` bytes whose short count
+ * is known to mean "empty" or "full" (the caller decides: see stream_full in
+ * net/sock.c), else 0. Such a transfer that moved fewer bytes (0 < n < full)
  * emptied the receive queue or filled the send buffer, so the direction's
  * readiness is cleared as for -EAGAIN (blz__io_source_drained): the next call
  * waits for an event instead of paying a syscall to learn EAGAIN. Datagrams,

@@ -208,13 +208,27 @@ do_accept(blz_io_future *f, blz__sock *sk)
     return 0;
 }
 
-/* The `full` of blz__io_source_wait: a stream's plain read or write may
- * learn from a short count that the kernel's queue is empty (or full). */
+/*
+ * The `full` of blz__io_source_wait: a stream's plain read or write may learn
+ * from a short count that the kernel's queue is empty (or its send buffer
+ * full). Writes: TCP and Unix streams. Reads: TCP only. A Unix stream read
+ * also stops early at a message that carries descriptors or other
+ * credentials, with more data queued behind it, and no new event would come
+ * for that data. TCP has one such case too, urgent (MSG_OOB) data, which
+ * stops a read at its mark; Tokio makes the same trade, and a peer that
+ * sends urgent data to a blitzio reader should expect its reads to stall
+ * until more data arrives.
+ */
 static long
 stream_full(const blz__sock *sk, int op, size_t len)
 {
-    bool plain = op == BLZ__OP_S_READ || op == BLZ__OP_S_WRITE;
-    return plain && sk->kind == BLZ__SK_STREAM && len <= LONG_MAX ? (long) len : 0;
+    if (sk->kind != BLZ__SK_STREAM || len > LONG_MAX) {
+        return 0;
+    }
+    if (op == BLZ__OP_S_WRITE || (op == BLZ__OP_S_READ && sk->family != BLZ_AF_UNIX)) {
+        return (long) len;
+    }
+    return 0;
 }
 
 /* One attempt (a blz__io_attempt_fn): the syscall(s) for the operation of
