@@ -48,13 +48,14 @@ cmp_double(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
+/* A count of at least `min` (warm-ups may be 0, as in bench/bench.h). */
 static long
-parse_count(const char *s)
+parse_count(const char *s, long min)
 {
     char *end;
     long v = strtol(s, &end, 10);
-    if (*end != '\0' || v <= 0) {
-        fprintf(stderr, "bench_fiber_switch: '%s' is not a positive count\n", s);
+    if (*end != '\0' || v < min) {
+        fprintf(stderr, "bench_fiber_switch: '%s' is not a count >= %ld\n", s, min);
         exit(2);
     }
     return v;
@@ -69,11 +70,11 @@ main(int argc, char **argv)
         if (strcmp(argv[i], "--json") == 0) {
             json = true;
         } else if (strcmp(argv[i], "--runs") == 0 && i + 1 < argc) {
-            runs = parse_count(argv[++i]);
+            runs = parse_count(argv[++i], 1);
         } else if (strcmp(argv[i], "--warmups") == 0 && i + 1 < argc) {
-            warmups = parse_count(argv[++i]);
+            warmups = parse_count(argv[++i], 0);
         } else if (strcmp(argv[i], "--round-trips") == 0 && i + 1 < argc) {
-            trips = parse_count(argv[++i]);
+            trips = parse_count(argv[++i], 1);
         } else {
             fprintf(stderr, "usage: bench_fiber_switch [--json] [--runs N] [--warmups N] "
                             "[--round-trips N]\n");
