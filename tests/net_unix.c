@@ -298,6 +298,15 @@ unix_split_main(void *arg)
     CHECK_EQ(blz_unix_half_peek(hb.rd, &c, 1), 1);
     CHECK_EQ(c, 'p');
     c = 0;
+    CHECK_EQ(blz_unix_half_try_peek(hb.rd, &c, 1), 1);
+    CHECK_EQ(c, 'p');
+    c = 0;
+    blz_io_future pf;
+    blz_unix_half_peek_fut(hb.rd, &c, 1, &pf);
+    CHECK_EQ(blz_await(&pf.base), 1);
+    CHECK_EQ(c, 'p'); /* still there for the read below */
+    CHECK_EQ(blz_unix_half_try_peek(NULL, &c, 1), -EINVAL);
+    c = 0;
     blz_reader r = blz_unix_read_half_reader(hb.rd); /* the stream interface of a half */
     CHECK_EQ(blz_read(r, &c, 1), 1);
     CHECK_EQ(c, 'p');

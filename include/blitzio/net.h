@@ -364,6 +364,12 @@ BLZ_API void blz_tcp_read_half_close(blz_tcp_read_half *h);
 BLZ_API void blz_tcp_write_half_close(blz_tcp_write_half *h);
 /** Try tier of blz_tcp_half_read: -EAGAIN when nothing is buffered. */
 BLZ_API ssize_t blz_tcp_half_try_read(blz_tcp_read_half *h, void *buf, size_t n);
+/** Peeks through a read half; as blz_tcp_peek. */
+BLZ_API ssize_t blz_tcp_half_peek(blz_tcp_read_half *h, void *buf, size_t n);
+/** Try tier of blz_tcp_half_peek. */
+BLZ_API ssize_t blz_tcp_half_try_peek(blz_tcp_read_half *h, void *buf, size_t n);
+/** Future tier of blz_tcp_half_peek. */
+BLZ_API void blz_tcp_half_peek_fut(blz_tcp_read_half *h, void *buf, size_t n, blz_io_future *f);
 /** Try tier of blz_tcp_half_write: -EAGAIN when the send buffer is full. */
 BLZ_API ssize_t blz_tcp_half_try_write(blz_tcp_write_half *h, const void *buf, size_t n);
 
@@ -593,6 +599,10 @@ BLZ_API ssize_t blz_unix_half_try_read(blz_unix_read_half *h, void *buf, size_t 
 BLZ_API void blz_unix_half_read_fut(blz_unix_read_half *h, void *buf, size_t n, blz_io_future *f);
 /** Peeks through a read half; as blz_unix_peek. */
 BLZ_API ssize_t blz_unix_half_peek(blz_unix_read_half *h, void *buf, size_t n);
+/** Try tier of blz_unix_half_peek. */
+BLZ_API ssize_t blz_unix_half_try_peek(blz_unix_read_half *h, void *buf, size_t n);
+/** Future tier of blz_unix_half_peek. */
+BLZ_API void blz_unix_half_peek_fut(blz_unix_read_half *h, void *buf, size_t n, blz_io_future *f);
 /** Writes to a write half; as blz_unix_write. */
 BLZ_API ssize_t blz_unix_half_write(blz_unix_write_half *h, const void *buf, size_t n);
 /** Try tier of blz_unix_half_write. */

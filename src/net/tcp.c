@@ -422,6 +422,24 @@ blz_tcp_half_read_fut(blz_tcp_read_half *h, void *buf, size_t n, blz_io_future *
 }
 
 ssize_t
+blz_tcp_half_peek(blz_tcp_read_half *h, void *buf, size_t n)
+{
+    return blz__sock_await(rd_sock(h), BLZ__OP_S_PEEK, buf, n, NULL);
+}
+
+ssize_t
+blz_tcp_half_try_peek(blz_tcp_read_half *h, void *buf, size_t n)
+{
+    return blz__sock_try(rd_sock(h), BLZ__OP_S_PEEK, buf, n, NULL);
+}
+
+void
+blz_tcp_half_peek_fut(blz_tcp_read_half *h, void *buf, size_t n, blz_io_future *f)
+{
+    blz__sock_fut(rd_sock(h), BLZ__OP_S_PEEK, buf, n, NULL, f);
+}
+
+ssize_t
 blz_tcp_half_write(blz_tcp_write_half *h, const void *buf, size_t n)
 {
     return blz__sock_await(wr_sock(h), BLZ__OP_S_WRITE, (void *) buf, n, NULL);

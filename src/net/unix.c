@@ -381,6 +381,18 @@ blz_unix_half_peek(blz_unix_read_half *h, void *buf, size_t n)
 }
 
 ssize_t
+blz_unix_half_try_peek(blz_unix_read_half *h, void *buf, size_t n)
+{
+    return blz__sock_try(rd_sock(h), BLZ__OP_S_PEEK, buf, n, NULL);
+}
+
+void
+blz_unix_half_peek_fut(blz_unix_read_half *h, void *buf, size_t n, blz_io_future *f)
+{
+    blz__sock_fut(rd_sock(h), BLZ__OP_S_PEEK, buf, n, NULL, f);
+}
+
+ssize_t
 blz_unix_half_write(blz_unix_write_half *h, const void *buf, size_t n)
 {
     return blz__sock_await(wr_sock(h), BLZ__OP_S_WRITE, (void *) buf, n, NULL);
