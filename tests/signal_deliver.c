@@ -11,6 +11,7 @@
 #include "blitzio/sync.h"
 #include "blitzio/task.h"
 #include "harness.h"
+#include "poll_util.h"
 #include "signal_util.h"
 
 #include <pthread.h>
@@ -19,16 +20,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#if defined(__SANITIZE_THREAD__) || defined(__SANITIZE_ADDRESS__)
-# define SANITIZED 1
-#elif defined(__has_feature)
-# if __has_feature(thread_sanitizer) || __has_feature(address_sanitizer)
-#  define SANITIZED 1
-# endif
-#endif
-#ifndef SANITIZED
-# define SANITIZED 0
-#endif
+#define SANITIZED BLZ_TEST_SANITIZED
 
 static blz_runtime *
 new_runtime(unsigned workers)

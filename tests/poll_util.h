@@ -1,0 +1,104 @@
+/*
+ * Helpers shared by the tests that poll futures by hand (tests/sync_*.c,
+ * tests/chan_*.c through their own util headers): a waker that counts wakes
+ * and references, a runtime constructor, and BLZ_TEST_SANITIZED, which the
+ * concurrency tests use to shrink their sizes under sanitizers.
+ */
+#ifndef BLZ_TEST_POLL_UTIL_H
+#define BLZ_TEST_POLL_UTIL_H
+
+#include "blitzio.h"
+#include "harness.h"
+
+#include <stdatomic.h>
+
+/* Sanitizers slow everything by 5-20x. */
+#if defined(__SANITIZE_THREAD__) || defined(__SANITIZE_ADDRESS__)
+# define BLZ_TEST_SANITIZED 1
+#elif defined(__has_feature)
+# if __has_feature(thread_sanitizer) || __has_feature(address_sanitizer)
+#  define BLZ_TEST_SANITIZED 1
+# endif
+#endif
+#ifndef BLZ_TEST_SANITIZED
+# define BLZ_TEST_SANITIZED 0
+#endif
+
+/*
+ * A waker that counts wakes and references, so a test can see both that a
+ * waiter was woken and that the primitive dropped every clone it made.
+ */
+typedef struct test_waker {
+    atomic_int wakes; /* wake + wake_by_ref calls */
+    atomic_int refs;  /* clones alive (clone +1, wake/drop -1) */
+    blz_waker waker;  /* points at this struct */
+} test_waker;
+
+static void
+tw_wake(void *d)
+{
+    test_waker *t = d;
+    atomic_fetch_add(&t->wakes, 1);
+    atomic_fetch_sub(&t->refs, 1);
+}
+
+static void
+tw_wake_by_ref(void *d)
+{
+    atomic_fetch_add(&((test_waker *) d)->wakes, 1);
+}
+
+static void *
+tw_clone(void *d)
+{
+    atomic_fetch_add(&((test_waker *) d)->refs, 1);
+    return d;
+}
+
+static void
+tw_drop(void *d)
+{
+    atomic_fetch_sub(&((test_waker *) d)->refs, 1);
+}
+
+static const blz_waker_vtable test_waker_vt = {tw_wake, tw_wake_by_ref, tw_clone, tw_drop};
+
+static inline void
+test_waker_init(test_waker *t)
+{
+    atomic_init(&t->wakes, 0);
+    atomic_init(&t->refs, 0);
+    t->waker.vtable = &test_waker_vt;
+    t->waker.data = t;
+}
+
+static inline int
+test_wakes(test_waker *t)
+{
+    return atomic_load(&t->wakes);
+}
+
+/* Polls `f` once with `t`'s waker. */
+static inline blz_poll
+poll_with(blz_future *f, test_waker *t)
+{
+    blz_context cx = {&t->waker};
+    return blz_future_poll(f, &cx);
+}
+
+/* Every clone a primitive made of `t` has been woken or dropped. */
+#define CHECK_NO_WAKER_REFS(t) CHECK_EQ(atomic_load(&(t)->refs), 0)
+
+/* A multi-thread runtime with `workers` workers. */
+static inline blz_runtime *
+test_new_rt(unsigned workers)
+{
+    blz_runtime_config cfg;
+    blz_runtime_config_default(&cfg);
+    cfg.workers = workers;
+    blz_runtime *rt = NULL;
+    CHECK_OK(blz_runtime_new(&cfg, &rt));
+    return rt;
+}
+
+#endif
