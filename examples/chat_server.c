@@ -15,7 +15,6 @@
 #include "blitzio/net.h"
 #include "blitzio/stream.h"
 
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,7 +35,7 @@ typedef struct conn {
 } conn;
 
 static blz_broadcast room;
-static sigset_t stop_signals;
+static blz_shutdown stop; /* triggered by SIGINT or SIGTERM */
 
 /* broadcast channel -> socket */
 static void *
@@ -110,8 +109,7 @@ done:
 static void *
 wait_for_stop(void *arg)
 {
-    int sig = 0;
-    (void) sigwait(&stop_signals, &sig);
+    int sig = blz_shutdown_wait(&stop);
     fprintf(stderr, "chat_server: signal %d, stopping\n", sig);
     blz_tcp_listener_close(arg);
     return NULL;
@@ -128,8 +126,10 @@ serve(void *arg)
     }
     printf("chat_server: listening on %s\n", (const char *) arg);
     fflush(stdout);
-    blz_join *stopper;
-    if (blz_spawn_blocking(wait_for_stop, l, &stopper) < 0) {
+    blz_join *stopper = NULL;
+    (void) blz_shutdown_init(&stop);
+    if (blz_shutdown_on_signals(&stop, NULL, 0) < 0 || blz_spawn(wait_for_stop, l, &stopper) < 0) {
+        (void) blz_shutdown_deinit(&stop);
         blz_tcp_listener_close(l);
         return (void *) 1;
     }
@@ -156,6 +156,7 @@ serve(void *arg)
         }
     }
     blz_join_wait(stopper, NULL);
+    (void) blz_shutdown_deinit(&stop);
     blz_broadcast_close(&room); /* writers still waiting see -EPIPE */
     return NULL;
 }
@@ -164,10 +165,6 @@ int
 main(int argc, char **argv)
 {
     const char *addr = argc > 1 ? argv[1] : "127.0.0.1:8080";
-    sigemptyset(&stop_signals);
-    sigaddset(&stop_signals, SIGINT);
-    sigaddset(&stop_signals, SIGTERM);
-    pthread_sigmask(SIG_BLOCK, &stop_signals, NULL);
     if (blz_broadcast_init(&room, sizeof(chat_msg), 256) < 0) {
         return 1;
     }

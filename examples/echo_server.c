@@ -6,15 +6,13 @@
  * One fiber task per connection, straight-line code, no callbacks. On start it
  * prints "echo_server: listening on ADDR (backend NAME)" to stdout (the first line;
  * bench/compare/net.sh reads the address from it). Runs until
- * SIGINT or SIGTERM: the signals are blocked in every thread, and a job on
- * the blocking pool waits for them with sigwait(), then closes the listener,
- * which ends the accept loop with -ECANCELED. (When blitzio's signal module
- * lands this becomes one blz_signal_wait call.)
+ * SIGINT or SIGTERM: a shutdown coordinator (blitzio/shutdown.h) listens for
+ * them, and a task waiting on it closes the listener, which ends the accept
+ * loop with -ECANCELED.
  */
 #include "blitzio.h"
 #include "blitzio/net.h"
 
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -43,14 +41,13 @@ echo(void *arg)
     return NULL;
 }
 
-static sigset_t stop_signals;
+static blz_shutdown stop; /* triggered by SIGINT or SIGTERM */
 
 /* Runs on the blocking pool: waits for a stop signal, then closes the listener. */
 static void *
 wait_for_stop(void *arg)
 {
-    int sig = 0;
-    (void) sigwait(&stop_signals, &sig);
+    int sig = blz_shutdown_wait(&stop);
     fprintf(stderr, "echo_server: signal %d, stopping\n", sig);
     blz_tcp_listener_close(arg);
     return NULL;
@@ -73,8 +70,10 @@ serve(void *arg)
                blz_runtime_backend(blz_runtime_current()));
         fflush(stdout);
     }
-    blz_join *stopper;
-    if (blz_spawn_blocking(wait_for_stop, l, &stopper) < 0) {
+    blz_join *stopper = NULL;
+    (void) blz_shutdown_init(&stop);
+    if (blz_shutdown_on_signals(&stop, NULL, 0) < 0 || blz_spawn(wait_for_stop, l, &stopper) < 0) {
+        (void) blz_shutdown_deinit(&stop);
         blz_tcp_listener_close(l);
         return (void *) 1;
     }
@@ -92,6 +91,7 @@ serve(void *arg)
         }
     }
     blz_join_wait(stopper, NULL);
+    (void) blz_shutdown_deinit(&stop);
     return NULL;
 }
 
@@ -99,13 +99,6 @@ int
 main(int argc, char **argv)
 {
     const char *addr = argc > 1 ? argv[1] : "127.0.0.1:8080";
-    /* Block the stop signals before any thread exists: every runtime thread
-     * inherits the mask, so only sigwait() ever sees them. */
-    sigemptyset(&stop_signals);
-    sigaddset(&stop_signals, SIGINT);
-    sigaddset(&stop_signals, SIGTERM);
-    pthread_sigmask(SIG_BLOCK, &stop_signals, NULL);
-
     blz_runtime *rt;
     int rc = blz_runtime_new(NULL, &rt);
     if (rc < 0) {

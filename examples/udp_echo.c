@@ -4,22 +4,20 @@
  *   build/examples/udp_echo [address]         (default 127.0.0.1:8080)
  *
  * Sends every datagram back to where it came from. Runs until SIGINT or
- * SIGTERM (a blocking-pool job sigwait()s, then closes the socket, which ends
- * the receive loop with -ECANCELED).
+ * SIGTERM (a task waits on a shutdown coordinator, then closes the socket,
+ * which ends the receive loop with -ECANCELED).
  */
 #include "blitzio.h"
 #include "blitzio/net.h"
 
-#include <signal.h>
 #include <stdio.h>
 
-static sigset_t stop_signals;
+static blz_shutdown stop; /* triggered by SIGINT or SIGTERM */
 
 static void *
 wait_for_stop(void *arg)
 {
-    int sig = 0;
-    (void) sigwait(&stop_signals, &sig);
+    int sig = blz_shutdown_wait(&stop);
     fprintf(stderr, "udp_echo: signal %d, stopping\n", sig);
     blz_udp_close(arg);
     return NULL;
@@ -42,8 +40,10 @@ serve(void *arg)
                blz_runtime_backend(blz_runtime_current()));
         fflush(stdout);
     }
-    blz_join *stopper;
-    if (blz_spawn_blocking(wait_for_stop, u, &stopper) < 0) {
+    blz_join *stopper = NULL;
+    (void) blz_shutdown_init(&stop);
+    if (blz_shutdown_on_signals(&stop, NULL, 0) < 0 || blz_spawn(wait_for_stop, u, &stopper) < 0) {
+        (void) blz_shutdown_deinit(&stop);
         blz_udp_close(u);
         return (void *) 1;
     }
@@ -63,6 +63,7 @@ serve(void *arg)
         }
     }
     blz_join_wait(stopper, NULL);
+    (void) blz_shutdown_deinit(&stop);
     printf("udp_echo: %llu datagrams echoed\n", datagrams);
     return NULL;
 }
@@ -71,11 +72,6 @@ int
 main(int argc, char **argv)
 {
     const char *addr = argc > 1 ? argv[1] : "127.0.0.1:8080";
-    sigemptyset(&stop_signals);
-    sigaddset(&stop_signals, SIGINT);
-    sigaddset(&stop_signals, SIGTERM);
-    pthread_sigmask(SIG_BLOCK, &stop_signals, NULL);
-
     blz_runtime *rt;
     int rc = blz_runtime_new(NULL, &rt);
     if (rc < 0) {
