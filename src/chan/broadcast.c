@@ -285,11 +285,7 @@ bc_poll(blz_future *base, blz_context *cx)
         int r = bc_take(rx, f->out_);
         if (r != -EAGAIN) {
             if (linked) {
-                blz_waker drop;
-                wq_lock(&b->q_);
-                (void) wq_cancel_locked(&b->q_, w, &drop);
-                wq_unlock(&b->q_);
-                blz_waker_drop(&drop);
+                wq_cancel(&b->q_, w);
             }
             base->result = r;
             return BLZ_READY;
@@ -323,12 +319,8 @@ bc_drop(blz_future *base)
         return;
     }
     blz_broadcast *b = f->rx_->bc_;
-    blz_waker drop;
-    wq_lock(&b->q_);
     /* Every waiter for a message is woken, so a dropped notification owes nobody. */
-    (void) wq_cancel_locked(&b->q_, &f->waiter_, &drop);
-    wq_unlock(&b->q_);
-    blz_waker_drop(&drop);
+    wq_cancel(&b->q_, &f->waiter_);
 }
 
 static blz_poll

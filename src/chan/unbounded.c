@@ -225,11 +225,7 @@ urecv_poll(blz_future *base, blz_context *cx)
         int r = try_take(ch, f->out_);
         if (r != -EAGAIN) {
             if (linked) {
-                blz_waker drop;
-                wq_lock(&ch->q_);
-                (void) wq_cancel_locked(&ch->q_, w, &drop);
-                wq_unlock(&ch->q_);
-                blz_waker_drop(&drop);
+                wq_cancel(&ch->q_, w);
             }
             base->result = r;
             return BLZ_READY;
@@ -259,11 +255,8 @@ urecv_drop(blz_future *base)
     if (blz__load(&f->waiter_.state_, ACQUIRE) == W_IDLE) {
         return;
     }
-    blz_waker drop;
-    wq_lock(&f->chan_->q_);
-    (void) wq_cancel_locked(&f->chan_->q_, &f->waiter_, &drop);
-    wq_unlock(&f->chan_->q_);
-    blz_waker_drop(&drop);
+    /* One receiver: a dropped notification owes nobody. */
+    wq_cancel(&f->chan_->q_, &f->waiter_);
 }
 
 static blz_poll

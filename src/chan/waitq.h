@@ -187,4 +187,19 @@ wq_cancel_locked(blz_chan_waitq *q, blz_chan_waiter *w, blz_waker *drop_out)
     return s == W_NOTIFIED;
 }
 
+/*
+ * Owner: takes `w` out of the queue whatever its state, and drops its waker.
+ * For queues where a notification `w` received and never used owes nobody
+ * a wake (broadcast-style wakes, or a single consumer).
+ */
+static inline void
+wq_cancel(blz_chan_waitq *q, blz_chan_waiter *w)
+{
+    blz_waker drop;
+    wq_lock(q);
+    (void) wq_cancel_locked(q, w, &drop);
+    wq_unlock(q);
+    blz_waker_drop(&drop);
+}
+
 #endif

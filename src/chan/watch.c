@@ -218,12 +218,8 @@ blz_watch_rx_has_changed(const blz_watch_rx *rx)
 static void
 unlink_self(blz_watch *w, blz_chan_waiter *waiter)
 {
-    blz_waker drop;
-    wq_lock(&w->q_);
     /* Watch wakes are broadcasts: a dropped notification owes nobody. */
-    (void) wq_cancel_locked(&w->q_, waiter, &drop);
-    wq_unlock(&w->q_);
-    blz_waker_drop(&drop);
+    wq_cancel(&w->q_, waiter);
 }
 
 static blz_poll
