@@ -333,8 +333,11 @@ blz__io_source_clear(blz__io_source *s, int dir, uint64_t seen)
         seen);
 }
 
-void
-blz__io_source_drained(blz__io_source *s, int dir, uint64_t seen)
+/* A stream transfer came up short: clears only the direction's READ or WRITE
+ * bit against `seen`, keeping ERROR (a pending error must still reach the
+ * next call) and the CLOSED bits. */
+static void
+source_drained(blz__io_source *s, int dir, uint64_t seen)
 {
     clear_bits(s, dir == BLZ__DIR_READ ? BLZ__RD_READ : BLZ__RD_WRITE, seen);
 }
@@ -414,7 +417,7 @@ blz__io_source_wait(blz__io_source *s, blz_waiter *w, int dir, blz_context *cx,
         long n = attempt(arg);
         if (n != -EAGAIN) { /* == -EWOULDBLOCK on Linux */
             if (n > 0 && n < full) {
-                blz__io_source_drained(s, dir, r);
+                source_drained(s, dir, r);
             }
             *res = n;
             return 1;
@@ -437,7 +440,7 @@ blz__io_source_try(blz__io_source *s, int dir, blz__io_attempt_fn attempt, void 
     if (n == -EAGAIN) {
         blz__io_source_clear(s, dir, r);
     } else if (n > 0 && n < full) {
-        blz__io_source_drained(s, dir, r);
+        source_drained(s, dir, r);
     }
     return n;
 }

@@ -146,11 +146,6 @@ blz__io_ready_for(uint64_t r, int dir)
  * arrived since it read `seen` (the tick moved), which would be lost. */
 void blz__io_source_clear(blz__io_source *s, int dir, uint64_t seen);
 
-/* A stream transfer came up short (see `full` below): clears only the
- * direction's READ or WRITE bit against `seen`, keeping ERROR (a pending
- * error must still reach the next call) and the CLOSED bits. */
-void blz__io_source_drained(blz__io_source *s, int dir, uint64_t seen);
-
 /*
  * One attempt of an operation on a source: its system call(s), with EINTR
  * retried. Returns the operation's result, or -EAGAIN when the descriptor was
@@ -172,7 +167,8 @@ typedef long (*blz__io_attempt_fn)(void *arg);
  * is known to mean "empty" or "full" (the caller decides: see stream_full in
  * net/sock.c), else 0. Such a transfer that moved fewer bytes (0 < n < full)
  * emptied the receive queue or filled the send buffer, so the direction's
- * readiness is cleared as for -EAGAIN (blz__io_source_drained): the next call
+ * readiness is cleared as for -EAGAIN (READ or WRITE only: ERROR and the CLOSED
+ * bits stay for the next call): the next call
  * waits for an event instead of paying a syscall to learn EAGAIN. Datagrams,
  * peeks and accepts pass 0: a short result says nothing of what is left.
  */
