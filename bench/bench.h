@@ -12,7 +12,9 @@
  *         return 0;
  *     }
  *
- * Command line: [--json] [--runs N] [--warmups N] [row-name ...] (names filter rows).
+ * Command line: [--json] [--runs N] [--warmups N] [--list] [row-name ...]
+ * (names filter rows; --list prints the row names and runs nothing, so the
+ * comparison can interleave the two sides row by row).
  */
 #ifndef BLZ_BENCH_H
 #define BLZ_BENCH_H
@@ -37,7 +39,7 @@ typedef struct bench_run {
 
 typedef void (*bench_fn)(bench_run *r);
 
-static bool bench_json_;
+static bool bench_json_, bench_list_;
 static int bench_runs_ = 10, bench_warmups_ = 5;
 static char **bench_filters_;
 static int bench_nfilters_;
@@ -124,6 +126,8 @@ bench_init(int argc, char **argv)
             bench_runs_ = atoi(argv[++i]);
         } else if (strcmp(argv[i], "--warmups") == 0 && i + 1 < argc) {
             bench_warmups_ = atoi(argv[++i]);
+        } else if (strcmp(argv[i], "--list") == 0) {
+            bench_list_ = true;
         } else {
             bench_filters_[bench_nfilters_++] = argv[i];
         }
@@ -136,18 +140,35 @@ bench_init(int argc, char **argv)
     }
 }
 
+/* Whether the command line asks for row `name` (no names: every row). Also
+ * for set-up that only some rows need. Listing selects nothing. */
+static bool
+bench_selected(const char *name)
+{
+    if (bench_list_) {
+        return false;
+    }
+    if (!bench_nfilters_) {
+        return true;
+    }
+    for (int i = 0; i < bench_nfilters_; i++) {
+        if (strcmp(bench_filters_[i], name) == 0) {
+            return true;
+        }
+    }
+    return false;
+}
+
 /* Runs one row: warm-ups, timed runs, then prints the median ns/op. */
 static void
 bench_row(const char *name, bench_fn fn, void *arg)
 {
-    if (bench_nfilters_) {
-        bool hit = false;
-        for (int i = 0; i < bench_nfilters_; i++) {
-            hit |= strcmp(bench_filters_[i], name) == 0;
-        }
-        if (!hit) {
-            return;
-        }
+    if (bench_list_) {
+        printf("%s\n", name);
+        return;
+    }
+    if (!bench_selected(name)) {
+        return;
     }
     double *ns = calloc((size_t) bench_runs_, sizeof *ns);
     bench_run r = {0};

@@ -252,77 +252,29 @@ row_mpmc(bench_run *r)
 
 /* ---- driver --------------------------------------------------------------- */
 
-static bool
-selected(const char *name)
-{
-    if (!bench_nfilters_) {
-        return true;
-    }
-    for (int i = 0; i < bench_nfilters_; i++) {
-        if (strcmp(bench_filters_[i], name) == 0) {
-            return true;
-        }
-    }
-    return false;
-}
-
-/* bench_row's method, with this file's output format. */
-static void
-row(const char *name, bench_fn fn)
-{
-    if (!selected(name)) {
-        return;
-    }
-    double *ns = calloc((size_t) bench_runs_, sizeof *ns);
-    bench_run r;
-    memset(&r, 0, sizeof r);
-    for (int i = 0; i < bench_warmups_ + bench_runs_; i++) {
-        memset(&r, 0, sizeof r);
-        fn(&r);
-        if (i >= bench_warmups_) {
-            ns[i - bench_warmups_] = (r.t1 - r.t0) / (double) (r.ops ? r.ops : 1);
-        }
-    }
-    qsort(ns, (size_t) bench_runs_, sizeof *ns, bench_cmp_);
-    double med =
-        bench_runs_ % 2 ? ns[bench_runs_ / 2] : (ns[bench_runs_ / 2 - 1] + ns[bench_runs_ / 2]) / 2;
-    double ops = (double) (r.ops ? r.ops : 1);
-    double bpo = (double) (r.bytes1 - r.bytes0) / ops;
-    double apo = (double) (r.allocs1 - r.allocs0) / ops;
-    if (bench_json_) {
-        printf("{\"row\":\"%s\",\"ns_per_op\":%.3f,\"bytes_per_op\":%.3f,\"allocs_per_op\":%.4f,"
-               "\"ops\":%llu,\"runs\":%d,\"min\":%.3f,\"max\":%.3f}\n",
-               name, med, bpo, apo, (unsigned long long) r.ops, bench_runs_, ns[0],
-               ns[bench_runs_ - 1]);
-    } else {
-        printf("row=%s ns_per_op=%.2f bytes_per_op=%.2f allocs_per_op=%.4f\n", name, med, bpo, apo);
-    }
-    fflush(stdout);
-    free(ns);
-}
-
 int
 main(int argc, char **argv)
 {
-    (void) bench_row; /* this file prints its own format (see row()) */
     bench_init(argc, argv);
     MUST("init", blz_chan_init(&rt_ch, sizeof(uint64_t), 1));
     uint64_t zero = 0;
     MUST("watch_init", blz_watch_init(&wt, sizeof zero, &zero));
     MUST("watch_subscribe", blz_watch_subscribe(&wt, &wrx));
 
-    row("chan_send", row_chan_send);
-    row("chan_recv", row_chan_recv);
-    row("chan_roundtrip", row_chan_roundtrip);
-    row("oneshot", row_oneshot);
-    row("broadcast", row_broadcast);
-    row("watch", row_watch);
-    if (selected("mpmc")) {
+    bench_row("chan_send", row_chan_send, NULL);
+    bench_row("chan_recv", row_chan_recv, NULL);
+    bench_row("chan_roundtrip", row_chan_roundtrip, NULL);
+    bench_row("oneshot", row_oneshot, NULL);
+    bench_row("broadcast", row_broadcast, NULL);
+    bench_row("watch", row_watch, NULL);
+    if (bench_selected("mpmc")) {
         blz_runtime_config cfg;
         blz_runtime_config_default(&cfg);
         cfg.workers = MPMC_WORKERS;
         MUST("runtime_new", blz_runtime_new(&cfg, &rt));
-        row("mpmc", row_mpmc);
+    }
+    bench_row("mpmc", row_mpmc, NULL); /* runs only when selected, so rt exists */
+    if (rt) {
         blz_runtime_free(rt);
     }
 

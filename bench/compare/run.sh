@@ -2,8 +2,9 @@
 # bench/compare/run.sh — blitzio against Tokio, side by side in one run (issue 7).
 #
 # Builds the release C benchmarks and the Tokio crate, then runs the two sides
-# alternately, round by round (blitzio, Tokio, blitzio, Tokio, ...), so slow
-# drift of the machine (frequency, noisy neighbours) falls on both sides alike.
+# alternately, row by row and round by round (row X on blitzio, row X on Tokio,
+# row Y ..., with the side that goes first swapping each round), so drift of
+# the machine (frequency, noisy neighbours) falls on both sides alike.
 # Then the networking rows: bench/compare/net.sh drives five echo servers
 # (blitzio on io_uring and on epoll, Tokio, libuv, a hand-written epoll server)
 # with bench_echo_load in three CPU placements (see net.sh for the method).
@@ -13,12 +14,12 @@
 # and ratios.svg, all under bench/results/.
 #
 #     bench/compare/run.sh              # or: make bench-compare
-#     ROUNDS=5 bench/compare/run.sh     # more rounds (default 3)
-#     NET=0 bench/compare/run.sh        # micro rows only (about 30 s)
-#     NET_ONLY=1 NET_SECS=1 ROUNDS=1 bench/compare/run.sh   # a quick networking check
+#     ROUNDS=9 bench/compare/run.sh     # more rounds (default 5)
+#     NET=0 bench/compare/run.sh        # micro rows only (about 70 s)
+#     NET_ONLY=1 NET_SECS=1 NET_ROUNDS=1 bench/compare/run.sh   # a quick networking check
 #
 # Environment:
-#   ROUNDS=N         rounds of (blitzio, Tokio), and of the networking rows; default 3
+#   ROUNDS=N         rounds of the micro rows (each row: one process per side); default 5
 #   RUNS=N WARMUPS=N passed to every bench binary as --runs/--warmups
 #                    (default: the binaries' own, 10 runs after 5 warm-ups)
 #   BUILD=0          skip both builds and use the binaries already there
@@ -27,14 +28,14 @@
 #   NET_ONLY=1       only the networking rows (no micro rows, no chart; latest.md and
 #                    latest.json then hold the networking table alone)
 #   NET_SECS=S       measured window of each echo run; default 2
-#   NET_ROUNDS=N     networking rounds; default ROUNDS
+#   NET_ROUNDS=N     networking rounds; default 3
 #   NET_SCENARIOS, NET_MODES, NET_SERVERS, NET_SERVER_CPU, NET_CLIENT_CPU,
 #   NET_START_TIMEOUT, NET_STOP_TIMEOUT: see bench/compare/net.sh
 #
 # A side that cannot be built is reported and left out; the rest still runs; so is a
 # missing echo server (no cargo, no libuv).
-# Takes about 30 s for the micro rows at the defaults on 2 cores (most of it Tokio's
-# suite, ~3 s a round), plus about 6 min for the networking rows (3 rounds of 45 echo
+# Takes about 70 s for the micro rows at the defaults on 2 cores (~14 s a round,
+# one process per row and side), plus about 6 min for the networking rows (3 rounds of 45 echo
 # runs of NET_SECS=2, ~2.7 s each with setup), plus the builds.
 set -euo pipefail
 
@@ -42,7 +43,7 @@ repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 cd "$repo"
 
 rounds_given=${ROUNDS:-}
-ROUNDS=${ROUNDS:-3}
+ROUNDS=${ROUNDS:-5}
 BUILD=${BUILD:-1}
 BENCH_TIMEOUT=${BENCH_TIMEOUT:-300}
 NET=${NET:-1}
@@ -183,25 +184,83 @@ for v in NET NET_ONLY NET_SECS NET_ROUNDS NET_SCENARIOS NET_MODES NET_SERVERS; d
 done
 python3 bench/compare/aggregate.py --meta --rounds "$ROUNDS" --command "$command_line" >"$raw"
 
-# run_one SIDE ROUND BINARY: runs one binary with --json, appends its rows to
-# the raw file tagged with side, round and binary name. Never fails the script.
+# run_one SIDE ROUND BINARY [ROW...]: runs one binary with --json (only the
+# given rows, if any), appends its rows to the raw file tagged with side, round
+# and binary name, and prints one progress line. Never fails the script.
 run_one() {
     local side=$1 round=$2 bin=$3 name=${3##*/} out rc=0 t0=$SECONDS n
-    out=$(timeout "$BENCH_TIMEOUT" "$bin" --json "${bench_args[@]}" 2>>"$log") || rc=$?
+    shift 3
+    out=$(timeout "$BENCH_TIMEOUT" "$bin" --json "${bench_args[@]}" "$@" 2>>"$log") || rc=$?
     n=$(grep -c '^{' <<<"$out" || true)
     grep '^{' <<<"$out" \
         | sed "s/^{/{\"side\":\"$side\",\"round\":$round,\"bin\":\"$name\",/" >>"$raw" || true
+    local what=$name
+    (($# == 1)) && what="$name $1"
     local msg="$n rows, $((SECONDS - t0)) s"
     ((rc == 124)) && msg="$msg; stopped after ${BENCH_TIMEOUT} s"
     ((rc != 0 && rc != 124)) && msg="$msg; exit status $rc (stderr in $log)"
-    printf '   round %d/%d  %-7s  %-22s %s\n' "$round" "$ROUNDS" "$side" "$name" "$msg"
+    printf '   round %d/%d  %-7s  %-36s %s\n' "$round" "$ROUNDS" "$side" "$what" "$msg"
+}
+
+# Rows both sides have run in pairs, one process per row and side, the side that
+# goes first alternating from round to round: a row's two figures are then taken
+# seconds apart, not a whole suite apart. (This VM's speed for some code shifts
+# between two levels for seconds at a time; whole-suite alternation let one side
+# of a row land in the slow level and the other in the fast one.) A binary that
+# cannot list its rows (--list) runs whole, as do rows only one side has.
+tokio_rows=()
+if [[ $micro == 1 && $tokio_ok == 1 ]]; then
+    mapfile -t tokio_rows < <("$tokio_bin" --list 2>>"$log" || true)
+fi
+has_tokio_row() {
+    local r
+    for r in "${tokio_rows[@]}"; do [[ $r == "$1" ]] && return 0; done
+    return 1
+}
+
+run_round() {
+    local r=$1 b row first=blitzio
+    local -a rows solo shared_all=()
+    ((r % 2 == 0)) && first=tokio
+    for b in "${c_bins[@]}"; do
+        rows=()
+        mapfile -t rows < <("$b" --list 2>/dev/null || true)
+        if ((${#rows[@]} == 0)); then
+            run_one blitzio "$r" "$b"
+            continue
+        fi
+        solo=()
+        for row in "${rows[@]}"; do
+            if has_tokio_row "$row"; then
+                shared_all+=("$row")
+                if [[ $first == blitzio ]]; then
+                    run_one blitzio "$r" "$b" "$row"
+                    run_one tokio "$r" "$tokio_bin" "$row"
+                else
+                    run_one tokio "$r" "$tokio_bin" "$row"
+                    run_one blitzio "$r" "$b" "$row"
+                fi
+            else
+                solo+=("$row")
+            fi
+        done
+        ((${#solo[@]} > 0)) && run_one blitzio "$r" "$b" "${solo[@]}"
+    done
+    # Tokio rows with no C counterpart (none today) still run, once per round.
+    solo=()
+    for row in "${tokio_rows[@]}"; do
+        local seen=0 s
+        for s in "${shared_all[@]}"; do [[ $s == "$row" ]] && seen=1; done
+        ((seen == 0)) && solo+=("$row")
+    done
+    ((${#solo[@]} > 0)) && run_one tokio "$r" "$tokio_bin" "${solo[@]}"
+    return 0
 }
 
 if [[ $micro == 1 ]]; then
-    say "running $ROUNDS rounds, blitzio and Tokio alternating"
+    say "running $ROUNDS rounds, blitzio and Tokio alternating row by row"
     for ((r = 1; r <= ROUNDS; r++)); do
-        for b in "${c_bins[@]}"; do run_one blitzio "$r" "$b"; done
-        [[ $tokio_ok == 1 ]] && run_one tokio "$r" "$tokio_bin"
+        run_round "$r"
     done
 else
     say "NET_ONLY=1: micro rows skipped"
@@ -219,7 +278,7 @@ run_networking() {
         say "NET=0: networking rows skipped"
         return 0
     fi
-    NET_ROUNDS=${NET_ROUNDS:-$ROUNDS} bash bench/compare/net.sh "$raw" "$log" \
+    NET_ROUNDS=${NET_ROUNDS:-3} bash bench/compare/net.sh "$raw" "$log" \
         || note "networking rows stopped early (exit status $?); the rows made so far are kept"
 }
 run_networking
