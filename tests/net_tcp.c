@@ -384,10 +384,28 @@ options_main(void *arg)
     CHECK_OK(blz_tcp_accept(l, &s, NULL));
     CHECK_OK(blz_tcp_nodelay(s, &nd));
     CHECK(nd); /* accepted streams: on by default */
+    bool on = false;
+    blz_duration d = 0;
     CHECK_OK(blz_tcp_set_keepalive(s, true, blz_secs(30)));
+    CHECK_OK(blz_tcp_keepalive(s, &on, &d));
+    CHECK(on);
+    CHECK_EQ(d, blz_secs(30));
+    CHECK_OK(blz_tcp_set_keepalive(s, true, blz_ms(1500))); /* rounds up to whole seconds */
+    CHECK_OK(blz_tcp_keepalive(s, &on, &d));
+    CHECK_EQ(d, blz_secs(2));
     CHECK_OK(blz_tcp_set_keepalive(s, false, 0));
-    CHECK_OK(blz_tcp_set_linger(s, true, blz_secs(1)));
+    CHECK_OK(blz_tcp_keepalive(s, &on, &d));
+    CHECK(!on);
+    CHECK_OK(blz_tcp_set_linger(s, true, blz_secs(3)));
+    CHECK_OK(blz_tcp_linger(s, &on, &d));
+    CHECK(on);
+    CHECK_EQ(d, blz_secs(3));
     CHECK_OK(blz_tcp_set_linger(s, false, 0));
+    CHECK_OK(blz_tcp_linger(s, &on, &d));
+    CHECK(!on);
+    CHECK_EQ(blz_tcp_keepalive(NULL, &on, &d), -EINVAL);
+    CHECK_EQ(blz_tcp_keepalive(s, NULL, &d), -EINVAL);
+    CHECK_EQ(blz_tcp_linger(s, &on, NULL), -EINVAL);
     blz_tcp_close(s);
     blz_tcp_close(c);
     blz_tcp_listener_close(l);

@@ -317,8 +317,12 @@ BLZ_API int blz_tcp_nodelay(blz_tcp_stream *s, bool *on);
 /** SO_KEEPALIVE on/off; `idle` > 0 also sets the idle time before probes (whole seconds, at least
  * 1). */
 BLZ_API int blz_tcp_set_keepalive(blz_tcp_stream *s, bool on, blz_duration idle);
+/** Reads SO_KEEPALIVE and the idle time before probes (the kernel's, whole seconds). */
+BLZ_API int blz_tcp_keepalive(blz_tcp_stream *s, bool *on, blz_duration *idle);
 /** SO_LINGER: on with `d` (whole seconds; 0 = reset on close), or off. */
 BLZ_API int blz_tcp_set_linger(blz_tcp_stream *s, bool on, blz_duration d);
+/** Reads SO_LINGER: whether it is on and its time (whole seconds). */
+BLZ_API int blz_tcp_linger(blz_tcp_stream *s, bool *on, blz_duration *d);
 /** The local address of the stream. 0 or -errno. */
 BLZ_API int blz_tcp_local_addr(const blz_tcp_stream *s, blz_addr *out);
 /** The peer address of the stream. 0, -ENOTCONN. */
@@ -469,6 +473,12 @@ BLZ_API int blz_udp_set_multicast_loop(blz_udp_socket *u, bool on);
 BLZ_API int blz_udp_join_multicast(blz_udp_socket *u, const blz_addr *group, unsigned ifindex);
 /** Leaves multicast `group`. */
 BLZ_API int blz_udp_leave_multicast(blz_udp_socket *u, const blz_addr *group, unsigned ifindex);
+/**
+ * The interface (index, as from if_nametoindex) that multicast sent on `u`
+ * leaves by; 0 gives the choice back to the routing table. 0, -EINVAL, or
+ * the kernel's error for an unknown index (-EADDRNOTAVAIL, -ENODEV).
+ */
+BLZ_API int blz_udp_set_multicast_if(blz_udp_socket *u, unsigned ifindex);
 /** The local address. */
 BLZ_API int blz_udp_local_addr(const blz_udp_socket *u, blz_addr *out);
 /** The connected peer, or -ENOTCONN. */

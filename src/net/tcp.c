@@ -346,6 +346,24 @@ blz_tcp_set_keepalive(blz_tcp_stream *s, bool on, blz_duration idle)
 }
 
 int
+blz_tcp_keepalive(blz_tcp_stream *s, bool *on, blz_duration *idle)
+{
+    if (!s || !on || !idle) {
+        return -EINVAL;
+    }
+    int v = 0, secs = 0;
+    int rc = blz__sys_getopt(s->sk.src.fd, BLZ__SO_KEEPALIVE, &v);
+    if (rc == 0) {
+        rc = blz__sys_getopt(s->sk.src.fd, BLZ__TCP_KEEPIDLE, &secs);
+    }
+    if (rc == 0) {
+        *on = v != 0;
+        *idle = blz_secs(secs);
+    }
+    return rc;
+}
+
+int
 blz_tcp_set_linger(blz_tcp_stream *s, bool on, blz_duration d)
 {
     if (!s) {
@@ -353,6 +371,20 @@ blz_tcp_set_linger(blz_tcp_stream *s, bool on, blz_duration d)
     }
     int secs = d <= 0 ? 0 : whole_secs(d);
     return blz__sys_set_linger(s->sk.src.fd, on, secs);
+}
+
+int
+blz_tcp_linger(blz_tcp_stream *s, bool *on, blz_duration *d)
+{
+    if (!s || !on || !d) {
+        return -EINVAL;
+    }
+    int secs = 0;
+    int rc = blz__sys_get_linger(s->sk.src.fd, on, &secs);
+    if (rc == 0) {
+        *d = blz_secs(secs);
+    }
+    return rc;
 }
 
 int

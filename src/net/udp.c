@@ -184,13 +184,19 @@ blz_udp_set_multicast_loop(blz_udp_socket *u, bool on)
 int
 blz_udp_join_multicast(blz_udp_socket *u, const blz_addr *group, unsigned ifindex)
 {
-    return u ? blz__sys_mcast(u->sk.src.fd, true, group, NULL, ifindex) : -EINVAL;
+    return u ? blz__sys_mcast(u->sk.src.fd, true, group, ifindex) : -EINVAL;
 }
 
 int
 blz_udp_leave_multicast(blz_udp_socket *u, const blz_addr *group, unsigned ifindex)
 {
-    return u ? blz__sys_mcast(u->sk.src.fd, false, group, NULL, ifindex) : -EINVAL;
+    return u ? blz__sys_mcast(u->sk.src.fd, false, group, ifindex) : -EINVAL;
+}
+
+int
+blz_udp_set_multicast_if(blz_udp_socket *u, unsigned ifindex)
+{
+    return u ? blz__sys_mcast_if(u->sk.src.fd, ifindex) : -EINVAL;
 }
 
 int

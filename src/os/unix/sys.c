@@ -466,7 +466,7 @@ blz__sys_get_linger(int fd, bool *on, int *secs)
 }
 
 int
-blz__sys_mcast(int fd, bool join, const blz_addr *group, const blz_addr *iface4, unsigned ifindex6)
+blz__sys_mcast(int fd, bool join, const blz_addr *group, unsigned ifindex)
 {
     size_t len;
     const void *sa = blz_addr_sockaddr(group, &len);
@@ -477,11 +477,7 @@ blz__sys_mcast(int fd, bool join, const blz_addr *group, const blz_addr *iface4,
         struct ip_mreqn m;
         memset(&m, 0, sizeof m);
         m.imr_multiaddr = ((const struct sockaddr_in *) sa)->sin_addr;
-        if (iface4 && blz_addr_get_family(iface4) == BLZ_AF_INET) {
-            m.imr_address =
-                ((const struct sockaddr_in *) blz_addr_sockaddr(iface4, NULL))->sin_addr;
-        }
-        m.imr_ifindex = (int) ifindex6;
+        m.imr_ifindex = (int) ifindex;
         int name = join ? IP_ADD_MEMBERSHIP : IP_DROP_MEMBERSHIP;
         return setsockopt(fd, IPPROTO_IP, name, &m, sizeof m) < 0 ? -errno : 0;
     }
@@ -489,9 +485,33 @@ blz__sys_mcast(int fd, bool join, const blz_addr *group, const blz_addr *iface4,
         struct ipv6_mreq m;
         memset(&m, 0, sizeof m);
         m.ipv6mr_multiaddr = ((const struct sockaddr_in6 *) sa)->sin6_addr;
-        m.ipv6mr_interface = ifindex6;
+        m.ipv6mr_interface = ifindex;
         int name = join ? IPV6_ADD_MEMBERSHIP : IPV6_DROP_MEMBERSHIP;
         return setsockopt(fd, IPPROTO_IPV6, name, &m, sizeof m) < 0 ? -errno : 0;
+    }
+    return -EINVAL;
+}
+
+int
+blz__sys_mcast_if(int fd, unsigned ifindex)
+{
+    int dom = sock_domain(fd);
+    if (dom < 0) {
+        return dom;
+    }
+    if (ifindex > INT_MAX) {
+        return -EINVAL;
+    }
+    if (dom == AF_INET) {
+        /* By index (ip_mreqn), so one call works for IPv4 and IPv6 alike. */
+        struct ip_mreqn m;
+        memset(&m, 0, sizeof m);
+        m.imr_ifindex = (int) ifindex;
+        return setsockopt(fd, IPPROTO_IP, IP_MULTICAST_IF, &m, sizeof m) < 0 ? -errno : 0;
+    }
+    if (dom == AF_INET6) {
+        int v = (int) ifindex;
+        return setsockopt(fd, IPPROTO_IPV6, IPV6_MULTICAST_IF, &v, sizeof v) < 0 ? -errno : 0;
     }
     return -EINVAL;
 }

@@ -91,10 +91,11 @@ int blz__sys_getopt(int fd, enum blz__sockopt opt, int *value);
 /* SO_LINGER: on with `secs` seconds, or off. */
 int blz__sys_set_linger(int fd, bool on, int secs);
 int blz__sys_get_linger(int fd, bool *on, int *secs);
-/* Multicast membership: group is IPv4 or IPv6; iface is an interface index
- * (IPv6) or an IPv4 address (as blz_addr, may be NULL = any). */
-int blz__sys_mcast(int fd, bool join, const blz_addr *group, const blz_addr *iface4,
-                   unsigned ifindex6);
+/* Multicast membership of group (IPv4 or IPv6) on interface index ifindex
+ * (0: the kernel's choice). */
+int blz__sys_mcast(int fd, bool join, const blz_addr *group, unsigned ifindex);
+/* The interface multicast sent on fd leaves by (index; 0: the routing table's choice). */
+int blz__sys_mcast_if(int fd, unsigned ifindex);
 /* SO_PEERCRED of a Unix socket. */
 int blz__sys_peercred(int fd, int *pid, unsigned *uid, unsigned *gid);
 /* Removes a filesystem Unix socket path; abstract and unnamed addresses are ignored. */
