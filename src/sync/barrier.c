@@ -87,7 +87,7 @@ bwait_poll(blz_future *base, blz_context *cx)
         return BLZ_READY;
     }
     if (!b || b->parties_ == 0) {
-        return blz__sync_finish(base, w, -EINVAL);
+        return blz__sync_ready(base, -EINVAL);
     }
     if (!blz__coop_proceed(cx)) {
         return BLZ_PENDING;
@@ -100,7 +100,7 @@ bwait_poll(blz_future *base, blz_context *cx)
             lead_locked(b, &wb);
             blz__spin_unlock(&b->lock_);
             blz__wake_batch_flush(&wb);
-            return blz__sync_finish(base, w, BLZ_BARRIER_LEADER);
+            return blz__sync_ready(base, BLZ_BARRIER_LEADER);
         }
         f->gen_ = b->generation_;
         blz__waitlist_push_back(blz__queue(&b->queue_), w);
@@ -154,7 +154,7 @@ blz_barrier_wait_fut(blz_barrier *b, blz_barrier_wait_future *f)
     if (!f) {
         return;
     }
-    blz__sync_future_init(&f->base, &bwait_vtable, &f->waiter_);
+    blz_future_init(&f->base, &bwait_vtable);
     f->barrier_ = b;
     f->gen_ = 0;
 }

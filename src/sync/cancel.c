@@ -105,7 +105,7 @@ cwait_poll(blz_future *base, blz_context *cx)
         return BLZ_READY;
     }
     if (!t) {
-        return blz__sync_finish(base, w, -EINVAL);
+        return blz__sync_ready(base, -EINVAL);
     }
     if (!blz__coop_proceed(cx)) {
         return BLZ_PENDING;
@@ -113,7 +113,7 @@ cwait_poll(blz_future *base, blz_context *cx)
     blz_cancel_token *root = root_of(t);
     if (base->pt_ == BLZ__PHASE_FRESH) {
         if (blz_cancel_token_is_cancelled(t)) {
-            return blz__sync_finish(base, w, 0);
+            return blz__sync_ready(base, 0);
         }
         w->waker_ = blz_waker_clone(cx->waker); /* not linked yet */
         blz__spin_lock(&root->lock_);
@@ -167,7 +167,7 @@ blz_cancel_token_cancelled_fut(blz_cancel_token *t, blz_cancel_future *f)
     if (!f) {
         return;
     }
-    blz__sync_future_init(&f->base, &cwait_vtable, &f->waiter_);
+    blz_future_init(&f->base, &cwait_vtable);
     f->token_ = t;
 }
 

@@ -154,14 +154,14 @@ lock_poll(blz_future *base, blz_context *cx)
         return BLZ_READY;
     }
     if (!m) {
-        return blz__sync_finish(base, w, -EINVAL);
+        return blz__sync_ready(base, -EINVAL);
     }
     if (!blz__coop_proceed(cx)) {
         return BLZ_PENDING;
     }
     if (base->pt_ == BLZ__PHASE_FRESH) {
         if (blz_mutex_try_lock(m) == 0 || spin_lock(m)) {
-            return blz__sync_finish(base, w, 0);
+            return blz__sync_ready(base, 0);
         }
         return lock_enqueue(f, cx);
     }
@@ -212,7 +212,7 @@ blz_mutex_lock_fut(blz_mutex *m, blz_mutex_lock_future *f)
     if (!f) {
         return;
     }
-    blz__sync_future_init(&f->base, &lock_vtable, &f->waiter_);
+    blz_future_init(&f->base, &lock_vtable);
     f->mutex_ = m;
 }
 

@@ -148,7 +148,7 @@ wait_poll(blz_future *base, blz_context *cx)
         return BLZ_READY;
     }
     if (!n) {
-        return blz__sync_finish(base, w, -EINVAL);
+        return blz__sync_ready(base, -EINVAL);
     }
     if (!blz__coop_proceed(cx)) {
         return BLZ_PENDING;
@@ -157,7 +157,7 @@ wait_poll(blz_future *base, blz_context *cx)
         /* Acquire pairs with the release fetch_add in blz_notify_all. */
         uint32_t cur = blz__load(&n->state_, ACQUIRE);
         if ((cur >> GEN_SHIFT) != f->gen_ || blz_notify_try_wait(n) == 0) {
-            return blz__sync_finish(base, w, 0);
+            return blz__sync_ready(base, 0);
         }
         return wait_enqueue(f, cx);
     }
@@ -209,7 +209,7 @@ blz_notify_wait_fut(blz_notify *n, blz_notify_wait_future *f)
     if (!f) {
         return;
     }
-    blz__sync_future_init(&f->base, &wait_vtable, &f->waiter_);
+    blz_future_init(&f->base, &wait_vtable);
     f->notify_ = n;
     /* Acquire pairs with the release fetch_add in blz_notify_all. */
     f->gen_ = n ? blz__load(&n->state_, ACQUIRE) >> GEN_SHIFT : 0;

@@ -151,7 +151,7 @@ init_poll(blz_future *base, blz_context *cx)
         return BLZ_READY;
     }
     if (!c) {
-        return blz__sync_finish(base, w, -EINVAL);
+        return blz__sync_ready(base, -EINVAL);
     }
     if (!blz__coop_proceed(cx)) {
         return BLZ_PENDING;
@@ -172,13 +172,13 @@ init_poll(blz_future *base, blz_context *cx)
     }
     for (;;) {
         if (blz_oncecell_get(c, &f->value) == 0) {
-            return blz__sync_finish(base, w, 0);
+            return blz__sync_ready(base, 0);
         }
         if (f->fn_) {
             int rc = claim(c);
             if (rc == -EEXIST) {
                 (void) blz_oncecell_get(c, &f->value);
-                return blz__sync_finish(base, w, 0);
+                return blz__sync_ready(base, 0);
             }
             if (rc == 1) {
                 /* Ours to initialise; the others wait for publish(). */
@@ -186,10 +186,10 @@ init_poll(blz_future *base, blz_context *cx)
                 int err = f->fn_(f->arg_, &v);
                 publish(c, err == 0, v);
                 if (err != 0) {
-                    return blz__sync_finish(base, w, err < 0 ? err : -err);
+                    return blz__sync_ready(base, err < 0 ? err : -err);
                 }
                 f->value = v;
-                return blz__sync_finish(base, w, 0);
+                return blz__sync_ready(base, 0);
             }
         }
         if (init_enqueue(f, cx)) {
@@ -228,7 +228,7 @@ blz_oncecell_get_or_init_fut(blz_oncecell *c, blz_oncecell_init_fn fn, void *arg
     if (!f) {
         return;
     }
-    blz__sync_future_init(&f->base, &init_vtable, &f->waiter_);
+    blz_future_init(&f->base, &init_vtable);
     f->value = NULL;
     f->cell_ = c;
     f->fn_ = fn;

@@ -192,7 +192,7 @@ acquire_poll(blz_future *base, blz_context *cx)
         return BLZ_READY;
     }
     if (!f->sem_) {
-        return blz__sync_finish(base, w, -EINVAL);
+        return blz__sync_ready(base, -EINVAL);
     }
     if (!blz__coop_proceed(cx)) {
         return BLZ_PENDING;
@@ -200,7 +200,7 @@ acquire_poll(blz_future *base, blz_context *cx)
     if (base->pt_ == BLZ__PHASE_FRESH) {
         int rc = blz_semaphore_try_acquire(f->sem_, f->want_);
         if (rc != -EAGAIN) {
-            return blz__sync_finish(base, w, rc);
+            return blz__sync_ready(base, rc);
         }
         return acquire_enqueue(f, cx);
     }
@@ -261,7 +261,7 @@ blz_semaphore_acquire_fut(blz_semaphore *s, size_t n, blz_semaphore_acquire_futu
     if (!f) {
         return;
     }
-    blz__sync_future_init(&f->base, &acquire_vtable, &f->waiter_);
+    blz_future_init(&f->base, &acquire_vtable);
     f->sem_ = n > BLZ_SEMAPHORE_MAX_PERMITS ? NULL : s;
     f->want_ = n;
     f->assigned_ = 0;
