@@ -206,6 +206,176 @@ BLZ_TEST(readiness_dispatch_and_sweep)
     blz__io_driver_free(d);
 }
 
+/* ---- waiter registration: the slot and the lists ----------------------------------- */
+
+/* A waker that counts into its own counter (data = the counter). */
+static void
+cc_wake(void *d)
+{
+    atomic_fetch_add((_Atomic int *) d, 1);
+}
+
+static const blz_waker_vtable cc_vt = {cc_wake, cc_wake, cw_clone, cw_drop};
+
+BLZ_TEST(waiters_in_slot_and_lists)
+{
+    blz__io_driver *d = driver();
+    int sv[2];
+    CHECK_OK(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv));
+    blz__io_source *s = NULL;
+    CHECK_OK(blz__io_source_open(d, sv[0], 0, 0, &s)); /* nothing ready until we say so */
+    static _Atomic int n[4];
+    blz_waiter w[4];
+    blz_waker wk[4];
+    blz_context cx[4];
+    for (int i = 0; i < 4; i++) {
+        blz__io_waiter_init(&w[i]);
+        atomic_store(&n[i], 0);
+        wk[i] = (blz_waker){&cc_vt, (void *) &n[i]};
+        cx[i] = (blz_context){&wk[i]};
+    }
+    /* Three readers (the first takes the slot, the others queue) and a writer. */
+    for (int i = 0; i < 3; i++) {
+        CHECK_EQ(blz__io_source_poll(s, &w[i], BLZ__DIR_READ, &cx[i]), 0);
+    }
+    CHECK_EQ(blz__io_source_poll(s, &w[3], BLZ__DIR_WRITE, &cx[3]), 0);
+    CHECK_EQ(blz__io_driver_waiters(d), 4);
+    /* Polled again without a wake: still registered once. */
+    CHECK_EQ(blz__io_source_poll(s, &w[0], BLZ__DIR_READ, &cx[0]), 0);
+    CHECK_EQ(blz__io_source_poll(s, &w[1], BLZ__DIR_READ, &cx[1]), 0);
+    CHECK_EQ(blz__io_driver_waiters(d), 4);
+    /* Dropped waiters, from the slot and from the list, are never woken. */
+    blz__io_waiter_cancel(s, &w[0]);
+    blz__io_waiter_cancel(s, &w[1]);
+    CHECK_EQ(blz__io_driver_waiters(d), 2);
+    blz__io_source_ready(s, BLZ__RD_READ);
+    CHECK_EQ(atomic_load(&n[0]), 0);
+    CHECK_EQ(atomic_load(&n[1]), 0);
+    CHECK_EQ(atomic_load(&n[2]), 1);
+    CHECK_EQ(atomic_load(&n[3]), 0); /* read readiness leaves the writer waiting */
+    CHECK_EQ(blz__io_driver_waiters(d), 1);
+    blz__io_source_ready(s, BLZ__RD_WRITE);
+    CHECK_EQ(atomic_load(&n[3]), 1);
+    CHECK_EQ(blz__io_driver_waiters(d), 0);
+
+    /* Two readers in the same direction are both woken. */
+    blz__io_source_clear(s, BLZ__DIR_READ, blz__io_source_readiness(s));
+    CHECK_EQ(blz__io_source_poll(s, &w[2], BLZ__DIR_READ, &cx[2]), 0); /* slot */
+    CHECK_EQ(blz__io_source_poll(s, &w[1], BLZ__DIR_READ, &cx[1]), 0); /* list */
+    blz__io_source_ready(s, BLZ__RD_READ);
+    CHECK_EQ(atomic_load(&n[1]), 1);
+    CHECK_EQ(atomic_load(&n[2]), 2);
+
+    /* A woken waiter whose slot another took meanwhile is not in it any more:
+     * polled again, it queues, and leaves the new holder's waker alone. */
+    blz__io_source_clear(s, BLZ__DIR_READ, blz__io_source_readiness(s));
+    CHECK_EQ(blz__io_source_poll(s, &w[0], BLZ__DIR_READ, &cx[0]), 0); /* slot */
+    blz__io_source_ready(s, BLZ__RD_READ);
+    CHECK_EQ(atomic_load(&n[0]), 1);
+    blz__io_source_clear(s, BLZ__DIR_READ, blz__io_source_readiness(s));
+    CHECK_EQ(blz__io_source_poll(s, &w[2], BLZ__DIR_READ, &cx[2]), 0); /* takes the slot */
+    CHECK_EQ(blz__io_source_poll(s, &w[0], BLZ__DIR_READ, &cx[0]), 0); /* queues */
+    CHECK_EQ(blz__io_driver_waiters(d), 2);
+    blz__io_source_ready(s, BLZ__RD_READ);
+    CHECK_EQ(atomic_load(&n[0]), 2);
+    CHECK_EQ(atomic_load(&n[2]), 3);
+    /* Ready now: a poll of a woken waiter just reports it. */
+    CHECK(blz__io_source_poll(s, &w[0], BLZ__DIR_READ, &cx[0]) != 0);
+    CHECK(blz__io_source_poll(s, &w[2], BLZ__DIR_READ, &cx[2]) != 0);
+    CHECK_EQ(blz__io_driver_waiters(d), 0);
+
+    blz__io_source_close(s);
+    for (int i = 0; i < 5; i++) {
+        CHECK_OK(blz__io_driver_park(d, 1000000LL));
+    }
+    close(sv[1]);
+    blz__io_driver_free(d);
+}
+
+/* Registration against a dispatch on another thread: in every round the
+ * dispatcher wakes once while two waiters poll, and each waiter must then see
+ * the readiness or have been woken. Every third round the first waiter is
+ * dropped and freed at once, racing the dispatch (ASan sees a late touch). */
+typedef struct reg_race {
+    blz__io_source *s;
+    _Atomic int go, done, stop;
+} reg_race;
+
+static void *
+reg_race_dispatcher(void *arg)
+{
+    reg_race *c = arg;
+    for (int i = 1;; i++) {
+        while (atomic_load(&c->go) < i) {
+            if (atomic_load(&c->stop)) {
+                return NULL;
+            }
+            sched_yield();
+        }
+        blz__io_source_ready(c->s, BLZ__RD_READ);
+        atomic_store(&c->done, i);
+    }
+}
+
+BLZ_TEST(registration_races_dispatch)
+{
+    blz__io_driver *d = driver();
+    int sv[2];
+    CHECK_OK(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv));
+    static reg_race c;
+    CHECK_OK(blz__io_source_open(d, sv[0], 0, 0, &c.s));
+    pthread_t t;
+    CHECK_EQ(pthread_create(&t, NULL, reg_race_dispatcher, &c), 0);
+    static _Atomic int n[2];
+    blz_waker wk[2] = {{&cc_vt, (void *) &n[0]}, {&cc_vt, (void *) &n[1]}};
+    blz_context cx[2] = {{&wk[0]}, {&wk[1]}};
+    int lost = 0;
+    for (int i = 1; i <= 20000 && !lost; i++) {
+        blz__io_source_clear(c.s, BLZ__DIR_READ, blz__io_source_readiness(c.s));
+        blz_waiter *w[2];
+        for (int k = 0; k < 2; k++) {
+            w[k] = malloc(sizeof *w[k]);
+            CHECK(w[k] != NULL);
+            blz__io_waiter_init(w[k]);
+            atomic_store(&n[k], 0);
+        }
+        bool drop_first = i % 3 == 0;
+        atomic_store(&c.go, i);
+        uint64_t r[2];
+        r[0] = blz__io_source_poll(c.s, w[0], BLZ__DIR_READ, &cx[0]);
+        if (drop_first) {
+            blz__io_waiter_cancel(c.s, w[0]);
+            free(w[0]);
+            w[0] = NULL;
+        }
+        r[1] = blz__io_source_poll(c.s, w[1], BLZ__DIR_READ, &cx[1]);
+        while (atomic_load(&c.done) < i) {
+            sched_yield();
+        }
+        for (int k = drop_first ? 1 : 0; k < 2; k++) {
+            if (r[k] == 0 && atomic_load(&n[k]) == 0) {
+                lost = i;
+            }
+        }
+        for (int k = 0; k < 2; k++) {
+            if (w[k]) {
+                blz__io_waiter_cancel(c.s, w[k]);
+                free(w[k]);
+            }
+        }
+    }
+    atomic_store(&c.stop, 1);
+    pthread_join(t, NULL);
+    CHECK_EQ(lost, 0);
+    CHECK_EQ(blz__io_driver_waiters(d), 0);
+    blz__io_source_close(c.s);
+    for (int i = 0; i < 5; i++) {
+        CHECK_OK(blz__io_driver_park(d, 1000000LL));
+    }
+    close(sv[1]);
+    blz__io_driver_free(d);
+}
+
 /* Many sources registered and released from several threads while one parks. */
 typedef struct churn_ctx {
     blz__io_driver *d;

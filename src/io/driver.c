@@ -177,7 +177,7 @@ blz__io_driver_fallback_reason(const blz__io_driver *d)
 uint64_t
 blz__io_driver_waiters(const blz__io_driver *d)
 {
-    return blz__load(&d->reg.waiters, RELAXED);
+    return blz__registry_waiters((blz__registry *) &d->reg);
 }
 
 uint64_t

@@ -6,16 +6,24 @@
  *   and bumps the tick in one CAS; an operation that hit EAGAIN clears its
  *   direction's bits with a CAS that fails when the tick moved, so an event
  *   that raced with the syscall is never lost. SHUTDOWN is never cleared.
- * - The waiter lists, and the waker inside a linked waiter, are protected by
- *   `lock`. The dispatcher unlinks a waiter and moves its waker out under the
- *   lock, then wakes it after unlocking: once unlocked it never touches the
- *   waiter again, so the future may be dropped or freed at once.
+ * - A waiter is registered in one of two places per direction: the source's
+ *   slot (the first waiter: slot.owner names it, slot.waker is its waker) or,
+ *   while the slot is taken, the direction's list (the waker inside the
+ *   waiter). Both, and `listed`, are protected by `lock`. The dispatcher
+ *   empties the slot and unlinks list waiters, moving their wakers out under
+ *   the lock, then wakes them after unlocking: it never dereferences
+ *   slot.owner, and once unlocked it never touches a waiter again, so the
+ *   future may be dropped or freed at once. Waking from the slot touches only
+ *   the source's first cache line, not the future (on a fiber's stack).
  * - No lost wake-up: the dispatcher publishes bits before taking the lock;
- *   a waiter re-checks the bits under the lock before linking. Whichever
+ *   a waiter re-checks the bits under the lock before registering. Whichever
  *   takes the lock second sees the other's work.
- * - A waiter's `state_` belongs to the future's owner: WAIT_LINKED means
- *   "may be linked, ask under the lock". The dispatcher never writes it.
- * - `refs` counts the owner and every future in flight. A linked waiter
+ * - A waiter's `state_` belongs to the future's owner: WAIT_SLOT or
+ *   WAIT_LINKED means "may be registered there, ask under the lock" (still in
+ *   the slot iff slot.owner == w: a live waiter's address names it alone, and
+ *   every way out of the slot, wake, ready poll or cancel, clears owner under
+ *   the lock). The dispatcher never writes it.
+ * - `refs` counts the owner and every future in flight. A registered waiter
  *   implies a reference, so a source reaching zero has no waiters.
  * - Lifetime: last unref -> backend disarm -> close(fd) -> retired list ->
  *   freed by blz__registry_sweep (start of a park) once be_hold is 0. An event
@@ -31,8 +39,11 @@
 #include "io/driver_impl.h"
 #include "os/unix/sys.h"
 
-#define WAIT_LINKED 0x2u /* state_: the waiter may be linked */
-#define WAIT_DIR    0x1u /* state_: the list it is in (BLZ__DIR_*) */
+#include <stddef.h>
+
+#define WAIT_LINKED 0x2u /* state_: the waiter may be linked in a list */
+#define WAIT_SLOT   0x4u /* state_: the waiter may be in the slot */
+#define WAIT_DIR    0x1u /* state_: the direction it waits in (BLZ__DIR_*) */
 #define WAKE_BATCH  32   /* wakers taken per lock hold */
 
 enum { REG_NONE = 0, REG_LIVE = 1, REG_RETIRED = 2 };
@@ -70,9 +81,65 @@ blz__registry_init(blz__registry *r)
     reg_list_init(&r->live);
     reg_list_init(&r->retired);
     r->tracked.next = r->tracked.prev = &r->tracked;
-    atomic_init(&r->waiters, 0u);
     atomic_init(&r->nlive, 0u);
     atomic_init(&r->nretired, 0u);
+}
+
+/* Sources are aligned to a cache line, so that the fields a dispatch and an
+ * operation touch are one line (see the struct). */
+#define SOURCE_ALIGN 64
+_Static_assert(offsetof(blz__io_source, slot[1].waker) <= SOURCE_ALIGN,
+               "the dispatch and operation fields fit a line");
+
+static blz__io_source *
+source_alloc(size_t size)
+{
+    char *base = blz__calloc(1, size + SOURCE_ALIGN - 1);
+    if (!base) {
+        return NULL;
+    }
+    uintptr_t at = ((uintptr_t) base + SOURCE_ALIGN - 1) & ~(uintptr_t) (SOURCE_ALIGN - 1);
+    blz__io_source *s = (blz__io_source *) (void *) (base + (at - (uintptr_t) base));
+    s->alloc_base = base;
+    return s;
+}
+
+static void
+source_free(blz__io_source *s)
+{
+    blz__free(s->alloc_base);
+}
+
+/* Waiters registered on s, in its slots and lists. Under s->lock, or when no
+ * other thread can reach s. */
+static unsigned
+source_waiters_locked(blz__io_source *s)
+{
+    unsigned n = 0;
+    for (int d = 0; d < 2; d++) {
+        n += s->slot[d].owner != NULL;
+        blz__waitlist *l = d == BLZ__DIR_READ ? &s->readers : &s->writers;
+        if (!blz__waitlist_empty(l)) {
+            for (blz_waiter *w = l->head.next_; w != &l->head; w = w->next_) {
+                n++;
+            }
+        }
+    }
+    return n;
+}
+
+uint64_t
+blz__registry_waiters(blz__registry *r)
+{
+    uint64_t n = 0;
+    blz__spin_lock(&r->lock);
+    for (blz__io_source *s = r->live.reg_next; s != &r->live; s = s->reg_next) {
+        blz__spin_lock(&s->lock); /* order: registry lock, then a source's */
+        n += source_waiters_locked(s);
+        blz__spin_unlock(&s->lock);
+    }
+    blz__spin_unlock(&r->lock);
+    return n;
 }
 
 void
@@ -99,8 +166,8 @@ blz__registry_sweep(blz__registry *r)
     blz__spin_unlock(&r->lock);
     while (dead) {
         blz__io_source *next = dead->reg_next;
-        BLZ_ASSERT(blz__waitlist_empty(&dead->readers) && blz__waitlist_empty(&dead->writers));
-        blz__free(dead);
+        BLZ_ASSERT(source_waiters_locked(dead) == 0);
+        source_free(dead);
         dead = next;
     }
 }
@@ -114,12 +181,12 @@ blz__registry_fini(blz__registry *r)
         blz__io_source *s = r->live.reg_next;
         reg_list_remove(s);
         (void) blz__sys_close(s->fd);
-        blz__free(s);
+        source_free(s);
     }
     while (r->retired.reg_next != &r->retired) {
         blz__io_source *s = r->retired.reg_next;
         reg_list_remove(s);
-        blz__free(s);
+        source_free(s);
     }
     blz__store(&r->nlive, 0u, RELAXED);
     blz__store(&r->nretired, 0u, RELAXED);
@@ -176,7 +243,7 @@ blz__io_source_open(struct blz__io_driver *d, int fd, size_t size, unsigned init
     if (size < sizeof(blz__io_source)) {
         size = sizeof(blz__io_source);
     }
-    blz__io_source *s = blz__calloc(1, size);
+    blz__io_source *s = source_alloc(size);
     if (!s) {
         return -ENOMEM;
     }
@@ -205,7 +272,7 @@ blz__io_source_open(struct blz__io_driver *d, int fd, size_t size, unsigned init
             /* Cannot happen with our backends: arm fails before the kernel sees s. */
             BLZ_ASSERT(0);
         }
-        blz__free(s);
+        source_free(s);
         return rc;
     }
     *out = s;
@@ -220,7 +287,7 @@ blz__io_source_unref(blz__io_source *s)
     if (blz__fetch_sub(&s->refs, 1u, ACQ_REL) != 1) {
         return;
     }
-    BLZ_ASSERT(blz__waitlist_empty(&s->readers) && blz__waitlist_empty(&s->writers));
+    BLZ_ASSERT(source_waiters_locked(s) == 0);
     blz__io_driver *d = s->driver;
     d->ops->disarm(d->be, s);
     (void) blz__sys_close(s->fd);
@@ -250,43 +317,65 @@ readiness_set(blz__io_source *s, unsigned bits)
     return next;
 }
 
-/* Wakes the waiters that readiness word `r` satisfies, in batches. */
+static blz__waitlist *
+list_of(blz__io_source *s, int dir)
+{
+    return dir == BLZ__DIR_READ ? &s->readers : &s->writers;
+}
+
+/* Wakes the waiters that readiness word `r` satisfies: the slots, then the
+ * lists in batches. */
 static void
 wake_waiters(blz__io_source *s, uint64_t r)
 {
-    blz__registry *reg = &s->driver->reg;
-    blz__waitlist *lists[2];
-    int nl = 0;
+    int dirs[2];
+    int nd = 0;
     if (blz__io_ready_for(r, BLZ__DIR_READ)) {
-        lists[nl++] = &s->readers;
+        dirs[nd++] = BLZ__DIR_READ;
     }
     if (blz__io_ready_for(r, BLZ__DIR_WRITE)) {
-        lists[nl++] = &s->writers;
+        dirs[nd++] = BLZ__DIR_WRITE;
     }
-    if (nl == 0) {
+    if (nd == 0) {
         return;
     }
     for (;;) {
         blz_waker batch[WAKE_BATCH];
         int n = 0;
+        bool more = false;
         blz__spin_lock(&s->lock);
-        for (int i = 0; i < nl && n < WAKE_BATCH; i++) {
-            while (n < WAKE_BATCH && !blz__waitlist_empty(lists[i])) {
-                blz_waiter *w = lists[i]->head.next_;
+        for (int i = 0; i < nd; i++) {
+            blz__io_slot *slot = &s->slot[dirs[i]];
+            if (slot->owner) { /* at most two, into an empty batch */
+                batch[n++] = slot->waker;
+                slot->waker = BLZ_WAKER_NONE;
+                slot->owner = NULL;
+            }
+        }
+        for (int i = 0; i < nd; i++) {
+            int d = dirs[i];
+            if (!(s->listed & (1u << d))) {
+                continue;
+            }
+            blz__waitlist *l = list_of(s, d);
+            while (n < WAKE_BATCH && !blz__waitlist_empty(l)) {
+                blz_waiter *w = l->head.next_;
                 BLZ_ASSERT(w->prev_ != NULL); /* linked: tells the analyzer, too */
                 blz__waitlist_remove(w);
                 batch[n++] = w->waker_;
                 w->waker_ = BLZ_WAKER_NONE;
             }
+            if (blz__waitlist_empty(l)) {
+                s->listed &= ~(1u << d);
+            } else {
+                more = true;
+            }
         }
         blz__spin_unlock(&s->lock);
-        if (n) {
-            blz__fetch_sub(&reg->waiters, (uint64_t) n, RELAXED);
-        }
         for (int i = 0; i < n; i++) {
             blz_waker_wake(&batch[i]);
         }
-        if (n < WAKE_BATCH) {
+        if (!more) {
             return;
         }
     }
@@ -342,38 +431,78 @@ source_drained(blz__io_source *s, int dir, uint64_t seen)
     clear_bits(s, dir == BLZ__DIR_READ ? BLZ__RD_READ : BLZ__RD_WRITE, seen);
 }
 
+/* Takes w out of wherever it is registered and returns the waker it held
+ * there. Under s->lock. */
+static blz_waker
+unregister_locked(blz__io_source *s, blz_waiter *w)
+{
+    int dir = (int) (w->state_ & WAIT_DIR);
+    blz_waker old = BLZ_WAKER_NONE;
+    if ((w->state_ & WAIT_SLOT) && s->slot[dir].owner == w) {
+        old = s->slot[dir].waker;
+        s->slot[dir].waker = BLZ_WAKER_NONE;
+        s->slot[dir].owner = NULL;
+    } else if ((w->state_ & WAIT_LINKED) && blz__waiter_linked(w)) {
+        blz__waitlist_remove(w);
+        if (blz__waitlist_empty(list_of(s, dir))) {
+            s->listed &= ~(1u << dir);
+        }
+    }
+    /* A list waiter's waker, or a stale one left by a slot waiter (none). */
+    blz_waker mine = w->waker_;
+    w->waker_ = BLZ_WAKER_NONE;
+    if (mine.vtable) {
+        BLZ_ASSERT(old.vtable == NULL);
+        old = mine;
+    }
+    return old;
+}
+
 uint64_t
 blz__io_source_poll(blz__io_source *s, blz_waiter *w, int dir, blz_context *cx)
 {
     uint64_t r = blz__load(&s->readiness, ACQUIRE);
-    if (blz__io_ready_for(r, dir) && !(w->state_ & WAIT_LINKED)) {
+    if (blz__io_ready_for(r, dir) && !(w->state_ & (WAIT_LINKED | WAIT_SLOT))) {
         return r; /* the fast path: ready, never waited */
     }
+    /* A waiter waits in one direction until it is ready or cancelled. */
+    BLZ_ASSERT(!(w->state_ & (WAIT_LINKED | WAIT_SLOT)) ||
+               (w->state_ & WAIT_DIR) == (unsigned) dir);
     blz_waker old = BLZ_WAKER_NONE;
     blz__spin_lock(&s->lock);
     r = blz__load(&s->readiness, ACQUIRE);
     if (blz__io_ready_for(r, dir)) {
-        if (blz__waiter_linked(w)) {
-            blz__waitlist_remove(w);
-            blz__fetch_sub(&s->driver->reg.waiters, 1u, RELAXED);
-        }
-        old = w->waker_;
-        w->waker_ = BLZ_WAKER_NONE;
+        old = unregister_locked(s, w);
         blz__spin_unlock(&s->lock);
         w->state_ = 0;
         blz_waker_drop(&old);
         return r;
     }
-    if (!blz__waiter_linked(w)) {
-        blz__waitlist_push_back(dir == BLZ__DIR_READ ? &s->readers : &s->writers, w);
-        blz__fetch_add(&s->driver->reg.waiters, 1u, RELAXED);
-    }
-    if (!blz_waker_will_wake(&w->waker_, cx->waker)) {
-        old = w->waker_;
+    blz__io_slot *slot = &s->slot[dir];
+    if ((w->state_ & WAIT_SLOT) && slot->owner == w) {
+        /* Still registered in the slot (a poll without a wake): refresh the waker. */
+        if (!blz_waker_will_wake(&slot->waker, cx->waker)) {
+            old = slot->waker;
+            slot->waker = blz_waker_clone(cx->waker);
+        }
+    } else if ((w->state_ & WAIT_LINKED) && blz__waiter_linked(w)) {
+        if (!blz_waker_will_wake(&w->waker_, cx->waker)) {
+            old = w->waker_;
+            w->waker_ = blz_waker_clone(cx->waker);
+        }
+    } else if (slot->owner == NULL) {
+        /* Not registered (never, or woken since): the slot if it is free. */
+        slot->owner = w;
+        slot->waker = blz_waker_clone(cx->waker);
+        w->state_ = WAIT_SLOT | (unsigned) dir;
+    } else {
+        blz__waitlist_push_back(list_of(s, dir), w);
+        s->listed |= 1u << dir;
+        old = w->waker_; /* none: a woken waiter's waker was taken by the wake */
         w->waker_ = blz_waker_clone(cx->waker);
+        w->state_ = WAIT_LINKED | (unsigned) dir;
     }
     blz__spin_unlock(&s->lock);
-    w->state_ = WAIT_LINKED | (unsigned) dir;
     blz_waker_drop(&old);
     return 0;
 }
@@ -382,14 +511,9 @@ void
 blz__io_waiter_cancel(blz__io_source *s, blz_waiter *w)
 {
     blz_waker old = BLZ_WAKER_NONE;
-    if (w->state_ & WAIT_LINKED) {
+    if (w->state_ & (WAIT_LINKED | WAIT_SLOT)) {
         blz__spin_lock(&s->lock);
-        if (blz__waiter_linked(w)) {
-            blz__waitlist_remove(w);
-            blz__fetch_sub(&s->driver->reg.waiters, 1u, RELAXED);
-        }
-        old = w->waker_;
-        w->waker_ = BLZ_WAKER_NONE;
+        old = unregister_locked(s, w);
         blz__spin_unlock(&s->lock);
         w->state_ = 0;
     } else {

@@ -1,7 +1,8 @@
 /*
  * Internal: the readiness registry. Every descriptor the runtime waits on has
  * one blz__io_source: its readiness bits with a tick, and the reader and
- * writer waiters linked from futures. The try tier, the future tier and the
+ * writer waiters of futures (the first of each direction in the source's
+ * slot, more in its lists). The try tier, the future tier and the
  * await tier of every socket operation go through blz__io_source_poll, so
  * there is one mechanism for all of them.
  *
@@ -30,26 +31,41 @@ enum { BLZ__DIR_READ = 0, BLZ__DIR_WRITE = 1 };
 #define BLZ__TICK_SHIFT 16
 #define BLZ__RD_MASK    0xffffu
 
+/* One waiter's registration held in the source itself (see `slot`). */
+typedef struct blz__io_slot {
+    blz_waiter *owner; /* the waiter registered here, or NULL; a tag, never dereferenced */
+    blz_waker waker;   /* its waker */
+} blz__io_slot;
+
 typedef struct blz__io_source {
+    /* The first cache line holds what a dispatch touches (readiness, lock,
+     * listed, the read slot, the write slot's owner) and what every operation
+     * of the owner touches (also refs and fd). */
     /* Readiness bits (BLZ__RD_*) in the low 16 bits, a tick counting
      * dispatches above them. Written by the dispatcher (CAS), cleared by
      * operations that saw EAGAIN (CAS against the tick they observed). */
     _Atomic uint64_t readiness;
+    blz__spinlock lock; /* protects slot, listed, readers, writers and waiters' wakers */
+    uint32_t listed;    /* bit d: the list of direction d is not empty (lock) */
     /* The owner's reference plus one per future in flight. The last release
      * disarms the backend, closes fd and retires the source. */
     _Atomic uint32_t refs;
+    int fd; /* the descriptor; owned; closed on the last release */
+    /* Per direction, the first waiter: the common single reader and single
+     * writer of a stream are woken from here without touching their future.
+     * Further waiters queue in readers/writers. */
+    blz__io_slot slot[2];
     /* 1 while the backend may still deliver an event naming this source;
      * set by arm, cleared (release) by the backend. Read by the sweep. */
     _Atomic uint32_t be_hold;
-    blz__spinlock lock;            /* protects readers, writers and waiters' wakers */
-    int fd;                        /* the descriptor; owned; closed on the last release */
     uint32_t be_flags;             /* backend-private, under the backend's own lock */
-    blz__waitlist readers;         /* futures waiting to read (or accept), FIFO */
-    blz__waitlist writers;         /* futures waiting to write (or connect), FIFO */
     struct blz__io_driver *driver; /* the driver this source belongs to */
     /* Links in the registry's live or retired list, under the registry lock. */
     struct blz__io_source *reg_next, *reg_prev;
-    uint32_t reg_state; /* which list: 0 none, 1 live, 2 retired (registry lock) */
+    uint32_t reg_state;    /* which list: 0 none, 1 live, 2 retired (registry lock) */
+    void *alloc_base;      /* what blz__malloc returned (the source is aligned up to a line) */
+    blz__waitlist readers; /* further futures waiting to read (or accept), FIFO */
+    blz__waitlist writers; /* further futures waiting to write (or connect), FIFO */
 } blz__io_source;
 
 /* The header of a block whose owner may never get to free it (a job that
@@ -66,7 +82,6 @@ typedef struct blz__registry {
     blz__tracked tracked;      /* sentinel of the tracked blocks */
     blz__io_source live;       /* sentinel of the list of open sources */
     blz__io_source retired;    /* sentinel of the list of released sources */
-    _Atomic uint64_t waiters;  /* waiters currently linked, all sources (tests, leak checks) */
     _Atomic uint64_t nlive;    /* sources open */
     _Atomic uint64_t nretired; /* sources released but not yet freed */
 } blz__registry;
@@ -75,6 +90,10 @@ void blz__registry_init(blz__registry *r);
 
 /* Frees every retired source the backend has let go of. Parking thread only. */
 void blz__registry_sweep(blz__registry *r);
+
+/* Waiters currently registered on all open sources (tests, leak checks).
+ * Walks the sources under their locks: not for a hot path. */
+uint64_t blz__registry_waiters(blz__registry *r);
 
 /* At driver teardown (backend already finished): closes and frees everything. */
 void blz__registry_fini(blz__registry *r);
