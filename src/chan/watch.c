@@ -22,6 +22,9 @@
  * key_ is older than its new version, or came first and the watcher's CAS
  * fails and it sees the new version. A write in progress makes the watcher
  * poll again soon (it wakes itself). Close sets closed_ then wakes everyone.
+ * A watcher that sees closed_ looks at the version once more before ending:
+ * the version it loaded first may predate the last sends, and every value
+ * sent before the close is delivered before -EPIPE.
  */
 #include "blitzio/chan.h"
 #include "chan/waitq.h"
@@ -212,7 +215,11 @@ blz_watch_rx_has_changed(const blz_watch_rx *rx)
     if ((blz__load(&w->ver_, ACQUIRE) >> V_SHIFT) > rx->seen_) {
         return 1;
     }
-    return blz__load(&w->closed_, ACQUIRE) ? -EPIPE : 0;
+    if (!blz__load(&w->closed_, ACQUIRE)) {
+        return 0;
+    }
+    /* Closed: sends made before the close are visible now; they come first. */
+    return (blz__load(&w->ver_, ACQUIRE) >> V_SHIFT) > rx->seen_ ? 1 : -EPIPE;
 }
 
 static void
@@ -245,6 +252,12 @@ changed_poll(blz_future *base, blz_context *cx)
             return BLZ_READY;
         }
         if (blz__load(&w->closed_, ACQUIRE)) {
+            /* `v` may predate sends that came before the close (they are
+             * visible now, after the acquire above): the latest value is
+             * delivered before the end. */
+            if ((blz__load(&w->ver_, ACQUIRE) >> V_SHIFT) > rx->seen_) {
+                continue;
+            }
             if (linked) {
                 unlink_self(w, waiter);
             }
