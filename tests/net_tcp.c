@@ -137,6 +137,43 @@ BLZ_TEST(half_close)
     net_run(2, half_close_main, NULL);
 }
 
+/* write_all through a send buffer far smaller than the data: the await tier
+ * sends what fits at once, then waits with the rest, many times over; the
+ * reader checks every byte and the total (a resent or skipped piece fails). */
+static void *
+small_sndbuf_main(void *arg)
+{
+    (void) arg;
+    blz_addr a;
+    blz_tcp_listener *l = net_listen_any(&a);
+    blz_join *j;
+    CHECK_OK(blz_spawn(count_then_reply, l, &j));
+    blz_tcp_socket *cs = NULL;
+    CHECK_OK(blz_tcp_socket_new(BLZ_AF_INET, &cs));
+    CHECK_OK(blz_tcp_socket_set_send_buffer_size(cs, 4096));
+    blz_tcp_stream *c = NULL;
+    CHECK_OK(blz_tcp_socket_connect(cs, &a, &c));
+    static unsigned char data[1 << 21];
+    net_fill(7, 0, data, sizeof data);
+    for (size_t off = 0; off < sizeof data; off += 100000) {
+        size_t n = sizeof data - off < 100000 ? sizeof data - off : 100000;
+        CHECK_OK(blz_tcp_write_all(c, data + off, n));
+    }
+    CHECK_OK(blz_tcp_shutdown(c, BLZ_SHUT_WR));
+    uint64_t total = 0;
+    CHECK_OK(net_read_exact(c, &total, sizeof total));
+    CHECK_EQ(total, sizeof data);
+    CHECK_OK(blz_join_wait(j, NULL));
+    blz_tcp_close(c);
+    blz_tcp_listener_close(l);
+    return NULL;
+}
+
+BLZ_TEST(write_all_through_a_small_send_buffer)
+{
+    net_run(2, small_sndbuf_main, NULL);
+}
+
 /* ---- the try tier, peek, vectors ----------------------------------------------- */
 
 static void *

@@ -500,19 +500,58 @@ blz__sock_try(blz__sock *sk, int op, void *buf, size_t len, void *aux)
     if (len == 0 && zero_len_done(op)) {
         return 0;
     }
-    blz_io_future f;
-    memset(&f, 0, sizeof f);
+    blz_io_future f; /* only what attempt() reads: no future, no waiter */
     f.obj_ = sk;
     f.buf_ = buf;
     f.len_ = len;
+    f.done_ = 0;
     f.aux_ = aux;
     f.op_ = op;
+    f.flags_ = 0;
     return blz__io_source_try(&sk->src, op_dir(op), attempt, &f, stream_full(sk, op, len));
 }
 
+/* Whether the await tier tries `op` before building a future: a data
+ * operation whose direction reports ready (one load; a socket drained by its
+ * last read does not, and goes straight to the future). */
+static bool
+tries_first(blz__sock *sk, int op)
+{
+    if (!sk || op == BLZ__OP_S_ACCEPT || op == BLZ__OP_S_CONNECT ||
+        op == BLZ__OP_S_FINISH_CONNECT) {
+        return false;
+    }
+    return blz__io_ready_for(blz__io_source_readiness(&sk->src), op_dir(op));
+}
+
+/*
+ * The await tier. Where trying first cannot be told from awaiting (a fiber
+ * with budget left and not aborted, or a plain thread: blz__await_fast_ok), a
+ * data operation on a socket that is ready runs its syscall from here, as the
+ * try tier does: no future, no poll, and none of their frames on the fiber's
+ * stack (a stream's writes are the common case). Not ready, or short for
+ * write_all, it waits through the future as before. The reference keeps the
+ * descriptor open during the syscall, as a future's first poll does.
+ */
 long
 blz__sock_await(blz__sock *sk, int op, void *buf, size_t len, void *aux)
 {
+    if (tries_first(sk, op) && blz__await_fast_ok()) {
+        int once = op == BLZ__OP_S_WRITE_ALL ? BLZ__OP_S_WRITE : op;
+        blz__io_source_ref(&sk->src);
+        long r = blz__sock_try(sk, once, buf, len, aux);
+        blz__io_source_unref(&sk->src);
+        if (op != BLZ__OP_S_WRITE_ALL || r < 0) {
+            if (r != -EAGAIN) {
+                return r;
+            }
+        } else if ((size_t) r == len) {
+            return 0;
+        } else {
+            buf = (char *) buf + r; /* write_all: the rest through the future */
+            len -= (size_t) r;
+        }
+    }
     blz_io_future f;
     blz__sock_fut(sk, op, buf, len, aux, &f);
     return blz_await(&f.base);
