@@ -597,20 +597,6 @@ check_link(blz_tcp_listener *l, blz_tcp_stream *c)
 }
 
 /* Reads exactly n bytes from a read half (await tier). 0 or -errno. */
-static int
-net_half_read_exact(blz_tcp_read_half *h, void *buf, size_t n)
-{
-    size_t got = 0;
-    while (got < n) {
-        ssize_t r = blz_tcp_half_read(h, (char *) buf + got, n - got);
-        if (r <= 0) {
-            return r < 0 ? (int) r : -EPIPE;
-        }
-        got += (size_t) r;
-    }
-    return 0;
-}
-
 static void *
 try_connect_main(void *arg)
 {
@@ -732,7 +718,7 @@ half_try_main(void *arg)
     blz_tcp_half_peek_fut(rd, buf, 2, &pf);
     CHECK_GE(blz_await(&pf.base), 1);
     CHECK_EQ(buf[0], 'p');
-    CHECK_OK(net_half_read_exact(rd, buf, 2));
+    CHECK_OK(blz_read_exact(blz_tcp_read_half_reader(rd), buf, 2));
     CHECK(memcmp(buf, "pq", 2) == 0);
     CHECK_EQ(blz_tcp_half_try_peek(rd, buf, 1), -EAGAIN);
     CHECK_EQ(blz_tcp_half_try_peek(NULL, buf, 1), -EINVAL);

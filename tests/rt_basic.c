@@ -5,22 +5,12 @@
  */
 #include "blitzio.h"
 #include "harness.h"
+#include "poll_util.h"
 
 #include <pthread.h>
 #include <sched.h>
 #include <stdatomic.h>
 #include <stdlib.h>
-
-static blz_runtime *
-new_rt(unsigned workers)
-{
-    blz_runtime_config cfg;
-    blz_runtime_config_default(&cfg);
-    cfg.workers = workers;
-    blz_runtime *rt = NULL;
-    CHECK_OK(blz_runtime_new(&cfg, &rt));
-    return rt;
-}
 
 /* A stackless future that finishes on its first poll with `value`. */
 typedef struct ready_future {
@@ -66,7 +56,7 @@ return_arg(void *arg)
 
 BLZ_TEST(block_on_returns_value)
 {
-    blz_runtime *rt = new_rt(2);
+    blz_runtime *rt = test_new_rt(2);
     void *out = NULL;
     CHECK_OK(blz_runtime_block_on(rt, return_arg, (void *) 42, &out));
     CHECK_EQ((intptr_t) out, 42);
@@ -109,7 +99,7 @@ spawn_many_stackless(void *arg)
 
 BLZ_TEST(stackless_spawn_and_join_100k)
 {
-    blz_runtime *rt = new_rt(2);
+    blz_runtime *rt = test_new_rt(2);
     CHECK_OK(blz_runtime_block_on(rt, spawn_many_stackless, (void *) 100000, NULL));
     blz_metrics m;
     blz_runtime_metrics(rt, &m);
@@ -141,7 +131,7 @@ spawn_fibers(void *arg)
 
 BLZ_TEST(fiber_spawns_fibers)
 {
-    blz_runtime *rt = new_rt(2);
+    blz_runtime *rt = test_new_rt(2);
     CHECK_OK(blz_runtime_block_on(rt, spawn_fibers, NULL, NULL));
     blz_runtime_free(rt);
 }
@@ -186,7 +176,7 @@ spawn_from_stackless(void *arg)
 
 BLZ_TEST(stackless_spawns_fiber_and_awaits_join)
 {
-    blz_runtime *rt = new_rt(2);
+    blz_runtime *rt = test_new_rt(2);
     CHECK_OK(blz_runtime_block_on(rt, spawn_from_stackless, NULL, NULL));
     blz_runtime_free(rt);
 }
@@ -211,7 +201,7 @@ foreign_spawner(void *arg)
 
 BLZ_TEST(spawn_from_foreign_threads)
 {
-    blz_runtime *rt = new_rt(2);
+    blz_runtime *rt = test_new_rt(2);
     pthread_t th[3];
     for (int i = 0; i < 3; i++) {
         CHECK_EQ(pthread_create(&th[i], NULL, foreign_spawner, rt), 0);
@@ -260,7 +250,7 @@ abort_blocked_fiber(void *arg)
 BLZ_TEST(abort_fiber_blocked_in_await)
 {
     atomic_store(&forever_drops, 0);
-    blz_runtime *rt = new_rt(2);
+    blz_runtime *rt = test_new_rt(2);
     CHECK_OK(blz_runtime_block_on(rt, abort_blocked_fiber, NULL, NULL));
     blz_runtime_free(rt);
 }
@@ -286,7 +276,7 @@ abort_stackless(void *arg)
 BLZ_TEST(abort_pending_stackless_drops_future)
 {
     atomic_store(&forever_drops, 0);
-    blz_runtime *rt = new_rt(2);
+    blz_runtime *rt = test_new_rt(2);
     CHECK_OK(blz_runtime_block_on(rt, abort_stackless, NULL, NULL));
     blz_runtime_free(rt);
 }
@@ -309,7 +299,7 @@ BLZ_TEST(free_with_pending_tasks_leaks_nothing)
 {
     blz_test_counting_allocator_install();
     atomic_store(&forever_drops, 0);
-    blz_runtime *rt = new_rt(2);
+    blz_runtime *rt = test_new_rt(2);
     CHECK_OK(blz_runtime_block_on(rt, leave_pending_work, NULL, NULL));
     blz_runtime_free(rt);
     CHECK_EQ(blz_test_alloc_live(), 0);
@@ -344,8 +334,8 @@ two_runtimes_body(void *arg)
 
 BLZ_TEST(two_runtimes_at_once)
 {
-    blz_runtime *a = new_rt(2);
-    blz_runtime *b = new_rt(1);
+    blz_runtime *a = test_new_rt(2);
+    blz_runtime *b = test_new_rt(1);
     CHECK_OK(blz_runtime_block_on(a, two_runtimes_body, b, NULL));
     CHECK_OK(blz_runtime_block_on(b, two_runtimes_body, a, NULL));
     blz_runtime_free(a);
@@ -385,7 +375,7 @@ await_in_stackless(void *arg)
 
 BLZ_TEST(await_inside_stackless_poll_is_edeadlk)
 {
-    blz_runtime *rt = new_rt(2);
+    blz_runtime *rt = test_new_rt(2);
     CHECK_OK(blz_runtime_block_on(rt, await_in_stackless, NULL, NULL));
     blz_runtime_free(rt);
 }
@@ -435,7 +425,7 @@ fair_root(void *arg)
 
 BLZ_TEST(overflowed_tasks_are_not_overtaken)
 {
-    blz_runtime *rt = new_rt(1);
+    blz_runtime *rt = test_new_rt(1);
     CHECK_OK(blz_runtime_block_on(rt, fair_root, NULL, NULL));
     blz_runtime_free(rt);
     unsigned last_first = 0, first_second = ~0u;
@@ -493,7 +483,7 @@ BLZ_TEST(error_paths)
     blz_join_abort(NULL);
     blz_join_detach(NULL);
     blz_runtime_free(NULL);
-    rt = new_rt(1);
+    rt = test_new_rt(1);
     CHECK_EQ(blz_runtime_spawn(rt, NULL, NULL, NULL), -EINVAL);
     CHECK_EQ(blz_runtime_spawn_future(rt, NULL, 16, NULL), -EINVAL);
     ready_future f = {{&ready_vt, 0, 0}, 1};

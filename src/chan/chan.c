@@ -246,6 +246,20 @@ recv_step(blz_chan *ch, void *out)
     }
 }
 
+/* One step (a send of `item`, or a receive into `out`) with a busy slot
+ * waited out by a short spin: its claimer copies one item between claim and
+ * stamp, so it is usually done by then. ST_BUSY if it is not. */
+static BLZ_ALWAYS_INLINE int
+step_past_busy(blz_chan *ch, bool sending, const void *item, void *out)
+{
+    int st = sending ? send_step(ch, item) : recv_step(ch, out);
+    for (int i = 0; BLZ_UNLIKELY(st == ST_BUSY) && i < BUSY_SPINS; i++) {
+        blz__cpu_relax();
+        st = sending ? send_step(ch, item) : recv_step(ch, out);
+    }
+    return st;
+}
+
 /* ---- try tier ------------------------------------------------------------ */
 
 int
@@ -254,11 +268,7 @@ blz_chan_try_send(blz_chan *ch, const void *item)
     if (BLZ_UNLIKELY(!ch || !item || !ch->buf_)) {
         return -EINVAL;
     }
-    int st = send_step(ch, item);
-    for (int i = 0; BLZ_UNLIKELY(st == ST_BUSY) && i < BUSY_SPINS; i++) {
-        blz__cpu_relax();
-        st = send_step(ch, item);
-    }
+    int st = step_past_busy(ch, true, item, NULL);
     return st == ST_OK ? 0 : st == ST_CLOSED ? -EPIPE : -EAGAIN;
 }
 
@@ -268,11 +278,7 @@ blz_chan_try_recv(blz_chan *ch, void *out)
     if (BLZ_UNLIKELY(!ch || !out || !ch->buf_)) {
         return -EINVAL;
     }
-    int st = recv_step(ch, out);
-    for (int i = 0; BLZ_UNLIKELY(st == ST_BUSY) && i < BUSY_SPINS; i++) {
-        blz__cpu_relax();
-        st = recv_step(ch, out);
-    }
+    int st = step_past_busy(ch, false, NULL, out);
     return st == ST_OK ? 0 : st == ST_CLOSED ? -EPIPE : -EAGAIN;
 }
 
@@ -324,12 +330,7 @@ chan_poll(blz_future *base, blz_context *cx, blz_chan *ch, blz_chan_waiter *w, c
     bool linked = waiter_settle(w);
     bool fresh = false;
     for (;;) {
-        int st = sending ? send_step(ch, item) : recv_step(ch, out);
-        for (int i = 0; BLZ_UNLIKELY(st == ST_BUSY) && i < BUSY_SPINS; i++) {
-            /* A claimer copies one item between claim and stamp: usually done by now. */
-            blz__cpu_relax();
-            st = sending ? send_step(ch, item) : recv_step(ch, out);
-        }
+        int st = step_past_busy(ch, sending, item, out);
         if (st == ST_OK || st == ST_CLOSED) {
             w->busy_ = 0;
             if (linked) {

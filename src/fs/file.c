@@ -83,6 +83,15 @@ blz__file_release(blz_file *f, bool may_block)
     }
 }
 
+void
+blz__file_close_unobserved(blz_file *f)
+{
+    int fd = -1;
+    if (blz__file_close_begin(f, &fd) == 1) {
+        blz__fs_close_background(fd);
+    }
+}
+
 int
 blz__file_close_begin(blz_file *f, int *fd)
 {

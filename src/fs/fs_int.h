@@ -181,6 +181,11 @@ void blz__file_release(blz_file *f, bool may_block);
  * `*fd` itself (the struct is freed), 0 when operations in flight will. */
 int blz__file_close_begin(blz_file *f, int *fd);
 
+/* Closes the owner's handle of `f` with nobody waiting (a dropped future):
+ * blz__file_close_begin, then, if the descriptor is now the caller's,
+ * blz__fs_close_background. */
+void blz__file_close_unobserved(blz_file *f);
+
 /* Closes `fd` where it cannot hold up a worker: as a CLOSE op nobody waits
  * for (on the ring or the blocking pool, counted by blz__fs_live_ops until
  * done) inside a runtime, or inline on any other thread, or when the op

@@ -503,10 +503,7 @@ fs_drop(blz_future *base)
             if (f->stage_ == 0) {
                 blz__free(f->obj_);
             } else {
-                int fd = -1;
-                if (blz__file_close_begin(f->obj_, &fd) == 1) {
-                    blz__fs_close_background(fd);
-                }
+                blz__file_close_unobserved(f->obj_);
             }
             break;
         case BLZ__FF_DIR_CLOSE:
@@ -519,10 +516,7 @@ fs_drop(blz_future *base)
                 file = d->file;
                 blz__free(d);
             }
-            int fd = -1;
-            if (blz__file_close_begin(file, &fd) == 1) {
-                blz__fs_close_background(fd);
-            }
+            blz__file_close_unobserved(file);
             break;
         }
         default:

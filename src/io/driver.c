@@ -196,13 +196,12 @@ refused(const blz__io_driver *d, int kind)
 int
 blz__io_driver_submit(blz__io_driver *d, blz__io_op *op)
 {
-    if (op && refused(d, op->kind)) {
+    int kind = op ? op->kind : -1; /* read now: once accepted, the op may be gone */
+    if (refused(d, kind)) {
         return -EOPNOTSUPP;
     }
-    int kind = op ? op->kind : -1;
     int rc = d->ops->submit(d->be, op);
     if (rc == 0 && kind >= 0 && kind < BLZ__OP_KIND_COUNT) {
-        /* `kind` read before the submit: once accepted, the op may be gone. */
         blz__fetch_add(&d->op_count[kind], 1u, RELAXED);
     }
     return rc;

@@ -422,13 +422,18 @@ blz__io_source_clear(blz__io_source *s, int dir, uint64_t seen)
         seen);
 }
 
-/* A stream transfer came up short: clears only the direction's READ or WRITE
- * bit against `seen`, keeping ERROR (a pending error must still reach the
- * next call) and the CLOSED bits. */
+/* Updates readiness after an attempt `n` made with readiness `seen`: EAGAIN
+ * clears the direction; a stream transfer that came up short (0 < n < full)
+ * clears only its READ or WRITE bit, keeping ERROR (a pending error must
+ * still reach the next call) and the CLOSED bits. Both against the tick. */
 static void
-source_drained(blz__io_source *s, int dir, uint64_t seen)
+settle_readiness(blz__io_source *s, int dir, uint64_t seen, long n, long full)
 {
-    clear_bits(s, dir == BLZ__DIR_READ ? BLZ__RD_READ : BLZ__RD_WRITE, seen);
+    if (n == -EAGAIN) { /* == -EWOULDBLOCK on Linux */
+        blz__io_source_clear(s, dir, seen);
+    } else if (n > 0 && n < full) {
+        clear_bits(s, dir == BLZ__DIR_READ ? BLZ__RD_READ : BLZ__RD_WRITE, seen);
+    }
 }
 
 /* Takes w out of wherever it is registered and returns the waker it held
@@ -539,14 +544,11 @@ blz__io_source_wait(blz__io_source *s, blz_waiter *w, int dir, blz_context *cx,
             return 1;
         }
         long n = attempt(arg);
-        if (n != -EAGAIN) { /* == -EWOULDBLOCK on Linux */
-            if (n > 0 && n < full) {
-                source_drained(s, dir, r);
-            }
+        settle_readiness(s, dir, r, n, full);
+        if (n != -EAGAIN) {
             *res = n;
             return 1;
         }
-        blz__io_source_clear(s, dir, r);
     }
 }
 
@@ -561,10 +563,6 @@ blz__io_source_try(blz__io_source *s, int dir, blz__io_attempt_fn attempt, void 
         return -EAGAIN;
     }
     long n = attempt(arg);
-    if (n == -EAGAIN) {
-        blz__io_source_clear(s, dir, r);
-    } else if (n > 0 && n < full) {
-        source_drained(s, dir, r);
-    }
+    settle_readiness(s, dir, r, n, full);
     return n;
 }

@@ -106,6 +106,19 @@ int blz__sock_split(blz__sock *sk, blz__sock_half **rd, blz__sock_half **wr);
 /* The socket of a half; NULL for NULL. */
 blz__sock *blz__sock_half_sock(blz__sock_half *h);
 
+/* A public half pointer (blz_tcp_read_half *, blz_unix_write_half *...) as
+ * the socket's half, and the socket behind it. */
+#define BLZ__HALF(h)    ((blz__sock_half *) (void *) (h))
+#define BLZ__HALF_SK(h) blz__sock_half_sock(BLZ__HALF(h))
+
+/* An iovec count as the socket calls take it: a negative one becomes 0,
+ * which they refuse (-EINVAL). */
+static inline size_t
+blz__iov_count(int iovcnt)
+{
+    return iovcnt < 0 ? 0 : (size_t) iovcnt;
+}
+
 /* Closes a half: a write half shuts the write direction first (the peer reads
  * end-of-file while the read half may still read). NULL is ignored. */
 void blz__sock_half_close(blz__sock_half *h);
@@ -113,7 +126,8 @@ void blz__sock_half_close(blz__sock_half *h);
 /* The try tier: one attempt, -EAGAIN when not ready. Same arguments as _fut. */
 long blz__sock_try(blz__sock *sk, int op, void *buf, size_t len, void *aux);
 
-/* The await tier: fills a future on the stack and awaits it. */
+/* The await tier: tries a ready data operation first where that cannot be
+ * told from awaiting, else fills a future on the stack and awaits it. */
 long blz__sock_await(blz__sock *sk, int op, void *buf, size_t len, void *aux);
 
 /* accept, await tier: awaits the accept future (with its back-off). */

@@ -233,21 +233,19 @@ blz_tcp_peek_fut(blz_tcp_stream *s, void *buf, size_t n, blz_io_future *f)
 ssize_t
 blz_tcp_readv(blz_tcp_stream *s, const blz_iovec *iov, int iovcnt)
 {
-    return blz__sock_await(SK(s), BLZ__OP_S_READV, (void *) iov, iovcnt < 0 ? 0 : (size_t) iovcnt,
-                           NULL);
+    return blz__sock_await(SK(s), BLZ__OP_S_READV, (void *) iov, blz__iov_count(iovcnt), NULL);
 }
 
 ssize_t
 blz_tcp_try_readv(blz_tcp_stream *s, const blz_iovec *iov, int iovcnt)
 {
-    return blz__sock_try(SK(s), BLZ__OP_S_READV, (void *) iov, iovcnt < 0 ? 0 : (size_t) iovcnt,
-                         NULL);
+    return blz__sock_try(SK(s), BLZ__OP_S_READV, (void *) iov, blz__iov_count(iovcnt), NULL);
 }
 
 void
 blz_tcp_readv_fut(blz_tcp_stream *s, const blz_iovec *iov, int iovcnt, blz_io_future *f)
 {
-    blz__sock_fut(SK(s), BLZ__OP_S_READV, (void *) iov, iovcnt < 0 ? 0 : (size_t) iovcnt, NULL, f);
+    blz__sock_fut(SK(s), BLZ__OP_S_READV, (void *) iov, blz__iov_count(iovcnt), NULL, f);
 }
 
 ssize_t
@@ -271,21 +269,19 @@ blz_tcp_write_fut(blz_tcp_stream *s, const void *buf, size_t n, blz_io_future *f
 ssize_t
 blz_tcp_writev(blz_tcp_stream *s, const blz_iovec *iov, int iovcnt)
 {
-    return blz__sock_await(SK(s), BLZ__OP_S_WRITEV, (void *) iov, iovcnt < 0 ? 0 : (size_t) iovcnt,
-                           NULL);
+    return blz__sock_await(SK(s), BLZ__OP_S_WRITEV, (void *) iov, blz__iov_count(iovcnt), NULL);
 }
 
 ssize_t
 blz_tcp_try_writev(blz_tcp_stream *s, const blz_iovec *iov, int iovcnt)
 {
-    return blz__sock_try(SK(s), BLZ__OP_S_WRITEV, (void *) iov, iovcnt < 0 ? 0 : (size_t) iovcnt,
-                         NULL);
+    return blz__sock_try(SK(s), BLZ__OP_S_WRITEV, (void *) iov, blz__iov_count(iovcnt), NULL);
 }
 
 void
 blz_tcp_writev_fut(blz_tcp_stream *s, const blz_iovec *iov, int iovcnt, blz_io_future *f)
 {
-    blz__sock_fut(SK(s), BLZ__OP_S_WRITEV, (void *) iov, iovcnt < 0 ? 0 : (size_t) iovcnt, NULL, f);
+    blz__sock_fut(SK(s), BLZ__OP_S_WRITEV, (void *) iov, blz__iov_count(iovcnt), NULL, f);
 }
 
 int
@@ -405,11 +401,7 @@ blz_tcp_close(blz_tcp_stream *s)
     blz__sock_close(SK(s));
 }
 
-/* ---- split halves ------------------------------------------------------------------ */
-
-/* Halves: the socket's own (net/sock.c), behind the TCP types. */
-#define RD(h) ((blz_tcp_read_half *) (void *) (h))
-#define WR(h) ((blz_tcp_write_half *) (void *) (h))
+/* ---- split halves: the socket's own (net/sock.c), behind the TCP types ------------- */
 
 int
 blz_tcp_split(blz_tcp_stream *s, blz_tcp_read_half **rd, blz_tcp_write_half **wr)
@@ -417,118 +409,106 @@ blz_tcp_split(blz_tcp_stream *s, blz_tcp_read_half **rd, blz_tcp_write_half **wr
     blz__sock_half *r, *w;
     int rc = rd && wr ? blz__sock_split(SK(s), &r, &w) : -EINVAL;
     if (rc == 0) {
-        *rd = RD(r);
-        *wr = WR(w);
+        *rd = (blz_tcp_read_half *) (void *) r;
+        *wr = (blz_tcp_write_half *) (void *) w;
     }
     return rc;
-}
-
-static blz__sock *
-rd_sock(blz_tcp_read_half *h)
-{
-    return blz__sock_half_sock((blz__sock_half *) (void *) h);
-}
-
-static blz__sock *
-wr_sock(blz_tcp_write_half *h)
-{
-    return blz__sock_half_sock((blz__sock_half *) (void *) h);
 }
 
 ssize_t
 blz_tcp_half_read(blz_tcp_read_half *h, void *buf, size_t n)
 {
-    return blz__sock_await(rd_sock(h), BLZ__OP_S_READ, buf, n, NULL);
+    return blz__sock_await(BLZ__HALF_SK(h), BLZ__OP_S_READ, buf, n, NULL);
 }
 
 ssize_t
 blz_tcp_half_try_read(blz_tcp_read_half *h, void *buf, size_t n)
 {
-    return blz__sock_try(rd_sock(h), BLZ__OP_S_READ, buf, n, NULL);
+    return blz__sock_try(BLZ__HALF_SK(h), BLZ__OP_S_READ, buf, n, NULL);
 }
 
 void
 blz_tcp_half_read_fut(blz_tcp_read_half *h, void *buf, size_t n, blz_io_future *f)
 {
-    blz__sock_fut(rd_sock(h), BLZ__OP_S_READ, buf, n, NULL, f);
+    blz__sock_fut(BLZ__HALF_SK(h), BLZ__OP_S_READ, buf, n, NULL, f);
 }
 
 ssize_t
 blz_tcp_half_peek(blz_tcp_read_half *h, void *buf, size_t n)
 {
-    return blz__sock_await(rd_sock(h), BLZ__OP_S_PEEK, buf, n, NULL);
+    return blz__sock_await(BLZ__HALF_SK(h), BLZ__OP_S_PEEK, buf, n, NULL);
 }
 
 ssize_t
 blz_tcp_half_try_peek(blz_tcp_read_half *h, void *buf, size_t n)
 {
-    return blz__sock_try(rd_sock(h), BLZ__OP_S_PEEK, buf, n, NULL);
+    return blz__sock_try(BLZ__HALF_SK(h), BLZ__OP_S_PEEK, buf, n, NULL);
 }
 
 void
 blz_tcp_half_peek_fut(blz_tcp_read_half *h, void *buf, size_t n, blz_io_future *f)
 {
-    blz__sock_fut(rd_sock(h), BLZ__OP_S_PEEK, buf, n, NULL, f);
+    blz__sock_fut(BLZ__HALF_SK(h), BLZ__OP_S_PEEK, buf, n, NULL, f);
 }
 
 ssize_t
 blz_tcp_half_write(blz_tcp_write_half *h, const void *buf, size_t n)
 {
-    return blz__sock_await(wr_sock(h), BLZ__OP_S_WRITE, (void *) buf, n, NULL);
+    return blz__sock_await(BLZ__HALF_SK(h), BLZ__OP_S_WRITE, (void *) buf, n, NULL);
 }
 
 ssize_t
 blz_tcp_half_try_write(blz_tcp_write_half *h, const void *buf, size_t n)
 {
-    return blz__sock_try(wr_sock(h), BLZ__OP_S_WRITE, (void *) buf, n, NULL);
+    return blz__sock_try(BLZ__HALF_SK(h), BLZ__OP_S_WRITE, (void *) buf, n, NULL);
 }
 
 void
 blz_tcp_half_write_fut(blz_tcp_write_half *h, const void *buf, size_t n, blz_io_future *f)
 {
-    blz__sock_fut(wr_sock(h), BLZ__OP_S_WRITE, (void *) buf, n, NULL, f);
+    blz__sock_fut(BLZ__HALF_SK(h), BLZ__OP_S_WRITE, (void *) buf, n, NULL, f);
 }
 
 int
 blz_tcp_half_write_all(blz_tcp_write_half *h, const void *buf, size_t n)
 {
-    return (int) blz__sock_await(wr_sock(h), BLZ__OP_S_WRITE_ALL, (void *) buf, n, NULL);
+    return (int) blz__sock_await(BLZ__HALF_SK(h), BLZ__OP_S_WRITE_ALL, (void *) buf, n, NULL);
 }
 
 void
 blz_tcp_half_write_all_fut(blz_tcp_write_half *h, const void *buf, size_t n, blz_io_future *f)
 {
-    blz__sock_fut(wr_sock(h), BLZ__OP_S_WRITE_ALL, (void *) buf, n, NULL, f);
+    blz__sock_fut(BLZ__HALF_SK(h), BLZ__OP_S_WRITE_ALL, (void *) buf, n, NULL, f);
 }
 
 int
 blz_tcp_half_shutdown(blz_tcp_write_half *h)
 {
-    return blz__sock_shutdown(wr_sock(h), BLZ_SHUT_WR);
+    return blz__sock_shutdown(BLZ__HALF_SK(h), BLZ_SHUT_WR);
 }
 
 blz_tcp_stream *
 blz_tcp_read_half_stream(blz_tcp_read_half *h)
 {
-    return (blz_tcp_stream *) rd_sock(h);
+    return (blz_tcp_stream *) BLZ__HALF_SK(h);
 }
 
 blz_tcp_stream *
 blz_tcp_write_half_stream(blz_tcp_write_half *h)
 {
-    return (blz_tcp_stream *) wr_sock(h);
+    return (blz_tcp_stream *) BLZ__HALF_SK(h);
 }
 
 void
 blz_tcp_read_half_close(blz_tcp_read_half *h)
 {
-    blz__sock_half_close((blz__sock_half *) (void *) h);
+    blz__sock_half_close(BLZ__HALF(h));
 }
 
 void
 blz_tcp_write_half_close(blz_tcp_write_half *h)
 {
-    blz__sock_half_close((blz__sock_half *) (void *) h);
+    blz__sock_half_close(BLZ__HALF(h));
 }
 
 /* ---- socket builder ------------------------------------------------------------------ */

@@ -260,41 +260,37 @@ blz_unix_write_all_fut(blz_unix_stream *s, const void *buf, size_t n, blz_io_fut
 ssize_t
 blz_unix_readv(blz_unix_stream *s, const blz_iovec *iov, int iovcnt)
 {
-    return blz__sock_await(SK(s), BLZ__OP_S_READV, (void *) iov, iovcnt < 0 ? 0 : (size_t) iovcnt,
-                           NULL);
+    return blz__sock_await(SK(s), BLZ__OP_S_READV, (void *) iov, blz__iov_count(iovcnt), NULL);
 }
 
 ssize_t
 blz_unix_writev(blz_unix_stream *s, const blz_iovec *iov, int iovcnt)
 {
-    return blz__sock_await(SK(s), BLZ__OP_S_WRITEV, (void *) iov, iovcnt < 0 ? 0 : (size_t) iovcnt,
-                           NULL);
+    return blz__sock_await(SK(s), BLZ__OP_S_WRITEV, (void *) iov, blz__iov_count(iovcnt), NULL);
 }
 
 ssize_t
 blz_unix_try_readv(blz_unix_stream *s, const blz_iovec *iov, int iovcnt)
 {
-    return blz__sock_try(SK(s), BLZ__OP_S_READV, (void *) iov, iovcnt < 0 ? 0 : (size_t) iovcnt,
-                         NULL);
+    return blz__sock_try(SK(s), BLZ__OP_S_READV, (void *) iov, blz__iov_count(iovcnt), NULL);
 }
 
 void
 blz_unix_readv_fut(blz_unix_stream *s, const blz_iovec *iov, int iovcnt, blz_io_future *f)
 {
-    blz__sock_fut(SK(s), BLZ__OP_S_READV, (void *) iov, iovcnt < 0 ? 0 : (size_t) iovcnt, NULL, f);
+    blz__sock_fut(SK(s), BLZ__OP_S_READV, (void *) iov, blz__iov_count(iovcnt), NULL, f);
 }
 
 ssize_t
 blz_unix_try_writev(blz_unix_stream *s, const blz_iovec *iov, int iovcnt)
 {
-    return blz__sock_try(SK(s), BLZ__OP_S_WRITEV, (void *) iov, iovcnt < 0 ? 0 : (size_t) iovcnt,
-                         NULL);
+    return blz__sock_try(SK(s), BLZ__OP_S_WRITEV, (void *) iov, blz__iov_count(iovcnt), NULL);
 }
 
 void
 blz_unix_writev_fut(blz_unix_stream *s, const blz_iovec *iov, int iovcnt, blz_io_future *f)
 {
-    blz__sock_fut(SK(s), BLZ__OP_S_WRITEV, (void *) iov, iovcnt < 0 ? 0 : (size_t) iovcnt, NULL, f);
+    blz__sock_fut(SK(s), BLZ__OP_S_WRITEV, (void *) iov, blz__iov_count(iovcnt), NULL, f);
 }
 
 int
@@ -332,18 +328,6 @@ blz_unix_close(blz_unix_stream *s)
 
 /* ---- split halves: the socket's own (net/sock.c), behind the Unix types ---------- */
 
-static blz__sock *
-rd_sock(blz_unix_read_half *h)
-{
-    return blz__sock_half_sock((blz__sock_half *) (void *) h);
-}
-
-static blz__sock *
-wr_sock(blz_unix_write_half *h)
-{
-    return blz__sock_half_sock((blz__sock_half *) (void *) h);
-}
-
 int
 blz_unix_split(blz_unix_stream *s, blz_unix_read_half **rd, blz_unix_write_half **wr)
 {
@@ -359,97 +343,97 @@ blz_unix_split(blz_unix_stream *s, blz_unix_read_half **rd, blz_unix_write_half 
 ssize_t
 blz_unix_half_read(blz_unix_read_half *h, void *buf, size_t n)
 {
-    return blz__sock_await(rd_sock(h), BLZ__OP_S_READ, buf, n, NULL);
+    return blz__sock_await(BLZ__HALF_SK(h), BLZ__OP_S_READ, buf, n, NULL);
 }
 
 ssize_t
 blz_unix_half_try_read(blz_unix_read_half *h, void *buf, size_t n)
 {
-    return blz__sock_try(rd_sock(h), BLZ__OP_S_READ, buf, n, NULL);
+    return blz__sock_try(BLZ__HALF_SK(h), BLZ__OP_S_READ, buf, n, NULL);
 }
 
 void
 blz_unix_half_read_fut(blz_unix_read_half *h, void *buf, size_t n, blz_io_future *f)
 {
-    blz__sock_fut(rd_sock(h), BLZ__OP_S_READ, buf, n, NULL, f);
+    blz__sock_fut(BLZ__HALF_SK(h), BLZ__OP_S_READ, buf, n, NULL, f);
 }
 
 ssize_t
 blz_unix_half_peek(blz_unix_read_half *h, void *buf, size_t n)
 {
-    return blz__sock_await(rd_sock(h), BLZ__OP_S_PEEK, buf, n, NULL);
+    return blz__sock_await(BLZ__HALF_SK(h), BLZ__OP_S_PEEK, buf, n, NULL);
 }
 
 ssize_t
 blz_unix_half_try_peek(blz_unix_read_half *h, void *buf, size_t n)
 {
-    return blz__sock_try(rd_sock(h), BLZ__OP_S_PEEK, buf, n, NULL);
+    return blz__sock_try(BLZ__HALF_SK(h), BLZ__OP_S_PEEK, buf, n, NULL);
 }
 
 void
 blz_unix_half_peek_fut(blz_unix_read_half *h, void *buf, size_t n, blz_io_future *f)
 {
-    blz__sock_fut(rd_sock(h), BLZ__OP_S_PEEK, buf, n, NULL, f);
+    blz__sock_fut(BLZ__HALF_SK(h), BLZ__OP_S_PEEK, buf, n, NULL, f);
 }
 
 ssize_t
 blz_unix_half_write(blz_unix_write_half *h, const void *buf, size_t n)
 {
-    return blz__sock_await(wr_sock(h), BLZ__OP_S_WRITE, (void *) buf, n, NULL);
+    return blz__sock_await(BLZ__HALF_SK(h), BLZ__OP_S_WRITE, (void *) buf, n, NULL);
 }
 
 ssize_t
 blz_unix_half_try_write(blz_unix_write_half *h, const void *buf, size_t n)
 {
-    return blz__sock_try(wr_sock(h), BLZ__OP_S_WRITE, (void *) buf, n, NULL);
+    return blz__sock_try(BLZ__HALF_SK(h), BLZ__OP_S_WRITE, (void *) buf, n, NULL);
 }
 
 void
 blz_unix_half_write_fut(blz_unix_write_half *h, const void *buf, size_t n, blz_io_future *f)
 {
-    blz__sock_fut(wr_sock(h), BLZ__OP_S_WRITE, (void *) buf, n, NULL, f);
+    blz__sock_fut(BLZ__HALF_SK(h), BLZ__OP_S_WRITE, (void *) buf, n, NULL, f);
 }
 
 int
 blz_unix_half_write_all(blz_unix_write_half *h, const void *buf, size_t n)
 {
-    return (int) blz__sock_await(wr_sock(h), BLZ__OP_S_WRITE_ALL, (void *) buf, n, NULL);
+    return (int) blz__sock_await(BLZ__HALF_SK(h), BLZ__OP_S_WRITE_ALL, (void *) buf, n, NULL);
 }
 
 void
 blz_unix_half_write_all_fut(blz_unix_write_half *h, const void *buf, size_t n, blz_io_future *f)
 {
-    blz__sock_fut(wr_sock(h), BLZ__OP_S_WRITE_ALL, (void *) buf, n, NULL, f);
+    blz__sock_fut(BLZ__HALF_SK(h), BLZ__OP_S_WRITE_ALL, (void *) buf, n, NULL, f);
 }
 
 int
 blz_unix_half_shutdown(blz_unix_write_half *h)
 {
-    return blz__sock_shutdown(wr_sock(h), BLZ_SHUT_WR);
+    return blz__sock_shutdown(BLZ__HALF_SK(h), BLZ_SHUT_WR);
 }
 
 blz_unix_stream *
 blz_unix_read_half_stream(blz_unix_read_half *h)
 {
-    return (blz_unix_stream *) rd_sock(h);
+    return (blz_unix_stream *) BLZ__HALF_SK(h);
 }
 
 blz_unix_stream *
 blz_unix_write_half_stream(blz_unix_write_half *h)
 {
-    return (blz_unix_stream *) wr_sock(h);
+    return (blz_unix_stream *) BLZ__HALF_SK(h);
 }
 
 void
 blz_unix_read_half_close(blz_unix_read_half *h)
 {
-    blz__sock_half_close((blz__sock_half *) (void *) h);
+    blz__sock_half_close(BLZ__HALF(h));
 }
 
 void
 blz_unix_write_half_close(blz_unix_write_half *h)
 {
-    blz__sock_half_close((blz__sock_half *) (void *) h);
+    blz__sock_half_close(BLZ__HALF(h));
 }
 
 /* ---- datagrams -------------------------------------------------------------------- */

@@ -158,7 +158,7 @@ blz__thread_park_until(blz_instant deadline)
 /* Out of line: inlined into blz_await, its frame (six saved registers) would sit
  * on every fiber's stack under each await, one more cache line per wait that a
  * wake must bring back; apart, the fiber path is a tail call. */
-static __attribute__((noinline)) int
+static BLZ_NOINLINE int
 thread_await(blz_future *f)
 {
     thread_parker *p = parker_get();

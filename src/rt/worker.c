@@ -79,18 +79,27 @@ blz_runtime_current(void)
     return blz__rt_current();
 }
 
-/* Spends one unit of the coop budget; false when it is spent. Out of line
- * for the same reason as the accessors above: fibers call it across switches. */
+/* Spends one unit of the coop budget (none when unlimited); false when it is
+ * spent. Inlined into this file's callers only. */
+static inline bool
+take_budget(void)
+{
+    int b = blz__coop_budget;
+    if (b == 0) {
+        return false;
+    }
+    if (b > 0) {
+        blz__coop_budget = b - 1;
+    }
+    return true;
+}
+
+/* Out of line for the same reason as the accessors above: fibers call it
+ * across switches. */
 __attribute__((noinline)) bool
 blz__coop_take(void)
 {
-    if (blz__coop_budget == 0) {
-        return false;
-    }
-    if (blz__coop_budget > 0) {
-        blz__coop_budget--;
-    }
-    return true;
+    return take_budget();
 }
 
 bool
@@ -107,14 +116,7 @@ blz__await_fast_ok(void)
     if (blz__load(&t->state, ACQUIRE) & BLZ_TASK_CANCELLED) {
         return false;
     }
-    /* blz__coop_take, inlined: this runs once per await-tier operation. A
-     * task's budget is never unlimited while it runs, so only 0 stops us. */
-    int b = blz__coop_budget;
-    if (b == 0) {
-        return false;
-    }
-    blz__coop_budget = b > 0 ? b - 1 : b;
-    return true;
+    return take_budget(); /* inlined: this runs once per await-tier operation */
 }
 
 __attribute__((noinline)) bool
