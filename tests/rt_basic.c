@@ -11,6 +11,7 @@
 #include <sched.h>
 #include <stdatomic.h>
 #include <stdlib.h>
+#include <time.h>
 
 /* A stackless future that finishes on its first poll with `value`. */
 typedef struct ready_future {
@@ -434,6 +435,52 @@ BLZ_TEST(overflowed_tasks_are_not_overtaken)
         first_second = fair_second[i] < first_second ? fair_second[i] : first_second;
     }
     CHECK_LT(last_first, first_second);
+}
+
+/* Tasks that overflow the local queue while their spawner keeps running
+ * (a root that spawns thousands, then computes without yielding) must reach
+ * the other worker during that poll, not only after it: the worker hands its
+ * overflow to the inject queue in batches as it goes. The local queue holds
+ * at most 256 of them, so the other worker can only get past SPILL_WANT by
+ * running tasks that went through the inject queue. */
+enum { SPILL_TASKS = 2000, SPILL_WANT = SPILL_TASKS - 300 };
+static _Atomic unsigned spill_ran;
+
+static void *
+spill_task(void *arg)
+{
+    (void) arg;
+    atomic_fetch_add(&spill_ran, 1);
+    return NULL;
+}
+
+static void *
+spill_root(void *arg)
+{
+    (void) arg;
+    static blz_join *js[SPILL_TASKS];
+    for (unsigned i = 0; i < SPILL_TASKS; i++) {
+        CHECK_OK(blz_spawn(spill_task, NULL, &js[i]));
+    }
+    /* Busy on this worker, no yield; a generous deadline only guards a hang. */
+    struct timespec t0, now;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    while (atomic_load(&spill_ran) < SPILL_WANT) {
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        CHECK_LT(now.tv_sec - t0.tv_sec, 60);
+    }
+    for (unsigned i = 0; i < SPILL_TASKS; i++) {
+        CHECK_OK(blz_join_wait(js[i], NULL));
+    }
+    return NULL;
+}
+
+BLZ_TEST(overflow_reaches_other_workers_during_a_long_poll)
+{
+    blz_runtime *rt = test_new_rt(2);
+    CHECK_OK(blz_runtime_block_on(rt, spill_root, NULL, NULL));
+    blz_runtime_free(rt);
+    CHECK_EQ(atomic_load(&spill_ran), (unsigned) SPILL_TASKS);
 }
 
 /* The default worker count follows the CPUs the process may use, so a

@@ -38,6 +38,9 @@ typedef struct blz__worker {
     bool searching;         /* counted in rt->num_searching */
     bool overflowed;        /* its local queue overflowed into the inject queue, which
                                still holds tasks: its own wakes queue there too */
+    blz__task *spill_head;  /* tasks bound for the inject queue, in order, linked through */
+    blz__task *spill_tail;  /*   queue_next; moved there under one lock (spill_flush) when */
+    uint32_t spill_len;     /*   a batch is full and before this worker picks a task or parks */
     BLZ_ALIGNED_CACHELINE _Atomic uint32_t park_state; /* BLZ_PARK_* */
     pthread_t thread;
     bool thread_started;

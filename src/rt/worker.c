@@ -154,21 +154,28 @@ blz__rt_wake_driver(blz_runtime *rt)
 
 /* ---- inject queue -------------------------------------------------------- */
 
+/* Appends the chain first..last (n tasks, linked through queue_next). */
+static void
+inject_append(blz_runtime *rt, blz__task *first, blz__task *last, uint32_t n)
+{
+    last->queue_next = NULL;
+    pthread_mutex_lock(&rt->inject_lock);
+    if (rt->inject_tail) {
+        rt->inject_tail->queue_next = first;
+    } else {
+        rt->inject_head = first;
+    }
+    rt->inject_tail = last;
+    /* seq_cst: ordered before the idle_mask read in notify_parked (see header). */
+    blz__fetch_add(&rt->inject_len, n, SEQ_CST);
+    pthread_mutex_unlock(&rt->inject_lock);
+    blz__fetch_add(&rt->inject_pushes, n, RELAXED);
+}
+
 void
 blz__inject_push(blz_runtime *rt, blz__task *t)
 {
-    t->queue_next = NULL;
-    pthread_mutex_lock(&rt->inject_lock);
-    if (rt->inject_tail) {
-        rt->inject_tail->queue_next = t;
-    } else {
-        rt->inject_head = t;
-    }
-    rt->inject_tail = t;
-    /* seq_cst: ordered before the idle_mask read in notify_parked (see header). */
-    blz__fetch_add(&rt->inject_len, 1, SEQ_CST);
-    pthread_mutex_unlock(&rt->inject_lock);
-    blz__fetch_add(&rt->inject_pushes, 1, RELAXED);
+    inject_append(rt, t, t, 1);
 }
 
 /* Pops one task and moves up to a batch more into w's local queue. */
@@ -248,6 +255,40 @@ blz__notify_parked(blz_runtime *rt)
 
 /* ---- scheduling ---------------------------------------------------------- */
 
+/* Moves the spilled tasks to the inject queue under one lock, and wakes a
+ * parked worker to help with them: the wake blz__schedule skipped. */
+static void
+spill_flush(blz__worker *w)
+{
+    if (BLZ_LIKELY(!w->spill_len)) {
+        return;
+    }
+    inject_append(w->rt, w->spill_head, w->spill_tail, w->spill_len);
+    w->spill_head = w->spill_tail = NULL;
+    w->spill_len = 0;
+    if (w->rt->nworkers > 1) {
+        blz__notify_parked(w->rt);
+    }
+}
+
+/* Queues t on the worker's spill list (see push_local_or_inject). A full
+ * batch goes out at once, so a task that spawns thousands and keeps running
+ * does not hold them back from the other workers. */
+static void
+spill_push(blz__worker *w, blz__task *t)
+{
+    t->queue_next = NULL;
+    if (w->spill_tail) {
+        w->spill_tail->queue_next = t;
+    } else {
+        w->spill_head = t;
+    }
+    w->spill_tail = t;
+    if (++w->spill_len >= BLZ_INJECT_BATCH) {
+        spill_flush(w);
+    }
+}
+
 /* Appends t to the run order: the local queue, or the inject queue once the
  * local one overflowed. Until the inject queue has drained, this worker's
  * new tasks queue behind the overflow there too: otherwise tasks woken by
@@ -256,21 +297,33 @@ blz__notify_parked(blz_runtime *rt)
  * overflowed ones would wait for a slot for hundreds of milliseconds. A
  * worker that never overflowed keeps its local queue (the inject queue also
  * carries wakes from other threads, and sending its own work there would
- * scatter it over the workers). */
-static void
+ * scatter it over the workers).
+ *
+ * Those tasks reach the inject queue through the worker's spill list, one
+ * lock per batch rather than per task: the driver wakes tens of tasks per
+ * poll, and with a thousand busy connections a worker can stay overflowed
+ * for good. The spill is flushed when a batch is full and before the
+ * worker picks its next task or parks, so its tasks keep their order and
+ * wait no longer than before.
+ *
+ * Returns false when t went to the spill (and so is not visible to others yet).
+ */
+static bool
 push_local_or_inject(blz__worker *w, blz__task *t)
 {
     if (w->overflowed) {
-        if (blz__load(&w->rt->inject_len, RELAXED) != 0) {
-            blz__inject_push(w->rt, t);
-            return;
+        if (w->spill_len || blz__load(&w->rt->inject_len, RELAXED) != 0) {
+            spill_push(w, t);
+            return false;
         }
         w->overflowed = false;
     }
     if (!blz__local_queue_push(&w->queue, t)) {
         w->overflowed = true;
-        blz__inject_push(w->rt, t);
+        spill_push(w, t);
+        return false;
     }
+    return true;
 }
 
 void
@@ -286,11 +339,10 @@ blz__schedule(blz__task *t)
             if (!prev) {
                 return;
             }
-            push_local_or_inject(w, prev);
-        } else {
-            push_local_or_inject(w, t);
+            t = prev;
         }
-        if (rt->nworkers > 1) {
+        /* A spilled task is announced by spill_flush, once it is visible. */
+        if (push_local_or_inject(w, t) && rt->nworkers > 1) {
             blz__notify_parked(rt);
         }
         return;
@@ -587,6 +639,7 @@ blz__worker_run(blz__worker *w, bool (*done)(void *), void *ctx)
         if (done && done(ctx)) {
             break;
         }
+        spill_flush(w);
         w->tick++;
         blz__task *t = NULL;
         if (w->tick % BLZ_GLOBAL_INTERVAL == 0) {
@@ -605,8 +658,10 @@ blz__worker_run(blz__worker *w, bool (*done)(void *), void *ctx)
             blz__task_run(t);
             continue;
         }
+        spill_flush(w);
         park(w);
     }
+    spill_flush(w); /* whoever drains the queues at shutdown must see them */
 }
 
 void *
