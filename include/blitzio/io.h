@@ -44,6 +44,12 @@ typedef enum blz_shutdown_how {
     BLZ_SHUT_RDWR = 2, /**< both */
 } blz_shutdown_how;
 
+/** A direction to wait for with blz_tcp_ready and the like: one per wait. */
+typedef enum blz_interest {
+    BLZ_READABLE = 1, /**< a read would find data, end-of-file or an error */
+    BLZ_WRITABLE = 2, /**< a write would find room in the send buffer, or an error */
+} blz_interest;
+
 /**
  * The future behind every socket operation that may wait (an accept's,
  * blz_accept_future in blitzio/net.h, embeds one). Caller-owned; fill

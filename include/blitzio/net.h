@@ -303,6 +303,23 @@ BLZ_API int blz_tcp_write_all(blz_tcp_stream *s, const void *buf, size_t n);
 /** Future tier of blz_tcp_write_all; result 0 or -errno. */
 BLZ_API void blz_tcp_write_all_fut(blz_tcp_stream *s, const void *buf, size_t n, blz_io_future *f);
 
+/**
+ * Waits until `s` may be ready for `interest` (BLZ_READABLE or
+ * BLZ_WRITABLE, one per call) without moving any data, as Tokio's
+ * readable()/writable(). Returns 0, or -ECANCELED (closed), -EINVAL (NULL
+ * `s`, any other interest). Readiness is a hint: a try-tier read or write
+ * right after may still find nothing and return -EAGAIN, which clears it, so
+ * the next wait sleeps until the kernel reports the socket ready again. With
+ * the try tier this lets a task take a buffer only once there is data to
+ * put in it, instead of keeping one per connection. End-of-file and errors
+ * count as readable (the read then reports them). Any thread.
+ */
+BLZ_API int blz_tcp_ready(blz_tcp_stream *s, blz_interest interest);
+/** Try tier of blz_tcp_ready: 0 when `s` may be ready, -EAGAIN when it is not. */
+BLZ_API int blz_tcp_try_ready(blz_tcp_stream *s, blz_interest interest);
+/** Future tier of blz_tcp_ready; result 0 or -errno. */
+BLZ_API void blz_tcp_ready_fut(blz_tcp_stream *s, blz_interest interest, blz_io_future *f);
+
 /** Shuts down one or both directions (BLZ_SHUT_*). 0, -ENOTCONN, -EINVAL. Any thread. */
 BLZ_API int blz_tcp_shutdown(blz_tcp_stream *s, blz_shutdown_how how);
 
@@ -461,6 +478,13 @@ BLZ_API ssize_t blz_udp_try_recv(blz_udp_socket *u, void *buf, size_t n);
 /** Future tier of blz_udp_recv. */
 BLZ_API void blz_udp_recv_fut(blz_udp_socket *u, void *buf, size_t n, blz_io_future *f);
 
+/** As blz_tcp_ready: BLZ_READABLE when a datagram (or an error) is queued. */
+BLZ_API int blz_udp_ready(blz_udp_socket *u, blz_interest interest);
+/** As blz_tcp_try_ready. */
+BLZ_API int blz_udp_try_ready(blz_udp_socket *u, blz_interest interest);
+/** As blz_tcp_ready_fut. */
+BLZ_API void blz_udp_ready_fut(blz_udp_socket *u, blz_interest interest, blz_io_future *f);
+
 /** SO_BROADCAST. */
 BLZ_API int blz_udp_set_broadcast(blz_udp_socket *u, bool on);
 /** Unicast TTL (IPv4) or hop limit (IPv6), 1..255. */
@@ -569,6 +593,12 @@ BLZ_API int blz_unix_write_all(blz_unix_stream *s, const void *buf, size_t n);
 /** As blz_tcp_write_all_fut. */
 BLZ_API void blz_unix_write_all_fut(blz_unix_stream *s, const void *buf, size_t n,
                                     blz_io_future *f);
+/** As blz_tcp_ready. */
+BLZ_API int blz_unix_ready(blz_unix_stream *s, blz_interest interest);
+/** As blz_tcp_try_ready. */
+BLZ_API int blz_unix_try_ready(blz_unix_stream *s, blz_interest interest);
+/** As blz_tcp_ready_fut. */
+BLZ_API void blz_unix_ready_fut(blz_unix_stream *s, blz_interest interest, blz_io_future *f);
 /** As blz_tcp_readv. */
 BLZ_API ssize_t blz_unix_readv(blz_unix_stream *s, const blz_iovec *iov, int iovcnt);
 /** As blz_tcp_try_readv. */

@@ -170,6 +170,7 @@ op_dir(int op)
     case BLZ__OP_S_ACCEPT:
     case BLZ__OP_S_RECV_FROM:
     case BLZ__OP_S_PEEK_FROM:
+    case BLZ__OP_S_READY_READ:
         return BLZ__DIR_READ;
     default:
         return BLZ__DIR_WRITE;
@@ -287,6 +288,9 @@ attempt(void *arg)
         case BLZ__OP_S_SEND_TO:
             r = blz__sys_sendto(fd, f->buf_, f->len_, (const blz_addr *) f->aux_);
             break;
+        case BLZ__OP_S_READY_READ:
+        case BLZ__OP_S_READY_WRITE:
+            return 0; /* attempted only once the direction reports ready */
         default:
             return -EINVAL;
         }
@@ -555,6 +559,52 @@ blz__sock_await(blz__sock *sk, int op, void *buf, size_t len, void *aux)
     blz_io_future f;
     blz__sock_fut(sk, op, buf, len, aux, &f);
     return blz_await(&f.base);
+}
+
+/* ---- readiness ----------------------------------------------------------------
+ * An operation without a syscall: its attempt succeeds as soon as the
+ * registry reports the direction ready, and it leaves that readiness as it
+ * is (clearing it is the business of the read or write that finds EAGAIN).
+ */
+
+static int
+ready_op(int interest)
+{
+    switch (interest) {
+    case BLZ_READABLE:
+        return BLZ__OP_S_READY_READ;
+    case BLZ_WRITABLE:
+        return BLZ__OP_S_READY_WRITE;
+    default:
+        return -EINVAL;
+    }
+}
+
+int
+blz__sock_ready(blz__sock *sk, int interest)
+{
+    int op = ready_op(interest);
+    return op < 0 ? op : (int) blz__sock_await(sk, op, NULL, 0, NULL);
+}
+
+int
+blz__sock_try_ready(blz__sock *sk, int interest)
+{
+    int op = ready_op(interest);
+    return op < 0 ? op : (int) blz__sock_try(sk, op, NULL, 0, NULL);
+}
+
+void
+blz__sock_ready_fut(blz__sock *sk, int interest, blz_io_future *f)
+{
+    int op = ready_op(interest);
+    if (op < 0) {
+        if (f) {
+            blz__io_fut_fail(f, op);
+        }
+        return;
+    }
+    blz__sock_fut(sk, op, NULL, 0, NULL, f);
 }
 
 /* ---- accept and connect, await tier ----------------------------------------- */

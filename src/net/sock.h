@@ -28,6 +28,8 @@ enum blz__sock_op {
     BLZ__OP_S_RECV_FROM,      /* recvmsg with a name: aux_ = blz_addr *from (may be NULL) */
     BLZ__OP_S_PEEK_FROM,      /* recvmsg(MSG_PEEK) with a name, as RECV_FROM */
     BLZ__OP_S_SEND_TO,        /* sendmsg to aux_ (const blz_addr *; NULL = connected peer) */
+    BLZ__OP_S_READY_READ,     /* no syscall: done once the read direction reports ready */
+    BLZ__OP_S_READY_WRITE,    /* the same for the write direction */
 };
 
 /*
@@ -132,6 +134,12 @@ long blz__sock_await(blz__sock *sk, int op, void *buf, size_t len, void *aux);
 
 /* accept, await tier: awaits the accept future (with its back-off). */
 int blz__sock_accept(blz__sock *l, blz__sock **out, blz_addr *peer);
+
+/* The three tiers of waiting for readiness (blz_tcp_ready and the like):
+ * `interest` is one blz_interest; anything else is -EINVAL. */
+int blz__sock_ready(blz__sock *sk, int interest);
+int blz__sock_try_ready(blz__sock *sk, int interest);
+void blz__sock_ready_fut(blz__sock *sk, int interest, blz_io_future *f);
 
 /* connect, await tier, with an optional deadline (UINT64_MAX: none). */
 int blz__sock_connect(const blz_addr *a, blz_instant deadline, blz__sock **out);

@@ -139,6 +139,24 @@ blz_udp_recv(blz_udp_socket *u, void *buf, size_t n)
     return blz__sock_await(SK(u), BLZ__OP_S_RECV_FROM, buf, n, NULL);
 }
 
+int
+blz_udp_ready(blz_udp_socket *u, blz_interest interest)
+{
+    return blz__sock_ready(SK(u), (int) interest);
+}
+
+int
+blz_udp_try_ready(blz_udp_socket *u, blz_interest interest)
+{
+    return blz__sock_try_ready(SK(u), (int) interest);
+}
+
+void
+blz_udp_ready_fut(blz_udp_socket *u, blz_interest interest, blz_io_future *f)
+{
+    blz__sock_ready_fut(SK(u), (int) interest, f);
+}
+
 ssize_t
 blz_udp_try_recv(blz_udp_socket *u, void *buf, size_t n)
 {

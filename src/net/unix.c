@@ -197,6 +197,24 @@ blz_unix_read(blz_unix_stream *s, void *buf, size_t n)
     return blz__sock_await(SK(s), BLZ__OP_S_READ, buf, n, NULL);
 }
 
+int
+blz_unix_ready(blz_unix_stream *s, blz_interest interest)
+{
+    return blz__sock_ready(SK(s), (int) interest);
+}
+
+int
+blz_unix_try_ready(blz_unix_stream *s, blz_interest interest)
+{
+    return blz__sock_try_ready(SK(s), (int) interest);
+}
+
+void
+blz_unix_ready_fut(blz_unix_stream *s, blz_interest interest, blz_io_future *f)
+{
+    blz__sock_ready_fut(SK(s), (int) interest, f);
+}
+
 ssize_t
 blz_unix_try_read(blz_unix_stream *s, void *buf, size_t n)
 {
