@@ -1,11 +1,18 @@
 /*
  * examples/echo_server.c — the echo server of DESIGN.md §1.
  *
- *   build/examples/echo_server [address]      (default 127.0.0.1:8080)
+ *   build/examples/echo_server [--stackless] [address]   (default 127.0.0.1:8080)
  *
- * One fiber task per connection, straight-line code, no callbacks. On start it
- * prints "echo_server: listening on ADDR (backend NAME)" to stdout (the first line;
- * bench/compare/net.sh reads the address from it). Runs until
+ * One task per connection, in one of the two kinds the scheduler runs:
+ *   - a fiber (the default): straight-line code, no callbacks, a 16 KiB
+ *     buffer per connection;
+ *   - with --stackless, a stackless future: a small state machine in the task
+ *     cell that waits for readiness (blz_tcp_ready_fut), then reads into a
+ *     buffer of the worker thread and writes straight back from it, as a
+ *     hand-written epoll loop does. Per connection it keeps no stack and no
+ *     buffer, which counts when there are thousands of connections.
+ * On start it prints "echo_server: listening on ADDR (backend NAME)" to stdout
+ * (the first line; bench/compare/net.sh reads the address from it). Runs until
  * SIGINT or SIGTERM: a shutdown coordinator (blitzio/shutdown.h) listens for
  * them, and a task waiting on it closes the listener, which ends the accept
  * loop with -ECANCELED.
@@ -13,19 +20,25 @@
 #include "blitzio.h"
 #include "blitzio/net.h"
 
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+
+/* 16 KiB reads match the other servers of bench/compare/net.sh. */
+enum { BUF_SIZE = 16384 };
+
+/* ---- a fiber per connection --------------------------------------------------- */
 
 static void *
 echo(void *arg)
 {
     blz_tcp_stream *s = arg;
-    /* Echo traffic is small request/response: no Nagle delay. 16 KiB reads match the
-     * other servers of bench/compare/net.sh. The buffer lives on the heap (as Tokio's
-     * does): on the fiber's stack it would put the frames of every read four pages
-     * below echo's own, and a thousand connections would touch twice the pages. */
+    /* Echo traffic is small request/response: no Nagle delay. The buffer lives on
+     * the heap (as Tokio's does): on the fiber's stack it would put the frames of
+     * every read four pages below echo's own, and a thousand connections would
+     * touch twice the pages. */
     blz_tcp_set_nodelay(s, true);
-    enum { BUF_SIZE = 16384 };
     char *buf = malloc(BUF_SIZE);
     for (; buf;) {
         ssize_t n = blz_tcp_read(s, buf, BUF_SIZE); /* suspends this task only */
@@ -40,6 +53,108 @@ echo(void *arg)
     blz_tcp_close(s);
     return NULL;
 }
+
+/* ---- a stackless future per connection ------------------------------------ */
+
+/* The worker thread's buffer. A poll runs on one thread from start to end, so
+ * it may use it until it returns; nothing in it outlives the poll. */
+static _Thread_local char scratch[BUF_SIZE];
+
+typedef struct echo_conn {
+    blz_future base;
+    blz_tcp_stream *s;
+    blz_io_future io; /* the readiness wait, or the write of `tail` */
+    char *tail;       /* what a short write left unsent (heap), while `writing` */
+    bool waiting;     /* io holds a readiness wait */
+    bool writing;     /* io holds a write_all of tail */
+} echo_conn;
+
+static blz_poll
+echo_conn_poll(blz_future *base, blz_context *cx)
+{
+    echo_conn *c = (echo_conn *) base;
+    for (;;) {
+        if (c->writing) {
+            if (blz_future_poll(&c->io.base, cx) == BLZ_PENDING) {
+                return BLZ_PENDING;
+            }
+            c->writing = false;
+            free(c->tail);
+            c->tail = NULL;
+            if (c->io.base.result < 0) {
+                break;
+            }
+        }
+        if (!c->waiting) {
+            blz_tcp_ready_fut(c->s, BLZ_READABLE, &c->io);
+            c->waiting = true;
+        }
+        if (blz_future_poll(&c->io.base, cx) == BLZ_PENDING) {
+            return BLZ_PENDING;
+        }
+        c->waiting = false;
+        if (c->io.base.result < 0) {
+            break;
+        }
+        ssize_t n = blz_tcp_try_read(c->s, scratch, BUF_SIZE);
+        if (n == -EAGAIN) {
+            continue; /* readiness is a hint; this read cleared it */
+        }
+        if (n <= 0) {
+            break; /* end of stream, or an error */
+        }
+        ssize_t w = blz_tcp_try_write(c->s, scratch, (size_t) n);
+        if (w == -EAGAIN) {
+            w = 0;
+        }
+        if (w < 0) {
+            break;
+        }
+        if (w < n) {
+            /* The send buffer is full: keep the rest, and wait to write it. */
+            c->tail = malloc((size_t) (n - w));
+            if (!c->tail) {
+                break;
+            }
+            memcpy(c->tail, scratch + w, (size_t) (n - w));
+            blz_tcp_write_all_fut(c->s, c->tail, (size_t) (n - w), &c->io);
+            c->writing = true;
+        }
+    }
+    blz_tcp_close(c->s);
+    base->result = 0;
+    return BLZ_READY;
+}
+
+/* Dropped unfinished (the runtime is freed while the connection is open). */
+static void
+echo_conn_drop(blz_future *base)
+{
+    echo_conn *c = (echo_conn *) base;
+    if (c->waiting || c->writing) {
+        blz_future_drop(&c->io.base);
+    }
+    free(c->tail);
+    blz_tcp_close(c->s);
+}
+
+static const blz_future_vtable echo_conn_vtable = {echo_conn_poll, echo_conn_drop};
+
+/* The future is copied into its task cell; `io` is filled there, at the first poll. */
+static int
+spawn_echo_conn(blz_tcp_stream *s)
+{
+    blz_tcp_set_nodelay(s, true);
+    echo_conn c;
+    memset(&c, 0, sizeof c);
+    blz_future_init(&c.base, &echo_conn_vtable);
+    c.s = s;
+    return blz_spawn_future(&c.base, sizeof c, NULL);
+}
+
+/* ---- serving ------------------------------------------------------------------- */
+
+static bool stackless; /* --stackless */
 
 static blz_shutdown stop; /* triggered by SIGINT or SIGTERM */
 
@@ -86,7 +201,7 @@ serve(void *arg)
         if (rc < 0) {
             continue; /* a failed accept concerns one connection; keep serving */
         }
-        if (blz_spawn(echo, s, NULL) < 0) {
+        if ((stackless ? spawn_echo_conn(s) : blz_spawn(echo, s, NULL)) < 0) {
             blz_tcp_close(s);
         }
     }
@@ -98,7 +213,12 @@ serve(void *arg)
 int
 main(int argc, char **argv)
 {
-    const char *addr = argc > 1 ? argv[1] : "127.0.0.1:8080";
+    int arg = 1;
+    if (arg < argc && strcmp(argv[arg], "--stackless") == 0) {
+        stackless = true;
+        arg++;
+    }
+    const char *addr = arg < argc ? argv[arg] : "127.0.0.1:8080";
     blz_runtime *rt;
     int rc = blz_runtime_new(NULL, &rt);
     if (rc < 0) {

@@ -16,11 +16,89 @@
 typedef struct load_ctx {
     blz_tcp_listener *l;
     blz_addr addr;
+    bool stackless;     /* serve with ready_echo futures instead of echo_conn fibers */
     _Atomic int echoed; /* connections the server finished */
     _Atomic int clients_ok;
 } load_ctx;
 
 static load_ctx *g_load;
+
+/* ---- the stackless server: wait for readiness, read into the thread's buffer ----- */
+
+enum { SCRATCH = 16384 };
+static _Thread_local unsigned char scratch[SCRATCH];
+static _Atomic long short_writes; /* writes that left a tail to wait with */
+
+typedef struct ready_echo {
+    blz_future base;
+    blz_tcp_stream *s;
+    blz_io_future io;
+    unsigned char *tail;
+    bool waiting, writing;
+} ready_echo;
+
+static blz_poll
+ready_echo_poll(blz_future *base, blz_context *cx)
+{
+    ready_echo *c = (ready_echo *) base;
+    for (;;) {
+        if (c->writing) {
+            if (blz_future_poll(&c->io.base, cx) == BLZ_PENDING) {
+                return BLZ_PENDING;
+            }
+            c->writing = false;
+            free(c->tail);
+            c->tail = NULL;
+            CHECK_OK(c->io.base.result);
+        }
+        if (!c->waiting) {
+            blz_tcp_ready_fut(c->s, BLZ_READABLE, &c->io);
+            c->waiting = true;
+        }
+        if (blz_future_poll(&c->io.base, cx) == BLZ_PENDING) {
+            return BLZ_PENDING;
+        }
+        c->waiting = false;
+        CHECK_OK(c->io.base.result);
+        ssize_t n = blz_tcp_try_read(c->s, scratch, SCRATCH);
+        if (n == -EAGAIN) {
+            continue;
+        }
+        CHECK_GE(n, 0);
+        if (n == 0) {
+            break;
+        }
+        ssize_t w = blz_tcp_try_write(c->s, scratch, (size_t) n);
+        if (w == -EAGAIN) {
+            w = 0;
+        }
+        CHECK_GE(w, 0);
+        if (w < n) {
+            atomic_fetch_add(&short_writes, 1);
+            c->tail = malloc((size_t) (n - w));
+            CHECK(c->tail != NULL);
+            memcpy(c->tail, scratch + w, (size_t) (n - w));
+            blz_tcp_write_all_fut(c->s, c->tail, (size_t) (n - w), &c->io);
+            c->writing = true;
+        }
+    }
+    blz_tcp_close(c->s);
+    atomic_fetch_add(&g_load->echoed, 1);
+    base->result = 0;
+    return BLZ_READY;
+}
+
+static const blz_future_vtable ready_echo_vtable = {ready_echo_poll, NULL};
+
+static void
+spawn_ready_echo(blz_tcp_stream *s)
+{
+    ready_echo c;
+    memset(&c, 0, sizeof c);
+    blz_future_init(&c.base, &ready_echo_vtable);
+    c.s = s;
+    CHECK_OK(blz_spawn_future(&c.base, sizeof c, NULL));
+}
 
 static void *
 echo_conn(void *arg)
@@ -52,7 +130,11 @@ acceptor(void *arg)
             break; /* the listener was closed */
         }
         CHECK_OK(rc);
-        CHECK_OK(blz_spawn(echo_conn, s, NULL));
+        if (c->stackless) {
+            spawn_ready_echo(s);
+        } else {
+            CHECK_OK(blz_spawn(echo_conn, s, NULL));
+        }
     }
     return NULL;
 }
@@ -125,4 +207,105 @@ BLZ_TEST(thousand_concurrent_connections)
     static load_ctx ctx;
     g_load = &ctx;
     net_run(2, thousand_main, &ctx);
+}
+
+/* The same thousand clients against stackless connections that wait with
+ * blz_tcp_ready_fut and move the data through one buffer per thread. */
+BLZ_TEST(thousand_connections_stackless_ready)
+{
+    raise_nofile(2 * NCONN + 256);
+    static load_ctx ctx;
+    ctx.stackless = true;
+    g_load = &ctx;
+    net_run(2, thousand_main, &ctx);
+}
+
+/* ---- short writes in the stackless server ------------------------------------------ */
+
+/* A client that reads slowly through a 4 KiB receive buffer while its other
+ * half keeps writing: the server's echo runs into a full send buffer over and
+ * over, and each time keeps the unsent tail and waits to write it. Every byte
+ * is checked, in order. */
+#define TAIL_CONNS 2
+#define TAIL_BYTES (8u << 20)
+
+static void *
+tail_writer(void *arg)
+{
+    blz_tcp_write_half *wr = arg;
+    enum { CHUNK = 65536 };
+    unsigned char *chunk = malloc(CHUNK);
+    CHECK(chunk != NULL);
+    for (uint64_t off = 0; off < TAIL_BYTES; off += CHUNK) {
+        net_fill(off / CHUNK % 7, off, chunk, CHUNK);
+        CHECK_OK(blz_tcp_half_write_all(wr, chunk, CHUNK));
+    }
+    free(chunk);
+    return NULL;
+}
+
+static void *
+tail_client(void *arg)
+{
+    (void) arg;
+    blz_tcp_socket *cs = NULL;
+    CHECK_OK(blz_tcp_socket_new(BLZ_AF_INET, &cs));
+    CHECK_OK(blz_tcp_socket_set_recv_buffer_size(cs, 4096));
+    blz_tcp_stream *s = NULL;
+    CHECK_OK(blz_tcp_socket_connect(cs, &g_load->addr, &s));
+    blz_tcp_read_half *rd;
+    blz_tcp_write_half *wr;
+    CHECK_OK(blz_tcp_split(s, &rd, &wr));
+    blz_join *w;
+    CHECK_OK(blz_spawn(tail_writer, wr, &w));
+    unsigned char in[4096];
+    uint64_t got = 0;
+    while (got < TAIL_BYTES) {
+        ssize_t n = CHECK_OK(blz_tcp_half_read(rd, in, sizeof in));
+        CHECK_GT(n, 0);
+        for (ssize_t i = 0; i < n;) {
+            /* The writer's pattern restarts its seed at every 64 KiB chunk. */
+            uint64_t off = got + (uint64_t) i;
+            size_t left = 65536 - off % 65536;
+            size_t k = (size_t) (n - i) < left ? (size_t) (n - i) : left;
+            CHECK(net_verify(off / 65536 % 7, off, in + i, k));
+            i += (ssize_t) k;
+        }
+        got += (uint64_t) n;
+        blz_yield(); /* read slowly */
+    }
+    CHECK_OK(blz_join_wait(w, NULL));
+    blz_tcp_write_half_close(wr);
+    blz_tcp_read_half_close(rd);
+    atomic_fetch_add(&g_load->clients_ok, 1);
+    return NULL;
+}
+
+static void *
+tail_main(void *arg)
+{
+    load_ctx *c = arg;
+    c->l = net_listen_any(&c->addr);
+    blz_join *acc;
+    CHECK_OK(blz_spawn(acceptor, c, &acc));
+    blz_join *js[TAIL_CONNS];
+    for (int i = 0; i < TAIL_CONNS; i++) {
+        CHECK_OK(blz_spawn(tail_client, NULL, &js[i]));
+    }
+    CHECK_OK(blz_join_all(js, TAIL_CONNS, NULL));
+    while (atomic_load(&c->echoed) < TAIL_CONNS) {
+        CHECK_OK(blz_sleep(blz_ms(1)));
+    }
+    blz_tcp_listener_close(c->l);
+    CHECK_OK(blz_join_wait(acc, NULL));
+    CHECK_GT(atomic_load(&short_writes), 0); /* the tail path did run */
+    return NULL;
+}
+
+BLZ_TEST(stackless_ready_echo_keeps_short_write_tails)
+{
+    static load_ctx ctx;
+    ctx.stackless = true;
+    g_load = &ctx;
+    net_run(2, tail_main, &ctx);
 }
