@@ -73,6 +73,15 @@ net_listen_any(blz_addr *addr)
 }
 
 /* Byte `i` of the test pattern of stream `seed`: any offset can be checked. */
+/* A connected pair through `l` (listening on `addr`): *client connected, *server accepted. */
+static inline void
+net_pair(blz_tcp_listener *l, const blz_addr *addr, blz_tcp_stream **server,
+         blz_tcp_stream **client)
+{
+    CHECK_OK(blz_tcp_connect_addr(addr, client));
+    CHECK_OK(blz_tcp_accept(l, server, NULL));
+}
+
 static inline unsigned char
 net_pattern(uint64_t seed, uint64_t i)
 {

@@ -185,8 +185,7 @@ tiers_main(void *arg)
     blz_tcp_listener *l = net_listen_any(&a);
     blz_tcp_stream *s = NULL, *c = NULL;
     CHECK_EQ(blz_tcp_try_accept(l, &s, NULL), -EAGAIN);
-    CHECK_OK(blz_tcp_connect_addr(&a, &c));
-    CHECK_OK(blz_tcp_accept(l, &s, NULL));
+    net_pair(l, &a, &s, &c);
     char buf[64];
     CHECK_EQ(blz_tcp_try_read(s, buf, sizeof buf), -EAGAIN);
     CHECK_EQ(blz_tcp_try_peek(s, buf, sizeof buf), -EAGAIN);
@@ -365,8 +364,7 @@ split_main(void *arg)
     blz_addr a;
     blz_tcp_listener *l = net_listen_any(&a);
     blz_tcp_stream *c = NULL, *s = NULL;
-    CHECK_OK(blz_tcp_connect_addr(&a, &c));
-    CHECK_OK(blz_tcp_accept(l, &s, NULL));
+    net_pair(l, &a, &s, &c);
     half_job hc = {.seed_in = 2, .seed_out = 1}, hs = {.seed_in = 1, .seed_out = 2};
     blz_join *j[4];
     run_halves(c, &hc, &j[0], &j[1]);
@@ -689,8 +687,7 @@ half_try_main(void *arg)
     blz_addr a;
     blz_tcp_listener *l = net_listen_any(&a);
     blz_tcp_stream *c = NULL, *s = NULL;
-    CHECK_OK(blz_tcp_connect_addr(&a, &c));
-    CHECK_OK(blz_tcp_accept(l, &s, NULL));
+    net_pair(l, &a, &s, &c);
     blz_tcp_read_half *rd;
     blz_tcp_write_half *wr;
     CHECK_OK(blz_tcp_split(s, &rd, &wr));
@@ -757,8 +754,7 @@ short_read_main(void *arg)
     blz_addr addr;
     blz_tcp_listener *l = net_listen_any(&addr);
     blz_tcp_stream *a = NULL, *b = NULL;
-    CHECK_OK(blz_tcp_connect_addr(&addr, &b));
-    CHECK_OK(blz_tcp_accept(l, &a, NULL));
+    net_pair(l, &addr, &a, &b);
     char buf[64];
     for (int round = 0; round < 100; round++) {
         CHECK_EQ(blz_tcp_write(b, "abc", 3), 3);
@@ -820,8 +816,7 @@ ready_main(void *arg)
     blz_addr addr;
     blz_tcp_listener *l = net_listen_any(&addr);
     blz_tcp_stream *a = NULL, *b = NULL;
-    CHECK_OK(blz_tcp_connect_addr(&addr, &b));
-    CHECK_OK(blz_tcp_accept(l, &a, NULL));
+    net_pair(l, &addr, &a, &b);
 
     /* Bad arguments. */
     CHECK_EQ(blz_tcp_try_ready(a, (blz_interest) 0), -EINVAL);
@@ -868,8 +863,7 @@ ready_main(void *arg)
 
     /* The future stays pending while nothing is there, and the data wakes it. */
     blz_tcp_stream *c = NULL, *d = NULL;
-    CHECK_OK(blz_tcp_connect_addr(&addr, &d));
-    CHECK_OK(blz_tcp_accept(l, &c, NULL));
+    net_pair(l, &addr, &c, &d);
     test_waker tw;
     test_waker_init(&tw);
     do { /* as above: until a clearing read had no event racing with it */

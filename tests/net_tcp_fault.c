@@ -135,8 +135,7 @@ reset_main(void *arg)
     blz_addr a;
     blz_tcp_listener *l = net_listen_any(&a);
     blz_tcp_stream *c = NULL, *s = NULL;
-    CHECK_OK(blz_tcp_connect_addr(&a, &c));
-    CHECK_OK(blz_tcp_accept(l, &s, NULL));
+    net_pair(l, &a, &s, &c);
     /* Fill the pipe a bit, then have the server abort the connection. */
     static unsigned char data[1 << 16];
     CHECK_OK(blz_tcp_write_all(c, data, sizeof data));
@@ -172,8 +171,7 @@ reset_read_main(void *arg)
     blz_addr a;
     blz_tcp_listener *l = net_listen_any(&a);
     blz_tcp_stream *c = NULL, *s = NULL;
-    CHECK_OK(blz_tcp_connect_addr(&a, &c));
-    CHECK_OK(blz_tcp_accept(l, &s, NULL));
+    net_pair(l, &a, &s, &c);
     CHECK_OK(blz_tcp_set_linger(s, true, 0));
     blz_tcp_close(s);
     char buf[16];
@@ -247,8 +245,7 @@ abort_main(void *arg)
     blz_addr a;
     blz_tcp_listener *l = net_listen_any(&a);
     blz_tcp_stream *c = NULL, *s = NULL;
-    CHECK_OK(blz_tcp_connect_addr(&a, &c));
-    CHECK_OK(blz_tcp_accept(l, &s, NULL));
+    net_pair(l, &a, &s, &c);
     CHECK_EQ(blz__io_driver_waiters(d), 0);
 
     /* A fiber blocked in a read, aborted. */
@@ -326,8 +323,7 @@ leave_open_main(void *arg)
     blz_addr a;
     blz_tcp_listener *l = net_listen_any(&a);
     blz_tcp_stream *c = NULL, *s = NULL;
-    CHECK_OK(blz_tcp_connect_addr(&a, &c));
-    CHECK_OK(blz_tcp_accept(l, &s, NULL));
+    net_pair(l, &a, &s, &c);
     /* A fiber and a stackless task still waiting when the runtime goes. */
     CHECK_OK(blz_spawn(blocked_reader, s, NULL));
     static blz_tcp_stream *never;
