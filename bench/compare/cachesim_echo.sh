@@ -4,7 +4,9 @@
 # compare two builds on a noisy machine where timings cannot.
 #
 #     bench/compare/cachesim_echo.sh [SERVER] [CONNS] [SHORT_S] [LONG_S]
-#     SERVER: blitzio_epoll (default), blitzio_uring, hand_epoll
+#     SERVER: blitzio_epoll (default), blitzio_uring, blitzio_epoll_sl (echo_server
+#             --stackless), hand_epoll; SERVER_BIN=path runs that binary instead
+#             (another build of the same server, for an A/B)
 #
 # The server runs under callgrind with one worker (BLZ_WORKERS=1), a 32 KiB
 # L1 and a 512 KiB last level (this machine's L2); bench_echo_load drives it
@@ -25,14 +27,16 @@ short=${3:-4}
 long=${4:-16}
 load=build-release/bench/bench_echo_load
 case $server in
-blitzio_epoll) bin=build-release/examples/echo_server backend=epoll ;;
-blitzio_uring) bin=build-release/examples/echo_server backend=io_uring ;;
-hand_epoll) bin=build-release/bench/bench_server_hand_epoll backend= ;;
+blitzio_epoll) bin=build-release/examples/echo_server backend=epoll args= ;;
+blitzio_uring) bin=build-release/examples/echo_server backend=io_uring args= ;;
+blitzio_epoll_sl) bin=build-release/examples/echo_server backend=epoll args=--stackless ;;
+hand_epoll) bin=build-release/bench/bench_server_hand_epoll backend= args= ;;
 *)
     echo "cachesim_echo.sh: unknown server '$server'" >&2
     exit 2
     ;;
 esac
+bin=${SERVER_BIN:-$bin}
 command -v callgrind_control >/dev/null || { echo "cachesim_echo.sh: valgrind is not installed" >&2; exit 1; }
 [[ -x $bin && -x $load ]] || { echo "cachesim_echo.sh: build first (make bench)" >&2; exit 1; }
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
@@ -45,7 +49,7 @@ one_run() {
     local secs=$1 out=$work/run.$1 pid addr= res
     env BLZ_WORKERS=1 ${backend:+BLZ_BACKEND=$backend} valgrind --tool=callgrind \
         --cache-sim=yes --I1=32768,8,64 --D1=32768,8,64 --LL=524288,8,64 \
-        --callgrind-out-file="$out.cg" "$bin" 127.0.0.1:0 >"$out.stdout" 2>"$out.vg" &
+        --callgrind-out-file="$out.cg" "$bin" $args 127.0.0.1:0 >"$out.stdout" 2>"$out.vg" &
     pid=$!
     for _ in $(seq 600); do
         if [[ $(head -n1 "$out.stdout" 2>/dev/null) =~ ([0-9.]+:[0-9]+) ]]; then
