@@ -12,9 +12,12 @@
  *         return 0;
  *     }
  *
- * Command line: [--json] [--runs N] [--warmups N] [--list] [row-name ...]
+ * Command line: [--json] [--runs N] [--warmups N] [--list] [--each] [row-name ...]
  * (names filter rows; --list prints the row names and runs nothing, so the
- * comparison can interleave the two sides row by row).
+ * comparison can interleave the two sides row by row; --each prints every
+ * timed run's ns/op on stderr, with the row's note if it wrote one: the
+ * multi-worker rows note what the scheduler did, which tells a bimodal row's
+ * modes apart).
  */
 #ifndef BLZ_BENCH_H
 #define BLZ_BENCH_H
@@ -33,13 +36,25 @@ typedef struct bench_run {
     uint64_t ops;  /* operations in one run, set by the row */
     double t0, t1; /* clock at bench_start / bench_stop */
     uint64_t bytes0, allocs0, bytes1, allocs1;
-    void *arg;    /* the row's argument */
-    double extra; /* an optional row-defined figure (e.g. bytes per idle task) */
+    void *arg;     /* the row's argument */
+    double extra;  /* an optional row-defined figure (e.g. bytes per idle task) */
+    char note[96]; /* an optional row-defined remark on this run, printed by --each */
 } bench_run;
 
 typedef void (*bench_fn)(bench_run *r);
 
-static bool bench_json_, bench_list_;
+/* Notes in r->note what a runtime's scheduler did between two metric snapshots. */
+static inline void
+bench_note_sched(bench_run *r, const blz_metrics *before, const blz_metrics *after)
+{
+    snprintf(r->note, sizeof r->note, "polls %llu steals %llu parks %llu unparks %llu",
+             (unsigned long long) (after->polls - before->polls),
+             (unsigned long long) (after->steals - before->steals),
+             (unsigned long long) (after->parks - before->parks),
+             (unsigned long long) (after->unparks - before->unparks));
+}
+
+static bool bench_json_, bench_list_, bench_each_;
 static int bench_runs_ = 10, bench_warmups_ = 5;
 static char **bench_filters_;
 static int bench_nfilters_;
@@ -128,6 +143,8 @@ bench_init(int argc, char **argv)
             bench_warmups_ = atoi(argv[++i]);
         } else if (strcmp(argv[i], "--list") == 0) {
             bench_list_ = true;
+        } else if (strcmp(argv[i], "--each") == 0) {
+            bench_each_ = true;
         } else {
             bench_filters_[bench_nfilters_++] = argv[i];
         }
@@ -178,6 +195,10 @@ bench_row(const char *name, bench_fn fn, void *arg)
         fn(&r);
         if (i >= bench_warmups_) {
             ns[i - bench_warmups_] = (r.t1 - r.t0) / (double) (r.ops ? r.ops : 1);
+            if (bench_each_) {
+                fprintf(stderr, "%s run %d: %.2f ns/op%s%s\n", name, i - bench_warmups_ + 1,
+                        ns[i - bench_warmups_], r.note[0] ? "  " : "", r.note);
+            }
         }
     }
     qsort(ns, (size_t) bench_runs_, sizeof *ns, bench_cmp_);

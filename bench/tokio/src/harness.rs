@@ -72,15 +72,24 @@ pub struct Report {
     pub allocs_per_op: f64,
 }
 
-pub fn measure(row: &Row, warmups: usize, runs: usize) -> Report {
+/// With `each`, every timed run's ns/op also goes to stderr.
+pub fn measure(row: &Row, warmups: usize, runs: usize, each: bool) -> Report {
     let mut run = (row.make)(row.ops);
     for _ in 0..warmups {
         run();
     }
     let mut times = Vec::with_capacity(runs);
     let mut last = None;
-    for _ in 0..runs {
+    for i in 0..runs {
         let s = run();
+        if each {
+            eprintln!(
+                "{} run {}: {:.2} ns/op",
+                row.name,
+                i + 1,
+                s.ns as f64 / row.ops as f64
+            );
+        }
         times.push(s.ns);
         last = Some(s);
     }

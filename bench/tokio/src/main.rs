@@ -1,12 +1,13 @@
 //! blitz_tokio_bench: the Tokio half of blitzio's benchmark comparison.
 //!
-//! Usage: blitz_tokio_bench [--json] [--list] [--warmups N] [--runs N] [ROW...]
+//! Usage: blitz_tokio_bench [--json] [--list] [--each] [--warmups N] [--runs N] [ROW...]
 //!
 //! With no ROW arguments every row runs, in table order; otherwise only the
 //! rows named (exact names, see --list). --json prints one object per line:
 //!   {"row":"mutex","ns_per_op":..,"bytes_per_op":..,"allocs_per_op":..,"ops":..,"runs":10}
 //! Without it, an aligned table. Defaults: 5 warm-up runs, then the median
-//! of 10 timed runs. See harness.rs for what each figure means.
+//! of 10 timed runs; --each also prints every timed run's ns/op on stderr.
+//! See harness.rs for what each figure means.
 
 mod count_alloc;
 mod harness;
@@ -58,13 +59,16 @@ const ROWS: &[Row] = &[
 
 struct Options {
     json: bool,
+    each: bool,
     warmups: usize,
     runs: usize,
     only: Vec<String>,
 }
 
 fn usage() -> ! {
-    eprintln!("usage: blitz_tokio_bench [--json] [--list] [--warmups N] [--runs N] [ROW...]");
+    eprintln!(
+        "usage: blitz_tokio_bench [--json] [--list] [--each] [--warmups N] [--runs N] [ROW...]"
+    );
     exit(2);
 }
 
@@ -78,6 +82,7 @@ fn count_arg(args: &mut impl Iterator<Item = String>, min: usize) -> usize {
 fn parse_args() -> Options {
     let mut o = Options {
         json: false,
+        each: false,
         warmups: WARMUPS,
         runs: RUNS,
         only: Vec::new(),
@@ -86,6 +91,7 @@ fn parse_args() -> Options {
     while let Some(a) = args.next() {
         match a.as_str() {
             "--json" => o.json = true,
+            "--each" => o.each = true,
             "--warmups" => o.warmups = count_arg(&mut args, 0),
             "--runs" => o.runs = count_arg(&mut args, 1),
             "--list" => {
@@ -165,7 +171,7 @@ fn main() {
         if !o.only.is_empty() && !o.only.iter().any(|n| n == row.name) {
             continue;
         }
-        let r = measure(row, o.warmups, o.runs);
+        let r = measure(row, o.warmups, o.runs, o.each);
         if o.json {
             print_json(&mut out, &r).expect("stdout");
         } else {
