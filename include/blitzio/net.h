@@ -312,7 +312,9 @@ BLZ_API void blz_tcp_write_all_fut(blz_tcp_stream *s, const void *buf, size_t n,
  * the next wait sleeps until the kernel reports the socket ready again. With
  * the try tier this lets a task take a buffer only once there is data to
  * put in it, instead of keeping one per connection. End-of-file and errors
- * count as readable (the read then reports them). Any thread.
+ * count as readable (the read then reports them). After blz_tcp_split, each
+ * half waits through its stream (blz_tcp_read_half_stream) in its own
+ * direction; the two may wait at once. Any thread.
  */
 BLZ_API int blz_tcp_ready(blz_tcp_stream *s, blz_interest interest);
 /** Try tier of blz_tcp_ready: 0 when `s` may be ready, -EAGAIN when it is not. */
@@ -375,9 +377,12 @@ BLZ_API void blz_tcp_half_write_all_fut(blz_tcp_write_half *h, const void *buf, 
                                         blz_io_future *f);
 /** Shuts the write direction (the peer reads end-of-file). */
 BLZ_API int blz_tcp_half_shutdown(blz_tcp_write_half *h);
-/** The stream both halves belong to, for address and option calls (not for I/O or close). */
+/**
+ * The stream both halves belong to, for address and option calls (not for I/O
+ * or close), and for blz_tcp_ready in this half's direction (BLZ_READABLE).
+ */
 BLZ_API blz_tcp_stream *blz_tcp_read_half_stream(blz_tcp_read_half *h);
-/** The stream both halves belong to, for address and option calls (not for I/O or close). */
+/** As blz_tcp_read_half_stream; blz_tcp_ready with BLZ_WRITABLE is this half's. */
 BLZ_API blz_tcp_stream *blz_tcp_write_half_stream(blz_tcp_write_half *h);
 /** Closes the read half (the connection closes once both halves are closed). */
 BLZ_API void blz_tcp_read_half_close(blz_tcp_read_half *h);
@@ -657,9 +662,12 @@ BLZ_API void blz_unix_half_write_all_fut(blz_unix_write_half *h, const void *buf
                                          blz_io_future *f);
 /** Shuts the write direction (the peer reads end-of-file). 0 or -errno. */
 BLZ_API int blz_unix_half_shutdown(blz_unix_write_half *h);
-/** The stream both halves belong to, for address and credential calls (not for I/O or close). */
+/**
+ * The stream both halves belong to, for address and credential calls (not for
+ * I/O or close), and for blz_unix_ready in this half's direction (BLZ_READABLE).
+ */
 BLZ_API blz_unix_stream *blz_unix_read_half_stream(blz_unix_read_half *h);
-/** The stream both halves belong to, for address and credential calls (not for I/O or close). */
+/** As blz_unix_read_half_stream; blz_unix_ready with BLZ_WRITABLE is this half's. */
 BLZ_API blz_unix_stream *blz_unix_write_half_stream(blz_unix_write_half *h);
 /** Closes the read half (the connection closes once both halves are closed). NULL is ignored. */
 BLZ_API void blz_unix_read_half_close(blz_unix_read_half *h);
