@@ -4,8 +4,8 @@
 # compare two builds on a noisy machine where timings cannot.
 #
 #     bench/compare/cachesim_echo.sh [SERVER] [CONNS] [SHORT_S] [LONG_S]
-#     SERVER: blitzio_epoll (default), blitzio_uring, blitzio_epoll_sl (echo_server
-#             --stackless), hand_epoll; SERVER_BIN=path runs that binary instead
+#     SERVER: blitzio_epoll (default), blitzio_uring, blitzio_epoll_sl and
+#             blitzio_uring_sl (echo_server --stackless), hand_epoll; SERVER_BIN=path runs that binary instead
 #             (another build of the same server, for an A/B)
 #
 # The server runs under callgrind with one worker (BLZ_WORKERS=1), a 32 KiB
@@ -30,6 +30,7 @@ case $server in
 blitzio_epoll) bin=build-release/examples/echo_server backend=epoll args= ;;
 blitzio_uring) bin=build-release/examples/echo_server backend=io_uring args= ;;
 blitzio_epoll_sl) bin=build-release/examples/echo_server backend=epoll args=--stackless ;;
+blitzio_uring_sl) bin=build-release/examples/echo_server backend=io_uring args=--stackless ;;
 hand_epoll) bin=build-release/bench/bench_server_hand_epoll backend= args= ;;
 *)
     echo "cachesim_echo.sh: unknown server '$server'" >&2

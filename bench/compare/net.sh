@@ -13,6 +13,7 @@
 #   blitzio_epoll_sl  the same with --stackless: a stackless future per connection that
 #                  waits for readiness and reads into a per-thread buffer (no stack and
 #                  no buffer per connection, as the hand epoll server)
+#   blitzio_uring_sl  --stackless with BLZ_BACKEND=io_uring
 #   tokio          bench/tokio/target/release/tokio_echo (multi-thread runtime)
 #   libuv          build-release/bench/bench_server_libuv (needs libuv1-dev)
 #   hand_epoll     build-release/bench/bench_server_hand_epoll
@@ -70,7 +71,7 @@ NET_SCENARIOS=${NET_SCENARIOS:-100x64 1000x64 10x16384}
 NET_SCENARIOS=${NET_SCENARIOS//,/ }
 NET_MODES=${NET_MODES:-one_cpu pinned shared}
 NET_MODES=${NET_MODES//,/ }
-NET_SERVERS=${NET_SERVERS:-blitzio_uring blitzio_epoll blitzio_epoll_sl tokio libuv hand_epoll}
+NET_SERVERS=${NET_SERVERS:-blitzio_uring blitzio_epoll blitzio_uring_sl blitzio_epoll_sl tokio libuv hand_epoll}
 NET_SERVERS=${NET_SERVERS//,/ }
 NET_SERVER_CPU=${NET_SERVER_CPU:-1}
 NET_CLIENT_CPU=${NET_CLIENT_CPU:-0}
@@ -95,18 +96,22 @@ declare -A bin env_backend args
 bin[blitzio_uring]=build-release/examples/echo_server
 bin[blitzio_epoll]=build-release/examples/echo_server
 bin[blitzio_epoll_sl]=build-release/examples/echo_server
+bin[blitzio_uring_sl]=build-release/examples/echo_server
 args[blitzio_epoll_sl]=--stackless
+args[blitzio_uring_sl]=--stackless
 bin[tokio]=bench/tokio/target/release/tokio_echo
 bin[libuv]=build-release/bench/bench_server_libuv
 bin[hand_epoll]=build-release/bench/bench_server_hand_epoll
 env_backend[blitzio_uring]=io_uring
 env_backend[blitzio_epoll]=epoll
 env_backend[blitzio_epoll_sl]=epoll
+env_backend[blitzio_uring_sl]=io_uring
 declare -A single_threaded=([libuv]=1 [hand_epoll]=1)
 declare -A how_to=(
     [blitzio_uring]="the blz_benches target builds it (examples/echo_server.c)"
     [blitzio_epoll]="the blz_benches target builds it (examples/echo_server.c)"
     [blitzio_epoll_sl]="the blz_benches target builds it (examples/echo_server.c)"
+    [blitzio_uring_sl]="the blz_benches target builds it (examples/echo_server.c)"
     [tokio]="bench/tokio/build.sh (apt-get install cargo librust-tokio-dev)"
     [libuv]="apt-get install libuv1-dev, then rebuild blz_benches"
     [hand_epoll]="the blz_benches target builds it (bench/servers/hand_epoll_echo.c)"

@@ -35,7 +35,7 @@
 # A side that cannot be built is reported and left out; the rest still runs; so is a
 # missing echo server (no cargo, no libuv).
 # Takes about 70 s for the micro rows at the defaults on 2 cores (~14 s a round,
-# one process per row and side), plus about 6 min for the networking rows (3 rounds of 45 echo
+# one process per row and side), plus about 8 min for the networking rows (3 rounds of 63 echo
 # runs of NET_SECS=2, ~2.7 s each with setup), plus the builds.
 set -euo pipefail
 
