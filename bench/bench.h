@@ -43,15 +43,21 @@ typedef struct bench_run {
 
 typedef void (*bench_fn)(bench_run *r);
 
-/* Notes in r->note what a runtime's scheduler did between two metric snapshots. */
-static inline void
-bench_note_sched(bench_run *r, const blz_metrics *before, const blz_metrics *after)
+/* blz_runtime_block_on(rt, fn, arg), noting in r->note what the scheduler did
+ * meanwhile (polls, steals, parks, unparks), for --each. */
+static inline int
+bench_block_on(bench_run *r, blz_runtime *rt, blz_task_fn fn, void *arg)
 {
+    blz_metrics before, after;
+    blz_runtime_metrics(rt, &before);
+    int rc = blz_runtime_block_on(rt, fn, arg, NULL);
+    blz_runtime_metrics(rt, &after);
     snprintf(r->note, sizeof r->note, "polls %llu steals %llu parks %llu unparks %llu",
-             (unsigned long long) (after->polls - before->polls),
-             (unsigned long long) (after->steals - before->steals),
-             (unsigned long long) (after->parks - before->parks),
-             (unsigned long long) (after->unparks - before->unparks));
+             (unsigned long long) (after.polls - before.polls),
+             (unsigned long long) (after.steals - before.steals),
+             (unsigned long long) (after.parks - before.parks),
+             (unsigned long long) (after.unparks - before.unparks));
+    return rc;
 }
 
 static bool bench_json_, bench_list_, bench_each_;

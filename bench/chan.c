@@ -247,11 +247,7 @@ mpmc_body(void *arg)
 static void
 row_mpmc(bench_run *r)
 {
-    blz_metrics before, after;
-    blz_runtime_metrics(rt, &before);
-    MUST("block_on", blz_runtime_block_on(rt, mpmc_body, r, NULL));
-    blz_runtime_metrics(rt, &after);
-    bench_note_sched(r, &before, &after);
+    MUST("block_on", bench_block_on(r, rt, mpmc_body, r));
 }
 
 /* ---- driver --------------------------------------------------------------- */

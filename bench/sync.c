@@ -301,11 +301,7 @@ static void
 run_contended(bench_run *r, blz_task_fn fn, int tasks, int writers)
 {
     contended_row c = {r, fn, tasks, writers};
-    blz_metrics before, after;
-    blz_runtime_metrics(rt4, &before);
-    check(blz_runtime_block_on(rt4, contended_body, &c, NULL));
-    blz_runtime_metrics(rt4, &after);
-    bench_note_sched(r, &before, &after);
+    check(bench_block_on(r, rt4, contended_body, &c));
 }
 
 static void

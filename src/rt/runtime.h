@@ -40,7 +40,7 @@ typedef struct blz__worker {
                                still holds tasks: its own wakes queue there too */
     blz__task *spill_head;  /* tasks bound for the inject queue, in order, linked through */
     blz__task *spill_tail;  /*   queue_next; moved there under one lock (spill_flush) when */
-    uint32_t spill_len;     /*   a batch is full and before this worker picks a task or parks */
+    uint32_t spill_len;     /*   a batch is full and before this worker runs a task or parks */
     BLZ_ALIGNED_CACHELINE _Atomic uint32_t park_state; /* BLZ_PARK_* */
     pthread_t thread;
     bool thread_started;

@@ -303,7 +303,7 @@ spill_push(blz__worker *w, blz__task *t)
  * lock per batch rather than per task: the driver wakes tens of tasks per
  * poll, and with a thousand busy connections a worker can stay overflowed
  * for good. The spill is flushed when a batch is full and before the
- * worker picks its next task or parks, so its tasks keep their order and
+ * worker runs its next task or parks, so its tasks keep their order and
  * wait no longer than before.
  *
  * Returns false when t went to the spill (and so is not visible to others yet).
@@ -639,7 +639,6 @@ blz__worker_run(blz__worker *w, bool (*done)(void *), void *ctx)
         if (done && done(ctx)) {
             break;
         }
-        spill_flush(w);
         w->tick++;
         blz__task *t = NULL;
         if (w->tick % BLZ_GLOBAL_INTERVAL == 0) {
@@ -652,13 +651,15 @@ blz__worker_run(blz__worker *w, bool (*done)(void *), void *ctx)
         if (!t) {
             t = steal_work(w);
         }
+        /* What the last task or the driver spilled goes out before this
+         * worker runs another task or parks. */
+        spill_flush(w);
         if (t) {
             end_searching(w);
             blz__counter_inc(&w->polls);
             blz__task_run(t);
             continue;
         }
-        spill_flush(w);
         park(w);
     }
     spill_flush(w); /* whoever drains the queues at shutdown must see them */

@@ -61,63 +61,52 @@ real_connect(int fd, const void *sa, uint32_t salen)
 }
 
 /*
- * recv and send are the per-message calls. libc's wrappers are pthread
+ * The data calls run once per message. libc's wrappers are pthread
  * cancellation points, which costs two extra calls around every syscall
  * (about 30 instructions each way); runtime threads are never cancelled, so
  * on Linux we make the same syscalls through syscall(2), which is not one.
  */
-#if defined(__linux__) && defined(SYS_recvfrom) && defined(SYS_sendto)
-static long
-os_recv(int fd, void *buf, size_t n, int flags)
-{
-    return syscall(SYS_recvfrom, (long) fd, buf, (long) n, (long) flags, NULL, NULL);
-}
-
-static long
-os_send(int fd, const void *buf, size_t n, int flags)
-{
-    return syscall(SYS_sendto, (long) fd, buf, (long) n, (long) flags, NULL, 0L);
-}
+#if defined(__linux__) && defined(SYS_recvfrom) && defined(SYS_sendto) && defined(SYS_recvmsg) && \
+    defined(SYS_sendmsg)
+# define OS_RECV(fd, buf, n, flags) \
+  syscall(SYS_recvfrom, (long) (fd), (buf), (long) (n), (long) (flags), NULL, NULL)
+# define OS_SEND(fd, buf, n, flags) \
+  syscall(SYS_sendto, (long) (fd), (buf), (long) (n), (long) (flags), NULL, 0L)
+# define OS_RECVMSG(fd, msg, flags) syscall(SYS_recvmsg, (long) (fd), (msg), (long) (flags))
+# define OS_SENDMSG(fd, msg, flags) syscall(SYS_sendmsg, (long) (fd), (msg), (long) (flags))
 #else
-static long
-os_recv(int fd, void *buf, size_t n, int flags)
-{
-    return recv(fd, buf, n, flags);
-}
-
-static long
-os_send(int fd, const void *buf, size_t n, int flags)
-{
-    return send(fd, buf, n, flags);
-}
+# define OS_RECV(fd, buf, n, flags) recv((fd), (buf), (n), (flags))
+# define OS_SEND(fd, buf, n, flags) send((fd), (buf), (n), (flags))
+# define OS_RECVMSG(fd, msg, flags) recvmsg((fd), (struct msghdr *) (msg), (flags))
+# define OS_SENDMSG(fd, msg, flags) sendmsg((fd), (const struct msghdr *) (msg), (flags))
 #endif
 
 static long
 real_recv(int fd, void *buf, size_t n, int flags)
 {
-    long r = os_recv(fd, buf, n, flags);
+    long r = (long) OS_RECV(fd, buf, n, flags);
     return r < 0 ? -errno : r;
 }
 
 static long
 real_send(int fd, const void *buf, size_t n, int flags)
 {
-    long r = os_send(fd, buf, n, flags);
+    long r = (long) OS_SEND(fd, buf, n, flags);
     return r < 0 ? -errno : r;
 }
 
 static long
 real_recvmsg(int fd, void *msg, int flags)
 {
-    ssize_t r = recvmsg(fd, (struct msghdr *) msg, flags);
-    return r < 0 ? -errno : (long) r;
+    long r = (long) OS_RECVMSG(fd, msg, flags);
+    return r < 0 ? -errno : r;
 }
 
 static long
 real_sendmsg(int fd, const void *msg, int flags)
 {
-    ssize_t r = sendmsg(fd, (const struct msghdr *) msg, flags);
-    return r < 0 ? -errno : (long) r;
+    long r = (long) OS_SENDMSG(fd, msg, flags);
+    return r < 0 ? -errno : r;
 }
 
 static int
