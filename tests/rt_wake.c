@@ -249,6 +249,173 @@ BLZ_TEST(coop_budget_keeps_busy_tasks_fair)
     blz_runtime_free(rt);
 }
 
+/* ---- where a task that yielded goes ------------------------------------- */
+
+/* What ran, in order, on a current-thread runtime (one thread: no locking). */
+static char run_order[16];
+static size_t run_len;
+static int parked_count;
+static blz_notify gate_w, gate_a, gate_b;
+
+static void
+mark(char c)
+{
+    CHECK(run_len < sizeof run_order - 1);
+    run_order[run_len++] = c;
+}
+
+static void *
+wait_then_mark(void *arg)
+{
+    blz_notify *mine = arg;
+    parked_count++;
+    CHECK_OK(blz_notify_wait(mine));
+    mark(mine == &gate_a ? 'A' : 'B');
+    return NULL;
+}
+
+static void *
+waker_w(void *arg)
+{
+    (void) arg;
+    parked_count++;
+    CHECK_OK(blz_notify_wait(&gate_w));
+    mark('W');
+    blz_notify_one(&gate_a); /* A to the LIFO slot... */
+    blz_notify_one(&gate_b); /* ...then B, which pushes A to the local queue */
+    return NULL;
+}
+
+static void *
+yielder_y(void *arg)
+{
+    (void) arg;
+    blz_notify_one(&gate_w); /* W to the LIFO slot */
+    mark('Y');
+    blz_yield();
+    mark('y');
+    return NULL;
+}
+
+static void *
+defer_order_body(void *arg)
+{
+    (void) arg;
+    blz_join *j[4];
+    CHECK_OK(blz_spawn(wait_then_mark, &gate_a, &j[0]));
+    CHECK_OK(blz_spawn(wait_then_mark, &gate_b, &j[1]));
+    CHECK_OK(blz_spawn(waker_w, NULL, &j[2]));
+    while (parked_count < 3) {
+        blz_yield();
+    }
+    CHECK_OK(blz_spawn(yielder_y, NULL, &j[3]));
+    for (int i = 0; i < 4; i++) {
+        CHECK_OK(blz_join_wait(j[i], NULL));
+    }
+    return NULL;
+}
+
+/*
+ * A task that yields waits until the worker's local queue is empty, so tasks
+ * that were woken after it yielded still run first: Y yields, W (woken by Y)
+ * wakes A and B, and A, pushed to the local queue behind nothing, runs before
+ * Y resumes. Were Y at the back of the local queue, it would run before A.
+ */
+BLZ_TEST(yielded_task_waits_until_the_local_queue_is_empty)
+{
+    blz_runtime_config cfg;
+    blz_runtime_config_default(&cfg);
+    cfg.flavor = BLZ_CURRENT_THREAD; /* one thread: the order is deterministic */
+    blz_runtime *rt;
+    CHECK_OK(blz_runtime_new(&cfg, &rt));
+    blz_notify_init(&gate_w);
+    blz_notify_init(&gate_a);
+    blz_notify_init(&gate_b);
+    CHECK_OK(blz_runtime_block_on(rt, defer_order_body, NULL, NULL));
+    run_order[run_len] = '\0';
+    CHECK_STR_EQ(run_order, "YWBAy");
+    blz_runtime_free(rt);
+}
+
+/* Two fibers that hand a turn back and forth keep the worker busy forever
+ * (each wakes the other before it waits); a yielded task must still resume. */
+#define PINGPONG_TURNS 100000
+static blz_notify ping_gate, pong_gate;
+static int turns;
+static int turns_when_yielded, turns_when_resumed;
+static uint64_t polls_while_yielded;
+
+static uint64_t
+polls_so_far(void)
+{
+    blz_metrics m;
+    blz_runtime_metrics(blz_runtime_current(), &m);
+    return m.polls;
+}
+
+static void *
+ping_pong(void *arg)
+{
+    bool ping = arg != NULL;
+    blz_notify *mine = ping ? &ping_gate : &pong_gate;
+    blz_notify *other = ping ? &pong_gate : &ping_gate;
+    while (turns < PINGPONG_TURNS) {
+        turns++;
+        blz_notify_one(other);
+        CHECK_OK(blz_notify_wait(mine));
+    }
+    blz_notify_one(other); /* let the other see the end too */
+    return NULL;
+}
+
+static void *
+yield_once(void *arg)
+{
+    (void) arg;
+    turns_when_yielded = turns;
+    uint64_t before = polls_so_far();
+    blz_yield();
+    polls_while_yielded = polls_so_far() - before;
+    turns_when_resumed = turns;
+    return NULL;
+}
+
+static void *
+starve_body(void *arg)
+{
+    (void) arg;
+    blz_join *j[3];
+    CHECK_OK(blz_spawn(ping_pong, (void *) 1, &j[0]));
+    CHECK_OK(blz_spawn(ping_pong, NULL, &j[1]));
+    while (turns < 10) {
+        blz_yield(); /* the pair is running */
+    }
+    CHECK_OK(blz_spawn(yield_once, NULL, &j[2]));
+    for (int i = 0; i < 3; i++) {
+        CHECK_OK(blz_join_wait(j[i], NULL));
+    }
+    return NULL;
+}
+
+/* The local queue never empties while the pair runs; the maintenance tick
+ * (every 61 scheduler ticks) releases the yielded task all the same. */
+BLZ_TEST(yielded_task_is_not_starved_by_a_busy_queue)
+{
+    blz_runtime_config cfg;
+    blz_runtime_config_default(&cfg);
+    cfg.flavor = BLZ_CURRENT_THREAD;
+    blz_runtime *rt;
+    CHECK_OK(blz_runtime_new(&cfg, &rt));
+    blz_notify_init(&ping_gate);
+    blz_notify_init(&pong_gate);
+    CHECK_OK(blz_runtime_block_on(rt, starve_body, NULL, NULL));
+    CHECK_LT(turns_when_resumed, PINGPONG_TURNS); /* resumed while the pair still ran */
+    CHECK_GT(turns_when_resumed, turns_when_yielded);
+    /* One poll per scheduler tick: back by the next maintenance tick. */
+    CHECK_LE(polls_while_yielded, 62);
+    blz_runtime_free(rt);
+}
+
 static void *
 metrics_body(void *arg)
 {

@@ -41,6 +41,9 @@ typedef struct blz__worker {
     blz__task *spill_head;  /* tasks bound for the inject queue, in order, linked through */
     blz__task *spill_tail;  /*   queue_next; moved there under one lock (spill_flush) when */
     uint32_t spill_len;     /*   a batch is full and before this worker runs a task or parks */
+    blz__task *defer_head;  /* tasks that yielded (notified during their own poll), in */
+    blz__task *defer_tail;  /*   order, linked through queue_next; this worker only, so no */
+                            /*   other worker steals them (see defer_push in worker.c) */
     BLZ_ALIGNED_CACHELINE _Atomic uint32_t park_state; /* BLZ_PARK_* */
     pthread_t thread;
     bool thread_started;

@@ -6,7 +6,9 @@
  *     slot (the previous occupant moves to the back of the local queue), so a
  *     message passed to a waiting task is handled while it is still in cache;
  *   - re-queued after a poll that was itself notified (yield, coop budget):
- *     the back of the local queue, so others get their turn;
+ *     the worker's private defer list, which goes to the back of the local
+ *     queue once that is empty (or every BLZ_GLOBAL_INTERVAL ticks), so
+ *     others get their turn;
  *   - from any other thread, or when the local queue is full: the inject queue.
  *
  * Fairness: the LIFO slot is taken at most BLZ_LIFO_LIMIT times in a row, and
@@ -326,6 +328,41 @@ push_local_or_inject(blz__worker *w, blz__task *t)
     return true;
 }
 
+/*
+ * A task that yielded (its poll was notified: blz_yield, a spent coop budget,
+ * a wake that raced with the poll) waits here until the local queue is empty
+ * or the next maintenance tick, then goes to its back. Kept off the local
+ * queue meanwhile, it cannot be stolen: a task that yields is usually one
+ * that is busy talking to its neighbours here (a producer that spent its
+ * budget on a channel), and a thief that took it would turn every message
+ * between them into a cache line crossing cores. The tasks it yields to are
+ * still in the local queue, so idle workers still find work to take.
+ */
+static void
+defer_push(blz__worker *w, blz__task *t)
+{
+    t->queue_next = NULL;
+    if (w->defer_tail) {
+        w->defer_tail->queue_next = t;
+    } else {
+        w->defer_head = t;
+    }
+    w->defer_tail = t;
+}
+
+/* Moves the deferred tasks to the back of the run order. */
+static void
+defer_release(blz__worker *w)
+{
+    blz__task *t = w->defer_head;
+    w->defer_head = w->defer_tail = NULL;
+    while (t) {
+        blz__task *next = t->queue_next;
+        push_local_or_inject(w, t);
+        t = next;
+    }
+}
+
 void
 blz__schedule(blz__task *t)
 {
@@ -406,10 +443,10 @@ blz__task_run(blz__task *t)
     tl_task = NULL;
     blz__coop_budget = BLZ_COOP_UNLIMITED;
     if (blz__task_transition_to_idle(t)) {
-        /* Notified during its own poll (yield, budget, self-wake): back of the queue. */
+        /* Notified during its own poll (yield, budget, self-wake): after the others. */
         blz__worker *w = tl_worker;
         if (w && w->rt == t->rt) {
-            push_local_or_inject(w, t);
+            defer_push(w, t);
         } else {
             blz__inject_push(t->rt, t);
         }
@@ -444,7 +481,12 @@ next_local(blz__worker *w, unsigned *lifo_streak)
         push_local_or_inject(w, w->lifo);
         w->lifo = NULL;
     }
-    return blz__local_queue_pop(&w->queue);
+    blz__task *t = blz__local_queue_pop(&w->queue);
+    if (!t && w->defer_head) {
+        defer_release(w);
+        t = blz__local_queue_pop(&w->queue);
+    }
+    return t;
 }
 
 static void
@@ -642,6 +684,7 @@ blz__worker_run(blz__worker *w, bool (*done)(void *), void *ctx)
         w->tick++;
         blz__task *t = NULL;
         if (w->tick % BLZ_GLOBAL_INTERVAL == 0) {
+            defer_release(w); /* deferred tasks wait at most one interval */
             maintenance(w);
             t = inject_pop(rt, w);
         }
@@ -662,6 +705,7 @@ blz__worker_run(blz__worker *w, bool (*done)(void *), void *ctx)
         }
         park(w);
     }
+    defer_release(w);
     spill_flush(w); /* whoever drains the queues at shutdown must see them */
 }
 
