@@ -483,6 +483,54 @@ BLZ_TEST(overflow_reaches_other_workers_during_a_long_poll)
     CHECK_EQ(atomic_load(&spill_ran), (unsigned) SPILL_TASKS);
 }
 
+/* A short queue is left to an owner that is draining it, but not to one
+ * stuck in a long poll: tasks queued behind a root that spins until they
+ * have run can only run on the other worker, by stealing. The last one
+ * spawned sits in the LIFO slot, which is never stolen, so the root waits
+ * for the others. Repeated, so each round's thief arrives at a different
+ * moment of the spin. */
+enum { SHORT_TASKS = 4, SHORT_ROUNDS = 200 };
+static _Atomic unsigned short_ran;
+
+static void *
+short_task(void *arg)
+{
+    (void) arg;
+    atomic_fetch_add(&short_ran, 1);
+    return NULL;
+}
+
+static void *
+short_root(void *arg)
+{
+    (void) arg;
+    for (unsigned round = 0; round < SHORT_ROUNDS; round++) {
+        atomic_store(&short_ran, 0);
+        blz_join *js[SHORT_TASKS];
+        for (unsigned i = 0; i < SHORT_TASKS; i++) {
+            CHECK_OK(blz_spawn(short_task, NULL, &js[i]));
+        }
+        /* No yield: only a thief can run them. The deadline only guards a hang. */
+        struct timespec t0, now;
+        clock_gettime(CLOCK_MONOTONIC, &t0);
+        while (atomic_load(&short_ran) < SHORT_TASKS - 1) {
+            clock_gettime(CLOCK_MONOTONIC, &now);
+            CHECK_LT(now.tv_sec - t0.tv_sec, 60);
+        }
+        for (unsigned i = 0; i < SHORT_TASKS; i++) {
+            CHECK_OK(blz_join_wait(js[i], NULL));
+        }
+    }
+    return NULL;
+}
+
+BLZ_TEST(short_queue_behind_a_long_poll_is_stolen)
+{
+    blz_runtime *rt = test_new_rt(2);
+    CHECK_OK(blz_runtime_block_on(rt, short_root, NULL, NULL));
+    blz_runtime_free(rt);
+}
+
 /* The default worker count follows the CPUs the process may use, so a
  * server started under `taskset -c 0` gets one worker, not one per core. */
 BLZ_TEST(default_workers_follow_affinity)

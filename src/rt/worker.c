@@ -11,6 +11,9 @@
  *     others get their turn;
  *   - from any other thread, or when the local queue is full: the inject queue.
  *
+ * Stealing: an idle worker takes half of another worker's local queue, unless
+ * the queue is short and its owner is draining it (owner_is_draining).
+ *
  * Fairness: the LIFO slot is taken at most BLZ_LIFO_LIMIT times in a row, and
  * every BLZ_GLOBAL_INTERVAL ticks the inject queue is checked first and the
  * driver is polled without blocking, so neither starves.
@@ -18,6 +21,7 @@
  * Parking protocol (no lost wake-ups): a worker sets its bit in idle_mask
  * (seq_cst), then re-checks the queues (seq_cst loads); a notifier pushes its
  * task (seq_cst) and then reads idle_mask. At least one side sees the other.
+ * (A short local queue does not count: its owner is awake and will run it.)
  * A worker's park_state goes EMPTY -> SLEEPING/DRIVER -> (NOTIFIED by an
  * unpark) -> EMPTY, and only the worker itself resets it to EMPTY. Before it
  * sleeps, it yields the CPU a few times in EMPTY: an unpark arriving then
@@ -40,6 +44,7 @@
 #define BLZ_GLOBAL_INTERVAL 61
 #define BLZ_INJECT_BATCH    32
 #define BLZ_PARK_YIELDS     3
+#define BLZ_STEAL_SHORT     8
 
 /* A counter written by one thread and read by others: a relaxed load and store,
  * not a locked read-modify-write. */
@@ -502,6 +507,29 @@ end_searching(blz__worker *w)
     }
 }
 
+/*
+ * True when v's owner popped from its queue while this thread gave the CPU
+ * away once (sched_yield: if the owner shares our core, it runs meanwhile).
+ *
+ * A thief leaves a short queue (at most BLZ_STEAL_SHORT tasks) to an owner
+ * that is draining it. Such a queue is usually a few tasks passing messages
+ * to each other on that worker (the producers and consumers of a channel,
+ * waking each other through the LIFO slot): taking half of them turns every
+ * message into cache lines crossing cores, four to six times the cost, and
+ * the owner was about to run them anyway. An owner stuck in a long poll does
+ * not move its head, so its queue is stolen as before, and a longer queue is
+ * always shared. Nothing is lost by skipping: only the owner pushes to its
+ * local queue, so a queue with tasks in it has an owner that is awake and
+ * will pop them.
+ */
+static bool
+owner_is_draining(blz__worker *v)
+{
+    uint32_t head = blz__load(&v->queue.head, RELAXED);
+    blz__sys_yield();
+    return blz__load(&v->queue.head, RELAXED) != head;
+}
+
 static blz__task *
 steal_work(blz__worker *w)
 {
@@ -523,6 +551,10 @@ steal_work(blz__worker *w)
             if (v == w) {
                 continue;
             }
+            uint32_t len = blz__local_queue_len(&v->queue);
+            if (len == 0 || (len <= BLZ_STEAL_SHORT && owner_is_draining(v))) {
+                continue;
+            }
             uint32_t stolen;
             blz__task *t = blz__local_queue_steal_into(&v->queue, &w->queue, &stolen);
             if (t) {
@@ -541,8 +573,9 @@ has_visible_work(blz__worker *w)
     if (w->lifo || blz__local_queue_len(&w->queue) || blz__load(&rt->inject_len, SEQ_CST)) {
         return true;
     }
+    /* A short queue is its owner's to run (see owner_is_draining): it is awake. */
     for (unsigned i = 0; i < rt->nworkers; i++) {
-        if (blz__local_queue_len(&rt->workers[i].queue) > 1) {
+        if (blz__local_queue_len(&rt->workers[i].queue) > BLZ_STEAL_SHORT) {
             return true;
         }
     }
