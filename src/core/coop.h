@@ -17,6 +17,22 @@
 
 extern _Thread_local int blz__coop_budget;
 
+/* Spends one unit (none when unlimited); false when the budget is spent.
+ * Inline: only for code that does not suspend between this and its use of
+ * the answer (a fiber may resume on another thread). */
+static inline bool
+blz__coop_spend(void)
+{
+    int b = blz__coop_budget;
+    if (b == 0) {
+        return false;
+    }
+    if (b > 0) {
+        blz__coop_budget = b - 1;
+    }
+    return true;
+}
+
 /* Out-of-line form for code that runs on a fiber across switches. */
 bool blz__coop_take(void);
 

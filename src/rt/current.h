@@ -8,6 +8,9 @@
 
 #include "blitzio/common.h"
 #include "blitzio/future.h"
+#include "core/atomic.h"
+#include "core/coop.h"
+#include "rt/task.h"
 
 struct blz__timers;
 struct blz__io_driver;
@@ -44,13 +47,37 @@ void blz__thread_park_until(blz_instant deadline);
  * waiting would block a worker. */
 bool blz__in_stackless_poll(void);
 
+/* The task the calling thread is polling, or NULL (rt/worker.c). */
+extern _Thread_local blz__task *blz__tl_task;
+
 /*
  * May an await tier skip blz_await because its operation completes at once?
  * True on a plain thread, and on a fiber that is not cancelled and still has
  * coop budget (one unit is spent); false inside a stackless poll. These are the
  * checks blz_await makes before its first poll, so trying the operation
  * directly when this says yes changes nothing a caller can observe.
+ *
+ * Inline, because it runs once per await-tier operation and a call here
+ * made the whole fast path save and restore registers. It reads the
+ * thread-locals with fs-relative loads (initial-exec), so it is safe on a
+ * fiber as long as it is called before the operation suspends, as every
+ * caller does: no thread-local address is carried across a switch.
  */
-bool blz__await_fast_ok(void);
+static inline bool
+blz__await_fast_ok(void)
+{
+    blz__task *t = blz__tl_task;
+    if (t == NULL) {
+        return true; /* a plain thread: blz_await would park it; no budget, no abort */
+    }
+    if (t->kind != BLZ_TASK_FIBER) {
+        return false; /* a stackless poll: blz_await answers -EDEADLK */
+    }
+    /* Acquire pairs with the CAS that sets CANCELLED (blz_join_abort). */
+    if (blz__load(&t->state, ACQUIRE) & BLZ_TASK_CANCELLED) {
+        return false;
+    }
+    return blz__coop_spend();
+}
 
 #endif

@@ -56,7 +56,7 @@ blz__counter_inc(_Atomic uint64_t *c)
 
 static _Thread_local blz__worker *tl_worker;
 static _Thread_local blz_runtime *tl_runtime;
-static _Thread_local blz__task *tl_task;
+_Thread_local blz__task *blz__tl_task; /* read inline by blz__await_fast_ok */
 _Thread_local int blz__coop_budget = BLZ_COOP_UNLIMITED;
 
 /* Thread-locals are read through these out-of-line functions: code running on
@@ -71,7 +71,7 @@ blz__worker_current(void)
 __attribute__((noinline)) blz__task *
 blz__task_current(void)
 {
-    return tl_task;
+    return blz__tl_task;
 }
 
 __attribute__((noinline)) blz_runtime *
@@ -86,44 +86,12 @@ blz_runtime_current(void)
     return blz__rt_current();
 }
 
-/* Spends one unit of the coop budget (none when unlimited); false when it is
- * spent. Inlined into this file's callers only. */
-static inline bool
-take_budget(void)
-{
-    int b = blz__coop_budget;
-    if (b == 0) {
-        return false;
-    }
-    if (b > 0) {
-        blz__coop_budget = b - 1;
-    }
-    return true;
-}
-
 /* Out of line for the same reason as the accessors above: fibers call it
  * across switches. */
 __attribute__((noinline)) bool
 blz__coop_take(void)
 {
-    return take_budget();
-}
-
-bool
-blz__await_fast_ok(void)
-{
-    blz__task *t = tl_task;
-    if (t == NULL) {
-        return true; /* a plain thread: blz_await would park it; no budget, no abort */
-    }
-    if (t->kind != BLZ_TASK_FIBER) {
-        return false; /* a stackless poll: blz_await answers -EDEADLK */
-    }
-    /* Acquire pairs with the CAS that sets CANCELLED (blz_join_abort). */
-    if (blz__load(&t->state, ACQUIRE) & BLZ_TASK_CANCELLED) {
-        return false;
-    }
-    return take_budget(); /* inlined: this runs once per await-tier operation */
+    return blz__coop_spend();
 }
 
 __attribute__((noinline)) bool
@@ -374,7 +342,7 @@ blz__schedule(blz__task *t)
     blz_runtime *rt = t->rt;
     blz__worker *w = tl_worker;
     if (w && w->rt == rt) {
-        if (tl_task && tl_task != t) {
+        if (blz__tl_task && blz__tl_task != t) {
             /* Woken by the running task: LIFO slot. */
             blz__task *prev = w->lifo;
             w->lifo = t;
@@ -430,7 +398,7 @@ blz__task_run(blz__task *t)
     }
     blz_waker waker = blz__task_waker_ref(t);
     blz_context cx = {&waker};
-    tl_task = t;
+    blz__tl_task = t;
     blz__coop_budget = BLZ_COOP_BUDGET;
     blz_poll r;
     if (t->kind == BLZ_TASK_FIBER) {
@@ -441,11 +409,11 @@ blz__task_run(blz__task *t)
     if (r == BLZ_READY) {
         /* Still "running t": the joiner it wakes goes to this worker's LIFO slot. */
         blz__task_complete(t);
-        tl_task = NULL;
+        blz__tl_task = NULL;
         blz__coop_budget = BLZ_COOP_UNLIMITED;
         return;
     }
-    tl_task = NULL;
+    blz__tl_task = NULL;
     blz__coop_budget = BLZ_COOP_UNLIMITED;
     if (blz__task_transition_to_idle(t)) {
         /* Notified during its own poll (yield, budget, self-wake): after the others. */
