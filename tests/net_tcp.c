@@ -5,6 +5,8 @@
 #include "os/unix/sys.h"
 #include "poll_util.h"
 
+#include <pthread.h>
+
 static void *
 echo_one(void *arg)
 {
@@ -908,4 +910,70 @@ ready_main(void *arg)
 BLZ_TEST(ready_then_try_tier)
 {
     net_run(2, ready_main, NULL);
+}
+
+/* ---- a lone readiness event wakes only the task it is for ---------------- */
+
+enum { LONE_ROUNDS = 2000 };
+static blz_notify lone_done;
+
+/* The far end: a plain thread (its waits park the thread, not a worker). */
+static void *
+lone_peer(void *arg)
+{
+    blz_tcp_stream *c = arg;
+    for (int i = 0; i < LONE_ROUNDS; i++) {
+        unsigned char b = (unsigned char) i;
+        CHECK_OK(blz_tcp_write_all(c, &b, 1));
+        CHECK_OK(net_read_exact(c, &b, 1));
+        CHECK_EQ(b, (unsigned char) (i + 1));
+    }
+    blz_notify_one(&lone_done);
+    return NULL;
+}
+
+static uint64_t
+unparks_so_far(void)
+{
+    blz_metrics m;
+    blz_runtime_metrics(blz_runtime_current(), &m);
+    return m.unparks;
+}
+
+static void *
+lone_event_main(void *arg)
+{
+    (void) arg;
+    blz_notify_init(&lone_done);
+    blz_addr a;
+    blz_tcp_listener *l = net_listen_any(&a);
+    blz_tcp_stream *s, *c;
+    net_pair(l, &a, &s, &c);
+    uint64_t before = unparks_so_far();
+    pthread_t peer;
+    CHECK_EQ(pthread_create(&peer, NULL, lone_peer, c), 0);
+    for (int i = 0; i < LONE_ROUNDS; i++) {
+        unsigned char b;
+        CHECK_OK(net_read_exact(s, &b, 1)); /* this worker sleeps; the event wakes it */
+        CHECK_EQ(b, (unsigned char) i);
+        b++;
+        CHECK_OK(blz_tcp_write_all(s, &b, 1));
+    }
+    /* Not pthread_join yet: blocking this worker while the peer still waits
+     * for its last byte could leave no worker to poll the driver for it. */
+    CHECK_OK(blz_notify_wait(&lone_done));
+    CHECK_EQ(pthread_join(peer, NULL), 0); /* it has returned or is returning */
+    /* The driver woke one task per event, which the worker that dispatched it
+     * runs next: the other worker has nothing to do and must stay asleep. It
+     * used to be unparked once per event, to find nothing and park again. */
+    CHECK_LT(unparks_so_far() - before, (uint64_t) LONE_ROUNDS / 10);
+    blz_tcp_close(s);
+    blz_tcp_close(c);
+    blz_tcp_listener_close(l);
+    return NULL;
+}
+
+BLZ_TEST(lone_event_leaves_the_other_worker_asleep)
+{
+    net_run(2, lone_event_main, NULL);
 }

@@ -103,10 +103,10 @@ bin[tokio]=bench/tokio/target/release/tokio_echo
 bin[libuv]=build-release/bench/bench_server_libuv
 bin[hand_epoll]=build-release/bench/bench_server_hand_epoll
 env_backend[blitzio_uring]=io_uring
-bin[ss8_epoll]=build-release/examples/echo_server
-bin[ss8_uring]=build-release/examples/echo_server
-env_backend[ss8_epoll]=epoll
-env_backend[ss8_uring]=io_uring
+bin[base_epoll]=/tmp/base/build-release/examples/echo_server
+bin[base_uring]=/tmp/base/build-release/examples/echo_server
+env_backend[base_epoll]=epoll
+env_backend[base_uring]=io_uring
 env_backend[blitzio_epoll]=epoll
 env_backend[blitzio_epoll_sl]=epoll
 env_backend[blitzio_uring_sl]=io_uring
@@ -232,7 +232,6 @@ start_server() {
     local name=$1 workers=$2 cpu=$3 out=$tmp/$1.out i line
     local cmd=(env BLZ_WORKERS="$workers")
     [[ -n ${env_backend[$name]:-} ]] && cmd+=(BLZ_BACKEND="${env_backend[$name]}")
-    [[ $name == ss8_* ]] && cmd+=(SS=8)
     [[ -n $cpu ]] && cmd=(taskset -c "$cpu" "${cmd[@]}")
     : >"$out"
     "${cmd[@]}" "${bin[$name]}" ${args[$name]:-} 127.0.0.1:0 >"$out" 2>>"$log" &

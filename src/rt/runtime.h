@@ -36,6 +36,8 @@ typedef struct blz__worker {
     uint32_t tick;          /* scheduler ticks, for fairness checks */
     uint32_t rng;           /* xorshift state for steal victim choice */
     bool searching;         /* counted in rt->num_searching */
+    bool in_driver;         /* dispatching I/O events or timers: its wakes notify nobody
+                               one by one; the worker decides once after (driver_done) */
     bool overflowed;        /* its local queue overflowed into the inject queue, which
                                still holds tasks: its own wakes queue there too */
     blz__task *spill_head;  /* tasks bound for the inject queue, in order, linked through */
