@@ -234,6 +234,19 @@ blz__notify_parked(blz_runtime *rt)
 
 /* ---- scheduling ---------------------------------------------------------- */
 
+/* Appends t to a worker-private list linked through queue_next. */
+static void
+task_list_append(blz__task **head, blz__task **tail, blz__task *t)
+{
+    t->queue_next = NULL;
+    if (*tail) {
+        (*tail)->queue_next = t;
+    } else {
+        *head = t;
+    }
+    *tail = t;
+}
+
 /* Moves the spilled tasks to the inject queue under one lock, and wakes a
  * parked worker to help with them: the wake blz__schedule skipped. */
 static void
@@ -256,13 +269,7 @@ spill_flush(blz__worker *w)
 static void
 spill_push(blz__worker *w, blz__task *t)
 {
-    t->queue_next = NULL;
-    if (w->spill_tail) {
-        w->spill_tail->queue_next = t;
-    } else {
-        w->spill_head = t;
-    }
-    w->spill_tail = t;
+    task_list_append(&w->spill_head, &w->spill_tail, t);
     if (++w->spill_len >= BLZ_INJECT_BATCH) {
         spill_flush(w);
     }
@@ -318,13 +325,7 @@ push_local_or_inject(blz__worker *w, blz__task *t)
 static void
 defer_push(blz__worker *w, blz__task *t)
 {
-    t->queue_next = NULL;
-    if (w->defer_tail) {
-        w->defer_tail->queue_next = t;
-    } else {
-        w->defer_head = t;
-    }
-    w->defer_tail = t;
+    task_list_append(&w->defer_head, &w->defer_tail, t);
 }
 
 /* Moves the deferred tasks to the back of the run order. */
