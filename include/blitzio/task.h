@@ -71,7 +71,12 @@ typedef struct blz_join_future {
 /** Fills `f` to wait for `j`. Dropping `f` before completion detaches `j`. */
 BLZ_API void blz_join_fut(blz_join *j, blz_join_future *f);
 
-/** Yields the rest of this tick: in a fiber, lets other tasks run. No-op outside a runtime. */
+/**
+ * Yields the rest of this tick: in a fiber, lets other tasks run. The fiber
+ * runs again once the tasks ready on its worker (including those woken
+ * meanwhile) have had their turn, or after at most 61 scheduler ticks when
+ * they never run out. No-op outside a runtime.
+ */
 BLZ_API void blz_yield(void);
 
 /** A future that is pending once (after waking itself), then ready. */

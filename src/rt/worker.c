@@ -45,6 +45,7 @@
 #define BLZ_INJECT_BATCH    32
 #define BLZ_PARK_YIELDS     3
 #define BLZ_STEAL_SHORT     8
+#define BLZ_RECHECK_NS      1000000 /* see others_hold_short_queues */
 
 /* A counter written by one thread and read by others: a relaxed load and store,
  * not a locked read-modify-write. */
@@ -581,6 +582,27 @@ driver_done(blz__worker *w)
     }
 }
 
+/*
+ * True when another worker's local queue holds tasks that has_visible_work
+ * does not count: a short queue left to its owner. The owner is awake, but
+ * it may be in a long poll (a task that spins until those very tasks have
+ * run elsewhere), and a notifier that saw this worker searching did not wake
+ * anyone for them. So this worker sleeps at most BLZ_RECHECK_NS and looks
+ * again: an owner that is still in the same poll has not moved its head, and
+ * its queue is stolen then.
+ */
+static bool
+others_hold_short_queues(blz__worker *w)
+{
+    blz_runtime *rt = w->rt;
+    for (unsigned i = 0; i < rt->nworkers; i++) {
+        if (&rt->workers[i] != w && blz__local_queue_len(&rt->workers[i].queue) > 0) {
+            return true;
+        }
+    }
+    return false;
+}
+
 /* Fires due timers and polls the driver without sleeping, if no one else
  * holds it; otherwise lets the kernel post what it deferred to this thread. */
 static void
@@ -631,9 +653,10 @@ yield_for_unpark(blz__worker *w)
     return blz__load(&w->park_state, ACQUIRE) == BLZ_PARK_NOTIFIED;
 }
 
-/* Sleeps in the driver (if no one holds it) or on the futex until unparked. */
+/* Sleeps in the driver (if no one holds it) or on the futex until unparked,
+ * or for at most recheck_ns when that is not negative. */
 static void
-sleep_until_unparked(blz__worker *w)
+sleep_until_unparked(blz__worker *w, int64_t recheck_ns)
 {
     blz_runtime *rt = w->rt;
     blz__counter_inc(&w->parks);
@@ -657,6 +680,9 @@ sleep_until_unparked(blz__worker *w)
                     }
                 }
             }
+            if (recheck_ns >= 0 && (timeout < 0 || timeout > recheck_ns)) {
+                timeout = recheck_ns;
+            }
             (void) blz__io_driver_park(rt->io, timeout);
         }
         (void) blz__timers_fire(&rt->timers);
@@ -670,8 +696,15 @@ sleep_until_unparked(blz__worker *w)
                  * timeout on the virtual clock, must now jump it to the next timer. */
                 blz__io_driver_wake(rt->io);
             }
+            blz_instant deadline =
+                recheck_ns >= 0 ? blz_now() + (blz_instant) recheck_ns : UINT64_MAX;
             while (blz__load(&w->park_state, ACQUIRE) == BLZ_PARK_SLEEPING) {
-                blz__futex_wait(&w->park_state, BLZ_PARK_SLEEPING, UINT64_MAX);
+                blz__futex_wait(&w->park_state, BLZ_PARK_SLEEPING, deadline);
+                uint32_t sleeping = BLZ_PARK_SLEEPING;
+                if (deadline != UINT64_MAX && blz_now() >= deadline &&
+                    blz__cas(&w->park_state, &sleeping, BLZ_PARK_EMPTY, ACQ_REL, ACQUIRE)) {
+                    break; /* time to look again; an unpark from now on lands in EMPTY */
+                }
             }
         }
     }
@@ -697,7 +730,7 @@ park(blz__worker *w)
         return;
     }
     if (!yield_for_unpark(w)) {
-        sleep_until_unparked(w);
+        sleep_until_unparked(w, others_hold_short_queues(w) ? BLZ_RECHECK_NS : -1);
     }
     (void) blz__exchange(&w->park_state, BLZ_PARK_EMPTY, ACQ_REL);
     /* Leave the idle set. If the bit was already clear, a notifier claimed us and
