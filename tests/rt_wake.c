@@ -198,6 +198,18 @@ BLZ_TEST(many_fibers_suspended_at_once)
     blz_runtime_free(rt);
 }
 
+/* A current-thread runtime: everything runs on the calling thread, in order. */
+static blz_runtime *
+current_thread_rt(void)
+{
+    blz_runtime_config cfg;
+    blz_runtime_config_default(&cfg);
+    cfg.flavor = BLZ_CURRENT_THREAD;
+    blz_runtime *rt;
+    CHECK_OK(blz_runtime_new(&cfg, &rt));
+    return rt;
+}
+
 /* ---- fairness: a task that never waits still lets others run -------------- */
 
 static atomic_int stop_spinning;
@@ -240,11 +252,7 @@ fairness_body(void *arg)
 
 BLZ_TEST(coop_budget_keeps_busy_tasks_fair)
 {
-    blz_runtime_config cfg;
-    blz_runtime_config_default(&cfg);
-    cfg.flavor = BLZ_CURRENT_THREAD; /* one thread: only the budget can save us */
-    blz_runtime *rt;
-    CHECK_OK(blz_runtime_new(&cfg, &rt));
+    blz_runtime *rt = current_thread_rt(); /* one thread: only the budget can save us */
     CHECK_OK(blz_runtime_block_on(rt, fairness_body, NULL, NULL));
     blz_runtime_free(rt);
 }
@@ -323,11 +331,7 @@ defer_order_body(void *arg)
  */
 BLZ_TEST(yielded_task_waits_until_the_local_queue_is_empty)
 {
-    blz_runtime_config cfg;
-    blz_runtime_config_default(&cfg);
-    cfg.flavor = BLZ_CURRENT_THREAD; /* one thread: the order is deterministic */
-    blz_runtime *rt;
-    CHECK_OK(blz_runtime_new(&cfg, &rt));
+    blz_runtime *rt = current_thread_rt(); /* one thread: the order is deterministic */
     blz_notify_init(&gate_w);
     blz_notify_init(&gate_a);
     blz_notify_init(&gate_b);
@@ -401,11 +405,7 @@ starve_body(void *arg)
  * (every 61 scheduler ticks) releases the yielded task all the same. */
 BLZ_TEST(yielded_task_is_not_starved_by_a_busy_queue)
 {
-    blz_runtime_config cfg;
-    blz_runtime_config_default(&cfg);
-    cfg.flavor = BLZ_CURRENT_THREAD;
-    blz_runtime *rt;
-    CHECK_OK(blz_runtime_new(&cfg, &rt));
+    blz_runtime *rt = current_thread_rt();
     blz_notify_init(&ping_gate);
     blz_notify_init(&pong_gate);
     CHECK_OK(blz_runtime_block_on(rt, starve_body, NULL, NULL));
