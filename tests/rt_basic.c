@@ -489,9 +489,8 @@ BLZ_TEST(overflow_reaches_other_workers_during_a_long_poll)
  * spawned sits in the LIFO slot, which is never stolen, so the root waits
  * for the others. Repeated, so each round's thief arrives at a different
  * moment: one that saw the queue draining (the root between rounds) and
- * went to sleep must come back for it (others_hold_short_queues in
- * rt/worker.c); without that, this hung in every one of 30 runs on a
- * machine kept busy by two CPU hogs. */
+ * went to sleep must come back for it (QUEUES_SHORT in rt/worker.c); without that, this hung in
+ * every one of 30 runs on a machine kept busy by two CPU hogs. */
 enum { SHORT_TASKS = 4, SHORT_ROUNDS = 500 };
 static _Atomic unsigned short_ran;
 

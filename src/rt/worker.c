@@ -45,7 +45,7 @@
 #define BLZ_INJECT_BATCH    32
 #define BLZ_PARK_YIELDS     3
 #define BLZ_STEAL_SHORT     8
-#define BLZ_RECHECK_NS      1000000 /* see others_hold_short_queues */
+#define BLZ_RECHECK_NS      1000000 /* see park */
 
 /* A counter written by one thread and read by others: a relaxed load and store,
  * not a locked read-modify-write. */
@@ -541,20 +541,29 @@ steal_work(blz__worker *w)
     return inject_pop(rt, w);
 }
 
-static bool
-has_visible_work(blz__worker *w)
+/* What a worker about to park finds in the queues: work it must stay up for
+ * (its own, the inject queue, another worker's queue too long to leave to
+ * its owner), only short queues left to their owners, or nothing. */
+enum { QUEUES_EMPTY, QUEUES_SHORT, QUEUES_WORK };
+
+static int
+visible_work(blz__worker *w)
 {
     blz_runtime *rt = w->rt;
     if (w->lifo || blz__local_queue_len(&w->queue) || blz__load(&rt->inject_len, SEQ_CST)) {
-        return true;
+        return QUEUES_WORK;
     }
-    /* A short queue is its owner's to run (see owner_is_draining): it is awake. */
+    int found = QUEUES_EMPTY;
     for (unsigned i = 0; i < rt->nworkers; i++) {
-        if (blz__local_queue_len(&rt->workers[i].queue) > BLZ_STEAL_SHORT) {
-            return true;
+        uint32_t len = blz__local_queue_len(&rt->workers[i].queue);
+        if (len > BLZ_STEAL_SHORT) {
+            return QUEUES_WORK;
+        }
+        if (len > 0) {
+            found = QUEUES_SHORT; /* its owner's to run (see owner_is_draining) */
         }
     }
-    return false;
+    return found;
 }
 
 /*
@@ -580,27 +589,6 @@ driver_done(blz__worker *w)
     if (w->rt->nworkers > 1 && (w->lifo != NULL) + blz__local_queue_len(&w->queue) > 1) {
         blz__notify_parked(w->rt);
     }
-}
-
-/*
- * True when another worker's local queue holds tasks that has_visible_work
- * does not count: a short queue left to its owner. The owner is awake, but
- * it may be in a long poll (a task that spins until those very tasks have
- * run elsewhere), and a notifier that saw this worker searching did not wake
- * anyone for them. So this worker sleeps at most BLZ_RECHECK_NS and looks
- * again: an owner that is still in the same poll has not moved its head, and
- * its queue is stolen then.
- */
-static bool
-others_hold_short_queues(blz__worker *w)
-{
-    blz_runtime *rt = w->rt;
-    for (unsigned i = 0; i < rt->nworkers; i++) {
-        if (&rt->workers[i] != w && blz__local_queue_len(&rt->workers[i].queue) > 0) {
-            return true;
-        }
-    }
-    return false;
 }
 
 /* Fires due timers and polls the driver without sleeping, if no one else
@@ -720,7 +708,8 @@ park(blz__worker *w)
         blz__fetch_sub(&rt->num_searching, 1, SEQ_CST);
     }
     blz__fetch_or(&rt->idle_mask, bit, SEQ_CST);
-    if (has_visible_work(w) || blz__load(&rt->shutdown, SEQ_CST)) {
+    int queues = visible_work(w);
+    if (queues == QUEUES_WORK || blz__load(&rt->shutdown, SEQ_CST)) {
         uint64_t prev = blz__fetch_and(&rt->idle_mask, ~bit, SEQ_CST);
         if (!(prev & bit)) {
             /* A notifier claimed us meanwhile and counted us as searching: accept it.
@@ -729,8 +718,13 @@ park(blz__worker *w)
         }
         return;
     }
+    /* Only short queues left to their owners: each owner is awake, but it may
+     * be in a long poll (a task that spins until those very tasks have run
+     * elsewhere), and a notifier that saw this worker searching woke nobody
+     * for them. So sleep at most BLZ_RECHECK_NS and look again: an owner
+     * still in the same poll has not moved its head, and is stolen from. */
     if (!yield_for_unpark(w)) {
-        sleep_until_unparked(w, others_hold_short_queues(w) ? BLZ_RECHECK_NS : -1);
+        sleep_until_unparked(w, queues == QUEUES_SHORT ? BLZ_RECHECK_NS : -1);
     }
     (void) blz__exchange(&w->park_state, BLZ_PARK_EMPTY, ACQ_REL);
     /* Leave the idle set. If the bit was already clear, a notifier claimed us and
