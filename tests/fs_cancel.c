@@ -216,6 +216,9 @@ typedef struct queued_ctx {
     blz_file *own[QUEUED_FILES]; /* each closed by its own fiber */
 } queued_ctx;
 
+/* Fibers that have called their file operation, and those whose call returned. */
+static _Atomic int queued_entered, queued_returned;
+
 /* Keeps the pool's only thread busy while the fs jobs queue up behind it. */
 static void *
 hold_pool(void *arg)
@@ -228,25 +231,44 @@ hold_pool(void *arg)
 static void *
 set_len_waiter(void *arg)
 {
+    atomic_fetch_add(&queued_entered, 1);
     (void) blz_file_set_len(arg, 0); /* a pool job on every backend */
+    atomic_fetch_add(&queued_returned, 1);
     return NULL;
 }
 
 static void *
 close_waiter(void *arg)
 {
+    atomic_fetch_add(&queued_entered, 1);
     (void) blz_file_close(arg);
+    atomic_fetch_add(&queued_returned, 1);
     return NULL;
 }
 
 static void *
 open_waiter(void *arg)
 {
+    atomic_fetch_add(&queued_entered, 1);
     blz_file *g = NULL;
     if (blz_file_open(arg, NULL, &g) == 0) {
         (void) blz_file_close(g);
     }
+    atomic_fetch_add(&queued_returned, 1);
     return NULL;
+}
+
+/* True once every waiter fiber has called its operation and each one either
+ * returned or owns a live op (queued behind hold_pool, or in flight on the
+ * ring). A fiber between its call and its op's creation, or between its
+ * op's release and its return, keeps the count short. */
+static bool
+every_waiter_waits(void)
+{
+    int entered = atomic_load(&queued_entered);
+    int returned = atomic_load(&queued_returned);
+    return entered == 3 * QUEUED_FILES &&
+           blz__fs_live_ops() + (uint64_t) returned >= (uint64_t) entered;
 }
 
 static void *
@@ -267,7 +289,10 @@ queued_body(void *arg)
         CHECK_OK(blz_spawn(close_waiter, q->own[i], NULL));
         CHECK_OK(blz_spawn(open_waiter, path, NULL));
     }
-    blz_sleep(blz_ms(20)); /* every fiber is now waiting on its queued job */
+    for (int i = 0; !every_waiter_waits(); i++) {
+        CHECK(i < 10000); /* 10 s: a fiber never reached its operation */
+        blz_sleep(blz_ms(1));
+    }
     /* The set_len ops hold the last references: closing only drops the owner's. */
     CHECK_OK(blz_file_close(q->shared));
     return NULL; /* the runtime is freed with every job still queued */
@@ -293,6 +318,8 @@ BLZ_TEST(free_with_queued_jobs)
         blz_runtime_free(rt);
         SKIP("requested backend unavailable");
     }
+    atomic_store(&queued_entered, 0);
+    atomic_store(&queued_returned, 0);
     queued_ctx q = {.t = &t};
     CHECK_OK(blz_runtime_block_on(rt, queued_body, &q, NULL));
     blz_runtime_free(rt);
