@@ -191,6 +191,47 @@ BLZ_TEST(chan_recv_future_woken_by_send)
     blz_chan_deinit(&ch);
 }
 
+/* Items of sizes other than 4, 8 and 16 bytes are copied out of line; the
+ * waiter on the other side must still be woken, with the whole item. */
+BLZ_TEST(chan_odd_item_sizes_wake_waiters)
+{
+    typedef struct {
+        unsigned char b[24];
+    } odd;
+    blz_chan ch;
+    CHECK_OK(blz_chan_init(&ch, sizeof(odd), 1));
+    test_waker tw;
+    test_waker_init(&tw);
+
+    odd got = {{0}}, sent;
+    memset(&sent, 0x5A, sizeof sent);
+    blz_chan_recv_future rf;
+    blz_chan_recv_fut(&ch, &got, &rf);
+    CHECK_EQ(poll_with(&rf.base, &tw), BLZ_PENDING);
+    CHECK_OK(blz_chan_try_send(&ch, &sent));
+    CHECK_EQ(test_wakes(&tw), 1);
+    CHECK_EQ(poll_with(&rf.base, &tw), BLZ_READY);
+    CHECK_OK(rf.base.result);
+    CHECK(memcmp(&got, &sent, sizeof got) == 0);
+
+    odd first, second, out;
+    memset(&first, 1, sizeof first);
+    memset(&second, 2, sizeof second);
+    CHECK_OK(blz_chan_try_send(&ch, &first));
+    blz_chan_send_future sf;
+    blz_chan_send_fut(&ch, &second, &sf);
+    CHECK_EQ(poll_with(&sf.base, &tw), BLZ_PENDING);
+    CHECK_OK(blz_chan_try_recv(&ch, &out));
+    CHECK(memcmp(&out, &first, sizeof out) == 0);
+    CHECK_EQ(test_wakes(&tw), 2);
+    CHECK_EQ(poll_with(&sf.base, &tw), BLZ_READY);
+    CHECK_OK(sf.base.result);
+    CHECK_OK(blz_chan_try_recv(&ch, &out));
+    CHECK(memcmp(&out, &second, sizeof out) == 0);
+    CHECK_NO_WAKER_REFS(&tw);
+    blz_chan_deinit(&ch);
+}
+
 BLZ_TEST(chan_woken_sender_really_sends)
 {
     /* The seed's SendFuture reported success after a wake without sending. */

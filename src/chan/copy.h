@@ -6,11 +6,14 @@
 #ifndef BLZ_CHAN_COPY_H
 #define BLZ_CHAN_COPY_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <string.h>
 
-static inline void
-copy_item(void *dst, const void *src, size_t n)
+/* Copies an item of 4, 8 or 16 bytes with a move or two; false (nothing
+ * copied) for any other size. */
+static inline bool
+copy_small(void *dst, const void *src, size_t n)
 {
     if (n == 8) {
         memcpy(dst, src, 8);
@@ -19,6 +22,15 @@ copy_item(void *dst, const void *src, size_t n)
     } else if (n == 16) {
         memcpy(dst, src, 16);
     } else {
+        return false;
+    }
+    return true;
+}
+
+static inline void
+copy_item(void *dst, const void *src, size_t n)
+{
+    if (!copy_small(dst, src, n)) {
         memcpy(dst, src, n);
     }
 }
