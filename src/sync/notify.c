@@ -104,7 +104,7 @@ blz_notify_all(blz_notify *n)
     blz__wake_batch_flush(&wb);
 }
 
-static blz_poll
+static BLZ_NOINLINE blz_poll
 wait_enqueue(blz_notify_wait_future *f, blz_context *cx)
 {
     blz_notify *n = f->notify_;
@@ -138,11 +138,29 @@ wait_enqueue(blz_notify_wait_future *f, blz_context *cx)
     return BLZ_PENDING;
 }
 
+/* A poll after the first: the future was queued (or woken since). */
+static BLZ_NOINLINE blz_poll
+wait_poll_linked(blz_notify_wait_future *f, blz_context *cx)
+{
+    blz_waiter *w = &f->waiter_;
+    blz_notify *n = f->notify_;
+    blz__spin_lock(&n->lock_);
+    if (w->state_ == BLZ__W_QUEUED) {
+        blz_waker old = blz__waiter_swap_waker(w, cx->waker);
+        blz__spin_unlock(&n->lock_);
+        blz_waker_drop(&old);
+        return BLZ_PENDING;
+    }
+    blz__spin_unlock(&n->lock_);
+    return blz__sync_finish(&f->base, w, 0);
+}
+
+/* The first poll takes a permit or a newer notify_all count without a call
+ * that keeps anything live: the queueing and later polls are out of line. */
 static blz_poll
 wait_poll(blz_future *base, blz_context *cx)
 {
     blz_notify_wait_future *f = (blz_notify_wait_future *) base;
-    blz_waiter *w = &f->waiter_;
     blz_notify *n = f->notify_;
     if (base->pt_ == BLZ__PHASE_FINISHED) {
         return BLZ_READY;
@@ -153,23 +171,15 @@ wait_poll(blz_future *base, blz_context *cx)
     if (!blz__coop_proceed(cx)) {
         return BLZ_PENDING;
     }
-    if (base->pt_ == BLZ__PHASE_FRESH) {
-        /* Acquire pairs with the release fetch_add in blz_notify_all. */
-        uint32_t cur = blz__load(&n->state_, ACQUIRE);
-        if ((cur >> GEN_SHIFT) != f->gen_ || blz_notify_try_wait(n) == 0) {
-            return blz__sync_ready(base, 0);
-        }
-        return wait_enqueue(f, cx);
+    if (base->pt_ != BLZ__PHASE_FRESH) {
+        return wait_poll_linked(f, cx);
     }
-    blz__spin_lock(&n->lock_);
-    if (w->state_ == BLZ__W_QUEUED) {
-        blz_waker old = blz__waiter_swap_waker(w, cx->waker);
-        blz__spin_unlock(&n->lock_);
-        blz_waker_drop(&old);
-        return BLZ_PENDING;
+    /* Acquire pairs with the release fetch_add in blz_notify_all. */
+    uint32_t cur = blz__load(&n->state_, ACQUIRE);
+    if ((cur >> GEN_SHIFT) != f->gen_ || blz_notify_try_wait(n) == 0) {
+        return blz__sync_ready(base, 0);
     }
-    blz__spin_unlock(&n->lock_);
-    return blz__sync_finish(base, w, 0);
+    return wait_enqueue(f, cx);
 }
 
 static void
