@@ -15,6 +15,9 @@
  *   contended_rwlock     4 readers + 2 writers    on a runtime with 4 workers, timed
  *   contended_semaphore  8 tasks, 2 permits       from before the first spawn to after
  *                                                 the last join
+ *   cas_floor                                     blitzio only: one successful
+ *                                                 compare-and-swap per op, the floor the
+ *                                                 uncontended rows are held against
  *
  *     bench_sync [--json] [--runs N] [--warmups N] [row ...]
  */
@@ -43,6 +46,29 @@ check(int rc)
 }
 
 /* ---- uncontended try tier ------------------------------------------------ */
+
+/* One successful locked compare-and-swap per op on a private word: the cost
+ * of the one atomic read-modify-write every lock acquisition needs. mutex
+ * pays one (its unlock is a store); rwlock_read, rwlock_write and semaphore
+ * pay two (their release is a read-modify-write too). */
+static void
+row_cas_floor(bench_run *r)
+{
+    static _Atomic uint64_t word;
+    _Atomic uint64_t *p = &word;
+    r->ops = SYNC_OPS;
+    bench_start(r);
+    for (int i = 0; i < SYNC_OPS; i++) {
+        OPAQUE(p);
+        uint64_t v = atomic_load_explicit(p, memory_order_relaxed);
+        if (!atomic_compare_exchange_strong_explicit(p, &v, v + 1, memory_order_acquire,
+                                                     memory_order_relaxed)) {
+            abort();
+        }
+    }
+    bench_stop(r);
+    sink_ = atomic_load(p);
+}
 
 static void
 row_mutex(bench_run *r)
@@ -344,6 +370,7 @@ main(int argc, char **argv)
     bench_row("contended_mutex", row_contended_mutex, NULL);
     bench_row("contended_rwlock", row_contended_rwlock, NULL);
     bench_row("contended_semaphore", row_contended_semaphore, NULL);
+    bench_row("cas_floor", row_cas_floor, NULL);
 
     blz_runtime_free(rt4);
     blz_runtime_free(rt1);

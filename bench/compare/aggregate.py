@@ -50,7 +50,7 @@ ORDER = [
     "chan_send", "chan_recv", "chan_roundtrip", "oneshot", "broadcast", "watch", "mpmc",
     "contended_mutex", "contended_rwlock", "contended_semaphore",
     "spawn_join", "spawn_join_fiber", "yield", "sleep_register_cancel", "idle_task_memory",
-    "fiber_switch",
+    "fiber_switch", "cas_floor",
 ]
 
 DASH = "\u2014"  # shown where a side has no such row
