@@ -67,7 +67,7 @@ drop_in_flight_body(void *arg)
         blz_fs_future wf;
         blz_fs_write_file_fut(fs_path(t, "partial"), data, n, &wf);
         for (int i = 0; i < round % 4 && blz_future_poll(&wf.base, &cx) == BLZ_PENDING; i++) {
-            blz_sleep(blz_us(200));
+            blz_sleep(blz_us(200)); /* lets it move on a step; any step it is in will do */
         }
         blz_future_drop(&wf.base);
 
@@ -145,11 +145,14 @@ BLZ_TEST(close_in_flight)
 
 /* A fiber aborted while it waits on a file operation: the op finishes in the
  * background and frees itself. */
+static _Atomic int readers_reading; /* readers that have started their first read */
+
 static void *
 aborted_reader(void *arg)
 {
     blz_file *f = arg;
     char *buf = malloc(BLZ_FS_MAX_CHUNK);
+    atomic_fetch_add(&readers_reading, 1);
     for (;;) {
         ssize_t r = blz_file_pread(f, buf, BLZ_FS_MAX_CHUNK, 0);
         if (r < 0) {
@@ -172,10 +175,18 @@ abort_body(void *arg)
     blz_file *f = NULL;
     CHECK_OK(blz_file_open(p, NULL, &f));
     blz_join *js[8];
+    atomic_store(&readers_reading, 0);
     for (int i = 0; i < 8; i++) {
         CHECK_OK(blz_spawn(aborted_reader, f, &js[i]));
     }
-    blz_sleep(blz_ms(20));
+    /* Abort only once every reader is in its read loop. Its abort may land
+     * while it waits on a read op, or while it reads the page cache inline
+     * (no op: RWF_NOWAIT) or is between two reads; it then ends at its next
+     * wait. The checks below hold for all of these. */
+    for (int i = 0; atomic_load(&readers_reading) < 8; i++) {
+        CHECK(i < 10000); /* 10 s: a reader never got to its read */
+        blz_sleep(blz_ms(1));
+    }
     for (int i = 0; i < 8; i++) {
         blz_join_abort(js[i]);
     }

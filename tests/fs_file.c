@@ -383,12 +383,13 @@ BLZ_TEST(current_thread_runtime)
      * blocking job finishing meanwhile does not wake it. The last pool job
      * of the body wakes the fiber just before its own task completes, so
      * wait for the task count to settle first. */
-    for (int i = 0; i < 10000; i++) {
-        blz_metrics m;
+    blz_metrics m;
+    for (int i = 0;; i++) {
         blz_runtime_metrics(rt, &m);
         if (m.tasks_alive == 0) {
             break;
         }
+        CHECK(i < 10000); /* 10 s: fail here rather than hang in blz_runtime_free */
         usleep(1000);
     }
     blz_runtime_free(rt);

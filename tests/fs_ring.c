@@ -449,11 +449,26 @@ BLZ_TEST(drop_mid_op)
     fs_tmp_remove(&t);
 }
 
+/* Tasks that have entered busy_file_task's loop. */
+static _Atomic int busy_started;
+
+/* Waits (in a fiber) until `n` busy tasks have entered their loop and file
+ * operations are in flight. */
+static void
+wait_busy(int n)
+{
+    for (int i = 0; atomic_load(&busy_started) < n || blz__fs_live_ops() == 0; i++) {
+        CHECK(i < 10000); /* 10 s: a task never got to its first operation */
+        blz_sleep(blz_ms(1));
+    }
+}
+
 /* Loops over open, fsync, fstat, stat and close until aborted. */
 static void *
 busy_file_task(void *arg)
 {
     const char *p = arg;
+    atomic_fetch_add(&busy_started, 1);
     for (;;) {
         blz_file *f = NULL;
         if (blz_file_open(p, NULL, &f) < 0) {
@@ -485,10 +500,13 @@ abort_body(void *arg)
     CHECK_OK(blz_fs_write_file(path, "abc", 3));
     enum { N = 8 };
     blz_join *js[N];
+    atomic_store(&busy_started, 0);
     for (int i = 0; i < N; i++) {
         CHECK_OK(blz_spawn(busy_file_task, path, &js[i]));
     }
-    blz_sleep(blz_ms(30));
+    /* Every task is in its loop, each waiting on an operation or between two
+     * when its abort lands: the checks below hold for both. */
+    wait_busy(N);
     for (int i = 0; i < N; i++) {
         blz_join_abort(js[i]);
     }
@@ -526,10 +544,11 @@ free_body(void *arg)
     static char path[FS_PATH_MAX];
     snprintf(path, sizeof path, "%s/q", t->dir);
     CHECK_OK(blz_fs_write_file(path, "abc", 3));
+    atomic_store(&busy_started, 0);
     for (int i = 0; i < 16; i++) {
         CHECK_OK(blz_spawn(busy_file_task, path, NULL));
     }
-    blz_sleep(blz_ms(10));
+    wait_busy(16);
     return NULL; /* the runtime is freed with the tasks mid-operation */
 }
 

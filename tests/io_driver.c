@@ -113,10 +113,18 @@ BLZ_TEST(uring_forbidden_falls_back_to_epoll)
 
 /* ---- wakes ----------------------------------------------------------------------------- */
 
+static _Atomic int about_to_park;
+
 static void *
 waker_thread(void *arg)
 {
     blz__io_driver *d = arg;
+    while (!atomic_load(&about_to_park)) {
+        sched_yield();
+    }
+    /* Makes it likely that the test thread is in park(-1) by now. If it is
+     * not, the wake is kept and the park returns at once: the test passes
+     * either way, and only the wake-before-park case is then exercised. */
     usleep(20000);
     for (int i = 0; i < 100; i++) {
         blz__io_driver_wake(d);
@@ -130,6 +138,7 @@ BLZ_TEST(wake_interrupts_park)
     CHECK_EQ(blz__io_driver_park(d, 0), 0);
     pthread_t t;
     CHECK_EQ(pthread_create(&t, NULL, waker_thread, d), 0);
+    atomic_store(&about_to_park, 1);
     CHECK_OK(blz__io_driver_park(d, -1)); /* returns only because of the wake */
     pthread_join(t, NULL);
     /* Wakes coalesce; a wake before the park makes it return at once. */
@@ -641,7 +650,10 @@ BLZ_TEST(wakes_are_never_lost)
     }
     atomic_store(&c.stop, 1);
     pthread_join(noise, NULL);
-    for (int i = 0; i < 1000 && pthread_tryjoin_np(p, NULL) != 0; i++) {
+    /* Wake the parker until it sees `stop` and ends: never free the driver
+     * under it. */
+    for (int i = 0; pthread_tryjoin_np(p, NULL) != 0; i++) {
+        CHECK(i < 10000); /* 10 s */
         blz__io_driver_wake(c.d);
         usleep(1000);
     }

@@ -236,7 +236,12 @@ free_during_wait_main(void *arg)
     CHECK_OK(blz_command_spawn(cmd, &c));
     blz_join *j;
     CHECK_OK(blz_spawn(late_waiter, c, &j));
-    CHECK_OK(blz_sleep(blz_ms(10))); /* the waiter has polled: it holds the child */
+    /* Free only once the waiter has polled and holds its reference on the
+     * child (or, on a very slow machine, is already done with it). */
+    for (int i = 0; atomic_load(&c->refs) < 2 && !blz_join_is_finished(j); i++) {
+        CHECK(i < 10000); /* 10 s: the waiter never polled */
+        CHECK_OK(blz_sleep(blz_ms(1)));
+    }
     blz_child_free(c);
     CHECK_OK(blz_join_wait(j, NULL));
     blz_command_free(cmd);
@@ -263,16 +268,42 @@ static void *
 abort_main(void *arg)
 {
     (void) arg;
-    blz_command *cmd = proc_cmd((const char *[]){"/bin/sh", "-c", "sleep 0.1", NULL});
+    char gate[64];
+    snprintf(gate, sizeof gate, "/tmp/blz-gate-%ld", (long) getpid());
+    unlink(gate);
+    /* The child runs until the gate file exists (20 s at most), so the status
+     * cannot come before the abort, however slow the machine. */
+    blz_command *cmd = proc_cmd((const char *[]){
+        "/bin/sh", "-c",
+        "i=0; while [ ! -e \"$0\" ] && [ $i -lt 2000 ]; do sleep 0.01; i=$((i + 1)); done", gate,
+        NULL});
+    /* With pidfds the task's wait links a waiter on the driver; without, it
+     * sleeps between waitid polls, and that the child exists is all we see. */
+    int pfd = blz__proc_sys.pidfd_open((int) getpid(), 0);
+    bool pidfds = pfd >= 0;
+    if (pidfds) {
+        close(pfd);
+    }
+    blz__io_driver *d = blz__rt_io(blz__rt_current());
+    uint64_t before = blz__io_driver_waiters(d);
     blz_join *j;
     CHECK_OK(blz_spawn(status_sleeper, cmd, &j));
-    CHECK_OK(blz_sleep(blz_ms(20)));
+    /* Abort once the task waits for its child. */
+    for (int i = 0; proc_no_children(NULL) || (pidfds && blz__io_driver_waiters(d) == before);
+         i++) {
+        CHECK(i < 10000); /* 10 s: the task never got to its wait */
+        CHECK_OK(blz_sleep(blz_ms(1)));
+    }
     blz_join_abort(j);
     void *r = NULL;
     int jr = blz_join_wait(j, &r);
     CHECK(jr == -ECANCELED || (jr == 0 && (intptr_t) r == -ECANCELED));
     blz_command_free(cmd);
+    int fd = open(gate, O_WRONLY | O_CREAT | O_CLOEXEC, 0600); /* the child may end now */
+    CHECK_OK(fd);
+    close(fd);
     proc_wait_no_children(10);
+    unlink(gate);
     proc_check_no_children();
     return NULL;
 }

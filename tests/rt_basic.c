@@ -659,11 +659,21 @@ BLZ_TEST(blocking_pool_grows_and_shrinks)
     blz_runtime_free(rt);
 }
 
+static _Atomic int freeing; /* set just before blz_runtime_free */
+
 static void *
 short_blocking_job(void *arg)
 {
     (void) arg;
-    usleep(2000); /* still running when the runtime is freed */
+    /* Still running when blz_runtime_free is called (if the pool runs it at
+     * all rather than dropping it). */
+    for (int i = 0; !atomic_load(&freeing); i++) {
+        CHECK(i < 10000); /* 10 s */
+        usleep(1000);
+    }
+    /* Makes it likely that the free is parked by the time the job ends; if
+     * it is not, it finds the job done: the test passes either way. */
+    usleep(2000);
     return NULL;
 }
 
@@ -683,7 +693,9 @@ BLZ_TEST(current_thread_free_waits_for_running_blocking_job)
         cfg.flavor = BLZ_CURRENT_THREAD;
         blz_runtime *rt;
         CHECK_OK(blz_runtime_new(&cfg, &rt));
+        atomic_store(&freeing, 0);
         CHECK_OK(blz_runtime_block_on(rt, leave_blocking_job, NULL, NULL));
+        atomic_store(&freeing, 1);
         blz_runtime_free(rt); /* hangs if the job's completion does not wake the driver */
     }
 }

@@ -122,14 +122,21 @@ BLZ_TEST(mutex_counter_fibers_stackless_and_threads)
 #define FIFO_N 6
 static blz_mutex fifo_mx = BLZ_MUTEX_INIT;
 static int fifo_order[FIFO_N];
-static int fifo_next; /* protected by fifo_mx */
-static atomic_int fifo_started;
+static int fifo_next;          /* protected by fifo_mx */
+static atomic_int fifo_queued; /* fibers queued on fifo_mx */
 
+/* blz_mutex_lock spelt out (lock_fut + blz_await) with a first poll by hand:
+ * that poll spins out and queues (fifo_main holds the mutex), so the fiber
+ * can say it is queued before it waits. */
 static void *
 fifo_fiber(void *arg)
 {
-    atomic_fetch_add(&fifo_started, 1);
-    CHECK_OK(blz_mutex_lock(&fifo_mx));
+    blz_mutex_lock_future f;
+    blz_mutex_lock_fut(&fifo_mx, &f);
+    blz_context cx = {blz_waker_noop()};
+    CHECK_EQ(blz_future_poll(&f.base, &cx), BLZ_PENDING);
+    atomic_fetch_add(&fifo_queued, 1);
+    CHECK_OK(blz_await(&f.base)); /* its next poll puts the fiber's own waker in */
     fifo_order[fifo_next++] = (int) (intptr_t) arg;
     blz_mutex_unlock(&fifo_mx);
     return NULL;
@@ -143,11 +150,11 @@ fifo_main(void *arg)
     CHECK_OK(blz_mutex_lock(&fifo_mx));
     for (int i = 0; i < FIFO_N; i++) {
         CHECK_OK(blz_spawn(fifo_fiber, (void *) (intptr_t) i, &j[i]));
-        while (atomic_load(&fifo_started) < i + 1) {
-            blz_yield();
+        /* It queues before the next one starts. */
+        for (int k = 0; atomic_load(&fifo_queued) < i + 1; k++) {
+            CHECK(k < 10000); /* 10 s */
+            CHECK_OK(blz_sleep(blz_ms(1)));
         }
-        /* Let it spin out and queue before the next one starts. */
-        CHECK_OK(blz_sleep(blz_ms(SYNC_SCALE(5, 30))));
     }
     blz_mutex_unlock(&fifo_mx);
     for (int i = 0; i < FIFO_N; i++) {
