@@ -702,12 +702,13 @@ park(blz__worker *w)
      * be in a long poll (a task that spins until those very tasks have run
      * elsewhere), and a notifier that saw this worker searching woke nobody
      * for them. So sleep at most BLZ_RECHECK_NS and look again: an owner
-     * still in the same poll has not moved its head, and is stolen from. */
-    /* No spinning or sched_yield first: with a client or another process on
-     * the same cores, every yield was a context switch, and they cost more
-     * than the futex calls they saved (10 x 16 KiB shared: 2 yields per
-     * message, server CPU per message 30 -> 25 us without them). Acquire
-     * pairs with the acq_rel exchange in unpark_worker. */
+     * still in the same poll has not moved its head, and is stolen from.
+     *
+     * No spinning or sched_yield before sleeping: with a client or another
+     * process on the same cores every yield was a context switch, and they
+     * cost more than the futex calls they saved (10 x 16 KiB shared: two
+     * yields per message; server CPU per message 29 -> 25 us without them).
+     * Acquire pairs with the acq_rel exchange in unpark_worker. */
     if (blz__load(&w->park_state, ACQUIRE) != BLZ_PARK_NOTIFIED) {
         sleep_until_unparked(w, queues == QUEUES_SHORT ? BLZ_RECHECK_NS : -1);
     }
