@@ -43,7 +43,7 @@
 #define BLZ_LIFO_LIMIT      3
 #define BLZ_GLOBAL_INTERVAL 61
 #define BLZ_INJECT_BATCH    32
-#define BLZ_PARK_YIELDS     3 /* one-worker runtimes only: see yield_for_unpark */
+#define BLZ_PARK_YIELDS     3
 #define BLZ_STEAL_SHORT     8
 #define BLZ_RECHECK_NS      1000000 /* see park */
 
@@ -623,22 +623,15 @@ all_idle(blz_runtime *rt)
 }
 
 /*
- * Before sleeping, the only worker of a runtime yields the CPU a few times
- * watching its park state. What it waits for is then made by another thread
- * or process (a client, a blocking job, a spawner); if that shares this core,
- * the yield runs it at once, without this worker going to sleep in the
- * kernel and being woken: one-CPU echo, 10 x 16 KiB, server CPU per message
- * 12 us with the yields, 17-18 us without. With several workers the yields
- * mostly hand the core to a sibling worker that is about to park too, and
- * cost more than the futex calls they save (10 x 16 KiB shared, 2 workers:
- * two yields per message; CPU per message 29 -> 25 us without them), so
- * they sleep at once. Returns true when notified.
+ * Before sleeping, yield the CPU a few times while watching for an unpark, as
+ * Tokio's parker does. An unpark that lands in this window finds park_state
+ * EMPTY and only stores NOTIFIED: neither side makes a futex call, and the
+ * worker is back without a wake-up latency. Returns true when notified.
  */
 static bool
 yield_for_unpark(blz__worker *w)
 {
-    int yields = w->rt->nworkers == 1 ? BLZ_PARK_YIELDS : 0;
-    for (int i = 0; i < yields; i++) {
+    for (int i = 0; i < BLZ_PARK_YIELDS; i++) {
         /* Acquire pairs with the acq_rel exchange in unpark_worker. */
         if (blz__load(&w->park_state, ACQUIRE) == BLZ_PARK_NOTIFIED) {
             return true;
