@@ -183,10 +183,7 @@ abort_body(void *arg)
      * while it waits on a read op, or while it reads the page cache inline
      * (no op: RWF_NOWAIT) or is between two reads; it then ends at its next
      * wait. The checks below hold for all of these. */
-    for (int i = 0; atomic_load(&readers_reading) < 8; i++) {
-        CHECK(i < 10000); /* 10 s: a reader never got to its read */
-        blz_sleep(blz_ms(1));
-    }
+    WAIT_UNTIL(atomic_load(&readers_reading) >= 8, blz_sleep(blz_ms(1)));
     for (int i = 0; i < 8; i++) {
         blz_join_abort(js[i]);
     }
@@ -300,10 +297,7 @@ queued_body(void *arg)
         CHECK_OK(blz_spawn(close_waiter, q->own[i], NULL));
         CHECK_OK(blz_spawn(open_waiter, path, NULL));
     }
-    for (int i = 0; !every_waiter_waits(); i++) {
-        CHECK(i < 10000); /* 10 s: a fiber never reached its operation */
-        blz_sleep(blz_ms(1));
-    }
+    WAIT_UNTIL(every_waiter_waits(), blz_sleep(blz_ms(1)));
     /* The set_len ops hold the last references: closing only drops the owner's. */
     CHECK_OK(blz_file_close(q->shared));
     return NULL; /* the runtime is freed with every job still queued */

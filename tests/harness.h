@@ -34,7 +34,10 @@
  * `ssize_t n = CHECK_OK(blz_tcp_read(s, buf, len));` works. A failed check prints
  * file:line, the expression and the operands, and ends the test. Checks may be used from
  * any thread or fiber: failure ends the process the test runs in (_Exit), never unwinds.
- * SKIP("why") ends the test as skipped (exit 77).
+ * SKIP("why") ends the test as skipped (exit 77). WAIT_UNTIL(cond, nap) waits for
+ * something another thread or task does: it runs the statement `nap` (a 1 ms sleep of
+ * the caller's kind, e.g. blz_sleep(blz_ms(1)) in a fiber) until cond holds, and fails
+ * the test after 10,000 naps (about 10 s on a machine that is not starved).
  *
  * Teardown. After each test body returns, the harness fails the test if it left a file
  * descriptor open that was not open before it started, or (when the counting allocator
@@ -377,6 +380,13 @@ blz_test_ok_(long long rc, const char *expr, const char *file, int line)
 #define CHECK_STR_EQ(a, b) blz_test_str_eq_((a), (b), #a, #b, __FILE__, __LINE__)
 #define CHECK_OK(expr)     blz_test_ok_((long long) (expr), #expr, __FILE__, __LINE__)
 #define SKIP(msg)          blz_test_skip_((msg), __FILE__, __LINE__)
+#define WAIT_UNTIL(cond, nap)                                                                \
+ do {                                                                                        \
+  for (int blz_test_naps_ = 0; !(cond); blz_test_naps_++) {                                  \
+   blz_test_check_(blz_test_naps_ < 10000, #cond " within 10,000 naps", __FILE__, __LINE__); \
+   nap;                                                                                      \
+  }                                                                                          \
+ } while (0)
 
 /* ---------------------------------------------------------------------------------------
  * Counting allocator

@@ -238,10 +238,8 @@ free_during_wait_main(void *arg)
     CHECK_OK(blz_spawn(late_waiter, c, &j));
     /* Free only once the waiter has polled and holds its reference on the
      * child (or, on a very slow machine, is already done with it). */
-    for (int i = 0; atomic_load(&c->refs) < 2 && !blz_join_is_finished(j); i++) {
-        CHECK(i < 10000); /* 10 s: the waiter never polled */
-        CHECK_OK(blz_sleep(blz_ms(1)));
-    }
+    WAIT_UNTIL(atomic_load(&c->refs) >= 2 || blz_join_is_finished(j),
+               CHECK_OK(blz_sleep(blz_ms(1))));
     blz_child_free(c);
     CHECK_OK(blz_join_wait(j, NULL));
     blz_command_free(cmd);
@@ -289,11 +287,8 @@ abort_main(void *arg)
     blz_join *j;
     CHECK_OK(blz_spawn(status_sleeper, cmd, &j));
     /* Abort once the task waits for its child. */
-    for (int i = 0; proc_no_children(NULL) || (pidfds && blz__io_driver_waiters(d) == before);
-         i++) {
-        CHECK(i < 10000); /* 10 s: the task never got to its wait */
-        CHECK_OK(blz_sleep(blz_ms(1)));
-    }
+    WAIT_UNTIL(!proc_no_children(NULL) && (!pidfds || blz__io_driver_waiters(d) != before),
+               CHECK_OK(blz_sleep(blz_ms(1))));
     blz_join_abort(j);
     void *r = NULL;
     int jr = blz_join_wait(j, &r);

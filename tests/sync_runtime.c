@@ -151,10 +151,7 @@ fifo_main(void *arg)
     for (int i = 0; i < FIFO_N; i++) {
         CHECK_OK(blz_spawn(fifo_fiber, (void *) (intptr_t) i, &j[i]));
         /* It queues before the next one starts. */
-        for (int k = 0; atomic_load(&fifo_queued) < i + 1; k++) {
-            CHECK(k < 10000); /* 10 s */
-            CHECK_OK(blz_sleep(blz_ms(1)));
-        }
+        WAIT_UNTIL(atomic_load(&fifo_queued) > i, CHECK_OK(blz_sleep(blz_ms(1))));
     }
     blz_mutex_unlock(&fifo_mx);
     for (int i = 0; i < FIFO_N; i++) {
