@@ -111,14 +111,9 @@ bwait_poll(blz_future *base, blz_context *cx)
         blz__spin_unlock(&b->lock_);
         return BLZ_PENDING;
     }
-    blz__spin_lock(&b->lock_);
-    if (w->state_ == BLZ__W_QUEUED) {
-        blz_waker old = blz__waiter_swap_waker(w, cx->waker);
-        blz__spin_unlock(&b->lock_);
-        blz_waker_drop(&old);
+    if (blz__waiter_still_queued(&b->lock_, w, cx->waker)) {
         return BLZ_PENDING;
     }
-    blz__spin_unlock(&b->lock_);
     return blz__sync_finish(base, w, 0);
 }
 

@@ -127,14 +127,9 @@ cwait_poll(blz_future *base, blz_context *cx)
         blz__spin_unlock(&root->lock_);
         return BLZ_PENDING;
     }
-    blz__spin_lock(&root->lock_);
-    if (w->state_ == BLZ__W_QUEUED) {
-        blz_waker old = blz__waiter_swap_waker(w, cx->waker);
-        blz__spin_unlock(&root->lock_);
-        blz_waker_drop(&old);
+    if (blz__waiter_still_queued(&root->lock_, w, cx->waker)) {
         return BLZ_PENDING;
     }
-    blz__spin_unlock(&root->lock_);
     return blz__sync_finish(base, w, 0);
 }
 

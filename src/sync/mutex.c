@@ -165,14 +165,9 @@ lock_poll(blz_future *base, blz_context *cx)
         }
         return lock_enqueue(f, cx);
     }
-    blz__spin_lock(&m->lock_);
-    if (w->state_ == BLZ__W_QUEUED) {
-        blz_waker old = blz__waiter_swap_waker(w, cx->waker);
-        blz__spin_unlock(&m->lock_);
-        blz_waker_drop(&old);
+    if (blz__waiter_still_queued(&m->lock_, w, cx->waker)) {
         return BLZ_PENDING;
     }
-    blz__spin_unlock(&m->lock_);
     return blz__sync_finish(base, w, 0);
 }
 

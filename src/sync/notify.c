@@ -144,14 +144,9 @@ wait_poll_linked(blz_notify_wait_future *f, blz_context *cx)
 {
     blz_waiter *w = &f->waiter_;
     blz_notify *n = f->notify_;
-    blz__spin_lock(&n->lock_);
-    if (w->state_ == BLZ__W_QUEUED) {
-        blz_waker old = blz__waiter_swap_waker(w, cx->waker);
-        blz__spin_unlock(&n->lock_);
-        blz_waker_drop(&old);
+    if (blz__waiter_still_queued(&n->lock_, w, cx->waker)) {
         return BLZ_PENDING;
     }
-    blz__spin_unlock(&n->lock_);
     return blz__sync_finish(&f->base, w, 0);
 }
 

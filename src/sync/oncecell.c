@@ -157,14 +157,9 @@ init_poll(blz_future *base, blz_context *cx)
         return BLZ_PENDING;
     }
     if (base->pt_ == BLZ__PHASE_LINKED) {
-        blz__spin_lock(&c->lock_);
-        if (w->state_ == BLZ__W_QUEUED) {
-            blz_waker old = blz__waiter_swap_waker(w, cx->waker);
-            blz__spin_unlock(&c->lock_);
-            blz_waker_drop(&old);
+        if (blz__waiter_still_queued(&c->lock_, w, cx->waker)) {
             return BLZ_PENDING;
         }
-        blz__spin_unlock(&c->lock_);
         /* Woken: the cell is SET, or an initialiser failed. Look again. */
         blz_waker_drop(&w->waker_);
         w->state_ = BLZ__W_IDLE;

@@ -93,6 +93,26 @@ blz__waiter_swap_waker(blz_waiter *w, const blz_waker *src)
     return old;
 }
 
+/*
+ * A linked waiter re-polled: takes `lock` (the one over its state_ and
+ * waker_); if it is still queued, points its waker at `src` and returns true
+ * (the poll stays pending); otherwise it was handed its outcome, and this
+ * returns false for the caller to finish. Never holds the lock on return.
+ */
+static inline bool
+blz__waiter_still_queued(_Atomic uint32_t *lock, blz_waiter *w, const blz_waker *src)
+{
+    blz__spin_lock(lock);
+    if (w->state_ == BLZ__W_QUEUED) {
+        blz_waker old = blz__waiter_swap_waker(w, src);
+        blz__spin_unlock(lock);
+        blz_waker_drop(&old);
+        return true;
+    }
+    blz__spin_unlock(lock);
+    return false;
+}
+
 /* Moves the waiter's waker out (the waiter keeps an empty one). */
 static inline blz_waker
 blz__waiter_take_waker(blz_waiter *w)
