@@ -1,7 +1,7 @@
 /*
  * Helpers shared by the tests that poll futures by hand (tests/sync_*.c,
  * tests/chan_*.c through their own util headers): a waker that counts wakes
- * and references, a runtime constructor, and BLZ_TEST_SANITIZED, which the
+ * and references, runtime constructors, and BLZ_TEST_SANITIZED, which the
  * concurrency tests use to shrink their sizes under sanitizers.
  */
 #ifndef BLZ_TEST_POLL_UTIL_H
@@ -96,6 +96,18 @@ test_new_rt(unsigned workers)
     blz_runtime_config cfg;
     blz_runtime_config_default(&cfg);
     cfg.workers = workers;
+    blz_runtime *rt = NULL;
+    CHECK_OK(blz_runtime_new(&cfg, &rt));
+    return rt;
+}
+
+/* A current-thread runtime: everything runs on the calling thread, in order. */
+static inline blz_runtime *
+test_current_thread_rt(void)
+{
+    blz_runtime_config cfg;
+    blz_runtime_config_default(&cfg);
+    cfg.flavor = BLZ_CURRENT_THREAD;
     blz_runtime *rt = NULL;
     CHECK_OK(blz_runtime_new(&cfg, &rt));
     return rt;

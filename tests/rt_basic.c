@@ -308,11 +308,7 @@ BLZ_TEST(free_with_pending_tasks_leaks_nothing)
 
 BLZ_TEST(current_thread_flavor)
 {
-    blz_runtime_config cfg;
-    blz_runtime_config_default(&cfg);
-    cfg.flavor = BLZ_CURRENT_THREAD;
-    blz_runtime *rt;
-    CHECK_OK(blz_runtime_new(&cfg, &rt));
+    blz_runtime *rt = test_current_thread_rt();
     CHECK_EQ(blz_runtime_workers(rt), 1);
     CHECK_OK(blz_runtime_block_on(rt, spawn_many_stackless, (void *) 10000, NULL));
     CHECK_OK(blz_runtime_block_on(rt, spawn_fibers, NULL, NULL));

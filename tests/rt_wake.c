@@ -6,6 +6,7 @@
  */
 #include "blitzio.h"
 #include "harness.h"
+#include "poll_util.h"
 
 #include <pthread.h>
 #include <sched.h>
@@ -76,11 +77,7 @@ producer(void *arg)
 
 BLZ_TEST(cross_thread_wake_races_poll)
 {
-    blz_runtime_config cfg;
-    blz_runtime_config_default(&cfg);
-    cfg.workers = 2;
-    blz_runtime *rt;
-    CHECK_OK(blz_runtime_new(&cfg, &rt));
+    blz_runtime *rt = test_new_rt(2);
     pingpong pp = {0};
     pp_future f = {{&pp_vt, 0, 0}, &pp};
     blz_join *j;
@@ -189,25 +186,9 @@ many_fibers(void *arg)
 
 BLZ_TEST(many_fibers_suspended_at_once)
 {
-    blz_runtime_config cfg;
-    blz_runtime_config_default(&cfg);
-    cfg.workers = 2;
-    blz_runtime *rt;
-    CHECK_OK(blz_runtime_new(&cfg, &rt));
+    blz_runtime *rt = test_new_rt(2);
     CHECK_OK(blz_runtime_block_on(rt, many_fibers, (void *) GATE_MAX, NULL));
     blz_runtime_free(rt);
-}
-
-/* A current-thread runtime: everything runs on the calling thread, in order. */
-static blz_runtime *
-current_thread_rt(void)
-{
-    blz_runtime_config cfg;
-    blz_runtime_config_default(&cfg);
-    cfg.flavor = BLZ_CURRENT_THREAD;
-    blz_runtime *rt;
-    CHECK_OK(blz_runtime_new(&cfg, &rt));
-    return rt;
 }
 
 /* ---- fairness: a task that never waits still lets others run -------------- */
@@ -252,7 +233,7 @@ fairness_body(void *arg)
 
 BLZ_TEST(coop_budget_keeps_busy_tasks_fair)
 {
-    blz_runtime *rt = current_thread_rt(); /* one thread: only the budget can save us */
+    blz_runtime *rt = test_current_thread_rt(); /* one thread: only the budget can save us */
     CHECK_OK(blz_runtime_block_on(rt, fairness_body, NULL, NULL));
     blz_runtime_free(rt);
 }
@@ -331,7 +312,7 @@ defer_order_body(void *arg)
  */
 BLZ_TEST(yielded_task_waits_until_the_local_queue_is_empty)
 {
-    blz_runtime *rt = current_thread_rt(); /* one thread: the order is deterministic */
+    blz_runtime *rt = test_current_thread_rt(); /* one thread: the order is deterministic */
     blz_notify_init(&gate_w);
     blz_notify_init(&gate_a);
     blz_notify_init(&gate_b);
@@ -405,7 +386,7 @@ starve_body(void *arg)
  * (every 61 scheduler ticks) releases the yielded task all the same. */
 BLZ_TEST(yielded_task_is_not_starved_by_a_busy_queue)
 {
-    blz_runtime *rt = current_thread_rt();
+    blz_runtime *rt = test_current_thread_rt();
     blz_notify_init(&ping_gate);
     blz_notify_init(&pong_gate);
     CHECK_OK(blz_runtime_block_on(rt, starve_body, NULL, NULL));
@@ -428,11 +409,7 @@ metrics_body(void *arg)
 
 BLZ_TEST(metrics_count_work)
 {
-    blz_runtime_config cfg;
-    blz_runtime_config_default(&cfg);
-    cfg.workers = 2;
-    blz_runtime *rt;
-    CHECK_OK(blz_runtime_new(&cfg, &rt));
+    blz_runtime *rt = test_new_rt(2);
     CHECK_OK(blz_runtime_block_on(rt, metrics_body, NULL, NULL));
     blz_metrics m;
     blz_runtime_metrics(rt, &m);
