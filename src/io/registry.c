@@ -22,7 +22,8 @@
  *   WAIT_LINKED means "may be registered there, ask under the lock" (still in
  *   the slot iff slot.owner == w: a live waiter's address names it alone, and
  *   every way out of the slot, wake, ready poll or cancel, clears owner under
- *   the lock). The dispatcher never writes it.
+ *   the lock). The dispatcher never writes it. Only w's own poll sets owner
+ *   to w, so w may also look without the lock: owner != w stays true.
  * - `refs` counts the owner and every future in flight. A registered waiter
  *   implies a reference, so a source reaching zero has no waiters.
  * - Lifetime: last unref -> backend disarm -> close(fd) -> retired list ->
@@ -117,7 +118,7 @@ source_waiters_locked(blz__io_source *s)
 {
     unsigned n = 0;
     for (int d = 0; d < 2; d++) {
-        n += s->slot[d].owner != NULL;
+        n += blz__load(&s->slot[d].owner, RELAXED) != NULL;
         blz__waitlist *l = d == BLZ__DIR_READ ? &s->readers : &s->writers;
         if (!blz__waitlist_empty(l)) {
             for (blz_waiter *w = l->head.next_; w != &l->head; w = w->next_) {
@@ -346,10 +347,10 @@ wake_waiters(blz__io_source *s, uint64_t r)
         blz__spin_lock(&s->lock);
         for (int i = 0; i < nd; i++) {
             blz__io_slot *slot = &s->slot[dirs[i]];
-            if (slot->owner) { /* at most two, into an empty batch */
+            if (blz__load(&slot->owner, RELAXED)) { /* at most two, into an empty batch */
                 batch[n++] = slot->waker;
                 slot->waker = BLZ_WAKER_NONE;
-                slot->owner = NULL;
+                blz__store(&slot->owner, NULL, RELAXED);
             }
         }
         for (int i = 0; i < nd; i++) {
@@ -443,10 +444,10 @@ unregister_locked(blz__io_source *s, blz_waiter *w)
 {
     int dir = (int) (w->state_ & WAIT_DIR);
     blz_waker old = BLZ_WAKER_NONE;
-    if ((w->state_ & WAIT_SLOT) && s->slot[dir].owner == w) {
+    if ((w->state_ & WAIT_SLOT) && blz__load(&s->slot[dir].owner, RELAXED) == w) {
         old = s->slot[dir].waker;
         s->slot[dir].waker = BLZ_WAKER_NONE;
-        s->slot[dir].owner = NULL;
+        blz__store(&s->slot[dir].owner, NULL, RELAXED);
     } else if ((w->state_ & WAIT_LINKED) && blz__waiter_linked(w)) {
         blz__waitlist_remove(w);
         if (blz__waitlist_empty(list_of(s, dir))) {
@@ -467,8 +468,18 @@ uint64_t
 blz__io_source_poll(blz__io_source *s, blz_waiter *w, int dir, blz_context *cx)
 {
     uint64_t r = blz__load(&s->readiness, ACQUIRE);
-    if (blz__io_ready_for(r, dir) && !(w->state_ & (WAIT_LINKED | WAIT_SLOT))) {
-        return r; /* the fast path: ready, never waited */
+    if (blz__io_ready_for(r, dir)) {
+        if (!(w->state_ & (WAIT_LINKED | WAIT_SLOT))) {
+            return r; /* the fast path: ready, never waited */
+        }
+        /* Woken from the slot, the usual way back of a stream's reader: the
+         * wake cleared owner and took the waker with it, so there is nothing
+         * to undo and no lock to take. The answer cannot go stale: owner
+         * becomes w only in w's own poll, this one. */
+        if ((w->state_ & WAIT_SLOT) && blz__load(&s->slot[dir].owner, RELAXED) != w) {
+            w->state_ = 0;
+            return r;
+        }
     }
     /* A waiter waits in one direction until it is ready or cancelled. */
     BLZ_ASSERT(!(w->state_ & (WAIT_LINKED | WAIT_SLOT)) ||
@@ -484,7 +495,7 @@ blz__io_source_poll(blz__io_source *s, blz_waiter *w, int dir, blz_context *cx)
         return r;
     }
     blz__io_slot *slot = &s->slot[dir];
-    if ((w->state_ & WAIT_SLOT) && slot->owner == w) {
+    if ((w->state_ & WAIT_SLOT) && blz__load(&slot->owner, RELAXED) == w) {
         /* Still registered in the slot (a poll without a wake): refresh the waker. */
         if (!blz_waker_will_wake(&slot->waker, cx->waker)) {
             old = slot->waker;
@@ -495,9 +506,9 @@ blz__io_source_poll(blz__io_source *s, blz_waiter *w, int dir, blz_context *cx)
             old = w->waker_;
             w->waker_ = blz_waker_clone(cx->waker);
         }
-    } else if (slot->owner == NULL) {
+    } else if (blz__load(&slot->owner, RELAXED) == NULL) {
         /* Not registered (never, or woken since): the slot if it is free. */
-        slot->owner = w;
+        blz__store(&slot->owner, w, RELAXED);
         slot->waker = blz_waker_clone(cx->waker);
         w->state_ = WAIT_SLOT | (unsigned) dir;
     } else {

@@ -33,8 +33,11 @@ enum { BLZ__DIR_READ = 0, BLZ__DIR_WRITE = 1 };
 
 /* One waiter's registration held in the source itself (see `slot`). */
 typedef struct blz__io_slot {
-    blz_waiter *owner; /* the waiter registered here, or NULL; a tag, never dereferenced */
-    blz_waker waker;   /* its waker */
+    /* The waiter registered here, or NULL; a tag, never dereferenced. Written
+     * under the source's lock; atomic because a woken waiter reads it without
+     * the lock (blz__io_source_poll). */
+    _Atomic(blz_waiter *) owner;
+    blz_waker waker; /* its waker */
 } blz__io_slot;
 
 typedef struct blz__io_source {
