@@ -25,8 +25,6 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
-#define EPOLL_BATCH 256
-
 struct blz__backend {
     int epfd;                      /* the epoll set; owned */
     int wakefd;                    /* eventfd written by wake(); owned */
@@ -36,7 +34,7 @@ struct blz__backend {
      * dispatcher (the syscalls order real memory; this tells the memory model
      * and ThreadSanitizer, which cannot see through the kernel). */
     _Atomic uint64_t published;
-    struct epoll_event evs[EPOLL_BATCH]; /* poll's buffer (poll is single-threaded) */
+    struct epoll_event evs[BLZ__POLL_MAX_EVENTS]; /* poll's buffer (poll is single-threaded) */
 };
 
 static int
@@ -143,7 +141,7 @@ ep_poll(blz__backend *b, int64_t timeout_ns)
         int64_t ms = timeout_ns / 1000000 + (timeout_ns % 1000000 != 0);
         timeout_ms = ms > 0x7fffffff ? 0x7fffffff : (int) ms;
     }
-    int n = epoll_wait(b->epfd, b->evs, EPOLL_BATCH, timeout_ms);
+    int n = epoll_wait(b->epfd, b->evs, BLZ__POLL_MAX_EVENTS, timeout_ms);
     if (n < 0) {
         return errno == EINTR ? 0 : -errno;
     }

@@ -39,6 +39,7 @@
 #include "io/registry.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <linux/io_uring.h>
 #include <poll.h>
 #include <pthread.h>
@@ -531,13 +532,14 @@ handle_cqe(blz__backend *b, uint64_t ud, int32_t res, uint32_t flags, int *handl
      * request had already ended: its own last CQE is on its way). */
 }
 
-/* Copies out and handles every CQE present; adds the number of CQEs to *seen.
- * Returns the events handled. Parking thread only. */
+/* Copies out and handles the CQEs present until *seen reaches `max`; adds
+ * the number of CQEs to *seen. Returns the events handled. Parking thread
+ * only. */
 static int
-cq_reap(blz__backend *b, unsigned *seen)
+cq_reap(blz__backend *b, unsigned *seen, unsigned max)
 {
     int handled = 0;
-    for (;;) {
+    while (*seen < max) {
         unsigned head = blz__load(b->cq_khead, RELAXED); /* only we write it */
         /* Acquire pairs with the kernel's release of the tail: CQE contents. */
         unsigned tail = blz__load(b->cq_ktail, ACQUIRE);
@@ -547,7 +549,7 @@ cq_reap(blz__backend *b, unsigned *seen)
         /* After seeing the CQEs: pairs with the release in sq_flush, which
          * came before their submission. */
         (void) blz__load(&b->published, ACQUIRE);
-        while (head != tail) {
+        while (head != tail && *seen < max) {
             const struct io_uring_cqe *cqe = &b->cqes[head & b->cq_mask];
             uint64_t ud = cqe->user_data;
             int32_t res = cqe->res;
@@ -563,11 +565,12 @@ cq_reap(blz__backend *b, unsigned *seen)
     return handled;
 }
 
+/* ur_poll, reporting at most `max` CQEs. */
 static int
-ur_poll(blz__backend *b, int64_t timeout_ns)
+poll_upto(blz__backend *b, int64_t timeout_ns, unsigned max)
 {
     unsigned seen = 0;
-    int n = cq_reap(b, &seen);
+    int n = cq_reap(b, &seen, max);
     /* Publish what reaping queued (re-arms), and learn of a CQ overflow. */
     pthread_mutex_lock(&b->lock);
     (void) sq_flush(b);
@@ -591,11 +594,17 @@ ur_poll(blz__backend *b, int64_t timeout_ns)
     } else if (sqf & IORING_SQ_CQ_OVERFLOW) {
         (void) sys_enter(b->ring_fd, 0, 0, IORING_ENTER_GETEVENTS, NULL, 0);
     }
-    n += cq_reap(b, &seen);
+    n += cq_reap(b, &seen, max);
     pthread_mutex_lock(&b->lock);
     (void) sq_flush(b);
     pthread_mutex_unlock(&b->lock);
     return n;
+}
+
+static int
+ur_poll(blz__backend *b, int64_t timeout_ns)
+{
+    return poll_upto(b, timeout_ns, BLZ__POLL_MAX_EVENTS);
 }
 
 /* ---- setup and teardown ----------------------------------------------------- */
@@ -852,7 +861,7 @@ ur_fini(blz__backend *b)
         if (empty) {
             break;
         }
-        (void) ur_poll(b, 50 * 1000000LL);
+        (void) poll_upto(b, 50 * 1000000LL, UINT_MAX); /* no runtime left to overflow */
     }
     ur_teardown(b);
 }
