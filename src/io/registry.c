@@ -476,7 +476,8 @@ blz__io_source_poll(blz__io_source *s, blz_waiter *w, int dir, blz_context *cx)
          * wake cleared owner and took the waker with it, so there is nothing
          * to undo and no lock to take. The answer cannot go stale: owner
          * becomes w only in w's own poll, this one. */
-        if ((w->state_ & WAIT_SLOT) && blz__load(&s->slot[dir].owner, RELAXED) != w) {
+        if ((w->state_ & WAIT_SLOT) &&
+            blz__load(&s->slot[w->state_ & WAIT_DIR].owner, RELAXED) != w) {
             w->state_ = 0;
             return r;
         }
