@@ -17,6 +17,9 @@
 #   tokio          bench/tokio/target/release/tokio_echo (multi-thread runtime)
 #   libuv          build-release/bench/bench_server_libuv (needs libuv1-dev)
 #   hand_epoll     build-release/bench/bench_server_hand_epoll
+#   hand_uring     build-release/bench/bench_server_hand_uring: single-threaded io_uring in
+#                  completion mode (multishot accept and receive into provided buffers,
+#                  DEFER_TASKRUN), the floor io_uring reaches here
 # Scenarios: 100 x 64 B, 1000 x 64 B and 10 x 16 KiB connections x message size,
 # depth 1 (one message in flight per connection).
 # Modes:
@@ -26,7 +29,7 @@
 #   shared   no affinity
 # Worker threads: a server gets one worker per core it may run on (BLZ_WORKERS, which
 # both echo_server and tokio_echo read): 1 in one_cpu and pinned, nproc in shared.
-# libuv and hand_epoll are single-threaded by design. The load generator is always the
+# libuv, hand_epoll and hand_uring are single-threaded by design. The load generator is always the
 # same: one blitzio worker on epoll (bench_echo_load -w 1 -b epoll).
 #
 # The server protocol: `SERVER 127.0.0.1:0` binds a free loopback port, and the first
@@ -48,13 +51,13 @@
 #   NET_ROUNDS=N         rounds [ROUNDS, else 3]
 #   NET_SCENARIOS=...    CONNSxBYTES list ["100x64 1000x64 10x16384"]
 #   NET_MODES=...        subset of "one_cpu pinned shared" [all three]
-#   NET_SERVERS=...      subset of the server names above [all five]
+#   NET_SERVERS=...      subset of the server names above [all of them]
 #   NET_SERVER_CPU=N     core for the server (and both sides in one_cpu) [1]
 #   NET_CLIENT_CPU=N     core for the load generator in pinned [0]
 #   NET_START_TIMEOUT=S  seconds a server may take to print its address [10]
 #   NET_STOP_TIMEOUT=S   seconds between SIGTERM and SIGKILL [5]
 # Every run is bounded by `timeout` (NET_SECS + 60 s). Time at the defaults:
-# 45 runs a round of about NET_SECS + 0.7 s each: ~2 min a round, ~6 min for 3 rounds.
+# 72 runs a round of about NET_SECS + 0.7 s each: ~3.3 min a round, ~10 min for 3 rounds.
 # Rows: one JSON line per run, bench_echo_load's object tagged with "kind":"net",
 # round, mode, scenario, server, workers and how the server stopped; a run that could
 # not be made is a line with "status":"failed" and a reason.
@@ -71,7 +74,7 @@ NET_SCENARIOS=${NET_SCENARIOS:-100x64 1000x64 10x16384}
 NET_SCENARIOS=${NET_SCENARIOS//,/ }
 NET_MODES=${NET_MODES:-one_cpu pinned shared}
 NET_MODES=${NET_MODES//,/ }
-NET_SERVERS=${NET_SERVERS:-blitzio_uring blitzio_epoll blitzio_uring_sl blitzio_epoll_sl tokio libuv hand_epoll}
+NET_SERVERS=${NET_SERVERS:-blitzio_uring blitzio_epoll blitzio_uring_sl blitzio_epoll_sl tokio libuv hand_epoll hand_uring}
 NET_SERVERS=${NET_SERVERS//,/ }
 NET_SERVER_CPU=${NET_SERVER_CPU:-1}
 NET_CLIENT_CPU=${NET_CLIENT_CPU:-0}
@@ -102,11 +105,12 @@ args[blitzio_uring_sl]=--stackless
 bin[tokio]=bench/tokio/target/release/tokio_echo
 bin[libuv]=build-release/bench/bench_server_libuv
 bin[hand_epoll]=build-release/bench/bench_server_hand_epoll
+bin[hand_uring]=build-release/bench/bench_server_hand_uring
 env_backend[blitzio_uring]=io_uring
 env_backend[blitzio_epoll]=epoll
 env_backend[blitzio_epoll_sl]=epoll
 env_backend[blitzio_uring_sl]=io_uring
-declare -A single_threaded=([libuv]=1 [hand_epoll]=1)
+declare -A single_threaded=([libuv]=1 [hand_epoll]=1 [hand_uring]=1)
 declare -A how_to=(
     [blitzio_uring]="the blz_benches target builds it (examples/echo_server.c)"
     [blitzio_epoll]="the blz_benches target builds it (examples/echo_server.c)"
@@ -115,6 +119,7 @@ declare -A how_to=(
     [tokio]="bench/tokio/build.sh (apt-get install cargo librust-tokio-dev)"
     [libuv]="apt-get install libuv1-dev, then rebuild blz_benches"
     [hand_epoll]="the blz_benches target builds it (bench/servers/hand_epoll_echo.c)"
+    [hand_uring]="the blz_benches target builds it (bench/servers/hand_uring_echo.c)"
 )
 
 servers=()

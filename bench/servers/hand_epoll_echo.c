@@ -20,6 +20,8 @@
  * - Each read of up to BUF_SIZE bytes is written straight back from one shared
  *   buffer; only a short write copies the unsent tail into the connection.
  */
+#include "server_addr.h"
+
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
@@ -49,67 +51,6 @@ typedef struct conn {
 static char listener_tag, signal_tag;
 
 static char buf[BUF_SIZE];
-
-static int
-parse_addr(const char *text, struct sockaddr_storage *ss, socklen_t *len)
-{
-    char host[256];
-    const char *colon = strrchr(text, ':');
-    if (!colon || (size_t) (colon - text) >= sizeof host) {
-        return -1;
-    }
-    memcpy(host, text, (size_t) (colon - text));
-    host[colon - text] = '\0';
-    char *end;
-    long port = strtol(colon + 1, &end, 10);
-    if (*end != '\0' || end == colon + 1 || port < 0 || port > 65535) {
-        return -1;
-    }
-    memset(ss, 0, sizeof *ss);
-    struct sockaddr_in *v4 = (struct sockaddr_in *) ss;
-    struct sockaddr_in6 *v6 = (struct sockaddr_in6 *) ss;
-    size_t hl = strlen(host);
-    if (inet_pton(AF_INET, host, &v4->sin_addr) == 1) {
-        v4->sin_family = AF_INET;
-        v4->sin_port = htons((uint16_t) port);
-        *len = sizeof *v4;
-        return 0;
-    }
-    if (hl >= 2 && host[0] == '[' && host[hl - 1] == ']') {
-        host[hl - 1] = '\0';
-        if (inet_pton(AF_INET6, host + 1, &v6->sin6_addr) == 1) {
-            v6->sin6_family = AF_INET6;
-            v6->sin6_port = htons((uint16_t) port);
-            *len = sizeof *v6;
-            return 0;
-        }
-    }
-    return -1;
-}
-
-static void
-print_bound(int fd)
-{
-    struct sockaddr_storage ss;
-    socklen_t len = sizeof ss;
-    char host[INET6_ADDRSTRLEN] = "?";
-    unsigned port = 0;
-    if (getsockname(fd, (struct sockaddr *) &ss, &len) == 0) {
-        if (ss.ss_family == AF_INET) {
-            struct sockaddr_in *v4 = (struct sockaddr_in *) &ss;
-            inet_ntop(AF_INET, &v4->sin_addr, host, sizeof host);
-            port = ntohs(v4->sin_port);
-        } else {
-            struct sockaddr_in6 *v6 = (struct sockaddr_in6 *) &ss;
-            inet_ntop(AF_INET6, &v6->sin6_addr, host, sizeof host);
-            port = ntohs(v6->sin6_port);
-        }
-    }
-    printf(ss.ss_family == AF_INET6 ? "hand_epoll_echo: listening on [%s]:%u\n"
-                                    : "hand_epoll_echo: listening on %s:%u\n",
-           host, port);
-    fflush(stdout);
-}
 
 static void
 conn_close(conn *c)
@@ -257,7 +198,7 @@ main(int argc, char **argv)
     const char *addr = argc > 1 ? argv[1] : "127.0.0.1:8080";
     struct sockaddr_storage ss;
     socklen_t len;
-    if (argc > 2 || parse_addr(addr, &ss, &len) < 0) {
+    if (argc > 2 || server_parse_addr(addr, &ss, &len) < 0) {
         fprintf(stderr, "usage: %s [HOST:PORT]   (IPv4, or [IPv6]; port 0 picks one)\n", argv[0]);
         return 2;
     }
@@ -283,7 +224,7 @@ main(int argc, char **argv)
         fprintf(stderr, "hand_epoll_echo: epoll_ctl: %s\n", strerror(errno));
         return 1;
     }
-    print_bound(lfd);
+    server_print_bound(lfd, "hand_epoll_echo");
 
     struct epoll_event events[MAX_EVENTS];
     for (;;) {
