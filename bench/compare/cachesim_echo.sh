@@ -5,7 +5,7 @@
 #
 #     bench/compare/cachesim_echo.sh [SERVER] [CONNS] [SHORT_S] [LONG_S]
 #     SERVER: blitzio_epoll (default), blitzio_uring, blitzio_epoll_sl and
-#             blitzio_uring_sl (echo_server --stackless), hand_epoll; SERVER_BIN=path runs that binary instead
+#             blitzio_uring_sl (echo_server --stackless), hand_epoll, hand_uring; SERVER_BIN=path runs that binary instead
 #             (another build of the same server, for an A/B)
 #
 # The server runs under callgrind with one worker (BLZ_WORKERS=1), a 32 KiB
@@ -32,6 +32,7 @@ blitzio_uring) bin=build-release/examples/echo_server backend=io_uring args= ;;
 blitzio_epoll_sl) bin=build-release/examples/echo_server backend=epoll args=--stackless ;;
 blitzio_uring_sl) bin=build-release/examples/echo_server backend=io_uring args=--stackless ;;
 hand_epoll) bin=build-release/bench/bench_server_hand_epoll backend= args= ;;
+hand_uring) bin=build-release/bench/bench_server_hand_uring backend= args= ;;
 *)
     echo "cachesim_echo.sh: unknown server '$server'" >&2
     exit 2
