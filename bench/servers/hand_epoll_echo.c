@@ -20,7 +20,7 @@
  * - Each read of up to BUF_SIZE bytes is written straight back from one shared
  *   buffer; only a short write copies the unsent tail into the connection.
  */
-#include "server_addr.h"
+#include "server_common.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -195,26 +195,13 @@ on_accept(int ep, int lfd)
 int
 main(int argc, char **argv)
 {
-    const char *addr = argc > 1 ? argv[1] : "127.0.0.1:8080";
-    struct sockaddr_storage ss;
-    socklen_t len;
-    if (argc > 2 || server_parse_addr(addr, &ss, &len) < 0) {
-        fprintf(stderr, "usage: %s [HOST:PORT]   (IPv4, or [IPv6]; port 0 picks one)\n", argv[0]);
-        return 2;
+    int sfd, lfd, ep;
+    int rc = server_start(argc, argv, "hand_epoll_echo", SOCK_NONBLOCK, SFD_NONBLOCK, &lfd, &sfd);
+    if (rc != 0) {
+        return rc;
     }
-
-    sigset_t stop;
-    sigemptyset(&stop);
-    sigaddset(&stop, SIGINT);
-    sigaddset(&stop, SIGTERM);
-    int sfd = -1, lfd = -1, ep = -1, one = 1;
-    if (sigprocmask(SIG_BLOCK, &stop, NULL) < 0 ||
-        (sfd = signalfd(-1, &stop, SFD_NONBLOCK | SFD_CLOEXEC)) < 0 ||
-        (lfd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0)) < 0 ||
-        setsockopt(lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) < 0 ||
-        bind(lfd, (struct sockaddr *) &ss, len) < 0 || listen(lfd, 4096) < 0 ||
-        (ep = epoll_create1(EPOLL_CLOEXEC)) < 0) {
-        fprintf(stderr, "hand_epoll_echo: %s: %s\n", addr, strerror(errno));
+    if ((ep = epoll_create1(EPOLL_CLOEXEC)) < 0) {
+        fprintf(stderr, "hand_epoll_echo: epoll_create1: %s\n", strerror(errno));
         return 1;
     }
     struct epoll_event lev = {.events = EPOLLIN | EPOLLET, .data.ptr = &listener_tag};

@@ -28,7 +28,7 @@
  * - A connection is freed when its receive has ended and no send is in flight.
  *   A failed send shuts the socket down, which ends the receive.
  */
-#include "server_addr.h"
+#include "server_common.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -354,26 +354,12 @@ on_send(conn *c, int32_t res)
 int
 main(int argc, char **argv)
 {
-    const char *addr = argc > 1 ? argv[1] : "127.0.0.1:8080";
-    struct sockaddr_storage ss;
-    socklen_t len;
-    if (argc > 2 || server_parse_addr(addr, &ss, &len) < 0) {
-        fprintf(stderr, "usage: %s [HOST:PORT]   (IPv4, or [IPv6]; port 0 picks one)\n", argv[0]);
-        return 2;
+    int sfd, lfd;
+    int rc = server_start(argc, argv, "hand_uring_echo", 0, 0, &lfd, &sfd);
+    if (rc != 0) {
+        return rc;
     }
-    sigset_t stop;
-    sigemptyset(&stop);
-    sigaddset(&stop, SIGINT);
-    sigaddset(&stop, SIGTERM);
-    int sfd = -1, lfd = -1, one = 1;
-    if (sigprocmask(SIG_BLOCK, &stop, NULL) < 0 || (sfd = signalfd(-1, &stop, SFD_CLOEXEC)) < 0 ||
-        (lfd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0)) < 0 ||
-        setsockopt(lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) < 0 ||
-        bind(lfd, (struct sockaddr *) &ss, len) < 0 || listen(lfd, 4096) < 0) {
-        fprintf(stderr, "hand_uring_echo: %s: %s\n", addr, strerror(errno));
-        return 1;
-    }
-    int rc = ring_init();
+    rc = ring_init();
     if (rc < 0) {
         fprintf(stderr, "hand_uring_echo: io_uring with provided buffers: %s\n", strerror(-rc));
         return 1;

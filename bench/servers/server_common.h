@@ -1,17 +1,21 @@
 /*
- * bench/servers/server_addr.h — the address handling the hand-written reference
- * servers share: parse HOST:PORT (IPv4, or [IPv6]) and print the bound address
- * as "NAME: listening on HOST:PORT", the first line bench/compare/net.sh reads.
+ * bench/servers/server_common.h — what the hand-written reference servers
+ * share: parse HOST:PORT (IPv4, or [IPv6]), open the listener and a signalfd
+ * for SIGINT and SIGTERM, and print the bound address as "NAME: listening on
+ * HOST:PORT", the first line bench/compare/net.sh reads.
  */
-#ifndef BENCH_SERVER_ADDR_H
-#define BENCH_SERVER_ADDR_H
+#ifndef BENCH_SERVER_COMMON_H
+#define BENCH_SERVER_COMMON_H
 
 #include <arpa/inet.h>
+#include <errno.h>
 #include <netinet/in.h>
+#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/signalfd.h>
 #include <sys/socket.h>
 
 static int
@@ -72,6 +76,40 @@ server_print_bound(int fd, const char *name)
     printf(ss.ss_family == AF_INET6 ? "%s: listening on [%s]:%u\n" : "%s: listening on %s:%u\n",
            name, host, port);
     fflush(stdout);
+}
+
+/*
+ * Parses the command line ([HOST:PORT], default 127.0.0.1:8080), blocks SIGINT
+ * and SIGTERM into a signalfd (*sfd) and opens a listening socket (*lfd), with
+ * `sock_flags` and `sfd_flags` added (SOCK_NONBLOCK, SFD_NONBLOCK, or none).
+ * Returns 0, or the exit status after saying why on stderr.
+ */
+static int
+server_start(int argc, char **argv, const char *name, int sock_flags, int sfd_flags, int *lfd,
+             int *sfd)
+{
+    const char *addr = argc > 1 ? argv[1] : "127.0.0.1:8080";
+    struct sockaddr_storage ss;
+    socklen_t len;
+    if (argc > 2 || server_parse_addr(addr, &ss, &len) < 0) {
+        fprintf(stderr, "usage: %s [HOST:PORT]   (IPv4, or [IPv6]; port 0 picks one)\n", argv[0]);
+        return 2;
+    }
+    sigset_t stop;
+    sigemptyset(&stop);
+    sigaddset(&stop, SIGINT);
+    sigaddset(&stop, SIGTERM);
+    int one = 1;
+    *sfd = *lfd = -1;
+    if (sigprocmask(SIG_BLOCK, &stop, NULL) < 0 ||
+        (*sfd = signalfd(-1, &stop, SFD_CLOEXEC | sfd_flags)) < 0 ||
+        (*lfd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC | sock_flags, 0)) < 0 ||
+        setsockopt(*lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) < 0 ||
+        bind(*lfd, (struct sockaddr *) &ss, len) < 0 || listen(*lfd, 4096) < 0) {
+        fprintf(stderr, "%s: %s: %s\n", name, addr, strerror(errno));
+        return 1;
+    }
+    return 0;
 }
 
 #endif
