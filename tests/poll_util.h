@@ -89,28 +89,33 @@ poll_with(blz_future *f, test_waker *t)
 /* Every clone a primitive made of `t` has been woken or dropped. */
 #define CHECK_NO_WAKER_REFS(t) CHECK_EQ(atomic_load(&(t)->refs), 0)
 
+/* A runtime of `flavor` from the default config; `workers` 0 keeps its count. */
+static inline blz_runtime *
+test_rt_(blz_flavor flavor, unsigned workers)
+{
+    blz_runtime_config cfg;
+    blz_runtime_config_default(&cfg);
+    cfg.flavor = flavor;
+    if (workers) {
+        cfg.workers = workers;
+    }
+    blz_runtime *rt = NULL;
+    CHECK_OK(blz_runtime_new(&cfg, &rt));
+    return rt;
+}
+
 /* A multi-thread runtime with `workers` workers. */
 static inline blz_runtime *
 test_new_rt(unsigned workers)
 {
-    blz_runtime_config cfg;
-    blz_runtime_config_default(&cfg);
-    cfg.workers = workers;
-    blz_runtime *rt = NULL;
-    CHECK_OK(blz_runtime_new(&cfg, &rt));
-    return rt;
+    return test_rt_(BLZ_MULTI_THREAD, workers);
 }
 
 /* A current-thread runtime: everything runs on the calling thread, in order. */
 static inline blz_runtime *
 test_current_thread_rt(void)
 {
-    blz_runtime_config cfg;
-    blz_runtime_config_default(&cfg);
-    cfg.flavor = BLZ_CURRENT_THREAD;
-    blz_runtime *rt = NULL;
-    CHECK_OK(blz_runtime_new(&cfg, &rt));
-    return rt;
+    return test_rt_(BLZ_CURRENT_THREAD, 0);
 }
 
 #endif
