@@ -27,6 +27,7 @@
  *     BLZ_TEST_NOFORK=1        run in-process (for gdb); the first failure or skip then
  *                              ends the whole executable
  *     BLZ_TEST_ABORT=1         abort() on a failed check instead of exiting (core, gdb)
+ *     BLZ_TEST_EMULATOR=name   running under an emulator (blz_test_emulator())
  *
  * Checks. CHECK(cond); CHECK_EQ/NE/LT/LE/GT/GE(a, b) compare integers as long long and
  * print both operands; CHECK_PTR_EQ/NE compare object pointers; CHECK_STR_EQ compares
@@ -170,6 +171,16 @@ blz_test_fail_(void)
         fflush(stdout);
     }
     _Exit(1);
+}
+
+/* The emulator the tests run under (BLZ_TEST_EMULATOR, set by `make check-aarch64`),
+ * or NULL on the real machine. A test may skip a case the emulator cannot run; natively
+ * the same case must pass. */
+static inline const char *
+blz_test_emulator(void)
+{
+    const char *e = getenv("BLZ_TEST_EMULATOR");
+    return e && *e ? e : NULL;
 }
 
 /* Ends the running test as skipped (exit status 77). */

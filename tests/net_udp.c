@@ -226,7 +226,11 @@ mcast_if_main(void *arg)
     CHECK_OK(blz_udp_bind("0.0.0.0:0", &tx));
     CHECK_EQ(blz_udp_set_multicast_if(NULL, lo), -EINVAL);
     CHECK_LT(blz_udp_set_multicast_if(tx, 0x7ffffff0u), 0);
-    CHECK_OK(blz_udp_set_multicast_if(tx, lo));
+    int set = blz_udp_set_multicast_if(tx, lo);
+    if (set == -ENOPROTOOPT && blz_test_emulator()) {
+        SKIP("qemu-user does not pass IP_MULTICAST_IF with an interface index through");
+    }
+    CHECK_OK(set);
     CHECK_OK(blz_udp_set_multicast_loop(tx, true));
     blz_addr group, local;
     CHECK_OK(blz_udp_local_addr(rx, &local));
