@@ -316,6 +316,33 @@ unix_split_main(void *arg)
     CHECK_EQ(blz_unix_half_read(ha.rd, &c, 1), 1);
     CHECK_EQ(c, 'q');
 
+    /* Vectored I/O through the halves, in all three tiers. */
+    blz_iovec wv[2] = {{(void *) "ve", 2}, {(void *) "ctor", 4}};
+    CHECK_EQ(blz_unix_half_writev(ha.wr, wv, 2), 6);
+    CHECK_EQ(blz_unix_half_try_writev(ha.wr, wv, 1), 2);
+    blz_io_future vf;
+    blz_unix_half_writev_fut(ha.wr, wv + 1, 1, &vf);
+    CHECK_EQ(blz_await(&vf.base), 4);
+    char got[12];
+    CHECK_OK(blz_read_exact(blz_unix_read_half_reader(hb.rd), got, sizeof got));
+    CHECK(memcmp(got, "vectorvector", sizeof got) == 0);
+    char v1[2], v2[6];
+    blz_iovec rv[2] = {{v1, sizeof v1}, {v2, sizeof v2}};
+    CHECK_EQ(blz_unix_half_try_readv(ha.rd, rv, 2), -EAGAIN);
+    blz_unix_half_readv_fut(ha.rd, rv, 2, &vf);
+    blz_context cx = {blz_waker_noop()};
+    CHECK_EQ(blz_future_poll(&vf.base, &cx), BLZ_PENDING);
+    CHECK_OK(blz_unix_half_write_all(hb.wr, "scatter!", 8));
+    CHECK_EQ(blz_await(&vf.base), 8);
+    CHECK(memcmp(v1, "sc", 2) == 0 && memcmp(v2, "atter!", 6) == 0);
+    CHECK_OK(blz_unix_half_write_all(hb.wr, "ab", 2));
+    CHECK_EQ(blz_unix_half_readv(ha.rd, rv, 1), 2);
+    CHECK(memcmp(v1, "ab", 2) == 0);
+    CHECK_EQ(blz_unix_half_readv(NULL, rv, 2), -EINVAL);
+    CHECK_EQ(blz_unix_half_try_readv(ha.rd, rv, BLZ_IOV_MAX + 1), -EINVAL);
+    CHECK_EQ(blz_unix_half_try_writev(ha.wr, wv, 0), -EINVAL);
+    CHECK_EQ(blz_unix_half_writev(ha.wr, NULL, 1), -EINVAL);
+
     /* Both directions of both ends at once, each half in its own task. */
     blz_join *j[4];
     CHECK_OK(blz_spawn(uhalf_reader, &ha, &j[0]));

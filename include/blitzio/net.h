@@ -398,6 +398,20 @@ BLZ_API ssize_t blz_tcp_half_try_peek(blz_tcp_read_half *h, void *buf, size_t n)
 BLZ_API void blz_tcp_half_peek_fut(blz_tcp_read_half *h, void *buf, size_t n, blz_io_future *f);
 /** Try tier of blz_tcp_half_write: -EAGAIN when the send buffer is full. */
 BLZ_API ssize_t blz_tcp_half_try_write(blz_tcp_write_half *h, const void *buf, size_t n);
+/** Scatter read through a read half; as blz_tcp_readv. */
+BLZ_API ssize_t blz_tcp_half_readv(blz_tcp_read_half *h, const blz_iovec *iov, int iovcnt);
+/** Try tier of blz_tcp_half_readv. */
+BLZ_API ssize_t blz_tcp_half_try_readv(blz_tcp_read_half *h, const blz_iovec *iov, int iovcnt);
+/** Future tier of blz_tcp_half_readv; `iov` and its buffers must outlive the future. */
+BLZ_API void blz_tcp_half_readv_fut(blz_tcp_read_half *h, const blz_iovec *iov, int iovcnt,
+                                    blz_io_future *f);
+/** Gather write through a write half; as blz_tcp_writev. */
+BLZ_API ssize_t blz_tcp_half_writev(blz_tcp_write_half *h, const blz_iovec *iov, int iovcnt);
+/** Try tier of blz_tcp_half_writev. */
+BLZ_API ssize_t blz_tcp_half_try_writev(blz_tcp_write_half *h, const blz_iovec *iov, int iovcnt);
+/** Future tier of blz_tcp_half_writev; `iov` and its buffers must outlive the future. */
+BLZ_API void blz_tcp_half_writev_fut(blz_tcp_write_half *h, const blz_iovec *iov, int iovcnt,
+                                     blz_io_future *f);
 
 /* ---- socket builder ---------------------------------------------------- */
 
@@ -660,6 +674,20 @@ BLZ_API int blz_unix_half_write_all(blz_unix_write_half *h, const void *buf, siz
 /** Future tier of blz_unix_half_write_all. */
 BLZ_API void blz_unix_half_write_all_fut(blz_unix_write_half *h, const void *buf, size_t n,
                                          blz_io_future *f);
+/** Scatter read through a read half; as blz_unix_readv. */
+BLZ_API ssize_t blz_unix_half_readv(blz_unix_read_half *h, const blz_iovec *iov, int iovcnt);
+/** Try tier of blz_unix_half_readv. */
+BLZ_API ssize_t blz_unix_half_try_readv(blz_unix_read_half *h, const blz_iovec *iov, int iovcnt);
+/** Future tier of blz_unix_half_readv; `iov` and its buffers must outlive the future. */
+BLZ_API void blz_unix_half_readv_fut(blz_unix_read_half *h, const blz_iovec *iov, int iovcnt,
+                                     blz_io_future *f);
+/** Gather write through a write half; as blz_unix_writev. */
+BLZ_API ssize_t blz_unix_half_writev(blz_unix_write_half *h, const blz_iovec *iov, int iovcnt);
+/** Try tier of blz_unix_half_writev. */
+BLZ_API ssize_t blz_unix_half_try_writev(blz_unix_write_half *h, const blz_iovec *iov, int iovcnt);
+/** Future tier of blz_unix_half_writev; `iov` and its buffers must outlive the future. */
+BLZ_API void blz_unix_half_writev_fut(blz_unix_write_half *h, const blz_iovec *iov, int iovcnt,
+                                      blz_io_future *f);
 /** Shuts the write direction (the peer reads end-of-file). 0 or -errno. */
 BLZ_API int blz_unix_half_shutdown(blz_unix_write_half *h);
 /**

@@ -499,6 +499,46 @@ blz_tcp_half_write_all_fut(blz_tcp_write_half *h, const void *buf, size_t n, blz
     blz__sock_fut(BLZ__HALF_SK(h), BLZ__OP_S_WRITE_ALL, (void *) buf, n, NULL, f);
 }
 
+ssize_t
+blz_tcp_half_readv(blz_tcp_read_half *h, const blz_iovec *iov, int iovcnt)
+{
+    return blz__sock_await(BLZ__HALF_SK(h), BLZ__OP_S_READV, (void *) iov, blz__iov_count(iovcnt),
+                           NULL);
+}
+
+ssize_t
+blz_tcp_half_try_readv(blz_tcp_read_half *h, const blz_iovec *iov, int iovcnt)
+{
+    return blz__sock_try(BLZ__HALF_SK(h), BLZ__OP_S_READV, (void *) iov, blz__iov_count(iovcnt),
+                         NULL);
+}
+
+void
+blz_tcp_half_readv_fut(blz_tcp_read_half *h, const blz_iovec *iov, int iovcnt, blz_io_future *f)
+{
+    blz__sock_fut(BLZ__HALF_SK(h), BLZ__OP_S_READV, (void *) iov, blz__iov_count(iovcnt), NULL, f);
+}
+
+ssize_t
+blz_tcp_half_writev(blz_tcp_write_half *h, const blz_iovec *iov, int iovcnt)
+{
+    return blz__sock_await(BLZ__HALF_SK(h), BLZ__OP_S_WRITEV, (void *) iov, blz__iov_count(iovcnt),
+                           NULL);
+}
+
+ssize_t
+blz_tcp_half_try_writev(blz_tcp_write_half *h, const blz_iovec *iov, int iovcnt)
+{
+    return blz__sock_try(BLZ__HALF_SK(h), BLZ__OP_S_WRITEV, (void *) iov, blz__iov_count(iovcnt),
+                         NULL);
+}
+
+void
+blz_tcp_half_writev_fut(blz_tcp_write_half *h, const blz_iovec *iov, int iovcnt, blz_io_future *f)
+{
+    blz__sock_fut(BLZ__HALF_SK(h), BLZ__OP_S_WRITEV, (void *) iov, blz__iov_count(iovcnt), NULL, f);
+}
+
 int
 blz_tcp_half_shutdown(blz_tcp_write_half *h)
 {
