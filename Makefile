@@ -8,6 +8,7 @@
 #   make bench-compare  run bench/compare/run.sh (blitzio vs Tokio), if present
 #   make check          ASan+UBSan, TSan, then schedule-perturbation builds + tests (no stress)
 #   make check-aarch64  cross build for 64-bit Arm, tests run under qemu-user (no stress)
+#   make check-ucontext the portable ucontext fiber switch (other CPUs) + tests (no stress)
 #   make format         clang-format -i every .c/.h
 #   make format-check   fail if any .c/.h is not formatted
 #   make tidy           clang-tidy over the library sources (build/compile_commands.json)
@@ -51,7 +52,7 @@ need = command -v $(1) >/dev/null 2>&1 || { \
 	$$sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq --no-install-recommends $(2); }
 
 .PHONY: all build test demo bench bench-compare check check-asan check-tsan check-perturb \
-	check-aarch64 format format-check tidy clean tools
+	check-aarch64 check-ucontext format format-check tidy clean tools
 
 all: build
 
@@ -114,6 +115,15 @@ check-aarch64: tools
 	BLZ_TEST_EMULATOR=qemu-aarch64 ctest --test-dir build-aarch64 -j $(JOBS) -LE stress \
 		-E '^(process_|shutdown_graceful)' --output-on-failure
 
+# The fiber switch every CPU without our assembly uses (swapcontext; fiber.c), forced
+# on x86-64 so that CI runs the suite on it too.
+check-ucontext: tools
+	cmake -S . -B build-ucontext -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+		-DCMAKE_C_FLAGS_RELWITHDEBINFO="-O2 -g" -DCMAKE_C_FLAGS=-DBLZ_FIBER_UCONTEXT=1 \
+		-DBLZ_BUILD_BENCH=OFF $(CONFIGURE_ARGS)
+	$(CMAKE_BUILD) build-ucontext -j $(JOBS)
+	ctest --test-dir build-ucontext -j $(JOBS) -LE stress --output-on-failure
+
 # The test presets carry the sanitizer options (ASAN_OPTIONS, UBSAN_OPTIONS, TSAN_OPTIONS
 # with tsan.supp) and exclude the stress label.
 check-asan: tools
@@ -143,4 +153,4 @@ tidy: build
 	| grep '/src/.*\.c$$' | sort -u | xargs -r -P $(JOBS) -n 4 clang-tidy -p build --quiet
 
 clean:
-	rm -rf build build-release build-asan build-tsan build-perturb build-aarch64
+	rm -rf build build-release build-asan build-tsan build-perturb build-aarch64 build-ucontext
