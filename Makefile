@@ -96,6 +96,10 @@ check-perturb: tools
 	$(CMAKE_BUILD) build-perturb -j $(JOBS)
 	ctest --test-dir build-perturb -j $(JOBS) -R '^(sync|chan)_' -LE stress --output-on-failure
 
+# -O2, so values live in callee-saved registers across fiber switches (what the fiber
+# tests check), with assertions kept (no -DNDEBUG).
+OPTIMISED_WITH_ASSERTS = -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_C_FLAGS_RELWITHDEBINFO="-O2 -g"
+
 # The AArch64 build (cmake/aarch64-linux-gnu.cmake): Debian's cross compiler, every test
 # but stress run through qemu-user, so the Arm context switch and the ABI are exercised
 # on every CI run. Left out: the tests that spawn processes (process_*, and
@@ -108,8 +112,7 @@ check-aarch64: tools
 	@$(call need,aarch64-linux-gnu-gcc,gcc-aarch64-linux-gnu libc6-dev-arm64-cross)
 	@$(call need,qemu-aarch64,qemu-user)
 	cmake -S . -B build-aarch64 -DCMAKE_TOOLCHAIN_FILE=cmake/aarch64-linux-gnu.cmake \
-		-DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_C_FLAGS_RELWITHDEBINFO="-O2 -g" \
-		-DBLZ_BUILD_BENCH=OFF -DBLZ_TEST_TIMEOUT_MULTIPLIER=4 \
+		$(OPTIMISED_WITH_ASSERTS) -DBLZ_BUILD_BENCH=OFF -DBLZ_TEST_TIMEOUT_MULTIPLIER=4 \
 		$(CONFIGURE_ARGS)
 	$(CMAKE_BUILD) build-aarch64 -j $(JOBS)
 	BLZ_TEST_EMULATOR=qemu-aarch64 ctest --test-dir build-aarch64 -j $(JOBS) -LE stress \
@@ -118,8 +121,7 @@ check-aarch64: tools
 # The fiber switch every CPU without our assembly uses (swapcontext; fiber.c), forced
 # on x86-64 so that CI runs the suite on it too.
 check-ucontext: tools
-	cmake -S . -B build-ucontext -DCMAKE_BUILD_TYPE=RelWithDebInfo \
-		-DCMAKE_C_FLAGS_RELWITHDEBINFO="-O2 -g" -DCMAKE_C_FLAGS=-DBLZ_FIBER_UCONTEXT=1 \
+	cmake -S . -B build-ucontext $(OPTIMISED_WITH_ASSERTS) -DBLZ_FIBER_UCONTEXT=ON \
 		-DBLZ_BUILD_BENCH=OFF $(CONFIGURE_ARGS)
 	$(CMAKE_BUILD) build-ucontext -j $(JOBS)
 	ctest --test-dir build-ucontext -j $(JOBS) -LE stress --output-on-failure

@@ -51,8 +51,9 @@
 /* The context switch: our assembly on x86-64 and AArch64, ucontext elsewhere
  * (slow: swapcontext makes a sigprocmask system call, about 500 ns a switch,
  * and a fresh fiber starts with its creator's FP control state, captured by
- * getcontext, rather than the ABI default). BLZ_FIBER_UCONTEXT=1 forces the
- * fallback, to test it on a machine that has the assembly. */
+ * getcontext, rather than the ABI default). BLZ_FIBER_UCONTEXT=1 (the CMake
+ * option of that name; `make check-ucontext`) forces the fallback, to test it
+ * on a machine that has the assembly. */
 #if defined(BLZ_FIBER_UCONTEXT) && BLZ_FIBER_UCONTEXT
 # define FIBER_UCONTEXT 1
 #elif !defined(__x86_64__) && !defined(__aarch64__)
