@@ -5,7 +5,9 @@
 #include "net_common.h"
 #include "os/unix/sys.h"
 
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 static void
@@ -227,6 +229,112 @@ unix_dgram_main(void *arg)
 BLZ_TEST(unix_datagram_path_abstract_pair)
 {
     net_run(2, unix_dgram_main, NULL);
+}
+
+/* ---- credentials on datagrams ------------------------------------------------------- */
+
+/* Sends one datagram to `to` from a forked child (a plain socket, no runtime:
+ * only async-signal-safe calls after fork); returns the child's pid once it
+ * has exited. */
+static pid_t
+send_from_child(const blz_addr *to, const char *msg)
+{
+    size_t salen;
+    const void *sa = blz_addr_sockaddr(to, &salen);
+    CHECK(sa != NULL);
+    pid_t pid = fork();
+    CHECK(pid >= 0);
+    if (pid == 0) {
+        int fd = socket(AF_UNIX, SOCK_DGRAM, 0);
+        ssize_t n = fd < 0 ? -1 : sendto(fd, msg, strlen(msg), 0, sa, (socklen_t) salen);
+        _exit(n == (ssize_t) strlen(msg) ? 0 : 1);
+    }
+    int status = 0;
+    CHECK_EQ(waitpid(pid, &status, 0), pid);
+    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    return pid;
+}
+
+static void *
+unix_dgram_cred_main(void *arg)
+{
+    (void) arg;
+    char name[64];
+    snprintf(name, sizeof name, "@blz-cred-%ld", (long) getpid());
+    blz_unix_datagram *r = NULL, *s = NULL;
+    CHECK_OK(blz_unix_datagram_bind(name, &r));
+    blz_addr ra;
+    CHECK_OK(blz_unix_datagram_local_addr(r, &ra));
+    CHECK_OK(blz_unix_datagram_unbound(&s));
+    char buf[16];
+    blz_unix_sender from;
+
+    /* Sent before pass_cred: the kernel recorded nothing, and says so. */
+    CHECK_EQ(blz_unix_datagram_send_to(s, "early", 5, &ra), 5);
+    CHECK_OK(blz_unix_datagram_set_pass_cred(r, true));
+    CHECK_EQ(blz_unix_datagram_recv_cred(r, buf, sizeof buf, &from), 5);
+    CHECK_EQ(from.cred.pid, 0);
+    CHECK_EQ(from.cred.uid, (unsigned) -1);
+
+    /* Another process: its pid, not ours. */
+    pid_t child = send_from_child(&ra, "child");
+    memset(&from, 0, sizeof from);
+    CHECK_EQ(blz_unix_datagram_recv_cred(r, buf, sizeof buf, &from), 5);
+    CHECK(memcmp(buf, "child", 5) == 0);
+    CHECK_EQ(from.cred.pid, child);
+    CHECK_EQ(from.cred.uid, (unsigned) getuid());
+    CHECK_EQ(from.cred.gid, (unsigned) getgid());
+    CHECK_EQ(blz_addr_get_family(&from.addr), BLZ_AF_UNIX);
+
+    /* This process, through the try and future tiers. */
+    blz_context cx = {blz_waker_noop()};
+    CHECK_EQ(blz_unix_datagram_try_recv_cred(r, buf, sizeof buf, &from), -EAGAIN);
+    blz_io_future f;
+    blz_unix_datagram_recv_cred_fut(r, buf, sizeof buf, &from, &f);
+    CHECK_EQ(blz_future_poll(&f.base, &cx), BLZ_PENDING);
+    CHECK_EQ(blz_unix_datagram_send_to(s, "mine", 4, &ra), 4);
+    CHECK_EQ(blz_await(&f.base), 4);
+    CHECK_EQ(from.cred.pid, getpid());
+    CHECK_EQ(blz_unix_datagram_send_to(s, "again", 5, &ra), 5);
+    memset(&from, 0, sizeof from);
+    /* A local datagram is queued by the time send returns. */
+    CHECK_EQ(blz_unix_datagram_try_recv_cred(r, buf, sizeof buf, &from), 5);
+    CHECK_EQ(from.cred.pid, getpid());
+
+    /* Turned off again: later datagrams carry none. */
+    CHECK_OK(blz_unix_datagram_set_pass_cred(r, false));
+    CHECK_EQ(blz_unix_datagram_send_to(s, "off", 3, &ra), 3);
+    CHECK_EQ(blz_unix_datagram_recv_cred(r, buf, sizeof buf, &from), 3);
+    CHECK_EQ(from.cred.pid, 0);
+
+    /* Bad input. */
+    CHECK_EQ(blz_unix_datagram_recv_cred(r, buf, sizeof buf, NULL), -EINVAL);
+    CHECK_EQ(blz_unix_datagram_try_recv_cred(r, buf, sizeof buf, NULL), -EINVAL);
+    blz_unix_datagram_recv_cred_fut(r, buf, sizeof buf, NULL, &f);
+    CHECK_EQ(blz_await(&f.base), -EINVAL);
+    CHECK_EQ(blz_unix_datagram_set_pass_cred(NULL, true), -EINVAL);
+
+    /* Peer credentials: a pair has them, a bound socket has no peer. */
+    blz_ucred pc;
+    CHECK_EQ(blz_unix_datagram_peer_cred(r, &pc), -ENOTCONN);
+    CHECK_EQ(blz_unix_datagram_peer_cred(NULL, &pc), -EINVAL);
+    CHECK_EQ(blz_unix_datagram_peer_cred(r, NULL), -EINVAL);
+    blz_unix_datagram *p = NULL, *q = NULL;
+    CHECK_OK(blz_unix_datagram_pair(&p, &q));
+    CHECK_OK(blz_unix_datagram_peer_cred(q, &pc));
+    CHECK_EQ(pc.pid, getpid());
+    CHECK_EQ(pc.uid, (unsigned) getuid());
+    blz_unix_datagram_close(p);
+    blz_unix_datagram_close(q);
+    blz_unix_datagram_close(r);
+    blz_unix_datagram_close(s);
+    CHECK_EQ(blz__io_driver_waiters(net_driver()), 0);
+    return NULL;
+}
+
+BLZ_TEST(unix_datagram_credentials)
+{
+    net_run(2, unix_dgram_cred_main, NULL);
 }
 
 /* ---- split halves used by two tasks at once ------------------------------------------- */

@@ -755,6 +755,44 @@ BLZ_API ssize_t blz_unix_datagram_try_recv(blz_unix_datagram *d, void *buf, size
 /** Future tier of blz_unix_datagram_recv. */
 BLZ_API void blz_unix_datagram_recv_fut(blz_unix_datagram *d, void *buf, size_t n,
                                         blz_io_future *f);
+/**
+ * Who sent a Unix datagram: its address (an unnamed sender: family
+ * BLZ_AF_UNIX with an empty path) and its credentials. `cred.pid` is 0 (uid
+ * and gid (unsigned) -1) when the kernel attached none: the receiver had not
+ * turned pass_cred on when the datagram was sent.
+ */
+typedef struct blz_unix_sender {
+    blz_addr addr;
+    blz_ucred cred;
+} blz_unix_sender;
+
+/**
+ * Turns on (or off) credentials on datagrams `d` receives (SO_PASSCRED). The
+ * kernel records them when a datagram is sent, so turn it on before peers
+ * send: datagrams already queued keep "none". While on, an unbound `d`
+ * that sends gets an autobound abstract name. 0 or -errno (-EINVAL for NULL).
+ */
+BLZ_API int blz_unix_datagram_set_pass_cred(blz_unix_datagram *d, bool on);
+/**
+ * Receives one datagram with its sender's address and credentials (pid,
+ * uid, gid, as the kernel saw them at send time; see blz_unix_sender).
+ * Returns its length (truncated to `n`), -EINVAL for a NULL `from`, or
+ * -errno. Descriptors passed with the datagram are discarded by the kernel.
+ */
+BLZ_API ssize_t blz_unix_datagram_recv_cred(blz_unix_datagram *d, void *buf, size_t n,
+                                            blz_unix_sender *from);
+/** Try tier of blz_unix_datagram_recv_cred: -EAGAIN when nothing is queued. */
+BLZ_API ssize_t blz_unix_datagram_try_recv_cred(blz_unix_datagram *d, void *buf, size_t n,
+                                                blz_unix_sender *from);
+/** Future tier of blz_unix_datagram_recv_cred; `buf` and `from` must outlive it. */
+BLZ_API void blz_unix_datagram_recv_cred_fut(blz_unix_datagram *d, void *buf, size_t n,
+                                             blz_unix_sender *from, blz_io_future *f);
+/**
+ * The credentials of the process that made the pair `d` belongs to
+ * (SO_PEERCRED). Only a socket from blz_unix_datagram_pair has them (a
+ * connected datagram socket does not): -ENOTCONN otherwise, -EINVAL for NULL.
+ */
+BLZ_API int blz_unix_datagram_peer_cred(const blz_unix_datagram *d, blz_ucred *out);
 /** The local address. */
 BLZ_API int blz_unix_datagram_local_addr(const blz_unix_datagram *d, blz_addr *out);
 /** Closes the socket. NULL is ignored. */

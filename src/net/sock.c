@@ -170,6 +170,7 @@ op_dir(int op)
     case BLZ__OP_S_ACCEPT:
     case BLZ__OP_S_RECV_FROM:
     case BLZ__OP_S_PEEK_FROM:
+    case BLZ__OP_S_RECV_CRED:
     case BLZ__OP_S_READY_READ:
         return BLZ__DIR_READ;
     default:
@@ -277,14 +278,22 @@ attempt(void *arg)
             break;
         case BLZ__OP_S_RECV_FROM:
         case BLZ__OP_S_PEEK_FROM:
+        case BLZ__OP_S_RECV_CRED: {
+            blz_addr *from = f->aux_;
+            blz_ucred *cred = NULL;
+            if (f->op_ == BLZ__OP_S_RECV_CRED && f->aux_) {
+                blz_unix_sender *sender = f->aux_;
+                from = &sender->addr;
+                cred = &sender->cred;
+            }
             r = blz__sys_recvfrom(fd, f->buf_, f->len_,
-                                  f->op_ == BLZ__OP_S_PEEK_FROM ? BLZ__MSG_PEEK : 0,
-                                  (blz_addr *) f->aux_);
-            if (r >= 0 && f->aux_ && sk->family == BLZ_AF_UNIX &&
-                blz_addr_get_family(f->aux_) == BLZ_AF_UNSPEC) {
-                blz__sys_unnamed_unix(f->aux_); /* the sender has no name */
+                                  f->op_ == BLZ__OP_S_PEEK_FROM ? BLZ__MSG_PEEK : 0, from, cred);
+            if (r >= 0 && from && sk->family == BLZ_AF_UNIX &&
+                blz_addr_get_family(from) == BLZ_AF_UNSPEC) {
+                blz__sys_unnamed_unix(from); /* the sender has no name */
             }
             break;
+        }
         case BLZ__OP_S_SEND_TO:
             r = blz__sys_sendto(fd, f->buf_, f->len_, (const blz_addr *) f->aux_);
             break;

@@ -659,6 +659,44 @@ blz_unix_datagram_recv_fut(blz_unix_datagram *d, void *buf, size_t n, blz_io_fut
 }
 
 int
+blz_unix_datagram_set_pass_cred(blz_unix_datagram *d, bool on)
+{
+    return blz__sock_setopt(SK(d), BLZ__SO_PASSCRED, on ? 1 : 0);
+}
+
+ssize_t
+blz_unix_datagram_recv_cred(blz_unix_datagram *d, void *buf, size_t n, blz_unix_sender *from)
+{
+    return blz__sock_await(from ? SK(d) : NULL, BLZ__OP_S_RECV_CRED, buf, n, from);
+}
+
+ssize_t
+blz_unix_datagram_try_recv_cred(blz_unix_datagram *d, void *buf, size_t n, blz_unix_sender *from)
+{
+    return blz__sock_try(from ? SK(d) : NULL, BLZ__OP_S_RECV_CRED, buf, n, from);
+}
+
+void
+blz_unix_datagram_recv_cred_fut(blz_unix_datagram *d, void *buf, size_t n, blz_unix_sender *from,
+                                blz_io_future *f)
+{
+    blz__sock_fut(from ? SK(d) : NULL, BLZ__OP_S_RECV_CRED, buf, n, from, f);
+}
+
+int
+blz_unix_datagram_peer_cred(const blz_unix_datagram *d, blz_ucred *out)
+{
+    if (!d || !out) {
+        return -EINVAL;
+    }
+    int rc = blz__sys_peercred(d->sk.src.fd, &out->pid, &out->uid, &out->gid);
+    if (rc == 0 && out->pid == 0) {
+        return -ENOTCONN; /* the kernel's "no peer": only a pair records one */
+    }
+    return rc;
+}
+
+int
 blz_unix_datagram_local_addr(const blz_unix_datagram *d, blz_addr *out)
 {
     return blz__sock_local_addr(SK(d), out);

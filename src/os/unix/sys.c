@@ -291,23 +291,59 @@ blz__sys_sendv(int fd, const blz_iovec *iov, int n)
     return blz__sys.sendmsg(fd, &msg, MSG_NOSIGNAL);
 }
 
+/* The sender's credentials from a received message's SCM_CREDENTIALS, or
+ * "none" (pid 0, uid and gid -1) when the kernel attached none. */
+static void
+take_cred(struct msghdr *msg, blz_ucred *cred)
+{
+    cred->pid = 0;
+    cred->uid = (unsigned) -1;
+    cred->gid = (unsigned) -1;
+    for (struct cmsghdr *h = CMSG_FIRSTHDR(msg); h; h = CMSG_NXTHDR(msg, h)) {
+        if (h->cmsg_level == SOL_SOCKET && h->cmsg_type == SCM_CREDENTIALS &&
+            h->cmsg_len >= CMSG_LEN(sizeof(struct ucred))) {
+            struct ucred c;
+            memcpy(&c, CMSG_DATA(h), sizeof c);
+            if (c.pid == 0) {
+                break; /* recorded none: the kernel fills in the overflow uid and gid */
+            }
+            cred->pid = c.pid;
+            cred->uid = c.uid;
+            cred->gid = c.gid;
+        }
+    }
+}
+
 long
-blz__sys_recvfrom(int fd, void *buf, size_t n, int flags, blz_addr *from)
+blz__sys_recvfrom(int fd, void *buf, size_t n, int flags, blz_addr *from, blz_ucred *cred)
 {
     struct sockaddr_storage ss;
     struct iovec iov = {buf, n};
     struct msghdr msg;
+    /* Room for the credentials; descriptors a sender passed do not fit and
+     * the kernel closes them (MSG_CTRUNC), as without a control buffer. */
+    union {
+        struct cmsghdr align;
+        char bytes[CMSG_SPACE(sizeof(struct ucred))];
+    } control;
     memset(&msg, 0, sizeof msg);
     memset(&ss, 0, sizeof ss);
     msg.msg_name = &ss;
     msg.msg_namelen = sizeof ss;
     msg.msg_iov = &iov;
     msg.msg_iovlen = 1;
+    if (cred) {
+        msg.msg_control = control.bytes;
+        msg.msg_controllen = sizeof control.bytes;
+    }
     long r = blz__sys.recvmsg(fd, &msg, (flags & BLZ__MSG_PEEK) ? MSG_PEEK : 0);
     if (r >= 0 && from) {
         if (msg.msg_namelen == 0 || blz_addr_from_sockaddr(&ss, msg.msg_namelen, from) < 0) {
             memset(from, 0, sizeof *from); /* no name (an unnamed Unix sender) */
         }
+    }
+    if (r >= 0 && cred) {
+        take_cred(&msg, cred);
     }
     return r;
 }
@@ -386,6 +422,9 @@ opt_map(enum blz__sockopt opt, int dom, int *level, int *name)
         return 0;
     case BLZ__SO_BROADCAST:
         *level = SOL_SOCKET, *name = SO_BROADCAST;
+        return 0;
+    case BLZ__SO_PASSCRED:
+        *level = SOL_SOCKET, *name = SO_PASSCRED;
         return 0;
     case BLZ__SO_ERROR:
         *level = SOL_SOCKET, *name = SO_ERROR;

@@ -59,6 +59,7 @@ enum blz__sockopt {
     BLZ__IP_MULTICAST_TTL,  /* IPv4 multicast TTL or IPv6 multicast hops */
     BLZ__IP_MULTICAST_LOOP, /* IPv4 or IPv6, by family */
     BLZ__IPV6_V6ONLY,
+    BLZ__SO_PASSCRED, /* Unix: received messages carry the sender's credentials */
 };
 
 /* Recv flags. */
@@ -80,7 +81,10 @@ long blz__sys_recv(int fd, void *buf, size_t n, int flags);
 long blz__sys_send(int fd, const void *buf, size_t n);
 long blz__sys_recvv(int fd, const blz_iovec *iov, int n);
 long blz__sys_sendv(int fd, const blz_iovec *iov, int n);
-long blz__sys_recvfrom(int fd, void *buf, size_t n, int flags, blz_addr *from);
+/* recvmsg with the sender's name in `from` and, if `cred` is not NULL, its
+ * SCM_CREDENTIALS (pid 0, uid and gid -1 when the message carries none).
+ * Either may be NULL. */
+long blz__sys_recvfrom(int fd, void *buf, size_t n, int flags, blz_addr *from, blz_ucred *cred);
 long blz__sys_sendto(int fd, const void *buf, size_t n, const blz_addr *to);
 /* how: BLZ_SHUT_RD / BLZ_SHUT_WR / BLZ_SHUT_RDWR */
 int blz__sys_shutdown(int fd, int how);
