@@ -161,11 +161,24 @@ thread_body(void *arg)
     return NULL;
 }
 
-BLZ_TEST(mutex_threads_mutual_exclusion)
+static void
+mutual_exclusion_run(void)
 {
+    thread_counter = 0;
     run_threads(4, thread_body, NULL);
     CHECK_EQ(thread_counter, 4L * SYNC_SCALE(50000, 5000));
     CHECK(!blz_mutex_is_locked(&thread_mutex));
+}
+
+BLZ_TEST(mutex_threads_mutual_exclusion)
+{
+    mutual_exclusion_run();
+}
+
+/* The same with seq_cst on both sides of the unlock race instead of membarrier. */
+BLZ_TEST(mutex_threads_mutual_exclusion_fence_mode)
+{
+    with_fence_mode(mutual_exclusion_run);
 }
 
 /* A stackless future calling the await tier gets -EDEADLK, never blocks. */

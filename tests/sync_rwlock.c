@@ -111,6 +111,32 @@ BLZ_TEST(rwlock_dropped_writer_releases_readers)
     CHECK_NO_WAKER_REFS(&tr);
 }
 
+BLZ_TEST(rwlock_write_unlock_admits_queued_reader_then_try_read_succeeds)
+{
+    /* The writer's unlock is one store; the queued reader must still be woken,
+     * and once it is in (with permits to spare) nobody is queued, so a
+     * further try_read must not be refused. */
+    blz_rwlock l = BLZ_RWLOCK_INIT;
+    CHECK_OK(blz_rwlock_try_write(&l));
+    blz_rwlock_lock_future r;
+    test_waker tr;
+    test_waker_init(&tr);
+    blz_rwlock_read_fut(&l, &r);
+    CHECK_EQ(poll_with(&r.base, &tr), BLZ_PENDING);
+    CHECK_EQ(blz_rwlock_try_read(&l), -EAGAIN);
+    blz_rwlock_write_unlock(&l);
+    CHECK_EQ(test_wakes(&tr), 1);
+    CHECK_EQ(poll_with(&r.base, &tr), BLZ_READY);
+    CHECK_EQ(r.base.result, 0);
+    CHECK_OK(blz_rwlock_try_read(&l));
+    CHECK_EQ(blz_rwlock_try_write(&l), -EAGAIN);
+    blz_rwlock_read_unlock(&l);
+    blz_rwlock_read_unlock(&l);
+    CHECK_OK(blz_rwlock_try_write(&l));
+    blz_rwlock_write_unlock(&l);
+    CHECK_NO_WAKER_REFS(&tr);
+}
+
 static blz_rwlock thread_lock = BLZ_RWLOCK_INIT;
 static long shared_a, shared_b; /* written together under the write lock */
 static atomic_int bad_reads;
@@ -143,8 +169,11 @@ writer_body(void *arg)
     return thread_body((void *) 1);
 }
 
-BLZ_TEST(rwlock_threads)
+static void
+rwlock_threads_run(void)
 {
+    shared_a = shared_b = 0;
+    atomic_store(&bad_reads, 0);
     pthread_t th[4];
     for (int i = 0; i < 4; i++) {
         CHECK_EQ(pthread_create(&th[i], NULL, i < 2 ? writer_body : thread_body, NULL), 0);
@@ -155,4 +184,16 @@ BLZ_TEST(rwlock_threads)
     CHECK_EQ(atomic_load(&bad_reads), 0);
     CHECK_EQ(shared_a, 2L * SYNC_SCALE(20000, 2000) / 4);
     CHECK_OK(blz_rwlock_try_write(&thread_lock));
+    blz_rwlock_write_unlock(&thread_lock);
+}
+
+BLZ_TEST(rwlock_threads)
+{
+    rwlock_threads_run();
+}
+
+/* The same with seq_cst on both sides instead of membarrier and the writer's plain store. */
+BLZ_TEST(rwlock_threads_fence_mode)
+{
+    with_fence_mode(rwlock_threads_run);
 }

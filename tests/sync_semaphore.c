@@ -202,6 +202,30 @@ BLZ_TEST(semaphore_close)
     CHECK_NO_WAKER_REFS(&t2);
 }
 
+BLZ_TEST(semaphore_handoff_to_last_waiter_then_try_acquire)
+{
+    /* Handing the only permit to the last waiter leaves the queue empty with
+     * nothing to spare; once that waiter releases, the permit must be free to
+     * the try tier again (the waiter flag does not outlive its waiters). */
+    blz_semaphore s = BLZ_SEMAPHORE_INIT(1);
+    CHECK_OK(blz_semaphore_try_acquire(&s, 1));
+    blz_semaphore_acquire_future f;
+    test_waker tw;
+    test_waker_init(&tw);
+    blz_semaphore_acquire_fut(&s, 1, &f);
+    CHECK_EQ(poll_with(&f.base, &tw), BLZ_PENDING);
+    blz_semaphore_release(&s, 1);
+    CHECK_EQ(test_wakes(&tw), 1);
+    CHECK_EQ(poll_with(&f.base, &tw), BLZ_READY);
+    CHECK_EQ(f.base.result, 0);
+    CHECK_EQ(blz_semaphore_try_acquire(&s, 1), -EAGAIN);
+    blz_semaphore_release(&s, 1);
+    CHECK_EQ(blz_semaphore_available(&s), 1);
+    CHECK_OK(blz_semaphore_try_acquire(&s, 1));
+    blz_semaphore_release(&s, 1);
+    CHECK_NO_WAKER_REFS(&tw);
+}
+
 BLZ_TEST(semaphore_waker_updated_on_repoll)
 {
     blz_semaphore s = BLZ_SEMAPHORE_INIT(0);
@@ -240,9 +264,22 @@ thread_body(void *arg)
     return NULL;
 }
 
-BLZ_TEST(semaphore_threads_bound_holders)
+static void
+threads_bound_holders_run(void)
 {
+    atomic_store(&max_inside, 0);
     run_threads(4, thread_body, NULL);
     CHECK_LE(atomic_load(&max_inside), 2);
     CHECK_EQ(blz_semaphore_available(&thread_sem), 2);
+}
+
+BLZ_TEST(semaphore_threads_bound_holders)
+{
+    threads_bound_holders_run();
+}
+
+/* The same with seq_cst on both sides of the release race instead of membarrier. */
+BLZ_TEST(semaphore_threads_bound_holders_fence_mode)
+{
+    with_fence_mode(threads_bound_holders_run);
 }

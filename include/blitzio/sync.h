@@ -62,22 +62,29 @@ BLZ_API void blz__perturb(void);
 /* Semaphore                                                                */
 /* ======================================================================== */
 
+/* Private: 1 when the asymmetric barrier (membarrier) is unavailable, and the
+ * unlock paths of the mutex and the rwlock's writer fence instead. */
+BLZ_API extern _Atomic int blz__sync_fence_mode;
+
 /*
- * A counting semaphore. state_ packs the free permits (above bit 2), a
- * WAITERS bit (the queue is not empty) and a CLOSED bit. While WAITERS is set
- * the try tier refuses, so nobody barges past a queued waiter; release() hands
- * permits straight to the oldest waiters, and a large request at the head
- * holds back later small ones (no starvation).
+ * A counting semaphore. state_ packs the free permits (above bit 1) and a
+ * CLOSED bit; waiters_ is 1 while acquirers may be queued. While it is set
+ * the try tier refuses, so nobody barges past a queued waiter (except, as
+ * with the mutex, a try that raced with the waiter queueing); release()
+ * hands permits straight to the oldest waiters, and a large request at the
+ * head holds back later small ones (no starvation). The flag lives outside
+ * state_ so that a holder of every permit (the rwlock's writer) can give them
+ * back with one plain store (see src/sync/semaphore.c).
  */
 typedef struct blz_semaphore {
-    _Atomic size_t state_;  /* permits << 2 | WAITERS (2) | CLOSED (1) */
-    _Atomic uint32_t lock_; /* spinlock over queue_ and the waiters' fields */
-    blz_waiter queue_;      /* sentinel of the FIFO of acquire futures */
+    _Atomic size_t state_;     /* permits << 1 | CLOSED (1) */
+    _Atomic uint32_t waiters_; /* 1: the queue may be non-empty; written under lock_ */
+    _Atomic uint32_t lock_;    /* spinlock over queue_ and the waiters' fields */
+    blz_waiter queue_;         /* sentinel of the FIFO of acquire futures */
 } blz_semaphore;
 
-#define BLZ_SEM_CLOSED_  ((size_t) 1)
-#define BLZ_SEM_WAITERS_ ((size_t) 2)
-#define BLZ_SEM_SHIFT_   2
+#define BLZ_SEM_CLOSED_ ((size_t) 1)
+#define BLZ_SEM_SHIFT_  1
 
 /** The largest permit count a semaphore holds, and the largest single request. */
 #define BLZ_SEMAPHORE_MAX_PERMITS (SIZE_MAX >> 4)
@@ -115,8 +122,11 @@ blz_semaphore_try_acquire(blz_semaphore *s, size_t n)
         if (n == 0) {
             return 0;
         }
-        if ((cur & BLZ_SEM_WAITERS_) || (cur >> BLZ_SEM_SHIFT_) < n) {
+        if ((cur >> BLZ_SEM_SHIFT_) < n) {
             return -EAGAIN;
+        }
+        if (atomic_load_explicit(&s->waiters_, memory_order_relaxed)) {
+            return -EAGAIN; /* FIFO: queued waiters go first */
         }
         BLZ_SYNC_PERTURB_();
         /* Acquire pairs with the release in blz_semaphore_release. */
@@ -127,7 +137,7 @@ blz_semaphore_try_acquire(blz_semaphore *s, size_t n)
     }
 }
 
-/* Private: release() found waiters queued; hands the permits out under the lock. */
+/* Private: release() saw waiters_ set; hands the permits out under the lock. */
 BLZ_API void blz__semaphore_release_slow(blz_semaphore *s);
 
 /**
@@ -143,9 +153,44 @@ blz_semaphore_release(blz_semaphore *s, size_t n)
         return;
     }
     BLZ_SYNC_PERTURB_();
+    if (BLZ_SYNC_UNLIKELY_(atomic_load_explicit(&blz__sync_fence_mode, memory_order_relaxed))) {
+        /* No membarrier: the symmetric Dekker pattern, all seq_cst on both sides. */
+        (void) atomic_fetch_add_explicit(&s->state_, n << BLZ_SEM_SHIFT_, memory_order_seq_cst);
+        if (atomic_load_explicit(&s->waiters_, memory_order_seq_cst)) {
+            blz__semaphore_release_slow(s);
+        }
+        return;
+    }
     /* Release pairs with the acquire CAS of the try tier and of the hand-out. */
-    size_t old = atomic_fetch_add_explicit(&s->state_, n << BLZ_SEM_SHIFT_, memory_order_release);
-    if (BLZ_SYNC_UNLIKELY_(old & BLZ_SEM_WAITERS_)) {
+    (void) atomic_fetch_add_explicit(&s->state_, n << BLZ_SEM_SHIFT_, memory_order_release);
+    /* A waiter that raised waiters_ pays the store-load barrier for us (see
+     * "Waking" in src/sync/semaphore.c); the compiler must keep the order. */
+    atomic_signal_fence(memory_order_seq_cst);
+    if (BLZ_SYNC_UNLIKELY_(atomic_load_explicit(&s->waiters_, memory_order_relaxed))) {
+        blz__semaphore_release_slow(s);
+    }
+}
+
+/*
+ * Private: returns all `n` permits of a semaphore whose every permit the
+ * caller holds (so nobody else changes state_ meanwhile: acquirers find 0
+ * free and leave it alone). One release store instead of a read-modify-write.
+ * Not for a semaphore that may be closed.
+ */
+static inline void
+blz__semaphore_release_all(blz_semaphore *s, size_t n)
+{
+    BLZ_SYNC_PERTURB_();
+    if (BLZ_SYNC_UNLIKELY_(atomic_load_explicit(&blz__sync_fence_mode, memory_order_relaxed))) {
+        (void) atomic_exchange_explicit(&s->state_, n << BLZ_SEM_SHIFT_, memory_order_seq_cst);
+        if (atomic_load_explicit(&s->waiters_, memory_order_seq_cst)) {
+            blz__semaphore_release_slow(s);
+        }
+        return;
+    }
+    atomic_store_explicit(&s->state_, n << BLZ_SEM_SHIFT_, memory_order_release);
+    atomic_signal_fence(memory_order_seq_cst);
+    if (BLZ_SYNC_UNLIKELY_(atomic_load_explicit(&s->waiters_, memory_order_relaxed))) {
         blz__semaphore_release_slow(s);
     }
 }
@@ -223,8 +268,6 @@ typedef struct blz_mutex {
 /** Initialises `m` unlocked. NULL is ignored. */
 BLZ_API void blz_mutex_init(blz_mutex *m);
 
-/* Private: 1 when unlock must fence because the asymmetric barrier is unavailable. */
-BLZ_API extern _Atomic int blz__sync_fence_mode;
 /* Private: unlock found waiters; hands the mutex to the oldest. */
 BLZ_API void blz__mutex_unlock_slow(blz_mutex *m);
 
@@ -368,7 +411,8 @@ static inline void
 blz_rwlock_write_unlock(blz_rwlock *l)
 {
     if (l) {
-        blz_semaphore_release(&l->sem_, BLZ_RWLOCK_MAX_READERS);
+        /* The writer holds every permit: one store gives them back. */
+        blz__semaphore_release_all(&l->sem_, BLZ_RWLOCK_MAX_READERS);
     }
 }
 

@@ -5,11 +5,16 @@
  * Everything is the semaphore's (see semaphore.c): its lock protects the
  * queue, its FIFO hand-out gives the guarantees the header promises.
  *  - A queued writer at the head is partly assigned the permits that leaving
- *    readers return, and readers arriving meanwhile see WAITERS and queue
+ *    readers return, and readers arriving meanwhile see the waiter flag and queue
  *    behind it, so a stream of readers cannot starve a writer.
  *  - When the writer unlocks, the hand-out walks the queue giving one permit
  *    to each reader in turn, admitting all of them up to the next writer in
  *    one pass: readers behind a writer get in as a batch.
+ *  - A writer holds every permit, so nobody else changes the semaphore's
+ *    count until it unlocks: its unlock gives them all back with one release
+ *    store (blz__semaphore_release_all) where a read-modify-write would cost
+ *    twice as much; the semaphore's waiter flag sits outside the count for
+ *    this.
  * The semaphore is never closed, so -EPIPE cannot come out of these calls.
  */
 #include "blitzio/sync.h"

@@ -1,23 +1,41 @@
 /*
  * Semaphore: the counting core the RwLock is built on.
  *
- * State. s->state_ = free permits << 2 | WAITERS | CLOSED.
- *  - WAITERS is set iff the queue is not empty. It changes only under
- *    s->lock_, so a lock holder can trust it; it makes the try tier refuse
- *    (nobody barges past a queued waiter).
- *  - Free permits change by CAS in the try tier, by fetch_add in release()
- *    (without the lock), and by the hand-out below (under the lock).
- *  - While WAITERS is set the free count is 0, except transiently: a release()
- *    that raced with the queue becoming non-empty added its permits and is on
- *    its way to the lock (it saw WAITERS in the fetch_add's old value, or the
- *    enqueuer's CAS did). The hand-out drains the count to 0 under the lock.
+ * Fields and who may write them:
+ *  - state_ = free permits << 1 | CLOSED. Free permits change by CAS in the
+ *    try tier and under the lock, by fetch_add in release() (no lock), and by
+ *    the one store of blz__semaphore_release_all, whose caller holds every
+ *    permit (free count 0: every other writer of state_ leaves it alone then).
+ *    CLOSED is set once, under the lock.
+ *  - waiters_ 0/1, written only under lock_. 1 means "the queue may be
+ *    non-empty": the try tier refuses (nobody barges past a queued waiter)
+ *    and releasers take the slow path. The try tier reads it beside its CAS
+ *    on state_, not inside it, so a try that read 0 just before a waiter
+ *    queued may still take permits a release returned meanwhile (the same
+ *    count, so the CAS cannot tell): one barge per such race, as with the
+ *    mutex, and nothing lost (the waiter is served by the next release). The waiter that queues
+ * first raises it; whoever finds the queue empty under the lock clears it, except a hand-out that
+ * served the last waiter and has nothing left over: it leaves it set, so a convoy that queues again
+ * at once needs no new barrier (the next release's slow path clears it).
+ *  - queue_, and every linked waiter's state_, assigned_ and waker_: under
+ *    lock_.
  *
- * Waiters. Each acquire future embeds its node; s->lock_ protects the queue,
- * every linked waiter's state_, assigned_ and waker_. Permits are handed over
- * by raising assigned_; a waiter whose assigned_ reaches want_ is unlinked and
+ * Waking. A releaser does  add or store state_; load waiters_.  A waiter does
+ * waiters_ = 1; barrier; load state_.  Without a store-load barrier on both
+ * sides each could miss the other and the waiter would sleep while permits
+ * sit free. The waiter pays it for both with blz__sync_heavy_barrier()
+ * (membarrier, see membarrier.c) when it raises waiters_ from 0, so a
+ * release needs only a compiler barrier; this is what lets the rwlock's
+ * writer unlock with one plain store, as the mutex does. After the barrier,
+ * either the releaser sees waiters_ = 1 and runs the hand-out, or the waiter
+ * sees the permits in state_ and runs it itself. The hand-out is idempotent
+ * under the lock. Without membarrier both sides use seq_cst operations.
+ *
+ * Waiters. Each acquire future embeds its node. Permits are handed over by
+ * raising assigned_; a waiter whose assigned_ reaches want_ is unlinked and
  * marked DONE under the lock, its waker moved into a wake batch, and woken
- * after the unlock. The head may be partly assigned: it keeps what it got, and
- * the walk stops there, which is what stops a big request from starving.
+ * after the unlock. The head may be partly assigned: it keeps what it got,
+ * and the walk stops there, which is what stops a big request from starving.
  *
  * Conservation. Every permit is in exactly one place: the free count, some
  * waiter's assigned_, a completed future's owner, or a local `avail` of the
@@ -28,8 +46,6 @@
  */
 #include "blitzio/sync.h"
 #include "sync/waitq.h"
-
-#define SEM_FLAGS (BLZ_SEM_CLOSED_ | BLZ_SEM_WAITERS_)
 
 static inline blz_semaphore_acquire_future *
 acq_of(blz_waiter *w)
@@ -44,45 +60,36 @@ blz_semaphore_init(blz_semaphore *s, size_t permits)
         return -EINVAL;
     }
     atomic_init(&s->state_, permits << BLZ_SEM_SHIFT_);
+    atomic_init(&s->waiters_, 0);
     atomic_init(&s->lock_, 0);
     blz__waitlist_init(blz__queue(&s->queue_));
     return 0;
 }
 
 /*
- * Under s->lock_: takes every free permit, adds `avail` (permits the caller
- * brings: a release, a dropped waiter's), and hands them to the waiters in
- * FIFO order. Completed waiters go into `wb`; a full batch is woken with the
- * lock briefly dropped. If the queue ends up empty, clears WAITERS and puts the
- * surplus back in the free count.
+ * Under s->lock_: hands `avail` (permits the caller brings: a release's, a
+ * dropped waiter's) and every free permit to the waiters in FIFO order.
+ * Completed waiters go into `wb`, except `self` (the calling waiter, or
+ * NULL), which finds itself DONE; a full batch is woken with the lock
+ * briefly dropped. With the queue empty, puts the surplus back in the free
+ * count and clears waiters_ (see "Fields" for when it stays set).
  */
 static void
-hand_out_locked(blz_semaphore *s, size_t avail, blz__wake_batch *wb)
+hand_out_locked(blz_semaphore *s, size_t avail, blz_waiter *self, blz__wake_batch *wb)
 {
     blz__waitlist *q = blz__queue(&s->queue_);
-    size_t cur = blz__load(&s->state_, RELAXED);
-    for (;;) {
-        if (blz__waitlist_empty(q)) {
-            /* Nobody to give to: surplus back to the pool, WAITERS off (pairs with
-             * the acquire CAS of the try tier). */
-            BLZ_PERTURB_POINT();
-            if (blz__cas_weak(&s->state_, &cur,
-                              (cur & ~BLZ_SEM_WAITERS_) + (avail << BLZ_SEM_SHIFT_), RELEASE,
-                              RELAXED)) {
-                return;
-            }
-            continue;
-        }
-        /* Drain the free count (acquire pairs with the releasers' fetch_add). */
+    bool served = false;
+    blz_waiter *w;
+    while ((w = blz__waitlist_front(q)) != NULL) {
+        /* Drain the free count (acquire pairs with the releasers' add or store). */
+        size_t cur = blz__load(&s->state_, RELAXED);
         if ((cur >> BLZ_SEM_SHIFT_) != 0) {
             BLZ_PERTURB_POINT();
-            if (!blz__cas_weak(&s->state_, &cur, cur & SEM_FLAGS, ACQUIRE, RELAXED)) {
+            if (!blz__cas_weak(&s->state_, &cur, cur & BLZ_SEM_CLOSED_, ACQUIRE, RELAXED)) {
                 continue;
             }
             avail += cur >> BLZ_SEM_SHIFT_;
-            cur &= SEM_FLAGS;
         }
-        blz_waiter *w = blz__waitlist_front(q);
         blz_semaphore_acquire_future *f = acq_of(w);
         size_t need = f->want_ - f->assigned_;
         if (avail < need) {
@@ -93,10 +100,18 @@ hand_out_locked(blz_semaphore *s, size_t avail, blz__wake_batch *wb)
         f->assigned_ = f->want_;
         blz__waitlist_remove(w);
         w->state_ = BLZ__W_DONE;
-        if (blz__wake_batch_push(wb, w)) {
+        served = true;
+        if (w != self && blz__wake_batch_push(wb, w)) {
             blz__wake_batch_drain_if_full(wb, &s->lock_);
         }
-        cur = blz__load(&s->state_, RELAXED);
+    }
+    if (served && avail == 0) {
+        return; /* sticky waiters_: the next release's slow path clears it */
+    }
+    blz__store(&s->waiters_, 0, RELAXED); /* always safe with the queue empty */
+    if (avail) {
+        /* Release pairs with the acquire CAS of the try tier. */
+        (void) blz__fetch_add(&s->state_, avail << BLZ_SEM_SHIFT_, RELEASE);
     }
 }
 
@@ -106,7 +121,7 @@ blz__semaphore_release_slow(blz_semaphore *s)
     blz__wake_batch wb;
     blz__wake_batch_init(&wb);
     blz__spin_lock(&s->lock_);
-    hand_out_locked(s, 0, &wb);
+    hand_out_locked(s, 0, NULL, &wb);
     blz__spin_unlock(&s->lock_);
     blz__wake_batch_flush(&wb);
 }
@@ -120,7 +135,7 @@ blz_semaphore_close(blz_semaphore *s)
     blz__wake_batch wb;
     blz__wake_batch_init(&wb);
     blz__spin_lock(&s->lock_);
-    /* Under the lock, so no enqueuer sees WAITERS clear and CLOSED unset. */
+    /* Under the lock, so no enqueuer sees it unset and then queues. */
     (void) blz__fetch_or(&s->state_, BLZ_SEM_CLOSED_, RELEASE);
     blz__waitlist *q = blz__queue(&s->queue_);
     blz_waiter *w;
@@ -136,7 +151,7 @@ blz_semaphore_close(blz_semaphore *s)
             blz__wake_batch_drain_if_full(&wb, &s->lock_);
         }
     }
-    (void) blz__fetch_and(&s->state_, ~BLZ_SEM_WAITERS_, RELEASE);
+    blz__store(&s->waiters_, 0, RELAXED);
     blz__spin_unlock(&s->lock_);
     blz__wake_batch_flush(&wb);
 }
@@ -151,35 +166,63 @@ acquire_enqueue(blz_semaphore_acquire_future *f, blz_context *cx)
     w->waker_ = blz_waker_clone(cx->waker);
     blz__spin_lock(&s->lock_);
     size_t cur = blz__load(&s->state_, RELAXED);
-    for (;;) {
-        if (cur & BLZ_SEM_CLOSED_) {
-            blz__spin_unlock(&s->lock_);
-            return blz__sync_finish(&f->base, w, -EPIPE);
-        }
-        if (cur & BLZ_SEM_WAITERS_) {
-            /* Others queued first: go to the back. Free permits, if any, belong to a
-             * releaser on its way here, whose hand-out will reach us in turn. */
-            f->assigned_ = 0;
-            break;
-        }
-        size_t avail = cur >> BLZ_SEM_SHIFT_;
-        BLZ_PERTURB_POINT();
-        if (avail >= f->want_) {
-            /* Acquire pairs with the release of whoever returned these permits. */
-            if (blz__cas_weak(&s->state_, &cur, cur - (f->want_ << BLZ_SEM_SHIFT_), ACQUIRE,
-                              RELAXED)) {
-                blz__spin_unlock(&s->lock_);
-                return blz__sync_finish(&f->base, w, 0);
+    if (cur & BLZ_SEM_CLOSED_) {
+        blz__spin_unlock(&s->lock_);
+        return blz__sync_finish(&f->base, w, -EPIPE);
+    }
+    f->assigned_ = 0;
+    bool first = false;
+    if (blz__waitlist_empty(blz__queue(&s->queue_))) {
+        /* Nobody is queued (waiters_ may still be set, see "Fields"): what is free
+         * is ours. Acquire pairs with the release of whoever returned it. */
+        for (;;) {
+            size_t avail = cur >> BLZ_SEM_SHIFT_;
+            BLZ_PERTURB_POINT();
+            if (avail >= f->want_) {
+                if (blz__cas_weak(&s->state_, &cur, cur - (f->want_ << BLZ_SEM_SHIFT_), ACQUIRE,
+                                  RELAXED)) {
+                    blz__spin_unlock(&s->lock_);
+                    return blz__sync_finish(&f->base, w, 0);
+                }
+            } else if (avail == 0) {
+                break;
+            } else if (blz__cas_weak(&s->state_, &cur, cur & BLZ_SEM_CLOSED_, ACQUIRE, RELAXED)) {
+                f->assigned_ = avail; /* first in line: keep what is free as a partial grant */
+                break;
             }
-        } else if (blz__cas_weak(&s->state_, &cur, BLZ_SEM_WAITERS_, ACQUIRE, RELAXED)) {
-            f->assigned_ = avail; /* first in line: keep what is free as a partial grant */
-            break;
+        }
+        first = blz__load(&s->waiters_, RELAXED) == 0;
+        if (first) {
+            /* seq_cst: the fallback (fence mode) pairs it with the releaser's seq_cst load. */
+            blz__store(&s->waiters_, 1, SEQ_CST);
         }
     }
+    /* Else others queued first: go to the back. Free permits, if any, belong to
+     * a releaser on its way to the lock, whose hand-out will reach us in turn. */
     blz__waitlist_push_back(blz__queue(&s->queue_), w);
     w->state_ = BLZ__W_QUEUED;
     f->base.pt_ = BLZ__PHASE_LINKED;
     blz__spin_unlock(&s->lock_);
+    if (first) {
+        /* Store-load barrier for us and every releaser (see "Waking"). */
+        blz__sync_heavy_barrier();
+    }
+    BLZ_PERTURB_POINT();
+    if ((blz__load(&s->state_, SEQ_CST) >> BLZ_SEM_SHIFT_) == 0) {
+        return BLZ_PENDING;
+    }
+    /* A release may have missed waiters_: hand its permits out ourselves. */
+    blz__wake_batch wb;
+    blz__wake_batch_init(&wb);
+    blz__spin_lock(&s->lock_);
+    hand_out_locked(s, 0, w, &wb);
+    uintptr_t st = w->state_;
+    blz__spin_unlock(&s->lock_);
+    blz__wake_batch_flush(&wb);
+    if (st == BLZ__W_DONE) {
+        f->assigned_ = 0;
+        return blz__sync_finish(&f->base, w, 0);
+    }
     return BLZ_PENDING;
 }
 
@@ -244,8 +287,8 @@ acquire_drop(blz_future *base)
     w->state_ = BLZ__W_IDLE;
     blz_waker mine = blz__waiter_take_waker(w);
     if (st == BLZ__W_QUEUED || give) {
-        /* Also clears WAITERS if we were the last one queued. */
-        hand_out_locked(s, give, &wb);
+        /* Also clears waiters_ if we were the last one queued. */
+        hand_out_locked(s, give, NULL, &wb);
     }
     blz__spin_unlock(&s->lock_);
     blz__wake_batch_flush(&wb);
