@@ -859,6 +859,60 @@ typedef struct blz_connect_host_future {
 BLZ_API void blz_tcp_connect_host_fut(const char *host, uint16_t port, blz_tcp_stream **out,
                                       blz_connect_host_future *f);
 
+/* ======================================================================== */
+/* Native DNS                                                               */
+/* ======================================================================== */
+
+/*
+ * A resolver that asks the name servers itself, over UDP (TCP when an
+ * answer is truncated), from a task on the runtime: no thread blocks, and a
+ * dropped lookup stops at once. It reads /etc/hosts first and then asks the
+ * servers of /etc/resolv.conf, with its search list, ndots, timeout and
+ * attempts, as "hosts: files dns" in nsswitch.conf would; other nsswitch
+ * sources (mdns, myhostname, LDAP ...) are blz_resolve's.
+ */
+
+/** Where the native resolver looks; zeroed fields take the system's. */
+typedef struct blz_dns_options {
+    const char *resolv_conf; /**< path; NULL: /etc/resolv.conf */
+    const char *hosts;       /**< path; NULL: /etc/hosts; "": no hosts file */
+    const blz_addr *servers; /**< name servers with ports, instead of resolv.conf's */
+    size_t nservers;         /**< how many in `servers` (at most 3 are used); 0: resolv.conf's */
+    unsigned timeout_ms;     /**< per try; 0: resolv.conf's (5 s by default) */
+    unsigned attempts;       /**< rounds over the servers; 0: resolv.conf's (2 by default) */
+} blz_dns_options;
+
+/** The future of a native lookup. Caller-owned; fields private. */
+typedef struct blz_dns_future {
+    blz_future base;       /**< result: addresses found (>= 1) or -errno */
+    blz_join_future join_; /* the task doing the lookup */
+    void *job_;            /* shared with the task; freed by whichever finishes last */
+    blz_addr *out_;
+    size_t max_;
+} blz_dns_future;
+
+/**
+ * Resolves `host` (a name or a literal address) natively. Stores up to `max`
+ * addresses with port `port` in `out`: IPv6 first when this host can reach
+ * IPv6 (a route to the first one exists), else IPv4 first; a name the hosts
+ * file has gets the file's addresses in its order. `opts` may be NULL (the
+ * system's configuration); it is copied, with the paths it names, so it need
+ * not outlive the call (or the future).
+ * Returns how many (>= 1); -ENOENT (no such name, or no addresses);
+ * -ETIMEDOUT (no server answered); -EAGAIN (servers answered with a failure);
+ * -EINVAL (NULL or malformed name, NULL `out`, `max` 0); -ENOMEM; -ESRCH
+ * (no runtime). Suspends the calling fiber; parks a foreign thread.
+ */
+BLZ_API int blz_dns_resolve(const char *host, uint16_t port, const blz_dns_options *opts,
+                            blz_addr *out, size_t max);
+
+/**
+ * Future tier of blz_dns_resolve: starts the lookup at once (inside a
+ * runtime). Dropping the future stops the lookup. `out` must outlive it.
+ */
+BLZ_API void blz_dns_resolve_fut(const char *host, uint16_t port, const blz_dns_options *opts,
+                                 blz_addr *out, size_t max, blz_dns_future *f);
+
 #ifdef __cplusplus
 }
 #endif

@@ -232,6 +232,19 @@ blz__io_tracked_free(struct blz__io_driver *d, void *p)
     blz__free(t);
 }
 
+size_t
+blz__io_tracked_count(struct blz__io_driver *d)
+{
+    blz__registry *r = &d->reg;
+    size_t n = 0;
+    blz__spin_lock(&r->lock);
+    for (blz__tracked *t = r->tracked.next; t != &r->tracked; t = t->next) {
+        n++;
+    }
+    blz__spin_unlock(&r->lock);
+    return n;
+}
+
 /* ---- sources -------------------------------------------------------------- */
 
 int

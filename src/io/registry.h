@@ -121,6 +121,9 @@ void *blz__io_tracked_alloc(struct blz__io_driver *d, size_t size);
 /* Frees a block from blz__io_tracked_alloc. Any thread. */
 void blz__io_tracked_free(struct blz__io_driver *d, void *p);
 
+/* Blocks from blz__io_tracked_alloc not yet freed (tests: nothing leaks). */
+size_t blz__io_tracked_count(struct blz__io_driver *d);
+
 /* Takes another reference (a future in flight). */
 static inline void
 blz__io_source_ref(blz__io_source *s)

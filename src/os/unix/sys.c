@@ -591,6 +591,28 @@ blz__sys_peercred(int fd, int *pid, unsigned *uid, unsigned *gid)
     return 0;
 }
 
+bool
+blz__sys_routable(const blz_addr *a)
+{
+    size_t len;
+    const struct sockaddr *sa = blz_addr_sockaddr(a, &len);
+    if (!sa || (sa->sa_family != AF_INET && sa->sa_family != AF_INET6)) {
+        return false;
+    }
+    int fd = socket(sa->sa_family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        return false;
+    }
+    struct sockaddr_storage ss;
+    memcpy(&ss, sa, len);
+    if (((struct sockaddr_in *) &ss)->sin_port == 0) {
+        ((struct sockaddr_in *) &ss)->sin_port = htons(53); /* any port: connect only routes */
+    }
+    bool ok = connect(fd, (struct sockaddr *) &ss, (socklen_t) len) == 0;
+    close(fd);
+    return ok;
+}
+
 int
 blz__sys_unlink_unix(const blz_addr *a)
 {

@@ -102,6 +102,9 @@ int blz__sys_mcast(int fd, bool join, const blz_addr *group, unsigned ifindex);
 int blz__sys_mcast_if(int fd, unsigned ifindex);
 /* SO_PEERCRED of a Unix socket. */
 int blz__sys_peercred(int fd, int *pid, unsigned *uid, unsigned *gid);
+/* True if this host has a route to IP address `a`: a UDP socket can be
+ * connected to it (no packet is sent). */
+bool blz__sys_routable(const blz_addr *a);
 /* Removes a filesystem Unix socket path; abstract and unnamed addresses are ignored. */
 int blz__sys_unlink_unix(const blz_addr *a);
 /* The address of an unnamed Unix socket (the family alone). */
