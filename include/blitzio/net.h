@@ -882,14 +882,8 @@ typedef struct blz_dns_options {
     unsigned attempts;       /**< rounds over the servers; 0: resolv.conf's (2 by default) */
 } blz_dns_options;
 
-/** The future of a native lookup. Caller-owned; fields private. */
-typedef struct blz_dns_future {
-    blz_future base;       /**< result: addresses found (>= 1) or -errno */
-    blz_join_future join_; /* the task doing the lookup */
-    void *job_;            /* shared with the task; freed by whichever finishes last */
-    blz_addr *out_;
-    size_t max_;
-} blz_dns_future;
+/** The future of a native lookup: the same as blz_resolve's. */
+typedef blz_resolve_future blz_dns_future;
 
 /**
  * Resolves `host` (a name or a literal address) natively. Stores up to `max`

@@ -18,10 +18,9 @@
  * every candidate failed so, decide the error: -EAGAIN if some server
  * answered, else -ETIMEDOUT.
  *
- * Lifetime, as in resolve.c: the job is shared by the task and the future
- * (`refs`, 2 at start), allocated through the driver so that a runtime freed
- * before the task ever ran still frees it. Dropping the future aborts the
- * task: its waits return -ECANCELED and it unwinds, closing its sockets.
+ * Lifetime: the job and the future are the ones every lookup shares
+ * (lookup.h). Dropping the future aborts the task: its waits return
+ * -ECANCELED and it unwinds, closing its sockets.
  */
 #include "blitzio/fs.h"
 #include "blitzio/task.h"
@@ -30,32 +29,28 @@
 #include "core/atomic.h"
 #include "net/dns_conf.h"
 #include "net/dns_wire.h"
+#include "net/lookup.h"
 #include "net/sock.h"
 #include "os/unix/sys.h"
 
 #include <string.h>
 #include <sys/random.h>
 
-#define DNS_RESULT_MAX 64
-#define DNS_REPLY_MAX  1500  /* a UDP answer; without EDNS a server sends at most 512 */
-#define DNS_TCP_MAX    65535 /* a TCP answer: its 2-byte length says how long */
+#define DNS_REPLY_MAX 1500  /* a UDP answer; without EDNS a server sends at most 512 */
+#define DNS_TCP_MAX   65535 /* a TCP answer: its 2-byte length says how long */
 
 typedef struct dns_job {
-    _Atomic uint32_t refs;  /* the task + the future */
-    _Atomic int started;    /* the task ran its first line (see dns_drop) */
-    _Atomic int cancelled;  /* the future was dropped */
-    blz__io_driver *driver; /* owns the memory if neither side ever lets go */
-    uint16_t port;
-    bool no_hosts;     /* opts->hosts was "" */
-    unsigned nservers; /* from opts; 0: resolv.conf's */
+    blz__lookup lk;        /* the answer, and the shares of task and future */
+    _Atomic int started;   /* the task ran its first line (see dns_drop) */
+    _Atomic int cancelled; /* the future was dropped */
+    bool no_hosts;         /* opts->hosts was "" */
+    unsigned nservers;     /* from opts; 0: resolv.conf's */
     blz_addr servers[BLZ__DNS_MAX_SERVERS];
     unsigned timeout_ms; /* from opts; 0: resolv.conf's */
     unsigned attempts;   /* from opts; 0: resolv.conf's */
-    int result;          /* count or -errno, written by the task */
-    blz_addr addrs[DNS_RESULT_MAX];
-    const char *host;   /* into text[] */
-    const char *resolv; /* into text[] */
-    const char *hosts;  /* into text[] */
+    const char *host;    /* into text[] */
+    const char *resolv;  /* into text[] */
+    const char *hosts;   /* into text[] */
     char text[];
 } dns_job;
 
@@ -66,15 +61,6 @@ typedef struct dns_reply {
     unsigned count;
     blz_addr addrs[BLZ__DNS_ANSWER_MAX];
 } dns_reply;
-
-static void
-job_release(dns_job *j)
-{
-    /* Acq_rel pairs with itself: the last holder sees the other's writes. */
-    if (blz__fetch_sub(&j->refs, 1u, ACQ_REL) == 1) {
-        blz__io_tracked_free(j->driver, j);
-    }
-}
 
 static uint16_t
 query_id(void)
@@ -314,7 +300,7 @@ ask_name(const blz__dns_conf *conf, const char *name, const dns_job *j, blz_addr
                 return rc;
             }
             if ((rep[0].answered && rep[0].count) || (rep[1].answered && rep[1].count)) {
-                return collect(rep, j->port, out, max);
+                return collect(rep, j->lk.port, out, max);
             }
             bool settled = false, failed = false;
             for (int t = 0; t < 2; t++) {
@@ -374,10 +360,10 @@ candidates(const blz__dns_conf *conf, const char *host, char (*names)[BLZ__DNS_N
 static int
 lookup(dns_job *j)
 {
-    int n = from_hosts(j, j->addrs, DNS_RESULT_MAX);
+    int n = from_hosts(j, j->lk.addrs, BLZ__LOOKUP_MAX);
     if (n > 0) {
         for (int i = 0; i < n; i++) {
-            (void) blz_addr_set_port(&j->addrs[i], j->port);
+            (void) blz_addr_set_port(&j->lk.addrs[i], j->lk.port);
         }
         return n;
     }
@@ -388,7 +374,7 @@ lookup(dns_job *j)
     int err = count ? -ENOENT : -EINVAL;
     bool temporary = false;
     for (int c = 0; c < count; c++) {
-        int rc = ask_name(&conf, names[c], j, j->addrs, DNS_RESULT_MAX);
+        int rc = ask_name(&conf, names[c], j, j->lk.addrs, BLZ__LOOKUP_MAX);
         if (rc > 0 || rc == -ECANCELED || rc == -EINVAL || rc == -ENOMEM) {
             return rc;
         }
@@ -407,44 +393,18 @@ dns_task(void *arg)
     /* seq_cst with dns_drop's pair: one of the two sees the other's store. */
     blz__store(&j->started, 1, SEQ_CST);
     if (!blz__load(&j->cancelled, SEQ_CST)) {
-        j->result = lookup(j);
+        j->lk.result = lookup(j);
     }
-    job_release(j);
+    blz__lookup_release(&j->lk);
     return NULL;
 }
 
 /* ---- the future ---------------------------------------------------------- */
 
-static blz_poll
-dns_poll(blz_future *base, blz_context *cx)
-{
-    blz_dns_future *f = (blz_dns_future *) base;
-    dns_job *j = f->job_;
-    if (!j) {
-        return BLZ_READY;
-    }
-    if (blz_future_poll(&f->join_.base, cx) == BLZ_PENDING) {
-        return BLZ_PENDING;
-    }
-    int rc = f->join_.base.result;
-    if (rc == 0) {
-        rc = j->result;
-        if (rc > 0) {
-            size_t n = (size_t) rc < f->max_ ? (size_t) rc : f->max_;
-            memcpy(f->out_, j->addrs, n * sizeof(blz_addr));
-            rc = (int) n;
-        }
-    }
-    f->job_ = NULL;
-    job_release(j);
-    f->base.result = rc;
-    return BLZ_READY;
-}
-
 static void
 dns_drop(blz_future *base)
 {
-    blz_dns_future *f = (blz_dns_future *) base;
+    blz_resolve_future *f = (blz_resolve_future *) base;
     if (f->job_) {
         dns_job *j = f->job_;
         /*
@@ -458,22 +418,12 @@ dns_drop(blz_future *base)
             blz_join_abort(f->join_.join_);
         }
         blz_future_drop(&f->join_.base); /* detaches: the task frees its share */
-        job_release(f->job_);
+        blz__lookup_release(&j->lk);
         f->job_ = NULL;
     }
 }
 
-static const blz_future_vtable dns_vt = {dns_poll, dns_drop};
-
-static blz_poll
-done_poll(blz_future *base, blz_context *cx)
-{
-    (void) base;
-    (void) cx;
-    return BLZ_READY;
-}
-
-static const blz_future_vtable done_vt = {done_poll, NULL};
+static const blz_future_vtable dns_vt = {blz__lookup_poll, dns_drop};
 
 /* Bytes of a path to copy: the default's when NULL. */
 static const char *
@@ -489,38 +439,33 @@ blz_dns_resolve_fut(const char *host, uint16_t port, const blz_dns_options *opts
     if (!f) {
         return;
     }
-    memset(f, 0, sizeof *f);
-    blz_future_init(&f->base, &done_vt);
     size_t len = host ? strlen(host) : 0;
     if (!host || len == 0 || len > BLZ__DNS_NAME_MAX + 1 || !out || max == 0 ||
         (opts && opts->nservers && !opts->servers)) {
-        f->base.result = -EINVAL;
+        blz__lookup_fut_ready(f, -EINVAL);
         return;
     }
     blz_addr lit;
     if (blz_addr_from_ip(host, port, &lit) == 0) {
         out[0] = lit;
-        f->base.result = 1;
+        blz__lookup_fut_ready(f, 1);
         return;
     }
     blz__io_driver *d = blz__net_driver();
     if (!d) {
-        f->base.result = -ESRCH;
+        blz__lookup_fut_ready(f, -ESRCH);
         return;
     }
     const char *resolv = path_or(opts ? opts->resolv_conf : NULL, "/etc/resolv.conf");
     const char *hosts = path_or(opts ? opts->hosts : NULL, "/etc/hosts");
     size_t rl = strlen(resolv), hl = strlen(hosts);
-    dns_job *j = blz__io_tracked_alloc(d, sizeof *j + len + rl + hl + 3);
+    dns_job *j = blz__lookup_new(d, sizeof *j + len + rl + hl + 3, port);
     if (!j) {
-        f->base.result = -ENOMEM;
+        blz__lookup_fut_ready(f, -ENOMEM);
         return;
     }
-    atomic_init(&j->refs, 2u);
     atomic_init(&j->started, 0);
     atomic_init(&j->cancelled, 0);
-    j->driver = d;
-    j->port = port;
     j->no_hosts = opts && opts->hosts && !*opts->hosts;
     j->nservers = 0;
     if (opts && opts->nservers) {
@@ -530,7 +475,6 @@ blz_dns_resolve_fut(const char *host, uint16_t port, const blz_dns_options *opts
     }
     j->timeout_ms = opts ? opts->timeout_ms : 0;
     j->attempts = opts ? opts->attempts : 0;
-    j->result = -EIO;
     char *p = j->text;
     j->host = memcpy(p, host, len + 1);
     p += len + 1;
@@ -541,14 +485,10 @@ blz_dns_resolve_fut(const char *host, uint16_t port, const blz_dns_options *opts
     int rc = blz_spawn(dns_task, j, &join);
     if (rc < 0) {
         blz__io_tracked_free(d, j);
-        f->base.result = rc;
+        blz__lookup_fut_ready(f, rc);
         return;
     }
-    blz_future_init(&f->base, &dns_vt);
-    blz_join_fut(join, &f->join_);
-    f->job_ = j;
-    f->out_ = out;
-    f->max_ = max;
+    blz__lookup_fut(f, &j->lk, join, out, max, &dns_vt);
 }
 
 int

@@ -13,13 +13,12 @@
  * equal address which formats to the same text.
  */
 #include "blitzio/net.h"
+#include "fuzz_driver.h"
 
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -63,15 +62,6 @@ static const char *const seeds[] = {
     "[2001:db8::]:65535", "/p",       "1.2.3.4:",        "[",
 };
 
-static uint64_t
-rnd(uint64_t *s)
-{
-    *s ^= *s << 13;
-    *s ^= *s >> 7;
-    *s ^= *s << 17;
-    return *s;
-}
-
 /* Runs `iters` deterministic mutations of the seeds through the target. */
 static void
 addr_fuzz_mutate(long iters)
@@ -79,34 +69,15 @@ addr_fuzz_mutate(long iters)
     const char alphabet[] = "0123456789abcdef:.[]%@/\\xunix-+ \0\xff";
     uint64_t st = 0x9E3779B97F4A7C15ull;
     for (long it = 0; it < iters; it++) {
-        const char *seed = seeds[rnd(&st) % (sizeof seeds / sizeof seeds[0])];
+        const char *seed = seeds[fuzz_rnd(&st) % (sizeof seeds / sizeof seeds[0])];
         uint8_t buf[160];
         size_t n = strlen(seed);
         memcpy(buf, seed, n);
-        int muts = 1 + (int) (rnd(&st) % 4);
+        int muts = 1 + (int) (fuzz_rnd(&st) % 4);
         for (int m = 0; m < muts; m++) {
-            size_t pos = n ? rnd(&st) % (n + 1) : 0;
-            uint8_t c = (uint8_t) alphabet[rnd(&st) % (sizeof alphabet - 1)];
-            switch (rnd(&st) % 3) {
-            case 0: /* replace */
-                if (pos < n) {
-                    buf[pos] = c;
-                }
-                break;
-            case 1: /* insert */
-                if (n < sizeof buf) {
-                    memmove(buf + pos + 1, buf + pos, n - pos);
-                    buf[pos] = c;
-                    n++;
-                }
-                break;
-            default: /* delete */
-                if (pos < n) {
-                    memmove(buf + pos, buf + pos + 1, n - pos - 1);
-                    n--;
-                }
-                break;
-            }
+            size_t pos = n ? fuzz_rnd(&st) % (n + 1) : 0;
+            uint8_t c = (uint8_t) alphabet[fuzz_rnd(&st) % (sizeof alphabet - 1)];
+            fuzz_edit(buf, &n, sizeof buf, pos, c, (int) (fuzz_rnd(&st) % FUZZ_EDITS));
         }
         LLVMFuzzerTestOneInput(buf, n);
     }
@@ -116,21 +87,7 @@ addr_fuzz_mutate(long iters)
 int
 main(int argc, char **argv)
 {
-    for (int i = 1; i < argc; i++) {
-        FILE *f = fopen(argv[i], "rb");
-        if (!f) {
-            continue;
-        }
-        uint8_t buf[4096];
-        size_t n = fread(buf, 1, sizeof buf, f);
-        fclose(f);
-        LLVMFuzzerTestOneInput(buf, n);
-    }
-    const char *env = getenv("BLZ_FUZZ_ITERS");
-    long iters = env ? atol(env) : 200000;
-    addr_fuzz_mutate(iters);
-    printf("addr_fuzz: %ld inputs, no failure\n", iters);
-    return 0;
+    return fuzz_main(argc, argv, "addr_fuzz", 200000, addr_fuzz_mutate);
 }
 # endif
 #endif

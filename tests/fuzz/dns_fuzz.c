@@ -20,6 +20,7 @@
  * parses as an empty answer to itself.
  */
 #include "blitzio/net.h"
+#include "fuzz_driver.h"
 #include "net/dns_wire.h"
 
 #include <errno.h>
@@ -27,8 +28,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 /* The query every seed answers, unless the seed says otherwise. */
 #define DNS_FUZZ_ID 0x1234
@@ -240,66 +239,40 @@ static const dns_seed dns_seeds[] = {
 #define DNS_NSEEDS (sizeof dns_seeds / sizeof dns_seeds[0])
 
 #ifndef BLZ_LIBFUZZER
-static uint64_t
-dns_rnd(uint64_t *s)
-{
-    *s ^= *s << 13;
-    *s ^= *s >> 7;
-    *s ^= *s << 17;
-    return *s;
-}
-
-/* Runs `iters` deterministic mutations of the seeds through the target. */
+/* Runs `iters` deterministic mutations of the seeds through the target
+ * (after the seeds themselves). */
 static void
 dns_fuzz_mutate(long iters)
 {
     /* Bytes that mean something in a message: lengths, pointer and type bytes. */
     static const uint8_t interesting[] = {0x00, 0x01, 0x02, 0x03, 0x04, 0x05, 0x0c, 0x10,
                                           0x1c, 0x3f, 0x40, 0x80, 0xc0, 0xff, 'a',  'A'};
+    for (size_t i = 0; i < DNS_NSEEDS; i++) {
+        LLVMFuzzerTestOneInput((const uint8_t *) dns_seeds[i].bytes, dns_seeds[i].len);
+    }
     uint64_t st = 0x9E3779B97F4A7C15ull;
     for (long it = 0; it < iters; it++) {
-        const dns_seed *seed = &dns_seeds[dns_rnd(&st) % DNS_NSEEDS];
+        const dns_seed *seed = &dns_seeds[fuzz_rnd(&st) % DNS_NSEEDS];
         uint8_t buf[BLZ__DNS_UDP_MAX];
         size_t n = seed->len;
         memcpy(buf, seed->bytes, n);
-        int muts = 1 + (int) (dns_rnd(&st) % 4);
+        int muts = 1 + (int) (fuzz_rnd(&st) % 4);
         for (int m = 0; m < muts; m++) {
-            size_t pos = n ? dns_rnd(&st) % (n + 1) : 0;
-            uint64_t r = dns_rnd(&st);
+            size_t pos = n ? fuzz_rnd(&st) % (n + 1) : 0;
+            uint64_t r = fuzz_rnd(&st);
             uint8_t c = (r & 1) ? (uint8_t) (r >> 8) : interesting[(r >> 8) % sizeof interesting];
-            switch ((r >> 16) % 6) {
-            case 0: /* replace */
-                if (pos < n) {
-                    buf[pos] = c;
-                }
-                break;
-            case 1: /* insert */
-                if (n < sizeof buf) {
-                    memmove(buf + pos + 1, buf + pos, n - pos);
-                    buf[pos] = c;
-                    n++;
-                }
-                break;
-            case 2: /* delete */
-                if (pos < n) {
-                    memmove(buf + pos, buf + pos + 1, n - pos - 1);
-                    n--;
-                }
-                break;
-            case 3: /* cut */
+            int kind = (int) ((r >> 16) % 6);
+            if (kind < FUZZ_EDITS) {
+                fuzz_edit(buf, &n, sizeof buf, pos, c, kind);
+            } else if (kind == 3) { /* cut */
                 n = pos;
-                break;
-            case 4: /* a compression pointer anywhere */
+            } else if (kind == 4) { /* a compression pointer anywhere */
                 if (pos + 1 < n) {
                     buf[pos] = (uint8_t) (0xc0 | ((r >> 24) & 0x01));
                     buf[pos + 1] = (uint8_t) (r >> 32);
                 }
-                break;
-            default: /* flip a header bit (QR, TC, counts...) */
-                if (n >= 12) {
-                    buf[(r >> 24) % 12] ^= (uint8_t) (1u << ((r >> 32) % 8));
-                }
-                break;
+            } else if (n >= 12) { /* flip a header bit (QR, TC, counts...) */
+                buf[(r >> 24) % 12] ^= (uint8_t) (1u << ((r >> 32) % 8));
             }
         }
         LLVMFuzzerTestOneInput(buf, n);
@@ -310,24 +283,7 @@ dns_fuzz_mutate(long iters)
 int
 main(int argc, char **argv)
 {
-    for (int i = 1; i < argc; i++) {
-        FILE *f = fopen(argv[i], "rb");
-        if (!f) {
-            continue;
-        }
-        uint8_t buf[65536];
-        size_t n = fread(buf, 1, sizeof buf, f);
-        fclose(f);
-        LLVMFuzzerTestOneInput(buf, n);
-    }
-    for (size_t i = 0; i < DNS_NSEEDS; i++) {
-        LLVMFuzzerTestOneInput((const uint8_t *) dns_seeds[i].bytes, dns_seeds[i].len);
-    }
-    const char *env = getenv("BLZ_FUZZ_ITERS");
-    long iters = env ? atol(env) : 300000;
-    dns_fuzz_mutate(iters);
-    printf("dns_fuzz: %ld inputs, no failure\n", iters);
-    return 0;
+    return fuzz_main(argc, argv, "dns_fuzz", 300000, dns_fuzz_mutate);
 }
 # endif
 #endif

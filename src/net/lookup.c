@@ -1,0 +1,101 @@
+/*
+ * The job and the future the two name lookups share (see lookup.h).
+ */
+#include "net/lookup.h"
+
+#include "core/atomic.h"
+#include "io/registry.h"
+
+#include <string.h>
+
+void *
+blz__lookup_new(blz__io_driver *d, size_t size, uint16_t port)
+{
+    blz__lookup *j = blz__io_tracked_alloc(d, size);
+    if (!j) {
+        return NULL;
+    }
+    atomic_init(&j->refs, 2u);
+    j->driver = d;
+    j->port = port;
+    j->result = -EIO;
+    return j;
+}
+
+void
+blz__lookup_release(blz__lookup *j)
+{
+    /* Acq_rel pairs with itself: the last holder sees the other's writes. */
+    if (blz__fetch_sub(&j->refs, 1u, ACQ_REL) == 1) {
+        blz__io_tracked_free(j->driver, j);
+    }
+}
+
+blz_poll
+blz__lookup_poll(blz_future *base, blz_context *cx)
+{
+    blz_resolve_future *f = (blz_resolve_future *) base;
+    blz__lookup *j = f->job_;
+    if (!j) {
+        return BLZ_READY;
+    }
+    if (blz_future_poll(&f->join_.base, cx) == BLZ_PENDING) {
+        return BLZ_PENDING;
+    }
+    int rc = f->join_.base.result;
+    if (rc == 0) {
+        rc = j->result;
+        if (rc > 0) {
+            size_t n = (size_t) rc < f->max_ ? (size_t) rc : f->max_;
+            memcpy(f->out_, j->addrs, n * sizeof(blz_addr));
+            rc = (int) n;
+        }
+    }
+    f->job_ = NULL;
+    blz__lookup_release(j);
+    f->base.result = rc;
+    return BLZ_READY;
+}
+
+/* The plain drop: detach the task (it runs on and frees its share). */
+static void
+lookup_drop(blz_future *base)
+{
+    blz_resolve_future *f = (blz_resolve_future *) base;
+    if (f->job_) {
+        blz_future_drop(&f->join_.base);
+        blz__lookup_release(f->job_);
+        f->job_ = NULL;
+    }
+}
+
+static const blz_future_vtable lookup_vt = {blz__lookup_poll, lookup_drop};
+
+static blz_poll
+ready_poll(blz_future *base, blz_context *cx)
+{
+    (void) base;
+    (void) cx;
+    return BLZ_READY;
+}
+
+const blz_future_vtable blz__lookup_ready_vt = {ready_poll, NULL};
+
+void
+blz__lookup_fut_ready(blz_resolve_future *f, int result)
+{
+    memset(f, 0, sizeof *f);
+    blz_future_init(&f->base, &blz__lookup_ready_vt);
+    f->base.result = result;
+}
+
+void
+blz__lookup_fut(blz_resolve_future *f, blz__lookup *j, blz_join *join, blz_addr *out, size_t max,
+                const blz_future_vtable *vt)
+{
+    blz_future_init(&f->base, vt ? vt : &lookup_vt);
+    blz_join_fut(join, &f->join_);
+    f->job_ = j;
+    f->out_ = out;
+    f->max_ = max;
+}
