@@ -439,23 +439,16 @@ blz_dns_resolve_fut(const char *host, uint16_t port, const blz_dns_options *opts
     if (!f) {
         return;
     }
-    size_t len = host ? strlen(host) : 0;
-    if (!host || len == 0 || len > BLZ__DNS_NAME_MAX + 1 || !out || max == 0 ||
-        (opts && opts->nservers && !opts->servers)) {
+    if (opts && opts->nservers && !opts->servers) {
         blz__lookup_fut_ready(f, -EINVAL);
         return;
     }
-    blz_addr lit;
-    if (blz_addr_from_ip(host, port, &lit) == 0) {
-        out[0] = lit;
-        blz__lookup_fut_ready(f, 1);
-        return;
-    }
-    blz__io_driver *d = blz__net_driver();
+    /* One trailing dot beyond the longest name. */
+    blz__io_driver *d = blz__lookup_begin(f, host, BLZ__DNS_NAME_MAX + 1, port, out, max);
     if (!d) {
-        blz__lookup_fut_ready(f, -ESRCH);
         return;
     }
+    size_t len = strlen(host);
     const char *resolv = path_or(opts ? opts->resolv_conf : NULL, "/etc/resolv.conf");
     const char *hosts = path_or(opts ? opts->hosts : NULL, "/etc/hosts");
     size_t rl = strlen(resolv), hl = strlen(hosts);

@@ -5,8 +5,31 @@
 
 #include "core/atomic.h"
 #include "io/registry.h"
+#include "net/sock.h"
 
 #include <string.h>
+
+blz__io_driver *
+blz__lookup_begin(blz_resolve_future *f, const char *host, size_t name_max, uint16_t port,
+                  blz_addr *out, size_t max)
+{
+    size_t len = host ? strlen(host) : 0;
+    if (!host || len == 0 || len > name_max || !out || max == 0) {
+        blz__lookup_fut_ready(f, -EINVAL);
+        return NULL;
+    }
+    blz_addr lit;
+    if (blz_addr_from_ip(host, port, &lit) == 0) {
+        out[0] = lit;
+        blz__lookup_fut_ready(f, 1);
+        return NULL;
+    }
+    blz__io_driver *d = blz__net_driver();
+    if (!d) {
+        blz__lookup_fut_ready(f, -ESRCH);
+    }
+    return d;
+}
 
 void *
 blz__lookup_new(blz__io_driver *d, size_t size, uint16_t port)

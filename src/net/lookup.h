@@ -27,6 +27,15 @@ typedef struct blz__lookup {
     blz_addr addrs[BLZ__LOOKUP_MAX];
 } blz__lookup;
 
+/*
+ * What every lookup future starts with: the arguments (a name of 1 to
+ * `name_max` bytes, `out`, `max`), a literal address (answered at once, no
+ * lookup), the runtime. Returns the driver to go on with, or NULL with `f`
+ * already finished (the answer or the error in its result).
+ */
+blz__io_driver *blz__lookup_begin(blz_resolve_future *f, const char *host, size_t name_max,
+                                  uint16_t port, blz_addr *out, size_t max);
+
 /* A job of `size` bytes (a struct that starts with blz__lookup, and what
  * follows it), tracked by `d`: refs 2, result -EIO. NULL when out of memory. */
 void *blz__lookup_new(blz__io_driver *d, size_t size, uint16_t port);

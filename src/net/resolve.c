@@ -31,23 +31,11 @@ blz_resolve_fut(const char *host, uint16_t port, blz_addr *out, size_t max, blz_
     if (!f) {
         return;
     }
-    size_t len = host ? strlen(host) : 0;
-    if (!host || len == 0 || len > 1024 || !out || max == 0) {
-        blz__lookup_fut_ready(f, -EINVAL);
-        return;
-    }
-    /* A literal address needs no lookup and no thread. */
-    blz_addr lit;
-    if (blz_addr_from_ip(host, port, &lit) == 0) {
-        out[0] = lit;
-        blz__lookup_fut_ready(f, 1);
-        return;
-    }
-    blz__io_driver *d = blz__net_driver();
+    blz__io_driver *d = blz__lookup_begin(f, host, 1024, port, out, max);
     if (!d) {
-        blz__lookup_fut_ready(f, -ESRCH);
         return;
     }
+    size_t len = strlen(host);
     resolve_job *j = blz__lookup_new(d, sizeof *j + len + 1, port);
     if (!j) {
         blz__lookup_fut_ready(f, -ENOMEM);
