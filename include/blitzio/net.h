@@ -893,7 +893,8 @@ typedef blz_resolve_future blz_dns_future;
  * system's configuration); it is copied, with the paths it names, so it need
  * not outlive the call (or the future).
  * Returns how many (>= 1); -ENOENT (no such name, or no addresses);
- * -ETIMEDOUT (no server answered); -EAGAIN (servers answered with a failure);
+ * -ETIMEDOUT (no server answered); -ECONNREFUSED (nothing listens where the
+ * last server should be); -EAGAIN (servers answered with a failure);
  * -EINVAL (NULL or malformed name, NULL `out`, `max` 0); -ENOMEM; -ESRCH
  * (no runtime). Suspends the calling fiber; parks a foreign thread.
  */
