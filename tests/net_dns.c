@@ -493,6 +493,22 @@ dns_files_main(void *arg)
     longname[sizeof longname - 1] = '\0';
     CHECK_EQ(blz_dns_resolve(longname, 1, &o, out, 8), -EINVAL);
 
+    /* "options rotate": successive lookups start at successive servers, so
+     * both see queries (without it the first would answer them all). */
+    srv s2;
+    srv_start(&s2);
+    write_file(conf, "options rotate\n");
+    blz_addr two[2] = {s.addr, s2.addr};
+    blz_dns_options r = opts_for(two, 2);
+    r.resolv_conf = conf;
+    int q1 = atomic_load(&s.queries), q2 = atomic_load(&s2.queries);
+    for (int i = 0; i < 4; i++) {
+        CHECK_EQ(blz_dns_resolve("v4.test", 1, &r, out, 8), 1);
+    }
+    CHECK_GT(atomic_load(&s.queries), q1);
+    CHECK_GT(atomic_load(&s2.queries), q2);
+    srv_stop(&s2);
+
     unlink(conf);
     unlink(hosts);
     srv_stop(&s);

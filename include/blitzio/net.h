@@ -814,7 +814,8 @@ typedef struct blz_resolve_future {
 /**
  * Resolves `host` (a name or a literal address) with the system resolver
  * (getaddrinfo: /etc/hosts, DNS, nsswitch) on the runtime's blocking pool, so
- * no worker ever blocks. Stores up to `max` addresses with port `port` in
+ * no worker ever blocks (blz_dns_resolve asks the name servers itself,
+ * without a thread). Stores up to `max` addresses with port `port` in
  * `out`, IPv4 and IPv6 in the resolver's order. Returns how many (>= 1),
  * -ENOENT (no such name), -EAGAIN (temporary failure), -EINVAL, -ENOMEM,
  * -ESRCH (no runtime). Suspends the calling fiber; parks a foreign thread.
@@ -867,7 +868,7 @@ BLZ_API void blz_tcp_connect_host_fut(const char *host, uint16_t port, blz_tcp_s
  * A resolver that asks the name servers itself, over UDP (TCP when an
  * answer is truncated), from a task on the runtime: no thread blocks, and a
  * dropped lookup stops at once. It reads /etc/hosts first and then asks the
- * servers of /etc/resolv.conf, with its search list, ndots, timeout and
+ * servers of /etc/resolv.conf, with its search list, ndots, timeout, rotate and
  * attempts, as "hosts: files dns" in nsswitch.conf would; other nsswitch
  * sources (mdns, myhostname, LDAP ...) are blz_resolve's.
  */

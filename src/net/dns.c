@@ -293,9 +293,13 @@ ask_name(const blz__dns_conf *conf, const char *name, const dns_job *j, blz_addr
 {
     dns_reply rep[2];
     int err = -ETIMEDOUT;
+    /* "options rotate": each name starts at the next server, spreading the load. */
+    static _Atomic unsigned rotation;
+    unsigned first = conf->rotate ? blz__fetch_add(&rotation, 1u, RELAXED) % conf->nservers : 0;
     for (unsigned round = 0; round < conf->attempts; round++) {
         for (unsigned k = 0; k < conf->nservers; k++) {
-            int rc = ask_server(&conf->servers[k], name, conf->timeout_ms, rep);
+            const blz_addr *server = &conf->servers[(first + k) % conf->nservers];
+            int rc = ask_server(server, name, conf->timeout_ms, rep);
             if (rc == -ECANCELED || rc == -EINVAL || rc == -ENOMEM) {
                 return rc;
             }
