@@ -18,18 +18,13 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* A runtime with `workers` workers (0: default) on $BLZ_BACKEND. Skips the
- * test, saying why, when that backend cannot run here. */
+/* A runtime configured by `cfg` on $BLZ_BACKEND. Skips the test, saying
+ * why, when that backend cannot run here. */
 static inline blz_runtime *
-net_rt_new(unsigned workers)
+net_rt_new_cfg(const blz_runtime_config *cfg)
 {
-    blz_runtime_config cfg;
-    blz_runtime_config_default(&cfg);
-    if (workers) {
-        cfg.workers = workers;
-    }
     blz_runtime *rt = NULL;
-    CHECK_OK(blz_runtime_new(&cfg, &rt));
+    CHECK_OK(blz_runtime_new(cfg, &rt));
     const char *want = getenv("BLZ_BACKEND");
     const char *got = blz_runtime_backend(rt);
     if (want && *want && strcmp(want, got) != 0) {
@@ -41,6 +36,18 @@ net_rt_new(unsigned workers)
         SKIP(msg);
     }
     return rt;
+}
+
+/* A runtime with `workers` workers (0: default) on $BLZ_BACKEND, as above. */
+static inline blz_runtime *
+net_rt_new(unsigned workers)
+{
+    blz_runtime_config cfg;
+    blz_runtime_config_default(&cfg);
+    if (workers) {
+        cfg.workers = workers;
+    }
+    return net_rt_new_cfg(&cfg);
 }
 
 /* Runs fn(arg) as a fiber on a fresh runtime and frees it; returns fn's value. */

@@ -39,8 +39,27 @@
 #define DNS_REPLY_MAX 1500  /* a UDP answer; without EDNS a server sends at most 512 */
 #define DNS_TCP_MAX   65535 /* a TCP answer: its 2-byte length says how long */
 
+/* One query type's outcome at one server. */
+typedef struct dns_reply {
+    bool answered;
+    int rcode;
+    unsigned count;
+    blz_addr addrs[BLZ__DNS_ANSWER_MAX];
+} dns_reply;
+
+/* A lookup's working memory: ≈ 16 KB, kept in the job rather than on its
+ * task's stack, which may be as small as 16 KiB. */
+typedef struct dns_scratch {
+    blz__dns_conf conf;
+    char names[BLZ__DNS_MAX_SEARCH + 1][BLZ__DNS_NAME_MAX + 1]; /* candidates */
+    dns_reply rep[2];    /* AAAA, A at the server being asked */
+    blz__dns_answer ans; /* the response being read */
+    uint8_t buf[DNS_REPLY_MAX];
+} dns_scratch;
+
 typedef struct dns_job {
     blz__lookup lk;        /* the answer, and the shares of task and future */
+    dns_scratch work;      /* the task's; untouched by the future */
     _Atomic int started;   /* the task ran its first line (see dns_drop) */
     _Atomic int cancelled; /* the future was dropped */
     bool no_hosts;         /* opts->hosts was "" */
@@ -53,14 +72,6 @@ typedef struct dns_job {
     const char *hosts;   /* into text[] */
     char text[];
 } dns_job;
-
-/* One query type's outcome at one server. */
-typedef struct dns_reply {
-    bool answered;
-    int rcode;
-    unsigned count;
-    blz_addr addrs[BLZ__DNS_ANSWER_MAX];
-} dns_reply;
 
 static uint16_t
 query_id(void)
@@ -214,10 +225,13 @@ reply_take(dns_reply *r, const blz__dns_answer *a)
  * it (-ETIMEDOUT, -ECONNREFUSED ...) with whatever was answered in `rep`.
  */
 static int
-ask_server(const blz_addr *server, const char *name, unsigned timeout_ms, dns_reply rep[2])
+ask_server(const blz_addr *server, const char *name, unsigned timeout_ms, dns_scratch *w)
 {
     static const uint16_t types[2] = {BLZ__DNS_TYPE_AAAA, BLZ__DNS_TYPE_A};
     blz_instant deadline = deadline_after(timeout_ms);
+    dns_reply *rep = w->rep;
+    blz__dns_answer *ans = &w->ans;
+    uint8_t *buf = w->buf;
     memset(rep, 0, 2 * sizeof *rep);
     blz_udp_socket *u;
     int rc = blz_udp_bind(blz_addr_get_family(server) == BLZ_AF_INET6 ? "[::]:0" : "0.0.0.0:0", &u);
@@ -225,11 +239,10 @@ ask_server(const blz_addr *server, const char *name, unsigned timeout_ms, dns_re
         return rc;
     }
     rc = blz_udp_connect(u, server);
-    uint8_t buf[DNS_REPLY_MAX];
     uint16_t ids[2];
     for (int t = 0; t < 2 && rc == 0; t++) {
         ids[t] = query_id();
-        int qlen = blz__dns_query_build(buf, sizeof buf, ids[t], name, types[t]);
+        int qlen = blz__dns_query_build(buf, DNS_REPLY_MAX, ids[t], name, types[t]);
         if (qlen < 0) {
             rc = qlen;
             break;
@@ -237,10 +250,9 @@ ask_server(const blz_addr *server, const char *name, unsigned timeout_ms, dns_re
         ssize_t sent = blz_udp_send(u, buf, (size_t) qlen);
         rc = sent < 0 ? (int) sent : 0;
     }
-    blz__dns_answer ans;
     while (rc == 0 && !(rep[0].answered && rep[1].answered)) {
         blz_io_future f;
-        blz_udp_recv_fut(u, buf, sizeof buf, &f);
+        blz_udp_recv_fut(u, buf, DNS_REPLY_MAX, &f);
         int n = blz_timeout_until(&f.base, deadline);
         if (n < 0) {
             rc = n;
@@ -248,14 +260,14 @@ ask_server(const blz_addr *server, const char *name, unsigned timeout_ms, dns_re
         }
         for (int t = 0; t < 2; t++) {
             if (rep[t].answered ||
-                blz__dns_response_parse(buf, (size_t) n, ids[t], name, types[t], &ans) != 0) {
+                blz__dns_response_parse(buf, (size_t) n, ids[t], name, types[t], ans) != 0) {
                 continue; /* not an answer to this query: keep waiting */
             }
-            if (ans.truncated && ask_tcp(server, name, types[t], deadline, &ans) < 0) {
-                ans.rcode = BLZ__DNS_RCODE_SERVFAIL; /* could not get the whole answer */
-                ans.count = 0;
+            if (ans->truncated && ask_tcp(server, name, types[t], deadline, ans) < 0) {
+                ans->rcode = BLZ__DNS_RCODE_SERVFAIL; /* could not get the whole answer */
+                ans->count = 0;
             }
-            reply_take(&rep[t], &ans);
+            reply_take(&rep[t], ans);
             break;
         }
     }
@@ -289,9 +301,10 @@ collect(const dns_reply rep[2], uint16_t port, blz_addr *out, size_t max)
  * server: -EAGAIN (it answered with an error), -ETIMEDOUT and the like.
  */
 static int
-ask_name(const blz__dns_conf *conf, const char *name, const dns_job *j, blz_addr *out, size_t max)
+ask_name(const char *name, dns_job *j, blz_addr *out, size_t max)
 {
-    dns_reply rep[2];
+    const blz__dns_conf *conf = &j->work.conf;
+    const dns_reply *rep = j->work.rep;
     int err = -ETIMEDOUT;
     /* "options rotate": each name starts at the next server, spreading the load. */
     static _Atomic unsigned rotation;
@@ -299,7 +312,7 @@ ask_name(const blz__dns_conf *conf, const char *name, const dns_job *j, blz_addr
     for (unsigned round = 0; round < conf->attempts; round++) {
         for (unsigned k = 0; k < conf->nservers; k++) {
             const blz_addr *server = &conf->servers[(first + k) % conf->nservers];
-            int rc = ask_server(server, name, conf->timeout_ms, rep);
+            int rc = ask_server(server, name, conf->timeout_ms, &j->work);
             if (rc == -ECANCELED || rc == -EINVAL || rc == -ENOMEM) {
                 return rc;
             }
@@ -371,14 +384,13 @@ lookup(dns_job *j)
         }
         return n;
     }
-    blz__dns_conf conf;
-    load_conf(j, &conf);
-    char names[BLZ__DNS_MAX_SEARCH + 1][BLZ__DNS_NAME_MAX + 1];
-    int count = candidates(&conf, j->host, names, BLZ__DNS_MAX_SEARCH + 1);
+    dns_scratch *w = &j->work;
+    load_conf(j, &w->conf);
+    int count = candidates(&w->conf, j->host, w->names, BLZ__DNS_MAX_SEARCH + 1);
     int err = count ? -ENOENT : -EINVAL;
     bool temporary = false;
     for (int c = 0; c < count; c++) {
-        int rc = ask_name(&conf, names[c], j, j->lk.addrs, BLZ__LOOKUP_MAX);
+        int rc = ask_name(w->names[c], j, j->lk.addrs, BLZ__LOOKUP_MAX);
         if (rc > 0 || rc == -ECANCELED || rc == -EINVAL || rc == -ENOMEM) {
             return rc;
         }
