@@ -19,6 +19,20 @@ typedef enum blz_flavor {
     BLZ_CURRENT_THREAD = 1, /**< everything runs on the thread calling block_on */
 } blz_flavor;
 
+/**
+ * What the stall watchdog reports: a worker that has been inside one task's
+ * poll (a fiber's run between two suspensions, or a future's poll) for at
+ * least the threshold, so every other task queued on it waits.
+ */
+typedef struct blz_stall_info {
+    unsigned worker;      /**< the worker's index */
+    int tid;              /**< its thread id (gettid), for a debugger or a profiler */
+    blz_duration stalled; /**< how long that poll has run so far */
+} blz_stall_info;
+
+/** A stall hook: runs on the watchdog's thread, once per stall; must not block long. */
+typedef void (*blz_stall_fn)(const blz_stall_info *info, void *arg);
+
 /** Runtime settings. Fill with blz_runtime_config_default() and change what you need. */
 typedef struct blz_runtime_config {
     blz_flavor flavor;
@@ -28,6 +42,11 @@ typedef struct blz_runtime_config {
     blz_duration blocking_idle; /**< idle blocking threads exit after this; default 10 s */
     const char *backend;        /**< "io_uring", "epoll" or NULL (auto; $BLZ_BACKEND overrides) */
     bool paused_clock; /**< virtual time: starts paused, jumps to the next timer when idle */
+    /** Report a task that keeps its worker longer than this (real time, also
+     * with a paused clock); 0: no watchdog. Default 0, or $BLZ_STALL_MS. */
+    blz_duration stall_threshold;
+    blz_stall_fn on_stall; /**< NULL: one line on stderr per stall */
+    void *on_stall_arg;    /**< passed to on_stall */
 } blz_runtime_config;
 
 /** The defaults, with $BLZ_WORKERS and $BLZ_BACKEND applied. */

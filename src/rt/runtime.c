@@ -52,6 +52,19 @@ env_workers(void)
     return n > BLZ_METRICS_MAX_WORKERS ? BLZ_METRICS_MAX_WORKERS : (unsigned) n;
 }
 
+/* $BLZ_STALL_MS: turns the stall watchdog on with that threshold. */
+static blz_duration
+env_stall_threshold(void)
+{
+    const char *e = getenv("BLZ_STALL_MS");
+    if (!e || !*e) {
+        return 0;
+    }
+    char *end;
+    unsigned long ms = strtoul(e, &end, 10);
+    return *end == '\0' && ms > 0 && ms < 3600000ul ? blz_ms((int64_t) ms) : 0;
+}
+
 void
 blz_runtime_config_default(blz_runtime_config *cfg)
 {
@@ -66,6 +79,7 @@ blz_runtime_config_default(blz_runtime_config *cfg)
     cfg->blocking_idle = blz_secs(10);
     cfg->backend = NULL;
     cfg->paused_clock = false;
+    cfg->stall_threshold = env_stall_threshold();
 }
 
 static int
@@ -154,6 +168,10 @@ blz_runtime_new(const blz_runtime_config *cfg_in, blz_runtime **out)
             w->thread_started = true;
         }
     }
+    if ((rc = blz__watchdog_start(rt)) < 0) {
+        runtime_release(rt);
+        return rc;
+    }
     *out = rt;
     return 0;
 }
@@ -162,6 +180,7 @@ blz_runtime_new(const blz_runtime_config *cfg_in, blz_runtime **out)
 static void
 runtime_release(blz_runtime *rt)
 {
+    blz__watchdog_stop(rt); /* it reads the workers */
     blz__store(&rt->shutdown, true, SEQ_CST);
     if (rt->workers) {
         for (unsigned i = 0; i < rt->nworkers; i++) {

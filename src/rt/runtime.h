@@ -49,6 +49,8 @@ typedef struct blz__worker {
     BLZ_ALIGNED_CACHELINE _Atomic uint32_t park_state; /* BLZ_PARK_* */
     pthread_t thread;
     bool thread_started;
+    _Atomic bool active; /* inside blz__worker_run (the watchdog looks only then) */
+    _Atomic int tid;     /* the thread running it (gettid), for stall reports */
     /* Counters, written by this worker only, read by metrics. */
     _Atomic uint64_t polls;
     _Atomic uint64_t steals;
@@ -62,6 +64,19 @@ typedef struct blz__owned_shard {
     uint64_t alive;                           /* tasks in this shard */
     uint64_t spawned;                         /* tasks ever inserted in this shard */
 } blz__owned_shard;
+
+/* The stall watchdog (watchdog.c): a thread that samples each worker's poll
+ * count and park state and reports a worker stuck in one poll. */
+typedef struct blz__watchdog {
+    pthread_mutex_t lock; /* over stop, with cond */
+    pthread_cond_t cond;  /* stop wakes the thread early (CLOCK_MONOTONIC) */
+    bool stop;
+    bool started;
+    pthread_t thread;
+} blz__watchdog;
+
+int blz__watchdog_start(struct blz_runtime *rt);
+void blz__watchdog_stop(struct blz_runtime *rt);
 
 typedef struct blz__blocking_pool {
     pthread_mutex_t lock;   /* protects everything below */
@@ -101,6 +116,8 @@ struct blz_runtime {
     _Atomic uint32_t tasks_alive_seq; /* futex word: bumped when a shard empties while closing */
     _Atomic bool closing;             /* blz_runtime_free started: no new spawns */
     _Atomic bool shutdown;            /* workers exit their loops */
+
+    blz__watchdog watchdog; /* stall reports, when cfg.stall_threshold > 0 */
 
     _Atomic uint64_t inject_pushes;
 };

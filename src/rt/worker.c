@@ -740,6 +740,8 @@ blz__worker_run(blz__worker *w, bool (*done)(void *), void *ctx)
 {
     blz_runtime *rt = w->rt;
     unsigned lifo_streak = 0;
+    blz__store(&w->tid, blz__sys_gettid(), RELAXED);
+    blz__store(&w->active, true, RELAXED); /* for the stall watchdog */
     while (!blz__load(&rt->shutdown, ACQUIRE)) {
         if (done && done(ctx)) {
             break;
@@ -770,6 +772,7 @@ blz__worker_run(blz__worker *w, bool (*done)(void *), void *ctx)
     }
     defer_release(w);
     spill_flush(w); /* whoever drains the queues at shutdown must see them */
+    blz__store(&w->active, false, RELAXED);
 }
 
 void *

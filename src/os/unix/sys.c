@@ -578,6 +578,12 @@ blz__sys_mcast_if(int fd, unsigned ifindex)
 }
 
 int
+blz__sys_gettid(void)
+{
+    return (int) syscall(SYS_gettid);
+}
+
+int
 blz__sys_peercred(int fd, int *pid, unsigned *uid, unsigned *gid)
 {
     struct ucred c;

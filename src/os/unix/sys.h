@@ -100,6 +100,8 @@ int blz__sys_get_linger(int fd, bool *on, int *secs);
 int blz__sys_mcast(int fd, bool join, const blz_addr *group, unsigned ifindex);
 /* The interface multicast sent on fd leaves by (index; 0: the routing table's choice). */
 int blz__sys_mcast_if(int fd, unsigned ifindex);
+/* The calling thread's id (gettid). */
+int blz__sys_gettid(void);
 /* SO_PEERCRED of a Unix socket. */
 int blz__sys_peercred(int fd, int *pid, unsigned *uid, unsigned *gid);
 /* True if this host has a route to IP address `a`: a UDP socket can be
