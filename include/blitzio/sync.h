@@ -140,6 +140,29 @@ blz_semaphore_try_acquire(blz_semaphore *s, size_t n)
 /* Private: release() saw waiters_ set; hands the permits out under the lock. */
 BLZ_API void blz__semaphore_release_slow(blz_semaphore *s);
 
+/*
+ * Private: the second half of every release, once the permits are back in
+ * state_: hands them to the queue if a waiter may be there. With membarrier
+ * a waiter that raised waiters_ paid the store-load barrier for us (see
+ * "Waking" in src/sync/semaphore.c), so only the compiler must keep the
+ * load after the publish; in fence mode (`fenced`) the publish and this
+ * load are seq_cst, the symmetric Dekker pattern.
+ */
+static inline void
+blz__semaphore_after_release(blz_semaphore *s, bool fenced)
+{
+    if (BLZ_SYNC_UNLIKELY_(fenced)) {
+        if (atomic_load_explicit(&s->waiters_, memory_order_seq_cst)) {
+            blz__semaphore_release_slow(s);
+        }
+        return;
+    }
+    atomic_signal_fence(memory_order_seq_cst);
+    if (BLZ_SYNC_UNLIKELY_(atomic_load_explicit(&s->waiters_, memory_order_relaxed))) {
+        blz__semaphore_release_slow(s);
+    }
+}
+
 /**
  * Returns `n` permits: to the oldest waiters first (FIFO), the rest to the
  * pool. Never waits; wakes the waiters it completes. Releasing more than was
@@ -153,22 +176,15 @@ blz_semaphore_release(blz_semaphore *s, size_t n)
         return;
     }
     BLZ_SYNC_PERTURB_();
-    if (BLZ_SYNC_UNLIKELY_(atomic_load_explicit(&blz__sync_fence_mode, memory_order_relaxed))) {
-        /* No membarrier: the symmetric Dekker pattern, all seq_cst on both sides. */
+    bool fenced = atomic_load_explicit(&blz__sync_fence_mode, memory_order_relaxed);
+    /* Release pairs with the acquire CAS of the try tier and of the hand-out.
+     * (Two calls: a memory order that is not a constant counts as seq_cst.) */
+    if (BLZ_SYNC_UNLIKELY_(fenced)) {
         (void) atomic_fetch_add_explicit(&s->state_, n << BLZ_SEM_SHIFT_, memory_order_seq_cst);
-        if (atomic_load_explicit(&s->waiters_, memory_order_seq_cst)) {
-            blz__semaphore_release_slow(s);
-        }
-        return;
+    } else {
+        (void) atomic_fetch_add_explicit(&s->state_, n << BLZ_SEM_SHIFT_, memory_order_release);
     }
-    /* Release pairs with the acquire CAS of the try tier and of the hand-out. */
-    (void) atomic_fetch_add_explicit(&s->state_, n << BLZ_SEM_SHIFT_, memory_order_release);
-    /* A waiter that raised waiters_ pays the store-load barrier for us (see
-     * "Waking" in src/sync/semaphore.c); the compiler must keep the order. */
-    atomic_signal_fence(memory_order_seq_cst);
-    if (BLZ_SYNC_UNLIKELY_(atomic_load_explicit(&s->waiters_, memory_order_relaxed))) {
-        blz__semaphore_release_slow(s);
-    }
+    blz__semaphore_after_release(s, fenced);
 }
 
 /*
@@ -181,18 +197,13 @@ static inline void
 blz__semaphore_release_all(blz_semaphore *s, size_t n)
 {
     BLZ_SYNC_PERTURB_();
-    if (BLZ_SYNC_UNLIKELY_(atomic_load_explicit(&blz__sync_fence_mode, memory_order_relaxed))) {
+    bool fenced = atomic_load_explicit(&blz__sync_fence_mode, memory_order_relaxed);
+    if (BLZ_SYNC_UNLIKELY_(fenced)) {
         (void) atomic_exchange_explicit(&s->state_, n << BLZ_SEM_SHIFT_, memory_order_seq_cst);
-        if (atomic_load_explicit(&s->waiters_, memory_order_seq_cst)) {
-            blz__semaphore_release_slow(s);
-        }
-        return;
+    } else {
+        atomic_store_explicit(&s->state_, n << BLZ_SEM_SHIFT_, memory_order_release);
     }
-    atomic_store_explicit(&s->state_, n << BLZ_SEM_SHIFT_, memory_order_release);
-    atomic_signal_fence(memory_order_seq_cst);
-    if (BLZ_SYNC_UNLIKELY_(atomic_load_explicit(&s->waiters_, memory_order_relaxed))) {
-        blz__semaphore_release_slow(s);
-    }
+    blz__semaphore_after_release(s, fenced);
 }
 
 /** Free permits right now (a snapshot). 0 for NULL. Any thread. */
