@@ -10,6 +10,7 @@
  */
 #include "io/registry.h"
 #include "net_common.h"
+#include "os/unix/sys.h"
 
 #include <ctype.h>
 #include <stdio.h>
@@ -489,6 +490,12 @@ dns_files_main(void *arg)
     CHECK_EQ(n, 2);
     CHECK(has_ip(out, n, "::1"));
     CHECK_EQ(atomic_load(&s.queries), seen);
+
+    /* The IPv6-first check: loopback has a route, a Unix address is not IP. */
+    CHECK(blz__sys_routable(&s.addr));
+    blz_addr ux;
+    CHECK_OK(blz_addr_from_unix("/tmp/x", &ux));
+    CHECK(!blz__sys_routable(&ux));
 
     /* Literal addresses need nobody. */
     CHECK_EQ(blz_dns_resolve("192.0.2.1", 5, &o, out, 8), 1);

@@ -609,10 +609,13 @@ blz__sys_routable(const blz_addr *a)
     if (fd < 0) {
         return false;
     }
+    /* A port is needed, any will do: a UDP connect only looks up the route. */
     struct sockaddr_storage ss;
     memcpy(&ss, sa, len);
-    if (((struct sockaddr_in *) &ss)->sin_port == 0) {
-        ((struct sockaddr_in *) &ss)->sin_port = htons(53); /* any port: connect only routes */
+    if (ss.ss_family == AF_INET) {
+        ((struct sockaddr_in *) &ss)->sin_port = htons(53);
+    } else {
+        ((struct sockaddr_in6 *) &ss)->sin6_port = htons(53);
     }
     bool ok = connect(fd, (struct sockaddr *) &ss, (socklen_t) len) == 0;
     close(fd);
