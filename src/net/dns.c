@@ -20,7 +20,8 @@
  *
  * Lifetime: the job and the future are the ones every lookup shares
  * (lookup.h). Dropping the future aborts the task: its waits return
- * -ECANCELED and it unwinds, closing its sockets.
+ * -ECANCELED and it unwinds, closing its sockets; a task not started yet
+ * runs its cancel hook instead (blz__spawn_owned), which lets go of the job.
  */
 #include "blitzio/fs.h"
 #include "blitzio/task.h"
@@ -32,6 +33,7 @@
 #include "net/lookup.h"
 #include "net/sock.h"
 #include "os/unix/sys.h"
+#include "rt/current.h"
 
 #include <string.h>
 #include <sys/random.h>
@@ -58,12 +60,10 @@ typedef struct dns_scratch {
 } dns_scratch;
 
 typedef struct dns_job {
-    blz__lookup lk;        /* the answer, and the shares of task and future */
-    dns_scratch work;      /* the task's; untouched by the future */
-    _Atomic int started;   /* the task ran its first line (see dns_drop) */
-    _Atomic int cancelled; /* the future was dropped */
-    bool no_hosts;         /* opts->hosts was "" */
-    unsigned nservers;     /* from opts; 0: resolv.conf's */
+    blz__lookup lk;    /* the answer, and the shares of task and future */
+    dns_scratch work;  /* the task's; untouched by the future */
+    bool no_hosts;     /* opts->hosts was "" */
+    unsigned nservers; /* from opts; 0: resolv.conf's */
     blz_addr servers[BLZ__DNS_MAX_SERVERS];
     unsigned timeout_ms; /* from opts; 0: resolv.conf's */
     unsigned attempts;   /* from opts; 0: resolv.conf's */
@@ -406,13 +406,17 @@ static void *
 dns_task(void *arg)
 {
     dns_job *j = arg;
-    /* seq_cst with dns_drop's pair: one of the two sees the other's store. */
-    blz__store(&j->started, 1, SEQ_CST);
-    if (!blz__load(&j->cancelled, SEQ_CST)) {
-        j->lk.result = lookup(j);
-    }
+    j->lk.result = lookup(j);
     blz__lookup_release(&j->lk);
     return NULL;
+}
+
+/* The task was aborted before it started: only its share to let go of. */
+static void
+dns_task_cancelled(void *arg)
+{
+    dns_job *j = arg;
+    blz__lookup_release(&j->lk);
 }
 
 /* ---- the future ---------------------------------------------------------- */
@@ -422,19 +426,11 @@ dns_drop(blz_future *base)
 {
     blz_resolve_future *f = (blz_resolve_future *) base;
     if (f->job_) {
-        dns_job *j = f->job_;
-        /*
-         * A task aborted before its first poll never runs, and would never
-         * let go of the job. So: abort only a task that has started (its
-         * waits then end with -ECANCELED and it unwinds); one that has not
-         * sees `cancelled` when it starts and returns at once.
-         */
-        blz__store(&j->cancelled, 1, SEQ_CST);
-        if (blz__load(&j->started, SEQ_CST)) {
-            blz_join_abort(f->join_.join_);
-        }
-        blz_future_drop(&f->join_.base); /* detaches: the task frees its share */
-        blz__lookup_release(&j->lk);
+        /* A started task's waits end with -ECANCELED and it unwinds; one that
+         * never started runs dns_task_cancelled instead. Either frees its share. */
+        blz_join_abort(f->join_.join_);
+        blz_future_drop(&f->join_.base); /* detaches */
+        blz__lookup_release(f->job_);
         f->job_ = NULL;
     }
 }
@@ -473,8 +469,6 @@ blz_dns_resolve_fut(const char *host, uint16_t port, const blz_dns_options *opts
         blz__lookup_fut_ready(f, -ENOMEM);
         return;
     }
-    atomic_init(&j->started, 0);
-    atomic_init(&j->cancelled, 0);
     j->no_hosts = opts && opts->hosts && !*opts->hosts;
     j->nservers = 0;
     if (opts && opts->nservers) {
@@ -491,7 +485,7 @@ blz_dns_resolve_fut(const char *host, uint16_t port, const blz_dns_options *opts
     p += rl + 1;
     j->hosts = memcpy(p, hosts, hl + 1);
     blz_join *join;
-    int rc = blz_spawn(dns_task, j, &join);
+    int rc = blz__spawn_owned(blz__rt_current(), dns_task, dns_task_cancelled, j, &join);
     if (rc < 0) {
         blz__io_tracked_free(d, j);
         blz__lookup_fut_ready(f, rc);

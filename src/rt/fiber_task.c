@@ -12,7 +12,9 @@
  * Cancellation: once CANCELLED is set, every blz_await on the fiber drops its
  * future and returns -ECANCELED without suspending, so the function unwinds
  * through its own error paths; the task completes with -ECANCELED. A fiber
- * cancelled before its first poll never starts.
+ * cancelled before its first poll never starts; its cancel hook, if it has
+ * one (blz__spawn_owned), runs instead, so an argument that owns resources
+ * is released either way.
  */
 #include "core/atomic.h"
 #include "core/coop.h"
@@ -23,10 +25,11 @@
 #include <stdlib.h>
 
 typedef struct fiber_payload {
-    blz_task_fn fn;    /* the task body */
-    void *arg;         /* its argument */
-    void *result;      /* fn's return value, set on the fiber before it finishes */
-    blz__fiber *fiber; /* NULL until the first poll and after it finished */
+    blz_task_fn fn;            /* the task body */
+    void (*cancel)(void *arg); /* runs instead of fn when cancelled before start, or NULL */
+    void *arg;                 /* their argument */
+    void *result;              /* fn's return value, set on the fiber before it finishes */
+    blz__fiber *fiber;         /* NULL until the first poll and after it finished */
 } fiber_payload;
 
 static fiber_payload *
@@ -44,7 +47,8 @@ fiber_entry(void *arg)
 }
 
 int
-blz__fiber_task_spawn(blz_runtime *rt, blz_task_fn fn, void *arg, blz__task **out)
+blz__fiber_task_spawn(blz_runtime *rt, blz_task_fn fn, void (*cancel)(void *), void *arg,
+                      blz__task **out)
 {
     blz__task *t;
     int rc = blz__task_alloc(rt, BLZ_TASK_FIBER, sizeof(fiber_payload), &t);
@@ -53,6 +57,7 @@ blz__fiber_task_spawn(blz_runtime *rt, blz_task_fn fn, void *arg, blz__task **ou
     }
     fiber_payload *p = payload_of(t);
     p->fn = fn;
+    p->cancel = cancel;
     p->arg = arg;
     p->result = NULL;
     p->fiber = NULL;
@@ -68,6 +73,9 @@ blz__fiber_task_poll(blz__task *t, blz_context *cx)
     uint64_t state = blz__load(&t->state, ACQUIRE);
     if (!p->fiber) {
         if (state & BLZ_TASK_CANCELLED) {
+            if (p->cancel) {
+                p->cancel(p->arg); /* fn never runs: its argument is released here */
+            }
             blz__task_set_result(t, NULL, -ECANCELED);
             return BLZ_READY;
         }

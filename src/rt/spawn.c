@@ -51,17 +51,23 @@ spawn_finish(blz_runtime *rt, blz__task *t, blz_join **out)
 }
 
 int
-blz_runtime_spawn(blz_runtime *rt, blz_task_fn fn, void *arg, blz_join **out)
+blz__spawn_owned(blz_runtime *rt, blz_task_fn fn, void (*cancel)(void *), void *arg, blz_join **out)
 {
     if (!rt || !fn) {
         return -EINVAL;
     }
     blz__task *t;
-    int rc = blz__fiber_task_spawn(rt, fn, arg, &t);
+    int rc = blz__fiber_task_spawn(rt, fn, cancel, arg, &t);
     if (rc < 0) {
         return rc;
     }
     return spawn_finish(rt, t, out);
+}
+
+int
+blz_runtime_spawn(blz_runtime *rt, blz_task_fn fn, void *arg, blz_join **out)
+{
+    return blz__spawn_owned(rt, fn, NULL, arg, out);
 }
 
 int

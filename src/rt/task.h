@@ -136,7 +136,10 @@ blz__task *blz__task_current(void);
 
 /* Fibers (rt/fiber_task.c). */
 int blz__fiber_task_await(blz_future *f);
-int blz__fiber_task_spawn(blz_runtime *rt, blz_task_fn fn, void *arg, blz__task **out);
+/* `cancel` (or NULL) runs instead of fn(arg) if the task is cancelled before
+ * its fiber ever starts, as for blz__spawn_blocking_owned. */
+int blz__fiber_task_spawn(blz_runtime *rt, blz_task_fn fn, void (*cancel)(void *), void *arg,
+                          blz__task **out);
 blz_poll blz__fiber_task_poll(blz__task *t, blz_context *cx);
 
 /* Stackless (rt/spawn.c). */
