@@ -20,8 +20,8 @@
 #include "net/dns_wire.h"
 
 #include "core/container.h"
+#include "os/unix/sys.h"
 
-#include <stdio.h>
 #include <string.h>
 
 #define HEADER_LEN 12
@@ -258,16 +258,8 @@ cname_read(const uint8_t *msg, const dns_rr *rr, dns_name *target)
 static void
 answer_add(blz__dns_answer *out, uint16_t type, const uint8_t *d)
 {
-    /* Through the text form: src/net stays free of OS socket headers. */
-    char ip[48];
-    if (type == BLZ__DNS_TYPE_A) {
-        (void) snprintf(ip, sizeof ip, "%u.%u.%u.%u", d[0], d[1], d[2], d[3]);
-    } else {
-        (void) snprintf(ip, sizeof ip, "%x:%x:%x:%x:%x:%x:%x:%x", get16(d), get16(d + 2),
-                        get16(d + 4), get16(d + 6), get16(d + 8), get16(d + 10), get16(d + 12),
-                        get16(d + 14));
-    }
-    int rc = blz_addr_from_ip(ip, 0, &out->addrs[out->count]);
+    int rc =
+        blz__addr_from_ip_bytes(d, type == BLZ__DNS_TYPE_A ? 4 : 16, 0, &out->addrs[out->count]);
     BLZ_ASSERT(rc == 0);
     if (rc == 0) {
         out->count++;

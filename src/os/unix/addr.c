@@ -13,6 +13,7 @@
  *   tests/fuzz/addr_fuzz.c). Formatting is the parser's inverse.
  */
 #include "blitzio/net.h"
+#include "os/unix/sys.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -320,6 +321,25 @@ blz_addr_from_ip(const char *ip, uint16_t port, blz_addr *out)
         return rc;
     }
     set_in6(out, &ip6, port, scope);
+    return 0;
+}
+
+int
+blz__addr_from_ip_bytes(const void *ip, size_t len, uint16_t port, blz_addr *out)
+{
+    if (!ip || !out || (len != 4 && len != 16)) {
+        return -EINVAL;
+    }
+    addr_clear(out);
+    if (len == 4) {
+        struct in_addr ip4;
+        memcpy(&ip4, ip, 4);
+        set_in4(out, ip4, port);
+    } else {
+        struct in6_addr ip6;
+        memcpy(&ip6, ip, 16);
+        set_in6(out, &ip6, port, 0);
+    }
     return 0;
 }
 
