@@ -51,12 +51,7 @@ pool_thread(void *arg)
     pthread_mutex_lock(&p->lock);
     for (;;) {
         while (!p->head && !p->shutdown) {
-            struct timespec ts;
-            clock_gettime(CLOCK_MONOTONIC, &ts);
-            blz_instant deadline = blz_instant_add(
-                (blz_instant) ts.tv_sec * 1000000000u + (blz_instant) ts.tv_nsec, p->idle_timeout);
-            ts.tv_sec = (time_t) (deadline / 1000000000u);
-            ts.tv_nsec = (long) (deadline % 1000000000u);
+            struct timespec ts = blz__monotonic_deadline(p->idle_timeout);
             p->idle++;
             int rc = pthread_cond_timedwait(&p->cond, &p->lock, &ts);
             p->idle--;

@@ -25,16 +25,25 @@
 void blz__rt_set_thread(blz_runtime *rt, blz__worker *w);
 void blz__thread_cleanup(void);
 
+/* $name as a whole decimal number from 1 to max, or 0: unset or not one. */
+static long
+env_number(const char *name, long max)
+{
+    const char *s = getenv(name);
+    if (!s || !*s) {
+        return 0;
+    }
+    char *end;
+    long v = strtol(s, &end, 10);
+    return *end == '\0' && v > 0 && v <= max ? v : 0;
+}
+
 static unsigned
 env_workers(void)
 {
-    const char *s = getenv("BLZ_WORKERS");
-    if (s && *s) {
-        char *end;
-        long v = strtol(s, &end, 10);
-        if (*end == '\0' && v > 0 && v <= BLZ_METRICS_MAX_WORKERS) {
-            return (unsigned) v;
-        }
+    long v = env_number("BLZ_WORKERS", BLZ_METRICS_MAX_WORKERS);
+    if (v) {
+        return (unsigned) v;
     }
     /* The CPUs this process may run on (taskset, cgroup cpusets), not the
      * machine's: two workers pinned to one core only take turns. */
@@ -56,13 +65,7 @@ env_workers(void)
 static blz_duration
 env_stall_threshold(void)
 {
-    const char *e = getenv("BLZ_STALL_MS");
-    if (!e || !*e) {
-        return 0;
-    }
-    char *end;
-    unsigned long ms = strtoul(e, &end, 10);
-    return *end == '\0' && ms > 0 && ms < 3600000ul ? blz_ms((int64_t) ms) : 0;
+    return blz_ms(env_number("BLZ_STALL_MS", 3600000 - 1));
 }
 
 void

@@ -17,6 +17,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
+#include <time.h>
 
 #define BLZ_OWNED_SHARDS 16
 
@@ -64,6 +65,15 @@ typedef struct blz__owned_shard {
     uint64_t alive;                           /* tasks in this shard */
     uint64_t spawned;                         /* tasks ever inserted in this shard */
 } blz__owned_shard;
+
+/* The absolute CLOCK_MONOTONIC time `d` from now: the deadline of a
+ * pthread_cond_timedwait on a condition variable set to that clock. */
+static inline struct timespec
+blz__monotonic_deadline(blz_duration d)
+{
+    blz_instant t = blz_instant_add(blz_now(), d);
+    return (struct timespec){(time_t) (t / 1000000000u), (long) (t % 1000000000u)};
+}
 
 /* The stall watchdog (watchdog.c): a thread that samples each worker's poll
  * count and park state and reports a worker stuck in one poll. */

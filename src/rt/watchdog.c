@@ -13,8 +13,8 @@
  * A worker the OS has not scheduled for that long looks the same, and for
  * the tasks queued on it is the same.
  *
- * Real time (CLOCK_MONOTONIC), also under a paused runtime clock: a stall
- * is about the CPU, not about timers.
+ * Real time (blz_now, CLOCK_MONOTONIC), also under a paused runtime clock: a
+ * stall is about the CPU, not about timers.
  */
 #ifndef _GNU_SOURCE
 # define _GNU_SOURCE /* pthread_condattr_setclock, gettid via syscall */
@@ -24,15 +24,6 @@
 #include "rt/runtime.h"
 
 #include <stdio.h>
-#include <time.h>
-
-static blz_instant
-monotonic_now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (blz_instant) ts.tv_sec * 1000000000u + (blz_instant) ts.tv_nsec;
-}
 
 static void
 report_stderr(const blz_stall_info *info, void *arg)
@@ -64,13 +55,12 @@ watchdog_main(void *arg)
     }
     pthread_mutex_lock(&wd->lock);
     while (!wd->stop) {
-        blz_instant wake = monotonic_now() + period;
-        struct timespec ts = {(time_t) (wake / 1000000000u), (long) (wake % 1000000000u)};
+        struct timespec ts = blz__monotonic_deadline(period);
         (void) pthread_cond_timedwait(&wd->cond, &wd->lock, &ts);
         if (wd->stop) {
             break;
         }
-        blz_instant now = monotonic_now();
+        blz_instant now = blz_now(); /* real time, as the threshold is */
         for (unsigned i = 0; i < rt->nworkers; i++) {
             blz__worker *w = &rt->workers[i];
             worker_watch *s = &seen[i];
