@@ -9,12 +9,17 @@
  * stream: a reader (BufReader lines -> broadcast channel) and a writer
  * (broadcast channel -> socket). A client that falls more than 256 messages
  * behind is told how many it missed. Runs until SIGINT/SIGTERM.
+ *
+ * `kill -USR1 <pid>` prints a task dump on stderr: every task, and for each
+ * connection's fibers the stack they wait on (blz_runtime_dump_fd;
+ * `addr2line -f -e build/examples/chat_server <offset>` names the frames).
  */
 #include "blitzio.h"
 #include "blitzio/chan.h"
 #include "blitzio/net.h"
 #include "blitzio/stream.h"
 
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -115,6 +120,23 @@ wait_for_stop(void *arg)
     return NULL;
 }
 
+/* SIGUSR1 -> a task dump on stderr, until the runtime ends (the task is
+ * aborted then, and the receive returns -ECANCELED). */
+static void *
+dump_on_usr1(void *arg)
+{
+    (void) arg;
+    blz_signal_listener usr1;
+    if (blz_signal_listen(&usr1, SIGUSR1) < 0) {
+        return NULL;
+    }
+    while (blz_signal_recv(&usr1) > 0) {
+        (void) blz_runtime_dump_fd(blz_runtime_current(), 2);
+    }
+    blz_signal_unlisten(&usr1);
+    return NULL;
+}
+
 static void *
 serve(void *arg)
 {
@@ -124,10 +146,15 @@ serve(void *arg)
         fprintf(stderr, "chat_server: listen %s: %s\n", (const char *) arg, blz_strerror(rc));
         return (void *) 1;
     }
-    printf("chat_server: listening on %s\n", (const char *) arg);
-    fflush(stdout);
+    blz_addr bound;
+    char text[BLZ_ADDR_STRLEN];
+    if (blz_tcp_listener_addr(l, &bound) == 0 && blz_addr_format(&bound, text, sizeof text) > 0) {
+        printf("chat_server: listening on %s\n", text); /* the port the kernel picked for :0 */
+        fflush(stdout);
+    }
     blz_join *stopper = NULL;
     (void) blz_shutdown_init(&stop);
+    (void) blz_spawn(dump_on_usr1, NULL, NULL);
     if (blz_shutdown_on_signals(&stop, NULL, 0) < 0 || blz_spawn(wait_for_stop, l, &stopper) < 0) {
         (void) blz_shutdown_deinit(&stop);
         blz_tcp_listener_close(l);

@@ -8,6 +8,7 @@
 #define BLZ_RT_H
 
 #include "blitzio/common.h"
+#include "blitzio/future.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -108,6 +109,66 @@ typedef struct blz_metrics {
 
 /** Fills `m` with the current counters of `rt`. Any thread. */
 BLZ_API void blz_runtime_metrics(const blz_runtime *rt, blz_metrics *m);
+
+/* ---- task dumps ---------------------------------------------------------- */
+
+/** What kind of task a dump entry is. */
+typedef enum blz_dump_kind {
+    BLZ_DUMP_FIBER = 0,    /**< spawned with blz_spawn / blz_runtime_spawn */
+    BLZ_DUMP_FUTURE = 1,   /**< a stackless future (blz_spawn_future) */
+    BLZ_DUMP_BLOCKING = 2, /**< a job of the blocking pool */
+} blz_dump_kind;
+
+/** Where a task was when the dump looked at it. */
+typedef enum blz_dump_state {
+    BLZ_DUMP_WAITING = 0,   /**< idle until something wakes it: what a stuck task looks like */
+    BLZ_DUMP_SCHEDULED = 1, /**< woken, in a run queue */
+    BLZ_DUMP_RUNNING = 2,   /**< being polled (or run, for a blocking job) right now */
+    BLZ_DUMP_FINISHED = 3,  /**< it finished between being listed and being looked at */
+} blz_dump_state;
+
+#define BLZ_DUMP_FRAMES 16
+
+/** One task of a dump. Only waiting tasks are looked into (entry, frames). */
+typedef struct blz_task_dump {
+    const void *task; /**< the task's identity while it lives */
+    blz_dump_kind kind;
+    blz_dump_state state;
+    bool cancelled;       /**< an abort was requested */
+    blz_task_fn fiber_fn; /**< a waiting fiber: its function */
+    /** A waiting future: its poll function (names its type). */
+    blz_poll (*future_fn)(blz_future *f, blz_context *cx);
+    unsigned nframes; /**< a waiting fiber: frames in `frames` */
+    /** A waiting fiber's stack, innermost call first: return addresses from
+     * where it waits (the await that suspended it) out to its function.
+     * For backtrace_symbols(3), dladdr(3) or addr2line. Empty when the fiber
+     * waits too close to the end of its stack to unwind it safely, or without
+     * glibc. */
+    void *frames[BLZ_DUMP_FRAMES];
+} blz_task_dump;
+
+/**
+ * A dump of the live tasks of `rt`, for finding what a stuck program waits
+ * on (the stall watchdog finds what keeps a worker busy). Fills out[0..cap)
+ * and returns how many it filled, or -EINVAL (rt NULL, out NULL with cap >
+ * 0); *total (may be NULL) gets the number of live tasks, which may exceed
+ * cap. Any thread, also a task of rt.
+ *
+ * A waiting task is held for a moment as a worker holds a task it polls, so a
+ * wake that comes meanwhile is kept and acted on right after. A waiting fiber
+ * is resumed on the calling thread only to unwind its stack (glibc's
+ * backtrace on the fiber's stack; no frame pointers needed): none of its code
+ * runs. The tasks are not a consistent snapshot: each is looked at in turn.
+ */
+BLZ_API int blz_runtime_dump(blz_runtime *rt, blz_task_dump *out, size_t cap, size_t *total);
+
+/**
+ * blz_runtime_dump written as text to descriptor `fd`: a line per task, and
+ * a waiting fiber's frames below it, symbolized by backtrace_symbols_fd(3)
+ * (link with -rdynamic to see the names of a program's own functions).
+ * 0, -EINVAL, -ENOMEM, or the write's error.
+ */
+BLZ_API int blz_runtime_dump_fd(blz_runtime *rt, int fd);
 
 /**
  * Virtual time (runtimes created with paused_clock): moves the clock forward

@@ -193,6 +193,20 @@ blz__fiber_current(void)
     return tls_current;
 }
 
+FIBER_NOINLINE size_t
+blz__fiber_stack_room(void)
+{
+    blz__fiber *f = blz__fiber_current();
+    /* The real frame, not a local's address: under ASan locals may live on a
+     * fake stack in the heap. */
+    uintptr_t sp = (uintptr_t) __builtin_frame_address(0);
+    if (!f || sp < (uintptr_t) f->stack_lo || sp >= (uintptr_t) f) {
+        return 0;
+    }
+    uintptr_t lo = (uintptr_t) f->stack_lo;
+    return (size_t) (sp - lo);
+}
+
 /* Makes f this thread's current fiber; returns the one it replaces.
  * Direct access: only before a switch (see above). */
 static inline blz__fiber *

@@ -91,6 +91,10 @@ void blz__fiber_suspend(void);
  * on purpose: safe to call again after a suspend that moved the caller. */
 blz__fiber *blz__fiber_current(void);
 
+/* Bytes of stack left below the caller's frame on the fiber running on this
+ * thread; 0 on a thread's own stack. */
+size_t blz__fiber_stack_room(void);
+
 /* Returns the stack to its pool. Only for a finished fiber or one never resumed
  * (freeing a suspended one would skip its cleanup and leak sanitizer state).
  * NULL is a no-op. Any thread, but not from the fiber itself. */

@@ -27,6 +27,7 @@
 #define BLZ_RT_TASK_H
 
 #include "blitzio/future.h"
+#include "blitzio/rt.h"
 #include "blitzio/task.h"
 
 #include <stdatomic.h>
@@ -141,6 +142,10 @@ int blz__fiber_task_await(blz_future *f);
 int blz__fiber_task_spawn(blz_runtime *rt, blz_task_fn fn, void (*cancel)(void *), void *arg,
                           blz__task **out);
 blz_poll blz__fiber_task_poll(blz__task *t, blz_context *cx);
+/* A task dump holding idle fiber task t (its RUNNING bit taken by the dumper):
+ * records its function and resumes its fiber on the calling thread only to
+ * unwind its stack into d->frames. */
+void blz__fiber_task_trace(blz__task *t, blz_task_dump *d);
 
 /* Stackless (rt/spawn.c). */
 blz_poll blz__stackless_task_poll(blz__task *t, blz_context *cx);
