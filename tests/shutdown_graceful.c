@@ -19,6 +19,7 @@
  *
  * blz-test: timeout=120
  */
+#include "example_child.h"
 #include "harness.h"
 
 #include <arpa/inet.h>
@@ -36,90 +37,9 @@
 #include <time.h>
 #include <unistd.h>
 
-extern char **environ;
-
 #define BUSY_CLIENTS 6
 #define SLOW_WORK_MS 400 /* requests 3 and later: long enough to be caught in flight */
-#define WATCHDOG_S   30  /* any single wait longer than this is a failure */
-
-/* ---- the child -------------------------------------------------------------- */
-
-typedef struct child {
-    pid_t pid;
-    int out;        /* read end of the child's stdout */
-    char buf[8192]; /* its output so far */
-    size_t len;
-} child;
-
-/* Path of the example binary, or NULL. */
-static const char *
-example_path(char *buf, size_t cap)
-{
-    const char *env = getenv("BLZ_GRACEFUL_SHUTDOWN_BIN");
-    if (env && *env) {
-        return access(env, X_OK) == 0 ? env : NULL;
-    }
-    char self[PATH_MAX];
-    ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
-    if (n <= 0) {
-        return NULL;
-    }
-    self[n] = '\0';
-    char *slash = strrchr(self, '/');
-    if (!slash) {
-        return NULL;
-    }
-    *slash = '\0';
-    snprintf(buf, cap, "%s/../examples/graceful_shutdown", self);
-    return access(buf, X_OK) == 0 ? buf : NULL;
-}
-
-static void
-child_start(child *c, const char *path)
-{
-    int p[2];
-    CHECK_OK(pipe2(p, O_CLOEXEC));
-    posix_spawn_file_actions_t fa;
-    CHECK_EQ(posix_spawn_file_actions_init(&fa), 0);
-    CHECK_EQ(posix_spawn_file_actions_adddup2(&fa, p[1], STDOUT_FILENO), 0);
-    char *argv[] = {(char *) path, "127.0.0.1:0", "5000", NULL};
-    CHECK_EQ(posix_spawn(&c->pid, path, &fa, NULL, argv, environ), 0);
-    posix_spawn_file_actions_destroy(&fa);
-    close(p[1]);
-    c->out = p[0];
-    c->len = 0;
-    c->buf[0] = '\0';
-}
-
-/* Reads more of the child's output; false at end of file. Fails after the watchdog. */
-static bool
-child_read_more(child *c)
-{
-    struct pollfd pfd = {c->out, POLLIN, 0};
-    int rc = poll(&pfd, 1, WATCHDOG_S * 1000);
-    if (rc == 0) {
-        fprintf(stderr, "child printed nothing for %d s; output so far:\n%.*s\n", WATCHDOG_S,
-                (int) c->len, c->buf);
-        CHECK(!"child output timed out");
-    }
-    CHECK_OK(rc);
-    CHECK(c->len < sizeof c->buf - 1);
-    ssize_t n = read(c->out, c->buf + c->len, sizeof c->buf - 1 - c->len);
-    CHECK_OK(n);
-    c->len += (size_t) n;
-    c->buf[c->len] = '\0';
-    return n > 0;
-}
-
-/* Waits for the child's exit status. */
-static int
-child_wait(child *c)
-{
-    int status = 0;
-    CHECK_EQ(waitpid(c->pid, &status, 0), c->pid);
-    close(c->out);
-    return status;
-}
+#define WATCHDOG_S   EXAMPLE_WATCHDOG_S
 
 /* ---- clients -------------------------------------------------------------------- */
 
@@ -288,39 +208,20 @@ any_failed(client *cs, int n)
 BLZ_TEST(sigterm_mid_traffic_drops_nothing)
 {
     char pathbuf[PATH_MAX + 64];
-    const char *path = example_path(pathbuf, sizeof pathbuf);
+    const char *path =
+        example_path("graceful_shutdown", "BLZ_GRACEFUL_SHUTDOWN_BIN", pathbuf, sizeof pathbuf);
     if (!path) {
         SKIP("examples/graceful_shutdown not built (or $BLZ_GRACEFUL_SHUTDOWN_BIN not "
              "executable): build the examples first");
     }
-    child ch;
-    child_start(&ch, path);
-
-    /* "listening on 127.0.0.1:PORT" */
-    char *nl;
-    while (!(nl = strchr(ch.buf, '\n'))) {
-        if (!child_read_more(&ch)) {
-            int st = child_wait(&ch);
-            fprintf(stderr, "child exited (status 0x%x) before listening; output: %s\n", st,
-                    ch.buf);
-            SKIP("the example could not start its server (is the net module usable?)");
-        }
-    }
-    const char *prefix = "listening on ";
-    CHECK(strncmp(ch.buf, prefix, strlen(prefix)) == 0);
-    *nl = '\0';
+    example_child ch;
+    char *argv[] = {(char *) path, "127.0.0.1:0", "5000", NULL};
+    example_start(&ch, path, argv, -1);
     char host[64];
-    int port = 0;
-    const char *hp = ch.buf + strlen(prefix);
-    const char *colon = strrchr(hp, ':');
-    CHECK(colon && (size_t) (colon - hp) < sizeof host);
-    memcpy(host, hp, (size_t) (colon - hp));
-    host[colon - hp] = '\0';
-    port = atoi(colon + 1);
-    CHECK_GT(port, 0);
-    size_t first = (size_t) (nl + 1 - ch.buf); /* drop the first line from the buffer */
-    memmove(ch.buf, nl + 1, ch.len - first + 1);
-    ch.len -= first;
+    int port = 0, st = 0;
+    if (!example_listening(&ch, host, sizeof host, &port, &st)) {
+        SKIP("the example could not start its server (is the net module usable?)");
+    }
 
     enum { N = BUSY_CLIENTS + 1 };
     static client cs[N];
@@ -359,9 +260,9 @@ BLZ_TEST(sigterm_mid_traffic_drops_nothing)
         CHECK_EQ(pthread_join(cs[i].th, NULL), 0);
         close(cs[i].fd);
     }
-    while (child_read_more(&ch)) {
+    while (example_read_more(&ch)) {
     }
-    int status = child_wait(&ch);
+    int status = example_wait(&ch);
     printf("child output after listening:\n%s", ch.buf);
     for (int i = 0; i < N; i++) {
         if (cs[i].failure[0]) {
@@ -385,22 +286,23 @@ BLZ_TEST(sigterm_mid_traffic_drops_nothing)
 BLZ_TEST(sigint_idle_server_exits_zero)
 {
     char pathbuf[PATH_MAX + 64];
-    const char *path = example_path(pathbuf, sizeof pathbuf);
+    const char *path =
+        example_path("graceful_shutdown", "BLZ_GRACEFUL_SHUTDOWN_BIN", pathbuf, sizeof pathbuf);
     if (!path) {
         SKIP("examples/graceful_shutdown not built");
     }
-    child ch;
-    child_start(&ch, path);
-    while (!strchr(ch.buf, '\n')) {
-        if (!child_read_more(&ch)) {
-            child_wait(&ch);
-            SKIP("the example could not start its server (is the net module usable?)");
-        }
+    example_child ch;
+    char *argv[] = {(char *) path, "127.0.0.1:0", "5000", NULL};
+    example_start(&ch, path, argv, -1);
+    char host[64];
+    int port = 0, st = 0;
+    if (!example_listening(&ch, host, sizeof host, &port, &st)) {
+        SKIP("the example could not start its server (is the net module usable?)");
     }
     CHECK_OK(kill(ch.pid, SIGINT));
-    while (child_read_more(&ch)) {
+    while (example_read_more(&ch)) {
     }
-    int status = child_wait(&ch);
+    int status = example_wait(&ch);
     printf("%s", ch.buf);
     CHECK(WIFEXITED(status));
     CHECK_EQ(WEXITSTATUS(status), 0);
