@@ -2,16 +2,19 @@
  * Tests that drive an example program (build/examples/NAME) as a child
  * process: find it, start it with its stdout on a pipe, read what it prints
  * (bounded waits, so a hang is a failure), learn the address it listens on,
- * reap it. Include after harness.h.
+ * reap it.
  */
 #ifndef BLZ_TEST_EXAMPLE_CHILD_H
 #define BLZ_TEST_EXAMPLE_CHILD_H
+
+#include "harness.h"
 
 #include <fcntl.h>
 #include <limits.h>
 #include <poll.h>
 #include <spawn.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
@@ -131,6 +134,27 @@ example_listening(example_child *c, char *host, size_t host_cap, int *port, int 
     memmove(c->buf, nl + 1, c->len - first + 1);
     c->len -= first;
     return true;
+}
+
+/* Finds build/examples/`name` (or $`env_var`), starts it as
+ * `name 127.0.0.1:0 [extra]` and waits until it listens; the test is skipped
+ * when the example is not built or could not start its server. */
+static void
+example_serve(example_child *c, const char *name, const char *env_var, const char *extra,
+              int err_fd, char *host, size_t host_cap, int *port)
+{
+    char pathbuf[PATH_MAX + 64];
+    const char *path = example_path(name, env_var, pathbuf, sizeof pathbuf);
+    if (!path) {
+        fprintf(stderr, "examples/%s not built (or $%s not executable)\n", name, env_var);
+        SKIP("the example is not built: build the examples first");
+    }
+    char *argv[] = {(char *) path, "127.0.0.1:0", (char *) extra, NULL};
+    example_start(c, path, argv, err_fd);
+    int status = 0;
+    if (!example_listening(c, host, host_cap, port, &status)) {
+        SKIP("the example could not start its server (is the net module usable?)");
+    }
 }
 
 #endif

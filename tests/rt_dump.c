@@ -178,42 +178,55 @@ census_when_waiting(blz_runtime *rt, gate *g, blz_task_fn fn, int want_fibers, i
     return c;
 }
 
+/* A runtime's worth of fibers of one function waiting at one gate. */
+typedef struct scene {
+    blz_runtime *rt;
+    gate g;
+    int n;
+    waiter_arg args[WAITERS];
+    blz_join *joins[WAITERS];
+} scene;
+
 static void
-spawn_waiters(blz_runtime *rt, gate *g, blz_task_fn fn, waiter_arg *args, blz_join **joins, int n)
+scene_start(scene *s, blz_runtime *rt, blz_task_fn fn, int n)
 {
+    memset(s, 0, sizeof *s);
+    s->rt = rt;
+    s->n = n;
+    blz_notify_init(&s->g.notify);
     for (int i = 0; i < n; i++) {
-        args[i] = (waiter_arg){g, i + 1};
-        CHECK_OK(blz_runtime_spawn(rt, fn, &args[i], &joins[i]));
+        s->args[i] = (waiter_arg){&s->g, i + 1};
+        CHECK_OK(blz_runtime_spawn(rt, fn, &s->args[i], &s->joins[i]));
     }
 }
 
+/* Opens the gate; every fiber must finish with its own result. */
 static void
-join_waiters(blz_join **joins, waiter_arg *args, int n)
+scene_release(scene *s)
 {
-    for (int i = 0; i < n; i++) {
+    blz_notify_all(&s->g.notify);
+    for (int i = 0; i < s->n; i++) {
         void *res = NULL;
-        CHECK_OK(blz_join_wait(joins[i], &res));
-        CHECK_EQ((intptr_t) res, args[i].id * 2);
+        CHECK_OK(blz_join_wait(s->joins[i], &res));
+        CHECK_EQ((intptr_t) res, s->args[i].id * 2);
     }
 }
 
 BLZ_TEST(dump_shows_waiting_fibers_with_their_stacks_and_futures)
 {
     blz_runtime *rt = new_rt(2, 0);
-    gate g = {0};
-    blz_notify_init(&g.notify);
-    waiter_arg args[WAITERS];
-    blz_join *joins[WAITERS], *fj[2];
-    spawn_waiters(rt, &g, waiter_fn, args, joins, WAITERS);
+    scene sc;
+    scene_start(&sc, rt, waiter_fn, WAITERS);
+    blz_join *fj[2];
     gate_future gf;
     for (int i = 0; i < 2; i++) {
         memset(&gf, 0, sizeof gf);
         blz_future_init(&gf.base, &gate_vt);
-        blz_notify_wait_fut(&g.notify, &gf.wait);
+        blz_notify_wait_fut(&sc.g.notify, &gf.wait);
         CHECK_OK(blz_runtime_spawn_future(rt, &gf.base, sizeof gf, &fj[i]));
     }
 
-    census c = census_when_waiting(rt, &g, waiter_fn, WAITERS, 2);
+    census c = census_when_waiting(rt, &sc.g, waiter_fn, WAITERS, 2);
     CHECK_EQ(c.fibers_waiting, WAITERS);
     CHECK_EQ(c.futures_waiting, 2);
     CHECK_EQ(c.with_site, WAITERS); /* every backtrace reaches park_here's caller */
@@ -221,8 +234,7 @@ BLZ_TEST(dump_shows_waiting_fibers_with_their_stacks_and_futures)
     CHECK_EQ(c.running, 0);
 
     /* Traced tasks carry on as if never looked at. */
-    blz_notify_all(&g.notify);
-    join_waiters(joins, args, WAITERS);
+    scene_release(&sc);
     for (int i = 0; i < 2; i++) {
         void *res = NULL;
         CHECK_OK(blz_join_wait(fj[i], &res));
@@ -251,39 +263,31 @@ inside_dumper(void *arg)
 BLZ_TEST(dump_from_inside_a_task)
 {
     blz_runtime *rt = new_rt(2, 0);
-    gate g = {0};
-    blz_notify_init(&g.notify);
-    waiter_arg args[WAITERS];
-    blz_join *joins[WAITERS];
-    spawn_waiters(rt, &g, waiter_fn, args, joins, WAITERS);
-    inside_arg a = {&g, {0}};
+    scene sc;
+    scene_start(&sc, rt, waiter_fn, WAITERS);
+    inside_arg a = {&sc.g, {0}};
     CHECK_OK(blz_runtime_block_on(rt, inside_dumper, &a, NULL));
     CHECK_EQ(a.c.fibers_waiting, WAITERS);
     CHECK_EQ(a.c.with_site, WAITERS);
     CHECK(a.c.running >= 1); /* the dumper itself */
-    blz_notify_all(&g.notify);
-    join_waiters(joins, args, WAITERS);
+    scene_release(&sc);
     blz_runtime_free(rt);
 }
 
 BLZ_TEST(dump_does_not_unwind_a_fiber_near_its_stack_end)
 {
     blz_runtime *rt = new_rt(1, 16 * 1024);
-    gate g = {0};
-    blz_notify_init(&g.notify);
-    waiter_arg arg;
-    blz_join *j;
-    spawn_waiters(rt, &g, deep_waiter_fn, &arg, &j, 1);
-    census c = census_when_waiting(rt, &g, deep_waiter_fn, 1, 0);
+    scene sc;
+    scene_start(&sc, rt, deep_waiter_fn, 1);
+    census c = census_when_waiting(rt, &sc.g, deep_waiter_fn, 1, 0);
     CHECK_EQ(c.fibers_waiting, 1);
     CHECK_EQ(c.without_frames, 1);
-    blz_notify_all(&g.notify);
-    join_waiters(&j, &arg, 1);
+    scene_release(&sc);
     unsigned want = 0;
     for (size_t i = 0; i < 12 * 1024; i += 512) {
         want += (unsigned char) i;
     }
-    CHECK_EQ(atomic_load(&g.deep_filled), want); /* its stack came back intact */
+    CHECK_EQ(atomic_load(&sc.g.deep_filled), want); /* its stack came back intact */
     blz_runtime_free(rt);
 }
 
@@ -297,18 +301,14 @@ BLZ_TEST(dump_bad_arguments_and_a_small_buffer)
     blz_runtime *rt = new_rt(1, 0);
     CHECK_EQ(blz_runtime_dump(rt, NULL, 1, &total), -EINVAL);
     CHECK_EQ(blz_runtime_dump_fd(rt, -1), -EINVAL);
-    gate g = {0};
-    blz_notify_init(&g.notify);
-    waiter_arg args[WAITERS];
-    blz_join *joins[WAITERS];
-    spawn_waiters(rt, &g, waiter_fn, args, joins, WAITERS);
-    census c = census_when_waiting(rt, &g, waiter_fn, WAITERS, 0);
+    scene sc;
+    scene_start(&sc, rt, waiter_fn, WAITERS);
+    census c = census_when_waiting(rt, &sc.g, waiter_fn, WAITERS, 0);
     CHECK_EQ(c.fibers_waiting, WAITERS);
     CHECK_EQ(blz_runtime_dump(rt, d, 2, &total), 2); /* two filled, all counted */
     CHECK_EQ(total, WAITERS);
     CHECK_EQ(blz_runtime_dump(rt, d, 2, NULL), 2);
-    blz_notify_all(&g.notify);
-    join_waiters(joins, args, WAITERS);
+    scene_release(&sc);
     blz_runtime_free(rt);
 }
 
@@ -332,12 +332,9 @@ count_lines_with(const char *text, const char *needle)
 BLZ_TEST(dump_fd_writes_a_line_per_task_and_the_frames)
 {
     blz_runtime *rt = new_rt(2, 0);
-    gate g = {0};
-    blz_notify_init(&g.notify);
-    waiter_arg args[WAITERS];
-    blz_join *joins[WAITERS];
-    spawn_waiters(rt, &g, waiter_fn, args, joins, WAITERS);
-    census c = census_when_waiting(rt, &g, waiter_fn, WAITERS, 0);
+    scene sc;
+    scene_start(&sc, rt, waiter_fn, WAITERS);
+    census c = census_when_waiting(rt, &sc.g, waiter_fn, WAITERS, 0);
     CHECK_EQ(c.fibers_waiting, WAITERS);
     FILE *tmp = tmpfile();
     CHECK(tmp != NULL);
@@ -352,8 +349,7 @@ BLZ_TEST(dump_fd_writes_a_line_per_task_and_the_frames)
     CHECK(strncmp(text, header, strlen(header)) == 0);
     CHECK_EQ(count_lines_with(text, " fiber waiting in "), WAITERS);
     CHECK(count_lines_with(text, "    #0 ") == WAITERS); /* each with its frames */
-    blz_notify_all(&g.notify);
-    join_waiters(joins, args, WAITERS);
+    scene_release(&sc);
     blz_runtime_free(rt);
 }
 
@@ -450,20 +446,17 @@ BLZ_TEST(aborts_while_dumping_are_not_lost)
         dumper d = {.rt = rt};
         pthread_t th;
         CHECK(pthread_create(&th, NULL, dumper_thread, &d) == 0);
-        gate g = {0};
-        blz_notify_init(&g.notify);
-        waiter_arg args[WAITERS];
-        blz_join *joins[WAITERS];
-        spawn_waiters(rt, &g, waiter_fn, args, joins, WAITERS);
-        while (atomic_load(&g.arrived) < WAITERS) {
+        scene sc;
+        scene_start(&sc, rt, waiter_fn, WAITERS);
+        while (atomic_load(&sc.g.arrived) < WAITERS) {
             sched_yield();
         }
         for (int i = 0; i < WAITERS; i++) {
-            blz_join_abort(joins[i]);
+            blz_join_abort(sc.joins[i]);
         }
         for (int i = 0; i < WAITERS; i++) {
             void *res = NULL;
-            int rc = blz_join_wait(joins[i], &res);
+            int rc = blz_join_wait(sc.joins[i], &res);
             CHECK(rc == -ECANCELED || (rc == 0 && (intptr_t) res == -ECANCELED));
         }
         atomic_store(&d.stop, true);

@@ -207,21 +207,11 @@ any_failed(client *cs, int n)
 
 BLZ_TEST(sigterm_mid_traffic_drops_nothing)
 {
-    char pathbuf[PATH_MAX + 64];
-    const char *path =
-        example_path("graceful_shutdown", "BLZ_GRACEFUL_SHUTDOWN_BIN", pathbuf, sizeof pathbuf);
-    if (!path) {
-        SKIP("examples/graceful_shutdown not built (or $BLZ_GRACEFUL_SHUTDOWN_BIN not "
-             "executable): build the examples first");
-    }
     example_child ch;
-    char *argv[] = {(char *) path, "127.0.0.1:0", "5000", NULL};
-    example_start(&ch, path, argv, -1);
     char host[64];
-    int port = 0, st = 0;
-    if (!example_listening(&ch, host, sizeof host, &port, &st)) {
-        SKIP("the example could not start its server (is the net module usable?)");
-    }
+    int port = 0;
+    example_serve(&ch, "graceful_shutdown", "BLZ_GRACEFUL_SHUTDOWN_BIN", "5000", -1, host,
+                  sizeof host, &port);
 
     enum { N = BUSY_CLIENTS + 1 };
     static client cs[N];
@@ -285,20 +275,11 @@ BLZ_TEST(sigterm_mid_traffic_drops_nothing)
 /* SIGINT works the same way, with nobody connected. */
 BLZ_TEST(sigint_idle_server_exits_zero)
 {
-    char pathbuf[PATH_MAX + 64];
-    const char *path =
-        example_path("graceful_shutdown", "BLZ_GRACEFUL_SHUTDOWN_BIN", pathbuf, sizeof pathbuf);
-    if (!path) {
-        SKIP("examples/graceful_shutdown not built");
-    }
     example_child ch;
-    char *argv[] = {(char *) path, "127.0.0.1:0", "5000", NULL};
-    example_start(&ch, path, argv, -1);
     char host[64];
-    int port = 0, st = 0;
-    if (!example_listening(&ch, host, sizeof host, &port, &st)) {
-        SKIP("the example could not start its server (is the net module usable?)");
-    }
+    int port = 0;
+    example_serve(&ch, "graceful_shutdown", "BLZ_GRACEFUL_SHUTDOWN_BIN", "5000", -1, host,
+                  sizeof host, &port);
     CHECK_OK(kill(ch.pid, SIGINT));
     while (example_read_more(&ch)) {
     }
