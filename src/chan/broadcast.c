@@ -28,6 +28,7 @@
 #include "core/alloc.h"
 #include "core/atomic.h"
 #include "core/coop.h"
+#include "core/future.h"
 #include "rt/current.h"
 
 #include <string.h>
@@ -323,17 +324,7 @@ bc_drop(blz_future *base)
     wq_cancel(&b->q_, &f->waiter_);
 }
 
-static blz_poll
-invalid_poll(blz_future *base, blz_context *cx)
-{
-    (void) cx;
-    base->result = -EINVAL;
-    return BLZ_READY;
-}
-
 static const blz_future_vtable bc_vtable = {bc_poll, bc_drop};
-static const blz_future_vtable invalid_vtable = {invalid_poll, NULL};
-
 void
 blz_broadcast_recv_fut(blz_broadcast_rx *rx, void *out, blz_broadcast_recv_future *f)
 {
@@ -341,7 +332,7 @@ blz_broadcast_recv_fut(blz_broadcast_rx *rx, void *out, blz_broadcast_recv_futur
         return;
     }
     bool ok = rx && out && rx->bc_ && rx->bc_->buf_;
-    blz_future_init(&f->base, ok ? &bc_vtable : &invalid_vtable);
+    blz__future_init_checked(&f->base, &bc_vtable, ok);
     f->rx_ = rx;
     f->out_ = out;
     waiter_init(&f->waiter_);

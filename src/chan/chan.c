@@ -55,6 +55,7 @@
 #include "core/alloc.h"
 #include "core/atomic.h"
 #include "core/coop.h"
+#include "core/future.h"
 #include "os/unix/sys.h"
 #include "rt/current.h"
 
@@ -418,14 +419,6 @@ recv_poll(blz_future *base, blz_context *cx)
     return chan_poll(base, cx, f->chan_, &f->waiter_, NULL, recv_out(f));
 }
 
-static blz_poll
-invalid_poll(blz_future *base, blz_context *cx)
-{
-    (void) cx;
-    base->result = -EINVAL;
-    return BLZ_READY;
-}
-
 static void
 send_drop(blz_future *base)
 {
@@ -446,8 +439,6 @@ recv_drop(blz_future *base)
 
 static const blz_future_vtable send_vtable = {send_poll, send_drop};
 static const blz_future_vtable recv_vtable = {recv_poll, recv_drop};
-static const blz_future_vtable invalid_vtable = {invalid_poll, NULL};
-
 void
 blz_chan_send_fut(blz_chan *ch, const void *item, blz_chan_send_future *f)
 {
@@ -455,7 +446,7 @@ blz_chan_send_fut(blz_chan *ch, const void *item, blz_chan_send_future *f)
         return;
     }
     bool ok = ch && item && ch->buf_;
-    blz_future_init(&f->base, ok ? &send_vtable : &invalid_vtable);
+    blz__future_init_checked(&f->base, &send_vtable, ok);
     f->chan_ = ch;
     f->item_ = item;
     f->item_off_ = 0;
@@ -469,7 +460,7 @@ blz_chan_send_fut_inline(blz_chan *ch, size_t item_offset, blz_chan_send_future 
         return;
     }
     bool ok = ch && ch->buf_ && item_offset >= sizeof *f;
-    blz_future_init(&f->base, ok ? &send_vtable : &invalid_vtable);
+    blz__future_init_checked(&f->base, &send_vtable, ok);
     f->chan_ = ch;
     f->item_ = NULL;
     f->item_off_ = item_offset;
@@ -483,7 +474,7 @@ blz_chan_recv_fut(blz_chan *ch, void *out, blz_chan_recv_future *f)
         return;
     }
     bool ok = ch && out && ch->buf_;
-    blz_future_init(&f->base, ok ? &recv_vtable : &invalid_vtable);
+    blz__future_init_checked(&f->base, &recv_vtable, ok);
     f->chan_ = ch;
     f->out_ = out;
     f->out_off_ = 0;
@@ -497,7 +488,7 @@ blz_chan_recv_fut_inline(blz_chan *ch, size_t out_offset, blz_chan_recv_future *
         return;
     }
     bool ok = ch && ch->buf_ && out_offset >= sizeof *f;
-    blz_future_init(&f->base, ok ? &recv_vtable : &invalid_vtable);
+    blz__future_init_checked(&f->base, &recv_vtable, ok);
     f->chan_ = ch;
     f->out_ = NULL;
     f->out_off_ = out_offset;

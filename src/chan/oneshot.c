@@ -20,6 +20,7 @@
 #include "chan/copy.h"
 #include "core/atomic.h"
 #include "core/coop.h"
+#include "core/future.h"
 #include "rt/current.h"
 
 #include <string.h>
@@ -243,17 +244,7 @@ os_drop(blz_future *base)
     os_unregister(f->os_);
 }
 
-static blz_poll
-invalid_poll(blz_future *base, blz_context *cx)
-{
-    (void) cx;
-    base->result = -EINVAL;
-    return BLZ_READY;
-}
-
 static const blz_future_vtable os_vtable = {os_poll, os_drop};
-static const blz_future_vtable invalid_vtable = {invalid_poll, NULL};
-
 void
 blz_oneshot_recv_fut(blz_oneshot *o, void *out, blz_oneshot_recv_future *f)
 {
@@ -261,7 +252,7 @@ blz_oneshot_recv_fut(blz_oneshot *o, void *out, blz_oneshot_recv_future *f)
         return;
     }
     bool ok = o && out && o->size_;
-    blz_future_init(&f->base, ok ? &os_vtable : &invalid_vtable);
+    blz__future_init_checked(&f->base, &os_vtable, ok);
     f->os_ = o;
     f->out_ = out;
 }

@@ -14,6 +14,7 @@
  */
 #include "blitzio/chan.h"
 #include "core/coop.h"
+#include "core/future.h"
 
 static _Thread_local uint32_t tl_seed;
 
@@ -89,17 +90,7 @@ select_drop(blz_future *base)
     }
 }
 
-static blz_poll
-invalid_poll(blz_future *base, blz_context *cx)
-{
-    (void) cx;
-    base->result = -EINVAL;
-    return BLZ_READY;
-}
-
 static const blz_future_vtable select_vtable = {select_poll, select_drop};
-static const blz_future_vtable invalid_vtable = {invalid_poll, NULL};
-
 void
 blz_chan_select_fut(blz_future **branches, size_t n, blz_instant deadline, unsigned flags,
                     blz_chan_select_future *f)
@@ -111,7 +102,7 @@ blz_chan_select_fut(blz_future **branches, size_t n, blz_instant deadline, unsig
     for (size_t i = 0; ok && i < n; i++) {
         ok = branches[i] != NULL;
     }
-    blz_future_init(&f->base, ok ? &select_vtable : &invalid_vtable);
+    blz__future_init_checked(&f->base, &select_vtable, ok);
     f->branches_ = branches;
     f->n_ = ok ? n : 0;
     f->deadline_ = deadline;

@@ -28,6 +28,7 @@
 #include "core/alloc.h"
 #include "core/atomic.h"
 #include "core/coop.h"
+#include "core/future.h"
 #include "rt/current.h"
 
 #include <string.h>
@@ -259,17 +260,7 @@ urecv_drop(blz_future *base)
     wq_cancel(&f->chan_->q_, &f->waiter_);
 }
 
-static blz_poll
-invalid_poll(blz_future *base, blz_context *cx)
-{
-    (void) cx;
-    base->result = -EINVAL;
-    return BLZ_READY;
-}
-
 static const blz_future_vtable urecv_vtable = {urecv_poll, urecv_drop};
-static const blz_future_vtable invalid_vtable = {invalid_poll, NULL};
-
 void
 blz_uchan_recv_fut(blz_uchan *ch, void *out, blz_uchan_recv_future *f)
 {
@@ -277,7 +268,7 @@ blz_uchan_recv_fut(blz_uchan *ch, void *out, blz_uchan_recv_future *f)
         return;
     }
     bool ok = ch && out && ch->elem_size_;
-    blz_future_init(&f->base, ok ? &urecv_vtable : &invalid_vtable);
+    blz__future_init_checked(&f->base, &urecv_vtable, ok);
     f->chan_ = ch;
     f->out_ = out;
     waiter_init(&f->waiter_);

@@ -32,6 +32,7 @@
 #include "core/alloc.h"
 #include "core/atomic.h"
 #include "core/coop.h"
+#include "core/future.h"
 
 #include <string.h>
 
@@ -307,17 +308,7 @@ changed_drop(blz_future *base)
     }
 }
 
-static blz_poll
-invalid_poll(blz_future *base, blz_context *cx)
-{
-    (void) cx;
-    base->result = -EINVAL;
-    return BLZ_READY;
-}
-
 static const blz_future_vtable changed_vtable = {changed_poll, changed_drop};
-static const blz_future_vtable invalid_vtable = {invalid_poll, NULL};
-
 void
 blz_watch_changed_fut(blz_watch_rx *rx, blz_watch_changed_future *f)
 {
@@ -325,7 +316,7 @@ blz_watch_changed_fut(blz_watch_rx *rx, blz_watch_changed_future *f)
         return;
     }
     bool ok = rx && rx->w_ && rx->w_->data_;
-    blz_future_init(&f->base, ok ? &changed_vtable : &invalid_vtable);
+    blz__future_init_checked(&f->base, &changed_vtable, ok);
     f->rx_ = rx;
     waiter_init(&f->waiter_);
 }

@@ -1,9 +1,11 @@
 /*
- * Future helpers that do not depend on the scheduler: drop and the no-op waker.
+ * Future helpers that do not depend on the scheduler: drop, the no-op waker,
+ * and futures finished from the start.
  */
-#include "blitzio/future.h"
+#include "core/future.h"
 
 #include <stddef.h>
+#include <string.h>
 
 void
 blz_future_drop(blz_future *f)
@@ -40,4 +42,21 @@ const blz_waker *
 blz_waker_noop(void)
 {
     return &noop_waker;
+}
+
+static blz_poll
+ready_poll(blz_future *f, blz_context *cx)
+{
+    (void) f;
+    (void) cx;
+    return BLZ_READY;
+}
+
+const blz_future_vtable blz__ready_vtable = {ready_poll, NULL};
+
+void
+blz__io_future_ready(blz_io_future *f, int result)
+{
+    memset(f, 0, sizeof *f);
+    blz__future_ready(&f->base, result);
 }

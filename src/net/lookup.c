@@ -4,6 +4,7 @@
 #include "net/lookup.h"
 
 #include "core/atomic.h"
+#include "core/future.h"
 #include "io/registry.h"
 #include "net/sock.h"
 
@@ -94,22 +95,11 @@ lookup_drop(blz_future *base)
 
 static const blz_future_vtable lookup_vt = {blz__lookup_poll, lookup_drop};
 
-static blz_poll
-ready_poll(blz_future *base, blz_context *cx)
-{
-    (void) base;
-    (void) cx;
-    return BLZ_READY;
-}
-
-const blz_future_vtable blz__lookup_ready_vt = {ready_poll, NULL};
-
 void
 blz__lookup_fut_ready(blz_resolve_future *f, int result)
 {
     memset(f, 0, sizeof *f);
-    blz_future_init(&f->base, &blz__lookup_ready_vt);
-    f->base.result = result;
+    blz__future_ready(&f->base, result);
 }
 
 void

@@ -54,9 +54,6 @@ blz_poll blz__lookup_poll(blz_future *base, blz_context *cx);
 void blz__lookup_fut(blz_resolve_future *f, blz__lookup *j, blz_join *join, blz_addr *out,
                      size_t max, const blz_future_vtable *vt);
 
-/* A future already finished: its poll only says so (its result is set). */
-extern const blz_future_vtable blz__lookup_ready_vt;
-
 /* Makes `f` a future already finished with `result`. */
 void blz__lookup_fut_ready(blz_resolve_future *f, int result);
 

@@ -5,6 +5,7 @@
  */
 #include "core/alloc.h"
 #include "core/atomic.h"
+#include "core/future.h"
 #include "net/lookup.h"
 #include "net/sock.h"
 #include "os/unix/sys.h"
@@ -122,9 +123,8 @@ blz_tcp_connect_host_fut(const char *host, uint16_t port, blz_tcp_stream **out,
         return;
     }
     memset(f, 0, sizeof *f);
-    blz_future_init(&f->base, &blz__lookup_ready_vt);
     if (!out) {
-        f->base.result = -EINVAL;
+        blz__future_ready(&f->base, -EINVAL);
         return;
     }
     *out = NULL;

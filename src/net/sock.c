@@ -24,6 +24,7 @@
 #include "blitzio/time.h"
 #include "core/container.h"
 #include "core/coop.h"
+#include "core/future.h"
 #include "os/unix/sys.h"
 #include "rt/current.h"
 
@@ -141,24 +142,6 @@ blz__sock_close(blz__sock *sk)
 }
 
 /* ---- the future ------------------------------------------------------------- */
-
-static blz_poll
-ready_poll(blz_future *base, blz_context *cx)
-{
-    (void) base;
-    (void) cx;
-    return BLZ_READY;
-}
-
-static const blz_future_vtable ready_vt = {ready_poll, NULL};
-
-void
-blz__io_fut_fail(blz_io_future *f, int err)
-{
-    memset(f, 0, sizeof *f);
-    blz_future_init(&f->base, &ready_vt);
-    f->base.result = err;
-}
 
 static int
 op_dir(int op)
@@ -485,11 +468,11 @@ blz__sock_fut(blz__sock *sk, int op, void *buf, size_t len, void *aux, blz_io_fu
     }
     int rc = check_args(sk, op, buf, &len);
     if (rc < 0) {
-        blz__io_fut_fail(f, rc);
+        blz__io_future_ready(f, rc);
         return;
     }
     if (len == 0 && zero_len_done(op)) {
-        blz__io_fut_fail(f, 0); /* nothing to move: done without a syscall */
+        blz__io_future_ready(f, 0); /* nothing to move: done without a syscall */
         return;
     }
     blz_future_init(&f->base, &sock_vt);
@@ -609,7 +592,7 @@ blz__sock_ready_fut(blz__sock *sk, int interest, blz_io_future *f)
     int op = ready_op(interest);
     if (op < 0) {
         if (f) {
-            blz__io_fut_fail(f, op);
+            blz__io_future_ready(f, op);
         }
         return;
     }
@@ -664,7 +647,7 @@ blz__sock_connect_fut(blz__io_driver *d, int fd, int family, const blz_addr *a, 
     blz__sock *sk;
     int r = connect_start(d, fd, family, a, &sk);
     if (!sk) {
-        blz__io_fut_fail(f, r);
+        blz__io_future_ready(f, r);
         return;
     }
     blz__sock_fut(sk, BLZ__OP_S_CONNECT, NULL, 0, out, f);

@@ -87,9 +87,6 @@ void blz__sock_close(blz__sock *sk);
 /* Fills f for operation `op` on `sk`. A NULL sk gives a future ready with -EINVAL. */
 void blz__sock_fut(blz__sock *sk, int op, void *buf, size_t len, void *aux, blz_io_future *f);
 
-/* A future that is ready at once with `err`. */
-void blz__io_fut_fail(blz_io_future *f, int err);
-
 /* Starts connecting fd (owned, closed on failure) to `a`; fills f to finish it. */
 void blz__sock_connect_fut(blz__io_driver *d, int fd, int family, const blz_addr *a,
                            blz__sock **out, blz_io_future *f);

@@ -12,6 +12,7 @@
  *   listen or connect, which register it with the current runtime's driver.
  */
 #include "core/alloc.h"
+#include "core/future.h"
 #include "net/sock.h"
 #include "os/unix/sys.h"
 
@@ -147,16 +148,16 @@ blz_tcp_connect_fut(const blz_addr *addr, blz_tcp_stream **out, blz_io_future *f
     int fam = ip_family(addr);
     blz__io_driver *d = blz__net_driver();
     if (fam < 0 || !out) {
-        blz__io_fut_fail(f, -EINVAL);
+        blz__io_future_ready(f, -EINVAL);
         return;
     }
     if (!d) {
-        blz__io_fut_fail(f, -ESRCH);
+        blz__io_future_ready(f, -ESRCH);
         return;
     }
     int fd = blz__sys_socket(fam, BLZ__SOCK_STREAM);
     if (fd < 0) {
-        blz__io_fut_fail(f, fd);
+        blz__io_future_ready(f, fd);
         return;
     }
     blz__sock_connect_fut(d, fd, fam, addr, (blz__sock **) out, f);

@@ -7,6 +7,7 @@
  * listener never removes its path (another process may own it by then).
  * Split halves are the socket's own (blz__sock_split), as for TCP.
  */
+#include "core/future.h"
 #include "net/sock.h"
 #include "os/unix/sys.h"
 
@@ -129,16 +130,16 @@ blz_unix_connect_fut(const blz_addr *addr, blz_unix_stream **out, blz_io_future 
     }
     blz__io_driver *d = blz__net_driver();
     if (blz_addr_get_family(addr) != BLZ_AF_UNIX || !out) {
-        blz__io_fut_fail(f, -EINVAL);
+        blz__io_future_ready(f, -EINVAL);
         return;
     }
     if (!d) {
-        blz__io_fut_fail(f, -ESRCH);
+        blz__io_future_ready(f, -ESRCH);
         return;
     }
     int fd = blz__sys_socket(BLZ_AF_UNIX, BLZ__SOCK_STREAM);
     if (fd < 0) {
-        blz__io_fut_fail(f, fd);
+        blz__io_future_ready(f, fd);
         return;
     }
     blz__sock_connect_fut(d, fd, BLZ_AF_UNIX, addr, (blz__sock **) out, f);

@@ -18,6 +18,7 @@
  *   still reaped, and the future then fails with err_.
  */
 #include "core/alloc.h"
+#include "core/future.h"
 #include "process/process.h"
 
 #include <string.h>
@@ -198,16 +199,6 @@ output_drop(blz_future *base)
 
 static const blz_future_vtable output_vt = {output_poll, output_drop};
 
-static blz_poll
-ready_poll(blz_future *base, blz_context *cx)
-{
-    (void) base;
-    (void) cx;
-    return BLZ_READY;
-}
-
-static const blz_future_vtable ready_vt = {ready_poll, NULL};
-
 void
 blz_command_output_fut(blz_command *cmd, blz_output *out, blz_output_future *f)
 {
@@ -228,8 +219,7 @@ blz_command_output_fut(blz_command *cmd, blz_output *out, blz_output_future *f)
         rc = blz__process_spawn(cmd, stdio, &f->child_);
     }
     if (rc < 0) {
-        blz_future_init(&f->base, &ready_vt);
-        f->base.result = rc;
+        blz__future_ready(&f->base, rc);
         f->flags_ = F_FINISHED;
         return;
     }

@@ -11,6 +11,7 @@
  */
 #include "blitzio/stream.h"
 #include "core/alloc.h"
+#include "core/future.h"
 
 #include <string.h>
 
@@ -20,24 +21,6 @@ enum { BR_READ = 1, BR_FILL = 2, BW_WRITE = 3, BW_FLUSH = 4 };
 #define F_FILLING     0x1 /* an inner read (reader) or write (writer) is in flight */
 #define F_DIRECT      0x2 /* it targets the caller's buffer, not ours */
 #define F_INNER_FLUSH 0x4 /* the writer is flushing its inner writer */
-
-static blz_poll
-done_poll(blz_future *base, blz_context *cx)
-{
-    (void) base;
-    (void) cx;
-    return BLZ_READY;
-}
-
-static const blz_future_vtable done_vt = {done_poll, NULL};
-
-static void
-io_done(blz_io_future *f, int result)
-{
-    memset(f, 0, sizeof *f);
-    blz_future_init(&f->base, &done_vt);
-    f->base.result = result;
-}
 
 static int
 buf_setup(unsigned char **buf, size_t *cap, bool *owned, void *user, size_t ucap)
@@ -162,11 +145,11 @@ static void
 br_fut(blz_buf_reader *br, int op, void *buf, size_t n, blz_io_future *f)
 {
     if (!br || !br->buf_ || (!buf && n && op == BR_READ)) {
-        io_done(f, -EINVAL);
+        blz__io_future_ready(f, -EINVAL);
         return;
     }
     if (op == BR_READ && n == 0) {
-        io_done(f, 0);
+        blz__io_future_ready(f, 0);
         return;
     }
     memset(f, 0, sizeof *f);
@@ -401,11 +384,11 @@ static void
 bw_fut(blz_buf_writer *bw, int op, const void *buf, size_t n, blz_io_future *f)
 {
     if (!bw || !bw->buf_ || (!buf && n)) {
-        io_done(f, -EINVAL);
+        blz__io_future_ready(f, -EINVAL);
         return;
     }
     if (op == BW_WRITE && n == 0) {
-        io_done(f, 0);
+        blz__io_future_ready(f, 0);
         return;
     }
     memset(f, 0, sizeof *f);

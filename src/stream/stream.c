@@ -13,6 +13,7 @@
 
 #include "blitzio/net.h"
 #include "core/alloc.h"
+#include "core/future.h"
 
 #include <string.h>
 
@@ -136,24 +137,6 @@ blz_unix_write_half_writer(struct blz_unix_write_half *h)
 
 /* ---- single operations ---------------------------------------------------------------- */
 
-static blz_poll
-fail_poll(blz_future *base, blz_context *cx)
-{
-    (void) base;
-    (void) cx;
-    return BLZ_READY;
-}
-
-static const blz_future_vtable fail_vt = {fail_poll, NULL};
-
-static void
-io_fail(blz_io_future *f, int err)
-{
-    memset(f, 0, sizeof *f);
-    blz_future_init(&f->base, &fail_vt);
-    f->base.result = err;
-}
-
 
 void
 blz_read_fut(blz_reader r, void *buf, size_t n, blz_io_future *f)
@@ -162,7 +145,7 @@ blz_read_fut(blz_reader r, void *buf, size_t n, blz_io_future *f)
         return;
     }
     if (!r.vt || !r.vt->read_fut) {
-        io_fail(f, -EINVAL);
+        blz__io_future_ready(f, -EINVAL);
         return;
     }
     r.vt->read_fut(r.self, buf, n, f);
@@ -183,7 +166,7 @@ blz_write_fut(blz_writer w, const void *buf, size_t n, blz_io_future *f)
         return;
     }
     if (!w.vt || !w.vt->write_fut) {
-        io_fail(f, -EINVAL);
+        blz__io_future_ready(f, -EINVAL);
         return;
     }
     w.vt->write_fut(w.self, buf, n, f);
@@ -219,7 +202,7 @@ start_flush(blz_stream_future *f)
     if (f->w_.vt->flush_fut) {
         f->w_.vt->flush_fut(f->w_.self, &f->io_);
     } else {
-        io_fail(&f->io_, 0);
+        blz__io_future_ready(&f->io_, 0);
     }
     f->state_ = S_FLUSH;
 }
@@ -342,8 +325,7 @@ static void
 stream_fail(blz_stream_future *f, int err)
 {
     memset(f, 0, sizeof *f);
-    blz_future_init(&f->base, &fail_vt);
-    f->base.result = err;
+    blz__future_ready(&f->base, err);
 }
 
 void

@@ -28,6 +28,7 @@
 #include "blitzio/task.h"
 #include "core/alloc.h"
 #include "core/coop.h"
+#include "core/future.h"
 #include "process/process.h"
 
 #include <signal.h>
@@ -154,22 +155,11 @@ reaped_result(const blz_child *c, blz_exit_status *st)
 
 /* ---- the wait future ---------------------------------------------------------- */
 
-static blz_poll
-ready_poll(blz_future *base, blz_context *cx)
-{
-    (void) base;
-    (void) cx;
-    return BLZ_READY;
-}
-
-static const blz_future_vtable ready_vt = {ready_poll, NULL};
-
 static void
 wait_fail(blz_child_wait_future *f, int err)
 {
     memset(f, 0, sizeof *f);
-    blz_future_init(&f->base, &ready_vt);
-    f->base.result = err;
+    blz__future_ready(&f->base, err);
 }
 
 /* Releases what f holds and records `r`. */

@@ -23,6 +23,7 @@
  * - Every poll spends coop budget first (blz__coop_proceed).
  */
 #include "core/coop.h"
+#include "core/future.h"
 #include "process/process.h"
 
 #include <limits.h>
@@ -105,24 +106,6 @@ sys_write(int fd, const void *buf, size_t n)
 }
 
 /* ---- the future ---------------------------------------------------------------- */
-
-static blz_poll
-ready_poll(blz_future *base, blz_context *cx)
-{
-    (void) base;
-    (void) cx;
-    return BLZ_READY;
-}
-
-static const blz_future_vtable ready_vt = {ready_poll, NULL};
-
-static void
-fut_fail(blz_io_future *f, int err)
-{
-    memset(f, 0, sizeof *f);
-    blz_future_init(&f->base, &ready_vt);
-    f->base.result = err;
-}
 
 static int
 op_dir(int op)
@@ -254,7 +237,7 @@ pipe_fut(blz_pipe *p, int op, void *buf, size_t len, blz_io_future *f)
     }
     int rc = check_args(p, op, buf, &len);
     if (rc < 0 || len == 0) {
-        fut_fail(f, rc); /* an error, or nothing to move: done without a syscall */
+        blz__io_future_ready(f, rc); /* an error, or nothing to move: done without a syscall */
         return;
     }
     blz_future_init(&f->base, &pipe_vt);

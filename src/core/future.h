@@ -1,0 +1,39 @@
+/*
+ * Internal: futures finished from the start, for the `_fut` calls that know
+ * their answer at once (bad arguments, nothing to do, an immediate result).
+ */
+#ifndef BLZ_CORE_FUTURE_H
+#define BLZ_CORE_FUTURE_H
+
+#include "blitzio/future.h"
+#include "blitzio/io.h"
+
+#include <stdbool.h>
+
+/* Its poll returns BLZ_READY and leaves `result` as the creator set it. */
+extern const blz_future_vtable blz__ready_vtable;
+
+/* Makes f a future finished with `result`. */
+static inline void
+blz__future_ready(blz_future *f, int result)
+{
+    blz_future_init(f, &blz__ready_vtable);
+    f->result = result;
+}
+
+/* blz_future_init(f, vt) when the arguments were `ok`; otherwise a future
+ * finished with -EINVAL. */
+static inline void
+blz__future_init_checked(blz_future *f, const blz_future_vtable *vt, bool ok)
+{
+    if (ok) {
+        blz_future_init(f, vt);
+    } else {
+        blz__future_ready(f, -EINVAL);
+    }
+}
+
+/* Clears the whole I/O future and makes it finished with `result`. */
+void blz__io_future_ready(blz_io_future *f, int result);
+
+#endif
