@@ -7,7 +7,7 @@
  * as a plain program (the same line without -DBLZ_LIBFUZZER and `fuzzer,`) it
  * runs the same check over built-in seeds, the files named on the command
  * line, and a few hundred thousand deterministic mutations of the seeds
- * ($BLZ_FUZZ_ITERS). tests/net_dns_wire.c includes this file with
+ * ($BLZ_FUZZ_ITERS). tests/dns_wire.c includes this file with
  * BLZ_DNS_FUZZ_NO_MAIN to run the mutations under ctest on every build; it
  * also uses the seeds as its hand-built responses.
  *
