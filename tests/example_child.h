@@ -136,11 +136,12 @@ example_listening(example_child *c, char *host, size_t host_cap, int *port, int 
     return true;
 }
 
-/* Finds build/examples/`name` (or $`env_var`), starts it as
- * `name 127.0.0.1:0 [extra]` and waits until it listens; the test is skipped
- * when the example is not built or could not start its server. */
+/* Finds build/examples/`name` (or $`env_var`), starts it with `args` (NULL
+ * terminated; one of them a listening address such as 127.0.0.1:0) and waits
+ * until it listens; the test is skipped when the example is not built or
+ * could not start its server. */
 static void
-example_serve(example_child *c, const char *name, const char *env_var, const char *extra,
+example_serve(example_child *c, const char *name, const char *env_var, const char *const args[],
               int err_fd, char *host, size_t host_cap, int *port)
 {
     char pathbuf[PATH_MAX + 64];
@@ -149,7 +150,11 @@ example_serve(example_child *c, const char *name, const char *env_var, const cha
         fprintf(stderr, "examples/%s not built (or $%s not executable)\n", name, env_var);
         SKIP("the example is not built: build the examples first");
     }
-    char *argv[] = {(char *) path, "127.0.0.1:0", (char *) extra, NULL};
+    char *argv[8] = {(char *) path};
+    for (int i = 0; args[i]; i++) {
+        CHECK(i + 2 < 8);
+        argv[i + 1] = (char *) args[i];
+    }
     example_start(c, path, argv, err_fd);
     int status = 0;
     if (!example_listening(c, host, host_cap, port, &status)) {

@@ -210,7 +210,8 @@ BLZ_TEST(sigterm_mid_traffic_drops_nothing)
     example_child ch;
     char host[64];
     int port = 0;
-    example_serve(&ch, "graceful_shutdown", "BLZ_GRACEFUL_SHUTDOWN_BIN", "5000", -1, host,
+    static const char *const args[] = {"127.0.0.1:0", "5000", NULL};
+    example_serve(&ch, "graceful_shutdown", "BLZ_GRACEFUL_SHUTDOWN_BIN", args, -1, host,
                   sizeof host, &port);
 
     enum { N = BUSY_CLIENTS + 1 };
@@ -278,7 +279,8 @@ BLZ_TEST(sigint_idle_server_exits_zero)
     example_child ch;
     char host[64];
     int port = 0;
-    example_serve(&ch, "graceful_shutdown", "BLZ_GRACEFUL_SHUTDOWN_BIN", "5000", -1, host,
+    static const char *const args[] = {"127.0.0.1:0", "5000", NULL};
+    example_serve(&ch, "graceful_shutdown", "BLZ_GRACEFUL_SHUTDOWN_BIN", args, -1, host,
                   sizeof host, &port);
     CHECK_OK(kill(ch.pid, SIGINT));
     while (example_read_more(&ch)) {

@@ -1,0 +1,280 @@
+/*
+ * The network examples end to end, each as a child process on the backend
+ * under test (it inherits BLZ_BACKEND), driven by plain blocking sockets:
+ *  - echo_server, with fiber and with stackless connections: several clients
+ *    get every byte back, SIGTERM stops it with exit status 0;
+ *  - udp_echo: datagrams come back to their sender;
+ *  - chat_server: two clients join, talk and leave; SIGUSR1 makes the server
+ *    write a task dump whose waiting fibers carry their stacks;
+ *  - dns_lookup: localhost resolves (the hosts file), bad usage exits 2.
+ *
+ * No sleeps but the dump's: the test waits for conditions, and receive
+ * timeouts (SO_RCVTIMEO) only turn a hang into a failure.
+ */
+#include "example_child.h"
+#include "harness.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <time.h>
+
+/* A blocking socket of `type` connected to host:port, its receives bounded. */
+static int
+client_connect_type(const char *host, int port, int type)
+{
+    int fd = socket(AF_INET, type | SOCK_CLOEXEC, 0);
+    CHECK_OK(fd);
+    struct timeval tv = {EXAMPLE_WATCHDOG_S, 0};
+    CHECK_OK(setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv));
+    struct sockaddr_in a = {0};
+    a.sin_family = AF_INET;
+    a.sin_port = htons((uint16_t) port);
+    CHECK_EQ(inet_pton(AF_INET, host, &a.sin_addr), 1);
+    CHECK_OK(connect(fd, (struct sockaddr *) &a, sizeof a));
+    return fd;
+}
+
+static int
+client_connect(const char *host, int port)
+{
+    return client_connect_type(host, port, SOCK_STREAM);
+}
+
+/* SIGTERM, then the child must end by itself with status 0. */
+static void
+example_stop(example_child *ch)
+{
+    CHECK_OK(kill(ch->pid, SIGTERM));
+    while (example_read_more(ch)) {
+    }
+    int status = example_wait(ch);
+    CHECK(WIFEXITED(status));
+    CHECK_EQ(WEXITSTATUS(status), 0);
+}
+
+/* ---- echo_server ------------------------------------------------------------------ */
+
+#define ECHO_CLIENTS 8
+#define ECHO_ROUNDS  50
+
+static void
+echo_clients(const char *host, int port)
+{
+    int fds[ECHO_CLIENTS];
+    for (int i = 0; i < ECHO_CLIENTS; i++) {
+        fds[i] = client_connect(host, port);
+    }
+    /* Rounds of one message per client in flight; sizes up to beyond one
+     * read of the server (16 KiB), every byte checked. */
+    static unsigned char out[40000], in[40000];
+    for (int r = 0; r < ECHO_ROUNDS; r++) {
+        size_t len = 1 + (size_t) r * 797 % sizeof out;
+        for (int i = 0; i < ECHO_CLIENTS; i++) {
+            for (size_t k = 0; k < len; k++) {
+                out[k] = (unsigned char) (k * 31 + (size_t) i * 7 + (size_t) r);
+            }
+            CHECK_EQ(send(fds[i], out, len, MSG_NOSIGNAL), (ssize_t) len);
+            size_t got = 0;
+            while (got < len) {
+                ssize_t n = recv(fds[i], in + got, len - got, 0);
+                CHECK_GT(n, 0);
+                got += (size_t) n;
+            }
+            CHECK(memcmp(in, out, len) == 0);
+        }
+    }
+    for (int i = 0; i < ECHO_CLIENTS; i++) {
+        close(fds[i]);
+    }
+}
+
+static void
+echo_server_run(const char *const args[])
+{
+    example_child ch;
+    char host[64];
+    int port = 0;
+    example_serve(&ch, "echo_server", "BLZ_ECHO_SERVER_BIN", args, -1, host, sizeof host, &port);
+    echo_clients(host, port);
+    example_stop(&ch);
+}
+
+BLZ_TEST(echo_server_fibers)
+{
+    static const char *const args[] = {"127.0.0.1:0", NULL};
+    echo_server_run(args);
+}
+
+BLZ_TEST(echo_server_stackless)
+{
+    static const char *const args[] = {"--stackless", "127.0.0.1:0", NULL};
+    echo_server_run(args);
+}
+
+/* ---- udp_echo -------------------------------------------------------------------------- */
+
+BLZ_TEST(udp_echo_returns_datagrams)
+{
+    example_child ch;
+    char host[64];
+    int port = 0;
+    static const char *const args[] = {"127.0.0.1:0", NULL};
+    example_serve(&ch, "udp_echo", "BLZ_UDP_ECHO_BIN", args, -1, host, sizeof host, &port);
+    int fd = client_connect_type(host, port, SOCK_DGRAM);
+    for (int i = 0; i < 100; i++) {
+        char out[64], in[128];
+        int len = snprintf(out, sizeof out, "datagram %d", i);
+        CHECK_EQ(send(fd, out, (size_t) len, 0), len);
+        /* One datagram in flight on loopback: nothing to lose it. */
+        ssize_t n = recv(fd, in, sizeof in, 0);
+        CHECK_EQ(n, len);
+        CHECK(memcmp(in, out, (size_t) len) == 0);
+    }
+    close(fd);
+    example_stop(&ch);
+}
+
+/* ---- dns_lookup ---------------------------------------------------------------------- */
+
+/* Runs dns_lookup with `args`; its output in ch->buf, its exit status returned. */
+static int
+dns_lookup_run(example_child *ch, const char *const args[])
+{
+    char pathbuf[PATH_MAX + 64];
+    const char *path = example_path("dns_lookup", "BLZ_DNS_LOOKUP_BIN", pathbuf, sizeof pathbuf);
+    if (!path) {
+        SKIP("examples/dns_lookup not built");
+    }
+    char *argv[8] = {(char *) path};
+    for (int i = 0; args[i]; i++) {
+        argv[i + 1] = (char *) args[i];
+    }
+    int devnull = open("/dev/null", O_WRONLY | O_CLOEXEC);
+    CHECK_OK(devnull);
+    example_start(ch, path, argv, devnull);
+    close(devnull);
+    while (example_read_more(ch)) {
+    }
+    int status = example_wait(ch);
+    CHECK(WIFEXITED(status));
+    return WEXITSTATUS(status);
+}
+
+BLZ_TEST(dns_lookup_resolves_localhost_and_refuses_bad_usage)
+{
+    example_child ch;
+    static const char *const local[] = {"localhost", NULL};
+    CHECK_EQ(dns_lookup_run(&ch, local), 0);
+    CHECK(strstr(ch.buf, "localhost:") != NULL);
+    CHECK(strstr(ch.buf, "127.0.0.1") != NULL || strstr(ch.buf, "::1") != NULL);
+    static const char *const none[] = {NULL};
+    CHECK_EQ(dns_lookup_run(&ch, none), 2);
+    static const char *const bad_server[] = {"--server", "not-an-address", "localhost", NULL};
+    CHECK_EQ(dns_lookup_run(&ch, bad_server), 2);
+}
+
+/* ---- chat_server ------------------------------------------------------------------------ */
+
+/* The next line the server sent on fd (without its newline); fails on a
+ * timeout or an early end. */
+static void
+expect_line(int fd, const char *want)
+{
+    char line[256];
+    size_t n = 0;
+    for (;;) {
+        char ch;
+        ssize_t r = recv(fd, &ch, 1, 0);
+        if (r <= 0) {
+            fprintf(stderr, "waiting for \"%s\": recv %zd after \"%.*s\"\n", want, r, (int) n,
+                    line);
+            CHECK(!"connection ended or timed out");
+        }
+        if (ch == '\n') {
+            break;
+        }
+        CHECK(n < sizeof line - 1);
+        line[n++] = ch;
+    }
+    line[n] = '\0';
+    if (strcmp(line, want) != 0) {
+        fprintf(stderr, "got \"%s\", want \"%s\"\n", line, want);
+    }
+    CHECK(strcmp(line, want) == 0);
+}
+
+static void
+send_text(int fd, const char *s)
+{
+    CHECK_EQ(send(fd, s, strlen(s), MSG_NOSIGNAL), (ssize_t) strlen(s));
+}
+
+/* Lines of the file at fd that contain `needle`. */
+static int
+count_in_file(int fd, const char *needle, char *text, size_t cap)
+{
+    ssize_t n = pread(fd, text, cap - 1, 0);
+    CHECK_OK(n);
+    text[n] = '\0';
+    int count = 0;
+    for (const char *p = text; (p = strstr(p, needle)) != NULL; p += strlen(needle)) {
+        count++;
+    }
+    return count;
+}
+
+BLZ_TEST(chat_two_clients_a_task_dump_and_sigterm)
+{
+    char errpath[] = "/tmp/blz_chat_stderr_XXXXXX";
+    int errfd = mkstemp(errpath);
+    CHECK_OK(errfd);
+    CHECK_OK(unlink(errpath));
+    example_child ch;
+    char host[64];
+    int port = 0;
+    static const char *const args[] = {"127.0.0.1:0", NULL};
+    example_serve(&ch, "chat_server", "BLZ_CHAT_SERVER_BIN", args, errfd, host, sizeof host, &port);
+
+    int a = client_connect(host, port);
+    expect_line(a, "* welcome to the chat"); /* accepted first: user1 */
+    int b = client_connect(host, port);
+    expect_line(b, "* welcome to the chat");
+    expect_line(a, "* user2 joined");
+    send_text(a, "hello from a\n");
+    expect_line(b, "user1: hello from a");
+    send_text(b, "and from b, in two ");
+    send_text(b, "pieces\n");
+    expect_line(a, "user2: and from b, in two pieces");
+
+    /* Both connections' reader and writer fibers wait now (on a socket or
+     * the room): the dump shows them with their stacks. */
+    static char text[1 << 16];
+    CHECK_OK(kill(ch.pid, SIGUSR1));
+    int waiting = 0;
+    for (int tries = 0; tries < EXAMPLE_WATCHDOG_S * 100; tries++) {
+        waiting = count_in_file(errfd, " fiber waiting in ", text, sizeof text);
+        if (waiting >= 4) {
+            break;
+        }
+        struct timespec ms10 = {0, 10 * 1000 * 1000};
+        nanosleep(&ms10, NULL); /* a file gives no readiness to wait on */
+    }
+    if (waiting < 4) {
+        fprintf(stderr, "dump so far:\n%s\n", text);
+    }
+    CHECK_GE(waiting, 4);
+    CHECK_EQ(count_in_file(errfd, "blitzio task dump: ", text, sizeof text), 1);
+    CHECK_GE(count_in_file(errfd, "    #0 ", text, sizeof text), 4);
+
+    close(a);
+    expect_line(b, "* user1 left");
+    example_stop(&ch);
+    CHECK_EQ(count_in_file(errfd, "chat_server: signal 15, stopping", text, sizeof text), 1);
+    char end;
+    CHECK_EQ(recv(b, &end, 1, 0), 0); /* the server closed b on its way out */
+    close(b);
+    close(errfd);
+}
