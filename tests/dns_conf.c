@@ -4,9 +4,10 @@
  * longer than any buffer, and a deterministic mutation loop that runs both
  * parsers over exact-size heap copies so ASan catches any read past `len`.
  */
+#include "net/dns_conf.h"
+
 #include "blitzio/net.h"
 #include "harness.h"
-#include "net/dns_conf.h"
 
 #include <stdint.h>
 #include <stdio.h>

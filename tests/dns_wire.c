@@ -5,8 +5,9 @@
  * malformed messages (past the end, pointer loops, bad lengths). Ends with
  * the deterministic mutations of tests/fuzz/dns_fuzz.c.
  */
-#include "harness.h"
 #include "net/dns_wire.h"
+
+#include "harness.h"
 
 #include <string.h>
 
