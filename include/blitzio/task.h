@@ -114,6 +114,77 @@ BLZ_API int blz_race(blz_join **joins, size_t n, void **result);
  */
 BLZ_API int blz_select(blz_join **joins, size_t n, void **result);
 
+/* ---- task sets ------------------------------------------------------------ */
+
+/**
+ * A set of tasks joined in the order they finish (Tokio's JoinSet): spawn
+ * into it, take each result with blz_task_set_join_next as its task
+ * completes, abort them all, and never lose one. O(1) per join: a finishing
+ * task queues itself in the set; nothing is polled in a loop.
+ *
+ * One owner at a time spawns, joins and frees (the set is not a channel for
+ * several joiners); the tasks themselves may finish on any thread.
+ */
+typedef struct blz_task_set blz_task_set;
+
+/** An empty set. 0, -EINVAL (out NULL), -ENOMEM. */
+BLZ_API int blz_task_set_new(blz_task_set **out);
+
+/** Spawns fn(arg) as a fiber on the current runtime into `s`.
+ * 0, -EINVAL, -ESRCH (no runtime), -ENOMEM. */
+BLZ_API int blz_task_set_spawn(blz_task_set *s, blz_task_fn fn, void *arg);
+
+/** Spawns a copy of the stackless future `f` (`size` bytes) into `s`. */
+BLZ_API int blz_task_set_spawn_future(blz_task_set *s, const blz_future *f, size_t size);
+
+/** Adopts a join handle (a blocking job's, say): it belongs to `s` on
+ * success; on error (-EINVAL, -ENOMEM) it stays the caller's. */
+BLZ_API int blz_task_set_add(blz_task_set *s, blz_join *j);
+
+/** Tasks in `s` not yet joined, finished or not. */
+BLZ_API size_t blz_task_set_len(const blz_task_set *s);
+
+/**
+ * Joins a task of `s` that has finished, without waiting: its status (0, or
+ * -ECANCELED when it was aborted) and its value in `*result` (may be NULL);
+ * -EAGAIN when none has finished yet; -ECHILD when `s` holds no task;
+ * -EINVAL when `s` is NULL.
+ */
+BLZ_API int blz_task_set_try_join_next(blz_task_set *s, void **result);
+
+/** The join-next future: caller-owned; fields ending in `_` are private. */
+typedef struct blz_task_set_join_future {
+    blz_future base;
+    blz_task_set *set_;
+    void **result_;
+} blz_task_set_join_future;
+
+/** Fills `f` to join the next task of `s` to finish (result as try_join_next,
+ * never -EAGAIN). Dropping it while pending joins nothing. */
+BLZ_API void blz_task_set_join_next_fut(blz_task_set *s, void **result,
+                                        blz_task_set_join_future *f);
+
+/** Waits for the next task of `s` to finish and joins it (as the future).
+ * Suspends a fiber; parks a foreign thread; -EDEADLK in a stackless poll. */
+BLZ_API int blz_task_set_join_next(blz_task_set *s, void **result);
+
+/** Requests cancellation of every task in `s`; they stay in it, to be joined
+ * (with -ECANCELED unless they had finished). */
+BLZ_API void blz_task_set_abort_all(blz_task_set *s);
+
+/**
+ * Aborts every task in `s` and waits until all have finished, discarding
+ * their values: afterwards `s` is empty and none of its tasks runs any more.
+ * 0, -EINVAL, -EDEADLK in a stackless poll (nothing waited for).
+ */
+BLZ_API int blz_task_set_shutdown(blz_task_set *s);
+
+/**
+ * Frees `s` without waiting: tasks still in it are aborted, and what is left
+ * of the set goes away once the last of them has finished. NULL is a no-op.
+ */
+BLZ_API void blz_task_set_free(blz_task_set *s);
+
 /* ---- combinators over futures ------------------------------------------ */
 
 /**
