@@ -10,6 +10,7 @@
 #endif
 #include "blitzio.h"
 #include "harness.h"
+#include "rt_util.h"
 
 #include <pthread.h>
 #include <sched.h>
@@ -20,18 +21,6 @@
 
 #define WAITERS  8
 #define DUMP_CAP 64
-
-static blz_runtime *
-new_rt(unsigned workers, size_t stack)
-{
-    blz_runtime_config cfg;
-    blz_runtime_config_default(&cfg);
-    cfg.workers = workers;
-    cfg.fiber_stack_size = stack;
-    blz_runtime *rt;
-    CHECK_OK(blz_runtime_new(&cfg, &rt));
-    return rt;
-}
 
 /* ---- waiting fibers and futures ------------------------------------------------ */
 
@@ -214,7 +203,7 @@ scene_release(scene *s)
 
 BLZ_TEST(dump_shows_waiting_fibers_with_their_stacks_and_futures)
 {
-    blz_runtime *rt = new_rt(2, 0);
+    blz_runtime *rt = test_runtime(2, 0);
     scene sc;
     scene_start(&sc, rt, waiter_fn, WAITERS);
     blz_join *fj[2];
@@ -262,7 +251,7 @@ inside_dumper(void *arg)
 
 BLZ_TEST(dump_from_inside_a_task)
 {
-    blz_runtime *rt = new_rt(2, 0);
+    blz_runtime *rt = test_runtime(2, 0);
     scene sc;
     scene_start(&sc, rt, waiter_fn, WAITERS);
     inside_arg a = {&sc.g, {0}};
@@ -276,7 +265,7 @@ BLZ_TEST(dump_from_inside_a_task)
 
 BLZ_TEST(dump_does_not_unwind_a_fiber_near_its_stack_end)
 {
-    blz_runtime *rt = new_rt(1, 16 * 1024);
+    blz_runtime *rt = test_runtime(1, 16 * 1024);
     scene sc;
     scene_start(&sc, rt, deep_waiter_fn, 1);
     census c = census_when_waiting(rt, &sc.g, deep_waiter_fn, 1, 0);
@@ -298,7 +287,7 @@ BLZ_TEST(dump_bad_arguments_and_a_small_buffer)
     CHECK_EQ(blz_runtime_dump(NULL, d, 2, &total), -EINVAL);
     CHECK_EQ(total, 99);
     CHECK_EQ(blz_runtime_dump_fd(NULL, 1), -EINVAL);
-    blz_runtime *rt = new_rt(1, 0);
+    blz_runtime *rt = test_runtime(1, 0);
     CHECK_EQ(blz_runtime_dump(rt, NULL, 1, &total), -EINVAL);
     CHECK_EQ(blz_runtime_dump_fd(rt, -1), -EINVAL);
     scene sc;
@@ -331,7 +320,7 @@ count_lines_with(const char *text, const char *needle)
 
 BLZ_TEST(dump_fd_writes_a_line_per_task_and_the_frames)
 {
-    blz_runtime *rt = new_rt(2, 0);
+    blz_runtime *rt = test_runtime(2, 0);
     scene sc;
     scene_start(&sc, rt, waiter_fn, WAITERS);
     census c = census_when_waiting(rt, &sc.g, waiter_fn, WAITERS, 0);
@@ -411,7 +400,7 @@ dumper_thread(void *arg)
 
 BLZ_TEST(dumps_racing_with_wakes_lose_none)
 {
-    blz_runtime *rt = new_rt(2, 0);
+    blz_runtime *rt = test_runtime(2, 0);
     dumper d = {.rt = rt};
     pthread_t th;
     CHECK(pthread_create(&th, NULL, dumper_thread, &d) == 0);
@@ -441,7 +430,7 @@ BLZ_TEST(dumps_racing_with_wakes_lose_none)
 
 BLZ_TEST(aborts_while_dumping_are_not_lost)
 {
-    blz_runtime *rt = new_rt(2, 0);
+    blz_runtime *rt = test_runtime(2, 0);
     for (int iter = 0; iter < 50; iter++) {
         dumper d = {.rt = rt};
         pthread_t th;

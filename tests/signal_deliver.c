@@ -12,6 +12,7 @@
 #include "blitzio/task.h"
 #include "harness.h"
 #include "poll_util.h"
+#include "rt_util.h"
 #include "signal_util.h"
 
 #include <pthread.h>
@@ -21,17 +22,6 @@
 #include <unistd.h>
 
 #define SANITIZED BLZ_TEST_SANITIZED
-
-static blz_runtime *
-new_runtime(unsigned workers)
-{
-    blz_runtime_config cfg;
-    blz_runtime_config_default(&cfg);
-    cfg.workers = workers;
-    blz_runtime *rt;
-    CHECK_OK(blz_runtime_new(&cfg, &rt));
-    return rt;
-}
 
 /* Blocks (how = SIG_BLOCK) or unblocks `signo` on the calling thread. */
 static void
@@ -162,7 +152,7 @@ BLZ_TEST(every_listener_sees_kill_from_foreign_thread)
 {
     sig_route route;
     sig_route_begin(&route, (const int[]){SIGUSR1, 0});
-    blz_runtime *rt = new_runtime(2);
+    blz_runtime *rt = test_runtime(2, 0);
     /* The main thread blocks it too (after the workers were created, so they
      * do not inherit it): the signal must land on a runtime thread. */
     mask_signal(SIG_BLOCK, SIGUSR1);
@@ -179,7 +169,7 @@ BLZ_TEST(listeners_on_two_runtimes)
 {
     sig_route route;
     sig_route_begin(&route, (const int[]){SIGUSR2, 0});
-    blz_runtime *rts[2] = {new_runtime(2), new_runtime(1)};
+    blz_runtime *rts[2] = {test_runtime(2, 0), test_runtime(1, 0)};
     run_fleet(rts, 2, 6, SIGUSR2, 3);
     blz_runtime_free(rts[0]);
     blz_runtime_free(rts[1]);
@@ -190,7 +180,7 @@ BLZ_TEST(many_rounds)
 {
     sig_route route;
     sig_route_begin(&route, (const int[]){SIGUSR1, 0});
-    blz_runtime *rt = new_runtime(2);
+    blz_runtime *rt = test_runtime(2, 0);
     run_fleet(&rt, 1, 4, SIGUSR1, SANITIZED ? 50 : 300);
     blz_runtime_free(rt);
     sig_route_end(&route);
@@ -235,7 +225,7 @@ BLZ_TEST(pending_deliveries_coalesce)
     /* Blocked before the runtime exists, so every worker inherits the block:
      * three kills leave one pending SIGUSR1 in the process. */
     mask_signal(SIG_BLOCK, SIGUSR1);
-    blz_runtime *rt = new_runtime(2);
+    blz_runtime *rt = test_runtime(2, 0);
     coalesce c;
     memset(&c, 0, sizeof c);
     CHECK_OK(blz_barrier_init(&c.listening, 3));
@@ -297,7 +287,7 @@ BLZ_TEST(recv_on_foreign_thread)
 {
     sig_route route;
     sig_route_begin(&route, (const int[]){SIGUSR2, 0});
-    blz_runtime *rt = new_runtime(2);
+    blz_runtime *rt = test_runtime(2, 0);
     blz_signal_listener l;
     void *rc;
     CHECK_OK(blz_runtime_block_on(rt, listen_task, &l, &rc));
@@ -325,7 +315,7 @@ BLZ_TEST(free_one_runtime_other_keeps_watching)
 {
     sig_route route;
     sig_route_begin(&route, (const int[]){SIGUSR2, 0});
-    blz_runtime *a = new_runtime(1), *b = new_runtime(1);
+    blz_runtime *a = test_runtime(1, 0), *b = test_runtime(1, 0);
     blz_signal_listener la, lb;
     void *rc;
     CHECK_OK(blz_runtime_block_on(a, listen_task, &la, &rc));
@@ -350,7 +340,7 @@ BLZ_TEST(free_one_runtime_other_keeps_watching)
  * the misuse, and a later unlisten still restores the disposition. */
 BLZ_TEST(runtime_freed_before_unlisten)
 {
-    blz_runtime *a = new_runtime(1);
+    blz_runtime *a = test_runtime(1, 0);
     blz_signal_listener l;
     void *rc;
     CHECK_OK(blz_runtime_block_on(a, listen_task, &l, &rc));
@@ -391,7 +381,7 @@ BLZ_TEST(sigchld)
 {
     sig_route route;
     sig_route_begin(&route, (const int[]){SIGCHLD, 0});
-    blz_runtime *rt = new_runtime(2);
+    blz_runtime *rt = test_runtime(2, 0);
     CHECK_OK(blz_runtime_block_on(rt, sigchld_main, NULL, NULL));
     blz_runtime_free(rt);
     struct sigaction sa;

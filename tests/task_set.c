@@ -7,21 +7,11 @@
  */
 #include "blitzio.h"
 #include "harness.h"
+#include "rt_util.h"
 
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
-
-static blz_runtime *
-new_rt(unsigned workers)
-{
-    blz_runtime_config cfg;
-    blz_runtime_config_default(&cfg);
-    cfg.workers = workers;
-    blz_runtime *rt;
-    CHECK_OK(blz_runtime_new(&cfg, &rt));
-    return rt;
-}
 
 /* ---- finishing in a chosen order -------------------------------------------------- */
 
@@ -78,7 +68,7 @@ order_main(void *arg)
 
 BLZ_TEST(join_next_returns_tasks_in_the_order_they_finish)
 {
-    blz_runtime *rt = new_rt(2);
+    blz_runtime *rt = test_runtime(2, 0);
     CHECK_OK(blz_runtime_block_on(rt, order_main, NULL, NULL));
     blz_runtime_free(rt);
 }
@@ -156,7 +146,7 @@ many_main(void *arg)
 
 BLZ_TEST(thousands_of_tasks_each_joined_once)
 {
-    blz_runtime *rt = new_rt(4);
+    blz_runtime *rt = test_runtime(4, 0);
     for (int round = 0; round < 5; round++) {
         CHECK_OK(blz_runtime_block_on(rt, many_main, NULL, NULL));
     }
@@ -224,7 +214,7 @@ abort_main(void *arg)
 
 BLZ_TEST(abort_all_and_shutdown_end_every_task)
 {
-    blz_runtime *rt = new_rt(2);
+    blz_runtime *rt = test_runtime(2, 0);
     forever f;
     memset(&f, 0, sizeof f);
     blz_notify_init(&f.never);
@@ -250,7 +240,7 @@ free_main(void *arg)
 BLZ_TEST(free_with_tasks_running_releases_everything)
 {
     blz_test_counting_allocator_install();
-    blz_runtime *rt = new_rt(2);
+    blz_runtime *rt = test_runtime(2, 0);
     forever f;
     memset(&f, 0, sizeof f);
     blz_notify_init(&f.never);
