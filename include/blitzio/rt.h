@@ -34,6 +34,22 @@ typedef struct blz_stall_info {
 /** A stall hook: runs on the watchdog's thread, once per stall; must not block long. */
 typedef void (*blz_stall_fn)(const blz_stall_info *info, void *arg);
 
+/** The kinds of thread a runtime starts. */
+typedef enum blz_thread_kind {
+    BLZ_THREAD_WORKER = 0,   /**< runs tasks; named "blz-worker-N" */
+    BLZ_THREAD_BLOCKING = 1, /**< runs blocking jobs; named "blz-blocking" */
+} blz_thread_kind;
+
+/** What a thread hook is told about the thread it runs on. */
+typedef struct blz_thread_info {
+    blz_thread_kind kind;
+    unsigned index; /**< a worker's index (0 .. workers-1); 0 for blocking threads */
+} blz_thread_info;
+
+/** A thread hook: runs on the thread itself (set its affinity, its
+ * priority, per-thread state of an allocator or a profiler...). */
+typedef void (*blz_thread_fn)(const blz_thread_info *info, void *arg);
+
 /** Runtime settings. Fill with blz_runtime_config_default() and change what you need. */
 typedef struct blz_runtime_config {
     blz_flavor flavor;
@@ -48,6 +64,13 @@ typedef struct blz_runtime_config {
     blz_duration stall_threshold;
     blz_stall_fn on_stall; /**< NULL: one line on stderr per stall */
     void *on_stall_arg;    /**< passed to on_stall */
+    /** Runs first on every worker and blocking-pool thread, before any task
+     * or job; NULL: nothing. */
+    blz_thread_fn on_thread_start;
+    /** Runs last on each of those threads, after its last task or job; all
+     * have run when blz_runtime_free returns. NULL: nothing. */
+    blz_thread_fn on_thread_stop;
+    void *thread_hook_arg; /**< passed to both */
 } blz_runtime_config;
 
 /** The defaults, with $BLZ_WORKERS and $BLZ_BACKEND applied. */

@@ -9,6 +9,7 @@
  * thread and never holds up a worker.
  */
 #include "core/atomic.h"
+#include "os/unix/sys.h"
 #include "rt/runtime.h"
 
 #include <pthread.h>
@@ -47,7 +48,11 @@ static void *
 pool_thread(void *arg)
 {
     blz__blocking_pool *p = arg;
-    blz__rt_set_thread(pool_runtime(p), NULL);
+    blz_runtime *rt = pool_runtime(p);
+    blz__sys_set_thread_name("blz-blocking");
+    blz_thread_info info = {BLZ_THREAD_BLOCKING, 0};
+    blz__rt_thread_hook(rt, rt->cfg.on_thread_start, &info);
+    blz__rt_set_thread(rt, NULL);
     pthread_mutex_lock(&p->lock);
     for (;;) {
         while (!p->head && !p->shutdown) {
@@ -75,6 +80,7 @@ out:
     /* Give back per-thread caches now: free() may count allocations right after. */
     pthread_mutex_unlock(&p->lock);
     blz__rt_set_thread(NULL, NULL);
+    blz__rt_thread_hook(rt, rt->cfg.on_thread_stop, &info);
     blz__thread_cleanup();
     pthread_mutex_lock(&p->lock);
     p->threads--;

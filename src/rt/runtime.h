@@ -164,4 +164,13 @@ void blz__task_abort(blz__task *t);
 /* Per-thread task-cell cache flush (core/task_cell.c). */
 void blz__task_cache_flush(void);
 
+/* Runs a thread hook of the config (on_thread_start/stop), if set. */
+static inline void
+blz__rt_thread_hook(const blz_runtime *rt, blz_thread_fn hook, const blz_thread_info *info)
+{
+    if (hook) {
+        hook(info, rt->cfg.thread_hook_arg);
+    }
+}
+
 #endif

@@ -21,6 +21,7 @@
 #endif
 #include "core/alloc.h"
 #include "core/atomic.h"
+#include "os/unix/sys.h"
 #include "rt/runtime.h"
 
 #include <stdio.h>
@@ -45,6 +46,7 @@ static void *
 watchdog_main(void *arg)
 {
     blz_runtime *rt = arg;
+    blz__sys_set_thread_name("blz-watchdog");
     blz__watchdog *wd = &rt->watchdog;
     blz_duration threshold = rt->cfg.stall_threshold;
     blz_stall_fn hook = rt->cfg.on_stall ? rt->cfg.on_stall : report_stderr;

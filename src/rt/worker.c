@@ -38,6 +38,7 @@
 #include "rt/task.h"
 
 #include <sched.h>
+#include <stdio.h>
 #include <stdlib.h>
 
 #define BLZ_LIFO_LIMIT      3
@@ -779,8 +780,14 @@ void *
 blz__worker_thread_main(void *arg)
 {
     blz__worker *w = arg;
+    char name[16];
+    snprintf(name, sizeof name, "blz-worker-%u", w->index);
+    blz__sys_set_thread_name(name);
+    blz_thread_info info = {BLZ_THREAD_WORKER, w->index};
+    blz__rt_thread_hook(w->rt, w->rt->cfg.on_thread_start, &info);
     blz__rt_set_thread(w->rt, w);
     blz__worker_run(w, NULL, NULL);
     blz__rt_set_thread(NULL, NULL);
+    blz__rt_thread_hook(w->rt, w->rt->cfg.on_thread_stop, &info);
     return NULL;
 }

@@ -16,7 +16,9 @@
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <pthread.h>
 #include <sched.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
@@ -581,6 +583,14 @@ int
 blz__sys_gettid(void)
 {
     return (int) syscall(SYS_gettid);
+}
+
+void
+blz__sys_set_thread_name(const char *name)
+{
+    char shortened[16]; /* the kernel's limit, NUL included */
+    snprintf(shortened, sizeof shortened, "%s", name);
+    (void) pthread_setname_np(pthread_self(), shortened);
 }
 
 int

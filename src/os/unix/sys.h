@@ -102,6 +102,8 @@ int blz__sys_mcast(int fd, bool join, const blz_addr *group, unsigned ifindex);
 int blz__sys_mcast_if(int fd, unsigned ifindex);
 /* The calling thread's id (gettid). */
 int blz__sys_gettid(void);
+/* Names the calling thread (top, gdb, perf show it); at most 15 bytes are kept. */
+void blz__sys_set_thread_name(const char *name);
 /* SO_PEERCRED of a Unix socket. */
 int blz__sys_peercred(int fd, int *pid, unsigned *uid, unsigned *gid);
 /* An IPv4 (len 4) or IPv6 (len 16) address from its bytes in network
