@@ -181,20 +181,30 @@ wval_whole(const wval *x)
     return x->tail == (uint32_t) (x->a * 2654435761u);
 }
 
-#define HAMMER CHAN_SCALE(500000, 30000)
+#define HAMMER       CHAN_SCALE(500000, 30000)
+#define HAMMER_READS 1000 /* reads that must overlap the writer */
 
 static blz_watch hw;
 static atomic_int hammer_done;
+static atomic_long hammer_reads;  /* the reader's count so far */
+static atomic_ullong hammer_last; /* the writer's last value */
 
+/* Sends at least HAMMER values, and goes on until the reader has read
+ * HAMMER_READS times meanwhile: a writer that finished before the reader got
+ * going would test nothing. */
 static void *
 hammer_writer(void *arg)
 {
     (void) arg;
-    for (uint64_t i = 1; i <= HAMMER; i++) {
+    uint64_t i = 0;
+    do {
+        i++;
         wval x;
         wval_fill(&x, i);
         CHECK_OK(blz_watch_send(&hw, &x));
-    }
+    } while (i < HAMMER ||
+             atomic_load_explicit(&hammer_reads, memory_order_relaxed) < HAMMER_READS);
+    atomic_store(&hammer_last, i);
     atomic_store(&hammer_done, 1);
     return NULL;
 }
@@ -205,9 +215,11 @@ BLZ_TEST(watch_no_torn_reads_two_thread_hammer)
     wval_fill(&x, 0);
     CHECK_OK(blz_watch_init(&hw, sizeof x, &x));
     atomic_store(&hammer_done, 0);
+    atomic_store(&hammer_reads, 0);
     pthread_t th;
     CHECK_EQ(pthread_create(&th, NULL, hammer_writer, NULL), 0);
-    uint64_t last_ver = 0, last_a = 0, reads = 0;
+    uint64_t last_ver = 0, last_a = 0;
+    long reads = 0;
     while (!atomic_load(&hammer_done)) {
         uint64_t ver = blz_watch_get(&hw, &x);
         CHECK(wval_whole(&x));
@@ -216,12 +228,14 @@ BLZ_TEST(watch_no_torn_reads_two_thread_hammer)
         CHECK_EQ(ver, x.a + 1); /* the version names exactly this value */
         last_ver = ver;
         last_a = x.a;
-        reads++;
+        atomic_store_explicit(&hammer_reads, ++reads, memory_order_relaxed);
     }
     CHECK_EQ(pthread_join(th, NULL), 0);
-    CHECK_EQ(blz_watch_get(&hw, &x), (uint64_t) HAMMER + 1);
-    CHECK_EQ(x.a, (uint64_t) HAMMER);
-    CHECK_GT(reads, 0);
+    uint64_t sent = atomic_load(&hammer_last);
+    CHECK_GE(sent, (uint64_t) HAMMER);
+    CHECK_EQ(blz_watch_get(&hw, &x), sent + 1);
+    CHECK_EQ(x.a, sent);
+    CHECK_GE(reads, HAMMER_READS);
     blz_watch_deinit(&hw);
 }
 
