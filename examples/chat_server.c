@@ -20,6 +20,7 @@
 #include "blitzio/stream.h"
 
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,8 +33,13 @@ typedef struct chat_msg {
     char text[LINE_MAX_ + 32];
 } chat_msg;
 
+/* A connection: the reader task owns the read half, the writer task the
+ * write half, and both the rest; the last one out frees it. (The reader
+ * cannot wait for the writer on every path: once its runtime shuts down,
+ * an aborted task's waits return -ECANCELED at once.) */
 typedef struct conn {
     unsigned id;
+    atomic_int refs;
     blz_tcp_read_half *rd;
     blz_tcp_write_half *wr;
     blz_broadcast_rx rx;
@@ -41,6 +47,24 @@ typedef struct conn {
 
 static blz_broadcast room;
 static blz_shutdown stop; /* triggered by SIGINT or SIGTERM */
+
+static void
+conn_release(conn *c)
+{
+    if (atomic_fetch_sub(&c->refs, 1) == 1) {
+        free(c);
+    }
+}
+
+/* The writer's part of the end of a connection: also what runs instead of
+ * the writer when it is aborted before it starts (blz_spawn_owned). */
+static void
+writer_done(void *arg)
+{
+    conn *c = arg;
+    blz_tcp_write_half_close(c->wr);
+    conn_release(c);
+}
 
 /* broadcast channel -> socket */
 static void *
@@ -50,6 +74,7 @@ writer(void *arg)
     static const char hello[] = "* welcome to the chat\n";
     blz_writer w = blz_tcp_write_half_writer(c->wr);
     if (blz_write_all(w, hello, sizeof hello - 1) < 0) {
+        writer_done(c);
         return NULL;
     }
     for (;;) {
@@ -64,7 +89,8 @@ writer(void *arg)
             rc = blz_write_all(w, m.text, m.len);
         }
         if (rc < 0 && rc != -EOVERFLOW) {
-            return NULL; /* unsubscribed (-EPIPE), closed, or the peer is gone */
+            writer_done(c); /* unsubscribed (-EPIPE), closed, or the peer is gone */
+            return NULL;
         }
     }
 }
@@ -77,13 +103,15 @@ announce(unsigned from, const char *what)
     (void) blz_broadcast_send(&room, &m);
 }
 
-/* socket -> broadcast channel; owns the connection. */
+/* socket -> broadcast channel */
 static void *
 reader(void *arg)
 {
     conn *c = arg;
-    blz_join *wj = NULL;
-    if (blz_broadcast_subscribe(&room, &c->rx) < 0 || blz_spawn(writer, c, &wj) < 0) {
+    atomic_init(&c->refs, 2); /* this task and the writer */
+    if (blz_broadcast_subscribe(&room, &c->rx) < 0 ||
+        blz_spawn_owned(writer, writer_done, c, NULL) < 0) {
+        writer_done(c); /* no writer: its part ends here */
         goto done;
     }
     announce(c->id, "joined");
@@ -102,12 +130,8 @@ reader(void *arg)
     announce(c->id, "left");
 done:
     blz_broadcast_unsubscribe(&c->rx); /* ends the writer's wait with -EPIPE */
-    if (wj) {
-        blz_join_wait(wj, NULL);
-    }
     blz_tcp_read_half_close(c->rd);
-    blz_tcp_write_half_close(c->wr);
-    free(c);
+    conn_release(c);
     return NULL;
 }
 

@@ -43,14 +43,21 @@ client_connect(const char *host, int port)
     return client_connect_type(host, port, SOCK_STREAM);
 }
 
-/* SIGTERM, then the child must end by itself with status 0. */
+/* SIGTERM, then the child must end by itself with status 0. When it does
+ * not, what it wrote to the file at err_fd (if >= 0) is shown. */
 static void
-example_stop(example_child *ch)
+example_stop(example_child *ch, int err_fd)
 {
     CHECK_OK(kill(ch->pid, SIGTERM));
     while (example_read_more(ch)) {
     }
     int status = example_wait(ch);
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+        fprintf(stderr, "child status 0x%x; its stdout:\n%s\n", status, ch->buf);
+        static char text[1 << 16];
+        ssize_t n = err_fd >= 0 ? pread(err_fd, text, sizeof text - 1, 0) : -1;
+        fprintf(stderr, "its stderr:\n%.*s\n", n > 0 ? (int) n : 0, text);
+    }
     CHECK(WIFEXITED(status));
     CHECK_EQ(WEXITSTATUS(status), 0);
 }
@@ -99,7 +106,7 @@ echo_server_run(const char *const args[])
     int port = 0;
     example_serve(&ch, "echo_server", "BLZ_ECHO_SERVER_BIN", args, -1, host, sizeof host, &port);
     echo_clients(host, port);
-    example_stop(&ch);
+    example_stop(&ch, -1);
 }
 
 BLZ_TEST(echo_server_fibers)
@@ -134,7 +141,7 @@ BLZ_TEST(udp_echo_returns_datagrams)
         CHECK(memcmp(in, out, (size_t) len) == 0);
     }
     close(fd);
-    example_stop(&ch);
+    example_stop(&ch, -1);
 }
 
 /* ---- dns_lookup ---------------------------------------------------------------------- */
@@ -271,7 +278,7 @@ BLZ_TEST(chat_two_clients_a_task_dump_and_sigterm)
 
     close(a);
     expect_line(b, "* user1 left");
-    example_stop(&ch);
+    example_stop(&ch, errfd);
     CHECK_EQ(count_in_file(errfd, "chat_server: signal 15, stopping", text, sizeof text), 1);
     char end;
     CHECK_EQ(recv(b, &end, 1, 0), 0); /* the server closed b on its way out */

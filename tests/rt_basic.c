@@ -692,3 +692,59 @@ BLZ_TEST(current_thread_free_waits_for_running_blocking_job)
         blz_runtime_free(rt); /* hangs if the job's completion does not wake the driver */
     }
 }
+
+/* ---- blz_spawn_owned: exactly one of fn and release runs ---------------------------- */
+
+typedef struct owned_arg {
+    int ran;      /* fn ran */
+    int released; /* release ran */
+} owned_arg;
+
+static void *
+owned_fn(void *arg)
+{
+    ((owned_arg *) arg)->ran++;
+    return arg;
+}
+
+static void
+owned_release(void *arg)
+{
+    ((owned_arg *) arg)->released++;
+}
+
+static void *
+nothing(void *arg)
+{
+    return arg;
+}
+
+BLZ_TEST(spawn_owned_releases_an_argument_whose_task_never_starts)
+{
+    blz_runtime_config cfg;
+    blz_runtime_config_default(&cfg);
+    cfg.flavor = BLZ_CURRENT_THREAD; /* nothing runs until block_on drives it */
+    blz_runtime *rt;
+    CHECK_OK(blz_runtime_new(&cfg, &rt));
+    owned_arg aborted = {0, 0}, normal = {0, 0}, never_driven = {0, 0};
+    blz_join *ja, *jn;
+    CHECK_OK(blz_runtime_spawn_owned(rt, owned_fn, owned_release, &aborted, &ja));
+    CHECK_OK(blz_runtime_spawn_owned(rt, owned_fn, owned_release, &normal, &jn));
+    blz_join_abort(ja);
+    CHECK_OK(blz_runtime_block_on(rt, nothing, NULL, NULL)); /* runs both */
+    void *res = NULL;
+    CHECK_EQ(blz_join_wait(ja, &res), -ECANCELED);
+    CHECK_OK(blz_join_wait(jn, &res));
+    CHECK_PTR_EQ(res, &normal);
+    CHECK_EQ(aborted.ran, 0);
+    CHECK_EQ(aborted.released, 1);
+    CHECK_EQ(normal.ran, 1);
+    CHECK_EQ(normal.released, 0);
+    /* Spawned, never driven: the runtime's free aborts it, and release runs. */
+    CHECK_OK(blz_runtime_spawn_owned(rt, owned_fn, owned_release, &never_driven, NULL));
+    blz_runtime_free(rt);
+    CHECK_EQ(never_driven.ran, 0);
+    CHECK_EQ(never_driven.released, 1);
+    CHECK_EQ(blz_spawn_owned(owned_fn, owned_release, &normal, NULL), -ESRCH); /* no runtime */
+    CHECK_EQ(normal.released, 0); /* nothing runs when the spawn fails */
+}

@@ -31,11 +31,24 @@ BLZ_API int blz_spawn(blz_task_fn fn, void *arg, blz_join **out);
  */
 BLZ_API int blz_spawn_future(const blz_future *f, size_t size, blz_join **out);
 
+/**
+ * blz_spawn for an `arg` that owns resources: if the task is aborted before
+ * its fiber starts (blz_join_abort, or its runtime being freed), `release(arg)`
+ * runs instead of `fn(arg)`, so exactly one of the two runs once the call
+ * returned 0 and `arg` is let go either way (C's stand-in for a closure's
+ * destructor). A fiber aborted after it started sees -ECANCELED from its
+ * waits and returns through `fn`. On failure neither runs. `release` may be
+ * NULL (then this is blz_spawn).
+ */
+BLZ_API int blz_spawn_owned(blz_task_fn fn, void (*release)(void *arg), void *arg, blz_join **out);
+
 /** Runs `fn(arg)` on the blocking pool, never on a worker. Any runtime thread. */
 BLZ_API int blz_spawn_blocking(blz_task_fn fn, void *arg, blz_join **out);
 
 /** The same three, onto an explicit runtime; callable from any thread. */
 BLZ_API int blz_runtime_spawn(blz_runtime *rt, blz_task_fn fn, void *arg, blz_join **out);
+BLZ_API int blz_runtime_spawn_owned(blz_runtime *rt, blz_task_fn fn, void (*release)(void *arg),
+                                    void *arg, blz_join **out);
 BLZ_API int blz_runtime_spawn_future(blz_runtime *rt, const blz_future *f, size_t size,
                                      blz_join **out);
 BLZ_API int blz_runtime_spawn_blocking(blz_runtime *rt, blz_task_fn fn, void *arg, blz_join **out);

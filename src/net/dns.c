@@ -21,7 +21,7 @@
  * Lifetime: the job and the future are the ones every lookup shares
  * (lookup.h). Dropping the future aborts the task: its waits return
  * -ECANCELED and it unwinds, closing its sockets; a task not started yet
- * runs its cancel hook instead (blz__spawn_owned), which lets go of the job.
+ * runs its release hook instead (blz_runtime_spawn_owned), which lets go of the job.
  */
 #include "blitzio/fs.h"
 #include "blitzio/task.h"
@@ -485,7 +485,7 @@ blz_dns_resolve_fut(const char *host, uint16_t port, const blz_dns_options *opts
     p += rl + 1;
     j->hosts = memcpy(p, hosts, hl + 1);
     blz_join *join;
-    int rc = blz__spawn_owned(blz__rt_current(), dns_task, dns_task_cancelled, j, &join);
+    int rc = blz_runtime_spawn_owned(blz__rt_current(), dns_task, dns_task_cancelled, j, &join);
     if (rc < 0) {
         blz__io_tracked_free(d, j);
         blz__lookup_fut_ready(f, rc);

@@ -35,16 +35,6 @@ struct blz__io_driver *blz__rt_io(blz_runtime *rt);
  */
 int blz__spawn_blocking_owned(blz_runtime *rt, blz_task_fn fn, void (*cancel)(void *), void *arg);
 
-/*
- * blz_runtime_spawn (a fiber) for a body whose argument owns resources: if
- * the task is aborted before its fiber starts, `cancel(arg)` runs on the
- * worker instead of `fn(arg)`, so exactly one of the two runs once the call
- * returned 0 (an aborted fiber that did start sees -ECANCELED from its
- * waits and returns through `fn`). On failure neither runs. `out` as for
- * blz_runtime_spawn.
- */
-int blz__spawn_owned(blz_runtime *rt, blz_task_fn fn, void (*cancel)(void *), void *arg,
-                     blz_join **out);
 
 /* Makes the worker parked in the driver (if any) return and recompute its
  * timeout: called when a timer earlier than every other is registered. Any thread. */

@@ -13,7 +13,7 @@
  * future and returns -ECANCELED without suspending, so the function unwinds
  * through its own error paths; the task completes with -ECANCELED. A fiber
  * cancelled before its first poll never starts; its cancel hook, if it has
- * one (blz__spawn_owned), runs instead, so an argument that owns resources
+ * one (blz_spawn_owned), runs instead, so an argument that owns resources
  * is released either way.
  */
 #include "core/atomic.h"

@@ -51,13 +51,14 @@ spawn_finish(blz_runtime *rt, blz__task *t, blz_join **out)
 }
 
 int
-blz__spawn_owned(blz_runtime *rt, blz_task_fn fn, void (*cancel)(void *), void *arg, blz_join **out)
+blz_runtime_spawn_owned(blz_runtime *rt, blz_task_fn fn, void (*release)(void *), void *arg,
+                        blz_join **out)
 {
     if (!rt || !fn) {
         return -EINVAL;
     }
     blz__task *t;
-    int rc = blz__fiber_task_spawn(rt, fn, cancel, arg, &t);
+    int rc = blz__fiber_task_spawn(rt, fn, release, arg, &t);
     if (rc < 0) {
         return rc;
     }
@@ -67,7 +68,7 @@ blz__spawn_owned(blz_runtime *rt, blz_task_fn fn, void (*cancel)(void *), void *
 int
 blz_runtime_spawn(blz_runtime *rt, blz_task_fn fn, void *arg, blz_join **out)
 {
-    return blz__spawn_owned(rt, fn, NULL, arg, out);
+    return blz_runtime_spawn_owned(rt, fn, NULL, arg, out);
 }
 
 int
@@ -146,6 +147,13 @@ blz__blocking_run(blz__task *t)
         blz__task_set_result(t, value, 0);
     }
     blz__task_complete(t);
+}
+
+int
+blz_spawn_owned(blz_task_fn fn, void (*release)(void *), void *arg, blz_join **out)
+{
+    blz_runtime *rt = blz__rt_current();
+    return rt ? blz_runtime_spawn_owned(rt, fn, release, arg, out) : -ESRCH;
 }
 
 int
