@@ -103,6 +103,16 @@ announce(unsigned from, const char *what)
     (void) blz_broadcast_send(&room, &m);
 }
 
+/* What runs instead of the reader when it is aborted before it starts. */
+static void
+reader_never_ran(void *arg)
+{
+    conn *c = arg;
+    blz_tcp_read_half_close(c->rd);
+    blz_tcp_write_half_close(c->wr);
+    free(c);
+}
+
 /* socket -> broadcast channel */
 static void *
 reader(void *arg)
@@ -200,10 +210,8 @@ serve(void *arg)
         }
         c->id = next_id++;
         blz_tcp_split(s, &c->rd, &c->wr);
-        if (blz_spawn(reader, c, NULL) < 0) {
-            blz_tcp_read_half_close(c->rd);
-            blz_tcp_write_half_close(c->wr);
-            free(c);
+        if (blz_spawn_owned(reader, reader_never_ran, c, NULL) < 0) {
+            reader_never_ran(c);
         }
     }
     blz_join_wait(stopper, NULL);
