@@ -147,6 +147,16 @@ conn_main(void *arg)
     return NULL;
 }
 
+/* What runs instead of conn_main when it is aborted before it starts. */
+static void
+conn_never_ran(void *arg)
+{
+    conn *c = arg;
+    blz_tcp_close(c->s);
+    blz_shutdown_guard_release(&c->srv->sd);
+    free(c);
+}
+
 static void *
 acceptor_main(void *arg)
 {
@@ -179,10 +189,8 @@ acceptor_main(void *arg)
         }
         c->srv = srv;
         c->s = s;
-        if (blz_spawn(conn_main, c, NULL) < 0) {
-            blz_tcp_close(s);
-            blz_shutdown_guard_release(&srv->sd);
-            free(c);
+        if (blz_spawn_owned(conn_main, conn_never_ran, c, NULL) < 0) {
+            conn_never_ran(c);
             continue;
         }
         atomic_fetch_add(&srv->accepted, 1);
