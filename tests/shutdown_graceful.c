@@ -205,14 +205,22 @@ any_failed(client *cs, int n)
     return false;
 }
 
+/* The example on a kernel-picked port with a 5 s drain; returns the port. */
+static int
+serve(example_child *ch, char *host, size_t host_cap)
+{
+    static const char *const args[] = {"127.0.0.1:0", "5000", NULL};
+    int port = 0;
+    example_serve(ch, "graceful_shutdown", "BLZ_GRACEFUL_SHUTDOWN_BIN", args, -1, host, host_cap,
+                  &port);
+    return port;
+}
+
 BLZ_TEST(sigterm_mid_traffic_drops_nothing)
 {
     example_child ch;
     char host[64];
-    int port = 0;
-    static const char *const args[] = {"127.0.0.1:0", "5000", NULL};
-    example_serve(&ch, "graceful_shutdown", "BLZ_GRACEFUL_SHUTDOWN_BIN", args, -1, host,
-                  sizeof host, &port);
+    int port = serve(&ch, host, sizeof host);
 
     enum { N = BUSY_CLIENTS + 1 };
     static client cs[N];
@@ -278,10 +286,7 @@ BLZ_TEST(sigint_idle_server_exits_zero)
 {
     example_child ch;
     char host[64];
-    int port = 0;
-    static const char *const args[] = {"127.0.0.1:0", "5000", NULL};
-    example_serve(&ch, "graceful_shutdown", "BLZ_GRACEFUL_SHUTDOWN_BIN", args, -1, host,
-                  sizeof host, &port);
+    CHECK_GT(serve(&ch, host, sizeof host), 0);
     CHECK_OK(kill(ch.pid, SIGINT));
     while (example_read_more(&ch)) {
     }
