@@ -233,7 +233,7 @@ BLZ_TEST(read_write_seek_len)
     fs_tmp t;
     fs_tmp_make(&t);
     umask(022);
-    blz_runtime *rt = fs_rt_new(2);
+    blz_runtime *rt = backend_runtime(2);
     bool ring = strcmp(blz_runtime_backend(rt), "io_uring") == 0;
     uint64_t ring_before = blz__fs_ring_ops();
     CHECK_OK(blz_runtime_block_on(rt, read_write_body, &t, NULL));
@@ -575,7 +575,7 @@ BLZ_TEST(fault_injection)
     /* Inline, outside any runtime. */
     fault_body(&t);
     /* On the blocking pool: only where reads and writes do not go to the ring. */
-    blz_runtime *rt = fs_rt_new(2);
+    blz_runtime *rt = backend_runtime(2);
     bool ring = strcmp(blz_runtime_backend(rt), "io_uring") == 0;
     blz_runtime_free(rt);
     if (!ring) {

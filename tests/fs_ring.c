@@ -155,14 +155,14 @@ BLZ_TEST(ring_path_used)
     fs_tmp t;
     fs_tmp_make(&t);
     umask(022);
-    blz_runtime *rt = fs_rt_new(2);
+    blz_runtime *rt = backend_runtime(2);
     bool uring = strcmp(blz_runtime_backend(rt), "io_uring") == 0;
     blz_runtime_free(rt);
     fs_run(2, ops_body, &t);
     if (uring) {
         /* On this kernel every kind must be there (the io_uring backend
          * needs 5.11; these ops came in 5.6). */
-        rt = fs_rt_new(1);
+        rt = backend_runtime(1);
         struct blz__io_driver *d = blz__rt_io(rt);
         for (size_t i = 0; i < NKINDS; i++) {
             CHECK(blz__io_driver_supports(d, ring_kinds[i]));

@@ -13,48 +13,17 @@
 #include "harness.h"
 #include "io/driver.h"
 #include "rt/current.h"
+#include "rt_util.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-/* A runtime configured by `cfg` on $BLZ_BACKEND. Skips the test, saying
- * why, when that backend cannot run here. */
-static inline blz_runtime *
-net_rt_new_cfg(const blz_runtime_config *cfg)
-{
-    blz_runtime *rt = NULL;
-    CHECK_OK(blz_runtime_new(cfg, &rt));
-    const char *want = getenv("BLZ_BACKEND");
-    const char *got = blz_runtime_backend(rt);
-    if (want && *want && strcmp(want, got) != 0) {
-        const char *why = blz__io_driver_fallback_reason(blz__rt_io(rt));
-        char msg[256];
-        snprintf(msg, sizeof msg, "backend %s requested, %s in use: %s", want, got,
-                 why ? why : "unknown reason");
-        blz_runtime_free(rt);
-        SKIP(msg);
-    }
-    return rt;
-}
-
-/* A runtime with `workers` workers (0: default) on $BLZ_BACKEND, as above. */
-static inline blz_runtime *
-net_rt_new(unsigned workers)
-{
-    blz_runtime_config cfg;
-    blz_runtime_config_default(&cfg);
-    if (workers) {
-        cfg.workers = workers;
-    }
-    return net_rt_new_cfg(&cfg);
-}
-
 /* Runs fn(arg) as a fiber on a fresh runtime and frees it; returns fn's value. */
 static inline void *
 net_run(unsigned workers, blz_task_fn fn, void *arg)
 {
-    blz_runtime *rt = net_rt_new(workers);
+    blz_runtime *rt = backend_runtime(workers);
     void *result = NULL;
     CHECK_OK(blz_runtime_block_on(rt, fn, arg, &result));
     blz_runtime_free(rt);

@@ -403,7 +403,7 @@ BLZ_TEST(dns_answers_on_small_stacks)
     blz_runtime_config_default(&cfg);
     cfg.workers = 2;
     cfg.fiber_stack_size = 16 * 1024;
-    blz_runtime *rt = net_rt_new_cfg(&cfg);
+    blz_runtime *rt = backend_runtime_cfg(&cfg);
     CHECK_OK(blz_runtime_block_on(rt, dns_answers_main, NULL, NULL));
     blz_runtime_free(rt);
 }

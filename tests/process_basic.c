@@ -539,7 +539,7 @@ spawn_for_foreign(void *arg)
 
 BLZ_TEST(wait_from_foreign_thread)
 {
-    blz_runtime *rt = proc_rt_new(2);
+    blz_runtime *rt = backend_runtime(2);
     blz_child *c = NULL;
     CHECK_OK(blz_runtime_block_on(rt, spawn_for_foreign, &c, NULL));
     char *s = proc_read_all(blz_child_pipe(c, BLZ_STDOUT), NULL);

@@ -14,6 +14,7 @@
 #include "harness.h"
 #include "io/driver.h"
 #include "rt/current.h"
+#include "rt_util.h"
 
 #include <signal.h>
 #include <stdio.h>
@@ -22,36 +23,11 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-/* A runtime with `workers` workers (0: default) on $BLZ_BACKEND. Skips the
- * test, saying why, when that backend cannot run here. */
-static inline blz_runtime *
-proc_rt_new(unsigned workers)
-{
-    blz_runtime_config cfg;
-    blz_runtime_config_default(&cfg);
-    if (workers) {
-        cfg.workers = workers;
-    }
-    blz_runtime *rt = NULL;
-    CHECK_OK(blz_runtime_new(&cfg, &rt));
-    const char *want = getenv("BLZ_BACKEND");
-    const char *got = blz_runtime_backend(rt);
-    if (want && *want && strcmp(want, got) != 0) {
-        const char *why = blz__io_driver_fallback_reason(blz__rt_io(rt));
-        char msg[256];
-        snprintf(msg, sizeof msg, "backend %s requested, %s in use: %s", want, got,
-                 why ? why : "unknown reason");
-        blz_runtime_free(rt);
-        SKIP(msg);
-    }
-    return rt;
-}
-
 /* Runs fn(arg) as a fiber on a fresh runtime and frees it; returns fn's value. */
 static inline void *
 proc_run(unsigned workers, blz_task_fn fn, void *arg)
 {
-    blz_runtime *rt = proc_rt_new(workers);
+    blz_runtime *rt = backend_runtime(workers);
     void *result = NULL;
     CHECK_OK(blz_runtime_block_on(rt, fn, arg, &result));
     blz_runtime_free(rt);

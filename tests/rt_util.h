@@ -1,12 +1,19 @@
 /*
- * A multi-thread runtime for a test: `workers` workers, fibers of
- * `fiber_stack` bytes (0: the default).
+ * Runtimes for tests: a multi-thread one with given workers and fiber
+ * stacks, and one on the I/O backend ctest asked for ($BLZ_BACKEND) that
+ * skips the test, saying why, when that backend cannot run here.
  */
 #ifndef BLZ_TEST_RT_UTIL_H
 #define BLZ_TEST_RT_UTIL_H
 
 #include "blitzio.h"
 #include "harness.h"
+#include "io/driver.h"
+#include "rt/current.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
 static inline blz_runtime *
 test_runtime(unsigned workers, size_t fiber_stack)
@@ -18,6 +25,37 @@ test_runtime(unsigned workers, size_t fiber_stack)
     blz_runtime *rt;
     CHECK_OK(blz_runtime_new(&cfg, &rt));
     return rt;
+}
+
+/* A runtime configured by `cfg` on $BLZ_BACKEND (skips when unavailable). */
+static inline blz_runtime *
+backend_runtime_cfg(const blz_runtime_config *cfg)
+{
+    blz_runtime *rt = NULL;
+    CHECK_OK(blz_runtime_new(cfg, &rt));
+    const char *want = getenv("BLZ_BACKEND");
+    const char *got = blz_runtime_backend(rt);
+    if (want && *want && strcmp(want, got) != 0) {
+        const char *why = blz__io_driver_fallback_reason(blz__rt_io(rt));
+        char msg[256];
+        snprintf(msg, sizeof msg, "backend %s requested, %s in use: %s", want, got,
+                 why ? why : "unknown reason");
+        blz_runtime_free(rt);
+        SKIP(msg);
+    }
+    return rt;
+}
+
+/* The same with `workers` workers (0: the default). */
+static inline blz_runtime *
+backend_runtime(unsigned workers)
+{
+    blz_runtime_config cfg;
+    blz_runtime_config_default(&cfg);
+    if (workers) {
+        cfg.workers = workers;
+    }
+    return backend_runtime_cfg(&cfg);
 }
 
 #endif
