@@ -183,21 +183,11 @@ blz_task_set_add(blz_task_set *s, blz_join *j)
     return 0;
 }
 
-/* Spawns with `spawn` after the member is allocated, so that a spawned task
- * always has one. */
+/* Ends a spawn into `s` whose member `m` was allocated first (so that a
+ * spawned task always has one): the task joins the set, or `m` goes back. */
 static int
-spawn_into(blz_task_set *s, int (*spawn)(const void *, size_t, blz_join **), const void *what,
-           size_t size)
+spawned(blz_task_set *s, member *m, int rc, blz_join *j)
 {
-    if (!s) {
-        return -EINVAL;
-    }
-    member *m = blz__malloc(sizeof *m);
-    if (!m) {
-        return -ENOMEM;
-    }
-    blz_join *j;
-    int rc = spawn(what, size, &j);
     if (rc < 0) {
         blz__free(m);
         return rc;
@@ -206,42 +196,34 @@ spawn_into(blz_task_set *s, int (*spawn)(const void *, size_t, blz_join **), con
     return 0;
 }
 
-typedef struct fiber_spawn {
-    blz_task_fn fn;
-    void *arg;
-} fiber_spawn;
-
-static int
-spawn_fiber(const void *what, size_t size, blz_join **j)
-{
-    (void) size;
-    const fiber_spawn *f = what;
-    return blz_spawn(f->fn, f->arg, j);
-}
-
-static int
-spawn_future(const void *what, size_t size, blz_join **j)
-{
-    return blz_spawn_future(what, size, j);
-}
-
 int
 blz_task_set_spawn(blz_task_set *s, blz_task_fn fn, void *arg)
 {
-    if (!fn) {
+    if (!s || !fn) {
         return -EINVAL;
     }
-    fiber_spawn f = {fn, arg};
-    return spawn_into(s, spawn_fiber, &f, 0);
+    member *m = blz__malloc(sizeof *m);
+    if (!m) {
+        return -ENOMEM;
+    }
+    blz_join *j = NULL;
+    int rc = blz_spawn(fn, arg, &j);
+    return spawned(s, m, rc, j);
 }
 
 int
 blz_task_set_spawn_future(blz_task_set *s, const blz_future *f, size_t size)
 {
-    if (!f) {
+    if (!s || !f) {
         return -EINVAL;
     }
-    return spawn_into(s, spawn_future, f, size);
+    member *m = blz__malloc(sizeof *m);
+    if (!m) {
+        return -ENOMEM;
+    }
+    blz_join *j = NULL;
+    int rc = blz_spawn_future(f, size, &j);
+    return spawned(s, m, rc, j);
 }
 
 size_t
