@@ -193,18 +193,17 @@ blz_runtime_dump_fd(blz_runtime *rt, int fd)
     }
     /* The tasks may grow between counting and listing: a little headroom,
      * and the header says how many were left out. */
-    size_t total = 0;
-    int rc = blz_runtime_dump(rt, NULL, 0, &total);
-    size_t cap = total + total / 8 + 16;
+    size_t alive = (size_t) blz__owned_alive(rt);
+    size_t cap = alive + alive / 8 + 16;
     blz_task_dump *d = blz__malloc(cap * sizeof *d);
     if (!d) {
         return -ENOMEM;
     }
-    rc = blz_runtime_dump(rt, d, cap, &total);
-    size_t n = (size_t) rc;
+    size_t total = 0;
+    size_t n = (size_t) blz_runtime_dump(rt, d, cap, &total);
     char line[128];
     int len = snprintf(line, sizeof line, "blitzio task dump: %zu tasks", total);
-    rc = write_all(fd, line, (size_t) len);
+    int rc = write_all(fd, line, (size_t) len);
     if (rc == 0 && total > n) {
         len = snprintf(line, sizeof line, " (%zu not shown)", total - n);
         rc = write_all(fd, line, (size_t) len);
