@@ -620,8 +620,7 @@ typedef struct blz_oncecell {
     blz_waiter queue_;       /* sentinel of the FIFO of waiting futures */
 } blz_oncecell;
 
-#define BLZ_ONCECELL_SET_  2u
-#define BLZ_ONCECELL_MASK_ 3u
+#define BLZ_ONCECELL_SET_ 2u
 
 /** Static initialiser for an empty cell. */
 #define BLZ_ONCECELL_INIT \
@@ -642,9 +641,10 @@ blz_oncecell_get(const blz_oncecell *c, void **out)
     if (!c) {
         return -EINVAL;
     }
-    /* Acquire pairs with the release exchange that publishes value_. */
-    if ((atomic_load_explicit(&c->state_, memory_order_acquire) & BLZ_ONCECELL_MASK_) !=
-        BLZ_ONCECELL_SET_) {
+    /* Acquire pairs with the release exchange that publishes value_. SET is
+     * final and carries no other bit (WAITERS is raised only before it), so
+     * one compare of the whole word decides. */
+    if (atomic_load_explicit(&c->state_, memory_order_acquire) != BLZ_ONCECELL_SET_) {
         return -EAGAIN;
     }
     if (out) {
