@@ -216,6 +216,55 @@ stream_full(const blz__sock *sk, int op, size_t len)
     return 0;
 }
 
+/* The syscall of every operation but the plain stream transfers (one try;
+ * -EINTR is retried by attempt). Out of line: the datagram and accept cases
+ * need a message header and an address on the stack, and inlined into
+ * attempt they made its frame 330 bytes, a run of cold stack lines written
+ * on every read of a fiber that waited (callgrind: one last-level write miss
+ * per echoed message at 1,000 connections). */
+static BLZ_NOINLINE long
+attempt_other(blz_io_future *f, blz__sock *sk, int fd)
+{
+    switch (f->op_) {
+    case BLZ__OP_S_PEEK:
+        return blz__sys_recv(fd, f->buf_, f->len_, BLZ__MSG_PEEK);
+    case BLZ__OP_S_READV:
+        return blz__sys_recvv(fd, f->buf_, (int) f->len_);
+    case BLZ__OP_S_WRITEV:
+        return blz__sys_sendv(fd, f->buf_, (int) f->len_);
+    case BLZ__OP_S_ACCEPT:
+        return do_accept(f, sk);
+    case BLZ__OP_S_CONNECT:
+    case BLZ__OP_S_FINISH_CONNECT:
+        return blz__sys_connect_result(fd); /* -EAGAIN: still in progress */
+    case BLZ__OP_S_RECV_FROM:
+    case BLZ__OP_S_PEEK_FROM:
+    case BLZ__OP_S_RECV_CRED: {
+        blz_addr *from = f->aux_;
+        blz_ucred *cred = NULL;
+        if (f->op_ == BLZ__OP_S_RECV_CRED && f->aux_) {
+            blz_unix_sender *sender = f->aux_;
+            from = &sender->addr;
+            cred = &sender->cred;
+        }
+        long r = blz__sys_recvfrom(fd, f->buf_, f->len_,
+                                   f->op_ == BLZ__OP_S_PEEK_FROM ? BLZ__MSG_PEEK : 0, from, cred);
+        if (r >= 0 && from && sk->family == BLZ_AF_UNIX &&
+            blz_addr_get_family(from) == BLZ_AF_UNSPEC) {
+            blz__sys_unnamed_unix(from); /* the sender has no name */
+        }
+        return r;
+    }
+    case BLZ__OP_S_SEND_TO:
+        return blz__sys_sendto(fd, f->buf_, f->len_, (const blz_addr *) f->aux_);
+    case BLZ__OP_S_READY_READ:
+    case BLZ__OP_S_READY_WRITE:
+        return 0; /* attempted only once the direction reports ready */
+    default:
+        return -EINVAL;
+    }
+}
+
 /* One attempt (a blz__io_attempt_fn): the syscall(s) for the operation of
  * future `arg`; -EAGAIN when the socket was not ready after all. */
 static long
@@ -230,17 +279,8 @@ attempt(void *arg)
         case BLZ__OP_S_READ:
             r = blz__sys_recv(fd, f->buf_, f->len_, 0);
             break;
-        case BLZ__OP_S_PEEK:
-            r = blz__sys_recv(fd, f->buf_, f->len_, BLZ__MSG_PEEK);
-            break;
-        case BLZ__OP_S_READV:
-            r = blz__sys_recvv(fd, f->buf_, (int) f->len_);
-            break;
         case BLZ__OP_S_WRITE:
             r = blz__sys_send(fd, f->buf_, f->len_);
-            break;
-        case BLZ__OP_S_WRITEV:
-            r = blz__sys_sendv(fd, f->buf_, (int) f->len_);
             break;
         case BLZ__OP_S_WRITE_ALL:
             if (f->done_ >= f->len_) {
@@ -252,39 +292,9 @@ attempt(void *arg)
                 continue;
             }
             break;
-        case BLZ__OP_S_ACCEPT:
-            r = do_accept(f, sk);
-            break;
-        case BLZ__OP_S_CONNECT:
-        case BLZ__OP_S_FINISH_CONNECT:
-            r = blz__sys_connect_result(fd); /* -EAGAIN: still in progress */
-            break;
-        case BLZ__OP_S_RECV_FROM:
-        case BLZ__OP_S_PEEK_FROM:
-        case BLZ__OP_S_RECV_CRED: {
-            blz_addr *from = f->aux_;
-            blz_ucred *cred = NULL;
-            if (f->op_ == BLZ__OP_S_RECV_CRED && f->aux_) {
-                blz_unix_sender *sender = f->aux_;
-                from = &sender->addr;
-                cred = &sender->cred;
-            }
-            r = blz__sys_recvfrom(fd, f->buf_, f->len_,
-                                  f->op_ == BLZ__OP_S_PEEK_FROM ? BLZ__MSG_PEEK : 0, from, cred);
-            if (r >= 0 && from && sk->family == BLZ_AF_UNIX &&
-                blz_addr_get_family(from) == BLZ_AF_UNSPEC) {
-                blz__sys_unnamed_unix(from); /* the sender has no name */
-            }
-            break;
-        }
-        case BLZ__OP_S_SEND_TO:
-            r = blz__sys_sendto(fd, f->buf_, f->len_, (const blz_addr *) f->aux_);
-            break;
-        case BLZ__OP_S_READY_READ:
-        case BLZ__OP_S_READY_WRITE:
-            return 0; /* attempted only once the direction reports ready */
         default:
-            return -EINVAL;
+            r = attempt_other(f, sk, fd);
+            break;
         }
         if (r == -EINTR) {
             continue;
