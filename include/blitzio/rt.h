@@ -111,22 +111,44 @@ BLZ_API unsigned blz_runtime_workers(const blz_runtime *rt);
 
 #define BLZ_METRICS_MAX_WORKERS 64
 
+/** One worker's figures in blz_metrics. */
+typedef struct blz_worker_metrics {
+    uint64_t polls;   /**< tasks it ran (one poll or fiber resume each) */
+    uint64_t steals;  /**< tasks it took from other workers' queues */
+    uint64_t parks;   /**< times it went to sleep for lack of work */
+    uint64_t unparks; /**< times another thread woke it */
+    /** Time it has spent awake (running tasks, the I/O driver and timers,
+     * looking for work) since the runtime started, in nanoseconds; time
+     * asleep waiting for work is not counted. busy_ns / uptime_ns is how
+     * loaded the worker is. A current-thread runtime's one worker is awake
+     * only inside blz_runtime_block_on. */
+    uint64_t busy_ns;
+    /** A moving average of the time one task run takes, in nanoseconds:
+     * each batch of up to 61 runs (between two maintenance ticks, or up to a
+     * park) counts a quarter. 0 until the first batch ends. */
+    uint64_t mean_poll_ns;
+    uint32_t local_queue_depth; /**< tasks in its local run queue */
+} blz_worker_metrics;
+
 /** A snapshot of counters; each is read atomically but the set is not a consistent cut. */
 typedef struct blz_metrics {
     uint64_t tasks_spawned;
     uint64_t tasks_alive;
-    uint64_t polls;
-    uint64_t steals;
-    uint64_t parks;
-    uint64_t unparks;
+    uint64_t polls;   /**< the workers' sum */
+    uint64_t steals;  /**< the workers' sum */
+    uint64_t parks;   /**< the workers' sum */
+    uint64_t unparks; /**< the workers' sum */
     uint64_t inject_pushes;
     uint64_t io_events;
     uint64_t timers_fired;
-    uint64_t blocking_threads;
-    uint64_t blocking_idle;
-    unsigned workers;
-    uint32_t local_queue_depth[BLZ_METRICS_MAX_WORKERS];
+    uint64_t blocking_threads;     /**< threads of the blocking pool */
+    uint64_t blocking_idle;        /**< of those, waiting for a job */
+    uint64_t blocking_queue_depth; /**< jobs queued for the blocking pool, not yet started */
     uint64_t inject_queue_depth;
+    uint64_t uptime_ns; /**< since blz_runtime_new */
+    unsigned workers;
+    /** The first min(workers, BLZ_METRICS_MAX_WORKERS) workers, by index. */
+    blz_worker_metrics worker[BLZ_METRICS_MAX_WORKERS];
     const char *backend;
 } blz_metrics;
 

@@ -30,6 +30,7 @@ blz__blocking_init(blz__blocking_pool *p, unsigned max_threads, blz_duration idl
     pthread_cond_init(&p->exited, NULL);
     pthread_condattr_destroy(&ca);
     p->head = p->tail = NULL;
+    p->queued = 0;
     p->threads = 0;
     p->idle = 0;
     p->max_threads = max_threads;
@@ -72,6 +73,7 @@ pool_thread(void *arg)
         if (!p->head) {
             p->tail = NULL;
         }
+        p->queued--;
         pthread_mutex_unlock(&p->lock);
         blz__blocking_run(t);
         pthread_mutex_lock(&p->lock);
@@ -105,12 +107,9 @@ blz__blocking_submit(blz_runtime *rt, blz__task *t)
         p->head = t;
     }
     p->tail = t;
-    /* Count queued jobs against idle threads: a new thread per job nobody will take. */
-    unsigned queued = 0;
-    for (blz__task *q = p->head; q && queued <= p->idle; q = q->queue_next) {
-        queued++;
-    }
-    if (queued > p->idle && p->threads < p->max_threads) {
+    p->queued++;
+    /* Queued jobs against idle threads: a new thread per job nobody will take. */
+    if (p->queued > p->idle && p->threads < p->max_threads) {
         pthread_t th;
         pthread_attr_t attr;
         pthread_attr_init(&attr);
@@ -122,6 +121,7 @@ blz__blocking_submit(blz_runtime *rt, blz__task *t)
         if (p->threads == 0) {
             /* Could not start any thread: the job would never run. */
             p->head = p->tail = NULL;
+            p->queued = 0;
             pthread_mutex_unlock(&p->lock);
             return -EAGAIN;
         }

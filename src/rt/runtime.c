@@ -133,6 +133,7 @@ blz_runtime_new(const blz_runtime_config *cfg_in, blz_runtime **out)
                                        ~(uintptr_t) (BLZ_CACHELINE - 1));
     ((void **) rt)[-1] = raw;
     rt->cfg = cfg;
+    rt->started = blz_now();
     rt->nworkers = n;
     pthread_mutex_init(&rt->inject_lock, NULL);
     for (unsigned s = 0; s < BLZ_OWNED_SHARDS; s++) {
@@ -367,19 +368,23 @@ blz_runtime_metrics(const blz_runtime *rt_c, blz_metrics *m)
     m->inject_queue_depth = blz__load(&rt->inject_len, RELAXED);
     m->workers = rt->nworkers;
     for (unsigned i = 0; i < rt->nworkers; i++) {
-        blz__worker *w = &rt->workers[i];
-        m->polls += blz__load(&w->polls, RELAXED);
-        m->steals += blz__load(&w->steals, RELAXED);
-        m->parks += blz__load(&w->parks, RELAXED);
-        m->unparks += blz__load(&w->unparks, RELAXED);
+        blz_worker_metrics wm;
+        blz__worker_metrics(&rt->workers[i], &wm);
+        m->polls += wm.polls;
+        m->steals += wm.steals;
+        m->parks += wm.parks;
+        m->unparks += wm.unparks;
         if (i < BLZ_METRICS_MAX_WORKERS) {
-            m->local_queue_depth[i] = blz__local_queue_len(&w->queue);
+            m->worker[i] = wm;
         }
     }
     m->io_events = rt->io ? blz__io_driver_events(rt->io) : 0;
+    m->timers_fired = blz__load(&rt->timers.fired, RELAXED);
     pthread_mutex_lock(&rt->blocking.lock);
     m->blocking_threads = rt->blocking.threads;
     m->blocking_idle = rt->blocking.idle;
+    m->blocking_queue_depth = rt->blocking.queued;
     pthread_mutex_unlock(&rt->blocking.lock);
+    m->uptime_ns = blz_now() - rt->started; /* after every worker's figures: no busy_ns above it */
     m->backend = blz_runtime_backend(rt);
 }

@@ -57,6 +57,14 @@ typedef struct blz__worker {
     _Atomic uint64_t steals;
     _Atomic uint64_t parks;
     _Atomic uint64_t unparks;
+    /* Busy time (worker.c, "Load figures"): busy_ns and awake_since under the
+     * sequence count busy_seq (odd while the worker writes them). */
+    _Atomic uint32_t busy_seq;
+    _Atomic uint64_t busy_ns;     /* awake time up to the last sleep */
+    _Atomic uint64_t awake_since; /* the instant it woke; 0 while asleep or not running */
+    _Atomic uint64_t mean_poll_ns;
+    blz_instant batch_start; /* this worker only: the current batch of runs began */
+    uint64_t batch_polls;    /*   and `polls` then */
 } blz__worker;
 
 typedef struct blz__owned_shard {
@@ -93,6 +101,7 @@ typedef struct blz__blocking_pool {
     pthread_cond_t cond;    /* idle threads wait here for jobs or shutdown */
     pthread_cond_t exited;  /* free() waits here for threads to exit */
     blz__task *head, *tail; /* FIFO of jobs, linked by queue_next */
+    unsigned queued;        /* jobs in that FIFO */
     unsigned threads;       /* live threads */
     unsigned idle;          /* threads waiting for a job */
     unsigned max_threads;
@@ -102,6 +111,7 @@ typedef struct blz__blocking_pool {
 
 struct blz_runtime {
     blz_runtime_config cfg;
+    blz_instant started; /* blz_now() at blz_runtime_new, for metrics' uptime */
     unsigned nworkers;
     blz__worker *workers;
 
@@ -138,6 +148,8 @@ blz__worker *blz__worker_current(void);
 /* Worker thread body / loop (rt/worker.c). `until` NULL: run until shutdown;
  * else run until that task completes (current-thread block_on). */
 void blz__worker_run(blz__worker *w, bool (*done)(void *), void *ctx);
+/* Worker w's figures as of now. Any thread. */
+void blz__worker_metrics(blz__worker *w, blz_worker_metrics *out);
 void *blz__worker_thread_main(void *arg);
 
 /* Inject queue (rt/worker.c). */

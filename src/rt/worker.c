@@ -56,6 +56,100 @@ blz__counter_inc(_Atomic uint64_t *c)
     blz__store(c, blz__load(c, RELAXED) + 1, RELAXED);
 }
 
+/*
+ * Load figures (blz_runtime_metrics). A worker is busy from the moment it
+ * wakes (or enters blz__worker_run) until it goes to sleep for lack of work
+ * (or leaves): two clock reads per sleep, none per task. busy_ns and
+ * awake_since change together under the sequence count busy_seq, odd while
+ * the worker writes them, and the worker reads the clock only once the odd
+ * count is visible: a reader whose own clock read falls inside an unchanged
+ * even count therefore read the clock before the worker did, and its
+ * extrapolation (busy_ns + now - awake_since) never passes what the worker
+ * then stores. So the figure never goes backwards. The mean task run is
+ * measured per batch (the runs between two maintenance ticks, or up to a
+ * park): one clock read per batch of up to BLZ_GLOBAL_INTERVAL runs.
+ */
+
+/* Ends the current batch of task runs at `now`: folds its time per run into
+ * the moving average (a quarter for the new batch) and starts the next. */
+static void
+batch_end(blz__worker *w, blz_instant now)
+{
+    uint64_t polls = blz__load(&w->polls, RELAXED);
+    uint64_t runs = polls - w->batch_polls;
+    if (runs > 0 && now > w->batch_start) {
+        uint64_t per = (now - w->batch_start) / runs;
+        uint64_t mean = blz__load(&w->mean_poll_ns, RELAXED);
+        blz__store(&w->mean_poll_ns, mean ? mean - mean / 4 + per / 4 : per, RELAXED);
+    }
+    w->batch_start = now;
+    w->batch_polls = polls;
+}
+
+/* Opens a write of the busy figures and reads the clock after it. */
+static blz_instant
+busy_write_begin(blz__worker *w)
+{
+    /* A locked increment: the odd count is visible before the clock is read
+     * (a plain store could still sit in the store buffer). */
+    blz__fetch_add(&w->busy_seq, 1, SEQ_CST);
+    return blz_now();
+}
+
+static void
+busy_write_end(blz__worker *w, uint64_t busy, blz_instant awake_since)
+{
+    blz__store(&w->busy_ns, busy, RELAXED);
+    blz__store(&w->awake_since, awake_since, RELAXED);
+    blz__store(&w->busy_seq, blz__load(&w->busy_seq, RELAXED) + 1, RELEASE);
+}
+
+/* The worker wakes (or starts running). */
+static void
+awake_begin(blz__worker *w)
+{
+    blz_instant now = busy_write_begin(w);
+    busy_write_end(w, blz__load(&w->busy_ns, RELAXED), now);
+    w->batch_start = now;
+    w->batch_polls = blz__load(&w->polls, RELAXED);
+}
+
+/* The worker goes to sleep (or stops running): its awake stretch ends. */
+static void
+awake_end(blz__worker *w)
+{
+    blz_instant now = busy_write_begin(w);
+    blz_instant since = blz__load(&w->awake_since, RELAXED);
+    uint64_t busy = blz__load(&w->busy_ns, RELAXED);
+    busy_write_end(w, since && now > since ? busy + (now - since) : busy, 0);
+    batch_end(w, now);
+}
+
+void
+blz__worker_metrics(blz__worker *w, blz_worker_metrics *out)
+{
+    uint64_t busy;
+    blz_instant since, now;
+    for (;;) {
+        uint32_t seq = blz__load(&w->busy_seq, ACQUIRE);
+        busy = blz__load(&w->busy_ns, RELAXED);
+        since = blz__load(&w->awake_since, RELAXED);
+        now = blz_now();
+        atomic_thread_fence(memory_order_acquire); /* the fields before the re-check */
+        if (!(seq & 1) && blz__load(&w->busy_seq, RELAXED) == seq) {
+            break;
+        }
+        sched_yield(); /* the worker is between two stores */
+    }
+    out->polls = blz__load(&w->polls, RELAXED);
+    out->steals = blz__load(&w->steals, RELAXED);
+    out->parks = blz__load(&w->parks, RELAXED);
+    out->unparks = blz__load(&w->unparks, RELAXED);
+    out->busy_ns = since && now > since ? busy + (now - since) : busy;
+    out->mean_poll_ns = blz__load(&w->mean_poll_ns, RELAXED);
+    out->local_queue_depth = blz__local_queue_len(&w->queue);
+}
+
 static _Thread_local blz__worker *tl_worker;
 static _Thread_local blz_runtime *tl_runtime;
 _Thread_local blz__task *blz__tl_task; /* read inline by blz__await_fast_ok */
@@ -724,9 +818,11 @@ park(blz__worker *w)
      * elsewhere), and a notifier that saw this worker searching woke nobody
      * for them. So sleep at most BLZ_RECHECK_NS and look again: an owner
      * still in the same poll has not moved its head, and is stolen from. */
+    awake_end(w);
     if (!yield_for_unpark(w)) {
         sleep_until_unparked(w, queues == QUEUES_SHORT ? BLZ_RECHECK_NS : -1);
     }
+    awake_begin(w);
     (void) blz__exchange(&w->park_state, BLZ_PARK_EMPTY, ACQ_REL);
     /* Leave the idle set. If the bit was already clear, a notifier claimed us and
      * counted us as searching; otherwise I/O or a timer woke us. */
@@ -743,6 +839,7 @@ blz__worker_run(blz__worker *w, bool (*done)(void *), void *ctx)
     unsigned lifo_streak = 0;
     blz__store(&w->tid, blz__sys_gettid(), RELAXED);
     blz__store(&w->active, true, RELAXED); /* for the stall watchdog */
+    awake_begin(w);
     while (!blz__load(&rt->shutdown, ACQUIRE)) {
         if (done && done(ctx)) {
             break;
@@ -751,6 +848,7 @@ blz__worker_run(blz__worker *w, bool (*done)(void *), void *ctx)
         blz__task *t = NULL;
         if (w->tick % BLZ_GLOBAL_INTERVAL == 0) {
             defer_release(w); /* deferred tasks wait at most one interval */
+            batch_end(w, blz_now());
             maintenance(w);
             t = inject_pop(rt, w);
         }
@@ -773,6 +871,7 @@ blz__worker_run(blz__worker *w, bool (*done)(void *), void *ctx)
     }
     defer_release(w);
     spill_flush(w); /* whoever drains the queues at shutdown must see them */
+    awake_end(w);
     blz__store(&w->active, false, RELAXED);
 }
 

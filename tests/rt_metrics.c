@@ -1,0 +1,299 @@
+/*
+ * Runtime metrics: per-worker counters that add up to the totals, busy time
+ * that counts a long poll and leaves out time asleep, the mean task run, the
+ * blocking pool's queue, timers fired. Clock reads here only bound what the
+ * runtime measured with the same clock; nothing waits for another thread by
+ * time.
+ */
+#include "blitzio.h"
+#include "harness.h"
+#include "rt_util.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <string.h>
+
+#define MS BLZ_NS_PER_MS
+
+static void
+spin_for(blz_duration d)
+{
+    blz_instant end = blz_now() + d;
+    while (blz_now() < end) {
+    }
+}
+
+static void *
+spin_task(void *arg)
+{
+    spin_for((blz_duration) (uintptr_t) arg);
+    return NULL;
+}
+
+static uint64_t
+busy_sum(const blz_metrics *m)
+{
+    uint64_t sum = 0;
+    for (unsigned i = 0; i < m->workers; i++) {
+        sum += m->worker[i].busy_ns;
+    }
+    return sum;
+}
+
+BLZ_TEST(per_worker_counters_add_up_to_the_totals)
+{
+    blz_runtime *rt = test_runtime(3, 0);
+    blz_join *j[300];
+    for (int i = 0; i < 300; i++) {
+        CHECK_OK(blz_runtime_spawn(rt, spin_task, (void *) (uintptr_t) 0, &j[i]));
+    }
+    for (int i = 0; i < 300; i++) {
+        CHECK_OK(blz_join_wait(j[i], NULL));
+    }
+    blz_metrics m;
+    blz_runtime_metrics(rt, &m);
+    CHECK_EQ(m.workers, 3u);
+    uint64_t polls = 0, steals = 0, parks = 0, unparks = 0;
+    for (unsigned i = 0; i < m.workers; i++) {
+        polls += m.worker[i].polls;
+        steals += m.worker[i].steals;
+        parks += m.worker[i].parks;
+        unparks += m.worker[i].unparks;
+        CHECK_LE(m.worker[i].busy_ns, m.uptime_ns);
+    }
+    CHECK_EQ(polls, m.polls);
+    CHECK_EQ(steals, m.steals);
+    CHECK_EQ(parks, m.parks);
+    CHECK_EQ(unparks, m.unparks);
+    CHECK_GE(m.polls, 300);
+    blz_runtime_free(rt);
+}
+
+/* A task that keeps its worker for 30 ms: that worker's busy time grows by at
+ * least as much, and its mean task run reflects the long one. */
+BLZ_TEST(a_long_poll_counts_as_busy_time)
+{
+    blz_runtime *rt = test_runtime(2, 0);
+    blz_metrics before, after;
+    blz_runtime_metrics(rt, &before);
+    blz_join *j;
+    CHECK_OK(blz_runtime_spawn(rt, spin_task, (void *) (uintptr_t) (30 * MS), &j));
+    CHECK_OK(blz_join_wait(j, NULL));
+    blz_runtime_metrics(rt, &after);
+    CHECK_GE(busy_sum(&after) - busy_sum(&before), 30 * MS);
+    uint64_t longest_mean = 0;
+    for (unsigned i = 0; i < after.workers; i++) {
+        CHECK_LE(after.worker[i].busy_ns, after.uptime_ns);
+        CHECK_GE(after.worker[i].busy_ns, before.worker[i].busy_ns);
+        if (after.worker[i].mean_poll_ns > longest_mean) {
+            longest_mean = after.worker[i].mean_poll_ns;
+        }
+    }
+    /* The batch holding the 30 ms run (at most 61 runs) weighs a quarter:
+     * at least 30 ms / 61 / 4 ≈ 120 µs, then a quarter less per batch
+     * since; a few batches at most have ended before the snapshot. */
+    CHECK_GE(longest_mean, 1000);
+    blz_runtime_free(rt);
+}
+
+static void *
+sleep_task(void *arg)
+{
+    return (void *) (intptr_t) blz_sleep((blz_duration) (uintptr_t) arg);
+}
+
+/* A current-thread runtime's worker is the caller's thread inside block_on,
+ * so what it does is known exactly: asleep in a 100 ms timer is not busy,
+ * and outside block_on nothing is counted at all. */
+BLZ_TEST(time_asleep_and_outside_block_on_is_not_busy)
+{
+    blz_runtime_config cfg;
+    blz_runtime_config_default(&cfg);
+    cfg.flavor = BLZ_CURRENT_THREAD;
+    blz_runtime *rt;
+    CHECK_OK(blz_runtime_new(&cfg, &rt));
+    bool idle_left_out = false;
+    /* The bound below holds unless this thread lost the CPU for 50 ms between
+     * the timer's start and the worker's park; a runtime that counts sleep as
+     * busy fails every attempt. */
+    for (int attempt = 0; attempt < 5 && !idle_left_out; attempt++) {
+        blz_metrics m0, m1;
+        blz_runtime_metrics(rt, &m0);
+        blz_instant t0 = blz_now();
+        void *rc = (void *) 1;
+        CHECK_OK(blz_runtime_block_on(rt, sleep_task, (void *) (uintptr_t) (100 * MS), &rc));
+        CHECK_EQ((intptr_t) rc, 0);
+        blz_instant t1 = blz_now();
+        blz_runtime_metrics(rt, &m1);
+        uint64_t busy = m1.worker[0].busy_ns - m0.worker[0].busy_ns;
+        CHECK_GE(m1.worker[0].parks, m0.worker[0].parks + 1);
+        CHECK_LE(busy, t1 - t0);
+        idle_left_out = busy + 50 * MS < t1 - t0;
+    }
+    CHECK(idle_left_out);
+
+    /* Outside block_on: not a nanosecond. */
+    blz_metrics a, b;
+    blz_runtime_metrics(rt, &a);
+    spin_for(5 * MS);
+    blz_runtime_metrics(rt, &b);
+    CHECK_EQ(b.worker[0].busy_ns, a.worker[0].busy_ns);
+    CHECK_GE(b.uptime_ns, a.uptime_ns + 5 * MS);
+    blz_runtime_free(rt);
+}
+
+/* Readers on other threads while the workers sleep and wake: busy time never
+ * goes backwards and never exceeds the uptime of the same snapshot. */
+typedef struct reader_ctx {
+    blz_runtime *rt;
+    _Atomic bool stop;
+    _Atomic int bad;
+    _Atomic long reads;
+} reader_ctx;
+
+static void *
+reader_thread(void *arg)
+{
+    reader_ctx *c = arg;
+    uint64_t last[BLZ_METRICS_MAX_WORKERS] = {0};
+    blz_metrics m;
+    while (!atomic_load(&c->stop)) {
+        blz_runtime_metrics(c->rt, &m);
+        for (unsigned i = 0; i < m.workers; i++) {
+            if (m.worker[i].busy_ns < last[i] || m.worker[i].busy_ns > m.uptime_ns) {
+                atomic_fetch_add(&c->bad, 1);
+            }
+            last[i] = m.worker[i].busy_ns;
+        }
+        atomic_fetch_add(&c->reads, 1);
+    }
+    return NULL;
+}
+
+static void *
+nap_task(void *arg)
+{
+    (void) arg;
+    for (int i = 0; i < 20; i++) {
+        CHECK_OK(blz_sleep(200 * 1000)); /* 200 µs: the worker parks and wakes */
+        blz_yield();
+    }
+    return NULL;
+}
+
+BLZ_TEST(busy_time_read_while_workers_park_and_wake)
+{
+    blz_runtime *rt = test_runtime(2, 0);
+    reader_ctx c = {.rt = rt};
+    pthread_t th[2];
+    for (int i = 0; i < 2; i++) {
+        CHECK_EQ(pthread_create(&th[i], NULL, reader_thread, &c), 0);
+    }
+    /* Go on until the readers have overlapped the parking for a while. */
+    for (int round = 0; round < 20 || atomic_load(&c.reads) < 2000; round++) {
+        blz_join *j[4];
+        for (int i = 0; i < 4; i++) {
+            CHECK_OK(blz_runtime_spawn(rt, nap_task, NULL, &j[i]));
+        }
+        for (int i = 0; i < 4; i++) {
+            CHECK_OK(blz_join_wait(j[i], NULL));
+        }
+        CHECK(round < 100000);
+    }
+    atomic_store(&c.stop, true);
+    for (int i = 0; i < 2; i++) {
+        CHECK_EQ(pthread_join(th[i], NULL), 0);
+    }
+    CHECK_EQ(atomic_load(&c.bad), 0);
+    blz_runtime_free(rt);
+}
+
+/* The blocking pool's queue: with one thread held by a job, the next jobs wait
+ * in the queue, and the metric counts exactly them. */
+typedef struct gate {
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    bool open, entered;
+} gate;
+
+static void *
+gated_job(void *arg)
+{
+    gate *g = arg;
+    pthread_mutex_lock(&g->lock);
+    g->entered = true;
+    pthread_cond_broadcast(&g->cond);
+    while (!g->open) {
+        pthread_cond_wait(&g->cond, &g->lock);
+    }
+    pthread_mutex_unlock(&g->lock);
+    return NULL;
+}
+
+static void *
+nothing_job(void *arg)
+{
+    return arg;
+}
+
+BLZ_TEST(blocking_queue_depth_counts_jobs_not_yet_started)
+{
+    blz_runtime_config cfg;
+    blz_runtime_config_default(&cfg);
+    cfg.workers = 1;
+    cfg.blocking_threads = 1;
+    blz_runtime *rt;
+    CHECK_OK(blz_runtime_new(&cfg, &rt));
+    gate g = {.open = false};
+    pthread_mutex_init(&g.lock, NULL);
+    pthread_cond_init(&g.cond, NULL);
+    blz_join *first, *rest[3];
+    CHECK_OK(blz_runtime_spawn_blocking(rt, gated_job, &g, &first));
+    pthread_mutex_lock(&g.lock);
+    while (!g.entered) {
+        pthread_cond_wait(&g.cond, &g.lock);
+    }
+    pthread_mutex_unlock(&g.lock);
+    for (int i = 0; i < 3; i++) {
+        CHECK_OK(blz_runtime_spawn_blocking(rt, nothing_job, NULL, &rest[i]));
+    }
+    blz_metrics m;
+    blz_runtime_metrics(rt, &m);
+    CHECK_EQ(m.blocking_threads, 1);
+    CHECK_EQ(m.blocking_queue_depth, 3);
+    pthread_mutex_lock(&g.lock);
+    g.open = true;
+    pthread_cond_broadcast(&g.cond);
+    pthread_mutex_unlock(&g.lock);
+    CHECK_OK(blz_join_wait(first, NULL));
+    for (int i = 0; i < 3; i++) {
+        CHECK_OK(blz_join_wait(rest[i], NULL));
+    }
+    blz_runtime_metrics(rt, &m);
+    CHECK_EQ(m.blocking_queue_depth, 0);
+    blz_runtime_free(rt);
+    pthread_cond_destroy(&g.cond);
+    pthread_mutex_destroy(&g.lock);
+}
+
+static void *
+sleeps_task(void *arg)
+{
+    for (int i = 0; i < (int) (uintptr_t) arg; i++) {
+        CHECK_OK(blz_sleep(1000));
+    }
+    return NULL;
+}
+
+BLZ_TEST(timers_fired_counts_the_sleeps)
+{
+    blz_runtime *rt = test_runtime(2, 0);
+    blz_metrics a, b;
+    blz_runtime_metrics(rt, &a);
+    blz_join *j;
+    CHECK_OK(blz_runtime_spawn(rt, sleeps_task, (void *) (uintptr_t) 10, &j));
+    CHECK_OK(blz_join_wait(j, NULL));
+    blz_runtime_metrics(rt, &b);
+    CHECK_GE(b.timers_fired, a.timers_fired + 10);
+    blz_runtime_free(rt);
+}
