@@ -332,3 +332,175 @@ BLZ_TEST(udp_ready)
 {
     net_run(2, udp_ready_main, NULL);
 }
+
+/* Batches: every datagram of a run of send_many calls arrives through
+ * recv_many in order, with its length, bytes and sender; a call moves at
+ * most BLZ_UDP_MANY_MAX; truncation is reported per datagram. */
+#define BATCH_DGRAMS 100
+
+static size_t
+batch_len(int i)
+{
+    return (size_t) (i * 37) % 200;
+}
+
+static void
+batch_fill(char *p, int i)
+{
+    for (size_t k = 0; k < batch_len(i); k++) {
+        p[k] = (char) (i + (int) k);
+    }
+}
+
+static void *
+udp_batch_main(void *arg)
+{
+    (void) arg;
+    blz_udp_socket *a = NULL, *b = NULL;
+    CHECK_OK(blz_udp_bind("127.0.0.1:0", &a));
+    CHECK_OK(blz_udp_bind("127.0.0.1:0", &b));
+    blz_addr aa, ba;
+    CHECK_OK(blz_udp_local_addr(a, &aa));
+    CHECK_OK(blz_udp_local_addr(b, &ba));
+
+    static char out[BATCH_DGRAMS][200];
+    blz_udp_msg sm[BATCH_DGRAMS];
+    for (int i = 0; i < BATCH_DGRAMS; i++) {
+        batch_fill(out[i], i);
+        sm[i] = (blz_udp_msg){.buf = out[i], .len = batch_len(i), .addr = &ba};
+    }
+    int sent = 0;
+    while (sent < BATCH_DGRAMS) {
+        ssize_t r = blz_udp_send_many(a, &sm[sent], (size_t) (BATCH_DGRAMS - sent));
+        CHECK_GE(r, 1);
+        CHECK_LE(r, BLZ_UDP_MANY_MAX);
+        for (ssize_t k = 0; k < r; k++) {
+            CHECK_EQ(sm[sent + k].result, sm[sent + k].len);
+        }
+        sent += (int) r;
+    }
+
+    static char in[40][256];
+    blz_udp_msg rm[40];
+    blz_addr from[40];
+    int got = 0;
+    while (got < BATCH_DGRAMS) {
+        for (int k = 0; k < 40; k++) {
+            memset(&from[k], 0, sizeof from[k]);
+            rm[k] = (blz_udp_msg){.buf = in[k], .len = sizeof in[k], .addr = &from[k]};
+        }
+        ssize_t r = blz_udp_recv_many(b, rm, 40);
+        CHECK_GE(r, 1);
+        CHECK_LE(r, BLZ_UDP_MANY_MAX);
+        for (ssize_t k = 0; k < r; k++, got++) {
+            CHECK_EQ(rm[k].result, batch_len(got));
+            CHECK(!rm[k].truncated);
+            CHECK(memcmp(in[k], out[got], batch_len(got)) == 0);
+            CHECK(blz_addr_equal(&from[k], &aa));
+        }
+    }
+    CHECK_EQ(got, BATCH_DGRAMS);
+    CHECK_EQ(blz_udp_try_recv_many(b, rm, 40), -EAGAIN);
+
+    /* A short buffer truncates that datagram alone. */
+    blz_udp_msg two[2] = {{.buf = "truncated", .len = 9, .addr = &ba},
+                          {.buf = "whole", .len = 5, .addr = &ba}};
+    CHECK_EQ(blz_udp_send_many(a, two, 2), 2);
+    char small[4], big[16];
+    blz_udp_msg rt[2] = {{.buf = small, .len = sizeof small}, {.buf = big, .len = sizeof big}};
+    int n = 0;
+    while (n < 2) {
+        ssize_t r = blz_udp_recv_many(b, rt + n, (size_t) (2 - n));
+        CHECK_GE(r, 1);
+        n += (int) r;
+    }
+    CHECK_EQ(rt[0].result, 4);
+    CHECK(rt[0].truncated);
+    CHECK(memcmp(small, "trun", 4) == 0);
+    CHECK_EQ(rt[1].result, 5);
+    CHECK(!rt[1].truncated);
+    CHECK(memcmp(big, "whole", 5) == 0);
+    blz_udp_close(a);
+    blz_udp_close(b);
+    CHECK_EQ(blz__io_driver_waiters(net_driver()), 0);
+    return NULL;
+}
+
+BLZ_TEST(udp_batch_send_and_recv)
+{
+    net_run(2, udp_batch_main, NULL);
+}
+
+/* The future tier waits for the first datagram; a future dropped while
+ * waiting takes nothing; connected sockets need no address; bad arguments
+ * are refused before any syscall. */
+static void *
+udp_batch_fut_main(void *arg)
+{
+    (void) arg;
+    blz_udp_socket *a = NULL, *b = NULL;
+    CHECK_OK(blz_udp_bind("127.0.0.1:0", &a));
+    CHECK_OK(blz_udp_bind("127.0.0.1:0", &b));
+    blz_addr aa, ba;
+    CHECK_OK(blz_udp_local_addr(a, &aa));
+    CHECK_OK(blz_udp_local_addr(b, &ba));
+    char in[2][16];
+    blz_udp_msg rm[2] = {{.buf = in[0], .len = 16}, {.buf = in[1], .len = 16}};
+    blz_context cx = {blz_waker_noop()};
+
+    /* Dropped while pending: the datagram sent afterwards is still there. */
+    blz_io_future f;
+    blz_udp_recv_many_fut(b, rm, 2, &f);
+    CHECK_EQ(blz_future_poll(&f.base, &cx), BLZ_PENDING);
+    blz_future_drop(&f.base);
+    CHECK_EQ(blz_udp_send_to(a, "kept", 4, &ba), 4);
+    ssize_t r;
+    while ((r = blz_udp_try_recv_many(b, rm, 2)) == -EAGAIN) {
+        blz_yield();
+    }
+    CHECK_EQ(r, 1);
+    CHECK_EQ(rm[0].result, 4);
+    CHECK(memcmp(in[0], "kept", 4) == 0);
+
+    /* Pending, then two datagrams from a connected sender (no address). */
+    blz_udp_recv_many_fut(b, rm, 2, &f);
+    CHECK_EQ(blz_future_poll(&f.base, &cx), BLZ_PENDING);
+    CHECK_OK(blz_udp_connect(a, &ba));
+    blz_udp_msg sm[2] = {{.buf = "one", .len = 3}, {.buf = "two!", .len = 4}};
+    blz_io_future g;
+    blz_udp_send_many_fut(a, sm, 2, &g);
+    CHECK_EQ(blz_await(&g.base), 2);
+    r = blz_await(&f.base);
+    CHECK_GE(r, 1);
+    if (r == 1) {
+        CHECK_EQ(blz_udp_recv_many(b, rm + 1, 1), 1);
+    }
+    CHECK_EQ(rm[0].result, 3);
+    CHECK_EQ(rm[1].result, 4);
+    CHECK(memcmp(in[0], "one", 3) == 0 && memcmp(in[1], "two!", 4) == 0);
+
+    /* Errors. */
+    blz_udp_msg bad = {.buf = NULL, .len = 1};
+    blz_addr empty;
+    memset(&empty, 0, sizeof empty);
+    blz_udp_msg to_empty = {.buf = "x", .len = 1, .addr = &empty};
+    blz_udp_msg no_addr = {.buf = "x", .len = 1};
+    CHECK_EQ(blz_udp_recv_many(b, rm, 0), -EINVAL);
+    CHECK_EQ(blz_udp_recv_many(b, NULL, 1), -EINVAL);
+    CHECK_EQ(blz_udp_try_recv_many(b, &bad, 1), -EINVAL);
+    CHECK_EQ(blz_udp_send_many(NULL, sm, 1), -EINVAL);
+    CHECK_EQ(blz_udp_send_many(a, &bad, 1), -EINVAL);
+    CHECK_EQ(blz_udp_send_many(a, &to_empty, 1), -EINVAL);
+    CHECK_EQ(blz_udp_send_many(b, &no_addr, 1), -EDESTADDRREQ);
+    blz_udp_send_many_fut(a, NULL, 1, &g);
+    CHECK_EQ(blz_await(&g.base), -EINVAL);
+    blz_udp_close(a);
+    blz_udp_close(b);
+    CHECK_EQ(blz__io_driver_waiters(net_driver()), 0);
+    return NULL;
+}
+
+BLZ_TEST(udp_batch_future_tier_drop_and_errors)
+{
+    net_run(2, udp_batch_fut_main, NULL);
+}

@@ -497,6 +497,48 @@ BLZ_API ssize_t blz_udp_try_recv(blz_udp_socket *u, void *buf, size_t n);
 /** Future tier of blz_udp_recv. */
 BLZ_API void blz_udp_recv_fut(blz_udp_socket *u, void *buf, size_t n, blz_io_future *f);
 
+/** Datagrams a batch call moves at most, in one system call. */
+#define BLZ_UDP_MANY_MAX 32
+
+/** One datagram of a batch (blz_udp_recv_many, blz_udp_send_many). */
+typedef struct blz_udp_msg {
+    void *buf;      /**< receive: filled; send: the payload */
+    size_t len;     /**< receive: room in `buf`; send: bytes to send */
+    blz_addr *addr; /**< receive: the sender, if not NULL; send: the destination,
+                         NULL on a connected socket */
+    size_t result;  /**< out: the datagram's length received (at most `len`), or bytes sent */
+    bool truncated; /**< out, receive: the datagram was longer than `len` (the rest is gone) */
+} blz_udp_msg;
+
+/**
+ * Receives up to min(n, BLZ_UDP_MANY_MAX) datagrams in one system call
+ * (recvmmsg): waits until at least one is queued, then takes what is queued.
+ * Fills each msgs[i] taken (result, truncated, addr). Returns how many were
+ * received (at least 1), or -errno: -EINVAL for n == 0, NULL msgs, or a
+ * message with NULL `buf` and nonzero `len`. A datagram is taken from the
+ * socket only when returned: dropping the future loses nothing.
+ */
+BLZ_API ssize_t blz_udp_recv_many(blz_udp_socket *u, blz_udp_msg *msgs, size_t n);
+/** Try tier of blz_udp_recv_many: -EAGAIN when nothing is queued. */
+BLZ_API ssize_t blz_udp_try_recv_many(blz_udp_socket *u, blz_udp_msg *msgs, size_t n);
+/** Future tier of blz_udp_recv_many; `msgs` and what it points to must outlive it. */
+BLZ_API void blz_udp_recv_many_fut(blz_udp_socket *u, blz_udp_msg *msgs, size_t n,
+                                   blz_io_future *f);
+/**
+ * Sends up to min(n, BLZ_UDP_MANY_MAX) datagrams in one system call
+ * (sendmmsg), waiting while the socket cannot take the first. Returns how
+ * many were sent (at least 1; each msgs[i].result set), or -errno for the
+ * first (-EINVAL as blz_udp_recv_many, or for an empty `addr`;
+ * -EDESTADDRREQ for a NULL `addr` on an unconnected socket; -EMSGSIZE).
+ * Datagrams after the returned count were not sent: send them again.
+ */
+BLZ_API ssize_t blz_udp_send_many(blz_udp_socket *u, blz_udp_msg *msgs, size_t n);
+/** Try tier of blz_udp_send_many. */
+BLZ_API ssize_t blz_udp_try_send_many(blz_udp_socket *u, blz_udp_msg *msgs, size_t n);
+/** Future tier of blz_udp_send_many; `msgs` and what it points to must outlive it. */
+BLZ_API void blz_udp_send_many_fut(blz_udp_socket *u, blz_udp_msg *msgs, size_t n,
+                                   blz_io_future *f);
+
 /** As blz_tcp_ready: BLZ_READABLE when a datagram (or an error) is queued. */
 BLZ_API int blz_udp_ready(blz_udp_socket *u, blz_interest interest);
 /** As blz_tcp_try_ready. */

@@ -154,6 +154,7 @@ op_dir(int op)
     case BLZ__OP_S_RECV_FROM:
     case BLZ__OP_S_PEEK_FROM:
     case BLZ__OP_S_RECV_CRED:
+    case BLZ__OP_S_RECV_MANY:
     case BLZ__OP_S_READY_READ:
         return BLZ__DIR_READ;
     default:
@@ -257,6 +258,10 @@ attempt_other(blz_io_future *f, blz__sock *sk, int fd)
     }
     case BLZ__OP_S_SEND_TO:
         return blz__sys_sendto(fd, f->buf_, f->len_, (const blz_addr *) f->aux_);
+    case BLZ__OP_S_RECV_MANY:
+        return blz__sys_recv_many(fd, f->buf_, f->len_);
+    case BLZ__OP_S_SEND_MANY:
+        return blz__sys_send_many(fd, f->buf_, f->len_);
     case BLZ__OP_S_READY_READ:
     case BLZ__OP_S_READY_WRITE:
         return 0; /* attempted only once the direction reports ready */
@@ -452,6 +457,21 @@ check_args(blz__sock *sk, int op, const void *buf, size_t *len)
                 return -EINVAL;
             }
             total += iov[i].len;
+        }
+        return 0;
+    }
+    if (op == BLZ__OP_S_RECV_MANY || op == BLZ__OP_S_SEND_MANY) {
+        const blz_udp_msg *m = buf;
+        if (!m || *len < 1) {
+            return -EINVAL;
+        }
+        if (*len > BLZ_UDP_MANY_MAX) {
+            *len = BLZ_UDP_MANY_MAX;
+        }
+        for (size_t i = 0; i < *len; i++) {
+            if (!m[i].buf && m[i].len) {
+                return -EINVAL;
+            }
         }
         return 0;
     }

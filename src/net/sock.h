@@ -29,6 +29,8 @@ enum blz__sock_op {
     BLZ__OP_S_PEEK_FROM,      /* recvmsg(MSG_PEEK) with a name, as RECV_FROM */
     BLZ__OP_S_RECV_CRED,      /* recvmsg with name and credentials: aux_ = blz_unix_sender * */
     BLZ__OP_S_SEND_TO,        /* sendmsg to aux_ (const blz_addr *; NULL = connected peer) */
+    BLZ__OP_S_RECV_MANY,      /* recvmmsg: buf_ = blz_udp_msg array, len_ = count */
+    BLZ__OP_S_SEND_MANY,      /* sendmmsg: as RECV_MANY */
     BLZ__OP_S_READY_READ,     /* no syscall: done once the read direction reports ready */
     BLZ__OP_S_READY_WRITE,    /* the same for the write direction */
 };

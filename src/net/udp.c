@@ -234,3 +234,39 @@ blz_udp_close(blz_udp_socket *u)
 {
     blz__sock_close(SK(u));
 }
+
+ssize_t
+blz_udp_recv_many(blz_udp_socket *u, blz_udp_msg *msgs, size_t n)
+{
+    return blz__sock_await(SK(u), BLZ__OP_S_RECV_MANY, msgs, n, NULL);
+}
+
+ssize_t
+blz_udp_try_recv_many(blz_udp_socket *u, blz_udp_msg *msgs, size_t n)
+{
+    return blz__sock_try(SK(u), BLZ__OP_S_RECV_MANY, msgs, n, NULL);
+}
+
+void
+blz_udp_recv_many_fut(blz_udp_socket *u, blz_udp_msg *msgs, size_t n, blz_io_future *f)
+{
+    blz__sock_fut(SK(u), BLZ__OP_S_RECV_MANY, msgs, n, NULL, f);
+}
+
+ssize_t
+blz_udp_send_many(blz_udp_socket *u, blz_udp_msg *msgs, size_t n)
+{
+    return blz__sock_await(SK(u), BLZ__OP_S_SEND_MANY, msgs, n, NULL);
+}
+
+ssize_t
+blz_udp_try_send_many(blz_udp_socket *u, blz_udp_msg *msgs, size_t n)
+{
+    return blz__sock_try(SK(u), BLZ__OP_S_SEND_MANY, msgs, n, NULL);
+}
+
+void
+blz_udp_send_many_fut(blz_udp_socket *u, blz_udp_msg *msgs, size_t n, blz_io_future *f)
+{
+    blz__sock_fut(SK(u), BLZ__OP_S_SEND_MANY, msgs, n, NULL, f);
+}

@@ -370,6 +370,75 @@ blz__sys_sendto(int fd, const void *buf, size_t n, const blz_addr *to)
     return blz__sys.sendmsg(fd, &msg, MSG_NOSIGNAL);
 }
 
+/* Batches: one mmsghdr and iovec per message on the stack (BLZ_UDP_MANY_MAX
+ * of them, 2.5 KiB). A receive writes each sender's name straight into the
+ * caller's blz_addr and then normalises it in place through a copy. */
+long
+blz__sys_recv_many(int fd, blz_udp_msg *m, size_t n)
+{
+    struct mmsghdr h[BLZ_UDP_MANY_MAX];
+    struct iovec iov[BLZ_UDP_MANY_MAX];
+    n = n > BLZ_UDP_MANY_MAX ? BLZ_UDP_MANY_MAX : n;
+    memset(h, 0, n * sizeof h[0]);
+    for (size_t i = 0; i < n; i++) {
+        iov[i] = (struct iovec){m[i].buf, m[i].len};
+        h[i].msg_hdr.msg_iov = &iov[i];
+        h[i].msg_hdr.msg_iovlen = 1;
+        if (m[i].addr) {
+            h[i].msg_hdr.msg_name = m[i].addr->sa_.bytes_;
+            h[i].msg_hdr.msg_namelen = sizeof m[i].addr->sa_.bytes_;
+        }
+    }
+    int r = recvmmsg(fd, h, (unsigned) n, 0, NULL);
+    if (r < 0) {
+        return -errno;
+    }
+    for (int i = 0; i < r; i++) {
+        m[i].result = h[i].msg_len;
+        m[i].truncated = (h[i].msg_hdr.msg_flags & MSG_TRUNC) != 0;
+        if (m[i].addr) {
+            struct sockaddr_storage ss;
+            socklen_t len = h[i].msg_hdr.msg_namelen;
+            memcpy(&ss, m[i].addr->sa_.bytes_, len < sizeof ss ? len : sizeof ss);
+            if (len == 0 || blz_addr_from_sockaddr(&ss, len, m[i].addr) < 0) {
+                memset(m[i].addr, 0, sizeof *m[i].addr); /* no name */
+            }
+        }
+    }
+    return r;
+}
+
+long
+blz__sys_send_many(int fd, blz_udp_msg *m, size_t n)
+{
+    struct mmsghdr h[BLZ_UDP_MANY_MAX];
+    struct iovec iov[BLZ_UDP_MANY_MAX];
+    n = n > BLZ_UDP_MANY_MAX ? BLZ_UDP_MANY_MAX : n;
+    memset(h, 0, n * sizeof h[0]);
+    for (size_t i = 0; i < n; i++) {
+        iov[i] = (struct iovec){m[i].buf, m[i].len};
+        h[i].msg_hdr.msg_iov = &iov[i];
+        h[i].msg_hdr.msg_iovlen = 1;
+        if (m[i].addr) {
+            size_t len;
+            const void *sa = blz_addr_sockaddr(m[i].addr, &len);
+            if (!sa) {
+                return -EINVAL;
+            }
+            h[i].msg_hdr.msg_name = (void *) sa;
+            h[i].msg_hdr.msg_namelen = (socklen_t) len;
+        }
+    }
+    int r = sendmmsg(fd, h, (unsigned) n, MSG_NOSIGNAL);
+    if (r < 0) {
+        return -errno;
+    }
+    for (int i = 0; i < r; i++) {
+        m[i].result = h[i].msg_len;
+    }
+    return r;
+}
+
 int
 blz__sys_shutdown(int fd, int how)
 {

@@ -86,6 +86,10 @@ long blz__sys_sendv(int fd, const blz_iovec *iov, int n);
  * Either may be NULL. */
 long blz__sys_recvfrom(int fd, void *buf, size_t n, int flags, blz_addr *from, blz_ucred *cred);
 long blz__sys_sendto(int fd, const void *buf, size_t n, const blz_addr *to);
+/* recvmmsg / sendmmsg over n (1..BLZ_UDP_MANY_MAX) messages: the count moved,
+ * each message's result (and, received, truncated and addr) filled; or -errno. */
+long blz__sys_recv_many(int fd, blz_udp_msg *m, size_t n);
+long blz__sys_send_many(int fd, blz_udp_msg *m, size_t n);
 /* how: BLZ_SHUT_RD / BLZ_SHUT_WR / BLZ_SHUT_RDWR */
 int blz__sys_shutdown(int fd, int how);
 int blz__sys_sockname(int fd, blz_addr *out);
