@@ -3,13 +3,15 @@
  *
  *   build/examples/udp_echo [address]         (default 127.0.0.1:8080)
  *
- * Sends every datagram back to where it came from. Runs until SIGINT or
+ * Sends every datagram back to where it came from, in batches (one
+ * recvmmsg and one sendmmsg for up to 16 datagrams). Runs until SIGINT or
  * SIGTERM (a task waits on a shutdown coordinator, then closes the socket,
  * which ends the receive loop with -ECANCELED).
  */
 #include "blitzio.h"
 #include "blitzio/net.h"
 
+#include <stdbool.h>
 #include <stdio.h>
 
 static blz_shutdown stop; /* triggered by SIGINT or SIGTERM */
@@ -47,19 +49,40 @@ serve(void *arg)
         blz_udp_close(u);
         return (void *) 1;
     }
-    static char buf[65536];
+    /* Datagrams move in batches: one recvmmsg takes what is queued (up to
+     * BATCH), one sendmmsg sends them back, each to its sender. */
+    enum { BATCH = 16 };
+    static char bufs[BATCH][65536];
+    blz_addr from[BATCH];
+    blz_udp_msg msgs[BATCH];
     unsigned long long datagrams = 0;
-    for (;;) {
-        blz_addr from;
-        ssize_t n = blz_udp_recv_from(u, buf, sizeof buf, &from);
+    bool closed = false;
+    while (!closed) {
+        for (int i = 0; i < BATCH; i++) {
+            msgs[i] = (blz_udp_msg){.buf = bufs[i], .len = sizeof bufs[i], .addr = &from[i]};
+        }
+        ssize_t n = blz_udp_recv_many(u, msgs, BATCH);
         if (n == -ECANCELED) {
             break;
         }
         if (n < 0) {
             continue; /* e.g. an ICMP error from an earlier reply */
         }
-        if (blz_udp_send_to(u, buf, (size_t) n, &from) >= 0) {
-            datagrams++;
+        for (ssize_t i = 0; i < n; i++) {
+            msgs[i].len = msgs[i].result; /* what came, back where it came from */
+        }
+        for (ssize_t done = 0; done < n;) {
+            ssize_t sent = blz_udp_send_many(u, msgs + done, (size_t) (n - done));
+            if (sent == -ECANCELED) {
+                closed = true;
+                break;
+            }
+            if (sent < 0) {
+                done++; /* that reply failed alone: drop it, send the rest */
+                continue;
+            }
+            datagrams += (unsigned long long) sent;
+            done += sent;
         }
     }
     blz_join_wait(stopper, NULL);

@@ -140,6 +140,24 @@ BLZ_TEST(udp_echo_returns_datagrams)
         CHECK_EQ(n, len);
         CHECK(memcmp(in, out, (size_t) len) == 0);
     }
+    /* Bursts from two sockets at once: the server takes them in batches,
+     * and each datagram still goes back to its own sender, in order. */
+    int fd2 = client_connect_type(host, port, SOCK_DGRAM);
+    for (int round = 0; round < 20; round++) {
+        for (int i = 0; i < 16; i++) {
+            char out[64];
+            int len = snprintf(out, sizeof out, "burst %d %d", round, i);
+            CHECK_EQ(send(i % 2 ? fd2 : fd, out, (size_t) len, 0), len);
+        }
+        for (int i = 0; i < 16; i++) {
+            char want[64], in[128];
+            int len = snprintf(want, sizeof want, "burst %d %d", round, i);
+            ssize_t n = recv(i % 2 ? fd2 : fd, in, sizeof in, 0);
+            CHECK_EQ(n, len);
+            CHECK(memcmp(in, want, (size_t) len) == 0);
+        }
+    }
+    close(fd2);
     close(fd);
     example_stop(&ch, -1);
 }
