@@ -6,16 +6,23 @@
 
 #include <net/if.h>
 
+/* Two UDP sockets on loopback and their addresses. */
+static void
+udp_pair(blz_udp_socket **a, blz_udp_socket **b, blz_addr *aa, blz_addr *ba)
+{
+    CHECK_OK(blz_udp_bind("127.0.0.1:0", a));
+    CHECK_OK(blz_udp_bind("127.0.0.1:0", b));
+    CHECK_OK(blz_udp_local_addr(*a, aa));
+    CHECK_OK(blz_udp_local_addr(*b, ba));
+}
+
 static void *
 udp_main(void *arg)
 {
     (void) arg;
     blz_udp_socket *a = NULL, *b = NULL;
-    CHECK_OK(blz_udp_bind("127.0.0.1:0", &a));
-    CHECK_OK(blz_udp_bind("127.0.0.1:0", &b));
     blz_addr aa, ba, from;
-    CHECK_OK(blz_udp_local_addr(a, &aa));
-    CHECK_OK(blz_udp_local_addr(b, &ba));
+    udp_pair(&a, &b, &aa, &ba);
     CHECK_GT(blz_addr_port(&aa), 0);
 
     char buf[256];
@@ -265,11 +272,8 @@ udp_peek_main(void *arg)
 {
     (void) arg;
     blz_udp_socket *a = NULL, *b = NULL;
-    CHECK_OK(blz_udp_bind("127.0.0.1:0", &a));
-    CHECK_OK(blz_udp_bind("127.0.0.1:0", &b));
     blz_addr aa, ba, from;
-    CHECK_OK(blz_udp_local_addr(a, &aa));
-    CHECK_OK(blz_udp_local_addr(b, &ba));
+    udp_pair(&a, &b, &aa, &ba);
     char buf[16];
     CHECK_EQ(blz_udp_try_peek_from(a, buf, sizeof buf, &from), -EAGAIN);
     blz_io_future f;
@@ -357,11 +361,8 @@ udp_batch_main(void *arg)
 {
     (void) arg;
     blz_udp_socket *a = NULL, *b = NULL;
-    CHECK_OK(blz_udp_bind("127.0.0.1:0", &a));
-    CHECK_OK(blz_udp_bind("127.0.0.1:0", &b));
     blz_addr aa, ba;
-    CHECK_OK(blz_udp_local_addr(a, &aa));
-    CHECK_OK(blz_udp_local_addr(b, &ba));
+    udp_pair(&a, &b, &aa, &ba);
 
     static char out[BATCH_DGRAMS][200];
     blz_udp_msg sm[BATCH_DGRAMS];
@@ -439,11 +440,8 @@ udp_batch_fut_main(void *arg)
 {
     (void) arg;
     blz_udp_socket *a = NULL, *b = NULL;
-    CHECK_OK(blz_udp_bind("127.0.0.1:0", &a));
-    CHECK_OK(blz_udp_bind("127.0.0.1:0", &b));
     blz_addr aa, ba;
-    CHECK_OK(blz_udp_local_addr(a, &aa));
-    CHECK_OK(blz_udp_local_addr(b, &ba));
+    udp_pair(&a, &b, &aa, &ba);
     char in[2][16];
     blz_udp_msg rm[2] = {{.buf = in[0], .len = 16}, {.buf = in[1], .len = 16}};
     blz_context cx = {blz_waker_noop()};

@@ -371,19 +371,30 @@ blz__sys_sendto(int fd, const void *buf, size_t n, const blz_addr *to)
 }
 
 /* Batches: one mmsghdr and iovec per message on the stack (BLZ_UDP_MANY_MAX
- * of them, 2.5 KiB). A receive writes each sender's name straight into the
- * caller's blz_addr and then normalises it in place through a copy. */
-long
-blz__sys_recv_many(int fd, blz_udp_msg *m, size_t n)
+ * of them, 2.5 KiB). Fills what both directions share, one buffer each, and
+ * returns how many messages the call takes. */
+static size_t
+many_headers(struct mmsghdr *h, struct iovec *iov, const blz_udp_msg *m, size_t n)
 {
-    struct mmsghdr h[BLZ_UDP_MANY_MAX];
-    struct iovec iov[BLZ_UDP_MANY_MAX];
     n = n > BLZ_UDP_MANY_MAX ? BLZ_UDP_MANY_MAX : n;
     memset(h, 0, n * sizeof h[0]);
     for (size_t i = 0; i < n; i++) {
         iov[i] = (struct iovec){m[i].buf, m[i].len};
         h[i].msg_hdr.msg_iov = &iov[i];
         h[i].msg_hdr.msg_iovlen = 1;
+    }
+    return n;
+}
+
+/* A receive writes each sender's name straight into the caller's blz_addr
+ * and then normalises it in place through a copy. */
+long
+blz__sys_recv_many(int fd, blz_udp_msg *m, size_t n)
+{
+    struct mmsghdr h[BLZ_UDP_MANY_MAX];
+    struct iovec iov[BLZ_UDP_MANY_MAX];
+    n = many_headers(h, iov, m, n);
+    for (size_t i = 0; i < n; i++) {
         if (m[i].addr) {
             h[i].msg_hdr.msg_name = m[i].addr->sa_.bytes_;
             h[i].msg_hdr.msg_namelen = sizeof m[i].addr->sa_.bytes_;
@@ -413,12 +424,8 @@ blz__sys_send_many(int fd, blz_udp_msg *m, size_t n)
 {
     struct mmsghdr h[BLZ_UDP_MANY_MAX];
     struct iovec iov[BLZ_UDP_MANY_MAX];
-    n = n > BLZ_UDP_MANY_MAX ? BLZ_UDP_MANY_MAX : n;
-    memset(h, 0, n * sizeof h[0]);
+    n = many_headers(h, iov, m, n);
     for (size_t i = 0; i < n; i++) {
-        iov[i] = (struct iovec){m[i].buf, m[i].len};
-        h[i].msg_hdr.msg_iov = &iov[i];
-        h[i].msg_hdr.msg_iovlen = 1;
         if (m[i].addr) {
             size_t len;
             const void *sa = blz_addr_sockaddr(m[i].addr, &len);
