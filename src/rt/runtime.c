@@ -153,6 +153,7 @@ blz_runtime_new(const blz_runtime_config *cfg_in, blz_runtime **out)
         blz__worker *w = &rt->workers[i];
         blz__local_queue_init(&w->queue);
         w->rt = rt;
+        w->time_polls = cfg.poll_time_histogram;
         w->index = i;
         w->rng = 0x9e3779b9u * (i + 1);
     }
@@ -369,7 +370,7 @@ blz_runtime_metrics(const blz_runtime *rt_c, blz_metrics *m)
     m->workers = rt->nworkers;
     for (unsigned i = 0; i < rt->nworkers; i++) {
         blz_worker_metrics wm;
-        blz__worker_metrics(&rt->workers[i], &wm);
+        blz__worker_metrics(&rt->workers[i], &wm, m->poll_time_histogram);
         m->polls += wm.polls;
         m->steals += wm.steals;
         m->parks += wm.parks;

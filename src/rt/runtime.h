@@ -65,6 +65,8 @@ typedef struct blz__worker {
     _Atomic uint64_t mean_poll_ns;
     blz_instant batch_start; /* this worker only: the current batch of runs began */
     uint64_t batch_polls;    /*   and `polls` then */
+    bool time_polls;         /* cfg.poll_time_histogram: count runs in poll_hist */
+    _Atomic uint64_t poll_hist[BLZ_POLL_BUCKETS];
 } blz__worker;
 
 typedef struct blz__owned_shard {
@@ -148,8 +150,10 @@ blz__worker *blz__worker_current(void);
 /* Worker thread body / loop (rt/worker.c). `until` NULL: run until shutdown;
  * else run until that task completes (current-thread block_on). */
 void blz__worker_run(blz__worker *w, bool (*done)(void *), void *ctx);
-/* Worker w's figures as of now. Any thread. */
-void blz__worker_metrics(blz__worker *w, blz_worker_metrics *out);
+/* The poll_time_histogram bucket of a run of `ns` nanoseconds (see blz_metrics). */
+int blz__poll_bucket(uint64_t ns);
+/* Worker w's figures as of now, its poll-time histogram added into `hist`. Any thread. */
+void blz__worker_metrics(blz__worker *w, blz_worker_metrics *out, uint64_t *hist);
 void *blz__worker_thread_main(void *arg);
 
 /* Inject queue (rt/worker.c). */

@@ -126,7 +126,7 @@ awake_end(blz__worker *w)
 }
 
 void
-blz__worker_metrics(blz__worker *w, blz_worker_metrics *out)
+blz__worker_metrics(blz__worker *w, blz_worker_metrics *out, uint64_t *hist)
 {
     uint64_t busy;
     blz_instant since, now;
@@ -148,6 +148,24 @@ blz__worker_metrics(blz__worker *w, blz_worker_metrics *out)
     out->busy_ns = since && now > since ? busy + (now - since) : busy;
     out->mean_poll_ns = blz__load(&w->mean_poll_ns, RELAXED);
     out->local_queue_depth = blz__local_queue_len(&w->queue);
+    for (int i = 0; i < BLZ_POLL_BUCKETS; i++) {
+        hist[i] += blz__load(&w->poll_hist[i], RELAXED);
+    }
+}
+
+int
+blz__poll_bucket(uint64_t ns)
+{
+    uint64_t us = ns / 1000;
+    int bucket = us == 0 ? 0 : 64 - __builtin_clzll(us); /* [2^(b-1), 2^b) µs */
+    return bucket < BLZ_POLL_BUCKETS - 1 ? bucket : BLZ_POLL_BUCKETS - 1;
+}
+
+/* Counts a run that began at `start` in its duration's bucket. */
+static BLZ_NOINLINE void
+count_run(blz__worker *w, blz_instant start)
+{
+    blz__counter_inc(&w->poll_hist[blz__poll_bucket(blz_now() - start)]);
 }
 
 static _Thread_local blz__worker *tl_worker;
@@ -864,7 +882,13 @@ blz__worker_run(blz__worker *w, bool (*done)(void *), void *ctx)
         if (t) {
             end_searching(w);
             blz__counter_inc(&w->polls);
+            /* One call site for the run, so that it stays inlined here
+             * (a second one, for timed runs, cost `yield` 10 ns). */
+            blz_instant start = BLZ_UNLIKELY(w->time_polls) ? blz_now() : 0;
             blz__task_run(t);
+            if (BLZ_UNLIKELY(start)) {
+                count_run(w, start);
+            }
             continue;
         }
         park(w);
