@@ -13,7 +13,7 @@
 #include "blitzio/net.h"
 
 #define BURST  32
-#define ROUNDS 300
+#define ROUNDS 100
 #define SIZE   64
 
 static blz_runtime *rt;
