@@ -72,7 +72,8 @@ typedef struct blz_runtime_config {
     blz_thread_fn on_thread_stop;
     void *thread_hook_arg; /**< passed to both */
     /** Time every task run and count it in blz_metrics.poll_time_histogram
-     * (two clock reads per run, ≈ 40–60 ns here; off by default). */
+     * (two clock reads per run: ≈ 50–65 ns a run on the machine of
+     * BENCHMARKS.md; off by default). */
     bool poll_time_histogram;
 } blz_runtime_config;
 
