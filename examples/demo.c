@@ -395,6 +395,13 @@ main(int argc, char **argv)
            ms_since(t0), (unsigned long long) m.tasks_spawned, (unsigned long long) m.polls,
            (unsigned long long) m.steals, (unsigned long long) m.parks,
            (unsigned long long) m.io_events);
+    for (unsigned i = 0; i < m.workers && i < BLZ_METRICS_MAX_WORKERS; i++) {
+        const blz_worker_metrics *w = &m.worker[i];
+        printf("  worker %u: %llu tasks run, busy %.0f%% of %.1f ms, mean run %.1f us\n", i,
+               (unsigned long long) w->polls,
+               m.uptime_ns ? 100.0 * (double) w->busy_ns / (double) m.uptime_ns : 0.0,
+               (double) m.uptime_ns / 1e6, (double) w->mean_poll_ns / 1e3);
+    }
     blz_runtime_free(rt);
     if (rc < 0 || !tour_ok || !echo_ok) {
         fprintf(stderr, "demo: FAILED (%s)\n", rc < 0 ? blz_strerror(rc) : "wrong results");

@@ -67,7 +67,8 @@ blz__counter_inc(_Atomic uint64_t *c)
  * extrapolation (busy_ns + now - awake_since) never passes what the worker
  * then stores. So the figure never goes backwards. The mean task run is
  * measured per batch (the runs between two maintenance ticks, or up to a
- * park): one clock read per batch of up to BLZ_GLOBAL_INTERVAL runs.
+ * park; the maintenance itself, the I/O driver's turn, is left out): two
+ * clock reads per batch of up to BLZ_GLOBAL_INTERVAL runs.
  */
 
 /* Ends the current batch of task runs at `now`: folds its time per run into
@@ -868,6 +869,7 @@ blz__worker_run(blz__worker *w, bool (*done)(void *), void *ctx)
             defer_release(w); /* deferred tasks wait at most one interval */
             batch_end(w, blz_now());
             maintenance(w);
+            w->batch_start = blz_now(); /* the driver's turn is not a task run */
             t = inject_pop(rt, w);
         }
         if (!t) {
