@@ -6,6 +6,8 @@
  *   udp_dgram_single   blz_udp_send_to / blz_udp_recv_from, one syscall each
  *   udp_dgram_batch    blz_udp_send_many / blz_udp_recv_many, 32 datagrams
  *                      per sendmmsg / recvmmsg
+ *   udp_dgram_gso      blz_udp_send_segments (one sendmsg that the kernel
+ *                      splits into 32 datagrams) / blz_udp_recv_many
  *
  *     bench_udp [--json] [--runs N] [--warmups N] [row ...]
  */
@@ -116,6 +118,38 @@ typedef struct body_ref {
     blz_task_fn fn;
 } body_ref;
 
+static void *
+gso_body(void *arg)
+{
+    bench_run *r = arg;
+    udp_pair p;
+    pair_open(&p);
+    static char out[BURST * SIZE], in[BURST][SIZE];
+    blz_udp_segments g = {.buf = out, .len = sizeof out, .segment = SIZE, .addr = &p.ba};
+    blz_udp_msg rm[BURST];
+    for (int i = 0; i < BURST; i++) {
+        rm[i] = (blz_udp_msg){.buf = in[i], .len = SIZE};
+    }
+    r->ops = BURST * ROUNDS;
+    bench_start(r);
+    for (int round = 0; round < ROUNDS; round++) {
+        ssize_t n = blz_udp_send_segments(p.a, &g);
+        if (n != (ssize_t) sizeof out) {
+            die("send_segments", n < 0 ? n : -EIO);
+        }
+        for (int got = 0; got < BURST;) {
+            n = blz_udp_recv_many(p.b, rm + got, (size_t) (BURST - got));
+            if (n < 1) {
+                die("recv_many", n < 0 ? n : -EIO);
+            }
+            got += (int) n;
+        }
+    }
+    bench_stop(r);
+    pair_close(&p);
+    return NULL;
+}
+
 static void
 on_rt(bench_run *r)
 {
@@ -138,9 +172,11 @@ main(int argc, char **argv)
             printf("# backend: %s\n", blz_runtime_backend(rt));
         }
     }
-    static const body_ref single_ref = {single_body}, batch_ref = {batch_body};
+    static const body_ref single_ref = {single_body}, batch_ref = {batch_body},
+                          gso_ref = {gso_body};
     bench_row("udp_dgram_single", on_rt, (void *) &single_ref);
     bench_row("udp_dgram_batch", on_rt, (void *) &batch_ref);
+    bench_row("udp_dgram_gso", on_rt, (void *) &gso_ref);
     if (rt) {
         blz_runtime_free(rt);
     }

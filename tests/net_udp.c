@@ -502,3 +502,76 @@ BLZ_TEST(udp_batch_future_tier_drop_and_errors)
 {
     net_run(2, udp_batch_fut_main, NULL);
 }
+
+/* Segmentation offload: one call, one buffer, datagrams of `segment` bytes
+ * at the receiver (the last one shorter), in order, in every tier. */
+static void
+recv_segments(blz_udp_socket *b, const char *data, size_t len, size_t segment)
+{
+    char in[2048];
+    for (size_t off = 0; off < len; off += segment) {
+        size_t want = len - off < segment ? len - off : segment;
+        CHECK_EQ(blz_udp_recv(b, in, sizeof in), (ssize_t) want);
+        CHECK(memcmp(in, data + off, want) == 0);
+    }
+}
+
+static void *
+udp_segments_main(void *arg)
+{
+    (void) arg;
+    blz_udp_socket *a = NULL, *b = NULL;
+    blz_addr aa, ba;
+    udp_pair(&a, &b, &aa, &ba);
+    static char data[60000];
+    for (size_t i = 0; i < sizeof data; i++) {
+        data[i] = (char) (i * 7 + i / 251);
+    }
+    blz_udp_segments g = {.buf = data, .len = 1050, .segment = 100, .addr = &ba};
+    CHECK_EQ(blz_udp_send_segments(a, &g), 1050);
+    recv_segments(b, data, 1050, 100);
+    g = (blz_udp_segments){.buf = data + 7, .len = 4000, .segment = 1000, .addr = &ba};
+    CHECK_EQ(blz_udp_try_send_segments(a, &g), 4000);
+    recv_segments(b, data + 7, 4000, 1000);
+    /* One datagram's worth: a plain send. */
+    g = (blz_udp_segments){.buf = data, .len = 80, .segment = 100, .addr = &ba};
+    CHECK_EQ(blz_udp_send_segments(a, &g), 80);
+    recv_segments(b, data, 80, 100);
+
+    /* Connected, through the future tier. */
+    CHECK_OK(blz_udp_connect(a, &ba));
+    g = (blz_udp_segments){.buf = data + 100, .len = 1200, .segment = 512};
+    blz_io_future f;
+    blz_udp_send_segments_fut(a, &g, &f);
+    CHECK_EQ(blz_await(&f.base), 1200);
+    recv_segments(b, data + 100, 1200, 512);
+
+    /* Refused: arguments, and what the kernel will not split. */
+    blz_addr empty;
+    memset(&empty, 0, sizeof empty);
+    blz_udp_segments bad[] = {
+        {.buf = data, .len = 10, .segment = 0},
+        {.buf = data, .len = 10, .segment = 65536},
+        {.buf = NULL, .len = 10, .segment = 5},
+        {.buf = data, .len = 10, .segment = 5, .addr = &empty},
+        {.buf = data, .len = 1000, .segment = 1}, /* more segments than the kernel takes */
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        CHECK_EQ(blz_udp_send_segments(a, &bad[i]), -EINVAL);
+    }
+    CHECK_EQ(blz_udp_send_segments(a, NULL), -EINVAL);
+    CHECK_EQ(blz_udp_send_segments(NULL, &g), -EINVAL);
+    g = (blz_udp_segments){.buf = data, .len = sizeof data + 0, .segment = 1400};
+    CHECK_EQ(blz_udp_send_segments(a, &g), (ssize_t) sizeof data); /* 43 datagrams */
+    recv_segments(b, data, sizeof data, 1400);
+    CHECK_EQ(blz_udp_try_recv(b, data, 1), -EAGAIN);
+    blz_udp_close(a);
+    blz_udp_close(b);
+    CHECK_EQ(blz__io_driver_waiters(net_driver()), 0);
+    return NULL;
+}
+
+BLZ_TEST(udp_send_segments_splits_one_buffer_into_datagrams)
+{
+    net_run(2, udp_segments_main, NULL);
+}

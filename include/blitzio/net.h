@@ -539,6 +539,33 @@ BLZ_API ssize_t blz_udp_try_send_many(blz_udp_socket *u, blz_udp_msg *msgs, size
 BLZ_API void blz_udp_send_many_fut(blz_udp_socket *u, blz_udp_msg *msgs, size_t n,
                                    blz_io_future *f);
 
+/** One buffer sent as datagrams of `segment` bytes each (UDP generic
+ * segmentation offload), for blz_udp_send_segments. */
+typedef struct blz_udp_segments {
+    const void *buf;      /**< the payload of every datagram, back to back */
+    size_t len;           /**< total bytes */
+    size_t segment;       /**< bytes per datagram (the last may be shorter), 1..65535 */
+    const blz_addr *addr; /**< the destination, NULL on a connected socket */
+} blz_udp_segments;
+
+/**
+ * Sends `s->len` bytes as consecutive datagrams of `s->segment` bytes (the
+ * last may be shorter) in one system call: the kernel splits the buffer
+ * (UDP_SEGMENT), so a sender of many equal datagrams pays one trip through
+ * the stack. Returns the bytes sent (all of them), or -errno: -EINVAL for a
+ * NULL `s`, a NULL `buf` with `len` > 0, a `segment` of 0 or above 65535,
+ * an empty `addr`, or when the kernel refuses the split (more segments than
+ * it takes, 64 on older kernels, or a segment larger than the path allows);
+ * -EMSGSIZE when `len` exceeds what one call can carry (64 KiB less headers);
+ * -EIO where the device cannot segment (checksum offload off).
+ */
+BLZ_API ssize_t blz_udp_send_segments(blz_udp_socket *u, const blz_udp_segments *s);
+/** Try tier of blz_udp_send_segments. */
+BLZ_API ssize_t blz_udp_try_send_segments(blz_udp_socket *u, const blz_udp_segments *s);
+/** Future tier of blz_udp_send_segments; `s` and what it points to must outlive it. */
+BLZ_API void blz_udp_send_segments_fut(blz_udp_socket *u, const blz_udp_segments *s,
+                                       blz_io_future *f);
+
 /** As blz_tcp_ready: BLZ_READABLE when a datagram (or an error) is queued. */
 BLZ_API int blz_udp_ready(blz_udp_socket *u, blz_interest interest);
 /** As blz_tcp_try_ready. */

@@ -262,6 +262,10 @@ attempt_other(blz_io_future *f, blz__sock *sk, int fd)
         return blz__sys_recv_many(fd, f->buf_, f->len_);
     case BLZ__OP_S_SEND_MANY:
         return blz__sys_send_many(fd, f->buf_, f->len_);
+    case BLZ__OP_S_SEND_SEGMENTS: {
+        const blz_udp_segments *g = f->buf_;
+        return blz__sys_send_segments(fd, g->buf, g->len, g->segment, g->addr);
+    }
     case BLZ__OP_S_READY_READ:
     case BLZ__OP_S_READY_WRITE:
         return 0; /* attempted only once the direction reports ready */
@@ -474,6 +478,10 @@ check_args(blz__sock *sk, int op, const void *buf, size_t *len)
             }
         }
         return 0;
+    }
+    if (op == BLZ__OP_S_SEND_SEGMENTS) {
+        const blz_udp_segments *g = buf;
+        return g && (g->buf || !g->len) && g->segment >= 1 && g->segment <= 65535 ? 0 : -EINVAL;
     }
     if (op == BLZ__OP_S_ACCEPT) {
         return buf && sk->kind == BLZ__SK_LISTENER ? 0 : -EINVAL;

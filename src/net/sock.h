@@ -31,6 +31,7 @@ enum blz__sock_op {
     BLZ__OP_S_SEND_TO,        /* sendmsg to aux_ (const blz_addr *; NULL = connected peer) */
     BLZ__OP_S_RECV_MANY,      /* recvmmsg: buf_ = blz_udp_msg array, len_ = count */
     BLZ__OP_S_SEND_MANY,      /* sendmmsg: as RECV_MANY */
+    BLZ__OP_S_SEND_SEGMENTS,  /* sendmsg with UDP_SEGMENT: buf_ = const blz_udp_segments * */
     BLZ__OP_S_READY_READ,     /* no syscall: done once the read direction reports ready */
     BLZ__OP_S_READY_WRITE,    /* the same for the write direction */
 };

@@ -270,3 +270,21 @@ blz_udp_send_many_fut(blz_udp_socket *u, blz_udp_msg *msgs, size_t n, blz_io_fut
 {
     blz__sock_fut(SK(u), BLZ__OP_S_SEND_MANY, msgs, n, NULL, f);
 }
+
+ssize_t
+blz_udp_send_segments(blz_udp_socket *u, const blz_udp_segments *s)
+{
+    return blz__sock_await(SK(u), BLZ__OP_S_SEND_SEGMENTS, (void *) s, 1, NULL);
+}
+
+ssize_t
+blz_udp_try_send_segments(blz_udp_socket *u, const blz_udp_segments *s)
+{
+    return blz__sock_try(SK(u), BLZ__OP_S_SEND_SEGMENTS, (void *) s, 1, NULL);
+}
+
+void
+blz_udp_send_segments_fut(blz_udp_socket *u, const blz_udp_segments *s, blz_io_future *f)
+{
+    blz__sock_fut(SK(u), BLZ__OP_S_SEND_SEGMENTS, (void *) s, 1, NULL, f);
+}

@@ -16,6 +16,7 @@
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <netinet/udp.h>
 #include <pthread.h>
 #include <sched.h>
 #include <stdio.h>
@@ -444,6 +445,44 @@ blz__sys_send_many(int fd, blz_udp_msg *m, size_t n)
         m[i].result = h[i].msg_len;
     }
     return r;
+}
+
+long
+blz__sys_send_segments(int fd, const void *buf, size_t n, size_t segment, const blz_addr *to)
+{
+#ifdef UDP_SEGMENT
+    struct iovec iov = {(void *) buf, n};
+    struct msghdr msg;
+    union {
+        struct cmsghdr align;
+        char bytes[CMSG_SPACE(sizeof(uint16_t))];
+    } control;
+    memset(&msg, 0, sizeof msg);
+    memset(&control, 0, sizeof control);
+    if (to) {
+        size_t len;
+        const void *sa = blz_addr_sockaddr(to, &len);
+        if (!sa) {
+            return -EINVAL;
+        }
+        msg.msg_name = (void *) sa;
+        msg.msg_namelen = (socklen_t) len;
+    }
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control.bytes;
+    msg.msg_controllen = sizeof control.bytes;
+    struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
+    c->cmsg_level = SOL_UDP;
+    c->cmsg_type = UDP_SEGMENT;
+    c->cmsg_len = CMSG_LEN(sizeof(uint16_t));
+    uint16_t size = (uint16_t) segment;
+    memcpy(CMSG_DATA(c), &size, sizeof size);
+    return blz__sys.sendmsg(fd, &msg, MSG_NOSIGNAL);
+#else
+    (void) fd, (void) buf, (void) n, (void) segment, (void) to;
+    return -EOPNOTSUPP;
+#endif
 }
 
 int
