@@ -92,8 +92,7 @@ long blz__sys_recv_many(int fd, blz_udp_msg *m, size_t n);
 long blz__sys_send_many(int fd, blz_udp_msg *m, size_t n);
 /* sendmsg of n bytes split by the kernel into datagrams of `segment` bytes
  * (UDP_SEGMENT, 1..65535) to `to` (NULL: the connected peer). */
-long blz__sys_send_segments(int fd, const void *buf, size_t n, size_t segment,
-                            const blz_addr *to);
+long blz__sys_send_segments(int fd, const void *buf, size_t n, size_t segment, const blz_addr *to);
 /* how: BLZ_SHUT_RD / BLZ_SHUT_WR / BLZ_SHUT_RDWR */
 int blz__sys_shutdown(int fd, int how);
 int blz__sys_sockname(int fd, blz_addr *out);
