@@ -50,6 +50,19 @@ pair_close(udp_pair *p)
     blz_udp_close(p->b);
 }
 
+/* Receives exactly `BURST` datagrams through `rm`, in as many calls as it takes. */
+static void
+recv_burst(udp_pair *p, blz_udp_msg *rm)
+{
+    for (int got = 0; got < BURST;) {
+        ssize_t n = blz_udp_recv_many(p->b, rm + got, (size_t) (BURST - got));
+        if (n < 1) {
+            die("recv_many", n < 0 ? n : -EIO);
+        }
+        got += (int) n;
+    }
+}
+
 static void *
 single_body(void *arg)
 {
@@ -100,13 +113,7 @@ batch_body(void *arg)
             }
             sent += (int) n;
         }
-        for (int got = 0; got < BURST;) {
-            ssize_t n = blz_udp_recv_many(p.b, rm + got, (size_t) (BURST - got));
-            if (n < 1) {
-                die("recv_many", n < 0 ? n : -EIO);
-            }
-            got += (int) n;
-        }
+        recv_burst(&p, rm);
     }
     bench_stop(r);
     pair_close(&p);
@@ -137,13 +144,7 @@ gso_body(void *arg)
         if (n != (ssize_t) sizeof out) {
             die("send_segments", n < 0 ? n : -EIO);
         }
-        for (int got = 0; got < BURST;) {
-            n = blz_udp_recv_many(p.b, rm + got, (size_t) (BURST - got));
-            if (n < 1) {
-                die("recv_many", n < 0 ? n : -EIO);
-            }
-            got += (int) n;
-        }
+        recv_burst(&p, rm);
     }
     bench_stop(r);
     pair_close(&p);

@@ -351,20 +351,32 @@ blz__sys_recvfrom(int fd, void *buf, size_t n, int flags, blz_addr *from, blz_uc
     return r;
 }
 
+/* Addresses `msg` to `to`, or leaves it unaddressed (the connected peer) for
+ * NULL. -EINVAL for an empty address. */
+static int
+msg_address(struct msghdr *msg, const blz_addr *to)
+{
+    if (!to) {
+        return 0;
+    }
+    size_t len;
+    const void *sa = blz_addr_sockaddr(to, &len);
+    if (!sa) {
+        return -EINVAL;
+    }
+    msg->msg_name = (void *) sa;
+    msg->msg_namelen = (socklen_t) len;
+    return 0;
+}
+
 long
 blz__sys_sendto(int fd, const void *buf, size_t n, const blz_addr *to)
 {
     struct iovec iov = {(void *) buf, n};
     struct msghdr msg;
     memset(&msg, 0, sizeof msg);
-    if (to) {
-        size_t len;
-        const void *sa = blz_addr_sockaddr(to, &len);
-        if (!sa) {
-            return -EINVAL;
-        }
-        msg.msg_name = (void *) sa;
-        msg.msg_namelen = (socklen_t) len;
+    if (msg_address(&msg, to) < 0) {
+        return -EINVAL;
     }
     msg.msg_iov = &iov;
     msg.msg_iovlen = 1;
@@ -427,14 +439,8 @@ blz__sys_send_many(int fd, blz_udp_msg *m, size_t n)
     struct iovec iov[BLZ_UDP_MANY_MAX];
     n = many_headers(h, iov, m, n);
     for (size_t i = 0; i < n; i++) {
-        if (m[i].addr) {
-            size_t len;
-            const void *sa = blz_addr_sockaddr(m[i].addr, &len);
-            if (!sa) {
-                return -EINVAL;
-            }
-            h[i].msg_hdr.msg_name = (void *) sa;
-            h[i].msg_hdr.msg_namelen = (socklen_t) len;
+        if (msg_address(&h[i].msg_hdr, m[i].addr) < 0) {
+            return -EINVAL;
         }
     }
     int r = sendmmsg(fd, h, (unsigned) n, MSG_NOSIGNAL);
@@ -459,14 +465,8 @@ blz__sys_send_segments(int fd, const void *buf, size_t n, size_t segment, const 
     } control;
     memset(&msg, 0, sizeof msg);
     memset(&control, 0, sizeof control);
-    if (to) {
-        size_t len;
-        const void *sa = blz_addr_sockaddr(to, &len);
-        if (!sa) {
-            return -EINVAL;
-        }
-        msg.msg_name = (void *) sa;
-        msg.msg_namelen = (socklen_t) len;
+    if (msg_address(&msg, to) < 0) {
+        return -EINVAL;
     }
     msg.msg_iov = &iov;
     msg.msg_iovlen = 1;
