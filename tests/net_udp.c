@@ -575,3 +575,57 @@ BLZ_TEST(udp_send_segments_splits_one_buffer_into_datagrams)
 {
     net_run(2, udp_segments_main, NULL);
 }
+
+/* GRO: with it on, a segmented send may arrive as one buffer whose
+ * datagram size recv_many reports; the bytes are the same either way, and
+ * without GRO every datagram reports its own length. */
+static void *
+udp_gro_main(void *arg)
+{
+    (void) arg;
+    blz_udp_socket *a = NULL, *b = NULL;
+    blz_addr aa, ba;
+    udp_pair(&a, &b, &aa, &ba);
+    static char data[1050], in[4][2048];
+    for (size_t i = 0; i < sizeof data; i++) {
+        data[i] = (char) (i * 13 + 1);
+    }
+    blz_udp_segments g = {.buf = data, .len = sizeof data, .segment = 100, .addr = &ba};
+    for (int gro = 0; gro <= 1; gro++) {
+        CHECK_OK(blz_udp_set_gro(b, gro));
+        CHECK_EQ(blz_udp_send_segments(a, &g), (ssize_t) sizeof data);
+        size_t got = 0;
+        bool coalesced = false;
+        while (got < sizeof data) {
+            blz_udp_msg rm[4];
+            for (int k = 0; k < 4; k++) {
+                rm[k] = (blz_udp_msg){.buf = in[k], .len = sizeof in[k]};
+            }
+            ssize_t n = blz_udp_recv_many(b, rm, 4);
+            CHECK_GE(n, 1);
+            for (ssize_t k = 0; k < n; k++) {
+                CHECK(!rm[k].truncated);
+                CHECK(memcmp(in[k], data + got, rm[k].result) == 0);
+                if (rm[k].result > rm[k].segment) {
+                    coalesced = true;
+                    CHECK_EQ(rm[k].segment, 100); /* the sender's size */
+                } else {
+                    CHECK_EQ(rm[k].segment, rm[k].result);
+                }
+                got += rm[k].result;
+            }
+        }
+        CHECK_EQ(got, sizeof data);
+        /* Loopback hands a segmented send to a GRO socket unsplit. */
+        CHECK_EQ(coalesced, (bool) gro);
+    }
+    CHECK_EQ(blz_udp_set_gro(NULL, true), -EINVAL);
+    blz_udp_close(a);
+    blz_udp_close(b);
+    return NULL;
+}
+
+BLZ_TEST(udp_gro_reports_the_datagram_size_of_a_coalesced_receive)
+{
+    net_run(2, udp_gro_main, NULL);
+}

@@ -508,6 +508,11 @@ typedef struct blz_udp_msg {
                          NULL on a connected socket */
     size_t result;  /**< out: the datagram's length received (at most `len`), or bytes sent */
     bool truncated; /**< out, receive: the datagram was longer than `len` (the rest is gone) */
+    /** out, receive: the size of each datagram in `buf`. Equal to `result`,
+     * except with GRO on (blz_udp_set_gro), when the kernel may coalesce
+     * datagrams of one sender: `buf` then holds result / segment of them
+     * back to back, the last one shorter if result is not a multiple. */
+    size_t segment;
 } blz_udp_msg;
 
 /**
@@ -560,6 +565,14 @@ typedef struct blz_udp_segments {
  * -EIO where the device cannot segment (checksum offload off).
  */
 BLZ_API ssize_t blz_udp_send_segments(blz_udp_socket *u, const blz_udp_segments *s);
+/**
+ * Lets the kernel coalesce consecutive datagrams of one sender into one
+ * receive (UDP GRO; off by default): blz_udp_recv_many then reports each
+ * buffer's datagram size in `segment`. Other receives see the coalesced
+ * bytes without that size, so use blz_udp_recv_many while it is on.
+ * 0, -EINVAL, -EOPNOTSUPP where the kernel has no UDP GRO.
+ */
+BLZ_API int blz_udp_set_gro(blz_udp_socket *u, bool on);
 /** Try tier of blz_udp_send_segments. */
 BLZ_API ssize_t blz_udp_try_send_segments(blz_udp_socket *u, const blz_udp_segments *s);
 /** Future tier of blz_udp_send_segments; `s` and what it points to must outlive it. */

@@ -176,6 +176,12 @@ blz_udp_set_broadcast(blz_udp_socket *u, bool on)
 }
 
 int
+blz_udp_set_gro(blz_udp_socket *u, bool on)
+{
+    return blz__sock_setopt(SK(u), BLZ__UDP_GRO, on);
+}
+
+int
 blz_udp_set_ttl(blz_udp_socket *u, int ttl)
 {
     if (ttl < 1 || ttl > 255) {

@@ -399,6 +399,25 @@ many_headers(struct mmsghdr *h, struct iovec *iov, const blz_udp_msg *m, size_t 
     return n;
 }
 
+/* The size of the datagrams coalesced into a received buffer of `len` bytes
+ * (the kernel's UDP_GRO message), or `len` when it holds one datagram. */
+static size_t
+gro_segment(struct msghdr *msg, size_t len)
+{
+#ifdef UDP_GRO
+    for (struct cmsghdr *c = CMSG_FIRSTHDR(msg); c; c = CMSG_NXTHDR(msg, c)) {
+        if (c->cmsg_level == IPPROTO_UDP && c->cmsg_type == UDP_GRO) {
+            int size;
+            memcpy(&size, CMSG_DATA(c), sizeof size);
+            return size > 0 && (size_t) size < len ? (size_t) size : len;
+        }
+    }
+#else
+    (void) msg;
+#endif
+    return len;
+}
+
 /* A receive writes each sender's name straight into the caller's blz_addr
  * and then normalises it in place through a copy. */
 long
@@ -406,12 +425,17 @@ blz__sys_recv_many(int fd, blz_udp_msg *m, size_t n)
 {
     struct mmsghdr h[BLZ_UDP_MANY_MAX];
     struct iovec iov[BLZ_UDP_MANY_MAX];
+    /* Room for a GRO segment size per message (UDP_GRO on); CMSG_SPACE keeps
+     * every row aligned for a cmsghdr. */
+    _Alignas(struct cmsghdr) char control[BLZ_UDP_MANY_MAX][CMSG_SPACE(sizeof(int))];
     n = many_headers(h, iov, m, n);
     for (size_t i = 0; i < n; i++) {
         if (m[i].addr) {
             h[i].msg_hdr.msg_name = m[i].addr->sa_.bytes_;
             h[i].msg_hdr.msg_namelen = sizeof m[i].addr->sa_.bytes_;
         }
+        h[i].msg_hdr.msg_control = control[i];
+        h[i].msg_hdr.msg_controllen = sizeof control[i];
     }
     int r = recvmmsg(fd, h, (unsigned) n, 0, NULL);
     if (r < 0) {
@@ -420,6 +444,7 @@ blz__sys_recv_many(int fd, blz_udp_msg *m, size_t n)
     for (int i = 0; i < r; i++) {
         m[i].result = h[i].msg_len;
         m[i].truncated = (h[i].msg_hdr.msg_flags & MSG_TRUNC) != 0;
+        m[i].segment = gro_segment(&h[i].msg_hdr, h[i].msg_len);
         if (m[i].addr) {
             struct sockaddr_storage ss;
             socklen_t len = h[i].msg_hdr.msg_namelen;
@@ -575,6 +600,13 @@ opt_map(enum blz__sockopt opt, int dom, int *level, int *name)
     case BLZ__IPV6_V6ONLY:
         *level = IPPROTO_IPV6, *name = IPV6_V6ONLY;
         return 0;
+    case BLZ__UDP_GRO:
+#ifdef UDP_GRO
+        *level = IPPROTO_UDP, *name = UDP_GRO;
+        return 0;
+#else
+        return -EOPNOTSUPP;
+#endif
     }
     return -EINVAL;
 }

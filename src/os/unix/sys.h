@@ -60,6 +60,7 @@ enum blz__sockopt {
     BLZ__IP_MULTICAST_LOOP, /* IPv4 or IPv6, by family */
     BLZ__IPV6_V6ONLY,
     BLZ__SO_PASSCRED, /* Unix: received messages carry the sender's credentials */
+    BLZ__UDP_GRO,     /* UDP: datagrams of one sender may arrive coalesced */
 };
 
 /* Recv flags. */
