@@ -22,10 +22,12 @@
 typedef struct srv {
     blz_udp_socket *udp;
     blz_tcp_listener *tcp;
-    blz_addr addr;       /* where both listen */
-    bool servfail;       /* answer every query with SERVFAIL */
-    bool silent;         /* answer nothing */
-    _Atomic int queries; /* UDP queries seen */
+    blz_addr addr; /* where both listen */
+    /* Switched by the test while the server's fibers run on other workers
+     * (a late query of the previous lookup may still be being served). */
+    _Atomic bool servfail; /* answer every query with SERVFAIL */
+    _Atomic bool silent;   /* answer nothing */
+    _Atomic int queries;   /* UDP queries seen */
     _Atomic int tcp_queries;
     blz_join *udp_task, *tcp_task;
 } srv;
