@@ -42,6 +42,49 @@ busy_sum(const blz_metrics *m)
     return sum;
 }
 
+/* A figure of a metrics snapshot that becomes nonzero once some event has
+ * happened (a batch ended, a run was counted). */
+typedef uint64_t (*metric_fn)(const blz_metrics *m);
+
+/* Snapshots rt's metrics into `m` until `figure` is nonzero, giving up after
+ * 10 s (the caller's CHECK then fails); returns the figure. */
+static uint64_t
+metrics_until(blz_runtime *rt, blz_metrics *m, metric_fn figure)
+{
+    blz_instant give_up = blz_now() + 10 * BLZ_NS_PER_S;
+    for (;;) {
+        blz_runtime_metrics(rt, m);
+        uint64_t v = figure(m);
+        if (v != 0 || blz_now() >= give_up) {
+            return v;
+        }
+        sched_yield();
+    }
+}
+
+static uint64_t
+longest_mean_poll(const blz_metrics *m)
+{
+    uint64_t longest = 0;
+    for (unsigned i = 0; i < m->workers; i++) {
+        if (m->worker[i].mean_poll_ns > longest) {
+            longest = m->worker[i].mean_poll_ns;
+        }
+    }
+    return longest;
+}
+
+/* Runs of 2 ms or more (bucket 12 and above). */
+static uint64_t
+long_runs(const blz_metrics *m)
+{
+    uint64_t n = 0;
+    for (int i = 12; i < BLZ_POLL_BUCKETS; i++) {
+        n += m->poll_time_histogram[i];
+    }
+    return n;
+}
+
 BLZ_TEST(per_worker_counters_add_up_to_the_totals)
 {
     blz_runtime *rt = test_runtime(3, 0);
@@ -91,18 +134,7 @@ BLZ_TEST(a_long_poll_counts_as_busy_time)
      * worker's next maintenance tick or park, which may come just after the
      * join: wait for it (any mean at all), then it weighs a quarter, at
      * least 30 ms / 61 / 4 ≈ 120 µs, a quarter less per batch since. */
-    uint64_t longest_mean = 0;
-    blz_instant give_up = blz_now() + 10 * BLZ_NS_PER_S;
-    while (longest_mean == 0 && blz_now() < give_up) {
-        blz_runtime_metrics(rt, &after);
-        for (unsigned i = 0; i < after.workers; i++) {
-            if (after.worker[i].mean_poll_ns > longest_mean) {
-                longest_mean = after.worker[i].mean_poll_ns;
-            }
-        }
-        sched_yield();
-    }
-    CHECK_GE(longest_mean, 1000);
+    CHECK_GE(metrics_until(rt, &after, longest_mean_poll), 1000);
     blz_runtime_free(rt);
 }
 
@@ -361,17 +393,7 @@ BLZ_TEST(poll_time_histogram_counts_runs_by_duration)
             /* A run is counted once it returns, and a join can be seen
              * just before its task's run returns: wait for the last runs
              * to be counted (an event, bounded by a generous give-up). */
-            uint64_t long_runs = 0;
-            blz_instant give_up = blz_now() + 10 * BLZ_NS_PER_S;
-            while (long_runs == 0 && blz_now() < give_up) {
-                blz_runtime_metrics(rt, &m);
-                long_runs = 0;
-                for (int i = 12; i < BLZ_POLL_BUCKETS; i++) {
-                    long_runs += m.poll_time_histogram[i];
-                }
-                sched_yield();
-            }
-            CHECK_GE(long_runs, 1); /* a run cannot be shorter than its spin */
+            CHECK_GE(metrics_until(rt, &m, long_runs), 1); /* no run is shorter than its spin */
             uint64_t sum = hist_sum(&m);
             CHECK_LE(sum, m.polls);
             CHECK_GE(sum + m.workers, m.polls); /* a run still returning */
