@@ -57,8 +57,15 @@ typedef struct blz_runtime_config {
     size_t fiber_stack_size;    /**< usable stack per fiber; default 64 KiB */
     unsigned blocking_threads;  /**< blocking-pool limit; default 512 */
     blz_duration blocking_idle; /**< idle blocking threads exit after this; default 10 s */
-    const char *backend;        /**< "io_uring", "epoll" or NULL (auto; $BLZ_BACKEND overrides) */
-    bool paused_clock; /**< virtual time: starts paused, jumps to the next timer when idle */
+    /** The most jobs that may wait for a blocking thread (queued, not yet
+     * started). Once that many wait, blz_spawn_blocking waits for one to start
+     * (oldest spawn first) and blz_try_spawn_blocking refuses with -EAGAIN:
+     * backpressure instead of an unbounded queue. The runtime's own jobs
+     * (file fallbacks, blz_resolve) are never held back but count. 0 (the
+     * default): no limit. */
+    unsigned blocking_queue_limit;
+    const char *backend; /**< "io_uring", "epoll" or NULL (auto; $BLZ_BACKEND overrides) */
+    bool paused_clock;   /**< virtual time: starts paused, jumps to the next timer when idle */
     /** Report a task that keeps its worker longer than this (real time, also
      * with a paused clock); 0: no watchdog. Default 0, or $BLZ_STALL_MS. */
     blz_duration stall_threshold;
@@ -149,6 +156,8 @@ typedef struct blz_metrics {
     uint64_t blocking_threads;     /**< threads of the blocking pool */
     uint64_t blocking_idle;        /**< of those, waiting for a job */
     uint64_t blocking_queue_depth; /**< jobs queued for the blocking pool, not yet started */
+    /** spawns waiting for room under blocking_queue_limit (their jobs not queued yet) */
+    uint64_t blocking_spawns_waiting;
     uint64_t inject_queue_depth;
     uint64_t uptime_ns; /**< since blz_runtime_new */
     unsigned workers;

@@ -42,16 +42,54 @@ BLZ_API int blz_spawn_future(const blz_future *f, size_t size, blz_join **out);
  */
 BLZ_API int blz_spawn_owned(blz_task_fn fn, void (*release)(void *arg), void *arg, blz_join **out);
 
-/** Runs `fn(arg)` on the blocking pool, never on a worker. Any runtime thread. */
+/**
+ * Runs `fn(arg)` on the blocking pool, never on a worker. Any runtime thread.
+ * Without a blocking_queue_limit (the default) it never waits. With one, and
+ * that many jobs already waiting for a thread, it waits for one of them to
+ * start, spawns queued earlier going first: suspends a fiber, parks a foreign
+ * thread, -EDEADLK inside a stackless poll (use blz_spawn_blocking_fut there).
+ * @return 0 (the handle in `*out`, or detached when `out` is NULL);
+ *         -ECANCELED (the calling task was aborted while waiting: nothing was
+ *         spawned); -ESHUTDOWN (the runtime is being freed); -ENOMEM; -EAGAIN
+ *         (no pool thread could be started); -EINVAL (NULL fn); -ESRCH (not
+ *         on a runtime's thread).
+ */
 BLZ_API int blz_spawn_blocking(blz_task_fn fn, void *arg, blz_join **out);
 
-/** The same three, onto an explicit runtime; callable from any thread. */
+/** blz_spawn_blocking that never waits: -EAGAIN, with nothing spawned, when
+ * blocking_queue_limit jobs are waiting or earlier spawns wait for room. */
+BLZ_API int blz_try_spawn_blocking(blz_task_fn fn, void *arg, blz_join **out);
+
+/** The future of a spawn onto the blocking pool. Fields ending in `_` are private. */
+typedef struct blz_spawn_blocking_future {
+    blz_future base;
+    blz_join *join; /**< once completed with 0: the job's handle, the caller's to join or detach */
+    blz_runtime *rt_;
+    blz_task_fn fn_;
+    void *arg_;
+    blz_waiter waiter_; /* in the pool's queue of spawns waiting for room */
+} blz_spawn_blocking_future;
+
+/**
+ * Fills `f` to spawn `fn(arg)` on the blocking pool of the calling thread's
+ * runtime once there is room (see blz_spawn_blocking). Completes with 0 and
+ * the handle in `f->join`, or blz_spawn_blocking's errors (-ESRCH when the
+ * thread has no runtime). Dropped before it completes, it has spawned
+ * nothing. Allocates only the task, when it spawns. NULL `f` is ignored.
+ */
+BLZ_API void blz_spawn_blocking_fut(blz_task_fn fn, void *arg, blz_spawn_blocking_future *f);
+
+/** The same, onto an explicit runtime; callable from any thread. */
 BLZ_API int blz_runtime_spawn(blz_runtime *rt, blz_task_fn fn, void *arg, blz_join **out);
 BLZ_API int blz_runtime_spawn_owned(blz_runtime *rt, blz_task_fn fn, void (*release)(void *arg),
                                     void *arg, blz_join **out);
 BLZ_API int blz_runtime_spawn_future(blz_runtime *rt, const blz_future *f, size_t size,
                                      blz_join **out);
 BLZ_API int blz_runtime_spawn_blocking(blz_runtime *rt, blz_task_fn fn, void *arg, blz_join **out);
+BLZ_API int blz_runtime_try_spawn_blocking(blz_runtime *rt, blz_task_fn fn, void *arg,
+                                           blz_join **out);
+BLZ_API void blz_runtime_spawn_blocking_fut(blz_runtime *rt, blz_task_fn fn, void *arg,
+                                            blz_spawn_blocking_future *f);
 
 /**
  * Waits for the task and consumes the handle. Returns 0 and stores the

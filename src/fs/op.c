@@ -188,7 +188,7 @@ pool_job_aborted(void *arg)
 static int
 pool_submit(blz__fs_op *op)
 {
-    return blz__spawn_blocking_owned(op->rt, pool_job, pool_job_aborted, op);
+    return blz__spawn_blocking_owned(op->rt, pool_job, pool_job_aborted, op, NULL);
 }
 
 /* A ring op ended by the kernel without running (see the invariants): true

@@ -9,6 +9,7 @@
 #include "net/lookup.h"
 #include "net/sock.h"
 #include "os/unix/sys.h"
+#include "rt/current.h"
 
 #include <string.h>
 
@@ -44,7 +45,8 @@ blz_resolve_fut(const char *host, uint16_t port, blz_addr *out, size_t max, blz_
     }
     memcpy(j->host, host, len + 1);
     blz_join *join;
-    int rc = blz_spawn_blocking(job_run, j, &join);
+    blz_runtime *rt = blz__rt_current();
+    int rc = rt ? blz__spawn_blocking_owned(rt, job_run, NULL, j, &join) : -ESRCH;
     if (rc < 0) {
         blz__io_tracked_free(d, j);
         blz__lookup_fut_ready(f, rc);

@@ -7,8 +7,17 @@
  * Pool threads belong to the runtime (blz__rt_current() answers it there) but
  * are not workers, so blz_await on them parks the thread as on any foreign
  * thread and never holds up a worker.
+ *
+ * Backpressure (the runtime's blocking_queue_limit): a public spawn takes a
+ * slot first, and a slot exists while fewer than `limit` jobs are queued or
+ * reserved. Without one the try tier refuses and the others wait in
+ * `waiters`, oldest first: each job a thread takes off the queue, and each
+ * reservation given back unused, grants the freed slot to the oldest waiter
+ * (counted in `reserved` until its job is queued) and wakes it. While anyone
+ * waits, a try refuses, so nobody overtakes the queue.
  */
 #include "core/atomic.h"
+#include "core/list.h"
 #include "os/unix/sys.h"
 #include "rt/runtime.h"
 
@@ -19,8 +28,11 @@ void blz__blocking_run(blz__task *t);
 void blz__rt_set_thread(blz_runtime *rt, blz__worker *w);
 void blz__thread_cleanup(void);
 
+/* blz_waiter.state_ of a spawn waiting for a slot, under the pool's lock. */
+enum { SLOT_IDLE, SLOT_QUEUED, SLOT_GRANTED, SLOT_CLOSED };
+
 int
-blz__blocking_init(blz__blocking_pool *p, unsigned max_threads, blz_duration idle)
+blz__blocking_init(blz__blocking_pool *p, unsigned max_threads, blz_duration idle, unsigned limit)
 {
     pthread_condattr_t ca;
     pthread_condattr_init(&ca);
@@ -36,7 +48,112 @@ blz__blocking_init(blz__blocking_pool *p, unsigned max_threads, blz_duration idl
     p->max_threads = max_threads;
     p->idle_timeout = idle;
     p->shutdown = false;
+    p->limit = limit;
+    p->reserved = 0;
+    p->closed = false;
+    blz__waitlist_init(&p->waiters);
+    p->waiting = 0;
     return 0;
+}
+
+/* Under p->lock: may one more job wait for a thread? */
+static bool
+has_room(const blz__blocking_pool *p)
+{
+    return p->limit == 0 || p->queued + p->reserved < p->limit;
+}
+
+/* Under p->lock: a slot came free; the oldest waiter gets it. Its waker is
+ * moved to *wake, for the caller to wake once the lock is dropped. */
+static void
+grant_freed_slot(blz__blocking_pool *p, blz_waker *wake)
+{
+    if (!has_room(p)) {
+        return;
+    }
+    blz_waiter *w = blz__waitlist_pop_front(&p->waiters);
+    if (w) {
+        p->waiting--;
+        w->state_ = SLOT_GRANTED;
+        p->reserved++;
+        *wake = w->waker_;
+        w->waker_ = BLZ_WAKER_NONE;
+    }
+}
+
+int
+blz__blocking_slot_take(blz__blocking_pool *p, blz_waiter *w, const blz_waker *waker)
+{
+    int rc = -EAGAIN;
+    pthread_mutex_lock(&p->lock);
+    if (w && w->state_ == SLOT_GRANTED) {
+        w->state_ = SLOT_IDLE; /* the reservation is the caller's now */
+        rc = 0;
+    } else if ((w && w->state_ == SLOT_CLOSED) || p->closed) {
+        rc = -ESHUTDOWN;
+    } else if (w && w->state_ == SLOT_QUEUED) {
+        blz_waker_set(&w->waker_, waker);
+    } else if (blz__waitlist_empty(&p->waiters) && has_room(p)) {
+        p->reserved++;
+        rc = 0;
+    } else if (w) {
+        w->waker_ = blz_waker_clone(waker);
+        w->state_ = SLOT_QUEUED;
+        blz__waitlist_push_back(&p->waiters, w);
+        p->waiting++;
+    }
+    pthread_mutex_unlock(&p->lock);
+    return rc;
+}
+
+void
+blz__blocking_slot_cancel(blz__blocking_pool *p, blz_waiter *w)
+{
+    blz_waker wake = BLZ_WAKER_NONE;
+    pthread_mutex_lock(&p->lock);
+    if (w->state_ == SLOT_QUEUED) {
+        blz__waitlist_remove(w);
+        p->waiting--;
+    } else if (w->state_ == SLOT_GRANTED) {
+        p->reserved--; /* granted but never used: the next waiter's turn */
+        grant_freed_slot(p, &wake);
+    }
+    w->state_ = SLOT_IDLE;
+    blz_waker old = w->waker_;
+    w->waker_ = BLZ_WAKER_NONE;
+    pthread_mutex_unlock(&p->lock);
+    blz_waker_drop(&old);
+    blz_waker_wake(&wake);
+}
+
+void
+blz__blocking_slot_give_back(blz__blocking_pool *p)
+{
+    blz_waker wake = BLZ_WAKER_NONE;
+    pthread_mutex_lock(&p->lock);
+    p->reserved--;
+    grant_freed_slot(p, &wake);
+    pthread_mutex_unlock(&p->lock);
+    blz_waker_wake(&wake);
+}
+
+void
+blz__blocking_close_slots(blz__blocking_pool *p)
+{
+    pthread_mutex_lock(&p->lock);
+    p->closed = true;
+    blz_waiter *w;
+    while ((w = blz__waitlist_pop_front(&p->waiters)) != NULL) {
+        p->waiting--;
+        w->state_ = SLOT_CLOSED;
+        blz_waker wake = w->waker_;
+        w->waker_ = BLZ_WAKER_NONE;
+        /* Woken unlocked; the waiter's memory is not touched after the unlock. */
+        pthread_mutex_unlock(&p->lock);
+        blz_waker_wake(&wake);
+        pthread_mutex_lock(&p->lock);
+    }
+    pthread_mutex_unlock(&p->lock);
 }
 
 static blz_runtime *
@@ -74,7 +191,10 @@ pool_thread(void *arg)
             p->tail = NULL;
         }
         p->queued--;
+        blz_waker wake = BLZ_WAKER_NONE;
+        grant_freed_slot(p, &wake);
         pthread_mutex_unlock(&p->lock);
+        blz_waker_wake(&wake);
         blz__blocking_run(t);
         pthread_mutex_lock(&p->lock);
     }
@@ -92,14 +212,19 @@ out:
 }
 
 int
-blz__blocking_submit(blz_runtime *rt, blz__task *t)
+blz__blocking_submit(blz_runtime *rt, blz__task *t, bool held)
 {
     blz__blocking_pool *p = &rt->blocking;
     t->queue_next = NULL;
+    int rc = 0;
+    blz_waker wake = BLZ_WAKER_NONE;
     pthread_mutex_lock(&p->lock);
+    if (held) {
+        p->reserved--; /* becomes the job's place in the queue, or comes free below */
+    }
     if (p->shutdown) {
-        pthread_mutex_unlock(&p->lock);
-        return -ESHUTDOWN;
+        rc = -ESHUTDOWN;
+        goto out;
     }
     if (p->tail) {
         p->tail->queue_next = t;
@@ -122,14 +247,18 @@ blz__blocking_submit(blz_runtime *rt, blz__task *t)
             /* Could not start any thread: the job would never run. */
             p->head = p->tail = NULL;
             p->queued = 0;
-            pthread_mutex_unlock(&p->lock);
-            return -EAGAIN;
+            rc = -EAGAIN;
         }
     } else {
         pthread_cond_signal(&p->cond);
     }
+out:
+    if (rc < 0) {
+        grant_freed_slot(p, &wake); /* a held slot that was not used */
+    }
     pthread_mutex_unlock(&p->lock);
-    return 0;
+    blz_waker_wake(&wake);
+    return rc;
 }
 
 void

@@ -26,14 +26,17 @@ struct blz__timers *blz__rt_timers(blz_runtime *rt);
 struct blz__io_driver *blz__rt_io(blz_runtime *rt);
 
 /*
- * blz_runtime_spawn_blocking, detached, for a job whose argument owns
- * resources (a descriptor to close, memory to free). If the job is cancelled
- * before it starts (blz_runtime_free aborts every queued job), `cancel(arg)`
- * runs on the pool thread instead of `fn(arg)`, so that exactly one of the
- * two always runs once the call returned 0. On failure (-ENOMEM, -ESHUTDOWN,
- * -EAGAIN) neither runs and `arg` is still the caller's. Any thread.
+ * A blocking job of the runtime's own (a file op's fallback, a getaddrinfo
+ * lookup): never waits for room under blocking_queue_limit, since its caller
+ * is a future being filled or polled. If the job is cancelled before it
+ * starts (blz_runtime_free aborts every queued job), `cancel(arg)` (if not
+ * NULL) runs on the pool thread instead of `fn(arg)`, so that exactly one of
+ * the two always runs once the call returned 0. On failure (-ENOMEM,
+ * -ESHUTDOWN, -EAGAIN, -EINVAL) neither runs and `arg` is still the caller's.
+ * The handle goes to `*out`, or is detached when `out` is NULL. Any thread.
  */
-int blz__spawn_blocking_owned(blz_runtime *rt, blz_task_fn fn, void (*cancel)(void *), void *arg);
+int blz__spawn_blocking_owned(blz_runtime *rt, blz_task_fn fn, void (*cancel)(void *), void *arg,
+                              blz_join **out);
 
 
 /* Makes the worker parked in the driver (if any) return and recompute its

@@ -2,7 +2,9 @@
  * Runtime lifecycle: configuration, creation, block_on, teardown, metrics.
  *
  * Teardown order (blz_runtime_free): refuse new spawns (closing), abort every
- * owned task, let the workers run until the last one completed, then stop and
+ * owned task, end the waits of spawns for room in the blocking pool (after the
+ * aborts, so queued jobs are cancelled before any waiting spawner returns),
+ * let the workers run until the last one completed, then stop and
  * join the workers, the blocking pool, and free the driver, the timers, the
  * stack pool and the runtime. Nothing a task can reach is freed before the
  * task completed.
@@ -139,7 +141,8 @@ blz_runtime_new(const blz_runtime_config *cfg_in, blz_runtime **out)
     for (unsigned s = 0; s < BLZ_OWNED_SHARDS; s++) {
         atomic_init(&rt->owned[s].lock.locked, 0);
     }
-    blz__blocking_init(&rt->blocking, cfg.blocking_threads, cfg.blocking_idle);
+    blz__blocking_init(&rt->blocking, cfg.blocking_threads, cfg.blocking_idle,
+                       cfg.blocking_queue_limit);
 
     void *wraw = blz__calloc(1, n * sizeof(blz__worker) + BLZ_CACHELINE + sizeof(void *));
     if (!wraw) {
@@ -298,6 +301,7 @@ blz_runtime_free(blz_runtime *rt)
     }
     blz__store(&rt->closing, true, SEQ_CST);
     blz__owned_abort_all(rt);
+    blz__blocking_close_slots(&rt->blocking); /* spawns waiting for room end now */
     if (rt->cfg.flavor == BLZ_CURRENT_THREAD) {
         until_ctx u = {NULL, rt};
         drive_here(rt, all_done, &u);
@@ -385,6 +389,7 @@ blz_runtime_metrics(const blz_runtime *rt_c, blz_metrics *m)
     m->blocking_threads = rt->blocking.threads;
     m->blocking_idle = rt->blocking.idle;
     m->blocking_queue_depth = rt->blocking.queued;
+    m->blocking_spawns_waiting = rt->blocking.waiting;
     pthread_mutex_unlock(&rt->blocking.lock);
     m->uptime_ns = blz_now() - rt->started; /* after every worker's figures: no busy_ns above it */
     m->backend = blz_runtime_backend(rt);

@@ -7,6 +7,7 @@
 
 #include "blitzio/rt.h"
 #include "core/atomic.h"
+#include "core/list.h"
 #include "core/spinlock.h"
 #include "fiber/fiber.h"
 #include "io/driver.h"
@@ -109,6 +110,15 @@ typedef struct blz__blocking_pool {
     unsigned max_threads;
     blz_duration idle_timeout;
     bool shutdown;
+    /* Backpressure (blocking_queue_limit): a spawn through the public API
+     * takes a slot before it queues its job, and waits in `waiters` for one
+     * while queued + reserved has reached `limit`. The runtime's own jobs
+     * (file fallbacks, getaddrinfo) queue without one but still count. */
+    unsigned limit;        /* 0: no limit */
+    unsigned reserved;     /* slots granted to spawns that have not queued their job yet */
+    bool closed;           /* the runtime is being freed: no slot is granted any more */
+    blz__waitlist waiters; /* spawns waiting for a slot (blz_spawn_blocking_future.waiter_) */
+    unsigned waiting;      /* how many */
 } blz__blocking_pool;
 
 struct blz_runtime {
@@ -171,8 +181,23 @@ uint64_t blz__owned_alive(blz_runtime *rt);
 uint64_t blz__owned_spawned(blz_runtime *rt);
 
 /* Blocking pool lifecycle (rt/blocking_pool.c). */
-int blz__blocking_init(blz__blocking_pool *p, unsigned max_threads, blz_duration idle);
+int blz__blocking_init(blz__blocking_pool *p, unsigned max_threads, blz_duration idle,
+                       unsigned limit);
 void blz__blocking_fini(blz__blocking_pool *p);
+
+/*
+ * Slots of a bounded spawn (rt/blocking_pool.c; see blz__blocking_pool).
+ * slot_take: 0 with a slot reserved for the caller (queue its job with
+ * `held`, or give the slot back); -EAGAIN when there is none, with
+ * `w` (if not NULL) queued to be woken when one is granted to it; -ESHUTDOWN
+ * once closed. `w` starts zeroed and is passed again on every later poll.
+ * slot_cancel: a dropped waiter leaves the queue, and a slot already granted
+ * to it goes to the next. close_slots: every waiter ends with -ESHUTDOWN.
+ */
+int blz__blocking_slot_take(blz__blocking_pool *p, blz_waiter *w, const blz_waker *waker);
+void blz__blocking_slot_cancel(blz__blocking_pool *p, blz_waiter *w);
+void blz__blocking_slot_give_back(blz__blocking_pool *p);
+void blz__blocking_close_slots(blz__blocking_pool *p);
 
 /* Abort (core/task_cell.c). */
 void blz__task_abort(blz__task *t);

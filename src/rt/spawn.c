@@ -21,16 +21,21 @@ spawn_abandon(blz__task *t)
     blz__task_ref_dec(t);
 }
 
+/* `held`: a blocking job in a slot of the pool's limit (see
+ * blz__blocking_slot_take), given back on every failure. */
 static int
-spawn_finish(blz_runtime *rt, blz__task *t, blz_join **out)
+spawn_finish(blz_runtime *rt, blz__task *t, bool held, blz_join **out)
 {
     int rc = blz__owned_insert(rt, t);
     if (rc < 0) {
+        if (held) {
+            blz__blocking_slot_give_back(&rt->blocking);
+        }
         spawn_abandon(t);
         return rc;
     }
     if (t->kind == BLZ_TASK_BLOCKING) {
-        rc = blz__blocking_submit(rt, t);
+        rc = blz__blocking_submit(rt, t, held);
         if (rc < 0) {
             /* Not run: complete it as cancelled so the owned list and refs settle. */
             blz__task_transition_to_running(t);
@@ -62,7 +67,7 @@ blz_runtime_spawn_owned(blz_runtime *rt, blz_task_fn fn, void (*release)(void *)
     if (rc < 0) {
         return rc;
     }
-    return spawn_finish(rt, t, out);
+    return spawn_finish(rt, t, false, out);
 }
 
 int
@@ -83,7 +88,7 @@ blz_runtime_spawn_future(blz_runtime *rt, const blz_future *f, size_t size, blz_
         return rc;
     }
     memcpy(blz__task_payload(t), f, size);
-    return spawn_finish(rt, t, out);
+    return spawn_finish(rt, t, false, out);
 }
 
 typedef struct blocking_payload {
@@ -93,33 +98,128 @@ typedef struct blocking_payload {
 } blocking_payload;
 
 static int
-spawn_blocking(blz_runtime *rt, blz_task_fn fn, void (*cancel)(void *), void *arg, blz_join **out)
+spawn_blocking(blz_runtime *rt, blz_task_fn fn, void (*cancel)(void *), void *arg, bool held,
+               blz_join **out)
 {
-    if (!rt || !fn) {
-        return -EINVAL;
-    }
     blz__task *t;
     int rc = blz__task_alloc(rt, BLZ_TASK_BLOCKING, sizeof(blocking_payload), &t);
     if (rc < 0) {
+        if (held) {
+            blz__blocking_slot_give_back(&rt->blocking);
+        }
         return rc;
     }
     blocking_payload *p = blz__task_payload(t);
     p->fn = fn;
     p->cancel = cancel;
     p->arg = arg;
-    return spawn_finish(rt, t, out);
+    return spawn_finish(rt, t, held, out);
+}
+
+/* The future tier: waits for a slot (rt/blocking_pool.c), then spawns with
+ * it. pt_ is 1 once it completed, so a second poll reports the same result
+ * instead of spawning again. */
+static blz_poll
+spawn_blocking_poll(blz_future *base, blz_context *cx)
+{
+    blz_spawn_blocking_future *f = (blz_spawn_blocking_future *) base;
+    if (base->pt_ == 1) {
+        return BLZ_READY;
+    }
+    int rc = -EINVAL;
+    if (!f->rt_) {
+        rc = -ESRCH;
+    } else if (f->fn_) {
+        rc = blz__blocking_slot_take(&f->rt_->blocking, &f->waiter_, cx->waker);
+        if (rc == -EAGAIN) {
+            return BLZ_PENDING;
+        }
+        if (rc == 0) {
+            rc = spawn_blocking(f->rt_, f->fn_, NULL, f->arg_, true, &f->join);
+        }
+    }
+    base->result = rc;
+    base->pt_ = 1;
+    return BLZ_READY;
+}
+
+static void
+spawn_blocking_drop(blz_future *base)
+{
+    blz_spawn_blocking_future *f = (blz_spawn_blocking_future *) base;
+    if (f->rt_ && base->pt_ == 0) {
+        blz__blocking_slot_cancel(&f->rt_->blocking, &f->waiter_);
+    }
+}
+
+static const blz_future_vtable spawn_blocking_vtable = {spawn_blocking_poll, spawn_blocking_drop};
+
+void
+blz_runtime_spawn_blocking_fut(blz_runtime *rt, blz_task_fn fn, void *arg,
+                               blz_spawn_blocking_future *f)
+{
+    if (!f) {
+        return;
+    }
+    memset(f, 0, sizeof *f);
+    blz_future_init(&f->base, &spawn_blocking_vtable);
+    f->rt_ = rt;
+    f->fn_ = fn;
+    f->arg_ = arg;
+}
+
+void
+blz_spawn_blocking_fut(blz_task_fn fn, void *arg, blz_spawn_blocking_future *f)
+{
+    blz_runtime_spawn_blocking_fut(blz__rt_current(), fn, arg, f);
+}
+
+int
+blz_runtime_try_spawn_blocking(blz_runtime *rt, blz_task_fn fn, void *arg, blz_join **out)
+{
+    if (!rt || !fn) {
+        return -EINVAL;
+    }
+    bool held = rt->blocking.limit != 0; /* fixed at creation: read without the lock */
+    if (held) {
+        int rc = blz__blocking_slot_take(&rt->blocking, NULL, NULL);
+        if (rc < 0) {
+            return rc;
+        }
+    }
+    return spawn_blocking(rt, fn, NULL, arg, held, out);
 }
 
 int
 blz_runtime_spawn_blocking(blz_runtime *rt, blz_task_fn fn, void *arg, blz_join **out)
 {
-    return spawn_blocking(rt, fn, NULL, arg, out);
+    int rc = blz_runtime_try_spawn_blocking(rt, fn, arg, out);
+    if (rc != -EAGAIN || rt->blocking.limit == 0) {
+        return rc;
+    }
+    blz_spawn_blocking_future f;
+    blz_runtime_spawn_blocking_fut(rt, fn, arg, &f);
+    rc = blz_await(&f.base);
+    if (rc == -EDEADLK) {
+        blz_future_drop(&f.base);
+    } else if (rc == 0) {
+        if (out) {
+            *out = f.join;
+        } else {
+            blz_join_detach(f.join);
+        }
+    }
+    return rc;
 }
 
 int
-blz__spawn_blocking_owned(blz_runtime *rt, blz_task_fn fn, void (*cancel)(void *), void *arg)
+blz__spawn_blocking_owned(blz_runtime *rt, blz_task_fn fn, void (*cancel)(void *), void *arg,
+                          blz_join **out)
 {
-    return spawn_blocking(rt, fn, cancel, arg, NULL);
+    if (!rt || !fn) {
+        return -EINVAL;
+    }
+    return spawn_blocking(rt, fn, cancel, arg, false, out);
 }
 
 void blz__blocking_run(blz__task *t);
@@ -175,4 +275,11 @@ blz_spawn_blocking(blz_task_fn fn, void *arg, blz_join **out)
 {
     blz_runtime *rt = blz__rt_current();
     return rt ? blz_runtime_spawn_blocking(rt, fn, arg, out) : -ESRCH;
+}
+
+int
+blz_try_spawn_blocking(blz_task_fn fn, void *arg, blz_join **out)
+{
+    blz_runtime *rt = blz__rt_current();
+    return rt ? blz_runtime_try_spawn_blocking(rt, fn, arg, out) : -ESRCH;
 }

@@ -1,0 +1,509 @@
+/*
+ * The blocking pool's backpressure (blocking_queue_limit): the try tier
+ * refuses at the limit, the await tier waits (fibers suspend, foreign threads
+ * park, stackless polls get -EDEADLK), waiting spawns get room oldest first,
+ * a spawn dropped or aborted while it waits spawns nothing and passes its
+ * turn on, the runtime's free ends the waits, and under many spawners on
+ * real threads no more than `limit` jobs ever wait while every job runs once.
+ */
+#include "harness.h"
+#include "rt_util.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+
+/* A job that holds its pool thread until the gate opens. */
+typedef struct gate {
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    bool open, entered;
+} gate;
+
+static void
+gate_init(gate *g)
+{
+    pthread_mutex_init(&g->lock, NULL);
+    pthread_cond_init(&g->cond, NULL);
+    g->open = g->entered = false;
+}
+
+static void
+gate_fini(gate *g)
+{
+    pthread_cond_destroy(&g->cond);
+    pthread_mutex_destroy(&g->lock);
+}
+
+static void *
+gated_job(void *arg)
+{
+    gate *g = arg;
+    pthread_mutex_lock(&g->lock);
+    g->entered = true;
+    pthread_cond_broadcast(&g->cond);
+    while (!g->open) {
+        pthread_cond_wait(&g->cond, &g->lock);
+    }
+    pthread_mutex_unlock(&g->lock);
+    return NULL;
+}
+
+static void
+gate_wait_entered(gate *g)
+{
+    pthread_mutex_lock(&g->lock);
+    while (!g->entered) {
+        pthread_cond_wait(&g->cond, &g->lock);
+    }
+    pthread_mutex_unlock(&g->lock);
+}
+
+static void
+gate_open(gate *g)
+{
+    pthread_mutex_lock(&g->lock);
+    g->open = true;
+    pthread_cond_broadcast(&g->cond);
+    pthread_mutex_unlock(&g->lock);
+}
+
+/* Jobs that record the order they ran in. */
+static atomic_int ran_count;
+static atomic_int ran_order[64];
+
+static void *
+recording_job(void *arg)
+{
+    int slot = atomic_fetch_add(&ran_count, 1);
+    atomic_store(&ran_order[slot], (int) (intptr_t) arg);
+    return arg;
+}
+
+static blz_runtime *
+limited_runtime(unsigned workers, unsigned threads, unsigned limit)
+{
+    blz_runtime_config cfg;
+    blz_runtime_config_default(&cfg);
+    cfg.workers = workers;
+    cfg.blocking_threads = threads;
+    cfg.blocking_queue_limit = limit;
+    blz_runtime *rt;
+    CHECK_OK(blz_runtime_new(&cfg, &rt));
+    return rt;
+}
+
+static blz_metrics
+metrics(blz_runtime *rt)
+{
+    blz_metrics m;
+    blz_runtime_metrics(rt, &m);
+    return m;
+}
+
+static void
+nap(void)
+{
+    struct timespec ts = {0, 1000 * 1000};
+    nanosleep(&ts, NULL);
+}
+
+/* One pool thread held by a gated job and `queued` jobs behind it. */
+static void
+fill_pool(blz_runtime *rt, gate *g, blz_join **held, blz_join **queued, int n)
+{
+    CHECK_OK(blz_runtime_try_spawn_blocking(rt, gated_job, g, held));
+    gate_wait_entered(g);
+    for (int i = 0; i < n; i++) {
+        CHECK_OK(blz_runtime_try_spawn_blocking(rt, recording_job, (void *) (intptr_t) (100 + i),
+                                                &queued[i]));
+    }
+}
+
+BLZ_TEST(try_refuses_at_the_limit_and_accepts_once_a_job_starts)
+{
+    blz_runtime *rt = limited_runtime(1, 1, 2);
+    gate g;
+    gate_init(&g);
+    blz_join *held, *queued[2], *late;
+    fill_pool(rt, &g, &held, queued, 2);
+    blz_metrics before = metrics(rt);
+    CHECK_EQ(before.blocking_queue_depth, 2);
+    CHECK_EQ(blz_runtime_try_spawn_blocking(rt, recording_job, NULL, &late), -EAGAIN);
+    /* The refused job left nothing behind: not queued, not even a task. */
+    blz_metrics after = metrics(rt);
+    CHECK_EQ(after.blocking_queue_depth, 2);
+    CHECK_EQ(after.tasks_spawned, before.tasks_spawned);
+    gate_open(&g);
+    int rc;
+    WAIT_UNTIL((rc = blz_runtime_try_spawn_blocking(rt, recording_job, (void *) 7, &late)) !=
+                   -EAGAIN,
+               nap());
+    CHECK_OK(rc);
+    void *v;
+    CHECK_OK(blz_join_wait(late, &v));
+    CHECK_PTR_EQ(v, (void *) 7);
+    CHECK_OK(blz_join_wait(held, NULL));
+    for (int i = 0; i < 2; i++) {
+        CHECK_OK(blz_join_wait(queued[i], NULL));
+    }
+    blz_runtime_free(rt);
+    gate_fini(&g);
+}
+
+BLZ_TEST(no_limit_never_refuses)
+{
+    blz_runtime *rt = limited_runtime(1, 1, 0);
+    gate g;
+    gate_init(&g);
+    blz_join *held, *queued[40];
+    fill_pool(rt, &g, &held, queued, 40);
+    CHECK_EQ(metrics(rt).blocking_queue_depth, 40);
+    gate_open(&g);
+    CHECK_OK(blz_join_wait(held, NULL));
+    for (int i = 0; i < 40; i++) {
+        CHECK_OK(blz_join_wait(queued[i], NULL));
+    }
+    blz_runtime_free(rt);
+    gate_fini(&g);
+}
+
+/* A fiber that spawns (waiting for room) and joins the job. */
+typedef struct spawner {
+    blz_runtime *rt;
+    intptr_t tag;
+    int rc;
+    blz_join *join;
+} spawner;
+
+static void *
+spawner_fiber(void *arg)
+{
+    spawner *s = arg;
+    s->rc = blz_spawn_blocking(recording_job, (void *) s->tag, &s->join);
+    return NULL;
+}
+
+BLZ_TEST(fibers_wait_for_room_and_get_it_oldest_first)
+{
+    blz_runtime *rt = limited_runtime(2, 1, 1);
+    atomic_store(&ran_count, 0);
+    gate g;
+    gate_init(&g);
+    blz_join *held, *queued[1], *fibers[4];
+    fill_pool(rt, &g, &held, queued, 1);
+    spawner sp[4];
+    for (int i = 0; i < 4; i++) {
+        sp[i] = (spawner){rt, i + 1, 1, NULL};
+        CHECK_OK(blz_runtime_spawn(rt, spawner_fiber, &sp[i], &fibers[i]));
+        /* One at a time, so the order they queued in is known. */
+        WAIT_UNTIL(metrics(rt).blocking_spawns_waiting == (uint64_t) i + 1, nap());
+    }
+    CHECK_EQ(sp[0].rc, 1); /* still waiting */
+    gate_open(&g);
+    for (int i = 0; i < 4; i++) {
+        CHECK_OK(blz_join_wait(fibers[i], NULL));
+        CHECK_EQ(sp[i].rc, 0);
+        void *v;
+        CHECK_OK(blz_join_wait(sp[i].join, &v));
+        CHECK_PTR_EQ(v, (void *) sp[i].tag);
+    }
+    CHECK_OK(blz_join_wait(held, NULL));
+    CHECK_OK(blz_join_wait(queued[0], NULL));
+    /* One pool thread runs the jobs in queue order: the queued one, then the
+     * waiting spawns in the order they started waiting. */
+    CHECK_EQ(atomic_load(&ran_count), 5);
+    CHECK_EQ(atomic_load(&ran_order[0]), 100);
+    for (int i = 0; i < 4; i++) {
+        CHECK_EQ(atomic_load(&ran_order[i + 1]), i + 1);
+    }
+    CHECK_EQ(metrics(rt).blocking_spawns_waiting, 0);
+    blz_runtime_free(rt);
+    gate_fini(&g);
+}
+
+static blz_poll
+poll_by_hand(blz_spawn_blocking_future *f)
+{
+    blz_context cx = {blz_waker_noop()};
+    return blz_future_poll(&f->base, &cx);
+}
+
+BLZ_TEST(dropped_futures_spawn_nothing_and_pass_their_turn_on)
+{
+    blz_runtime *rt = limited_runtime(1, 1, 1);
+    atomic_store(&ran_count, 0);
+    gate g;
+    gate_init(&g);
+    blz_join *held, *queued[1];
+    fill_pool(rt, &g, &held, queued, 1);
+
+    blz_spawn_blocking_future f[4];
+    for (int i = 0; i < 4; i++) {
+        blz_runtime_spawn_blocking_fut(rt, recording_job, (void *) (intptr_t) (i + 1), &f[i]);
+        CHECK_EQ(poll_by_hand(&f[i]), BLZ_PENDING);
+    }
+    CHECK_EQ(metrics(rt).blocking_spawns_waiting, 4);
+    blz_future_drop(&f[0].base); /* dropped while queued */
+    CHECK_EQ(metrics(rt).blocking_spawns_waiting, 3);
+
+    /* The held job ends and the queued one starts: one slot, granted to f[1]
+     * (the oldest still waiting), which is then dropped before it polls: the
+     * slot must go on to f[2]. */
+    gate_open(&g);
+    CHECK_OK(blz_join_wait(held, NULL));
+    WAIT_UNTIL(metrics(rt).blocking_spawns_waiting == 2, nap());
+    blz_future_drop(&f[1].base);
+    WAIT_UNTIL(metrics(rt).blocking_spawns_waiting == 1, nap());
+    CHECK_EQ(poll_by_hand(&f[2]), BLZ_READY);
+    CHECK_OK(f[2].base.result);
+    CHECK_EQ(poll_by_hand(&f[2]), BLZ_READY); /* polled again: no second spawn */
+    CHECK_OK(blz_join_wait(f[2].join, NULL));
+    WAIT_UNTIL(poll_by_hand(&f[3]) == BLZ_READY, nap());
+    CHECK_OK(f[3].base.result);
+    CHECK_OK(blz_join_wait(f[3].join, NULL));
+    CHECK_OK(blz_join_wait(queued[0], NULL));
+
+    CHECK_EQ(atomic_load(&ran_count), 3); /* the queued job, f[2]'s and f[3]'s */
+    CHECK_EQ(atomic_load(&ran_order[1]), 3);
+    CHECK_EQ(atomic_load(&ran_order[2]), 4);
+    /* No slot was lost on the way: the limit's one slot is free again. */
+    blz_join *again;
+    CHECK_OK(blz_runtime_try_spawn_blocking(rt, recording_job, NULL, &again));
+    CHECK_OK(blz_join_wait(again, NULL));
+    blz_runtime_free(rt);
+    gate_fini(&g);
+}
+
+BLZ_TEST(aborted_while_waiting_spawns_nothing)
+{
+    blz_runtime *rt = limited_runtime(1, 1, 1);
+    atomic_store(&ran_count, 0);
+    gate g;
+    gate_init(&g);
+    blz_join *held, *queued[1], *fiber;
+    fill_pool(rt, &g, &held, queued, 1);
+    spawner sp = {rt, 9, 1, NULL};
+    CHECK_OK(blz_runtime_spawn(rt, spawner_fiber, &sp, &fiber));
+    WAIT_UNTIL(metrics(rt).blocking_spawns_waiting == 1, nap());
+    blz_join_abort(fiber);
+    CHECK_EQ(blz_join_wait(fiber, NULL), -ECANCELED);
+    CHECK_EQ(sp.rc, -ECANCELED);
+    CHECK_EQ(metrics(rt).blocking_spawns_waiting, 0);
+    gate_open(&g);
+    CHECK_OK(blz_join_wait(held, NULL));
+    CHECK_OK(blz_join_wait(queued[0], NULL));
+    CHECK_EQ(atomic_load(&ran_count), 1); /* only the queued job */
+    blz_runtime_free(rt);
+    gate_fini(&g);
+}
+
+/* A stackless task that tries the await tier from its poll; its result is
+ * the spawn's (the job, if spawned, detached). */
+typedef struct deadlock_probe {
+    blz_future base;
+} deadlock_probe;
+
+static blz_poll
+deadlock_probe_poll(blz_future *base, blz_context *cx)
+{
+    (void) cx;
+    base->result = blz_spawn_blocking(recording_job, NULL, NULL);
+    return BLZ_READY;
+}
+
+static const blz_future_vtable deadlock_probe_vt = {deadlock_probe_poll, NULL};
+
+BLZ_TEST(stackless_poll_gets_edeadlk_only_when_it_would_wait)
+{
+    blz_runtime *rt = limited_runtime(1, 1, 1);
+    atomic_store(&ran_count, 0);
+    gate g;
+    gate_init(&g);
+    deadlock_probe probe;
+    blz_future_init(&probe.base, &deadlock_probe_vt);
+    blz_join *task, *held, *queued[1];
+    /* With room, the await tier spawns from a poll without waiting. */
+    CHECK_OK(blz_runtime_spawn_future(rt, &probe.base, sizeof probe, &task));
+    void *v;
+    CHECK_OK(blz_join_wait(task, &v));
+    CHECK_EQ((int) (intptr_t) v, 0);
+    WAIT_UNTIL(atomic_load(&ran_count) == 1, nap());
+    /* Full: it would wait, which a poll must not. */
+    fill_pool(rt, &g, &held, queued, 1);
+    CHECK_OK(blz_runtime_spawn_future(rt, &probe.base, sizeof probe, &task));
+    CHECK_OK(blz_join_wait(task, &v));
+    CHECK_EQ((int) (intptr_t) v, -EDEADLK);
+    CHECK_EQ(metrics(rt).blocking_spawns_waiting, 0);
+    gate_open(&g);
+    CHECK_OK(blz_join_wait(held, NULL));
+    CHECK_OK(blz_join_wait(queued[0], NULL));
+    CHECK_EQ(atomic_load(&ran_count), 2);
+    blz_runtime_free(rt);
+    gate_fini(&g);
+}
+
+/* A thread outside the runtime that spawns through the await tier. */
+typedef struct foreign {
+    blz_runtime *rt;
+    int rc;
+    blz_join *join;
+    gate *open_after; /* opened once the spawn returned, or NULL */
+} foreign;
+
+static void *
+foreign_spawner(void *arg)
+{
+    foreign *f = arg;
+    f->rc = blz_runtime_spawn_blocking(f->rt, recording_job, (void *) 5, &f->join);
+    if (f->open_after) {
+        gate_open(f->open_after);
+    }
+    return NULL;
+}
+
+BLZ_TEST(foreign_thread_parks_until_room)
+{
+    blz_runtime *rt = limited_runtime(1, 1, 1);
+    atomic_store(&ran_count, 0);
+    gate g;
+    gate_init(&g);
+    blz_join *held, *queued[1];
+    fill_pool(rt, &g, &held, queued, 1);
+    foreign f = {rt, 1, NULL, NULL};
+    pthread_t th;
+    CHECK_EQ(pthread_create(&th, NULL, foreign_spawner, &f), 0);
+    WAIT_UNTIL(metrics(rt).blocking_spawns_waiting == 1, nap());
+    gate_open(&g);
+    CHECK_EQ(pthread_join(th, NULL), 0);
+    CHECK_OK(f.rc);
+    void *v;
+    CHECK_OK(blz_join_wait(f.join, &v));
+    CHECK_PTR_EQ(v, (void *) 5);
+    CHECK_OK(blz_join_wait(held, NULL));
+    CHECK_OK(blz_join_wait(queued[0], NULL));
+    blz_runtime_free(rt);
+    gate_fini(&g);
+}
+
+BLZ_TEST(runtime_free_ends_a_waiting_spawn)
+{
+    blz_runtime *rt = limited_runtime(1, 1, 1);
+    atomic_store(&ran_count, 0);
+    gate g;
+    gate_init(&g);
+    blz_join *held, *queued[1];
+    fill_pool(rt, &g, &held, queued, 1);
+    blz_join_detach(held);
+    blz_join_detach(queued[0]);
+    /* The spawner opens the gate once its wait has ended, which lets the free
+     * (waiting for the held job) finish: a free that did not end the wait
+     * would hang here. */
+    foreign f = {rt, 1, NULL, &g};
+    pthread_t th;
+    CHECK_EQ(pthread_create(&th, NULL, foreign_spawner, &f), 0);
+    WAIT_UNTIL(metrics(rt).blocking_spawns_waiting == 1, nap());
+    blz_runtime_free(rt);
+    CHECK_EQ(pthread_join(th, NULL), 0);
+    CHECK_EQ(f.rc, -ESHUTDOWN);
+    CHECK_EQ(atomic_load(&ran_count), 0); /* the queued job was aborted, the spawn refused */
+    gate_fini(&g);
+}
+
+BLZ_TEST(bad_input)
+{
+    blz_runtime *rt = limited_runtime(1, 1, 1);
+    blz_join *j = NULL;
+    CHECK_EQ(blz_runtime_try_spawn_blocking(rt, NULL, NULL, &j), -EINVAL);
+    CHECK_EQ(blz_runtime_spawn_blocking(rt, NULL, NULL, &j), -EINVAL);
+    CHECK_EQ(blz_runtime_try_spawn_blocking(NULL, recording_job, NULL, &j), -EINVAL);
+    CHECK_EQ(blz_runtime_spawn_blocking(NULL, recording_job, NULL, &j), -EINVAL);
+    CHECK_EQ(blz_try_spawn_blocking(recording_job, NULL, &j), -ESRCH); /* not a runtime thread */
+    blz_spawn_blocking_future f;
+    blz_runtime_spawn_blocking_fut(rt, NULL, NULL, &f);
+    CHECK_EQ(poll_by_hand(&f), BLZ_READY);
+    CHECK_EQ(f.base.result, -EINVAL);
+    blz_spawn_blocking_fut(recording_job, NULL, &f);
+    CHECK_EQ(poll_by_hand(&f), BLZ_READY);
+    CHECK_EQ(f.base.result, -ESRCH);
+    blz_future_drop(&f.base);
+    blz_spawn_blocking_fut(recording_job, NULL, NULL); /* ignored */
+    CHECK_PTR_EQ(j, NULL);
+    blz_runtime_free(rt);
+}
+
+/* Many spawners on real threads: every job runs once, and no job ever sees
+ * more than `limit` jobs waiting. */
+enum { STORM_FIBERS = 8, STORM_JOBS = 150, STORM_LIMIT = 3 };
+
+typedef struct storm {
+    blz_runtime *rt;
+    atomic_int runs[STORM_FIBERS * STORM_JOBS];
+    atomic_llong most_waiting;
+} storm;
+
+typedef struct storm_job {
+    storm *s;
+    int index;
+} storm_job;
+
+static storm_job storm_jobs[STORM_FIBERS * STORM_JOBS];
+
+static void *
+storm_job_run(void *arg)
+{
+    storm_job *j = arg;
+    atomic_fetch_add(&j->s->runs[j->index], 1);
+    long long depth = (long long) metrics(j->s->rt).blocking_queue_depth;
+    long long seen = atomic_load(&j->s->most_waiting);
+    while (depth > seen && !atomic_compare_exchange_weak(&j->s->most_waiting, &seen, depth)) {
+    }
+    return NULL;
+}
+
+static void *
+storm_fiber(void *arg)
+{
+    storm_job *first = arg;
+    blz_join *joins[STORM_JOBS];
+    for (int i = 0; i < STORM_JOBS; i++) {
+        /* Every third spawn tries first and falls back to waiting. */
+        int rc = i % 3 == 0 ? blz_try_spawn_blocking(storm_job_run, &first[i], &joins[i]) : -EAGAIN;
+        if (rc == -EAGAIN) {
+            rc = blz_spawn_blocking(storm_job_run, &first[i], &joins[i]);
+        }
+        CHECK_OK(rc);
+    }
+    for (int i = 0; i < STORM_JOBS; i++) {
+        CHECK_OK(blz_join_wait(joins[i], NULL));
+    }
+    return NULL;
+}
+
+BLZ_TEST(many_spawners_every_job_runs_once_within_the_limit)
+{
+    blz_test_counting_allocator_install();
+    for (int round = 0; round < 5; round++) {
+        static storm s;
+        s.rt = limited_runtime(4, 2, STORM_LIMIT);
+        atomic_store(&s.most_waiting, 0);
+        for (int i = 0; i < STORM_FIBERS * STORM_JOBS; i++) {
+            atomic_store(&s.runs[i], 0);
+            storm_jobs[i] = (storm_job){&s, i};
+        }
+        blz_join *fibers[STORM_FIBERS];
+        for (int f = 0; f < STORM_FIBERS; f++) {
+            CHECK_OK(blz_runtime_spawn(s.rt, storm_fiber, &storm_jobs[f * STORM_JOBS], &fibers[f]));
+        }
+        for (int f = 0; f < STORM_FIBERS; f++) {
+            CHECK_OK(blz_join_wait(fibers[f], NULL));
+        }
+        for (int i = 0; i < STORM_FIBERS * STORM_JOBS; i++) {
+            CHECK_EQ(atomic_load(&s.runs[i]), 1);
+        }
+        CHECK_LE(atomic_load(&s.most_waiting), STORM_LIMIT);
+        blz_metrics m = metrics(s.rt);
+        CHECK_EQ(m.blocking_spawns_waiting, 0);
+        CHECK_EQ(m.blocking_queue_depth, 0);
+        blz_runtime_free(s.rt);
+    }
+}
