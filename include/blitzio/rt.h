@@ -29,6 +29,12 @@ typedef struct blz_stall_info {
     unsigned worker;      /**< the worker's index */
     int tid;              /**< its thread id (gettid), for a debugger or a profiler */
     blz_duration stalled; /**< how long that poll has run so far */
+    /** The stalled worker's call stack when the stall was seen, innermost
+     * first (return addresses; backtrace_symbols() names them), taken with
+     * `stall_signal`; valid during the hook call only. nframes is 0 when no
+     * backtrace could be taken (see stall_signal). */
+    void *const *frames;
+    unsigned nframes;
 } blz_stall_info;
 
 /** A stall hook: runs on the watchdog's thread, once per stall; must not block long. */
@@ -69,8 +75,18 @@ typedef struct blz_runtime_config {
     /** Report a task that keeps its worker longer than this (real time, also
      * with a paused clock); 0: no watchdog. Default 0, or $BLZ_STALL_MS. */
     blz_duration stall_threshold;
-    blz_stall_fn on_stall; /**< NULL: one line on stderr per stall */
+    blz_stall_fn on_stall; /**< NULL: one line on stderr per stall, and the stack */
     void *on_stall_arg;    /**< passed to on_stall */
+    /** The signal sent to a stalled worker (once per stall) to take its
+     * backtrace in a handler on that thread. Default SIGURG (ignored by
+     * default, so a stray one harms nothing; Go's choice for the same job);
+     * 0: no backtraces. The handler is installed only while the signal has
+     * its default disposition: a program that handles it gets no backtraces,
+     * and must not hand the signal to blz_signal_* afterwards either. A
+     * worker interrupted inside a system call sees it restarted (SA_RESTART)
+     * or, for calls that never restart (sleeps, waits with a timeout),
+     * return EINTR early, as any signal would make them. */
+    int stall_signal;
     /** Runs first on every worker and blocking-pool thread, before any task
      * or job; NULL: nothing. */
     blz_thread_fn on_thread_start;

@@ -19,6 +19,7 @@
 #include "rt/futex.h"
 
 #include <sched.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -85,6 +86,7 @@ blz_runtime_config_default(blz_runtime_config *cfg)
     cfg->backend = NULL;
     cfg->paused_clock = false;
     cfg->stall_threshold = env_stall_threshold();
+    cfg->stall_signal = SIGURG;
 }
 
 static int
@@ -101,6 +103,10 @@ validate(const blz_runtime_config *cfg)
         return -EINVAL;
     }
     if (cfg->fiber_stack_size > ((size_t) 1 << 30)) {
+        return -EINVAL;
+    }
+    if (cfg->stall_signal < 0 || cfg->stall_signal >= NSIG || cfg->stall_signal == SIGKILL ||
+        cfg->stall_signal == SIGSTOP) {
         return -EINVAL;
     }
     return 0;
@@ -227,6 +233,7 @@ runtime_release(blz_runtime *rt)
             }
         }
     }
+    blz__watchdog_free(rt);
     blz__blocking_fini(&rt->blocking);
     if (rt->io) {
         blz__io_driver_free(rt->io);

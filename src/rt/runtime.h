@@ -88,16 +88,20 @@ blz__monotonic_deadline(blz_duration d)
 
 /* The stall watchdog (watchdog.c): a thread that samples each worker's poll
  * count and park state and reports a worker stuck in one poll. */
+typedef struct blz__stall_probe blz__stall_probe;
 typedef struct blz__watchdog {
     pthread_mutex_t lock; /* over stop, with cond */
     pthread_cond_t cond;  /* stop wakes the thread early (CLOCK_MONOTONIC) */
     bool stop;
     bool started;
     pthread_t thread;
+    blz__stall_probe *probes; /* one per worker, for backtraces; NULL without */
 } blz__watchdog;
 
 int blz__watchdog_start(struct blz_runtime *rt);
 void blz__watchdog_stop(struct blz_runtime *rt);
+/* Frees what the workers' signal handlers may still write: after they are joined. */
+void blz__watchdog_free(struct blz_runtime *rt);
 
 typedef struct blz__blocking_pool {
     pthread_mutex_t lock;   /* protects everything below */

@@ -15,6 +15,14 @@
  *
  * Real time (blz_now, CLOCK_MONOTONIC), also under a paused runtime clock: a
  * stall is about the CPU, not about timers.
+ *
+ * Backtraces: with cfg.stall_signal set, the watchdog queues that signal
+ * once per stall for the stalled thread, carrying the worker's probe; the
+ * handler, on that thread and on the alternate stack every worker sets up
+ * (blz__worker_run), unwinds the interrupted code into the probe and
+ * answers; the watchdog waits for the answer up to STALL_ANSWER_WAIT (a
+ * thread that never takes the signal, or takes it late, is reported
+ * without frames). Nothing of this touches a worker that is not stalled.
  */
 #ifndef _GNU_SOURCE
 # define _GNU_SOURCE /* pthread_condattr_setclock, gettid via syscall */
@@ -24,15 +32,117 @@
 #include "os/unix/sys.h"
 #include "rt/runtime.h"
 
+#include <errno.h>
+#include <execinfo.h>
+#include <signal.h>
 #include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#define STALL_FRAMES      48
+#define STALL_SKIP        2                         /* the handler and the signal trampoline */
+#define STALL_ANSWER_WAIT ((blz_duration) 50000000) /* 50 ms */
+#define STALL_PROBE_MAGIC 0x57415443484d414eull     /* checked before the probe is used */
+
+/* What a stalled worker's signal handler fills in for the watchdog. */
+struct blz__stall_probe {
+    uint64_t magic;
+    _Atomic uint32_t asked;    /* bumped by the watchdog before each signal */
+    _Atomic uint32_t answered; /* set to `asked` by the handler once frames are in */
+    _Atomic int nframes;
+    void *frames[STALL_FRAMES];
+};
+
+/* Async-signal context: touches only the probe (and errno, restored). */
+static void
+stall_signal_handler(int sig, siginfo_t *si, void *uc)
+{
+    (void) sig;
+    (void) uc;
+    /* Ours only: queued by this process, carrying a probe. */
+    if (si->si_code != SI_QUEUE || si->si_pid != getpid()) {
+        return;
+    }
+    blz__stall_probe *p = si->si_value.sival_ptr;
+    if (!p || p->magic != STALL_PROBE_MAGIC) {
+        return;
+    }
+    int saved = errno;
+    uint32_t asked = blz__load(&p->asked, ACQUIRE);
+    blz__store(&p->nframes, backtrace(p->frames, STALL_FRAMES), RELAXED);
+    blz__store(&p->answered, asked, RELEASE); /* the frames before the answer */
+    errno = saved;
+}
+
+/* Installs the handler for `sig` unless the program has one of its own (or
+ * ignores it). A handler left behind after the runtime is gone answers
+ * nothing but our own probes, which only a watchdog sends. */
+static bool
+stall_handler_install(int sig)
+{
+    struct sigaction old;
+    if (sigaction(sig, NULL, &old) != 0) {
+        return false;
+    }
+    if (old.sa_flags & SA_SIGINFO) {
+        return old.sa_sigaction == stall_signal_handler;
+    }
+    if (old.sa_handler != SIG_DFL) {
+        return false;
+    }
+    /* backtrace() loads the unwinder on its first call, which a handler must
+     * not be the one to do. */
+    void *warm[1];
+    (void) backtrace(warm, 1);
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_sigaction = stall_signal_handler;
+    sa.sa_flags = SA_SIGINFO | SA_RESTART | SA_ONSTACK;
+    sigemptyset(&sa.sa_mask);
+    return sigaction(sig, &sa, NULL) == 0;
+}
+
+/* Takes worker w's backtrace into its probe; the frames, or 0 of them. */
+static unsigned
+stall_backtrace(blz_runtime *rt, unsigned i, int tid, void *const **frames)
+{
+    blz__stall_probe *p = rt->watchdog.probes ? &rt->watchdog.probes[i] : NULL;
+    if (!p) {
+        return 0;
+    }
+    uint32_t ask = blz__load(&p->asked, RELAXED) + 1;
+    blz__store(&p->asked, ask, RELEASE);
+    if (blz__sys_signal_thread(tid, rt->cfg.stall_signal, p) < 0) {
+        return 0;
+    }
+    blz_instant until = blz_now() + STALL_ANSWER_WAIT;
+    while (blz__load(&p->answered, ACQUIRE) != ask) {
+        if (blz_now() >= until) {
+            return 0;
+        }
+        struct timespec nap = {0, 200000};
+        nanosleep(&nap, NULL);
+    }
+    int n = blz__load(&p->nframes, RELAXED);
+    if (n <= STALL_SKIP || n > STALL_FRAMES) {
+        return 0;
+    }
+    *frames = p->frames + STALL_SKIP;
+    return (unsigned) (n - STALL_SKIP);
+}
 
 static void
 report_stderr(const blz_stall_info *info, void *arg)
 {
     (void) arg;
     fprintf(stderr,
-            "blitzio: worker %u (thread %d) has run one task for %llu ms without yielding\n",
-            info->worker, info->tid, (unsigned long long) (info->stalled / 1000000u));
+            "blitzio: worker %u (thread %d) has run one task for %llu ms without yielding%s\n",
+            info->worker, info->tid, (unsigned long long) (info->stalled / 1000000u),
+            info->nframes ? ", at:" : "");
+    if (info->nframes) {
+        fflush(stderr);
+        backtrace_symbols_fd(info->frames, (int) info->nframes, STDERR_FILENO);
+    }
 }
 
 /* What the watchdog remembers of one worker between two looks. */
@@ -79,8 +189,9 @@ watchdog_main(void *arg)
             blz_duration stalled = (blz_duration) (now - s->since);
             if (!s->reported && stalled >= threshold) {
                 s->reported = true;
-                blz_stall_info info = {i, blz__load(&w->tid, RELAXED), stalled};
+                blz_stall_info info = {i, blz__load(&w->tid, RELAXED), stalled, NULL, 0};
                 pthread_mutex_unlock(&wd->lock); /* the hook may take its time */
+                info.nframes = stall_backtrace(rt, i, info.tid, &info.frames);
                 hook(&info, rt->cfg.on_stall_arg);
                 pthread_mutex_lock(&wd->lock);
             }
@@ -98,6 +209,13 @@ blz__watchdog_start(blz_runtime *rt)
     if (rt->cfg.stall_threshold == 0) {
         return 0;
     }
+    wd->probes = NULL;
+    if (rt->cfg.stall_signal && stall_handler_install(rt->cfg.stall_signal)) {
+        wd->probes = blz__calloc(rt->nworkers, sizeof *wd->probes);
+        for (unsigned i = 0; wd->probes && i < rt->nworkers; i++) {
+            wd->probes[i].magic = STALL_PROBE_MAGIC;
+        }
+    }
     pthread_condattr_t ca;
     pthread_condattr_init(&ca);
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
@@ -109,6 +227,8 @@ blz__watchdog_start(blz_runtime *rt)
     if (rc != 0) {
         pthread_cond_destroy(&wd->cond);
         pthread_mutex_destroy(&wd->lock);
+        blz__free(wd->probes);
+        wd->probes = NULL;
         return -rc;
     }
     wd->started = true;
@@ -130,4 +250,13 @@ blz__watchdog_stop(blz_runtime *rt)
     pthread_cond_destroy(&wd->cond);
     pthread_mutex_destroy(&wd->lock);
     wd->started = false;
+    /* The probes outlive the watchdog until the workers are joined: a signal
+     * queued for a stall may still be taken by its worker. */
+}
+
+void
+blz__watchdog_free(blz_runtime *rt)
+{
+    blz__free(rt->watchdog.probes);
+    rt->watchdog.probes = NULL;
 }

@@ -857,6 +857,13 @@ blz__worker_run(blz__worker *w, bool (*done)(void *), void *ctx)
     blz_runtime *rt = w->rt;
     unsigned lifo_streak = 0;
     blz__store(&w->tid, blz__sys_gettid(), RELAXED);
+    /* The stall watchdog takes a stalled worker's backtrace in a signal
+     * handler: on a stack of its own, since a fiber's may be nearly full. */
+    stack_t old_alt;
+    size_t alt_size = 0;
+    void *alt = rt->cfg.stall_threshold && rt->cfg.stall_signal
+                    ? blz__sys_altstack_push(&alt_size, &old_alt)
+                    : NULL;
     blz__store(&w->active, true, RELAXED); /* for the stall watchdog */
     awake_begin(w);
     while (!blz__load(&rt->shutdown, ACQUIRE)) {
@@ -899,6 +906,7 @@ blz__worker_run(blz__worker *w, bool (*done)(void *), void *ctx)
     spill_flush(w); /* whoever drains the queues at shutdown must see them */
     awake_end(w);
     blz__store(&w->active, false, RELAXED);
+    blz__sys_altstack_pop(alt, alt_size, &old_alt);
 }
 
 void *

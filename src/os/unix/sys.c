@@ -19,8 +19,10 @@
 #include <netinet/udp.h>
 #include <pthread.h>
 #include <sched.h>
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
@@ -738,6 +740,52 @@ blz__sys_set_thread_name(const char *name)
     char shortened[16]; /* the kernel's limit, NUL included */
     snprintf(shortened, sizeof shortened, "%s", name);
     (void) pthread_setname_np(pthread_self(), shortened);
+}
+
+void *
+blz__sys_altstack_push(size_t *size, stack_t *old)
+{
+    long min = sysconf(_SC_MINSIGSTKSZ);
+    size_t want = (size_t) 64 * 1024;
+    if (min > 0 && (size_t) min * 4 > want) {
+        want = (size_t) min * 4;
+    }
+    void *mem =
+        mmap(NULL, want, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
+    if (mem == MAP_FAILED) {
+        return NULL;
+    }
+    stack_t st = {.ss_sp = mem, .ss_size = want, .ss_flags = 0};
+    if (sigaltstack(&st, old) != 0) {
+        munmap(mem, want);
+        return NULL;
+    }
+    *size = want;
+    return mem;
+}
+
+void
+blz__sys_altstack_pop(void *mem, size_t size, const stack_t *old)
+{
+    if (!mem) {
+        return;
+    }
+    (void) sigaltstack(old, NULL);
+    munmap(mem, size);
+}
+
+int
+blz__sys_signal_thread(int tid, int sig, void *value)
+{
+    siginfo_t info;
+    memset(&info, 0, sizeof info);
+    info.si_signo = sig;
+    info.si_code = SI_QUEUE;
+    info.si_pid = getpid();
+    info.si_uid = getuid();
+    info.si_value.sival_ptr = value;
+    long rc = syscall(SYS_rt_tgsigqueueinfo, (long) getpid(), (long) tid, (long) sig, &info);
+    return rc < 0 ? -errno : 0;
 }
 
 int

@@ -17,6 +17,7 @@
 #include "blitzio/io.h"
 #include "blitzio/net.h"
 
+#include <signal.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -112,6 +113,15 @@ int blz__sys_mcast_if(int fd, unsigned ifindex);
 int blz__sys_gettid(void);
 /* Names the calling thread (top, gdb, perf show it); at most 15 bytes are kept. */
 void blz__sys_set_thread_name(const char *name);
+/* An alternate signal stack for the calling thread (sigaltstack), so that a
+ * handler has room whatever stack the thread runs on (a fiber's may be
+ * nearly full). push returns the mapping (NULL on failure: nothing changed)
+ * and keeps the previous setting in *old; pop restores it and unmaps. */
+void *blz__sys_altstack_push(size_t *size, stack_t *old);
+void blz__sys_altstack_pop(void *mem, size_t size, const stack_t *old);
+/* Queues `sig` for thread `tid` of this process with si_code SI_QUEUE, this
+ * process's pid and `value` in si_value (rt_tgsigqueueinfo). 0 or -errno. */
+int blz__sys_signal_thread(int tid, int sig, void *value);
 /* SO_PEERCRED of a Unix socket. */
 int blz__sys_peercred(int fd, int *pid, unsigned *uid, unsigned *gid);
 /* An IPv4 (len 4) or IPv6 (len 16) address from its bytes in network
