@@ -9,6 +9,10 @@
  *
  *   bench_server_hand_uring [HOST:PORT]     (default 127.0.0.1:8080; port 0 picks one)
  *
+ * HAND_URING_TASKRUN=coop sets the ring up with COOP_TASKRUN | TASKRUN_FLAG
+ * instead (what blitzio's shared ring uses), to tell what DEFER_TASKRUN is
+ * worth on its own (BENCHMARKS.md).
+ *
  * On start it prints "hand_uring_echo: listening on HOST:PORT" as its first line
  * on stdout (the convention of bench/compare/net.sh), then serves until SIGINT or
  * SIGTERM, read from a signalfd through the ring.
@@ -131,6 +135,10 @@ ring_init(void)
     struct io_uring_params p;
     memset(&p, 0, sizeof p);
     p.flags = IORING_SETUP_CQSIZE | IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN;
+    const char *mode = getenv("HAND_URING_TASKRUN");
+    if (mode && strcmp(mode, "coop") == 0) {
+        p.flags = IORING_SETUP_CQSIZE | IORING_SETUP_COOP_TASKRUN | IORING_SETUP_TASKRUN_FLAG;
+    }
     p.cq_entries = CQ_ENTRIES;
     ring.fd = (int) syscall(__NR_io_uring_setup, SQ_ENTRIES, &p);
     if (ring.fd < 0) {
