@@ -72,6 +72,30 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* UNDER_TSAN, UNDER_ASAN: 1 in a ThreadSanitizer or AddressSanitizer build
+ * (gcc's and clang's spellings), for tests that must scale down or skip a
+ * check the sanitizer makes impossible. */
+#if defined(__SANITIZE_THREAD__)
+# define UNDER_TSAN 1
+#elif defined(__has_feature)
+# if __has_feature(thread_sanitizer)
+#  define UNDER_TSAN 1
+# endif
+#endif
+#ifndef UNDER_TSAN
+# define UNDER_TSAN 0
+#endif
+#if defined(__SANITIZE_ADDRESS__)
+# define UNDER_ASAN 1
+#elif defined(__has_feature)
+# if __has_feature(address_sanitizer)
+#  define UNDER_ASAN 1
+# endif
+#endif
+#ifndef UNDER_ASAN
+# define UNDER_ASAN 0
+#endif
+
 #if defined(_WIN32)
 # define BLZ_TEST_HAVE_FORK 0
 #else

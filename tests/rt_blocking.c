@@ -9,63 +9,7 @@
 #include "harness.h"
 #include "rt_util.h"
 
-#include <pthread.h>
 #include <stdatomic.h>
-
-/* A job that holds its pool thread until the gate opens. */
-typedef struct gate {
-    pthread_mutex_t lock;
-    pthread_cond_t cond;
-    bool open, entered;
-} gate;
-
-static void
-gate_init(gate *g)
-{
-    pthread_mutex_init(&g->lock, NULL);
-    pthread_cond_init(&g->cond, NULL);
-    g->open = g->entered = false;
-}
-
-static void
-gate_fini(gate *g)
-{
-    pthread_cond_destroy(&g->cond);
-    pthread_mutex_destroy(&g->lock);
-}
-
-static void *
-gated_job(void *arg)
-{
-    gate *g = arg;
-    pthread_mutex_lock(&g->lock);
-    g->entered = true;
-    pthread_cond_broadcast(&g->cond);
-    while (!g->open) {
-        pthread_cond_wait(&g->cond, &g->lock);
-    }
-    pthread_mutex_unlock(&g->lock);
-    return NULL;
-}
-
-static void
-gate_wait_entered(gate *g)
-{
-    pthread_mutex_lock(&g->lock);
-    while (!g->entered) {
-        pthread_cond_wait(&g->cond, &g->lock);
-    }
-    pthread_mutex_unlock(&g->lock);
-}
-
-static void
-gate_open(gate *g)
-{
-    pthread_mutex_lock(&g->lock);
-    g->open = true;
-    pthread_cond_broadcast(&g->cond);
-    pthread_mutex_unlock(&g->lock);
-}
 
 /* Jobs that record the order they ran in. */
 static atomic_int ran_count;
@@ -107,64 +51,82 @@ nap(void)
     nanosleep(&ts, NULL);
 }
 
-/* One pool thread held by a gated job and `queued` jobs behind it. */
+/* A runtime whose one pool thread is held by a gated job, with `n` recording
+ * jobs (tagged 100, 101, ...) queued behind it. */
+enum { MAX_QUEUED = 40 };
+
+typedef struct held_pool {
+    blz_runtime *rt;
+    job_gate g;
+    blz_join *held, *queued[MAX_QUEUED];
+    int n;
+} held_pool;
+
 static void
-fill_pool(blz_runtime *rt, gate *g, blz_join **held, blz_join **queued, int n)
+hold_pool(held_pool *hp, unsigned workers, unsigned limit, int n)
 {
-    CHECK_OK(blz_runtime_try_spawn_blocking(rt, gated_job, g, held));
-    gate_wait_entered(g);
+    atomic_store(&ran_count, 0);
+    hp->rt = limited_runtime(workers, 1, limit);
+    hp->n = n;
+    job_gate_init(&hp->g);
+    CHECK_OK(blz_runtime_try_spawn_blocking(hp->rt, gated_job, &hp->g, &hp->held));
+    job_gate_wait_entered(&hp->g);
     for (int i = 0; i < n; i++) {
-        CHECK_OK(blz_runtime_try_spawn_blocking(rt, recording_job, (void *) (intptr_t) (100 + i),
-                                                &queued[i]));
+        CHECK_OK(blz_runtime_try_spawn_blocking(hp->rt, recording_job,
+                                                (void *) (intptr_t) (100 + i), &hp->queued[i]));
     }
+}
+
+/* Opens the gate and joins the held job and the queued ones. */
+static void
+release_pool(held_pool *hp)
+{
+    job_gate_open(&hp->g);
+    CHECK_OK(blz_join_wait(hp->held, NULL));
+    for (int i = 0; i < hp->n; i++) {
+        CHECK_OK(blz_join_wait(hp->queued[i], NULL));
+    }
+}
+
+static void
+free_pool(held_pool *hp)
+{
+    blz_runtime_free(hp->rt);
+    job_gate_fini(&hp->g);
 }
 
 BLZ_TEST(try_refuses_at_the_limit_and_accepts_once_a_job_starts)
 {
-    blz_runtime *rt = limited_runtime(1, 1, 2);
-    gate g;
-    gate_init(&g);
-    blz_join *held, *queued[2], *late;
-    fill_pool(rt, &g, &held, queued, 2);
-    blz_metrics before = metrics(rt);
+    held_pool hp;
+    hold_pool(&hp, 1, 2, 2);
+    blz_metrics before = metrics(hp.rt);
     CHECK_EQ(before.blocking_queue_depth, 2);
-    CHECK_EQ(blz_runtime_try_spawn_blocking(rt, recording_job, NULL, &late), -EAGAIN);
+    blz_join *late;
+    CHECK_EQ(blz_runtime_try_spawn_blocking(hp.rt, recording_job, NULL, &late), -EAGAIN);
     /* The refused job left nothing behind: not queued, not even a task. */
-    blz_metrics after = metrics(rt);
+    blz_metrics after = metrics(hp.rt);
     CHECK_EQ(after.blocking_queue_depth, 2);
     CHECK_EQ(after.tasks_spawned, before.tasks_spawned);
-    gate_open(&g);
+    job_gate_open(&hp.g);
     int rc;
-    WAIT_UNTIL((rc = blz_runtime_try_spawn_blocking(rt, recording_job, (void *) 7, &late)) !=
+    WAIT_UNTIL((rc = blz_runtime_try_spawn_blocking(hp.rt, recording_job, (void *) 7, &late)) !=
                    -EAGAIN,
                nap());
     CHECK_OK(rc);
     void *v;
     CHECK_OK(blz_join_wait(late, &v));
     CHECK_PTR_EQ(v, (void *) 7);
-    CHECK_OK(blz_join_wait(held, NULL));
-    for (int i = 0; i < 2; i++) {
-        CHECK_OK(blz_join_wait(queued[i], NULL));
-    }
-    blz_runtime_free(rt);
-    gate_fini(&g);
+    release_pool(&hp);
+    free_pool(&hp);
 }
 
 BLZ_TEST(no_limit_never_refuses)
 {
-    blz_runtime *rt = limited_runtime(1, 1, 0);
-    gate g;
-    gate_init(&g);
-    blz_join *held, *queued[40];
-    fill_pool(rt, &g, &held, queued, 40);
-    CHECK_EQ(metrics(rt).blocking_queue_depth, 40);
-    gate_open(&g);
-    CHECK_OK(blz_join_wait(held, NULL));
-    for (int i = 0; i < 40; i++) {
-        CHECK_OK(blz_join_wait(queued[i], NULL));
-    }
-    blz_runtime_free(rt);
-    gate_fini(&g);
+    held_pool hp;
+    hold_pool(&hp, 1, 0, MAX_QUEUED);
+    CHECK_EQ(metrics(hp.rt).blocking_queue_depth, MAX_QUEUED);
+    release_pool(&hp);
+    free_pool(&hp);
 }
 
 /* A fiber that spawns (waiting for room) and joins the job. */
@@ -185,21 +147,18 @@ spawner_fiber(void *arg)
 
 BLZ_TEST(fibers_wait_for_room_and_get_it_oldest_first)
 {
-    blz_runtime *rt = limited_runtime(2, 1, 1);
-    atomic_store(&ran_count, 0);
-    gate g;
-    gate_init(&g);
-    blz_join *held, *queued[1], *fibers[4];
-    fill_pool(rt, &g, &held, queued, 1);
+    held_pool hp;
+    hold_pool(&hp, 2, 1, 1);
     spawner sp[4];
+    blz_join *fibers[4];
     for (int i = 0; i < 4; i++) {
-        sp[i] = (spawner){rt, i + 1, 1, NULL};
-        CHECK_OK(blz_runtime_spawn(rt, spawner_fiber, &sp[i], &fibers[i]));
+        sp[i] = (spawner){hp.rt, i + 1, 1, NULL};
+        CHECK_OK(blz_runtime_spawn(hp.rt, spawner_fiber, &sp[i], &fibers[i]));
         /* One at a time, so the order they queued in is known. */
-        WAIT_UNTIL(metrics(rt).blocking_spawns_waiting == (uint64_t) i + 1, nap());
+        WAIT_UNTIL(metrics(hp.rt).blocking_spawns_waiting == (uint64_t) i + 1, nap());
     }
     CHECK_EQ(sp[0].rc, 1); /* still waiting */
-    gate_open(&g);
+    release_pool(&hp);
     for (int i = 0; i < 4; i++) {
         CHECK_OK(blz_join_wait(fibers[i], NULL));
         CHECK_EQ(sp[i].rc, 0);
@@ -207,8 +166,6 @@ BLZ_TEST(fibers_wait_for_room_and_get_it_oldest_first)
         CHECK_OK(blz_join_wait(sp[i].join, &v));
         CHECK_PTR_EQ(v, (void *) sp[i].tag);
     }
-    CHECK_OK(blz_join_wait(held, NULL));
-    CHECK_OK(blz_join_wait(queued[0], NULL));
     /* One pool thread runs the jobs in queue order: the queued one, then the
      * waiting spawns in the order they started waiting. */
     CHECK_EQ(atomic_load(&ran_count), 5);
@@ -216,9 +173,8 @@ BLZ_TEST(fibers_wait_for_room_and_get_it_oldest_first)
     for (int i = 0; i < 4; i++) {
         CHECK_EQ(atomic_load(&ran_order[i + 1]), i + 1);
     }
-    CHECK_EQ(metrics(rt).blocking_spawns_waiting, 0);
-    blz_runtime_free(rt);
-    gate_fini(&g);
+    CHECK_EQ(metrics(hp.rt).blocking_spawns_waiting, 0);
+    free_pool(&hp);
 }
 
 static blz_poll
@@ -230,30 +186,24 @@ poll_by_hand(blz_spawn_blocking_future *f)
 
 BLZ_TEST(dropped_futures_spawn_nothing_and_pass_their_turn_on)
 {
-    blz_runtime *rt = limited_runtime(1, 1, 1);
-    atomic_store(&ran_count, 0);
-    gate g;
-    gate_init(&g);
-    blz_join *held, *queued[1];
-    fill_pool(rt, &g, &held, queued, 1);
-
+    held_pool hp;
+    hold_pool(&hp, 1, 1, 1);
     blz_spawn_blocking_future f[4];
     for (int i = 0; i < 4; i++) {
-        blz_runtime_spawn_blocking_fut(rt, recording_job, (void *) (intptr_t) (i + 1), &f[i]);
+        blz_runtime_spawn_blocking_fut(hp.rt, recording_job, (void *) (intptr_t) (i + 1), &f[i]);
         CHECK_EQ(poll_by_hand(&f[i]), BLZ_PENDING);
     }
-    CHECK_EQ(metrics(rt).blocking_spawns_waiting, 4);
+    CHECK_EQ(metrics(hp.rt).blocking_spawns_waiting, 4);
     blz_future_drop(&f[0].base); /* dropped while queued */
-    CHECK_EQ(metrics(rt).blocking_spawns_waiting, 3);
+    CHECK_EQ(metrics(hp.rt).blocking_spawns_waiting, 3);
 
     /* The held job ends and the queued one starts: one slot, granted to f[1]
      * (the oldest still waiting), which is then dropped before it polls: the
      * slot must go on to f[2]. */
-    gate_open(&g);
-    CHECK_OK(blz_join_wait(held, NULL));
-    WAIT_UNTIL(metrics(rt).blocking_spawns_waiting == 2, nap());
+    job_gate_open(&hp.g);
+    WAIT_UNTIL(metrics(hp.rt).blocking_spawns_waiting == 2, nap());
     blz_future_drop(&f[1].base);
-    WAIT_UNTIL(metrics(rt).blocking_spawns_waiting == 1, nap());
+    WAIT_UNTIL(metrics(hp.rt).blocking_spawns_waiting == 1, nap());
     CHECK_EQ(poll_by_hand(&f[2]), BLZ_READY);
     CHECK_OK(f[2].base.result);
     CHECK_EQ(poll_by_hand(&f[2]), BLZ_READY); /* polled again: no second spawn */
@@ -261,40 +211,33 @@ BLZ_TEST(dropped_futures_spawn_nothing_and_pass_their_turn_on)
     WAIT_UNTIL(poll_by_hand(&f[3]) == BLZ_READY, nap());
     CHECK_OK(f[3].base.result);
     CHECK_OK(blz_join_wait(f[3].join, NULL));
-    CHECK_OK(blz_join_wait(queued[0], NULL));
+    release_pool(&hp);
 
     CHECK_EQ(atomic_load(&ran_count), 3); /* the queued job, f[2]'s and f[3]'s */
     CHECK_EQ(atomic_load(&ran_order[1]), 3);
     CHECK_EQ(atomic_load(&ran_order[2]), 4);
     /* No slot was lost on the way: the limit's one slot is free again. */
     blz_join *again;
-    CHECK_OK(blz_runtime_try_spawn_blocking(rt, recording_job, NULL, &again));
+    CHECK_OK(blz_runtime_try_spawn_blocking(hp.rt, recording_job, NULL, &again));
     CHECK_OK(blz_join_wait(again, NULL));
-    blz_runtime_free(rt);
-    gate_fini(&g);
+    free_pool(&hp);
 }
 
 BLZ_TEST(aborted_while_waiting_spawns_nothing)
 {
-    blz_runtime *rt = limited_runtime(1, 1, 1);
-    atomic_store(&ran_count, 0);
-    gate g;
-    gate_init(&g);
-    blz_join *held, *queued[1], *fiber;
-    fill_pool(rt, &g, &held, queued, 1);
-    spawner sp = {rt, 9, 1, NULL};
-    CHECK_OK(blz_runtime_spawn(rt, spawner_fiber, &sp, &fiber));
-    WAIT_UNTIL(metrics(rt).blocking_spawns_waiting == 1, nap());
+    held_pool hp;
+    hold_pool(&hp, 1, 1, 1);
+    spawner sp = {hp.rt, 9, 1, NULL};
+    blz_join *fiber;
+    CHECK_OK(blz_runtime_spawn(hp.rt, spawner_fiber, &sp, &fiber));
+    WAIT_UNTIL(metrics(hp.rt).blocking_spawns_waiting == 1, nap());
     blz_join_abort(fiber);
     CHECK_EQ(blz_join_wait(fiber, NULL), -ECANCELED);
     CHECK_EQ(sp.rc, -ECANCELED);
-    CHECK_EQ(metrics(rt).blocking_spawns_waiting, 0);
-    gate_open(&g);
-    CHECK_OK(blz_join_wait(held, NULL));
-    CHECK_OK(blz_join_wait(queued[0], NULL));
+    CHECK_EQ(metrics(hp.rt).blocking_spawns_waiting, 0);
+    release_pool(&hp);
     CHECK_EQ(atomic_load(&ran_count), 1); /* only the queued job */
-    blz_runtime_free(rt);
-    gate_fini(&g);
+    free_pool(&hp);
 }
 
 /* A stackless task that tries the await tier from its poll; its result is
@@ -315,31 +258,25 @@ static const blz_future_vtable deadlock_probe_vt = {deadlock_probe_poll, NULL};
 
 BLZ_TEST(stackless_poll_gets_edeadlk_only_when_it_would_wait)
 {
-    blz_runtime *rt = limited_runtime(1, 1, 1);
-    atomic_store(&ran_count, 0);
-    gate g;
-    gate_init(&g);
+    held_pool hp;
+    hold_pool(&hp, 1, 1, 0); /* the thread held, the one slot free */
     deadlock_probe probe;
     blz_future_init(&probe.base, &deadlock_probe_vt);
-    blz_join *task, *held, *queued[1];
-    /* With room, the await tier spawns from a poll without waiting. */
-    CHECK_OK(blz_runtime_spawn_future(rt, &probe.base, sizeof probe, &task));
+    blz_join *task;
     void *v;
+    /* With room, the await tier spawns from a poll without waiting... */
+    CHECK_OK(blz_runtime_spawn_future(hp.rt, &probe.base, sizeof probe, &task));
     CHECK_OK(blz_join_wait(task, &v));
     CHECK_EQ((int) (intptr_t) v, 0);
-    WAIT_UNTIL(atomic_load(&ran_count) == 1, nap());
-    /* Full: it would wait, which a poll must not. */
-    fill_pool(rt, &g, &held, queued, 1);
-    CHECK_OK(blz_runtime_spawn_future(rt, &probe.base, sizeof probe, &task));
+    CHECK_EQ(metrics(hp.rt).blocking_queue_depth, 1);
+    /* ...and now, full, it would wait, which a poll must not. */
+    CHECK_OK(blz_runtime_spawn_future(hp.rt, &probe.base, sizeof probe, &task));
     CHECK_OK(blz_join_wait(task, &v));
     CHECK_EQ((int) (intptr_t) v, -EDEADLK);
-    CHECK_EQ(metrics(rt).blocking_spawns_waiting, 0);
-    gate_open(&g);
-    CHECK_OK(blz_join_wait(held, NULL));
-    CHECK_OK(blz_join_wait(queued[0], NULL));
-    CHECK_EQ(atomic_load(&ran_count), 2);
-    blz_runtime_free(rt);
-    gate_fini(&g);
+    CHECK_EQ(metrics(hp.rt).blocking_spawns_waiting, 0);
+    release_pool(&hp);
+    WAIT_UNTIL(atomic_load(&ran_count) == 1, nap()); /* the first probe's job, detached */
+    free_pool(&hp);
 }
 
 /* A thread outside the runtime that spawns through the await tier. */
@@ -347,7 +284,7 @@ typedef struct foreign {
     blz_runtime *rt;
     int rc;
     blz_join *join;
-    gate *open_after; /* opened once the spawn returned, or NULL */
+    job_gate *open_after; /* opened once the spawn returned, or NULL */
 } foreign;
 
 static void *
@@ -356,57 +293,46 @@ foreign_spawner(void *arg)
     foreign *f = arg;
     f->rc = blz_runtime_spawn_blocking(f->rt, recording_job, (void *) 5, &f->join);
     if (f->open_after) {
-        gate_open(f->open_after);
+        job_gate_open(f->open_after);
     }
     return NULL;
 }
 
 BLZ_TEST(foreign_thread_parks_until_room)
 {
-    blz_runtime *rt = limited_runtime(1, 1, 1);
-    atomic_store(&ran_count, 0);
-    gate g;
-    gate_init(&g);
-    blz_join *held, *queued[1];
-    fill_pool(rt, &g, &held, queued, 1);
-    foreign f = {rt, 1, NULL, NULL};
+    held_pool hp;
+    hold_pool(&hp, 1, 1, 1);
+    foreign f = {hp.rt, 1, NULL, NULL};
     pthread_t th;
     CHECK_EQ(pthread_create(&th, NULL, foreign_spawner, &f), 0);
-    WAIT_UNTIL(metrics(rt).blocking_spawns_waiting == 1, nap());
-    gate_open(&g);
+    WAIT_UNTIL(metrics(hp.rt).blocking_spawns_waiting == 1, nap());
+    release_pool(&hp);
     CHECK_EQ(pthread_join(th, NULL), 0);
     CHECK_OK(f.rc);
     void *v;
     CHECK_OK(blz_join_wait(f.join, &v));
     CHECK_PTR_EQ(v, (void *) 5);
-    CHECK_OK(blz_join_wait(held, NULL));
-    CHECK_OK(blz_join_wait(queued[0], NULL));
-    blz_runtime_free(rt);
-    gate_fini(&g);
+    free_pool(&hp);
 }
 
 BLZ_TEST(runtime_free_ends_a_waiting_spawn)
 {
-    blz_runtime *rt = limited_runtime(1, 1, 1);
-    atomic_store(&ran_count, 0);
-    gate g;
-    gate_init(&g);
-    blz_join *held, *queued[1];
-    fill_pool(rt, &g, &held, queued, 1);
-    blz_join_detach(held);
-    blz_join_detach(queued[0]);
+    held_pool hp;
+    hold_pool(&hp, 1, 1, 1);
+    blz_join_detach(hp.held);
+    blz_join_detach(hp.queued[0]);
     /* The spawner opens the gate once its wait has ended, which lets the free
      * (waiting for the held job) finish: a free that did not end the wait
      * would hang here. */
-    foreign f = {rt, 1, NULL, &g};
+    foreign f = {hp.rt, 1, NULL, &hp.g};
     pthread_t th;
     CHECK_EQ(pthread_create(&th, NULL, foreign_spawner, &f), 0);
-    WAIT_UNTIL(metrics(rt).blocking_spawns_waiting == 1, nap());
-    blz_runtime_free(rt);
+    WAIT_UNTIL(metrics(hp.rt).blocking_spawns_waiting == 1, nap());
+    blz_runtime_free(hp.rt);
     CHECK_EQ(pthread_join(th, NULL), 0);
+    job_gate_fini(&hp.g);
     CHECK_EQ(f.rc, -ESHUTDOWN);
     CHECK_EQ(atomic_load(&ran_count), 0); /* the queued job was aborted, the spawn refused */
-    gate_fini(&g);
 }
 
 BLZ_TEST(bad_input)

@@ -252,26 +252,6 @@ BLZ_TEST(busy_time_read_while_workers_park_and_wake)
 
 /* The blocking pool's queue: with one thread held by a job, the next jobs wait
  * in the queue, and the metric counts exactly them. */
-typedef struct gate {
-    pthread_mutex_t lock;
-    pthread_cond_t cond;
-    bool open, entered;
-} gate;
-
-static void *
-gated_job(void *arg)
-{
-    gate *g = arg;
-    pthread_mutex_lock(&g->lock);
-    g->entered = true;
-    pthread_cond_broadcast(&g->cond);
-    while (!g->open) {
-        pthread_cond_wait(&g->cond, &g->lock);
-    }
-    pthread_mutex_unlock(&g->lock);
-    return NULL;
-}
-
 static void *
 nothing_job(void *arg)
 {
@@ -286,16 +266,11 @@ BLZ_TEST(blocking_queue_depth_counts_jobs_not_yet_started)
     cfg.blocking_threads = 1;
     blz_runtime *rt;
     CHECK_OK(blz_runtime_new(&cfg, &rt));
-    gate g = {.open = false};
-    pthread_mutex_init(&g.lock, NULL);
-    pthread_cond_init(&g.cond, NULL);
+    job_gate g;
+    job_gate_init(&g);
     blz_join *first, *rest[3];
     CHECK_OK(blz_runtime_spawn_blocking(rt, gated_job, &g, &first));
-    pthread_mutex_lock(&g.lock);
-    while (!g.entered) {
-        pthread_cond_wait(&g.cond, &g.lock);
-    }
-    pthread_mutex_unlock(&g.lock);
+    job_gate_wait_entered(&g);
     for (int i = 0; i < 3; i++) {
         CHECK_OK(blz_runtime_spawn_blocking(rt, nothing_job, NULL, &rest[i]));
     }
@@ -303,10 +278,7 @@ BLZ_TEST(blocking_queue_depth_counts_jobs_not_yet_started)
     blz_runtime_metrics(rt, &m);
     CHECK_EQ(m.blocking_threads, 1);
     CHECK_EQ(m.blocking_queue_depth, 3);
-    pthread_mutex_lock(&g.lock);
-    g.open = true;
-    pthread_cond_broadcast(&g.cond);
-    pthread_mutex_unlock(&g.lock);
+    job_gate_open(&g);
     CHECK_OK(blz_join_wait(first, NULL));
     for (int i = 0; i < 3; i++) {
         CHECK_OK(blz_join_wait(rest[i], NULL));
@@ -314,8 +286,7 @@ BLZ_TEST(blocking_queue_depth_counts_jobs_not_yet_started)
     blz_runtime_metrics(rt, &m);
     CHECK_EQ(m.blocking_queue_depth, 0);
     blz_runtime_free(rt);
-    pthread_cond_destroy(&g.cond);
-    pthread_mutex_destroy(&g.lock);
+    job_gate_fini(&g);
 }
 
 static void *

@@ -169,17 +169,6 @@ BLZ_TEST(no_watchdog_without_a_threshold)
 
 /* ---- backtraces ------------------------------------------------------------ */
 
-#if defined(__SANITIZE_THREAD__)
-# define UNDER_TSAN 1
-#elif defined(__has_feature)
-# if __has_feature(thread_sanitizer)
-#  define UNDER_TSAN 1
-# endif
-#endif
-#ifndef UNDER_TSAN
-# define UNDER_TSAN 0
-#endif
-
 enum { MAX_SEEN = 64 };
 
 typedef struct stack_log {

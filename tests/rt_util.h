@@ -11,6 +11,8 @@
 #include "io/driver.h"
 #include "rt/current.h"
 
+#include <pthread.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -56,6 +58,62 @@ backend_runtime(unsigned workers)
         cfg.workers = workers;
     }
     return backend_runtime_cfg(&cfg);
+}
+
+/* A gate for blocking jobs: gated_job holds its pool thread until the gate
+ * opens; job_gate_wait_entered waits until one job is holding. */
+typedef struct job_gate {
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    bool open, entered;
+} job_gate;
+
+static inline void
+job_gate_init(job_gate *g)
+{
+    pthread_mutex_init(&g->lock, NULL);
+    pthread_cond_init(&g->cond, NULL);
+    g->open = g->entered = false;
+}
+
+static inline void
+job_gate_fini(job_gate *g)
+{
+    pthread_cond_destroy(&g->cond);
+    pthread_mutex_destroy(&g->lock);
+}
+
+static inline void *
+gated_job(void *arg)
+{
+    job_gate *g = arg;
+    pthread_mutex_lock(&g->lock);
+    g->entered = true;
+    pthread_cond_broadcast(&g->cond);
+    while (!g->open) {
+        pthread_cond_wait(&g->cond, &g->lock);
+    }
+    pthread_mutex_unlock(&g->lock);
+    return NULL;
+}
+
+static inline void
+job_gate_wait_entered(job_gate *g)
+{
+    pthread_mutex_lock(&g->lock);
+    while (!g->entered) {
+        pthread_cond_wait(&g->cond, &g->lock);
+    }
+    pthread_mutex_unlock(&g->lock);
+}
+
+static inline void
+job_gate_open(job_gate *g)
+{
+    pthread_mutex_lock(&g->lock);
+    g->open = true;
+    pthread_cond_broadcast(&g->cond);
+    pthread_mutex_unlock(&g->lock);
 }
 
 #endif

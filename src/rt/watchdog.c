@@ -40,9 +40,9 @@
 #include <unistd.h>
 
 #define STALL_FRAMES      48
-#define STALL_SKIP        2                         /* the handler and the signal trampoline */
+#define STALL_SKIP        2                          /* the handler and the signal trampoline */
 #define STALL_ANSWER_WAIT ((blz_duration) 250000000) /* 250 ms */
-#define STALL_PROBE_MAGIC 0x57415443484d414eull     /* checked before the probe is used */
+#define STALL_PROBE_MAGIC 0x57415443484d414eull      /* checked before the probe is used */
 
 /* What a stalled worker's signal handler fills in for the watchdog. */
 struct blz__stall_probe {
