@@ -317,6 +317,41 @@ BLZ_TEST(no_backtrace_when_the_program_handles_the_signal)
     CHECK_EQ(sigaction(SIGUSR2, &old, NULL), 0);
 }
 
+/* Listening for the stall signal through the signal module would hand the
+ * watchdog's probes to listeners: refused once the watchdog's handler is in. */
+static void *
+listen_to(void *arg)
+{
+    blz_signal_listener l;
+    int rc = blz_signal_listen(&l, (int) (intptr_t) arg);
+    if (rc == 0) {
+        blz_signal_unlisten(&l);
+    }
+    return (void *) (intptr_t) rc;
+}
+
+BLZ_TEST(signal_module_refuses_the_stall_signal)
+{
+    blz_runtime_config cfg;
+    blz_runtime_config_default(&cfg);
+    cfg.workers = 1;
+    cfg.stall_threshold = blz_ms(THRESHOLD_MS);
+    cfg.stall_signal = SIGUSR1;
+    blz_runtime *rt;
+    /* Before any watchdog took it, SIGUSR1 is the program's to listen to. */
+    void *rc;
+    CHECK_OK(blz_runtime_new(NULL, &rt));
+    CHECK_OK(blz_runtime_block_on(rt, listen_to, (void *) (intptr_t) SIGUSR1, &rc));
+    CHECK_EQ((int) (intptr_t) rc, 0);
+    blz_runtime_free(rt);
+    CHECK_OK(blz_runtime_new(&cfg, &rt));
+    CHECK_OK(blz_runtime_block_on(rt, listen_to, (void *) (intptr_t) SIGUSR1, &rc));
+    CHECK_EQ((int) (intptr_t) rc, -EBUSY);
+    CHECK_OK(blz_runtime_block_on(rt, listen_to, (void *) (intptr_t) SIGUSR2, &rc));
+    CHECK_EQ((int) (intptr_t) rc, 0); /* other signals are unaffected */
+    blz_runtime_free(rt);
+}
+
 BLZ_TEST(stall_signal_out_of_range_is_einval)
 {
     blz_runtime_config cfg;

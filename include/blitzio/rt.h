@@ -81,8 +81,9 @@ typedef struct blz_runtime_config {
      * backtrace in a handler on that thread. Default SIGURG (ignored by
      * default, so a stray one harms nothing; Go's choice for the same job);
      * 0: no backtraces. The handler is installed only while the signal has
-     * its default disposition: a program that handles it gets no backtraces,
-     * and must not hand the signal to blz_signal_* afterwards either. A
+     * its default disposition (a program that handles it gets no
+     * backtraces) and stays for the life of the process; blz_signal_listen
+     * refuses that signal from then on (-EBUSY). A
      * worker interrupted inside a system call sees it restarted (SA_RESTART)
      * or, for calls that never restart (sleeps, waits with a timeout),
      * return EINTR early, as any signal would make them. */

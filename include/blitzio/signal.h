@@ -68,6 +68,9 @@ typedef struct blz_signal_listener {
  *         -EINVAL: `l` NULL, `signo` out of range, or SIGKILL, SIGSTOP,
  *                  SIGSEGV, SIGBUS, SIGFPE, SIGILL, or a signal the C library
  *                  reserves for itself (sigaction refuses it);
+ *         -EBUSY: a runtime's stall watchdog takes backtraces with `signo`
+ *                  (its `stall_signal`, SIGURG by default; once installed
+ *                  that handler stays for the life of the process);
  *         -ESRCH: not called inside a runtime (a task or blocking job of one);
  *         -EMFILE, -ENFILE, -ENOMEM: no descriptor or memory for the self-pipe
  *                  or the watcher; nothing was changed.

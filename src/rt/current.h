@@ -39,6 +39,10 @@ int blz__spawn_blocking_owned(blz_runtime *rt, blz_task_fn fn, void (*cancel)(vo
                               blz_join **out);
 
 
+/* True while the stall watchdog's backtrace handler is installed for
+ * `signo` (rt/watchdog.c): the signal module must not take that signal over. */
+bool blz__stall_handler_installed(int signo);
+
 /* Makes the worker parked in the driver (if any) return and recompute its
  * timeout: called when a timer earlier than every other is registered. Any thread. */
 void blz__rt_wake_driver(blz_runtime *rt);

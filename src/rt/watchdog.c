@@ -102,6 +102,14 @@ stall_handler_install(int sig)
     return sigaction(sig, &sa, NULL) == 0;
 }
 
+bool
+blz__stall_handler_installed(int signo)
+{
+    struct sigaction cur;
+    return sigaction(signo, NULL, &cur) == 0 && (cur.sa_flags & SA_SIGINFO) &&
+           cur.sa_sigaction == stall_signal_handler;
+}
+
 /* Takes worker w's backtrace into its probe; the frames, or 0 of them. */
 static unsigned
 stall_backtrace(blz_runtime *rt, unsigned i, int tid, void *const **frames)

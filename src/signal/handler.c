@@ -22,6 +22,7 @@
  * - No chaining: while blitzio's handler is installed, an earlier handler of
  *   the program is not called; it is put back by blz__sig_restore.
  */
+#include "rt/current.h"
 #include "signal/signal_int.h"
 
 #include <errno.h>
@@ -135,6 +136,9 @@ int
 blz__sig_install(int signo)
 {
     blz__sig_slot *s = &blz__sig_slots[signo];
+    if (blz__stall_handler_installed(signo)) {
+        return -EBUSY; /* a stall watchdog's: its probes would reach our listeners */
+    }
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = on_signal;
