@@ -276,6 +276,62 @@ BLZ_TEST(stall_backtrace_of_a_nearly_full_fiber_stack)
     check_stack_reported(deep_spinning_fiber, 16 * 1024);
 }
 
+/* A dump of the workers while one of them spins: with the watchdog on (its
+ * threshold far away, so no stall report interferes), the spinning worker's
+ * stack reaches spin_here's caller; without it, no stacks, same flags. */
+static void
+check_worker_dump(bool watchdog)
+{
+    static stack_log log;
+    memset(&log, 0, sizeof log);
+    blz_runtime_config cfg;
+    blz_runtime_config_default(&cfg);
+    cfg.workers = 2;
+    cfg.stall_threshold = watchdog ? blz_secs(60) : 0;
+    blz_runtime *rt;
+    CHECK_OK(blz_runtime_new(&cfg, &rt));
+    blz_join *j;
+    CHECK_OK(blz_runtime_spawn(rt, spinning_fiber, &log, &j));
+    WAIT_UNTIL(atomic_load(&log.site) != NULL, nanosleep(&(struct timespec){0, 1000000}, NULL));
+    blz_worker_dump d[4];
+    int n = blz_runtime_dump_workers(rt, d, 4);
+    CHECK_EQ(n, 2);
+    int awake = 0, found = 0;
+    for (int w = 0; w < n; w++) {
+        CHECK_EQ(d[w].worker, (unsigned) w);
+        if (d[w].awake) {
+            CHECK_GT(d[w].tid, 0); /* 0 only before its thread first ran */
+        }
+        awake += d[w].awake;
+        for (unsigned f = 0; f < d[w].nframes; f++) {
+            found += d[w].frames[f] == atomic_load(&log.site);
+        }
+        if (!watchdog) {
+            CHECK_EQ(d[w].nframes, 0);
+        }
+    }
+    CHECK_GE(awake, 1); /* the spinning one at least */
+    if (watchdog && !UNDER_TSAN && !blz_test_emulator()) {
+        CHECK_EQ(found, 1);
+    }
+    CHECK_EQ(blz_runtime_dump_workers(rt, d, 1), 1); /* cap respected */
+    CHECK_EQ(blz_runtime_dump_workers(NULL, d, 1), -EINVAL);
+    CHECK_EQ(blz_runtime_dump_workers(rt, NULL, 1), -EINVAL);
+    atomic_store(&log.stop, true);
+    CHECK_OK(blz_join_wait(j, NULL));
+    blz_runtime_free(rt);
+}
+
+BLZ_TEST(worker_dump_shows_what_a_busy_worker_runs)
+{
+    check_worker_dump(true);
+}
+
+BLZ_TEST(worker_dump_without_the_watchdog_has_no_stacks)
+{
+    check_worker_dump(false);
+}
+
 static void *
 stopping_hog(void *arg)
 {

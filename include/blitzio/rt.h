@@ -243,11 +243,35 @@ typedef struct blz_task_dump {
  */
 BLZ_API int blz_runtime_dump(blz_runtime *rt, blz_task_dump *out, size_t cap, size_t *total);
 
+/** One worker of a dump: whether it is awake, and what it is running. */
+typedef struct blz_worker_dump {
+    unsigned worker; /**< its index */
+    int tid;         /**< its thread id (gettid); 0 before the thread first ran */
+    bool awake;      /**< running tasks (or looking for some), not parked */
+    /** An awake worker's call stack, innermost first, taken as a stall report
+     * takes it: only while the stall watchdog is on (`stall_threshold`, with
+     * `stall_signal`), else 0. The running task's code is interrupted for a
+     * moment, never changed. */
+    unsigned nframes;
+    void *frames[BLZ_DUMP_FRAMES];
+} blz_worker_dump;
+
+/**
+ * The workers of `rt` as they are now: fills out[0..min(cap, workers)) and
+ * returns how many it filled, or -EINVAL (rt NULL, out NULL with cap > 0).
+ * With the stall watchdog on, an awake worker's stack shows what a task that
+ * keeps it is doing, which blz_runtime_dump cannot (it lists a running task
+ * without looking into it). Any thread; not from a worker's own task if that
+ * worker is to be looked into (its stack would be the dump's own).
+ */
+BLZ_API int blz_runtime_dump_workers(blz_runtime *rt, blz_worker_dump *out, size_t cap);
+
 /**
  * blz_runtime_dump written as text to descriptor `fd`: a line per task, and
- * a waiting fiber's frames below it, symbolized by backtrace_symbols_fd(3)
- * (link with -rdynamic to see the names of a program's own functions).
- * 0, -EINVAL, -ENOMEM, or the write's error.
+ * a waiting fiber's frames below it, then a line per worker (and an awake
+ * worker's frames, with the stall watchdog on), symbolized by
+ * backtrace_symbols_fd(3) (link with -rdynamic to see the names of a
+ * program's own functions). 0, -EINVAL, -ENOMEM, or the write's error.
  */
 BLZ_API int blz_runtime_dump_fd(blz_runtime *rt, int fd);
 

@@ -185,6 +185,47 @@ write_task(int fd, const blz_task_dump *d)
     return rc;
 }
 
+/* Worker i as it is now; its stack when awake and the watchdog's probes exist. */
+static void
+dump_worker(blz_runtime *rt, unsigned i, blz_worker_dump *d)
+{
+    blz__worker *w = &rt->workers[i];
+    uint32_t park = blz__load(&w->park_state, RELAXED);
+    d->worker = i;
+    d->tid = blz__load(&w->tid, RELAXED);
+    d->awake =
+        blz__load(&w->active, RELAXED) && (park == BLZ_PARK_EMPTY || park == BLZ_PARK_NOTIFIED);
+    d->nframes = d->awake ? blz__worker_backtrace(rt, i, d->frames, BLZ_DUMP_FRAMES) : 0;
+}
+
+int
+blz_runtime_dump_workers(blz_runtime *rt, blz_worker_dump *out, size_t cap)
+{
+    if (!rt || (!out && cap > 0)) {
+        return -EINVAL;
+    }
+    size_t n = cap < rt->nworkers ? cap : rt->nworkers;
+    for (size_t i = 0; i < n; i++) {
+        dump_worker(rt, (unsigned) i, &out[i]);
+    }
+    return (int) n;
+}
+
+static int
+write_worker(int fd, const blz_worker_dump *d)
+{
+    char line[96];
+    int len = snprintf(line, sizeof line, "worker %u (thread %d) %s\n", d->worker, d->tid,
+                       d->awake ? "awake" : "parked");
+    int rc = write_all(fd, line, (size_t) len);
+    for (unsigned i = 0; rc == 0 && i < d->nframes; i++) {
+        len = snprintf(line, sizeof line, "    #%-2u ", i);
+        rc = write_all(fd, line, (size_t) len);
+        write_symbol(fd, d->frames[i]);
+    }
+    return rc;
+}
+
 int
 blz_runtime_dump_fd(blz_runtime *rt, int fd)
 {
@@ -215,5 +256,10 @@ blz_runtime_dump_fd(blz_runtime *rt, int fd)
         rc = write_task(fd, &d[i]);
     }
     blz__free(d);
+    blz_worker_dump wd;
+    for (unsigned i = 0; rc == 0 && i < rt->nworkers; i++) {
+        dump_worker(rt, i, &wd); /* one at a time: a worker's dump is not small */
+        rc = write_worker(fd, &wd);
+    }
     return rc;
 }

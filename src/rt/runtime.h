@@ -95,13 +95,17 @@ typedef struct blz__watchdog {
     bool stop;
     bool started;
     pthread_t thread;
-    blz__stall_probe *probes; /* one per worker, for backtraces; NULL without */
+    blz__stall_probe *probes;   /* one per worker, for backtraces; NULL without */
+    pthread_mutex_t probe_lock; /* one backtrace at a time (stall reports, dumps) */
 } blz__watchdog;
 
 int blz__watchdog_start(struct blz_runtime *rt);
 void blz__watchdog_stop(struct blz_runtime *rt);
 /* Frees what the workers' signal handlers may still write: after they are joined. */
 void blz__watchdog_free(struct blz_runtime *rt);
+/* Worker i's call stack into frames[0..max): how many, 0 without the
+ * watchdog's probes or when the worker does not answer in time. */
+unsigned blz__worker_backtrace(struct blz_runtime *rt, unsigned i, void **frames, unsigned max);
 
 typedef struct blz__blocking_pool {
     pthread_mutex_t lock;   /* protects everything below */

@@ -110,33 +110,33 @@ blz__stall_handler_installed(int signo)
            cur.sa_sigaction == stall_signal_handler;
 }
 
-/* Takes worker w's backtrace into its probe; the frames, or 0 of them. */
-static unsigned
-stall_backtrace(blz_runtime *rt, unsigned i, int tid, void *const **frames)
+unsigned
+blz__worker_backtrace(blz_runtime *rt, unsigned i, void **frames, unsigned max)
 {
     blz__stall_probe *p = rt->watchdog.probes ? &rt->watchdog.probes[i] : NULL;
-    if (!p) {
+    int tid = blz__load(&rt->workers[i].tid, RELAXED);
+    if (!p || tid <= 0) {
         return 0;
     }
+    unsigned got = 0;
+    pthread_mutex_lock(&rt->watchdog.probe_lock);
     uint32_t ask = blz__load(&p->asked, RELAXED) + 1;
     blz__store(&p->asked, ask, RELEASE);
-    if (blz__sys_signal_thread(tid, rt->cfg.stall_signal, p) < 0) {
-        return 0;
-    }
-    blz_instant until = blz_now() + STALL_ANSWER_WAIT;
-    while (blz__load(&p->answered, ACQUIRE) != ask) {
-        if (blz_now() >= until) {
-            return 0;
+    if (blz__sys_signal_thread(tid, rt->cfg.stall_signal, p) == 0) {
+        blz_instant until = blz_now() + STALL_ANSWER_WAIT;
+        while (blz__load(&p->answered, ACQUIRE) != ask && blz_now() < until) {
+            struct timespec nap = {0, 200000};
+            nanosleep(&nap, NULL);
         }
-        struct timespec nap = {0, 200000};
-        nanosleep(&nap, NULL);
+        int n = blz__load(&p->nframes, RELAXED);
+        if (blz__load(&p->answered, ACQUIRE) == ask && n > STALL_SKIP && n <= STALL_FRAMES) {
+            for (int k = STALL_SKIP; k < n && got < max; k++) {
+                frames[got++] = p->frames[k];
+            }
+        }
     }
-    int n = blz__load(&p->nframes, RELAXED);
-    if (n <= STALL_SKIP || n > STALL_FRAMES) {
-        return 0;
-    }
-    *frames = p->frames + STALL_SKIP;
-    return (unsigned) (n - STALL_SKIP);
+    pthread_mutex_unlock(&rt->watchdog.probe_lock);
+    return got;
 }
 
 static void
@@ -169,6 +169,7 @@ watchdog_main(void *arg)
     blz_duration threshold = rt->cfg.stall_threshold;
     blz_stall_fn hook = rt->cfg.on_stall ? rt->cfg.on_stall : report_stderr;
     blz_duration period = threshold / 4 > 1000000 ? threshold / 4 : 1000000;
+    void *frames[STALL_FRAMES];
     worker_watch *seen = blz__calloc(rt->nworkers, sizeof *seen);
     if (!seen) {
         return NULL; /* no memory: no reports, nothing else changes */
@@ -197,9 +198,9 @@ watchdog_main(void *arg)
             blz_duration stalled = (blz_duration) (now - s->since);
             if (!s->reported && stalled >= threshold) {
                 s->reported = true;
-                blz_stall_info info = {i, blz__load(&w->tid, RELAXED), stalled, NULL, 0};
+                blz_stall_info info = {i, blz__load(&w->tid, RELAXED), stalled, frames, 0};
                 pthread_mutex_unlock(&wd->lock); /* the hook may take its time */
-                info.nframes = stall_backtrace(rt, i, info.tid, &info.frames);
+                info.nframes = blz__worker_backtrace(rt, i, frames, STALL_FRAMES);
                 hook(&info, rt->cfg.on_stall_arg);
                 pthread_mutex_lock(&wd->lock);
             }
@@ -223,6 +224,9 @@ blz__watchdog_start(blz_runtime *rt)
         for (unsigned i = 0; wd->probes && i < rt->nworkers; i++) {
             wd->probes[i].magic = STALL_PROBE_MAGIC;
         }
+        if (wd->probes) {
+            pthread_mutex_init(&wd->probe_lock, NULL); /* lives as long as the probes */
+        }
     }
     pthread_condattr_t ca;
     pthread_condattr_init(&ca);
@@ -235,8 +239,7 @@ blz__watchdog_start(blz_runtime *rt)
     if (rc != 0) {
         pthread_cond_destroy(&wd->cond);
         pthread_mutex_destroy(&wd->lock);
-        blz__free(wd->probes);
-        wd->probes = NULL;
+        blz__watchdog_free(rt);
         return -rc;
     }
     wd->started = true;
@@ -265,6 +268,9 @@ blz__watchdog_stop(blz_runtime *rt)
 void
 blz__watchdog_free(blz_runtime *rt)
 {
-    blz__free(rt->watchdog.probes);
-    rt->watchdog.probes = NULL;
+    if (rt->watchdog.probes) {
+        pthread_mutex_destroy(&rt->watchdog.probe_lock);
+        blz__free(rt->watchdog.probes);
+        rt->watchdog.probes = NULL;
+    }
 }
