@@ -279,6 +279,47 @@ BLZ_TEST(stackless_poll_gets_edeadlk_only_when_it_would_wait)
     free_pool(&hp);
 }
 
+/* A blocking job that, once let through its gate, spawns another through
+ * the await tier and returns what that said. */
+static void *
+spawning_job(void *arg)
+{
+    (void) gated_job(arg);
+    return (void *) (intptr_t) blz_spawn_blocking(recording_job, NULL, NULL);
+}
+
+BLZ_TEST(pool_thread_gets_edeadlk_instead_of_waiting_for_its_own_pool)
+{
+    atomic_store(&ran_count, 0);
+    blz_runtime *rt = limited_runtime(1, 2, 1); /* two threads, one slot */
+    job_gate held_gate, spawner_gate;
+    job_gate_init(&held_gate);
+    job_gate_init(&spawner_gate);
+    blz_join *held, *spawning, *queued;
+    CHECK_OK(blz_runtime_try_spawn_blocking(rt, gated_job, &held_gate, &held));
+    job_gate_wait_entered(&held_gate);
+    CHECK_OK(blz_runtime_try_spawn_blocking(rt, spawning_job, &spawner_gate, &spawning));
+    job_gate_wait_entered(&spawner_gate);
+    /* Both threads busy, and a job in the one slot: the spawner, a job of
+     * this very pool, finds no room and must not wait for it. */
+    CHECK_OK(blz_runtime_try_spawn_blocking(rt, recording_job, NULL, &queued));
+    job_gate_open(&spawner_gate);
+    void *v;
+    CHECK_OK(blz_join_wait(spawning, &v));
+    CHECK_EQ((int) (intptr_t) v, -EDEADLK);
+    job_gate_open(&held_gate);
+    CHECK_OK(blz_join_wait(held, NULL));
+    CHECK_OK(blz_join_wait(queued, NULL));
+    /* With room, a job spawns from its pool thread as from anywhere. */
+    CHECK_OK(blz_runtime_try_spawn_blocking(rt, spawning_job, &spawner_gate, &spawning));
+    CHECK_OK(blz_join_wait(spawning, &v));
+    CHECK_EQ((int) (intptr_t) v, 0);
+    WAIT_UNTIL(atomic_load(&ran_count) == 2, nap()); /* the queued job and that spawn's */
+    blz_runtime_free(rt);
+    job_gate_fini(&held_gate);
+    job_gate_fini(&spawner_gate);
+}
+
 /* A thread outside the runtime that spawns through the await tier. */
 typedef struct foreign {
     blz_runtime *rt;

@@ -47,7 +47,9 @@ BLZ_API int blz_spawn_owned(blz_task_fn fn, void (*release)(void *arg), void *ar
  * Without a blocking_queue_limit (the default) it never waits. With one, and
  * that many jobs already waiting for a thread, it waits for one of them to
  * start, spawns queued earlier going first: suspends a fiber, parks a foreign
- * thread, -EDEADLK inside a stackless poll (use blz_spawn_blocking_fut there).
+ * thread, -EDEADLK inside a stackless poll (use blz_spawn_blocking_fut there)
+ * and on the pool's own threads (jobs that all waited for room in their own
+ * pool would never start another; use the try tier there).
  * @return 0 (the handle in `*out`, or detached when `out` is NULL);
  *         -ECANCELED (the calling task was aborted while waiting: nothing was
  *         spawned); -ESHUTDOWN (the runtime is being freed); -ENOMEM; -EAGAIN

@@ -197,6 +197,11 @@ blz_runtime_spawn_blocking(blz_runtime *rt, blz_task_fn fn, void *arg, blz_join 
     if (rc != -EAGAIN || rt->blocking.limit == 0) {
         return rc;
     }
+    if (blz__rt_current() == rt && blz__worker_current() == NULL) {
+        /* A job of this pool waiting for room in it: were every thread's job
+         * to do so, none would ever start another. */
+        return -EDEADLK;
+    }
     blz_spawn_blocking_future f;
     blz_runtime_spawn_blocking_fut(rt, fn, arg, &f);
     rc = blz_await(&f.base);
