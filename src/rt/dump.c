@@ -115,7 +115,8 @@ blz_runtime_dump(blz_runtime *rt, blz_task_dump *out, size_t cap, size_t *total)
     }
     size_t n = seen < cap ? seen : cap;
     for (size_t i = 0; i < n; i++) {
-        inspect((blz__task *) (uintptr_t) out[i].task, &out[i]);
+        blz__task *t = (blz__task *) (uintptr_t) out[i].task; // NOLINT(performance-no-int-to-ptr)
+        inspect(t, &out[i]);
     }
     if (total) {
         *total = seen;

@@ -143,12 +143,12 @@ static void
 report_stderr(const blz_stall_info *info, void *arg)
 {
     (void) arg;
-    fprintf(stderr,
-            "blitzio: worker %u (thread %d) has run one task for %llu ms without yielding%s\n",
-            info->worker, info->tid, (unsigned long long) (info->stalled / 1000000u),
-            info->nframes ? ", at:" : "");
+    (void) fprintf(
+        stderr, "blitzio: worker %u (thread %d) has run one task for %llu ms without yielding%s\n",
+        info->worker, info->tid, (unsigned long long) (info->stalled / 1000000u),
+        info->nframes ? ", at:" : "");
     if (info->nframes) {
-        fflush(stderr);
+        (void) fflush(stderr);
         backtrace_symbols_fd(info->frames, (int) info->nframes, STDERR_FILENO);
     }
 }

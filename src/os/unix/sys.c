@@ -738,7 +738,7 @@ void
 blz__sys_set_thread_name(const char *name)
 {
     char shortened[16]; /* the kernel's limit, NUL included */
-    snprintf(shortened, sizeof shortened, "%s", name);
+    (void) snprintf(shortened, sizeof shortened, "%s", name);
     (void) pthread_setname_np(pthread_self(), shortened);
 }
 
