@@ -231,6 +231,7 @@ unlink_self(blz_watch *w, blz_chan_waiter *waiter)
 }
 
 static blz_poll
+// NOLINTNEXTLINE(readability-function-cognitive-complexity): one poll, one protocol
 changed_poll(blz_future *base, blz_context *cx)
 {
     blz_watch_changed_future *f = (blz_watch_changed_future *) base;

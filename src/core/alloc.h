@@ -3,10 +3,19 @@
 #define BLZ_CORE_ALLOC_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 void *blz__malloc(size_t size);
 void *blz__calloc(size_t n, size_t size);
 void *blz__realloc(void *p, size_t size);
 void blz__free(void *p);
+
+/* `p` moved up to the next multiple of `align` (a power of two) by pointer
+ * arithmetic, so the result stays a pointer into p's block. */
+static inline void *
+blz__align_up(void *p, size_t align)
+{
+    return (char *) p + ((align - ((uintptr_t) p & (align - 1))) & (align - 1));
+}
 
 #endif

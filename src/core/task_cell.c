@@ -324,7 +324,7 @@ blz__task_abort(blz__task *t)
 static blz__task *
 join_task(const blz_join *j)
 {
-    return (blz__task *) (uintptr_t) j;
+    return (blz__task *) (uintptr_t) j; // NOLINT(performance-no-int-to-ptr): a handle is its task
 }
 
 /* The handle goes away: clear JOIN_INTEREST (and take back the waker field if

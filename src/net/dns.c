@@ -301,6 +301,7 @@ collect(const dns_reply rep[2], uint16_t port, blz_addr *out, size_t max)
  * server: -EAGAIN (it answered with an error), -ETIMEDOUT and the like.
  */
 static int
+// NOLINTNEXTLINE(readability-function-cognitive-complexity): the RFC 1035 loop, in order
 ask_name(const char *name, dns_job *j, blz_addr *out, size_t max)
 {
     const blz__dns_conf *conf = &j->work.conf;

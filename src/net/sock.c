@@ -445,6 +445,7 @@ zero_len_done(int op)
 /* Checks arguments common to all tiers; 0 or -EINVAL. Clamps lengths so a
  * count always fits the int result. */
 static int
+// NOLINTNEXTLINE(readability-function-cognitive-complexity): a flat list of checks
 check_args(blz__sock *sk, int op, const void *buf, size_t *len)
 {
     if (!sk) {

@@ -41,7 +41,7 @@ typedef struct fiber_payload {
 _Static_assert(BLZ_TASK_HEADER_SIZE + sizeof(fiber_payload) <= 128, "fiber task cell");
 
 /* Room a backtrace needs below the suspended frames (the unwinder's state). */
-#define TRACE_ROOM (8 * 1024)
+#define TRACE_ROOM ((size_t) 8 * 1024)
 /* Frames of the trace machinery itself: trace_self (suspend is inlined). */
 #define TRACE_SKIP 1
 

@@ -503,6 +503,7 @@ stackless_poll(blz__task *t, blz_context *cx, uint64_t state)
     }
     if (blz_future_poll(f, cx) == BLZ_READY) {
         int value = f->result; /* read before the result overwrites the future */
+        // NOLINTNEXTLINE(performance-no-int-to-ptr): a stackless task's value is its result
         blz__task_set_result(t, (void *) (intptr_t) value, 0);
         return BLZ_READY;
     }
@@ -755,6 +756,34 @@ yield_for_unpark(blz__worker *w)
     return blz__load(&w->park_state, ACQUIRE) == BLZ_PARK_NOTIFIED;
 }
 
+/* How long the driver holder may sleep: until the next timer (never, on a
+ * paused clock, where only a wake moves time; at once when every worker is
+ * idle, after jumping the clock to that timer), and at most recheck_ns when
+ * that is not negative. -1: until woken. */
+static int64_t
+driver_timeout(blz_runtime *rt, int64_t recheck_ns)
+{
+    int64_t timeout = -1;
+    blz_instant next = blz__timers_next(&rt->timers);
+    if (next != UINT64_MAX) {
+        if (blz__timers_paused(&rt->timers) && all_idle(rt)) {
+            /* Virtual time with nothing else to do: jump to the next timer. */
+            (void) blz__timers_advance_to_next(&rt->timers);
+            timeout = 0;
+        } else {
+            blz_instant now = blz__timers_now(&rt->timers);
+            timeout = next > now ? (int64_t) (next - now) : 0;
+            if (blz__timers_paused(&rt->timers)) {
+                timeout = -1; /* virtual clock: only a wake moves us */
+            }
+        }
+    }
+    if (recheck_ns >= 0 && (timeout < 0 || timeout > recheck_ns)) {
+        timeout = recheck_ns;
+    }
+    return timeout;
+}
+
 /* Sleeps in the driver (if no one holds it) or on the futex until unparked,
  * or for at most recheck_ns when that is not negative. */
 static void
@@ -767,25 +796,7 @@ sleep_until_unparked(blz__worker *w, int64_t recheck_ns)
         driver_begin(w);
         uint32_t st = BLZ_PARK_EMPTY;
         if (blz__cas(&w->park_state, &st, BLZ_PARK_DRIVER, ACQ_REL, ACQUIRE)) {
-            int64_t timeout = -1;
-            blz_instant next = blz__timers_next(&rt->timers);
-            if (next != UINT64_MAX) {
-                if (blz__timers_paused(&rt->timers) && all_idle(rt)) {
-                    /* Virtual time with nothing else to do: jump to the next timer. */
-                    (void) blz__timers_advance_to_next(&rt->timers);
-                    timeout = 0;
-                } else {
-                    blz_instant now = blz__timers_now(&rt->timers);
-                    timeout = next > now ? (int64_t) (next - now) : 0;
-                    if (blz__timers_paused(&rt->timers)) {
-                        timeout = -1; /* virtual clock: only a wake moves us */
-                    }
-                }
-            }
-            if (recheck_ns >= 0 && (timeout < 0 || timeout > recheck_ns)) {
-                timeout = recheck_ns;
-            }
-            (void) blz__io_driver_park(rt->io, timeout);
+            (void) blz__io_driver_park(rt->io, driver_timeout(rt, recheck_ns));
         }
         (void) blz__timers_fire(&rt->timers);
         driver_done(w);
@@ -914,7 +925,7 @@ blz__worker_thread_main(void *arg)
 {
     blz__worker *w = arg;
     char name[16];
-    snprintf(name, sizeof name, "blz-worker-%u", w->index);
+    (void) snprintf(name, sizeof name, "blz-worker-%u", w->index);
     blz__sys_set_thread_name(name);
     blz_thread_info info = {BLZ_THREAD_WORKER, w->index};
     blz__rt_thread_hook(w->rt, w->rt->cfg.on_thread_start, &info);

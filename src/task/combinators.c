@@ -58,6 +58,7 @@ abort_rest(join_set_future *s)
 }
 
 static blz_poll
+// NOLINTNEXTLINE(readability-function-cognitive-complexity): three modes, one scan
 join_set_poll(blz_future *base, blz_context *cx)
 {
     join_set_future *s = (join_set_future *) base;
