@@ -46,7 +46,7 @@
 
 /* What a stalled worker's signal handler fills in for the watchdog. */
 struct blz__stall_probe {
-    uint64_t magic;
+    _Atomic uint64_t magic;    /* published (release) after the probe is zeroed */
     _Atomic uint32_t asked;    /* bumped by the watchdog before each signal */
     _Atomic uint32_t answered; /* set to `asked` by the handler once frames are in */
     _Atomic int nframes;
@@ -64,7 +64,9 @@ stall_signal_handler(int sig, siginfo_t *si, void *uc)
         return;
     }
     blz__stall_probe *p = si->si_value.sival_ptr;
-    if (!p || p->magic != STALL_PROBE_MAGIC) {
+    /* Acquire pairs with the release that published the probe: the handler's
+     * thread may have started before the probe existed. */
+    if (!p || blz__load(&p->magic, ACQUIRE) != STALL_PROBE_MAGIC) {
         return;
     }
     int saved = errno;
@@ -222,7 +224,7 @@ blz__watchdog_start(blz_runtime *rt)
     if (rt->cfg.stall_signal && stall_handler_install(rt->cfg.stall_signal)) {
         wd->probes = blz__calloc(rt->nworkers, sizeof *wd->probes);
         for (unsigned i = 0; wd->probes && i < rt->nworkers; i++) {
-            wd->probes[i].magic = STALL_PROBE_MAGIC;
+            blz__store(&wd->probes[i].magic, STALL_PROBE_MAGIC, RELEASE);
         }
         if (wd->probes) {
             pthread_mutex_init(&wd->probe_lock, NULL); /* lives as long as the probes */
