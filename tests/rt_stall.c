@@ -192,6 +192,37 @@ record_stack(const blz_stall_info *info, void *arg)
     atomic_fetch_add(&log->reports, 1); /* last: the frames are in when it moves */
 }
 
+/* A runtime whose stall reports land in `log` (cleared here); `threshold`
+ * 0 leaves the watchdog off, `stack` 0 keeps the default fiber stack. */
+static blz_runtime *
+stack_watched_rt(stack_log *log, unsigned workers, size_t stack, blz_duration threshold, int signo)
+{
+    memset(log, 0, sizeof *log);
+    blz_runtime_config cfg;
+    blz_runtime_config_default(&cfg);
+    cfg.workers = workers;
+    if (stack) {
+        cfg.fiber_stack_size = stack;
+    }
+    cfg.stall_threshold = threshold;
+    cfg.stall_signal = signo;
+    cfg.on_stall = record_stack;
+    cfg.on_stall_arg = log;
+    blz_runtime *rt;
+    CHECK_OK(blz_runtime_new(&cfg, &rt));
+    return rt;
+}
+
+/* Runs fn(arg) as a fiber of rt to its end, then frees rt. */
+static void
+run_and_free(blz_runtime *rt, blz_task_fn fn, void *arg)
+{
+    blz_join *j;
+    CHECK_OK(blz_runtime_spawn(rt, fn, arg, &j));
+    CHECK_OK(blz_join_wait(j, NULL));
+    blz_runtime_free(rt);
+}
+
 /* Not inlined: its return address is the frame the backtrace must reach. */
 static __attribute__((noinline)) void
 spin_here(stack_log *log)
@@ -234,20 +265,8 @@ static void
 check_stack_reported(blz_task_fn fiber, size_t stack)
 {
     static stack_log log;
-    memset(&log, 0, sizeof log);
-    blz_runtime_config cfg;
-    blz_runtime_config_default(&cfg);
-    cfg.workers = 2;
-    cfg.fiber_stack_size = stack;
-    cfg.stall_threshold = blz_ms(THRESHOLD_MS);
-    cfg.on_stall = record_stack;
-    cfg.on_stall_arg = &log;
-    blz_runtime *rt;
-    CHECK_OK(blz_runtime_new(&cfg, &rt));
-    blz_join *j;
-    CHECK_OK(blz_runtime_spawn(rt, fiber, &log, &j));
-    CHECK_OK(blz_join_wait(j, NULL));
-    blz_runtime_free(rt);
+    blz_runtime *rt = stack_watched_rt(&log, 2, stack, blz_ms(THRESHOLD_MS), SIGURG);
+    run_and_free(rt, fiber, &log);
     CHECK_GE(atomic_load(&log.reports), 1);
     int n = atomic_load(&log.nframes);
     if (UNDER_TSAN || blz_test_emulator()) {
@@ -283,13 +302,7 @@ static void
 check_worker_dump(bool watchdog)
 {
     static stack_log log;
-    memset(&log, 0, sizeof log);
-    blz_runtime_config cfg;
-    blz_runtime_config_default(&cfg);
-    cfg.workers = 2;
-    cfg.stall_threshold = watchdog ? blz_secs(60) : 0;
-    blz_runtime *rt;
-    CHECK_OK(blz_runtime_new(&cfg, &rt));
+    blz_runtime *rt = stack_watched_rt(&log, 2, 0, watchdog ? blz_secs(60) : 0, SIGURG);
     blz_join *j;
     CHECK_OK(blz_runtime_spawn(rt, spinning_fiber, &log, &j));
     WAIT_UNTIL(atomic_load(&log.site) != NULL, nanosleep(&(struct timespec){0, 1000000}, NULL));
@@ -351,20 +364,7 @@ BLZ_TEST(no_backtrace_when_the_program_handles_the_signal)
     mine.sa_handler = SIG_IGN;
     CHECK_EQ(sigaction(SIGUSR2, &mine, &old), 0);
     static stack_log log;
-    memset(&log, 0, sizeof log);
-    blz_runtime_config cfg;
-    blz_runtime_config_default(&cfg);
-    cfg.workers = 1;
-    cfg.stall_threshold = blz_ms(THRESHOLD_MS);
-    cfg.stall_signal = SIGUSR2;
-    cfg.on_stall = record_stack;
-    cfg.on_stall_arg = &log;
-    blz_runtime *rt;
-    CHECK_OK(blz_runtime_new(&cfg, &rt));
-    blz_join *j;
-    CHECK_OK(blz_runtime_spawn(rt, stopping_hog, &log, &j));
-    CHECK_OK(blz_join_wait(j, NULL));
-    blz_runtime_free(rt);
+    run_and_free(stack_watched_rt(&log, 1, 0, blz_ms(THRESHOLD_MS), SIGUSR2), stopping_hog, &log);
     CHECK_EQ(atomic_load(&log.reports), 1);
     CHECK_EQ(atomic_load(&log.nframes), 0);
     struct sigaction now;

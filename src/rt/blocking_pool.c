@@ -12,9 +12,10 @@
  * slot first, and a slot exists while fewer than `limit` jobs are queued or
  * reserved. Without one the try tier refuses and the others wait in
  * `waiters`, oldest first: each job a thread takes off the queue, and each
- * reservation given back unused, grants the freed slot to the oldest waiter
- * (counted in `reserved` until its job is queued) and wakes it. While anyone
- * waits, a try refuses, so nobody overtakes the queue.
+ * reservation released once its spawn is over, grants the freed slot to the
+ * oldest waiter (counted in `reserved` until its spawn releases it) and
+ * wakes it. While anyone waits, a try refuses, so nobody overtakes the
+ * queue.
  */
 #include "core/atomic.h"
 #include "core/list.h"
@@ -127,7 +128,7 @@ blz__blocking_slot_cancel(blz__blocking_pool *p, blz_waiter *w)
 }
 
 void
-blz__blocking_slot_give_back(blz__blocking_pool *p)
+blz__blocking_slot_release(blz__blocking_pool *p)
 {
     blz_waker wake = BLZ_WAKER_NONE;
     pthread_mutex_lock(&p->lock);
@@ -212,16 +213,13 @@ out:
 }
 
 int
-blz__blocking_submit(blz_runtime *rt, blz__task *t, bool held)
+blz__blocking_submit(blz_runtime *rt, blz__task *t)
 {
     blz__blocking_pool *p = &rt->blocking;
     t->queue_next = NULL;
     int rc = 0;
     blz_waker wake = BLZ_WAKER_NONE;
     pthread_mutex_lock(&p->lock);
-    if (held) {
-        p->reserved--; /* becomes the job's place in the queue, or comes free below */
-    }
     if (p->shutdown) {
         rc = -ESHUTDOWN;
         goto out;
@@ -247,15 +245,13 @@ blz__blocking_submit(blz_runtime *rt, blz__task *t, bool held)
             /* Could not start any thread: the job would never run. */
             p->head = p->tail = NULL;
             p->queued = 0;
+            grant_freed_slot(p, &wake); /* the queue's places came free */
             rc = -EAGAIN;
         }
     } else {
         pthread_cond_signal(&p->cond);
     }
 out:
-    if (rc < 0) {
-        grant_freed_slot(p, &wake); /* a held slot that was not used */
-    }
     pthread_mutex_unlock(&p->lock);
     blz_waker_wake(&wake);
     return rc;

@@ -191,11 +191,9 @@ static void
 dump_worker(blz_runtime *rt, unsigned i, blz_worker_dump *d)
 {
     blz__worker *w = &rt->workers[i];
-    uint32_t park = blz__load(&w->park_state, RELAXED);
     d->worker = i;
     d->tid = blz__load(&w->tid, RELAXED);
-    d->awake =
-        blz__load(&w->active, RELAXED) && (park == BLZ_PARK_EMPTY || park == BLZ_PARK_NOTIFIED);
+    d->awake = blz__worker_awake(w);
     d->nframes = d->awake ? blz__worker_backtrace(rt, i, d->frames, BLZ_DUMP_FRAMES) : 0;
 }
 

@@ -123,7 +123,7 @@ typedef struct blz__blocking_pool {
      * while queued + reserved has reached `limit`. The runtime's own jobs
      * (file fallbacks, getaddrinfo) queue without one but still count. */
     unsigned limit;        /* 0: no limit */
-    unsigned reserved;     /* slots granted to spawns that have not queued their job yet */
+    unsigned reserved;     /* slots held by spawns not yet over (blz__blocking_slot_release) */
     bool closed;           /* the runtime is being freed: no slot is granted any more */
     blz__waitlist waiters; /* spawns waiting for a slot (blz_spawn_blocking_future.waiter_) */
     unsigned waiting;      /* how many */
@@ -165,6 +165,15 @@ struct blz_runtime {
 /* The worker the calling thread is, or NULL. */
 blz__worker *blz__worker_current(void);
 
+/* True while w is inside blz__worker_run and not asleep: running a task or
+ * about to look for one. Any thread; a snapshot. */
+static inline bool
+blz__worker_awake(blz__worker *w)
+{
+    uint32_t park = blz__load(&w->park_state, RELAXED);
+    return blz__load(&w->active, RELAXED) && (park == BLZ_PARK_EMPTY || park == BLZ_PARK_NOTIFIED);
+}
+
 /* Worker thread body / loop (rt/worker.c). `until` NULL: run until shutdown;
  * else run until that task completes (current-thread block_on). */
 void blz__worker_run(blz__worker *w, bool (*done)(void *), void *ctx);
@@ -195,16 +204,19 @@ void blz__blocking_fini(blz__blocking_pool *p);
 
 /*
  * Slots of a bounded spawn (rt/blocking_pool.c; see blz__blocking_pool).
- * slot_take: 0 with a slot reserved for the caller (queue its job with
- * `held`, or give the slot back); -EAGAIN when there is none, with
- * `w` (if not NULL) queued to be woken when one is granted to it; -ESHUTDOWN
- * once closed. `w` starts zeroed and is passed again on every later poll.
- * slot_cancel: a dropped waiter leaves the queue, and a slot already granted
- * to it goes to the next. close_slots: every waiter ends with -ESHUTDOWN.
+ * slot_take: 0 with a slot reserved for the caller; -EAGAIN when there is
+ * none, with `w` (if not NULL) queued to be woken when one is granted to it;
+ * -ESHUTDOWN once closed. `w` starts zeroed and is passed again on every
+ * later poll. slot_release: the caller's spawn is over, its job queued (the
+ * job now holds a place in the queue; until this call it is counted twice,
+ * which only makes room scarcer for a moment) or not spawned; either way the
+ * reservation ends and the next waiter may get room. slot_cancel: a dropped
+ * waiter leaves the queue, and a slot already granted to it goes to the
+ * next. close_slots: every waiter ends with -ESHUTDOWN.
  */
 int blz__blocking_slot_take(blz__blocking_pool *p, blz_waiter *w, const blz_waker *waker);
 void blz__blocking_slot_cancel(blz__blocking_pool *p, blz_waiter *w);
-void blz__blocking_slot_give_back(blz__blocking_pool *p);
+void blz__blocking_slot_release(blz__blocking_pool *p);
 void blz__blocking_close_slots(blz__blocking_pool *p);
 
 /* Abort (core/task_cell.c). */

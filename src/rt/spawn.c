@@ -21,21 +21,16 @@ spawn_abandon(blz__task *t)
     blz__task_ref_dec(t);
 }
 
-/* `held`: a blocking job in a slot of the pool's limit (see
- * blz__blocking_slot_take), given back on every failure. */
 static int
-spawn_finish(blz_runtime *rt, blz__task *t, bool held, blz_join **out)
+spawn_finish(blz_runtime *rt, blz__task *t, blz_join **out)
 {
     int rc = blz__owned_insert(rt, t);
     if (rc < 0) {
-        if (held) {
-            blz__blocking_slot_give_back(&rt->blocking);
-        }
         spawn_abandon(t);
         return rc;
     }
     if (t->kind == BLZ_TASK_BLOCKING) {
-        rc = blz__blocking_submit(rt, t, held);
+        rc = blz__blocking_submit(rt, t);
         if (rc < 0) {
             /* Not run: complete it as cancelled so the owned list and refs settle. */
             blz__task_transition_to_running(t);
@@ -67,7 +62,7 @@ blz_runtime_spawn_owned(blz_runtime *rt, blz_task_fn fn, void (*release)(void *)
     if (rc < 0) {
         return rc;
     }
-    return spawn_finish(rt, t, false, out);
+    return spawn_finish(rt, t, out);
 }
 
 int
@@ -88,7 +83,7 @@ blz_runtime_spawn_future(blz_runtime *rt, const blz_future *f, size_t size, blz_
         return rc;
     }
     memcpy(blz__task_payload(t), f, size);
-    return spawn_finish(rt, t, false, out);
+    return spawn_finish(rt, t, out);
 }
 
 typedef struct blocking_payload {
@@ -97,23 +92,26 @@ typedef struct blocking_payload {
     void *arg;
 } blocking_payload;
 
+/* `held`: the caller reserved a slot of the pool's limit
+ * (blz__blocking_slot_take); it is released once the spawn is over, queued
+ * or not. */
 static int
 spawn_blocking(blz_runtime *rt, blz_task_fn fn, void (*cancel)(void *), void *arg, bool held,
                blz_join **out)
 {
     blz__task *t;
     int rc = blz__task_alloc(rt, BLZ_TASK_BLOCKING, sizeof(blocking_payload), &t);
-    if (rc < 0) {
-        if (held) {
-            blz__blocking_slot_give_back(&rt->blocking);
-        }
-        return rc;
+    if (rc == 0) {
+        blocking_payload *p = blz__task_payload(t);
+        p->fn = fn;
+        p->cancel = cancel;
+        p->arg = arg;
+        rc = spawn_finish(rt, t, out);
     }
-    blocking_payload *p = blz__task_payload(t);
-    p->fn = fn;
-    p->cancel = cancel;
-    p->arg = arg;
-    return spawn_finish(rt, t, held, out);
+    if (held) {
+        blz__blocking_slot_release(&rt->blocking);
+    }
+    return rc;
 }
 
 /* The future tier: waits for a slot (rt/blocking_pool.c), then spawns with

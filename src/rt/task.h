@@ -150,9 +150,7 @@ void blz__fiber_task_trace(blz__task *t, blz_task_dump *d);
 /* Stackless (rt/spawn.c). */
 blz_poll blz__stackless_task_poll(blz__task *t, blz_context *cx);
 
-/* Blocking pool (rt/blocking_pool.c). `held`: the job takes the place of a
- * slot blz__blocking_slot_take reserved (given back if the submit fails);
- * false for the runtime's own jobs, which take none. */
-int blz__blocking_submit(blz_runtime *rt, blz__task *t, bool held);
+/* Blocking pool (rt/blocking_pool.c). */
+int blz__blocking_submit(blz_runtime *rt, blz__task *t);
 
 #endif

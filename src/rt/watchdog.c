@@ -76,6 +76,12 @@ stall_signal_handler(int sig, siginfo_t *si, void *uc)
     errno = saved;
 }
 
+static bool
+is_stall_handler(const struct sigaction *sa)
+{
+    return (sa->sa_flags & SA_SIGINFO) && sa->sa_sigaction == stall_signal_handler;
+}
+
 /* Installs the handler for `sig` unless the program has one of its own (or
  * ignores it). A handler left behind after the runtime is gone answers
  * nothing but our own probes, which only a watchdog sends. */
@@ -86,10 +92,10 @@ stall_handler_install(int sig)
     if (sigaction(sig, NULL, &old) != 0) {
         return false;
     }
-    if (old.sa_flags & SA_SIGINFO) {
-        return old.sa_sigaction == stall_signal_handler;
+    if (is_stall_handler(&old)) {
+        return true;
     }
-    if (old.sa_handler != SIG_DFL) {
+    if ((old.sa_flags & SA_SIGINFO) || old.sa_handler != SIG_DFL) {
         return false;
     }
     /* backtrace() loads the unwinder on its first call, which a handler must
@@ -108,8 +114,7 @@ bool
 blz__stall_handler_installed(int signo)
 {
     struct sigaction cur;
-    return sigaction(signo, NULL, &cur) == 0 && (cur.sa_flags & SA_SIGINFO) &&
-           cur.sa_sigaction == stall_signal_handler;
+    return sigaction(signo, NULL, &cur) == 0 && is_stall_handler(&cur);
 }
 
 unsigned
@@ -188,10 +193,7 @@ watchdog_main(void *arg)
             blz__worker *w = &rt->workers[i];
             worker_watch *s = &seen[i];
             uint64_t polls = blz__load(&w->polls, RELAXED);
-            uint32_t park = blz__load(&w->park_state, RELAXED);
-            bool awake = blz__load(&w->active, RELAXED) &&
-                         (park == BLZ_PARK_EMPTY || park == BLZ_PARK_NOTIFIED);
-            if (!awake || polls != s->polls) {
+            if (!blz__worker_awake(w) || polls != s->polls) {
                 s->polls = polls;
                 s->since = now;
                 s->reported = false;
