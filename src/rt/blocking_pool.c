@@ -12,10 +12,10 @@
  * slot first, and a slot exists while fewer than `limit` jobs are queued or
  * reserved. Without one the try tier refuses and the others wait in
  * `waiters`, oldest first: each job a thread takes off the queue, and each
- * reservation released once its spawn is over, grants the freed slot to the
- * oldest waiter (counted in `reserved` until its spawn releases it) and
- * wakes it. While anyone waits, a try refuses, so nobody overtakes the
- * queue.
+ * reservation released by a spawn that failed, grants the freed slot to the
+ * oldest waiter (counted in `reserved` until its job is queued, which takes
+ * the slot over in the same step) and wakes it. While anyone waits, a try
+ * refuses, so nobody overtakes the queue.
  */
 #include "core/atomic.h"
 #include "core/list.h"
@@ -213,7 +213,7 @@ out:
 }
 
 int
-blz__blocking_submit(blz_runtime *rt, blz__task *t)
+blz__blocking_submit(blz_runtime *rt, blz__task *t, bool held)
 {
     blz__blocking_pool *p = &rt->blocking;
     t->queue_next = NULL;
@@ -231,6 +231,9 @@ blz__blocking_submit(blz_runtime *rt, blz__task *t)
     }
     p->tail = t;
     p->queued++;
+    if (held) {
+        p->reserved--; /* the slot is this queue place now */
+    }
     /* Queued jobs against idle threads: a new thread per job nobody will take. */
     if (p->queued > p->idle && p->threads < p->max_threads) {
         pthread_t th;
@@ -245,6 +248,9 @@ blz__blocking_submit(blz_runtime *rt, blz__task *t)
             /* Could not start any thread: the job would never run. */
             p->head = p->tail = NULL;
             p->queued = 0;
+            if (held) {
+                p->reserved++; /* back to the spawner, which releases it */
+            }
             grant_freed_slot(p, &wake); /* the queue's places came free */
             rc = -EAGAIN;
         }

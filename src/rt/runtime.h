@@ -123,7 +123,7 @@ typedef struct blz__blocking_pool {
      * while queued + reserved has reached `limit`. The runtime's own jobs
      * (file fallbacks, getaddrinfo) queue without one but still count. */
     unsigned limit;        /* 0: no limit */
-    unsigned reserved;     /* slots held by spawns not yet over (blz__blocking_slot_release) */
+    unsigned reserved;     /* slots granted to spawns that have not queued their job yet */
     bool closed;           /* the runtime is being freed: no slot is granted any more */
     blz__waitlist waiters; /* spawns waiting for a slot (blz_spawn_blocking_future.waiter_) */
     unsigned waiting;      /* how many */
@@ -207,9 +207,8 @@ void blz__blocking_fini(blz__blocking_pool *p);
  * slot_take: 0 with a slot reserved for the caller; -EAGAIN when there is
  * none, with `w` (if not NULL) queued to be woken when one is granted to it;
  * -ESHUTDOWN once closed. `w` starts zeroed and is passed again on every
- * later poll. slot_release: the caller's spawn is over, its job queued (the
- * job now holds a place in the queue; until this call it is counted twice,
- * which only makes room scarcer for a moment) or not spawned; either way the
+ * later poll. slot_release: the caller's spawn failed before its job was
+ * queued (a queued job takes the slot over, blz__blocking_submit): the
  * reservation ends and the next waiter may get room. slot_cancel: a dropped
  * waiter leaves the queue, and a slot already granted to it goes to the
  * next. close_slots: every waiter ends with -ESHUTDOWN.

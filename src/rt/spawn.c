@@ -21,8 +21,10 @@ spawn_abandon(blz__task *t)
     blz__task_ref_dec(t);
 }
 
+/* `held` (blocking jobs): the job takes the place of a slot its spawner
+ * reserved, when it is queued (see blz__blocking_submit). */
 static int
-spawn_finish(blz_runtime *rt, blz__task *t, blz_join **out)
+spawn_finish(blz_runtime *rt, blz__task *t, bool held, blz_join **out)
 {
     int rc = blz__owned_insert(rt, t);
     if (rc < 0) {
@@ -30,7 +32,7 @@ spawn_finish(blz_runtime *rt, blz__task *t, blz_join **out)
         return rc;
     }
     if (t->kind == BLZ_TASK_BLOCKING) {
-        rc = blz__blocking_submit(rt, t);
+        rc = blz__blocking_submit(rt, t, held);
         if (rc < 0) {
             /* Not run: complete it as cancelled so the owned list and refs settle. */
             blz__task_transition_to_running(t);
@@ -62,7 +64,7 @@ blz_runtime_spawn_owned(blz_runtime *rt, blz_task_fn fn, void (*release)(void *)
     if (rc < 0) {
         return rc;
     }
-    return spawn_finish(rt, t, out);
+    return spawn_finish(rt, t, false, out);
 }
 
 int
@@ -83,7 +85,7 @@ blz_runtime_spawn_future(blz_runtime *rt, const blz_future *f, size_t size, blz_
         return rc;
     }
     memcpy(blz__task_payload(t), f, size);
-    return spawn_finish(rt, t, out);
+    return spawn_finish(rt, t, false, out);
 }
 
 typedef struct blocking_payload {
@@ -93,8 +95,8 @@ typedef struct blocking_payload {
 } blocking_payload;
 
 /* `held`: the caller reserved a slot of the pool's limit
- * (blz__blocking_slot_take); it is released once the spawn is over, queued
- * or not. */
+ * (blz__blocking_slot_take). A queued job takes the slot over; a spawn that
+ * fails anywhere before that releases it here. */
 static int
 spawn_blocking(blz_runtime *rt, blz_task_fn fn, void (*cancel)(void *), void *arg, bool held,
                blz_join **out)
@@ -106,9 +108,9 @@ spawn_blocking(blz_runtime *rt, blz_task_fn fn, void (*cancel)(void *), void *ar
         p->fn = fn;
         p->cancel = cancel;
         p->arg = arg;
-        rc = spawn_finish(rt, t, out);
+        rc = spawn_finish(rt, t, held, out);
     }
-    if (held) {
+    if (held && rc < 0) {
         blz__blocking_slot_release(&rt->blocking);
     }
     return rc;

@@ -150,7 +150,9 @@ void blz__fiber_task_trace(blz__task *t, blz_task_dump *d);
 /* Stackless (rt/spawn.c). */
 blz_poll blz__stackless_task_poll(blz__task *t, blz_context *cx);
 
-/* Blocking pool (rt/blocking_pool.c). */
-int blz__blocking_submit(blz_runtime *rt, blz__task *t);
+/* Blocking pool (rt/blocking_pool.c). `held`: the job takes over the slot
+ * its spawner reserved, in the same step that queues it (so it is never
+ * counted twice); when the submit fails the slot stays the spawner's. */
+int blz__blocking_submit(blz_runtime *rt, blz__task *t, bool held);
 
 #endif
