@@ -88,13 +88,13 @@ check: tools
 	$(MAKE) --no-print-directory check-perturb
 
 # Schedule perturbation: random yields and spins at the atomic steps of the sync and
-# channel primitives (BLZ_PERTURB), so interleavings a quiet machine never produces
+# channel primitives and of the scheduler's rescue protocol (BLZ_PERTURB), so interleavings a quiet machine never produces
 # get exercised on every CI run.
 check-perturb: tools
 	cmake -S . -B build-perturb -DCMAKE_BUILD_TYPE=RelWithDebInfo -DBLZ_PERTURB=ON \
 		-DBLZ_BUILD_BENCH=OFF -DBLZ_BUILD_EXAMPLES=OFF $(CONFIGURE_ARGS)
 	$(CMAKE_BUILD) build-perturb -j $(JOBS)
-	ctest --test-dir build-perturb -j $(JOBS) -R '^(sync|chan)_' -LE stress --output-on-failure
+	ctest --test-dir build-perturb -j $(JOBS) -R '^(sync_|chan_|rt_rescue)' -LE stress --output-on-failure
 
 # -O2, so values live in callee-saved registers across fiber switches (what the fiber
 # tests check), with assertions kept (no -DNDEBUG).

@@ -157,6 +157,10 @@ typedef struct blz_worker_metrics {
      * park) counts a quarter. 0 until the first batch ends. */
     uint64_t mean_poll_ns;
     uint32_t local_queue_depth; /**< tasks in its local run queue */
+    /** Tasks other workers took from its LIFO slot and its yielded tasks
+     * while it stayed in one poll for 10 ms or more (a task that blocks or
+     * spins): without that, a task it had just woken would wait for it. */
+    uint64_t rescued;
 } blz_worker_metrics;
 
 /** A snapshot of counters; each is read atomically but the set is not a consistent cut. */
@@ -167,6 +171,7 @@ typedef struct blz_metrics {
     uint64_t steals;  /**< the workers' sum */
     uint64_t parks;   /**< the workers' sum */
     uint64_t unparks; /**< the workers' sum */
+    uint64_t rescued; /**< the workers' sum */
     uint64_t inject_pushes;
     uint64_t io_events;
     uint64_t timers_fired;

@@ -15,6 +15,7 @@
 #include "blitzio/task.h"
 #include "core/alloc.h"
 #include "core/atomic.h"
+#include "os/unix/sys.h"
 #include "rt/current.h"
 #include "rt/futex.h"
 
@@ -142,6 +143,9 @@ blz_runtime_new(const blz_runtime_config *cfg_in, blz_runtime **out)
     rt->cfg = cfg;
     rt->started = blz_now();
     rt->nworkers = n;
+    /* The rescue's asymmetric barrier (rt/rescue.h) needs membarrier; a
+     * program that never touches the sync module may not have registered. */
+    rt->rescue_on = n > 1 && (blz__sys_membarrier_ready() || blz__sys_membarrier_register() == 0);
     pthread_mutex_init(&rt->inject_lock, NULL);
     for (unsigned s = 0; s < BLZ_OWNED_SHARDS; s++) {
         atomic_init(&rt->owned[s].lock.locked, 0);
@@ -387,6 +391,7 @@ blz_runtime_metrics(const blz_runtime *rt_c, blz_metrics *m)
         blz__worker_metrics(&rt->workers[i], &wm, m->poll_time_histogram);
         m->polls += wm.polls;
         m->steals += wm.steals;
+        m->rescued += wm.rescued;
         m->parks += wm.parks;
         m->unparks += wm.unparks;
         if (i < BLZ_METRICS_MAX_WORKERS) {

@@ -32,7 +32,9 @@ enum {
 
 typedef struct blz__worker {
     blz__local_queue queue; /* run queue; pushes by this worker, steals by others */
-    blz__task *lifo;        /* the most recently woken task; this worker only */
+    /* The most recently woken task. Only this worker puts tasks here; a rescue
+     * (rt/rescue.h) may take one out when the worker is stuck in a poll. */
+    _Atomic(blz__task *) lifo;
     struct blz_runtime *rt; /* owning runtime */
     unsigned index;         /* position in rt->workers */
     uint32_t tick;          /* scheduler ticks, for fairness checks */
@@ -45,9 +47,10 @@ typedef struct blz__worker {
     blz__task *spill_head;  /* tasks bound for the inject queue, in order, linked through */
     blz__task *spill_tail;  /*   queue_next; moved there under one lock (spill_flush) when */
     uint32_t spill_len;     /*   a batch is full and before this worker runs a task or parks */
-    blz__task *defer_head;  /* tasks that yielded (notified during their own poll), in */
-    blz__task *defer_tail;  /*   order, linked through queue_next; this worker only, so no */
-                            /*   other worker steals them (see defer_push in worker.c) */
+    /* Tasks that yielded (notified during their own poll), newest first,
+     * linked through queue_next; no other worker steals them (see defer_push
+     * in worker.c), only a rescue takes them all. */
+    _Atomic(blz__task *) defer_top;
     BLZ_ALIGNED_CACHELINE _Atomic uint32_t park_state; /* BLZ_PARK_* */
     pthread_t thread;
     bool thread_started;
@@ -68,6 +71,14 @@ typedef struct blz__worker {
     uint64_t batch_polls;    /*   and `polls` then */
     bool time_polls;         /* cfg.poll_time_histogram: count runs in poll_hist */
     _Atomic uint64_t poll_hist[BLZ_POLL_BUCKETS];
+    /* Rescue of the tasks stranded in lifo and defer_top (rt/rescue.h). */
+    BLZ_ALIGNED_CACHELINE _Atomic uint32_t rescue; /* 1 from a rescue until this worker saw it */
+    blz__spinlock rescue_lock;                     /* held by a rescue and by the acknowledgement */
+    blz__task *rescued_lifo;                       /* what the last rescue took (rescue_lock) */
+    blz__task *rescued_defer;
+    _Atomic uint64_t stuck_polls; /* `polls` when other workers last looked (relaxed, racy) */
+    _Atomic uint64_t stuck_since; /* when they first saw it unchanged; 0: not yet */
+    _Atomic uint64_t rescued;     /* tasks taken from this worker by rescues (metrics) */
 } blz__worker;
 
 typedef struct blz__owned_shard {
@@ -133,6 +144,7 @@ struct blz_runtime {
     blz_runtime_config cfg;
     blz_instant started; /* blz_now() at blz_runtime_new, for metrics' uptime */
     unsigned nworkers;
+    bool rescue_on; /* stranded tasks are rescued (rt/rescue.h): several workers, membarrier */
     blz__worker *workers;
 
     /* Inject queue: tasks scheduled from outside a worker, or overflow. */

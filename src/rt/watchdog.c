@@ -7,8 +7,9 @@
  * It costs the workers nothing new: every task run already counts in the
  * worker's `polls`, and a parked worker says so in `park_state`. The
  * watchdog thread wakes four times per threshold and, per worker, looks at
- * the two: a worker inside blz__worker_run, not asleep, whose count has not
- * moved since an instant at least the threshold ago, is stuck in one poll.
+ * them: a worker inside blz__worker_run, not asleep, whose count of polls
+ * (and of parks) has not moved since an instant at least the threshold ago,
+ * is stuck in one poll.
  * One report per stall; the count moving (or the worker parking) ends it.
  * A worker the OS has not scheduled for that long looks the same, and for
  * the tasks queued on it is the same.
@@ -163,6 +164,7 @@ report_stderr(const blz_stall_info *info, void *arg)
 /* What the watchdog remembers of one worker between two looks. */
 typedef struct worker_watch {
     uint64_t polls;    /* the count at `since` */
+    uint64_t parks;    /* the worker's parks then */
     blz_instant since; /* when the count last moved, or the worker last slept */
     bool reported;     /* this stall was reported */
 } worker_watch;
@@ -193,8 +195,12 @@ watchdog_main(void *arg)
             blz__worker *w = &rt->workers[i];
             worker_watch *s = &seen[i];
             uint64_t polls = blz__load(&w->polls, RELAXED);
-            if (!blz__worker_awake(w) || polls != s->polls) {
+            /* A park in between (one the looks missed: the driver holder
+             * wakes now and then to rescue stranded tasks) ends it too. */
+            uint64_t parks = blz__load(&w->parks, RELAXED);
+            if (!blz__worker_awake(w) || polls != s->polls || parks != s->parks) {
                 s->polls = polls;
+                s->parks = parks;
                 s->since = now;
                 s->reported = false;
                 continue;

@@ -4,7 +4,9 @@
  * Where a task goes when it is scheduled:
  *   - woken or spawned by the task a worker is polling: that worker's LIFO
  *     slot (the previous occupant moves to the back of the local queue), so a
- *     message passed to a waiting task is handled while it is still in cache;
+ *     message passed to a waiting task is handled while it is still in cache
+ *     (another worker takes it if the worker then stays in that poll for
+ *     10 ms: rt/rescue.h);
  *   - re-queued after a poll that was itself notified (yield, coop budget):
  *     the worker's private defer list, which goes to the back of the local
  *     queue once that is empty (or every BLZ_GLOBAL_INTERVAL ticks), so
@@ -34,6 +36,7 @@
 #include "os/unix/sys.h"
 #include "rt/current.h"
 #include "rt/futex.h"
+#include "rt/rescue.h"
 #include "rt/runtime.h"
 #include "rt/task.h"
 
@@ -144,6 +147,7 @@ blz__worker_metrics(blz__worker *w, blz_worker_metrics *out, uint64_t *hist)
     }
     out->polls = blz__load(&w->polls, RELAXED);
     out->steals = blz__load(&w->steals, RELAXED);
+    out->rescued = blz__load(&w->rescued, RELAXED);
     out->parks = blz__load(&w->parks, RELAXED);
     out->unparks = blz__load(&w->unparks, RELAXED);
     out->busy_ns = since && now > since ? busy + (now - since) : busy;
@@ -427,33 +431,40 @@ push_local_or_inject(blz__worker *w, blz__task *t)
     return true;
 }
 
-/*
- * A task that yielded (its poll was notified: blz_yield, a spent coop budget,
- * a wake that raced with the poll) waits here until the local queue is empty
- * or the next maintenance tick, then goes to its back. Kept off the local
- * queue meanwhile, it cannot be stolen: a task that yields is usually one
- * that is busy talking to its neighbours here (a producer that spent its
- * budget on a channel), and a thief that took it would turn every message
- * between them into a cache line crossing cores. The tasks it yields to are
- * still in the local queue, so idle workers still find work to take.
- */
+/* Appends a chain of tasks linked newest first to the run order, oldest first. */
 static void
-defer_push(blz__worker *w, blz__task *t)
+push_chain_oldest_first(blz__worker *w, blz__task *newest)
 {
-    task_list_append(&w->defer_head, &w->defer_tail, t);
+    blz__task *oldest = NULL;
+    while (newest) {
+        blz__task *next = newest->queue_next;
+        newest->queue_next = oldest;
+        oldest = newest;
+        newest = next;
+    }
+    while (oldest) {
+        blz__task *next = oldest->queue_next;
+        push_local_or_inject(w, oldest);
+        oldest = next;
+    }
 }
 
-/* Moves the deferred tasks to the back of the run order. */
+/*
+ * A task that yielded (its poll was notified: blz_yield, a spent coop budget,
+ * a wake that raced with the poll) waits on its worker's private list
+ * (blz__defer_push) until the local queue is empty or the next maintenance
+ * tick, then goes to its back (here). Kept off the local queue meanwhile, it
+ * cannot be stolen: a task that yields is usually one that is busy talking to
+ * its neighbours here (a producer that spent its budget on a channel), and a
+ * thief that took it would turn every message between them into a cache line
+ * crossing cores. The tasks it yields to are still in the local queue, so
+ * idle workers still find work to take; only a worker stuck in one poll has
+ * its list taken (rt/rescue.h).
+ */
 static void
 defer_release(blz__worker *w)
 {
-    blz__task *t = w->defer_head;
-    w->defer_head = w->defer_tail = NULL;
-    while (t) {
-        blz__task *next = t->queue_next;
-        push_local_or_inject(w, t);
-        t = next;
-    }
+    push_chain_oldest_first(w, blz__defer_take_all(w));
 }
 
 void
@@ -464,8 +475,7 @@ blz__schedule(blz__task *t)
     if (w && w->rt == rt) {
         if (blz__tl_task && blz__tl_task != t) {
             /* Woken by the running task: LIFO slot. */
-            blz__task *prev = w->lifo;
-            w->lifo = t;
+            blz__task *prev = blz__lifo_put(w, t);
             if (!prev) {
                 return;
             }
@@ -541,7 +551,7 @@ blz__task_run(blz__task *t)
         /* Notified during its own poll (yield, budget, self-wake): after the others. */
         blz__worker *w = tl_worker;
         if (w && w->rt == t->rt) {
-            defer_push(w, t);
+            blz__defer_push(w, t);
         } else {
             blz__inject_push(t->rt, t);
         }
@@ -564,20 +574,18 @@ xorshift(uint32_t *s)
 static blz__task *
 next_local(blz__worker *w, unsigned *lifo_streak)
 {
-    if (w->lifo && *lifo_streak < BLZ_LIFO_LIMIT) {
-        blz__task *t = w->lifo;
-        w->lifo = NULL;
+    blz__task *t = blz__lifo_take(w);
+    if (t && *lifo_streak < BLZ_LIFO_LIMIT) {
         (*lifo_streak)++;
         return t;
     }
     *lifo_streak = 0;
-    if (w->lifo) {
+    if (t) {
         /* The slot had its turns: demote it behind the queue. */
-        push_local_or_inject(w, w->lifo);
-        w->lifo = NULL;
+        push_local_or_inject(w, t);
     }
-    blz__task *t = blz__local_queue_pop(&w->queue);
-    if (!t && w->defer_head) {
+    t = blz__local_queue_pop(&w->queue);
+    if (!t && blz__load(&w->defer_top, RELAXED)) {
         defer_release(w);
         t = blz__local_queue_pop(&w->queue);
     }
@@ -620,6 +628,39 @@ owner_is_draining(blz__worker *v)
     return blz__load(&v->queue.head, RELAXED) != head;
 }
 
+/* Takes the tasks stranded on a worker stuck in one poll (rt/rescue.h):
+ * runs the one from its LIFO slot first, queues the yielded ones. */
+static blz__task *
+rescue_stranded(blz__worker *w)
+{
+    blz_runtime *rt = w->rt;
+    if (!rt->rescue_on) {
+        return NULL;
+    }
+    for (unsigned i = 0; i < rt->nworkers; i++) {
+        blz__worker *v = &rt->workers[i];
+        blz__task *lifo, *defer;
+        if (v == w || !blz__rescue_take(v, &lifo, &defer)) {
+            continue;
+        }
+        push_chain_oldest_first(w, defer);
+        blz__task *t = lifo ? lifo : blz__local_queue_pop(&w->queue);
+        if (blz__local_queue_len(&w->queue) > 0) {
+            blz__notify_parked(rt); /* more than this worker's next task */
+        }
+        return t;
+    }
+    return NULL;
+}
+
+/* The inject queue, else a rescue. */
+static blz__task *
+inject_or_rescue(blz_runtime *rt, blz__worker *w)
+{
+    blz__task *t = inject_pop(rt, w);
+    return t ? t : rescue_stranded(w);
+}
+
 static blz__task *
 steal_work(blz__worker *w)
 {
@@ -630,7 +671,7 @@ steal_work(blz__worker *w)
             /* At most half the workers search at once: no thundering herd. */
             uint32_t s = blz__load(&rt->num_searching, SEQ_CST);
             if (2 * s >= n) {
-                return inject_pop(rt, w);
+                return inject_or_rescue(rt, w);
             }
             blz__fetch_add(&rt->num_searching, 1, SEQ_CST);
             w->searching = true;
@@ -653,7 +694,7 @@ steal_work(blz__worker *w)
             }
         }
     }
-    return inject_pop(rt, w);
+    return inject_or_rescue(rt, w);
 }
 
 /* What a worker about to park finds in the queues: work it must stay up for
@@ -665,7 +706,8 @@ static int
 visible_work(blz__worker *w)
 {
     blz_runtime *rt = w->rt;
-    if (w->lifo || blz__local_queue_len(&w->queue) || blz__load(&rt->inject_len, SEQ_CST)) {
+    if (blz__load(&w->lifo, RELAXED) || blz__local_queue_len(&w->queue) ||
+        blz__load(&rt->inject_len, SEQ_CST)) {
         return QUEUES_WORK;
     }
     int found = QUEUES_EMPTY;
@@ -701,7 +743,8 @@ static void
 driver_done(blz__worker *w)
 {
     w->in_driver = false;
-    if (w->rt->nworkers > 1 && (w->lifo != NULL) + blz__local_queue_len(&w->queue) > 1) {
+    if (w->rt->nworkers > 1 &&
+        (blz__load(&w->lifo, RELAXED) != NULL) + blz__local_queue_len(&w->queue) > 1) {
         blz__notify_parked(w->rt);
     }
 }
@@ -724,10 +767,17 @@ maintenance(blz__worker *w)
     }
 }
 
+/* The idle_mask bits of all the workers. */
+static uint64_t
+all_workers(const blz_runtime *rt)
+{
+    return rt->nworkers >= 64 ? ~(uint64_t) 0 : (((uint64_t) 1 << rt->nworkers) - 1);
+}
+
 static bool
 all_idle(blz_runtime *rt)
 {
-    uint64_t full = rt->nworkers >= 64 ? ~(uint64_t) 0 : (((uint64_t) 1 << rt->nworkers) - 1);
+    uint64_t full = all_workers(rt);
     if ((blz__load(&rt->idle_mask, SEQ_CST) & full) != full) {
         return false;
     }
@@ -784,8 +834,19 @@ driver_timeout(blz_runtime *rt, int64_t recheck_ns)
     return timeout;
 }
 
+/* True when a worker other than w is awake (not parked). */
+static bool
+others_awake(blz__worker *w)
+{
+    blz_runtime *rt = w->rt;
+    uint64_t others = all_workers(rt) & ~((uint64_t) 1 << w->index);
+    return (blz__load(&rt->idle_mask, SEQ_CST) & others) != others;
+}
+
 /* Sleeps in the driver (if no one holds it) or on the futex until unparked,
- * or for at most recheck_ns when that is not negative. */
+ * or for at most recheck_ns when that is not negative. The driver holder
+ * also wakes every BLZ_RESCUE_NS while another worker is awake, to rescue
+ * what a stuck one strands (rt/rescue.h). */
 static void
 sleep_until_unparked(blz__worker *w, int64_t recheck_ns)
 {
@@ -796,6 +857,11 @@ sleep_until_unparked(blz__worker *w, int64_t recheck_ns)
         driver_begin(w);
         uint32_t st = BLZ_PARK_EMPTY;
         if (blz__cas(&w->park_state, &st, BLZ_PARK_DRIVER, ACQ_REL, ACQUIRE)) {
+            if (rt->rescue_on && others_awake(w) &&
+                (recheck_ns < 0 || recheck_ns > (int64_t) BLZ_RESCUE_NS)) {
+                /* A worker stuck in a poll may strand tasks: look now and then. */
+                recheck_ns = (int64_t) BLZ_RESCUE_NS;
+            }
             (void) blz__io_driver_park(rt->io, driver_timeout(rt, recheck_ns));
         }
         (void) blz__timers_fire(&rt->timers);

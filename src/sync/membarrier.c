@@ -18,35 +18,20 @@
  * pattern, no fence instructions, which ThreadSanitizer does not support) —
  * correct everywhere, only slower to unlock.
  *
- * OS call: this file issues the membarrier syscall directly; it belongs in
- * src/os/unix/sys.c once that table exists.
+ * The system call itself is in src/os/unix/sys.c (the scheduler's stranded
+ * task rescue uses it too).
  */
-/* syscall(), sched_yield(): not in strict C11 (the build defines it already today). */
-#ifndef _GNU_SOURCE
-# define _GNU_SOURCE
-#endif
 #include "blitzio/sync.h"
+#include "os/unix/sys.h"
 #include "sync/waitq.h"
-
-#include <linux/membarrier.h>
-#include <sys/syscall.h>
-#include <unistd.h>
 
 /* 0: waiters pay with membarrier, unlock needs no fence; 1: both sides use seq_cst. */
 BLZ_API _Atomic int blz__sync_fence_mode = 1;
 
-static long
-sys_membarrier(int cmd)
-{
-    return syscall(SYS_membarrier, cmd, 0u, 0);
-}
-
 __attribute__((constructor)) static void
 membarrier_register(void)
 {
-    long supported = sys_membarrier(MEMBARRIER_CMD_QUERY);
-    if (supported >= 0 && (supported & MEMBARRIER_CMD_PRIVATE_EXPEDITED) &&
-        sys_membarrier(MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED) == 0) {
+    if (blz__sys_membarrier_register() == 0) {
         blz__store(&blz__sync_fence_mode, 0, RELAXED);
     }
 }
@@ -57,7 +42,7 @@ blz__sync_heavy_barrier(void)
     if (blz__load(&blz__sync_fence_mode, RELAXED) != 0) {
         return; /* both sides use seq_cst operations instead */
     }
-    if (BLZ_UNLIKELY(sys_membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED) != 0)) {
+    if (BLZ_UNLIKELY(blz__sys_membarrier() != 0)) {
         /*
          * Cannot happen once registered (the registration survives fork; exec
          * starts a new image whose constructor registers again). Should it,

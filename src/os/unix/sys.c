@@ -11,8 +11,11 @@
  */
 #include "os/unix/sys.h"
 
+#include "core/atomic.h"
+
 #include <errno.h>
 #include <limits.h>
+#include <linux/membarrier.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -892,4 +895,35 @@ void
 blz__sys_yield(void)
 {
     (void) sched_yield();
+}
+
+static _Atomic bool membarrier_registered;
+
+int
+blz__sys_membarrier_register(void)
+{
+    long supported = syscall(SYS_membarrier, MEMBARRIER_CMD_QUERY, 0u, 0);
+    if (supported < 0) {
+        return -errno;
+    }
+    if (!(supported & MEMBARRIER_CMD_PRIVATE_EXPEDITED)) {
+        return -EOPNOTSUPP;
+    }
+    if (syscall(SYS_membarrier, MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED, 0u, 0) != 0) {
+        return -errno;
+    }
+    blz__store(&membarrier_registered, true, RELEASE);
+    return 0;
+}
+
+bool
+blz__sys_membarrier_ready(void)
+{
+    return blz__load(&membarrier_registered, ACQUIRE);
+}
+
+int
+blz__sys_membarrier(void)
+{
+    return syscall(SYS_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0u, 0) == 0 ? 0 : -errno;
 }

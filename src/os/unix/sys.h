@@ -140,4 +140,15 @@ int blz__sys_getaddrinfo(const char *host, uint16_t port, blz_addr *out, size_t 
 /* Yields the CPU to another thread (spin-lock back-off). */
 void blz__sys_yield(void);
 
+/* Registers the process for membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED): 0,
+ * or -errno where the kernel has none (or refuses it). Once is enough; it
+ * survives fork. */
+int blz__sys_membarrier_register(void);
+/* True once blz__sys_membarrier_register succeeded. Any thread. */
+bool blz__sys_membarrier_ready(void);
+/* Returns once every running thread of the process has executed a full
+ * memory barrier: the dear side of an asymmetric store-load barrier, whose
+ * cheap side is a compiler barrier. 0 or -errno. */
+int blz__sys_membarrier(void);
+
 #endif

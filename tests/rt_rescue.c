@@ -1,0 +1,359 @@
+/*
+ * Stranded tasks: a task woken into a worker's LIFO slot, or one that
+ * yielded on that worker, must not wait for a task that then keeps the
+ * worker (spins, blocks) while other workers are idle. Another worker takes
+ * them after 10 ms (src/rt/rescue.h). Each test's spinner waits for the
+ * stranded task with a generous bound; without the rescue it spins that
+ * bound out and the check fails.
+ */
+#include "harness.h"
+#include "os/unix/sys.h"
+#include "rt/rescue.h"
+#include "rt_util.h"
+
+#include <stdatomic.h>
+#include <time.h>
+
+#define SPIN_LIMIT_MS 5000 /* how long a spinner waits before the test fails */
+
+static int64_t
+wall_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t) ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+static int64_t
+wall_ms(void)
+{
+    return wall_us() / 1000;
+}
+
+/* A runtime whose workers can rescue (skips where membarrier is missing). */
+static blz_runtime *
+rescue_runtime(unsigned workers)
+{
+    blz_runtime *rt = test_runtime(workers, 0);
+    if (!blz__sys_membarrier_ready()) {
+        blz_runtime_free(rt);
+        SKIP("no membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED): no rescue");
+    }
+    return rt;
+}
+
+/* Spins (no yield, no syscall that parks) until *flag is set or the limit passes. */
+static bool
+spin_until(atomic_bool *flag)
+{
+    int64_t start = wall_ms();
+    while (!atomic_load(flag)) {
+        if (wall_ms() - start > SPIN_LIMIT_MS) {
+            return false;
+        }
+    }
+    return true;
+}
+
+static uint64_t
+rescued(blz_runtime *rt)
+{
+    blz_metrics m;
+    blz_runtime_metrics(rt, &m);
+    return m.rescued;
+}
+
+/* ---- the LIFO slot -------------------------------------------------------------- */
+
+typedef struct lifo_case {
+    atomic_bool woken_ran;
+    atomic_bool spinner_saw_it;
+} lifo_case;
+
+static void *
+set_flag(void *arg)
+{
+    atomic_store((atomic_bool *) arg, true);
+    return NULL;
+}
+
+/* Spawns a task (into this worker's LIFO slot), then spins until it ran. */
+static void *
+spawn_then_spin(void *arg)
+{
+    lifo_case *c = arg;
+    blz_join *j;
+    CHECK_OK(blz_spawn(set_flag, &c->woken_ran, &j));
+    atomic_store(&c->spinner_saw_it, spin_until(&c->woken_ran));
+    CHECK_OK(blz_join_wait(j, NULL));
+    return NULL;
+}
+
+BLZ_TEST(task_in_the_lifo_slot_of_a_spinning_worker_runs_elsewhere)
+{
+    blz_runtime *rt = rescue_runtime(2);
+    for (int round = 0; round < 10; round++) {
+        lifo_case c = {false, false};
+        blz_join *j;
+        CHECK_OK(blz_runtime_spawn(rt, spawn_then_spin, &c, &j));
+        CHECK_OK(blz_join_wait(j, NULL));
+        CHECK(atomic_load(&c.spinner_saw_it));
+    }
+    CHECK_GE(rescued(rt), 10);
+    blz_runtime_free(rt);
+}
+
+/* ---- yielded tasks ------------------------------------------------------------ */
+
+typedef struct defer_case {
+    atomic_bool yielder_done;
+    atomic_bool spinner_saw_it;
+} defer_case;
+
+static void *
+spin_for_yielder(void *arg)
+{
+    defer_case *c = arg;
+    atomic_store(&c->spinner_saw_it, spin_until(&c->yielder_done));
+    return NULL;
+}
+
+/* Spawns the spinner (into this worker's LIFO slot, so it runs here next),
+ * then yields: it waits on this worker's private list behind the spinner. */
+static void *
+spawn_spinner_then_yield(void *arg)
+{
+    defer_case *c = arg;
+    blz_join *j;
+    CHECK_OK(blz_spawn(spin_for_yielder, c, &j));
+    blz_yield();
+    atomic_store(&c->yielder_done, true);
+    CHECK_OK(blz_join_wait(j, NULL));
+    return NULL;
+}
+
+BLZ_TEST(task_that_yielded_before_its_worker_got_stuck_runs_elsewhere)
+{
+    blz_runtime *rt = rescue_runtime(2);
+    for (int round = 0; round < 10; round++) {
+        defer_case c = {false, false};
+        blz_join *j;
+        CHECK_OK(blz_runtime_spawn(rt, spawn_spinner_then_yield, &c, &j));
+        CHECK_OK(blz_join_wait(j, NULL));
+        CHECK(atomic_load(&c.spinner_saw_it));
+    }
+    CHECK_GE(rescued(rt), 10);
+    blz_runtime_free(rt);
+}
+
+/* ---- the same worker stuck again and again ----------------------------------------- */
+
+/* One long poll that spawns a task into its LIFO slot and waits for it, 40
+ * times: each one can only run through a rescue, and the next spawn meets
+ * the rescue's flag (the owner's acknowledgement path). Every task must run
+ * exactly once. */
+#define AGAIN_TASKS 40
+
+typedef struct again {
+    atomic_uint runs[AGAIN_TASKS];
+    atomic_bool all_ran;
+} again;
+
+typedef struct again_arg {
+    again *a;
+    unsigned i;
+} again_arg;
+
+static void *
+count_run(void *arg)
+{
+    again_arg *x = arg;
+    atomic_fetch_add(&x->a->runs[x->i], 1);
+    return NULL;
+}
+
+static void *
+strand_again_and_again(void *arg)
+{
+    again *a = arg;
+    static again_arg args[AGAIN_TASKS];
+    blz_join *js[AGAIN_TASKS];
+    bool ok = true;
+    for (unsigned i = 0; i < AGAIN_TASKS && ok; i++) {
+        args[i] = (again_arg){a, i};
+        CHECK_OK(blz_spawn(count_run, &args[i], &js[i]));
+        int64_t start = wall_ms();
+        while (atomic_load(&a->runs[i]) == 0 && (ok = wall_ms() - start <= SPIN_LIMIT_MS)) {
+        }
+    }
+    atomic_store(&a->all_ran, ok);
+    CHECK_OK(blz_join_all(js, AGAIN_TASKS, NULL));
+    return NULL;
+}
+
+BLZ_TEST(a_worker_stuck_again_and_again_strands_nothing)
+{
+    blz_runtime *rt = rescue_runtime(3);
+    static again a;
+    blz_join *j;
+    CHECK_OK(blz_runtime_spawn(rt, strand_again_and_again, &a, &j));
+    CHECK_OK(blz_join_wait(j, NULL));
+    CHECK(atomic_load(&a.all_ran));
+    for (unsigned i = 0; i < AGAIN_TASKS; i++) {
+        CHECK_EQ(atomic_load(&a.runs[i]), 1);
+    }
+    CHECK_GE(rescued(rt), AGAIN_TASKS);
+    blz_runtime_free(rt);
+}
+
+/* ---- the protocol alone, at a high rate ------------------------------------------- */
+
+/* One thread plays a worker's owner, doing the four slot operations at
+ * random on fresh tokens as fast as it can; another plays a rescuer that
+ * finds it stuck every time (its bookkeeping reset before each take). Each
+ * token must end up held by exactly one side, once: none lost, none twice.
+ * With a membarrier per rescue interrupting the owner mid-operation, the
+ * repair paths in rt/rescue.h run here thousands of times per round. */
+#define PROTO_TOKENS 200000
+
+typedef struct proto {
+    blz__worker w;
+    blz__task *tok;
+    atomic_uchar *held;
+    atomic_bool owner_done;
+    uint64_t rescues;
+} proto;
+
+static void
+hold(proto *p, blz__task *t)
+{
+    atomic_fetch_add(&p->held[t - p->tok], 1);
+}
+
+static void
+hold_chain(proto *p, blz__task *t)
+{
+    while (t) {
+        blz__task *next = t->queue_next;
+        hold(p, t);
+        t = next;
+    }
+}
+
+static void *
+proto_owner(void *arg)
+{
+    proto *p = arg;
+    uint32_t rng = 0x2545f491u;
+    size_t next = 0;
+    while (next < PROTO_TOKENS) {
+        rng ^= rng << 13;
+        rng ^= rng >> 17;
+        rng ^= rng << 5;
+        blz__task *t;
+        switch (rng % 4) {
+        case 0:
+            t = blz__lifo_put(&p->w, &p->tok[next++]);
+            if (t) {
+                hold(p, t);
+            }
+            break;
+        case 1:
+            t = blz__lifo_take(&p->w);
+            if (t) {
+                hold(p, t);
+            }
+            break;
+        case 2:
+            blz__defer_push(&p->w, &p->tok[next++]);
+            break;
+        default:
+            hold_chain(p, blz__defer_take_all(&p->w));
+            break;
+        }
+    }
+    atomic_store(&p->owner_done, true);
+    return NULL;
+}
+
+static void *
+proto_rescuer(void *arg)
+{
+    proto *p = arg;
+    while (!atomic_load(&p->owner_done)) {
+        atomic_store(&p->w.stuck_polls, atomic_load(&p->w.polls));
+        atomic_store(&p->w.stuck_since, 1); /* long ago */
+        blz__task *lifo, *defer;
+        if (blz__rescue_take(&p->w, &lifo, &defer)) {
+            p->rescues++;
+            if (lifo) {
+                hold(p, lifo);
+            }
+            hold_chain(p, defer);
+        }
+    }
+    return NULL;
+}
+
+BLZ_TEST(protocol_loses_and_doubles_nothing_under_a_rescue_storm)
+{
+    if (!blz__sys_membarrier_ready() && blz__sys_membarrier_register() != 0) {
+        SKIP("no membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED): no rescue");
+    }
+    static proto p;
+    p.tok = calloc(PROTO_TOKENS, sizeof *p.tok);
+    p.held = calloc(PROTO_TOKENS, sizeof *p.held);
+    CHECK(p.tok && p.held);
+    uint64_t rescues = 0;
+    for (int round = 0; round < 4; round++) {
+        memset(&p.w, 0, sizeof p.w);
+        memset(p.held, 0, PROTO_TOKENS * sizeof *p.held);
+        atomic_store(&p.owner_done, false);
+        p.rescues = 0;
+        pthread_t owner, rescuer;
+        CHECK_EQ(pthread_create(&rescuer, NULL, proto_rescuer, &p), 0);
+        CHECK_EQ(pthread_create(&owner, NULL, proto_owner, &p), 0);
+        CHECK_EQ(pthread_join(owner, NULL), 0);
+        CHECK_EQ(pthread_join(rescuer, NULL), 0);
+        /* Both threads are gone: what is left in the two places is the owner's. */
+        blz__task *t = blz__lifo_take(&p.w);
+        if (t) {
+            hold(&p, t);
+        }
+        hold_chain(&p, blz__defer_take_all(&p.w));
+        for (size_t i = 0; i < PROTO_TOKENS; i++) {
+            CHECK_EQ(atomic_load(&p.held[i]), 1);
+        }
+        rescues += p.rescues;
+    }
+    CHECK_GT(rescues, 0);
+    free(p.tok);
+    free(p.held);
+}
+
+/* ---- what stays as it was ------------------------------------------------------- */
+
+/* One worker: nobody to rescue to; a task that yields still runs after the
+ * task it yielded to (no rescue, no change). */
+static void *
+yield_and_count(void *arg)
+{
+    atomic_uint *n = arg;
+    blz_yield();
+    atomic_fetch_add(n, 1);
+    return NULL;
+}
+
+BLZ_TEST(one_worker_never_rescues)
+{
+    blz_runtime *rt = test_runtime(1, 0);
+    atomic_uint n = 0;
+    blz_join *js[8];
+    for (int i = 0; i < 8; i++) {
+        CHECK_OK(blz_runtime_spawn(rt, yield_and_count, &n, &js[i]));
+    }
+    CHECK_OK(blz_join_all(js, 8, NULL));
+    CHECK_EQ(atomic_load(&n), 8);
+    CHECK_EQ(rescued(rt), 0);
+    blz_runtime_free(rt);
+}
