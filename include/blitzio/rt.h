@@ -56,6 +56,11 @@ typedef struct blz_thread_info {
  * priority, per-thread state of an allocator or a profiler...). */
 typedef void (*blz_thread_fn)(const blz_thread_info *info, void *arg);
 
+/** What a task hook is told (struct below). */
+typedef struct blz_task_meta blz_task_meta;
+/** A task hook (blz_runtime_config.on_task_*): `m` is valid during the call. */
+typedef void (*blz_task_hook)(const blz_task_meta *m, void *arg);
+
 /** Runtime settings. Fill with blz_runtime_config_default() and change what you need. */
 typedef struct blz_runtime_config {
     blz_flavor flavor;
@@ -95,6 +100,23 @@ typedef struct blz_runtime_config {
      * have run when blz_runtime_free returns. NULL: nothing. */
     blz_thread_fn on_thread_stop;
     void *thread_hook_arg; /**< passed to both */
+    /** Task hooks, for tracing and per-task instrumentation; NULL: none, at
+     * no cost. Each runs on the thread where its event happens, must not
+     * block and must not wait for a task. on_task_spawn: a fiber, future or
+     * blocking job was created and is about to be queued (it has not run),
+     * on the spawning thread. on_task_terminate: a task finished (returned,
+     * failed, or was cancelled, also before it ever ran), on the thread that
+     * finished it, before its joiner is woken; a task still queued when the
+     * runtime is freed ends without it. on_before_task_poll and
+     * on_after_task_poll: around each poll of a fiber or future task (for a
+     * fiber, each resume), on the worker polling it; a poll that finishes
+     * the task has its on_task_terminate between the two, and after it the
+     * task may be gone (its meta stays valid for the call). */
+    blz_task_hook on_task_spawn;
+    blz_task_hook on_task_terminate;
+    blz_task_hook on_before_task_poll;
+    blz_task_hook on_after_task_poll;
+    void *task_hook_arg; /**< passed to the four */
     /** Time every task run and count it in blz_metrics.poll_time_histogram
      * (two clock reads per run: ≈ 50–65 ns a run on the machine of
      * BENCHMARKS.md; off by default). */
@@ -204,6 +226,20 @@ typedef enum blz_dump_kind {
     BLZ_DUMP_FUTURE = 1,   /**< a stackless future (blz_spawn_future) */
     BLZ_DUMP_BLOCKING = 2, /**< a job of the blocking pool */
 } blz_dump_kind;
+
+/** What a task hook is told about the task (blz_runtime_config.on_task_*). */
+struct blz_task_meta {
+    /** The task's identity while it lives (as blz_task_dump.task); never to
+     * be dereferenced. */
+    const void *task;
+    blz_dump_kind kind;
+    /** A fiber's or blocking job's function; NULL for a future, and in
+     * on_task_terminate (the task's entry is gone by then). */
+    blz_task_fn fn;
+    /** A future's poll function (names its type); NULL otherwise, and in
+     * on_task_terminate. */
+    blz_poll (*future_fn)(blz_future *f, blz_context *cx);
+};
 
 /** Where a task was when the dump looked at it. */
 typedef enum blz_dump_state {

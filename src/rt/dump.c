@@ -17,6 +17,7 @@
  */
 #include "core/alloc.h"
 #include "core/atomic.h"
+#include "rt/hooks.h"
 #include "rt/runtime.h"
 #include "rt/task.h"
 
@@ -42,19 +43,6 @@ load_unwinder(void)
 #endif
 }
 
-static blz_dump_kind
-kind_of(const blz__task *t)
-{
-    switch (t->kind) {
-    case BLZ_TASK_FIBER:
-        return BLZ_DUMP_FIBER;
-    case BLZ_TASK_BLOCKING:
-        return BLZ_DUMP_BLOCKING;
-    default:
-        return BLZ_DUMP_FUTURE;
-    }
-}
-
 /* Fills d for task t and drops the reference the listing took. */
 static void
 inspect(blz__task *t, blz_task_dump *d)
@@ -62,7 +50,7 @@ inspect(blz__task *t, blz_task_dump *d)
     const void *id = d->task;
     memset(d, 0, sizeof *d);
     d->task = id;
-    d->kind = kind_of(t);
+    d->kind = blz__task_public_kind(t);
     uint64_t cur = blz__load(&t->state, ACQUIRE);
     for (;;) {
         d->cancelled = (cur & BLZ_TASK_CANCELLED) != 0;

@@ -20,6 +20,7 @@
 #include "core/container.h"
 #include "core/coop.h"
 #include "rt/current.h"
+#include "rt/hooks.h"
 #include "rt/runtime.h"
 #include "rt/task.h"
 
@@ -49,6 +50,12 @@ static fiber_payload *
 payload_of(blz__task *t)
 {
     return blz__task_payload(t);
+}
+
+blz_task_fn
+blz__fiber_task_fn(blz__task *t)
+{
+    return payload_of(t)->fn;
 }
 
 static void

@@ -165,6 +165,8 @@ blz_runtime_new(const blz_runtime_config *cfg_in, blz_runtime **out)
         blz__local_queue_init(&w->queue);
         w->rt = rt;
         w->time_polls = cfg.poll_time_histogram;
+        w->observe_polls =
+            cfg.poll_time_histogram || cfg.on_before_task_poll || cfg.on_after_task_poll;
         w->index = i;
         w->rng = 0x9e3779b9u * (i + 1);
     }

@@ -70,6 +70,9 @@ typedef struct blz__worker {
     blz_instant batch_start; /* this worker only: the current batch of runs began */
     uint64_t batch_polls;    /*   and `polls` then */
     bool time_polls;         /* cfg.poll_time_histogram: count runs in poll_hist */
+    bool observe_polls;      /* time_polls, or a poll hook in the config (worker.c) */
+    bool poll_hooked;        /* the run being observed gets the poll hooks */
+    blz_task_meta poll_meta; /*   with this meta (the task may be gone after it) */
     _Atomic uint64_t poll_hist[BLZ_POLL_BUCKETS];
     /* Rescue of the tasks stranded in lifo and defer_top (rt/rescue.h). */
     BLZ_ALIGNED_CACHELINE _Atomic uint32_t rescue; /* 1 from a rescue until this worker saw it */

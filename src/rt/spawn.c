@@ -7,6 +7,7 @@
 #include "blitzio/task.h"
 #include "core/atomic.h"
 #include "rt/current.h"
+#include "rt/hooks.h"
 #include "rt/runtime.h"
 #include "rt/task.h"
 
@@ -31,12 +32,14 @@ spawn_finish(blz_runtime *rt, blz__task *t, bool held, blz_join **out)
         spawn_abandon(t);
         return rc;
     }
+    blz__hook_spawn(t);
     if (t->kind == BLZ_TASK_BLOCKING) {
         rc = blz__blocking_submit(rt, t, held);
         if (rc < 0) {
             /* Not run: complete it as cancelled so the owned list and refs settle. */
             blz__task_transition_to_running(t);
             blz__task_set_result(t, NULL, rc);
+            blz__hook_terminate(t);
             blz__task_complete(t);
             blz_join_detach((blz_join *) t);
             return rc;
@@ -93,6 +96,12 @@ typedef struct blocking_payload {
     void (*cancel)(void *arg); /* runs instead of fn when cancelled before start, or NULL */
     void *arg;
 } blocking_payload;
+
+blz_task_fn
+blz__blocking_task_fn(blz__task *t)
+{
+    return ((blocking_payload *) blz__task_payload(t))->fn;
+}
 
 /* `held`: the caller reserved a slot of the pool's limit
  * (blz__blocking_slot_take). A queued job takes the slot over; a spawn that
@@ -251,6 +260,7 @@ blz__blocking_run(blz__task *t)
         void *value = p->fn(p->arg);
         blz__task_set_result(t, value, 0);
     }
+    blz__hook_terminate(t);
     blz__task_complete(t);
 }
 

@@ -36,6 +36,7 @@
 #include "os/unix/sys.h"
 #include "rt/current.h"
 #include "rt/futex.h"
+#include "rt/hooks.h"
 #include "rt/rescue.h"
 #include "rt/runtime.h"
 #include "rt/task.h"
@@ -166,11 +167,39 @@ blz__poll_bucket(uint64_t ns)
     return bucket < BLZ_POLL_BUCKETS - 1 ? bucket : BLZ_POLL_BUCKETS - 1;
 }
 
-/* Counts a run that began at `start` in its duration's bucket. */
-static BLZ_NOINLINE void
-count_run(blz__worker *w, blz_instant start)
+/* Around a task run when the poll-time histogram or a poll hook is on
+ * (w->observe_polls): the before hook, then the run's start (1 when not
+ * timing). The hooks' own time is not the run's. */
+static BLZ_NOINLINE blz_instant
+observe_before(blz__worker *w, blz__task *t)
 {
-    blz__counter_inc(&w->poll_hist[blz__poll_bucket(blz_now() - start)]);
+    const blz_runtime_config *cfg = &w->rt->cfg;
+    /* A stale queue entry (the task finished) is no poll, and its payload
+     * holds the result: no hooks. Only this entry can run the task, so it
+     * cannot finish meanwhile. */
+    w->poll_hooked = (cfg->on_before_task_poll || cfg->on_after_task_poll) &&
+                     !(blz__load(&t->state, ACQUIRE) & BLZ_TASK_COMPLETE);
+    if (w->poll_hooked) {
+        blz__task_meta_of(t, &w->poll_meta); /* the task may be gone after its run */
+        if (cfg->on_before_task_poll) {
+            cfg->on_before_task_poll(&w->poll_meta, cfg->task_hook_arg);
+        }
+    }
+    return w->time_polls ? blz_now() : 1;
+}
+
+/* Counts the run that began at `start` in its duration's bucket, then the
+ * after hook. */
+static BLZ_NOINLINE void
+observe_after(blz__worker *w, blz_instant start)
+{
+    if (w->time_polls) {
+        blz__counter_inc(&w->poll_hist[blz__poll_bucket(blz_now() - start)]);
+    }
+    const blz_runtime_config *cfg = &w->rt->cfg;
+    if (w->poll_hooked && cfg->on_after_task_poll) {
+        cfg->on_after_task_poll(&w->poll_meta, cfg->task_hook_arg);
+    }
 }
 
 static _Thread_local blz__worker *tl_worker;
@@ -539,6 +568,7 @@ blz__task_run(blz__task *t)
         r = stackless_poll(t, &cx, state);
     }
     if (r == BLZ_READY) {
+        blz__hook_terminate(t);
         /* Still "running t": the joiner it wakes goes to this worker's LIFO slot. */
         blz__task_complete(t);
         blz__tl_task = NULL;
@@ -970,10 +1000,10 @@ blz__worker_run(blz__worker *w, bool (*done)(void *), void *ctx)
             blz__counter_inc(&w->polls);
             /* One call site for the run, so that it stays inlined here
              * (a second one, for timed runs, cost `yield` 10 ns). */
-            blz_instant start = BLZ_UNLIKELY(w->time_polls) ? blz_now() : 0;
+            blz_instant start = BLZ_UNLIKELY(w->observe_polls) ? observe_before(w, t) : 0;
             blz__task_run(t);
             if (BLZ_UNLIKELY(start)) {
-                count_run(w, start);
+                observe_after(w, start);
             }
             continue;
         }
