@@ -373,3 +373,74 @@ BLZ_TEST(poll_time_histogram_counts_runs_by_duration)
         blz_runtime_free(rt);
     }
 }
+
+/* The spawned task's wait, as the test saw it: queued after `before`,
+ * still queued at `after`, started at `started`. */
+static blz_instant spawn_before, spawn_after, spawned_started;
+
+static void *
+note_start(void *arg)
+{
+    (void) arg;
+    spawned_started = blz_now();
+    return NULL;
+}
+
+/* Spawns a task (it waits in this worker's LIFO slot), then spins 20 ms: on
+ * one worker, the spawned task's wait to run is at least the spin. */
+static void *
+spawn_then_spin_20ms(void *arg)
+{
+    (void) arg;
+    blz_join *j;
+    spawn_before = blz_now();
+    CHECK_OK(blz_spawn(note_start, NULL, &j));
+    spawn_after = blz_now();
+    spin_for(20 * MS);
+    CHECK_OK(blz_join_wait(j, NULL));
+    return NULL;
+}
+
+static uint64_t
+delay_sum(const blz_metrics *m, int from_bucket, int to_bucket)
+{
+    uint64_t sum = 0;
+    for (int i = from_bucket; i <= to_bucket; i++) {
+        sum += m->sched_delay_histogram[i];
+    }
+    return sum;
+}
+
+/* With the option, every task run is counted once, in the bucket of the
+ * time the task waited since it was queued: the task spawned behind a 20 ms
+ * spin in the bucket of the wait the test measured around it (bucket 15,
+ * [16384, 32768) µs, or above). Without it, nothing. */
+BLZ_TEST(sched_delay_histogram_counts_the_wait_to_run)
+{
+    for (int on = 0; on <= 1; on++) {
+        blz_runtime_config cfg;
+        blz_runtime_config_default(&cfg);
+        cfg.workers = 1;
+        cfg.sched_delay_histogram = on;
+        blz_runtime *rt;
+        CHECK_OK(blz_runtime_new(&cfg, &rt));
+        blz_join *j;
+        CHECK_OK(blz_runtime_spawn(rt, spawn_then_spin_20ms, NULL, &j));
+        CHECK_OK(blz_join_wait(j, NULL));
+        blz_metrics m;
+        blz_runtime_metrics(rt, &m);
+        if (!on) {
+            CHECK_EQ(delay_sum(&m, 0, BLZ_POLL_BUCKETS - 1), 0);
+        } else {
+            int lo = blz__poll_bucket(spawned_started - spawn_after);
+            int hi = blz__poll_bucket(spawned_started - spawn_before + 1000);
+            CHECK_GE(lo, 15);
+            CHECK_GE(delay_sum(&m, lo, hi), 1);
+            /* Counted as each run starts: every run (the spawner's two polls
+             * and the spawned task's one) is in by the time the join returns. */
+            CHECK_EQ(delay_sum(&m, 0, BLZ_POLL_BUCKETS - 1), m.polls);
+            CHECK_GE(m.polls, 3);
+        }
+        blz_runtime_free(rt);
+    }
+}

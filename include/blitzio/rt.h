@@ -121,6 +121,11 @@ typedef struct blz_runtime_config {
      * (two clock reads per run: ≈ 50–65 ns a run on the machine of
      * BENCHMARKS.md; off by default). */
     bool poll_time_histogram;
+    /** Count every task run in blz_metrics.sched_delay_histogram by how
+     * long the task waited to run since it was woken, spawned or yielded
+     * (its scheduling delay: what a saturated worker adds to latency). One
+     * clock read per wake and per run; off by default. */
+    bool sched_delay_histogram;
 } blz_runtime_config;
 
 /** The defaults, with $BLZ_WORKERS and $BLZ_BACKEND applied. */
@@ -212,6 +217,10 @@ typedef struct blz_metrics {
      * BLZ_POLL_BUCKETS - 2) runs from 2^(i-1) up to 2^i µs, the last bucket
      * everything longer (from about 262 ms). All zero without the option. */
     uint64_t poll_time_histogram[BLZ_POLL_BUCKETS];
+    /** With `sched_delay_histogram` in the config: task runs by how long the
+     * task had waited since it was woken, spawned or yielded, in the same
+     * buckets. All zero without the option. */
+    uint64_t sched_delay_histogram[BLZ_POLL_BUCKETS];
     const char *backend;
 } blz_metrics;
 

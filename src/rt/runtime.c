@@ -146,6 +146,7 @@ blz_runtime_new(const blz_runtime_config *cfg_in, blz_runtime **out)
     /* The rescue's asymmetric barrier (rt/rescue.h) needs membarrier; a
      * program that never touches the sync module may not have registered. */
     rt->rescue_on = n > 1 && (blz__sys_membarrier_ready() || blz__sys_membarrier_register() == 0);
+    rt->time_sched = cfg.sched_delay_histogram;
     pthread_mutex_init(&rt->inject_lock, NULL);
     for (unsigned s = 0; s < BLZ_OWNED_SHARDS; s++) {
         atomic_init(&rt->owned[s].lock.locked, 0);
@@ -165,8 +166,8 @@ blz_runtime_new(const blz_runtime_config *cfg_in, blz_runtime **out)
         blz__local_queue_init(&w->queue);
         w->rt = rt;
         w->time_polls = cfg.poll_time_histogram;
-        w->observe_polls =
-            cfg.poll_time_histogram || cfg.on_before_task_poll || cfg.on_after_task_poll;
+        w->observe_polls = cfg.poll_time_histogram || cfg.sched_delay_histogram ||
+                           cfg.on_before_task_poll || cfg.on_after_task_poll;
         w->index = i;
         w->rng = 0x9e3779b9u * (i + 1);
     }
@@ -390,7 +391,7 @@ blz_runtime_metrics(const blz_runtime *rt_c, blz_metrics *m)
     m->workers = rt->nworkers;
     for (unsigned i = 0; i < rt->nworkers; i++) {
         blz_worker_metrics wm;
-        blz__worker_metrics(&rt->workers[i], &wm, m->poll_time_histogram);
+        blz__worker_metrics(&rt->workers[i], &wm, m->poll_time_histogram, m->sched_delay_histogram);
         m->polls += wm.polls;
         m->steals += wm.steals;
         m->rescued += wm.rescued;

@@ -70,10 +70,11 @@ typedef struct blz__worker {
     blz_instant batch_start; /* this worker only: the current batch of runs began */
     uint64_t batch_polls;    /*   and `polls` then */
     bool time_polls;         /* cfg.poll_time_histogram: count runs in poll_hist */
-    bool observe_polls;      /* time_polls, or a poll hook in the config (worker.c) */
+    bool observe_polls;      /* time_polls, rt->time_sched or a poll hook (worker.c) */
     bool poll_hooked;        /* the run being observed gets the poll hooks */
     blz_task_meta poll_meta; /*   with this meta (the task may be gone after it) */
     _Atomic uint64_t poll_hist[BLZ_POLL_BUCKETS];
+    _Atomic uint64_t delay_hist[BLZ_POLL_BUCKETS]; /* runs by scheduling delay */
     /* Rescue of the tasks stranded in lifo and defer_top (rt/rescue.h). */
     BLZ_ALIGNED_CACHELINE _Atomic uint32_t rescue; /* 1 from a rescue until this worker saw it */
     blz__spinlock rescue_lock;                     /* held by a rescue and by the acknowledgement */
@@ -147,7 +148,8 @@ struct blz_runtime {
     blz_runtime_config cfg;
     blz_instant started; /* blz_now() at blz_runtime_new, for metrics' uptime */
     unsigned nworkers;
-    bool rescue_on; /* stranded tasks are rescued (rt/rescue.h): several workers, membarrier */
+    bool rescue_on;  /* stranded tasks are rescued (rt/rescue.h): several workers, membarrier */
+    bool time_sched; /* cfg.sched_delay_histogram: tasks are stamped when queued */
     blz__worker *workers;
 
     /* Inject queue: tasks scheduled from outside a worker, or overflow. */
@@ -195,7 +197,8 @@ void blz__worker_run(blz__worker *w, bool (*done)(void *), void *ctx);
 /* The poll_time_histogram bucket of a run of `ns` nanoseconds (see blz_metrics). */
 int blz__poll_bucket(uint64_t ns);
 /* Worker w's figures as of now, its poll-time histogram added into `hist`. Any thread. */
-void blz__worker_metrics(blz__worker *w, blz_worker_metrics *out, uint64_t *hist);
+void blz__worker_metrics(blz__worker *w, blz_worker_metrics *out, uint64_t *poll_hist,
+                         uint64_t *delay_hist);
 void *blz__worker_thread_main(void *arg);
 
 /* Inject queue (rt/worker.c). */

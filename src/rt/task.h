@@ -61,8 +61,13 @@ struct blz__task {
     uint16_t shard;       /* owned-list shard */
     uint8_t kind;         /* blz__task_kind */
     uint8_t size_class;   /* cell pool class, or 0xff for a plain allocation */
+    /* cfg.sched_delay_histogram: when it was last woken, spawned or yielded,
+     * in µs modulo 2^32 (written before it is queued, read by the worker
+     * that runs it: the queue orders the two). In what was padding. */
+    uint32_t queued_us;
     /* payload follows, aligned to 16 */
 };
+_Static_assert(sizeof(struct blz__task) <= 64, "the task header stays one line");
 
 #define BLZ_TASK_HEADER_SIZE ((sizeof(blz__task) + 15) & ~(size_t) 15)
 

@@ -131,7 +131,8 @@ awake_end(blz__worker *w)
 }
 
 void
-blz__worker_metrics(blz__worker *w, blz_worker_metrics *out, uint64_t *hist)
+blz__worker_metrics(blz__worker *w, blz_worker_metrics *out, uint64_t *poll_hist,
+                    uint64_t *delay_hist)
 {
     uint64_t busy;
     blz_instant since, now;
@@ -155,8 +156,16 @@ blz__worker_metrics(blz__worker *w, blz_worker_metrics *out, uint64_t *hist)
     out->mean_poll_ns = blz__load(&w->mean_poll_ns, RELAXED);
     out->local_queue_depth = blz__local_queue_len(&w->queue);
     for (int i = 0; i < BLZ_POLL_BUCKETS; i++) {
-        hist[i] += blz__load(&w->poll_hist[i], RELAXED);
+        poll_hist[i] += blz__load(&w->poll_hist[i], RELAXED);
+        delay_hist[i] += blz__load(&w->delay_hist[i], RELAXED);
     }
+}
+
+/* blz_now in µs, modulo 2^32 (wraps every 71 minutes; only differences count). */
+static inline uint32_t
+now_us(void)
+{
+    return (uint32_t) (blz_now() / 1000);
 }
 
 int
@@ -167,18 +176,23 @@ blz__poll_bucket(uint64_t ns)
     return bucket < BLZ_POLL_BUCKETS - 1 ? bucket : BLZ_POLL_BUCKETS - 1;
 }
 
-/* Around a task run when the poll-time histogram or a poll hook is on
- * (w->observe_polls): the before hook, then the run's start (1 when not
+/* Around a task run when the poll-time or scheduling-delay histogram or a
+ * poll hook is on (w->observe_polls): counts the task's wait since it was
+ * queued, runs the before hook, then returns the run's start (1 when not
  * timing). The hooks' own time is not the run's. */
 static BLZ_NOINLINE blz_instant
 observe_before(blz__worker *w, blz__task *t)
 {
     const blz_runtime_config *cfg = &w->rt->cfg;
-    /* A stale queue entry (the task finished) is no poll, and its payload
-     * holds the result: no hooks. Only this entry can run the task, so it
-     * cannot finish meanwhile. */
-    w->poll_hooked = (cfg->on_before_task_poll || cfg->on_after_task_poll) &&
-                     !(blz__load(&t->state, ACQUIRE) & BLZ_TASK_COMPLETE);
+    /* A stale queue entry (the task finished) is no run, and its payload
+     * holds the result: neither counted nor hooked. Only this entry can run
+     * the task, so it cannot finish meanwhile. */
+    bool live = !(blz__load(&t->state, ACQUIRE) & BLZ_TASK_COMPLETE);
+    if (w->rt->time_sched && live) {
+        uint32_t waited_us = now_us() - t->queued_us; /* modulo 2^32 */
+        blz__counter_inc(&w->delay_hist[blz__poll_bucket((uint64_t) waited_us * 1000)]);
+    }
+    w->poll_hooked = live && (cfg->on_before_task_poll || cfg->on_after_task_poll);
     if (w->poll_hooked) {
         blz__task_meta_of(t, &w->poll_meta); /* the task may be gone after its run */
         if (cfg->on_before_task_poll) {
@@ -500,6 +514,9 @@ void
 blz__schedule(blz__task *t)
 {
     blz_runtime *rt = t->rt;
+    if (BLZ_UNLIKELY(rt->time_sched)) {
+        t->queued_us = now_us();
+    }
     blz__worker *w = tl_worker;
     if (w && w->rt == rt) {
         if (blz__tl_task && blz__tl_task != t) {
@@ -579,6 +596,9 @@ blz__task_run(blz__task *t)
     blz__coop_budget = BLZ_COOP_UNLIMITED;
     if (blz__task_transition_to_idle(t)) {
         /* Notified during its own poll (yield, budget, self-wake): after the others. */
+        if (BLZ_UNLIKELY(t->rt->time_sched)) {
+            t->queued_us = now_us();
+        }
         blz__worker *w = tl_worker;
         if (w && w->rt == t->rt) {
             blz__defer_push(w, t);
