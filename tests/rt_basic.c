@@ -6,28 +6,13 @@
 #include "blitzio.h"
 #include "harness.h"
 #include "poll_util.h"
+#include "rt_util.h"
 
 #include <pthread.h>
 #include <sched.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <time.h>
-
-/* A stackless future that finishes on its first poll with `value`. */
-typedef struct ready_future {
-    blz_future base;
-    int value;
-} ready_future;
-
-static blz_poll
-ready_poll(blz_future *f, blz_context *cx)
-{
-    (void) cx;
-    f->result = ((ready_future *) f)->value;
-    return BLZ_READY;
-}
-
-static const blz_future_vtable ready_vt = {ready_poll, NULL};
 
 /* A future that never finishes; its drop counts. */
 static atomic_int forever_drops;
@@ -86,7 +71,7 @@ spawn_many_stackless(void *arg)
     blz_join **joins = malloc(n * sizeof *joins);
     CHECK(joins != NULL);
     for (size_t i = 0; i < n; i++) {
-        ready_future f = {{&ready_vt, 0, 0}, (int) (i & 0xffff)};
+        ready_future f = READY_FUTURE((int) (i & 0xffff));
         CHECK_OK(blz_spawn_future(&f.base, sizeof f, &joins[i]));
     }
     for (size_t i = 0; i < n; i++) {
@@ -192,7 +177,7 @@ foreign_spawner(void *arg)
         void *v;
         CHECK_OK(blz_join_wait(j, &v)); /* parks this foreign thread */
         CHECK_EQ((intptr_t) v, 2 * i);
-        ready_future f = {{&ready_vt, 0, 0}, i};
+        ready_future f = READY_FUTURE(i);
         CHECK_OK(blz_runtime_spawn_future(rt, &f.base, sizeof f, &j));
         CHECK_OK(blz_join_wait(j, &v));
         CHECK_EQ((intptr_t) v, i);
@@ -579,7 +564,7 @@ BLZ_TEST(error_paths)
     rt = test_new_rt(1);
     CHECK_EQ(blz_runtime_spawn(rt, NULL, NULL, NULL), -EINVAL);
     CHECK_EQ(blz_runtime_spawn_future(rt, NULL, 16, NULL), -EINVAL);
-    ready_future f = {{&ready_vt, 0, 0}, 1};
+    ready_future f = READY_FUTURE(1);
     CHECK_EQ(blz_runtime_spawn_future(rt, &f.base, 4, NULL), -EINVAL);
     CHECK_EQ(blz_runtime_block_on(rt, NULL, NULL, NULL), -EINVAL);
     CHECK_OK(blz_runtime_block_on(rt, nested_block_on, rt, NULL));

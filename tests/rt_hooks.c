@@ -63,7 +63,6 @@ retire(record *r)
 
 static void *yielding_fiber(void *arg);
 static void *blocking_job(void *arg);
-static blz_poll ready_poll(blz_future *f, blz_context *cx);
 
 /* The meta names what was spawned: the workload's three functions. */
 static bool
@@ -161,21 +160,6 @@ on_after(const blz_task_meta *m, void *arg)
 
 /* ---- the workload ----------------------------------------------------------------- */
 
-typedef struct ready_future {
-    blz_future base;
-    int value;
-} ready_future;
-
-static blz_poll
-ready_poll(blz_future *f, blz_context *cx)
-{
-    (void) cx;
-    f->result = ((ready_future *) f)->value;
-    return BLZ_READY;
-}
-
-static const blz_future_vtable ready_vtable = {ready_poll, NULL};
-
 static void *
 blocking_job(void *arg)
 {
@@ -194,7 +178,7 @@ yielding_fiber(void *arg)
         blz_yield();
     }
     for (int i = 0; i < 2; i++) {
-        ready_future f = {{&ready_vtable, 0, 0}, i};
+        ready_future f = READY_FUTURE(i);
         atomic_fetch_add(&futures_spawned, 1);
         blz_join *j;
         CHECK_OK(blz_spawn_future(&f.base, sizeof f, &j));

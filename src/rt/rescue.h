@@ -61,6 +61,24 @@ void blz__rescue_ack_end(blz__worker *w);
 
 /* ---- the owner's operations (its worker's thread only) -------------------------- */
 
+enum { BLZ__RESCUE_LIFO, BLZ__RESCUE_DEFER };
+
+/* After an operation that read `read` from place `which`: `read`, or NULL
+ * when a rescue took it from there meanwhile. */
+static inline blz__task *
+blz__rescue_settle(blz__worker *w, blz__task *read, int which)
+{
+    if (blz__rescue_raised(w)) {
+        blz__task *lifo, *defer;
+        blz__rescue_ack_begin(w, &lifo, &defer);
+        blz__rescue_ack_end(w);
+        if (read == (which == BLZ__RESCUE_LIFO ? lifo : defer)) {
+            return NULL;
+        }
+    }
+    return read;
+}
+
 /* Puts t in the LIFO slot; returns the task it held (NULL: none, or a
  * rescue took it). Release: t's state for a rescue that takes it. */
 static inline blz__task *
@@ -69,15 +87,7 @@ blz__lifo_put(blz__worker *w, blz__task *t)
     blz__task *prev = blz__load(&w->lifo, RELAXED);
     BLZ_SYNC_PERTURB_();
     blz__store(&w->lifo, t, RELEASE);
-    if (blz__rescue_raised(w)) {
-        blz__task *taken, *defer;
-        blz__rescue_ack_begin(w, &taken, &defer);
-        blz__rescue_ack_end(w);
-        if (prev == taken) {
-            prev = NULL;
-        }
-    }
-    return prev;
+    return blz__rescue_settle(w, prev, BLZ__RESCUE_LIFO);
 }
 
 /* Empties the LIFO slot; returns its task (NULL: none, or a rescue took it). */
@@ -90,15 +100,7 @@ blz__lifo_take(blz__worker *w)
     }
     BLZ_SYNC_PERTURB_();
     blz__store(&w->lifo, NULL, RELAXED);
-    if (blz__rescue_raised(w)) {
-        blz__task *taken, *defer;
-        blz__rescue_ack_begin(w, &taken, &defer);
-        blz__rescue_ack_end(w);
-        if (t == taken) {
-            t = NULL;
-        }
-    }
-    return t;
+    return blz__rescue_settle(w, t, BLZ__RESCUE_LIFO);
 }
 
 /* Pushes t on the list of yielded tasks (newest first, through queue_next). */
@@ -131,15 +133,7 @@ blz__defer_take_all(blz__worker *w)
     }
     BLZ_SYNC_PERTURB_();
     blz__store(&w->defer_top, NULL, RELAXED);
-    if (blz__rescue_raised(w)) {
-        blz__task *lifo, *taken;
-        blz__rescue_ack_begin(w, &lifo, &taken);
-        blz__rescue_ack_end(w);
-        if (top == taken) {
-            top = NULL;
-        }
-    }
-    return top;
+    return blz__rescue_settle(w, top, BLZ__RESCUE_DEFER);
 }
 
 /* Another worker of the same runtime, looking for work: if v has been in
