@@ -930,3 +930,94 @@ BLZ_TEST(rt_sleep_real_clock_never_early)
     CHECK_OK(blz_runtime_block_on(rt, real_clock_body, NULL, NULL));
     blz_runtime_free(rt);
 }
+
+/* ---- a manual clock: only blz_runtime_advance moves it ----------------------------- */
+
+typedef struct manual_sleeper {
+    atomic_bool asleep;
+    atomic_bool done;
+    blz_instant t0, t1;
+} manual_sleeper;
+
+static void *
+sleep_one_second(void *arg)
+{
+    manual_sleeper *s = arg;
+    s->t0 = blz_clock_now();
+    atomic_store(&s->asleep, true); /* the sleep registers before this fiber yields */
+    CHECK_EQ(blz_sleep(BLZ_NS_PER_S), 0);
+    s->t1 = blz_clock_now();
+    atomic_store(&s->done, true);
+    return NULL;
+}
+
+static void *
+read_clock(void *arg)
+{
+    *(blz_instant *) arg = blz_clock_now();
+    return NULL;
+}
+
+/* The runtime's virtual clock, read by a task of it. */
+static blz_instant
+clock_of(blz_runtime *rt)
+{
+    blz_instant now = 0;
+    CHECK_OK(blz_runtime_block_on(rt, read_clock, &now, NULL));
+    return now;
+}
+
+/* Every worker parked: a paused clock would have jumped to the next timer. */
+static bool
+all_workers_parked(blz_runtime *rt)
+{
+    blz_metrics m;
+    blz_runtime_metrics(rt, &m);
+    uint64_t parks = 0;
+    for (unsigned i = 0; i < m.workers; i++) {
+        parks += m.worker[i].parks;
+    }
+    blz_duration busy_before = 0, busy_after = 0;
+    for (unsigned i = 0; i < m.workers; i++) {
+        busy_before += m.worker[i].busy_ns;
+    }
+    usleep(2000);
+    blz_runtime_metrics(rt, &m);
+    uint64_t parks_after = 0;
+    for (unsigned i = 0; i < m.workers; i++) {
+        parks_after += m.worker[i].parks;
+        busy_after += m.worker[i].busy_ns;
+    }
+    /* Nobody's busy time grew and nobody parked again: all asleep throughout. */
+    return parks > 0 && parks_after == parks && busy_after == busy_before;
+}
+
+BLZ_TEST(rt_manual_clock_moves_only_when_advanced)
+{
+    for (unsigned w = 1; w <= MAX_PAUSED_WORKERS; w++) {
+        blz_runtime_config cfg;
+        blz_runtime_config_default(&cfg);
+        cfg.workers = w;
+        cfg.manual_clock = true;
+        blz_runtime *rt = NULL;
+        CHECK_OK(blz_runtime_new(&cfg, &rt));
+        static manual_sleeper s;
+        memset(&s, 0, sizeof s);
+        blz_join *j;
+        CHECK_OK(blz_runtime_spawn(rt, sleep_one_second, &s, &j));
+        WAIT_UNTIL(atomic_load(&s.asleep), usleep(1000));
+        /* Idle with a timer pending: an auto-advancing clock jumps to it here. */
+        WAIT_UNTIL(all_workers_parked(rt), (void) 0);
+        CHECK(!atomic_load(&s.done));
+        CHECK_EQ(clock_of(rt), s.t0);
+        CHECK_OK(blz_runtime_advance(rt, BLZ_NS_PER_S - 1));
+        WAIT_UNTIL(all_workers_parked(rt), (void) 0);
+        CHECK(!atomic_load(&s.done)); /* one nanosecond short */
+        CHECK_EQ(clock_of(rt), s.t0 + BLZ_NS_PER_S - 1);
+        CHECK_OK(blz_runtime_advance(rt, 1));
+        CHECK_OK(blz_join_wait(j, NULL));
+        CHECK(atomic_load(&s.done));
+        CHECK_EQ(s.t1, s.t0 + BLZ_NS_PER_S); /* woke at its deadline, not later */
+        blz_runtime_free(rt);
+    }
+}

@@ -77,6 +77,11 @@ typedef struct blz_runtime_config {
     unsigned blocking_queue_limit;
     const char *backend; /**< "io_uring", "epoll" or NULL (auto; $BLZ_BACKEND overrides) */
     bool paused_clock;   /**< virtual time: starts paused, jumps to the next timer when idle */
+    /** Virtual time that only blz_runtime_advance moves: paused_clock (which
+     * it implies) without the jump to the next timer when every task is
+     * idle, for tests that check that nothing happens before its time (an
+     * idle runtime then waits for the advance). Default false. */
+    bool manual_clock;
     /** Report a task that keeps its worker longer than this (real time, also
      * with a paused clock); 0: no watchdog. Default 0, or $BLZ_STALL_MS. */
     blz_duration stall_threshold;

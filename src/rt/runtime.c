@@ -140,6 +140,9 @@ blz_runtime_new(const blz_runtime_config *cfg_in, blz_runtime **out)
     }
     blz_runtime *rt = blz__align_up((char *) raw + sizeof(void *), BLZ_CACHELINE);
     ((void **) rt)[-1] = raw;
+    if (cfg.manual_clock) {
+        cfg.paused_clock = true;
+    }
     rt->cfg = cfg;
     rt->started = blz_now();
     rt->nworkers = n;

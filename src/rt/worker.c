@@ -856,6 +856,14 @@ yield_for_unpark(blz__worker *w)
     return blz__load(&w->park_state, ACQUIRE) == BLZ_PARK_NOTIFIED;
 }
 
+/* A paused clock that jumps to the next timer once every worker is idle
+ * (not a manual one, which only blz_runtime_advance moves). */
+static bool
+auto_advance(blz_runtime *rt)
+{
+    return blz__timers_paused(&rt->timers) && !rt->cfg.manual_clock && all_idle(rt);
+}
+
 /* How long the driver holder may sleep: until the next timer (never, on a
  * paused clock, where only a wake moves time; at once when every worker is
  * idle, after jumping the clock to that timer), and at most recheck_ns when
@@ -866,7 +874,7 @@ driver_timeout(blz_runtime *rt, int64_t recheck_ns)
     int64_t timeout = -1;
     blz_instant next = blz__timers_next(&rt->timers);
     if (next != UINT64_MAX) {
-        if (blz__timers_paused(&rt->timers) && all_idle(rt)) {
+        if (auto_advance(rt)) {
             /* Virtual time with nothing else to do: jump to the next timer. */
             (void) blz__timers_advance_to_next(&rt->timers);
             timeout = 0;
@@ -920,7 +928,7 @@ sleep_until_unparked(blz__worker *w, int64_t recheck_ns)
     } else {
         uint32_t st = BLZ_PARK_EMPTY;
         if (blz__cas(&w->park_state, &st, BLZ_PARK_SLEEPING, ACQ_REL, ACQUIRE)) {
-            if (blz__timers_paused(&rt->timers) && all_idle(rt)) {
+            if (auto_advance(rt)) {
                 /* We were the last busy worker: the driver holder, asleep without a
                  * timeout on the virtual clock, must now jump it to the next timer. */
                 blz__io_driver_wake(rt->io);
