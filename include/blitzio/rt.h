@@ -64,7 +64,14 @@ typedef void (*blz_task_hook)(const blz_task_meta *m, void *arg);
 /** Runtime settings. Fill with blz_runtime_config_default() and change what you need. */
 typedef struct blz_runtime_config {
     blz_flavor flavor;
-    unsigned workers;           /**< worker threads; default: CPUs, or $BLZ_WORKERS */
+    unsigned workers; /**< worker threads; default: CPUs, or $BLZ_WORKERS */
+    /** Worker threads held in reserve (multi-thread flavour; default 0). A
+     * spare joins in when every worker has stayed in one task's poll for
+     * 10 ms (tasks that block or spin), so the other tasks, timers and I/O
+     * go on, and leaves again once a worker moves. A spare out of play wakes
+     * every 10 ms while a worker is awake (100 ms otherwise) to look.
+     * workers + spare_workers at most BLZ_METRICS_MAX_WORKERS. */
+    unsigned spare_workers;
     size_t fiber_stack_size;    /**< usable stack per fiber; default 64 KiB */
     unsigned blocking_threads;  /**< blocking-pool limit; default 512 */
     blz_duration blocking_idle; /**< idle blocking threads exit after this; default 10 s */
@@ -193,6 +200,10 @@ typedef struct blz_worker_metrics {
      * while it stayed in one poll for 10 ms or more (a task that blocks or
      * spins): without that, a task it had just woken would wait for it. */
     uint64_t rescued;
+    /** A spare worker (config spare_workers): how many times it joined in,
+     * and whether it is out of play right now. 0 and false for the others. */
+    uint64_t spare_activations;
+    bool dormant;
 } blz_worker_metrics;
 
 /** A snapshot of counters; each is read atomically but the set is not a consistent cut. */
@@ -215,7 +226,8 @@ typedef struct blz_metrics {
     uint64_t inject_queue_depth;
     uint64_t uptime_ns; /**< since blz_runtime_new */
     unsigned workers;
-    /** The first min(workers, BLZ_METRICS_MAX_WORKERS) workers, by index. */
+    /** The first min(workers, BLZ_METRICS_MAX_WORKERS) workers, by index
+     * (the spare workers last; `workers` counts them). */
     blz_worker_metrics worker[BLZ_METRICS_MAX_WORKERS];
     /** With `poll_time_histogram` in the config: task runs by duration, all
      * workers together. Bucket 0 counts runs under 1 µs, bucket i (1 ..

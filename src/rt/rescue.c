@@ -22,11 +22,10 @@ blz__rescue_ack_end(blz__worker *w)
     blz__spin_unlock(&w->rescue_lock);
 }
 
-/* Whether v's poll count has stood still for BLZ_RESCUE_NS, by this and
- * earlier looks of any worker (racy bookkeeping: a lost update only delays
- * a rescue). The clock is read only while v has tasks stranded. */
-static bool
-stuck_long_enough(blz__worker *v)
+/* The bookkeeping is racy (any worker looks): a lost update only delays a
+ * rescue or a spare. */
+bool
+blz__worker_stuck(blz__worker *v)
 {
     uint64_t polls = blz__load(&v->polls, RELAXED);
     blz_instant now = blz_now();
@@ -55,7 +54,7 @@ blz__rescue_take(blz__worker *v, blz__task **lifo, blz__task **defer)
     if (!blz__load(&v->lifo, RELAXED) && !blz__load(&v->defer_top, RELAXED)) {
         return false;
     }
-    if (!stuck_long_enough(v) || !blz__spin_trylock(&v->rescue_lock)) {
+    if (!blz__worker_stuck(v) || !blz__spin_trylock(&v->rescue_lock)) {
         return false;
     }
     if (blz__load(&v->rescue, RELAXED)) {

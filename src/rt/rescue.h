@@ -136,6 +136,10 @@ blz__defer_take_all(blz__worker *w)
     return blz__rescue_settle(w, top, BLZ__RESCUE_DEFER);
 }
 
+/* Whether v's poll count has stood still for BLZ_RESCUE_NS, by this and
+ * earlier looks of other workers (which this look updates). Reads the clock. */
+bool blz__worker_stuck(blz__worker *v);
+
 /* Another worker of the same runtime, looking for work: if v has been in
  * one poll for BLZ_RESCUE_NS (as far as this and earlier looks saw) with
  * tasks in its lifo or defer_top, takes them: *lifo the slot's task, *defer

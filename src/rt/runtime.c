@@ -97,8 +97,12 @@ validate(const blz_runtime_config *cfg)
         return -EINVAL;
     }
     if (cfg->flavor == BLZ_MULTI_THREAD &&
-        (cfg->workers == 0 || cfg->workers > BLZ_METRICS_MAX_WORKERS)) {
+        (cfg->workers == 0 || cfg->workers > BLZ_METRICS_MAX_WORKERS ||
+         cfg->spare_workers > BLZ_METRICS_MAX_WORKERS - cfg->workers)) {
         return -EINVAL;
+    }
+    if (cfg->flavor == BLZ_CURRENT_THREAD && cfg->spare_workers) {
+        return -EINVAL; /* its one worker is the caller of block_on */
     }
     if (cfg->blocking_threads == 0 || cfg->blocking_idle < 0) {
         return -EINVAL;
@@ -131,7 +135,8 @@ blz_runtime_new(const blz_runtime_config *cfg_in, blz_runtime **out)
     if (rc < 0) {
         return rc;
     }
-    unsigned n = cfg.flavor == BLZ_CURRENT_THREAD ? 1 : cfg.workers;
+    unsigned n = cfg.flavor == BLZ_CURRENT_THREAD ? 1 : cfg.workers + cfg.spare_workers;
+    unsigned regular = n - cfg.spare_workers;
     /* The runtime and workers hold cache-aligned fields: allocate with room to
      * align, and keep the raw pointer just below the aligned one for free. */
     void *raw = blz__calloc(1, sizeof(blz_runtime) + BLZ_CACHELINE + sizeof(void *));
@@ -173,7 +178,9 @@ blz_runtime_new(const blz_runtime_config *cfg_in, blz_runtime **out)
                            cfg.on_before_task_poll || cfg.on_after_task_poll;
         w->index = i;
         w->rng = 0x9e3779b9u * (i + 1);
+        w->spare = i >= regular; /* starts dormant: its bit stays clear */
     }
+    atomic_init(&rt->active_mask, regular >= 64 ? ~(uint64_t) 0 : (((uint64_t) 1 << regular) - 1));
     if ((rc = blz__timers_init(&rt->timers, cfg.paused_clock)) < 0 ||
         (rc = blz__io_driver_new(cfg.backend, &rt->io)) < 0 ||
         (rc = blz__stack_pool_new(cfg.fiber_stack_size, &rt->stacks)) < 0) {

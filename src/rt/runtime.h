@@ -28,6 +28,7 @@ enum {
     BLZ_PARK_SLEEPING = 1, /* asleep on the futex */
     BLZ_PARK_DRIVER = 2,   /* asleep in the I/O driver */
     BLZ_PARK_NOTIFIED = 3, /* an unpark arrived; consumed by the worker */
+    BLZ_PARK_DORMANT = 4,  /* a spare worker out of play (worker.c, spare_dormant) */
 };
 
 typedef struct blz__worker {
@@ -40,6 +41,7 @@ typedef struct blz__worker {
     uint32_t tick;          /* scheduler ticks, for fairness checks */
     uint32_t rng;           /* xorshift state for steal victim choice */
     bool searching;         /* counted in rt->num_searching */
+    bool spare;             /* one of cfg.spare_workers (worker.c, spare_dormant) */
     bool in_driver;         /* dispatching I/O events or timers: its wakes notify nobody
                                one by one; the worker decides once after (driver_done) */
     bool overflowed;        /* its local queue overflowed into the inject queue, which
@@ -83,6 +85,7 @@ typedef struct blz__worker {
     _Atomic uint64_t stuck_polls; /* `polls` when other workers last looked (relaxed, racy) */
     _Atomic uint64_t stuck_since; /* when they first saw it unchanged; 0: not yet */
     _Atomic uint64_t rescued;     /* tasks taken from this worker by rescues (metrics) */
+    _Atomic uint64_t activations; /* a spare: times it joined in (metrics) */
 } blz__worker;
 
 typedef struct blz__owned_shard {
@@ -150,6 +153,9 @@ struct blz_runtime {
     unsigned nworkers;
     bool rescue_on;  /* stranded tasks are rescued (rt/rescue.h): several workers, membarrier */
     bool time_sched; /* cfg.sched_delay_histogram: tasks are stamped when queued */
+    /* The workers taking part (bit i: worker i); a spare's bit is clear while
+     * it is dormant. idle_mask counts only these (all_idle, notify_parked). */
+    BLZ_ALIGNED_CACHELINE _Atomic uint64_t active_mask;
     blz__worker *workers;
 
     /* Inject queue: tasks scheduled from outside a worker, or overflow. */

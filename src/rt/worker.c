@@ -150,6 +150,8 @@ blz__worker_metrics(blz__worker *w, blz_worker_metrics *out, uint64_t *poll_hist
     out->polls = blz__load(&w->polls, RELAXED);
     out->steals = blz__load(&w->steals, RELAXED);
     out->rescued = blz__load(&w->rescued, RELAXED);
+    out->spare_activations = blz__load(&w->activations, RELAXED);
+    out->dormant = blz__load(&w->park_state, RELAXED) == BLZ_PARK_DORMANT;
     out->parks = blz__load(&w->parks, RELAXED);
     out->unparks = blz__load(&w->unparks, RELAXED);
     out->busy_ns = since && now > since ? busy + (now - since) : busy;
@@ -817,17 +819,10 @@ maintenance(blz__worker *w)
     }
 }
 
-/* The idle_mask bits of all the workers. */
-static uint64_t
-all_workers(const blz_runtime *rt)
-{
-    return rt->nworkers >= 64 ? ~(uint64_t) 0 : (((uint64_t) 1 << rt->nworkers) - 1);
-}
-
 static bool
 all_idle(blz_runtime *rt)
 {
-    uint64_t full = all_workers(rt);
+    uint64_t full = blz__load(&rt->active_mask, SEQ_CST); /* a dormant spare is not busy */
     if ((blz__load(&rt->idle_mask, SEQ_CST) & full) != full) {
         return false;
     }
@@ -897,7 +892,7 @@ static bool
 others_awake(blz__worker *w)
 {
     blz_runtime *rt = w->rt;
-    uint64_t others = all_workers(rt) & ~((uint64_t) 1 << w->index);
+    uint64_t others = blz__load(&rt->active_mask, SEQ_CST) & ~((uint64_t) 1 << w->index);
     return (blz__load(&rt->idle_mask, SEQ_CST) & others) != others;
 }
 
@@ -947,6 +942,58 @@ sleep_until_unparked(blz__worker *w, int64_t recheck_ns)
     }
 }
 
+/* True when every other worker taking part is awake and has stayed in one
+ * poll for BLZ_RESCUE_NS: what a spare worker joins in for. */
+static bool
+others_stuck(blz__worker *w)
+{
+    blz_runtime *rt = w->rt;
+    uint64_t others = blz__load(&rt->active_mask, SEQ_CST) & ~((uint64_t) 1 << w->index);
+    if (!others) {
+        return false;
+    }
+    for (; others; others &= others - 1) {
+        blz__worker *v = &rt->workers[__builtin_ctzll(others)];
+        if (!blz__worker_awake(v) || !blz__worker_stuck(v)) {
+            return false;
+        }
+    }
+    return true;
+}
+
+/*
+ * A spare worker out of play: out of active_mask (so not counted by all_idle
+ * and never picked by notify_parked: its idle bit stays clear), not awake,
+ * its queues empty (it gets here from park). It looks every BLZ_RESCUE_NS
+ * while a worker is awake (ten times that otherwise) and joins in once
+ * every other worker taking part is stuck, or leaves at shutdown.
+ */
+static void
+spare_dormant(blz__worker *w)
+{
+    blz_runtime *rt = w->rt;
+    uint64_t bit = (uint64_t) 1 << w->index;
+    (void) blz__fetch_and(&rt->active_mask, ~bit, SEQ_CST);
+    awake_end(w);
+    uint32_t st = BLZ_PARK_EMPTY;
+    if (blz__cas(&w->park_state, &st, BLZ_PARK_DORMANT, ACQ_REL, ACQUIRE)) {
+        while (!blz__load(&rt->shutdown, ACQUIRE)) {
+            blz_duration wait = others_awake(w) ? BLZ_RESCUE_NS : 10 * BLZ_RESCUE_NS;
+            blz__futex_wait(&w->park_state, BLZ_PARK_DORMANT, blz_now() + wait);
+            /* Anything else than DORMANT is the shutdown's unpark. */
+            if (blz__load(&w->park_state, ACQUIRE) != BLZ_PARK_DORMANT || others_stuck(w)) {
+                break;
+            }
+        }
+    }
+    (void) blz__exchange(&w->park_state, BLZ_PARK_EMPTY, ACQ_REL);
+    (void) blz__fetch_or(&rt->active_mask, bit, SEQ_CST);
+    if (!blz__load(&rt->shutdown, ACQUIRE)) {
+        blz__counter_inc(&w->activations);
+    }
+    awake_begin(w);
+}
+
 static void
 park(blz__worker *w)
 {
@@ -955,6 +1002,10 @@ park(blz__worker *w)
     if (w->searching) {
         w->searching = false;
         blz__fetch_sub(&rt->num_searching, 1, SEQ_CST);
+    }
+    if (BLZ_UNLIKELY(w->spare) && !others_stuck(w)) {
+        spare_dormant(w); /* nothing left to stand in for */
+        return;
     }
     blz__fetch_or(&rt->idle_mask, bit, SEQ_CST);
     int queues = visible_work(w);
@@ -974,7 +1025,11 @@ park(blz__worker *w)
      * still in the same poll has not moved its head, and is stolen from. */
     awake_end(w);
     if (!yield_for_unpark(w)) {
-        sleep_until_unparked(w, queues == QUEUES_SHORT ? BLZ_RECHECK_NS : -1);
+        int64_t recheck = queues == QUEUES_SHORT ? BLZ_RECHECK_NS : -1;
+        if (BLZ_UNLIKELY(w->spare) && recheck < 0) {
+            recheck = (int64_t) BLZ_RESCUE_NS; /* look again whether it is still needed */
+        }
+        sleep_until_unparked(w, recheck);
     }
     awake_begin(w);
     (void) blz__exchange(&w->park_state, BLZ_PARK_EMPTY, ACQ_REL);
@@ -1001,6 +1056,9 @@ blz__worker_run(blz__worker *w, bool (*done)(void *), void *ctx)
                     : NULL;
     blz__store(&w->active, true, RELAXED); /* for the stall watchdog */
     awake_begin(w);
+    if (w->spare) {
+        spare_dormant(w); /* until every worker is stuck */
+    }
     while (!blz__load(&rt->shutdown, ACQUIRE)) {
         if (done && done(ctx)) {
             break;
