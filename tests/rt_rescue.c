@@ -16,20 +16,6 @@
 
 #define SPIN_LIMIT_MS 5000 /* how long a spinner waits before the test fails */
 
-static int64_t
-wall_us(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t) ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
-
-static int64_t
-wall_ms(void)
-{
-    return wall_us() / 1000;
-}
-
 /* A runtime whose workers can rescue (skips where membarrier is missing). */
 static blz_runtime *
 rescue_runtime(unsigned workers)

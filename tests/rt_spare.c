@@ -13,14 +13,6 @@
 
 #define SPIN_LIMIT_MS 5000
 
-static int64_t
-wall_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static blz_runtime *
 spare_runtime(unsigned workers, unsigned spares)
 {

@@ -11,6 +11,7 @@
 #endif
 #include "blitzio.h"
 #include "harness.h"
+#include "rt_util.h"
 
 #include <signal.h>
 #include <stdatomic.h>
@@ -56,14 +57,6 @@ watched_rt(blz_flavor flavor, stall_log *log, int64_t threshold_ms)
     blz_runtime *rt;
     CHECK_OK(blz_runtime_new(&cfg, &rt));
     return rt;
-}
-
-static int64_t
-wall_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 /* Keeps its worker without ever yielding: until the watchdog has reported

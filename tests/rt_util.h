@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 static inline blz_runtime *
 test_runtime(unsigned workers, size_t fiber_stack)
@@ -139,5 +140,21 @@ ready_vtable(void)
 }
 
 #define READY_FUTURE(v) ((ready_future){{ready_vtable(), 0, 0}, (v)})
+
+/* Wall-clock (CLOCK_MONOTONIC) time for the bounds of tests that spin:
+ * not the runtime's clock, which a paused runtime stops. */
+static inline int64_t
+wall_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t) ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+static inline int64_t
+wall_ms(void)
+{
+    return wall_us() / 1000;
+}
 
 #endif

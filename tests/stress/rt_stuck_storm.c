@@ -27,14 +27,6 @@ typedef struct storm_arg {
     unsigned i;
 } storm_arg;
 
-static int64_t
-wall_us(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t) ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
-
 static void *
 child(void *arg)
 {
