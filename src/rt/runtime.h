@@ -82,10 +82,13 @@ typedef struct blz__worker {
     blz__spinlock rescue_lock;                     /* held by a rescue and by the acknowledgement */
     blz__task *rescued_lifo;                       /* what the last rescue took (rescue_lock) */
     blz__task *rescued_defer;
-    _Atomic uint64_t stuck_polls; /* `polls` when other workers last looked (relaxed, racy) */
-    _Atomic uint64_t stuck_since; /* when they first saw it unchanged; 0: not yet */
     _Atomic uint64_t rescued;     /* tasks taken from this worker by rescues (metrics) */
     _Atomic uint64_t activations; /* a spare: times it joined in (metrics) */
+    /* Written by the other workers at each look for stranded tasks: a line
+     * of their own, away from `rescue`, which this worker reads at every
+     * LIFO slot operation. */
+    BLZ_ALIGNED_CACHELINE _Atomic uint64_t stuck_polls; /* `polls` at the last look (racy) */
+    _Atomic uint64_t stuck_since;                       /* when a look first saw that count */
 } blz__worker;
 
 typedef struct blz__owned_shard {

@@ -170,6 +170,16 @@ now_us(void)
     return (uint32_t) (blz_now() / 1000);
 }
 
+/* With the scheduling-delay histogram: t is queued (woken, spawned or
+ * yielded) now. */
+static inline void
+stamp_queued(blz__task *t)
+{
+    if (BLZ_UNLIKELY(t->rt->time_sched)) {
+        t->queued_us = now_us();
+    }
+}
+
 int
 blz__poll_bucket(uint64_t ns)
 {
@@ -516,9 +526,7 @@ void
 blz__schedule(blz__task *t)
 {
     blz_runtime *rt = t->rt;
-    if (BLZ_UNLIKELY(rt->time_sched)) {
-        t->queued_us = now_us();
-    }
+    stamp_queued(t);
     blz__worker *w = tl_worker;
     if (w && w->rt == rt) {
         if (blz__tl_task && blz__tl_task != t) {
@@ -598,9 +606,7 @@ blz__task_run(blz__task *t)
     blz__coop_budget = BLZ_COOP_UNLIMITED;
     if (blz__task_transition_to_idle(t)) {
         /* Notified during its own poll (yield, budget, self-wake): after the others. */
-        if (BLZ_UNLIKELY(t->rt->time_sched)) {
-            t->queued_us = now_us();
-        }
+        stamp_queued(t);
         blz__worker *w = tl_worker;
         if (w && w->rt == t->rt) {
             blz__defer_push(w, t);
@@ -887,13 +893,19 @@ driver_timeout(blz_runtime *rt, int64_t recheck_ns)
     return timeout;
 }
 
+/* The workers taking part other than w (idle_mask's bits). */
+static uint64_t
+other_active(const blz__worker *w)
+{
+    return blz__load(&w->rt->active_mask, SEQ_CST) & ~((uint64_t) 1 << w->index);
+}
+
 /* True when a worker other than w is awake (not parked). */
 static bool
 others_awake(blz__worker *w)
 {
-    blz_runtime *rt = w->rt;
-    uint64_t others = blz__load(&rt->active_mask, SEQ_CST) & ~((uint64_t) 1 << w->index);
-    return (blz__load(&rt->idle_mask, SEQ_CST) & others) != others;
+    uint64_t others = other_active(w);
+    return (blz__load(&w->rt->idle_mask, SEQ_CST) & others) != others;
 }
 
 /* Sleeps in the driver (if no one holds it) or on the futex until unparked,
@@ -948,7 +960,7 @@ static bool
 others_stuck(blz__worker *w)
 {
     blz_runtime *rt = w->rt;
-    uint64_t others = blz__load(&rt->active_mask, SEQ_CST) & ~((uint64_t) 1 << w->index);
+    uint64_t others = other_active(w);
     if (!others) {
         return false;
     }
