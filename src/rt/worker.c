@@ -857,12 +857,33 @@ yield_for_unpark(blz__worker *w)
     return blz__load(&w->park_state, ACQUIRE) == BLZ_PARK_NOTIFIED;
 }
 
-/* A paused clock that jumps to the next timer once every worker is idle
- * (not a manual one, which only blz_runtime_advance moves). */
+/* No task waits in any queue. A worker that has just fired timers in the
+ * driver still has its idle bit set until it is back from its park, with
+ * what it fired in its own queue: idle bits alone would let another worker
+ * jump the clock past a deadline whose task has not run yet. */
+static bool
+nothing_queued(blz_runtime *rt)
+{
+    if (blz__load(&rt->inject_len, SEQ_CST)) {
+        return false;
+    }
+    for (unsigned i = 0; i < rt->nworkers; i++) {
+        blz__worker *v = &rt->workers[i];
+        if (blz__local_queue_len(&v->queue) || blz__load(&v->lifo, RELAXED) ||
+            blz__load(&v->defer_top, RELAXED)) {
+            return false;
+        }
+    }
+    return true;
+}
+
+/* A paused clock that jumps to the next timer once every worker is idle and
+ * no task waits (not a manual one, which only blz_runtime_advance moves). */
 static bool
 auto_advance(blz_runtime *rt)
 {
-    return blz__timers_paused(&rt->timers) && !rt->cfg.manual_clock && all_idle(rt);
+    return blz__timers_paused(&rt->timers) && !rt->cfg.manual_clock && all_idle(rt) &&
+           nothing_queued(rt);
 }
 
 /* How long the driver holder may sleep: until the next timer (never, on a
