@@ -12,6 +12,7 @@
 #include "blitzio/time.h"
 #include "harness.h"
 #include "io/driver.h"
+#include "net/sock.h"
 #include "rt/current.h"
 #include "rt_util.h"
 
@@ -35,6 +36,14 @@ static inline blz__io_driver *
 net_driver(void)
 {
     return blz__rt_io(blz__rt_current());
+}
+
+/* Whether stream `s` reads through completion receive (io_uring's lent
+ * buffers) rather than recv(2). */
+static inline bool
+net_rx_on(const blz_tcp_stream *s)
+{
+    return s->sk.src.rx_on != 0;
 }
 
 /* A listener on 127.0.0.1 with a kernel-picked port; its address in *addr. */

@@ -792,12 +792,13 @@ short_read_main(void *arg)
         CHECK_EQ(blz_tcp_try_read(a, buf, sizeof buf), -EAGAIN);
         CHECK_EQ(atomic_load(&recv_calls), before);
     }
-    /* A full-size read says nothing: the next read asks the kernel. */
+    /* A full-size read says nothing: the next read asks the kernel (with
+     * completion receive, what it received: no syscall either way). */
     CHECK_OK(blz_tcp_write_all(b, "0123456789", 10));
     CHECK_OK(net_read_exact(a, buf, 10));
     int before = atomic_load(&recv_calls);
     CHECK_EQ(blz_tcp_try_read(a, buf, sizeof buf), -EAGAIN);
-    CHECK_EQ(atomic_load(&recv_calls), before + 1);
+    CHECK_EQ(atomic_load(&recv_calls), before + (net_rx_on(a) ? 0 : 1));
     /* Data and end-of-file together: the short read must not hide the EOF. */
     CHECK_EQ(blz_tcp_write(b, "x", 1), 1);
     CHECK_OK(blz_tcp_shutdown(b, BLZ_SHUT_WR));

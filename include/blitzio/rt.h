@@ -138,7 +138,20 @@ typedef struct blz_runtime_config {
      * (its scheduling delay: what a saturated worker adds to latency). One
      * clock read per wake and per run; off by default. */
     bool sched_delay_histogram;
+    /** io_uring only: buffers of 16 KiB lent to the kernel for completion
+     * receive on accepted TCP streams. The kernel receives into them as data
+     * arrives and a read copies out, with no recv system call; a stream
+     * holds at most four before its receive pauses, and a stream that finds
+     * none free reads the socket itself. A power of two up to
+     * BLZ_RECV_BUFFERS_MAX; 0: readiness and recv(2), as on epoll. Memory:
+     * up to recv_buffers x 16 KiB, touched as the kernel cycles through
+     * them. Default BLZ_RECV_BUFFERS_DEFAULT, or $BLZ_RECV_BUFFERS. */
+    unsigned recv_buffers;
 } blz_runtime_config;
+
+/** blz_runtime_config.recv_buffers: the default (4 MiB) and the most. */
+#define BLZ_RECV_BUFFERS_DEFAULT 256u
+#define BLZ_RECV_BUFFERS_MAX     32768u
 
 /** The defaults, with $BLZ_WORKERS and $BLZ_BACKEND applied. */
 BLZ_API void blz_runtime_config_default(blz_runtime_config *cfg);

@@ -24,6 +24,7 @@
 #ifndef BLZ_IO_BACKEND_H
 #define BLZ_IO_BACKEND_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -96,8 +97,19 @@ typedef struct blz__backend_ops {
     const char *name; /* "io_uring", "epoll" */
 
     /* Sets the backend up, probing what it needs. Any error makes the driver
-     * fall back to the next backend. */
-    int (*init)(blz__backend **out);
+     * fall back to the next backend. `recv_buffers`: how many buffers to lend
+     * the kernel for completion receive (a power of two; 0: none). `single`:
+     * one thread will park (see own). */
+    int (*init)(blz__backend **out, unsigned recv_buffers, bool single);
+
+    /* With `single`: the one thread that parks calls own before its first
+     * poll and disown after its last (which ends every request still in the
+     * kernel: nothing is submitted or completed after it). The backend may
+     * then tie the kernel's work to that thread; other threads' arms,
+     * submits and cancels still work, carried out at the owner's next poll.
+     * NULL when the backend has no use for it. */
+    void (*own)(blz__backend *b);
+    void (*disown)(blz__backend *b);
 
     /* Starts reporting readiness of src->fd (read and write, edge-triggered). */
     int (*arm)(blz__backend *b, struct blz__io_source *src);
@@ -130,6 +142,23 @@ typedef struct blz__backend_ops {
      * (the scheduler's maintenance tick). Any thread; NULL when the backend
      * defers nothing. */
     void (*flush_deferred)(blz__backend *b);
+
+    /* Completion receive for the TCP streams whose source asks for it
+     * (rx_want at arm; the backend then sets rx_on): the kernel receives
+     * into buffers it lends, and reads copy from them. NULL when the backend
+     * has none.
+     * rx_take: a read of up to `len` bytes from what was received; returns 1
+     * with the result in *res (bytes, 0 at end of stream, -EAGAIN while the
+     * kernel's receive is armed and nothing has come, or the receive's error),
+     * or 0 when the receive is not armed and nothing is held: the caller then
+     * reads the socket itself, and calls rx_arm when that finds it empty or
+     * reads short, so that the next data comes as an event. Any thread. */
+    int (*rx_take)(blz__backend *b, struct blz__io_source *src, void *buf, size_t len, int peek,
+                   long *res);
+    void (*rx_arm)(blz__backend *b, struct blz__io_source *src);
+    /* Buffers filled by the kernel and not given back yet, and receives
+     * armed (tests: nothing leaks). */
+    void (*rx_counts)(const blz__backend *b, unsigned *out, unsigned *armed);
 
     /* True if this backend runs completion ops of `kind`. */
     int (*supports)(const blz__backend *b, int kind);

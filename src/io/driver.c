@@ -49,11 +49,16 @@ backend_by_name(const char *name)
 }
 
 int
-blz__io_driver_new(const char *backend, blz__io_driver **out)
+blz__io_driver_new(const blz__io_options *opt, blz__io_driver **out)
 {
     if (!out) {
         return -EINVAL;
     }
+    blz__io_options none = {NULL, 0, false};
+    if (!opt) {
+        opt = &none;
+    }
+    const char *backend = opt->backend;
     if (!backend || !*backend) {
         backend = getenv("BLZ_BACKEND"); /* NOLINT(concurrency-mt-unsafe): read once at start */
         if (backend && (!*backend || strcmp(backend, "auto") == 0)) {
@@ -96,7 +101,7 @@ blz__io_driver_new(const char *backend, blz__io_driver **out)
         }
     }
     for (size_t i = 0; i < n; i++) {
-        rc = order[i]->init(&d->be);
+        rc = order[i]->init(&d->be, opt->recv_buffers, opt->single);
         if (rc == 0) {
             d->ops = order[i];
             break;
@@ -129,6 +134,32 @@ blz__io_driver_free(blz__io_driver *d)
     d->ops->fini(d->be);
     blz__registry_fini(&d->reg);
     blz__free(d);
+}
+
+void
+blz__io_driver_rx_counts(const blz__io_driver *d, unsigned *out, unsigned *armed)
+{
+    *out = 0;
+    *armed = 0;
+    if (d->ops->rx_counts) {
+        d->ops->rx_counts(d->be, out, armed);
+    }
+}
+
+void
+blz__io_driver_own(blz__io_driver *d)
+{
+    if (d->ops->own) {
+        d->ops->own(d->be);
+    }
+}
+
+void
+blz__io_driver_disown(blz__io_driver *d)
+{
+    if (d->ops->disown) {
+        d->ops->disown(d->be);
+    }
 }
 
 int

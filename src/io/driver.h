@@ -13,13 +13,32 @@
 
 #include "blitzio/common.h"
 
+#include <stdbool.h>
 #include <stdint.h>
 
 typedef struct blz__io_driver blz__io_driver;
 
-/* Creates the driver. `backend`: "io_uring", "epoll" or NULL for auto
- * ($BLZ_BACKEND, then io_uring if the probe passes, else epoll). */
-int blz__io_driver_new(const char *backend, blz__io_driver **out);
+/* What a driver is created with. */
+typedef struct blz__io_options {
+    /* "io_uring", "epoll" or NULL for auto ($BLZ_BACKEND, then io_uring if
+     * the probe passes, else epoll). */
+    const char *backend;
+    unsigned recv_buffers; /* blz_runtime_config.recv_buffers */
+    /* Exactly one thread will park: it calls blz__io_driver_own before its
+     * first park and blz__io_driver_disown after its last. */
+    bool single;
+} blz__io_options;
+
+/* Creates the driver. `opt` NULL: auto backend, no completion receive. */
+int blz__io_driver_new(const blz__io_options *opt, blz__io_driver **out);
+
+/* Completion receive (tests): buffers the kernel filled that streams still
+ * hold, and the kernel's receives armed. Both 0 without it. */
+void blz__io_driver_rx_counts(const blz__io_driver *d, unsigned *out, unsigned *armed);
+
+/* The single parking thread arrives and leaves (blz__io_options.single). */
+void blz__io_driver_own(blz__io_driver *d);
+void blz__io_driver_disown(blz__io_driver *d);
 
 /* Closes the backend and frees the driver. No task may still be registered. */
 void blz__io_driver_free(blz__io_driver *d);

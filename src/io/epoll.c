@@ -38,8 +38,10 @@ struct blz__backend {
 };
 
 static int
-ep_init(blz__backend **out)
+ep_init(blz__backend **out, unsigned recv_buffers, bool single)
 {
+    (void) recv_buffers; /* readiness only: reads are recv(2) */
+    (void) single;       /* any thread may enter epoll */
     blz__backend *b = blz__calloc(1, sizeof *b);
     if (!b) {
         return -ENOMEM;

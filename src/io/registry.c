@@ -271,6 +271,7 @@ blz__io_source_open(struct blz__io_driver *d, int fd, size_t size, unsigned init
     blz__waitlist_init(&s->readers);
     blz__waitlist_init(&s->writers);
     s->driver = d;
+    s->rx_want = (initial & BLZ__OPEN_RX) != 0 && d->ops->rx_take != NULL;
 
     blz__spin_lock(&d->reg.lock);
     reg_list_push(&d->reg.live, s);
@@ -402,6 +403,28 @@ blz__io_source_ready(blz__io_source *s, unsigned bits)
 {
     uint64_t r = readiness_set(s, bits & BLZ__RD_MASK);
     wake_waiters(s, r);
+}
+
+long
+blz__io_rx_read(blz__io_source *s, void *buf, size_t len, int peek)
+{
+    blz__io_driver *d = s->driver;
+    long r;
+    if (d->ops->rx_take(d->be, s, buf, len, peek, &r)) {
+        return r;
+    }
+    /* The kernel's receive is not armed (it ran out of lent buffers, or was
+     * paused for a reader that fell behind) and nothing it received is left:
+     * the socket holds the rest, in order. */
+    do {
+        r = blz__sys_recv(s->fd, buf, len, peek ? BLZ__MSG_PEEK : 0);
+    } while (r == -EINTR);
+    if (r == -EAGAIN || (r > 0 && (size_t) r < len && !peek)) {
+        /* Empty now: the next data must come as an event. A short read counts
+         * (the caller takes it to mean empty and clears readiness). */
+        d->ops->rx_arm(d->be, s);
+    }
+    return r;
 }
 
 void

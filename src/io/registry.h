@@ -69,6 +69,17 @@ typedef struct blz__io_source {
     void *alloc_base;      /* what blz__malloc returned (the source is aligned up to a line) */
     blz__waitlist readers; /* further futures waiting to read (or accept), FIFO */
     blz__waitlist writers; /* further futures waiting to write (or connect), FIFO */
+    /* Completion receive (backends with `rx_take`; see blz__io_rx_read). The
+     * opener sets rx_want; arm sets rx_on when the backend gives it, before
+     * the source is handed out, and it never changes after. The rest belongs
+     * to the backend, under `lock`: the filled buffers oldest first, how much
+     * of the first was read, the state of the kernel's receive. */
+    uint8_t rx_want;
+    uint8_t rx_on;
+    uint16_t rx_flags;
+    uint16_t rx_head, rx_tail, rx_count;
+    uint32_t rx_off;
+    int32_t rx_end; /* once the receive ended for good: 0 (end of stream) or -errno */
 } blz__io_source;
 
 /* The header of a block whose owner may never get to free it (a job that
@@ -110,6 +121,10 @@ void blz__registry_fini(blz__registry *r);
  * reference and fd belongs to the source. On failure fd is left open for the
  * caller. -EINVAL, -ENOMEM, or the backend's error.
  */
+/* In `initial` of blz__io_source_open: a TCP stream that may take completion
+ * receive if the backend has it (its reads then go through blz__io_rx_read). */
+#define BLZ__OPEN_RX 0x10000u
+
 int blz__io_source_open(struct blz__io_driver *d, int fd, size_t size, unsigned initial,
                         blz__io_source **out);
 
@@ -220,6 +235,16 @@ blz__io_waiter_init(blz_waiter *w)
     w->waker_ = BLZ_WAKER_NONE;
     w->state_ = 0;
 }
+
+/*
+ * A stream read on a source in completion-receive mode (s->rx_on): copies
+ * what the kernel already received into `buf` (MSG_PEEK semantics when
+ * `peek`), or, while the kernel's receive is not armed and nothing is held,
+ * reads the socket itself. Returns the bytes (0: end of stream), -EAGAIN
+ * (an event will come), or -errno: the contract of recv(2) on a non-blocking
+ * socket, so it is an attempt like the syscall it replaces.
+ */
+long blz__io_rx_read(blz__io_source *s, void *buf, size_t len, int peek);
 
 /* Backends: readiness `bits` arrived for `s`; wakes the waiters it satisfies.
  * Called from inside poll on the parking thread. */

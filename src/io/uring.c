@@ -2,41 +2,50 @@
  * The io_uring backend, on raw syscalls and <linux/io_uring.h> (no liburing).
  *
  * Readiness: each source gets one multishot POLL_ADD (POLLIN|POLLOUT|
- * POLLRDHUP) whose user_data is the source pointer tagged TAG_POLL; every CQE
- * it posts is dispatched like an epoll edge. Wake-ups: an eventfd with its own
- * multishot poll (user_data TAG_WAKE). Completion ops (read/write at offset,
- * recv, send, accept, connect, fsync, openat, statx, close) carry the op
- * pointer tagged TAG_OP; which of them this kernel has is probed at init
+ * POLLRDHUP; POLLOUT alone for a stream in completion receive, see
+ * uring_rx.c) whose user_data is the source pointer tagged TAG_POLL; every
+ * CQE it posts is dispatched like an epoll edge. Wake-ups: an eventfd with
+ * its own multishot poll (user_data TAG_WAKE). Completion ops (read/write at
+ * offset, recv, send, accept, connect, fsync, openat, statx, close) carry the
+ * op pointer tagged TAG_OP; which of them this kernel has is probed at init
  * (IORING_REGISTER_PROBE), and `supports` says no to the others.
+ *
+ * Two kinds of ring. The usual one is shared by every worker, set up with
+ * cooperative task running. A runtime with one worker gets a single-issuer
+ * ring instead (single_init, ur_own): SINGLE_ISSUER | DEFER_TASKRUN, which
+ * only that worker may enter, and whose completions the kernel runs in
+ * batches inside its io_uring_enter.
  *
  * Invariants:
  * - SQ: one producer at a time, under `lock`; every SQE is zeroed, filled, and
  *   published by a release store of the SQ tail (pairs with the kernel's
  *   acquire of it). Arm, disarm, submit and cancel flush at once, so changes
- *   made by other threads take effect while the parker sleeps.
+ *   made by other threads take effect while the parker sleeps; on a
+ *   single-issuer ring another thread only publishes and wakes the owner,
+ *   whose next poll submits.
  * - CQ: one consumer, the parking thread; the CQ tail is read with acquire
  *   (pairs with the kernel's release), each CQE is copied out before the head
  *   is released back to the kernel (release store).
  * - A source's poll state (be_flags: ARMED, RELEASED) is guarded by `lock`.
- *   ARMED: a poll request naming the source may still post CQEs (be_hold = 1).
- *   A CQE without IORING_CQE_F_MORE ends the request: if the owner released
- *   the source, be_hold drops to 0 (release) and the registry may free it;
- *   otherwise the poll is armed again (multishot polls end on overflow,
- *   cancellation at thread exit, and the like).
+ *   be_hold counts the requests that may still post a CQE naming the
+ *   source: its poll while ARMED, and its receive (uring_rx.c). A CQE
+ *   without IORING_CQE_F_MORE ends the request and drops its count
+ *   (release); a released source with no count left may be freed by the
+ *   registry. Otherwise the poll is armed again (multishot polls end on
+ *   overflow, cancellation at thread exit, and the like).
  * - An op in flight is on the `inflight` list (under `lock`) and its buffers
- *   (and path) belong to the kernel until its CQE; fini cancels every such op
- *   but CLOSE, and waits for every CQE before the ring is closed. A CLOSE is
- *   never cancelled: cancelled before it ran, it would leave its descriptor
- *   open with nobody to close it.
+ *   (and path) belong to the kernel until its CQE; fini (or the owner's
+ *   disown) cancels every such op but CLOSE, and waits for every CQE before
+ *   the ring is closed. A CLOSE is never cancelled: cancelled before it ran,
+ *   it would leave its descriptor open with nobody to close it.
  * - Feature floor: IORING_FEAT_NODROP, FEAT_EXT_ARG (timed waits) and
  *   FEAT_POLL_32BITS, the NOP/POLL_ADD/ASYNC_CANCEL ops, and
  *   multishot poll, checked by a live self-test at init. Anything less makes
- *   init fail, and the driver falls back to epoll.
+ *   init fail, and the driver falls back to epoll. Completion receive and the
+ *   single-issuer ring are extras: without them the backend works as before.
  */
 #include "core/alloc.h"
-#include "core/atomic.h"
-#include "io/backend.h"
-#include "io/registry.h"
+#include "io/uring_int.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -46,106 +55,14 @@
 #include <signal.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
+#include <sys/uio.h>
 #include <unistd.h>
-
-/* ---- the kernel ABI we rely on -------------------------------------------- */
-
-_Static_assert(sizeof(struct io_uring_sqe) == 64, "io_uring_sqe is 64 bytes");
-_Static_assert(offsetof(struct io_uring_sqe, opcode) == 0, "sqe.opcode");
-_Static_assert(offsetof(struct io_uring_sqe, flags) == 1, "sqe.flags");
-_Static_assert(offsetof(struct io_uring_sqe, ioprio) == 2, "sqe.ioprio");
-_Static_assert(offsetof(struct io_uring_sqe, fd) == 4, "sqe.fd");
-_Static_assert(offsetof(struct io_uring_sqe, off) == 8, "sqe.off");
-_Static_assert(offsetof(struct io_uring_sqe, addr) == 16, "sqe.addr");
-_Static_assert(offsetof(struct io_uring_sqe, len) == 24, "sqe.len");
-_Static_assert(offsetof(struct io_uring_sqe, poll32_events) == 28, "sqe.poll32_events");
-_Static_assert(offsetof(struct io_uring_sqe, msg_flags) == 28, "sqe.msg_flags");
-_Static_assert(offsetof(struct io_uring_sqe, accept_flags) == 28, "sqe.accept_flags");
-_Static_assert(offsetof(struct io_uring_sqe, fsync_flags) == 28, "sqe.fsync_flags");
-_Static_assert(offsetof(struct io_uring_sqe, open_flags) == 28, "sqe.open_flags");
-_Static_assert(offsetof(struct io_uring_sqe, statx_flags) == 28, "sqe.statx_flags");
-_Static_assert(offsetof(struct io_uring_sqe, addr2) == 8, "sqe.addr2 (statx buffer)");
-_Static_assert(offsetof(struct io_uring_sqe, user_data) == 32, "sqe.user_data");
-_Static_assert(sizeof(struct io_uring_cqe) == 16, "io_uring_cqe is 16 bytes");
-_Static_assert(offsetof(struct io_uring_cqe, user_data) == 0, "cqe.user_data");
-_Static_assert(offsetof(struct io_uring_cqe, res) == 8, "cqe.res");
-_Static_assert(offsetof(struct io_uring_cqe, flags) == 12, "cqe.flags");
-_Static_assert(sizeof(struct io_sqring_offsets) == 40, "io_sqring_offsets");
-_Static_assert(sizeof(struct io_cqring_offsets) == 40, "io_cqring_offsets");
-_Static_assert(sizeof(struct io_uring_params) == 120, "io_uring_params");
-_Static_assert(offsetof(struct io_uring_params, sq_off) == 40, "params.sq_off");
-_Static_assert(offsetof(struct io_uring_params, cq_off) == 80, "params.cq_off");
-_Static_assert(sizeof(struct io_uring_getevents_arg) == 24, "io_uring_getevents_arg");
-_Static_assert(sizeof(struct io_uring_probe) == 16, "io_uring_probe");
-_Static_assert(sizeof(struct io_uring_probe_op) == 8, "io_uring_probe_op");
-_Static_assert(IORING_OFF_SQ_RING == 0ULL && IORING_OFF_CQ_RING == 0x8000000ULL &&
-                   IORING_OFF_SQES == 0x10000000ULL,
-               "io_uring mmap offsets");
-_Static_assert(IORING_CQE_F_MORE == 2u && IORING_POLL_ADD_MULTI == 1u, "multishot flags");
-_Static_assert(sizeof(unsigned) == 4, "ring indices are 32-bit");
-
-#define SQ_ENTRIES 256u
-#define CQ_ENTRIES 4096u
-
-/* user_data tags (low bits; sources and ops are at least 8-aligned). */
-#define TAG_MASK   7ull
-#define TAG_IGNORE 0ull /* a remove/cancel request's own completion */
-#define TAG_POLL   1ull /* readiness of a source */
-#define TAG_WAKE   2ull /* the wake eventfd's poll (user_data is exactly 2) */
-#define TAG_OP     3ull /* a completion op */
-
-/* Source be_flags (under the backend lock). */
-#define SRC_ARMED    0x1u  /* a poll request for it is live in the kernel */
-#define SRC_RELEASED 0x2u  /* the owner let go: do not arm again */
-#define SRC_FAILS    0xf0u /* consecutive failed re-arms (bits 4..7) */
-
-#define POLL_MASK (POLLIN | POLLOUT | POLLRDHUP)
-
-struct blz__backend {
-    int ring_fd;          /* the io_uring; owned */
-    unsigned features;    /* IORING_FEAT_* */
-    pthread_mutex_t lock; /* SQ producer side, sources' be_flags, `inflight` */
-
-    /* Submission queue (kernel-shared words are accessed atomically). */
-    _Atomic unsigned *sq_khead;  /* advanced by the kernel as it consumes SQEs */
-    _Atomic unsigned *sq_ktail;  /* published by us (release) */
-    _Atomic unsigned *sq_kflags; /* IORING_SQ_CQ_OVERFLOW and friends */
-    unsigned *sq_array;          /* index array, identity-mapped at init */
-    unsigned sq_mask, sq_entries;
-    unsigned sq_tail; /* our next tail (under lock) */
-    struct io_uring_sqe *sqes;
-
-    /* Completion queue. */
-    _Atomic unsigned *cq_khead; /* released back by us after copying CQEs out */
-    _Atomic unsigned *cq_ktail; /* published by the kernel (acquire) */
-    unsigned cq_mask;
-    struct io_uring_cqe *cqes;
-
-    void *sq_ring; /* mmap of the SQ ring (and the CQ ring with FEAT_SINGLE_MMAP) */
-    size_t sq_ring_sz;
-    void *cq_ring; /* mmap of the CQ ring, or == sq_ring */
-    size_t cq_ring_sz;
-    size_t sqes_sz;
-
-    int wakefd;                    /* eventfd written by wake(); owned */
-    _Atomic uint32_t wake_pending; /* 1 while a wake is written and not drained */
-    int wake_armed;                /* the wake poll is live (under lock) */
-
-    /* Bumped (release) before anything naming a source or op goes to the
-     * kernel; read (acquire) before completions are handled. The syscall
-     * orders the real memory; this makes the order visible to the memory
-     * model (and to ThreadSanitizer, which cannot see through the kernel). */
-    _Atomic uint64_t published;
-
-    bool coop_taskrun;                           /* set up with COOP_TASKRUN | TASKRUN_FLAG */
-    unsigned char supported[BLZ__OP_KIND_COUNT]; /* completion ops the probe found */
-    blz__io_op inflight;                         /* sentinel of ops in flight (under lock) */
-};
 
 /* ---- raw syscalls ---------------------------------------------------------- */
 
@@ -156,16 +73,16 @@ sys_setup(unsigned entries, struct io_uring_params *p)
     return r < 0 ? -errno : (int) r;
 }
 
-static int
-sys_enter(int fd, unsigned to_submit, unsigned min_complete, unsigned flags, void *arg,
-          size_t argsz)
+int
+blz__ur_enter(int fd, unsigned to_submit, unsigned min_complete, unsigned flags, void *arg,
+              size_t argsz)
 {
     long r = syscall(__NR_io_uring_enter, fd, to_submit, min_complete, flags, arg, argsz);
     return r < 0 ? -errno : (int) r;
 }
 
-static int
-sys_register(int fd, unsigned opcode, void *arg, unsigned nr_args)
+int
+blz__ur_register(int fd, unsigned opcode, void *arg, unsigned nr_args)
 {
     long r = syscall(__NR_io_uring_register, fd, opcode, arg, nr_args);
     return r < 0 ? -errno : (int) r;
@@ -173,39 +90,49 @@ sys_register(int fd, unsigned opcode, void *arg, unsigned nr_args)
 
 /* ---- SQ ------------------------------------------------------------------ */
 
+static void ur_wake(blz__backend *b);
+
 /* Submits every published SQE. Lock held. Returns 0 or -errno. */
-static int
-sq_flush(blz__backend *b)
+int
+blz__ur_sq_flush(blz__backend *b)
 {
     /* Pairs with the acquire in cq_reap: a source or op initialised before
      * its SQE is fully visible to whoever handles its CQE. */
     blz__fetch_add(&b->published, 1u, RELEASE);
     /* Release pairs with the kernel's acquire of the tail: SQE contents first. */
     blz__store(b->sq_ktail, b->sq_tail, RELEASE);
+    if (b->single && !(b->owned && pthread_equal(b->owner, pthread_self()))) {
+        /* Only the owner may enter: it submits at its next poll, which the
+         * wake brings forward. */
+        if (!blz__load(&b->disowned, RELAXED) && b->sq_tail != blz__load(b->sq_khead, ACQUIRE)) {
+            ur_wake(b);
+        }
+        return 0;
+    }
     for (int tries = 0; tries < 8; tries++) {
         unsigned pending = b->sq_tail - blz__load(b->sq_khead, ACQUIRE);
         if (pending == 0) {
             return 0;
         }
-        int r = sys_enter(b->ring_fd, pending, 0, 0, NULL, 0);
+        int r = blz__ur_enter(b->ring_fd, pending, 0, 0, NULL, 0);
         if (r < 0 && r != -EINTR && r != -EAGAIN && r != -EBUSY) {
             return r;
         }
         if (r == -EBUSY || r == -EAGAIN) {
             /* CQ backlog on older kernels: let the kernel flush it, then retry. */
-            (void) sys_enter(b->ring_fd, 0, 0, IORING_ENTER_GETEVENTS, NULL, 0);
+            (void) blz__ur_enter(b->ring_fd, 0, 0, IORING_ENTER_GETEVENTS, NULL, 0);
         }
     }
     return -EBUSY;
 }
 
 /* A zeroed SQE, or NULL when the SQ stays full. Lock held. */
-static struct io_uring_sqe *
-sq_get(blz__backend *b)
+struct io_uring_sqe *
+blz__ur_sq_get(blz__backend *b)
 {
     unsigned head = blz__load(b->sq_khead, ACQUIRE);
     if (b->sq_tail - head >= b->sq_entries) {
-        (void) sq_flush(b);
+        (void) blz__ur_sq_flush(b);
         head = blz__load(b->sq_khead, ACQUIRE);
         if (b->sq_tail - head >= b->sq_entries) {
             return NULL;
@@ -230,10 +157,10 @@ prep_poll_multi(struct io_uring_sqe *sqe, int fd, uint32_t mask, uint64_t user_d
     sqe->user_data = user_data;
 }
 
-static void
-prep_remove(struct io_uring_sqe *sqe, uint8_t opcode, uint64_t target)
+void
+blz__ur_prep_cancel(struct io_uring_sqe *sqe, uint64_t target)
 {
-    sqe->opcode = opcode; /* ASYNC_CANCEL: matches the request whose user_data is sqe->addr */
+    sqe->opcode = IORING_OP_ASYNC_CANCEL; /* matches the request whose user_data is sqe->addr */
     sqe->fd = -1;
     sqe->addr = target;
     sqe->user_data = TAG_IGNORE;
@@ -243,21 +170,23 @@ prep_remove(struct io_uring_sqe *sqe, uint8_t opcode, uint64_t target)
 static int
 arm_locked(blz__backend *b, blz__io_source *src, int flush)
 {
-    struct io_uring_sqe *sqe = sq_get(b);
+    struct io_uring_sqe *sqe = blz__ur_sq_get(b);
     if (!sqe) {
         return -EBUSY;
     }
-    prep_poll_multi(sqe, src->fd, POLL_MASK, (uint64_t) (uintptr_t) src | TAG_POLL);
-    src->be_flags |= SRC_ARMED;
-    blz__store(&src->be_hold, 1u,
-               RELAXED); /* read by the sweep, on this (parking) or a later park */
-    return flush ? sq_flush(b) : 0;
+    prep_poll_multi(sqe, src->fd, src->rx_on ? RX_POLL : POLL_MASK,
+                    (uint64_t) (uintptr_t) src | TAG_POLL);
+    if (!(src->be_flags & SRC_ARMED)) {
+        src->be_flags |= SRC_ARMED;
+        blz__fetch_add(&src->be_hold, 1u, RELAXED); /* read by the sweep, at a later park */
+    }
+    return flush ? blz__ur_sq_flush(b) : 0;
 }
 
 static int
 arm_wake_locked(blz__backend *b)
 {
-    struct io_uring_sqe *sqe = sq_get(b);
+    struct io_uring_sqe *sqe = blz__ur_sq_get(b);
     if (!sqe) {
         return -EBUSY;
     }
@@ -266,13 +195,16 @@ arm_wake_locked(blz__backend *b)
     return 0;
 }
 
-/* ---- backend operations --------------------------------------------------- */
-
 static int
 ur_arm(blz__backend *b, blz__io_source *src)
 {
     pthread_mutex_lock(&b->lock);
+    if (blz__load(&b->disowned, RELAXED)) {
+        pthread_mutex_unlock(&b->lock);
+        return -ESHUTDOWN; /* its thread has left: nothing runs its I/O any more */
+    }
     src->be_flags = 0;
+    blz__ur_rx_open_locked(b, src); /* before the poll: its mask depends on it */
     int rc = arm_locked(b, src, 1);
     if (rc < 0 && (src->be_flags & SRC_ARMED)) {
         /* The SQE is published but the flush failed: the parker's next flush
@@ -289,23 +221,23 @@ ur_disarm(blz__backend *b, blz__io_source *src)
     pthread_mutex_lock(&b->lock);
     src->be_flags |= SRC_RELEASED;
     if (src->be_flags & SRC_ARMED) {
-        struct io_uring_sqe *sqe = sq_get(b);
+        struct io_uring_sqe *sqe = blz__ur_sq_get(b);
         if (sqe) {
             /* ASYNC_CANCEL, not POLL_REMOVE: POLL_REMOVE gives up with
              * -EALREADY (cancelling nothing) when the poll's task work is in
              * flight at that moment, and the poll would then hold the file
              * (so the socket never closes) for the life of the ring. Cancel
              * marks the poll cancelled and it completes either way. */
-            prep_remove(sqe, IORING_OP_ASYNC_CANCEL, (uint64_t) (uintptr_t) src | TAG_POLL);
-            (void) sq_flush(b);
+            blz__ur_prep_cancel(sqe, (uint64_t) (uintptr_t) src | TAG_POLL);
         }
-        /* be_hold stays 1 until the poll's last CQE (its -ECANCELED). If the
-         * SQ was full the poll lives on until the ring closes: a leak of one
-         * source, never a use after free. */
-    } else {
-        blz__store(&src->be_hold, 0u, RELEASE); /* pairs with the sweep's acquire */
+        /* be_hold counts the poll until its last CQE (its -ECANCELED). If
+         * the SQ was full the poll lives on until the ring closes: a leak of
+         * one source, never a use after free. */
     }
+    uint16_t held = blz__ur_rx_close_locked(b, src);
+    (void) blz__ur_sq_flush(b);
     pthread_mutex_unlock(&b->lock);
+    blz__ur_rx_give(b, held);
 }
 
 static void
@@ -315,15 +247,16 @@ ur_flush_deferred(blz__backend *b)
      * enter it; the flag is ring-wide, so the work may be another thread's and
      * this entry a wasted one: at most one per maintenance tick. Any syscall
      * runs the calling thread's pending work on its way out. */
-    if (b->coop_taskrun && (blz__load(b->sq_kflags, RELAXED) & IORING_SQ_TASKRUN)) {
-        (void) sys_enter(b->ring_fd, 0, 0, 0, NULL, 0);
+    if (b->coop_taskrun && !b->single && (blz__load(b->sq_kflags, RELAXED) & IORING_SQ_TASKRUN)) {
+        (void) blz__ur_enter(b->ring_fd, 0, 0, 0, NULL, 0);
     }
 }
 
 static int
 ur_supports(const blz__backend *b, int kind)
 {
-    return kind >= 0 && kind < BLZ__OP_KIND_COUNT && b->supported[kind];
+    return kind >= 0 && kind < BLZ__OP_KIND_COUNT && b->supported[kind] &&
+           !blz__load(&b->disowned, RELAXED);
 }
 
 static int
@@ -410,7 +343,7 @@ ur_submit(blz__backend *b, blz__io_op *op)
         return op && op->done ? -EOPNOTSUPP : -EINVAL;
     }
     pthread_mutex_lock(&b->lock);
-    struct io_uring_sqe *sqe = sq_get(b);
+    struct io_uring_sqe *sqe = blz__ur_sq_get(b);
     if (!sqe) {
         pthread_mutex_unlock(&b->lock);
         return -EBUSY;
@@ -419,7 +352,7 @@ ur_submit(blz__backend *b, blz__io_op *op)
     inflight_link(b, op);
     /* Once published the op is the kernel's: a failed flush is retried by the
      * parker, and the done call still comes. */
-    (void) sq_flush(b);
+    (void) blz__ur_sq_flush(b);
     pthread_mutex_unlock(&b->lock);
     return 0;
 }
@@ -433,10 +366,10 @@ ur_cancel(blz__backend *b, blz__io_op *op)
     int rc = -ENOENT;
     pthread_mutex_lock(&b->lock);
     if (op->be_next) {
-        struct io_uring_sqe *sqe = sq_get(b);
+        struct io_uring_sqe *sqe = blz__ur_sq_get(b);
         if (sqe) {
-            prep_remove(sqe, IORING_OP_ASYNC_CANCEL, (uint64_t) (uintptr_t) op | TAG_OP);
-            rc = sq_flush(b);
+            blz__ur_prep_cancel(sqe, (uint64_t) (uintptr_t) op | TAG_OP);
+            rc = blz__ur_sq_flush(b);
         } else {
             rc = -EBUSY;
         }
@@ -463,8 +396,9 @@ static void
 poll_ended(blz__backend *b, blz__io_source *src, int32_t res)
 {
     src->be_flags &= ~SRC_ARMED;
-    if (src->be_flags & SRC_RELEASED) {
-        blz__store(&src->be_hold, 0u, RELEASE); /* pairs with the sweep's acquire */
+    /* Release pairs with the sweep's acquire (a released source's last use). */
+    blz__fetch_sub(&src->be_hold, 1u, RELEASE);
+    if ((src->be_flags & SRC_RELEASED) || b->draining) {
         return;
     }
     unsigned fails = (src->be_flags & SRC_FAILS) >> 4;
@@ -478,7 +412,6 @@ poll_ended(blz__backend *b, blz__io_source *src, int32_t res)
         /* The kernel keeps refusing: report an error so that the waiters run
          * their syscalls and see what is wrong, and stop trying. */
         blz__io_source_ready(src, BLZ__RD_ERROR | BLZ__RD_READ | BLZ__RD_WRITE);
-        blz__store(&src->be_hold, 0u, RELEASE);
         return;
     }
     (void) arm_locked(b, src, 0); /* flushed at the end of this poll */
@@ -498,7 +431,9 @@ handle_cqe(blz__backend *b, uint64_t ud, int32_t res, uint32_t flags, int *handl
         if (!(flags & IORING_CQE_F_MORE)) {
             pthread_mutex_lock(&b->lock);
             b->wake_armed = 0;
-            (void) arm_wake_locked(b);
+            if (!b->draining) {
+                (void) arm_wake_locked(b);
+            }
             pthread_mutex_unlock(&b->lock);
         }
         return;
@@ -507,8 +442,12 @@ handle_cqe(blz__backend *b, uint64_t ud, int32_t res, uint32_t flags, int *handl
         /* user_data carries the pointer we put in it. */
         blz__io_source *src =
             (blz__io_source *) (uintptr_t) (ud & ~TAG_MASK); // NOLINT(performance-no-int-to-ptr)
-        if (res > 0) {
-            blz__io_source_ready(src, blz__rd_from_poll((uint32_t) res));
+        unsigned bits = res > 0 ? blz__rd_from_poll((uint32_t) res) : 0;
+        if (src->rx_on) {
+            bits &= BLZ__RD_WRITE | BLZ__RD_WCLOSED; /* its receive reports the read side */
+        }
+        if (bits) {
+            blz__io_source_ready(src, bits);
             (*handled)++;
         }
         if (!(flags & IORING_CQE_F_MORE)) {
@@ -516,6 +455,13 @@ handle_cqe(blz__backend *b, uint64_t ud, int32_t res, uint32_t flags, int *handl
             poll_ended(b, src, res);
             pthread_mutex_unlock(&b->lock);
         }
+        return;
+    }
+    if (tag == TAG_RECV) {
+        blz__ur_rx_cqe(
+            b,
+            (blz__io_source *) (uintptr_t) (ud & ~TAG_MASK), // NOLINT(performance-no-int-to-ptr)
+            res, flags, handled);
         return;
     }
     if (tag == TAG_OP) {
@@ -547,8 +493,14 @@ cq_reap(blz__backend *b, unsigned *seen, unsigned max)
             break;
         }
         /* After seeing the CQEs: pairs with the release in sq_flush, which
-         * came before their submission. */
+         * came before their submission, and with the release of the buffer
+         * ring's tail in rx_give, which came before the kernel filled a
+         * buffer it gave back (the kernel orders both for real; these make
+         * the order visible to the memory model and ThreadSanitizer). */
         (void) blz__load(&b->published, ACQUIRE);
+        if (b->rx_on) {
+            (void) blz__load((_Atomic uint16_t *) (void *) &b->rx_ring->tail, ACQUIRE);
+        }
         while (head != tail && *seen < max) {
             const struct io_uring_cqe *cqe = &b->cqes[head & b->cq_mask];
             uint64_t ud = cqe->user_data;
@@ -570,10 +522,22 @@ static int
 poll_upto(blz__backend *b, int64_t timeout_ns, unsigned max)
 {
     unsigned seen = 0;
+    /* A single-issuer ring posts completions only inside the owner's
+     * io_uring_enter, and Linux runs at most a batch of them (20 on 6.18)
+     * per enter: enter while it says more wait, up to `max`. */
+    if (b->single && (blz__load(b->sq_kflags, RELAXED) & IORING_SQ_TASKRUN)) {
+        (void) blz__ur_enter(b->ring_fd, 0, 0, IORING_ENTER_GETEVENTS, NULL, 0);
+    }
     int n = cq_reap(b, &seen, max);
+    for (int i = 0;
+         b->single && i < 4 && seen < max && (blz__load(b->sq_kflags, RELAXED) & IORING_SQ_TASKRUN);
+         i++) {
+        (void) blz__ur_enter(b->ring_fd, 0, 0, IORING_ENTER_GETEVENTS, NULL, 0);
+        n += cq_reap(b, &seen, max);
+    }
     /* Publish what reaping queued (re-arms), and learn of a CQ overflow. */
     pthread_mutex_lock(&b->lock);
-    (void) sq_flush(b);
+    (void) blz__ur_sq_flush(b);
     pthread_mutex_unlock(&b->lock);
     unsigned sqf = blz__load(b->sq_kflags, RELAXED);
     /* Any CQE (a wake included) means "return now": wait only on an empty CQ. */
@@ -586,17 +550,17 @@ poll_upto(blz__backend *b, int64_t timeout_ns, unsigned max)
             ts.tv_nsec = timeout_ns % 1000000000;
             arg.ts = (uint64_t) (uintptr_t) &ts;
         }
-        int r = sys_enter(b->ring_fd, 0, 1, IORING_ENTER_GETEVENTS | IORING_ENTER_EXT_ARG, &arg,
-                          sizeof arg);
+        int r = blz__ur_enter(b->ring_fd, 0, 1, IORING_ENTER_GETEVENTS | IORING_ENTER_EXT_ARG, &arg,
+                              sizeof arg);
         if (r < 0 && r != -ETIME && r != -EINTR && r != -EAGAIN && r != -EBUSY) {
             return r;
         }
     } else if (sqf & IORING_SQ_CQ_OVERFLOW) {
-        (void) sys_enter(b->ring_fd, 0, 0, IORING_ENTER_GETEVENTS, NULL, 0);
+        (void) blz__ur_enter(b->ring_fd, 0, 0, IORING_ENTER_GETEVENTS, NULL, 0);
     }
     n += cq_reap(b, &seen, max);
     pthread_mutex_lock(&b->lock);
-    (void) sq_flush(b);
+    (void) blz__ur_sq_flush(b);
     pthread_mutex_unlock(&b->lock);
     return n;
 }
@@ -685,7 +649,7 @@ probe_ops(blz__backend *b)
     if (!probe) {
         return -ENOMEM;
     }
-    int rc = sys_register(b->ring_fd, IORING_REGISTER_PROBE, probe, 256);
+    int rc = blz__ur_register(b->ring_fd, IORING_REGISTER_PROBE, probe, 256);
     if (rc < 0) {
         blz__free(probe);
         return rc;
@@ -711,6 +675,30 @@ probe_ops(blz__backend *b)
     return 0;
 }
 
+int
+blz__ur_next_cqe_setup(blz__backend *b, struct io_uring_cqe *out)
+{
+    struct __kernel_timespec ts = {.tv_sec = 1, .tv_nsec = 0};
+    struct io_uring_getevents_arg arg = {0};
+    arg.sigmask_sz = _NSIG / 8;
+    arg.ts = (uint64_t) (uintptr_t) &ts;
+    for (int tries = 0; tries < 4; tries++) {
+        unsigned head = blz__load(b->cq_khead, RELAXED);
+        unsigned tail = blz__load(b->cq_ktail, ACQUIRE);
+        if (head != tail) {
+            *out = b->cqes[head & b->cq_mask];
+            blz__store(b->cq_khead, head + 1, RELEASE);
+            return 0;
+        }
+        int r = blz__ur_enter(b->ring_fd, 0, 1, IORING_ENTER_GETEVENTS | IORING_ENTER_EXT_ARG, &arg,
+                              sizeof arg);
+        if (r < 0 && r != -EINTR && r != -ETIME) {
+            return r;
+        }
+    }
+    return -ETIMEDOUT;
+}
+
 /* Arms the wake poll and checks that multishot poll really works here: a
  * write must produce a CQE that says more will follow. */
 static int
@@ -719,7 +707,7 @@ selftest_multishot(blz__backend *b)
     pthread_mutex_lock(&b->lock);
     int rc = arm_wake_locked(b);
     if (rc == 0) {
-        rc = sq_flush(b);
+        rc = blz__ur_sq_flush(b);
     }
     pthread_mutex_unlock(&b->lock);
     if (rc < 0) {
@@ -729,38 +717,28 @@ selftest_multishot(blz__backend *b)
     if (write(b->wakefd, &one, sizeof one) != (ssize_t) sizeof one) {
         return -errno;
     }
-    struct __kernel_timespec ts = {.tv_sec = 1, .tv_nsec = 0};
-    struct io_uring_getevents_arg arg = {0};
-    arg.sigmask_sz = _NSIG / 8;
-    arg.ts = (uint64_t) (uintptr_t) &ts;
-    for (int tries = 0; tries < 4; tries++) {
-        unsigned head = blz__load(b->cq_khead, RELAXED);
-        unsigned tail = blz__load(b->cq_ktail, ACQUIRE);
-        if (head != tail) {
-            const struct io_uring_cqe *cqe = &b->cqes[head & b->cq_mask];
-            int ok = cqe->user_data == TAG_WAKE && cqe->res > 0 && (cqe->flags & IORING_CQE_F_MORE);
-            blz__store(b->cq_khead, head + 1, RELEASE);
-            uint64_t v;
-            ssize_t r = read(b->wakefd, &v, sizeof v);
-            (void) r;
-            return ok ? 0 : -EOPNOTSUPP;
-        }
-        int r = sys_enter(b->ring_fd, 0, 1, IORING_ENTER_GETEVENTS | IORING_ENTER_EXT_ARG, &arg,
-                          sizeof arg);
-        if (r < 0 && r != -EINTR && r != -ETIME) {
-            return r;
-        }
+    struct io_uring_cqe cqe;
+    rc = blz__ur_next_cqe_setup(b, &cqe);
+    if (rc < 0) {
+        return rc;
     }
-    return -ETIMEDOUT;
+    uint64_t v;
+    ssize_t r = read(b->wakefd, &v, sizeof v);
+    (void) r;
+    return cqe.user_data == TAG_WAKE && cqe.res > 0 && (cqe.flags & IORING_CQE_F_MORE)
+               ? 0
+               : -EOPNOTSUPP;
 }
+
 
 static void
 ur_teardown(blz__backend *b)
 {
     unmap_rings(b);
     if (b->ring_fd >= 0) {
-        close(b->ring_fd);
+        close(b->ring_fd); /* the kernel lets go of the lent buffers with the ring */
     }
+    blz__ur_rx_unmap(b);
     if (b->wakefd >= 0) {
         close(b->wakefd);
     }
@@ -768,20 +746,87 @@ ur_teardown(blz__backend *b)
     blz__free(b);
 }
 
-static int
-ur_init(blz__backend **out)
+static blz__backend *
+backend_alloc(void)
 {
     blz__backend *b = blz__calloc(1, sizeof *b);
     if (!b) {
-        return -ENOMEM;
+        return NULL;
     }
     b->ring_fd = -1;
     b->wakefd = -1;
     atomic_init(&b->wake_pending, 0u);
     atomic_init(&b->published, 0u);
+    atomic_init(&b->rx_armed, 0u);
+    atomic_init(&b->rx_out, 0u);
+    atomic_init(&b->disowned, 0u);
     b->inflight.be_next = b->inflight.be_prev = &b->inflight;
     if (pthread_mutex_init(&b->lock, NULL) != 0) {
         blz__free(b);
+        return NULL;
+    }
+    return b;
+}
+
+/*
+ * The ring of a runtime with one thread that parks (io/backend.h, own):
+ * SINGLE_ISSUER | DEFER_TASKRUN, created disabled and enabled by the owner.
+ * The kernel then runs completions (and a multishot receive's copying) in a
+ * batch inside the owner's io_uring_enter instead of on its way back from
+ * every system call (cooperative task running), which cuts the server CPU
+ * per message of a pinned echo server (BENCHMARKS.md). What `plain` (a ring
+ * of the usual kind, already probed and self-tested) found is taken over.
+ */
+static int
+single_init(const blz__backend *plain, blz__backend **out)
+{
+    blz__backend *b = backend_alloc();
+    if (!b) {
+        return -ENOMEM;
+    }
+    struct io_uring_params p;
+    memset(&p, 0, sizeof p);
+    p.flags = IORING_SETUP_CQSIZE | IORING_SETUP_CLAMP | IORING_SETUP_SINGLE_ISSUER |
+              IORING_SETUP_DEFER_TASKRUN | IORING_SETUP_TASKRUN_FLAG | IORING_SETUP_R_DISABLED;
+    p.cq_entries = CQ_ENTRIES;
+    int fd = sys_setup(SQ_ENTRIES, &p);
+    if (fd < 0) {
+        ur_teardown(b);
+        return fd; /* before 6.1: no DEFER_TASKRUN */
+    }
+    b->ring_fd = fd;
+    b->features = p.features;
+    b->single = true;
+    memcpy(b->supported, plain->supported, sizeof b->supported);
+    int rc = map_rings(b, &p);
+    if (rc == 0) {
+        b->wakefd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+        rc = b->wakefd < 0 ? -errno : 0;
+    }
+    if (rc == 0) {
+        pthread_mutex_lock(&b->lock);
+        rc = arm_wake_locked(b); /* submitted by the owner's first flush */
+        pthread_mutex_unlock(&b->lock);
+    }
+    if (rc == 0 && plain->rx_on) {
+        b->rx_bufs = plain->rx_bufs;
+        b->rx_on = blz__ur_rx_register(b) == 0;
+    }
+    if (rc < 0) {
+        ur_teardown(b);
+        return rc;
+    }
+    *out = b;
+    return 0;
+}
+
+static void ur_fini(blz__backend *b);
+
+static int
+ur_init(blz__backend **out, unsigned recv_buffers, bool single)
+{
+    blz__backend *b = backend_alloc();
+    if (!b) {
         return -ENOMEM;
     }
 
@@ -829,30 +874,37 @@ ur_init(blz__backend **out)
         ur_teardown(b);
         return rc;
     }
+    b->rx_bufs = recv_buffers;
+    blz__ur_rx_setup(b);
+    blz__backend *s1;
+    if (single && single_init(b, &s1) == 0) {
+        ur_fini(b);
+        b = s1;
+    }
     *out = b;
     return 0;
 }
 
+/* Ends every request and waits for the ends, re-arming nothing: the ring
+ * is about to close. Parking thread (the owner, for a single-issuer ring). */
 static void
-ur_fini(blz__backend *b)
+drain(blz__backend *b)
 {
-    if (!b) {
-        return;
-    }
     /* Ops in flight own kernel-held buffers: cancel them all and wait for
      * their completions (bounded: a stuck op leaks its memory rather than
      * freeing what the kernel may still write). Closes are left to finish. */
     pthread_mutex_lock(&b->lock);
+    b->draining = true;
     for (blz__io_op *op = b->inflight.be_next; op != &b->inflight; op = op->be_next) {
         if (op->kind == BLZ__OP_CLOSE) {
             continue;
         }
-        struct io_uring_sqe *sqe = sq_get(b);
+        struct io_uring_sqe *sqe = blz__ur_sq_get(b);
         if (sqe) {
-            prep_remove(sqe, IORING_OP_ASYNC_CANCEL, (uint64_t) (uintptr_t) op | TAG_OP);
+            blz__ur_prep_cancel(sqe, (uint64_t) (uintptr_t) op | TAG_OP);
         }
     }
-    (void) sq_flush(b);
+    (void) blz__ur_sq_flush(b);
     pthread_mutex_unlock(&b->lock);
     for (int i = 0; i < 100; i++) {
         pthread_mutex_lock(&b->lock);
@@ -862,6 +914,68 @@ ur_fini(blz__backend *b)
             break;
         }
         (void) poll_upto(b, 50 * 1000000LL, UINT_MAX); /* no runtime left to overflow */
+    }
+    /* Receives still armed (streams never closed, or closed but not yet
+     * ended) write into the lent buffers: end them all before the buffers
+     * go. Ops are all done by now, so cancelling every request is safe. */
+    for (int i = 0; i < 100 && blz__load(&b->rx_armed, RELAXED) > 0; i++) {
+        if (i % 20 == 0) {
+            pthread_mutex_lock(&b->lock);
+            struct io_uring_sqe *sqe = blz__ur_sq_get(b);
+            if (sqe) {
+                blz__ur_prep_cancel(sqe, 0);
+                sqe->cancel_flags = IORING_ASYNC_CANCEL_ANY | IORING_ASYNC_CANCEL_ALL;
+                (void) blz__ur_sq_flush(b);
+            }
+            pthread_mutex_unlock(&b->lock);
+        }
+        (void) poll_upto(b, 50 * 1000000LL, UINT_MAX);
+    }
+    if (blz__load(&b->rx_armed, RELAXED) > 0) {
+        b->rx_mem = NULL; /* a receive would not end: leak its buffers rather than reuse them */
+    }
+}
+
+static void
+ur_own(blz__backend *b)
+{
+    if (!b->single) {
+        return;
+    }
+    pthread_mutex_lock(&b->lock);
+    if (blz__ur_register(b->ring_fd, IORING_REGISTER_ENABLE_RINGS, NULL, 0) == 0) {
+        b->owner = pthread_self();
+        b->owned = true;
+    }
+    (void) blz__ur_sq_flush(b); /* what others prepared meanwhile, the wake's poll first */
+    pthread_mutex_unlock(&b->lock);
+}
+
+static void
+ur_disown(blz__backend *b)
+{
+    if (!b->single || !b->owned) {
+        return;
+    }
+    drain(b);
+    pthread_mutex_lock(&b->lock);
+    b->owned = false;
+    blz__store(&b->disowned, 1u, RELAXED);
+    pthread_mutex_unlock(&b->lock);
+}
+
+static void
+ur_fini(blz__backend *b)
+{
+    if (!b) {
+        return;
+    }
+    if (!b->single) {
+        drain(b);
+    } else if (b->owned) {
+        /* Only the owner may wait for completions, and it did not drain:
+         * receives may still write into the lent buffers. */
+        b->rx_mem = NULL;
     }
     ur_teardown(b);
 }
@@ -877,6 +991,11 @@ const blz__backend_ops blz__uring_backend = {
     .poll = ur_poll,
     .wake = ur_wake,
     .flush_deferred = ur_flush_deferred,
+    .rx_take = blz__ur_rx_take,
+    .rx_arm = blz__ur_rx_arm,
+    .rx_counts = blz__ur_rx_counts,
+    .own = ur_own,
+    .disown = ur_disown,
     .supports = ur_supports,
     .fini = ur_fini,
 };

@@ -185,8 +185,11 @@ do_accept(blz_io_future *f, blz__sock *sk)
         return r;
     }
     blz__sock *ns;
-    int rc = blz__sock_wrap(sk->src.driver, (int) r, BLZ__SK_STREAM, sk->family,
-                            BLZ__RD_READ | BLZ__RD_WRITE, &ns);
+    /* An accepted TCP stream takes completion receive where the backend has
+     * it (io_uring): its first data then arrives as an event, not a guess. */
+    unsigned initial =
+        sk->family == BLZ_AF_UNIX ? BLZ__RD_READ | BLZ__RD_WRITE : BLZ__RD_WRITE | BLZ__OPEN_RX;
+    int rc = blz__sock_wrap(sk->src.driver, (int) r, BLZ__SK_STREAM, sk->family, initial, &ns);
     if (rc < 0) {
         return rc;
     }
@@ -217,6 +220,28 @@ stream_full(const blz__sock *sk, int op, size_t len)
     return 0;
 }
 
+/* readv on a completion-receive stream: the buffers filled in turn, up to
+ * the first that comes back short. */
+static long
+rx_readv(blz__sock *sk, const blz_iovec *iov, int n)
+{
+    long total = 0;
+    for (int i = 0; i < n; i++) {
+        if (iov[i].len == 0) {
+            continue;
+        }
+        long r = blz__io_rx_read(&sk->src, iov[i].base, iov[i].len, 0);
+        if (r <= 0) {
+            return total > 0 ? total : r;
+        }
+        total += r;
+        if ((size_t) r < iov[i].len) {
+            break;
+        }
+    }
+    return total;
+}
+
 /* The syscall of every operation but the plain stream transfers (one try;
  * -EINTR is retried by attempt). Out of line: the datagram and accept cases
  * need message headers and addresses on the stack, and inlined into attempt
@@ -228,8 +253,14 @@ attempt_other(blz_io_future *f, blz__sock *sk, int fd)
 {
     switch (f->op_) {
     case BLZ__OP_S_PEEK:
+        if (sk->src.rx_on) {
+            return blz__io_rx_read(&sk->src, f->buf_, f->len_, 1);
+        }
         return blz__sys_recv(fd, f->buf_, f->len_, BLZ__MSG_PEEK);
     case BLZ__OP_S_READV:
+        if (sk->src.rx_on) {
+            return rx_readv(sk, f->buf_, (int) f->len_);
+        }
         return blz__sys_recvv(fd, f->buf_, (int) f->len_);
     case BLZ__OP_S_WRITEV:
         return blz__sys_sendv(fd, f->buf_, (int) f->len_);
@@ -286,7 +317,8 @@ attempt(void *arg)
     for (;;) {
         switch (f->op_) {
         case BLZ__OP_S_READ:
-            r = blz__sys_recv(fd, f->buf_, f->len_, 0);
+            r = sk->src.rx_on ? blz__io_rx_read(&sk->src, f->buf_, f->len_, 0)
+                              : blz__sys_recv(fd, f->buf_, f->len_, 0);
             break;
         case BLZ__OP_S_WRITE:
             r = blz__sys_send(fd, f->buf_, f->len_);

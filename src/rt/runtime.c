@@ -72,6 +72,19 @@ env_stall_threshold(void)
     return blz_ms(env_number("BLZ_STALL_MS", 3600000 - 1));
 }
 
+/* $BLZ_RECV_BUFFERS replaces the default; 0 (or nonsense) turns completion
+ * receive off. */
+static unsigned
+env_recv_buffers(void)
+{
+    const char *s =
+        getenv("BLZ_RECV_BUFFERS"); // NOLINT(concurrency-mt-unsafe): read while configuring
+    if (!s || !*s) {
+        return BLZ_RECV_BUFFERS_DEFAULT;
+    }
+    return (unsigned) env_number("BLZ_RECV_BUFFERS", BLZ_RECV_BUFFERS_MAX);
+}
+
 void
 blz_runtime_config_default(blz_runtime_config *cfg)
 {
@@ -88,6 +101,7 @@ blz_runtime_config_default(blz_runtime_config *cfg)
     cfg->paused_clock = false;
     cfg->stall_threshold = env_stall_threshold();
     cfg->stall_signal = SIGURG;
+    cfg->recv_buffers = env_recv_buffers();
 }
 
 static int
@@ -100,6 +114,10 @@ validate(const blz_runtime_config *cfg)
         (cfg->workers == 0 || cfg->workers > BLZ_METRICS_MAX_WORKERS ||
          cfg->spare_workers > BLZ_METRICS_MAX_WORKERS - cfg->workers)) {
         return -EINVAL;
+    }
+    if (cfg->recv_buffers > BLZ_RECV_BUFFERS_MAX ||
+        (cfg->recv_buffers & (cfg->recv_buffers - 1)) != 0) {
+        return -EINVAL; /* a power of two, or 0 */
     }
     if (cfg->flavor == BLZ_CURRENT_THREAD && cfg->spare_workers) {
         return -EINVAL; /* its one worker is the caller of block_on */
@@ -180,9 +198,13 @@ blz_runtime_new(const blz_runtime_config *cfg_in, blz_runtime **out)
         w->rng = 0x9e3779b9u * (i + 1);
         w->spare = i >= regular; /* starts dormant: its bit stays clear */
     }
+    /* One worker thread and nothing else ever parks in the driver: it may
+     * tie the kernel's I/O work to that thread (io/driver.h). */
+    rt->io_single = cfg.flavor == BLZ_MULTI_THREAD && n == 1;
     atomic_init(&rt->active_mask, regular >= 64 ? ~(uint64_t) 0 : (((uint64_t) 1 << regular) - 1));
     if ((rc = blz__timers_init(&rt->timers, cfg.paused_clock)) < 0 ||
-        (rc = blz__io_driver_new(cfg.backend, &rt->io)) < 0 ||
+        (rc = blz__io_driver_new(&(blz__io_options){cfg.backend, cfg.recv_buffers, rt->io_single},
+                                 &rt->io)) < 0 ||
         (rc = blz__stack_pool_new(cfg.fiber_stack_size, &rt->stacks)) < 0) {
         runtime_release(rt);
         return rc;

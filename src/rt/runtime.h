@@ -156,6 +156,7 @@ struct blz_runtime {
     unsigned nworkers;
     bool rescue_on;  /* stranded tasks are rescued (rt/rescue.h): several workers, membarrier */
     bool time_sched; /* cfg.sched_delay_histogram: tasks are stamped when queued */
+    bool io_single;  /* one worker, no spares: it owns the driver (blz__io_driver_own) */
     /* The workers taking part (bit i: worker i); a spare's bit is clear while
      * it is dormant. idle_mask counts only these (all_idle, notify_parked). */
     BLZ_ALIGNED_CACHELINE _Atomic uint64_t active_mask;

@@ -1145,7 +1145,13 @@ blz__worker_thread_main(void *arg)
     blz_thread_info info = {BLZ_THREAD_WORKER, w->index};
     blz__rt_thread_hook(w->rt, w->rt->cfg.on_thread_start, &info);
     blz__rt_set_thread(w->rt, w);
+    if (w->rt->io_single) {
+        blz__io_driver_own(w->rt->io);
+    }
     blz__worker_run(w, NULL, NULL);
+    if (w->rt->io_single) {
+        blz__io_driver_disown(w->rt->io);
+    }
     blz__rt_set_thread(NULL, NULL);
     blz__rt_thread_hook(w->rt, w->rt->cfg.on_thread_stop, &info);
     return NULL;

@@ -1,0 +1,358 @@
+/*
+ * Completion receive (io_uring: accepted TCP streams read from buffers the
+ * kernel filled; blz_runtime_config.recv_buffers): a reader that falls behind
+ * does not take the whole pool, a pool run dry falls back to reading the
+ * socket, the end of a stream and an error come after the data, and a
+ * one-worker runtime (whose ring only its worker may enter) still does the
+ * I/O other threads ask for. On epoll the same programs run on recv(2): the
+ * byte-level checks hold there too, and the buffer counts stay 0.
+ */
+/* blz-test: timeout=120 */
+#include "net_common.h"
+
+#include <stdint.h>
+
+/* Buffers filled by the kernel and still held, and receives armed. */
+static void
+rx_counts(blz_runtime *rt, unsigned *out, unsigned *armed)
+{
+    blz__io_driver_rx_counts(blz__rt_io(rt), out, armed);
+}
+
+/* Waits (bounded) until no buffer is held and no receive armed: the closes'
+ * cancellations have run. From outside the runtime or from a task. */
+static void
+wait_rx_idle(blz_runtime *rt)
+{
+    unsigned out = 0, armed = 0;
+    for (int i = 0; i < 5000; i++) {
+        rx_counts(rt, &out, &armed);
+        if (out == 0 && armed == 0) {
+            return;
+        }
+        if (blz__rt_current()) {
+            (void) blz_sleep(blz_ms(1));
+        } else {
+            struct timespec ts = {0, 1000000};
+            nanosleep(&ts, NULL);
+        }
+    }
+    CHECK_EQ(out, 0u);
+    CHECK_EQ(armed, 0u);
+}
+
+static blz_runtime *
+rx_runtime(unsigned workers, unsigned recv_buffers)
+{
+    blz_runtime_config cfg;
+    blz_runtime_config_default(&cfg);
+    cfg.workers = workers;
+    cfg.recv_buffers = recv_buffers;
+    return backend_runtime_cfg(&cfg);
+}
+
+/* ---- a slow reader --------------------------------------------------------------- */
+
+#define SLOW_TOTAL ((size_t) 8 << 20) /* 512 buffers' worth: twice the pool */
+
+typedef struct writer_arg {
+    blz_tcp_stream *s;
+    uint64_t seed;
+    size_t total;
+} writer_arg;
+
+/* Writes `total` bytes of the pattern of `seed`, then shuts the stream down. */
+static void *
+pattern_writer(void *arg)
+{
+    writer_arg *w = arg;
+    unsigned char buf[8192];
+    for (size_t off = 0; off < w->total;) {
+        size_t n = w->total - off < sizeof buf ? w->total - off : sizeof buf;
+        net_fill(w->seed, off, buf, n);
+        CHECK_OK(blz_tcp_write_all(w->s, buf, n));
+        off += n;
+    }
+    CHECK_OK(blz_tcp_shutdown(w->s, BLZ_SHUT_WR));
+    return NULL;
+}
+
+/* Reads the pattern of `seed` to the end of the stream, `step` bytes at a
+ * time, yielding after each read when `slow`; returns the bytes read. */
+static size_t
+pattern_reader(blz_tcp_stream *s, uint64_t seed, size_t step, bool slow)
+{
+    unsigned char buf[16384];
+    size_t off = 0;
+    for (;;) {
+        ssize_t n = blz_tcp_read(s, buf, step);
+        CHECK_GE(n, 0);
+        if (n == 0) {
+            return off;
+        }
+        CHECK(net_verify(seed, off, buf, (size_t) n));
+        off += (size_t) n;
+        if (slow) {
+            blz_yield();
+        }
+    }
+}
+
+static void *
+slow_reader_main(void *arg)
+{
+    (void) arg;
+    blz_addr addr;
+    blz_tcp_listener *l = net_listen_any(&addr);
+    blz_tcp_stream *srv = NULL, *cli = NULL;
+    net_pair(l, &addr, &srv, &cli);
+    writer_arg w = {cli, 7, SLOW_TOTAL};
+    blz_join *j;
+    CHECK_OK(blz_spawn(pattern_writer, &w, &j));
+    /* The writer outruns the reader by far: the receive pauses and resumes
+     * (a burst can still take many buffers: the kernel posts up to 32
+     * completions of one receive per run of its work) and every byte comes
+     * in order. */
+    CHECK_EQ(pattern_reader(srv, 7, 1000, true), SLOW_TOTAL);
+    CHECK_OK(blz_join_wait(j, NULL));
+    blz_tcp_close(srv);
+    blz_tcp_close(cli);
+    blz_tcp_listener_close(l);
+    wait_rx_idle(blz__rt_current());
+    return NULL;
+}
+
+static void
+run_rx(unsigned workers, unsigned recv_buffers, blz_task_fn fn)
+{
+    blz_runtime *rt = rx_runtime(workers, recv_buffers);
+    CHECK_OK(blz_runtime_block_on(rt, fn, NULL, NULL));
+    blz_runtime_free(rt);
+}
+
+BLZ_TEST(slow_reader_pauses_its_receive_and_loses_nothing)
+{
+    run_rx(1, 256, slow_reader_main); /* the single-issuer ring */
+    run_rx(2, 256, slow_reader_main); /* the shared ring */
+}
+
+/* ---- a reader that does not read ---------------------------------------------------- */
+
+#define TRICKLE_MSGS 100
+
+static void *
+trickle_main(void *arg)
+{
+    (void) arg;
+    blz_runtime *rt = blz__rt_current();
+    blz_addr addr;
+    blz_tcp_listener *l = net_listen_any(&addr);
+    blz_tcp_stream *srv = NULL, *cli = NULL;
+    net_pair(l, &addr, &srv, &cli);
+    unsigned char buf[1024];
+    unsigned out = 0, armed = 0;
+    for (int i = 0; i < TRICKLE_MSGS; i++) {
+        net_fill(9, (uint64_t) i * sizeof buf, buf, sizeof buf);
+        unsigned before;
+        rx_counts(rt, &before, &armed);
+        CHECK_OK(blz_tcp_write_all(cli, buf, sizeof buf));
+        /* Let it land in a buffer of its own while the receive is armed
+         * (bounded: a paused receive takes nothing). */
+        for (int t = 0; t < 100; t++) {
+            rx_counts(rt, &out, &armed);
+            if (out > before || armed == 0) {
+                break;
+            }
+            (void) blz_sleep(blz_ms(1));
+        }
+    }
+    /* Nobody read: the stream holds its four buffers (one more may have
+     * been in flight when its receive was told to stop), not one per
+     * message; the rest waits in the socket. */
+    rx_counts(rt, &out, &armed);
+    CHECK_LE(out, 8u);
+    CHECK_OK(blz_tcp_shutdown(cli, BLZ_SHUT_WR));
+    CHECK_EQ(pattern_reader(srv, 9, sizeof buf, false), (size_t) TRICKLE_MSGS * sizeof buf);
+    blz_tcp_close(srv);
+    blz_tcp_close(cli);
+    blz_tcp_listener_close(l);
+    wait_rx_idle(rt);
+    return NULL;
+}
+
+BLZ_TEST(reader_that_does_not_read_holds_four_buffers)
+{
+    run_rx(1, 256, trickle_main);
+    run_rx(2, 256, trickle_main);
+}
+
+/* ---- a pool run dry ---------------------------------------------------------------- */
+
+#define DRY_STREAMS 8
+#define DRY_TOTAL   ((size_t) 200 * 1024)
+
+static void *
+dry_pool_main(void *arg)
+{
+    (void) arg;
+    blz_addr addr;
+    blz_tcp_listener *l = net_listen_any(&addr);
+    blz_tcp_stream *srv[DRY_STREAMS], *cli[DRY_STREAMS];
+    writer_arg w[DRY_STREAMS];
+    blz_join *j[DRY_STREAMS];
+    for (int i = 0; i < DRY_STREAMS; i++) {
+        net_pair(l, &addr, &srv[i], &cli[i]);
+        w[i] = (writer_arg){cli[i], 100u + (uint64_t) i, DRY_TOTAL};
+        CHECK_OK(blz_spawn(pattern_writer, &w[i], &j[i]));
+    }
+    /* One stream at a time, to its end: meanwhile the others' data fills
+     * the four buffers, their receives end for want of one, and each is
+     * later read from the socket itself, in order. */
+    for (int i = 0; i < DRY_STREAMS; i++) {
+        CHECK_EQ(pattern_reader(srv[i], 100u + (uint64_t) i, 16384, false), DRY_TOTAL);
+        char c;
+        CHECK_EQ(blz_tcp_read(srv[i], &c, 1), 0); /* and stays at its end */
+    }
+    for (int i = 0; i < DRY_STREAMS; i++) {
+        CHECK_OK(blz_join_wait(j[i], NULL));
+        blz_tcp_close(srv[i]);
+        blz_tcp_close(cli[i]);
+    }
+    blz_tcp_listener_close(l);
+    wait_rx_idle(blz__rt_current());
+    return NULL;
+}
+
+BLZ_TEST(dry_pool_falls_back_to_the_socket_in_order)
+{
+    run_rx(1, 4, dry_pool_main);
+    run_rx(3, 4, dry_pool_main);
+}
+
+/* ---- end of stream and errors ------------------------------------------------------ */
+
+static void *
+reset_main(void *arg)
+{
+    (void) arg;
+    blz_addr addr;
+    blz_tcp_listener *l = net_listen_any(&addr);
+    for (int round = 0; round < 20; round++) {
+        blz_tcp_stream *srv = NULL, *cli = NULL;
+        net_pair(l, &addr, &srv, &cli);
+        CHECK_OK(blz_tcp_write_all(cli, "abc", 3));
+        if (round % 2 == 0) {
+            /* A FIN after the data: the data, then end of stream, for good. */
+            CHECK_OK(blz_tcp_shutdown(cli, BLZ_SHUT_WR));
+            char buf[8];
+            CHECK_OK(net_read_exact(srv, buf, 3));
+            CHECK(memcmp(buf, "abc", 3) == 0);
+            CHECK_EQ(blz_tcp_read(srv, buf, sizeof buf), 0);
+            CHECK_EQ(blz_tcp_read(srv, buf, sizeof buf), 0);
+            blz_tcp_close(cli);
+        } else {
+            /* A reset after the data: whatever of the data is still there,
+             * then the error once, then end of stream. */
+            CHECK_OK(blz_tcp_set_linger(cli, true, 0));
+            blz_tcp_close(cli);
+            char buf[8];
+            size_t got = 0;
+            ssize_t n;
+            while ((n = blz_tcp_read(srv, buf + got, sizeof buf - got)) > 0) {
+                got += (size_t) n;
+                CHECK_LE(got, 3u);
+            }
+            CHECK(memcmp(buf, "abc", got) == 0);
+            CHECK_EQ(n, -ECONNRESET);
+            CHECK_EQ(blz_tcp_read(srv, buf, sizeof buf), 0);
+        }
+        blz_tcp_close(srv);
+    }
+    blz_tcp_listener_close(l);
+    wait_rx_idle(blz__rt_current());
+    return NULL;
+}
+
+BLZ_TEST(end_and_error_come_after_the_data)
+{
+    run_rx(1, 256, reset_main);
+    run_rx(2, 256, reset_main);
+}
+
+/* ---- a one-worker runtime and other threads -------------------------------------- */
+
+/* A blocking-pool thread does a whole conversation with the await tier: its
+ * arms and cancels reach the ring through the worker. */
+static void *
+blocking_echo(void *arg)
+{
+    (void) arg;
+    blz_addr addr;
+    blz_tcp_listener *l = net_listen_any(&addr);
+    blz_tcp_stream *srv = NULL, *cli = NULL;
+    net_pair(l, &addr, &srv, &cli);
+    for (int i = 0; i < 100; i++) {
+        unsigned char out[64], in[64];
+        net_fill((uint64_t) i, 0, out, sizeof out);
+        CHECK_OK(blz_tcp_write_all(cli, out, sizeof out));
+        CHECK_OK(net_read_exact(srv, in, sizeof in));
+        CHECK(memcmp(in, out, sizeof in) == 0);
+    }
+    blz_tcp_close(srv);
+    blz_tcp_close(cli);
+    blz_tcp_listener_close(l);
+    return NULL;
+}
+
+static void *
+other_threads_main(void *arg)
+{
+    blz_tcp_stream **keep = arg;
+    blz_join *j;
+    CHECK_OK(blz_spawn_blocking(blocking_echo, NULL, &j));
+    CHECK_OK(blz_join_wait(j, NULL));
+    /* A pair left open for the main thread to close after block_on. */
+    blz_addr addr;
+    blz_tcp_listener *l = net_listen_any(&addr);
+    net_pair(l, &addr, &keep[0], &keep[1]);
+    CHECK_OK(blz_tcp_write_all(keep[1], "x", 1));
+    char c;
+    CHECK_OK(net_read_exact(keep[0], &c, 1));
+    blz_tcp_listener_close(l);
+    return NULL;
+}
+
+BLZ_TEST(one_worker_runs_the_io_of_other_threads)
+{
+    for (int round = 0; round < 5; round++) {
+        blz_runtime *rt = rx_runtime(1, 256);
+        blz_tcp_stream *keep[2] = {NULL, NULL};
+        CHECK_OK(blz_runtime_block_on(rt, other_threads_main, keep, NULL));
+        unsigned out, armed;
+        rx_counts(rt, &out, &armed);
+        if (net_rx_on(keep[0])) {
+            CHECK_GE(armed, 1u); /* the kept stream's receive, at least */
+        }
+        /* Closed from a thread that may not enter the ring: the worker,
+         * parked, must be woken to submit the cancellation. */
+        blz_tcp_close(keep[0]);
+        blz_tcp_close(keep[1]);
+        wait_rx_idle(rt);
+        blz_runtime_free(rt);
+    }
+}
+
+BLZ_TEST(recv_buffers_must_be_a_power_of_two)
+{
+    blz_runtime_config cfg;
+    blz_runtime_config_default(&cfg);
+    blz_runtime *rt = NULL;
+    cfg.recv_buffers = 3;
+    CHECK_EQ(blz_runtime_new(&cfg, &rt), -EINVAL);
+    cfg.recv_buffers = BLZ_RECV_BUFFERS_MAX * 2;
+    CHECK_EQ(blz_runtime_new(&cfg, &rt), -EINVAL);
+    cfg.recv_buffers = 0; /* off: readiness and recv(2) */
+    cfg.workers = 1;
+    rt = backend_runtime_cfg(&cfg);
+    blz_runtime_free(rt);
+}
