@@ -1,11 +1,12 @@
 /*
- * Completion receive (io_uring: accepted TCP streams read from buffers the
- * kernel filled; blz_runtime_config.recv_buffers): a reader that falls behind
- * does not take the whole pool, a pool run dry falls back to reading the
- * socket, the end of a stream and an error come after the data, and a
- * one-worker runtime (whose ring only its worker may enter) still does the
- * I/O other threads ask for. On epoll the same programs run on recv(2): the
- * byte-level checks hold there too, and the buffer counts stay 0.
+ * Completion receive (io_uring: TCP streams read from buffers the kernel
+ * filled; blz_runtime_config.recv_buffers): a reader that falls behind does
+ * not take the whole pool, a pool run dry falls back to reading the socket,
+ * the end of a stream and an error come after the data, a connected stream
+ * takes it as an accepted one does, and a one-worker runtime (whose ring
+ * only its worker may enter) still does the I/O other threads ask for. On
+ * epoll the same programs run on recv(2): the byte-level checks hold there
+ * too, and the buffer counts stay 0.
  */
 /* blz-test: timeout=120 */
 #include "net_common.h"
@@ -227,6 +228,40 @@ BLZ_TEST(dry_pool_falls_back_to_the_socket_in_order)
 {
     run_rx(1, 4, dry_pool_main);
     run_rx(3, 4, dry_pool_main);
+}
+
+/* ---- the connecting side ----------------------------------------------------------- */
+
+static void *
+client_side_main(void *arg)
+{
+    (void) arg;
+    blz_addr addr;
+    blz_tcp_listener *l = net_listen_any(&addr);
+    for (int round = 0; round < 10; round++) {
+        blz_tcp_stream *srv = NULL, *cli = NULL;
+        net_pair(l, &addr, &srv, &cli);
+        /* A stream that connected takes completion receive once connected,
+         * as an accepted one does from the start. */
+        CHECK_EQ(net_rx_on(cli), net_rx_on(srv));
+        writer_arg w = {srv, 50u + (uint64_t) round, (size_t) 1 << 20};
+        blz_join *j;
+        CHECK_OK(blz_spawn(pattern_writer, &w, &j));
+        CHECK_EQ(pattern_reader(cli, 50u + (uint64_t) round, 3000, round % 2 == 1),
+                 (size_t) 1 << 20);
+        CHECK_OK(blz_join_wait(j, NULL));
+        blz_tcp_close(srv);
+        blz_tcp_close(cli);
+    }
+    blz_tcp_listener_close(l);
+    wait_rx_idle(blz__rt_current());
+    return NULL;
+}
+
+BLZ_TEST(connected_stream_reads_by_completion_too)
+{
+    run_rx(1, 256, client_side_main);
+    run_rx(2, 256, client_side_main);
 }
 
 /* ---- end of stream and errors ------------------------------------------------------ */

@@ -139,7 +139,8 @@ typedef struct blz_runtime_config {
      * clock read per wake and per run; off by default. */
     bool sched_delay_histogram;
     /** io_uring only: buffers of 16 KiB lent to the kernel for completion
-     * receive on accepted TCP streams. The kernel receives into them as data
+     * receive on TCP streams (accepted, or connected by blz_tcp_connect and
+     * its future). The kernel receives into them as data
      * arrives and a read copies out, with no recv system call; a stream
      * holds at most four before its receive pauses, and a stream that finds
      * none free reads the socket itself. A power of two up to

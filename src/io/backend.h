@@ -156,6 +156,10 @@ typedef struct blz__backend_ops {
     int (*rx_take)(blz__backend *b, struct blz__io_source *src, void *buf, size_t len, int peek,
                    long *res);
     void (*rx_arm)(blz__backend *b, struct blz__io_source *src);
+    /* Puts a stream that was opened before it was connected (rx_want was
+     * clear at arm) in completion-receive mode, now that it is; no reader
+     * may be using it yet. NULL when the backend has none. */
+    void (*rx_start)(blz__backend *b, struct blz__io_source *src);
     /* Buffers filled by the kernel and not given back yet, and receives
      * armed (tests: nothing leaks). */
     void (*rx_counts)(const blz__backend *b, unsigned *out, unsigned *armed);

@@ -428,6 +428,15 @@ blz__io_rx_read(blz__io_source *s, void *buf, size_t len, int peek)
 }
 
 void
+blz__io_source_rx_start(blz__io_source *s)
+{
+    blz__io_driver *d = s->driver;
+    if (!s->rx_on && d->ops->rx_start) {
+        d->ops->rx_start(d->be, s);
+    }
+}
+
+void
 blz__io_source_shutdown(blz__io_source *s)
 {
     uint64_t r = readiness_set(s, BLZ__RD_SHUTDOWN);

@@ -246,6 +246,10 @@ blz__io_waiter_init(blz_waiter *w)
  */
 long blz__io_rx_read(blz__io_source *s, void *buf, size_t len, int peek);
 
+/* A TCP stream whose connect just finished, not yet handed to its owner:
+ * takes completion receive if the backend has it. */
+void blz__io_source_rx_start(blz__io_source *s);
+
 /* Backends: readiness `bits` arrived for `s`; wakes the waiters it satisfies.
  * Called from inside poll on the parking thread. */
 void blz__io_source_ready(blz__io_source *s, unsigned bits);

@@ -993,6 +993,7 @@ const blz__backend_ops blz__uring_backend = {
     .flush_deferred = ur_flush_deferred,
     .rx_take = blz__ur_rx_take,
     .rx_arm = blz__ur_rx_arm,
+    .rx_start = blz__ur_rx_start,
     .rx_counts = blz__ur_rx_counts,
     .own = ur_own,
     .disown = ur_disown,

@@ -212,6 +212,7 @@ void blz__ur_rx_cqe(blz__backend *b, blz__io_source *src, int32_t res, uint32_t 
 int blz__ur_rx_take(blz__backend *b, blz__io_source *src, void *buf, size_t len, int peek,
                     long *res);
 void blz__ur_rx_arm(blz__backend *b, blz__io_source *src);
+void blz__ur_rx_start(blz__backend *b, blz__io_source *src);
 void blz__ur_rx_counts(const blz__backend *b, unsigned *out, unsigned *armed);
 
 #endif

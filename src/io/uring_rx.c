@@ -113,6 +113,36 @@ blz__ur_rx_open_locked(blz__backend *b, blz__io_source *src)
     (void) rx_arm_locked(b, src);
 }
 
+void
+blz__ur_rx_start(blz__backend *b, blz__io_source *src)
+{
+    pthread_mutex_lock(&b->lock);
+    if (!(src->be_flags & SRC_RELEASED) && !blz__load(&b->disowned, RELAXED)) {
+        src->rx_want = 1;
+        blz__ur_rx_open_locked(b, src);
+    }
+    /* The poll asks for data too: narrow it to POLLOUT, keeping it
+     * multishot and its user_data. If the update misses (the poll just
+     * ended, or its task work is running), the wider poll costs only
+     * spare CQEs, whose read bits the dispatch drops for such a stream,
+     * until it is armed again, narrow. The SQE was counted by open. */
+    struct io_uring_sqe *sqe = src->rx_on && (src->be_flags & SRC_ARMED) ? blz__ur_sq_get(b) : NULL;
+    if (sqe) {
+        uint32_t mask = RX_POLL;
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+        mask = (mask << 16) | (mask >> 16); /* as in prep_poll_multi */
+#endif
+        sqe->opcode = IORING_OP_POLL_REMOVE;
+        sqe->fd = -1;
+        sqe->addr = (uint64_t) (uintptr_t) src | TAG_POLL;
+        sqe->len = IORING_POLL_UPDATE_EVENTS | IORING_POLL_ADD_MULTI;
+        sqe->poll32_events = mask;
+        sqe->user_data = TAG_IGNORE;
+    }
+    (void) blz__ur_sq_flush(b);
+    pthread_mutex_unlock(&b->lock);
+}
+
 uint16_t
 blz__ur_rx_close_locked(blz__backend *b, blz__io_source *src)
 {

@@ -376,6 +376,9 @@ finish(blz_io_future *f, blz__sock *sk, long r)
     } else if (f->flags_ & F_HELD) {
         blz__io_source_unref(&sk->src);
     }
+    if (f->op_ == BLZ__OP_S_CONNECT && r == 0 && sk->family != BLZ_AF_UNIX) {
+        blz__io_source_rx_start(&sk->src); /* connected, and nobody has it yet */
+    }
     f->flags_ = F_DONE;
     f->obj_ = NULL;
     f->base.result = r > INT_MAX ? INT_MAX : (int) r;
