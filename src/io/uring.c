@@ -774,11 +774,13 @@ backend_alloc(void)
  * The kernel then runs completions (and a multishot receive's copying) in a
  * batch inside the owner's io_uring_enter instead of on its way back from
  * every system call (cooperative task running), which cuts the server CPU
- * per message of a pinned echo server (BENCHMARKS.md). What `plain` (a ring
- * of the usual kind, already probed and self-tested) found is taken over.
+ * per message of a pinned echo server (BENCHMARKS.md). It takes over what a
+ * ring of the usual kind, probed and self-tested, found: the ops in
+ * `supported`, and whether completion receive works (`rx_bufs` buffers, or
+ * 0).
  */
 static int
-single_init(const blz__backend *plain, blz__backend **out)
+single_init(const unsigned char *supported, unsigned rx_bufs, blz__backend **out)
 {
     blz__backend *b = backend_alloc();
     if (!b) {
@@ -797,7 +799,7 @@ single_init(const blz__backend *plain, blz__backend **out)
     b->ring_fd = fd;
     b->features = p.features;
     b->single = true;
-    memcpy(b->supported, plain->supported, sizeof b->supported);
+    memcpy(b->supported, supported, sizeof b->supported);
     int rc = map_rings(b, &p);
     if (rc == 0) {
         b->wakefd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
@@ -808,8 +810,8 @@ single_init(const blz__backend *plain, blz__backend **out)
         rc = arm_wake_locked(b); /* submitted by the owner's first flush */
         pthread_mutex_unlock(&b->lock);
     }
-    if (rc == 0 && plain->rx_on) {
-        b->rx_bufs = plain->rx_bufs;
+    if (rc == 0 && rx_bufs) {
+        b->rx_bufs = rx_bufs;
         b->rx_on = blz__ur_rx_register(b) == 0;
     }
     if (rc < 0) {
@@ -822,9 +824,34 @@ single_init(const blz__backend *plain, blz__backend **out)
 
 static void ur_fini(blz__backend *b);
 
+/* What made the process's first single-issuer ring: later ones skip the
+ * ordinary ring's probe and self-tests (the kernel does not change under a
+ * process), halving a one-worker runtime's creation. Only successes are
+ * kept. Under single_lock. */
+static pthread_mutex_t single_lock = PTHREAD_MUTEX_INITIALIZER;
+static bool single_known;                                  /* a single ring was made */
+static unsigned char single_supported[BLZ__OP_KIND_COUNT]; /* its ops */
+static bool single_rx;                                     /* completion receive worked */
+
+/* A single-issuer ring from what an earlier one was made from; -EAGAIN when
+ * nothing is known yet (or not about completion receive, which is wanted). */
+static int
+single_from_cache(unsigned recv_buffers, blz__backend **out)
+{
+    unsigned char supported[BLZ__OP_KIND_COUNT];
+    pthread_mutex_lock(&single_lock);
+    bool usable = single_known && (recv_buffers == 0 || single_rx);
+    memcpy(supported, single_supported, sizeof supported);
+    pthread_mutex_unlock(&single_lock);
+    return usable ? single_init(supported, recv_buffers, out) : -EAGAIN;
+}
+
 static int
 ur_init(blz__backend **out, unsigned recv_buffers, bool single)
 {
+    if (single && single_from_cache(recv_buffers, out) == 0) {
+        return 0;
+    }
     blz__backend *b = backend_alloc();
     if (!b) {
         return -ENOMEM;
@@ -877,7 +904,12 @@ ur_init(blz__backend **out, unsigned recv_buffers, bool single)
     b->rx_bufs = recv_buffers;
     blz__ur_rx_setup(b);
     blz__backend *s1;
-    if (single && single_init(b, &s1) == 0) {
+    if (single && single_init(b->supported, b->rx_on ? b->rx_bufs : 0, &s1) == 0) {
+        pthread_mutex_lock(&single_lock);
+        single_known = true;
+        memcpy(single_supported, b->supported, sizeof single_supported);
+        single_rx = single_rx || b->rx_on;
+        pthread_mutex_unlock(&single_lock);
         ur_fini(b);
         b = s1;
     }
