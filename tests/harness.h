@@ -582,7 +582,14 @@ blz_test_body_and_teardown_(const struct blz_test_case *tc)
         blz_test_fd_snapshot_(after);
         for (int fd = 0; fd < BLZ_TEST_FD_SCAN_; fd++) {
             if (after[fd] && !before[fd]) {
-                fprintf(stderr, "%s: leaked file descriptor %d\n", tc->name, fd);
+                /* What it is open on, so that a leak seen once (a CI run
+                 * under an emulator) says whose it was. */
+                char link[64], target[256];
+                snprintf(link, sizeof link, "/proc/self/fd/%d", fd);
+                ssize_t n = readlink(link, target, sizeof target - 1);
+                target[n > 0 ? n : 0] = '\0';
+                fprintf(stderr, "%s: leaked file descriptor %d (%s)\n", tc->name, fd,
+                        n > 0 ? target : "?");
                 leaked = 1;
             }
         }
