@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 /* Runs fn(arg) as a fiber on a fresh runtime and frees it; returns fn's value. */
 static inline void *
@@ -44,6 +45,36 @@ static inline bool
 net_rx_on(const blz_tcp_stream *s)
 {
     return s->sk.src.rx_on != 0;
+}
+
+/* Completion receive on rt (tests/net_rx.c): buffers filled by the kernel
+ * and still held, and receives armed; 0 and 0 without it. */
+static inline void
+net_rx_counts(blz_runtime *rt, unsigned *out, unsigned *armed)
+{
+    blz__io_driver_rx_counts(blz__rt_io(rt), out, armed);
+}
+
+/* Waits (bounded) until no buffer is held and no receive armed: the closes'
+ * cancellations have run. From outside the runtime or from a task. */
+static inline void
+net_wait_rx_idle(blz_runtime *rt)
+{
+    unsigned out = 0, armed = 0;
+    for (int i = 0; i < 5000; i++) {
+        net_rx_counts(rt, &out, &armed);
+        if (out == 0 && armed == 0) {
+            return;
+        }
+        if (blz__rt_current()) {
+            (void) blz_sleep(blz_ms(1));
+        } else {
+            struct timespec ts = {0, 1000000};
+            nanosleep(&ts, NULL);
+        }
+    }
+    CHECK_EQ(out, 0u);
+    CHECK_EQ(armed, 0u);
 }
 
 /* A listener on 127.0.0.1 with a kernel-picked port; its address in *addr. */

@@ -13,35 +13,6 @@
 
 #include <stdint.h>
 
-/* Buffers filled by the kernel and still held, and receives armed. */
-static void
-rx_counts(blz_runtime *rt, unsigned *out, unsigned *armed)
-{
-    blz__io_driver_rx_counts(blz__rt_io(rt), out, armed);
-}
-
-/* Waits (bounded) until no buffer is held and no receive armed: the closes'
- * cancellations have run. From outside the runtime or from a task. */
-static void
-wait_rx_idle(blz_runtime *rt)
-{
-    unsigned out = 0, armed = 0;
-    for (int i = 0; i < 5000; i++) {
-        rx_counts(rt, &out, &armed);
-        if (out == 0 && armed == 0) {
-            return;
-        }
-        if (blz__rt_current()) {
-            (void) blz_sleep(blz_ms(1));
-        } else {
-            struct timespec ts = {0, 1000000};
-            nanosleep(&ts, NULL);
-        }
-    }
-    CHECK_EQ(out, 0u);
-    CHECK_EQ(armed, 0u);
-}
-
 static blz_runtime *
 rx_runtime(unsigned workers, unsigned recv_buffers)
 {
@@ -119,7 +90,7 @@ slow_reader_main(void *arg)
     blz_tcp_close(srv);
     blz_tcp_close(cli);
     blz_tcp_listener_close(l);
-    wait_rx_idle(blz__rt_current());
+    net_wait_rx_idle(blz__rt_current());
     return NULL;
 }
 
@@ -159,12 +130,12 @@ trickle_main(void *arg)
     for (int i = 0; i < TRICKLE_MSGS; i++) {
         net_fill(9, (uint64_t) i * sizeof buf, buf, sizeof buf);
         unsigned before;
-        rx_counts(rt, &before, &armed);
+        net_rx_counts(rt, &before, &armed);
         CHECK_OK(blz_tcp_write_all(cli, buf, sizeof buf));
         /* Let it land in a buffer of its own while the receive is armed
          * (bounded: a paused receive takes nothing). */
         for (int t = 0; t < 100; t++) {
-            rx_counts(rt, &out, &armed);
+            net_rx_counts(rt, &out, &armed);
             if (out > before || armed == 0) {
                 break;
             }
@@ -174,14 +145,14 @@ trickle_main(void *arg)
     /* Nobody read: the stream holds its four buffers (one more may have
      * been in flight when its receive was told to stop), not one per
      * message; the rest waits in the socket. */
-    rx_counts(rt, &out, &armed);
+    net_rx_counts(rt, &out, &armed);
     CHECK_LE(out, 8u);
     CHECK_OK(blz_tcp_shutdown(cli, BLZ_SHUT_WR));
     CHECK_EQ(pattern_reader(srv, 9, sizeof buf, false), (size_t) TRICKLE_MSGS * sizeof buf);
     blz_tcp_close(srv);
     blz_tcp_close(cli);
     blz_tcp_listener_close(l);
-    wait_rx_idle(rt);
+    net_wait_rx_idle(rt);
     return NULL;
 }
 
@@ -223,7 +194,7 @@ dry_pool_main(void *arg)
         blz_tcp_close(cli[i]);
     }
     blz_tcp_listener_close(l);
-    wait_rx_idle(blz__rt_current());
+    net_wait_rx_idle(blz__rt_current());
     return NULL;
 }
 
@@ -256,7 +227,7 @@ client_side_main(void *arg)
         blz_tcp_close(cli);
     }
     blz_tcp_listener_close(l);
-    wait_rx_idle(blz__rt_current());
+    net_wait_rx_idle(blz__rt_current());
     return NULL;
 }
 
@@ -305,7 +276,7 @@ reset_main(void *arg)
         blz_tcp_close(srv);
     }
     blz_tcp_listener_close(l);
-    wait_rx_idle(blz__rt_current());
+    net_wait_rx_idle(blz__rt_current());
     return NULL;
 }
 
@@ -364,7 +335,7 @@ BLZ_TEST(one_worker_runs_the_io_of_other_threads)
         blz_tcp_stream *keep[2] = {NULL, NULL};
         CHECK_OK(blz_runtime_block_on(rt, other_threads_main, keep, NULL));
         unsigned out, armed;
-        rx_counts(rt, &out, &armed);
+        net_rx_counts(rt, &out, &armed);
         if (net_rx_on(keep[0])) {
             CHECK_GE(armed, 1u); /* the kept stream's receive, at least */
         }
@@ -372,7 +343,7 @@ BLZ_TEST(one_worker_runs_the_io_of_other_threads)
          * parked, must be woken to submit the cancellation. */
         blz_tcp_close(keep[0]);
         blz_tcp_close(keep[1]);
-        wait_rx_idle(rt);
+        net_wait_rx_idle(rt);
         blz_runtime_free(rt);
     }
 }

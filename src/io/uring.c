@@ -150,10 +150,7 @@ prep_poll_multi(struct io_uring_sqe *sqe, int fd, uint32_t mask, uint64_t user_d
     sqe->opcode = IORING_OP_POLL_ADD;
     sqe->fd = fd;
     sqe->len = IORING_POLL_ADD_MULTI;
-#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
-    mask = (mask << 16) | (mask >> 16); /* the kernel reads the two halves swapped */
-#endif
-    sqe->poll32_events = mask;
+    sqe->poll32_events = blz__ur_poll32(mask);
     sqe->user_data = user_data;
 }
 
@@ -758,7 +755,8 @@ backend_alloc(void)
     atomic_init(&b->wake_pending, 0u);
     atomic_init(&b->published, 0u);
     atomic_init(&b->rx_armed, 0u);
-    atomic_init(&b->rx_out, 0u);
+    atomic_init(&b->rx_filled, 0u);
+    atomic_init(&b->rx_given, 0u);
     atomic_init(&b->disowned, 0u);
     b->inflight.be_next = b->inflight.be_prev = &b->inflight;
     if (pthread_mutex_init(&b->lock, NULL) != 0) {
@@ -766,6 +764,29 @@ backend_alloc(void)
         return NULL;
     }
     return b;
+}
+
+/* Sets the ring up (CQSIZE | CLAMP | `flags`; the kernel's answer in *p),
+ * maps it and makes the wake eventfd. 0 or -errno; on failure the caller
+ * tears b down (ring_fd stays -1 when the setup itself failed). */
+static int
+ring_open(blz__backend *b, unsigned flags, struct io_uring_params *p)
+{
+    memset(p, 0, sizeof *p);
+    p->flags = IORING_SETUP_CQSIZE | IORING_SETUP_CLAMP | flags;
+    p->cq_entries = CQ_ENTRIES;
+    int fd = sys_setup(SQ_ENTRIES, p);
+    if (fd < 0) {
+        return fd;
+    }
+    b->ring_fd = fd;
+    b->features = p->features;
+    int rc = map_rings(b, p);
+    if (rc == 0) {
+        b->wakefd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+        rc = b->wakefd < 0 ? -errno : 0;
+    }
+    return rc;
 }
 
 /*
@@ -787,24 +808,13 @@ single_init(const unsigned char *supported, unsigned rx_bufs, blz__backend **out
         return -ENOMEM;
     }
     struct io_uring_params p;
-    memset(&p, 0, sizeof p);
-    p.flags = IORING_SETUP_CQSIZE | IORING_SETUP_CLAMP | IORING_SETUP_SINGLE_ISSUER |
-              IORING_SETUP_DEFER_TASKRUN | IORING_SETUP_TASKRUN_FLAG | IORING_SETUP_R_DISABLED;
-    p.cq_entries = CQ_ENTRIES;
-    int fd = sys_setup(SQ_ENTRIES, &p);
-    if (fd < 0) {
-        ur_teardown(b);
-        return fd; /* before 6.1: no DEFER_TASKRUN */
-    }
-    b->ring_fd = fd;
-    b->features = p.features;
+    /* Before 6.1 the setup refuses DEFER_TASKRUN. */
+    int rc = ring_open(b,
+                       IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN |
+                           IORING_SETUP_TASKRUN_FLAG | IORING_SETUP_R_DISABLED,
+                       &p);
     b->single = true;
     memcpy(b->supported, supported, sizeof b->supported);
-    int rc = map_rings(b, &p);
-    if (rc == 0) {
-        b->wakefd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-        rc = b->wakefd < 0 ? -errno : 0;
-    }
     if (rc == 0) {
         pthread_mutex_lock(&b->lock);
         rc = arm_wake_locked(b); /* submitted by the owner's first flush */
@@ -858,41 +868,24 @@ ur_init(blz__backend **out, unsigned recv_buffers, bool single)
     }
 
     struct io_uring_params p;
-    memset(&p, 0, sizeof p);
     /* Cooperative task running: the kernel does not interrupt a running
      * worker to post a completion for a request it submitted, but waits for
      * its next syscall (see flush_deferred in io/backend.h). A readiness edge
      * then costs no inter-processor interrupt and no extra kernel entry: in an
      * echo server pinned to one core this halves the CPU per message. Kernels
-     * before 5.19 refuse the flags; the ring then works as before. */
-    p.flags = IORING_SETUP_CQSIZE | IORING_SETUP_CLAMP | IORING_SETUP_COOP_TASKRUN |
-              IORING_SETUP_TASKRUN_FLAG;
-    p.cq_entries = CQ_ENTRIES;
-    int fd = sys_setup(SQ_ENTRIES, &p);
-    if (fd == -EINVAL) {
-        memset(&p, 0, sizeof p);
-        p.flags = IORING_SETUP_CQSIZE | IORING_SETUP_CLAMP;
-        p.cq_entries = CQ_ENTRIES;
-        fd = sys_setup(SQ_ENTRIES, &p);
+     * before 5.19 refuse the flags; the ring then works as before. ENOSYS (no
+     * io_uring), EPERM (seccomp, sysctl), ENOMEM (memlock): no ring at all. */
+    int rc = ring_open(b, IORING_SETUP_COOP_TASKRUN | IORING_SETUP_TASKRUN_FLAG, &p);
+    if (rc == -EINVAL && b->ring_fd < 0) {
+        rc = ring_open(b, 0, &p);
     }
-    if (fd < 0) {
-        ur_teardown(b);
-        return fd; /* ENOSYS (no io_uring), EPERM (seccomp, sysctl), ENOMEM (memlock) */
-    }
-    b->ring_fd = fd;
-    b->features = p.features;
     b->coop_taskrun = (p.flags & IORING_SETUP_TASKRUN_FLAG) != 0;
     unsigned need = IORING_FEAT_NODROP | IORING_FEAT_EXT_ARG | IORING_FEAT_POLL_32BITS;
-    int rc = (p.features & need) == need ? 0 : -EOPNOTSUPP;
-    if (rc == 0) {
-        rc = map_rings(b, &p);
+    if (rc == 0 && (p.features & need) != need) {
+        rc = -EOPNOTSUPP;
     }
     if (rc == 0) {
         rc = probe_ops(b);
-    }
-    if (rc == 0) {
-        b->wakefd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-        rc = b->wakefd < 0 ? -errno : 0;
     }
     if (rc == 0) {
         rc = selftest_multishot(b);

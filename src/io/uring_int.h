@@ -152,7 +152,12 @@ struct blz__backend {
     blz__spinlock rx_lock; /* the ring's tail: buffers come back from any thread */
     uint16_t rx_tail;
     _Atomic uint32_t rx_armed; /* multishot receives live (fini waits for them) */
-    _Atomic uint32_t rx_out;   /* buffers the kernel filled and nobody gave back yet */
+    /* Buffers the kernel filled (completions naming one: the parking thread
+     * only) and buffers given back (under rx_lock). Each has one writer at a
+     * time, so a load and a store count it, no read-modify-write on the
+     * message path; the difference is what streams hold (tests). */
+    _Atomic uint32_t rx_filled;
+    _Atomic uint32_t rx_given;
 
     unsigned char supported[BLZ__OP_KIND_COUNT]; /* completion ops the probe found */
     blz__io_op inflight;                         /* sentinel of ops in flight (under lock) */
@@ -171,6 +176,16 @@ struct io_uring_sqe *blz__ur_sq_get(blz__backend *b);
 /* Submits every published SQE (or, from a thread that may not enter a
  * single-issuer ring, leaves them to the owner and wakes it). Lock held. */
 int blz__ur_sq_flush(blz__backend *b);
+
+/* A poll mask as an SQE's poll32_events holds it. */
+static inline uint32_t
+blz__ur_poll32(uint32_t mask)
+{
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+    mask = (mask << 16) | (mask >> 16); /* the kernel reads the two halves swapped */
+#endif
+    return mask;
+}
 
 /* An ASYNC_CANCEL of the request whose user_data is `target`. */
 void blz__ur_prep_cancel(struct io_uring_sqe *sqe, uint64_t target);

@@ -11,7 +11,8 @@
  * - A buffer belongs to the kernel while its id sits in the ring, then to
  *   the stream whose completion named it (queued in order through rx_next,
  *   under the source's lock) until a read emptied it or the stream closed;
- *   then it goes back (rx_lock: any thread). rx_out counts those out.
+ *   then it goes back (rx_lock: any thread). rx_filled - rx_given counts
+ *   those out.
  * - rx_flags (source lock): ARMED while a receive is live or being armed;
  *   only a completion without IORING_CQE_F_MORE clears it, so a read that
  *   finds it clear (and nothing queued) may read the socket itself without
@@ -49,6 +50,13 @@ rx_put_locked(blz__backend *b, uint16_t bid)
     b->rx_tail++;
 }
 
+/* A completion named a buffer. Parking thread (one at a time). */
+static void
+rx_count_filled(blz__backend *b)
+{
+    blz__store(&b->rx_filled, blz__load(&b->rx_filled, RELAXED) + 1, RELAXED);
+}
+
 /* Gives back a chain of buffers linked through rx_next (ending at RX_NONE). */
 void
 blz__ur_rx_give(blz__backend *b, uint16_t chain)
@@ -64,7 +72,8 @@ blz__ur_rx_give(blz__backend *b, uint16_t chain)
         chain = next;
         n++;
     }
-    blz__fetch_sub(&b->rx_out, n, RELAXED);
+    /* Release: whoever sees this give also sees the fill before it. */
+    blz__store(&b->rx_given, blz__load(&b->rx_given, RELAXED) + n, RELEASE);
     /* Release pairs with the kernel's acquire of the tail: the entries first. */
     blz__store((_Atomic uint16_t *) (void *) &b->rx_ring->tail, b->rx_tail, RELEASE);
     blz__spin_unlock(&b->rx_lock);
@@ -128,15 +137,11 @@ blz__ur_rx_start(blz__backend *b, blz__io_source *src)
      * until it is armed again, narrow. The SQE was counted by open. */
     struct io_uring_sqe *sqe = src->rx_on && (src->be_flags & SRC_ARMED) ? blz__ur_sq_get(b) : NULL;
     if (sqe) {
-        uint32_t mask = RX_POLL;
-#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
-        mask = (mask << 16) | (mask >> 16); /* as in prep_poll_multi */
-#endif
         sqe->opcode = IORING_OP_POLL_REMOVE;
         sqe->fd = -1;
         sqe->addr = (uint64_t) (uintptr_t) src | TAG_POLL;
         sqe->len = IORING_POLL_UPDATE_EVENTS | IORING_POLL_ADD_MULTI;
-        sqe->poll32_events = mask;
+        sqe->poll32_events = blz__ur_poll32(RX_POLL);
         sqe->user_data = TAG_IGNORE;
     }
     (void) blz__ur_sq_flush(b);
@@ -254,7 +259,8 @@ blz__ur_rx_take(blz__backend *b, blz__io_source *src, void *buf, size_t len, int
 void
 blz__ur_rx_counts(const blz__backend *b, unsigned *out, unsigned *armed)
 {
-    *out = blz__load(&b->rx_out, RELAXED);
+    uint32_t given = blz__load(&b->rx_given, ACQUIRE); /* first: never more than filled */
+    *out = blz__load(&b->rx_filled, RELAXED) - given;
     *armed = blz__load(&b->rx_armed, RELAXED);
 }
 
@@ -267,7 +273,7 @@ rx_queue_locked(blz__backend *b, blz__io_source *src, uint16_t bid, int32_t res,
                 int *cancel, uint16_t *back)
 {
     b->rx_next[bid] = RX_NONE;
-    blz__fetch_add(&b->rx_out, 1u, RELAXED);
+    rx_count_filled(b);
     if (res <= 0 || (src->rx_flags & RX_CLOSED)) {
         *back = bid;
         return 0;
@@ -388,7 +394,7 @@ rx_selftest(blz__backend *b)
         if (cqe.flags & IORING_CQE_F_BUFFER) {
             uint16_t bid = (uint16_t) (cqe.flags >> IORING_CQE_BUFFER_SHIFT);
             b->rx_next[bid] = RX_NONE;
-            blz__fetch_add(&b->rx_out, 1u, RELAXED);
+            rx_count_filled(b);
             blz__ur_rx_give(b, bid);
         }
         live = (cqe.flags & IORING_CQE_F_MORE) != 0;
@@ -452,7 +458,8 @@ blz__ur_rx_register(blz__backend *b)
         return rc;
     }
     b->rx_tail = 0;
-    blz__store(&b->rx_out, b->rx_bufs, RELAXED); /* the first fill gives them all */
+    /* The first fill gives them all: count them as filled before. */
+    blz__store(&b->rx_filled, blz__load(&b->rx_given, RELAXED) + b->rx_bufs, RELAXED);
     for (unsigned bid = 0; bid < b->rx_bufs; bid++) {
         b->rx_next[bid] = bid + 1 < b->rx_bufs ? (uint16_t) (bid + 1) : RX_NONE;
     }

@@ -161,16 +161,7 @@ round_main(void *arg)
     }
     CHECK_OK(blz_join_all(js, 2 * CONNS, NULL));
     blz_tcp_listener_close(l);
-    unsigned out = 0, armed = 0;
-    for (int t = 0; t < 5000; t++) {
-        blz__io_driver_rx_counts(net_driver(), &out, &armed);
-        if (out == 0 && armed == 0) {
-            break;
-        }
-        (void) blz_sleep(blz_ms(1));
-    }
-    CHECK_EQ(out, 0u);
-    CHECK_EQ(armed, 0u);
+    net_wait_rx_idle(blz__rt_current());
     return NULL;
 }
 
