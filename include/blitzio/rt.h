@@ -122,8 +122,9 @@ typedef struct blz_runtime_config {
      * runtime is freed ends without it. on_before_task_poll and
      * on_after_task_poll: around each poll of a fiber or future task (for a
      * fiber, each resume), on the worker polling it; a poll that finishes
-     * the task has its on_task_terminate between the two, and after it the
-     * task may be gone (its meta stays valid for the call). */
+     * the task has its on_task_terminate between the two, and its identity
+     * (blz_task_meta.task) is not reused by a new task before the after
+     * hook has returned. */
     blz_task_hook on_task_spawn;
     blz_task_hook on_task_terminate;
     blz_task_hook on_before_task_poll;

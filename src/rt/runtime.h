@@ -69,12 +69,13 @@ typedef struct blz__worker {
     _Atomic uint64_t busy_ns;     /* awake time up to the last sleep */
     _Atomic uint64_t awake_since; /* the instant it woke; 0 while asleep or not running */
     _Atomic uint64_t mean_poll_ns;
-    blz_instant batch_start; /* this worker only: the current batch of runs began */
-    uint64_t batch_polls;    /*   and `polls` then */
-    bool time_polls;         /* cfg.poll_time_histogram: count runs in poll_hist */
-    bool observe_polls;      /* time_polls, rt->time_sched or a poll hook (worker.c) */
-    bool poll_hooked;        /* the run being observed gets the poll hooks */
-    blz_task_meta poll_meta; /*   with this meta (the task may be gone after it) */
+    blz_instant batch_start;     /* this worker only: the current batch of runs began */
+    uint64_t batch_polls;        /*   and `polls` then */
+    bool time_polls;             /* cfg.poll_time_histogram: count runs in poll_hist */
+    bool observe_polls;          /* time_polls, rt->time_sched or a poll hook (worker.c) */
+    bool poll_hooked;            /* the run being observed gets the poll hooks */
+    blz_task_meta poll_meta;     /*   with this meta */
+    struct blz__task *poll_held; /* the task of that run, referenced until the after hook */
     _Atomic uint64_t poll_hist[BLZ_POLL_BUCKETS];
     _Atomic uint64_t delay_hist[BLZ_POLL_BUCKETS]; /* runs by scheduling delay */
     /* Rescue of the tasks stranded in lifo and defer_top (rt/rescue.h). */

@@ -206,7 +206,12 @@ observe_before(blz__worker *w, blz__task *t)
     }
     w->poll_hooked = live && (cfg->on_before_task_poll || cfg->on_after_task_poll);
     if (w->poll_hooked) {
-        blz__task_meta_of(t, &w->poll_meta); /* the task may be gone after its run */
+        blz__task_meta_of(t, &w->poll_meta);
+        /* A run that finishes the task may free it, and a spawn on another
+         * thread may take its memory before the after hook runs: the hooks
+         * would see one identity for two live tasks. Held until then. */
+        blz__task_ref_inc(t);
+        w->poll_held = t;
         if (cfg->on_before_task_poll) {
             cfg->on_before_task_poll(&w->poll_meta, cfg->task_hook_arg);
         }
@@ -223,8 +228,12 @@ observe_after(blz__worker *w, blz_instant start)
         blz__counter_inc(&w->poll_hist[blz__poll_bucket(blz_now() - start)]);
     }
     const blz_runtime_config *cfg = &w->rt->cfg;
-    if (w->poll_hooked && cfg->on_after_task_poll) {
-        cfg->on_after_task_poll(&w->poll_meta, cfg->task_hook_arg);
+    if (w->poll_hooked) {
+        if (cfg->on_after_task_poll) {
+            cfg->on_after_task_poll(&w->poll_meta, cfg->task_hook_arg);
+        }
+        blz__task_ref_dec(w->poll_held);
+        w->poll_held = NULL;
     }
 }
 
