@@ -52,7 +52,18 @@ net_rx_on(const blz_tcp_stream *s)
 static inline void
 net_rx_counts(blz_runtime *rt, unsigned *out, unsigned *armed)
 {
-    blz__io_driver_rx_counts(blz__rt_io(rt), out, armed);
+    unsigned budget;
+    blz__io_driver_rx_counts(blz__rt_io(rt), out, armed, &budget);
+}
+
+/* The bytes one arming of a stream's receive may take on rt (0: no limit,
+ * or no completion receive). */
+static inline unsigned
+net_rx_budget(blz_runtime *rt)
+{
+    unsigned out, armed, budget;
+    blz__io_driver_rx_counts(blz__rt_io(rt), &out, &armed, &budget);
+    return budget;
 }
 
 /* Waits (bounded) until no buffer is held and no receive armed: the closes'

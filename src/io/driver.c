@@ -137,12 +137,13 @@ blz__io_driver_free(blz__io_driver *d)
 }
 
 void
-blz__io_driver_rx_counts(const blz__io_driver *d, unsigned *out, unsigned *armed)
+blz__io_driver_rx_counts(const blz__io_driver *d, unsigned *out, unsigned *armed, unsigned *budget)
 {
     *out = 0;
     *armed = 0;
+    *budget = 0;
     if (d->ops->rx_counts) {
-        d->ops->rx_counts(d->be, out, armed);
+        d->ops->rx_counts(d->be, out, armed, budget);
     }
 }
 

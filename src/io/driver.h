@@ -33,8 +33,10 @@ typedef struct blz__io_options {
 int blz__io_driver_new(const blz__io_options *opt, blz__io_driver **out);
 
 /* Completion receive (tests): buffers the kernel filled that streams still
- * hold, and the kernel's receives armed. Both 0 without it. */
-void blz__io_driver_rx_counts(const blz__io_driver *d, unsigned *out, unsigned *armed);
+ * hold, the kernel's receives armed, and the bytes one arming may receive
+ * (0: no limit). All 0 without it. */
+void blz__io_driver_rx_counts(const blz__io_driver *d, unsigned *out, unsigned *armed,
+                              unsigned *budget);
 
 /* The single parking thread arrives and leaves (blz__io_options.single). */
 void blz__io_driver_own(blz__io_driver *d);
