@@ -139,9 +139,11 @@ typedef struct blz_runtime_config {
      * (its scheduling delay: what a saturated worker adds to latency). One
      * clock read per wake and per run; off by default. */
     bool sched_delay_histogram;
-    /** io_uring only: buffers of 16 KiB lent to the kernel for completion
-     * receive on TCP streams (accepted, or connected by blz_tcp_connect and
-     * its future). The kernel receives into them as data
+    /** io_uring, one-worker multi-thread runtimes only (a thread-per-core
+     * server's shape; with several workers the ring is shared and streams
+     * use readiness, which measured cheaper there): buffers of 16 KiB lent
+     * to the kernel for completion receive on TCP streams (accepted, or
+     * connected by blz_tcp_connect and its future). The kernel receives into them as data
      * arrives and a read copies out, with no recv system call; a stream
      * holds at most four before its receive pauses, and a stream that finds
      * none free reads the socket itself. A power of two up to

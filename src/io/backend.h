@@ -98,8 +98,9 @@ typedef struct blz__backend_ops {
 
     /* Sets the backend up, probing what it needs. Any error makes the driver
      * fall back to the next backend. `recv_buffers`: how many buffers to lend
-     * the kernel for completion receive (a power of two; 0: none). `single`:
-     * one thread will park (see own). */
+     * the kernel for completion receive (a power of two; 0: none; a backend
+     * may use them only with `single`). `single`: one thread will park (see
+     * own). */
     int (*init)(blz__backend **out, unsigned recv_buffers, bool single);
 
     /* With `single`: the one thread that parks calls own before its first

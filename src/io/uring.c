@@ -894,7 +894,13 @@ ur_init(blz__backend **out, unsigned recv_buffers, bool single)
         ur_teardown(b);
         return rc;
     }
-    b->rx_bufs = recv_buffers;
+    /* Completion receive only for a single-issuer ring (set up and
+     * self-tested here, on the ordinary ring, then made again below). On a
+     * shared ring a stream's receive runs as task work of whichever worker
+     * armed it while another may read it: the data crosses cores twice, and
+     * two workers measured 7 % dearer at 16 KiB and 2 % at 64 B per message
+     * than readiness on the same ring, with a worse p99 (BENCHMARKS.md). */
+    b->rx_bufs = single ? recv_buffers : 0;
     blz__ur_rx_setup(b);
     blz__backend *s1;
     if (single && single_init(b->supported, b->rx_on ? b->rx_bufs : 0, &s1) == 0) {

@@ -1,8 +1,9 @@
 /*
  * A storm over completion receive: rounds of 48 connections on a runtime
  * with a pool of 16 receive buffers (so streams keep running it dry and
- * reading their sockets themselves), on three workers (the shared ring) and
- * on one (the single-issuer ring). Each client sends messages of random
+ * reading their sockets themselves), on one worker (the single-issuer ring,
+ * where completion receive runs) and on three (the shared ring, where
+ * streams use readiness: the same storm over the other path). Each client sends messages of random
  * sizes up to 40 KB and checks the echo byte for byte; the server side
  * reads with random sizes through read, readv and peek-then-read. A sixth
  * of the servers close after a random number of bytes and a sixth of the
