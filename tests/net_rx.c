@@ -74,14 +74,32 @@ pattern_reader(blz_tcp_stream *s, uint64_t seed, size_t step, bool slow)
     }
 }
 
+/* A listener on loopback and one connected pair on it. */
+static blz_tcp_listener *
+rx_open_pair(blz_tcp_stream **srv, blz_tcp_stream **cli)
+{
+    blz_addr addr;
+    blz_tcp_listener *l = net_listen_any(&addr);
+    net_pair(l, &addr, srv, cli);
+    return l;
+}
+
+/* Closes what rx_open_pair opened; then no buffer may stay held. */
+static void
+rx_close_pair(blz_tcp_listener *l, blz_tcp_stream *srv, blz_tcp_stream *cli)
+{
+    blz_tcp_close(srv);
+    blz_tcp_close(cli);
+    blz_tcp_listener_close(l);
+    net_wait_rx_idle(blz__rt_current());
+}
+
 static void *
 slow_reader_main(void *arg)
 {
     (void) arg;
-    blz_addr addr;
-    blz_tcp_listener *l = net_listen_any(&addr);
     blz_tcp_stream *srv = NULL, *cli = NULL;
-    net_pair(l, &addr, &srv, &cli);
+    blz_tcp_listener *l = rx_open_pair(&srv, &cli);
     writer_arg w = {cli, 7, SLOW_TOTAL, 0};
     blz_join *j;
     CHECK_OK(blz_spawn(pattern_writer, &w, &j));
@@ -91,10 +109,7 @@ slow_reader_main(void *arg)
      * in order. */
     CHECK_EQ(pattern_reader(srv, 7, 1000, true), SLOW_TOTAL);
     CHECK_OK(blz_join_wait(j, NULL));
-    blz_tcp_close(srv);
-    blz_tcp_close(cli);
-    blz_tcp_listener_close(l);
-    net_wait_rx_idle(blz__rt_current());
+    rx_close_pair(l, srv, cli);
     return NULL;
 }
 
@@ -126,10 +141,8 @@ trickle_main(void *arg)
 {
     (void) arg;
     blz_runtime *rt = blz__rt_current();
-    blz_addr addr;
-    blz_tcp_listener *l = net_listen_any(&addr);
     blz_tcp_stream *srv = NULL, *cli = NULL;
-    net_pair(l, &addr, &srv, &cli);
+    blz_tcp_listener *l = rx_open_pair(&srv, &cli);
     unsigned char buf[1024];
     unsigned out = 0, armed = 0;
     for (int i = 0; i < TRICKLE_MSGS; i++) {
@@ -154,10 +167,7 @@ trickle_main(void *arg)
     CHECK_LE(out, 8u);
     CHECK_OK(blz_tcp_shutdown(cli, BLZ_SHUT_WR));
     CHECK_EQ(pattern_reader(srv, 9, sizeof buf, false), (size_t) TRICKLE_MSGS * sizeof buf);
-    blz_tcp_close(srv);
-    blz_tcp_close(cli);
-    blz_tcp_listener_close(l);
-    net_wait_rx_idle(rt);
+    rx_close_pair(l, srv, cli);
     return NULL;
 }
 
@@ -175,10 +185,8 @@ burst_main(void *arg)
 {
     (void) arg;
     blz_runtime *rt = blz__rt_current();
-    blz_addr addr;
-    blz_tcp_listener *l = net_listen_any(&addr);
     blz_tcp_stream *srv = NULL, *cli = NULL;
-    net_pair(l, &addr, &srv, &cli);
+    blz_tcp_listener *l = rx_open_pair(&srv, &cli);
     writer_arg w = {cli, 11, BURST_TOTAL, 16384};
     blz_join *j;
     CHECK_OK(blz_spawn(pattern_writer, &w, &j));
@@ -205,10 +213,7 @@ burst_main(void *arg)
     }
     CHECK_EQ(pattern_reader(srv, 11, 16384, false), BURST_TOTAL);
     CHECK_OK(blz_join_wait(j, NULL));
-    blz_tcp_close(srv);
-    blz_tcp_close(cli);
-    blz_tcp_listener_close(l);
-    net_wait_rx_idle(rt);
+    rx_close_pair(l, srv, cli);
     return NULL;
 }
 
