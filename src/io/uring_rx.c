@@ -28,8 +28,9 @@
  *   out), each arming may receive RX_BUDGET bytes and then ends by itself,
  *   which bounds the burst of a fast stream: a cancel lands late, after the
  *   runs of completions the kernel already started (a stream held 66
- *   buffers in the burst test, 253 once), a budget within them. The reader that empties the queue
- * arms the next one, so a stream that is read goes on as before.
+ *   buffers in the burst test, 253 once), a budget within them. The reader
+ *   that empties the queue arms the next one, so a stream that is read goes
+ *   on as before.
  * - be_hold counts the receive while ARMED (+1 at arm, -1 at its last CQE,
  *   the handler's last touch of the source).
  * - End of stream and errors end the receive for good (ENDED, rx_end) and
@@ -414,7 +415,10 @@ rx_probe(blz__backend *b, uint32_t budget, struct io_uring_cqe *first, int *byte
             rx_count_filled(b);
             blz__ur_rx_give(b, bid);
         }
-        live = cqe.user_data == ud && (cqe.flags & IORING_CQE_F_MORE);
+        live = cqe.user_data != ud || (cqe.flags & IORING_CQE_F_MORE);
+        if (cqe.user_data != ud) {
+            rc = -EOPNOTSUPP; /* nothing else should be in flight */
+        }
     }
     close(sv[1]); /* end of stream ends the receive */
     while (live) {
