@@ -37,16 +37,4 @@ run_threads_n(int n, void *(*fn)(void *), void *args, size_t stride)
     }
 }
 
-/* A small deterministic PRNG for tests. */
-static inline uint32_t
-test_rand(uint32_t *s)
-{
-    uint32_t x = *s ? *s : 0x12345678u;
-    x ^= x << 13;
-    x ^= x >> 17;
-    x ^= x << 5;
-    *s = x;
-    return x;
-}
-
 #endif

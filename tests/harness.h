@@ -35,7 +35,9 @@
  * `ssize_t n = CHECK_OK(blz_tcp_read(s, buf, len));` works. A failed check prints
  * file:line, the expression and the operands, and ends the test. Checks may be used from
  * any thread or fiber: failure ends the process the test runs in (_Exit), never unwinds.
- * SKIP("why") ends the test as skipped (exit 77). WAIT_UNTIL(cond, nap) waits for
+ * SKIP("why") ends the test as skipped (exit 77). test_rand(&state) is a small
+ * deterministic generator (xorshift32; a zero state starts from a fixed seed), so a
+ * failing random test replays. WAIT_UNTIL(cond, nap) waits for
  * something another thread or task does: it runs the statement `nap` (a 1 ms sleep of
  * the caller's kind, e.g. blz_sleep(blz_ms(1)) in a fiber) until cond holds, and fails
  * the test after 10,000 naps (about 10 s on a machine that is not starved).
@@ -722,6 +724,18 @@ blz_test_main_(int argc, char **argv)
         return 1;
     }
     return blz_test_passed_ == 0 ? 77 : 0;
+}
+
+/* The next number of the xorshift32 sequence in *s (see the header comment). */
+static inline uint32_t
+test_rand(uint32_t *s)
+{
+    uint32_t x = *s ? *s : 0x12345678u;
+    x ^= x << 13;
+    x ^= x >> 17;
+    x ^= x << 5;
+    *s = x;
+    return x;
 }
 
 /* Every test file gets main() unless it defines BLZ_TEST_NO_MAIN before including this

@@ -84,14 +84,22 @@ rx_open_pair(blz_tcp_stream **srv, blz_tcp_stream **cli)
     return l;
 }
 
-/* Closes what rx_open_pair opened; then no buffer may stay held. */
+/* Closes a test's listener, its streams closed already; then no buffer may
+ * stay held. */
+static void
+rx_close_listener(blz_tcp_listener *l)
+{
+    blz_tcp_listener_close(l);
+    net_wait_rx_idle(blz__rt_current());
+}
+
+/* Closes what rx_open_pair opened. */
 static void
 rx_close_pair(blz_tcp_listener *l, blz_tcp_stream *srv, blz_tcp_stream *cli)
 {
     blz_tcp_close(srv);
     blz_tcp_close(cli);
-    blz_tcp_listener_close(l);
-    net_wait_rx_idle(blz__rt_current());
+    rx_close_listener(l);
 }
 
 static void *
@@ -254,8 +262,7 @@ dry_pool_main(void *arg)
         blz_tcp_close(srv[i]);
         blz_tcp_close(cli[i]);
     }
-    blz_tcp_listener_close(l);
-    net_wait_rx_idle(blz__rt_current());
+    rx_close_listener(l);
     return NULL;
 }
 
@@ -287,8 +294,7 @@ client_side_main(void *arg)
         blz_tcp_close(srv);
         blz_tcp_close(cli);
     }
-    blz_tcp_listener_close(l);
-    net_wait_rx_idle(blz__rt_current());
+    rx_close_listener(l);
     return NULL;
 }
 
@@ -336,8 +342,7 @@ reset_main(void *arg)
         }
         blz_tcp_close(srv);
     }
-    blz_tcp_listener_close(l);
-    net_wait_rx_idle(blz__rt_current());
+    rx_close_listener(l);
     return NULL;
 }
 

@@ -10,7 +10,6 @@
 
 #include <pthread.h>
 #include <stdatomic.h>
-#include <time.h>
 
 #define SLOTS 8192 /* open addressing over live tasks; far more than live at once */
 
@@ -102,13 +101,11 @@ static _Thread_local const void *tl_terminated;
 
 /* Spins for `us` microseconds. */
 static void
-linger_us(long us)
+linger_us(int64_t us)
 {
-    struct timespec a, b;
-    clock_gettime(CLOCK_MONOTONIC, &a);
-    do {
-        clock_gettime(CLOCK_MONOTONIC, &b);
-    } while ((b.tv_sec - a.tv_sec) * 1000000L + (b.tv_nsec - a.tv_nsec) / 1000 < us);
+    int64_t end = wall_us() + us;
+    while (wall_us() < end) {
+    }
 }
 
 static void

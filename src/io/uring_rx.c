@@ -141,6 +141,9 @@ blz__ur_rx_open_locked(blz__backend *b, blz__io_source *src)
 void
 blz__ur_rx_start(blz__backend *b, blz__io_source *src)
 {
+    if (!b->rx_on) {
+        return; /* a shared ring (or no buffers): the stream keeps readiness */
+    }
     pthread_mutex_lock(&b->lock);
     if (!(src->be_flags & SRC_RELEASED) && !blz__load(&b->disowned, RELAXED)) {
         src->rx_want = 1;

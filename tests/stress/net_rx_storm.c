@@ -32,20 +32,11 @@ typedef struct conn {
 static _Atomic unsigned full_echoes, early_ends;
 static _Atomic uint64_t echoed; /* bytes the clients got back and checked */
 
-static uint32_t
-next_rand(uint32_t *s)
-{
-    *s ^= *s << 13;
-    *s ^= *s >> 17;
-    *s ^= *s << 5;
-    return *s;
-}
-
 /* Reads up to n bytes with a way picked at random. */
 static ssize_t
 random_read(conn *c, unsigned char *buf, size_t n)
 {
-    switch (next_rand(&c->srv_rng) % 3) {
+    switch (test_rand(&c->srv_rng) % 3) {
     case 0:
         return blz_tcp_read(c->srv, buf, n);
     case 1: {
@@ -70,7 +61,7 @@ server(void *arg)
     unsigned char *buf = malloc(MAXMSG);
     size_t off = 0;
     for (;;) {
-        size_t want = 1 + next_rand(&c->srv_rng) % MAXMSG;
+        size_t want = 1 + test_rand(&c->srv_rng) % MAXMSG;
         ssize_t n = random_read(c, buf, want);
         if (n <= 0) {
             CHECK(n == 0 || n == -ECONNRESET);
@@ -100,7 +91,7 @@ client(void *arg)
     size_t sent = 0, got = 0;
     bool ended = false;
     for (int m = 0; m < MSGS && !ended; m++) {
-        size_t n = 1 + next_rand(&c->cli_rng) % MAXMSG;
+        size_t n = 1 + test_rand(&c->cli_rng) % MAXMSG;
         net_fill(c->seed, sent, out, n);
         if (c->kind == 2 && sent + n > c->quit_at) {
             CHECK_OK(blz_tcp_set_linger(c->cli, true, 0));
@@ -156,7 +147,7 @@ round_main(void *arg)
         c->srv_rng = 0x9e3779b9u * (round * CONNS + i + 1);
         c->cli_rng = c->srv_rng ^ 0x5bd1e995u;
         c->kind = i % 6 == 1 ? 1 : i % 6 == 2 ? 2 : 0;
-        c->quit_at = 1 + next_rand(&c->cli_rng) % (MSGS * MAXMSG / 2);
+        c->quit_at = 1 + test_rand(&c->cli_rng) % (MSGS * MAXMSG / 2);
         CHECK_OK(blz_spawn(server, c, &js[2 * i]));
         CHECK_OK(blz_spawn(client, c, &js[2 * i + 1]));
     }
