@@ -99,7 +99,6 @@ net_listen_any(blz_addr *addr)
     return l;
 }
 
-/* Byte `i` of the test pattern of stream `seed`: any offset can be checked. */
 /* A connected pair through `l` (listening on `addr`): *client connected, *server accepted. */
 static inline void
 net_pair(blz_tcp_listener *l, const blz_addr *addr, blz_tcp_stream **server,
@@ -109,6 +108,7 @@ net_pair(blz_tcp_listener *l, const blz_addr *addr, blz_tcp_stream **server,
     CHECK_OK(blz_tcp_accept(l, server, NULL));
 }
 
+/* Byte `i` of the test pattern of stream `seed`: any offset can be checked. */
 static inline unsigned char
 net_pattern(uint64_t seed, uint64_t i)
 {

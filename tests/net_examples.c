@@ -3,6 +3,8 @@
  * under test (it inherits BLZ_BACKEND), driven by plain blocking sockets:
  *  - echo_server, with fiber and with stackless connections: several clients
  *    get every byte back, SIGTERM stops it with exit status 0;
+ *  - tcp_proxy in front of echo_server: the echo clients through it, and the
+ *    end of a client's sending passed on both ways;
  *  - udp_echo: datagrams come back to their sender;
  *  - chat_server: two clients join, talk and leave; SIGUSR1 makes the server
  *    write a task dump whose waiting fibers carry their stacks;
@@ -119,6 +121,48 @@ BLZ_TEST(echo_server_stackless)
 {
     static const char *const args[] = {"--stackless", "127.0.0.1:0", NULL};
     echo_server_run(args);
+}
+
+/* ---- tcp_proxy ------------------------------------------------------------------------- */
+
+/* The proxy in front of echo_server: the echo clients through it, then a
+ * client that stops sending (SHUT_WR) gets all of its echo back and then the
+ * end, which has gone through the proxy both ways. */
+BLZ_TEST(tcp_proxy_in_front_of_echo_server)
+{
+    example_child echo, px;
+    char host[64], phost[64];
+    int port = 0, pport = 0;
+    static const char *const echo_args[] = {"127.0.0.1:0", NULL};
+    example_serve(&echo, "echo_server", "BLZ_ECHO_SERVER_BIN", echo_args, -1, host, sizeof host,
+                  &port);
+    char upstream[96];
+    snprintf(upstream, sizeof upstream, "%s:%d", host, port);
+    const char *const px_args[] = {"127.0.0.1:0", upstream, NULL};
+    example_serve(&px, "tcp_proxy", "BLZ_TCP_PROXY_BIN", px_args, -1, phost, sizeof phost, &pport);
+    echo_clients(phost, pport);
+
+    int fd = client_connect(phost, pport);
+    static unsigned char out[100000], in[100001];
+    for (size_t k = 0; k < sizeof out; k++) {
+        out[k] = (unsigned char) (k * 13 + 5);
+    }
+    CHECK_EQ(send(fd, out, sizeof out, MSG_NOSIGNAL), (ssize_t) sizeof out);
+    CHECK_OK(shutdown(fd, SHUT_WR));
+    size_t got = 0;
+    for (;;) {
+        ssize_t n = recv(fd, in + got, sizeof in - got, 0);
+        CHECK_GE(n, 0); /* a receive timeout (-1) means the end never came */
+        if (n == 0) {
+            break;
+        }
+        got += (size_t) n;
+    }
+    CHECK_EQ(got, sizeof out);
+    CHECK(memcmp(in, out, sizeof out) == 0);
+    close(fd);
+    example_stop(&px, -1);
+    example_stop(&echo, -1);
 }
 
 /* ---- udp_echo -------------------------------------------------------------------------- */

@@ -1,6 +1,7 @@
 /*
  * blitzio/stream.h — byte streams: the Reader and Writer interfaces, buffered
- * readers and writers, copy, read-exact, write-all and line reading.
+ * readers and writers, copy (one way and both ways), read-exact, write-all,
+ * line reading and the end of writing (shutdown).
  *
  * A blz_reader / blz_writer is a small (vtable, object) pair passed by value.
  * TCP and Unix streams and their split halves provide them (files and
@@ -45,6 +46,10 @@ typedef struct blz_writer_vtable {
     /** Fills `f` with a flush of what the writer buffers (result 0 or -errno); NULL: nothing to
      * flush. */
     void (*flush_fut)(void *self, blz_io_future *f);
+    /** Fills `f` with the end of writing: what the writer buffers goes out, then the reader at
+     * the other end sees end of stream (TCP and Unix streams: shutdown(SHUT_WR)). Result 0 or
+     * -errno. NULL: a flush is all there is (files, pipes). */
+    void (*shutdown_fut)(void *self, blz_io_future *f);
 } blz_writer_vtable;
 
 /** A reader: an object and how to read it. */
@@ -88,6 +93,11 @@ BLZ_API void blz_write_fut(blz_writer w, const void *buf, size_t n, blz_io_futur
 BLZ_API ssize_t blz_write(blz_writer w, const void *buf, size_t n);
 /** Flushes what `w` buffers (0 for writers that buffer nothing). Awaits. */
 BLZ_API int blz_flush(blz_writer w);
+/** Fills `f` to end writing to `w`: its vtable's shutdown_fut, or a flush where it has none. */
+BLZ_API void blz_write_shutdown_fut(blz_writer w, blz_io_future *f);
+/** Ends writing to `w` (see blz_write_shutdown_fut): the peer of a stream reads end of stream
+ * once what was written has been read. 0 or -errno. Awaits. */
+BLZ_API int blz_write_shutdown(blz_writer w);
 
 /* ---- loops --------------------------------------------------------------------- */
 
@@ -132,6 +142,42 @@ BLZ_API void blz_copy_fut(blz_reader r, blz_writer w, void *buf, size_t cap, uin
                           blz_stream_future *f);
 /** Copies `r` into `w` until `r` ends (with a 16 KiB heap buffer). 0 or -errno. Awaits. */
 BLZ_API int blz_copy(blz_reader r, blz_writer w, uint64_t *copied);
+
+/**
+ * The future of a copy both ways between two streams, a and b (Tokio's
+ * copy_bidirectional). Caller-owned; all fields but `base` are private.
+ */
+typedef struct blz_copy_bidi_future {
+    blz_future base;       /**< result: 0 once both directions ended, or the first error */
+    blz_stream_future ab_; /* a's reader into b's writer */
+    blz_stream_future ba_; /* b's reader into a's writer */
+    uint64_t *out_ab_, *out_ba_;
+    unsigned ended_; /* 1: ab_ finished, 2: ba_ finished */
+} blz_copy_bidi_future;
+
+/** Both directions of one connection: how to read it and how to write it. */
+typedef struct blz_duplex {
+    blz_reader r; /**< its reader */
+    blz_writer w; /**< its writer */
+} blz_duplex;
+
+/**
+ * Fills `f` to copy a's reader into b's writer and b's reader into a's
+ * writer at the same time, until both readers end: what a proxy does between
+ * its client and its upstream. When one reader ends, the writer it fed is
+ * shut down (blz_write_shutdown: its peer reads end of stream) and the other
+ * direction goes on, so a half-closed connection keeps working. The first
+ * error ends both directions (the other one is dropped) and is the result.
+ * `buf` of `cap` bytes (at least 2) is split in two halves, one per
+ * direction. The bytes written each way are stored in `*a_to_b` and
+ * `*b_to_a` (each may be NULL) when the future completes, also on error.
+ */
+BLZ_API void blz_copy_bidirectional_fut(blz_duplex a, blz_duplex b, void *buf, size_t cap,
+                                        uint64_t *a_to_b, uint64_t *b_to_a,
+                                        blz_copy_bidi_future *f);
+/** Copies both ways (see blz_copy_bidirectional_fut) with a 32 KiB heap buffer. 0 or -errno
+ * (-ENOMEM). Awaits. */
+BLZ_API int blz_copy_bidirectional(blz_duplex a, blz_duplex b, uint64_t *a_to_b, uint64_t *b_to_a);
 
 /* ---- buffered reader -------------------------------------------------------------- */
 

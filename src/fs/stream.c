@@ -118,7 +118,7 @@ file_write_fut(void *self, const void *buf, size_t n, blz_io_future *f)
 }
 
 static const blz_reader_vtable file_reader_vt = {file_read_fut};
-static const blz_writer_vtable file_writer_vt = {file_write_fut, NULL};
+static const blz_writer_vtable file_writer_vt = {file_write_fut, NULL, NULL};
 
 blz_reader
 blz_file_reader(blz_file *file)

@@ -17,10 +17,10 @@
 
 #define DEFAULT_CAP 8192
 
-enum { BR_READ = 1, BR_FILL = 2, BW_WRITE = 3, BW_FLUSH = 4 };
+enum { BR_READ = 1, BR_FILL = 2, BW_WRITE = 3, BW_FLUSH = 4, BW_SHUTDOWN = 5 };
 #define F_FILLING     0x1 /* an inner read (reader) or write (writer) is in flight */
 #define F_DIRECT      0x2 /* it targets the caller's buffer, not ours */
-#define F_INNER_FLUSH 0x4 /* the writer is flushing its inner writer */
+#define F_INNER_FLUSH 0x4 /* the writer is flushing (or shutting down) its inner writer */
 
 static int
 buf_setup(unsigned char **buf, size_t *cap, bool *owned, void *user, size_t ucap)
@@ -313,30 +313,43 @@ drain(blz_io_future *f, blz_buf_writer *bw, blz_context *cx, int *err)
     return BLZ_READY;
 }
 
+/* BW_FLUSH and BW_SHUTDOWN: write the buffer out, then flush (or shut down)
+ * the inner writer. */
+static blz_poll
+bw_poll_end(blz_io_future *f, blz_buf_writer *bw, blz_context *cx)
+{
+    if (!(f->flags_ & F_INNER_FLUSH)) {
+        int err = 0;
+        if (drain(f, bw, cx, &err) == BLZ_PENDING) {
+            return BLZ_PENDING;
+        }
+        if (err || (f->op_ == BW_FLUSH && !bw->inner_.vt->flush_fut)) {
+            f->base.result = err;
+            return BLZ_READY;
+        }
+        if (f->op_ == BW_SHUTDOWN) {
+            blz_write_shutdown_fut(bw->inner_, &bw->out_);
+        } else {
+            bw->inner_.vt->flush_fut(bw->inner_.self, &bw->out_);
+        }
+        f->flags_ |= F_INNER_FLUSH | F_FILLING;
+    }
+    if (blz_future_poll(&bw->out_.base, cx) == BLZ_PENDING) {
+        return BLZ_PENDING;
+    }
+    f->flags_ = 0;
+    f->base.result = bw->out_.base.result;
+    return BLZ_READY;
+}
+
 static blz_poll
 bw_poll(blz_future *base, blz_context *cx)
 {
     blz_io_future *f = (blz_io_future *) base;
     blz_buf_writer *bw = f->obj_;
     int err = 0;
-    if (f->op_ == BW_FLUSH) {
-        if (!(f->flags_ & F_INNER_FLUSH)) {
-            if (drain(f, bw, cx, &err) == BLZ_PENDING) {
-                return BLZ_PENDING;
-            }
-            if (err || !bw->inner_.vt->flush_fut) {
-                f->base.result = err;
-                return BLZ_READY;
-            }
-            bw->inner_.vt->flush_fut(bw->inner_.self, &bw->out_);
-            f->flags_ |= F_INNER_FLUSH | F_FILLING;
-        }
-        if (blz_future_poll(&bw->out_.base, cx) == BLZ_PENDING) {
-            return BLZ_PENDING;
-        }
-        f->flags_ = 0;
-        f->base.result = bw->out_.base.result;
-        return BLZ_READY;
+    if (f->op_ == BW_FLUSH || f->op_ == BW_SHUTDOWN) {
+        return bw_poll_end(f, bw, cx);
     }
     /* BW_WRITE */
     if (!(f->flags_ & F_DIRECT)) {
@@ -411,7 +424,14 @@ bw_flush_fut(void *self, blz_io_future *f)
     bw_fut(self, BW_FLUSH, NULL, 0, f);
 }
 
-static const blz_writer_vtable bw_writer_vt = {bw_write_fut, bw_flush_fut};
+/* What it buffers goes out first, then the inner writer ends. */
+static void
+bw_shutdown_fut(void *self, blz_io_future *f)
+{
+    bw_fut(self, BW_SHUTDOWN, NULL, 0, f);
+}
+
+static const blz_writer_vtable bw_writer_vt = {bw_write_fut, bw_flush_fut, bw_shutdown_fut};
 
 blz_writer
 blz_buf_writer_as_writer(blz_buf_writer *bw)

@@ -1,6 +1,7 @@
 /*
  * Readers and writers: the adapters of the net objects, single reads and
- * writes, and the loop futures (read-exact, write-all, copy).
+ * writes, the end of writing, and the loop futures (read-exact, write-all,
+ * copy, copy both ways).
  *
  * Invariants:
  * - A blz_stream_future runs at most one inner future (io_) at a time;
@@ -17,8 +18,10 @@
 
 #include <string.h>
 
-enum { SOP_READ_EXACT = 1, SOP_WRITE_ALL = 2, SOP_COPY = 3 };
-enum { S_IDLE = 0, S_READ = 1, S_WRITE = 2, S_FLUSH = 3 };
+/* SOP_COPY_SHUT: a copy that shuts its writer down at the end (one direction
+ * of a bidirectional copy). */
+enum { SOP_READ_EXACT = 1, SOP_WRITE_ALL = 2, SOP_COPY = 3, SOP_COPY_SHUT = 4 };
+enum { S_IDLE = 0, S_READ = 1, S_WRITE = 2, S_END = 3 };
 
 /* ---- adapters ---------------------------------------------------------------------- */
 
@@ -70,14 +73,40 @@ unix_half_write_fut(void *self, const void *buf, size_t n, blz_io_future *f)
     blz_unix_half_write_fut(self, buf, n, f);
 }
 
+/* Ending the write direction of a socket is one system call that never waits. */
+static void
+tcp_shutdown_fut(void *self, blz_io_future *f)
+{
+    blz__io_future_ready(f, blz_tcp_shutdown(self, BLZ_SHUT_WR));
+}
+
+static void
+half_shutdown_fut(void *self, blz_io_future *f)
+{
+    blz__io_future_ready(f, blz_tcp_half_shutdown(self));
+}
+
+static void
+unix_shutdown_fut(void *self, blz_io_future *f)
+{
+    blz__io_future_ready(f, blz_unix_shutdown(self, BLZ_SHUT_WR));
+}
+
+static void
+unix_half_shutdown_fut(void *self, blz_io_future *f)
+{
+    blz__io_future_ready(f, blz_unix_half_shutdown(self));
+}
+
 static const blz_reader_vtable tcp_reader_vt = {tcp_read_fut};
-static const blz_writer_vtable tcp_writer_vt = {tcp_write_fut, NULL};
+static const blz_writer_vtable tcp_writer_vt = {tcp_write_fut, NULL, tcp_shutdown_fut};
 static const blz_reader_vtable half_reader_vt = {half_read_fut};
-static const blz_writer_vtable half_writer_vt = {half_write_fut, NULL};
+static const blz_writer_vtable half_writer_vt = {half_write_fut, NULL, half_shutdown_fut};
 static const blz_reader_vtable unix_reader_vt = {unix_read_fut};
-static const blz_writer_vtable unix_writer_vt = {unix_write_fut, NULL};
+static const blz_writer_vtable unix_writer_vt = {unix_write_fut, NULL, unix_shutdown_fut};
 static const blz_reader_vtable unix_half_reader_vt = {unix_half_read_fut};
-static const blz_writer_vtable unix_half_writer_vt = {unix_half_write_fut, NULL};
+static const blz_writer_vtable unix_half_writer_vt = {unix_half_write_fut, NULL,
+                                                      unix_half_shutdown_fut};
 
 blz_reader
 blz_tcp_reader(struct blz_tcp_stream *s)
@@ -194,20 +223,49 @@ blz_flush(blz_writer w)
     return blz_await(&f.base);
 }
 
+void
+blz_write_shutdown_fut(blz_writer w, blz_io_future *f)
+{
+    if (!f) {
+        return;
+    }
+    if (!w.vt) {
+        blz__io_future_ready(f, -EINVAL);
+    } else if (w.vt->shutdown_fut) {
+        w.vt->shutdown_fut(w.self, f);
+    } else if (w.vt->flush_fut) {
+        w.vt->flush_fut(w.self, f);
+    } else {
+        blz__io_future_ready(f, 0);
+    }
+}
+
+int
+blz_write_shutdown(blz_writer w)
+{
+    blz_io_future f;
+    blz_write_shutdown_fut(w, &f);
+    return blz_await(&f.base);
+}
+
 /* ---- loops ------------------------------------------------------------------------------- */
 
+/* The reader ended: flush the writer, or shut it down (SOP_COPY_SHUT). */
 static void
-start_flush(blz_stream_future *f)
+start_end(blz_stream_future *f)
 {
-    if (f->w_.vt->flush_fut) {
+    if (f->op_ == -SOP_COPY_SHUT) {
+        blz_write_shutdown_fut(f->w_, &f->io_);
+    } else if (f->w_.vt->flush_fut) {
         f->w_.vt->flush_fut(f->w_.self, &f->io_);
     } else {
         blz__io_future_ready(&f->io_, 0);
     }
-    f->state_ = S_FLUSH;
+    f->state_ = S_END;
 }
 
-/* Copy: read into buf_, write it all out, repeat until the reader ends, flush. */
+/* Copy: read into buf_, write it all out, repeat until the reader ends, then
+ * flush (or shut down) the writer. op_ turns negative at the reader's end. */
 static blz_poll
 copy_poll(blz_stream_future *f, blz_context *cx)
 {
@@ -216,8 +274,8 @@ copy_poll(blz_stream_future *f, blz_context *cx)
             if (f->done_ < f->fill_) {
                 blz_write_fut(f->w_, f->buf_ + f->done_, f->fill_ - f->done_, &f->io_);
                 f->state_ = S_WRITE;
-            } else if (f->op_ < 0) { /* the reader ended: flush, then done */
-                start_flush(f);
+            } else if (f->op_ < 0) { /* the reader ended: end the writer, then done */
+                start_end(f);
             } else {
                 f->done_ = f->fill_ = 0;
                 blz_read_fut(f->r_, f->buf_, f->len_, &f->io_);
@@ -234,13 +292,13 @@ copy_poll(blz_stream_future *f, blz_context *cx)
             f->base.result = res;
             break;
         }
-        if (state == S_FLUSH) {
+        if (state == S_END) {
             f->base.result = 0;
             break;
         }
         if (state == S_READ) {
             if (res == 0) {
-                f->op_ = -SOP_COPY; /* end of input */
+                f->op_ = -f->op_; /* end of input */
             }
             f->fill_ = (size_t) res;
         } else {
@@ -262,7 +320,7 @@ static blz_poll
 stream_poll(blz_future *base, blz_context *cx)
 {
     blz_stream_future *f = (blz_stream_future *) base;
-    if (f->op_ == SOP_COPY || f->op_ == -SOP_COPY) {
+    if (f->op_ >= SOP_COPY || f->op_ <= -SOP_COPY) { /* a copy, either kind, either phase */
         return copy_poll(f, cx);
     }
     for (;;) {
@@ -400,6 +458,115 @@ blz_copy(blz_reader r, blz_writer w, uint64_t *copied)
     }
     blz_stream_future f;
     blz_copy_fut(r, w, buf, cap, copied, &f);
+    int rc = blz_await(&f.base);
+    blz__free(buf);
+    return rc;
+}
+
+/* ---- copy both ways ------------------------------------------------------------------------ */
+
+enum { BIDI_AB = 1, BIDI_BA = 2, BIDI_BA_FIRST = 4 };
+
+/* Polls one direction unless it already finished. Returns its error once it
+ * failed, else 0. */
+static int
+bidi_step(blz_copy_bidi_future *f, blz_stream_future *dir, unsigned bit, blz_context *cx)
+{
+    if (f->ended_ & bit) {
+        return 0;
+    }
+    if (blz_future_poll(&dir->base, cx) == BLZ_PENDING) {
+        return 0;
+    }
+    f->ended_ |= bit;
+    return dir->base.result < 0 ? dir->base.result : 0;
+}
+
+/*
+ * Both directions are polled on every wake (each registered the task's waker
+ * with its own stream). Which goes first alternates: a direction whose
+ * stream is always ready runs until the coop budget stops it, and the one
+ * polled after it would then find the budget spent every time.
+ */
+static blz_poll
+bidi_poll(blz_future *base, blz_context *cx)
+{
+    blz_copy_bidi_future *f = (blz_copy_bidi_future *) base;
+    bool ba_first = f->ended_ & BIDI_BA_FIRST;
+    f->ended_ ^= BIDI_BA_FIRST;
+    int err = ba_first ? bidi_step(f, &f->ba_, BIDI_BA, cx) : bidi_step(f, &f->ab_, BIDI_AB, cx);
+    if (!err) {
+        err = ba_first ? bidi_step(f, &f->ab_, BIDI_AB, cx) : bidi_step(f, &f->ba_, BIDI_BA, cx);
+    }
+    if (!err && (f->ended_ & (BIDI_AB | BIDI_BA)) != (BIDI_AB | BIDI_BA)) {
+        return BLZ_PENDING;
+    }
+    /* Done, or failed: the direction still running stops where it is. */
+    blz_future_drop(&f->ab_.base);
+    blz_future_drop(&f->ba_.base);
+    f->ended_ |= BIDI_AB | BIDI_BA;
+    if (f->out_ab_) {
+        *f->out_ab_ = f->ab_.total_;
+    }
+    if (f->out_ba_) {
+        *f->out_ba_ = f->ba_.total_;
+    }
+    f->base.result = err;
+    return BLZ_READY;
+}
+
+static void
+bidi_drop(blz_future *base)
+{
+    blz_copy_bidi_future *f = (blz_copy_bidi_future *) base;
+    blz_future_drop(&f->ab_.base);
+    blz_future_drop(&f->ba_.base);
+}
+
+static const blz_future_vtable bidi_vt = {bidi_poll, bidi_drop};
+
+void
+blz_copy_bidirectional_fut(blz_duplex a, blz_duplex b, void *buf, size_t cap, uint64_t *a_to_b,
+                           uint64_t *b_to_a, blz_copy_bidi_future *f)
+{
+    if (!f) {
+        return;
+    }
+    if (a_to_b) {
+        *a_to_b = 0;
+    }
+    if (b_to_a) {
+        *b_to_a = 0;
+    }
+    memset(f, 0, sizeof *f);
+    if (!a.r.vt || !a.w.vt || !b.r.vt || !b.w.vt || !buf || cap < 2) {
+        blz__future_ready(&f->base, -EINVAL);
+        return;
+    }
+    blz_future_init(&f->base, &bidi_vt);
+    size_t half = cap / 2;
+    stream_init(&f->ab_, SOP_COPY_SHUT, a.r, b.w, buf, half);
+    stream_init(&f->ba_, SOP_COPY_SHUT, b.r, a.w, (unsigned char *) buf + half, half);
+    f->out_ab_ = a_to_b;
+    f->out_ba_ = b_to_a;
+}
+
+int
+blz_copy_bidirectional(blz_duplex a, blz_duplex b, uint64_t *a_to_b, uint64_t *b_to_a)
+{
+    size_t cap = 32768;
+    void *buf = blz__malloc(cap);
+    if (!buf) {
+        if (a_to_b) {
+            *a_to_b = 0;
+        }
+        if (b_to_a) {
+            *b_to_a = 0;
+        }
+        return -ENOMEM;
+    }
+    blz_copy_bidi_future f;
+    blz_copy_bidirectional_fut(a, b, buf, cap, a_to_b, b_to_a, &f);
     int rc = blz_await(&f.base);
     blz__free(buf);
     return rc;

@@ -340,7 +340,7 @@ writer_write_fut(void *self, const void *buf, size_t n, blz_io_future *f)
 }
 
 static const blz_reader_vtable pipe_reader_vt = {reader_read_fut};
-static const blz_writer_vtable pipe_writer_vt = {writer_write_fut, NULL};
+static const blz_writer_vtable pipe_writer_vt = {writer_write_fut, NULL, NULL};
 
 blz_reader
 blz_pipe_reader(blz_pipe *p)
