@@ -1,6 +1,7 @@
 /*
  * Streams over real sockets: BufReader lines and delimiters, BufWriter
  * batching and pass-through, copy (as a proxy), read_exact and write_all,
+ * read_to_end bounded by the caller's buffer, the limited reader (take),
  * the future tier in a stackless task, and drops leaving nothing behind.
  */
 #include "blitzio/stream.h"
@@ -289,4 +290,144 @@ stackless_copy_main(void *arg)
 BLZ_TEST(stackless_copy_and_drops)
 {
     net_run(2, stackless_copy_main, NULL);
+}
+
+/* ---- read to end; the limited reader ------------------------------------------------------- */
+
+/* A Unix pair carrying `n` bytes of pattern `seed`, then the end. */
+static void
+sent_and_ended(blz_unix_stream **rd, blz_unix_stream **wr, uint64_t seed, size_t n)
+{
+    CHECK_OK(blz_unix_pair(wr, rd));
+    unsigned char *data = malloc(n + 1);
+    CHECK(data != NULL);
+    net_fill(seed, 0, data, n);
+    CHECK_OK(blz_write_all(blz_unix_writer(*wr), data, n));
+    free(data);
+    CHECK_OK(blz_write_shutdown(blz_unix_writer(*wr)));
+}
+
+static void
+close_pair(blz_unix_stream *a, blz_unix_stream *b)
+{
+    blz_unix_close(a);
+    blz_unix_close(b);
+}
+
+static void *
+read_to_end_main(void *arg)
+{
+    (void) arg;
+    static unsigned char buf[20000];
+    blz_unix_stream *r, *w;
+    size_t len = 99;
+    /* Room for more: all of it, then the end. */
+    sent_and_ended(&r, &w, 31, 10000);
+    CHECK_OK(blz_read_to_end(blz_unix_reader(r), buf, sizeof buf, &len));
+    CHECK_EQ(len, 10000u);
+    CHECK(net_verify(31, 0, buf, len));
+    close_pair(r, w);
+    /* Exactly full: the probe finds the end. */
+    sent_and_ended(&r, &w, 32, 10000);
+    CHECK_OK(blz_read_to_end(blz_unix_reader(r), buf, 10000, &len));
+    CHECK_EQ(len, 10000u);
+    CHECK(net_verify(32, 0, buf, len));
+    close_pair(r, w);
+    /* One byte short: -EFBIG with what fits; the byte after it was taken. */
+    sent_and_ended(&r, &w, 33, 10000);
+    CHECK_EQ(blz_read_to_end(blz_unix_reader(r), buf, 9998, &len), -EFBIG);
+    CHECK_EQ(len, 9998u);
+    CHECK(net_verify(33, 0, buf, len));
+    CHECK_EQ(blz_read(blz_unix_reader(r), buf, sizeof buf), 1);
+    CHECK(net_verify(33, 9999, buf, 1));
+    close_pair(r, w);
+    /* No room at all: an empty stream is fine, any byte is too many. */
+    sent_and_ended(&r, &w, 34, 0);
+    CHECK_OK(blz_read_to_end(blz_unix_reader(r), NULL, 0, &len));
+    CHECK_EQ(len, 0u);
+    close_pair(r, w);
+    sent_and_ended(&r, &w, 35, 1);
+    CHECK_EQ(blz_read_to_end(blz_unix_reader(r), NULL, 0, &len), -EFBIG);
+    CHECK_EQ(len, 0u);
+    /* Bad input. */
+    blz_reader none = {NULL, NULL};
+    CHECK_EQ(blz_read_to_end(none, buf, sizeof buf, &len), -EINVAL);
+    CHECK_EQ(blz_read_to_end(blz_unix_reader(r), NULL, 1, &len), -EINVAL);
+    CHECK_EQ(blz_read_to_end(blz_unix_reader(r), buf, sizeof buf, NULL), -EINVAL);
+    close_pair(r, w);
+    return NULL;
+}
+
+BLZ_TEST(read_to_end_bounded_by_the_callers_buffer)
+{
+    net_run(2, read_to_end_main, NULL);
+}
+
+static void *
+take_main(void *arg)
+{
+    (void) arg;
+    static unsigned char buf[200000];
+    blz_unix_stream *r, *w;
+    size_t len;
+    /* Four bytes of ten, then the rest from the inner reader. */
+    sent_and_ended(&r, &w, 41, 10);
+    blz_take t;
+    blz_reader limited = blz_take_init(&t, blz_unix_reader(r), 4);
+    CHECK_EQ(blz_take_left(&t), 4u);
+    CHECK_OK(blz_read_to_end(limited, buf, sizeof buf, &len));
+    CHECK_EQ(len, 4u);
+    CHECK(net_verify(41, 0, buf, 4));
+    CHECK_EQ(blz_take_left(&t), 0u);
+    CHECK_EQ(blz_read(limited, buf, sizeof buf), 0); /* stays ended */
+    CHECK_OK(blz_read_to_end(blz_unix_reader(r), buf, sizeof buf, &len));
+    CHECK_EQ(len, 6u);
+    CHECK(net_verify(41, 4, buf, 6));
+    close_pair(r, w);
+
+    /* A body of known length copied on, the stream going on after it. */
+    blz_unix_stream *x, *y;
+    sent_and_ended(&r, &w, 42, 150000);
+    CHECK_OK(blz_unix_pair(&x, &y));
+    uint64_t copied = 0;
+    limited = blz_take_init(&t, blz_unix_reader(r), 100000);
+    static unsigned char cbuf[4096];
+    blz_stream_future cf;
+    blz_copy_fut(limited, blz_unix_writer(x), cbuf, sizeof cbuf, &copied, &cf);
+    CHECK_OK(blz_await(&cf.base));
+    CHECK_EQ(copied, 100000u);
+    CHECK_OK(blz_write_shutdown(blz_unix_writer(x)));
+    CHECK_OK(blz_read_to_end(blz_unix_reader(y), buf, sizeof buf, &len));
+    CHECK_EQ(len, 100000u);
+    CHECK(net_verify(42, 0, buf, len));
+    CHECK_OK(blz_read_to_end(blz_unix_reader(r), buf, sizeof buf, &len));
+    CHECK_EQ(len, 50000u);
+    CHECK(net_verify(42, 100000, buf, len));
+    close_pair(x, y);
+    close_pair(r, w);
+
+    /* A pending read through the limit, dropped: no waiter stays. */
+    CHECK_OK(blz_unix_pair(&r, &w));
+    limited = blz_take_init(&t, blz_unix_reader(r), 5);
+    blz_io_future rf;
+    blz_read_fut(limited, buf, sizeof buf, &rf);
+    blz_context cx = {blz_waker_noop()};
+    CHECK_EQ(blz_future_poll(&rf.base, &cx), BLZ_PENDING);
+    CHECK_EQ(blz__io_driver_waiters(net_driver()), 1);
+    blz_future_drop(&rf.base);
+    CHECK_EQ(blz__io_driver_waiters(net_driver()), 0);
+    CHECK_EQ(blz_take_left(&t), 5u);
+    close_pair(r, w);
+
+    /* Bad input: a reader whose reads fail. */
+    blz_reader none = {NULL, NULL};
+    CHECK_EQ(blz_read(blz_take_init(&t, none, 5), buf, 1), -EINVAL);
+    CHECK_EQ(blz_read(blz_take_init(NULL, none, 5), buf, 1), -EINVAL);
+    CHECK_EQ(blz_take_left(NULL), 0u);
+    return NULL;
+}
+
+BLZ_TEST(take_limits_a_reader)
+{
+    net_run(2, take_main, NULL);
 }

@@ -173,6 +173,23 @@ BLZ_API int blz_tcp_listen(const char *addr, blz_tcp_listener **out);
 /** Like blz_tcp_listen with a parsed address and a backlog (<= 0: the default). */
 BLZ_API int blz_tcp_listen_addr(const blz_addr *addr, int backlog, blz_tcp_listener **out);
 
+/**
+ * Adopts `fd`, a listening IPv4 or IPv6 TCP socket made elsewhere (passed by
+ * systemd socket activation, inherited from a parent, set up with options
+ * blitzio does not wrap), as a listener of the current runtime. The
+ * descriptor is made non-blocking and close-on-exec. On success the
+ * listener owns it (blz_tcp_listener_close closes it); on error it stays the
+ * caller's. 0, -EINVAL (not a listening TCP socket, or `out` NULL), -EBADF,
+ * -ENOTSOCK, -ESRCH (no runtime). Inside a runtime.
+ *
+ * The `*_from_fd` calls of the other socket types work the same way.
+ */
+BLZ_API int blz_tcp_listener_from_fd(int fd, blz_tcp_listener **out);
+/** Adopts `fd`, a connected TCP socket, as a stream (as blz_tcp_listener_from_fd), with
+ * TCP_NODELAY on like every blitzio stream. Its reads go through readiness and recv(2), also
+ * where accepted streams read by completion. */
+BLZ_API int blz_tcp_stream_from_fd(int fd, blz_tcp_stream **out);
+
 /** The address the listener is bound to (with the port the kernel picked). 0 or -errno. Any thread.
  */
 BLZ_API int blz_tcp_listener_addr(const blz_tcp_listener *l, blz_addr *out);
@@ -453,6 +470,8 @@ typedef struct blz_udp_socket blz_udp_socket;
 BLZ_API int blz_udp_bind(const char *addr, blz_udp_socket **out);
 /** blz_udp_bind with a parsed address. */
 BLZ_API int blz_udp_bind_addr(const blz_addr *addr, blz_udp_socket **out);
+/** Adopts `fd`, an IPv4 or IPv6 UDP socket, as blz_tcp_listener_from_fd does a listener. */
+BLZ_API int blz_udp_from_fd(int fd, blz_udp_socket **out);
 /** Sets the default peer (send/recv then use it; datagrams from others are dropped). Never waits.
  */
 BLZ_API int blz_udp_connect(blz_udp_socket *u, const blz_addr *peer);
@@ -636,6 +655,12 @@ typedef struct blz_ucred {
 BLZ_API int blz_unix_listen(const char *path, blz_unix_listener **out);
 /** blz_unix_listen with a parsed address and backlog (<= 0: the default). */
 BLZ_API int blz_unix_listen_addr(const blz_addr *addr, int backlog, blz_unix_listener **out);
+/** Adopts `fd`, a listening Unix stream socket (as blz_tcp_listener_from_fd). */
+BLZ_API int blz_unix_listener_from_fd(int fd, blz_unix_listener **out);
+/** Adopts `fd`, a connected Unix stream socket (as blz_tcp_listener_from_fd). */
+BLZ_API int blz_unix_stream_from_fd(int fd, blz_unix_stream **out);
+/** Adopts `fd`, a Unix datagram socket (as blz_tcp_listener_from_fd). */
+BLZ_API int blz_unix_datagram_from_fd(int fd, blz_unix_datagram **out);
 /** The listener's address. */
 BLZ_API int blz_unix_listener_addr(const blz_unix_listener *l, blz_addr *out);
 /** Accepts a connection; as blz_tcp_accept (including the EMFILE back-off of the await and future

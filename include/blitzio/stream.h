@@ -1,7 +1,8 @@
 /*
  * blitzio/stream.h — byte streams: the Reader and Writer interfaces, buffered
- * readers and writers, copy (one way and both ways), read-exact, write-all,
- * line reading and the end of writing (shutdown).
+ * readers and writers, a limited reader, copy (one way and both ways),
+ * read-exact, read-to-end, write-all, line reading and the end of writing
+ * (shutdown).
  *
  * A blz_reader / blz_writer is a small (vtable, object) pair passed by value.
  * TCP and Unix streams and their split halves provide them (files and
@@ -102,7 +103,8 @@ BLZ_API int blz_write_shutdown(blz_writer w);
 /* ---- loops --------------------------------------------------------------------- */
 
 /**
- * The future of a loop over reads and writes (read-exact, write-all, copy).
+ * The future of a loop over reads and writes (read-exact, read-to-end,
+ * write-all, copy).
  * Caller-owned; all fields but `base` are private.
  */
 typedef struct blz_stream_future {
@@ -116,8 +118,10 @@ typedef struct blz_stream_future {
     size_t fill_;         /* copy: bytes in buf_ */
     uint64_t total_;      /* copy: bytes copied so far */
     uint64_t *out_total_; /* copy: where to store the total, or NULL */
+    size_t *out_len_;     /* read_to_end: where to store the count */
     int op_;
     int state_;
+    unsigned char probe_; /* read_to_end: the byte that tells a full buffer from a longer stream */
 } blz_stream_future;
 
 /**
@@ -127,6 +131,19 @@ typedef struct blz_stream_future {
 BLZ_API void blz_read_exact_fut(blz_reader r, void *buf, size_t n, blz_stream_future *f);
 /** Reads exactly `n` bytes (see blz_read_exact_fut). Awaits. */
 BLZ_API int blz_read_exact(blz_reader r, void *buf, size_t n);
+
+/**
+ * Fills `f` to read `r` until it ends, into `buf` of `cap` bytes. Result 0
+ * once the stream ended, with the byte count in `*len`; -EFBIG when the
+ * stream holds more than `cap` bytes (`buf` holds the first `cap`, and one
+ * byte more was taken from the stream to find out); or the read's error.
+ * `*len` (what `buf` holds) is stored when the future completes, also on
+ * error. The caller sets the bound: a peer cannot make it allocate.
+ */
+BLZ_API void blz_read_to_end_fut(blz_reader r, void *buf, size_t cap, size_t *len,
+                                 blz_stream_future *f);
+/** Reads `r` to its end (see blz_read_to_end_fut). Awaits. */
+BLZ_API int blz_read_to_end(blz_reader r, void *buf, size_t cap, size_t *len);
 
 /** Fills `f` to write all `n` bytes. Result 0 or the first error. */
 BLZ_API void blz_write_all_fut(blz_writer w, const void *buf, size_t n, blz_stream_future *f);
@@ -178,6 +195,26 @@ BLZ_API void blz_copy_bidirectional_fut(blz_duplex a, blz_duplex b, void *buf, s
 /** Copies both ways (see blz_copy_bidirectional_fut) with a 32 KiB heap buffer. 0 or -errno
  * (-ENOMEM). Awaits. */
 BLZ_API int blz_copy_bidirectional(blz_duplex a, blz_duplex b, uint64_t *a_to_b, uint64_t *b_to_a);
+
+/* ---- a limited reader ---------------------------------------------------------------- */
+
+/**
+ * A reader that ends after `limit` bytes of another (Tokio's take): for a
+ * body whose length a header gave, copied or read to its end. The bytes past
+ * the limit stay in the inner reader. Caller storage, used by one task at a
+ * time; fields private.
+ */
+typedef struct blz_take {
+    blz_reader inner_;
+    uint64_t left_;
+    blz_io_future in_; /* the inner read in flight */
+} blz_take;
+
+/** Sets `t` up to read at most `limit` bytes of `inner` and returns it as a reader (one without a
+ * vtable, whose reads fail with -EINVAL, when `t` is NULL or `inner` has none). */
+BLZ_API blz_reader blz_take_init(blz_take *t, blz_reader inner, uint64_t limit);
+/** Bytes `t` may still read before it ends. */
+BLZ_API uint64_t blz_take_left(const blz_take *t);
 
 /* ---- buffered reader -------------------------------------------------------------- */
 

@@ -47,13 +47,13 @@ blz__net_driver(void)
     return rt ? blz__rt_io(rt) : NULL;
 }
 
-int
-blz__sock_wrap(blz__io_driver *d, int fd, int kind, int family, unsigned initial, blz__sock **out)
+/* blz__sock_wrap, but on failure fd stays open (it is the caller's). */
+static int
+sock_wrap_keep(blz__io_driver *d, int fd, int kind, int family, unsigned initial, blz__sock **out)
 {
     blz__io_source *src;
     int rc = blz__io_source_open(d, fd, sizeof(blz__sock), initial, &src);
     if (rc < 0) {
-        (void) blz__sys_close(fd);
         return rc;
     }
     blz__sock *sk = (blz__sock *) src;
@@ -70,6 +70,48 @@ blz__sock_wrap(blz__io_driver *d, int fd, int kind, int family, unsigned initial
     }
     *out = sk;
     return 0;
+}
+
+int
+blz__sock_wrap(blz__io_driver *d, int fd, int kind, int family, unsigned initial, blz__sock **out)
+{
+    int rc = sock_wrap_keep(d, fd, kind, family, initial, out);
+    if (rc < 0) {
+        (void) blz__sys_close(fd);
+    }
+    return rc;
+}
+
+int
+blz__sock_adopt(int fd, int kind, bool unix_family, blz__sock **out)
+{
+    if (!out) {
+        return -EINVAL;
+    }
+    *out = NULL;
+    if (fd < 0) {
+        return -EBADF;
+    }
+    blz__io_driver *d = blz__net_driver();
+    if (!d) {
+        return -ESRCH;
+    }
+    int family, type;
+    bool listening;
+    int rc = blz__sys_sock_kind(fd, &family, &type, &listening);
+    if (rc < 0) {
+        return rc;
+    }
+    bool dgram = kind == BLZ__SK_DGRAM;
+    if ((family == BLZ_AF_UNIX) != unix_family || (type == BLZ__SOCK_DGRAM) != dgram ||
+        (!dgram && listening != (kind == BLZ__SK_LISTENER))) {
+        return -EINVAL;
+    }
+    rc = blz__sys_nonblock_cloexec(fd);
+    if (rc < 0) {
+        return rc;
+    }
+    return sock_wrap_keep(d, fd, kind, family, BLZ__RD_READ | BLZ__RD_WRITE, out);
 }
 
 /* The checks every call that makes a socket starts with: `out` cleared, an

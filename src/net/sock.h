@@ -81,6 +81,14 @@ blz__io_driver *blz__net_driver(void);
 int blz__sock_wrap(blz__io_driver *d, int fd, int kind, int family, unsigned initial,
                    blz__sock **out);
 
+/* Adopts `fd`, a socket made elsewhere, as a socket of `kind` (a listener, a
+ * connected stream or a datagram socket; Unix or IP by `unix_family`), made
+ * non-blocking and close-on-exec. -EINVAL when fd is another kind of socket,
+ * -EBADF, -ENOTSOCK, -ESRCH (no runtime). On error fd stays the caller's.
+ * Its reads use readiness (completion receive starts only at accept and
+ * connect). */
+int blz__sock_adopt(int fd, int kind, bool unix_family, blz__sock **out);
+
 /* A bound socket of `type` (BLZ__SOCK_*), listening when `backlog` >= 0. */
 int blz__sock_bind(const blz_addr *a, int type, int backlog, int kind, blz__sock **out);
 

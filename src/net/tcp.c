@@ -70,6 +70,28 @@ blz_tcp_listen(const char *addr, blz_tcp_listener **out)
 }
 
 int
+blz_tcp_listener_from_fd(int fd, blz_tcp_listener **out)
+{
+    blz__sock *sk = NULL;
+    int rc = blz__sock_adopt(fd, BLZ__SK_LISTENER, false, out ? &sk : NULL);
+    if (out) {
+        *out = (blz_tcp_listener *) sk;
+    }
+    return rc;
+}
+
+int
+blz_tcp_stream_from_fd(int fd, blz_tcp_stream **out)
+{
+    blz__sock *sk = NULL;
+    int rc = blz__sock_adopt(fd, BLZ__SK_STREAM, false, out ? &sk : NULL);
+    if (out) {
+        *out = (blz_tcp_stream *) sk;
+    }
+    return rc;
+}
+
+int
 blz_tcp_listener_addr(const blz_tcp_listener *l, blz_addr *out)
 {
     return blz__sock_local_addr(SK(l), out);

@@ -45,6 +45,17 @@ blz_udp_bind(const char *addr, blz_udp_socket **out)
 }
 
 int
+blz_udp_from_fd(int fd, blz_udp_socket **out)
+{
+    blz__sock *sk = NULL;
+    int rc = blz__sock_adopt(fd, BLZ__SK_DGRAM, false, out ? &sk : NULL);
+    if (out) {
+        *out = (blz_udp_socket *) sk;
+    }
+    return rc;
+}
+
+int
 blz_udp_connect(blz_udp_socket *u, const blz_addr *peer)
 {
     if (!u || !peer) {

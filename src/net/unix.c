@@ -66,6 +66,39 @@ blz_unix_listen(const char *path, blz_unix_listener **out)
 }
 
 int
+blz_unix_listener_from_fd(int fd, blz_unix_listener **out)
+{
+    blz__sock *sk = NULL;
+    int rc = blz__sock_adopt(fd, BLZ__SK_LISTENER, true, out ? &sk : NULL);
+    if (out) {
+        *out = (blz_unix_listener *) sk;
+    }
+    return rc;
+}
+
+int
+blz_unix_stream_from_fd(int fd, blz_unix_stream **out)
+{
+    blz__sock *sk = NULL;
+    int rc = blz__sock_adopt(fd, BLZ__SK_STREAM, true, out ? &sk : NULL);
+    if (out) {
+        *out = (blz_unix_stream *) sk;
+    }
+    return rc;
+}
+
+int
+blz_unix_datagram_from_fd(int fd, blz_unix_datagram **out)
+{
+    blz__sock *sk = NULL;
+    int rc = blz__sock_adopt(fd, BLZ__SK_DGRAM, true, out ? &sk : NULL);
+    if (out) {
+        *out = (blz_unix_datagram *) sk;
+    }
+    return rc;
+}
+
+int
 blz_unix_listener_addr(const blz_unix_listener *l, blz_addr *out)
 {
     return blz__sock_local_addr(SK(l), out);

@@ -20,7 +20,7 @@
 
 /* SOP_COPY_SHUT: a copy that shuts its writer down at the end (one direction
  * of a bidirectional copy). */
-enum { SOP_READ_EXACT = 1, SOP_WRITE_ALL = 2, SOP_COPY = 3, SOP_COPY_SHUT = 4 };
+enum { SOP_READ_EXACT = 1, SOP_WRITE_ALL = 2, SOP_COPY = 3, SOP_COPY_SHUT = 4, SOP_READ_END = 5 };
 enum { S_IDLE = 0, S_READ = 1, S_WRITE = 2, S_END = 3 };
 
 /* ---- adapters ---------------------------------------------------------------------- */
@@ -316,11 +316,43 @@ copy_poll(blz_stream_future *f, blz_context *cx)
     return BLZ_READY;
 }
 
+/* Read to end: reads into buf_ until the reader ends; once buf_ is full, one
+ * more read of a byte into probe_ tells a stream of exactly len_ bytes (it
+ * ends) from a longer one (-EFBIG). */
+static blz_poll
+read_end_poll(blz_stream_future *f, blz_context *cx)
+{
+    for (;;) {
+        bool full = f->done_ == f->len_;
+        if (f->state_ == S_IDLE) {
+            blz_read_fut(f->r_, full ? &f->probe_ : f->buf_ + f->done_,
+                         full ? 1 : f->len_ - f->done_, &f->io_);
+            f->state_ = S_READ;
+        }
+        if (blz_future_poll(&f->io_.base, cx) == BLZ_PENDING) {
+            return BLZ_PENDING;
+        }
+        f->state_ = S_IDLE;
+        int res = f->io_.base.result;
+        if (res <= 0 || full) {
+            f->base.result = res <= 0 ? res : -EFBIG;
+            break;
+        }
+        f->done_ += (size_t) res;
+    }
+    *f->out_len_ = f->done_;
+    return BLZ_READY;
+}
+
 static blz_poll
 stream_poll(blz_future *base, blz_context *cx)
 {
     blz_stream_future *f = (blz_stream_future *) base;
-    if (f->op_ >= SOP_COPY || f->op_ <= -SOP_COPY) { /* a copy, either kind, either phase */
+    if (f->op_ == SOP_READ_END) {
+        return read_end_poll(f, cx);
+    }
+    int op = f->op_ < 0 ? -f->op_ : f->op_; /* a copy's op_ turns negative at the end */
+    if (op == SOP_COPY || op == SOP_COPY_SHUT) {
         return copy_poll(f, cx);
     }
     for (;;) {
@@ -405,6 +437,30 @@ blz_read_exact(blz_reader r, void *buf, size_t n)
 {
     blz_stream_future f;
     blz_read_exact_fut(r, buf, n, &f);
+    return blz_await(&f.base);
+}
+
+void
+blz_read_to_end_fut(blz_reader r, void *buf, size_t cap, size_t *len, blz_stream_future *f)
+{
+    if (!f) {
+        return;
+    }
+    if (!r.vt || (!buf && cap) || !len) {
+        stream_fail(f, -EINVAL);
+        return;
+    }
+    *len = 0;
+    blz_writer none = {NULL, NULL};
+    stream_init(f, SOP_READ_END, r, none, buf, cap);
+    f->out_len_ = len;
+}
+
+int
+blz_read_to_end(blz_reader r, void *buf, size_t cap, size_t *len)
+{
+    blz_stream_future f;
+    blz_read_to_end_fut(r, buf, cap, len, &f);
     return blz_await(&f.base);
 }
 

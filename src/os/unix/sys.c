@@ -14,6 +14,7 @@
 #include "core/atomic.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <linux/membarrier.h>
 #include <netdb.h>
@@ -190,6 +191,62 @@ blz__sys_socketpair(int family, int type, int fds[2])
         return -EAFNOSUPPORT;
     }
     if (socketpair(d, os_type(type) | SOCK_CLOEXEC | SOCK_NONBLOCK, 0, fds) < 0) {
+        return -errno;
+    }
+    return 0;
+}
+
+static int
+int_sockopt(int fd, int name, int *v)
+{
+    socklen_t len = sizeof *v;
+    return getsockopt(fd, SOL_SOCKET, name, v, &len) < 0 ? -errno : 0;
+}
+
+int
+blz__sys_sock_kind(int fd, int *family, int *type, bool *listening)
+{
+    int dom = 0, ty = 0, acc = 0;
+    int rc = int_sockopt(fd, SO_DOMAIN, &dom);
+    if (rc == 0) {
+        rc = int_sockopt(fd, SO_TYPE, &ty);
+    }
+    if (rc == 0) {
+        rc = int_sockopt(fd, SO_ACCEPTCONN, &acc);
+    }
+    if (rc < 0) {
+        return rc;
+    }
+    switch (dom) {
+    case AF_INET:
+        *family = BLZ_AF_INET;
+        break;
+    case AF_INET6:
+        *family = BLZ_AF_INET6;
+        break;
+    case AF_UNIX:
+        *family = BLZ_AF_UNIX;
+        break;
+    default:
+        return -EAFNOSUPPORT;
+    }
+    if (ty != SOCK_STREAM && ty != SOCK_DGRAM) {
+        return -EINVAL;
+    }
+    *type = ty == SOCK_DGRAM ? BLZ__SOCK_DGRAM : BLZ__SOCK_STREAM;
+    *listening = acc != 0;
+    return 0;
+}
+
+int
+blz__sys_nonblock_cloexec(int fd)
+{
+    int fl = fcntl(fd, F_GETFL);
+    if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0) {
+        return -errno;
+    }
+    int fdfl = fcntl(fd, F_GETFD);
+    if (fdfl < 0 || fcntl(fd, F_SETFD, fdfl | FD_CLOEXEC) < 0) {
         return -errno;
     }
     return 0;

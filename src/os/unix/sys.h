@@ -70,6 +70,12 @@ enum { BLZ__MSG_PEEK = 1 };
 /* A socket of `family` (BLZ_AF_*) and `type` (BLZ__SOCK_*), CLOEXEC|NONBLOCK. */
 int blz__sys_socket(int family, int type);
 int blz__sys_socketpair(int family, int type, int fds[2]);
+/* What socket `fd` is: its family (BLZ_AF_*), type (BLZ__SOCK_*) and whether
+ * it listens. -EBADF, -ENOTSOCK, -EAFNOSUPPORT (another family), -EINVAL
+ * (another type). */
+int blz__sys_sock_kind(int fd, int *family, int *type, bool *listening);
+/* Makes `fd` non-blocking and close-on-exec, as blitzio's own sockets are. */
+int blz__sys_nonblock_cloexec(int fd);
 int blz__sys_close(int fd);
 int blz__sys_bind(int fd, const blz_addr *a);
 int blz__sys_listen(int fd, int backlog);
