@@ -389,6 +389,72 @@ BLZ_TEST(output_collects_both_streams)
     proc_run(2, output_main, NULL);
 }
 
+/* ---- output of a child spawned before ------------------------------------------------------- */
+
+static blz_child *
+spawn_piped(const char *script, bool with_stdin)
+{
+    blz_command *cmd = proc_cmd((const char *[]){"/bin/sh", "-c", script, NULL});
+    if (with_stdin) {
+        CHECK_OK(blz_command_stdin(cmd, BLZ_STDIO_PIPED));
+    }
+    CHECK_OK(blz_command_stdout(cmd, BLZ_STDIO_PIPED));
+    CHECK_OK(blz_command_stderr(cmd, BLZ_STDIO_PIPED));
+    blz_child *c;
+    CHECK_OK(blz_command_spawn(cmd, &c));
+    blz_command_free(cmd);
+    return c;
+}
+
+static void *
+wait_output_main(void *arg)
+{
+    (void) arg;
+    /* Talked to first, then collected: its answer, its complaint, its code. */
+    blz_child *c = spawn_piped("read line; echo \"got:$line\"; echo oops >&2; exit 3", true);
+    CHECK_OK(blz_pipe_write_all(blz_child_pipe(c, BLZ_STDIN), "hello\n", 6));
+    blz_output o;
+    CHECK_EQ(blz_child_wait_with_output(c, &o), 3);
+    CHECK_STR_EQ(o.out, "got:hello\n");
+    CHECK_STR_EQ(o.err, "oops\n");
+    CHECK_EQ(o.status.code, 3);
+    blz_output_deinit(&o);
+
+    /* Its stdin still open: closed for it, so a child reading to the end ends. */
+    c = spawn_piped("cat", true);
+    CHECK_OK(blz_pipe_write_all(blz_child_pipe(c, BLZ_STDIN), "abc", 3));
+    CHECK_EQ(blz_child_wait_with_output(c, &o), 0);
+    CHECK_STR_EQ(o.out, "abc");
+    CHECK_EQ(o.out_len, 3u);
+    blz_output_deinit(&o);
+
+    /* A stream the caller took is the caller's: it stays empty here. */
+    c = spawn_piped("echo out; echo err >&2", false);
+    blz_pipe *taken = blz_child_take_pipe(c, BLZ_STDOUT);
+    CHECK(taken != NULL);
+    CHECK_EQ(blz_child_wait_with_output(c, &o), 0);
+    CHECK_EQ(o.out_len, 0u);
+    CHECK_STR_EQ(o.err, "err\n");
+    blz_output_deinit(&o);
+    char *mine = proc_read_all(taken, NULL);
+    CHECK_STR_EQ(mine, "out\n");
+    free(mine);
+    blz_pipe_close(taken);
+
+    /* Bad input: the child is still taken over (and reaped by the runtime). */
+    c = spawn_piped("exit 0", false);
+    CHECK_EQ(blz_child_wait_with_output(c, NULL), -EINVAL);
+    CHECK_EQ(blz_child_wait_with_output(NULL, &o), -EINVAL);
+    CHECK(o.out == NULL && o.err == NULL);
+    proc_wait_no_children(10);
+    return NULL;
+}
+
+BLZ_TEST(wait_with_output_of_a_spawned_child)
+{
+    proc_run(2, wait_output_main, NULL);
+}
+
 /* ---- errors ---------------------------------------------------------------------------- */
 
 static void *

@@ -557,6 +557,32 @@ BLZ_TEST(interval_reset_restarts_from_now)
     teardown_virtual();
 }
 
+BLZ_TEST(interval_at_starts_where_asked)
+{
+    blz_instant t0 = setup_virtual();
+    cwaker c = {0};
+    blz_interval iv;
+    /* A period away: nothing at once. */
+    CHECK_OK(blz_interval_init_at(&iv, t0 + 10 * MS, blz_ms(10), BLZ_MISSED_BURST));
+    CHECK_EQ(blz_interval_period(&iv), blz_ms(10));
+    CHECK_EQ(try_tick(&iv, &c), 0);
+    CHECK_EQ(next_tick_by_hand(&iv, &c), t0 + 10 * MS);
+    CHECK_EQ(next_tick_by_hand(&iv, &c), t0 + 20 * MS);
+    /* Aligned to a boundary 3 ms off. */
+    CHECK_OK(blz_interval_init_at(&iv, t0 + 23 * MS, blz_ms(10), BLZ_MISSED_SKIP));
+    CHECK_EQ(next_tick_by_hand(&iv, &c), t0 + 23 * MS);
+    CHECK_EQ(next_tick_by_hand(&iv, &c), t0 + 33 * MS);
+    /* In the past: at once, then by the policy (skip: the next multiple). */
+    blz_instant now = blz__timers_now(&g_t);
+    CHECK_OK(blz_interval_init_at(&iv, now - 25 * MS, blz_ms(10), BLZ_MISSED_SKIP));
+    CHECK_EQ(try_tick(&iv, &c), now - 25 * MS);
+    CHECK_EQ(next_tick_by_hand(&iv, &c), now + 5 * MS);
+    CHECK_EQ(blz_interval_init_at(NULL, now, blz_ms(10), BLZ_MISSED_SKIP), -EINVAL);
+    CHECK_EQ(blz_interval_init_at(&iv, now, 0, BLZ_MISSED_SKIP), -EINVAL);
+    CHECK_EQ(blz_interval_period(NULL), 0);
+    teardown_virtual();
+}
+
 BLZ_TEST(interval_rejects_bad_arguments)
 {
     blz_interval iv = {0};

@@ -287,6 +287,20 @@ typedef struct blz_output_future {
  */
 BLZ_API void blz_command_output_fut(blz_command *cmd, blz_output *out, blz_output_future *f);
 
+/**
+ * Collects what a child spawned by blz_command_spawn still writes and reaps
+ * it (Tokio's wait_with_output): closes its stdin pipe if it still holds
+ * one, reads the stdout and stderr pipes it still holds to end-of-file at
+ * the same time, then waits, as blz_command_output does after its spawn
+ * (streams not piped, or taken, stay empty). Takes `c` over: it is freed
+ * when this returns, also on error (-EINVAL for a NULL `out`). Returns
+ * what blz_command_output returns. Suspends the calling fiber.
+ */
+BLZ_API int blz_child_wait_with_output(blz_child *c, blz_output *out);
+/** Future tier of blz_child_wait_with_output; it owns `c` from this call on. Dropping it
+ *  releases the child as blz_child_free does. */
+BLZ_API void blz_child_wait_with_output_fut(blz_child *c, blz_output *out, blz_output_future *f);
+
 /** The child's process ID, or -EINVAL for NULL. Any thread. */
 BLZ_API int blz_child_pid(const blz_child *c);
 

@@ -1,6 +1,6 @@
 /*
  * blitzio/stream.h — byte streams: the Reader and Writer interfaces, buffered
- * readers and writers, a limited reader, copy (one way and both ways),
+ * readers and writers, memory as a stream, a limited reader, copy (one way and both ways),
  * read-exact, read-to-end, write-all, line reading and the end of writing
  * (shutdown).
  *
@@ -195,6 +195,39 @@ BLZ_API void blz_copy_bidirectional_fut(blz_duplex a, blz_duplex b, void *buf, s
 /** Copies both ways (see blz_copy_bidirectional_fut) with a 32 KiB heap buffer. 0 or -errno
  * (-ENOMEM). Awaits. */
 BLZ_API int blz_copy_bidirectional(blz_duplex a, blz_duplex b, uint64_t *a_to_b, uint64_t *b_to_a);
+
+/* ---- memory as a stream ---------------------------------------------------------------- */
+
+/**
+ * A reader over bytes in memory (Tokio's &[u8] as AsyncRead): each read
+ * copies from where the last one stopped, and returns 0 at the end. For
+ * parsing what arrived some other way with the stream functions, and for
+ * tests. Caller storage; the bytes must outlive it. Fields private.
+ */
+typedef struct blz_mem_reader {
+    const unsigned char *data_;
+    size_t len_, pos_;
+} blz_mem_reader;
+
+/** Sets `m` up over `len` bytes at `data` and returns it as a reader (one without a vtable when
+ * `m` is NULL, or `data` is NULL and `len` is not 0). Its reads complete at once. */
+BLZ_API blz_reader blz_mem_reader_init(blz_mem_reader *m, const void *data, size_t len);
+
+/**
+ * A writer into a caller's buffer of fixed size: each write appends what
+ * fits and returns the count; a write to a full buffer fails with -ENOSPC.
+ * Caller storage. Fields private.
+ */
+typedef struct blz_mem_writer {
+    unsigned char *buf_;
+    size_t cap_, len_;
+} blz_mem_writer;
+
+/** Sets `m` up over `buf` of `cap` bytes and returns it as a writer (one without a vtable when
+ * `m` is NULL, or `buf` is NULL and `cap` is not 0). Its writes complete at once. */
+BLZ_API blz_writer blz_mem_writer_init(blz_mem_writer *m, void *buf, size_t cap);
+/** Bytes written into the buffer so far. */
+BLZ_API size_t blz_mem_writer_len(const blz_mem_writer *m);
 
 /* ---- a limited reader ---------------------------------------------------------------- */
 

@@ -135,6 +135,18 @@ typedef struct blz_interval_tick_future {
 BLZ_API int blz_interval_init(blz_interval *iv, blz_duration period, blz_missed_tick policy);
 
 /**
+ * blz_interval_init with the first tick at `start` (a blz_clock_now()
+ * instant; Tokio's interval_at): a schedule aligned to a boundary, or one
+ * whose first tick is a period away (start = now + period). A start in the
+ * past completes the first tick at once and goes on from there by `policy`.
+ */
+BLZ_API int blz_interval_init_at(blz_interval *iv, blz_instant start, blz_duration period,
+                                 blz_missed_tick policy);
+
+/** The interval's period (0 for NULL or an uninitialised interval). */
+BLZ_API blz_duration blz_interval_period(const blz_interval *iv);
+
+/**
  * Fills `f` with a future that completes (result 0, `f->tick` set) at the next
  * tick of `iv`, then schedules the tick after it. Dropping `f` before it
  * completes unlinks the interval's timer and leaves the schedule unchanged.

@@ -1,6 +1,7 @@
 /*
  * blz_command_output: spawn, collect stdout and stderr to end-of-file at the
- * same time, then reap. Built on the public pipe and wait futures only.
+ * same time, then reap; blz_child_wait_with_output: the same for a child
+ * spawned before. Built on the public pipe and wait futures only.
  *
  * Invariants:
  * - Stream i (0 = stdout, 1 = stderr) is DONE once its pipe reported
@@ -199,6 +200,17 @@ output_drop(blz_future *base)
 
 static const blz_future_vtable output_vt = {output_poll, output_drop};
 
+/* Collects from f->child_ into `out`. Nothing is written to a piped stdin
+ * here: it is closed, so a child that reads it sees end-of-file instead of
+ * waiting forever. */
+static void
+output_start(blz_output_future *f, blz_output *out)
+{
+    blz_pipe_close(blz_child_take_pipe(f->child_, BLZ_STDIN));
+    blz_future_init(&f->base, &output_vt);
+    f->out_ = out;
+}
+
 void
 blz_command_output_fut(blz_command *cmd, blz_output *out, blz_output_future *f)
 {
@@ -223,11 +235,39 @@ blz_command_output_fut(blz_command *cmd, blz_output *out, blz_output_future *f)
         f->flags_ = F_FINISHED;
         return;
     }
-    /* Nothing is ever written to a piped stdin here: close it, so a child
-     * that reads it sees end-of-file instead of waiting forever. */
-    blz_pipe_close(blz_child_take_pipe(f->child_, BLZ_STDIN));
-    blz_future_init(&f->base, &output_vt);
-    f->out_ = out;
+    output_start(f, out);
+}
+
+void
+blz_child_wait_with_output_fut(blz_child *c, blz_output *out, blz_output_future *f)
+{
+    if (!f) {
+        return;
+    }
+    memset(f, 0, sizeof *f);
+    if (out) {
+        memset(out, 0, sizeof *out);
+    }
+    if (!c || !out) {
+        blz_child_free(c); /* consumed, as promised */
+        blz__future_ready(&f->base, -EINVAL);
+        f->flags_ = F_FINISHED;
+        return;
+    }
+    f->child_ = c;
+    output_start(f, out);
+}
+
+int
+blz_child_wait_with_output(blz_child *c, blz_output *out)
+{
+    blz_output_future f;
+    blz_child_wait_with_output_fut(c, out, &f);
+    int r = blz_await(&f.base);
+    if (r == -EDEADLK) {
+        blz_future_drop(&f.base);
+    }
+    return r;
 }
 
 int

@@ -70,17 +70,29 @@ tick_drop(blz_future *base)
 static const blz_future_vtable tick_vtable = {tick_poll, tick_drop};
 
 int
-blz_interval_init(blz_interval *iv, blz_duration period, blz_missed_tick policy)
+blz_interval_init_at(blz_interval *iv, blz_instant start, blz_duration period,
+                     blz_missed_tick policy)
 {
     if (!iv || period <= 0 ||
         (policy != BLZ_MISSED_BURST && policy != BLZ_MISSED_DELAY && policy != BLZ_MISSED_SKIP)) {
         return -EINVAL;
     }
-    blz_instant now = blz_clock_now();
-    blz__sleep_init(&iv->sleep_, now, now); /* the first tick completes at once */
+    blz__sleep_init(&iv->sleep_, start, blz_clock_now());
     iv->period_ = period;
     iv->policy_ = policy;
     return 0;
+}
+
+int
+blz_interval_init(blz_interval *iv, blz_duration period, blz_missed_tick policy)
+{
+    return blz_interval_init_at(iv, blz_clock_now(), period, policy); /* the first tick at once */
+}
+
+blz_duration
+blz_interval_period(const blz_interval *iv)
+{
+    return iv && iv->period_ > 0 ? iv->period_ : 0;
 }
 
 void

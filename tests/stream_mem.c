@@ -1,0 +1,117 @@
+/*
+ * Memory as a stream, outside any runtime (every operation completes at
+ * once): lines through a BufReader, read-to-end, a full writer's -ENOSPC,
+ * copy, the limited reader, and copy both ways between two in-memory
+ * connections, whose ends are passed on (the writers have no shutdown, so
+ * ending them is a flush).
+ */
+#include "blitzio/stream.h"
+#include "harness.h"
+
+#include <string.h>
+
+BLZ_TEST(buf_reader_lines_from_memory)
+{
+    static const char text[] = "first\nsecond\nno newline";
+    blz_mem_reader m;
+    blz_buf_reader br;
+    char small[4];
+    CHECK_OK(
+        blz_buf_reader_init(&br, blz_mem_reader_init(&m, text, strlen(text)), small, sizeof small));
+    char line[32];
+    CHECK_EQ(blz_buf_reader_read_line(&br, line, sizeof line), 6);
+    CHECK_STR_EQ(line, "first\n");
+    CHECK_EQ(blz_buf_reader_read_line(&br, line, sizeof line), 7);
+    CHECK_STR_EQ(line, "second\n");
+    CHECK_EQ(blz_buf_reader_read_line(&br, line, sizeof line), 10);
+    CHECK_STR_EQ(line, "no newline");
+    CHECK_EQ(blz_buf_reader_read_line(&br, line, sizeof line), 0);
+    blz_buf_reader_deinit(&br);
+}
+
+BLZ_TEST(read_to_end_and_a_full_writer)
+{
+    unsigned char data[1000];
+    for (size_t i = 0; i < sizeof data; i++) {
+        data[i] = (unsigned char) (i * 7);
+    }
+    blz_mem_reader m;
+    unsigned char got[2000];
+    size_t len = 0;
+    CHECK_OK(blz_read_to_end(blz_mem_reader_init(&m, data, sizeof data), got, sizeof got, &len));
+    CHECK_EQ(len, sizeof data);
+    CHECK(memcmp(got, data, len) == 0);
+    CHECK_EQ(blz_read(blz_mem_reader_init(&m, data, 0), got, 1), 0); /* empty: the end at once */
+
+    unsigned char out[8];
+    blz_mem_writer w;
+    blz_writer wr = blz_mem_writer_init(&w, out, sizeof out);
+    CHECK_EQ(blz_write(wr, "abc", 3), 3);
+    CHECK_EQ(blz_write(wr, "defghij", 7), 5); /* what fits */
+    CHECK_EQ(blz_write(wr, "k", 1), -ENOSPC);
+    CHECK_EQ(blz_write_all(wr, "k", 1), -ENOSPC);
+    CHECK_EQ(blz_mem_writer_len(&w), 8u);
+    CHECK(memcmp(out, "abcdefgh", 8) == 0);
+    CHECK_OK(blz_write_shutdown(wr)); /* nothing to end: a flush, which is nothing */
+    CHECK_EQ(blz_write(wr, "", 0), 0);
+
+    /* Bad input. */
+    CHECK_EQ(blz_read(blz_mem_reader_init(&m, NULL, 5), got, 1), -EINVAL);
+    CHECK_EQ(blz_read(blz_mem_reader_init(NULL, data, 5), got, 1), -EINVAL);
+    CHECK_EQ(blz_write(blz_mem_writer_init(&w, NULL, 5), "x", 1), -EINVAL);
+    CHECK_EQ(blz_mem_writer_len(NULL), 0u);
+}
+
+BLZ_TEST(copy_and_take_in_memory)
+{
+    static const char text[] = "0123456789abcdef";
+    blz_mem_reader m;
+    blz_mem_writer w;
+    char out[32];
+    unsigned char cbuf[3]; /* small: many rounds */
+    uint64_t copied = 0;
+    blz_stream_future f;
+    blz_copy_fut(blz_mem_reader_init(&m, text, 16), blz_mem_writer_init(&w, out, sizeof out), cbuf,
+                 sizeof cbuf, &copied, &f);
+    CHECK_OK(blz_await(&f.base));
+    CHECK_EQ(copied, 16u);
+    CHECK(memcmp(out, text, 16) == 0);
+
+    blz_take t;
+    size_t len = 0;
+    CHECK_OK(blz_read_to_end(blz_take_init(&t, blz_mem_reader_init(&m, text, 16), 10), out,
+                             sizeof out, &len));
+    CHECK_EQ(len, 10u);
+    CHECK(memcmp(out, text, 10) == 0);
+    CHECK_EQ(blz_read(blz_mem_reader_init(&m, text, 16), out, 0), 0);
+}
+
+BLZ_TEST(copy_both_ways_between_memory_connections)
+{
+    blz_mem_reader ar, br;
+    blz_mem_writer aw, bw;
+    char a_got[16] = {0}, b_got[16] = {0};
+    blz_duplex a = {blz_mem_reader_init(&ar, "ping", 4), blz_mem_writer_init(&aw, a_got, 16)};
+    blz_duplex b = {blz_mem_reader_init(&br, "pong!", 5), blz_mem_writer_init(&bw, b_got, 16)};
+    uint64_t ab = 0, ba = 0;
+    CHECK_OK(blz_copy_bidirectional(a, b, &ab, &ba));
+    CHECK_EQ(ab, 4u);
+    CHECK_EQ(ba, 5u);
+    CHECK_STR_EQ(b_got, "ping");
+    CHECK_STR_EQ(a_got, "pong!");
+
+    /* One side's writer fills up: its error ends both ways, totals kept. */
+    static char big[100];
+    memset(big, 'x', sizeof big);
+    char small[10];
+    a.r = blz_mem_reader_init(&ar, big, sizeof big);
+    a.w = blz_mem_writer_init(&aw, a_got, sizeof a_got);
+    b.r = blz_mem_reader_init(&br, "", 0);
+    b.w = blz_mem_writer_init(&bw, small, sizeof small);
+    unsigned char buf[8];
+    blz_copy_bidi_future f;
+    blz_copy_bidirectional_fut(a, b, buf, sizeof buf, &ab, &ba, &f);
+    CHECK_EQ(blz_await(&f.base), -ENOSPC);
+    CHECK_EQ(ab, sizeof small);
+    CHECK_EQ(ba, 0u);
+}
