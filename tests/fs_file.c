@@ -202,6 +202,15 @@ read_write_body(void *arg)
     CHECK_OK(blz_file_sync_all(f));
     CHECK_OK(blz_file_sync_data(f));
 
+    /* Permissions through the handle (the high bits of `mode` are ignored). */
+    CHECK_OK(blz_file_set_permissions(f, 0600));
+    CHECK_OK(blz_file_metadata(f, &md));
+    CHECK_EQ(md.mode & 07777, 0600);
+    CHECK_OK(blz_file_set_permissions(f, 0100644));
+    CHECK_OK(blz_file_metadata(f, &md));
+    CHECK_EQ(md.mode & 07777, 0644);
+    CHECK_EQ(blz_file_set_permissions(NULL, 0600), -EINVAL);
+
     /* Argument errors. */
     CHECK_EQ(blz_file_read(NULL, buf, 1), -EINVAL);
     CHECK_EQ(blz_file_read(f, NULL, 1), -EINVAL);

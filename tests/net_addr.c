@@ -215,6 +215,69 @@ BLZ_TEST(ip_helpers_and_sockaddr)
     CHECK(blz_addr_equal(&a, &u1));
 }
 
+/* What each address is: loopback, unspecified, multicast (1 = yes). */
+typedef struct class_case {
+    const char *in;
+    int loopback, unspecified, multicast;
+} class_case;
+
+BLZ_TEST(ip_bytes_and_classes)
+{
+    static const class_case classes[] = {
+        {"127.0.0.1:1", 1, 0, 0},
+        {"127.255.0.9:1", 1, 0, 0},
+        {"[::1]:1", 1, 0, 0},
+        {"[::ffff:127.0.0.1]:1", 1, 0, 0},
+        {"0.0.0.0:0", 0, 1, 0},
+        {"[::]:0", 0, 1, 0},
+        {"[::ffff:0.0.0.0]:0", 0, 0, 0},
+        {"224.0.0.251:5353", 0, 0, 1},
+        {"239.255.255.250:1900", 0, 0, 1},
+        {"[ff02::fb]:5353", 0, 0, 1},
+        {"[::ffff:224.0.0.1]:1", 0, 0, 1},
+        {"10.0.0.1:80", 0, 0, 0},
+        {"128.0.0.1:80", 0, 0, 0},
+        {"[::2]:80", 0, 0, 0},
+        {"[fe80::1%2]:80", 0, 0, 0},
+        {"223.255.255.255:1", 0, 0, 0},
+        {"unix:/tmp/x", 0, 0, 0},
+    };
+    for (size_t i = 0; i < sizeof classes / sizeof classes[0]; i++) {
+        const class_case *c = &classes[i];
+        blz_addr a;
+        CHECK_OK(blz_addr_parse(c->in, &a));
+        if (blz_addr_is_loopback(&a) != (c->loopback != 0) ||
+            blz_addr_is_unspecified(&a) != (c->unspecified != 0) ||
+            blz_addr_is_multicast(&a) != (c->multicast != 0)) {
+            fprintf(stderr, "misclassified: %s\n", c->in);
+            CHECK(!"classes");
+        }
+    }
+    CHECK(!blz_addr_is_loopback(NULL) && !blz_addr_is_unspecified(NULL) &&
+          !blz_addr_is_multicast(NULL));
+
+    /* Bytes out and back, port kept. */
+    blz_addr a, b;
+    unsigned char ip[16];
+    CHECK_OK(blz_addr_parse("192.0.2.7:8080", &a));
+    CHECK_EQ(blz_addr_ip_bytes(&a, ip), 4);
+    CHECK(ip[0] == 192 && ip[1] == 0 && ip[2] == 2 && ip[3] == 7);
+    CHECK_OK(blz_addr_from_ip_bytes(ip, 4, 8080, &b));
+    CHECK(blz_addr_equal(&a, &b));
+    CHECK_OK(blz_addr_parse("[2001:db8::5]:53", &a));
+    CHECK_EQ(blz_addr_ip_bytes(&a, ip), 16);
+    CHECK(ip[0] == 0x20 && ip[1] == 0x01 && ip[2] == 0x0d && ip[3] == 0xb8 && ip[15] == 5);
+    CHECK_OK(blz_addr_from_ip_bytes(ip, 16, 53, &b));
+    CHECK(blz_addr_equal(&a, &b));
+    /* Bad input. */
+    CHECK_OK(blz_addr_parse("unix:/tmp/x", &a));
+    CHECK_EQ(blz_addr_ip_bytes(&a, ip), -EINVAL);
+    CHECK_EQ(blz_addr_ip_bytes(NULL, ip), -EINVAL);
+    CHECK_EQ(blz_addr_ip_bytes(&b, NULL), -EINVAL);
+    CHECK_EQ(blz_addr_from_ip_bytes(ip, 5, 1, &b), -EINVAL);
+    CHECK_EQ(blz_addr_from_ip_bytes(NULL, 4, 1, &b), -EINVAL);
+}
+
 BLZ_TEST(fuzz_mutations)
 {
     addr_fuzz_mutate(50000); /* the fuzz target's own checks abort on a failure */

@@ -441,6 +441,20 @@ options_main(void *arg)
     CHECK_OK(blz_tcp_set_linger(s, false, 0));
     CHECK_OK(blz_tcp_linger(s, &on, &d));
     CHECK(!on);
+    int count = 0;
+    CHECK_OK(blz_tcp_set_keepalive_probes(s, blz_secs(7), 4));
+    CHECK_OK(blz_tcp_keepalive_probes(s, &d, &count));
+    CHECK_EQ(d, blz_secs(7));
+    CHECK_EQ(count, 4);
+    CHECK_OK(blz_tcp_set_keepalive_probes(s, blz_ms(2500), 1)); /* rounds up to whole seconds */
+    CHECK_OK(blz_tcp_keepalive_probes(s, &d, &count));
+    CHECK_EQ(d, blz_secs(3));
+    CHECK_EQ(count, 1);
+    CHECK_EQ(blz_tcp_set_keepalive_probes(s, 0, 4), -EINVAL);
+    CHECK_EQ(blz_tcp_set_keepalive_probes(s, blz_secs(1), 0), -EINVAL);
+    CHECK_EQ(blz_tcp_set_keepalive_probes(s, blz_secs(1), 128), -EINVAL);
+    CHECK_EQ(blz_tcp_set_keepalive_probes(NULL, blz_secs(1), 3), -EINVAL);
+    CHECK_EQ(blz_tcp_keepalive_probes(s, NULL, &count), -EINVAL);
     CHECK_EQ(blz_tcp_keepalive(NULL, &on, &d), -EINVAL);
     CHECK_EQ(blz_tcp_keepalive(s, NULL, &d), -EINVAL);
     CHECK_EQ(blz_tcp_linger(s, &on, NULL), -EINVAL);

@@ -165,15 +165,23 @@ strand_again_and_again(void *arg)
     static again_arg args[AGAIN_TASKS];
     blz_join *js[AGAIN_TASKS];
     bool ok = true;
+    unsigned spawned = 0;
     for (unsigned i = 0; i < AGAIN_TASKS && ok; i++) {
         args[i] = (again_arg){a, i};
         CHECK_OK(blz_spawn(count_run, &args[i], &js[i]));
+        spawned = i + 1;
         int64_t start = wall_ms();
         while (atomic_load(&a->runs[i]) == 0 && (ok = wall_ms() - start <= SPIN_LIMIT_MS)) {
         }
+        if (!ok) {
+            /* Say which one and how far the rescues had got, for the log. */
+            fprintf(stderr, "task %u of %u not run after %d ms; rescues so far: %llu\n", i,
+                    AGAIN_TASKS, SPIN_LIMIT_MS,
+                    (unsigned long long) rescued(blz_runtime_current()));
+        }
     }
     atomic_store(&a->all_ran, ok);
-    CHECK_OK(blz_join_all(js, AGAIN_TASKS, NULL));
+    CHECK_OK(blz_join_all(js, spawned, NULL)); /* only the ones spawned */
     return NULL;
 }
 

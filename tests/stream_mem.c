@@ -1,7 +1,7 @@
 /*
  * Memory as a stream, outside any runtime (every operation completes at
  * once): lines through a BufReader, read-to-end, a full writer's -ENOSPC,
- * copy, the limited reader, and copy both ways between two in-memory
+ * copy, the limited reader, formatted writes, and copy both ways between two in-memory
  * connections, whose ends are passed on (the writers have no shutdown, so
  * ending them is a flush).
  */
@@ -114,4 +114,25 @@ BLZ_TEST(copy_both_ways_between_memory_connections)
     CHECK_EQ(blz_await(&f.base), -ENOSPC);
     CHECK_EQ(ab, sizeof small);
     CHECK_EQ(ba, 0u);
+}
+
+BLZ_TEST(formatted_writes)
+{
+    char out[600];
+    blz_mem_writer m;
+    blz_writer w = blz_mem_writer_init(&m, out, sizeof out);
+    CHECK_EQ(blz_write_fmt(w, "%s=%d;", "answer", 42), 10);
+    /* Longer than the stack buffer: formatted on the heap. */
+    char big[400];
+    memset(big, 'y', sizeof big - 1);
+    big[sizeof big - 1] = '\0';
+    CHECK_EQ(blz_write_fmt(w, "[%s]", big), 401);
+    CHECK_EQ(blz_mem_writer_len(&m), 411u);
+    CHECK(memcmp(out, "answer=42;[yyy", 14) == 0);
+    CHECK_EQ(out[410], ']');
+    /* The writer's error comes back; bad input is refused. */
+    CHECK_EQ(blz_write_fmt(w, "%s", big), -ENOSPC);
+    blz_writer none = {NULL, NULL};
+    CHECK_EQ(blz_write_fmt(none, "x"), -EINVAL);
+    CHECK_EQ(blz_write_fmt(w, NULL), -EINVAL);
 }

@@ -261,6 +261,12 @@ BLZ_API int blz_file_set_len(blz_file *file, uint64_t len);
 /** Future tier of blz_file_set_len. */
 BLZ_API void blz_file_set_len_fut(blz_file *file, uint64_t len, blz_fs_future *f);
 
+/** Sets the permission bits of the open file (fchmod; `mode` & 07777), as
+ * blz_fs_set_permissions does by path. 0, -EBADF, -EPERM. Suspends. */
+BLZ_API int blz_file_set_permissions(blz_file *file, uint32_t mode);
+/** Future tier of blz_file_set_permissions. */
+BLZ_API void blz_file_set_permissions_fut(blz_file *file, uint32_t mode, blz_fs_future *f);
+
 /** Fills `*md` for the open file (fstat). 0, -EBADF, -EINVAL. Suspends. */
 BLZ_API int blz_file_metadata(blz_file *file, blz_metadata *md);
 /** Future tier of blz_file_metadata. */

@@ -127,6 +127,20 @@ BLZ_API uint32_t blz_addr_scope_id(const blz_addr *a);
 /** True when both are the same family, address, port (and scope / path). */
 BLZ_API bool blz_addr_equal(const blz_addr *a, const blz_addr *b);
 
+/** The IP of `a` in network byte order into `out`: returns 4 (IPv4) or 16 (IPv6), or -EINVAL
+ * for NULL or an address that is no IP. Any thread. */
+BLZ_API int blz_addr_ip_bytes(const blz_addr *a, unsigned char out[16]);
+/** An IPv4 (`len` 4) or IPv6 (`len` 16) address from its bytes in network order, with `port`.
+ * 0 or -EINVAL. */
+BLZ_API int blz_addr_from_ip_bytes(const void *ip, size_t len, uint16_t port, blz_addr *out);
+/** A loopback IP: 127.0.0.0/8, ::1, or 127.x mapped into IPv6 (::ffff:127.0.0.1). False for
+ * anything else, Unix addresses and NULL. */
+BLZ_API bool blz_addr_is_loopback(const blz_addr *a);
+/** The unspecified IP, 0.0.0.0 or :: (what a listener binds to for every interface). */
+BLZ_API bool blz_addr_is_unspecified(const blz_addr *a);
+/** A multicast IP: 224.0.0.0/4, ff00::/8, or a mapped IPv4 multicast address. */
+BLZ_API bool blz_addr_is_multicast(const blz_addr *a);
+
 /** The OS socket address inside `a` and its length (for interop), or NULL when empty. */
 BLZ_API const void *blz_addr_sockaddr(const blz_addr *a, size_t *len);
 
@@ -355,6 +369,11 @@ BLZ_API int blz_tcp_nodelay(blz_tcp_stream *s, bool *on);
 BLZ_API int blz_tcp_set_keepalive(blz_tcp_stream *s, bool on, blz_duration idle);
 /** Reads SO_KEEPALIVE and the idle time before probes (the kernel's, whole seconds). */
 BLZ_API int blz_tcp_keepalive(blz_tcp_stream *s, bool *on, blz_duration *idle);
+/** How keepalive probes go once the idle time passed: one every `interval` (whole seconds, at
+ * least 1), and the connection is dropped after `count` (1..127) unanswered. 0, -EINVAL. */
+BLZ_API int blz_tcp_set_keepalive_probes(blz_tcp_stream *s, blz_duration interval, int count);
+/** Reads the probe interval and count (the kernel's defaults until set). */
+BLZ_API int blz_tcp_keepalive_probes(blz_tcp_stream *s, blz_duration *interval, int *count);
 /** SO_LINGER: on with `d` (whole seconds; 0 = reset on close), or off. */
 BLZ_API int blz_tcp_set_linger(blz_tcp_stream *s, bool on, blz_duration d);
 /** Reads SO_LINGER: whether it is on and its time (whole seconds). */

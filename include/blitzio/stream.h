@@ -145,6 +145,17 @@ BLZ_API void blz_read_to_end_fut(blz_reader r, void *buf, size_t cap, size_t *le
 /** Reads `r` to its end (see blz_read_to_end_fut). Awaits. */
 BLZ_API int blz_read_to_end(blz_reader r, void *buf, size_t cap, size_t *len);
 
+/**
+ * Formats as printf does and writes all of it to `w` (the seed's print).
+ * Returns the bytes written, -EINVAL (bad writer or format), -ENOMEM (a long
+ * text needs a heap buffer), or the write's error. Awaits.
+ */
+BLZ_API int blz_write_fmt(blz_writer w, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 2, 3)))
+#endif
+    ;
+
 /** Fills `f` to write all `n` bytes. Result 0 or the first error. */
 BLZ_API void blz_write_all_fut(blz_writer w, const void *buf, size_t n, blz_stream_future *f);
 /** Writes all `n` bytes. Awaits. Returns 0 or -errno (-EPIPE, -ECONNRESET...). */

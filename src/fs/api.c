@@ -273,6 +273,21 @@ blz_file_set_len(blz_file *file, uint64_t len)
 }
 
 void
+blz_file_set_permissions_fut(blz_file *file, uint32_t mode, blz_fs_future *f)
+{
+    file_fut(f, BLZ__FF_FCHMOD, file);
+    f->mode_ = mode & 07777u;
+}
+
+int
+blz_file_set_permissions(blz_file *file, uint32_t mode)
+{
+    blz_fs_future f;
+    blz_file_set_permissions_fut(file, mode, &f);
+    return await_fs(&f);
+}
+
+void
 blz_file_metadata_fut(blz_file *file, blz_metadata *md, blz_fs_future *f)
 {
     file_fut(f, BLZ__FF_FSTAT, file);

@@ -40,6 +40,7 @@ enum blz__fs_kind {
     BLZ__FS_FSYNC,     /* fsync(fd) */
     BLZ__FS_FDATASYNC, /* fdatasync(fd) */
     BLZ__FS_SET_LEN,   /* ftruncate(fd, off) */
+    BLZ__FS_FCHMOD,    /* fchmod(fd, mode) */
     BLZ__FS_FSTAT,     /* statx(fd) -> md */
     BLZ__FS_CLOSE,     /* close(fd) */
     BLZ__FS_GETDENTS,  /* getdents64(fd, buf, len) -> bytes of records */
@@ -242,6 +243,7 @@ enum blz__fs_fut_kind {
     BLZ__FF_FSYNC,
     BLZ__FF_FDATASYNC,
     BLZ__FF_SET_LEN,
+    BLZ__FF_FCHMOD,
     BLZ__FF_FSTAT,
     BLZ__FF_CLOSE,
     BLZ__FF_READ_FILE,

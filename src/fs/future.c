@@ -173,6 +173,7 @@ static const int file_kinds[] = {
     [BLZ__FF_WRITE_ALL] = BLZ__FS_WRITE, [BLZ__FF_SEEK] = BLZ__FS_SEEK,
     [BLZ__FF_FSYNC] = BLZ__FS_FSYNC,     [BLZ__FF_FDATASYNC] = BLZ__FS_FDATASYNC,
     [BLZ__FF_SET_LEN] = BLZ__FS_SET_LEN, [BLZ__FF_FSTAT] = BLZ__FS_FSTAT,
+    [BLZ__FF_FCHMOD] = BLZ__FS_FCHMOD,
 };
 
 /* Fills `c` for the next step, or ends the future (PREP_READY). `*ref` is
@@ -215,10 +216,12 @@ step_prepare(blz_fs_future *f, blz__fs_call *c, blz_file **ref, bool async)
     case BLZ__FF_FSYNC:
     case BLZ__FF_FDATASYNC:
     case BLZ__FF_SET_LEN:
+    case BLZ__FF_FCHMOD:
     case BLZ__FF_FSTAT:
         prep_file_call(c, file_kinds[f->kind_], f->obj_, ref);
         c->off = f->off_;
         c->flags = f->flags_;
+        c->mode = f->mode_;
         return PREP_CALL;
     case BLZ__FF_DIR_CLOSE: {
         blz_dir *d = f->obj_;

@@ -259,7 +259,7 @@ static void
 answer_add(blz__dns_answer *out, uint16_t type, const uint8_t *d)
 {
     int rc =
-        blz__addr_from_ip_bytes(d, type == BLZ__DNS_TYPE_A ? 4 : 16, 0, &out->addrs[out->count]);
+        blz_addr_from_ip_bytes(d, type == BLZ__DNS_TYPE_A ? 4 : 16, 0, &out->addrs[out->count]);
     BLZ_ASSERT(rc == 0);
     if (rc == 0) {
         out->count++;

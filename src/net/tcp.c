@@ -401,6 +401,33 @@ blz_tcp_keepalive(blz_tcp_stream *s, bool *on, blz_duration *idle)
 }
 
 int
+blz_tcp_set_keepalive_probes(blz_tcp_stream *s, blz_duration interval, int count)
+{
+    if (!s || interval <= 0 || count < 1 || count > 127) {
+        return -EINVAL;
+    }
+    int rc = blz__sock_setopt(SK(s), BLZ__TCP_KEEPINTVL, whole_secs(interval));
+    return rc == 0 ? blz__sock_setopt(SK(s), BLZ__TCP_KEEPCNT, count) : rc;
+}
+
+int
+blz_tcp_keepalive_probes(blz_tcp_stream *s, blz_duration *interval, int *count)
+{
+    if (!s || !interval || !count) {
+        return -EINVAL;
+    }
+    int secs = 0;
+    int rc = blz__sys_getopt(s->sk.src.fd, BLZ__TCP_KEEPINTVL, &secs);
+    if (rc == 0) {
+        rc = blz__sys_getopt(s->sk.src.fd, BLZ__TCP_KEEPCNT, count);
+    }
+    if (rc == 0) {
+        *interval = blz_secs(secs);
+    }
+    return rc;
+}
+
+int
 blz_tcp_set_linger(blz_tcp_stream *s, bool on, blz_duration d)
 {
     if (!s) {

@@ -396,6 +396,8 @@ exec_file(blz__fs_call *c)
         } while (r == -EINTR);
         return r;
     }
+    case BLZ__FS_FCHMOD:
+        return neg_errno(fchmod(c->fd, (mode_t) (c->mode & 07777u)));
     case BLZ__FS_FSTAT:
         return do_stat(c->fd, "", AT_EMPTY_PATH, &c->md);
     case BLZ__FS_CLOSE:

@@ -325,7 +325,7 @@ blz_addr_from_ip(const char *ip, uint16_t port, blz_addr *out)
 }
 
 int
-blz__addr_from_ip_bytes(const void *ip, size_t len, uint16_t port, blz_addr *out)
+blz_addr_from_ip_bytes(const void *ip, size_t len, uint16_t port, blz_addr *out)
 {
     if (!ip || !out || (len != 4 && len != 16)) {
         return -EINVAL;
@@ -341,6 +341,94 @@ blz__addr_from_ip_bytes(const void *ip, size_t len, uint16_t port, blz_addr *out
         set_in6(out, &ip6, port, 0);
     }
     return 0;
+}
+
+int
+blz_addr_ip_bytes(const blz_addr *a, unsigned char out[16])
+{
+    if (!out) {
+        return -EINVAL;
+    }
+    switch (blz_addr_get_family(a)) {
+    case BLZ_AF_INET:
+        memcpy(out, &((const struct sockaddr_in *) (const void *) a->sa_.bytes_)->sin_addr, 4);
+        return 4;
+    case BLZ_AF_INET6:
+        memcpy(out, &((const struct sockaddr_in6 *) (const void *) a->sa_.bytes_)->sin6_addr, 16);
+        return 16;
+    default:
+        return -EINVAL;
+    }
+}
+
+/* The IP of `a` in 16 bytes, an IPv4 one as its IPv4-mapped IPv6 form
+ * (::ffff:a.b.c.d), so one set of tests below serves both. False when `a`
+ * is no IP address. */
+static bool
+ip16(const blz_addr *a, unsigned char ip[16])
+{
+    unsigned char raw[16];
+    int n = blz_addr_ip_bytes(a, raw);
+    if (n == 4) {
+        memset(ip, 0, 10);
+        ip[10] = ip[11] = 0xff;
+        memcpy(ip + 12, raw, 4);
+        return true;
+    }
+    if (n == 16) {
+        memcpy(ip, raw, 16);
+        return true;
+    }
+    return false;
+}
+
+static bool
+v4_mapped(const unsigned char ip[16])
+{
+    static const unsigned char prefix[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+    return memcmp(ip, prefix, 12) == 0;
+}
+
+bool
+blz_addr_is_loopback(const blz_addr *a)
+{
+    unsigned char ip[16];
+    if (!ip16(a, ip)) {
+        return false;
+    }
+    if (v4_mapped(ip)) {
+        return ip[12] == 127; /* 127.0.0.0/8 */
+    }
+    static const unsigned char one[16] = {[15] = 1};
+    return memcmp(ip, one, 16) == 0; /* ::1 */
+}
+
+bool
+blz_addr_is_unspecified(const blz_addr *a)
+{
+    unsigned char ip[16];
+    if (!ip16(a, ip)) {
+        return false;
+    }
+    static const unsigned char zero[16] = {0};
+    /* 0.0.0.0 (as an IPv4 address, not the mapped ::ffff:0.0.0.0) or :: */
+    if (blz_addr_get_family(a) == BLZ_AF_INET) {
+        return memcmp(ip + 12, zero, 4) == 0;
+    }
+    return memcmp(ip, zero, 16) == 0;
+}
+
+bool
+blz_addr_is_multicast(const blz_addr *a)
+{
+    unsigned char ip[16];
+    if (!ip16(a, ip)) {
+        return false;
+    }
+    if (v4_mapped(ip)) {
+        return (ip[12] & 0xf0) == 224; /* 224.0.0.0/4 */
+    }
+    return ip[0] == 0xff; /* ff00::/8 */
 }
 
 int

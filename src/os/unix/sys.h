@@ -130,9 +130,6 @@ void blz__sys_altstack_pop(void *mem, size_t size, const stack_t *old);
 int blz__sys_signal_thread(int tid, int sig, void *value);
 /* SO_PEERCRED of a Unix socket. */
 int blz__sys_peercred(int fd, int *pid, unsigned *uid, unsigned *gid);
-/* An IPv4 (len 4) or IPv6 (len 16) address from its bytes in network
- * order, with `port`. 0 or -EINVAL. (os/unix/addr.c) */
-int blz__addr_from_ip_bytes(const void *ip, size_t len, uint16_t port, blz_addr *out);
 /* True if this host has a route to IP address `a`: a UDP socket can be
  * connected to it (no packet is sent). */
 bool blz__sys_routable(const blz_addr *a);
