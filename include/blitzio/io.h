@@ -51,6 +51,14 @@ typedef enum blz_interest {
 } blz_interest;
 
 /**
+ * The caller's own system call on a socket's descriptor, for the try_io
+ * calls of blitzio/net.h (Tokio's try_io): a recvmsg with ancillary data,
+ * a sendmsg passing descriptors, a socket option. Returns its result (>= 0)
+ * or -errno; -EAGAIN says the socket was not ready after all.
+ */
+typedef long (*blz_io_fn)(int fd, void *arg);
+
+/**
  * The future behind every socket operation that may wait (an accept's,
  * blz_accept_future in blitzio/net.h, embeds one). Caller-owned; fill
  * it with one of the *_fut functions, then poll it (or spawn/await it). Its

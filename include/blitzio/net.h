@@ -352,6 +352,19 @@ BLZ_API int blz_tcp_ready(blz_tcp_stream *s, blz_interest interest);
 BLZ_API int blz_tcp_try_ready(blz_tcp_stream *s, blz_interest interest);
 /** Future tier of blz_tcp_ready; result 0 or -errno. */
 BLZ_API void blz_tcp_ready_fut(blz_tcp_stream *s, blz_interest interest, blz_io_future *f);
+/**
+ * Runs the caller's own system call on the stream's descriptor (Tokio's
+ * try_io), for what the API does not wrap: `fn(fd, arg)` runs if `s` may be
+ * ready for `interest` (BLZ_READABLE or BLZ_WRITABLE), with EINTR retried;
+ * when it returns -EAGAIN, that readiness is cleared, so the next
+ * blz_tcp_ready waits for the kernel. Returns fn's result; -EAGAIN when not
+ * ready (fn not called); -ECANCELED once closed; -EINVAL (NULL, another
+ * interest); -EOPNOTSUPP for BLZ_READABLE on a stream that reads by
+ * completion (a one-worker io_uring runtime's accepted and connected
+ * streams: the kernel has taken the bytes from the socket). The descriptor
+ * stays open during the call; do not close it or keep it. Never waits.
+ */
+BLZ_API long blz_tcp_try_io(blz_tcp_stream *s, blz_interest interest, blz_io_fn fn, void *arg);
 
 /** Shuts down one or both directions (BLZ_SHUT_*). 0, -ENOTCONN, -EINVAL. Any thread. */
 BLZ_API int blz_tcp_shutdown(blz_tcp_stream *s, blz_shutdown_how how);
@@ -623,6 +636,9 @@ BLZ_API int blz_udp_ready(blz_udp_socket *u, blz_interest interest);
 BLZ_API int blz_udp_try_ready(blz_udp_socket *u, blz_interest interest);
 /** As blz_tcp_ready_fut. */
 BLZ_API void blz_udp_ready_fut(blz_udp_socket *u, blz_interest interest, blz_io_future *f);
+/** The caller's own system call on the socket (recvmsg with IP_PKTINFO, say), as
+ * blz_tcp_try_io. */
+BLZ_API long blz_udp_try_io(blz_udp_socket *u, blz_interest interest, blz_io_fn fn, void *arg);
 
 /** SO_BROADCAST. */
 BLZ_API int blz_udp_set_broadcast(blz_udp_socket *u, bool on);
@@ -744,6 +760,9 @@ BLZ_API int blz_unix_ready(blz_unix_stream *s, blz_interest interest);
 BLZ_API int blz_unix_try_ready(blz_unix_stream *s, blz_interest interest);
 /** As blz_tcp_ready_fut. */
 BLZ_API void blz_unix_ready_fut(blz_unix_stream *s, blz_interest interest, blz_io_future *f);
+/** The caller's own system call on the stream (a sendmsg passing descriptors, say), as
+ * blz_tcp_try_io. */
+BLZ_API long blz_unix_try_io(blz_unix_stream *s, blz_interest interest, blz_io_fn fn, void *arg);
 /** As blz_tcp_readv. */
 BLZ_API ssize_t blz_unix_readv(blz_unix_stream *s, const blz_iovec *iov, int iovcnt);
 /** As blz_tcp_try_readv. */

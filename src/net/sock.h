@@ -89,6 +89,13 @@ int blz__sock_wrap(blz__io_driver *d, int fd, int kind, int family, unsigned ini
  * connect). */
 int blz__sock_adopt(int fd, int kind, bool unix_family, blz__sock **out);
 
+/* The try_io calls: runs fn(fd, arg) if `sk` may be ready for `interest`
+ * (EINTR retried), clearing that readiness when fn says -EAGAIN. Returns
+ * fn's result, -EAGAIN when not ready, -ECANCELED once closed, -EINVAL, or
+ * -EOPNOTSUPP for reading a stream whose data the kernel receives into
+ * lent buffers (completion receive). */
+long blz__sock_try_io(blz__sock *sk, int interest, blz_io_fn fn, void *arg);
+
 /* A bound socket of `type` (BLZ__SOCK_*), listening when `backlog` >= 0. */
 int blz__sock_bind(const blz_addr *a, int type, int backlog, int kind, blz__sock **out);
 

@@ -235,6 +235,12 @@ blz_tcp_try_ready(blz_tcp_stream *s, blz_interest interest)
     return blz__sock_try_ready(SK(s), (int) interest);
 }
 
+long
+blz_tcp_try_io(blz_tcp_stream *s, blz_interest interest, blz_io_fn fn, void *arg)
+{
+    return blz__sock_try_io(SK(s), (int) interest, fn, arg);
+}
+
 void
 blz_tcp_ready_fut(blz_tcp_stream *s, blz_interest interest, blz_io_future *f)
 {

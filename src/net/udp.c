@@ -162,6 +162,12 @@ blz_udp_try_ready(blz_udp_socket *u, blz_interest interest)
     return blz__sock_try_ready(SK(u), (int) interest);
 }
 
+long
+blz_udp_try_io(blz_udp_socket *u, blz_interest interest, blz_io_fn fn, void *arg)
+{
+    return blz__sock_try_io(SK(u), (int) interest, fn, arg);
+}
+
 void
 blz_udp_ready_fut(blz_udp_socket *u, blz_interest interest, blz_io_future *f)
 {

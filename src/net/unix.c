@@ -243,6 +243,12 @@ blz_unix_try_ready(blz_unix_stream *s, blz_interest interest)
     return blz__sock_try_ready(SK(s), (int) interest);
 }
 
+long
+blz_unix_try_io(blz_unix_stream *s, blz_interest interest, blz_io_fn fn, void *arg)
+{
+    return blz__sock_try_io(SK(s), (int) interest, fn, arg);
+}
+
 void
 blz_unix_ready_fut(blz_unix_stream *s, blz_interest interest, blz_io_future *f)
 {

@@ -1,0 +1,248 @@
+/*
+ * The caller's own system calls on registered sockets (blz_*_try_io): a UDP
+ * recvmsg that reads IP_PKTINFO, a descriptor passed over a Unix stream with
+ * SCM_RIGHTS, sends and receives on TCP; an -EAGAIN from the caller's call
+ * clears readiness (the next try_ready says -EAGAIN, the next wait sleeps
+ * until the kernel reports), a socket that is not ready does not call it at
+ * all, and reading a stream that reads by completion is refused.
+ */
+#include "net_common.h"
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+typedef struct pktinfo_read {
+    char data[64];
+    long calls;
+    struct in_addr dst; /* the address the datagram was sent to */
+} pktinfo_read;
+
+static long
+recv_pktinfo(int fd, void *arg)
+{
+    pktinfo_read *p = arg;
+    p->calls++;
+    union {
+        char buf[CMSG_SPACE(sizeof(struct in_pktinfo))];
+        struct cmsghdr align;
+    } ctl;
+    struct iovec iov = {p->data, sizeof p->data};
+    struct msghdr m = {0};
+    m.msg_iov = &iov;
+    m.msg_iovlen = 1;
+    m.msg_control = ctl.buf;
+    m.msg_controllen = sizeof ctl.buf;
+    ssize_t n = recvmsg(fd, &m, MSG_DONTWAIT);
+    if (n < 0) {
+        return -errno;
+    }
+    for (struct cmsghdr *c = CMSG_FIRSTHDR(&m); c; c = CMSG_NXTHDR(&m, c)) {
+        if (c->cmsg_level == IPPROTO_IP && c->cmsg_type == IP_PKTINFO) {
+            struct in_pktinfo pi;
+            memcpy(&pi, CMSG_DATA(c), sizeof pi);
+            p->dst = pi.ipi_addr;
+        }
+    }
+    return n;
+}
+
+static long
+enable_pktinfo(int fd, void *arg)
+{
+    (void) arg;
+    int on = 1;
+    return setsockopt(fd, IPPROTO_IP, IP_PKTINFO, &on, sizeof on) < 0 ? -errno : 0;
+}
+
+static void *
+udp_main(void *arg)
+{
+    (void) arg;
+    blz_udp_socket *u, *peer;
+    CHECK_OK(blz_udp_bind("127.0.0.1:0", &u));
+    CHECK_OK(blz_udp_bind("127.0.0.1:0", &peer));
+    blz_addr ua;
+    CHECK_OK(blz_udp_local_addr(u, &ua));
+    CHECK_OK(blz_udp_try_io(u, BLZ_WRITABLE, enable_pktinfo, NULL)); /* writable at once */
+
+    pktinfo_read p = {0};
+    for (int round = 0; round < 3; round++) {
+        CHECK_EQ(blz_udp_send_to(peer, "hello", 5, &ua), 5);
+        CHECK_OK(blz_udp_ready(u, BLZ_READABLE));
+        memset(p.data, 0, sizeof p.data);
+        CHECK_EQ(blz_udp_try_io(u, BLZ_READABLE, recv_pktinfo, &p), 5);
+        CHECK(memcmp(p.data, "hello", 5) == 0);
+        CHECK_EQ(ntohl(p.dst.s_addr), INADDR_LOOPBACK);
+        /* Drained: the next call meets EAGAIN, which clears readiness. */
+        long calls = p.calls;
+        CHECK_EQ(blz_udp_try_io(u, BLZ_READABLE, recv_pktinfo, &p), -EAGAIN);
+        CHECK_EQ(p.calls, calls + 1);
+        CHECK_EQ(blz_udp_try_ready(u, BLZ_READABLE), -EAGAIN);
+        /* Not ready now: the call is not even made. */
+        CHECK_EQ(blz_udp_try_io(u, BLZ_READABLE, recv_pktinfo, &p), -EAGAIN);
+        CHECK_EQ(p.calls, calls + 1);
+    }
+    CHECK_EQ(blz_udp_try_io(u, BLZ_READABLE, NULL, &p), -EINVAL);
+    CHECK_EQ(blz_udp_try_io(u, (blz_interest) 3, recv_pktinfo, &p), -EINVAL);
+    CHECK_EQ(blz_udp_try_io(NULL, BLZ_READABLE, recv_pktinfo, &p), -EINVAL);
+    blz_udp_close(u);
+    blz_udp_close(peer);
+    return NULL;
+}
+
+BLZ_TEST(udp_recvmsg_with_pktinfo)
+{
+    net_run(2, udp_main, NULL);
+}
+
+/* ---- a descriptor over a Unix stream ------------------------------------------------------ */
+
+typedef struct fd_msg {
+    int fd; /* to send, or received */
+} fd_msg;
+
+static long
+send_fd(int sock, void *arg)
+{
+    fd_msg *m = arg;
+    union {
+        char buf[CMSG_SPACE(sizeof(int))];
+        struct cmsghdr align;
+    } ctl;
+    memset(&ctl, 0, sizeof ctl);
+    char byte = 'F';
+    struct iovec iov = {&byte, 1};
+    struct msghdr h = {0};
+    h.msg_iov = &iov;
+    h.msg_iovlen = 1;
+    h.msg_control = ctl.buf;
+    h.msg_controllen = sizeof ctl.buf;
+    struct cmsghdr *c = CMSG_FIRSTHDR(&h);
+    c->cmsg_level = SOL_SOCKET;
+    c->cmsg_type = SCM_RIGHTS;
+    c->cmsg_len = CMSG_LEN(sizeof(int));
+    memcpy(CMSG_DATA(c), &m->fd, sizeof(int));
+    return sendmsg(sock, &h, MSG_DONTWAIT | MSG_NOSIGNAL) < 0 ? -errno : 1;
+}
+
+static long
+recv_fd(int sock, void *arg)
+{
+    fd_msg *m = arg;
+    union {
+        char buf[CMSG_SPACE(sizeof(int))];
+        struct cmsghdr align;
+    } ctl;
+    char byte;
+    struct iovec iov = {&byte, 1};
+    struct msghdr h = {0};
+    h.msg_iov = &iov;
+    h.msg_iovlen = 1;
+    h.msg_control = ctl.buf;
+    h.msg_controllen = sizeof ctl.buf;
+    ssize_t n = recvmsg(sock, &h, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+    if (n < 0) {
+        return -errno;
+    }
+    struct cmsghdr *c = CMSG_FIRSTHDR(&h);
+    if (n != 1 || byte != 'F' || !c || c->cmsg_type != SCM_RIGHTS) {
+        return -EPROTO;
+    }
+    memcpy(&m->fd, CMSG_DATA(c), sizeof(int));
+    return n;
+}
+
+static void *
+unix_main(void *arg)
+{
+    (void) arg;
+    blz_unix_stream *a, *b;
+    CHECK_OK(blz_unix_pair(&a, &b));
+    int p[2];
+    CHECK_OK(pipe(p));
+    fd_msg out = {p[1]}, in = {-1};
+    CHECK_EQ(blz_unix_try_io(a, BLZ_WRITABLE, send_fd, &out), 1);
+    CHECK_OK(blz_unix_ready(b, BLZ_READABLE));
+    CHECK_EQ(blz_unix_try_io(b, BLZ_READABLE, recv_fd, &in), 1);
+    CHECK_GE(in.fd, 0);
+    CHECK(in.fd != p[1]);
+    /* The descriptor that arrived is the pipe's write end. */
+    CHECK_EQ(write(in.fd, "x", 1), 1);
+    char c = 0;
+    CHECK_EQ(read(p[0], &c, 1), 1);
+    CHECK_EQ(c, 'x');
+    close(in.fd);
+    close(p[0]);
+    close(p[1]);
+    blz_unix_close(a);
+    blz_unix_close(b);
+    return NULL;
+}
+
+BLZ_TEST(unix_stream_passes_a_descriptor)
+{
+    net_run(2, unix_main, NULL);
+}
+
+/* ---- TCP: sends and receives; refused where the kernel reads for us --------------------- */
+
+static long
+send_text(int fd, void *arg)
+{
+    const char *t = arg;
+    ssize_t n = send(fd, t, strlen(t), MSG_DONTWAIT | MSG_NOSIGNAL);
+    return n < 0 ? -errno : n;
+}
+
+typedef struct peek_buf {
+    char data[16];
+} peek_buf;
+
+static long
+recv_text(int fd, void *arg)
+{
+    peek_buf *b = arg;
+    ssize_t n = recv(fd, b->data, sizeof b->data - 1, MSG_DONTWAIT);
+    return n < 0 ? -errno : n;
+}
+
+static void *
+tcp_main(void *arg)
+{
+    (void) arg;
+    blz_addr addr;
+    blz_tcp_listener *l = net_listen_any(&addr);
+    blz_tcp_stream *s, *c;
+    net_pair(l, &addr, &s, &c);
+    CHECK_EQ(blz_tcp_try_io(c, BLZ_WRITABLE, send_text, "by hand"), 7);
+    char got[8];
+    CHECK_OK(net_read_exact(s, got, 7));
+    CHECK(memcmp(got, "by hand", 7) == 0);
+    CHECK_OK(blz_tcp_write_all(s, "reply", 5));
+    peek_buf b = {{0}};
+    if (net_rx_on(c)) {
+        /* The kernel receives this stream's bytes into lent buffers. */
+        CHECK_EQ(blz_tcp_try_io(c, BLZ_READABLE, recv_text, &b), -EOPNOTSUPP);
+        CHECK_OK(net_read_exact(c, got, 5));
+    } else {
+        CHECK_OK(blz_tcp_ready(c, BLZ_READABLE));
+        CHECK_EQ(blz_tcp_try_io(c, BLZ_READABLE, recv_text, &b), 5);
+        CHECK(memcmp(b.data, "reply", 5) == 0);
+        CHECK_EQ(blz_tcp_try_io(c, BLZ_READABLE, recv_text, &b), -EAGAIN);
+        CHECK_EQ(blz_tcp_try_ready(c, BLZ_READABLE), -EAGAIN);
+    }
+    blz_tcp_close(s);
+    blz_tcp_close(c);
+    blz_tcp_listener_close(l);
+    return NULL;
+}
+
+BLZ_TEST(tcp_sends_and_receives_by_hand)
+{
+    net_run(2, tcp_main, NULL); /* readiness everywhere */
+    net_run(1, tcp_main, NULL); /* on io_uring: completion receive */
+}
