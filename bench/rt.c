@@ -1,5 +1,5 @@
 /*
- * bench/rt.c — the runtime rows: spawn+join, yield, and memory per idle
+ * bench/rt.c — the runtime rows: spawn+join, yield, spawn_blocking, and memory per idle
  * stackless task, on a multi-thread runtime with the default worker count, as
  * Tokio's side does (bench/tokio/src/rows_rt.rs).
  *
@@ -159,6 +159,39 @@ row_yield(bench_run *r)
     run_in_rt(r, yield_body);
 }
 
+/* spawn_blocking: a closure to the blocking pool and back, awaited from a
+ * task, one at a time (Tokio's spawn_blocking(..).await). Each op is a
+ * hand-off to a pool thread and a wake back: two thread switches. */
+static void *
+blocking_job(void *arg)
+{
+    return arg;
+}
+
+static void *
+spawn_blocking_body(void *arg)
+{
+    bench_run *r = arg;
+    r->ops = ASYNC_OPS;
+    bench_start(r);
+    for (int i = 0; i < ASYNC_OPS; i++) {
+        blz_join *j;
+        void *res = NULL;
+        if (blz_spawn_blocking(blocking_job, (void *) (intptr_t) (i + 1), &j) < 0 ||
+            blz_join_wait(j, &res) < 0 || res != (void *) (intptr_t) (i + 1)) {
+            abort();
+        }
+    }
+    bench_stop(r);
+    return NULL;
+}
+
+static void
+row_spawn_blocking(bench_run *r)
+{
+    run_in_rt(r, spawn_blocking_body);
+}
+
 /* An idle task: pending forever, holding a waiter node with its waker, as a
  * task waiting on a Notify or a channel does. */
 typedef struct idle_future {
@@ -228,6 +261,7 @@ main(int argc, char **argv)
     bench_row("spawn_join_from_fiber", row_spawn_join_from_fiber, NULL);
     bench_row("spawn_join_fiber", row_spawn_join_fiber, NULL);
     bench_row("yield", row_yield, NULL);
+    bench_row("spawn_blocking", row_spawn_blocking, NULL);
     bench_row("idle_task_memory", row_idle_task_memory, NULL);
     blz_runtime_free(rt);
     return 0;

@@ -77,14 +77,21 @@ udp_main(void *arg)
         CHECK_EQ(blz_udp_try_io(u, BLZ_READABLE, recv_pktinfo, &p), 5);
         CHECK(memcmp(p.data, "hello", 5) == 0);
         CHECK_EQ(ntohl(p.dst.s_addr), INADDR_LOOPBACK);
-        /* Drained: the next call meets EAGAIN, which clears readiness. */
+        /* Drained: the next call meets EAGAIN, which clears readiness. A
+         * report of the socket that races the call (the driver on another
+         * worker) keeps it set once, since no event may be lost: the next
+         * EAGAIN clears it. */
         long calls = p.calls;
-        CHECK_EQ(blz_udp_try_io(u, BLZ_READABLE, recv_pktinfo, &p), -EAGAIN);
-        CHECK_EQ(p.calls, calls + 1);
+        int tries = 0;
+        do {
+            CHECK_EQ(blz_udp_try_io(u, BLZ_READABLE, recv_pktinfo, &p), -EAGAIN);
+        } while (blz_udp_try_ready(u, BLZ_READABLE) == 0 && ++tries < 100);
         CHECK_EQ(blz_udp_try_ready(u, BLZ_READABLE), -EAGAIN);
+        CHECK_GT(p.calls, calls); /* it was called, and said EAGAIN */
         /* Not ready now: the call is not even made. */
+        calls = p.calls;
         CHECK_EQ(blz_udp_try_io(u, BLZ_READABLE, recv_pktinfo, &p), -EAGAIN);
-        CHECK_EQ(p.calls, calls + 1);
+        CHECK_EQ(p.calls, calls);
     }
     CHECK_EQ(blz_udp_try_io(u, BLZ_READABLE, NULL, &p), -EINVAL);
     CHECK_EQ(blz_udp_try_io(u, (blz_interest) 3, recv_pktinfo, &p), -EINVAL);
@@ -232,7 +239,10 @@ tcp_main(void *arg)
         CHECK_OK(blz_tcp_ready(c, BLZ_READABLE));
         CHECK_EQ(blz_tcp_try_io(c, BLZ_READABLE, recv_text, &b), 5);
         CHECK(memcmp(b.data, "reply", 5) == 0);
-        CHECK_EQ(blz_tcp_try_io(c, BLZ_READABLE, recv_text, &b), -EAGAIN);
+        int tries = 0; /* as for UDP: a racing report keeps readiness once */
+        do {
+            CHECK_EQ(blz_tcp_try_io(c, BLZ_READABLE, recv_text, &b), -EAGAIN);
+        } while (blz_tcp_try_ready(c, BLZ_READABLE) == 0 && ++tries < 100);
         CHECK_EQ(blz_tcp_try_ready(c, BLZ_READABLE), -EAGAIN);
     }
     blz_tcp_close(s);

@@ -49,7 +49,8 @@ ORDER = [
     "oncecell_get", "oncecell_set", "notify", "barrier",
     "chan_send", "chan_recv", "chan_roundtrip", "oneshot", "broadcast", "watch", "mpmc",
     "contended_mutex", "contended_rwlock", "contended_semaphore",
-    "spawn_join", "spawn_join_fiber", "yield", "sleep_register_cancel", "idle_task_memory",
+    "spawn_join", "spawn_join_fiber", "yield", "spawn_blocking", "sleep_register_cancel",
+    "idle_task_memory",
     "fiber_switch", "cas_floor",
 ]
 

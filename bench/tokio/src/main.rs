@@ -53,6 +53,7 @@ const ROWS: &[Row] = &[
     Row { name: "contended_semaphore", ops: ASYNC_OPS, make: rows_rt::contended_semaphore },
     Row { name: "spawn_join", ops: ASYNC_OPS, make: rows_rt::spawn_join },
     Row { name: "yield", ops: ASYNC_OPS, make: rows_rt::yield_now },
+    Row { name: "spawn_blocking", ops: ASYNC_OPS, make: rows_rt::spawn_blocking },
     Row { name: "sleep_register_cancel", ops: ASYNC_OPS, make: rows_rt::sleep_register_cancel },
     Row { name: "idle_task_memory", ops: ASYNC_OPS, make: rows_rt::idle_task_memory },
 ];

@@ -216,6 +216,24 @@ pub fn spawn_join(ops: u64) -> RunFn {
     })
 }
 
+/// spawn_blocking: a closure to the blocking pool and back, awaited from a
+/// task, one at a time (bench/rt.c's row of the same name).
+pub fn spawn_blocking(ops: u64) -> RunFn {
+    let rt = default_workers();
+    Box::new(move || {
+        in_task(&rt, async move {
+            let meter = Meter::start();
+            for i in 0..ops {
+                let v = tokio::task::spawn_blocking(move || opaque(i + 1))
+                    .await
+                    .expect("blocking closure finished");
+                assert_eq!(v, i + 1);
+            }
+            meter.stop()
+        })
+    })
+}
+
 /// Row 20: `yield_now` in a loop in one task. Tokio 1.24 defers the wake until
 /// the worker next checks its driver, so each yield also polls the I/O
 /// driver once.
