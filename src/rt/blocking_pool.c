@@ -8,6 +8,14 @@
  * are not workers, so blz_await on them parks the thread as on any foreign
  * thread and never holds up a worker.
  *
+ * A thread that finished a job looks for the next one for BLZ_POOL_SPIN_NS
+ * before it sleeps on `cond` (counted in `spinning`, yielding the core while
+ * it looks): a task that hands the pool one job after another (file calls
+ * on epoll, a loop of spawn_blocking awaits) then costs no futex wake and
+ * no sleep per job. A submit signals `cond` only for the jobs the spinning
+ * threads will not take; a spinner that gives up re-checks the queue under
+ * the lock before it waits, so no job is left behind.
+ *
  * Backpressure (the runtime's blocking_queue_limit): a public spawn takes a
  * slot first, and a slot exists while fewer than `limit` jobs are queued or
  * reserved. Without one the try tier refuses and the others wait in
@@ -29,6 +37,10 @@ void blz__blocking_run(blz__task *t);
 void blz__rt_set_thread(blz_runtime *rt, blz__worker *w);
 void blz__thread_cleanup(void);
 
+/* How long a thread that finished a job looks for the next one before it
+ * sleeps: about two thread wake-ups on this class of machine. */
+#define BLZ_POOL_SPIN_NS ((blz_duration) 50000)
+
 /* blz_waiter.state_ of a spawn waiting for a slot, under the pool's lock. */
 enum { SLOT_IDLE, SLOT_QUEUED, SLOT_GRANTED, SLOT_CLOSED };
 
@@ -46,6 +58,8 @@ blz__blocking_init(blz__blocking_pool *p, unsigned max_threads, blz_duration idl
     p->queued = 0;
     p->threads = 0;
     p->idle = 0;
+    p->spinning = 0;
+    atomic_init(&p->jobs, 0u);
     p->max_threads = max_threads;
     p->idle_timeout = idle;
     p->shutdown = false;
@@ -163,6 +177,29 @@ pool_runtime(blz__blocking_pool *p)
     return (blz_runtime *) (void *) ((char *) p - offsetof(blz_runtime, blocking));
 }
 
+/* Under p->lock: the queue's length changed; spinning threads read `jobs`. */
+static void
+set_queued(blz__blocking_pool *p, unsigned n)
+{
+    p->queued = n;
+    blz__store(&p->jobs, n, RELEASE);
+}
+
+/* Called and returns with p->lock held: looks for a job for up to
+ * BLZ_POOL_SPIN_NS without the lock, as a spinning thread. */
+static void
+spin_for_job(blz__blocking_pool *p)
+{
+    p->spinning++;
+    pthread_mutex_unlock(&p->lock);
+    blz_instant until = blz_now() + (blz_instant) BLZ_POOL_SPIN_NS;
+    while (!blz__load(&p->jobs, ACQUIRE) && blz_now() < until) {
+        blz__sys_yield(); /* a worker that wants this core gets it */
+    }
+    pthread_mutex_lock(&p->lock);
+    p->spinning--;
+}
+
 static void *
 pool_thread(void *arg)
 {
@@ -173,7 +210,11 @@ pool_thread(void *arg)
     blz__rt_thread_hook(rt, rt->cfg.on_thread_start, &info);
     blz__rt_set_thread(rt, NULL);
     pthread_mutex_lock(&p->lock);
+    bool after_job = false;
     for (;;) {
+        if (after_job && !p->head && !p->shutdown) {
+            spin_for_job(p);
+        }
         while (!p->head && !p->shutdown) {
             struct timespec ts = blz__monotonic_deadline(p->idle_timeout);
             p->idle++;
@@ -191,13 +232,14 @@ pool_thread(void *arg)
         if (!p->head) {
             p->tail = NULL;
         }
-        p->queued--;
+        set_queued(p, p->queued - 1);
         blz_waker wake = BLZ_WAKER_NONE;
         grant_freed_slot(p, &wake);
         pthread_mutex_unlock(&p->lock);
         blz_waker_wake(&wake);
         blz__blocking_run(t);
         pthread_mutex_lock(&p->lock);
+        after_job = true;
     }
 out:
     /* Give back per-thread caches now: free() may count allocations right after. */
@@ -230,12 +272,16 @@ blz__blocking_submit(blz_runtime *rt, blz__task *t, bool held)
         p->head = t;
     }
     p->tail = t;
-    p->queued++;
+    set_queued(p, p->queued + 1);
     if (held) {
         p->reserved--; /* the slot is this queue place now */
     }
-    /* Queued jobs against idle threads: a new thread per job nobody will take. */
-    if (p->queued > p->idle && p->threads < p->max_threads) {
+    /* Queued jobs against waiting threads: the spinning ones take theirs by
+     * themselves, a sleeping one is signalled, and a new thread starts per
+     * job nobody will take. */
+    if (p->queued <= p->spinning) {
+        /* a spinning thread sees `jobs` */
+    } else if (p->queued > p->idle + p->spinning && p->threads < p->max_threads) {
         pthread_t th;
         pthread_attr_t attr;
         pthread_attr_init(&attr);
@@ -247,7 +293,7 @@ blz__blocking_submit(blz_runtime *rt, blz__task *t, bool held)
         if (p->threads == 0) {
             /* Could not start any thread: the job would never run. */
             p->head = p->tail = NULL;
-            p->queued = 0;
+            set_queued(p, 0);
             if (held) {
                 p->reserved++; /* back to the spawner, which releases it */
             }

@@ -437,7 +437,7 @@ blz_runtime_metrics(const blz_runtime *rt_c, blz_metrics *m)
     m->timers_fired = blz__load(&rt->timers.fired, RELAXED);
     pthread_mutex_lock(&rt->blocking.lock);
     m->blocking_threads = rt->blocking.threads;
-    m->blocking_idle = rt->blocking.idle;
+    m->blocking_idle = rt->blocking.idle + rt->blocking.spinning;
     m->blocking_queue_depth = rt->blocking.queued;
     m->blocking_spawns_waiting = rt->blocking.waiting;
     pthread_mutex_unlock(&rt->blocking.lock);

@@ -136,7 +136,9 @@ typedef struct blz__blocking_pool {
     blz__task *head, *tail; /* FIFO of jobs, linked by queue_next */
     unsigned queued;        /* jobs in that FIFO */
     unsigned threads;       /* live threads */
-    unsigned idle;          /* threads waiting for a job */
+    unsigned idle;          /* threads waiting on `cond` for a job */
+    unsigned spinning;      /* threads looking for a job a while before they wait */
+    _Atomic uint32_t jobs;  /* `queued`, for spinning threads to read without the lock */
     unsigned max_threads;
     blz_duration idle_timeout;
     bool shutdown;

@@ -842,7 +842,9 @@ all_idle(blz_runtime *rt)
         return false;
     }
     pthread_mutex_lock(&rt->blocking.lock);
-    bool busy = rt->blocking.threads > rt->blocking.idle || rt->blocking.head;
+    /* A spinning thread has no job: idle as much as a sleeping one. */
+    bool busy =
+        rt->blocking.threads > rt->blocking.idle + rt->blocking.spinning || rt->blocking.head;
     pthread_mutex_unlock(&rt->blocking.lock);
     return !busy;
 }
