@@ -108,55 +108,53 @@ BLZ_TEST(udp_recvmsg_with_pktinfo)
 
 /* ---- a descriptor over a Unix stream ------------------------------------------------------ */
 
+/* One byte and room for one descriptor: the message both sides use. */
 typedef struct fd_msg {
     int fd; /* to send, or received */
+    char byte;
+    struct iovec iov;
+    _Alignas(struct cmsghdr) char ctl[CMSG_SPACE(sizeof(int))];
+    struct msghdr h;
 } fd_msg;
+
+static struct msghdr *
+fd_msghdr(fd_msg *m)
+{
+    memset(m->ctl, 0, sizeof m->ctl);
+    memset(&m->h, 0, sizeof m->h);
+    m->iov = (struct iovec){&m->byte, 1};
+    m->h.msg_iov = &m->iov;
+    m->h.msg_iovlen = 1;
+    m->h.msg_control = m->ctl;
+    m->h.msg_controllen = sizeof m->ctl;
+    return &m->h;
+}
 
 static long
 send_fd(int sock, void *arg)
 {
     fd_msg *m = arg;
-    union {
-        char buf[CMSG_SPACE(sizeof(int))];
-        struct cmsghdr align;
-    } ctl;
-    memset(&ctl, 0, sizeof ctl);
-    char byte = 'F';
-    struct iovec iov = {&byte, 1};
-    struct msghdr h = {0};
-    h.msg_iov = &iov;
-    h.msg_iovlen = 1;
-    h.msg_control = ctl.buf;
-    h.msg_controllen = sizeof ctl.buf;
-    struct cmsghdr *c = CMSG_FIRSTHDR(&h);
+    struct msghdr *h = fd_msghdr(m);
+    m->byte = 'F';
+    struct cmsghdr *c = CMSG_FIRSTHDR(h);
     c->cmsg_level = SOL_SOCKET;
     c->cmsg_type = SCM_RIGHTS;
     c->cmsg_len = CMSG_LEN(sizeof(int));
     memcpy(CMSG_DATA(c), &m->fd, sizeof(int));
-    return sendmsg(sock, &h, MSG_DONTWAIT | MSG_NOSIGNAL) < 0 ? -errno : 1;
+    return sendmsg(sock, h, MSG_DONTWAIT | MSG_NOSIGNAL) < 0 ? -errno : 1;
 }
 
 static long
 recv_fd(int sock, void *arg)
 {
     fd_msg *m = arg;
-    union {
-        char buf[CMSG_SPACE(sizeof(int))];
-        struct cmsghdr align;
-    } ctl;
-    char byte;
-    struct iovec iov = {&byte, 1};
-    struct msghdr h = {0};
-    h.msg_iov = &iov;
-    h.msg_iovlen = 1;
-    h.msg_control = ctl.buf;
-    h.msg_controllen = sizeof ctl.buf;
-    ssize_t n = recvmsg(sock, &h, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+    struct msghdr *h = fd_msghdr(m);
+    ssize_t n = recvmsg(sock, h, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
     if (n < 0) {
         return -errno;
     }
-    struct cmsghdr *c = CMSG_FIRSTHDR(&h);
-    if (n != 1 || byte != 'F' || !c || c->cmsg_type != SCM_RIGHTS) {
+    struct cmsghdr *c = CMSG_FIRSTHDR(h);
+    if (n != 1 || m->byte != 'F' || !c || c->cmsg_type != SCM_RIGHTS) {
         return -EPROTO;
     }
     memcpy(&m->fd, CMSG_DATA(c), sizeof(int));
@@ -171,7 +169,7 @@ unix_main(void *arg)
     CHECK_OK(blz_unix_pair(&a, &b));
     int p[2];
     CHECK_OK(pipe(p));
-    fd_msg out = {p[1]}, in = {-1};
+    fd_msg out = {.fd = p[1]}, in = {.fd = -1};
     CHECK_EQ(blz_unix_try_io(a, BLZ_WRITABLE, send_fd, &out), 1);
     CHECK_OK(blz_unix_ready(b, BLZ_READABLE));
     CHECK_EQ(blz_unix_try_io(b, BLZ_READABLE, recv_fd, &in), 1);
