@@ -53,6 +53,9 @@ BLZ_TEST(read_to_end_and_a_full_writer)
     CHECK_EQ(blz_mem_writer_len(&w), 8u);
     CHECK(memcmp(out, "abcdefgh", 8) == 0);
     CHECK_OK(blz_write_shutdown(wr)); /* nothing to end: a flush, which is nothing */
+    blz_io_future ff;
+    blz_flush_fut(wr, &ff); /* the flush's future tier: ready at once here */
+    CHECK_OK(blz_await(&ff.base));
     CHECK_EQ(blz_write(wr, "", 0), 0);
 
     /* Bad input. */
@@ -60,6 +63,9 @@ BLZ_TEST(read_to_end_and_a_full_writer)
     CHECK_EQ(blz_read(blz_mem_reader_init(NULL, data, 5), got, 1), -EINVAL);
     CHECK_EQ(blz_write(blz_mem_writer_init(&w, NULL, 5), "x", 1), -EINVAL);
     CHECK_EQ(blz_mem_writer_len(NULL), 0u);
+    blz_writer none = {NULL, NULL};
+    blz_flush_fut(none, &ff);
+    CHECK_EQ(blz_await(&ff.base), -EINVAL);
 }
 
 BLZ_TEST(copy_and_take_in_memory)

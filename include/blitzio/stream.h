@@ -92,6 +92,9 @@ BLZ_API ssize_t blz_read(blz_reader r, void *buf, size_t n);
 BLZ_API void blz_write_fut(blz_writer w, const void *buf, size_t n, blz_io_future *f);
 /** Writes up to `n` bytes: a count or -errno. Awaits. */
 BLZ_API ssize_t blz_write(blz_writer w, const void *buf, size_t n);
+/** Fills `f` with a flush of `w`: its vtable's flush_fut, or a future ready with 0 for a writer
+ * that buffers nothing (-EINVAL without a vtable). */
+BLZ_API void blz_flush_fut(blz_writer w, blz_io_future *f);
 /** Flushes what `w` buffers (0 for writers that buffer nothing). Awaits. */
 BLZ_API int blz_flush(blz_writer w);
 /** Fills `f` to end writing to `w`: its vtable's shutdown_fut, or a flush where it has none. */

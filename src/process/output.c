@@ -211,6 +211,18 @@ output_start(blz_output_future *f, blz_output *out)
     f->out_ = out;
 }
 
+/* The await tier of both: in a stackless poll (-EDEADLK) the future is
+ * dropped, which frees what it holds and releases the child. */
+static int
+await_output(blz_output_future *f)
+{
+    int r = blz_await(&f->base);
+    if (r == -EDEADLK) {
+        blz_future_drop(&f->base);
+    }
+    return r;
+}
+
 void
 blz_command_output_fut(blz_command *cmd, blz_output *out, blz_output_future *f)
 {
@@ -263,11 +275,7 @@ blz_child_wait_with_output(blz_child *c, blz_output *out)
 {
     blz_output_future f;
     blz_child_wait_with_output_fut(c, out, &f);
-    int r = blz_await(&f.base);
-    if (r == -EDEADLK) {
-        blz_future_drop(&f.base);
-    }
-    return r;
+    return await_output(&f);
 }
 
 int
@@ -275,11 +283,7 @@ blz_command_output(blz_command *cmd, blz_output *out)
 {
     blz_output_future f;
     blz_command_output_fut(cmd, out, &f);
-    int r = blz_await(&f.base);
-    if (r == -EDEADLK) {
-        blz_future_drop(&f.base);
-    }
-    return r;
+    return await_output(&f);
 }
 
 void

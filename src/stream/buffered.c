@@ -323,14 +323,14 @@ bw_poll_end(blz_io_future *f, blz_buf_writer *bw, blz_context *cx)
         if (drain(f, bw, cx, &err) == BLZ_PENDING) {
             return BLZ_PENDING;
         }
-        if (err || (f->op_ == BW_FLUSH && !bw->inner_.vt->flush_fut)) {
+        if (err) {
             f->base.result = err;
             return BLZ_READY;
         }
         if (f->op_ == BW_SHUTDOWN) {
             blz_write_shutdown_fut(bw->inner_, &bw->out_);
         } else {
-            bw->inner_.vt->flush_fut(bw->inner_.self, &bw->out_);
+            blz_flush_fut(bw->inner_, &bw->out_);
         }
         f->flags_ |= F_INNER_FLUSH | F_FILLING;
     }

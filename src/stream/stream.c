@@ -211,17 +211,26 @@ blz_write(blz_writer w, const void *buf, size_t n)
     return blz_await(&f.base);
 }
 
+void
+blz_flush_fut(blz_writer w, blz_io_future *f)
+{
+    if (!f) {
+        return;
+    }
+    if (!w.vt) {
+        blz__io_future_ready(f, -EINVAL);
+    } else if (w.vt->flush_fut) {
+        w.vt->flush_fut(w.self, f);
+    } else {
+        blz__io_future_ready(f, 0);
+    }
+}
+
 int
 blz_flush(blz_writer w)
 {
-    if (!w.vt) {
-        return -EINVAL;
-    }
-    if (!w.vt->flush_fut) {
-        return 0;
-    }
     blz_io_future f;
-    w.vt->flush_fut(w.self, &f);
+    blz_flush_fut(w, &f);
     return blz_await(&f.base);
 }
 
@@ -231,14 +240,10 @@ blz_write_shutdown_fut(blz_writer w, blz_io_future *f)
     if (!f) {
         return;
     }
-    if (!w.vt) {
-        blz__io_future_ready(f, -EINVAL);
-    } else if (w.vt->shutdown_fut) {
+    if (w.vt && w.vt->shutdown_fut) {
         w.vt->shutdown_fut(w.self, f);
-    } else if (w.vt->flush_fut) {
-        w.vt->flush_fut(w.self, f);
     } else {
-        blz__io_future_ready(f, 0);
+        blz_flush_fut(w, f); /* nothing to end but what it buffers */
     }
 }
 
@@ -252,16 +257,23 @@ blz_write_shutdown(blz_writer w)
 
 /* ---- loops ------------------------------------------------------------------------------- */
 
+/* Stores a copy's total where the caller asked for it (NULL: nowhere). */
+static void
+put_total(uint64_t *out, uint64_t total)
+{
+    if (out) {
+        *out = total;
+    }
+}
+
 /* The reader ended: flush the writer, or shut it down (SOP_COPY_SHUT). */
 static void
 start_end(blz_stream_future *f)
 {
     if (f->op_ == -SOP_COPY_SHUT) {
         blz_write_shutdown_fut(f->w_, &f->io_);
-    } else if (f->w_.vt->flush_fut) {
-        f->w_.vt->flush_fut(f->w_.self, &f->io_);
     } else {
-        blz__io_future_ready(&f->io_, 0);
+        blz_flush_fut(f->w_, &f->io_);
     }
     f->state_ = S_END;
 }
@@ -312,9 +324,7 @@ copy_poll(blz_stream_future *f, blz_context *cx)
             f->total_ += (uint64_t) res;
         }
     }
-    if (f->out_total_) {
-        *f->out_total_ = f->total_;
-    }
+    put_total(f->out_total_, f->total_);
     return BLZ_READY;
 }
 
@@ -529,9 +539,7 @@ blz_copy_fut(blz_reader r, blz_writer w, void *buf, size_t cap, uint64_t *copied
     if (!f) {
         return;
     }
-    if (copied) {
-        *copied = 0;
-    }
+    put_total(copied, 0);
     if (!r.vt || !w.vt || !buf || cap == 0) {
         stream_fail(f, -EINVAL);
         return;
@@ -597,12 +605,8 @@ bidi_poll(blz_future *base, blz_context *cx)
     blz_future_drop(&f->ab_.base);
     blz_future_drop(&f->ba_.base);
     f->ended_ |= BIDI_AB | BIDI_BA;
-    if (f->out_ab_) {
-        *f->out_ab_ = f->ab_.total_;
-    }
-    if (f->out_ba_) {
-        *f->out_ba_ = f->ba_.total_;
-    }
+    put_total(f->out_ab_, f->ab_.total_);
+    put_total(f->out_ba_, f->ba_.total_);
     f->base.result = err;
     return BLZ_READY;
 }
@@ -624,12 +628,8 @@ blz_copy_bidirectional_fut(blz_duplex a, blz_duplex b, void *buf, size_t cap, ui
     if (!f) {
         return;
     }
-    if (a_to_b) {
-        *a_to_b = 0;
-    }
-    if (b_to_a) {
-        *b_to_a = 0;
-    }
+    put_total(a_to_b, 0);
+    put_total(b_to_a, 0);
     memset(f, 0, sizeof *f);
     if (!a.r.vt || !a.w.vt || !b.r.vt || !b.w.vt || !buf || cap < 2) {
         blz__future_ready(&f->base, -EINVAL);
@@ -649,12 +649,8 @@ blz_copy_bidirectional(blz_duplex a, blz_duplex b, uint64_t *a_to_b, uint64_t *b
     size_t cap = 32768;
     void *buf = blz__malloc(cap);
     if (!buf) {
-        if (a_to_b) {
-            *a_to_b = 0;
-        }
-        if (b_to_a) {
-            *b_to_a = 0;
-        }
+        put_total(a_to_b, 0);
+        put_total(b_to_a, 0);
         return -ENOMEM;
     }
     blz_copy_bidi_future f;
