@@ -224,6 +224,47 @@ BLZ_API void blz_file_pwrite_fut(blz_file *file, const void *buf, size_t n, uint
                                  blz_fs_future *f);
 
 /**
+ * Scatter read at the current position (readv): fills the `iovcnt` buffers of
+ * `iov` in order and advances the position. Returns the count, as
+ * blz_file_read (at most BLZ_FS_MAX_CHUNK in all inside a runtime), or
+ * -EINVAL (no vectors, more than BLZ_IOV_MAX, a NULL buffer with a length,
+ * lengths adding up past SSIZE_MAX). `iov` and its buffers must stay valid
+ * until the call returns (the future: until it is ready or dropped). Any
+ * thread; suspends a fiber.
+ */
+BLZ_API ssize_t blz_file_readv(blz_file *file, const blz_iovec *iov, int iovcnt);
+/** Try tier of blz_file_readv (page cache only; -EAGAIN otherwise). */
+BLZ_API ssize_t blz_file_try_readv(blz_file *file, const blz_iovec *iov, int iovcnt);
+/** Future tier of blz_file_readv. */
+BLZ_API void blz_file_readv_fut(blz_file *file, const blz_iovec *iov, int iovcnt, blz_fs_future *f);
+
+/** Scatter read at `offset` (preadv); the position does not move. As blz_file_readv. */
+BLZ_API ssize_t blz_file_preadv(blz_file *file, const blz_iovec *iov, int iovcnt, uint64_t offset);
+/** Try tier of blz_file_preadv (page cache only; -EAGAIN otherwise). */
+BLZ_API ssize_t blz_file_try_preadv(blz_file *file, const blz_iovec *iov, int iovcnt,
+                                    uint64_t offset);
+/** Future tier of blz_file_preadv. */
+BLZ_API void blz_file_preadv_fut(blz_file *file, const blz_iovec *iov, int iovcnt, uint64_t offset,
+                                 blz_fs_future *f);
+
+/**
+ * Gather write at the current position (writev): the buffers of `iov` in
+ * order, as one write. Returns the count written, as blz_file_write (at most
+ * BLZ_FS_MAX_CHUNK in all inside a runtime), or -EINVAL as blz_file_readv.
+ * Any thread; suspends a fiber.
+ */
+BLZ_API ssize_t blz_file_writev(blz_file *file, const blz_iovec *iov, int iovcnt);
+/** Future tier of blz_file_writev. */
+BLZ_API void blz_file_writev_fut(blz_file *file, const blz_iovec *iov, int iovcnt,
+                                 blz_fs_future *f);
+
+/** Gather write at `offset` (pwritev); the position does not move. As blz_file_writev. */
+BLZ_API ssize_t blz_file_pwritev(blz_file *file, const blz_iovec *iov, int iovcnt, uint64_t offset);
+/** Future tier of blz_file_pwritev. */
+BLZ_API void blz_file_pwritev_fut(blz_file *file, const blz_iovec *iov, int iovcnt, uint64_t offset,
+                                  blz_fs_future *f);
+
+/**
  * Writes all `n` bytes at the current position, in as many calls as it takes.
  * Returns 0, or the first error (-EIO when the kernel keeps writing nothing);
  * on error an unknown prefix may have been written. Any thread; suspends.

@@ -12,6 +12,7 @@
 #include "core/alloc.h"
 #include "fs/fs_int.h"
 
+#include <stdint.h>
 #include <string.h>
 
 /* ---- helpers ----------------------------------------------------------------- */
@@ -125,10 +126,8 @@ try_read_at(blz_file *file, void *buf, size_t n, uint64_t off)
     if (!blz__file_acquire(file)) {
         return -EBADF;
     }
-    if (n > BLZ_FS_MAX_CHUNK) {
-        n = BLZ_FS_MAX_CHUNK;
-    }
-    int64_t r = blz__fs_read_nowait(file->fd, buf, n, off);
+    blz_iovec one = {buf, n < BLZ_FS_MAX_CHUNK ? n : BLZ_FS_MAX_CHUNK};
+    int64_t r = blz__fs_read_nowait(file->fd, &one, 1, off);
     blz__file_release(file, false);
     return (ssize_t) r;
 }
@@ -187,6 +186,141 @@ blz_file_pwrite(blz_file *file, const void *buf, size_t n, uint64_t offset)
 {
     blz_fs_future f;
     blz_file_pwrite_fut(file, buf, n, offset, &f);
+    return await_fs(&f);
+}
+
+/* ---- vectored reads and writes ------------------------------------------------ */
+
+/* -EINVAL unless `iov` holds 1..BLZ_IOV_MAX vectors, each with memory behind
+ * a non-zero length, adding up to at most PTRDIFF_MAX bytes (SSIZE_MAX on
+ * Linux: what readv(2) accepts; the transfer itself is bounded as for the
+ * plain calls). */
+static int
+check_vectors(const blz_iovec *iov, int cnt)
+{
+    if (!iov || cnt < 1 || cnt > BLZ_IOV_MAX) {
+        return -EINVAL;
+    }
+    size_t total = 0;
+    for (int i = 0; i < cnt; i++) {
+        if ((!iov[i].base && iov[i].len) || iov[i].len > (size_t) PTRDIFF_MAX - total) {
+            return -EINVAL;
+        }
+        total += iov[i].len;
+    }
+    return 0;
+}
+
+/* `off` UINT64_MAX: at the current position (an offset the caller gave is
+ * checked against INT64_MAX before it gets here). */
+static void
+vec_fut(blz_fs_future *f, int kind, blz_file *file, const blz_iovec *iov, int cnt, uint64_t off)
+{
+    file_fut(f, kind, file);
+    f->buf_ = (void *) iov; /* the vectors themselves are only read */
+    f->len_ = (size_t) (cnt > 0 ? cnt : 0);
+    f->off_ = off;
+    int rc = check_vectors(iov, cnt);
+    if (rc < 0) {
+        fail(f, rc);
+    }
+}
+
+static void
+vec_at_fut(blz_fs_future *f, int kind, blz_file *file, const blz_iovec *iov, int cnt,
+           uint64_t offset)
+{
+    vec_fut(f, kind, file, iov, cnt, offset);
+    if (offset > (uint64_t) INT64_MAX) {
+        fail(f, -EINVAL);
+    }
+}
+
+void
+blz_file_readv_fut(blz_file *file, const blz_iovec *iov, int iovcnt, blz_fs_future *f)
+{
+    vec_fut(f, BLZ__FF_READV, file, iov, iovcnt, UINT64_MAX);
+}
+
+ssize_t
+blz_file_readv(blz_file *file, const blz_iovec *iov, int iovcnt)
+{
+    blz_fs_future f;
+    blz_file_readv_fut(file, iov, iovcnt, &f);
+    return await_fs(&f);
+}
+
+void
+blz_file_preadv_fut(blz_file *file, const blz_iovec *iov, int iovcnt, uint64_t offset,
+                    blz_fs_future *f)
+{
+    vec_at_fut(f, BLZ__FF_READV, file, iov, iovcnt, offset);
+}
+
+ssize_t
+blz_file_preadv(blz_file *file, const blz_iovec *iov, int iovcnt, uint64_t offset)
+{
+    blz_fs_future f;
+    blz_file_preadv_fut(file, iov, iovcnt, offset, &f);
+    return await_fs(&f);
+}
+
+static ssize_t
+try_readv_at(blz_file *file, const blz_iovec *iov, int cnt, uint64_t off)
+{
+    int rc = check_vectors(iov, cnt);
+    if (!file || rc < 0) {
+        return -EINVAL;
+    }
+    if (!blz__file_acquire(file)) {
+        return -EBADF;
+    }
+    int64_t r = blz__fs_read_nowait(file->fd, iov, cnt, off);
+    blz__file_release(file, false);
+    return (ssize_t) r;
+}
+
+ssize_t
+blz_file_try_readv(blz_file *file, const blz_iovec *iov, int iovcnt)
+{
+    return try_readv_at(file, iov, iovcnt, UINT64_MAX);
+}
+
+ssize_t
+blz_file_try_preadv(blz_file *file, const blz_iovec *iov, int iovcnt, uint64_t offset)
+{
+    if (offset > (uint64_t) INT64_MAX) {
+        return -EINVAL;
+    }
+    return try_readv_at(file, iov, iovcnt, offset);
+}
+
+void
+blz_file_writev_fut(blz_file *file, const blz_iovec *iov, int iovcnt, blz_fs_future *f)
+{
+    vec_fut(f, BLZ__FF_WRITEV, file, iov, iovcnt, UINT64_MAX);
+}
+
+ssize_t
+blz_file_writev(blz_file *file, const blz_iovec *iov, int iovcnt)
+{
+    blz_fs_future f;
+    blz_file_writev_fut(file, iov, iovcnt, &f);
+    return await_fs(&f);
+}
+
+void
+blz_file_pwritev_fut(blz_file *file, const blz_iovec *iov, int iovcnt, uint64_t offset,
+                     blz_fs_future *f)
+{
+    vec_at_fut(f, BLZ__FF_WRITEV, file, iov, iovcnt, offset);
+}
+
+ssize_t
+blz_file_pwritev(blz_file *file, const blz_iovec *iov, int iovcnt, uint64_t offset)
+{
+    blz_fs_future f;
+    blz_file_pwritev_fut(file, iov, iovcnt, offset, &f);
     return await_fs(&f);
 }
 

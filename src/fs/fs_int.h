@@ -36,6 +36,8 @@ enum blz__fs_kind {
     BLZ__FS_PREAD,     /* pread(fd, buf, len, off) -> count */
     BLZ__FS_WRITE,     /* write(fd, buf, len) -> count */
     BLZ__FS_PWRITE,    /* pwrite(fd, buf, len, off) -> count */
+    BLZ__FS_READV,     /* preadv2(fd, iov = buf, cnt = len, off; UINT64_MAX: the position) */
+    BLZ__FS_WRITEV,    /* pwritev2, as READV */
     BLZ__FS_SEEK,      /* lseek(fd, (int64_t) off, flags = whence) -> position */
     BLZ__FS_FSYNC,     /* fsync(fd) */
     BLZ__FS_FDATASYNC, /* fdatasync(fd) */
@@ -87,9 +89,9 @@ void blz__fs_exec(blz__fs_call *c);
  * blz__fs_close_background), the buffer of READ_FILE and friends. */
 void blz__fs_discard(blz__fs_call *c, bool may_block);
 
-/* preadv2(fd, buf, len, off, RWF_NOWAIT): page cache only, never waits for
+/* preadv2(fd, iov, cnt, off, RWF_NOWAIT): page cache only, never waits for
  * I/O. `off` == UINT64_MAX reads at the current position. */
-int64_t blz__fs_read_nowait(int fd, void *buf, size_t len, uint64_t off);
+int64_t blz__fs_read_nowait(int fd, const blz_iovec *iov, int cnt, uint64_t off);
 
 /* close(2), with EINTR counted as success (Linux closes the descriptor anyway). */
 int blz__fs_close_fd(int fd);
@@ -210,8 +212,9 @@ int blz__fs_op_start(blz_runtime *rt, const blz__fs_call *c, blz_file *file, blz
 /* True once the op finished; otherwise registers cx's waker. */
 bool blz__fs_op_ready(blz__fs_op *op, blz_context *cx);
 
-/* After ready: copies read data to `dst` (when not NULL), returns the call
- * (results readable until blz__fs_op_free). */
+/* After ready: copies read data to `dst` (when not NULL; a READV fills the
+ * vectors it started with instead), returns the call (results readable until
+ * blz__fs_op_free). */
 blz__fs_call *blz__fs_op_finish(blz__fs_op *op, void *dst);
 
 /* Frees a finished op. `taken`: the caller took its results (fd, buffer). */
@@ -238,6 +241,8 @@ enum blz__fs_fut_kind {
     BLZ__FF_PREAD,
     BLZ__FF_WRITE,
     BLZ__FF_PWRITE,
+    BLZ__FF_READV,  /* buf_ = the vectors, len_ = their count, off_ = UINT64_MAX: the position */
+    BLZ__FF_WRITEV, /* as READV */
     BLZ__FF_WRITE_ALL,
     BLZ__FF_SEEK,
     BLZ__FF_FSYNC,

@@ -59,8 +59,10 @@ prep_file_call(blz__fs_call *c, int kind, blz_file *file, blz_file **ref)
     *ref = file;
 }
 
-/* The page-cache fast path of pread: no hop at all when the data is cached.
- * Returns PREP_READY with the result, or PREP_CALL to take the slow path. */
+/* The page-cache fast path of pread and of preadv at an offset: no hop at
+ * all when the data is cached, straight into the caller's memory (the call
+ * never waits, so nothing can outlive the future). Returns PREP_READY with
+ * the result, or PREP_CALL to take the slow path. */
 static int
 pread_nowait(blz_fs_future *f, blz_file *file)
 {
@@ -70,7 +72,10 @@ pread_nowait(blz_fs_future *f, blz_file *file)
     if (!blz__file_acquire(file)) {
         return prep_ready(f, -EBADF);
     }
-    int64_t r = blz__fs_read_nowait(file->fd, f->buf_, clamp_len(f->len_, true), f->off_);
+    blz_iovec one = {f->buf_, clamp_len(f->len_, true)};
+    bool vec = f->kind_ == BLZ__FF_READV;
+    int64_t r =
+        blz__fs_read_nowait(file->fd, vec ? f->buf_ : &one, vec ? (int) f->len_ : 1, f->off_);
     blz__file_release(file, false);
     if (r >= 0) {
         return prep_ready(f, (int) r);
@@ -170,6 +175,7 @@ static const int path_kinds[] = {
 static const int file_kinds[] = {
     [BLZ__FF_READ] = BLZ__FS_READ,       [BLZ__FF_PREAD] = BLZ__FS_PREAD,
     [BLZ__FF_WRITE] = BLZ__FS_WRITE,     [BLZ__FF_PWRITE] = BLZ__FS_PWRITE,
+    [BLZ__FF_READV] = BLZ__FS_READV,     [BLZ__FF_WRITEV] = BLZ__FS_WRITEV,
     [BLZ__FF_WRITE_ALL] = BLZ__FS_WRITE, [BLZ__FF_SEEK] = BLZ__FS_SEEK,
     [BLZ__FF_FSYNC] = BLZ__FS_FSYNC,     [BLZ__FF_FDATASYNC] = BLZ__FS_FDATASYNC,
     [BLZ__FF_SET_LEN] = BLZ__FS_SET_LEN, [BLZ__FF_FSTAT] = BLZ__FS_FSTAT,
@@ -202,6 +208,18 @@ step_prepare(blz_fs_future *f, blz__fs_call *c, blz_file **ref, bool async)
         prep_file_call(c, file_kinds[f->kind_], f->obj_, ref);
         c->buf = f->buf_;
         c->len = clamp_len(f->len_, async);
+        c->off = f->off_;
+        return PREP_CALL;
+    case BLZ__FF_READV:
+        if (async && f->off_ != UINT64_MAX && pread_nowait(f, f->obj_) == PREP_READY) {
+            return PREP_READY;
+        }
+        BLZ_FALLTHROUGH;
+    case BLZ__FF_WRITEV:
+        /* The kernel (inline) or op.c (in a runtime) bounds the transfer. */
+        prep_file_call(c, file_kinds[f->kind_], f->obj_, ref);
+        c->buf = f->buf_;
+        c->len = f->len_;
         c->off = f->off_;
         return PREP_CALL;
     case BLZ__FF_WRITE_ALL:
@@ -377,7 +395,11 @@ step_finish(blz_fs_future *f, blz__fs_call *c, bool *taken)
     case BLZ__FF_PREAD:
     case BLZ__FF_WRITE:
     case BLZ__FF_PWRITE:
-        f->base.result = (int) res; /* a count <= BLZ_FS_MAX_CHUNK, or -errno */
+    case BLZ__FF_READV:
+    case BLZ__FF_WRITEV:
+        /* A count <= BLZ_FS_MAX_CHUNK (in a runtime) or <= 0x7ffff000 (the
+         * kernel's bound on one transfer), or -errno. */
+        f->base.result = (int) res;
         return STEP_READY;
     default:
         return STEP_READY;
@@ -425,7 +447,7 @@ read_dst(blz_fs_future *f)
     if (f->kind_ == BLZ__FF_DIR_NEXT) {
         return ((blz_dir *) f->obj_)->buf;
     }
-    return f->buf_;
+    return f->kind_ == BLZ__FF_READV ? NULL : f->buf_; /* the op fills a READV's vectors */
 }
 
 static blz_poll

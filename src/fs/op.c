@@ -26,7 +26,10 @@
  *   reused under the system call.
  * - Data never goes straight between the kernel and caller memory while a
  *   runtime runs: writes are copied into `bounce` at start, reads copied out
- *   of it at finish (at most BLZ_FS_MAX_CHUNK bytes either way).
+ *   of it at finish (at most BLZ_FS_MAX_CHUNK bytes either way). A vectored
+ *   call (READV, WRITEV) becomes the plain one over `bounce`: its vectors are
+ *   gathered at start or filled at finish (`scatter`), so the ring and the
+ *   pool only ever see one buffer, and the ring needs no vectored op.
  * - Where it runs is decided in one place, ring_submit: on the ring when
  *   unix/ring.c has a completion op for the call (read, write, fsync,
  *   fdatasync, open, fstat/stat/lstat, close) and the driver runs that kind
@@ -63,17 +66,19 @@
 #define OP_DROPPED 0x2u /* the waiter abandoned the op */
 
 struct blz__fs_op {
-    blz__io_op io;      /* ring submission (first: 8-aligned, as the ring's tags need) */
-    blz__fs_call call;  /* arguments and results; the executor's until OP_DONE */
-    blz__spinlock lock; /* guards `state` and `waker` */
-    unsigned state;     /* OP_DONE | OP_DROPPED, under `lock` */
-    blz_waker waker;    /* the waiter's task, woken at OP_DONE; under `lock` */
-    blz_runtime *rt;    /* the runtime the op runs on */
-    blz_file *file;     /* a reference on the file operated on, or NULL */
-    void *bounce;       /* op-owned data buffer (call.buf points here), the statx
-                           buffer of a metadata call on the ring, or NULL */
-    char *paths;        /* op-owned copies of call.path and call.path2, or NULL */
-    bool on_ring;       /* the ring holds the op (cancel goes there); under `lock` */
+    blz__io_op io;            /* ring submission (first: 8-aligned, as the ring's tags need) */
+    blz__fs_call call;        /* arguments and results; the executor's until OP_DONE */
+    blz__spinlock lock;       /* guards `state` and `waker` */
+    unsigned state;           /* OP_DONE | OP_DROPPED, under `lock` */
+    blz_waker waker;          /* the waiter's task, woken at OP_DONE; under `lock` */
+    blz_runtime *rt;          /* the runtime the op runs on */
+    blz_file *file;           /* a reference on the file operated on, or NULL */
+    void *bounce;             /* op-owned data buffer (call.buf points here), the statx
+                                 buffer of a metadata call on the ring, or NULL */
+    char *paths;              /* op-owned copies of call.path and call.path2, or NULL */
+    const blz_iovec *scatter; /* a READV's vectors (caller memory, the waiter's), or NULL */
+    int scatter_n;            /* their count */
+    bool on_ring;             /* the ring holds the op (cancel goes there); under `lock` */
 };
 
 /* Ops alive, and ops that went to the ring: statistics for tests. Relaxed:
@@ -282,6 +287,60 @@ copy_paths(const char *a, const char *b, const char **a_out, const char **b_out)
     return p;
 }
 
+/* Turns a READV / WRITEV into the plain read or write of up to
+ * BLZ_FS_MAX_CHUNK bytes that the bounce buffer will carry; a read keeps its
+ * vectors for blz__fs_op_finish. */
+static void
+devectorize(blz__fs_op *op, const blz__fs_call *c)
+{
+    const blz_iovec *iov = c->buf;
+    int n = (int) c->len;
+    size_t total = 0;
+    for (int i = 0; i < n && total < BLZ_FS_MAX_CHUNK; i++) {
+        total += iov[i].len < BLZ_FS_MAX_CHUNK - total ? iov[i].len : BLZ_FS_MAX_CHUNK - total;
+    }
+    bool at_pos = c->off == UINT64_MAX;
+    if (c->kind == BLZ__FS_READV) {
+        op->call.kind = at_pos ? BLZ__FS_READ : BLZ__FS_PREAD;
+        op->scatter = iov;
+        op->scatter_n = n;
+    } else {
+        op->call.kind = at_pos ? BLZ__FS_WRITE : BLZ__FS_PWRITE;
+    }
+    op->call.buf = NULL;
+    op->call.len = total;
+}
+
+/* Copies the first `len` bytes the vectors hold into `dst`. */
+static void
+gather(unsigned char *dst, size_t len, const blz_iovec *iov, int n)
+{
+    for (int i = 0; i < n && len > 0; i++) {
+        size_t k = iov[i].len < len ? iov[i].len : len;
+        if (k == 0) {
+            continue; /* an empty vector may have no memory at all */
+        }
+        memcpy(dst, iov[i].base, k);
+        dst += k;
+        len -= k;
+    }
+}
+
+/* Spreads `len` bytes of `src` over the vectors, in order. */
+static void
+scatter(const unsigned char *src, size_t len, const blz_iovec *iov, int n)
+{
+    for (int i = 0; i < n && len > 0; i++) {
+        size_t k = iov[i].len < len ? iov[i].len : len;
+        if (k == 0) {
+            continue;
+        }
+        memcpy(iov[i].base, src, k);
+        src += k;
+        len -= k;
+    }
+}
+
 int
 blz__fs_op_start(blz_runtime *rt, const blz__fs_call *c, blz_file *file, blz__fs_op **out)
 {
@@ -306,13 +365,18 @@ blz__fs_op_start(blz_runtime *rt, const blz__fs_call *c, blz_file *file, blz__fs
         op_destroy(op, true, false);
         return -ENOMEM;
     }
-    if ((kind_reads(c->kind) || kind_writes(c->kind)) && c->len > 0) {
-        op->bounce = blz__malloc(c->len);
+    if (c->kind == BLZ__FS_READV || c->kind == BLZ__FS_WRITEV) {
+        devectorize(op, c);
+    }
+    if ((kind_reads(op->call.kind) || kind_writes(op->call.kind)) && op->call.len > 0) {
+        op->bounce = blz__malloc(op->call.len);
         if (!op->bounce) {
             op_destroy(op, true, false);
             return -ENOMEM;
         }
-        if (kind_writes(c->kind)) {
+        if (c->kind == BLZ__FS_WRITEV) {
+            gather(op->bounce, op->call.len, c->buf, (int) c->len);
+        } else if (kind_writes(c->kind)) {
             memcpy(op->bounce, c->buf, c->len);
         }
         op->call.buf = op->bounce;
@@ -344,8 +408,12 @@ blz__fs_op_ready(blz__fs_op *op, blz_context *cx)
 blz__fs_call *
 blz__fs_op_finish(blz__fs_op *op, void *dst)
 {
-    if (dst && op->bounce && kind_reads(op->call.kind) && op->call.res > 0) {
-        memcpy(dst, op->bounce, (size_t) op->call.res);
+    if (op->bounce && kind_reads(op->call.kind) && op->call.res > 0) {
+        if (op->scatter) {
+            scatter(op->bounce, (size_t) op->call.res, op->scatter, op->scatter_n);
+        } else if (dst) {
+            memcpy(dst, op->bounce, (size_t) op->call.res);
+        }
     }
     return &op->call;
 }

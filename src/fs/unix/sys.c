@@ -325,19 +325,35 @@ do_realpath(blz__fs_call *c)
  * ------------------------------------------------------------------------------ */
 
 int64_t
-blz__fs_read_nowait(int fd, void *buf, size_t len, uint64_t off)
+blz__fs_read_nowait(int fd, const blz_iovec *iov, int cnt, uint64_t off)
 {
 #if defined(RWF_NOWAIT)
-    struct iovec iov = {buf, len};
-    ssize_t r = preadv2(fd, &iov, 1, off == UINT64_MAX ? (off_t) -1 : (off_t) off, RWF_NOWAIT);
+    ssize_t r = preadv2(fd, (const struct iovec *) (const void *) iov, cnt,
+                        off == UINT64_MAX ? (off_t) -1 : (off_t) off, RWF_NOWAIT);
     return r < 0 ? -errno : (int64_t) r;
 #else
     (void) fd;
-    (void) buf;
-    (void) len;
+    (void) iov;
+    (void) cnt;
     (void) off;
     return -EOPNOTSUPP;
 #endif
+}
+
+/* READV / WRITEV: one preadv2 / pwritev2 straight on the caller's vectors
+ * (only outside a runtime: inside one, op.c turns them into plain reads and
+ * writes of its own buffer). Offset -1 means the current position. */
+static int64_t
+exec_vectored(const blz__fs_call *c)
+{
+    const struct iovec *iov = (const struct iovec *) c->buf;
+    off_t off = c->off == UINT64_MAX ? (off_t) -1 : (off_t) c->off;
+    ssize_t r;
+    do {
+        r = c->kind == BLZ__FS_READV ? preadv2(c->fd, iov, (int) c->len, off, 0)
+                                     : pwritev2(c->fd, iov, (int) c->len, off, 0);
+    } while (r < 0 && errno == EINTR);
+    return r < 0 ? -errno : (int64_t) r;
 }
 
 static int64_t
@@ -355,6 +371,9 @@ exec_data(blz__fs_call *c)
         case BLZ__FS_WRITE:
             r = blz__fs_sys.write(c->fd, c->buf, c->len);
             break;
+        case BLZ__FS_READV:
+        case BLZ__FS_WRITEV:
+            return exec_vectored(c);
         default:
             r = blz__fs_sys.pwrite(c->fd, c->buf, c->len, c->off);
             break;
