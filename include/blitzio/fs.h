@@ -328,6 +328,23 @@ BLZ_API int blz_file_close(blz_file *file);
  */
 BLZ_API void blz_file_close_fut(blz_file *file, blz_fs_future *f);
 
+/**
+ * Takes over `fd`, a descriptor opened elsewhere (inherited, stdin redirected
+ * from a file, made by another library), as a blz_file (Tokio's
+ * File::from_std). Its flags stay as they are: unlike the sockets'
+ * `*_from_fd`, close-on-exec is not set, so a child still inherits what it
+ * inherited before. On success the file owns `fd` (blz_file_close closes
+ * it); on error it stays the caller's. 0, -EBADF (not an open descriptor),
+ * -EINVAL (`out` NULL), -ENOMEM. Any thread.
+ *
+ * Its calls run as every file call does, on the ring or the blocking pool.
+ * On the pool (the epoll backend), a read that waits for a terminal or a
+ * pipe holds a pool thread until data comes, and blz_runtime_free waits for
+ * that thread: for pipes and FIFOs, blz_pipe_from_fd (blitzio/process.h)
+ * waits without holding a thread.
+ */
+BLZ_API int blz_file_from_fd(int fd, blz_file **out);
+
 /** The file's descriptor, for interoperation (do not close it), or -EBADF once closed. */
 BLZ_API int blz_file_fd(const blz_file *file);
 

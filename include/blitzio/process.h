@@ -26,9 +26,10 @@
  *   zombie: a small background task of the runtime waits for it (see
  *   blz_child_free). Wait, try_wait and kill may be called from any thread,
  *   also concurrently; free a child once, before its runtime.
- * - A blz_pipe is one end of a pipe to the child, registered with the
- *   runtime's I/O driver. The child owns its pipes until they are taken
- *   (blz_child_take_pipe) or the child is freed. A pipe is closed exactly
+ * - A blz_pipe is one end of a pipe, registered with the runtime's I/O
+ *   driver: to a child, new (blz_pipe_new), or adopted (blz_pipe_from_fd).
+ *   The child owns its pipes until they are taken (blz_child_take_pipe) or
+ *   the child is freed; the caller owns the others. A pipe is closed exactly
  *   once, with blz_pipe_close; operations waiting on it in other tasks then
  *   end with -ECANCELED.
  * - Children and pipes still alive when their runtime is freed dangle; free
@@ -399,11 +400,42 @@ BLZ_API int blz_pipe_write_all(blz_pipe *p, const void *buf, size_t n);
 BLZ_API void blz_pipe_write_all_fut(blz_pipe *p, const void *buf, size_t n, blz_io_future *f);
 
 /**
- * Closes a pipe the caller owns (taken with blz_child_take_pipe). The child
+ * A new pipe between two tasks or threads of this process (Tokio's
+ * unix::pipe::pipe): bytes written to `*write_end` are read from
+ * `*read_end`, in order, without message boundaries. Both ends are
+ * non-blocking and close-on-exec, registered with the current runtime, and
+ * the caller's to close (blz_pipe_close). Closing the write end gives the
+ * reader end-of-file; writing after the read end closed gives -EPIPE (once
+ * the kernel has let go of the read end: see blz_pipe_close).
+ * 0, -EINVAL (an out pointer NULL), -EMFILE, -ENFILE, -ESRCH (no runtime).
+ * Inside a runtime.
+ */
+BLZ_API int blz_pipe_new(blz_pipe **read_end, blz_pipe **write_end);
+
+/**
+ * Adopts `fd`, one end of a pipe or a FIFO made elsewhere (a shell's `|` on
+ * stdin or stdout, mkfifo + open), as a pipe of the current runtime: a read
+ * end when it was opened for reading, a write end for writing, both for a
+ * FIFO opened read-write. The descriptor is made non-blocking and
+ * close-on-exec. Non-blocking is a property of the open file, not of the
+ * descriptor: a process that shares this end (a parent that passed its own
+ * stdin down) sees it too; the process at the other end does not. On
+ * success the pipe owns
+ * `fd`; on error it stays the caller's, flags as they were. 0, -EINVAL (not
+ * a pipe or FIFO: a terminal, a regular file, a socket; or `out` NULL),
+ * -EBADF, -ESRCH (no runtime). Inside a runtime.
+ */
+BLZ_API int blz_pipe_from_fd(int fd, blz_pipe **out);
+
+/**
+ * Closes a pipe the caller owns (taken with blz_child_take_pipe, made with
+ * blz_pipe_new or adopted). The child
  * sees end-of-file on its stdin, or -EPIPE/SIGPIPE when writing to a closed
  * stdout. Operations waiting on it in other tasks end with -ECANCELED; the
- * descriptor is closed once the last of them let go. Any thread; NULL is
- * ignored.
+ * descriptor is closed once the last of them let go. On io_uring the kernel
+ * keeps the pipe's end open until the ring has dropped its poll (the
+ * driver's next turn), so the other end sees the close a moment later. Any
+ * thread; NULL is ignored.
  */
 BLZ_API void blz_pipe_close(blz_pipe *p);
 

@@ -120,3 +120,23 @@ blz_file_fd(const blz_file *file)
     uint32_t w = blz__load(&file->word, RELAXED);
     return (w & FILE_CLOSED) ? -EBADF : file->fd;
 }
+
+int
+blz_file_from_fd(int fd, blz_file **out)
+{
+    if (!out) {
+        return -EINVAL;
+    }
+    *out = NULL;
+    int rc = blz__fs_fd_check(fd);
+    if (rc < 0) {
+        return rc;
+    }
+    blz_file *f = blz__malloc(sizeof *f);
+    if (!f) {
+        return -ENOMEM;
+    }
+    blz__file_init(f, fd);
+    *out = f;
+    return 0;
+}

@@ -93,6 +93,9 @@ void blz__fs_discard(blz__fs_call *c, bool may_block);
  * I/O. `off` == UINT64_MAX reads at the current position. */
 int64_t blz__fs_read_nowait(int fd, const blz_iovec *iov, int cnt, uint64_t off);
 
+/* 0 when `fd` is an open descriptor, else -EBADF. */
+int blz__fs_fd_check(int fd);
+
 /* close(2), with EINTR counted as success (Linux closes the descriptor anyway). */
 int blz__fs_close_fd(int fd);
 

@@ -55,14 +55,18 @@ int blz__process_spawn(const blz_command *cmd, const blz_stdio stdio[3], blz_chi
 
 /* ---- pipes -------------------------------------------------------------------- */
 
+/* The directions a pipe may be used in (blz_pipe.dirs). */
+#define BLZ__PIPE_READS  (1u << BLZ__DIR_READ)  /* a read end: a child's stdout or stderr */
+#define BLZ__PIPE_WRITES (1u << BLZ__DIR_WRITE) /* a write end: a child's stdin */
+
 struct blz_pipe {
     blz__io_source src; /* first: the registry allocates the whole object */
-    int dir;            /* BLZ__DIR_READ (stdout/stderr end) or BLZ__DIR_WRITE (stdin end); fixed */
+    unsigned dirs;      /* BLZ__PIPE_READS and/or _WRITES (a FIFO opened for both); fixed */
 };
 
-/* Registers `fd` (O_NONBLOCK|O_CLOEXEC) as a pipe end of direction `dir`. On
+/* Registers `fd` (O_NONBLOCK|O_CLOEXEC) as a pipe used in `dirs`. On
  * success the pipe owns fd; on failure fd is left open for the caller. */
-int blz__pipe_wrap(blz__io_driver *d, int fd, int dir, blz_pipe **out);
+int blz__pipe_wrap(blz__io_driver *d, int fd, unsigned dirs, blz_pipe **out);
 
 /* ---- children ------------------------------------------------------------------ */
 

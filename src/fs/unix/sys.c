@@ -324,6 +324,12 @@ do_realpath(blz__fs_call *c)
 /* ---- the entry points
  * ------------------------------------------------------------------------------ */
 
+int
+blz__fs_fd_check(int fd)
+{
+    return fd >= 0 && fcntl(fd, F_GETFD) >= 0 ? 0 : -EBADF;
+}
+
 int64_t
 blz__fs_read_nowait(int fd, const blz_iovec *iov, int cnt, uint64_t off)
 {

@@ -1,9 +1,11 @@
 /*
- * Pipe ends to a child process, and the one future behind every pipe
- * operation (read, write, write_all), all tiers.
+ * Pipes: ends to a child process, new pipes, adopted pipes and FIFOs, and
+ * the one future behind every pipe operation (read, write, write_all), all
+ * tiers.
  *
  * Invariants:
- * - A blz_pipe is a registry source (its first member) plus its direction.
+ * - A blz_pipe is a registry source (its first member) plus the directions
+ *   it may be used in (one, or both for a FIFO opened read-write).
  *   The owner's close marks the source shut down (waiters end with
  *   -ECANCELED) and drops the owner's reference; the descriptor is closed
  *   when the last future holding a reference lets go.
@@ -25,10 +27,14 @@
 #include "core/coop.h"
 #include "core/future.h"
 #include "process/process.h"
+#include "rt/current.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <signal.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -38,7 +44,7 @@
 enum { OP_READ = 1, OP_WRITE = 2, OP_WRITE_ALL = 3 };
 
 int
-blz__pipe_wrap(blz__io_driver *d, int fd, int dir, blz_pipe **out)
+blz__pipe_wrap(blz__io_driver *d, int fd, unsigned dirs, blz_pipe **out)
 {
     blz__io_source *src;
     int rc = blz__io_source_open(d, fd, sizeof(blz_pipe), BLZ__RD_READ | BLZ__RD_WRITE, &src);
@@ -46,9 +52,103 @@ blz__pipe_wrap(blz__io_driver *d, int fd, int dir, blz_pipe **out)
         return rc;
     }
     blz_pipe *p = (blz_pipe *) src;
-    p->dir = dir;
+    p->dirs = dirs;
     *out = p;
     return 0;
+}
+
+int
+blz_pipe_new(blz_pipe **read_end, blz_pipe **write_end)
+{
+    if (!read_end || !write_end) {
+        return -EINVAL;
+    }
+    *read_end = *write_end = NULL;
+    blz_runtime *rt = blz__rt_current();
+    if (!rt) {
+        return -ESRCH;
+    }
+    int fds[2];
+    if (pipe2(fds, O_NONBLOCK | O_CLOEXEC) < 0) {
+        return -errno;
+    }
+    blz__io_driver *d = blz__rt_io(rt);
+    int rc = blz__pipe_wrap(d, fds[0], BLZ__PIPE_READS, read_end);
+    if (rc < 0) {
+        (void) close(fds[0]);
+        (void) close(fds[1]);
+        return rc;
+    }
+    rc = blz__pipe_wrap(d, fds[1], BLZ__PIPE_WRITES, write_end);
+    if (rc < 0) {
+        blz_pipe_close(*read_end);
+        *read_end = NULL;
+        (void) close(fds[1]);
+        return rc;
+    }
+    return 0;
+}
+
+/* The directions a FIFO descriptor was opened for, or -EINVAL when it is
+ * not a pipe or FIFO, or -errno. */
+static int
+fifo_dirs(int fd, int *status_flags)
+{
+    struct stat st;
+    if (fstat(fd, &st) < 0) {
+        return -errno;
+    }
+    if (!S_ISFIFO(st.st_mode)) {
+        return -EINVAL;
+    }
+    int fl = fcntl(fd, F_GETFL);
+    if (fl < 0) {
+        return -errno;
+    }
+    *status_flags = fl;
+    switch (fl & O_ACCMODE) {
+    case O_RDONLY:
+        return (int) BLZ__PIPE_READS;
+    case O_WRONLY:
+        return (int) BLZ__PIPE_WRITES;
+    default:
+        return (int) (BLZ__PIPE_READS | BLZ__PIPE_WRITES);
+    }
+}
+
+int
+blz_pipe_from_fd(int fd, blz_pipe **out)
+{
+    if (!out) {
+        return -EINVAL;
+    }
+    *out = NULL;
+    if (fd < 0) {
+        return -EBADF;
+    }
+    blz_runtime *rt = blz__rt_current();
+    if (!rt) {
+        return -ESRCH;
+    }
+    int fl = 0;
+    int dirs = fifo_dirs(fd, &fl);
+    if (dirs < 0) {
+        return dirs;
+    }
+    int fdfl = fcntl(fd, F_GETFD);
+    if (fdfl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0) {
+        return -errno;
+    }
+    int rc = fcntl(fd, F_SETFD, fdfl | FD_CLOEXEC) < 0 ? -errno : 0;
+    if (rc == 0) {
+        rc = blz__pipe_wrap(blz__rt_io(rt), fd, (unsigned) dirs, out);
+    }
+    if (rc < 0) {
+        /* The descriptor stays the caller's, as it was. */
+        (void) fcntl(fd, F_SETFL, fl);
+        (void) fcntl(fd, F_SETFD, fdfl);
+    }
+    return rc;
 }
 
 void
@@ -220,8 +320,8 @@ check_args(blz_pipe *p, int op, const void *buf, size_t *len)
     if (!p || (!buf && *len)) {
         return -EINVAL;
     }
-    if (p->dir != op_dir(op)) {
-        return -EBADF; /* reading the stdin end, or writing a stdout end */
+    if (!(p->dirs & (1u << op_dir(op)))) {
+        return -EBADF; /* reading a write end, or writing a read end */
     }
     if (op != OP_WRITE_ALL && *len > (size_t) INT_MAX) {
         *len = (size_t) INT_MAX;

@@ -182,7 +182,8 @@ make_pipe(blz__io_driver *d, int which, int *child_fd, blz_pipe **out)
         (void) close(child);
         return err;
     }
-    int rc = blz__pipe_wrap(d, parent, which == BLZ_STDIN ? BLZ__DIR_WRITE : BLZ__DIR_READ, out);
+    int rc =
+        blz__pipe_wrap(d, parent, which == BLZ_STDIN ? BLZ__PIPE_WRITES : BLZ__PIPE_READS, out);
     if (rc < 0) {
         (void) close(parent);
         (void) close(child);
