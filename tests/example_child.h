@@ -33,7 +33,7 @@ typedef struct example_child {
 
 /* build/examples/`name` next to this test's build folder, or the file named by
  * $`env_var` when set; NULL when it is not an executable. */
-static const char *
+static inline const char *
 example_path(const char *name, const char *env_var, char *buf, size_t cap)
 {
     const char *env = getenv(env_var);
@@ -56,7 +56,7 @@ example_path(const char *name, const char *env_var, char *buf, size_t cap)
 }
 
 /* Starts `path` with `argv`; its stderr goes to err_fd, or stays ours when -1. */
-static void
+static inline void
 example_start(example_child *c, const char *path, char *const argv[], int err_fd)
 {
     int p[2];
@@ -76,7 +76,7 @@ example_start(example_child *c, const char *path, char *const argv[], int err_fd
 }
 
 /* Reads more of the child's stdout; false at end of file. Fails after the watchdog. */
-static bool
+static inline bool
 example_read_more(example_child *c)
 {
     struct pollfd pfd = {c->out, POLLIN, 0};
@@ -96,7 +96,7 @@ example_read_more(example_child *c)
 }
 
 /* Waits for the child's exit status. */
-static int
+static inline int
 example_wait(example_child *c)
 {
     int status = 0;
@@ -108,7 +108,7 @@ example_wait(example_child *c)
 /* Waits for the child's first line, "... listening on HOST:PORT ...", and
  * takes it out of the buffer. False (child reaped, *status set) when the
  * child ended before printing it. */
-static bool
+static inline bool
 example_listening(example_child *c, char *host, size_t host_cap, int *port, int *status)
 {
     char *nl;
@@ -140,7 +140,7 @@ example_listening(example_child *c, char *host, size_t host_cap, int *port, int 
  * terminated; one of them a listening address such as 127.0.0.1:0) and waits
  * until it listens; the test is skipped when the example is not built or
  * could not start its server. */
-static void
+static inline void
 example_serve(example_child *c, const char *name, const char *env_var, const char *const args[],
               int err_fd, char *host, size_t host_cap, int *port)
 {

@@ -1,6 +1,8 @@
 /*
  * blitzio/io.h — what every I/O object shares: the I/O future that sockets
- * (and later files and pipes) fill, scatter/gather vectors and shutdown modes.
+ * and pipes fill, scatter/gather vectors and shutdown modes; and
+ * blz_async_fd, the readiness of a descriptor that other code reads and
+ * writes.
  *
  * Every operation that may wait comes in three tiers (DESIGN.md §3):
  *   blz_tcp_try_read(s, ...)      never waits: -EAGAIN when it would;
@@ -51,9 +53,10 @@ typedef enum blz_interest {
 } blz_interest;
 
 /**
- * The caller's own system call on a socket's descriptor, for the try_io
- * calls of blitzio/net.h (Tokio's try_io): a recvmsg with ancillary data,
- * a sendmsg passing descriptors, a socket option. Returns its result (>= 0)
+ * The caller's own system call on a descriptor blitzio watches, for the
+ * try_io calls (Tokio's try_io: blitzio/net.h's sockets, blz_async_fd_try_io
+ * below): a recvmsg with ancillary data, a sendmsg passing descriptors, a
+ * socket option, a library's own read. Returns its result (>= 0)
  * or -errno; -EAGAIN says the socket was not ready after all.
  */
 typedef long (*blz_io_fn)(int fd, void *arg);
@@ -76,6 +79,70 @@ typedef struct blz_io_future {
     int op_;            /**< which operation */
     int flags_;         /**< private state bits */
 } blz_io_future;
+
+/* ======================================================================== */
+/* Watching a descriptor that other code uses                                */
+/* ======================================================================== */
+
+/**
+ * The readiness of a descriptor that some other code reads and writes, as
+ * Tokio's AsyncFd and libuv's uv_poll: a library's socket (libcurl, libpq,
+ * c-ares, a database driver), an eventfd, a timerfd, an inotify or netlink
+ * socket, a terminal. A task waits with blz_async_fd_ready, then lets the
+ * library do its I/O. Opaque; made by blz_async_fd_new, freed by
+ * blz_async_fd_free.
+ */
+typedef struct blz_async_fd blz_async_fd;
+
+/**
+ * Starts watching `fd` with the current runtime. The runtime registers a
+ * close-on-exec duplicate of `fd`, never `fd` itself, so `fd` stays the
+ * caller's: close it whenever its library says, before or after
+ * blz_async_fd_free, and no registration outlives the number. The open file
+ * behind both (a socket's connection, say) lasts until both are closed.
+ * Reads and writes on `fd` should not block (O_NONBLOCK, which the duplicate
+ * shares), since readiness can change before they run. 0, -EINVAL (`out`
+ * NULL), -EBADF, -EPERM (a regular file or a directory: always ready, use
+ * blitzio/fs.h), -EMFILE, -ENOMEM, -ESRCH (no runtime). Inside a runtime.
+ */
+BLZ_API int blz_async_fd_new(int fd, blz_async_fd **out);
+
+/**
+ * Stops watching: waits in other tasks end with -ECANCELED, and the
+ * duplicate is closed once they let go. The caller's descriptor is not
+ * touched. Any thread; NULL is ignored.
+ */
+BLZ_API void blz_async_fd_free(blz_async_fd *a);
+
+/** The descriptor given to blz_async_fd_new (not the duplicate), or -EINVAL. */
+BLZ_API int blz_async_fd_fd(const blz_async_fd *a);
+
+/**
+ * Waits until the descriptor is ready for `interest` (BLZ_READABLE or
+ * BLZ_WRITABLE, one per call): returns when a poll(2) at that moment says so
+ * (an error or a hang-up counts as ready). Level-triggered, as uv_poll: a
+ * descriptor still holding unread data is ready again at once, one that the
+ * library drained is waited for until the kernel reports it again. 0,
+ * -ECANCELED (freed), -EINVAL (NULL, another interest). Any thread; suspends
+ * a fiber.
+ */
+BLZ_API int blz_async_fd_ready(blz_async_fd *a, blz_interest interest);
+/** Try tier of blz_async_fd_ready: 0 when ready now, -EAGAIN when not. */
+BLZ_API int blz_async_fd_try_ready(blz_async_fd *a, blz_interest interest);
+/** Future tier of blz_async_fd_ready; result 0 or -errno. */
+BLZ_API void blz_async_fd_ready_fut(blz_async_fd *a, blz_interest interest, blz_io_future *f);
+
+/**
+ * Runs the caller's own system call (Tokio's AsyncFd::try_io): `fn(dup, arg)`
+ * on the runtime's duplicate if the last report said ready for `interest`,
+ * with EINTR retried. When it returns -EAGAIN that readiness is cleared, so
+ * the next blz_async_fd_ready sleeps until the kernel reports the descriptor
+ * again instead of asking poll(2) first.
+ * Returns fn's result; -EAGAIN when not ready (fn not called); -ECANCELED
+ * once freed; -EINVAL (NULL, another interest). The duplicate stays open
+ * during the call; do not close it or keep it. Never waits.
+ */
+BLZ_API long blz_async_fd_try_io(blz_async_fd *a, blz_interest interest, blz_io_fn fn, void *arg);
 
 #ifdef __cplusplus
 }

@@ -625,3 +625,31 @@ blz__io_source_try(blz__io_source *s, int dir, blz__io_attempt_fn attempt, void 
     settle_readiness(s, dir, r, n, full);
     return n;
 }
+
+/* The caller's system call, as one attempt of the readiness loop. */
+typedef struct user_io {
+    blz_io_fn fn;
+    void *arg;
+    int fd;
+} user_io;
+
+static long
+user_attempt(void *arg)
+{
+    user_io *u = arg;
+    long r;
+    do {
+        r = u->fn(u->fd, u->arg);
+    } while (r == -EINTR);
+    return r;
+}
+
+long
+blz__io_source_try_io(blz__io_source *s, int dir, blz_io_fn fn, void *arg)
+{
+    user_io u = {fn, arg, s->fd};
+    blz__io_source_ref(s); /* the descriptor stays open during the call */
+    long r = blz__io_source_try(s, dir, user_attempt, &u, 0);
+    blz__io_source_unref(s);
+    return r;
+}

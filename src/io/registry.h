@@ -16,6 +16,7 @@
 #define BLZ_IO_REGISTRY_H
 
 #include "blitzio/future.h"
+#include "blitzio/io.h"
 #include "core/atomic.h"
 #include "core/list.h"
 #include "core/spinlock.h"
@@ -223,6 +224,11 @@ int blz__io_source_wait(blz__io_source *s, blz_waiter *w, int dir, blz_context *
  */
 long blz__io_source_try(blz__io_source *s, int dir, blz__io_attempt_fn attempt, void *arg,
                         long full);
+
+/* The try tier of the caller's own system call (the try_io calls): fn(fd,
+ * arg) with EINTR retried, if `s` is ready for `dir`, holding a reference so
+ * that the descriptor stays open during the call. As blz__io_source_try. */
+long blz__io_source_try_io(blz__io_source *s, int dir, blz_io_fn fn, void *arg);
 
 /* Unlinks `w` if linked and drops its waker. For a future's drop. */
 void blz__io_waiter_cancel(blz__io_source *s, blz_waiter *w);

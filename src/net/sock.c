@@ -688,24 +688,6 @@ ready_op(int interest)
     }
 }
 
-/* The caller's system call, as one attempt of the readiness loop. */
-typedef struct user_io {
-    blz_io_fn fn;
-    void *arg;
-    int fd;
-} user_io;
-
-static long
-user_attempt(void *arg)
-{
-    user_io *u = arg;
-    long r;
-    do {
-        r = u->fn(u->fd, u->arg);
-    } while (r == -EINTR);
-    return r;
-}
-
 long
 blz__sock_try_io(blz__sock *sk, int interest, blz_io_fn fn, void *arg)
 {
@@ -716,11 +698,7 @@ blz__sock_try_io(blz__sock *sk, int interest, blz_io_fn fn, void *arg)
     if (dir == BLZ__DIR_READ && sk->src.rx_on) {
         return -EOPNOTSUPP; /* its bytes are in the kernel's lent buffers, not the socket */
     }
-    user_io u = {fn, arg, sk->src.fd};
-    blz__io_source_ref(&sk->src); /* the descriptor stays open during the call */
-    long r = blz__io_source_try(&sk->src, dir, user_attempt, &u, 0);
-    blz__io_source_unref(&sk->src);
-    return r;
+    return blz__io_source_try_io(&sk->src, dir, fn, arg);
 }
 
 int

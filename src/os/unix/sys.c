@@ -21,6 +21,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <netinet/udp.h>
+#include <poll.h>
 #include <pthread.h>
 #include <sched.h>
 #include <signal.h>
@@ -28,6 +29,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
 #include <sys/un.h>
@@ -250,6 +252,34 @@ blz__sys_nonblock_cloexec(int fd)
         return -errno;
     }
     return 0;
+}
+
+int
+blz__sys_dup_pollable(int fd)
+{
+    struct stat st;
+    if (fstat(fd, &st) < 0) {
+        return -errno;
+    }
+    if (S_ISREG(st.st_mode) || S_ISDIR(st.st_mode)) {
+        return -EPERM;
+    }
+    int d = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+    return d < 0 ? -errno : d;
+}
+
+long
+blz__sys_ready_now(int fd, blz_interest interest)
+{
+    struct pollfd p = {.fd = fd, .events = interest == BLZ_READABLE ? POLLIN : POLLOUT};
+    int r;
+    do {
+        r = poll(&p, 1, 0);
+    } while (r < 0 && errno == EINTR);
+    if (r < 0) {
+        return -errno;
+    }
+    return (p.revents & (p.events | POLLERR | POLLHUP | POLLNVAL)) ? 0 : -EAGAIN;
 }
 
 int

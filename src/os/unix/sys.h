@@ -77,6 +77,13 @@ int blz__sys_sock_kind(int fd, int *family, int *type, bool *listening);
 /* Makes `fd` non-blocking and close-on-exec, as blitzio's own sockets are. */
 int blz__sys_nonblock_cloexec(int fd);
 int blz__sys_close(int fd);
+/* A close-on-exec duplicate of `fd` for the runtime to watch, once `fd` is
+ * known to be pollable: -EPERM for a regular file or a directory (always
+ * ready, and epoll refuses them), -EBADF, -EMFILE. */
+int blz__sys_dup_pollable(int fd);
+/* poll(2) without waiting: 0 when `fd` is ready for `interest` now (or has
+ * an error or a hang-up to report), -EAGAIN when it is not. */
+long blz__sys_ready_now(int fd, blz_interest interest);
 int blz__sys_bind(int fd, const blz_addr *a);
 int blz__sys_listen(int fd, int backlog);
 /* Accepts one connection; the new fd is CLOEXEC|NONBLOCK. `peer` may be NULL. */

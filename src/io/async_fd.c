@@ -1,0 +1,208 @@
+/*
+ * blz_async_fd: readiness of a descriptor that other code reads and writes
+ * (Tokio's AsyncFd, libuv's uv_poll).
+ *
+ * Invariants:
+ * - A blz_async_fd is a registry source (its first member) over a duplicate
+ *   of the caller's descriptor, plus that descriptor's number. The source
+ *   owns the duplicate and closes it on its last release, so the caller may
+ *   close its own descriptor at any time without the registration ever
+ *   naming a number that was reused.
+ * - The registry is edge-triggered, and the caller's reads and writes do not
+ *   go through it: nothing would clear a direction that the caller drained.
+ *   So a readiness wait is an attempt like any operation's, and its attempt
+ *   is a poll(2) that does not wait: ready now, or -EAGAIN, which clears the
+ *   direction against the tick it was tried with and waits for the next
+ *   event (blz__io_source_wait). That makes the wait level-triggered, as
+ *   uv_poll's is, at one poll(2) per wait.
+ * - try_io is the socket's (blz__io_source_try_io): the caller's call on the
+ *   duplicate, readiness cleared when it says -EAGAIN.
+ * - A ready future takes a source reference at its first poll (F_HELD) and
+ *   drops it when it completes or is dropped. Every poll spends coop budget
+ *   first.
+ */
+#include "core/coop.h"
+#include "core/future.h"
+#include "io/driver.h"
+#include "io/registry.h"
+#include "os/unix/sys.h"
+#include "rt/current.h"
+
+
+#define F_HELD 0x1 /* holds a source reference */
+
+struct blz_async_fd {
+    blz__io_source src; /* first: the registry allocates the whole object */
+    int user_fd;        /* the caller's descriptor (src.fd is the duplicate) */
+};
+
+int
+blz_async_fd_new(int fd, blz_async_fd **out)
+{
+    if (!out) {
+        return -EINVAL;
+    }
+    *out = NULL;
+    if (fd < 0) {
+        return -EBADF;
+    }
+    blz_runtime *rt = blz__rt_current();
+    if (!rt) {
+        return -ESRCH;
+    }
+    int dup = blz__sys_dup_pollable(fd);
+    if (dup < 0) {
+        return dup;
+    }
+    /* Assume both directions ready: the first wait's poll(2) tells. */
+    blz__io_source *src;
+    int rc = blz__io_source_open(blz__rt_io(rt), dup, sizeof(blz_async_fd),
+                                 BLZ__RD_READ | BLZ__RD_WRITE, &src);
+    if (rc < 0) {
+        (void) blz__sys_close(dup);
+        return rc;
+    }
+    blz_async_fd *a = (blz_async_fd *) (void *) src;
+    a->user_fd = fd;
+    *out = a;
+    return 0;
+}
+
+void
+blz_async_fd_free(blz_async_fd *a)
+{
+    if (a) {
+        blz__io_source_close(&a->src);
+    }
+}
+
+int
+blz_async_fd_fd(const blz_async_fd *a)
+{
+    return a ? a->user_fd : -EINVAL;
+}
+
+static int
+interest_dir(int interest)
+{
+    switch (interest) {
+    case BLZ_READABLE:
+        return BLZ__DIR_READ;
+    case BLZ_WRITABLE:
+        return BLZ__DIR_WRITE;
+    default:
+        return -EINVAL;
+    }
+}
+
+long
+blz_async_fd_try_io(blz_async_fd *a, blz_interest interest, blz_io_fn fn, void *arg)
+{
+    int dir = interest_dir((int) interest);
+    if (!a || !fn || dir < 0) {
+        return -EINVAL;
+    }
+    return blz__io_source_try_io(&a->src, dir, fn, arg);
+}
+
+/* ---- the readiness wait ---------------------------------------------------------- */
+
+/* One attempt (a blz__io_attempt_fn): is the descriptor ready right now? */
+static long
+ready_attempt(void *arg)
+{
+    blz_io_future *f = arg;
+    blz_async_fd *a = f->obj_;
+    return blz__sys_ready_now(a->src.fd, (blz_interest) f->op_);
+}
+
+static blz_poll
+finish(blz_io_future *f, blz_async_fd *a, long r)
+{
+    blz__io_waiter_cancel(&a->src, &f->waiter_);
+    if (f->flags_ & F_HELD) {
+        blz__io_source_unref(&a->src);
+    }
+    f->flags_ = 0;
+    f->obj_ = NULL;
+    f->base.result = (int) r; /* 0 or -errno */
+    return BLZ_READY;
+}
+
+static blz_poll
+ready_poll(blz_future *base, blz_context *cx)
+{
+    blz_io_future *f = (blz_io_future *) base;
+    blz_async_fd *a = f->obj_;
+    if (!a) {
+        return BLZ_READY; /* finished earlier: result kept */
+    }
+    if (!blz__coop_proceed(cx)) {
+        return BLZ_PENDING; /* budget spent: the task was woken to run again later */
+    }
+    if (!(f->flags_ & F_HELD)) {
+        blz__io_source_ref(&a->src);
+        f->flags_ |= F_HELD;
+    }
+    long r;
+    if (!blz__io_source_wait(&a->src, &f->waiter_, interest_dir(f->op_), cx, ready_attempt, f, 0,
+                             &r)) {
+        return BLZ_PENDING;
+    }
+    return finish(f, a, r);
+}
+
+static void
+ready_drop(blz_future *base)
+{
+    blz_io_future *f = (blz_io_future *) base;
+    blz_async_fd *a = f->obj_;
+    if (a) {
+        (void) finish(f, a, -ECANCELED);
+    }
+}
+
+static const blz_future_vtable ready_vt = {ready_poll, ready_drop};
+
+void
+blz_async_fd_ready_fut(blz_async_fd *a, blz_interest interest, blz_io_future *f)
+{
+    if (!f) {
+        return;
+    }
+    if (!a || interest_dir((int) interest) < 0) {
+        blz__io_future_ready(f, -EINVAL);
+        return;
+    }
+    blz_future_init(&f->base, &ready_vt);
+    blz__io_waiter_init(&f->waiter_);
+    f->obj_ = a;
+    f->buf_ = NULL;
+    f->len_ = 0;
+    f->done_ = 0;
+    f->aux_ = NULL;
+    f->op_ = (int) interest;
+    f->flags_ = 0;
+}
+
+int
+blz_async_fd_ready(blz_async_fd *a, blz_interest interest)
+{
+    blz_io_future f;
+    blz_async_fd_ready_fut(a, interest, &f);
+    return blz_await(&f.base);
+}
+
+int
+blz_async_fd_try_ready(blz_async_fd *a, blz_interest interest)
+{
+    int dir = interest_dir((int) interest);
+    if (!a || dir < 0) {
+        return -EINVAL;
+    }
+    blz_io_future f = {.obj_ = a, .op_ = (int) interest};
+    blz__io_source_ref(&a->src);
+    long r = blz__io_source_try(&a->src, dir, ready_attempt, &f, 0);
+    blz__io_source_unref(&a->src);
+    return (int) r;
+}

@@ -1,0 +1,83 @@
+/*
+ * tests/io_watch_example.c — examples/watch_dir: a file created, written and
+ * deleted in a scratch directory shows up as three lines, in order, and the
+ * example stops by itself after COUNT events; bad usage exits 2.
+ *
+ * Run once per backend (the child inherits BLZ_BACKEND).
+ */
+#include "example_child.h"
+#include "harness.h"
+
+#include <sys/stat.h>
+
+static const char *
+watch_path(char *buf, size_t cap)
+{
+    const char *path = example_path("watch_dir", "BLZ_WATCH_DIR_BIN", buf, cap);
+    if (!path) {
+        SKIP("examples/watch_dir not built");
+    }
+    return path;
+}
+
+BLZ_TEST(create_write_delete_in_order)
+{
+    char pathbuf[PATH_MAX + 64];
+    const char *path = watch_path(pathbuf, sizeof pathbuf);
+    char dir[] = "/tmp/blz_watch_XXXXXX";
+    CHECK(mkdtemp(dir) != NULL);
+    example_child ch;
+    char *argv[] = {(char *) path, dir, "3", NULL};
+    example_start(&ch, path, argv, -1);
+    while (!strstr(ch.buf, "\n")) {
+        CHECK(example_read_more(&ch));
+    }
+    CHECK(strncmp(ch.buf, "watching ", 9) == 0);
+
+    char file[64];
+    snprintf(file, sizeof file, "%s/a", dir);
+    int fd = open(file, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+    CHECK_GE(fd, 0);
+    CHECK_EQ(write(fd, "x", 1), 1);
+    CHECK_OK(close(fd));
+    CHECK_OK(unlink(file));
+
+    while (example_read_more(&ch)) {
+    }
+    const char *events = strchr(ch.buf, '\n') + 1;
+    CHECK_STR_EQ(events, "created a\nwritten a\ndeleted a\n");
+    int status = example_wait(&ch);
+    CHECK(WIFEXITED(status));
+    CHECK_EQ(WEXITSTATUS(status), 0);
+    CHECK_OK(rmdir(dir));
+}
+
+BLZ_TEST(bad_usage_exits_2)
+{
+    char pathbuf[PATH_MAX + 64];
+    const char *path = watch_path(pathbuf, sizeof pathbuf);
+    int devnull = open("/dev/null", O_WRONLY | O_CLOEXEC);
+    CHECK_GE(devnull, 0);
+    char *none[] = {(char *) path, NULL};
+    char *negative[] = {(char *) path, "/tmp", "-1", NULL};
+    char *const *cases[] = {none, negative};
+    for (int i = 0; i < 2; i++) {
+        example_child ch;
+        example_start(&ch, path, cases[i], devnull);
+        while (example_read_more(&ch)) {
+        }
+        int status = example_wait(&ch);
+        CHECK(WIFEXITED(status));
+        CHECK_EQ(WEXITSTATUS(status), 2);
+    }
+    /* A directory that does not exist: 1. */
+    char *missing[] = {(char *) path, "/nonexistent/blz", NULL};
+    example_child ch;
+    example_start(&ch, path, missing, devnull);
+    while (example_read_more(&ch)) {
+    }
+    int status = example_wait(&ch);
+    CHECK(WIFEXITED(status));
+    CHECK_EQ(WEXITSTATUS(status), 1);
+    CHECK_OK(close(devnull));
+}
