@@ -142,6 +142,57 @@ BLZ_TEST(sleep_fires_at_deadline_never_before)
     teardown_virtual();
 }
 
+BLZ_TEST(sleep_reset_moves_the_deadline_either_way)
+{
+    blz_instant t0 = setup_virtual();
+    cwaker c = {0};
+    blz_sleep_future f;
+    /* Later, while pending: the old instant passes quietly, the waiter stays. */
+    blz_sleep_fut(&f, blz_ms(10));
+    CHECK_EQ(poll_with(&f.base, &c), BLZ_PENDING);
+    blz_sleep_reset(&f, t0 + 30 * MS);
+    CHECK_EQ(f.deadline, t0 + 30 * MS);
+    CHECK_EQ(blz__timers_count(&g_t), 1);
+    CHECK_EQ(advance_fire(10 * MS), 0);
+    CHECK_EQ(c.wakes, 0);
+    CHECK_EQ(c.refs, 1);
+    CHECK_EQ(advance_fire(20 * MS - 1), 0);
+    CHECK_EQ(advance_fire(1), 1);
+    CHECK_EQ(c.wakes, 1);
+    CHECK_EQ(poll_with(&f.base, &c), BLZ_READY);
+
+    /* Earlier, while pending: from a second away to 5 ms. */
+    blz_instant t1 = blz__timers_now(&g_t);
+    blz_sleep_fut(&f, blz_secs(1));
+    CHECK_EQ(poll_with(&f.base, &c), BLZ_PENDING);
+    blz_sleep_reset(&f, t1 + 5 * MS);
+    CHECK_EQ(blz__timers_next(&g_t), t1 + 5 * MS);
+    CHECK_EQ(advance_fire(5 * MS - 1), 0);
+    CHECK_EQ(advance_fire(1), 1);
+    CHECK_EQ(poll_with(&f.base, &c), BLZ_READY);
+
+    /* Completed, then reset: it waits again. */
+    blz_sleep_reset(&f, t1 + 7 * MS);
+    CHECK_EQ(poll_with(&f.base, &c), BLZ_PENDING);
+    CHECK_EQ(advance_fire(2 * MS), 1);
+    CHECK_EQ(poll_with(&f.base, &c), BLZ_READY);
+
+    /* Not yet polled: it just takes the new deadline. */
+    blz_instant t2 = blz__timers_now(&g_t);
+    blz_sleep_fut(&f, blz_secs(1));
+    blz_sleep_reset(&f, t2 - 1);
+    CHECK_EQ(poll_with(&f.base, &c), BLZ_READY);
+    blz_sleep_fut(&f, 0);
+    blz_sleep_reset(&f, t2 + 3 * MS);
+    CHECK_EQ(poll_with(&f.base, &c), BLZ_PENDING);
+    CHECK_EQ(advance_fire(3 * MS), 1);
+    CHECK_EQ(poll_with(&f.base, &c), BLZ_READY);
+
+    blz_sleep_reset(NULL, t2); /* ignored */
+    CHECK_EQ(c.refs, 0);
+    teardown_virtual();
+}
+
 BLZ_TEST(sleep_off_grid_deadline_rounds_up_to_the_tick)
 {
     blz_instant t0 = setup_virtual();

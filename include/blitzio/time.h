@@ -84,6 +84,16 @@ BLZ_API void blz_sleep_fut(blz_sleep_future *f, blz_duration d);
 BLZ_API void blz_sleep_until_fut(blz_sleep_future *f, blz_instant t);
 
 /**
+ * Moves the deadline of sleep `f` to `t` (Tokio's Sleep::reset): an idle
+ * timeout pushed back on every message, a retry brought forward. A pending
+ * sleep keeps its waiter and waits for the new instant (earlier or later);
+ * a sleep that already completed waits again; one not yet polled just takes
+ * the new deadline. No allocation, no clock read. Owner of `f` only; never suspends. NULL is
+ * ignored.
+ */
+BLZ_API void blz_sleep_reset(blz_sleep_future *f, blz_instant t);
+
+/**
  * Waits for `d` to pass. Suspends the calling fiber; parks a thread outside
  * any runtime. Returns 0, -ECANCELED when the task is aborted meanwhile, or
  * -EDEADLK inside a stackless poll (use blz_sleep_fut there).

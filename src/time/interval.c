@@ -128,7 +128,5 @@ blz_interval_reset(blz_interval *iv)
     if (!iv || iv->period_ <= 0) {
         return;
     }
-    blz_instant deadline = blz_instant_add(blz_clock_now(), iv->period_);
-    iv->sleep_.deadline = deadline;
-    blz__timer_reset(&iv->sleep_.entry_, deadline);
+    blz_sleep_reset(&iv->sleep_, blz_instant_add(blz_clock_now(), iv->period_));
 }

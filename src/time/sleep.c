@@ -1,6 +1,7 @@
 /*
  * Sleep futures. The timer entry inside the future is the wheel node, so a
- * sleep allocates nothing. Its deadline is fixed when the future is filled;
+ * sleep allocates nothing. Its deadline is set when the future is filled
+ * (and moved by blz_sleep_reset, which re-links a linked entry in place);
  * the first poll links it into the current runtime's wheel (see timers.c for
  * the entry's state machine and locking), a drop unlinks it.
  *
@@ -63,6 +64,16 @@ blz_sleep_until_fut(blz_sleep_future *f, blz_instant t)
         return;
     }
     blz__sleep_init(f, t, blz_clock_now());
+}
+
+void
+blz_sleep_reset(blz_sleep_future *f, blz_instant t)
+{
+    if (!f) {
+        return;
+    }
+    f->deadline = t;
+    blz__timer_reset(&f->entry_, t);
 }
 
 int
