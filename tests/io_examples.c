@@ -1,5 +1,5 @@
 /*
- * tests/io_watch_example.c — examples/watch_dir: a file created, written and
+ * tests/io_examples.c — examples/watch_dir: a file created, written and
  * deleted in a scratch directory shows up as three lines, in order, and the
  * example stops by itself after COUNT events; bad usage exits 2.
  *
