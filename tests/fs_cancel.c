@@ -13,16 +13,6 @@
 
 /* ---- cancellation and close with operations in flight ------------------------------- */
 
-/* Waits (in a fiber) until every op, background closes included, finished. */
-static void
-wait_no_ops(void)
-{
-    for (int i = 0; i < 20000 && blz__fs_live_ops() != 0; i++) {
-        blz_sleep(blz_ms(1));
-    }
-    CHECK_EQ(blz__fs_live_ops(), 0);
-}
-
 static void *
 drop_in_flight_body(void *arg)
 {
@@ -82,7 +72,7 @@ drop_in_flight_body(void *arg)
 
         CHECK_OK(blz_file_close(f));
     }
-    wait_no_ops();
+    fs_wait_no_ops();
     /* The file is intact: nothing dropped wrote to it. */
     void *back = NULL;
     size_t len = 0;
@@ -131,7 +121,7 @@ close_in_flight_body(void *arg)
         free(buf);
     }
     free(data);
-    wait_no_ops();
+    fs_wait_no_ops();
     return NULL;
 }
 
@@ -191,7 +181,7 @@ abort_body(void *arg)
         (void) blz_join_wait(js[i], NULL);
     }
     CHECK_OK(blz_file_close(f));
-    wait_no_ops();
+    fs_wait_no_ops();
     return NULL;
 }
 

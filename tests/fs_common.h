@@ -35,6 +35,35 @@ fs_run(unsigned workers, blz_task_fn fn, void *arg)
     return result;
 }
 
+/* Runs fn(arg) as a fiber on a fresh runtime, as fs_run, and checks that file
+ * calls went to the ring exactly when the backend is io_uring. */
+static inline void
+fs_run_checking_ring(blz_task_fn fn, void *arg)
+{
+    blz_runtime *rt = backend_runtime(2);
+    bool ring = strcmp(blz_runtime_backend(rt), "io_uring") == 0;
+    uint64_t ring_before = blz__fs_ring_ops();
+    CHECK_OK(blz_runtime_block_on(rt, fn, arg, NULL));
+    blz_runtime_free(rt);
+    CHECK_EQ(blz__fs_live_ops(), 0);
+    if (ring) {
+        CHECK_GT(blz__fs_ring_ops(), ring_before);
+    } else {
+        CHECK_EQ(blz__fs_ring_ops(), ring_before);
+    }
+}
+
+/* Waits (in a fiber) until every op, background closes included, finished;
+ * bounded at 20 s. */
+static inline void
+fs_wait_no_ops(void)
+{
+    for (int i = 0; i < 20000 && blz__fs_live_ops() != 0; i++) {
+        blz_sleep(blz_ms(1));
+    }
+    CHECK_EQ(blz__fs_live_ops(), 0);
+}
+
 /* ---- scratch directory ------------------------------------------------------- */
 
 typedef struct fs_tmp {

@@ -242,18 +242,7 @@ BLZ_TEST(read_write_seek_len)
     fs_tmp t;
     fs_tmp_make(&t);
     umask(022);
-    blz_runtime *rt = backend_runtime(2);
-    bool ring = strcmp(blz_runtime_backend(rt), "io_uring") == 0;
-    uint64_t ring_before = blz__fs_ring_ops();
-    CHECK_OK(blz_runtime_block_on(rt, read_write_body, &t, NULL));
-    blz_runtime_free(rt);
-    CHECK_EQ(blz__fs_live_ops(), 0);
-    /* Reads and writes went to the ring exactly when the backend is io_uring. */
-    if (ring) {
-        CHECK_GT(blz__fs_ring_ops(), ring_before);
-    } else {
-        CHECK_EQ(blz__fs_ring_ops(), ring_before);
-    }
+    fs_run_checking_ring(read_write_body, &t);
     fs_tmp_remove(&t);
 }
 

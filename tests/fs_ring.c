@@ -296,15 +296,6 @@ BLZ_TEST(eacces)
 
 /* ---- futures dropped and tasks aborted mid-operation ---------------------------- */
 
-static void
-wait_no_ops(void)
-{
-    for (int i = 0; i < 20000 && blz__fs_live_ops() != 0; i++) {
-        blz_sleep(blz_ms(1));
-    }
-    CHECK_EQ(blz__fs_live_ops(), 0);
-}
-
 /* A copy of `s` in its own allocation, freed by the caller right after the
  * future is dropped: an op that kept pointing at it would show under ASan. */
 static char *
@@ -388,7 +379,7 @@ drop_body(void *arg)
             CHECK_OK(fut.base.result);
         }
     }
-    wait_no_ops();
+    fs_wait_no_ops();
     /* The file is what it was: nothing dropped wrote to it. */
     blz_metadata md;
     CHECK_OK(blz_fs_metadata(p, &md));
@@ -510,7 +501,7 @@ abort_body(void *arg)
     for (int i = 0; i < N; i++) {
         (void) blz_join_wait(js[i], NULL);
     }
-    wait_no_ops();
+    fs_wait_no_ops();
     return NULL;
 }
 

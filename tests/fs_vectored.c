@@ -195,19 +195,9 @@ BLZ_TEST(vectored_in_runtime)
 {
     fs_tmp t;
     fs_tmp_make(&t);
-    blz_runtime *rt = backend_runtime(2);
-    bool ring = strcmp(blz_runtime_backend(rt), "io_uring") == 0;
-    uint64_t ring_before = blz__fs_ring_ops();
-    CHECK_OK(blz_runtime_block_on(rt, vectored_body, &t, NULL));
-    CHECK_OK(blz_runtime_block_on(rt, big_body, &t, NULL));
-    blz_runtime_free(rt);
-    CHECK_EQ(blz__fs_live_ops(), 0);
     /* Vectored calls are plain reads and writes on the ring there. */
-    if (ring) {
-        CHECK_GT(blz__fs_ring_ops(), ring_before);
-    } else {
-        CHECK_EQ(blz__fs_ring_ops(), ring_before);
-    }
+    fs_run_checking_ring(vectored_body, &t);
+    fs_run_checking_ring(big_body, &t);
     fs_tmp_remove(&t);
 }
 
@@ -317,10 +307,7 @@ drop_body(void *arg)
         free(v);
         CHECK_OK(blz_file_close(f));
     }
-    for (int i = 0; i < 20000 && blz__fs_live_ops() != 0; i++) {
-        blz_sleep(blz_ms(1));
-    }
-    CHECK_EQ(blz__fs_live_ops(), 0);
+    fs_wait_no_ops();
     return NULL;
 }
 

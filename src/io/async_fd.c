@@ -17,19 +17,16 @@
  *   uv_poll's is, at one poll(2) per wait.
  * - try_io is the socket's (blz__io_source_try_io): the caller's call on the
  *   duplicate, readiness cleared when it says -EAGAIN.
- * - A ready future takes a source reference at its first poll (F_HELD) and
- *   drops it when it completes or is dropped. Every poll spends coop budget
- *   first.
+ * - A ready future is a pipe's in shape: blz__io_future_wait takes the
+ *   source reference at its first poll and spends coop budget on every
+ *   poll, blz__io_future_end lets go.
  */
-#include "core/coop.h"
 #include "core/future.h"
 #include "io/driver.h"
 #include "io/registry.h"
 #include "os/unix/sys.h"
 #include "rt/current.h"
 
-
-#define F_HELD 0x1 /* holds a source reference */
 
 struct blz_async_fd {
     blz__io_source src; /* first: the registry allocates the whole object */
@@ -117,19 +114,6 @@ ready_attempt(void *arg)
 }
 
 static blz_poll
-finish(blz_io_future *f, blz_async_fd *a, long r)
-{
-    blz__io_waiter_cancel(&a->src, &f->waiter_);
-    if (f->flags_ & F_HELD) {
-        blz__io_source_unref(&a->src);
-    }
-    f->flags_ = 0;
-    f->obj_ = NULL;
-    f->base.result = (int) r; /* 0 or -errno */
-    return BLZ_READY;
-}
-
-static blz_poll
 ready_poll(blz_future *base, blz_context *cx)
 {
     blz_io_future *f = (blz_io_future *) base;
@@ -137,32 +121,15 @@ ready_poll(blz_future *base, blz_context *cx)
     if (!a) {
         return BLZ_READY; /* finished earlier: result kept */
     }
-    if (!blz__coop_proceed(cx)) {
-        return BLZ_PENDING; /* budget spent: the task was woken to run again later */
-    }
-    if (!(f->flags_ & F_HELD)) {
-        blz__io_source_ref(&a->src);
-        f->flags_ |= F_HELD;
-    }
     long r;
-    if (!blz__io_source_wait(&a->src, &f->waiter_, interest_dir(f->op_), cx, ready_attempt, f, 0,
-                             &r)) {
+    if (!blz__io_future_wait(&a->src, f, interest_dir(f->op_), cx, ready_attempt, 0, &r)) {
         return BLZ_PENDING;
     }
-    return finish(f, a, r);
+    blz__io_future_end(&a->src, f, r); /* 0 or -errno */
+    return BLZ_READY;
 }
 
-static void
-ready_drop(blz_future *base)
-{
-    blz_io_future *f = (blz_io_future *) base;
-    blz_async_fd *a = f->obj_;
-    if (a) {
-        (void) finish(f, a, -ECANCELED);
-    }
-}
-
-static const blz_future_vtable ready_vt = {ready_poll, ready_drop};
+static const blz_future_vtable ready_vt = {ready_poll, blz__io_future_drop_headed};
 
 void
 blz_async_fd_ready_fut(blz_async_fd *a, blz_interest interest, blz_io_future *f)

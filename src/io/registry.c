@@ -37,9 +37,11 @@
 
 #include "core/alloc.h"
 #include "core/container.h"
+#include "core/coop.h"
 #include "io/driver_impl.h"
 #include "os/unix/sys.h"
 
+#include <limits.h>
 #include <stddef.h>
 
 #define WAIT_LINKED 0x2u /* state_: the waiter may be linked in a list */
@@ -652,4 +654,40 @@ blz__io_source_try_io(blz__io_source *s, int dir, blz_io_fn fn, void *arg)
     long r = blz__io_source_try(s, dir, user_attempt, &u, 0);
     blz__io_source_unref(s);
     return r;
+}
+
+int
+blz__io_future_wait(blz__io_source *s, blz_io_future *f, int dir, blz_context *cx,
+                    blz__io_attempt_fn attempt, long full, long *res)
+{
+    if (!blz__coop_proceed(cx)) {
+        return 0; /* budget spent: the task was woken to run again later */
+    }
+    if (!(f->flags_ & BLZ__IOF_HELD)) {
+        blz__io_source_ref(s);
+        f->flags_ |= BLZ__IOF_HELD;
+    }
+    return blz__io_source_wait(s, &f->waiter_, dir, cx, attempt, f, full, res);
+}
+
+void
+blz__io_future_end(blz__io_source *s, blz_io_future *f, long r)
+{
+    blz__io_waiter_cancel(s, &f->waiter_);
+    if (f->flags_ & BLZ__IOF_HELD) {
+        blz__io_source_unref(s);
+    }
+    f->flags_ = 0;
+    f->obj_ = NULL;
+    f->base.result = r > INT_MAX ? INT_MAX : (int) r;
+}
+
+void
+blz__io_future_drop_headed(blz_future *base)
+{
+    blz_io_future *f = (blz_io_future *) (void *) base;
+    blz__io_source *s = f->obj_; /* the object's first member */
+    if (s) {
+        blz__io_future_end(s, f, -ECANCELED);
+    }
 }

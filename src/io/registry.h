@@ -230,6 +230,31 @@ long blz__io_source_try(blz__io_source *s, int dir, blz__io_attempt_fn attempt, 
  * that the descriptor stays open during the call. As blz__io_source_try. */
 long blz__io_source_try_io(blz__io_source *s, int dir, blz_io_fn fn, void *arg);
 
+/* Set in a blz_io_future's flags_ while it holds a reference on its source
+ * (from its first poll until blz__io_future_end). */
+#define BLZ__IOF_HELD 0x1
+
+/*
+ * One poll of a blz_io_future `f` that waits on `s` in direction `dir` (a
+ * pipe's read or write, a watched descriptor's readiness): spends coop budget
+ * first, takes the source reference at the first poll, then runs
+ * blz__io_source_wait with `attempt(f)` and `full`. Returns 0 (pending) or 1
+ * with the result in *res, after which the caller ends `f` with
+ * blz__io_future_end. Owner of the future only.
+ */
+int blz__io_future_wait(blz__io_source *s, blz_io_future *f, int dir, blz_context *cx,
+                        blz__io_attempt_fn attempt, long full, long *res);
+
+/* Ends such a future, done or dropped: unlinks its waiter, drops the
+ * reference it held, stores `r` (at most INT_MAX) as its result and forgets
+ * the source (f->obj_ = NULL), so that a later poll reports the result kept. */
+void blz__io_future_end(blz__io_source *s, blz_io_future *f, long r);
+
+/* The drop of such a future whose obj_ is an object that starts with its
+ * source (a pipe, a watched descriptor): blz__io_future_end with -ECANCELED,
+ * nothing once it has ended. */
+void blz__io_future_drop_headed(blz_future *base);
+
 /* Unlinks `w` if linked and drops its waker. For a future's drop. */
 void blz__io_waiter_cancel(blz__io_source *s, blz_waiter *w);
 

@@ -9,9 +9,9 @@
  *   The owner's close marks the source shut down (waiters end with
  *   -ECANCELED) and drops the owner's reference; the descriptor is closed
  *   when the last future holding a reference lets go.
- * - A pipe future takes a source reference at its first poll (flag HELD)
- *   and drops it when it completes or is dropped, so the descriptor cannot
- *   be closed under a read or write in flight.
+ * - A pipe future takes a source reference at its first poll and drops it
+ *   when it completes or is dropped (blz__io_future_wait / _end), so the
+ *   descriptor cannot be closed under a read or write in flight.
  * - One attempt = one syscall loop (EINTR retried, write_all accumulated).
  *   The wait around it is the registry's (blz__io_source_wait, and
  *   blz__io_source_try for the try tier), shared with the sockets: EAGAIN
@@ -22,9 +22,8 @@
  *   around the write(2), and a SIGPIPE the write itself generated (EPIPE) is
  *   consumed before the mask is restored. A signal is thread-directed when
  *   a write raises it, so no other thread can see it.
- * - Every poll spends coop budget first (blz__coop_proceed).
+ * - Every poll spends coop budget first (in blz__io_future_wait).
  */
-#include "core/coop.h"
 #include "core/future.h"
 #include "process/process.h"
 #include "rt/current.h"
@@ -38,8 +37,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#define F_HELD 0x1 /* holds a source reference */
-#define F_DONE 0x2 /* finished: released everything */
 
 enum { OP_READ = 1, OP_WRITE = 2, OP_WRITE_ALL = 3 };
 
@@ -258,19 +255,6 @@ attempt(void *arg)
 }
 
 static blz_poll
-finish(blz_io_future *f, blz_pipe *p, long r)
-{
-    blz__io_waiter_cancel(&p->src, &f->waiter_);
-    if (f->flags_ & F_HELD) {
-        blz__io_source_unref(&p->src);
-    }
-    f->flags_ = F_DONE;
-    f->obj_ = NULL;
-    f->base.result = r > INT_MAX ? INT_MAX : (int) r;
-    return BLZ_READY;
-}
-
-static blz_poll
 pipe_poll(blz_future *base, blz_context *cx)
 {
     blz_io_future *f = (blz_io_future *) base;
@@ -278,39 +262,16 @@ pipe_poll(blz_future *base, blz_context *cx)
     if (!p) {
         return BLZ_READY; /* finished earlier: result kept */
     }
-    if (!blz__coop_proceed(cx)) {
-        return BLZ_PENDING; /* budget spent: the task was woken to run again later */
-    }
-    if (!(f->flags_ & F_HELD)) {
-        blz__io_source_ref(&p->src);
-        f->flags_ |= F_HELD;
-    }
     long n;
-    if (!blz__io_source_wait(&p->src, &f->waiter_, op_dir(f->op_), cx, attempt, f,
-                             pipe_full(f->op_, f->len_), &n)) {
+    if (!blz__io_future_wait(&p->src, f, op_dir(f->op_), cx, attempt, pipe_full(f->op_, f->len_),
+                             &n)) {
         return BLZ_PENDING;
     }
-    return finish(f, p, n);
+    blz__io_future_end(&p->src, f, n);
+    return BLZ_READY;
 }
 
-static void
-pipe_drop(blz_future *base)
-{
-    blz_io_future *f = (blz_io_future *) base;
-    blz_pipe *p = f->obj_;
-    if (!p) {
-        return;
-    }
-    blz__io_waiter_cancel(&p->src, &f->waiter_);
-    if (f->flags_ & F_HELD) {
-        blz__io_source_unref(&p->src);
-    }
-    f->flags_ = F_DONE;
-    f->obj_ = NULL;
-    f->base.result = -ECANCELED;
-}
-
-static const blz_future_vtable pipe_vt = {pipe_poll, pipe_drop};
+static const blz_future_vtable pipe_vt = {pipe_poll, blz__io_future_drop_headed};
 
 /* Checks what every tier checks; clamps the length so a count fits the int
  * result. 0, or the error the operation ends with at once. */
