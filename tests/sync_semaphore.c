@@ -283,3 +283,87 @@ BLZ_TEST(semaphore_threads_bound_holders_fence_mode)
 {
     with_fence_mode(threads_bound_holders_run);
 }
+
+BLZ_TEST(semaphore_forget_takes_only_free_permits)
+{
+    blz_semaphore s;
+    CHECK_OK(blz_semaphore_init(&s, 5));
+    CHECK_EQ(blz_semaphore_forget(&s, 2), 2);
+    CHECK_EQ(blz_semaphore_available(&s), 3);
+    CHECK_OK(blz_semaphore_try_acquire(&s, 1)); /* held: not forgettable */
+    CHECK_EQ(blz_semaphore_forget(&s, 10), 2);  /* only the free ones */
+    CHECK_EQ(blz_semaphore_available(&s), 0);
+    CHECK_EQ(blz_semaphore_try_acquire(&s, 1), -EAGAIN);
+    blz_semaphore_release(&s, 1); /* the held one comes back */
+    CHECK_EQ(blz_semaphore_available(&s), 1);
+    CHECK_EQ(blz_semaphore_forget(&s, 0), 0);
+    CHECK_EQ(blz_semaphore_forget(NULL, 1), 0);
+
+    /* A permit handed to a queued acquire is not free: forget leaves it. */
+    blz_semaphore_acquire_future f;
+    test_waker w;
+    test_waker_init(&w);
+    CHECK_OK(blz_semaphore_try_acquire(&s, 1));
+    blz_semaphore_acquire_fut(&s, 1, &f);
+    CHECK_EQ(poll_with(&f.base, &w), BLZ_PENDING);
+    blz_semaphore_release(&s, 1); /* straight to the waiter */
+    CHECK_EQ(blz_semaphore_forget(&s, 1), 0);
+    CHECK_EQ(poll_with(&f.base, &w), BLZ_READY);
+    CHECK_OK(f.base.result);
+    blz_semaphore_release(&s, 1);
+    CHECK_EQ(blz_semaphore_available(&s), 1);
+    CHECK_NO_WAKER_REFS(&w);
+}
+
+/* Threads take and give back permits while another forgets some: every
+ * permit is either forgotten or back in the count at the end. */
+static blz_semaphore forget_sem;
+static atomic_size_t forgotten;
+static atomic_int forget_stop;
+
+static void *
+forget_user(void *arg)
+{
+    (void) arg;
+    for (int i = 0; i < SYNC_SCALE(20000, 2000); i++) {
+        if (blz_semaphore_try_acquire(&forget_sem, 1) == 0) {
+            blz_semaphore_release(&forget_sem, 1);
+        }
+    }
+    return NULL;
+}
+
+static void *
+forget_taker(void *arg)
+{
+    (void) arg;
+    while (atomic_load(&forgotten) < 40 && !atomic_load(&forget_stop)) {
+        atomic_fetch_add(&forgotten, blz_semaphore_forget(&forget_sem, 1));
+    }
+    return NULL;
+}
+
+static void *
+forget_mixed(void *arg)
+{
+    return (intptr_t) arg == 0 ? forget_taker(NULL) : forget_user(NULL);
+}
+
+BLZ_TEST(semaphore_forget_races_with_acquire_and_release)
+{
+    for (int round = 0; round < SYNC_SCALE(60, 6); round++) {
+        CHECK_OK(blz_semaphore_init(&forget_sem, 64));
+        atomic_store(&forgotten, 0);
+        atomic_store(&forget_stop, 0);
+        pthread_t t[4];
+        for (intptr_t i = 0; i < 4; i++) {
+            CHECK_OK(pthread_create(&t[i], NULL, forget_mixed, (void *) i));
+        }
+        for (int i = 1; i < 4; i++) {
+            CHECK_OK(pthread_join(t[i], NULL));
+        }
+        atomic_store(&forget_stop, 1);
+        CHECK_OK(pthread_join(t[0], NULL));
+        CHECK_EQ(blz_semaphore_available(&forget_sem) + atomic_load(&forgotten), 64);
+    }
+}

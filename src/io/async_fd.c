@@ -27,7 +27,6 @@
 #include "os/unix/sys.h"
 #include "rt/current.h"
 
-
 struct blz_async_fd {
     blz__io_source src; /* first: the registry allocates the whole object */
     int user_fd;        /* the caller's descriptor (src.fd is the duplicate) */

@@ -126,6 +126,28 @@ blz__semaphore_release_slow(blz_semaphore *s)
     blz__wake_batch_flush(&wb);
 }
 
+size_t
+blz_semaphore_forget(blz_semaphore *s, size_t n)
+{
+    if (!s) {
+        return 0;
+    }
+    /* Only free permits, which live in the count: while acquirers are
+     * queued the count is empty (release hands permits to them first), so
+     * nothing promised to a waiter is taken. Relaxed: no data is published. */
+    size_t cur = blz__load(&s->state_, RELAXED);
+    for (;;) {
+        size_t free = cur >> BLZ_SEM_SHIFT_;
+        size_t k = n < free ? n : free;
+        if (k == 0) {
+            return 0;
+        }
+        if (blz__cas_weak(&s->state_, &cur, cur - (k << BLZ_SEM_SHIFT_), RELAXED, RELAXED)) {
+            return k;
+        }
+    }
+}
+
 void
 blz_semaphore_close(blz_semaphore *s)
 {
