@@ -86,6 +86,7 @@ typedef enum blz_stdio {
     BLZ_STDIO_INHERIT = 1, /**< the parent's own descriptor 0, 1 or 2 */
     BLZ_STDIO_NULL = 2,    /**< /dev/null */
     BLZ_STDIO_PIPED = 3,   /**< a pipe whose other end the parent reads or writes (blz_pipe) */
+    BLZ_STDIO_FD = 4,      /**< a descriptor of the parent's: set with blz_command_stdio_fd */
 } blz_stdio;
 
 /** Names a child's standard stream. */
@@ -173,6 +174,23 @@ BLZ_API int blz_command_env_clear(blz_command *cmd);
  * fail with -ENOENT. -ENOTSUP where the C library cannot do it (glibc < 2.29).
  */
 BLZ_API int blz_command_cwd(blz_command *cmd, const char *dir);
+
+/**
+ * Connects the child's stream `which` to a duplicate of `fd`, one of the
+ * parent's descriptors (Tokio's Stdio::from): a log file, a socket, one end
+ * of a pipe between two children. The command only borrows `fd`: keep it
+ * open until the spawns that need it have returned, then close it (a
+ * command may be spawned many times). The child shares `fd`'s open file,
+ * its O_NONBLOCK flag included: blitzio's own pipes and sockets are
+ * non-blocking, which most programs do not expect, so connect two children
+ * with a pipe from pipe2(O_CLOEXEC) (the first's stdout its write end, the
+ * second's stdin its read end; close both in the parent after spawning).
+ * Descriptors 0 to 2 name the parent's own streams, whatever the other
+ * streams of the child become. 0, -EINVAL (NULL, an unknown stream, fd < 0:
+ * then every spawn of the command fails with it). A descriptor closed by
+ * the time of a spawn makes that spawn fail with -EBADF.
+ */
+BLZ_API int blz_command_stdio_fd(blz_command *cmd, blz_stdio_stream which, int fd);
 
 /** Chooses what the child's stdin is connected to. -EINVAL for an unknown value. */
 BLZ_API int blz_command_stdin(blz_command *cmd, blz_stdio how);

@@ -278,9 +278,23 @@ set_stdio(blz_command *cmd, int which, blz_stdio how)
     }
     if (how != BLZ_STDIO_DEFAULT && how != BLZ_STDIO_INHERIT && how != BLZ_STDIO_NULL &&
         how != BLZ_STDIO_PIPED) {
-        return fail(cmd, -EINVAL);
+        return fail(cmd, -EINVAL); /* BLZ_STDIO_FD comes with its descriptor */
     }
     cmd->stdio[which] = how;
+    return 0;
+}
+
+int
+blz_command_stdio_fd(blz_command *cmd, blz_stdio_stream which, int fd)
+{
+    if (!cmd || (int) which < BLZ_STDIN || (int) which > BLZ_STDERR) {
+        return fail(cmd, -EINVAL);
+    }
+    if (fd < 0) {
+        return fail(cmd, -EINVAL);
+    }
+    cmd->stdio[which] = BLZ_STDIO_FD;
+    cmd->stdio_fd[which] = fd;
     return 0;
 }
 

@@ -41,6 +41,7 @@ struct blz_command {
     bool env_clear;     /* start from an empty environment */
     char *cwd;          /* owned, or NULL: the parent's */
     blz_stdio stdio[3]; /* per stream; BLZ_STDIO_DEFAULT when not chosen */
+    int stdio_fd[3];    /* per stream with BLZ_STDIO_FD: the parent's descriptor (borrowed) */
     bool kill_on_drop;  /* blz_child_free sends SIGKILL to a running child */
     bool close_fds;     /* close every descriptor >= 3 in the child */
     int err;            /* the first error a setter met, or 0; spawns return it */

@@ -13,7 +13,9 @@
  *   ends are dup2'ed onto 0/1/2 by the file actions, which clears CLOEXEC on
  *   the copy only; they are closed in the parent right after the spawn.
  * - The child's ends are moved to descriptors >= 3 first, so that one dup2
- *   onto 0, 1 or 2 can never overwrite another end still to be dup2'ed.
+ *   onto 0, 1 or 2 can never overwrite another end still to be dup2'ed. A
+ *   stream given a descriptor of the parent's (BLZ_STDIO_FD) gets such a
+ *   copy too (F_DUPFD_CLOEXEC above 2), closed with the pipes' ends.
  * - The parent's ends are O_NONBLOCK (set on the parent's end only: O_NONBLOCK
  *   belongs to the open file description, and the child's end must block).
  * - PID tracking without a pidfd is still safe from PID reuse: a PID cannot
@@ -203,7 +205,7 @@ file_actions(posix_spawn_file_actions_t *fa, const blz_command *cmd, const blz_s
     static const int null_flags[3] = {O_RDONLY, O_WRONLY, O_WRONLY};
     int rc = 0;
     for (int i = 0; i < 3 && rc == 0; i++) {
-        if (stdio[i] == BLZ_STDIO_PIPED) {
+        if (stdio[i] == BLZ_STDIO_PIPED || stdio[i] == BLZ_STDIO_FD) {
             rc = posix_spawn_file_actions_adddup2(fa, child_fd[i], i);
         } else if (stdio[i] == BLZ_STDIO_NULL) {
             rc = posix_spawn_file_actions_addopen(fa, i, "/dev/null", null_flags[i], 0);
@@ -330,6 +332,11 @@ blz__process_spawn(const blz_command *cmd, const blz_stdio stdio[3], blz_child *
     for (int i = 0; i < 3 && rc == 0; i++) {
         if (stdio[i] == BLZ_STDIO_PIPED) {
             rc = make_pipe(d, i, &child_fd[i], &c->pipes[i]);
+        } else if (stdio[i] == BLZ_STDIO_FD) {
+            /* A copy above 2, so that no other stream's file action can
+             * replace it in the child before it is duplicated. */
+            child_fd[i] = fcntl(cmd->stdio_fd[i], F_DUPFD_CLOEXEC, 3);
+            rc = child_fd[i] < 0 ? -errno : 0;
         }
     }
     int pid = -1;
