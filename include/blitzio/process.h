@@ -212,6 +212,17 @@ BLZ_API int blz_command_kill_on_drop(blz_command *cmd, bool on);
  */
 BLZ_API int blz_command_close_fds(blz_command *cmd, bool on);
 
+/**
+ * Puts the child in process group `pgid` (Tokio's process_group): 0 makes
+ * it the leader of a new group whose id is its PID, so that a shell-like
+ * program can signal it with everything it starts (killpg(blz_child_pid(c),
+ * sig), while the child is not yet reaped) and a terminal's Ctrl-C does not
+ * reach it; a positive id joins that existing group. Default: the parent's
+ * group. 0, -EINVAL (NULL, pgid < 0; then every spawn fails with it). A group
+ * that does not exist makes the spawn fail with -EPERM.
+ */
+BLZ_API int blz_command_process_group(blz_command *cmd, int pgid);
+
 /* ======================================================================== */
 /* Spawning                                                                   */
 /* ======================================================================== */

@@ -63,6 +63,7 @@ blz_command_new(const char *program, blz_command **out)
         return -ENOMEM;
     }
     cmd->argc = 1;
+    cmd->pgid = -1;
     *out = cmd;
     return 0;
 }
@@ -323,6 +324,16 @@ blz_command_kill_on_drop(blz_command *cmd, bool on)
         return -EINVAL;
     }
     cmd->kill_on_drop = on;
+    return 0;
+}
+
+int
+blz_command_process_group(blz_command *cmd, int pgid)
+{
+    if (!cmd || pgid < 0) {
+        return fail(cmd, -EINVAL);
+    }
+    cmd->pgid = pgid;
     return 0;
 }
 

@@ -44,6 +44,7 @@ struct blz_command {
     int stdio_fd[3];    /* per stream with BLZ_STDIO_FD: the parent's descriptor (borrowed) */
     bool kill_on_drop;  /* blz_child_free sends SIGKILL to a running child */
     bool close_fds;     /* close every descriptor >= 3 in the child */
+    int pgid;           /* the child's process group (0: a new one), or -1: the parent's */
     int err;            /* the first error a setter met, or 0; spawns return it */
 };
 

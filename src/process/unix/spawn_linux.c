@@ -226,20 +226,25 @@ file_actions(posix_spawn_file_actions_t *fa, const blz_command *cmd, const blz_s
 
 /* The attributes: an empty signal mask and SIGPIPE at its default action, so
  * the child does not inherit the blocked set of the spawning worker nor an
- * ignored SIGPIPE. */
+ * ignored SIGPIPE; and the process group the command asks for. */
 static int
-spawn_attrs(posix_spawnattr_t *attr)
+spawn_attrs(posix_spawnattr_t *attr, const blz_command *cmd)
 {
     sigset_t none, def;
     sigemptyset(&none);
     sigemptyset(&def);
     sigaddset(&def, SIGPIPE);
+    short flags = POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF;
     int rc = posix_spawnattr_setsigmask(attr, &none);
     if (rc == 0) {
         rc = posix_spawnattr_setsigdefault(attr, &def);
     }
+    if (rc == 0 && cmd->pgid >= 0) {
+        rc = posix_spawnattr_setpgroup(attr, (pid_t) cmd->pgid);
+        flags |= POSIX_SPAWN_SETPGROUP;
+    }
     if (rc == 0) {
-        rc = posix_spawnattr_setflags(attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
+        rc = posix_spawnattr_setflags(attr, flags);
     }
     return -rc;
 }
@@ -287,7 +292,7 @@ do_spawn(const blz_command *cmd, const blz_stdio stdio[3], const int child_fd[3]
     }
     rc = file_actions(&fa, cmd, stdio, child_fd);
     if (rc == 0) {
-        rc = spawn_attrs(&attr);
+        rc = spawn_attrs(&attr, cmd);
     }
     if (rc == 0) {
         pid_t pid;
