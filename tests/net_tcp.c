@@ -441,6 +441,14 @@ options_main(void *arg)
     CHECK_OK(blz_tcp_set_linger(s, false, 0));
     CHECK_OK(blz_tcp_linger(s, &on, &d));
     CHECK(!on);
+    int ttl = 0;
+    CHECK_OK(blz_tcp_set_ttl(s, 17));
+    CHECK_OK(blz_tcp_ttl(s, &ttl));
+    CHECK_EQ(ttl, 17);
+    CHECK_EQ(blz_tcp_set_ttl(s, 0), -EINVAL);
+    CHECK_EQ(blz_tcp_set_ttl(s, 256), -EINVAL);
+    CHECK_EQ(blz_tcp_set_ttl(NULL, 5), -EINVAL);
+    CHECK_EQ(blz_tcp_ttl(s, NULL), -EINVAL);
     int count = 0;
     CHECK_OK(blz_tcp_set_keepalive_probes(s, blz_secs(7), 4));
     CHECK_OK(blz_tcp_keepalive_probes(s, &d, &count));

@@ -80,7 +80,11 @@ udp_main(void *arg)
     /* Options. */
     CHECK_OK(blz_udp_set_broadcast(a, true));
     CHECK_OK(blz_udp_set_ttl(a, 32));
+    int ttl = 0;
+    CHECK_OK(blz_udp_ttl(a, &ttl));
+    CHECK_EQ(ttl, 32);
     CHECK_EQ(blz_udp_set_ttl(a, 0), -EINVAL);
+    CHECK_EQ(blz_udp_ttl(a, NULL), -EINVAL);
     CHECK_OK(blz_udp_set_multicast_ttl(a, 1));
     CHECK_OK(blz_udp_set_multicast_loop(a, true));
 
@@ -133,7 +137,10 @@ udp6_main(void *arg)
     blz_addr from;
     CHECK_EQ(blz_udp_recv_from(a, buf, sizeof buf, &from), 3);
     CHECK(blz_addr_equal(&from, &aa));
-    CHECK_OK(blz_udp_set_ttl(a, 9));
+    CHECK_OK(blz_udp_set_ttl(a, 9)); /* the IPv6 hop limit */
+    int hops = 0;
+    CHECK_OK(blz_udp_ttl(a, &hops));
+    CHECK_EQ(hops, 9);
     blz_udp_close(a);
     return NULL;
 }

@@ -391,6 +391,11 @@ BLZ_API int blz_tcp_keepalive_probes(blz_tcp_stream *s, blz_duration *interval, 
 BLZ_API int blz_tcp_set_linger(blz_tcp_stream *s, bool on, blz_duration d);
 /** Reads SO_LINGER: whether it is on and its time (whole seconds). */
 BLZ_API int blz_tcp_linger(blz_tcp_stream *s, bool *on, blz_duration *d);
+/** Unicast TTL (IPv4) or hop limit (IPv6) of the stream's packets, 1..255 (Tokio's set_ttl).
+ * 0, -EINVAL. */
+BLZ_API int blz_tcp_set_ttl(blz_tcp_stream *s, int ttl);
+/** Reads the TTL or hop limit into `*ttl`. 0, -EINVAL. */
+BLZ_API int blz_tcp_ttl(blz_tcp_stream *s, int *ttl);
 /** The local address of the stream. 0 or -errno. */
 BLZ_API int blz_tcp_local_addr(const blz_tcp_stream *s, blz_addr *out);
 /** The peer address of the stream. 0, -ENOTCONN. */
@@ -644,6 +649,8 @@ BLZ_API long blz_udp_try_io(blz_udp_socket *u, blz_interest interest, blz_io_fn 
 BLZ_API int blz_udp_set_broadcast(blz_udp_socket *u, bool on);
 /** Unicast TTL (IPv4) or hop limit (IPv6), 1..255. */
 BLZ_API int blz_udp_set_ttl(blz_udp_socket *u, int ttl);
+/** Reads the TTL or hop limit into `*ttl`. 0, -EINVAL. */
+BLZ_API int blz_udp_ttl(blz_udp_socket *u, int *ttl);
 /** Multicast TTL / hop limit, 0..255. */
 BLZ_API int blz_udp_set_multicast_ttl(blz_udp_socket *u, int ttl);
 /** Whether multicast sent here loops back to local receivers. */

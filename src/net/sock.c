@@ -853,6 +853,21 @@ blz__sock_setopt(const blz__sock *sk, int opt, int value)
 }
 
 int
+blz__sock_set_ttl(const blz__sock *sk, int ttl)
+{
+    if (ttl < 1 || ttl > 255) {
+        return -EINVAL;
+    }
+    return blz__sock_setopt(sk, BLZ__IP_TTL, ttl);
+}
+
+int
+blz__sock_ttl(const blz__sock *sk, int *ttl)
+{
+    return sk && ttl ? blz__sys_getopt(sk->src.fd, BLZ__IP_TTL, ttl) : -EINVAL;
+}
+
+int
 blz__sock_local_addr(const blz__sock *sk, blz_addr *out)
 {
     return sk && out ? blz__sys_sockname(sk->src.fd, out) : -EINVAL;

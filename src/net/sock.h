@@ -162,6 +162,9 @@ int blz__sock_connect(const blz_addr *a, blz_instant deadline, blz__sock **out);
 
 /* Options and addresses on a live socket; -EINVAL for NULL. */
 int blz__sock_setopt(const blz__sock *sk, int opt, int value);
+/* The unicast TTL (IPv4) or hop limit (IPv6): set 1..255 (else -EINVAL), read. */
+int blz__sock_set_ttl(const blz__sock *sk, int ttl);
+int blz__sock_ttl(const blz__sock *sk, int *ttl);
 int blz__sock_local_addr(const blz__sock *sk, blz_addr *out);
 int blz__sock_peer_addr(const blz__sock *sk, blz_addr *out);
 int blz__sock_shutdown(blz__sock *sk, int how);

@@ -464,6 +464,18 @@ blz_tcp_local_addr(const blz_tcp_stream *s, blz_addr *out)
 }
 
 int
+blz_tcp_set_ttl(blz_tcp_stream *s, int ttl)
+{
+    return blz__sock_set_ttl(SK(s), ttl);
+}
+
+int
+blz_tcp_ttl(blz_tcp_stream *s, int *ttl)
+{
+    return blz__sock_ttl(SK(s), ttl);
+}
+
+int
 blz_tcp_peer_addr(const blz_tcp_stream *s, blz_addr *out)
 {
     return blz__sock_peer_addr(SK(s), out);

@@ -201,10 +201,13 @@ blz_udp_set_gro(blz_udp_socket *u, bool on)
 int
 blz_udp_set_ttl(blz_udp_socket *u, int ttl)
 {
-    if (ttl < 1 || ttl > 255) {
-        return -EINVAL;
-    }
-    return blz__sock_setopt(SK(u), BLZ__IP_TTL, ttl);
+    return blz__sock_set_ttl(SK(u), ttl);
+}
+
+int
+blz_udp_ttl(blz_udp_socket *u, int *ttl)
+{
+    return blz__sock_ttl(SK(u), ttl);
 }
 
 int
