@@ -27,10 +27,7 @@
 static inline void *
 fs_run(unsigned workers, blz_task_fn fn, void *arg)
 {
-    blz_runtime *rt = backend_runtime(workers);
-    void *result = NULL;
-    CHECK_OK(blz_runtime_block_on(rt, fn, arg, &result));
-    blz_runtime_free(rt);
+    void *result = backend_run(workers, fn, arg);
     CHECK_EQ(blz__fs_live_ops(), 0);
     return result;
 }

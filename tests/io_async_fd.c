@@ -23,16 +23,6 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-static void *
-run(unsigned workers, blz_task_fn fn, void *arg)
-{
-    blz_runtime *rt = backend_runtime(workers);
-    void *result = NULL;
-    CHECK_OK(blz_runtime_block_on(rt, fn, arg, &result));
-    blz_runtime_free(rt);
-    return result;
-}
-
 /* blz_async_fd_ready, bounded at ten seconds. */
 static int
 ready_within(blz_async_fd *a, blz_interest interest)
@@ -103,8 +93,8 @@ level_main(void *arg)
 
 BLZ_TEST(ready_is_level_triggered)
 {
-    run(2, level_main, NULL);
-    run(1, level_main, NULL);
+    backend_run(2, level_main, NULL);
+    backend_run(1, level_main, NULL);
 }
 
 /* ---- try_io ----------------------------------------------------------------------- */
@@ -201,7 +191,7 @@ try_io_main(void *arg)
 
 BLZ_TEST(try_io_clears_readiness)
 {
-    run(2, try_io_main, NULL);
+    backend_run(2, try_io_main, NULL);
 }
 
 /* ---- wake-ups from other threads --------------------------------------------------- */
@@ -294,7 +284,7 @@ BLZ_TEST(wakeups_from_threads_none_lost)
         fanin fi;
         memset(&fi, 0, sizeof fi);
         fi.seed = (unsigned) round * 31u + 1u;
-        run(2, fanin_main, &fi);
+        backend_run(2, fanin_main, &fi);
     }
 }
 
@@ -344,7 +334,7 @@ caller_closes_first_main(void *arg)
 
 BLZ_TEST(caller_closes_its_descriptor_first)
 {
-    run(2, caller_closes_first_main, NULL);
+    backend_run(2, caller_closes_first_main, NULL);
 }
 
 static void *
@@ -375,7 +365,7 @@ refusals_main(void *arg)
 
 BLZ_TEST(refusals)
 {
-    run(1, refusals_main, NULL);
+    backend_run(1, refusals_main, NULL);
     int efd = eventfd(0, EFD_CLOEXEC);
     CHECK_GE(efd, 0);
     blz_async_fd *a = NULL;
@@ -386,7 +376,7 @@ BLZ_TEST(refusals)
 BLZ_TEST(no_leaks)
 {
     blz_test_counting_allocator_install();
-    run(2, level_main, NULL);
-    run(2, try_io_main, NULL);
+    backend_run(2, level_main, NULL);
+    backend_run(2, try_io_main, NULL);
     CHECK_EQ(blz_test_alloc_live(), 0);
 }

@@ -25,11 +25,7 @@
 static inline void *
 net_run(unsigned workers, blz_task_fn fn, void *arg)
 {
-    blz_runtime *rt = backend_runtime(workers);
-    void *result = NULL;
-    CHECK_OK(blz_runtime_block_on(rt, fn, arg, &result));
-    blz_runtime_free(rt);
-    return result;
+    return backend_run(workers, fn, arg);
 }
 
 /* The driver of the runtime the calling task runs on. */

@@ -61,6 +61,18 @@ backend_runtime(unsigned workers)
     return backend_runtime_cfg(&cfg);
 }
 
+/* Runs fn(arg) as a fiber on a fresh runtime of `workers` workers on the
+ * backend ctest asked for, frees it, and returns fn's value. */
+static inline void *
+backend_run(unsigned workers, blz_task_fn fn, void *arg)
+{
+    blz_runtime *rt = backend_runtime(workers);
+    void *result = NULL;
+    CHECK_OK(blz_runtime_block_on(rt, fn, arg, &result));
+    blz_runtime_free(rt);
+    return result;
+}
+
 /* A gate for blocking jobs: gated_job holds its pool thread until the gate
  * opens; job_gate_wait_entered waits until one job is holding. */
 typedef struct job_gate {

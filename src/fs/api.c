@@ -117,19 +117,48 @@ blz_file_read(blz_file *file, void *buf, size_t n)
     return await_fs(&f);
 }
 
-static ssize_t
-try_read_at(blz_file *file, void *buf, size_t n, uint64_t off)
+/* -EINVAL unless `iov` holds 1..BLZ_IOV_MAX vectors, each with memory behind
+ * a non-zero length, adding up to at most PTRDIFF_MAX bytes (SSIZE_MAX on
+ * Linux: what readv(2) accepts; the transfer itself is bounded as for the
+ * plain calls). */
+static int
+check_vectors(const blz_iovec *iov, int cnt)
 {
-    if (!file || (!buf && n > 0)) {
+    if (!iov || cnt < 1 || cnt > BLZ_IOV_MAX) {
+        return -EINVAL;
+    }
+    size_t total = 0;
+    for (int i = 0; i < cnt; i++) {
+        if ((!iov[i].base && iov[i].len) || iov[i].len > (size_t) PTRDIFF_MAX - total) {
+            return -EINVAL;
+        }
+        total += iov[i].len;
+    }
+    return 0;
+}
+
+static ssize_t
+try_readv_at(blz_file *file, const blz_iovec *iov, int cnt, uint64_t off)
+{
+    int rc = check_vectors(iov, cnt);
+    if (!file || rc < 0) {
         return -EINVAL;
     }
     if (!blz__file_acquire(file)) {
         return -EBADF;
     }
-    blz_iovec one = {buf, n < BLZ_FS_MAX_CHUNK ? n : BLZ_FS_MAX_CHUNK};
-    int64_t r = blz__fs_read_nowait(file->fd, &one, 1, off);
+    int64_t r = blz__fs_read_nowait(file->fd, iov, cnt, off);
     blz__file_release(file, false);
     return (ssize_t) r;
+}
+
+/* The one-buffer try tier: one vector (so NULL with a length is -EINVAL
+ * there too), clamped to BLZ_FS_MAX_CHUNK. */
+static ssize_t
+try_read_at(blz_file *file, void *buf, size_t n, uint64_t off)
+{
+    blz_iovec one = {buf, n < BLZ_FS_MAX_CHUNK ? n : BLZ_FS_MAX_CHUNK};
+    return try_readv_at(file, &one, 1, off);
 }
 
 ssize_t
@@ -191,26 +220,6 @@ blz_file_pwrite(blz_file *file, const void *buf, size_t n, uint64_t offset)
 
 /* ---- vectored reads and writes ------------------------------------------------ */
 
-/* -EINVAL unless `iov` holds 1..BLZ_IOV_MAX vectors, each with memory behind
- * a non-zero length, adding up to at most PTRDIFF_MAX bytes (SSIZE_MAX on
- * Linux: what readv(2) accepts; the transfer itself is bounded as for the
- * plain calls). */
-static int
-check_vectors(const blz_iovec *iov, int cnt)
-{
-    if (!iov || cnt < 1 || cnt > BLZ_IOV_MAX) {
-        return -EINVAL;
-    }
-    size_t total = 0;
-    for (int i = 0; i < cnt; i++) {
-        if ((!iov[i].base && iov[i].len) || iov[i].len > (size_t) PTRDIFF_MAX - total) {
-            return -EINVAL;
-        }
-        total += iov[i].len;
-    }
-    return 0;
-}
-
 /* `off` UINT64_MAX: at the current position (an offset the caller gave is
  * checked against INT64_MAX before it gets here). */
 static void
@@ -263,21 +272,6 @@ blz_file_preadv(blz_file *file, const blz_iovec *iov, int iovcnt, uint64_t offse
     blz_fs_future f;
     blz_file_preadv_fut(file, iov, iovcnt, offset, &f);
     return await_fs(&f);
-}
-
-static ssize_t
-try_readv_at(blz_file *file, const blz_iovec *iov, int cnt, uint64_t off)
-{
-    int rc = check_vectors(iov, cnt);
-    if (!file || rc < 0) {
-        return -EINVAL;
-    }
-    if (!blz__file_acquire(file)) {
-        return -EBADF;
-    }
-    int64_t r = blz__fs_read_nowait(file->fd, iov, cnt, off);
-    blz__file_release(file, false);
-    return (ssize_t) r;
 }
 
 ssize_t

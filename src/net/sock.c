@@ -107,11 +107,15 @@ blz__sock_adopt(int fd, int kind, bool unix_family, blz__sock **out)
         (!dgram && listening != (kind == BLZ__SK_LISTENER))) {
         return -EINVAL;
     }
-    rc = blz__sys_nonblock_cloexec(fd);
-    if (rc < 0) {
-        return rc;
+    blz__fd_flags was;
+    rc = blz__sys_nonblock_cloexec(fd, &was);
+    if (rc == 0) {
+        rc = sock_wrap_keep(d, fd, kind, family, BLZ__RD_READ | BLZ__RD_WRITE, out);
+        if (rc < 0) {
+            blz__sys_fd_flags_restore(fd, &was); /* the caller's again, as it was */
+        }
     }
-    return sock_wrap_keep(d, fd, kind, family, BLZ__RD_READ | BLZ__RD_WRITE, out);
+    return rc;
 }
 
 /* The checks every call that makes a socket starts with: `out` cleared, an

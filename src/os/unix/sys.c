@@ -241,17 +241,29 @@ blz__sys_sock_kind(int fd, int *family, int *type, bool *listening)
 }
 
 int
-blz__sys_nonblock_cloexec(int fd)
+blz__sys_nonblock_cloexec(int fd, blz__fd_flags *was)
 {
-    int fl = fcntl(fd, F_GETFL);
-    if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0) {
+    was->status = fcntl(fd, F_GETFL);
+    was->fd = fcntl(fd, F_GETFD);
+    if (was->status < 0 || was->fd < 0) {
         return -errno;
     }
-    int fdfl = fcntl(fd, F_GETFD);
-    if (fdfl < 0 || fcntl(fd, F_SETFD, fdfl | FD_CLOEXEC) < 0) {
+    if (fcntl(fd, F_SETFL, was->status | O_NONBLOCK) < 0) {
         return -errno;
+    }
+    if (fcntl(fd, F_SETFD, was->fd | FD_CLOEXEC) < 0) {
+        int err = -errno;
+        blz__sys_fd_flags_restore(fd, was);
+        return err;
     }
     return 0;
+}
+
+void
+blz__sys_fd_flags_restore(int fd, const blz__fd_flags *was)
+{
+    (void) fcntl(fd, F_SETFL, was->status);
+    (void) fcntl(fd, F_SETFD, was->fd);
 }
 
 int

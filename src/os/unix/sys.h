@@ -74,8 +74,18 @@ int blz__sys_socketpair(int family, int type, int fds[2]);
  * it listens. -EBADF, -ENOTSOCK, -EAFNOSUPPORT (another family), -EINVAL
  * (another type). */
 int blz__sys_sock_kind(int fd, int *family, int *type, bool *listening);
-/* Makes `fd` non-blocking and close-on-exec, as blitzio's own sockets are. */
-int blz__sys_nonblock_cloexec(int fd);
+/* A descriptor's flags before blz__sys_nonblock_cloexec changed them. */
+typedef struct blz__fd_flags {
+    int status; /* F_GETFL */
+    int fd;     /* F_GETFD */
+} blz__fd_flags;
+
+/* Makes `fd` non-blocking and close-on-exec, as blitzio's own descriptors
+ * are, and stores the flags it had in `*was` for blz__sys_fd_flags_restore
+ * (when taking the descriptor over fails later). On failure `fd` is left as
+ * it was. */
+int blz__sys_nonblock_cloexec(int fd, blz__fd_flags *was);
+void blz__sys_fd_flags_restore(int fd, const blz__fd_flags *was);
 int blz__sys_close(int fd);
 /* A close-on-exec duplicate of `fd` for the runtime to watch, once `fd` is
  * known to be pollable: -EPERM for a regular file or a directory (always

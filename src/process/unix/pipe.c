@@ -25,6 +25,7 @@
  * - Every poll spends coop budget first (in blz__io_future_wait).
  */
 #include "core/future.h"
+#include "os/unix/sys.h"
 #include "process/process.h"
 #include "rt/current.h"
 
@@ -89,7 +90,7 @@ blz_pipe_new(blz_pipe **read_end, blz_pipe **write_end)
 /* The directions a FIFO descriptor was opened for, or -EINVAL when it is
  * not a pipe or FIFO, or -errno. */
 static int
-fifo_dirs(int fd, int *status_flags)
+fifo_dirs(int fd)
 {
     struct stat st;
     if (fstat(fd, &st) < 0) {
@@ -102,7 +103,6 @@ fifo_dirs(int fd, int *status_flags)
     if (fl < 0) {
         return -errno;
     }
-    *status_flags = fl;
     switch (fl & O_ACCMODE) {
     case O_RDONLY:
         return (int) BLZ__PIPE_READS;
@@ -127,23 +127,17 @@ blz_pipe_from_fd(int fd, blz_pipe **out)
     if (!rt) {
         return -ESRCH;
     }
-    int fl = 0;
-    int dirs = fifo_dirs(fd, &fl);
+    int dirs = fifo_dirs(fd);
     if (dirs < 0) {
         return dirs;
     }
-    int fdfl = fcntl(fd, F_GETFD);
-    if (fdfl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0) {
-        return -errno;
-    }
-    int rc = fcntl(fd, F_SETFD, fdfl | FD_CLOEXEC) < 0 ? -errno : 0;
+    blz__fd_flags was;
+    int rc = blz__sys_nonblock_cloexec(fd, &was);
     if (rc == 0) {
         rc = blz__pipe_wrap(blz__rt_io(rt), fd, (unsigned) dirs, out);
-    }
-    if (rc < 0) {
-        /* The descriptor stays the caller's, as it was. */
-        (void) fcntl(fd, F_SETFL, fl);
-        (void) fcntl(fd, F_SETFD, fdfl);
+        if (rc < 0) {
+            blz__sys_fd_flags_restore(fd, &was); /* the caller's again, as it was */
+        }
     }
     return rc;
 }
