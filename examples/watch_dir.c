@@ -5,8 +5,8 @@
  *   build/examples/watch_dir DIR [COUNT]
  *
  * The inotify descriptor is not a blitzio object: blz_async_fd watches it,
- * and the task reads the events itself whenever it is ready, which is how
- * any library's descriptor is driven (libcurl's sockets, libpq's
+ * and blz_async_fd_io runs the task's own read whenever events wait, which
+ * is how any library's descriptor is driven (libcurl's sockets, libpq's
  * connection). Prints "watching DIR", then a line per event: "created
  * NAME", "written NAME" (closed after writing), "deleted NAME", "moved
  * NAME". Stops after COUNT events, or runs until it is killed.
@@ -20,6 +20,8 @@
 #include <string.h>
 #include <sys/inotify.h>
 #include <unistd.h>
+
+#define EVENT_BUF 16384 /* bytes read at once: room for many events */
 
 typedef struct watch {
     const char *dir;
@@ -66,6 +68,15 @@ print_events(watch *w, const char *buf, ssize_t n, long *seen)
     return 1;
 }
 
+/* The library's own call, as blz_async_fd_io runs it: bytes read, or -errno
+ * (-EAGAIN when there is nothing to read yet). */
+static long
+read_events(int fd, void *buf)
+{
+    ssize_t n = read(fd, buf, EVENT_BUF);
+    return n < 0 ? -errno : (long) n;
+}
+
 static void *
 watch_task(void *arg)
 {
@@ -90,21 +101,14 @@ watch_task(void *arg)
     }
     printf("watching %s\n", w->dir);
     fflush(stdout);
-    /* Room for many events; static, so it is not on the fiber's stack. */
-    static _Alignas(struct inotify_event) char buf[16384];
+    /* Static, so it is not on the fiber's stack. */
+    static _Alignas(struct inotify_event) char buf[EVENT_BUF];
     long seen = 0;
     for (;;) {
-        rc = blz_async_fd_ready(a, BLZ_READABLE); /* the task sleeps here */
-        if (rc < 0) {
-            fprintf(stderr, "watch_dir: %s\n", blz_strerror(rc));
-            break;
-        }
-        ssize_t n = read(fd, buf, sizeof buf);
+        /* The read runs when inotify has events; the task sleeps in between. */
+        long n = blz_async_fd_io(a, BLZ_READABLE, read_events, buf);
         if (n < 0) {
-            if (errno == EAGAIN || errno == EINTR) {
-                continue; /* readiness is a hint */
-            }
-            perror("watch_dir: read");
+            fprintf(stderr, "watch_dir: %s\n", blz_strerror((int) n));
             break;
         }
         if (!print_events(w, buf, n, &seen)) {

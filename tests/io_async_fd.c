@@ -4,7 +4,9 @@
  * would: level-triggered waits, the try tiers, try_io clearing readiness,
  * writable after a full buffer drains, wake-ups from real threads with none
  * lost, freeing while a task waits, the caller closing its descriptor first
- * (its number reused by another watched descriptor), and the refusals.
+ * (its number reused by another watched descriptor), and the refusals;
+ * blz_async_fd_io (the caller's call, waited for) in both directions, in
+ * lock-step with a writer thread, freed while waiting.
  *
  * Run once per backend. Every wait is bounded (blz_timeout), so a lost
  * wake-up fails instead of hanging.
@@ -14,7 +16,9 @@
 #include "rt_util.h"
 
 #include <fcntl.h>
+#include <limits.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -192,6 +196,208 @@ try_io_main(void *arg)
 BLZ_TEST(try_io_clears_readiness)
 {
     backend_run(2, try_io_main, NULL);
+}
+
+/* ---- blz_async_fd_io: the caller's call, waited for ------------------------------- */
+
+/* An eventfd read as a library's call: the counter, or -EAGAIN at 0. */
+static long
+read_counter(int fd, void *arg)
+{
+    atomic_fetch_add((_Atomic int *) arg, 1);
+    uint64_t v;
+    ssize_t r = read(fd, &v, sizeof v);
+    return r < 0 ? -errno : (long) v;
+}
+
+/* Returns `arg`'s scripted results in turn: -EINTR, then a value past INT_MAX. */
+static long
+scripted(int fd, void *arg)
+{
+    (void) fd;
+    int *calls = arg;
+    return (*calls)++ == 0 ? -EINTR : 3000000000L;
+}
+
+static long
+fails(int fd, void *arg)
+{
+    (void) fd;
+    (void) arg;
+    return -EIO;
+}
+
+typedef struct pingpong {
+    int efd;
+    _Atomic int acked; /* messages the reader has taken */
+} pingpong;
+
+#define PINGS 2000
+
+/* Bumps the counter once per message, each after the reader took the one before,
+ * so the reader finds the counter at 0 and has to wait nearly every time. */
+static void *
+pinger(void *arg)
+{
+    pingpong *pp = arg;
+    for (int i = 0; i < PINGS; i++) {
+        while (atomic_load(&pp->acked) < i) {
+            sched_yield();
+        }
+        bump_eventfd(pp->efd, 1);
+    }
+    return NULL;
+}
+
+static void *
+io_main(void *arg)
+{
+    (void) arg;
+    int efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    CHECK_GE(efd, 0);
+    blz_async_fd *a = NULL;
+    CHECK_OK(blz_async_fd_new(efd, &a));
+    _Atomic int calls = 0;
+
+    /* Polled by hand: the call finds nothing and the future sleeps; polled
+     * again with no report in between, it does not call again. */
+    blz_context noop = {blz_waker_noop()};
+    blz_async_io_future f;
+    blz_async_fd_io_fut(a, BLZ_READABLE, read_counter, &calls, &f);
+    CHECK_EQ(blz_future_poll(&f.base, &noop), BLZ_PENDING);
+    CHECK_EQ(atomic_load(&calls), 1);
+    CHECK_EQ(blz_future_poll(&f.base, &noop), BLZ_PENDING);
+    CHECK_EQ(atomic_load(&calls), 1);
+    bump_eventfd(efd, 9);
+    CHECK_EQ(blz_timeout(&f.base, blz_secs(10)), 9);
+    CHECK_EQ(atomic_load(&calls), 2);
+
+    /* Ready at once: one call, no wait. */
+    bump_eventfd(efd, 4);
+    CHECK_EQ(blz_async_fd_io(a, BLZ_READABLE, read_counter, &calls), 4);
+    CHECK_EQ(atomic_load(&calls), 3);
+
+    /* A dropped wait leaves the watch usable. */
+    blz_async_fd_io_fut(a, BLZ_READABLE, read_counter, &calls, &f);
+    CHECK_EQ(blz_future_poll(&f.base, &noop), BLZ_PENDING);
+    blz_future_drop(&f.base);
+
+    /* A writer thread in lock-step: every message arrives, none lost. */
+    pingpong pp = {.efd = efd};
+    pthread_t t;
+    CHECK_OK(pthread_create(&t, NULL, pinger, &pp));
+    for (int i = 0; i < PINGS; i++) {
+        CHECK_EQ(blz_async_fd_io(a, BLZ_READABLE, read_counter, &calls), 1);
+        atomic_store(&pp.acked, i + 1);
+    }
+    CHECK_OK(pthread_join(t, NULL));
+    CHECK_EQ(blz_async_fd_try_io(a, BLZ_READABLE, read_counter, &calls), -EAGAIN);
+
+    /* EINTR is retried; results past INT_MAX come back whole from the await
+     * tier (the future's int result holds INT_MAX); errors come back as they
+     * are. (Writable: the -EAGAIN above left the readable side waiting for a
+     * report, and the calls run only once one came.) */
+    int script = 0;
+    CHECK_EQ(blz_async_fd_io(a, BLZ_WRITABLE, scripted, &script), 3000000000L);
+    CHECK_EQ(script, 2);
+    script = 0;
+    blz_async_fd_io_fut(a, BLZ_WRITABLE, scripted, &script, &f);
+    CHECK_EQ(blz_await(&f.base), INT_MAX);
+    CHECK_EQ(blz_async_fd_io(a, BLZ_WRITABLE, fails, NULL), -EIO);
+
+    /* Refusals. */
+    CHECK_EQ(blz_async_fd_io(a, BLZ_READABLE, NULL, NULL), -EINVAL);
+    CHECK_EQ(blz_async_fd_io(a, (blz_interest) 3, fails, NULL), -EINVAL);
+    CHECK_EQ(blz_async_fd_io(NULL, BLZ_READABLE, fails, NULL), -EINVAL);
+    blz_async_fd_io_fut(NULL, BLZ_READABLE, fails, NULL, &f);
+    CHECK_EQ(blz_await(&f.base), -EINVAL);
+    blz_async_fd_io_fut(a, BLZ_READABLE, fails, NULL, NULL); /* ignored */
+
+    blz_async_fd_free(a);
+    CHECK_OK(close(efd));
+    return NULL;
+}
+
+BLZ_TEST(io_waits_until_the_call_gets_through)
+{
+    backend_run(2, io_main, NULL);
+    backend_run(1, io_main, NULL);
+}
+
+/* Drains the other end of a full socket pair so the watched end can write again. */
+static void *
+drainer(void *arg)
+{
+    int fd = *(int *) arg;
+    char *sink = malloc(65536);
+    CHECK(sink != NULL);
+    ssize_t n;
+    while ((n = read(fd, sink, 65536)) > 0) {
+    }
+    CHECK_EQ(n, 0); /* until the writer closes */
+    free(sink);
+    return NULL;
+}
+
+typedef struct io_wait {
+    blz_async_fd *a;
+    _Atomic int calls;
+    long result;
+} io_wait;
+
+static void *
+wait_readable(void *arg)
+{
+    io_wait *w = arg;
+    w->result = blz_async_fd_io(w->a, BLZ_READABLE, read_counter, &w->calls);
+    return NULL;
+}
+
+static void *
+io_write_and_cancel_main(void *arg)
+{
+    (void) arg;
+    /* Writable: fill the buffer, then the call waits until a thread drains it. */
+    int sv[2];
+    CHECK_OK(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv));
+    blz_async_fd *a = NULL;
+    CHECK_OK(blz_async_fd_new(sv[0], &a));
+    long r;
+    while ((r = blz_async_fd_try_io(a, BLZ_WRITABLE, send_some, NULL)) > 0) {
+    }
+    CHECK_EQ(r, -EAGAIN);
+    int fl = fcntl(sv[1], F_GETFL);
+    CHECK_OK(fcntl(sv[1], F_SETFL, fl & ~O_NONBLOCK)); /* the drainer blocks */
+    pthread_t t;
+    CHECK_OK(pthread_create(&t, NULL, drainer, &sv[1]));
+    CHECK_GT(blz_async_fd_io(a, BLZ_WRITABLE, send_some, NULL), 0);
+    blz_async_fd_free(a);
+    CHECK_OK(shutdown(sv[0], SHUT_WR));
+    CHECK_OK(pthread_join(t, NULL));
+    CHECK_OK(close(sv[0]));
+    CHECK_OK(close(sv[1]));
+
+    /* Freed while a task waits in it: that wait ends with -ECANCELED. Once
+     * the call ran, the task's future holds the watch, so freeing is safe. */
+    int efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    CHECK_GE(efd, 0);
+    io_wait w = {.result = 1};
+    CHECK_OK(blz_async_fd_new(efd, &w.a));
+    blz_join *h;
+    CHECK_OK(blz_spawn(wait_readable, &w, &h));
+    while (atomic_load(&w.calls) == 0) {
+        blz_yield();
+    }
+    blz_async_fd_free(w.a);
+    CHECK_OK(blz_join_wait(h, NULL));
+    CHECK_EQ(w.result, -ECANCELED);
+    CHECK_OK(close(efd));
+    return NULL;
+}
+
+BLZ_TEST(io_writable_and_freed_while_waiting)
+{
+    backend_run(2, io_write_and_cancel_main, NULL);
 }
 
 /* ---- wake-ups from other threads --------------------------------------------------- */
@@ -378,5 +584,7 @@ BLZ_TEST(no_leaks)
     blz_test_counting_allocator_install();
     backend_run(2, level_main, NULL);
     backend_run(2, try_io_main, NULL);
+    backend_run(2, io_main, NULL);
+    backend_run(2, io_write_and_cancel_main, NULL);
     CHECK_EQ(blz_test_alloc_live(), 0);
 }

@@ -144,6 +144,38 @@ BLZ_API void blz_async_fd_ready_fut(blz_async_fd *a, blz_interest interest, blz_
  */
 BLZ_API long blz_async_fd_try_io(blz_async_fd *a, blz_interest interest, blz_io_fn fn, void *arg);
 
+/**
+ * The future of blz_async_fd_io: caller-owned, filled by blz_async_fd_io_fut.
+ * `base.result` is fn's result (at most INT_MAX) or -errno. All fields but
+ * `base` are private.
+ */
+typedef struct blz_async_io_future {
+    union {
+        blz_future base;   /**< the future; `base.result` holds the outcome */
+        blz_io_future io_; /* the wait itself; its `base` is `base` */
+    };
+    blz_io_fn fn_;
+    void *arg_;
+    long value_; /* fn's result, not clamped */
+} blz_async_io_future;
+
+/**
+ * Runs the caller's own system call until it gets through (Tokio's
+ * AsyncFd::async_io): `fn(dup, arg)` as blz_async_fd_try_io runs it (at
+ * once unless a -EAGAIN since the kernel's last report said the direction
+ * is dry), and after each -EAGAIN a wait for the kernel's next readiness
+ * report for `interest`, then fn again. Returns fn's first other result (>= 0 or
+ * -errno), -ECANCELED once freed, -EINVAL (NULL, another interest).
+ * No poll(2) of its own: fn's -EAGAIN is the test, so fn must say -EAGAIN
+ * only when the descriptor has nothing for it (a library that returns it
+ * for a reason of its own, wanting to write first say, would wait for a
+ * report that may never come). Any thread; suspends a fiber.
+ */
+BLZ_API long blz_async_fd_io(blz_async_fd *a, blz_interest interest, blz_io_fn fn, void *arg);
+/** Future tier of blz_async_fd_io. */
+BLZ_API void blz_async_fd_io_fut(blz_async_fd *a, blz_interest interest, blz_io_fn fn, void *arg,
+                                 blz_async_io_future *f);
+
 #ifdef __cplusplus
 }
 #endif

@@ -17,6 +17,10 @@
  *   uv_poll's is, at one poll(2) per wait.
  * - try_io is the socket's (blz__io_source_try_io): the caller's call on the
  *   duplicate, readiness cleared when it says -EAGAIN.
+ * - blz_async_fd_io's wait is a socket operation's: its attempt is the
+ *   caller's call itself, whose -EAGAIN is authoritative (the descriptor has
+ *   nothing for it now), so no poll(2) is needed and the edge-triggered
+ *   registry is right as it is.
  * - A ready future is a pipe's in shape: blz__io_future_wait takes the
  *   source reference at its first poll and spends coop budget on every
  *   poll, blz__io_future_end lets go.
@@ -112,35 +116,40 @@ ready_attempt(void *arg)
     return blz__sys_ready_now(a->src.fd, (blz_interest) f->op_);
 }
 
+/* One poll of a wait whose attempt is `attempt(f)`; *r gets its result when done. */
 static blz_poll
-ready_poll(blz_future *base, blz_context *cx)
+wait_poll(blz_io_future *f, blz_context *cx, blz__io_attempt_fn attempt, long *r)
 {
-    blz_io_future *f = (blz_io_future *) base;
     blz_async_fd *a = f->obj_;
     if (!a) {
         return BLZ_READY; /* finished earlier: result kept */
     }
-    long r;
-    if (!blz__io_future_wait(&a->src, f, interest_dir(f->op_), cx, ready_attempt, 0, &r)) {
+    if (!blz__io_future_wait(&a->src, f, interest_dir(f->op_), cx, attempt, 0, r)) {
         return BLZ_PENDING;
     }
-    blz__io_future_end(&a->src, f, r); /* 0 or -errno */
+    blz__io_future_end(&a->src, f, *r);
     return BLZ_READY;
+}
+
+static blz_poll
+ready_poll(blz_future *base, blz_context *cx)
+{
+    long r;
+    return wait_poll((blz_io_future *) base, cx, ready_attempt, &r);
 }
 
 static const blz_future_vtable ready_vt = {ready_poll, blz__io_future_drop_headed};
 
-void
-blz_async_fd_ready_fut(blz_async_fd *a, blz_interest interest, blz_io_future *f)
+/* Fills `f` for a wait of `vt` on `a`; false (f ready with -EINVAL) on bad arguments. */
+static bool
+wait_init(blz_async_fd *a, blz_interest interest, bool ok, const blz_future_vtable *vt,
+          blz_io_future *f)
 {
-    if (!f) {
-        return;
-    }
-    if (!a || interest_dir((int) interest) < 0) {
+    if (!ok || !a || interest_dir((int) interest) < 0) {
         blz__io_future_ready(f, -EINVAL);
-        return;
+        return false;
     }
-    blz_future_init(&f->base, &ready_vt);
+    blz_future_init(&f->base, vt);
     blz__io_waiter_init(&f->waiter_);
     f->obj_ = a;
     f->buf_ = NULL;
@@ -149,6 +158,15 @@ blz_async_fd_ready_fut(blz_async_fd *a, blz_interest interest, blz_io_future *f)
     f->aux_ = NULL;
     f->op_ = (int) interest;
     f->flags_ = 0;
+    return true;
+}
+
+void
+blz_async_fd_ready_fut(blz_async_fd *a, blz_interest interest, blz_io_future *f)
+{
+    if (f) {
+        (void) wait_init(a, interest, true, &ready_vt, f);
+    }
 }
 
 int
@@ -171,4 +189,54 @@ blz_async_fd_try_ready(blz_async_fd *a, blz_interest interest)
     long r = blz__io_source_try(&a->src, dir, ready_attempt, &f, 0);
     blz__io_source_unref(&a->src);
     return (int) r;
+}
+
+/* ---- the caller's call, waited for ---------------------------------------------------- */
+
+/* One attempt: the caller's call on the duplicate. Its -EAGAIN clears readiness. */
+static long
+io_attempt(void *arg)
+{
+    blz_async_io_future *f = arg; /* io_ is its first member */
+    blz_async_fd *a = f->io_.obj_;
+    return blz__io_call_user(f->fn_, a->src.fd, f->arg_);
+}
+
+static blz_poll
+io_poll(blz_future *base, blz_context *cx)
+{
+    blz_async_io_future *f = (blz_async_io_future *) (void *) base;
+    if (!f->io_.obj_) {
+        return BLZ_READY; /* finished earlier: result kept */
+    }
+    long r;
+    blz_poll p = wait_poll(&f->io_, cx, io_attempt, &r);
+    if (p == BLZ_READY) {
+        f->value_ = r;
+    }
+    return p;
+}
+
+static const blz_future_vtable io_vt = {io_poll, blz__io_future_drop_headed};
+
+void
+blz_async_fd_io_fut(blz_async_fd *a, blz_interest interest, blz_io_fn fn, void *arg,
+                    blz_async_io_future *f)
+{
+    if (!f) {
+        return;
+    }
+    f->fn_ = fn;
+    f->arg_ = arg;
+    f->value_ = -EINVAL;
+    (void) wait_init(a, interest, fn != NULL, &io_vt, &f->io_);
+}
+
+long
+blz_async_fd_io(blz_async_fd *a, blz_interest interest, blz_io_fn fn, void *arg)
+{
+    blz_async_io_future f;
+    blz_async_fd_io_fut(a, interest, fn, arg, &f);
+    int rc = blz_await(&f.base);
+    return rc < 0 ? rc : f.value_;
 }

@@ -635,15 +635,21 @@ typedef struct user_io {
     int fd;
 } user_io;
 
+long
+blz__io_call_user(blz_io_fn fn, int fd, void *arg)
+{
+    long r;
+    do {
+        r = fn(fd, arg);
+    } while (r == -EINTR);
+    return r;
+}
+
 static long
 user_attempt(void *arg)
 {
     user_io *u = arg;
-    long r;
-    do {
-        r = u->fn(u->fd, u->arg);
-    } while (r == -EINTR);
-    return r;
+    return blz__io_call_user(u->fn, u->fd, u->arg);
 }
 
 long

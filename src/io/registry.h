@@ -225,6 +225,9 @@ int blz__io_source_wait(blz__io_source *s, blz_waiter *w, int dir, blz_context *
 long blz__io_source_try(blz__io_source *s, int dir, blz__io_attempt_fn attempt, void *arg,
                         long full);
 
+/* The caller's own system call fn(fd, arg), with EINTR retried. */
+long blz__io_call_user(blz_io_fn fn, int fd, void *arg);
+
 /* The try tier of the caller's own system call (the try_io calls): fn(fd,
  * arg) with EINTR retried, if `s` is ready for `dir`, holding a reference so
  * that the descriptor stays open during the call. As blz__io_source_try. */
