@@ -42,6 +42,11 @@
  * the caller's kind, e.g. blz_sleep(blz_ms(1)) in a fiber) until cond holds, and fails
  * the test after 10,000 naps (about 10 s on a machine that is not starved).
  *
+ * Hangs. ctest passes the test's TIMEOUT as BLZ_TEST_TIMEOUT (seconds). A test still
+ * running a few seconds before that runs out is reported with every thread's backtrace
+ * (gdb, when installed) and killed, so a rare hang in CI leaves evidence instead of a
+ * bare "Timeout" (Linux; forked mode only).
+ *
  * Teardown. After each test body returns, the harness fails the test if it left a file
  * descriptor open that was not open before it started, or (when the counting allocator
  * is installed) a blitzio allocation unfreed. Set BLZ_TEST_NO_FD_CHECK=1 to silence the
@@ -108,7 +113,11 @@
 # include <sys/wait.h>
 # include <unistd.h>
 # if defined(__linux__)
+#  include <poll.h>
+#  include <spawn.h>
 #  include <sys/prctl.h>
+#  include <sys/syscall.h>
+#  include <time.h>
 # endif
 #endif
 
@@ -614,6 +623,109 @@ blz_test_body_and_teardown_(const struct blz_test_case *tc)
     }
 }
 
+/* syscall() is declared only with _GNU_SOURCE or _DEFAULT_SOURCE (the build's tests
+ * have _GNU_SOURCE). */
+#if BLZ_TEST_HAVE_FORK && defined(__linux__) && defined(SYS_pidfd_open) && \
+    (defined(_GNU_SOURCE) || defined(_DEFAULT_SOURCE))
+# define BLZ_TEST_HANG_REPORT 1
+
+/* When this run must end (its start plus BLZ_TEST_TIMEOUT, less the time a report
+ * takes), in CLOCK_MONOTONIC ms; 0 when no timeout was given. */
+static long long blz_test_hang_deadline_ms_;
+
+static inline long long
+blz_test_now_ms_(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static inline void
+blz_test_hang_deadline_init_(void)
+{
+    const char *t = getenv("BLZ_TEST_TIMEOUT");
+    long long secs = t ? atoll(t) : 0;
+    if (secs > 0) {
+        long long margin = secs >= 50 ? 8 : secs / 6; /* gdb's attach and backtraces */
+        blz_test_hang_deadline_ms_ = blz_test_now_ms_() + (secs - margin) * 1000;
+    }
+}
+
+/* Prints every thread's backtrace of `pid` to stderr with gdb (bounded by `timeout`). */
+static inline void
+blz_test_print_backtraces_(pid_t pid)
+{
+    char pidstr[24];
+    snprintf(pidstr, sizeof pidstr, "%d", (int) pid);
+    char *argv[] = {
+        "timeout", "20", "gdb", "-nx", "-batch", "-p", pidstr, "-ex", "thread apply all bt", NULL};
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_adddup2(&fa, 2, 1);
+    pid_t g;
+    extern char **environ;
+    int rc = posix_spawnp(&g, "timeout", &fa, NULL, argv, environ);
+    posix_spawn_file_actions_destroy(&fa);
+    int status = 0;
+    if (rc != 0 || waitpid(g, &status, 0) < 0 || !WIFEXITED(status) || WEXITSTATUS(status) == 127) {
+        fprintf(stderr, "harness: (no gdb to show the threads)\n");
+    }
+}
+
+/* Waits for the test child `pid` until the run's deadline. Returns 1 with its status
+ * in *status, 0 when the deadline passed (the child still runs), or -1 when the wait
+ * cannot be bounded (no timeout given): then the caller waits as before. */
+static inline int
+blz_test_wait_bounded_(pid_t pid, int *status)
+{
+    if (blz_test_hang_deadline_ms_ == 0) {
+        return -1;
+    }
+    int pfd = (int) syscall(SYS_pidfd_open, pid, 0);
+    if (pfd < 0) {
+        /* No pidfd (an emulator, an old kernel): look every 10 ms instead. */
+        while (blz_test_now_ms_() < blz_test_hang_deadline_ms_) {
+            pid_t w = waitpid(pid, status, WNOHANG);
+            if (w == pid) {
+                return 1;
+            }
+            if (w < 0 && errno != EINTR) {
+                return -1;
+            }
+            struct timespec nap = {0, 10 * 1000 * 1000};
+            nanosleep(&nap, NULL);
+        }
+        return 0;
+    }
+    int done = 0;
+    for (;;) {
+        long long left = blz_test_hang_deadline_ms_ - blz_test_now_ms_();
+        if (left <= 0) {
+            break;
+        }
+        struct pollfd p = {.fd = pfd, .events = POLLIN};
+        int n = poll(&p, 1, left > INT_MAX ? INT_MAX : (int) left);
+        if (n > 0) {
+            done = 1;
+            break;
+        }
+        if (n < 0 && errno != EINTR) {
+            close(pfd);
+            return -1;
+        }
+    }
+    close(pfd);
+    if (done) {
+        while (waitpid(pid, status, 0) < 0 && errno == EINTR) {
+        }
+    }
+    return done;
+}
+#else
+# define BLZ_TEST_HANG_REPORT 0
+#endif
+
 /* Runs one test; prints its ok/FAIL/skip line unless quiet. */
 static inline enum blz_test_result_
 blz_test_run_case_(const struct blz_test_case *tc, int quiet)
@@ -645,14 +757,30 @@ blz_test_run_case_(const struct blz_test_case *tc, int quiet)
             fflush(stdout);
             exit(0); /* exit, not _Exit: LeakSanitizer runs at exit */
         }
-        int status;
-        while (waitpid(pid, &status, 0) < 0) {
+        int status = 0;
+        int waited = -1;
+# if BLZ_TEST_HANG_REPORT
+        waited = blz_test_wait_bounded_(pid, &status);
+        if (waited == 0) {
+            fprintf(stderr, "harness: %s still running as its time runs out; its threads:\n",
+                    tc->name);
+            blz_test_print_backtraces_(pid);
+            kill(pid, SIGKILL);
+            while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+            }
+            result = BLZ_TEST_FAIL_;
+            snprintf(why, sizeof why, " (hung: killed by the harness)");
+        }
+# endif
+        while (waited < 0 && waitpid(pid, &status, 0) < 0) {
             if (errno != EINTR) {
                 fprintf(stderr, "harness: waitpid: %s\n", strerror(errno));
                 exit(1);
             }
         }
-        if (WIFEXITED(status) && WEXITSTATUS(status) == 0) {
+        if (waited == 0) {
+            /* reported above */
+        } else if (WIFEXITED(status) && WEXITSTATUS(status) == 0) {
             result = BLZ_TEST_PASS_;
         } else if (WIFEXITED(status) && WEXITSTATUS(status) == 77) {
             result = BLZ_TEST_SKIP_;
@@ -693,6 +821,9 @@ static inline int
 blz_test_main_(int argc, char **argv)
 {
     setvbuf(stdout, NULL, _IOLBF, 0);
+#if BLZ_TEST_HANG_REPORT
+    blz_test_hang_deadline_init_();
+#endif
     /* Constructors may run in any order; file order is the order that reads well. */
     qsort(blz_test_cases_, blz_test_ncases_, sizeof blz_test_cases_[0], blz_test_by_line_);
     const char *filter = argc > 1 ? argv[1] : NULL;

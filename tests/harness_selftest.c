@@ -1,7 +1,8 @@
 /*
  * tests/harness_selftest.c — checks tests/harness.h itself, on plain C with no runtime:
  * passing checks pass, failing checks report both operands and end the test with status
- * 1, SKIP exits 77, the teardown catches a leaked descriptor, and the counting allocator
+ * 1, SKIP exits 77, the teardown catches a leaked descriptor, a hung test is reported
+ * (with backtraces where gdb can attach) and killed, and the counting allocator
  * counts, aligns, fails on request and stays exact under concurrent use.
  *
  * The failure cases run in a child process (run_capture) so that this file itself passes.
@@ -136,6 +137,42 @@ run_leaky_case(void)
     exit(blz_test_run_case_(&tc, 1) == BLZ_TEST_FAIL_ ? 0 : 1);
 }
 #endif
+
+#if BLZ_TEST_HANG_REPORT
+static void
+hang_body(void)
+{
+    for (;;) {
+        pause();
+    }
+}
+
+/* A case that never ends, with the run's time about to run out. */
+static void
+run_hung_case(void)
+{
+    blz_test_hang_deadline_ms_ = blz_test_now_ms_() + 200;
+    struct blz_test_case tc = {"hung", hang_body, __LINE__};
+    exit(blz_test_run_case_(&tc, 1) == BLZ_TEST_FAIL_ ? 0 : 1);
+}
+#endif
+
+BLZ_TEST(hang_is_reported_and_killed)
+{
+#if BLZ_TEST_HANG_REPORT
+    static char out[65536];
+    CHECK_EQ(run_capture(run_hung_case, out, sizeof out), 0);
+    CHECK(strstr(out, "hung still running as its time runs out") != NULL);
+    /* With gdb (and leave to attach) the backtraces name the hung function; under an
+     * emulator they are the emulator's own threads; without gdb the harness says so. */
+    const char *bt = strstr(out, "hang_body");
+    printf("    (backtraces %s)\n", bt ? "shown" : "not of the test's own code here");
+    CHECK(bt != NULL || strstr(out, "Thread 1 (") != NULL ||
+          strstr(out, "harness: (no gdb") != NULL || strstr(out, "ptrace") != NULL);
+#else
+    SKIP("needs fork, Linux and pidfd_open");
+#endif
+}
 
 BLZ_TEST(failed_check_reports_operands_and_exits_1)
 {
