@@ -20,6 +20,7 @@
 #include <pthread.h>
 #include <sched.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -260,22 +261,34 @@ io_main(void *arg)
     _Atomic int calls = 0;
 
     /* Polled by hand: the call finds nothing and the future sleeps; polled
-     * again with no report in between, it does not call again. */
+     * again with no report in between, it does not call again. A report of
+     * the new registration may still be on its way (the driver on the other
+     * worker) and is kept, so poll until one poll makes no call. */
     blz_context noop = {blz_waker_noop()};
     blz_async_io_future f;
     blz_async_fd_io_fut(a, BLZ_READABLE, read_counter, &calls, &f);
     CHECK_EQ(blz_future_poll(&f.base, &noop), BLZ_PENDING);
-    CHECK_EQ(atomic_load(&calls), 1);
-    CHECK_EQ(blz_future_poll(&f.base, &noop), BLZ_PENDING);
-    CHECK_EQ(atomic_load(&calls), 1);
+    CHECK_GE(atomic_load(&calls), 1);
+    bool quiet = false;
+    for (int i = 0; i < 100 && !quiet; i++) {
+        int before = atomic_load(&calls);
+        CHECK_EQ(blz_future_poll(&f.base, &noop), BLZ_PENDING);
+        quiet = atomic_load(&calls) == before;
+        if (!quiet) {
+            blz_yield();
+        }
+    }
+    CHECK(quiet);
+    int before = atomic_load(&calls);
     bump_eventfd(efd, 9);
     CHECK_EQ(blz_timeout(&f.base, blz_secs(10)), 9);
-    CHECK_EQ(atomic_load(&calls), 2);
+    CHECK_GE(atomic_load(&calls), before + 1);
 
     /* Ready at once: one call, no wait. */
     bump_eventfd(efd, 4);
+    before = atomic_load(&calls);
     CHECK_EQ(blz_async_fd_io(a, BLZ_READABLE, read_counter, &calls), 4);
-    CHECK_EQ(atomic_load(&calls), 3);
+    CHECK_EQ(atomic_load(&calls), before + 1);
 
     /* A dropped wait leaves the watch usable. */
     blz_async_fd_io_fut(a, BLZ_READABLE, read_counter, &calls, &f);

@@ -4,13 +4,21 @@
  * SCM_RIGHTS, sends and receives on TCP; an -EAGAIN from the caller's call
  * clears readiness (the next try_ready says -EAGAIN, the next wait sleeps
  * until the kernel reports), a socket that is not ready does not call it at
- * all, and reading a stream that reads by completion is refused.
+ * all, and reading a stream that reads by completion is refused. The await
+ * and future tiers (blz_*_io) wait after each -EAGAIN: hand-polled futures
+ * that do not call again without a report, a thread's datagrams in lock-step,
+ * a descriptor passed to a waiting task, results past INT_MAX, a stream
+ * closed under a waiting task.
  */
 #include "net_common.h"
 
 #include <arpa/inet.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <netinet/in.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 #include <unistd.h>
@@ -260,4 +268,234 @@ BLZ_TEST(tcp_sends_and_receives_by_hand)
 {
     net_run(2, tcp_main, NULL); /* readiness everywhere */
     net_run(1, tcp_main, NULL); /* on io_uring: completion receive */
+}
+
+/* ---- the await and future tiers (blz_*_io): the call, waited for ---------------------- */
+
+#define LOCKSTEP 500
+
+typedef struct udp_pinger {
+    blz_addr to;
+    _Atomic int acked; /* datagrams the reader has taken */
+} udp_pinger;
+
+/* Sends one datagram per round from a plain socket, each after the reader took the
+ * one before, so the reader finds nothing queued and waits nearly every time. */
+static void *
+udp_pinger_main(void *arg)
+{
+    udp_pinger *up = arg;
+    int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    CHECK_GE(fd, 0);
+    size_t len = 0;
+    const struct sockaddr *sa = blz_addr_sockaddr(&up->to, &len);
+    for (int i = 0; i < LOCKSTEP; i++) {
+        while (atomic_load(&up->acked) < i) {
+            sched_yield();
+        }
+        CHECK_EQ(sendto(fd, "hello", 5, 0, sa, (socklen_t) len), 5);
+    }
+    close(fd);
+    return NULL;
+}
+
+static void *
+udp_io_main(void *arg)
+{
+    (void) arg;
+    blz_udp_socket *u;
+    CHECK_OK(blz_udp_bind("127.0.0.1:0", &u));
+    udp_pinger up = {0};
+    CHECK_OK(blz_udp_local_addr(u, &up.to));
+    CHECK_OK(blz_udp_io(u, BLZ_WRITABLE, enable_pktinfo, NULL));
+
+    /* Polled by hand: called, nothing queued, the future sleeps; its -EAGAIN
+     * cleared the readable side, and polled again without a report it does
+     * not call again. A report of the new registration may still be on its
+     * way (the driver on the other worker), and the registry keeps such a
+     * report, so poll until one poll makes no call with readiness cleared. */
+    pktinfo_read p = {0};
+    blz_context noop = {blz_waker_noop()};
+    blz_async_io_future f;
+    blz_udp_io_fut(u, BLZ_READABLE, recv_pktinfo, &p, &f);
+    CHECK_EQ(blz_future_poll(&f.base, &noop), BLZ_PENDING);
+    CHECK_GE(p.calls, 1);
+    bool quiet = false;
+    for (int i = 0; i < 100 && !quiet; i++) {
+        long calls = p.calls;
+        CHECK_EQ(blz_future_poll(&f.base, &noop), BLZ_PENDING);
+        quiet = p.calls == calls && blz_udp_try_ready(u, BLZ_READABLE) == -EAGAIN;
+        if (!quiet) {
+            blz_yield();
+        }
+    }
+    CHECK(quiet);
+    blz_future_drop(&f.base);
+
+    /* A thread's datagrams in lock-step: every one read, with its IP_PKTINFO. */
+    pthread_t t;
+    CHECK_OK(pthread_create(&t, NULL, udp_pinger_main, &up));
+    for (int i = 0; i < LOCKSTEP; i++) {
+        memset(p.data, 0, sizeof p.data);
+        CHECK_EQ(blz_udp_io(u, BLZ_READABLE, recv_pktinfo, &p), 5);
+        CHECK(memcmp(p.data, "hello", 5) == 0);
+        CHECK_EQ(ntohl(p.dst.s_addr), INADDR_LOOPBACK);
+        atomic_store(&up.acked, i + 1);
+    }
+    CHECK_OK(pthread_join(t, NULL));
+
+    CHECK_EQ(blz_udp_io(u, BLZ_READABLE, NULL, &p), -EINVAL);
+    CHECK_EQ(blz_udp_io(u, (blz_interest) 3, recv_pktinfo, &p), -EINVAL);
+    CHECK_EQ(blz_udp_io(NULL, BLZ_READABLE, recv_pktinfo, &p), -EINVAL);
+    blz_udp_io_fut(NULL, BLZ_READABLE, recv_pktinfo, &p, &f);
+    CHECK_EQ(blz_await(&f.base), -EINVAL);
+    blz_udp_close(u);
+    return NULL;
+}
+
+BLZ_TEST(udp_io_waits_for_each_datagram)
+{
+    net_run(2, udp_io_main, NULL);
+    net_run(1, udp_io_main, NULL);
+}
+
+typedef struct fd_sender {
+    blz_unix_stream *a;
+    fd_msg out;
+    long result;
+} fd_sender;
+
+static void *
+send_fd_task(void *arg)
+{
+    fd_sender *s = arg;
+    s->result = blz_unix_io(s->a, BLZ_WRITABLE, send_fd, &s->out);
+    return NULL;
+}
+
+static void *
+unix_io_main(void *arg)
+{
+    (void) arg;
+    blz_unix_stream *a, *b;
+    CHECK_OK(blz_unix_pair(&a, &b));
+    int p[2];
+    CHECK_OK(pipe(p));
+    /* The receiver waits first (its future polled by hand), then another task sends. */
+    fd_msg in = {.fd = -1};
+    blz_context noop = {blz_waker_noop()};
+    blz_async_io_future f;
+    blz_unix_io_fut(b, BLZ_READABLE, recv_fd, &in, &f);
+    CHECK_EQ(blz_future_poll(&f.base, &noop), BLZ_PENDING);
+    fd_sender s = {.a = a, .out = {.fd = p[1]}};
+    blz_join *h;
+    CHECK_OK(blz_spawn(send_fd_task, &s, &h));
+    CHECK_EQ(blz_timeout(&f.base, blz_secs(10)), 1);
+    CHECK_OK(blz_join_wait(h, NULL));
+    CHECK_EQ(s.result, 1);
+    CHECK_GE(in.fd, 0);
+    CHECK_EQ(write(in.fd, "y", 1), 1);
+    char c = 0;
+    CHECK_EQ(read(p[0], &c, 1), 1);
+    CHECK_EQ(c, 'y');
+    close(in.fd);
+    close(p[0]);
+    close(p[1]);
+    blz_unix_close(a);
+    blz_unix_close(b);
+    return NULL;
+}
+
+BLZ_TEST(unix_io_passes_a_descriptor_to_a_waiting_task)
+{
+    net_run(2, unix_io_main, NULL);
+}
+
+/* Returns -EINTR once (retried), then a count past INT_MAX. */
+static long
+big_result(int fd, void *arg)
+{
+    (void) fd;
+    int *calls = arg;
+    return (*calls)++ == 0 ? -EINTR : 3000000000L;
+}
+
+typedef struct tcp_waiter {
+    blz_tcp_stream *c;
+    _Atomic int calls;
+    peek_buf b;
+    long result;
+} tcp_waiter;
+
+static long
+recv_counted(int fd, void *arg)
+{
+    tcp_waiter *w = arg;
+    atomic_fetch_add(&w->calls, 1);
+    return recv_text(fd, &w->b);
+}
+
+static void *
+tcp_read_task(void *arg)
+{
+    tcp_waiter *w = arg;
+    w->result = blz_tcp_io(w->c, BLZ_READABLE, recv_counted, w);
+    return NULL;
+}
+
+static void *
+tcp_io_main(void *arg)
+{
+    (void) arg;
+    blz_addr addr;
+    blz_tcp_listener *l = net_listen_any(&addr);
+    blz_tcp_stream *s, *c;
+    net_pair(l, &addr, &s, &c);
+    CHECK_EQ(blz_tcp_io(c, BLZ_WRITABLE, send_text, "waited"), 6);
+    int calls = 0;
+    CHECK_EQ(blz_tcp_io(c, BLZ_WRITABLE, big_result, &calls), 3000000000L);
+    CHECK_EQ(calls, 2);
+    calls = 0;
+    blz_async_io_future f;
+    blz_tcp_io_fut(c, BLZ_WRITABLE, big_result, &calls, &f);
+    CHECK_EQ(blz_await(&f.base), INT_MAX);
+    char got[8];
+    CHECK_OK(net_read_exact(s, got, 6));
+    CHECK(memcmp(got, "waited", 6) == 0);
+
+    tcp_waiter w = {.c = c, .result = 1};
+    if (net_rx_on(c)) {
+        CHECK_EQ(blz_tcp_io(c, BLZ_READABLE, recv_counted, &w), -EOPNOTSUPP);
+        CHECK_EQ(atomic_load(&w.calls), 0);
+    } else {
+        /* A reader task waits; the peer's write wakes it. */
+        blz_join *h;
+        CHECK_OK(blz_spawn(tcp_read_task, &w, &h));
+        CHECK_OK(blz_tcp_write_all(s, "back", 4));
+        CHECK_OK(blz_join_wait(h, NULL));
+        CHECK_EQ(w.result, 4);
+        CHECK(memcmp(w.b.data, "back", 4) == 0);
+        /* Closed while a task waits in it: that wait ends with -ECANCELED.
+         * Once the call ran, the task's future holds the stream. */
+        atomic_store(&w.calls, 0);
+        w.result = 1;
+        CHECK_OK(blz_spawn(tcp_read_task, &w, &h));
+        while (atomic_load(&w.calls) == 0) {
+            blz_yield();
+        }
+        blz_tcp_close(c);
+        c = NULL;
+        CHECK_OK(blz_join_wait(h, NULL));
+        CHECK_EQ(w.result, -ECANCELED);
+    }
+    blz_tcp_close(s);
+    blz_tcp_close(c);
+    blz_tcp_listener_close(l);
+    return NULL;
+}
+
+BLZ_TEST(tcp_io_waits_and_ends_on_close)
+{
+    net_run(2, tcp_io_main, NULL); /* readiness everywhere */
+    net_run(1, tcp_io_main, NULL); /* on io_uring: completion receive */
 }

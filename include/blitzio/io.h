@@ -145,7 +145,8 @@ BLZ_API void blz_async_fd_ready_fut(blz_async_fd *a, blz_interest interest, blz_
 BLZ_API long blz_async_fd_try_io(blz_async_fd *a, blz_interest interest, blz_io_fn fn, void *arg);
 
 /**
- * The future of blz_async_fd_io: caller-owned, filled by blz_async_fd_io_fut.
+ * The future of the async_io calls (blz_async_fd_io below, blz_tcp_io and
+ * the like in blitzio/net.h): caller-owned, filled by their *_fut function.
  * `base.result` is fn's result (at most INT_MAX) or -errno. All fields but
  * `base` are private.
  */

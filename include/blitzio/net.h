@@ -365,6 +365,18 @@ BLZ_API void blz_tcp_ready_fut(blz_tcp_stream *s, blz_interest interest, blz_io_
  * stays open during the call; do not close it or keep it. Never waits.
  */
 BLZ_API long blz_tcp_try_io(blz_tcp_stream *s, blz_interest interest, blz_io_fn fn, void *arg);
+/**
+ * The await tier of blz_tcp_try_io (Tokio's async_io): `fn(fd, arg)` runs
+ * as try_io runs it, and after each -EAGAIN the task waits for the kernel's
+ * next report for `interest` and runs it again. Returns fn's first other
+ * result, whole (>= 0 or -errno), or try_io's refusals; -ECANCELED when the
+ * stream is closed meanwhile. fn must say -EAGAIN only when the socket has
+ * nothing for it. Suspends a fiber; parks a foreign thread.
+ */
+BLZ_API long blz_tcp_io(blz_tcp_stream *s, blz_interest interest, blz_io_fn fn, void *arg);
+/** Future tier of blz_tcp_io; `base.result` is fn's result (at most INT_MAX) or -errno. */
+BLZ_API void blz_tcp_io_fut(blz_tcp_stream *s, blz_interest interest, blz_io_fn fn, void *arg,
+                            blz_async_io_future *f);
 
 /** Shuts down one or both directions (BLZ_SHUT_*). 0, -ENOTCONN, -EINVAL. Any thread. */
 BLZ_API int blz_tcp_shutdown(blz_tcp_stream *s, blz_shutdown_how how);
@@ -644,6 +656,11 @@ BLZ_API void blz_udp_ready_fut(blz_udp_socket *u, blz_interest interest, blz_io_
 /** The caller's own system call on the socket (recvmsg with IP_PKTINFO, say), as
  * blz_tcp_try_io. */
 BLZ_API long blz_udp_try_io(blz_udp_socket *u, blz_interest interest, blz_io_fn fn, void *arg);
+/** The await tier of blz_udp_try_io, as blz_tcp_io. */
+BLZ_API long blz_udp_io(blz_udp_socket *u, blz_interest interest, blz_io_fn fn, void *arg);
+/** Future tier of blz_udp_io, as blz_tcp_io_fut. */
+BLZ_API void blz_udp_io_fut(blz_udp_socket *u, blz_interest interest, blz_io_fn fn, void *arg,
+                            blz_async_io_future *f);
 
 /** SO_BROADCAST. */
 BLZ_API int blz_udp_set_broadcast(blz_udp_socket *u, bool on);
@@ -770,6 +787,11 @@ BLZ_API void blz_unix_ready_fut(blz_unix_stream *s, blz_interest interest, blz_i
 /** The caller's own system call on the stream (a sendmsg passing descriptors, say), as
  * blz_tcp_try_io. */
 BLZ_API long blz_unix_try_io(blz_unix_stream *s, blz_interest interest, blz_io_fn fn, void *arg);
+/** The await tier of blz_unix_try_io, as blz_tcp_io. */
+BLZ_API long blz_unix_io(blz_unix_stream *s, blz_interest interest, blz_io_fn fn, void *arg);
+/** Future tier of blz_unix_io, as blz_tcp_io_fut. */
+BLZ_API void blz_unix_io_fut(blz_unix_stream *s, blz_interest interest, blz_io_fn fn, void *arg,
+                             blz_async_io_future *f);
 /** As blz_tcp_readv. */
 BLZ_API ssize_t blz_unix_readv(blz_unix_stream *s, const blz_iovec *iov, int iovcnt);
 /** As blz_tcp_try_readv. */

@@ -202,6 +202,7 @@ op_dir(int op)
     case BLZ__OP_S_RECV_CRED:
     case BLZ__OP_S_RECV_MANY:
     case BLZ__OP_S_READY_READ:
+    case BLZ__OP_S_USER_READ:
         return BLZ__DIR_READ;
     default:
         return BLZ__DIR_WRITE;
@@ -346,6 +347,11 @@ attempt_other(blz_io_future *f, blz__sock *sk, int fd)
     case BLZ__OP_S_READY_READ:
     case BLZ__OP_S_READY_WRITE:
         return 0; /* attempted only once the direction reports ready */
+    case BLZ__OP_S_USER_READ:
+    case BLZ__OP_S_USER_WRITE: {
+        blz_async_io_future *u = blz__container_of(f, blz_async_io_future, io_);
+        return blz__io_call_user(u->fn_, fd, u->arg_);
+    }
     default:
         return -EINVAL;
     }
@@ -424,6 +430,9 @@ finish(blz_io_future *f, blz__sock *sk, long r)
     }
     if (f->op_ == BLZ__OP_S_CONNECT && r == 0 && sk->family != BLZ_AF_UNIX) {
         blz__io_source_rx_start(&sk->src); /* connected, and nobody has it yet */
+    }
+    if (f->op_ == BLZ__OP_S_USER_READ || f->op_ == BLZ__OP_S_USER_WRITE) {
+        blz__container_of(f, blz_async_io_future, io_)->value_ = r; /* unclamped */
     }
     f->flags_ = F_DONE;
     f->obj_ = NULL;
@@ -692,17 +701,55 @@ ready_op(int interest)
     }
 }
 
-long
-blz__sock_try_io(blz__sock *sk, int interest, blz_io_fn fn, void *arg)
+/* The refusals of the try_io and async_io calls: 0, -EINVAL or -EOPNOTSUPP. */
+static int
+user_io_check(const blz__sock *sk, int interest, blz_io_fn fn)
 {
     if (!sk || !fn || (interest != BLZ_READABLE && interest != BLZ_WRITABLE)) {
         return -EINVAL;
     }
-    int dir = interest == BLZ_READABLE ? BLZ__DIR_READ : BLZ__DIR_WRITE;
-    if (dir == BLZ__DIR_READ && sk->src.rx_on) {
+    if (interest == BLZ_READABLE && sk->src.rx_on) {
         return -EOPNOTSUPP; /* its bytes are in the kernel's lent buffers, not the socket */
     }
+    return 0;
+}
+
+long
+blz__sock_try_io(blz__sock *sk, int interest, blz_io_fn fn, void *arg)
+{
+    int rc = user_io_check(sk, interest, fn);
+    if (rc < 0) {
+        return rc;
+    }
+    int dir = interest == BLZ_READABLE ? BLZ__DIR_READ : BLZ__DIR_WRITE;
     return blz__io_source_try_io(&sk->src, dir, fn, arg);
+}
+
+void
+blz__sock_io_fut(blz__sock *sk, int interest, blz_io_fn fn, void *arg, blz_async_io_future *f)
+{
+    if (!f) {
+        return;
+    }
+    f->fn_ = fn;
+    f->arg_ = arg;
+    f->value_ = -EINVAL;
+    int rc = user_io_check(sk, interest, fn);
+    if (rc < 0) {
+        blz__io_future_ready(&f->io_, rc);
+        return;
+    }
+    int op = interest == BLZ_READABLE ? BLZ__OP_S_USER_READ : BLZ__OP_S_USER_WRITE;
+    blz__sock_fut(sk, op, NULL, 0, NULL, &f->io_);
+}
+
+long
+blz__sock_io(blz__sock *sk, int interest, blz_io_fn fn, void *arg)
+{
+    blz_async_io_future f;
+    blz__sock_io_fut(sk, interest, fn, arg, &f);
+    int rc = blz_await(&f.base);
+    return rc < 0 ? rc : f.value_;
 }
 
 int

@@ -34,6 +34,8 @@ enum blz__sock_op {
     BLZ__OP_S_SEND_SEGMENTS,  /* sendmsg with UDP_SEGMENT: buf_ = const blz_udp_segments * */
     BLZ__OP_S_READY_READ,     /* no syscall: done once the read direction reports ready */
     BLZ__OP_S_READY_WRITE,    /* the same for the write direction */
+    BLZ__OP_S_USER_READ,      /* the caller's call: io_ of a blz_async_io_future */
+    BLZ__OP_S_USER_WRITE,     /* the same, waiting for the write direction */
 };
 
 /*
@@ -95,6 +97,11 @@ int blz__sock_adopt(int fd, int kind, bool unix_family, blz__sock **out);
  * -EOPNOTSUPP for reading a stream whose data the kernel receives into
  * lent buffers (completion receive). */
 long blz__sock_try_io(blz__sock *sk, int interest, blz_io_fn fn, void *arg);
+
+/* The async_io calls (the await and future tiers of try_io): fn(fd, arg) when
+ * `sk` may be ready, waited for after each -EAGAIN. Argument errors as try_io's. */
+long blz__sock_io(blz__sock *sk, int interest, blz_io_fn fn, void *arg);
+void blz__sock_io_fut(blz__sock *sk, int interest, blz_io_fn fn, void *arg, blz_async_io_future *f);
 
 /* A bound socket of `type` (BLZ__SOCK_*), listening when `backlog` >= 0. */
 int blz__sock_bind(const blz_addr *a, int type, int backlog, int kind, blz__sock **out);

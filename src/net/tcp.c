@@ -241,6 +241,19 @@ blz_tcp_try_io(blz_tcp_stream *s, blz_interest interest, blz_io_fn fn, void *arg
     return blz__sock_try_io(SK(s), (int) interest, fn, arg);
 }
 
+long
+blz_tcp_io(blz_tcp_stream *s, blz_interest interest, blz_io_fn fn, void *arg)
+{
+    return blz__sock_io(SK(s), (int) interest, fn, arg);
+}
+
+void
+blz_tcp_io_fut(blz_tcp_stream *s, blz_interest interest, blz_io_fn fn, void *arg,
+               blz_async_io_future *f)
+{
+    blz__sock_io_fut(SK(s), (int) interest, fn, arg, f);
+}
+
 void
 blz_tcp_ready_fut(blz_tcp_stream *s, blz_interest interest, blz_io_future *f)
 {

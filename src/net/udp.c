@@ -168,6 +168,19 @@ blz_udp_try_io(blz_udp_socket *u, blz_interest interest, blz_io_fn fn, void *arg
     return blz__sock_try_io(SK(u), (int) interest, fn, arg);
 }
 
+long
+blz_udp_io(blz_udp_socket *u, blz_interest interest, blz_io_fn fn, void *arg)
+{
+    return blz__sock_io(SK(u), (int) interest, fn, arg);
+}
+
+void
+blz_udp_io_fut(blz_udp_socket *u, blz_interest interest, blz_io_fn fn, void *arg,
+               blz_async_io_future *f)
+{
+    blz__sock_io_fut(SK(u), (int) interest, fn, arg, f);
+}
+
 void
 blz_udp_ready_fut(blz_udp_socket *u, blz_interest interest, blz_io_future *f)
 {

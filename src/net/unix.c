@@ -249,6 +249,19 @@ blz_unix_try_io(blz_unix_stream *s, blz_interest interest, blz_io_fn fn, void *a
     return blz__sock_try_io(SK(s), (int) interest, fn, arg);
 }
 
+long
+blz_unix_io(blz_unix_stream *s, blz_interest interest, blz_io_fn fn, void *arg)
+{
+    return blz__sock_io(SK(s), (int) interest, fn, arg);
+}
+
+void
+blz_unix_io_fut(blz_unix_stream *s, blz_interest interest, blz_io_fn fn, void *arg,
+                blz_async_io_future *f)
+{
+    blz__sock_io_fut(SK(s), (int) interest, fn, arg, f);
+}
+
 void
 blz_unix_ready_fut(blz_unix_stream *s, blz_interest interest, blz_io_future *f)
 {
