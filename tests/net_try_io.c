@@ -8,7 +8,8 @@
  * and future tiers (blz_*_io) wait after each -EAGAIN: hand-polled futures
  * that do not call again without a report, a thread's datagrams in lock-step,
  * a descriptor passed to a waiting task, results past INT_MAX, a stream
- * closed under a waiting task.
+ * closed under a waiting task; Unix datagrams' readiness and a descriptor
+ * passed between their caller's calls.
  */
 #include "net_common.h"
 
@@ -498,4 +499,108 @@ BLZ_TEST(tcp_io_waits_and_ends_on_close)
 {
     net_run(2, tcp_io_main, NULL); /* readiness everywhere */
     net_run(1, tcp_io_main, NULL); /* on io_uring: completion receive */
+}
+
+/* ---- Unix datagrams: readiness, and a descriptor passed by the caller's calls ---------- */
+
+typedef struct dgram_sender {
+    blz_unix_datagram *a;
+    fd_msg out;
+    long result;
+} dgram_sender;
+
+static void *
+dgram_send_fd_task(void *arg)
+{
+    dgram_sender *s = arg;
+    s->result = blz_unix_datagram_io(s->a, BLZ_WRITABLE, send_fd, &s->out);
+    return NULL;
+}
+
+typedef struct dgram_drain {
+    blz_unix_datagram *b;
+    int n;
+} dgram_drain;
+
+static void *
+dgram_drain_task(void *arg)
+{
+    dgram_drain *d = arg;
+    char c;
+    for (int i = 0; i < d->n; i++) {
+        CHECK_EQ(blz_unix_datagram_recv(d->b, &c, 1), 1);
+    }
+    return NULL;
+}
+
+static void *
+unix_dgram_main(void *arg)
+{
+    (void) arg;
+    blz_unix_datagram *a, *b;
+    CHECK_OK(blz_unix_datagram_pair(&a, &b));
+    int p[2];
+    CHECK_OK(pipe(p));
+
+    /* The receiver's call finds nothing: its -EAGAIN clears readiness and
+     * the future sleeps (as for UDP, a late report of the registration is kept). */
+    fd_msg in = {.fd = -1};
+    blz_context noop = {blz_waker_noop()};
+    blz_async_io_future f;
+    blz_unix_datagram_io_fut(b, BLZ_READABLE, recv_fd, &in, &f);
+    CHECK_EQ(blz_future_poll(&f.base, &noop), BLZ_PENDING);
+    bool cleared = false;
+    for (int i = 0; i < 100 && !cleared; i++) {
+        CHECK_EQ(blz_future_poll(&f.base, &noop), BLZ_PENDING);
+        cleared = blz_unix_datagram_try_ready(b, BLZ_READABLE) == -EAGAIN;
+        if (!cleared) {
+            blz_yield();
+        }
+    }
+    CHECK(cleared);
+    /* Another task sends the pipe's write end; the waiting call gets it. */
+    dgram_sender s = {.a = a, .out = {.fd = p[1]}};
+    blz_join *h;
+    CHECK_OK(blz_spawn(dgram_send_fd_task, &s, &h));
+    CHECK_EQ(blz_timeout(&f.base, blz_secs(10)), 1);
+    CHECK_OK(blz_join_wait(h, NULL));
+    CHECK_EQ(s.result, 1);
+    CHECK_GE(in.fd, 0);
+    CHECK_EQ(write(in.fd, "d", 1), 1);
+    char c = 0;
+    CHECK_EQ(read(p[0], &c, 1), 1);
+    CHECK_EQ(c, 'd');
+    close(in.fd);
+    close(p[0]);
+    close(p[1]);
+
+    /* Writable: fill the peer's queue, then wait until a task drains it. */
+    int sent = 0;
+    ssize_t r;
+    while ((r = blz_unix_datagram_try_send(a, "x", 1)) == 1) {
+        sent++;
+    }
+    CHECK_EQ(r, -EAGAIN);
+    CHECK_GT(sent, 0);
+    dgram_drain d = {.b = b, .n = sent};
+    CHECK_OK(blz_spawn(dgram_drain_task, &d, &h));
+    CHECK_OK(blz_unix_datagram_ready(a, BLZ_WRITABLE));
+    CHECK_OK(blz_join_wait(h, NULL));
+    blz_io_future rf;
+    blz_unix_datagram_ready_fut(a, BLZ_WRITABLE, &rf);
+    CHECK_OK(blz_await(&rf.base));
+
+    CHECK_EQ(blz_unix_datagram_ready(a, (blz_interest) 0), -EINVAL);
+    CHECK_EQ(blz_unix_datagram_try_ready(NULL, BLZ_READABLE), -EINVAL);
+    CHECK_EQ(blz_unix_datagram_try_io(a, BLZ_READABLE, NULL, NULL), -EINVAL);
+    CHECK_EQ(blz_unix_datagram_io(NULL, BLZ_READABLE, recv_fd, &in), -EINVAL);
+    blz_unix_datagram_close(a);
+    blz_unix_datagram_close(b);
+    return NULL;
+}
+
+BLZ_TEST(unix_datagram_ready_and_io)
+{
+    net_run(2, unix_dgram_main, NULL);
+    net_run(1, unix_dgram_main, NULL);
 }

@@ -967,6 +967,25 @@ BLZ_API void blz_unix_datagram_recv_cred_fut(blz_unix_datagram *d, void *buf, si
  * connected datagram socket does not): -ENOTCONN otherwise, -EINVAL for NULL.
  */
 BLZ_API int blz_unix_datagram_peer_cred(const blz_unix_datagram *d, blz_ucred *out);
+/** As blz_tcp_ready: BLZ_READABLE when a datagram (or an error) is queued,
+ * BLZ_WRITABLE when the socket could send (on a connected socket: the peer's
+ * queue has room). */
+BLZ_API int blz_unix_datagram_ready(blz_unix_datagram *d, blz_interest interest);
+/** As blz_tcp_try_ready. */
+BLZ_API int blz_unix_datagram_try_ready(blz_unix_datagram *d, blz_interest interest);
+/** As blz_tcp_ready_fut. */
+BLZ_API void blz_unix_datagram_ready_fut(blz_unix_datagram *d, blz_interest interest,
+                                         blz_io_future *f);
+/** The caller's own system call on the socket (a sendmsg passing descriptors,
+ * a recvmsg that takes them), as blz_tcp_try_io. */
+BLZ_API long blz_unix_datagram_try_io(blz_unix_datagram *d, blz_interest interest, blz_io_fn fn,
+                                      void *arg);
+/** The await tier of blz_unix_datagram_try_io, as blz_tcp_io. */
+BLZ_API long blz_unix_datagram_io(blz_unix_datagram *d, blz_interest interest, blz_io_fn fn,
+                                  void *arg);
+/** Future tier of blz_unix_datagram_io, as blz_tcp_io_fut. */
+BLZ_API void blz_unix_datagram_io_fut(blz_unix_datagram *d, blz_interest interest, blz_io_fn fn,
+                                      void *arg, blz_async_io_future *f);
 /** The local address. */
 BLZ_API int blz_unix_datagram_local_addr(const blz_unix_datagram *d, blz_addr *out);
 /** Closes the socket. NULL is ignored. */

@@ -755,6 +755,43 @@ blz_unix_datagram_local_addr(const blz_unix_datagram *d, blz_addr *out)
     return blz__sock_local_addr(SK(d), out);
 }
 
+int
+blz_unix_datagram_ready(blz_unix_datagram *d, blz_interest interest)
+{
+    return blz__sock_ready(SK(d), (int) interest);
+}
+
+int
+blz_unix_datagram_try_ready(blz_unix_datagram *d, blz_interest interest)
+{
+    return blz__sock_try_ready(SK(d), (int) interest);
+}
+
+void
+blz_unix_datagram_ready_fut(blz_unix_datagram *d, blz_interest interest, blz_io_future *f)
+{
+    blz__sock_ready_fut(SK(d), (int) interest, f);
+}
+
+long
+blz_unix_datagram_try_io(blz_unix_datagram *d, blz_interest interest, blz_io_fn fn, void *arg)
+{
+    return blz__sock_try_io(SK(d), (int) interest, fn, arg);
+}
+
+long
+blz_unix_datagram_io(blz_unix_datagram *d, blz_interest interest, blz_io_fn fn, void *arg)
+{
+    return blz__sock_io(SK(d), (int) interest, fn, arg);
+}
+
+void
+blz_unix_datagram_io_fut(blz_unix_datagram *d, blz_interest interest, blz_io_fn fn, void *arg,
+                         blz_async_io_future *f)
+{
+    blz__sock_io_fut(SK(d), (int) interest, fn, arg, f);
+}
+
 void
 blz_unix_datagram_close(blz_unix_datagram *d)
 {
