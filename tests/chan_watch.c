@@ -1,9 +1,12 @@
 /*
  * Watch: latest value and version, change waits (skip to latest), close,
  * waiting by hand and in a runtime, no torn read under a two-thread hammer,
- * and zero allocation per send/borrow.
+ * zero allocation per send/borrow, and watchers leaving: unsubscribe, the
+ * count, and the wait for nobody watching (by hand, and raced by threads).
  */
 #include "chan_util.h"
+
+#include <sched.h>
 
 /* blz-test: timeout=120 */
 
@@ -394,4 +397,167 @@ BLZ_TEST(watch_watchers_in_runtime_end_on_latest)
     CHECK_OK(blz_runtime_block_on(rt, watch_rt_main, NULL, NULL));
     blz_runtime_free(rt);
     blz_watch_deinit(&rw);
+}
+
+/* ---- watchers leaving: unsubscribe, receivers, unwatched ---------------------- */
+
+BLZ_TEST(watch_unwatched_by_hand)
+{
+    blz_watch w;
+    int v = 0;
+    CHECK_OK(blz_watch_init(&w, sizeof v, &v));
+    CHECK_EQ(blz_watch_receivers(&w), 0);
+    CHECK_OK(blz_watch_unwatched(&w)); /* nobody subscribed: at once */
+    blz_watch_rx a, b;
+    CHECK_OK(blz_watch_subscribe(&w, &a));
+    CHECK_OK(blz_watch_subscribe(&w, &b));
+    CHECK_EQ(blz_watch_receivers(&w), 2);
+
+    blz_watch_unwatched_future f;
+    test_waker t;
+    test_waker_init(&t);
+    blz_watch_unwatched_fut(&w, &f);
+    CHECK_EQ(poll_with(&f.base, &t), BLZ_PENDING);
+    CHECK_EQ(poll_with(&f.base, &t), BLZ_PENDING); /* a second poll stays linked once */
+    blz_watch_unsubscribe(&a);
+    CHECK_EQ(blz_watch_receivers(&w), 1);
+    CHECK_EQ(test_wakes(&t), 0); /* one watcher is left */
+    blz_watch_unsubscribe(&a);   /* a second time: nothing */
+    CHECK_EQ(blz_watch_receivers(&w), 1);
+    blz_watch_unsubscribe(&b);
+    CHECK_EQ(blz_watch_receivers(&w), 0);
+    CHECK_EQ(test_wakes(&t), 1);
+    CHECK_EQ(poll_with(&f.base, &t), BLZ_READY);
+    CHECK_EQ(f.base.result, 0);
+    CHECK_NO_WAKER_REFS(&t);
+
+    /* An unsubscribed watcher is unattached until it subscribes again. */
+    CHECK_EQ(blz_watch_rx_has_changed(&a), -EINVAL);
+    CHECK_EQ(blz_watch_rx_borrow(&a, &v), 0);
+    CHECK_EQ(blz_watch_changed(&a), -EINVAL);
+    CHECK_OK(blz_watch_subscribe(&w, &a));
+    CHECK_EQ(blz_watch_receivers(&w), 1);
+    CHECK_EQ(blz_watch_rx_has_changed(&a), 0);
+
+    /* A wait dropped while linked leaves nothing behind. */
+    blz_watch_unwatched_fut(&w, &f);
+    CHECK_EQ(poll_with(&f.base, &t), BLZ_PENDING);
+    blz_future_drop(&f.base);
+    CHECK_NO_WAKER_REFS(&t);
+    blz_watch_unsubscribe(&a);
+    CHECK_EQ(test_wakes(&t), 1); /* unchanged: the dropped wait was not woken */
+
+    CHECK_EQ(blz_watch_unwatched(NULL), -EINVAL);
+    blz_watch_unwatched_fut(NULL, &f);
+    CHECK_EQ(poll_with(&f.base, &t), BLZ_READY);
+    CHECK_EQ(f.base.result, -EINVAL);
+    blz_watch_unwatched_fut(&w, NULL);
+    CHECK_EQ(blz_watch_receivers(NULL), 0);
+    blz_watch_unsubscribe(NULL);
+    blz_watch_deinit(&w);
+}
+
+#define LEAVERS      4
+#define LEAVE_ROUNDS CHAN_SCALE(1000, 100)
+
+typedef struct leave_run {
+    blz_watch w;
+    blz_watch_rx rx[LEAVERS];
+    atomic_int left[LEAVERS]; /* set by each watcher just before it unsubscribes */
+    atomic_int go;            /* the last watcher leaves as the wait starts */
+    atomic_int waited;        /* the unwatched wait returned */
+    int result;
+    int saw_all_left;
+} leave_run;
+
+typedef struct leaver_arg {
+    leave_run *r;
+    int i;
+} leaver_arg;
+
+/* Spins until the producer says go (yielding now and then: 2 cores, 6 threads). */
+static void
+wait_go(leave_run *r)
+{
+    for (unsigned n = 1; !atomic_load(&r->go); n++) {
+        if (n % 1024 == 0) {
+            sched_yield();
+        }
+    }
+}
+
+/* Waits for a few changes (more for later watchers), then leaves; the last one
+ * leaves the moment the unwatched wait starts, so the two race. */
+static void *
+leaver(void *arg)
+{
+    leaver_arg *a = arg;
+    leave_run *r = a->r;
+    for (int k = 0; k <= a->i * 3; k++) {
+        CHECK_OK(blz_watch_changed(&r->rx[a->i]));
+    }
+    if (a->i == LEAVERS - 1) {
+        wait_go(r);
+    }
+    atomic_store_explicit(&r->left[a->i], 1, memory_order_relaxed);
+    blz_watch_unsubscribe(&r->rx[a->i]);
+    return NULL;
+}
+
+static void *
+unwatched_waiter(void *arg)
+{
+    leave_run *r = arg;
+    wait_go(r);
+    r->result = blz_watch_unwatched(&r->w);
+    /* Whatever each watcher did before it left is visible once the wait ends. */
+    int all = 1;
+    for (int i = 0; i < LEAVERS; i++) {
+        all &= atomic_load_explicit(&r->left[i], memory_order_relaxed);
+    }
+    r->saw_all_left = all;
+    atomic_store(&r->waited, 1);
+    return NULL;
+}
+
+BLZ_TEST(watch_unwatched_threads_leaving)
+{
+    static leave_run r;
+    for (int round = 0; round < LEAVE_ROUNDS; round++) {
+        memset(&r, 0, sizeof r);
+        int v = 0;
+        CHECK_OK(blz_watch_init(&r.w, sizeof v, &v));
+        for (int i = 0; i < LEAVERS; i++) {
+            CHECK_OK(blz_watch_subscribe(&r.w, &r.rx[i]));
+        }
+        pthread_t waiter, t[LEAVERS];
+        leaver_arg la[LEAVERS];
+        CHECK_OK(pthread_create(&waiter, NULL, unwatched_waiter, &r));
+        for (int i = 0; i < LEAVERS; i++) {
+            la[i] = (leaver_arg){&r, i};
+            CHECK_OK(pthread_create(&t[i], NULL, leaver, &la[i]));
+        }
+        /* The producer: values until nobody watches (bounded, so a lost wake fails). */
+        long sent = 0;
+        while (!atomic_load(&r.waited)) {
+            CHECK_LT(sent, 50000000L);
+            v++;
+            CHECK_OK(blz_watch_send(&r.w, &v));
+            if (++sent % 16 == 0) {
+                sched_yield();
+            }
+            /* All but the last have left, and it has seen its changes: race them. */
+            if (blz_watch_receivers(&r.w) == 1 && sent > 64 * LEAVERS) {
+                atomic_store(&r.go, 1);
+            }
+        }
+        for (int i = 0; i < LEAVERS; i++) {
+            CHECK_OK(pthread_join(t[i], NULL));
+        }
+        CHECK_OK(pthread_join(waiter, NULL));
+        CHECK_EQ(r.result, 0);
+        CHECK_EQ(r.saw_all_left, 1);
+        CHECK_EQ(blz_watch_receivers(&r.w), 0);
+        blz_watch_deinit(&r.w);
+    }
 }

@@ -530,13 +530,14 @@ BLZ_API size_t blz_broadcast_receivers(const blz_broadcast *b);
  * One allocation at init (the value's storage). Every field is private.
  */
 typedef struct blz_watch {
-    _Atomic(uint64_t) ver_;    /* version << 2 | WAITERS | WRITING */
-    _Atomic(uint32_t) closed_; /* set once */
-    uint32_t pad_;
-    _Atomic(uint64_t) *data_; /* the value, in words_ 8-byte words */
-    size_t elem_size_;        /* bytes of the value */
-    size_t words_;            /* (elem_size_ + 7) / 8 */
-    blz_chan_waitq q_;        /* watchers waiting for a change */
+    _Atomic(uint64_t) ver_;       /* version << 2 | WAITERS | WRITING */
+    _Atomic(uint32_t) closed_;    /* set once */
+    _Atomic(uint32_t) receivers_; /* subscribed watchers */
+    _Atomic(uint64_t) *data_;     /* the value, in words_ 8-byte words */
+    size_t elem_size_;            /* bytes of the value */
+    size_t words_;                /* (elem_size_ + 7) / 8 */
+    blz_chan_waitq q_;            /* watchers waiting for a change */
+    blz_chan_waitq gone_q_;       /* waits for the last watcher to unsubscribe */
 } blz_watch;
 
 /** A watcher of a blz_watch: remembers the last version it saw. Owner only. */
@@ -551,6 +552,13 @@ typedef struct blz_watch_changed_future {
     blz_watch_rx *rx_;       /* the watcher */
     blz_chan_waiter waiter_; /* linked in rx_->w_->q_ while waiting */
 } blz_watch_changed_future;
+
+/** A pending wait for the last watcher to leave; fill with blz_watch_unwatched_fut(). */
+typedef struct blz_watch_unwatched_future {
+    blz_future base;         /**< result: 0 (no watcher subscribed) or -errno */
+    blz_watch *w_;           /* the watch */
+    blz_chan_waiter waiter_; /* linked in w_->gone_q_ while waiting */
+} blz_watch_unwatched_future;
 
 /**
  * Initialises `w` with `*initial` (version 1). Returns 0, -EINVAL (NULL or
@@ -578,6 +586,29 @@ BLZ_API void blz_watch_close(blz_watch *w);
 
 /** Subscribes `rx`; the current version counts as seen. Returns 0 or -EINVAL. */
 BLZ_API int blz_watch_subscribe(blz_watch *w, blz_watch_rx *rx);
+
+/**
+ * Unsubscribes `rx` (Tokio's dropping a Receiver): the watch counts one
+ * watcher fewer, and the last one to leave ends the blz_watch_unwatched
+ * waits. `rx` is then unattached: its calls return -EINVAL (0 for the
+ * borrows) until it subscribes again. No wait of `rx` may be pending. A
+ * second call, or NULL, does nothing.
+ */
+BLZ_API void blz_watch_unsubscribe(blz_watch_rx *rx);
+
+/** Watchers subscribed now (Tokio's receiver_count); 0 for NULL. */
+BLZ_API size_t blz_watch_receivers(const blz_watch *w);
+
+/**
+ * Waits until no watcher is subscribed (Tokio's Sender::closed): a producer
+ * can stop making values nobody will read. Returns 0 at once when none is.
+ * -EINVAL, -ECANCELED, -EDEADLK. Suspends. The try tier is
+ * blz_watch_receivers() == 0.
+ */
+BLZ_API int blz_watch_unwatched(blz_watch *w);
+
+/** Future tier of blz_watch_unwatched. */
+BLZ_API void blz_watch_unwatched_fut(blz_watch *w, blz_watch_unwatched_future *f);
 
 /**
  * Copies the current value into `*out` without marking it seen; returns its

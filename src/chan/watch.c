@@ -25,6 +25,10 @@
  * A watcher that sees closed_ looks at the version once more before ending:
  * the version it loaded first may predate the last sends, and every value
  * sent before the close is delivered before -EPIPE.
+ *
+ * Watchers leaving: see blz_watch_unsubscribe below (a count and a second
+ * queue, so a wait for "nobody watches" never sits among the change waits,
+ * whose queue is kept in version order).
  */
 #include "blitzio/chan.h"
 #include "chan/waitq.h"
@@ -61,8 +65,11 @@ blz_watch_init(blz_watch *w, size_t elem_size, const void *initial)
     w->words_ = words;
     atomic_init(&w->ver_, (uint64_t) 1 << V_SHIFT);
     atomic_init(&w->closed_, 0);
+    atomic_init(&w->receivers_, 0);
     atomic_init(&w->q_.lock_, 0);
     blz__waitlist_init(wq_list(&w->q_));
+    atomic_init(&w->gone_q_.lock_, 0);
+    blz__waitlist_init(wq_list(&w->gone_q_));
     return 0;
 }
 
@@ -72,7 +79,7 @@ blz_watch_deinit(blz_watch *w)
     if (!w || !w->data_) {
         return;
     }
-    BLZ_ASSERT(w->q_.len_ == 0);
+    BLZ_ASSERT(w->q_.len_ == 0 && w->gone_q_.len_ == 0);
     blz__free(w->data_);
     w->data_ = NULL;
 }
@@ -184,7 +191,119 @@ blz_watch_subscribe(blz_watch *w, blz_watch_rx *rx)
     }
     rx->w_ = w;
     rx->seen_ = blz__load(&w->ver_, ACQUIRE) >> V_SHIFT;
+    blz__fetch_add(&w->receivers_, 1, RELAXED);
     return 0;
+}
+
+/* ---- watchers leaving ------------------------------------------------------------
+ * receivers_ counts subscriptions. A wait for it to reach 0 links in gone_q_
+ * under its lock and then reads the count; the last unsubscribe decrements
+ * first and then takes that lock to wake everyone linked. Either the
+ * unsubscribe's lock comes after the link (it finds the waiter) or before it
+ * (the lock hand-over orders its decrement before the waiter's read, which
+ * sees 0).
+ */
+
+void
+blz_watch_unsubscribe(blz_watch_rx *rx)
+{
+    if (!rx || !rx->w_) {
+        return;
+    }
+    blz_watch *w = rx->w_;
+    rx->w_ = NULL;
+    /* Release: what the watcher did before leaving happens before the waits end. */
+    if (blz__fetch_sub(&w->receivers_, 1, RELEASE) != 1) {
+        return;
+    }
+    wq_batch batch;
+    batch.n = 0;
+    bool more = true;
+    while (more) {
+        wq_lock(&w->gone_q_);
+        while (batch.n < WQ_BATCH && wq_pop_locked(&w->gone_q_, &batch.w[batch.n])) {
+            batch.n++;
+        }
+        more = batch.n == WQ_BATCH;
+        wq_unlock(&w->gone_q_);
+        wq_batch_wake(&batch);
+    }
+}
+
+size_t
+blz_watch_receivers(const blz_watch *w)
+{
+    return w ? blz__load(&w->receivers_, ACQUIRE) : 0;
+}
+
+static blz_poll
+unwatched_poll(blz_future *base, blz_context *cx)
+{
+    blz_watch_unwatched_future *f = (blz_watch_unwatched_future *) base;
+    if (!blz__coop_proceed(cx)) {
+        return BLZ_PENDING;
+    }
+    blz_watch *w = f->w_;
+    blz_chan_waiter *waiter = &f->waiter_;
+    bool linked = waiter_settle(waiter);
+    for (;;) {
+        /* Acquire pairs with the last unsubscribe's release decrement. */
+        if (blz__load(&w->receivers_, ACQUIRE) == 0) {
+            if (linked) {
+                wq_cancel(&w->gone_q_, waiter); /* a broadcast wake owes nobody */
+            }
+            base->result = 0;
+            return BLZ_READY;
+        }
+        BLZ_PERTURB_POINT(); /* the last watcher may leave right here */
+        wq_lock(&w->gone_q_);
+        if (!linked) {
+            wq_push_locked(&w->gone_q_, waiter, cx->waker);
+            linked = true;
+        } else if (!wq_refresh_locked(waiter, cx->waker)) {
+            wq_unlock(&w->gone_q_);
+            linked = false; /* woken meanwhile: look again */
+            continue;
+        }
+        wq_unlock(&w->gone_q_);
+        /* Linked: the count read after the lock decides (see above). */
+        if (blz__load(&w->receivers_, ACQUIRE) != 0) {
+            return BLZ_PENDING;
+        }
+    }
+}
+
+static void
+unwatched_drop(blz_future *base)
+{
+    blz_watch_unwatched_future *f = (blz_watch_unwatched_future *) base;
+    if (blz__load(&f->waiter_.state_, ACQUIRE) != W_IDLE) {
+        wq_cancel(&f->w_->gone_q_, &f->waiter_);
+    }
+}
+
+static const blz_future_vtable unwatched_vtable = {unwatched_poll, unwatched_drop};
+
+void
+blz_watch_unwatched_fut(blz_watch *w, blz_watch_unwatched_future *f)
+{
+    if (!f) {
+        return;
+    }
+    blz__future_init_checked(&f->base, &unwatched_vtable, w && w->data_);
+    f->w_ = w;
+    waiter_init(&f->waiter_);
+}
+
+int
+blz_watch_unwatched(blz_watch *w)
+{
+    if (!w || !w->data_) {
+        return -EINVAL;
+    }
+    blz_watch_unwatched_future f;
+    blz_watch_unwatched_fut(w, &f);
+    return blz_await(&f.base);
 }
 
 uint64_t
