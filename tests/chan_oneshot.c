@@ -3,7 +3,8 @@
  * (-EPIPE), the receiver going away (the sender learns it), waiting by hand,
  * in fibers, stackless tasks and threads, caller storage for big values,
  * zero allocation, and a cross-thread race between send and receive many
- * times over.
+ * times over; the sender waiting for the receiver to close (by hand, raced
+ * by a thread, in a fiber).
  */
 #include "chan_util.h"
 
@@ -322,5 +323,142 @@ BLZ_TEST(oneshot_abort_waiting_receiver)
 {
     blz_runtime *rt = chan_new_rt(2);
     CHECK_OK(blz_runtime_block_on(rt, os_abort_main, NULL, NULL));
+    blz_runtime_free(rt);
+}
+
+/* ---- the sender waiting for the receiver to close ------------------------------- */
+
+BLZ_TEST(oneshot_closed_by_hand)
+{
+    blz_oneshot o;
+    CHECK_OK(blz_oneshot_init(&o, sizeof(int)));
+    blz_oneshot_closed_future f;
+    test_waker t1, t2, r;
+    test_waker_init(&t1);
+    test_waker_init(&t2);
+    test_waker_init(&r);
+    blz_oneshot_closed_fut(&o, &f);
+    CHECK_EQ(poll_with(&f.base, &t1), BLZ_PENDING);
+    CHECK_EQ(poll_with(&f.base, &t2), BLZ_PENDING); /* moved to another task */
+    CHECK_NO_WAKER_REFS(&t1);
+    /* A waiting receiver and the waiting sender side by side. */
+    int out = 0;
+    blz_oneshot_recv_future rf;
+    blz_oneshot_recv_fut(&o, &out, &rf);
+    CHECK_EQ(poll_with(&rf.base, &r), BLZ_PENDING);
+    blz_future_drop(&rf.base);
+    CHECK_NO_WAKER_REFS(&r);
+    blz_oneshot_close_rx(&o);
+    CHECK_EQ(test_wakes(&t1), 0);
+    CHECK_EQ(test_wakes(&t2), 1);
+    CHECK_EQ(poll_with(&f.base, &t2), BLZ_READY);
+    CHECK_EQ(f.base.result, 0);
+    CHECK_NO_WAKER_REFS(&t2);
+    CHECK_OK(blz_oneshot_closed(&o)); /* closed already: at once */
+    int v = 1;
+    CHECK_EQ(blz_oneshot_send(&o, &v), -EPIPE);
+
+    /* Dropped while waiting, then a send: the value arrives, nothing is left. */
+    CHECK_OK(blz_oneshot_init(&o, sizeof(int)));
+    blz_oneshot_closed_fut(&o, &f);
+    CHECK_EQ(poll_with(&f.base, &t1), BLZ_PENDING);
+    blz_future_drop(&f.base);
+    CHECK_NO_WAKER_REFS(&t1);
+    CHECK_OK(blz_oneshot_send(&o, &v));
+    CHECK_OK(blz_oneshot_try_recv(&o, &out));
+    CHECK_EQ(out, 1);
+
+    /* This side already sent, or closed: nothing to wait for. */
+    CHECK_EQ(blz_oneshot_closed(&o), -EEXIST);
+    CHECK_OK(blz_oneshot_init(&o, sizeof(int)));
+    blz_oneshot_close_tx(&o);
+    CHECK_EQ(blz_oneshot_closed(&o), -EEXIST);
+
+    /* A send or close_tx with the wait still registered drops the sender's own waker. */
+    CHECK_OK(blz_oneshot_init(&o, sizeof(int)));
+    blz_oneshot_closed_fut(&o, &f);
+    CHECK_EQ(poll_with(&f.base, &t1), BLZ_PENDING);
+    CHECK_OK(blz_oneshot_send(&o, &v));
+    CHECK_NO_WAKER_REFS(&t1);
+    CHECK_EQ(poll_with(&f.base, &t1), BLZ_READY);
+    CHECK_EQ(f.base.result, -EEXIST);
+
+    CHECK_EQ(blz_oneshot_closed(NULL), -EINVAL);
+    blz_oneshot_closed_fut(NULL, &f);
+    CHECK_EQ(poll_with(&f.base, &t1), BLZ_READY);
+    CHECK_EQ(f.base.result, -EINVAL);
+    blz_oneshot_closed_fut(&o, NULL);
+}
+
+#define CLOSE_ROUNDS CHAN_SCALE(3000, 300)
+
+typedef struct close_race {
+    blz_oneshot o;
+    atomic_int go;
+    int note;      /* written by the receiver before it closes */
+    int seen_note; /* what the sender read after its wait */
+    int result;
+} close_race;
+
+static void *
+closing_receiver(void *arg)
+{
+    close_race *c = arg;
+    while (!atomic_load(&c->go)) {
+    }
+    c->note = 42;
+    blz_oneshot_close_rx(&c->o);
+    return NULL;
+}
+
+/* Each round the receiver closes as the sender starts its wait: the wake is never lost
+ * (a lost one hangs, and the harness reports it), and what the receiver did before
+ * closing is visible after the wait. */
+BLZ_TEST(oneshot_closed_cross_thread_race)
+{
+    static close_race c;
+    for (int round = 0; round < CLOSE_ROUNDS; round++) {
+        memset(&c, 0, sizeof c);
+        CHECK_OK(blz_oneshot_init(&c.o, sizeof(int)));
+        pthread_t t;
+        CHECK_OK(pthread_create(&t, NULL, closing_receiver, &c));
+        atomic_store(&c.go, 1);
+        c.result = blz_oneshot_closed(&c.o);
+        c.seen_note = c.note;
+        CHECK_OK(pthread_join(t, NULL));
+        CHECK_EQ(c.result, 0);
+        CHECK_EQ(c.seen_note, 42);
+    }
+}
+
+static void *
+worker_until_closed(void *arg)
+{
+    blz_oneshot *o = arg;
+    return (void *) (intptr_t) blz_oneshot_closed(o); /* a fiber suspends here */
+}
+
+static void *
+os_closed_main(void *arg)
+{
+    (void) arg;
+    blz_oneshot o;
+    CHECK_OK(blz_oneshot_init(&o, sizeof(int)));
+    blz_join *j;
+    CHECK_OK(blz_spawn(worker_until_closed, &o, &j));
+    for (int k = 0; k < 10; k++) {
+        blz_yield();
+    }
+    blz_oneshot_close_rx(&o);
+    void *res = (void *) 1;
+    CHECK_OK(blz_join_wait(j, &res));
+    CHECK_EQ((intptr_t) res, 0);
+    return NULL;
+}
+
+BLZ_TEST(oneshot_closed_in_runtime)
+{
+    blz_runtime *rt = chan_new_rt(2);
+    CHECK_OK(blz_runtime_block_on(rt, os_closed_main, NULL, NULL));
     blz_runtime_free(rt);
 }

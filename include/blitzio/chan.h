@@ -364,6 +364,7 @@ typedef struct blz_oneshot {
     size_t size_;             /* value size in bytes */
     void *buf_;               /* caller storage, or NULL for inline_ */
     blz_waker rx_waker_;      /* the waiting receiver; under the LOCK bit */
+    blz_waker tx_waker_;      /* the sender waiting for the receiver to close; under LOCK */
     union {
         unsigned char bytes[BLZ_ONESHOT_INLINE];
         max_align_t align;
@@ -376,6 +377,12 @@ typedef struct blz_oneshot_recv_future {
     blz_oneshot *os_; /* the oneshot */
     void *out_;       /* destination */
 } blz_oneshot_recv_future;
+
+/** A pending wait for the receiver to close; fill with blz_oneshot_closed_fut(). */
+typedef struct blz_oneshot_closed_future {
+    blz_future base;  /**< result: 0 the receiver closed, -EEXIST the sender already finished */
+    blz_oneshot *os_; /* the oneshot */
+} blz_oneshot_closed_future;
 
 /**
  * Initialises `o` for a value of `size` bytes stored inline. Returns 0, or
@@ -404,6 +411,19 @@ BLZ_API void blz_oneshot_close_rx(blz_oneshot *o);
 
 /** True once the receiver closed: lets the sender skip producing the value. */
 BLZ_API bool blz_oneshot_rx_closed(const blz_oneshot *o);
+
+/**
+ * Sender side: waits until the receiver closes (Tokio's Sender::closed), so
+ * work whose result nobody wants can stop: select it against the work.
+ * Returns 0 (closed: a send would fail with -EPIPE), -EEXIST (this side
+ * already sent or closed), -EINVAL, -ECANCELED, -EDEADLK. Suspends. The try
+ * tier is blz_oneshot_rx_closed. Finish or drop the wait before sending:
+ * once the value is taken the receiver may free the oneshot.
+ */
+BLZ_API int blz_oneshot_closed(blz_oneshot *o);
+
+/** Future tier of blz_oneshot_closed. Sender side. */
+BLZ_API void blz_oneshot_closed_fut(blz_oneshot *o, blz_oneshot_closed_future *f);
 
 /**
  * Takes the value. Returns 0, -EAGAIN (not sent yet), -EPIPE (the sender

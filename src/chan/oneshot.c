@@ -6,7 +6,8 @@
  *   TX_CLOSED  the sender gave up without a value
  *   RX_CLOSED  the receiver gave up
  *   RX_WAKER   rx_waker_ holds the waiting receiver's waker
- *   LOCK       a bit lock: whoever holds it may change the word and rx_waker_
+ *   TX_WAKER   tx_waker_ holds the waker of the sender waiting for RX_CLOSED
+ *   LOCK       a bit lock: whoever holds it may change the word and the wakers
  *
  * Every change of the word happens under LOCK, and the unlock is a plain
  * release store of the new word, so a send costs one CAS and one store. The
@@ -15,6 +16,9 @@
  * and stores VALUE with release: the receiver's acquire load pairs with it.
  * That store is the sender's last touch of the struct, so the receiver may
  * reuse or free it as soon as it has the value. taken_ belongs to the receiver.
+ * A send or close_tx also takes the sender's own TX_WAKER out (to drop it),
+ * and close_rx takes it to wake the sender, both under the lock, so no waker
+ * is left behind and close_rx touches nothing after its unlock.
  */
 #include "blitzio/chan.h"
 #include "chan/copy.h"
@@ -30,6 +34,7 @@
 #define OS_RX_CLOSED 4u
 #define OS_RX_WAKER  8u
 #define OS_LOCK      16u
+#define OS_TX_WAKER  32u
 
 static inline void *
 storage(blz_oneshot *o)
@@ -72,6 +77,20 @@ os_init(blz_oneshot *o, void *buf, size_t size)
     o->size_ = size;
     o->buf_ = buf;
     o->rx_waker_ = BLZ_WAKER_NONE;
+    o->tx_waker_ = BLZ_WAKER_NONE;
+}
+
+/* Under the lock: moves the waker of `bit` (RX_WAKER or TX_WAKER) out, if set. */
+static blz_waker
+os_take_waker(blz_oneshot *o, uint32_t s, uint32_t bit)
+{
+    blz_waker w = BLZ_WAKER_NONE;
+    if (s & bit) {
+        blz_waker *slot = bit == OS_RX_WAKER ? &o->rx_waker_ : &o->tx_waker_;
+        w = *slot;
+        *slot = BLZ_WAKER_NONE;
+    }
+    return w;
 }
 
 int
@@ -114,13 +133,12 @@ blz_oneshot_send(blz_oneshot *o, const void *value)
         os_unlock(o, s);
         return -EPIPE;
     }
-    blz_waker w = BLZ_WAKER_NONE;
-    if (s & OS_RX_WAKER) {
-        w = o->rx_waker_;
-        o->rx_waker_ = BLZ_WAKER_NONE;
-    }
-    os_unlock(o, (s & ~OS_RX_WAKER) | OS_VALUE); /* publishes the value; last touch */
+    blz_waker w = os_take_waker(o, s, OS_RX_WAKER);
+    blz_waker own = os_take_waker(o, s, OS_TX_WAKER);
+    /* Publishes the value; last touch. */
+    os_unlock(o, (s & ~(OS_RX_WAKER | OS_TX_WAKER)) | OS_VALUE);
     blz_waker_wake(&w);
+    blz_waker_drop(&own);
     return 0;
 }
 
@@ -135,13 +153,11 @@ blz_oneshot_close_tx(blz_oneshot *o)
         os_unlock(o, s);
         return;
     }
-    blz_waker w = BLZ_WAKER_NONE;
-    if (s & OS_RX_WAKER) {
-        w = o->rx_waker_;
-        o->rx_waker_ = BLZ_WAKER_NONE;
-    }
-    os_unlock(o, (s & ~OS_RX_WAKER) | OS_TX_CLOSED);
+    blz_waker w = os_take_waker(o, s, OS_RX_WAKER);
+    blz_waker own = os_take_waker(o, s, OS_TX_WAKER);
+    os_unlock(o, (s & ~(OS_RX_WAKER | OS_TX_WAKER)) | OS_TX_CLOSED);
     blz_waker_wake(&w);
+    blz_waker_drop(&own);
 }
 
 void
@@ -151,13 +167,11 @@ blz_oneshot_close_rx(blz_oneshot *o)
         return;
     }
     uint32_t s = os_lock(o);
-    blz_waker w = BLZ_WAKER_NONE;
-    if (s & OS_RX_WAKER) {
-        w = o->rx_waker_;
-        o->rx_waker_ = BLZ_WAKER_NONE;
-    }
-    os_unlock(o, (s & ~OS_RX_WAKER) | OS_RX_CLOSED);
+    blz_waker w = os_take_waker(o, s, OS_RX_WAKER);
+    blz_waker tx = os_take_waker(o, s, OS_TX_WAKER);
+    os_unlock(o, (s & ~(OS_RX_WAKER | OS_TX_WAKER)) | OS_RX_CLOSED);
     blz_waker_drop(&w);
+    blz_waker_wake(&tx); /* the sender waiting in blz_oneshot_closed */
 }
 
 bool
@@ -190,21 +204,30 @@ blz_oneshot_try_recv(blz_oneshot *o, void *out)
     return os_take(o, out);
 }
 
-/* Receiver: withdraws its waker, if one is registered. */
+/* One side withdraws its waker (`bit`: RX_WAKER or TX_WAKER), if registered. */
 static void
-os_unregister(blz_oneshot *o)
+os_unregister(blz_oneshot *o, uint32_t bit)
 {
-    if (!(blz__load(&o->state_, RELAXED) & OS_RX_WAKER)) {
-        return; /* only the receiver sets it, so "clear" cannot be stale */
+    if (!(blz__load(&o->state_, RELAXED) & bit)) {
+        return; /* only its own side sets it, so "clear" cannot be stale */
     }
     uint32_t s = os_lock(o);
-    blz_waker w = BLZ_WAKER_NONE;
-    if (s & OS_RX_WAKER) {
-        w = o->rx_waker_;
-        o->rx_waker_ = BLZ_WAKER_NONE;
-    }
-    os_unlock(o, s & ~OS_RX_WAKER);
+    blz_waker w = os_take_waker(o, s, bit);
+    os_unlock(o, s & ~bit);
     blz_waker_drop(&w);
+}
+
+/* Under the lock: registers cx's waker in the slot of `bit`; returns the new word. */
+static uint32_t
+os_register(blz_oneshot *o, uint32_t s, uint32_t bit, const blz_context *cx)
+{
+    blz_waker *slot = bit == OS_RX_WAKER ? &o->rx_waker_ : &o->tx_waker_;
+    if (s & bit) {
+        blz_waker_set(slot, cx->waker);
+    } else {
+        *slot = blz_waker_clone(cx->waker);
+    }
+    return s | bit;
 }
 
 static blz_poll
@@ -218,7 +241,7 @@ os_poll(blz_future *base, blz_context *cx)
     for (;;) {
         int r = os_take(o, f->out_);
         if (r != -EAGAIN) {
-            os_unregister(o);
+            os_unregister(o, OS_RX_WAKER);
             base->result = r;
             return BLZ_READY;
         }
@@ -227,12 +250,7 @@ os_poll(blz_future *base, blz_context *cx)
             os_unlock(o, s);
             continue;
         }
-        if (s & OS_RX_WAKER) {
-            blz_waker_set(&o->rx_waker_, cx->waker);
-        } else {
-            o->rx_waker_ = blz_waker_clone(cx->waker);
-        }
-        os_unlock(o, s | OS_RX_WAKER);
+        os_unlock(o, os_register(o, s, OS_RX_WAKER, cx));
         return BLZ_PENDING;
     }
 }
@@ -241,7 +259,7 @@ static void
 os_drop(blz_future *base)
 {
     blz_oneshot_recv_future *f = (blz_oneshot_recv_future *) base;
-    os_unregister(f->os_);
+    os_unregister(f->os_, OS_RX_WAKER);
 }
 
 static const blz_future_vtable os_vtable = {os_poll, os_drop};
@@ -271,5 +289,71 @@ blz_oneshot_recv(blz_oneshot *o, void *out)
     }
     blz_oneshot_recv_future f;
     blz_oneshot_recv_fut(o, out, &f);
+    return blz_await(&f.base);
+}
+
+/* ---- the sender waiting for the receiver to close -------------------------------- */
+
+/* 0 when the receiver closed, -EEXIST when this side finished, -EAGAIN neither. */
+static int
+closed_state(uint32_t s)
+{
+    if (s & (OS_VALUE | OS_TX_CLOSED)) {
+        return -EEXIST;
+    }
+    return (s & OS_RX_CLOSED) ? 0 : -EAGAIN;
+}
+
+static blz_poll
+closed_poll(blz_future *base, blz_context *cx)
+{
+    blz_oneshot_closed_future *f = (blz_oneshot_closed_future *) base;
+    if (!blz__coop_proceed(cx)) {
+        return BLZ_PENDING;
+    }
+    blz_oneshot *o = f->os_;
+    /* Acquire pairs with close_rx's unlock. */
+    int r = closed_state(blz__load(&o->state_, ACQUIRE));
+    if (r == -EAGAIN) {
+        uint32_t s = os_lock(o);
+        r = closed_state(s);
+        if (r == -EAGAIN) {
+            os_unlock(o, os_register(o, s, OS_TX_WAKER, cx));
+            return BLZ_PENDING;
+        }
+        os_unlock(o, s);
+    }
+    os_unregister(o, OS_TX_WAKER);
+    base->result = r;
+    return BLZ_READY;
+}
+
+static void
+closed_drop(blz_future *base)
+{
+    blz_oneshot_closed_future *f = (blz_oneshot_closed_future *) base;
+    os_unregister(f->os_, OS_TX_WAKER);
+}
+
+static const blz_future_vtable closed_vtable = {closed_poll, closed_drop};
+
+void
+blz_oneshot_closed_fut(blz_oneshot *o, blz_oneshot_closed_future *f)
+{
+    if (!f) {
+        return;
+    }
+    blz__future_init_checked(&f->base, &closed_vtable, o && o->size_);
+    f->os_ = o;
+}
+
+int
+blz_oneshot_closed(blz_oneshot *o)
+{
+    if (!o || !o->size_) {
+        return -EINVAL;
+    }
+    blz_oneshot_closed_future f;
+    blz_oneshot_closed_fut(o, &f);
     return blz_await(&f.base);
 }
