@@ -173,6 +173,22 @@ recv_fd(int sock, void *arg)
     return n;
 }
 
+/* Checks that `got` (received) is a working copy of the pipe's write end p[1]
+ * by sending `byte` through it, then closes it and the pipe. */
+static void
+check_passed_pipe_end(int got, int p[2], char byte)
+{
+    CHECK_GE(got, 0);
+    CHECK(got != p[1]);
+    CHECK_EQ(write(got, &byte, 1), 1);
+    char c = 0;
+    CHECK_EQ(read(p[0], &c, 1), 1);
+    CHECK_EQ(c, byte);
+    close(got);
+    close(p[0]);
+    close(p[1]);
+}
+
 static void *
 unix_main(void *arg)
 {
@@ -185,16 +201,7 @@ unix_main(void *arg)
     CHECK_EQ(blz_unix_try_io(a, BLZ_WRITABLE, send_fd, &out), 1);
     CHECK_OK(blz_unix_ready(b, BLZ_READABLE));
     CHECK_EQ(blz_unix_try_io(b, BLZ_READABLE, recv_fd, &in), 1);
-    CHECK_GE(in.fd, 0);
-    CHECK(in.fd != p[1]);
-    /* The descriptor that arrived is the pipe's write end. */
-    CHECK_EQ(write(in.fd, "x", 1), 1);
-    char c = 0;
-    CHECK_EQ(read(p[0], &c, 1), 1);
-    CHECK_EQ(c, 'x');
-    close(in.fd);
-    close(p[0]);
-    close(p[1]);
+    check_passed_pipe_end(in.fd, p, 'x');
     blz_unix_close(a);
     blz_unix_close(b);
     return NULL;
@@ -394,14 +401,7 @@ unix_io_main(void *arg)
     CHECK_EQ(blz_timeout(&f.base, blz_secs(10)), 1);
     CHECK_OK(blz_join_wait(h, NULL));
     CHECK_EQ(s.result, 1);
-    CHECK_GE(in.fd, 0);
-    CHECK_EQ(write(in.fd, "y", 1), 1);
-    char c = 0;
-    CHECK_EQ(read(p[0], &c, 1), 1);
-    CHECK_EQ(c, 'y');
-    close(in.fd);
-    close(p[0]);
-    close(p[1]);
+    check_passed_pipe_end(in.fd, p, 'y');
     blz_unix_close(a);
     blz_unix_close(b);
     return NULL;
@@ -565,14 +565,7 @@ unix_dgram_main(void *arg)
     CHECK_EQ(blz_timeout(&f.base, blz_secs(10)), 1);
     CHECK_OK(blz_join_wait(h, NULL));
     CHECK_EQ(s.result, 1);
-    CHECK_GE(in.fd, 0);
-    CHECK_EQ(write(in.fd, "d", 1), 1);
-    char c = 0;
-    CHECK_EQ(read(p[0], &c, 1), 1);
-    CHECK_EQ(c, 'd');
-    close(in.fd);
-    close(p[0]);
-    close(p[1]);
+    check_passed_pipe_end(in.fd, p, 'd');
 
     /* Writable: fill the peer's queue, then wait until a task drains it. */
     int sent = 0;

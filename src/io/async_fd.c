@@ -199,7 +199,7 @@ io_attempt(void *arg)
 {
     blz_async_io_future *f = arg; /* io_ is its first member */
     blz_async_fd *a = f->io_.obj_;
-    return blz__io_call_user(f->fn_, a->src.fd, f->arg_);
+    return blz__async_io_call(f, a->src.fd);
 }
 
 static blz_poll
@@ -226,9 +226,7 @@ blz_async_fd_io_fut(blz_async_fd *a, blz_interest interest, blz_io_fn fn, void *
     if (!f) {
         return;
     }
-    f->fn_ = fn;
-    f->arg_ = arg;
-    f->value_ = -EINVAL;
+    blz__async_io_prepare(f, fn, arg);
     (void) wait_init(a, interest, fn != NULL, &io_vt, &f->io_);
 }
 
@@ -237,6 +235,5 @@ blz_async_fd_io(blz_async_fd *a, blz_interest interest, blz_io_fn fn, void *arg)
 {
     blz_async_io_future f;
     blz_async_fd_io_fut(a, interest, fn, arg, &f);
-    int rc = blz_await(&f.base);
-    return rc < 0 ? rc : f.value_;
+    return blz__async_io_await(&f);
 }

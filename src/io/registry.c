@@ -645,6 +645,27 @@ blz__io_call_user(blz_io_fn fn, int fd, void *arg)
     return r;
 }
 
+void
+blz__async_io_prepare(blz_async_io_future *f, blz_io_fn fn, void *arg)
+{
+    f->fn_ = fn;
+    f->arg_ = arg;
+    f->value_ = -EINVAL;
+}
+
+long
+blz__async_io_call(blz_async_io_future *f, int fd)
+{
+    return blz__io_call_user(f->fn_, fd, f->arg_);
+}
+
+long
+blz__async_io_await(blz_async_io_future *f)
+{
+    int rc = blz_await(&f->base);
+    return rc < 0 ? rc : f->value_;
+}
+
 static long
 user_attempt(void *arg)
 {

@@ -228,6 +228,13 @@ long blz__io_source_try(blz__io_source *s, int dir, blz__io_attempt_fn attempt, 
 /* The caller's own system call fn(fd, arg), with EINTR retried. */
 long blz__io_call_user(blz_io_fn fn, int fd, void *arg);
 
+/* The async_io futures (blz_async_io_future: async_fd's and the sockets'):
+ * prepare records the call before the *_fut fills io_; call runs it on `fd`
+ * (an attempt); await runs the future and returns fn's result unclamped. */
+void blz__async_io_prepare(blz_async_io_future *f, blz_io_fn fn, void *arg);
+long blz__async_io_call(blz_async_io_future *f, int fd);
+long blz__async_io_await(blz_async_io_future *f);
+
 /* The try tier of the caller's own system call (the try_io calls): fn(fd,
  * arg) with EINTR retried, if `s` is ready for `dir`, holding a reference so
  * that the descriptor stays open during the call. As blz__io_source_try. */

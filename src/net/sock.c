@@ -349,8 +349,7 @@ attempt_other(blz_io_future *f, blz__sock *sk, int fd)
         return 0; /* attempted only once the direction reports ready */
     case BLZ__OP_S_USER_READ:
     case BLZ__OP_S_USER_WRITE: {
-        blz_async_io_future *u = blz__container_of(f, blz_async_io_future, io_);
-        return blz__io_call_user(u->fn_, fd, u->arg_);
+        return blz__async_io_call(blz__container_of(f, blz_async_io_future, io_), fd);
     }
     default:
         return -EINVAL;
@@ -731,9 +730,7 @@ blz__sock_io_fut(blz__sock *sk, int interest, blz_io_fn fn, void *arg, blz_async
     if (!f) {
         return;
     }
-    f->fn_ = fn;
-    f->arg_ = arg;
-    f->value_ = -EINVAL;
+    blz__async_io_prepare(f, fn, arg);
     int rc = user_io_check(sk, interest, fn);
     if (rc < 0) {
         blz__io_future_ready(&f->io_, rc);
@@ -748,8 +745,7 @@ blz__sock_io(blz__sock *sk, int interest, blz_io_fn fn, void *arg)
 {
     blz_async_io_future f;
     blz__sock_io_fut(sk, interest, fn, arg, &f);
-    int rc = blz_await(&f.base);
-    return rc < 0 ? rc : f.value_;
+    return blz__async_io_await(&f);
 }
 
 int
