@@ -1,6 +1,7 @@
 /*
  * blitzio/stream.h — byte streams: the Reader and Writer interfaces, buffered
- * readers and writers, memory as a stream, a limited reader, copy (one way and both ways),
+ * readers and writers, memory as a stream, two connected in-memory streams, a limited
+ * reader, copy (one way and both ways),
  * read-exact, read-to-end, write-all, line reading and the end of writing
  * (shutdown).
  *
@@ -242,6 +243,39 @@ typedef struct blz_mem_writer {
 BLZ_API blz_writer blz_mem_writer_init(blz_mem_writer *m, void *buf, size_t cap);
 /** Bytes written into the buffer so far. */
 BLZ_API size_t blz_mem_writer_len(const blz_mem_writer *m);
+
+/**
+ * One end of two connected in-memory byte streams (Tokio's io::duplex):
+ * what one end writes, the other reads, up to a bound in flight each way;
+ * a writer waits while its direction is full, a reader while it is empty.
+ * For testing protocol code without sockets, and for joining two tasks by a
+ * stream. Each end is read by one task at a time and written by one task at
+ * a time, as any stream; the ends may be used on different threads. Opaque.
+ */
+typedef struct blz_mem_stream blz_mem_stream;
+
+/**
+ * Makes a connected pair with room for `max_buf` bytes in flight in each
+ * direction. 0, -EINVAL (NULL, `max_buf` 0), -ENOMEM. Any thread; no runtime
+ * needed (a plain thread's reads and writes park it).
+ */
+BLZ_API int blz_mem_stream_pair(size_t max_buf, blz_mem_stream **a, blz_mem_stream **b);
+/** The reader of an end: reads return what the other end wrote, 0 once it
+ * shut down or closed and everything was read. */
+BLZ_API blz_reader blz_mem_stream_reader(blz_mem_stream *s);
+/** The writer of an end: writes return the count that fit (waiting while
+ * none does), -EPIPE once the other end closed or this one shut down.
+ * blz_write_shutdown ends this direction: the other end reads the rest, then 0. */
+BLZ_API blz_writer blz_mem_stream_writer(blz_mem_stream *s);
+/** Both of an end, for blz_copy_bidirectional. */
+BLZ_API blz_duplex blz_mem_stream_duplex(blz_mem_stream *s);
+/**
+ * Closes an end: the other end reads what is in flight and then 0, and its
+ * writes fail with -EPIPE; waits of the other end wake. No future on this
+ * end may be pending. Close each end once: the pair is freed when both are
+ * closed, and neither may be used after that. NULL is ignored.
+ */
+BLZ_API void blz_mem_stream_close(blz_mem_stream *s);
 
 /* ---- a limited reader ---------------------------------------------------------------- */
 
