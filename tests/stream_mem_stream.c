@@ -4,7 +4,8 @@
  * each woken by the other side), partial writes at the bound, shutdown and
  * close seen from the other end, 1 MiB each way between two plain threads
  * through a 61-byte bound, an echo between fibers in a runtime, a proxy
- * (copy both ways) between two pairs, refusals and no leaks.
+ * (copy both ways) between two pairs, a copy that never waits still letting
+ * another task run (the coop budget), refusals and no leaks.
  */
 #include "blitzio/stream.h"
 
@@ -13,6 +14,7 @@
 #include "poll_util.h"
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -271,10 +273,65 @@ echo_main(void *arg)
     return NULL;
 }
 
-BLZ_TEST(echo_between_fibers)
+/* Runs `fn` as the main task of a fresh two-worker runtime. */
+static void
+in_runtime(blz_task_fn fn)
 {
     blz_runtime *rt = test_new_rt(2);
-    CHECK_OK(blz_runtime_block_on(rt, echo_main, NULL, NULL));
+    CHECK_OK(blz_runtime_block_on(rt, fn, NULL, NULL));
+    blz_runtime_free(rt);
+}
+
+BLZ_TEST(echo_between_fibers)
+{
+    in_runtime(echo_main);
+}
+
+/* ---- a copy that never waits still lets other tasks run ------------------------------ */
+
+static atomic_int other_ran;
+
+static void *
+mark_ran(void *arg)
+{
+    (void) arg;
+    atomic_store(&other_ran, 1);
+    return NULL;
+}
+
+#define COPIED (8u << 20)
+
+static void *
+busy_main(void *arg)
+{
+    (void) arg;
+    unsigned char *src = malloc(COPIED);
+    CHECK(src != NULL);
+    memset(src, 0x5a, COPIED);
+    blz_mem_stream *a, *b;
+    CHECK_OK(blz_mem_stream_pair(COPIED, &a, &b));
+    atomic_store(&other_ran, 0);
+    blz_join *j;
+    CHECK_OK(blz_spawn(mark_ran, NULL, &j));
+    /* One worker, and one await: a copy from memory into a stream with room
+     * for all of it never waits, so the other task runs only if the stream's
+     * own polls spend the coop budget and the copy gives the worker up. */
+    blz_mem_reader m;
+    uint64_t copied = 0;
+    CHECK_OK(blz_copy(blz_mem_reader_init(&m, src, COPIED), blz_mem_stream_writer(a), &copied));
+    CHECK_EQ(copied, COPIED);
+    CHECK_EQ(atomic_load(&other_ran), 1);
+    CHECK_OK(blz_join_wait(j, NULL));
+    blz_mem_stream_close(a);
+    blz_mem_stream_close(b);
+    free(src);
+    return NULL;
+}
+
+BLZ_TEST(a_copy_that_never_waits_still_yields)
+{
+    blz_runtime *rt = test_current_thread_rt();
+    CHECK_OK(blz_runtime_block_on(rt, busy_main, NULL, NULL));
     blz_runtime_free(rt);
 }
 
@@ -330,9 +387,7 @@ proxy_main(void *arg)
 
 BLZ_TEST(proxy_copies_both_ways_and_passes_the_end_on)
 {
-    blz_runtime *rt = test_new_rt(2);
-    CHECK_OK(blz_runtime_block_on(rt, proxy_main, NULL, NULL));
-    blz_runtime_free(rt);
+    in_runtime(proxy_main);
 }
 
 static void *

@@ -18,6 +18,7 @@
  */
 #include "blitzio/stream.h"
 #include "core/alloc.h"
+#include "core/coop.h"
 #include "core/future.h"
 #include "core/spinlock.h"
 
@@ -179,6 +180,9 @@ mstream_poll(blz_future *base, blz_context *cx)
     blz_mem_stream *d = f->obj_;
     if (!d) {
         return BLZ_READY; /* finished earlier: result kept */
+    }
+    if (!blz__coop_proceed(cx)) {
+        return BLZ_PENDING; /* budget spent: an echo loop that never waits still yields */
     }
     bool reading = f->op_ == OP_READ;
     mstream_dir *dd = reading ? dir_read(d) : dir_written(d);
