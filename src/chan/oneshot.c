@@ -80,13 +80,20 @@ os_init(blz_oneshot *o, void *buf, size_t size)
     o->tx_waker_ = BLZ_WAKER_NONE;
 }
 
-/* Under the lock: moves the waker of `bit` (RX_WAKER or TX_WAKER) out, if set. */
+/* The waker slot of `bit` (RX_WAKER or TX_WAKER). */
+static blz_waker *
+os_slot(blz_oneshot *o, uint32_t bit)
+{
+    return bit == OS_RX_WAKER ? &o->rx_waker_ : &o->tx_waker_;
+}
+
+/* Under the lock: moves the waker of `bit` out, if set. */
 static blz_waker
 os_take_waker(blz_oneshot *o, uint32_t s, uint32_t bit)
 {
     blz_waker w = BLZ_WAKER_NONE;
     if (s & bit) {
-        blz_waker *slot = bit == OS_RX_WAKER ? &o->rx_waker_ : &o->tx_waker_;
+        blz_waker *slot = os_slot(o, bit);
         w = *slot;
         *slot = BLZ_WAKER_NONE;
     }
@@ -221,7 +228,7 @@ os_unregister(blz_oneshot *o, uint32_t bit)
 static uint32_t
 os_register(blz_oneshot *o, uint32_t s, uint32_t bit, const blz_context *cx)
 {
-    blz_waker *slot = bit == OS_RX_WAKER ? &o->rx_waker_ : &o->tx_waker_;
+    blz_waker *slot = os_slot(o, bit);
     if (s & bit) {
         blz_waker_set(slot, cx->waker);
     } else {

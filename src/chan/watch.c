@@ -84,21 +84,22 @@ blz_watch_deinit(blz_watch *w)
     w->data_ = NULL;
 }
 
-/* Wakes, in batches, the waiters whose seen version is older than `version`. */
+/* Wakes, in batches, the waiters of `q` whose key (a change wait's seen
+ * version) is older than `version`; UINT64_MAX wakes every one. */
 static void
-wake_older(blz_watch *w, uint64_t version)
+wake_older(blz_chan_waitq *q, uint64_t version)
 {
     wq_batch batch;
     batch.n = 0;
     for (;;) {
-        wq_lock(&w->q_);
+        wq_lock(q);
         blz_waiter *node;
-        while (batch.n < WQ_BATCH && (node = blz__waitlist_front(wq_list(&w->q_))) != NULL &&
+        while (batch.n < WQ_BATCH && (node = blz__waitlist_front(wq_list(q))) != NULL &&
                wq_waiter_of(node)->key_ < version) {
-            wq_notify_locked(&w->q_, wq_waiter_of(node), &batch.w[batch.n++]);
+            wq_notify_locked(q, wq_waiter_of(node), &batch.w[batch.n++]);
         }
         bool more = batch.n == WQ_BATCH;
-        wq_unlock(&w->q_);
+        wq_unlock(q);
         wq_batch_wake(&batch);
         if (!more) {
             return;
@@ -137,7 +138,7 @@ blz_watch_send(blz_watch *w, const void *value)
     /* Release pairs with the readers' and watchers' acquire loads of ver_. */
     blz__store(&w->ver_, next << V_SHIFT, RELEASE);
     if (v & V_WAITERS) {
-        wake_older(w, next);
+        wake_older(&w->q_, next);
     }
     return 0;
 }
@@ -180,7 +181,7 @@ blz_watch_close(blz_watch *w)
     if (blz__exchange(&w->closed_, 1, ACQ_REL)) {
         return;
     }
-    wake_older(w, UINT64_MAX);
+    wake_older(&w->q_, UINT64_MAX);
 }
 
 int
@@ -213,20 +214,8 @@ blz_watch_unsubscribe(blz_watch_rx *rx)
     blz_watch *w = rx->w_;
     rx->w_ = NULL;
     /* Release: what the watcher did before leaving happens before the waits end. */
-    if (blz__fetch_sub(&w->receivers_, 1, RELEASE) != 1) {
-        return;
-    }
-    wq_batch batch;
-    batch.n = 0;
-    bool more = true;
-    while (more) {
-        wq_lock(&w->gone_q_);
-        while (batch.n < WQ_BATCH && wq_pop_locked(&w->gone_q_, &batch.w[batch.n])) {
-            batch.n++;
-        }
-        more = batch.n == WQ_BATCH;
-        wq_unlock(&w->gone_q_);
-        wq_batch_wake(&batch);
+    if (blz__fetch_sub(&w->receivers_, 1, RELEASE) == 1) {
+        wake_older(&w->gone_q_, UINT64_MAX); /* their keys are 0: every one */
     }
 }
 

@@ -60,3 +60,18 @@ blz__io_future_ready(blz_io_future *f, int result)
     memset(f, 0, sizeof *f);
     blz__future_ready(&f->base, result);
 }
+
+void
+blz__io_future_start(blz_io_future *f, const blz_future_vtable *vt, void *obj, int op, void *buf,
+                     size_t len, void *aux)
+{
+    blz_future_init(&f->base, vt);
+    blz__io_waiter_init(&f->waiter_);
+    f->obj_ = obj;
+    f->buf_ = buf;
+    f->len_ = len;
+    f->done_ = 0;
+    f->aux_ = aux;
+    f->op_ = op;
+    f->flags_ = 0;
+}

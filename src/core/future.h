@@ -36,4 +36,19 @@ blz__future_init_checked(blz_future *f, const blz_future_vtable *vt, bool ok)
 /* Clears the whole I/O future and makes it finished with `result`. */
 void blz__io_future_ready(blz_io_future *f, int result);
 
+/* Clears a waiter that is not linked anywhere. */
+static inline void
+blz__io_waiter_init(blz_waiter *w)
+{
+    w->next_ = NULL;
+    w->prev_ = NULL;
+    w->waker_ = BLZ_WAKER_NONE;
+    w->state_ = 0;
+}
+
+/* Fills an I/O future for its first poll: vtable `vt`, operation `op` on
+ * `obj` over `buf`/`len` with `aux`, nothing done yet, no flags, waiter clear. */
+void blz__io_future_start(blz_io_future *f, const blz_future_vtable *vt, void *obj, int op,
+                          void *buf, size_t len, void *aux);
+
 #endif

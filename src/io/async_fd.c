@@ -149,15 +149,7 @@ wait_init(blz_async_fd *a, blz_interest interest, bool ok, const blz_future_vtab
         blz__io_future_ready(f, -EINVAL);
         return false;
     }
-    blz_future_init(&f->base, vt);
-    blz__io_waiter_init(&f->waiter_);
-    f->obj_ = a;
-    f->buf_ = NULL;
-    f->len_ = 0;
-    f->done_ = 0;
-    f->aux_ = NULL;
-    f->op_ = (int) interest;
-    f->flags_ = 0;
+    blz__io_future_start(f, vt, a, (int) interest, NULL, 0, NULL);
     return true;
 }
 

@@ -18,6 +18,7 @@
 #include "blitzio/future.h"
 #include "blitzio/io.h"
 #include "core/atomic.h"
+#include "core/future.h"
 #include "core/list.h"
 #include "core/spinlock.h"
 #include "io/backend.h"
@@ -268,14 +269,6 @@ void blz__io_future_drop_headed(blz_future *base);
 /* Unlinks `w` if linked and drops its waker. For a future's drop. */
 void blz__io_waiter_cancel(blz__io_source *s, blz_waiter *w);
 
-static inline void
-blz__io_waiter_init(blz_waiter *w)
-{
-    w->next_ = NULL;
-    w->prev_ = NULL;
-    w->waker_ = BLZ_WAKER_NONE;
-    w->state_ = 0;
-}
 
 /*
  * A stream read on a source in completion-receive mode (s->rx_on): copies

@@ -603,15 +603,7 @@ blz__sock_fut(blz__sock *sk, int op, void *buf, size_t len, void *aux, blz_io_fu
         blz__io_future_ready(f, 0); /* nothing to move: done without a syscall */
         return;
     }
-    blz_future_init(&f->base, &sock_vt);
-    blz__io_waiter_init(&f->waiter_);
-    f->obj_ = sk;
-    f->buf_ = buf;
-    f->len_ = len;
-    f->done_ = 0;
-    f->aux_ = aux;
-    f->op_ = op;
-    f->flags_ = 0;
+    blz__io_future_start(f, &sock_vt, sk, op, buf, len, aux);
 }
 
 long

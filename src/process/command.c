@@ -288,10 +288,7 @@ set_stdio(blz_command *cmd, int which, blz_stdio how)
 int
 blz_command_stdio_fd(blz_command *cmd, blz_stdio_stream which, int fd)
 {
-    if (!cmd || (int) which < BLZ_STDIN || (int) which > BLZ_STDERR) {
-        return fail(cmd, -EINVAL);
-    }
-    if (fd < 0) {
+    if (!cmd || (int) which < BLZ_STDIN || (int) which > BLZ_STDERR || fd < 0) {
         return fail(cmd, -EINVAL);
     }
     cmd->stdio[which] = BLZ_STDIO_FD;

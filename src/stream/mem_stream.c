@@ -242,14 +242,7 @@ mstream_fut(blz_mem_stream *d, int op, void *buf, size_t n, blz_io_future *f)
         blz__io_future_ready(f, 0); /* nothing to move: done at once */
         return;
     }
-    blz_future_init(&f->base, &mstream_vt);
-    f->obj_ = d;
-    f->buf_ = buf;
-    f->len_ = n;
-    f->done_ = 0;
-    f->aux_ = NULL;
-    f->op_ = op;
-    f->flags_ = 0;
+    blz__io_future_start(f, &mstream_vt, d, op, buf, n, NULL);
 }
 
 static void

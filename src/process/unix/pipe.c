@@ -295,15 +295,7 @@ pipe_fut(blz_pipe *p, int op, void *buf, size_t len, blz_io_future *f)
         blz__io_future_ready(f, rc); /* an error, or nothing to move: done without a syscall */
         return;
     }
-    blz_future_init(&f->base, &pipe_vt);
-    blz__io_waiter_init(&f->waiter_);
-    f->obj_ = p;
-    f->buf_ = buf;
-    f->len_ = len;
-    f->done_ = 0;
-    f->aux_ = NULL;
-    f->op_ = op;
-    f->flags_ = 0;
+    blz__io_future_start(f, &pipe_vt, p, op, buf, len, NULL);
 }
 
 static long
