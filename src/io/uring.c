@@ -92,9 +92,10 @@ blz__ur_register(int fd, unsigned opcode, void *arg, unsigned nr_args)
 
 static void ur_wake(blz__backend *b);
 
-/* Submits every published SQE. Lock held. Returns 0 or -errno. */
-int
-blz__ur_sq_flush(blz__backend *b)
+/* Submits every published SQE, entering with `enter_flags`. Lock held.
+ * Returns 0 or -errno. */
+static int
+sq_submit(blz__backend *b, unsigned enter_flags)
 {
     /* Pairs with the acquire in cq_reap: a source or op initialised before
      * its SQE is fully visible to whoever handles its CQE. */
@@ -114,7 +115,7 @@ blz__ur_sq_flush(blz__backend *b)
         if (pending == 0) {
             return 0;
         }
-        int r = blz__ur_enter(b->ring_fd, pending, 0, 0, NULL, 0);
+        int r = blz__ur_enter(b->ring_fd, pending, 0, enter_flags, NULL, 0);
         if (r < 0 && r != -EINTR && r != -EAGAIN && r != -EBUSY) {
             return r;
         }
@@ -124,6 +125,12 @@ blz__ur_sq_flush(blz__backend *b)
         }
     }
     return -EBUSY;
+}
+
+int
+blz__ur_sq_flush(blz__backend *b)
+{
+    return sq_submit(b, 0);
 }
 
 /* A zeroed SQE, or NULL when the SQ stays full. Lock held. */
@@ -232,7 +239,14 @@ ur_disarm(blz__backend *b, blz__io_source *src)
          * one source, never a use after free. */
     }
     uint16_t held = blz__ur_rx_close_locked(b, src);
-    (void) blz__ur_sq_flush(b);
+    /* The poll and the receive hold the socket's file until their cancels
+     * finish, and the caller closes the descriptor next: until then the
+     * port stays bound and a TCP peer sees no end of stream. A
+     * single-issuer ring finishes that work only when its owner asks
+     * (GETEVENTS runs it), so the owner asks now rather than at its next
+     * park, which may be far off; a close from another thread waits for
+     * that park, which the flush's wake brings forward. */
+    (void) sq_submit(b, b->single ? IORING_ENTER_GETEVENTS : 0);
     pthread_mutex_unlock(&b->lock);
     blz__ur_rx_give(b, held);
 }
