@@ -311,11 +311,12 @@ NET_KEYS = ("round", "mode", "scenario", "server")
 # Display order; names not listed follow in the order they first appear.
 NET_SCENARIOS = ["100x64", "1000x64", "10x16384"]
 NET_MODES = ["one_cpu", "pinned", "shared"]
-NET_SERVERS = ["blitzio_uring", "blitzio_epoll", "blitzio_uring_sl", "blitzio_epoll_sl", "tokio",
-               "libuv", "hand_epoll", "hand_uring"]
+NET_SERVERS = ["blitzio_uring", "blitzio_epoll", "blitzio_uring_sl", "blitzio_epoll_sl",
+               "blitzio_uring_rpw", "tokio", "libuv", "hand_epoll", "hand_uring"]
 NET_SERVER_NAMES = {"blitzio_uring": "blitzio io_uring", "blitzio_epoll": "blitzio epoll",
                     "blitzio_uring_sl": "blitzio io_uring, stackless",
-                    "blitzio_epoll_sl": "blitzio epoll, stackless", "tokio": "Tokio",
+                    "blitzio_epoll_sl": "blitzio epoll, stackless",
+                    "blitzio_uring_rpw": "blitzio io_uring, ring per worker", "tokio": "Tokio",
                     "libuv": "libuv", "hand_epoll": "hand epoll", "hand_uring": "hand io_uring"}
 NET_MODE_NAMES = {"one_cpu": "one-CPU", "pinned": "pinned", "shared": "shared"}
 

@@ -14,6 +14,9 @@
 #                  waits for readiness and reads into a per-thread buffer (no stack and
 #                  no buffer per connection, as the hand epoll server)
 #   blitzio_uring_sl  --stackless with BLZ_BACKEND=io_uring
+#   blitzio_uring_rpw  blitzio_uring with a ring per worker (BLZ_RING_PER_WORKER=1;
+#                  blz_runtime_config.ring_per_worker); shared mode only, the one
+#                  with several workers
 #   tokio          bench/tokio/target/release/tokio_echo (multi-thread runtime)
 #   libuv          build-release/bench/bench_server_libuv (needs libuv1-dev)
 #   hand_epoll     build-release/bench/bench_server_hand_epoll
@@ -74,7 +77,7 @@ NET_SCENARIOS=${NET_SCENARIOS:-100x64 1000x64 10x16384}
 NET_SCENARIOS=${NET_SCENARIOS//,/ }
 NET_MODES=${NET_MODES:-one_cpu pinned shared}
 NET_MODES=${NET_MODES//,/ }
-NET_SERVERS=${NET_SERVERS:-blitzio_uring blitzio_epoll blitzio_uring_sl blitzio_epoll_sl tokio libuv hand_epoll hand_uring}
+NET_SERVERS=${NET_SERVERS:-blitzio_uring blitzio_epoll blitzio_uring_sl blitzio_epoll_sl blitzio_uring_rpw tokio libuv hand_epoll hand_uring}
 NET_SERVERS=${NET_SERVERS//,/ }
 NET_SERVER_CPU=${NET_SERVER_CPU:-1}
 NET_CLIENT_CPU=${NET_CLIENT_CPU:-0}
@@ -100,6 +103,7 @@ bin[blitzio_uring]=build-release/examples/echo_server
 bin[blitzio_epoll]=build-release/examples/echo_server
 bin[blitzio_epoll_sl]=build-release/examples/echo_server
 bin[blitzio_uring_sl]=build-release/examples/echo_server
+bin[blitzio_uring_rpw]=build-release/examples/echo_server
 args[blitzio_epoll_sl]=--stackless
 args[blitzio_uring_sl]=--stackless
 bin[tokio]=bench/tokio/target/release/tokio_echo
@@ -110,12 +114,16 @@ env_backend[blitzio_uring]=io_uring
 env_backend[blitzio_epoll]=epoll
 env_backend[blitzio_epoll_sl]=epoll
 env_backend[blitzio_uring_sl]=io_uring
+env_backend[blitzio_uring_rpw]=io_uring
+declare -A env_extra=([blitzio_uring_rpw]=BLZ_RING_PER_WORKER=1)
+declare -A only_mode=([blitzio_uring_rpw]=shared) # one worker elsewhere: blitzio_uring itself
 declare -A single_threaded=([libuv]=1 [hand_epoll]=1 [hand_uring]=1)
 declare -A how_to=(
     [blitzio_uring]="the blz_benches target builds it (examples/echo_server.c)"
     [blitzio_epoll]="the blz_benches target builds it (examples/echo_server.c)"
     [blitzio_epoll_sl]="the blz_benches target builds it (examples/echo_server.c)"
     [blitzio_uring_sl]="the blz_benches target builds it (examples/echo_server.c)"
+    [blitzio_uring_rpw]="the blz_benches target builds it (examples/echo_server.c)"
     [tokio]="bench/tokio/build.sh (apt-get install cargo librust-tokio-dev)"
     [libuv]="apt-get install libuv1-dev, then rebuild blz_benches"
     [hand_epoll]="the blz_benches target builds it (bench/servers/hand_epoll_echo.c)"
@@ -233,6 +241,7 @@ start_server() {
     local name=$1 workers=$2 cpu=$3 out=$tmp/$1.out i line
     local cmd=(env BLZ_WORKERS="$workers")
     [[ -n ${env_backend[$name]:-} ]] && cmd+=(BLZ_BACKEND="${env_backend[$name]}")
+    [[ -n ${env_extra[$name]:-} ]] && cmd+=("${env_extra[$name]}")
     [[ -n $cpu ]] && cmd=(taskset -c "$cpu" "${cmd[@]}")
     : >"$out"
     "${cmd[@]}" "${bin[$name]}" ${args[$name]:-} 127.0.0.1:0 >"$out" 2>>"$log" &
@@ -334,7 +343,9 @@ for ((r = 1; r <= NET_ROUNDS; r++)); do
     for sc in "${scenarios[@]}"; do
         for mode in "${modes[@]}"; do
             for ((k = 0; k < ${#servers[@]}; k++)); do
-                run_one "$r" "$mode" "$sc" "${servers[$(((k + r - 1) % ${#servers[@]}))]}"
+                s=${servers[$(((k + r - 1) % ${#servers[@]}))]}
+                [[ -n ${only_mode[$s]:-} && ${only_mode[$s]} != "$mode" ]] && continue
+                run_one "$r" "$mode" "$sc" "$s"
             done
         done
     done

@@ -139,9 +139,9 @@ typedef struct blz_runtime_config {
      * (its scheduling delay: what a saturated worker adds to latency). One
      * clock read per wake and per run; off by default. */
     bool sched_delay_histogram;
-    /** io_uring, one-worker multi-thread runtimes only (a thread-per-core
-     * server's shape; with several workers the ring is shared and streams
-     * use readiness, which measured cheaper there): buffers of 16 KiB lent
+    /** io_uring, one-worker multi-thread runtimes and ring_per_worker only
+     * (a thread-per-core server's shape; with several workers sharing one
+     * ring streams use readiness, which measured cheaper there): buffers of 16 KiB lent
      * to the kernel for completion receive on TCP streams (accepted, or
      * connected by blz_tcp_connect and its future). The kernel receives into them as data
      * arrives and a read copies out, with no recv system call; a stream
@@ -151,6 +151,19 @@ typedef struct blz_runtime_config {
      * up to recv_buffers x 16 KiB, touched as the kernel cycles through
      * them. Default BLZ_RECV_BUFFERS_DEFAULT, or $BLZ_RECV_BUFFERS. */
     unsigned recv_buffers;
+    /** io_uring, multi-thread runtimes of several workers without spares: a
+     * ring per worker instead of one shared by all. Each worker's ring is
+     * single-issuer with deferred task running, as a one-worker runtime's
+     * is: a socket or file op started on a worker is armed on that worker's
+     * ring, the kernel posts its completions only when that worker asks,
+     * and only that worker dispatches them (tasks still move between
+     * workers by stealing). Completion receive (recv_buffers, shared out
+     * among the rings) works on these rings. Cheaper per message when the
+     * I/O starts on one worker (BENCHMARKS.md), but a task that keeps its
+     * worker busy holds up that ring's I/O until it yields: no other worker
+     * can take it over, as with a thread-per-core runtime. Default false, or
+     * $BLZ_RING_PER_WORKER=1. */
+    bool ring_per_worker;
 } blz_runtime_config;
 
 /** blz_runtime_config.recv_buffers: the default (4 MiB) and the most. */

@@ -90,6 +90,7 @@ typedef struct blz__io_op {
     uint32_t addrlen; /* in/out sockaddr length for ACCEPT (the kernel writes it) */
     void (*done)(struct blz__io_op *op, int32_t res); /* completion: res is >= 0 or -errno */
     struct blz__io_op *be_next, *be_prev;             /* backend: in-flight list (under its lock) */
+    struct blz__backend *ring; /* driver: the backend (ring) it was submitted to */
 } blz__io_op;
 
 typedef struct blz__backend_ops {

@@ -3,9 +3,13 @@
  * a parked worker sleeps in.
  *
  * Invariants:
- * - `ops` and `be` are fixed from creation to free. `park` runs on one thread
- *   at a time (the runtime guarantees it); `wake` and every registry call may
- *   run on any thread.
+ * - `ops` and `rings` are fixed from creation to free. With one ring, `park`
+ *   runs on one thread at a time (the runtime guarantees it); with a ring per
+ *   owner, each owner parks in its own only, all at once. `wake` and every
+ *   registry call may run on any thread.
+ * - A source stays on the ring it was armed on and an op on the ring it was
+ *   submitted to (their `ring`): an owner's own, else the next round the
+ *   rings (blz__io_driver_place).
  * - Each park first sweeps the registry (frees retired sources the backend let
  *   go of), then polls the backend, which dispatches readiness to the registry
  *   and completions to their ops before park returns.
@@ -37,6 +41,85 @@
 
 static const blz__backend_ops *const backends[] = {&blz__uring_backend, &blz__epoll_backend};
 
+/* The driver and ring index of the owner thread calling (blz__io_driver_own).
+ * Fibers move between workers: these are read only in the functions below,
+ * kept out of line, so that no caller carries one thread's value across a
+ * switch to another. */
+static _Thread_local blz__io_driver *tl_driver;
+static _Thread_local unsigned tl_ring;
+
+/* The ring the calling thread parks in: its own, or the only one. */
+static BLZ_NOINLINE blz__backend *
+own_ring(blz__io_driver *d)
+{
+    return d->rings[tl_driver == d ? tl_ring : 0];
+}
+
+BLZ_NOINLINE blz__backend *
+blz__io_driver_place(blz__io_driver *d)
+{
+    if (d->nrings == 1) {
+        return d->rings[0];
+    }
+    if (tl_driver == d) {
+        return d->rings[tl_ring];
+    }
+    uint32_t i = blz__fetch_add(&d->next_ring, 1u, RELAXED);
+    return d->rings[i % d->nrings];
+}
+
+/* Each ring's share of the receive buffers: a power of two, at least 16. */
+static unsigned
+ring_buffers(unsigned total, unsigned rings)
+{
+    unsigned per = total;
+    while (per > 16 && per * rings > total) {
+        per >>= 1;
+    }
+    return per;
+}
+
+/* Starts `ops`: one backend for every owner when there are several and the
+ * backend can be owned (each a ring that only its owner enters), else one
+ * for all. Rings per owner that cannot all be made fall back to one. */
+static int
+backend_start(blz__io_driver *d, const blz__backend_ops *ops, const blz__io_options *opt)
+{
+    unsigned n = opt->owners > 1 && ops->own ? opt->owners : 1;
+    d->rings = blz__calloc(n, sizeof(blz__backend *));
+    if (!d->rings) {
+        return -ENOMEM;
+    }
+    int rc = 0;
+    unsigned made = 0;
+    while (made < n && rc == 0) {
+        rc = ops->init(&d->rings[made],
+                       n > 1 ? ring_buffers(opt->recv_buffers, n) : opt->recv_buffers,
+                       opt->owners > 0);
+        made += rc == 0;
+    }
+    if (rc < 0 && n > 1 && made > 0) {
+        /* Out of rings (memlock, the kernel's limit): all owners share one. */
+        while (made > 1) {
+            ops->fini(d->rings[--made]);
+        }
+        ops->fini(d->rings[0]);
+        rc = ops->init(&d->rings[0], opt->recv_buffers, false);
+        made = rc == 0;
+        n = 1;
+    }
+    if (rc < 0) {
+        while (made > 0) {
+            ops->fini(d->rings[--made]);
+        }
+        blz__free(d->rings);
+        d->rings = NULL;
+        return rc;
+    }
+    d->nrings = n;
+    return 0;
+}
+
 static const blz__backend_ops *
 backend_by_name(const char *name)
 {
@@ -54,7 +137,7 @@ blz__io_driver_new(const blz__io_options *opt, blz__io_driver **out)
     if (!out) {
         return -EINVAL;
     }
-    blz__io_options none = {NULL, 0, false};
+    blz__io_options none = {NULL, 0, 0};
     if (!opt) {
         opt = &none;
     }
@@ -87,6 +170,7 @@ blz__io_driver_new(const blz__io_options *opt, blz__io_driver **out)
         atomic_init(&d->op_count[k], 0u);
     }
     atomic_init(&d->refused, 0u);
+    atomic_init(&d->next_ring, 0u);
 
     /* Try the requested backend, then the others in order of preference. */
     int rc = -ENOSYS;
@@ -101,7 +185,7 @@ blz__io_driver_new(const blz__io_options *opt, blz__io_driver **out)
         }
     }
     for (size_t i = 0; i < n; i++) {
-        rc = order[i]->init(&d->be, opt->recv_buffers, opt->single);
+        rc = backend_start(d, order[i], opt);
         if (rc == 0) {
             d->ops = order[i];
             break;
@@ -131,7 +215,10 @@ blz__io_driver_free(blz__io_driver *d)
         return;
     }
     /* The backend first: after fini the kernel holds no source and no buffer. */
-    d->ops->fini(d->be);
+    for (unsigned i = 0; i < d->nrings; i++) {
+        d->ops->fini(d->rings[i]);
+    }
+    blz__free(d->rings);
     blz__registry_fini(&d->reg);
     blz__free(d);
 }
@@ -142,32 +229,58 @@ blz__io_driver_rx_counts(const blz__io_driver *d, unsigned *out, unsigned *armed
     *out = 0;
     *armed = 0;
     *budget = 0;
-    if (d->ops->rx_counts) {
-        d->ops->rx_counts(d->be, out, armed, budget);
+    if (!d->ops->rx_counts) {
+        return;
+    }
+    for (unsigned i = 0; i < d->nrings; i++) {
+        unsigned o, a, b;
+        d->ops->rx_counts(d->rings[i], &o, &a, &b);
+        *out += o;
+        *armed += a;
+        *budget = b;
     }
 }
 
 void
-blz__io_driver_own(blz__io_driver *d)
+blz__io_driver_own(blz__io_driver *d, unsigned i)
 {
+    tl_driver = d;
+    tl_ring = d->nrings > 1 ? i : 0;
     if (d->ops->own) {
-        d->ops->own(d->be);
+        d->ops->own(d->rings[tl_ring]);
     }
 }
 
 void
-blz__io_driver_disown(blz__io_driver *d)
+blz__io_driver_disown(blz__io_driver *d, unsigned i)
 {
     if (d->ops->disown) {
-        d->ops->disown(d->be);
+        d->ops->disown(d->rings[d->nrings > 1 ? i : 0]);
     }
+    tl_driver = NULL;
+}
+
+unsigned
+blz__io_driver_rings(const blz__io_driver *d)
+{
+    return d->nrings;
+}
+
+unsigned
+blz__io_driver_ring_of(const blz__io_driver *d, const blz__io_source *s)
+{
+    unsigned i = 0;
+    while (i + 1 < d->nrings && d->rings[i] != s->ring) {
+        i++;
+    }
+    return i;
 }
 
 int
 blz__io_driver_park(blz__io_driver *d, int64_t timeout_ns)
 {
     blz__registry_sweep(&d->reg);
-    int n = d->ops->poll(d->be, timeout_ns);
+    int n = d->ops->poll(own_ring(d), timeout_ns);
     if (n > 0) {
         blz__fetch_add(&d->events, (uint64_t) n, RELAXED);
     }
@@ -177,14 +290,22 @@ blz__io_driver_park(blz__io_driver *d, int64_t timeout_ns)
 void
 blz__io_driver_wake(blz__io_driver *d)
 {
-    d->ops->wake(d->be);
+    for (unsigned i = 0; i < d->nrings; i++) {
+        d->ops->wake(d->rings[i]);
+    }
+}
+
+void
+blz__io_driver_wake_ring(blz__io_driver *d, unsigned i)
+{
+    d->ops->wake(d->rings[d->nrings > 1 ? i : 0]);
 }
 
 void
 blz__io_driver_flush_deferred(blz__io_driver *d)
 {
     if (d->ops->flush_deferred) {
-        d->ops->flush_deferred(d->be);
+        d->ops->flush_deferred(own_ring(d));
     }
 }
 
@@ -232,7 +353,11 @@ blz__io_driver_submit(blz__io_driver *d, blz__io_op *op)
     if (refused(d, kind)) {
         return -EOPNOTSUPP;
     }
-    int rc = d->ops->submit(d->be, op);
+    blz__backend *ring = blz__io_driver_place(d);
+    if (op) {
+        op->ring = ring;
+    }
+    int rc = d->ops->submit(ring, op);
     if (rc == 0 && kind >= 0 && kind < BLZ__OP_KIND_COUNT) {
         blz__fetch_add(&d->op_count[kind], 1u, RELAXED);
     }
@@ -242,13 +367,13 @@ blz__io_driver_submit(blz__io_driver *d, blz__io_op *op)
 int
 blz__io_driver_cancel(blz__io_driver *d, blz__io_op *op)
 {
-    return d->ops->cancel(d->be, op);
+    return d->ops->cancel(op->ring, op);
 }
 
 bool
 blz__io_driver_supports(const blz__io_driver *d, int kind)
 {
-    return !refused(d, kind) && d->ops->supports(d->be, kind) != 0;
+    return !refused(d, kind) && d->ops->supports(d->rings[0], kind) != 0;
 }
 
 uint64_t

@@ -24,11 +24,12 @@ typedef struct blz__io_options {
      * the probe passes, else epoll). */
     const char *backend;
     unsigned recv_buffers; /* blz_runtime_config.recv_buffers */
-    /* Exactly one thread will park: it calls blz__io_driver_own before its
-     * first park and blz__io_driver_disown after its last. */
-    bool single;
+    /* 0: any thread may park, one at a time. n >= 1: exactly n threads will
+     * park, thread i calling blz__io_driver_own(d, i) before its first park
+     * and blz__io_driver_disown after its last; the backend may then give
+     * each a ring of its own (blz__io_driver_rings says whether it did). */
+    unsigned owners;
 } blz__io_options;
-
 /* Creates the driver. `opt` NULL: auto backend, no completion receive. */
 int blz__io_driver_new(const blz__io_options *opt, blz__io_driver **out);
 
@@ -38,20 +39,36 @@ int blz__io_driver_new(const blz__io_options *opt, blz__io_driver **out);
 void blz__io_driver_rx_counts(const blz__io_driver *d, unsigned *out, unsigned *armed,
                               unsigned *budget);
 
-/* The single parking thread arrives and leaves (blz__io_options.single). */
-void blz__io_driver_own(blz__io_driver *d);
-void blz__io_driver_disown(blz__io_driver *d);
+/* Owner thread `i` arrives and leaves (blz__io_options.owners). */
+void blz__io_driver_own(blz__io_driver *d, unsigned i);
+void blz__io_driver_disown(blz__io_driver *d, unsigned i);
+
+/* How many rings the owners park in: 1 (every parker shares the one
+ * backend, one at a time), or `owners` (each owner parks in its own, all at
+ * once; events of a ring are dispatched only by its owner's park). */
+unsigned blz__io_driver_rings(const blz__io_driver *d);
+
+struct blz__io_source;
+
+/* The index of the ring `s` is armed on (tests). */
+unsigned blz__io_driver_ring_of(const blz__io_driver *d, const struct blz__io_source *s);
 
 /* Closes the backend and frees the driver. No task may still be registered. */
 void blz__io_driver_free(blz__io_driver *d);
 
 /* Waits up to `timeout_ns` (-1 = forever, 0 = just poll) for I/O or a wake,
- * dispatches what arrived and returns the number of events handled.
- * Only one thread at a time (the runtime guarantees it). */
+ * dispatches what arrived and returns the number of events handled. With
+ * rings per owner, an owner parks in its own ring; otherwise only one
+ * thread at a time (the runtime guarantees it). */
 int blz__io_driver_park(blz__io_driver *d, int64_t timeout_ns);
 
-/* Makes a concurrent or the next blz__io_driver_park return promptly. Any thread. */
+/* Makes a concurrent or the next blz__io_driver_park return promptly (every
+ * ring's). Any thread. */
 void blz__io_driver_wake(blz__io_driver *d);
+
+/* The same for the park of owner `i` only (its ring); the one backend's
+ * when there are no rings per owner. Any thread. */
+void blz__io_driver_wake_ring(blz__io_driver *d, unsigned i);
 
 /* Lets the backend finish work the kernel deferred to the calling thread
  * (io/backend.h, flush_deferred). Any thread; cheap when there is none. */

@@ -27,9 +27,10 @@
  * - `refs` counts the owner and every future in flight. A registered waiter
  *   implies a reference, so a source reaching zero has no waiters.
  * - Lifetime: last unref -> backend disarm -> close(fd) -> retired list ->
- *   freed by blz__registry_sweep (start of a park) once be_hold is 0. An event
- *   fetched from the kernel is dispatched inside the park that fetched it,
- *   before the next sweep, so it never meets freed memory.
+ *   freed by blz__registry_sweep (start of a park) once be_hold is 0. The
+ *   backend drops a request's count only after its last event naming the
+ *   source is handled, as the last touch of a released source: the sweep
+ *   of another ring's park (rings per worker) may run at the same time.
  * - Tracked blocks are on `tracked` (registry lock) until freed; the driver
  *   frees the rest at its free, after the runtime joined every thread.
  */
@@ -281,7 +282,8 @@ blz__io_source_open(struct blz__io_driver *d, int fd, size_t size, unsigned init
     blz__spin_unlock(&d->reg.lock);
     blz__fetch_add(&d->reg.nlive, 1u, RELAXED);
 
-    int rc = d->ops->arm(d->be, s);
+    s->ring = blz__io_driver_place(d);
+    int rc = d->ops->arm(s->ring, s);
     if (rc < 0) {
         blz__spin_lock(&d->reg.lock);
         reg_list_remove(s);
@@ -308,7 +310,7 @@ blz__io_source_unref(blz__io_source *s)
     }
     BLZ_ASSERT(source_waiters_locked(s) == 0);
     blz__io_driver *d = s->driver;
-    d->ops->disarm(d->be, s);
+    d->ops->disarm(s->ring, s);
     (void) blz__sys_close(s->fd);
     s->fd = -1;
     blz__spin_lock(&d->reg.lock);
@@ -412,7 +414,7 @@ blz__io_rx_read(blz__io_source *s, void *buf, size_t len, int peek)
 {
     blz__io_driver *d = s->driver;
     long r;
-    if (d->ops->rx_take(d->be, s, buf, len, peek, &r)) {
+    if (d->ops->rx_take(s->ring, s, buf, len, peek, &r)) {
         return r;
     }
     /* The kernel's receive is not armed (it ran out of lent buffers, or was
@@ -424,7 +426,7 @@ blz__io_rx_read(blz__io_source *s, void *buf, size_t len, int peek)
     if (r == -EAGAIN || (r > 0 && (size_t) r < len && !peek)) {
         /* Empty now: the next data must come as an event. A short read counts
          * (the caller takes it to mean empty and clears readiness). */
-        d->ops->rx_arm(d->be, s);
+        d->ops->rx_arm(s->ring, s);
     }
     return r;
 }
@@ -434,7 +436,7 @@ blz__io_source_rx_start(blz__io_source *s)
 {
     blz__io_driver *d = s->driver;
     if (!s->rx_on && d->ops->rx_start) {
-        d->ops->rx_start(d->be, s);
+        d->ops->rx_start(s->ring, s);
     }
 }
 

@@ -65,6 +65,7 @@ typedef struct blz__io_source {
     _Atomic uint32_t be_hold;
     uint32_t be_flags;             /* backend-private, under the backend's own lock */
     struct blz__io_driver *driver; /* the driver this source belongs to */
+    struct blz__backend *ring;     /* the driver's backend (ring) it is armed on; fixed */
     /* Links in the registry's live or retired list, under the registry lock. */
     struct blz__io_source *reg_next, *reg_prev;
     uint32_t reg_state;    /* which list: 0 none, 1 live, 2 retired (registry lock) */

@@ -14,7 +14,8 @@
  * cooperative task running. A runtime with one worker gets a single-issuer
  * ring instead (single_init, ur_own): SINGLE_ISSUER | DEFER_TASKRUN, which
  * only that worker may enter, and whose completions the kernel runs in
- * batches inside its io_uring_enter.
+ * batches inside its io_uring_enter; with ring_per_worker, each worker
+ * gets one (the driver makes one backend per worker).
  *
  * Invariants:
  * - SQ: one producer at a time, under `lock`; every SQE is zeroed, filled, and
@@ -407,11 +408,14 @@ static void
 poll_ended(blz__backend *b, blz__io_source *src, int32_t res)
 {
     src->be_flags &= ~SRC_ARMED;
-    /* Release pairs with the sweep's acquire (a released source's last use). */
-    blz__fetch_sub(&src->be_hold, 1u, RELEASE);
     if ((src->be_flags & SRC_RELEASED) || b->draining) {
+        /* Last: a released source may be freed from here on, by the sweep
+         * of any ring's park. Release pairs with the sweep's acquire. */
+        blz__fetch_sub(&src->be_hold, 1u, RELEASE);
         return;
     }
+    /* Not released (that takes our lock): nothing frees it meanwhile. */
+    blz__fetch_sub(&src->be_hold, 1u, RELEASE);
     unsigned fails = (src->be_flags & SRC_FAILS) >> 4;
     if (res < 0 && res != -ECANCELED) {
         fails++;

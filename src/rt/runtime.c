@@ -102,6 +102,7 @@ blz_runtime_config_default(blz_runtime_config *cfg)
     cfg->stall_threshold = env_stall_threshold();
     cfg->stall_signal = SIGURG;
     cfg->recv_buffers = env_recv_buffers();
+    cfg->ring_per_worker = env_number("BLZ_RING_PER_WORKER", 1) == 1;
 }
 
 static int
@@ -199,16 +200,23 @@ blz_runtime_new(const blz_runtime_config *cfg_in, blz_runtime **out)
         w->spare = i >= regular; /* starts dormant: its bit stays clear */
     }
     /* One worker thread and nothing else ever parks in the driver: it may
-     * tie the kernel's I/O work to that thread (io/driver.h). */
-    rt->io_single = cfg.flavor == BLZ_MULTI_THREAD && n == 1;
+     * tie the kernel's I/O work to that thread (io/driver.h); with
+     * ring_per_worker, each of n workers to a ring of its own. Not with
+     * spares: a spare sleeps dormant for long stretches and could serve no
+     * ring. */
+    rt->io_owners =
+        cfg.flavor == BLZ_MULTI_THREAD && cfg.spare_workers == 0 && (n == 1 || cfg.ring_per_worker)
+            ? n
+            : 0;
     atomic_init(&rt->active_mask, regular >= 64 ? ~(uint64_t) 0 : (((uint64_t) 1 << regular) - 1));
     if ((rc = blz__timers_init(&rt->timers, cfg.paused_clock)) < 0 ||
-        (rc = blz__io_driver_new(&(blz__io_options){cfg.backend, cfg.recv_buffers, rt->io_single},
+        (rc = blz__io_driver_new(&(blz__io_options){cfg.backend, cfg.recv_buffers, rt->io_owners},
                                  &rt->io)) < 0 ||
         (rc = blz__stack_pool_new(cfg.fiber_stack_size, &rt->stacks)) < 0) {
         runtime_release(rt);
         return rc;
     }
+    rt->io_rings = blz__io_driver_rings(rt->io);
     if (cfg.flavor == BLZ_MULTI_THREAD) {
         for (unsigned i = 0; i < n; i++) {
             blz__worker *w = &rt->workers[i];

@@ -159,7 +159,12 @@ struct blz_runtime {
     unsigned nworkers;
     bool rescue_on;  /* stranded tasks are rescued (rt/rescue.h): several workers, membarrier */
     bool time_sched; /* cfg.sched_delay_histogram: tasks are stamped when queued */
-    bool io_single;  /* one worker, no spares: it owns the driver (blz__io_driver_own) */
+    /* Workers that own the driver (blz__io_driver_own): all of them when
+     * there are no spares, else none. */
+    unsigned io_owners;
+    /* The driver's rings: 1, or one per worker (each parks in its own, and
+     * driver_held only says who watches the timers). */
+    unsigned io_rings;
     /* The workers taking part (bit i: worker i); a spare's bit is clear while
      * it is dormant. idle_mask counts only these (all_idle, notify_parked). */
     BLZ_ALIGNED_CACHELINE _Atomic uint64_t active_mask;
@@ -174,7 +179,10 @@ struct blz_runtime {
     BLZ_ALIGNED_CACHELINE _Atomic uint64_t idle_mask;
     _Atomic uint32_t num_searching; /* workers looking for work to steal */
 
-    /* The driver: at most one parked worker holds it and sleeps in it. */
+    /* The driver: at most one parked worker holds it and sleeps in it, with
+     * the next timer as timeout (with rings per worker, each sleeps in its
+     * own ring and the holder only watches the timers). 0, or the holder's
+     * index + 1. */
     BLZ_ALIGNED_CACHELINE _Atomic uint32_t driver_held;
     blz__io_driver *io;
     blz__timers timers;

@@ -30,6 +30,9 @@
  * costs no futex call on either side.
  * At most one parked worker holds the driver (driver_held) and sleeps in it
  * with the next timer deadline as timeout; the others sleep on a futex.
+ * With rings per worker (rt->io_rings > 1) every parked worker sleeps in its
+ * own ring, whose events only it dispatches, and driver_held only picks the
+ * one that also watches the timers.
  */
 #include "core/atomic.h"
 #include "core/coop.h"
@@ -307,7 +310,17 @@ blz__rt_io(blz_runtime *rt)
 void
 blz__rt_wake_driver(blz_runtime *rt)
 {
-    blz__io_driver_wake(rt->io);
+    if (rt->io_rings == 1) {
+        blz__io_driver_wake(rt->io);
+        return;
+    }
+    /* The worker watching the timers, if any. A read-modify-write: one
+     * that takes the watch later (its CAS in sleep_in_ring reads what this
+     * wrote) sees the deadline stored before it. */
+    uint32_t holder = blz__fetch_add(&rt->driver_held, 0, ACQ_REL);
+    if (holder) {
+        blz__io_driver_wake_ring(rt->io, holder - 1);
+    }
 }
 
 /* ---- inject queue -------------------------------------------------------- */
@@ -380,7 +393,7 @@ unpark_worker(blz__worker *w)
     if (prev == BLZ_PARK_SLEEPING) {
         blz__futex_wake(&w->park_state, 1);
     } else if (prev == BLZ_PARK_DRIVER) {
-        blz__io_driver_wake(w->rt->io);
+        blz__io_driver_wake_ring(w->rt->io, w->index);
     }
     blz__fetch_add(&w->unparks, 1, RELAXED); /* any thread unparks: a real RMW */
 }
@@ -823,7 +836,19 @@ maintenance(blz__worker *w)
 {
     blz_runtime *rt = w->rt;
     uint32_t expect = 0;
-    if (blz__cas(&rt->driver_held, &expect, 1, ACQUIRE, RELAXED)) {
+    if (rt->io_rings > 1) {
+        /* Its own ring is this worker's alone to poll; the timers, whoever
+         * is not watching them now. */
+        driver_begin(w);
+        (void) blz__io_driver_park(rt->io, 0);
+        if (blz__cas(&rt->driver_held, &expect, w->index + 1, ACQUIRE, RELAXED)) {
+            (void) blz__timers_fire(&rt->timers);
+            blz__store(&rt->driver_held, 0, RELEASE);
+        }
+        driver_done(w);
+        return;
+    }
+    if (blz__cas(&rt->driver_held, &expect, w->index + 1, ACQUIRE, RELAXED)) {
         driver_begin(w);
         (void) blz__io_driver_park(rt->io, 0);
         (void) blz__timers_fire(&rt->timers);
@@ -940,6 +965,41 @@ others_awake(blz__worker *w)
     return (blz__load(&w->rt->idle_mask, SEQ_CST) & others) != others;
 }
 
+/* Sleeps in its own ring (rings per worker) until unparked, or for at most
+ * recheck_ns when that is not negative; the first to park also watches the
+ * timers (driver_held), as the driver holder does below. */
+static void
+sleep_in_ring(blz__worker *w, int64_t recheck_ns)
+{
+    blz_runtime *rt = w->rt;
+    uint32_t expect = 0;
+    /* Acquire: a deadline stored before blz__rt_wake_driver's look at
+     * driver_held is seen by the timer read below. */
+    bool timers = blz__cas(&rt->driver_held, &expect, w->index + 1, ACQ_REL, RELAXED);
+    driver_begin(w);
+    uint32_t st = BLZ_PARK_EMPTY;
+    if (blz__cas(&w->park_state, &st, BLZ_PARK_DRIVER, ACQ_REL, ACQUIRE)) {
+        int64_t timeout = recheck_ns;
+        if (timers) {
+            if (rt->rescue_on && others_awake(w) &&
+                (recheck_ns < 0 || recheck_ns > (int64_t) BLZ_RESCUE_NS)) {
+                recheck_ns = (int64_t) BLZ_RESCUE_NS; /* see sleep_until_unparked */
+            }
+            timeout = driver_timeout(rt, recheck_ns);
+        } else if (auto_advance(rt)) {
+            blz__rt_wake_driver(rt); /* the last busy worker: see sleep_until_unparked */
+        }
+        (void) blz__io_driver_park(rt->io, timeout);
+    }
+    if (timers) {
+        (void) blz__timers_fire(&rt->timers);
+    }
+    driver_done(w);
+    if (timers) {
+        blz__store(&rt->driver_held, 0, RELEASE);
+    }
+}
+
 /* Sleeps in the driver (if no one holds it) or on the futex until unparked,
  * or for at most recheck_ns when that is not negative. The driver holder
  * also wakes every BLZ_RESCUE_NS while another worker is awake, to rescue
@@ -949,8 +1009,12 @@ sleep_until_unparked(blz__worker *w, int64_t recheck_ns)
 {
     blz_runtime *rt = w->rt;
     blz__counter_inc(&w->parks);
+    if (rt->io_rings > 1) {
+        sleep_in_ring(w, recheck_ns);
+        return;
+    }
     uint32_t expect = 0;
-    if (blz__cas(&rt->driver_held, &expect, 1, ACQUIRE, RELAXED)) {
+    if (blz__cas(&rt->driver_held, &expect, w->index + 1, ACQUIRE, RELAXED)) {
         driver_begin(w);
         uint32_t st = BLZ_PARK_EMPTY;
         if (blz__cas(&w->park_state, &st, BLZ_PARK_DRIVER, ACQ_REL, ACQUIRE)) {
@@ -1156,12 +1220,12 @@ blz__worker_thread_main(void *arg)
     blz_thread_info info = {BLZ_THREAD_WORKER, w->index};
     blz__rt_thread_hook(w->rt, w->rt->cfg.on_thread_start, &info);
     blz__rt_set_thread(w->rt, w);
-    if (w->rt->io_single) {
-        blz__io_driver_own(w->rt->io);
+    if (w->rt->io_owners) {
+        blz__io_driver_own(w->rt->io, w->index);
     }
     blz__worker_run(w, NULL, NULL);
-    if (w->rt->io_single) {
-        blz__io_driver_disown(w->rt->io);
+    if (w->rt->io_owners) {
+        blz__io_driver_disown(w->rt->io, w->index);
     }
     blz__rt_set_thread(NULL, NULL);
     blz__rt_thread_hook(w->rt, w->rt->cfg.on_thread_stop, &info);
