@@ -11,7 +11,9 @@
  * - a new, earlier timer wakes the worker that watches the timers, asleep
  *   in its ring towards a far deadline;
  * - a stream closed from a thread that does not own its ring reaches the
- *   peer as an end of stream (the close wakes the owner to finish it).
+ *   peer as an end of stream (the close wakes the owner to finish it);
+ * - workers that never park (tasks that only yield) still dispatch their
+ *   rings' events, at their periodic maintenance.
  */
 #include "net_common.h"
 #include "rt/runtime.h"
@@ -239,6 +241,65 @@ BLZ_TEST(a_new_earlier_timer_wakes_the_worker_watching_the_timers)
         blz_join_abort(lj);
         (void) blz_join_wait(lj, NULL);
     }
+    blz_runtime_free(rt);
+}
+
+/* ---- busy workers still serve their rings ------------------------------------ */
+
+static _Atomic int stop_spinning;
+
+/* Keeps a worker busy without ever letting it park: it yields at once. */
+static void *
+spinner(void *arg)
+{
+    (void) arg;
+    blz_instant give_up = blz_now() + blz_secs(10);
+    while (!blz__load(&stop_spinning, ACQUIRE) && blz_now() < give_up) {
+        blz_yield();
+    }
+    return NULL;
+}
+
+static void *
+busy_main(void *arg)
+{
+    (void) arg;
+    blz_addr a;
+    blz_tcp_listener *l = net_listen_any(&a);
+    size_t salen = 0;
+    const struct sockaddr *sa = blz_addr_sockaddr(&a, &salen);
+    for (int round = 0; round < 20; round++) {
+        int peer = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        CHECK(peer >= 0);
+        CHECK_OK(connect(peer, sa, (socklen_t) salen));
+        blz_tcp_stream *s = NULL;
+        CHECK_OK(blz_tcp_accept(l, &s, NULL)); /* on this worker's ring */
+        blz__store(&stop_spinning, 0, RELEASE);
+        blz_join *spin[2];
+        CHECK_OK(blz_spawn(spinner, NULL, &spin[0]));
+        CHECK_OK(blz_spawn(spinner, NULL, &spin[1]));
+        CHECK_EQ(write(peer, "busy", 4), 4);
+        /* Neither worker parks while the spinners run: the data reaches this
+         * read only through a worker's periodic look at its own ring. */
+        char buf[4];
+        blz_instant t0 = blz_now();
+        CHECK_OK(net_read_exact(s, buf, 4));
+        CHECK_LT(blz_now() - t0, (blz_instant) blz_secs(5)); /* not the spinners' end */
+        CHECK(memcmp(buf, "busy", 4) == 0);
+        blz__store(&stop_spinning, 1, RELEASE);
+        CHECK_OK(blz_join_wait(spin[0], NULL));
+        CHECK_OK(blz_join_wait(spin[1], NULL));
+        blz_tcp_close(s);
+        close(peer);
+    }
+    blz_tcp_listener_close(l);
+    return NULL;
+}
+
+BLZ_TEST(workers_kept_busy_still_serve_their_rings)
+{
+    blz_runtime *rt = rpw_runtime(2, 0, true);
+    CHECK_OK(blz_runtime_block_on(rt, busy_main, NULL, NULL));
     blz_runtime_free(rt);
 }
 
