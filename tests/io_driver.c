@@ -65,13 +65,13 @@ driver(void)
 BLZ_TEST(backend_names)
 {
     blz__io_driver *d = NULL;
-    CHECK_OK(blz__io_driver_new(&(blz__io_options){"epoll", 0, false}, &d));
+    CHECK_OK(blz__io_driver_new(&(blz__io_options){"epoll", 0, 0}, &d));
     CHECK_STR_EQ(blz__io_driver_name(d), "epoll");
     CHECK(blz__io_driver_fallback_reason(d) == NULL);
     CHECK(!blz__io_driver_supports(d, BLZ__OP_READ_AT));
     blz__io_driver_free(d);
-    CHECK_EQ(blz__io_driver_new(&(blz__io_options){"kqueue", 0, false}, &d), -EINVAL);
-    CHECK_EQ(blz__io_driver_new(&(blz__io_options){"", 0, false}, NULL), -EINVAL);
+    CHECK_EQ(blz__io_driver_new(&(blz__io_options){"kqueue", 0, 0}, &d), -EINVAL);
+    CHECK_EQ(blz__io_driver_new(&(blz__io_options){"", 0, 0}, NULL), -EINVAL);
     /* Auto picks something that works. */
     unsetenv("BLZ_BACKEND");
     CHECK_OK(blz__io_driver_new(NULL, &d));
@@ -96,7 +96,7 @@ BLZ_TEST(uring_forbidden_falls_back_to_epoll)
         SKIP("cannot install a seccomp filter here");
     }
     blz__io_driver *d = NULL;
-    CHECK_OK(blz__io_driver_new(&(blz__io_options){"io_uring", 0, false}, &d));
+    CHECK_OK(blz__io_driver_new(&(blz__io_options){"io_uring", 0, 0}, &d));
     CHECK_STR_EQ(blz__io_driver_name(d), "epoll");
     CHECK(blz__io_driver_fallback_reason(d) != NULL);
     blz__io_driver_free(d);

@@ -73,16 +73,9 @@ stream_eof_main(void *arg)
     (void) arg;
     blz_addr a;
     blz_tcp_listener *l = net_listen_any(&a);
-    size_t salen = 0;
-    const struct sockaddr *sa = blz_addr_sockaddr(&a, &salen);
     for (int i = 0; i < ROUNDS; i++) {
-        int peer = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-        CHECK(peer >= 0);
-        struct timeval tv = {5, 0};
-        CHECK_OK(setsockopt(peer, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv));
-        CHECK_OK(connect(peer, sa, (socklen_t) salen));
         blz_tcp_stream *s = NULL;
-        CHECK_OK(blz_tcp_accept(l, &s, NULL));
+        int peer = net_plain_peer(l, &a, &s);
         CHECK_EQ(write(peer, "ping", 4), 4);
         char buf[8];
         CHECK_EQ(net_read_exact(s, buf, 4), 0); /* the stream's receive or poll has run */

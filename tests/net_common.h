@@ -19,6 +19,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/time.h>
 #include <time.h>
 
 /* Runs fn(arg) as a fiber on a fresh runtime and frees it; returns fn's value. */
@@ -102,6 +104,23 @@ net_pair(blz_tcp_listener *l, const blz_addr *addr, blz_tcp_stream **server,
 {
     CHECK_OK(blz_tcp_connect_addr(addr, client));
     CHECK_OK(blz_tcp_accept(l, server, NULL));
+}
+
+/* A plain blocking socket connected to `l` (listening on `addr`), its
+ * reads given up after 5 s (-1, EAGAIN), and the stream `l` accepted for it
+ * in *server: a peer that runs none of the runtime's I/O. */
+static inline int
+net_plain_peer(blz_tcp_listener *l, const blz_addr *addr, blz_tcp_stream **server)
+{
+    size_t salen = 0;
+    const struct sockaddr *sa = blz_addr_sockaddr(addr, &salen);
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    CHECK(fd >= 0);
+    struct timeval tv = {5, 0};
+    CHECK_OK(setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv));
+    CHECK_OK(connect(fd, sa, (socklen_t) salen));
+    CHECK_OK(blz_tcp_accept(l, server, NULL));
+    return fd;
 }
 
 /* Byte `i` of the test pattern of stream `seed`: any offset can be checked. */

@@ -266,14 +266,9 @@ busy_main(void *arg)
     (void) arg;
     blz_addr a;
     blz_tcp_listener *l = net_listen_any(&a);
-    size_t salen = 0;
-    const struct sockaddr *sa = blz_addr_sockaddr(&a, &salen);
     for (int round = 0; round < 20; round++) {
-        int peer = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-        CHECK(peer >= 0);
-        CHECK_OK(connect(peer, sa, (socklen_t) salen));
         blz_tcp_stream *s = NULL;
-        CHECK_OK(blz_tcp_accept(l, &s, NULL)); /* on this worker's ring */
+        int peer = net_plain_peer(l, &a, &s); /* s: on this worker's ring */
         blz__store(&stop_spinning, 0, RELEASE);
         blz_join *spin[2];
         CHECK_OK(blz_spawn(spinner, NULL, &spin[0]));
@@ -328,16 +323,9 @@ close_main(void *arg)
     (void) arg;
     blz_addr a;
     blz_tcp_listener *l = net_listen_any(&a);
-    size_t salen = 0;
-    const struct sockaddr *sa = blz_addr_sockaddr(&a, &salen);
     for (int i = 0; i < 20; i++) {
         close_ctx c;
-        c.peer = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-        CHECK(c.peer >= 0);
-        struct timeval tv = {5, 0};
-        CHECK_OK(setsockopt(c.peer, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv));
-        CHECK_OK(connect(c.peer, sa, (socklen_t) salen));
-        CHECK_OK(blz_tcp_accept(l, &c.s, NULL));
+        c.peer = net_plain_peer(l, &a, &c.s);
         CHECK_EQ(write(c.peer, "ping", 4), 4);
         char buf[4];
         CHECK_OK(net_read_exact(c.s, buf, 4));
