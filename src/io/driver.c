@@ -68,6 +68,13 @@ blz__io_driver_place(blz__io_driver *d)
     return d->rings[i % d->nrings];
 }
 
+/* Owner i's ring: its own, or the only one. */
+static blz__backend *
+ring_at(const blz__io_driver *d, unsigned i)
+{
+    return d->rings[d->nrings > 1 ? i : 0];
+}
+
 /* Each ring's share of the receive buffers: a power of two, at least 16. */
 static unsigned
 ring_buffers(unsigned total, unsigned rings)
@@ -100,10 +107,9 @@ backend_start(blz__io_driver *d, const blz__backend_ops *ops, const blz__io_opti
     }
     if (rc < 0 && n > 1 && made > 0) {
         /* Out of rings (memlock, the kernel's limit): all owners share one. */
-        while (made > 1) {
+        while (made > 0) {
             ops->fini(d->rings[--made]);
         }
-        ops->fini(d->rings[0]);
         rc = ops->init(&d->rings[0], opt->recv_buffers, false);
         made = rc == 0;
         n = 1;
@@ -247,7 +253,7 @@ blz__io_driver_own(blz__io_driver *d, unsigned i)
     tl_driver = d;
     tl_ring = d->nrings > 1 ? i : 0;
     if (d->ops->own) {
-        d->ops->own(d->rings[tl_ring]);
+        d->ops->own(ring_at(d, i));
     }
 }
 
@@ -255,7 +261,7 @@ void
 blz__io_driver_disown(blz__io_driver *d, unsigned i)
 {
     if (d->ops->disown) {
-        d->ops->disown(d->rings[d->nrings > 1 ? i : 0]);
+        d->ops->disown(ring_at(d, i));
     }
     tl_driver = NULL;
 }
@@ -298,7 +304,7 @@ blz__io_driver_wake(blz__io_driver *d)
 void
 blz__io_driver_wake_ring(blz__io_driver *d, unsigned i)
 {
-    d->ops->wake(d->rings[d->nrings > 1 ? i : 0]);
+    d->ops->wake(ring_at(d, i));
 }
 
 void

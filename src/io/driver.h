@@ -30,6 +30,7 @@ typedef struct blz__io_options {
      * each a ring of its own (blz__io_driver_rings says whether it did). */
     unsigned owners;
 } blz__io_options;
+
 /* Creates the driver. `opt` NULL: auto backend, no completion receive. */
 int blz__io_driver_new(const blz__io_options *opt, blz__io_driver **out);
 

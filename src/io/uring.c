@@ -408,14 +408,15 @@ static void
 poll_ended(blz__backend *b, blz__io_source *src, int32_t res)
 {
     src->be_flags &= ~SRC_ARMED;
-    if ((src->be_flags & SRC_RELEASED) || b->draining) {
-        /* Last: a released source may be freed from here on, by the sweep
-         * of any ring's park. Release pairs with the sweep's acquire. */
-        blz__fetch_sub(&src->be_hold, 1u, RELEASE);
+    bool ended = (src->be_flags & SRC_RELEASED) || b->draining;
+    /* A released source may be freed from here on, by the sweep of any
+     * ring's park, so its flags were read first; one not released (that
+     * takes our lock) is not freed meanwhile. Release pairs with the
+     * sweep's acquire. */
+    blz__fetch_sub(&src->be_hold, 1u, RELEASE);
+    if (ended) {
         return;
     }
-    /* Not released (that takes our lock): nothing frees it meanwhile. */
-    blz__fetch_sub(&src->be_hold, 1u, RELEASE);
     unsigned fails = (src->be_flags & SRC_FAILS) >> 4;
     if (res < 0 && res != -ECANCELED) {
         fails++;

@@ -830,32 +830,29 @@ driver_done(blz__worker *w)
 }
 
 /* Fires due timers and polls the driver without sleeping, if no one else
- * holds it; otherwise lets the kernel post what it deferred to this thread. */
+ * holds it (with rings per worker: polls its own ring, and fires the timers
+ * if no one watches them); otherwise lets the kernel post what it deferred
+ * to this thread. */
 static void
 maintenance(blz__worker *w)
 {
     blz_runtime *rt = w->rt;
     uint32_t expect = 0;
-    if (rt->io_rings > 1) {
-        /* Its own ring is this worker's alone to poll; the timers, whoever
-         * is not watching them now. */
+    bool timers = blz__cas(&rt->driver_held, &expect, w->index + 1, ACQUIRE, RELAXED);
+    /* The one driver only with the timers' watch (one thread polls it at a
+     * time); with rings per worker, its own ring always. */
+    if (timers || rt->io_rings > 1) {
         driver_begin(w);
         (void) blz__io_driver_park(rt->io, 0);
-        if (blz__cas(&rt->driver_held, &expect, w->index + 1, ACQUIRE, RELAXED)) {
+        if (timers) {
             (void) blz__timers_fire(&rt->timers);
-            blz__store(&rt->driver_held, 0, RELEASE);
         }
         driver_done(w);
-        return;
-    }
-    if (blz__cas(&rt->driver_held, &expect, w->index + 1, ACQUIRE, RELAXED)) {
-        driver_begin(w);
-        (void) blz__io_driver_park(rt->io, 0);
-        (void) blz__timers_fire(&rt->timers);
-        driver_done(w);
-        blz__store(&rt->driver_held, 0, RELEASE);
     } else {
         blz__io_driver_flush_deferred(rt->io);
+    }
+    if (timers) {
+        blz__store(&rt->driver_held, 0, RELEASE);
     }
 }
 
@@ -965,17 +962,16 @@ others_awake(blz__worker *w)
     return (blz__load(&w->rt->idle_mask, SEQ_CST) & others) != others;
 }
 
-/* Sleeps in its own ring (rings per worker) until unparked, or for at most
- * recheck_ns when that is not negative; the first to park also watches the
- * timers (driver_held), as the driver holder does below. */
+/* Sleeps in the driver until unparked, or for at most recheck_ns when that
+ * is not negative: in its own ring (rings per worker), or in the one driver
+ * as its holder. The worker that watches the timers (`timers`) sleeps
+ * towards the next deadline and fires what is due; it also wakes every
+ * BLZ_RESCUE_NS while another worker is awake, to rescue what a stuck one
+ * strands (rt/rescue.h). */
 static void
-sleep_in_ring(blz__worker *w, int64_t recheck_ns)
+sleep_in_driver(blz__worker *w, bool timers, int64_t recheck_ns)
 {
     blz_runtime *rt = w->rt;
-    uint32_t expect = 0;
-    /* Acquire: a deadline stored before blz__rt_wake_driver's look at
-     * driver_held is seen by the timer read below. */
-    bool timers = blz__cas(&rt->driver_held, &expect, w->index + 1, ACQ_REL, RELAXED);
     driver_begin(w);
     uint32_t st = BLZ_PARK_EMPTY;
     if (blz__cas(&w->park_state, &st, BLZ_PARK_DRIVER, ACQ_REL, ACQUIRE)) {
@@ -983,11 +979,12 @@ sleep_in_ring(blz__worker *w, int64_t recheck_ns)
         if (timers) {
             if (rt->rescue_on && others_awake(w) &&
                 (recheck_ns < 0 || recheck_ns > (int64_t) BLZ_RESCUE_NS)) {
-                recheck_ns = (int64_t) BLZ_RESCUE_NS; /* see sleep_until_unparked */
+                /* A worker stuck in a poll may strand tasks: look now and then. */
+                recheck_ns = (int64_t) BLZ_RESCUE_NS;
             }
             timeout = driver_timeout(rt, recheck_ns);
         } else if (auto_advance(rt)) {
-            blz__rt_wake_driver(rt); /* the last busy worker: see sleep_until_unparked */
+            blz__rt_wake_driver(rt); /* the last busy worker: see sleep_on_futex */
         }
         (void) blz__io_driver_park(rt->io, timeout);
     }
@@ -1000,53 +997,48 @@ sleep_in_ring(blz__worker *w, int64_t recheck_ns)
     }
 }
 
-/* Sleeps in the driver (if no one holds it) or on the futex until unparked,
- * or for at most recheck_ns when that is not negative. The driver holder
- * also wakes every BLZ_RESCUE_NS while another worker is awake, to rescue
- * what a stuck one strands (rt/rescue.h). */
+/* Sleeps on the futex until unparked, or for at most recheck_ns when that
+ * is not negative (one driver, held by another worker). */
+static void
+sleep_on_futex(blz__worker *w, int64_t recheck_ns)
+{
+    blz_runtime *rt = w->rt;
+    uint32_t st = BLZ_PARK_EMPTY;
+    if (!blz__cas(&w->park_state, &st, BLZ_PARK_SLEEPING, ACQ_REL, ACQUIRE)) {
+        return;
+    }
+    if (auto_advance(rt)) {
+        /* We were the last busy worker: the driver holder, asleep without a
+         * timeout on the virtual clock, must now jump it to the next timer. */
+        blz__rt_wake_driver(rt);
+    }
+    blz_instant deadline = recheck_ns >= 0 ? blz_now() + (blz_instant) recheck_ns : UINT64_MAX;
+    while (blz__load(&w->park_state, ACQUIRE) == BLZ_PARK_SLEEPING) {
+        blz__futex_wait(&w->park_state, BLZ_PARK_SLEEPING, deadline);
+        uint32_t sleeping = BLZ_PARK_SLEEPING;
+        if (deadline != UINT64_MAX && blz_now() >= deadline &&
+            blz__cas(&w->park_state, &sleeping, BLZ_PARK_EMPTY, ACQ_REL, ACQUIRE)) {
+            break; /* time to look again; an unpark from now on lands in EMPTY */
+        }
+    }
+}
+
+/* Sleeps until unparked, or for at most recheck_ns when that is not
+ * negative: in the driver when it takes the timers' watch (driver_held) or
+ * has a ring of its own, on the futex otherwise. */
 static void
 sleep_until_unparked(blz__worker *w, int64_t recheck_ns)
 {
     blz_runtime *rt = w->rt;
     blz__counter_inc(&w->parks);
-    if (rt->io_rings > 1) {
-        sleep_in_ring(w, recheck_ns);
-        return;
-    }
     uint32_t expect = 0;
-    if (blz__cas(&rt->driver_held, &expect, w->index + 1, ACQUIRE, RELAXED)) {
-        driver_begin(w);
-        uint32_t st = BLZ_PARK_EMPTY;
-        if (blz__cas(&w->park_state, &st, BLZ_PARK_DRIVER, ACQ_REL, ACQUIRE)) {
-            if (rt->rescue_on && others_awake(w) &&
-                (recheck_ns < 0 || recheck_ns > (int64_t) BLZ_RESCUE_NS)) {
-                /* A worker stuck in a poll may strand tasks: look now and then. */
-                recheck_ns = (int64_t) BLZ_RESCUE_NS;
-            }
-            (void) blz__io_driver_park(rt->io, driver_timeout(rt, recheck_ns));
-        }
-        (void) blz__timers_fire(&rt->timers);
-        driver_done(w);
-        blz__store(&rt->driver_held, 0, RELEASE);
+    /* Acquire: a deadline stored before blz__rt_wake_driver's look at
+     * driver_held is seen by driver_timeout. */
+    bool timers = blz__cas(&rt->driver_held, &expect, w->index + 1, ACQ_REL, RELAXED);
+    if (timers || rt->io_rings > 1) {
+        sleep_in_driver(w, timers, recheck_ns);
     } else {
-        uint32_t st = BLZ_PARK_EMPTY;
-        if (blz__cas(&w->park_state, &st, BLZ_PARK_SLEEPING, ACQ_REL, ACQUIRE)) {
-            if (auto_advance(rt)) {
-                /* We were the last busy worker: the driver holder, asleep without a
-                 * timeout on the virtual clock, must now jump it to the next timer. */
-                blz__io_driver_wake(rt->io);
-            }
-            blz_instant deadline =
-                recheck_ns >= 0 ? blz_now() + (blz_instant) recheck_ns : UINT64_MAX;
-            while (blz__load(&w->park_state, ACQUIRE) == BLZ_PARK_SLEEPING) {
-                blz__futex_wait(&w->park_state, BLZ_PARK_SLEEPING, deadline);
-                uint32_t sleeping = BLZ_PARK_SLEEPING;
-                if (deadline != UINT64_MAX && blz_now() >= deadline &&
-                    blz__cas(&w->park_state, &sleeping, BLZ_PARK_EMPTY, ACQ_REL, ACQUIRE)) {
-                    break; /* time to look again; an unpark from now on lands in EMPTY */
-                }
-            }
-        }
+        sleep_on_futex(w, recheck_ns);
     }
 }
 
