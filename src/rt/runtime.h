@@ -40,6 +40,7 @@ typedef struct blz__worker {
     unsigned index;         /* position in rt->workers */
     uint32_t tick;          /* scheduler ticks, for fairness checks */
     uint32_t rng;           /* xorshift state for steal victim choice */
+    uint32_t idle_yields;   /* parks since its pre-park yields last paid (worker.c) */
     bool searching;         /* counted in rt->num_searching */
     bool spare;             /* one of cfg.spare_workers (worker.c, spare_dormant) */
     bool in_driver;         /* dispatching I/O events or timers: its wakes notify nobody
