@@ -103,7 +103,7 @@ OPTIMISED_WITH_ASSERTS = -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_C_FLAGS_RELWI
 # The AArch64 build (cmake/aarch64-linux-gnu.cmake): Debian's cross compiler, every test
 # but stress run through qemu-user, so the Arm context switch and the ABI are exercised
 # on every CI run. Left out: the tests that spawn processes (process_*, and
-# shutdown_graceful, net_examples and io_examples, which run examples). posix_spawn's vfork becomes a plain fork
+# shutdown_graceful and the *_examples tests, which run examples). posix_spawn's vfork becomes a plain fork
 # under qemu-user, which loses the child's exec error, and a fork of a multi-threaded
 # guest can leave the child deadlocked inside qemu before it execs. io_uring tests skip
 # (qemu-user has no io_uring); BLZ_TEST_EMULATOR lets a test skip a case the emulator
@@ -116,7 +116,7 @@ check-aarch64: tools
 		$(CONFIGURE_ARGS)
 	$(CMAKE_BUILD) build-aarch64 -j $(JOBS)
 	BLZ_TEST_EMULATOR=qemu-aarch64 ctest --test-dir build-aarch64 -j $(JOBS) -LE stress \
-		-E '^(process_|shutdown_graceful|net_examples|io_examples)' --output-on-failure
+		-E '^(process_|shutdown_graceful|[a-z]+_examples)' --output-on-failure
 
 # The fiber switch every CPU without our assembly uses (swapcontext; fiber.c), forced
 # on x86-64 so that CI runs the suite on it too.
