@@ -13,6 +13,8 @@
 #include "net_common.h"
 
 #include <netinet/in.h>
+#include <poll.h>
+#include <stdatomic.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -91,4 +93,102 @@ BLZ_TEST(the_peer_of_a_closed_stream_reads_its_end_at_once)
 {
     net_run(1, stream_eof_main, NULL);
     net_run(2, stream_eof_main, NULL);
+}
+
+/* Many closes at once from a thread that may not enter the ring (a
+ * blocking-pool job) while the ring's owner is kept busy: two cancels per
+ * stream (its poll and its receive), more than the ring's submission queue
+ * holds. A cancel that finds no room waits for the owner's next poll
+ * instead of being dropped, so every peer still reads its end; dropped, the
+ * poll or receive would hold the socket's file for the life of the ring. */
+#define MANY_CLOSES 300
+
+typedef struct many_closes {
+    blz_tcp_stream *streams[MANY_CLOSES];
+    int peers[MANY_CLOSES];
+    _Atomic bool closed;
+    int ended; /* peers that read their end within the bound */
+} many_closes;
+
+static void *
+close_every_stream(void *arg)
+{
+    many_closes *m = arg;
+    for (int i = 0; i < MANY_CLOSES; i++) {
+        blz_tcp_close(m->streams[i]);
+    }
+    atomic_store(&m->closed, true);
+    return NULL;
+}
+
+/* Reads every peer to its end, waiting for at most 10 s in all. */
+static void *
+read_every_end(void *arg)
+{
+    many_closes *m = arg;
+    bool done[MANY_CLOSES] = {false};
+    struct pollfd pfd[MANY_CLOSES];
+    int which[MANY_CLOSES];
+    blz_instant until = blz_clock_now() + blz_secs(10);
+    while (m->ended < MANY_CLOSES && blz_clock_now() < until) {
+        nfds_t n = 0;
+        for (int i = 0; i < MANY_CLOSES; i++) {
+            if (!done[i]) {
+                pfd[n] = (struct pollfd){.fd = m->peers[i], .events = POLLIN | POLLRDHUP};
+                which[n++] = i;
+            }
+        }
+        int ms = (int) ((until - blz_clock_now()) / 1000000) + 1;
+        if (poll(pfd, n, ms) <= 0) {
+            continue;
+        }
+        for (nfds_t k = 0; k < n; k++) {
+            char c;
+            if (pfd[k].revents && recv(pfd[k].fd, &c, 1, MSG_DONTWAIT) == 0) {
+                done[which[k]] = true;
+                m->ended++;
+            }
+        }
+    }
+    return NULL;
+}
+
+static void *
+many_closes_main(void *arg)
+{
+    (void) arg;
+    many_closes *m = calloc(1, sizeof *m);
+    CHECK(m != NULL);
+    blz_addr a;
+    blz_tcp_listener *l = net_listen_any(&a);
+    for (int i = 0; i < MANY_CLOSES; i++) {
+        m->peers[i] = net_plain_peer(l, &a, &m->streams[i]);
+        char c = 'x';
+        CHECK_EQ(write(m->peers[i], &c, 1), 1);
+        CHECK_EQ(net_read_exact(m->streams[i], &c, 1), 0); /* its receive or poll is live */
+    }
+    blz_tcp_listener_close(l);
+    blz_join *job = NULL;
+    CHECK_OK(blz_spawn_blocking(close_every_stream, m, &job));
+    while (!atomic_load(&m->closed)) {
+        /* Keep the worker: no yield, no system call, so its ring stays unpolled. */
+    }
+    CHECK_OK(blz_join_wait(job, NULL));
+    /* Read the ends off the worker, so that it polls its ring meanwhile. */
+    CHECK_OK(blz_spawn_blocking(read_every_end, m, &job));
+    CHECK_OK(blz_join_wait(job, NULL));
+    if (m->ended != MANY_CLOSES) {
+        fprintf(stderr, "%d of %d peers read their end\n", m->ended, MANY_CLOSES);
+    }
+    CHECK_EQ(m->ended, MANY_CLOSES);
+    for (int i = 0; i < MANY_CLOSES; i++) {
+        close(m->peers[i]);
+    }
+    free(m);
+    return NULL;
+}
+
+BLZ_TEST(closes_beyond_the_submission_queue_all_reach_their_peers)
+{
+    net_run(1, many_closes_main, NULL);
 }

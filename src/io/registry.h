@@ -63,9 +63,10 @@ typedef struct blz__io_source {
     /* 1 while the backend may still deliver an event naming this source;
      * set by arm, cleared (release) by the backend. Read by the sweep. */
     _Atomic uint32_t be_hold;
-    uint32_t be_flags;             /* backend-private, under the backend's own lock */
-    struct blz__io_driver *driver; /* the driver this source belongs to */
-    struct blz__backend *ring;     /* the driver's backend (ring) it is armed on; fixed */
+    uint32_t be_flags;              /* backend-private, under the backend's own lock */
+    struct blz__io_source *be_owed; /* backend-private link, under the backend's own lock */
+    struct blz__io_driver *driver;  /* the driver this source belongs to */
+    struct blz__backend *ring;      /* the driver's backend (ring) it is armed on; fixed */
     /* Links in the registry's live or retired list, under the registry lock. */
     struct blz__io_source *reg_next, *reg_prev;
     uint32_t reg_state;    /* which list: 0 none, 1 live, 2 retired (registry lock) */

@@ -27,6 +27,11 @@
  * - CQ: one consumer, the parking thread; the CQ tail is read with acquire
  *   (pairs with the kernel's release), each CQE is copied out before the head
  *   is released back to the kernel (release store).
+ * - A cancel of a source's poll or receive is never dropped: when the SQ has
+ *   no room (and a thread that may not enter a single-issuer ring cannot
+ *   make any), the source goes on `owed` and the next poll queues it. The
+ *   request's hold keeps the source allocated meanwhile, and its end takes
+ *   the source off the list before dropping the hold.
  * - A source's poll state (be_flags: ARMED, RELEASED) is guarded by `lock`.
  *   be_hold counts the requests that may still post a CQE naming the
  *   source: its poll while ARMED, and its receive (uring_rx.c). A CQE
@@ -171,6 +176,69 @@ blz__ur_prep_cancel(struct io_uring_sqe *sqe, uint64_t target)
     sqe->user_data = TAG_IGNORE;
 }
 
+static uint32_t
+owe_flag(uint64_t tag)
+{
+    return tag == TAG_POLL ? SRC_OWE_POLL_CANCEL : SRC_OWE_RECV_CANCEL;
+}
+
+void
+blz__ur_cancel_src_locked(blz__backend *b, blz__io_source *src, uint64_t tag)
+{
+    struct io_uring_sqe *sqe = blz__ur_sq_get(b);
+    if (sqe) {
+        blz__ur_prep_cancel(sqe, (uint64_t) (uintptr_t) src | tag);
+        return;
+    }
+    /* The poll or receive holds be_hold until its last CQE, which only the
+     * cancel brings: src stays allocated while it is on the list. */
+    if (!(src->be_flags & SRC_OWED)) {
+        src->be_owed = b->owed;
+        b->owed = src;
+    }
+    src->be_flags |= owe_flag(tag);
+}
+
+void
+blz__ur_owed_end_locked(blz__backend *b, blz__io_source *src, uint64_t tag)
+{
+    uint32_t flag = owe_flag(tag);
+    if (!(src->be_flags & flag)) {
+        return;
+    }
+    src->be_flags &= ~flag;
+    if (src->be_flags & SRC_OWED) {
+        return;
+    }
+    for (blz__io_source **p = &b->owed; *p; p = &(*p)->be_owed) {
+        if (*p == src) {
+            *p = src->be_owed; /* off the list before its hold goes */
+            return;
+        }
+    }
+}
+
+/* Queues the cancels owed, as far as the SQ has room. Lock held; the caller
+ * flushes. On the poller's thread, which may enter the ring: each time the
+ * SQ fills, blz__ur_sq_get submits it and makes room. */
+static void
+pay_owed_locked(blz__backend *b)
+{
+    while (b->owed) {
+        blz__io_source *src = b->owed;
+        uint64_t tag = (src->be_flags & SRC_OWE_POLL_CANCEL) ? TAG_POLL : TAG_RECV;
+        struct io_uring_sqe *sqe = blz__ur_sq_get(b);
+        if (!sqe) {
+            return; /* the kernel takes nothing now: the next poll tries again */
+        }
+        blz__ur_prep_cancel(sqe, (uint64_t) (uintptr_t) src | tag);
+        src->be_flags &= ~owe_flag(tag);
+        if (!(src->be_flags & SRC_OWED)) {
+            b->owed = src->be_owed;
+        }
+    }
+}
+
 /* Arms the multishot poll of src. Lock held; flushes when `flush`. */
 static int
 arm_locked(blz__backend *b, blz__io_source *src, int flush)
@@ -226,18 +294,13 @@ ur_disarm(blz__backend *b, blz__io_source *src)
     pthread_mutex_lock(&b->lock);
     src->be_flags |= SRC_RELEASED;
     if (src->be_flags & SRC_ARMED) {
-        struct io_uring_sqe *sqe = blz__ur_sq_get(b);
-        if (sqe) {
-            /* ASYNC_CANCEL, not POLL_REMOVE: POLL_REMOVE gives up with
-             * -EALREADY (cancelling nothing) when the poll's task work is in
-             * flight at that moment, and the poll would then hold the file
-             * (so the socket never closes) for the life of the ring. Cancel
-             * marks the poll cancelled and it completes either way. */
-            blz__ur_prep_cancel(sqe, (uint64_t) (uintptr_t) src | TAG_POLL);
-        }
-        /* be_hold counts the poll until its last CQE (its -ECANCELED). If
-         * the SQ was full the poll lives on until the ring closes: a leak of
-         * one source, never a use after free. */
+        /* ASYNC_CANCEL, not POLL_REMOVE: POLL_REMOVE gives up with
+         * -EALREADY (cancelling nothing) when the poll's task work is in
+         * flight at that moment, and the poll would then hold the file (so
+         * the socket never closes) for the life of the ring. Cancel marks
+         * the poll cancelled and it completes either way. be_hold counts
+         * the poll until its last CQE (its -ECANCELED). */
+        blz__ur_cancel_src_locked(b, src, TAG_POLL);
     }
     uint16_t held = blz__ur_rx_close_locked(b, src);
     /* The poll and the receive hold the socket's file until their cancels
@@ -408,6 +471,7 @@ static void
 poll_ended(blz__backend *b, blz__io_source *src, int32_t res)
 {
     src->be_flags &= ~SRC_ARMED;
+    blz__ur_owed_end_locked(b, src, TAG_POLL);
     bool ended = (src->be_flags & SRC_RELEASED) || b->draining;
     /* A released source may be freed from here on, by the sweep of any
      * ring's park, so its flags were read first; one not released (that
@@ -551,9 +615,14 @@ poll_upto(blz__backend *b, int64_t timeout_ns, unsigned max)
         (void) blz__ur_enter(b->ring_fd, 0, 0, IORING_ENTER_GETEVENTS, NULL, 0);
         n += cq_reap(b, &seen, max);
     }
-    /* Publish what reaping queued (re-arms), and learn of a CQ overflow. */
+    /* Publish what reaping queued (re-arms), then the cancels other threads
+     * owe for want of room, and learn of a CQ overflow. */
     pthread_mutex_lock(&b->lock);
     (void) blz__ur_sq_flush(b);
+    if (b->owed) {
+        pay_owed_locked(b);
+        (void) blz__ur_sq_flush(b);
+    }
     pthread_mutex_unlock(&b->lock);
     unsigned sqf = blz__load(b->sq_kflags, RELAXED);
     /* Any CQE (a wake included) means "return now": wait only on an empty CQ. */

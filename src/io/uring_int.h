@@ -95,9 +95,14 @@ _Static_assert(offsetof(struct io_uring_sqe, file_index) == 44,
 #define RX_CLOSED     0x8u /* the owner let go: received buffers go straight back */
 
 /* Source be_flags (under the backend lock). */
-#define SRC_ARMED    0x1u  /* a poll request for it is live in the kernel */
-#define SRC_RELEASED 0x2u  /* the owner let go: do not arm again */
-#define SRC_FAILS    0xf0u /* consecutive failed re-arms (bits 4..7) */
+#define SRC_ARMED           0x1u /* a poll request for it is live in the kernel */
+#define SRC_RELEASED        0x2u /* the owner let go: do not arm again */
+/* A cancel the full SQ had no room for, owed on the backend's `owed` list
+ * until a poll finds room (pay_owed_locked in uring.c). */
+#define SRC_OWE_POLL_CANCEL 0x4u /* of its poll */
+#define SRC_OWE_RECV_CANCEL 0x8u /* of its receive */
+#define SRC_OWED            (SRC_OWE_POLL_CANCEL | SRC_OWE_RECV_CANCEL)
+#define SRC_FAILS           0xf0u /* consecutive failed re-arms (bits 4..7) */
 
 #define POLL_MASK (POLLIN | POLLOUT | POLLRDHUP)
 
@@ -145,8 +150,14 @@ struct blz__backend {
     bool owned;                /* the owner enabled the ring (under lock) */
     _Atomic uint32_t disowned; /* the owner drained it and left: no more I/O */
     bool draining;             /* ending every request: re-arm nothing */
-    pthread_t owner;           /* valid while owned */
-    bool rx_on;                /* completion receive works here */
+    /* Sources owed a cancel (SRC_OWED), linked through be_owed, under lock.
+     * A thread that may not enter a single-issuer ring cannot make room in
+     * its full SQ; a cancel dropped there would leave the poll or receive
+     * holding the socket's file (no FIN, the port still bound) for the
+     * life of the ring, so it waits here for the poller. */
+    struct blz__io_source *owed;
+    pthread_t owner; /* valid while owned */
+    bool rx_on;      /* completion receive works here */
 
     /* Completion receive's buffers. A buffer belongs to the kernel while its
      * id sits in the ring, then to the stream whose receive CQE named it
@@ -184,6 +195,14 @@ struct io_uring_sqe *blz__ur_sq_get(blz__backend *b);
 /* Submits every published SQE (or, from a thread that may not enter a
  * single-issuer ring, leaves them to the owner and wakes it). Lock held. */
 int blz__ur_sq_flush(blz__backend *b);
+
+/* Queues a cancel of src's poll or receive (`tag`: TAG_POLL or TAG_RECV);
+ * when the SQ has no room, owes it (SRC_OWED) to the next poll. Lock held. */
+void blz__ur_cancel_src_locked(blz__backend *b, blz__io_source *src, uint64_t tag);
+
+/* src's poll or receive (`tag`) has ended: a cancel still owed for it is
+ * moot. Lock held; before the end drops src's hold. */
+void blz__ur_owed_end_locked(blz__backend *b, blz__io_source *src, uint64_t tag);
 
 /* A poll mask as an SQE's poll32_events holds it. */
 static inline uint32_t

@@ -181,9 +181,8 @@ blz__ur_rx_close_locked(blz__backend *b, blz__io_source *src)
     src->rx_head = src->rx_tail = RX_NONE;
     src->rx_count = 0;
     blz__spin_unlock(&src->lock);
-    struct io_uring_sqe *sqe = armed ? blz__ur_sq_get(b) : NULL;
-    if (sqe) {
-        blz__ur_prep_cancel(sqe, (uint64_t) (uintptr_t) src | TAG_RECV);
+    if (armed) {
+        blz__ur_cancel_src_locked(b, src, TAG_RECV);
     }
     return held;
 }
@@ -344,6 +343,7 @@ blz__ur_rx_cqe(blz__backend *b, blz__io_source *src, int32_t res, uint32_t flags
     int more = (flags & IORING_CQE_F_MORE) != 0;
     unsigned bits = 0;
     int cancel = 0;
+    bool closed = false;
     uint16_t back = RX_NONE;
     blz__spin_lock(&src->lock);
     if (flags & IORING_CQE_F_BUFFER) {
@@ -352,6 +352,9 @@ blz__ur_rx_cqe(blz__backend *b, blz__io_source *src, int32_t res, uint32_t flags
     }
     if (!more) {
         bits |= rx_ended_locked(src, res);
+        /* A close owes a cancel only while the receive is armed, and sets
+         * RX_CLOSED in the same critical section as it looks. */
+        closed = (src->rx_flags & RX_CLOSED) != 0;
     }
     blz__spin_unlock(&src->lock);
     blz__ur_rx_give(b, back);
@@ -374,6 +377,14 @@ blz__ur_rx_cqe(blz__backend *b, blz__io_source *src, int32_t res, uint32_t flags
     }
     if (!more) {
         blz__fetch_sub(&b->rx_armed, 1u, RELAXED);
+        if (closed) {
+            /* The close may owe this receive's cancel: it does so under the
+             * backend lock it held while it looked, so taking that lock here
+             * finds the debt if there is one. */
+            pthread_mutex_lock(&b->lock);
+            blz__ur_owed_end_locked(b, src, TAG_RECV);
+            pthread_mutex_unlock(&b->lock);
+        }
         /* Last: a released source may be freed from here on. Release pairs
          * with the sweep's acquire. */
         blz__fetch_sub(&src->be_hold, 1u, RELEASE);

@@ -316,6 +316,16 @@ blz__rt_io(blz_runtime *rt)
     return rt->io;
 }
 
+/* Hands the timers' watch back. An exchange, not a store: it reads every
+ * earlier RMW of blz__rt_wake_driver, so the next watcher's acquire CAS
+ * sees the deadlines those stored before them (a plain store would end
+ * their release sequence). */
+static void
+give_up_timers(blz_runtime *rt)
+{
+    (void) blz__exchange(&rt->driver_held, 0, ACQ_REL);
+}
+
 void
 blz__rt_wake_driver(blz_runtime *rt)
 {
@@ -324,8 +334,9 @@ blz__rt_wake_driver(blz_runtime *rt)
         return;
     }
     /* The worker watching the timers, if any. A read-modify-write: one
-     * that takes the watch later (its CAS in sleep_in_ring reads what this
-     * wrote) sees the deadline stored before it. */
+     * that takes the watch later (its CAS in sleep_until_unparked or
+     * maintenance) sees the deadline stored before it, through this RMW or
+     * through the watcher's hand-back, an RMW too (give_up_timers). */
     uint32_t holder = blz__fetch_add(&rt->driver_held, 0, ACQ_REL);
     if (holder) {
         blz__io_driver_wake_ring(rt->io, holder - 1);
@@ -861,7 +872,7 @@ maintenance(blz__worker *w)
         blz__io_driver_flush_deferred(rt->io);
     }
     if (timers) {
-        blz__store(&rt->driver_held, 0, RELEASE);
+        give_up_timers(rt);
     }
 }
 
@@ -1019,7 +1030,7 @@ sleep_in_driver(blz__worker *w, bool timers, int64_t recheck_ns)
     }
     driver_done(w);
     if (timers) {
-        blz__store(&rt->driver_held, 0, RELEASE);
+        give_up_timers(rt);
     }
 }
 
