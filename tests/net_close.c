@@ -192,3 +192,73 @@ BLZ_TEST(closes_beyond_the_submission_queue_all_reach_their_peers)
 {
     net_run(1, many_closes_main, NULL);
 }
+
+/* The same for opening: sockets bound on a pool thread while the owner is
+ * kept busy need more arms than the submission queue holds. Each bind
+ * succeeds (an arm that finds no room waits for the owner's next poll
+ * instead of failing with -EBUSY), and each socket then receives. */
+#define MANY_OPENS 300
+
+typedef struct many_opens {
+    blz_udp_socket *sockets[MANY_OPENS];
+    int failed; /* binds that failed, and the first error */
+    int first_error;
+    _Atomic bool opened;
+} many_opens;
+
+static void *
+open_every_socket(void *arg)
+{
+    many_opens *m = arg;
+    for (int i = 0; i < MANY_OPENS; i++) {
+        int rc = blz_udp_bind("127.0.0.1:0", &m->sockets[i]);
+        if (rc < 0) {
+            m->sockets[i] = NULL;
+            m->first_error = m->failed++ ? m->first_error : rc;
+        }
+    }
+    atomic_store(&m->opened, true);
+    return NULL;
+}
+
+static void *
+many_opens_main(void *arg)
+{
+    (void) arg;
+    many_opens *m = calloc(1, sizeof *m);
+    CHECK(m != NULL);
+    blz_join *job = NULL;
+    CHECK_OK(blz_spawn_blocking(open_every_socket, m, &job));
+    while (!atomic_load(&m->opened)) {
+        /* Keep the worker: no yield, no system call, so its ring stays unpolled. */
+    }
+    CHECK_OK(blz_join_wait(job, NULL));
+    if (m->failed) {
+        fprintf(stderr, "%d of %d binds failed, the first with %s\n", m->failed, MANY_OPENS,
+                blz_errname(m->first_error));
+    }
+    CHECK_EQ(m->failed, 0);
+    int plain = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    CHECK(plain >= 0);
+    for (int i = 0; i < MANY_OPENS; i++) {
+        blz_addr to;
+        CHECK_OK(blz_udp_local_addr(m->sockets[i], &to));
+        size_t salen = 0;
+        const struct sockaddr *sa = blz_addr_sockaddr(&to, &salen);
+        CHECK_EQ(sendto(plain, "d", 1, 0, sa, (socklen_t) salen), 1);
+        char c = 0;
+        blz_io_future rd;
+        blz_udp_recv_from_fut(m->sockets[i], &c, 1, NULL, &rd);
+        CHECK_EQ(blz_timeout(&rd.base, blz_secs(5)), 1);
+        CHECK_EQ(c, 'd');
+        blz_udp_close(m->sockets[i]);
+    }
+    close(plain);
+    free(m);
+    return NULL;
+}
+
+BLZ_TEST(opens_beyond_the_submission_queue_all_succeed)
+{
+    net_run(1, many_opens_main, NULL);
+}

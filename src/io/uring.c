@@ -27,11 +27,12 @@
  * - CQ: one consumer, the parking thread; the CQ tail is read with acquire
  *   (pairs with the kernel's release), each CQE is copied out before the head
  *   is released back to the kernel (release store).
- * - A cancel of a source's poll or receive is never dropped: when the SQ has
- *   no room (and a thread that may not enter a single-issuer ring cannot
- *   make any), the source goes on `owed` and the next poll queues it. The
- *   request's hold keeps the source allocated meanwhile, and its end takes
- *   the source off the list before dropping the hold.
+ * - A source's first arm and the cancels of its poll or receive are never
+ *   dropped: when the SQ has no room (and a thread that may not enter a
+ *   single-issuer ring cannot make any), the source goes on `owed` and the
+ *   next poll queues them. The poll's or receive's hold keeps the source
+ *   allocated meanwhile; its end, or a disarm before an owed arm went out,
+ *   takes the source off the list before dropping the hold.
  * - A source's poll state (be_flags: ARMED, RELEASED) is guarded by `lock`.
  *   be_hold counts the requests that may still post a CQE naming the
  *   source: its poll while ARMED, and its receive (uring_rx.c). A CQE
@@ -182,6 +183,37 @@ owe_flag(uint64_t tag)
     return tag == TAG_POLL ? SRC_OWE_POLL_CANCEL : SRC_OWE_RECV_CANCEL;
 }
 
+/* Puts src on the owed list for `flag` (SRC_OWE_*). Lock held. */
+static void
+owe_locked(blz__backend *b, blz__io_source *src, uint32_t flag)
+{
+    if (!(src->be_flags & SRC_OWED)) {
+        src->be_owed = b->owed;
+        b->owed = src;
+    }
+    src->be_flags |= flag;
+}
+
+/* Clears the debt `flag` of src; takes src off the list when it owes
+ * nothing more. Lock held. */
+static void
+owed_clear_locked(blz__backend *b, blz__io_source *src, uint32_t flag)
+{
+    if (!(src->be_flags & flag)) {
+        return;
+    }
+    src->be_flags &= ~flag;
+    if (src->be_flags & SRC_OWED) {
+        return;
+    }
+    for (blz__io_source **p = &b->owed; *p; p = &(*p)->be_owed) {
+        if (*p == src) {
+            *p = src->be_owed;
+            return;
+        }
+    }
+}
+
 void
 blz__ur_cancel_src_locked(blz__backend *b, blz__io_source *src, uint64_t tag)
 {
@@ -192,47 +224,38 @@ blz__ur_cancel_src_locked(blz__backend *b, blz__io_source *src, uint64_t tag)
     }
     /* The poll or receive holds be_hold until its last CQE, which only the
      * cancel brings: src stays allocated while it is on the list. */
-    if (!(src->be_flags & SRC_OWED)) {
-        src->be_owed = b->owed;
-        b->owed = src;
-    }
-    src->be_flags |= owe_flag(tag);
+    owe_locked(b, src, owe_flag(tag));
 }
 
 void
 blz__ur_owed_end_locked(blz__backend *b, blz__io_source *src, uint64_t tag)
 {
-    uint32_t flag = owe_flag(tag);
-    if (!(src->be_flags & flag)) {
-        return;
-    }
-    src->be_flags &= ~flag;
-    if (src->be_flags & SRC_OWED) {
-        return;
-    }
-    for (blz__io_source **p = &b->owed; *p; p = &(*p)->be_owed) {
-        if (*p == src) {
-            *p = src->be_owed; /* off the list before its hold goes */
-            return;
-        }
-    }
+    owed_clear_locked(b, src, owe_flag(tag)); /* off the list before its hold goes */
 }
 
-/* Queues the cancels owed, as far as the SQ has room. Lock held; the caller
- * flushes. On the poller's thread, which may enter the ring: each time the
- * SQ fills, blz__ur_sq_get submits it and makes room. */
+/* Queues the requests owed, as far as the SQ has room. Lock held; the
+ * caller flushes. On the poller's thread, which may enter the ring: each
+ * time the SQ fills, blz__ur_sq_get submits it and makes room. */
 static void
 pay_owed_locked(blz__backend *b)
 {
     while (b->owed) {
         blz__io_source *src = b->owed;
-        uint64_t tag = (src->be_flags & SRC_OWE_POLL_CANCEL) ? TAG_POLL : TAG_RECV;
         struct io_uring_sqe *sqe = blz__ur_sq_get(b);
         if (!sqe) {
             return; /* the kernel takes nothing now: the next poll tries again */
         }
-        blz__ur_prep_cancel(sqe, (uint64_t) (uintptr_t) src | tag);
-        src->be_flags &= ~owe_flag(tag);
+        uint32_t flag;
+        if (src->be_flags & SRC_OWE_ARM) {
+            flag = SRC_OWE_ARM;
+            prep_poll_multi(sqe, src->fd, src->rx_on ? RX_POLL : POLL_MASK,
+                            (uint64_t) (uintptr_t) src | TAG_POLL);
+        } else {
+            uint64_t tag = (src->be_flags & SRC_OWE_POLL_CANCEL) ? TAG_POLL : TAG_RECV;
+            flag = owe_flag(tag);
+            blz__ur_prep_cancel(sqe, (uint64_t) (uintptr_t) src | tag);
+        }
+        src->be_flags &= ~flag;
         if (!(src->be_flags & SRC_OWED)) {
             b->owed = src->be_owed;
         }
@@ -283,6 +306,14 @@ ur_arm(blz__backend *b, blz__io_source *src)
         /* The SQE is published but the flush failed: the parker's next flush
          * submits it, so the source is armed after all. */
         rc = 0;
+    } else if (rc == -EBUSY) {
+        /* The SQ is full, and on a single-issuer ring only its owner can
+         * empty it: the next poll arms it. Counted as armed from now on,
+         * hold included, as if the SQE were already there. */
+        src->be_flags |= SRC_ARMED;
+        blz__fetch_add(&src->be_hold, 1u, RELAXED);
+        owe_locked(b, src, SRC_OWE_ARM);
+        rc = 0;
     }
     pthread_mutex_unlock(&b->lock);
     return rc;
@@ -293,6 +324,14 @@ ur_disarm(blz__backend *b, blz__io_source *src)
 {
     pthread_mutex_lock(&b->lock);
     src->be_flags |= SRC_RELEASED;
+    if (src->be_flags & SRC_OWE_ARM) {
+        /* Its poll never reached the kernel: no cancel, and no CQE to drop
+         * the hold. The source is not retired yet, so no sweep frees it
+         * while this runs. */
+        owed_clear_locked(b, src, SRC_OWE_ARM);
+        src->be_flags &= ~SRC_ARMED;
+        blz__fetch_sub(&src->be_hold, 1u, RELEASE);
+    }
     if (src->be_flags & SRC_ARMED) {
         /* ASYNC_CANCEL, not POLL_REMOVE: POLL_REMOVE gives up with
          * -EALREADY (cancelling nothing) when the poll's task work is in

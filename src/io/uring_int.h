@@ -97,11 +97,12 @@ _Static_assert(offsetof(struct io_uring_sqe, file_index) == 44,
 /* Source be_flags (under the backend lock). */
 #define SRC_ARMED           0x1u /* a poll request for it is live in the kernel */
 #define SRC_RELEASED        0x2u /* the owner let go: do not arm again */
-/* A cancel the full SQ had no room for, owed on the backend's `owed` list
+/* A request the full SQ had no room for, owed on the backend's `owed` list
  * until a poll finds room (pay_owed_locked in uring.c). */
-#define SRC_OWE_POLL_CANCEL 0x4u /* of its poll */
-#define SRC_OWE_RECV_CANCEL 0x8u /* of its receive */
-#define SRC_OWED            (SRC_OWE_POLL_CANCEL | SRC_OWE_RECV_CANCEL)
+#define SRC_OWE_POLL_CANCEL 0x4u   /* the cancel of its poll */
+#define SRC_OWE_RECV_CANCEL 0x8u   /* the cancel of its receive */
+#define SRC_OWE_ARM         0x100u /* its poll's first arm (counted ARMED already) */
+#define SRC_OWED            (SRC_OWE_POLL_CANCEL | SRC_OWE_RECV_CANCEL | SRC_OWE_ARM)
 #define SRC_FAILS           0xf0u /* consecutive failed re-arms (bits 4..7) */
 
 #define POLL_MASK (POLLIN | POLLOUT | POLLRDHUP)
@@ -150,11 +151,12 @@ struct blz__backend {
     bool owned;                /* the owner enabled the ring (under lock) */
     _Atomic uint32_t disowned; /* the owner drained it and left: no more I/O */
     bool draining;             /* ending every request: re-arm nothing */
-    /* Sources owed a cancel (SRC_OWED), linked through be_owed, under lock.
-     * A thread that may not enter a single-issuer ring cannot make room in
-     * its full SQ; a cancel dropped there would leave the poll or receive
-     * holding the socket's file (no FIN, the port still bound) for the
-     * life of the ring, so it waits here for the poller. */
+    /* Sources owed a request (SRC_OWED), linked through be_owed, under
+     * lock. A thread that may not enter a single-issuer ring cannot make
+     * room in its full SQ; a cancel dropped there would leave the poll or
+     * receive holding the socket's file (no FIN, the port still bound) for
+     * the life of the ring, and an arm would fail, so they wait here for
+     * the poller. */
     struct blz__io_source *owed;
     pthread_t owner; /* valid while owned */
     bool rx_on;      /* completion receive works here */
