@@ -196,7 +196,10 @@ BLZ_TEST(closes_beyond_the_submission_queue_all_reach_their_peers)
 /* The same for opening: sockets bound on a pool thread while the owner is
  * kept busy need more arms than the submission queue holds. Each bind
  * succeeds (an arm that finds no room waits for the owner's next poll
- * instead of failing with -EBUSY), and each socket then receives. */
+ * instead of failing with -EBUSY), and each socket then receives through
+ * its poll: a try first finds nothing (clearing its readiness), so the
+ * receive after the datagram is sent waits for the poll's event, which an
+ * arm never paid would never bring. */
 #define MANY_OPENS 300
 
 typedef struct many_opens {
@@ -245,8 +248,9 @@ many_opens_main(void *arg)
         CHECK_OK(blz_udp_local_addr(m->sockets[i], &to));
         size_t salen = 0;
         const struct sockaddr *sa = blz_addr_sockaddr(&to, &salen);
-        CHECK_EQ(sendto(plain, "d", 1, 0, sa, (socklen_t) salen), 1);
         char c = 0;
+        CHECK_EQ(blz_udp_try_recv_from(m->sockets[i], &c, 1, NULL), -EAGAIN);
+        CHECK_EQ(sendto(plain, "d", 1, 0, sa, (socklen_t) salen), 1);
         blz_io_future rd;
         blz_udp_recv_from_fut(m->sockets[i], &c, 1, NULL, &rd);
         CHECK_EQ(blz_timeout(&rd.base, blz_secs(5)), 1);

@@ -183,7 +183,8 @@ owe_flag(uint64_t tag)
     return tag == TAG_POLL ? SRC_OWE_POLL_CANCEL : SRC_OWE_RECV_CANCEL;
 }
 
-/* Puts src on the owed list for `flag` (SRC_OWE_*). Lock held. */
+/* Puts src on the owed list for `flag` (SRC_OWE_*) and wakes the poller
+ * to pay it. Lock held. */
 static void
 owe_locked(blz__backend *b, blz__io_source *src, uint32_t flag)
 {
@@ -192,6 +193,7 @@ owe_locked(blz__backend *b, blz__io_source *src, uint32_t flag)
         b->owed = src;
     }
     src->be_flags |= flag;
+    ur_wake(b); /* a single-issuer ring's flush has woken it already; a shared one's has not */
 }
 
 /* Clears the debt `flag` of src; takes src off the list when it owes

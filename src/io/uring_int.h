@@ -95,7 +95,7 @@ _Static_assert(offsetof(struct io_uring_sqe, file_index) == 44,
 #define RX_CLOSED     0x8u /* the owner let go: received buffers go straight back */
 
 /* Source be_flags (under the backend lock). */
-#define SRC_ARMED           0x1u /* a poll request for it is live in the kernel */
+#define SRC_ARMED           0x1u /* its poll is live in the kernel, or owed (SRC_OWE_ARM) */
 #define SRC_RELEASED        0x2u /* the owner let go: do not arm again */
 /* A request the full SQ had no room for, owed on the backend's `owed` list
  * until a poll finds room (pay_owed_locked in uring.c). */
