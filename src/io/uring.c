@@ -216,6 +216,17 @@ owed_clear_locked(blz__backend *b, blz__io_source *src, uint32_t flag)
     }
 }
 
+/* The SQ is full, and on a single-issuer ring only its owner can empty it:
+ * the next poll arms src. Counted as armed from now on, hold included, as
+ * if the SQE were already there. Lock held; src not armed. */
+static void
+owe_arm_locked(blz__backend *b, blz__io_source *src)
+{
+    src->be_flags |= SRC_ARMED;
+    blz__fetch_add(&src->be_hold, 1u, RELAXED);
+    owe_locked(b, src, SRC_OWE_ARM);
+}
+
 void
 blz__ur_cancel_src_locked(blz__backend *b, blz__io_source *src, uint64_t tag)
 {
@@ -309,12 +320,7 @@ ur_arm(blz__backend *b, blz__io_source *src)
          * submits it, so the source is armed after all. */
         rc = 0;
     } else if (rc == -EBUSY) {
-        /* The SQ is full, and on a single-issuer ring only its owner can
-         * empty it: the next poll arms it. Counted as armed from now on,
-         * hold included, as if the SQE were already there. */
-        src->be_flags |= SRC_ARMED;
-        blz__fetch_add(&src->be_hold, 1u, RELAXED);
-        owe_locked(b, src, SRC_OWE_ARM);
+        owe_arm_locked(b, src);
         rc = 0;
     }
     pthread_mutex_unlock(&b->lock);
@@ -535,7 +541,9 @@ poll_ended(blz__backend *b, blz__io_source *src, int32_t res)
         blz__io_source_ready(src, BLZ__RD_ERROR | BLZ__RD_READ | BLZ__RD_WRITE);
         return;
     }
-    (void) arm_locked(b, src, 0); /* flushed at the end of this poll */
+    if (arm_locked(b, src, 0) == -EBUSY) { /* flushed at the end of this poll */
+        owe_arm_locked(b, src);
+    }
 }
 
 static void
