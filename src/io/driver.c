@@ -86,33 +86,21 @@ ring_buffers(unsigned total, unsigned rings)
     return per;
 }
 
-/* Starts `ops`: one backend for every owner when there are several and the
- * backend can be owned (each a ring that only its owner enters), else one
- * for all. Rings per owner that cannot all be made fall back to one. */
+/* Makes n backends of `ops` in d->rings (`single`: each parked in by one
+ * owner thread), sharing out the receive buffers; all or none. */
 static int
-backend_start(blz__io_driver *d, const blz__backend_ops *ops, const blz__io_options *opt)
+rings_make(blz__io_driver *d, const blz__backend_ops *ops, unsigned n, unsigned recv_buffers,
+           bool single)
 {
-    unsigned n = opt->owners > 1 && ops->own ? opt->owners : 1;
     d->rings = blz__calloc(n, sizeof(blz__backend *));
     if (!d->rings) {
         return -ENOMEM;
     }
     int rc = 0;
     unsigned made = 0;
-    while (made < n && rc == 0) {
-        rc = ops->init(&d->rings[made],
-                       n > 1 ? ring_buffers(opt->recv_buffers, n) : opt->recv_buffers,
-                       opt->owners > 0);
-        made += rc == 0;
-    }
-    if (rc < 0 && n > 1 && made > 0) {
-        /* Out of rings (memlock, the kernel's limit): all owners share one. */
-        while (made > 0) {
-            ops->fini(d->rings[--made]);
-        }
-        rc = ops->init(&d->rings[0], opt->recv_buffers, false);
-        made = rc == 0;
-        n = 1;
+    while (made < n &&
+           (rc = ops->init(&d->rings[made], ring_buffers(recv_buffers, n), single)) == 0) {
+        made++;
     }
     if (rc < 0) {
         while (made > 0) {
@@ -124,6 +112,20 @@ backend_start(blz__io_driver *d, const blz__backend_ops *ops, const blz__io_opti
     }
     d->nrings = n;
     return 0;
+}
+
+/* Starts `ops`: one backend for every owner when there are several and the
+ * backend can be owned (each a ring that only its owner enters), else one
+ * for all. Rings per owner that cannot all be made (memlock, the kernel's
+ * limit) fall back to one that all owners share. */
+static int
+backend_start(blz__io_driver *d, const blz__backend_ops *ops, const blz__io_options *opt)
+{
+    if (opt->owners > 1 && ops->own &&
+        rings_make(d, ops, opt->owners, opt->recv_buffers, true) == 0) {
+        return 0;
+    }
+    return rings_make(d, ops, 1, opt->recv_buffers, opt->owners == 1);
 }
 
 static const blz__backend_ops *

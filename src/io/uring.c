@@ -177,6 +177,14 @@ blz__ur_prep_cancel(struct io_uring_sqe *sqe, uint64_t target)
     sqe->user_data = TAG_IGNORE;
 }
 
+/* src's multishot poll, its mask by whether its receive reports the read side. */
+static void
+prep_poll_src(struct io_uring_sqe *sqe, const blz__io_source *src)
+{
+    prep_poll_multi(sqe, src->fd, src->rx_on ? RX_POLL : POLL_MASK,
+                    (uint64_t) (uintptr_t) src | TAG_POLL);
+}
+
 static uint32_t
 owe_flag(uint64_t tag)
 {
@@ -216,17 +224,6 @@ owed_clear_locked(blz__backend *b, blz__io_source *src, uint32_t flag)
     }
 }
 
-/* The SQ is full, and on a single-issuer ring only its owner can empty it:
- * the next poll arms src. Counted as armed from now on, hold included, as
- * if the SQE were already there. Lock held; src not armed. */
-static void
-owe_arm_locked(blz__backend *b, blz__io_source *src)
-{
-    src->be_flags |= SRC_ARMED;
-    blz__fetch_add(&src->be_hold, 1u, RELAXED);
-    owe_locked(b, src, SRC_OWE_ARM);
-}
-
 void
 blz__ur_cancel_src_locked(blz__backend *b, blz__io_source *src, uint64_t tag)
 {
@@ -261,35 +258,31 @@ pay_owed_locked(blz__backend *b)
         uint32_t flag;
         if (src->be_flags & SRC_OWE_ARM) {
             flag = SRC_OWE_ARM;
-            prep_poll_multi(sqe, src->fd, src->rx_on ? RX_POLL : POLL_MASK,
-                            (uint64_t) (uintptr_t) src | TAG_POLL);
+            prep_poll_src(sqe, src);
         } else {
             uint64_t tag = (src->be_flags & SRC_OWE_POLL_CANCEL) ? TAG_POLL : TAG_RECV;
             flag = owe_flag(tag);
             blz__ur_prep_cancel(sqe, (uint64_t) (uintptr_t) src | tag);
         }
-        src->be_flags &= ~flag;
-        if (!(src->be_flags & SRC_OWED)) {
-            b->owed = src->be_owed;
-        }
+        owed_clear_locked(b, src, flag); /* src is the head: no search */
     }
 }
 
-/* Arms the multishot poll of src. Lock held; flushes when `flush`. */
-static int
-arm_locked(blz__backend *b, blz__io_source *src, int flush)
+/* Arms the multishot poll of src, which has none: queues its SQE, or when
+ * the SQ has no room (on a single-issuer ring only its owner can make any)
+ * owes it to the next poll. Armed either way from now on, hold included.
+ * Lock held; the caller flushes. */
+static void
+arm_locked(blz__backend *b, blz__io_source *src)
 {
+    src->be_flags |= SRC_ARMED;
+    blz__fetch_add(&src->be_hold, 1u, RELAXED); /* read by the sweep, at a later park */
     struct io_uring_sqe *sqe = blz__ur_sq_get(b);
-    if (!sqe) {
-        return -EBUSY;
+    if (sqe) {
+        prep_poll_src(sqe, src);
+    } else {
+        owe_locked(b, src, SRC_OWE_ARM);
     }
-    prep_poll_multi(sqe, src->fd, src->rx_on ? RX_POLL : POLL_MASK,
-                    (uint64_t) (uintptr_t) src | TAG_POLL);
-    if (!(src->be_flags & SRC_ARMED)) {
-        src->be_flags |= SRC_ARMED;
-        blz__fetch_add(&src->be_hold, 1u, RELAXED); /* read by the sweep, at a later park */
-    }
-    return flush ? blz__ur_sq_flush(b) : 0;
 }
 
 static int
@@ -314,17 +307,12 @@ ur_arm(blz__backend *b, blz__io_source *src)
     }
     src->be_flags = 0;
     blz__ur_rx_open_locked(b, src); /* before the poll: its mask depends on it */
-    int rc = arm_locked(b, src, 1);
-    if (rc < 0 && (src->be_flags & SRC_ARMED)) {
-        /* The SQE is published but the flush failed: the parker's next flush
-         * submits it, so the source is armed after all. */
-        rc = 0;
-    } else if (rc == -EBUSY) {
-        owe_arm_locked(b, src);
-        rc = 0;
-    }
+    arm_locked(b, src);
+    /* A flush that fails leaves the SQE published: the parker's next flush
+     * submits it, so the source is armed either way. */
+    (void) blz__ur_sq_flush(b);
     pthread_mutex_unlock(&b->lock);
-    return rc;
+    return 0;
 }
 
 static void
@@ -541,9 +529,7 @@ poll_ended(blz__backend *b, blz__io_source *src, int32_t res)
         blz__io_source_ready(src, BLZ__RD_ERROR | BLZ__RD_READ | BLZ__RD_WRITE);
         return;
     }
-    if (arm_locked(b, src, 0) == -EBUSY) { /* flushed at the end of this poll */
-        owe_arm_locked(b, src);
-    }
+    arm_locked(b, src); /* flushed at the end of this poll */
 }
 
 static void
