@@ -12,7 +12,12 @@
 /* blz-test: timeout=120 */
 #include "net_common.h"
 
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdint.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 
 static blz_runtime *
@@ -426,5 +431,72 @@ BLZ_TEST(recv_buffers_must_be_a_power_of_two)
     cfg.recv_buffers = 0; /* off: readiness and recv(2) */
     cfg.workers = 1;
     rt = backend_runtime_cfg(&cfg);
+    blz_runtime_free(rt);
+}
+
+/* ---- a peer that has already gone when the stream connects ------------------------- */
+
+typedef struct gone_peer {
+    int listen_fd;
+    _Atomic bool done; /* accepted, wrote "hi", closed */
+} gone_peer;
+
+static void *
+gone_peer_main(void *arg)
+{
+    gone_peer *g = arg;
+    int fd = accept(g->listen_fd, NULL, NULL);
+    CHECK(fd >= 0);
+    CHECK_EQ(write(fd, "hi", 2), 2);
+    close(fd);
+    atomic_store(&g->done, true);
+    return NULL;
+}
+
+/* The connecting socket's poll reports the peer's data and end (read
+ * readiness, RCLOSED) before the stream turns to completion receive. Those
+ * bits then come from the receive; a stale RCLOSED kept every read that
+ * found the receive empty retrying at once, so the worker spun and never
+ * entered its ring to let the receive deliver. */
+static void *
+stale_end_main(void *arg)
+{
+    (void) arg;
+    gone_peer g = {.listen_fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0)};
+    CHECK(g.listen_fd >= 0);
+    blz_addr addr;
+    CHECK_OK(blz_addr_parse("127.0.0.1:0", &addr));
+    size_t salen = 0;
+    const struct sockaddr *sa = blz_addr_sockaddr(&addr, &salen);
+    CHECK_OK(bind(g.listen_fd, sa, (socklen_t) salen));
+    CHECK_OK(listen(g.listen_fd, 1));
+    struct sockaddr_storage bound;
+    socklen_t blen = sizeof bound;
+    CHECK_OK(getsockname(g.listen_fd, (struct sockaddr *) &bound, &blen));
+    CHECK_OK(blz_addr_from_sockaddr(&bound, blen, &addr));
+    pthread_t peer;
+    CHECK_OK(pthread_create(&peer, NULL, gone_peer_main, &g));
+    blz_tcp_stream *s = NULL;
+    blz_io_future conn;
+    blz_tcp_connect_fut(&addr, &s, &conn);
+    while (!atomic_load(&g.done)) {
+        /* No poll of the ring yet: its events wait for the sleep below. */
+    }
+    CHECK_OK(blz_sleep(blz_ms(1))); /* the worker parks: one dispatch of the poll */
+    CHECK_OK(blz_await(&conn.base));
+    char buf[4];
+    CHECK_OK(net_read_exact(s, buf, 2));
+    CHECK(memcmp(buf, "hi", 2) == 0);
+    CHECK_EQ(blz_tcp_read(s, buf, sizeof buf), 0);
+    blz_tcp_close(s);
+    CHECK_OK(pthread_join(peer, NULL));
+    close(g.listen_fd);
+    return NULL;
+}
+
+BLZ_TEST(a_stale_end_from_before_completion_receive_does_not_spin)
+{
+    blz_runtime *rt = rx_runtime(1, 256);
+    CHECK_OK(blz_runtime_block_on(rt, stale_end_main, NULL, NULL));
     blz_runtime_free(rt);
 }

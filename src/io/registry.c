@@ -466,12 +466,18 @@ clear_bits(blz__io_source *s, uint64_t bits, uint64_t seen)
     }
 }
 
+/* A read that found nothing clears RCLOSED too: a socket's own end is a
+ * read of 0, never EAGAIN, so a RCLOSED still set is stale. It happens on a
+ * stream that turned to completion receive after its poll had reported the
+ * peer's end: its read side is then the receive's to report, and the
+ * stale bit would send every read straight back to an empty receive. */
 void
 blz__io_source_clear(blz__io_source *s, int dir, uint64_t seen)
 {
-    clear_bits(
-        s, dir == BLZ__DIR_READ ? (BLZ__RD_READ | BLZ__RD_ERROR) : (BLZ__RD_WRITE | BLZ__RD_ERROR),
-        seen);
+    clear_bits(s,
+               dir == BLZ__DIR_READ ? (BLZ__RD_READ | BLZ__RD_RCLOSED | BLZ__RD_ERROR)
+                                    : (BLZ__RD_WRITE | BLZ__RD_ERROR),
+               seen);
 }
 
 /* Updates readiness after an attempt `n` made with readiness `seen`: EAGAIN
