@@ -55,6 +55,19 @@ example_path(const char *name, const char *env_var, char *buf, size_t cap)
     return access(buf, X_OK) == 0 ? buf : NULL;
 }
 
+/* example_path, or the test skips, saying so, when the example is not built. */
+static inline const char *
+example_require(const char *name, const char *env_var, char *buf, size_t cap)
+{
+    const char *path = example_path(name, env_var, buf, cap);
+    if (!path) {
+        char why[96];
+        snprintf(why, sizeof why, "examples/%s not built", name);
+        SKIP(why);
+    }
+    return path;
+}
+
 /* Starts `path` with `argv`; its stderr goes to err_fd, or stays ours when -1. */
 static inline void
 example_start(example_child *c, const char *path, char *const argv[], int err_fd)

@@ -10,20 +10,10 @@
 
 #include <sys/stat.h>
 
-static const char *
-watch_path(char *buf, size_t cap)
-{
-    const char *path = example_path("watch_dir", "BLZ_WATCH_DIR_BIN", buf, cap);
-    if (!path) {
-        SKIP("examples/watch_dir not built");
-    }
-    return path;
-}
-
 BLZ_TEST(create_write_delete_in_order)
 {
     char pathbuf[PATH_MAX + 64];
-    const char *path = watch_path(pathbuf, sizeof pathbuf);
+    const char *path = example_require("watch_dir", "BLZ_WATCH_DIR_BIN", pathbuf, sizeof pathbuf);
     char dir[] = "/tmp/blz_watch_XXXXXX";
     CHECK(mkdtemp(dir) != NULL);
     example_child ch;
@@ -55,7 +45,7 @@ BLZ_TEST(create_write_delete_in_order)
 BLZ_TEST(bad_usage_exits_2)
 {
     char pathbuf[PATH_MAX + 64];
-    const char *path = watch_path(pathbuf, sizeof pathbuf);
+    const char *path = example_require("watch_dir", "BLZ_WATCH_DIR_BIN", pathbuf, sizeof pathbuf);
     int devnull = open("/dev/null", O_WRONLY | O_CLOEXEC);
     CHECK_GE(devnull, 0);
     char *none[] = {(char *) path, NULL};

@@ -213,10 +213,7 @@ static int
 dns_lookup_run(example_child *ch, const char *const args[])
 {
     char pathbuf[PATH_MAX + 64];
-    const char *path = example_path("dns_lookup", "BLZ_DNS_LOOKUP_BIN", pathbuf, sizeof pathbuf);
-    if (!path) {
-        SKIP("examples/dns_lookup not built");
-    }
+    const char *path = example_require("dns_lookup", "BLZ_DNS_LOOKUP_BIN", pathbuf, sizeof pathbuf);
     char *argv[8] = {(char *) path};
     for (int i = 0; args[i]; i++) {
         argv[i + 1] = (char *) args[i];

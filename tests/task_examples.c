@@ -12,16 +12,6 @@
 #include "example_child.h"
 #include "harness.h"
 
-static const char *
-combinators_path(char *buf, size_t cap)
-{
-    const char *path = example_path("combinators", "BLZ_COMBINATORS_BIN", buf, cap);
-    if (!path) {
-        SKIP("examples/combinators not built");
-    }
-    return path;
-}
-
 /* Runs the example with `argv` to its end; its stderr goes to err_fd (-1: ours). */
 static int
 run_to_end(example_child *ch, const char *path, char *const argv[], int err_fd)
@@ -53,7 +43,8 @@ expect_line(const char *out, const char **from, const char *line)
 BLZ_TEST(every_section_behaves_and_prints_in_order)
 {
     char pathbuf[PATH_MAX + 64];
-    const char *path = combinators_path(pathbuf, sizeof pathbuf);
+    const char *path =
+        example_require("combinators", "BLZ_COMBINATORS_BIN", pathbuf, sizeof pathbuf);
     example_child ch;
     char *argv[] = {(char *) path, NULL};
     int status = run_to_end(&ch, path, argv, -1);
@@ -83,7 +74,8 @@ BLZ_TEST(every_section_behaves_and_prints_in_order)
 BLZ_TEST(arguments_are_refused_with_status_2)
 {
     char pathbuf[PATH_MAX + 64];
-    const char *path = combinators_path(pathbuf, sizeof pathbuf);
+    const char *path =
+        example_require("combinators", "BLZ_COMBINATORS_BIN", pathbuf, sizeof pathbuf);
     int devnull = open("/dev/null", O_WRONLY | O_CLOEXEC);
     CHECK_GE(devnull, 0);
     example_child ch;

@@ -13,16 +13,6 @@
 #include "example_child.h"
 #include "harness.h"
 
-static const char *
-timeouts_path(char *buf, size_t cap)
-{
-    const char *path = example_path("timeouts", "BLZ_TIMEOUTS_BIN", buf, cap);
-    if (!path) {
-        SKIP("examples/timeouts not built");
-    }
-    return path;
-}
-
 /* The first line at or after `from` that contains every one of `needles`
  * (NULL-terminated); NULL when there is none. */
 static const char *
@@ -49,7 +39,7 @@ static void
 run_and_check(const char *backend)
 {
     char pathbuf[PATH_MAX + 64];
-    const char *path = timeouts_path(pathbuf, sizeof pathbuf);
+    const char *path = example_require("timeouts", "BLZ_TIMEOUTS_BIN", pathbuf, sizeof pathbuf);
     CHECK_OK(setenv("BLZ_BACKEND", backend, 1)); /* only this test's forked process */
     example_child ch;
     char *argv[] = {(char *) path, NULL};
@@ -128,7 +118,7 @@ BLZ_TEST(sections_in_order_io_uring)
 BLZ_TEST(arguments_exit_2)
 {
     char pathbuf[PATH_MAX + 64];
-    const char *path = timeouts_path(pathbuf, sizeof pathbuf);
+    const char *path = example_require("timeouts", "BLZ_TIMEOUTS_BIN", pathbuf, sizeof pathbuf);
     int devnull = open("/dev/null", O_WRONLY | O_CLOEXEC);
     CHECK_GE(devnull, 0);
     example_child ch;
