@@ -155,15 +155,15 @@ wait_for_stop(void *arg)
 }
 
 /* SIGUSR1 -> a task dump on stderr, until the runtime ends (the task is
- * aborted then, and the receive returns -ECANCELED). */
+ * aborted then, and the receive returns -ECANCELED). serve listens before it
+ * announces its address, so a SIGUSR1 sent from then on is never the
+ * default action that would end the process. */
+static blz_signal_listener usr1;
+
 static void *
 dump_on_usr1(void *arg)
 {
     (void) arg;
-    blz_signal_listener usr1;
-    if (blz_signal_listen(&usr1, SIGUSR1) < 0) {
-        return NULL;
-    }
     while (blz_signal_recv(&usr1) > 0) {
         (void) blz_runtime_dump_fd(blz_runtime_current(), 2);
     }
@@ -180,19 +180,23 @@ serve(void *arg)
         fprintf(stderr, "chat_server: listen %s: %s\n", (const char *) arg, blz_strerror(rc));
         return (void *) 1;
     }
+    blz_join *stopper = NULL;
+    (void) blz_shutdown_init(&stop);
+    if (blz_signal_listen(&usr1, SIGUSR1) == 0 && blz_spawn(dump_on_usr1, NULL, NULL) < 0) {
+        blz_signal_unlisten(&usr1);
+    }
+    if (blz_shutdown_on_signals(&stop, NULL, 0) < 0 || blz_spawn(wait_for_stop, l, &stopper) < 0) {
+        (void) blz_shutdown_deinit(&stop);
+        blz_tcp_listener_close(l);
+        return (void *) 1;
+    }
+    /* Announced only once the signals are ours: a SIGUSR1 or SIGTERM sent as
+     * soon as the address is printed must reach the server's tasks. */
     blz_addr bound;
     char text[BLZ_ADDR_STRLEN];
     if (blz_tcp_listener_addr(l, &bound) == 0 && blz_addr_format(&bound, text, sizeof text) > 0) {
         printf("chat_server: listening on %s\n", text); /* the port the kernel picked for :0 */
         fflush(stdout);
-    }
-    blz_join *stopper = NULL;
-    (void) blz_shutdown_init(&stop);
-    (void) blz_spawn(dump_on_usr1, NULL, NULL);
-    if (blz_shutdown_on_signals(&stop, NULL, 0) < 0 || blz_spawn(wait_for_stop, l, &stopper) < 0) {
-        (void) blz_shutdown_deinit(&stop);
-        blz_tcp_listener_close(l);
-        return (void *) 1;
     }
     for (unsigned next_id = 1;;) {
         blz_tcp_stream *s;

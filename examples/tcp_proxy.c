@@ -69,6 +69,15 @@ serve(void *arg)
         fprintf(stderr, "tcp_proxy: listen %s: %s\n", addr, blz_strerror(rc));
         return (void *) 1;
     }
+    blz_join *stopper = NULL;
+    (void) blz_shutdown_init(&stop);
+    if (blz_shutdown_on_signals(&stop, NULL, 0) < 0 || blz_spawn(wait_for_stop, l, &stopper) < 0) {
+        (void) blz_shutdown_deinit(&stop);
+        blz_tcp_listener_close(l);
+        return (void *) 1;
+    }
+    /* Announced only once the stop signals are ours: a SIGTERM sent as soon as
+     * the address is printed must stop the server, not kill it. */
     blz_addr bound;
     char text[BLZ_ADDR_STRLEN];
     if (blz_tcp_listener_addr(l, &bound) == 0 && blz_addr_format(&bound, text, sizeof text) > 0) {
@@ -76,13 +85,6 @@ serve(void *arg)
                blz_runtime_backend(blz_runtime_current()));
         fflush(stdout);
         fprintf(stderr, "tcp_proxy: upstream %s\n", upstream_addr);
-    }
-    blz_join *stopper = NULL;
-    (void) blz_shutdown_init(&stop);
-    if (blz_shutdown_on_signals(&stop, NULL, 0) < 0 || blz_spawn(wait_for_stop, l, &stopper) < 0) {
-        (void) blz_shutdown_deinit(&stop);
-        blz_tcp_listener_close(l);
-        return (void *) 1;
     }
     for (;;) {
         blz_tcp_stream *s;

@@ -35,19 +35,21 @@ serve(void *arg)
         fprintf(stderr, "udp_echo: bind %s: %s\n", addr, blz_strerror(rc));
         return (void *) 1;
     }
-    blz_addr bound;
-    char text[BLZ_ADDR_STRLEN];
-    if (blz_udp_local_addr(u, &bound) == 0 && blz_addr_format(&bound, text, sizeof text) > 0) {
-        printf("udp_echo: listening on %s (backend %s)\n", text,
-               blz_runtime_backend(blz_runtime_current()));
-        fflush(stdout);
-    }
     blz_join *stopper = NULL;
     (void) blz_shutdown_init(&stop);
     if (blz_shutdown_on_signals(&stop, NULL, 0) < 0 || blz_spawn(wait_for_stop, u, &stopper) < 0) {
         (void) blz_shutdown_deinit(&stop);
         blz_udp_close(u);
         return (void *) 1;
+    }
+    /* Announced only once the stop signals are ours: a SIGTERM sent as soon as
+     * the address is printed must stop the server, not kill it. */
+    blz_addr bound;
+    char text[BLZ_ADDR_STRLEN];
+    if (blz_udp_local_addr(u, &bound) == 0 && blz_addr_format(&bound, text, sizeof text) > 0) {
+        printf("udp_echo: listening on %s (backend %s)\n", text,
+               blz_runtime_backend(blz_runtime_current()));
+        fflush(stdout);
     }
     /* Datagrams move in batches: one recvmmsg takes what is queued (up to
      * BATCH), one sendmmsg sends them back, each to its sender. */

@@ -21,6 +21,7 @@
 #include <signal.h>
 #include <sys/socket.h>
 #include <sys/time.h>
+#include <sys/wait.h>
 #include <time.h>
 
 /* A blocking socket of `type` connected to host:port, its receives bounded. */
@@ -206,6 +207,34 @@ BLZ_TEST(udp_echo_returns_datagrams)
     example_stop(&ch, -1);
 }
 
+/* ---- every server: a stop as soon as it announces ------------------------------------ */
+
+/* Each server takes SIGTERM as its own before it prints its address, so a
+ * stop sent the moment the address is read ends it cleanly (status 0), not
+ * by the signal's default action. */
+BLZ_TEST(servers_stop_cleanly_when_told_as_they_announce)
+{
+    static const struct {
+        const char *name, *env_var;
+        const char *args[3];
+    } servers[] = {
+        {"echo_server", "BLZ_ECHO_SERVER_BIN", {"127.0.0.1:0", NULL}},
+        {"tcp_proxy", "BLZ_TCP_PROXY_BIN", {"127.0.0.1:0", "127.0.0.1:9", NULL}},
+        {"udp_echo", "BLZ_UDP_ECHO_BIN", {"127.0.0.1:0", NULL}},
+        {"chat_server", "BLZ_CHAT_SERVER_BIN", {"127.0.0.1:0", NULL}},
+    };
+    for (size_t i = 0; i < sizeof servers / sizeof servers[0]; i++) {
+        for (int round = 0; round < 5; round++) {
+            example_child ch;
+            char host[64];
+            int port = 0;
+            example_serve(&ch, servers[i].name, servers[i].env_var, servers[i].args, -1, host,
+                          sizeof host, &port);
+            example_stop(&ch, -1);
+        }
+    }
+}
+
 /* ---- dns_lookup ---------------------------------------------------------------------- */
 
 /* Runs dns_lookup with `args`; its output in ch->buf, its exit status returned. */
@@ -292,6 +321,54 @@ count_in_file(int fd, const char *needle, char *text, size_t cap)
     return count;
 }
 
+/* Polls the server's stderr (a file gives no readiness to wait on) until it
+ * holds `dumps` task dumps and the last of them at least `fibers` waiting
+ * fibers. On a timeout, or when the server ends first, it shows the file and
+ * how the server ended, then fails. */
+static void
+await_dump(const example_child *ch, int errfd, int dumps, int fibers, char *text, size_t cap)
+{
+    static const char header[] = "blitzio task dump: ";
+    int found = 0;
+    int waiting = 0;
+    for (int tries = 0; tries < EXAMPLE_WATCHDOG_S * 100; tries++) {
+        found = count_in_file(errfd, header, text, cap);
+        if (found >= dumps) {
+            const char *last = text;
+            for (int i = 0; i < dumps; i++) {
+                last = strstr(last, header) + strlen(header);
+            }
+            waiting = 0;
+            for (const char *p = last; (p = strstr(p, " fiber waiting in ")) != NULL; p++) {
+                waiting++;
+            }
+            if (waiting >= fibers) {
+                return;
+            }
+        }
+        siginfo_t end = {0};
+        if (waitid(P_PID, (id_t) ch->pid, &end, WEXITED | WNOHANG | WNOWAIT) == 0 &&
+            end.si_pid == ch->pid) {
+            break; /* ended: no dump is coming */
+        }
+        struct timespec ms10 = {0, 10 * 1000 * 1000};
+        nanosleep(&ms10, NULL);
+    }
+    fprintf(stderr, "waiting for dump %d (%d waiting fibers), the server's stderr:\n%s\n", dumps,
+            fibers, text);
+    int st = 0;
+    pid_t r = waitpid(ch->pid, &st, WNOHANG);
+    if (r == 0) {
+        fprintf(stderr, "the server still runs\n");
+    } else if (r > 0 && WIFSIGNALED(st)) {
+        fprintf(stderr, "the server was killed by signal %d\n", WTERMSIG(st));
+    } else {
+        fprintf(stderr, "the server ended (waitpid %d, status %#x)\n", (int) r, (unsigned) st);
+    }
+    CHECK_EQ(found, dumps);
+    CHECK_GE(waiting, fibers);
+}
+
 BLZ_TEST(chat_two_clients_a_task_dump_and_sigterm)
 {
     char errpath[] = "/tmp/blz_chat_stderr_XXXXXX";
@@ -303,6 +380,12 @@ BLZ_TEST(chat_two_clients_a_task_dump_and_sigterm)
     int port = 0;
     static const char *const args[] = {"127.0.0.1:0", NULL};
     example_serve(&ch, "chat_server", "BLZ_CHAT_SERVER_BIN", args, errfd, host, sizeof host, &port);
+    static char text[1 << 16];
+
+    /* A SIGUSR1 at once: the server listens for it before it announces its
+     * address, so this dumps rather than ending the process. */
+    CHECK_OK(kill(ch.pid, SIGUSR1));
+    await_dump(&ch, errfd, 1, 0, text, sizeof text);
 
     int a = client_connect(host, port);
     expect_line(a, "* welcome to the chat"); /* accepted first: user1 */
@@ -316,23 +399,10 @@ BLZ_TEST(chat_two_clients_a_task_dump_and_sigterm)
     expect_line(a, "user2: and from b, in two pieces");
 
     /* Both connections' reader and writer fibers wait now (on a socket or
-     * the room): the dump shows them with their stacks. */
-    static char text[1 << 16];
+     * the room), as do the accept loop and the stop watcher: the second
+     * dump shows them with their stacks. */
     CHECK_OK(kill(ch.pid, SIGUSR1));
-    int waiting = 0;
-    for (int tries = 0; tries < EXAMPLE_WATCHDOG_S * 100; tries++) {
-        waiting = count_in_file(errfd, " fiber waiting in ", text, sizeof text);
-        if (waiting >= 4) {
-            break;
-        }
-        struct timespec ms10 = {0, 10 * 1000 * 1000};
-        nanosleep(&ms10, NULL); /* a file gives no readiness to wait on */
-    }
-    if (waiting < 4) {
-        fprintf(stderr, "dump so far:\n%s\n", text);
-    }
-    CHECK_GE(waiting, 4);
-    CHECK_EQ(count_in_file(errfd, "blitzio task dump: ", text, sizeof text), 1);
+    await_dump(&ch, errfd, 2, 4, text, sizeof text);
     CHECK_GE(count_in_file(errfd, "    #0 ", text, sizeof text), 4);
 
     close(a);
