@@ -17,6 +17,7 @@
 #include <stdatomic.h>
 #include <string.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -399,6 +400,84 @@ BLZ_TEST(signal_module_refuses_the_stall_signal)
     CHECK_OK(blz_runtime_block_on(rt, listen_to, (void *) (intptr_t) SIGUSR2, &rc));
     CHECK_EQ((int) (intptr_t) rc, 0); /* other signals are unaffected */
     blz_runtime_free(rt);
+}
+
+/* A watchdog's install and a listen of the same signal, started together:
+ * exactly one of them may take it. Before both looked and installed under
+ * one lock, both could see the default and the watchdog's handler replace
+ * the listener's, whose deliveries were then lost. The handler stays for
+ * the life of a process, so each round runs in a child of its own. */
+static atomic_int race_go;
+
+static void *
+race_watchdog(void *arg)
+{
+    (void) arg;
+    blz_runtime_config cfg;
+    blz_runtime_config_default(&cfg);
+    cfg.workers = 1;
+    cfg.stall_threshold = blz_ms(60 * 1000);
+    cfg.stall_signal = SIGUSR2;
+    while (!atomic_load(&race_go)) {
+    }
+    blz_runtime *rt;
+    CHECK_OK(blz_runtime_new(&cfg, &rt));
+    return rt;
+}
+
+static void *
+race_listen(void *arg)
+{
+    while (!atomic_load(&race_go)) {
+    }
+    return (void *) (intptr_t) blz_signal_listen(arg, SIGUSR2);
+}
+
+/* One round in this (child) process: 0 when exactly one side took SIGUSR2. */
+static int
+race_round(void)
+{
+    blz_runtime_config cfg;
+    blz_runtime_config_default(&cfg);
+    cfg.workers = 1;
+    blz_runtime *rt;
+    CHECK_OK(blz_runtime_new(&cfg, &rt));
+    pthread_t th;
+    CHECK_EQ(pthread_create(&th, NULL, race_watchdog, NULL), 0);
+    blz_signal_listener l;
+    blz_join *j;
+    CHECK_OK(blz_runtime_spawn(rt, race_listen, &l, &j));
+    atomic_store(&race_go, 1);
+    void *out = NULL;
+    CHECK_OK(blz_join_wait(j, &out));
+    CHECK_EQ(pthread_join(th, NULL), 0);
+    struct sigaction now;
+    CHECK_OK(sigaction(SIGUSR2, NULL, &now));
+    bool watchdog_has_it = (now.sa_flags & SA_SIGINFO) != 0;
+    int listened = (int) (intptr_t) out;
+    if (listened == 0) {
+        return watchdog_has_it ? 1 : 0; /* 1: the listener's handler was replaced */
+    }
+    return listened == -EBUSY && watchdog_has_it ? 0 : 2;
+}
+
+BLZ_TEST(stall_install_and_listen_race_for_one_signal)
+{
+    blz_instant until = blz_now() + blz_ms(3000); /* rounds, not time, are the point */
+    for (int round = 0; round < 300 && blz_now() < until; round++) {
+        pid_t pid = fork();
+        CHECK_OK(pid);
+        if (pid == 0) {
+            _exit(race_round());
+        }
+        int status = 0;
+        CHECK_EQ(waitpid(pid, &status, 0), pid);
+        if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+            fprintf(stderr, "round %d: child status %#x\n", round, (unsigned) status);
+        }
+        CHECK(WIFEXITED(status));
+        CHECK_EQ(WEXITSTATUS(status), 0);
+    }
 }
 
 BLZ_TEST(stall_signal_out_of_range_is_einval)

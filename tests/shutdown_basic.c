@@ -14,6 +14,8 @@
 
 #include <pthread.h>
 #include <signal.h>
+#include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -382,4 +384,137 @@ on_signals_call_main(void *arg)
 BLZ_TEST(trigger_by_call_stops_listening)
 {
     run_on_runtime(on_signals_call_main, NULL, false);
+}
+
+/* ---- deinit from clean-up code, and the cause that stays first ------------------- */
+
+typedef struct aborted_ctx {
+    blz_notify started; /* the fiber has arranged its signal */
+    blz_notify never;   /* never notified: the fiber waits here until aborted */
+    int deinit_rc;
+    void (*after)(int); /* SIGUSR1's handler right after deinit returned */
+} aborted_ctx;
+
+static void *
+deinit_after_abort(void *arg)
+{
+    aborted_ctx *c = arg;
+    blz_shutdown *sd = malloc(sizeof *sd);
+    CHECK(sd != NULL);
+    CHECK_OK(blz_shutdown_init(sd));
+    int one = SIGUSR1;
+    CHECK_OK(blz_shutdown_on_signals(sd, &one, 1));
+    blz_notify_one(&c->started);
+    CHECK_EQ(blz_notify_wait(&c->never), -ECANCELED);
+    c->deinit_rc = blz_shutdown_deinit(sd); /* the usual clean-up of an aborted server */
+    c->after = current_handler(SIGUSR1);
+    memset(sd, 0xa5, sizeof *sd); /* sd goes away: the signal task must be done with it */
+    free(sd);
+    return NULL;
+}
+
+/* A task aborted while it waits cleans up with deinit: deinit must still wait
+ * for the signal task, or that task touches the freed coordinator (ASan) and
+ * the handler is still installed when deinit returns. */
+BLZ_TEST(deinit_waits_even_in_an_aborted_task)
+{
+    for (int round = 0; round < 50; round++) {
+        blz_runtime_config cfg;
+        blz_runtime_config_default(&cfg);
+        cfg.workers = 1 + (unsigned) (round % 2);
+        blz_runtime *rt;
+        CHECK_OK(blz_runtime_new(&cfg, &rt));
+        aborted_ctx c;
+        memset(&c, 0, sizeof c);
+        blz_notify_init(&c.started);
+        blz_notify_init(&c.never);
+        blz_join *j;
+        CHECK_OK(blz_runtime_spawn(rt, deinit_after_abort, &c, &j));
+        CHECK_OK(blz_notify_wait(&c.started));
+        blz_join_abort(j);
+        (void) blz_join_wait(j, NULL);
+        blz_runtime_free(rt);
+        CHECK_EQ(c.deinit_rc, 0);
+        CHECK(c.after == SIG_DFL);
+    }
+}
+
+/* A stackless poll that calls deinit (which cannot wait there). */
+typedef struct deinit_poll_future {
+    blz_future base;
+    blz_shutdown *sd;
+} deinit_poll_future;
+
+static blz_poll
+deinit_poll(blz_future *base, blz_context *cx)
+{
+    (void) cx;
+    deinit_poll_future *f = (deinit_poll_future *) base;
+    base->result = blz_shutdown_deinit(f->sd);
+    return BLZ_READY;
+}
+
+static const blz_future_vtable deinit_poll_vtable = {deinit_poll, NULL};
+
+static void *
+deinit_in_stackless_main(void *arg)
+{
+    (void) arg;
+    blz_shutdown sd;
+    CHECK_OK(blz_shutdown_init(&sd));
+    int one = SIGUSR1;
+    CHECK_OK(blz_shutdown_on_signals(&sd, &one, 1));
+    deinit_poll_future f;
+    blz_future_init(&f.base, &deinit_poll_vtable);
+    f.sd = &sd;
+    blz_join *j;
+    CHECK_OK(blz_spawn_future(&f.base, sizeof f, &j));
+    void *out = NULL;
+    CHECK_OK(blz_join_wait(j, &out));
+    CHECK_EQ((int) (intptr_t) out, -EDEADLK);
+    /* Nothing was done: the signal still triggers the shutdown. Had the
+     * task been aborted, the signal would be lost (the wait would never
+     * end) or, once it stopped listening, end the process. */
+    CHECK_OK(raise(SIGUSR1));
+    CHECK_EQ(blz_shutdown_wait(&sd), SIGUSR1);
+    CHECK_OK(blz_shutdown_deinit(&sd));
+    CHECK(current_handler(SIGUSR1) == SIG_DFL);
+    return NULL;
+}
+
+BLZ_TEST(deinit_in_a_stackless_poll_does_nothing)
+{
+    run_on_runtime(deinit_in_stackless_main, NULL, false);
+}
+
+static void *
+call_then_signal_main(void *arg)
+{
+    (void) arg;
+    blz_shutdown sd;
+    CHECK_OK(blz_shutdown_init(&sd));
+    int one = SIGUSR1;
+    CHECK_OK(blz_shutdown_on_signals(&sd, &one, 1));
+    blz_shutdown_trigger(&sd);
+    CHECK_EQ(blz_shutdown_wait(&sd), 0); /* waiters are told: a call */
+    /* The signal task has not seen the trigger yet (one worker, and this
+     * fiber has not let it run): it still listens and counts this. */
+    CHECK_OK(raise(SIGUSR1));
+    while (current_handler(SIGUSR1) != SIG_DFL) {
+        blz_yield(); /* the task runs, sees the delivery and the trigger, and stops */
+    }
+    CHECK_EQ(blz_shutdown_signal(&sd), 0); /* the first cause stays */
+    CHECK_OK(blz_shutdown_deinit(&sd));
+    return NULL;
+}
+
+BLZ_TEST(a_signal_after_the_call_does_not_change_the_cause)
+{
+    blz_runtime_config cfg;
+    blz_runtime_config_default(&cfg);
+    cfg.workers = 1;
+    blz_runtime *rt;
+    CHECK_OK(blz_runtime_new(&cfg, &rt));
+    CHECK_OK(blz_runtime_block_on(rt, call_then_signal_main, NULL, NULL));
+    blz_runtime_free(rt);
 }

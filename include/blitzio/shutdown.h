@@ -59,7 +59,7 @@ extern "C" {
 /** The coordinator. Fields ending in `_` are private. */
 typedef struct blz_shutdown {
     _Atomic uint64_t state_; /* guards held << 1 | TRIGGERED (1) */
-    _Atomic int signo_;      /* the signal that triggered it, or 0 */
+    _Atomic int signo_;      /* the signal that triggered it, -1 a call, 0 not yet */
     blz_cancel_token token_; /* cancelled by the trigger: wait futures queue on it */
     blz_notify drained_;     /* notify_all each time the guard count falls to 0 */
     blz_join *signals_;      /* the task of blz_shutdown_on_signals, or NULL */
@@ -75,8 +75,11 @@ BLZ_API int blz_shutdown_init(blz_shutdown *sd);
  * Stops the signal task of blz_shutdown_on_signals(), if any, and waits for
  * it to end; the signals' previous dispositions are back afterwards. Does not
  * trigger. Needed (only) when on_signals was called, before `sd` goes away.
+ * It waits even in a task that was aborted (the usual way to reach clean-up
+ * code): once it returns, nothing of blitzio touches `sd` any more.
  * @return 0; -EINVAL for NULL; -EDEADLK inside a stackless poll (nothing
- *         done: call it from a fiber or a thread).
+ *         done, the signals are still arranged: call it from a fiber or a
+ *         thread).
  * Suspends the calling fiber (briefly); parks a thread outside any runtime.
  */
 BLZ_API int blz_shutdown_deinit(blz_shutdown *sd);
@@ -107,9 +110,10 @@ BLZ_API int blz_shutdown_signal(const blz_shutdown *sd);
  * blitzio (by default it ends the process), the usual "press Ctrl-C twice to
  * force" behaviour. Call blz_shutdown_deinit() before `sd` goes away.
  * @return 0; -EINVAL (NULL `sd`, n too large, a signal refused by
- *         blz_signal_listen); -EBUSY (signals were already arranged on `sd`);
- *         -ESRCH (not inside a runtime); -ENOMEM, -EMFILE. On error nothing
- *         was arranged.
+ *         blz_signal_listen); -EBUSY (signals were already arranged on `sd`,
+ *         or a stall watchdog holds one of them); -ESRCH (not inside a
+ *         runtime); -ESHUTDOWN (the runtime is being freed); -ENOMEM,
+ *         -EMFILE. On error nothing was arranged.
  * Inside a runtime; never suspends.
  */
 BLZ_API int blz_shutdown_on_signals(blz_shutdown *sd, const int *signals, size_t n);

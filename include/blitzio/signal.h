@@ -72,6 +72,8 @@ typedef struct blz_signal_listener {
  *                  (its `stall_signal`, SIGURG by default; once installed
  *                  that handler stays for the life of the process);
  *         -ESRCH: not called inside a runtime (a task or blocking job of one);
+ *         -ESHUTDOWN: the runtime is being freed and has no watcher left to
+ *                  serve a new listener;
  *         -EMFILE, -ENFILE, -ENOMEM: no descriptor or memory for the self-pipe
  *                  or the watcher; nothing was changed.
  * Thread affinity: inside a runtime. Never suspends (takes a process-wide lock
@@ -84,7 +86,10 @@ BLZ_API int blz_signal_listen(blz_signal_listener *l, int signo);
  * it had before the first listener came; the last listener of any signal
  * closes the self-pipe. No receive future of `l` may be pending (drop it
  * first). Afterwards `l` is not listening; receiving on it gives -EINVAL.
- * NULL or a listener that is not listening is ignored.
+ * NULL or a listener that is not listening is ignored. A listener is one
+ * subscription: unlisten it through one copy, once; unlistening a second
+ * copy of it after the first is undefined (it may end another listener's
+ * subscription to the same signal).
  * Thread affinity: any thread, while the listener's runtime is alive. Never suspends.
  */
 BLZ_API void blz_signal_unlisten(blz_signal_listener *l);

@@ -40,8 +40,13 @@ int blz__spawn_blocking_owned(blz_runtime *rt, blz_task_fn fn, void (*cancel)(vo
 
 
 /* True while the stall watchdog's backtrace handler is installed for
- * `signo` (rt/watchdog.c): the signal module must not take that signal over. */
+ * `signo` (rt/watchdog.c): the signal module must not take that signal over.
+ * Ask it and install under blz__disposition_lock, which the watchdog holds
+ * for its own look-then-install: otherwise both may see the default and
+ * one's handler replaces the other's. */
 bool blz__stall_handler_installed(int signo);
+void blz__disposition_lock(void);
+void blz__disposition_unlock(void);
 
 /* Makes the worker parked in the driver (if any) return and recompute its
  * timeout: called when a timer earlier than every other is registered. Any thread. */
@@ -54,6 +59,12 @@ void blz__thread_park_until(blz_instant deadline);
 /* True while the calling thread is inside the poll of a stackless task, where
  * waiting would block a worker. */
 bool blz__in_stackless_poll(void);
+
+/* blz_await that waits even when the calling task has been aborted: for
+ * clean-up that must see another task finish before memory it touches may
+ * go (blz_shutdown_deinit). -EDEADLK inside a stackless poll, where f is
+ * left as it was (neither polled nor dropped). */
+int blz__await_shielded(blz_future *f);
 
 /* The task the calling thread is polling, or NULL (rt/worker.c). */
 extern _Thread_local blz__task *blz__tl_task;

@@ -176,13 +176,14 @@ blz__fiber_task_trace(blz__task *t, blz_task_dump *d)
     p->trace = NULL;
 }
 
-int
-blz__fiber_task_await(blz_future *f)
+/* The await loop of a fiber; `heed_cancel` is a constant at each call. */
+static BLZ_ALWAYS_INLINE int
+fiber_await(blz_future *f, bool heed_cancel)
 {
     for (;;) {
         /* Re-read after every switch: we may be on another worker now. */
         blz__task *t = blz__task_current();
-        if (blz__load(&t->state, ACQUIRE) & BLZ_TASK_CANCELLED) {
+        if (heed_cancel && (blz__load(&t->state, ACQUIRE) & BLZ_TASK_CANCELLED)) {
             blz_future_drop(f);
             return -ECANCELED;
         }
@@ -199,6 +200,20 @@ blz__fiber_task_await(blz_future *f)
         }
         suspend(t);
     }
+}
+
+int
+blz__fiber_task_await(blz_future *f)
+{
+    return fiber_await(f, true);
+}
+
+int
+blz__fiber_task_await_shielded(blz_future *f)
+{
+    /* A cancelled fiber runs on until its function returns, so it can
+     * still wait: the future it polls wakes it like any other. */
+    return fiber_await(f, false);
 }
 
 void

@@ -190,3 +190,15 @@ blz_await(blz_future *f)
     }
     return thread_await(f);
 }
+
+int
+blz__await_shielded(blz_future *f)
+{
+    if (blz__fiber_current() != NULL) {
+        return blz__fiber_task_await_shielded(f);
+    }
+    if (blz__in_stackless_poll()) {
+        return -EDEADLK;
+    }
+    return thread_await(f);
+}

@@ -83,11 +83,26 @@ is_stall_handler(const struct sigaction *sa)
     return (sa->sa_flags & SA_SIGINFO) && sa->sa_sigaction == stall_signal_handler;
 }
 
-/* Installs the handler for `sig` unless the program has one of its own (or
- * ignores it). A handler left behind after the runtime is gone answers
- * nothing but our own probes, which only a watchdog sends. */
+/* Held around every look-then-install of a disposition by blitzio: the
+ * watchdog's below and the signal module's, so that neither installs its
+ * handler between the other's look and install. */
+static pthread_mutex_t disposition_lock = PTHREAD_MUTEX_INITIALIZER;
+
+void
+blz__disposition_lock(void)
+{
+    (void) pthread_mutex_lock(&disposition_lock);
+}
+
+void
+blz__disposition_unlock(void)
+{
+    (void) pthread_mutex_unlock(&disposition_lock);
+}
+
+/* The install, under disposition_lock. */
 static bool
-stall_handler_install(int sig)
+stall_handler_install_locked(int sig)
 {
     struct sigaction old;
     if (sigaction(sig, NULL, &old) != 0) {
@@ -109,6 +124,19 @@ stall_handler_install(int sig)
     sa.sa_flags = SA_SIGINFO | SA_RESTART | SA_ONSTACK;
     sigemptyset(&sa.sa_mask);
     return sigaction(sig, &sa, NULL) == 0;
+}
+
+/* Installs the handler for `sig` unless the program has one of its own (or
+ * ignores it), a blitzio listener's included. A handler left behind after
+ * the runtime is gone answers nothing but our own probes, which only a
+ * watchdog sends. */
+static bool
+stall_handler_install(int sig)
+{
+    blz__disposition_lock();
+    bool ok = stall_handler_install_locked(sig);
+    blz__disposition_unlock();
+    return ok;
 }
 
 bool

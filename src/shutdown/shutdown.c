@@ -5,8 +5,10 @@
  * - state_ packs the guard count (above bit 0) and TRIGGERED (bit 0) in one
  *   word, so "acquire unless triggered" is one CAS: after the fetch_or that
  *   sets TRIGGERED no acquire can succeed, and the count only falls.
- * - signo_ is written before the trigger publishes (the release half of the
- *   fetch_or and of the token's cancel), so whoever sees the trigger sees it.
+ * - signo_ is written once, by the first trigger (a signal's number, or
+ *   BY_CALL), before the trigger publishes (the release half of the fetch_or
+ *   and of the token's cancel), so whoever sees the trigger sees it, and a
+ *   signal after a call cannot change what waiters were told.
  * - token_ (a CancelToken) carries the wait futures; drained_ (a Notify)
  *   carries the wait_for_pending futures. Every release that takes the count
  *   to 0 runs notify_all. A pending future fills its notify wait *before* it
@@ -24,6 +26,9 @@
 
 #define TRIGGERED  ((uint64_t) 1)
 #define GUARD_UNIT ((uint64_t) 2)
+/* signo_ once a call triggered first: not 0, so a signal later cannot claim
+ * the cause; reported as 0. */
+#define BY_CALL    (-1)
 
 /* Owned by signals.c: the trigger as its signal task performs it. */
 void blz__shutdown_trigger_signal(blz_shutdown *sd, int signo);
@@ -50,7 +55,7 @@ blz__shutdown_trigger_signal(blz_shutdown *sd, int signo)
     }
     int none = 0;
     /* Relaxed: published by the release fetch_or below; the first cause wins. */
-    (void) blz__cas(&sd->signo_, &none, signo, RELAXED, RELAXED);
+    (void) blz__cas(&sd->signo_, &none, signo > 0 ? signo : BY_CALL, RELAXED, RELAXED);
     /* Release pairs with the acquire loads of is_triggered and guard_acquire. */
     (void) blz__fetch_or(&sd->state_, TRIGGERED, ACQ_REL);
     blz_cancel_token_cancel(&sd->token_);
@@ -75,7 +80,8 @@ blz_shutdown_signal(const blz_shutdown *sd)
     if (!blz_shutdown_is_triggered(sd)) {
         return 0;
     }
-    return blz__load(&sd->signo_, RELAXED);
+    int signo = blz__load(&sd->signo_, RELAXED);
+    return signo > 0 ? signo : 0;
 }
 
 /* ---- wait ------------------------------------------------------------------ */

@@ -15,13 +15,16 @@
  *   or the poll that saw it triggered (call case); its cancel future is
  *   unlinked from sd->token_ before it triggers. Even so, a waiter woken by
  *   the trigger could free `sd` while the trigger is still running, which is
- *   why blz_shutdown_deinit joins the task before `sd` may go.
+ *   why blz_shutdown_deinit joins the task before `sd` may go, even when the
+ *   caller's own task was aborted (a shielded wait).
  * - sd->signals_ (the join handle) is written by on_signals and consumed by
  *   deinit, both by the coordinator's owner.
  */
 #include "blitzio/shutdown.h"
 #include "blitzio/signal.h"
 #include "blitzio/task.h"
+#include "fiber/fiber.h"
+#include "rt/current.h"
 
 #include <signal.h>
 
@@ -143,13 +146,16 @@ blz_shutdown_deinit(blz_shutdown *sd)
     if (!j) {
         return 0;
     }
-    blz_join_abort(j); /* no-op if it already ended */
-    int rc = blz_join_wait(j, NULL);
-    if (rc == -EDEADLK) {
-        return rc; /* inside a stackless poll: the handle was not consumed */
+    if (blz__fiber_current() == NULL && blz__in_stackless_poll()) {
+        return -EDEADLK; /* before the abort: nothing done, the task still listens */
     }
+    blz_join_abort(j); /* no-op if it already ended */
+    /* Wait even when the caller was aborted itself (the usual way to reach
+     * this): the task touches sd until it has ended, and sd may go as soon
+     * as we return. Its result (our own abort's -ECANCELED) says nothing. */
+    blz_join_future f;
+    blz_join_fut(j, &f);
+    (void) blz__await_shielded(&f.base);
     sd->signals_ = NULL;
-    /* -ECANCELED from the join is our own abort; ours to report only if the
-     * caller itself was aborted, which join_wait cannot tell apart. */
     return 0;
 }

@@ -19,6 +19,8 @@
  *   closed and reused meanwhile.
  * - Everything but the handler runs under blz__sig_mutex: the pipe is created
  *   by the first listener of any signal and closed after the last one left.
+ *   The look at the stall watchdog's handler and the install are one step
+ *   under blz__disposition_lock (rt/current.h), taken inside sig_mutex.
  * - No chaining: while blitzio's handler is installed, an earlier handler of
  *   the program is not called; it is put back by blz__sig_restore.
  */
@@ -136,7 +138,9 @@ int
 blz__sig_install(int signo)
 {
     blz__sig_slot *s = &blz__sig_slots[signo];
+    blz__disposition_lock();
     if (blz__stall_handler_installed(signo)) {
+        blz__disposition_unlock();
         return -EBUSY; /* a stall watchdog's: its probes would reach our listeners */
     }
     struct sigaction sa;
@@ -157,8 +161,10 @@ blz__sig_install(int signo)
      * handler runs. Sanitizer builds only: callers there tolerate EINTR. */
     sa.sa_flags &= ~SA_RESTART;
 #endif
-    if (sigaction(signo, &sa, &s->prev) < 0) {
-        return -errno;
+    int rc = sigaction(signo, &sa, &s->prev) < 0 ? -errno : 0;
+    blz__disposition_unlock();
+    if (rc < 0) {
+        return rc;
     }
     blz__store(&s->active, 1u, RELAXED);
     return 0;

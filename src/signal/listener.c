@@ -128,7 +128,7 @@ blz_signal_unlisten(blz_signal_listener *l)
     int signo = l->signo_;
     blz__sig_slot *s = &blz__sig_slots[signo];
     blz__sig_lock();
-    if (s->listeners > 0) { /* a copy of an unlistened listener finds 0 */
+    if (s->listeners > 0) { /* defensive: a second copy's unlisten is undefined (signal.h) */
         blz__sig_watch_release(l->watch_);
         if (--s->listeners == 0) {
             blz__sig_restore(signo);
