@@ -107,14 +107,19 @@ BLZ_TEST(timers_fire_while_every_worker_is_stuck)
     blz_runtime_free(rt);
 }
 
-/* With nothing stuck the spare stays out: a thousand tasks, none on it. */
+/* With nothing stuck the spare stays out: a thousand tasks, none on it.
+ * A worker the machine keeps off its CPU for 10 ms mid-poll does look stuck
+ * (that is the rule; a loaded sanitizer run has done it), so a round may
+ * fairly see the spare join: up to three rounds, and one must see it stay
+ * out. A spare that joins while workers move does so in every round. */
 static void *
 nothing(void *arg)
 {
     return arg;
 }
 
-BLZ_TEST(a_spare_stays_out_while_workers_move)
+static bool
+spare_stayed_out(void)
 {
     blz_runtime *rt = spare_runtime(1, 1);
     blz_join *js[1000];
@@ -123,9 +128,22 @@ BLZ_TEST(a_spare_stays_out_while_workers_move)
     }
     CHECK_OK(blz_join_all(js, 1000, NULL));
     blz_worker_metrics spare = spare_metrics(rt, 1);
-    CHECK_EQ(spare.polls, 0);
-    CHECK_EQ(spare.spare_activations, 0);
     blz_runtime_free(rt);
+    if (spare.polls != 0 || spare.spare_activations != 0) {
+        fprintf(stderr, "the spare joined in: %llu activations, %llu polls\n",
+                (unsigned long long) spare.spare_activations, (unsigned long long) spare.polls);
+        return false;
+    }
+    return true;
+}
+
+BLZ_TEST(a_spare_stays_out_while_workers_move)
+{
+    bool out = false;
+    for (int round = 0; round < 3 && !out; round++) {
+        out = spare_stayed_out();
+    }
+    CHECK(out);
 }
 
 /* A dormant spare is not busy: an idle runtime on a paused clock still
