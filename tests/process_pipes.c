@@ -1,7 +1,8 @@
 /*
  * Piped I/O with children: 1 MiB through cat in both directions at once
- * (a writer and a reader fiber), the future tiers driven by hand, and 200
- * children spawned at once with piped I/O, all reaped.
+ * (a writer and a reader fiber), the future tiers driven by hand, a stdin
+ * pipe borrowed before a wait closed it, and 200 children spawned at once
+ * with piped I/O, all reaped.
  */
 /* blz-test: timeout=120 */
 #include "process_common.h"
@@ -202,6 +203,58 @@ close_wakes_main(void *arg)
 BLZ_TEST(close_ends_waiting_read)
 {
     proc_run(2, close_wakes_main, NULL);
+}
+
+static void *
+blocked_writer(void *arg)
+{
+    static char big[256 * 1024]; /* more than a pipe holds: the write waits */
+    return (void *) (intptr_t) blz_pipe_write_all(arg, big, sizeof big);
+}
+
+/* A wait closes the stdin pipe the child holds, but a pointer borrowed
+ * before it stays valid until the child is freed: calls through it fail
+ * (a write waiting on it ends), and the child reading to end-of-file ends. */
+static void *
+borrowed_stdin_main(void *arg)
+{
+    (void) arg;
+    blz_command *cmd =
+        proc_cmd((const char *[]){"/bin/sh", "-c", "sleep 0.2; cat >/dev/null", NULL});
+    CHECK_OK(blz_command_stdin(cmd, BLZ_STDIO_PIPED));
+    blz_child *c;
+    CHECK_OK(blz_command_spawn(cmd, &c));
+    blz_pipe *in = blz_child_pipe(c, BLZ_STDIN);
+    CHECK(in != NULL);
+    blz__io_driver *d = blz__rt_io(blz__rt_current());
+    uint64_t before = blz__io_driver_waiters(d);
+    blz_join *j;
+    CHECK_OK(blz_spawn(blocked_writer, in, &j));
+    WAIT_UNTIL(blz__io_driver_waiters(d) > before, CHECK_OK(blz_sleep(blz_ms(1))));
+    CHECK_EQ(blz_child_wait(c, NULL), 0);
+    void *r;
+    CHECK_OK(blz_join_wait(j, &r));
+    CHECK_EQ((intptr_t) r, -ECANCELED);
+    /* A few parks: the registry frees what was released at the start of one. */
+    for (int i = 0; i < 5; i++) {
+        CHECK_OK(blz_sleep(blz_ms(5)));
+    }
+    CHECK_EQ(blz_pipe_fd(in), -EBADF);
+    CHECK_EQ(blz_pipe_write(in, "x", 1), -ECANCELED);
+    CHECK_EQ(blz_pipe_try_write(in, "x", 1), -ECANCELED);
+    CHECK_EQ(blz_pipe_write_all(in, "x", 1), -ECANCELED);
+    /* Gone from the child: nothing to borrow or take (and close twice). */
+    CHECK(blz_child_pipe(c, BLZ_STDIN) == NULL);
+    CHECK(blz_child_take_pipe(c, BLZ_STDIN) == NULL);
+    blz_child_free(c);
+    blz_command_free(cmd);
+    proc_check_no_children();
+    return NULL;
+}
+
+BLZ_TEST(borrowed_stdin_after_wait)
+{
+    proc_run(2, borrowed_stdin_main, NULL);
 }
 
 /* ---- 200 children at once ------------------------------------------------------------- */

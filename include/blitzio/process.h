@@ -336,9 +336,11 @@ BLZ_API int blz_child_pid(const blz_child *c);
 
 /**
  * The pipe to the child's stream `which` (BLZ_STDIN: the write end; stdout,
- * stderr: the read end), or NULL when that stream is not piped or was taken.
- * Borrowed: valid until it is taken or the child is freed; do not close it
- * (take it first). Any thread.
+ * stderr: the read end), or NULL when that stream is not piped or was taken,
+ * or (stdin) a wait closed it. Borrowed: valid until it is taken or the
+ * child is freed; do not close it (take it first). A stdin pipe borrowed
+ * before a wait closed it stays valid but closed: its operations end with
+ * -ECANCELED, blz_pipe_fd with -EBADF. Any thread.
  */
 BLZ_API blz_pipe *blz_child_pipe(blz_child *c, blz_stdio_stream which);
 
@@ -346,7 +348,9 @@ BLZ_API blz_pipe *blz_child_pipe(blz_child *c, blz_stdio_stream which);
  * Takes the pipe to stream `which` out of the child: the caller owns it from
  * now on and closes it with blz_pipe_close (closing stdin is how a child
  * reading to end-of-file is told there is no more input). NULL when that
- * stream is not piped or was taken already. Owner only.
+ * stream is not piped or was taken already, or (stdin) a wait closed it. A
+ * pipe taken before a wait is the caller's: the wait leaves it open. Owner
+ * only.
  */
 BLZ_API blz_pipe *blz_child_take_pipe(blz_child *c, blz_stdio_stream which);
 
@@ -356,9 +360,11 @@ BLZ_API blz_pipe *blz_child_take_pipe(blz_child *c, blz_stdio_stream which);
  * a signal ended it, with the details in `*st` when not NULL; or -ECHILD
  * (someone else reaped it), -ECANCELED (task aborted), -EINVAL. Before
  * waiting, closes the child's stdin pipe if it still holds one (so a child
- * reading to end-of-file can finish). Once reaped, the status is kept: later
- * and concurrent waits return it too. Any thread; suspends the calling
- * fiber, parks a foreign thread, -EDEADLK in a stackless poll.
+ * reading to end-of-file can finish; a pointer borrowed to it stays valid,
+ * closed, until the child is freed: see blz_child_pipe). Once reaped, the
+ * status is kept: later and concurrent waits return it too. Any thread;
+ * suspends the calling fiber, parks a foreign thread, -EDEADLK in a
+ * stackless poll.
  */
 BLZ_API int blz_child_wait(blz_child *c, blz_exit_status *st);
 
@@ -468,7 +474,8 @@ BLZ_API int blz_pipe_from_fd(int fd, blz_pipe **out);
  */
 BLZ_API void blz_pipe_close(blz_pipe *p);
 
-/** The pipe's descriptor (O_NONBLOCK, O_CLOEXEC; still owned by the pipe), or -EINVAL. */
+/** The pipe's descriptor (O_NONBLOCK, O_CLOEXEC; still owned by the pipe), -EINVAL (NULL), or
+ *  -EBADF for a child's stdin pipe borrowed before a wait closed it. */
 BLZ_API int blz_pipe_fd(const blz_pipe *p);
 
 /**

@@ -27,10 +27,14 @@
  * - `refs` counts the owner and every future in flight. A registered waiter
  *   implies a reference, so a source reaching zero has no waiters.
  * - Lifetime: last unref -> backend disarm -> close(fd) -> retired list ->
- *   freed by blz__registry_sweep (start of a park) once be_hold is 0. The
- *   backend drops a request's count only after its last event naming the
- *   source is handled, as the last touch of a released source: the sweep
- *   of another ring's park (rings per worker) may run at the same time.
+ *   freed by blz__registry_sweep (start of a park) once be_hold and pins
+ *   are 0. The backend drops a request's count only after its last event
+ *   naming the source is handled, as the last touch of a released source:
+ *   the sweep of another ring's park (rings per worker) may run at the same
+ *   time. A pinned source outlives its descriptor: its SHUTDOWN bit (set
+ *   before the holder released it) turns every later call away, and
+ *   futures take their reference with tryref, so a count that reached 0
+ *   never rises again.
  * - Tracked blocks are on `tracked` (registry lock) until freed; the driver
  *   frees the rest at its free, after the runtime joined every thread.
  */
@@ -159,8 +163,9 @@ blz__registry_sweep(blz__registry *r)
     blz__io_source *s = r->retired.reg_next;
     while (s != &r->retired) {
         blz__io_source *next = s->reg_next;
-        /* Acquire pairs with the backend's release store of 0: its last use of s is done. */
-        if (blz__load(&s->be_hold, ACQUIRE) == 0) {
+        /* Acquire pairs with the backend's release store of 0 (its last use
+         * of s is done) and with blz__io_source_unpin (the pinned holder's). */
+        if (blz__load(&s->be_hold, ACQUIRE) == 0 && blz__load(&s->pins, ACQUIRE) == 0) {
             reg_list_remove(s);
             s->reg_state = REG_NONE;
             s->reg_next = dead; /* reuse the link for the local free list */
@@ -269,6 +274,7 @@ blz__io_source_open(struct blz__io_driver *d, int fd, size_t size, unsigned init
     atomic_init(&s->readiness, (uint64_t) (initial & BLZ__RD_MASK));
     atomic_init(&s->refs, 1u);
     atomic_init(&s->be_hold, 0u);
+    atomic_init(&s->pins, 0u);
     atomic_init(&s->lock.locked, 0u);
     s->fd = fd;
     blz__waitlist_init(&s->readers);
@@ -699,7 +705,10 @@ blz__io_future_wait(blz__io_source *s, blz_io_future *f, int dir, blz_context *c
         return 0; /* budget spent: the task was woken to run again later */
     }
     if (!(f->flags_ & BLZ__IOF_HELD)) {
-        blz__io_source_ref(s);
+        if (!blz__io_source_tryref(s)) {
+            *res = -ECANCELED; /* released, kept only by a pin: closed */
+            return 1;
+        }
         f->flags_ |= BLZ__IOF_HELD;
     }
     return blz__io_source_wait(s, &f->waiter_, dir, cx, attempt, f, full, res);

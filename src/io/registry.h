@@ -84,6 +84,10 @@ typedef struct blz__io_source {
     uint16_t rx_head, rx_tail, rx_count;
     uint32_t rx_off;
     int32_t rx_end; /* once the receive ended for good: 0 (end of stream) or -errno */
+    /* Holders of the memory only (blz__io_source_pin): the source may be
+     * released (descriptor closed, retired), but the sweep frees it only once
+     * this is 0 again. */
+    _Atomic uint32_t pins;
 } blz__io_source;
 
 /* The header of a block whose owner may never get to free it (a job that
@@ -150,8 +154,45 @@ blz__io_source_ref(blz__io_source *s)
     blz__fetch_add(&s->refs, 1u, RELAXED);
 }
 
+/* Takes a reference unless the source was released already (the count is
+ * 0: its descriptor is closed). 1 when taken, 0 when not. For sources whose
+ * memory a pin may keep after their release (blz__io_source_pin). */
+static inline int
+blz__io_source_tryref(blz__io_source *s)
+{
+    uint32_t n = blz__load(&s->refs, RELAXED);
+    while (n != 0) {
+        /* Acquire pairs with the acq_rel of an owner's unref: a closer's
+         * SHUTDOWN, set before it, is seen by the poll that follows. */
+        if (blz__cas_weak(&s->refs, &n, n + 1u, ACQUIRE, RELAXED)) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
 /* Drops a reference; the last one disarms, closes the fd and retires the source. */
 void blz__io_source_unref(blz__io_source *s);
+
+/* Keeps the source's memory (not its descriptor) until blz__io_source_unpin:
+ * after the last unref it is retired as usual, but not freed. For a handle
+ * that is closed early yet must stay safe to call (its calls then see
+ * SHUTDOWN). The caller must hold a reference while it pins. Any thread. */
+static inline void
+blz__io_source_pin(blz__io_source *s)
+{
+    blz__fetch_add(&s->pins, 1u, RELAXED);
+}
+
+/* Lets go of a pin; the sweep of a later park frees a released source. Any
+ * thread; `s` must not be touched afterwards. */
+static inline void
+blz__io_source_unpin(blz__io_source *s)
+{
+    /* Release pairs with the sweep's acquire load: every use made through
+     * the pin happens before the free. */
+    blz__fetch_sub(&s->pins, 1u, RELEASE);
+}
 
 /* Marks the source shut down and wakes every waiter (their futures finish
  * with -ECANCELED). Idempotent. */
@@ -250,7 +291,8 @@ long blz__io_source_try_io(blz__io_source *s, int dir, blz_io_fn fn, void *arg);
 /*
  * One poll of a blz_io_future `f` that waits on `s` in direction `dir` (a
  * pipe's read or write, a watched descriptor's readiness): spends coop budget
- * first, takes the source reference at the first poll, then runs
+ * first, takes the source reference at the first poll (a source already
+ * released, kept only by a pin, gives -ECANCELED at once), then runs
  * blz__io_source_wait with `attempt(f)` and `full`. Returns 0 (pending) or 1
  * with the result in *res, after which the caller ends `f` with
  * blz__io_future_end. Owner of the future only.

@@ -206,7 +206,7 @@ static const blz_future_vtable output_vt = {output_poll, output_drop};
 static void
 output_start(blz_output_future *f, blz_output *out)
 {
-    blz_pipe_close(blz_child_take_pipe(f->child_, BLZ_STDIN));
+    blz__child_close_stdin(f->child_);
     blz_future_init(&f->base, &output_vt);
     f->out_ = out;
 }

@@ -70,6 +70,16 @@ struct blz_pipe {
  * success the pipe owns fd; on failure fd is left open for the caller. */
 int blz__pipe_wrap(blz__io_driver *d, int fd, unsigned dirs, blz_pipe **out);
 
+/* Keeps the memory of `p` (not its descriptor) until blz__pipe_release,
+ * whenever it is closed: pointers borrowed before the close stay safe to
+ * call, their operations ending with -ECANCELED and blz_pipe_fd with -EBADF.
+ * Call it while `p` is still open. */
+void blz__pipe_keep(blz_pipe *p);
+
+/* Lets go of what blz__pipe_keep kept (once closed, `p` is freed at a later
+ * park). NULL is ignored. */
+void blz__pipe_release(blz_pipe *p);
+
 /* ---- children ------------------------------------------------------------------ */
 
 struct blz_child {
@@ -88,6 +98,7 @@ struct blz_child {
     int result;             /* once reaped: blz_exit_status_code, or -errno (ECHILD) */
     blz_exit_status status; /* once reaped with result >= 0 */
     blz_pipe *pipes[3];     /* owned until taken (lock) */
+    blz_pipe *stdin_kept;   /* stdin closed by a wait, kept for borrowers until freed (lock) */
     blz_runtime *rt;        /* the runtime it was spawned in; the reaper runs there */
     bool kill_on_drop;      /* fixed */
 };
@@ -100,6 +111,10 @@ void blz__child_unref(blz_child *c);
 
 /* One waitid(WNOHANG): 1 when reaped (now or before), 0 while running, -errno. */
 int blz__child_try_reap(blz_child *c);
+
+/* Closes the stdin pipe the child still holds (a wait's first step), keeping
+ * its memory for pointers borrowed before, until blz_child_free. */
+void blz__child_close_stdin(blz_child *c);
 
 /* ---- replaceable system calls (tests inject failures) ---------------------------- */
 

@@ -8,6 +8,11 @@
  *   completion or drop. The last release closes the pidfd source (the only
  *   reference to it) and frees the child, so a pidfd is never closed under a
  *   waitid or a pidfd_send_signal of a holder.
+ * - A wait closes the stdin pipe the child still holds (so that a child
+ *   reading to end-of-file ends), but moves it to `stdin_kept` instead of
+ *   forgetting it: a pointer borrowed with blz_child_pipe must stay valid
+ *   until blz_child_free, which lets go of it. A pipe taken before is the
+ *   caller's and is not touched.
  * - Reaping is one waitid(WEXITED | WNOHANG) under `lock`; the first that
  *   finds the child gone stores `result`/`status` and sets `reaped`
  *   (release). Every other waiter, concurrent or later, reads the stored
@@ -265,14 +270,18 @@ wait_init(blz_child *c, blz_exit_status *st, blz_child_wait_future *f)
     f->flags_ = 0;
 }
 
-/* Closes the stdin pipe the child still holds, so a child reading to
- * end-of-file can finish before it is waited for. */
-static void
-close_stdin(blz_child *c)
+void
+blz__child_close_stdin(blz_child *c)
 {
     blz__spin_lock(&c->lock);
     blz_pipe *p = c->pipes[BLZ_STDIN];
     c->pipes[BLZ_STDIN] = NULL;
+    if (p) {
+        /* Pointers borrowed with blz_child_pipe stay valid until the child
+         * is freed: keep the memory, close the descriptor. */
+        blz__pipe_keep(p);
+        c->stdin_kept = p;
+    }
     blz__spin_unlock(&c->lock);
     blz_pipe_close(p);
 }
@@ -287,7 +296,7 @@ blz_child_wait_fut(blz_child *c, blz_exit_status *st, blz_child_wait_future *f)
         wait_fail(f, -EINVAL);
         return;
     }
-    close_stdin(c);
+    blz__child_close_stdin(c);
     wait_init(c, st, f);
 }
 
@@ -436,10 +445,13 @@ blz_child_free(blz_child *c)
         pipes[i] = c->pipes[i];
         c->pipes[i] = NULL;
     }
+    blz_pipe *kept = c->stdin_kept;
+    c->stdin_kept = NULL;
     blz__spin_unlock(&c->lock);
     for (int i = 0; i < 3; i++) {
         blz_pipe_close(pipes[i]);
     }
+    blz__pipe_release(kept); /* no borrowed pointer is valid any more */
     if (blz__child_try_reap(c)) {
         blz__child_unref(c);
         return;

@@ -9,6 +9,12 @@
  *   The owner's close marks the source shut down (waiters end with
  *   -ECANCELED) and drops the owner's reference; the descriptor is closed
  *   when the last future holding a reference lets go.
+ * - A kept pipe (blz__pipe_keep: the stdin a wait closes for a child) pins
+ *   the source: its memory outlives the close and the descriptor until
+ *   blz__pipe_release, so a pointer borrowed from the child stays safe.
+ *   Every call through it then ends at once: futures take their reference
+ *   with tryref (-ECANCELED once released), the try tier sees SHUTDOWN
+ *   (-ECANCELED) before any syscall, blz_pipe_fd says -EBADF.
  * - A pipe future takes a source reference at its first poll and drops it
  *   when it completes or is dropped (blz__io_future_wait / _end), so the
  *   descriptor cannot be closed under a read or write in flight.
@@ -150,10 +156,31 @@ blz_pipe_close(blz_pipe *p)
     }
 }
 
+void
+blz__pipe_keep(blz_pipe *p)
+{
+    blz__io_source_pin(&p->src);
+}
+
+void
+blz__pipe_release(blz_pipe *p)
+{
+    if (p) {
+        blz__io_source_unpin(&p->src);
+    }
+}
+
 int
 blz_pipe_fd(const blz_pipe *p)
 {
-    return p ? p->src.fd : -EINVAL;
+    if (!p) {
+        return -EINVAL;
+    }
+    /* Closed but kept (blz__pipe_keep): the descriptor may be gone. */
+    if (blz__io_source_readiness((blz__io_source *) &p->src) & BLZ__RD_SHUTDOWN) {
+        return -EBADF;
+    }
+    return p->src.fd;
 }
 
 /* ---- system calls ------------------------------------------------------------ */
