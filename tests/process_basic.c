@@ -5,6 +5,8 @@
  */
 #include "process_common.h"
 
+#include <sys/stat.h>
+
 /* ---- stdout and exit codes ----------------------------------------------------------- */
 
 static void *
@@ -247,6 +249,103 @@ path_main(void *arg)
 BLZ_TEST(path_lookup)
 {
     proc_run(2, path_main, NULL);
+}
+
+/* A relative PATH entry is the child's: with a directory set, it is looked
+ * up there (where the child will run it), not in the parent's directory. */
+static char path_dirs[3][32]; /* the child's directory, the parent's, an absolute entry */
+
+/* Writes an executable `dir`/`name` that exits with `code`. */
+static void
+write_script(const char *dir, const char *name, int code)
+{
+    char path[96];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    FILE *f = fopen(path, "we");
+    CHECK(f != NULL);
+    fprintf(f, "#!/bin/sh\nexit %d\n", code);
+    CHECK_EQ(fclose(f), 0);
+    CHECK_EQ(chmod(path, 0755), 0);
+}
+
+/* The exit code of `prog` run with PATH `path` in the child's directory. */
+static int
+code_with_path(const char *prog, const char *path)
+{
+    blz_command *cmd = proc_cmd((const char *[]){prog, NULL});
+    CHECK_OK(blz_command_cwd(cmd, path_dirs[0]));
+    CHECK_OK(blz_command_env(cmd, "PATH", path));
+    int code = blz_command_status(cmd, NULL);
+    blz_command_free(cmd);
+    return code;
+}
+
+static int path_codes[3]; /* what the three lookups gave, checked once the files are gone */
+
+static void *
+path_cwd_main(void *arg)
+{
+    (void) arg;
+    char entries[64];
+    /* Only in the child's bin/. */
+    path_codes[0] = code_with_path("blz-only-child", "bin");
+    /* Only in the parent's bin/: skipped, the absolute entry after it wins. */
+    snprintf(entries, sizeof entries, "bin:%s", path_dirs[2]);
+    path_codes[1] = code_with_path("blz-in-parent", entries);
+    /* An empty entry is the child's directory too. */
+    snprintf(entries, sizeof entries, ":%s", path_dirs[2]);
+    path_codes[2] = code_with_path("blz-dot", entries);
+    proc_check_no_children();
+    return NULL;
+}
+
+BLZ_TEST(path_relative_to_cwd)
+{
+    blz_command *probe;
+    CHECK_OK(blz_command_new("x", &probe));
+    int rc = blz_command_cwd(probe, "/");
+    blz_command_free(probe);
+    if (rc == -ENOTSUP) {
+        SKIP("posix_spawn_file_actions_addchdir_np is missing");
+    }
+    char bin[3][48];
+    for (int i = 0; i < 3; i++) {
+        snprintf(path_dirs[i], sizeof path_dirs[i], "/tmp/blz-path-XXXXXX");
+        CHECK(mkdtemp(path_dirs[i]) != NULL);
+        snprintf(bin[i], sizeof bin[i], "%s/bin", path_dirs[i]);
+        CHECK_EQ(mkdir(bin[i], 0755), 0);
+    }
+    static const struct {
+        int dir;
+        bool in_bin;
+        const char *name;
+        int code;
+    } files[] = {
+        {0, true, "blz-only-child", 7}, {1, true, "blz-in-parent", 3},
+        {2, false, "blz-in-parent", 5}, {0, false, "blz-dot", 8},
+        {2, false, "blz-dot", 6},
+    };
+    enum { NFILES = sizeof files / sizeof files[0] };
+    for (int i = 0; i < NFILES; i++) {
+        write_script(files[i].in_bin ? bin[files[i].dir] : path_dirs[files[i].dir], files[i].name,
+                     files[i].code);
+    }
+    CHECK_EQ(chdir(path_dirs[1]), 0); /* the test runs in a process of its own */
+    proc_run(2, path_cwd_main, NULL);
+    /* Removed before the checks, so that a failure leaves nothing behind. */
+    for (int i = 0; i < NFILES; i++) {
+        char path[96];
+        snprintf(path, sizeof path, "%s/%s",
+                 files[i].in_bin ? bin[files[i].dir] : path_dirs[files[i].dir], files[i].name);
+        CHECK_EQ(unlink(path), 0);
+    }
+    for (int i = 0; i < 3; i++) {
+        CHECK_EQ(rmdir(bin[i]), 0);
+        CHECK_EQ(rmdir(path_dirs[i]), 0);
+    }
+    CHECK_EQ(path_codes[0], 7);
+    CHECK_EQ(path_codes[1], 5);
+    CHECK_EQ(path_codes[2], 8);
 }
 
 static void *

@@ -126,11 +126,13 @@ blz_exit_status_success(const blz_exit_status *st)
  * `program` itself), the parent's environment and working directory, and the
  * three standard streams at BLZ_STDIO_DEFAULT. A `program` without a '/' is
  * looked up in PATH (the PATH set with blz_command_env when there is one,
- * else the parent's); one with a '/' is used as is, relative to the child's
- * working directory (see blz_command_cwd). The parent's environment is read
- * at each spawn (environ): do not change it (setenv) in another thread meanwhile.
- * Returns 0 and the command in `*out`, -EINVAL (NULL or empty program),
- * -ENOMEM. Any thread; never suspends; copies `program`.
+ * else the parent's), relative entries (an empty one is ".") in the child's
+ * working directory, as the child's own execvp would; one with a '/' is used
+ * as is, relative to the child's working directory (see blz_command_cwd).
+ * The parent's environment is read at each spawn (environ): do not change it
+ * (setenv) in another thread meanwhile. Returns 0 and the command in `*out`,
+ * -EINVAL (NULL or empty program), -ENOMEM. Any thread; never suspends;
+ * copies `program`.
  */
 BLZ_API int blz_command_new(const char *program, blz_command **out);
 

@@ -30,6 +30,7 @@
 #include <limits.h>
 #include <signal.h>
 #include <spawn.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -102,48 +103,92 @@ build_envp(const blz_command *cmd)
     return envp;
 }
 
-/* Looks `prog` (no '/') up in `path` as execvp would: the first regular,
- * executable file wins. Returns an allocated path, or NULL with *err set
- * (-ENOENT, or -EACCES when only non-executable candidates were found). */
-static char *
-search_path(const char *prog, const char *path, int *err)
+/* Whether `cand` is a regular file we may execute, relative to directory
+ * `dirfd` when not absolute: 1 yes, 0 no, -EACCES when it is a regular
+ * file without execute permission. */
+static int
+runnable(int dirfd, const char *cand)
 {
-    size_t pl = strlen(prog);
+    struct stat st;
+    if (fstatat(dirfd, cand, &st, 0) < 0 || !S_ISREG(st.st_mode)) {
+        return 0;
+    }
+    return faccessat(dirfd, cand, X_OK, 0) == 0 ? 1 : -EACCES;
+}
+
+/* The candidate `dir`/`prog` for a PATH entry `dir` of `dl` bytes (an empty
+ * entry means the current directory): 0 and an allocated string in *out,
+ * 1 when it would be too long for a path (skipped, as execvp does), or
+ * -ENOMEM. */
+static int
+candidate(const char *dir, size_t dl, const char *prog, char **out)
+{
+    if (dl == 0) {
+        dir = ".";
+        dl = 1;
+    }
+    size_t total = dl + 1 + strlen(prog) + 1;
+    if (total > PATH_MAX) {
+        return 1;
+    }
+    *out = blz__malloc(total);
+    if (!*out) {
+        return -ENOMEM;
+    }
+    (void) snprintf(*out, total, "%.*s/%s", (int) dl, dir, prog);
+    return 0;
+}
+
+/* Looks `prog` (no '/') up in `path` as execvp in the child would: the
+ * first regular, executable file wins. A relative entry (an empty one is
+ * ".") names a directory under the child's working directory, `cwd` when
+ * not NULL, so it is checked there: the child runs it from there. Returns
+ * an allocated path, as exec in the child must be given it, or NULL with
+ * *err set (-ENOENT, -EACCES when only non-executable candidates were
+ * found, -ENOMEM, or why `cwd` cannot be opened). */
+static char *
+search_path(const char *prog, const char *path, const char *cwd, int *err)
+{
+    int dirfd = AT_FDCWD;
+    if (cwd) {
+        dirfd = open(cwd, O_PATH | O_DIRECTORY | O_CLOEXEC);
+        if (dirfd < 0) {
+            *err = -errno;
+            return NULL;
+        }
+    }
+    char *found = NULL;
     *err = -ENOENT;
     const char *p = path;
     for (;;) {
         const char *end = strchr(p, ':');
         size_t dl = end ? (size_t) (end - p) : strlen(p);
-        /* An empty entry means the current directory. */
-        size_t total = (dl ? dl : 1) + 1 + pl + 1;
-        if (total <= PATH_MAX) {
-            char *cand = blz__malloc(total);
-            if (!cand) {
-                *err = -ENOMEM;
-                return NULL;
+        char *cand = NULL;
+        int rc = candidate(p, dl, prog, &cand);
+        if (rc < 0) {
+            *err = rc;
+            break;
+        }
+        if (rc == 0) {
+            int r = runnable(dirfd, cand);
+            if (r > 0) {
+                found = cand;
+                break;
             }
-            if (dl) {
-                memcpy(cand, p, dl);
-            } else {
-                cand[0] = '.';
-                dl = 1;
-            }
-            cand[dl] = '/';
-            memcpy(cand + dl + 1, prog, pl + 1);
-            struct stat st;
-            if (stat(cand, &st) == 0 && S_ISREG(st.st_mode)) {
-                if (access(cand, X_OK) == 0) {
-                    return cand;
-                }
-                *err = -EACCES;
+            if (r < 0) {
+                *err = r;
             }
             blz__free(cand);
         }
         if (!end) {
-            return NULL;
+            break;
         }
         p = end + 1;
     }
+    if (dirfd >= 0) {
+        (void) close(dirfd);
+    }
+    return found;
 }
 
 /* ---- pipes ------------------------------------------------------------------------ */
@@ -267,7 +312,7 @@ do_spawn(const blz_command *cmd, const blz_stdio stdio[3], const int child_fd[3]
     /* A PATH the command sets is the one to search (posix_spawnp would use
      * the parent's). */
     if (use_path && blz__command_env_lookup(cmd, "PATH", &path_value) && path_value) {
-        resolved = search_path(cmd->program, path_value, &rc);
+        resolved = search_path(cmd->program, path_value, cmd->cwd, &rc);
         if (!resolved) {
             blz__free(envp);
             return rc;
