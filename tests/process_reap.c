@@ -1,8 +1,8 @@
 /*
  * What a child inherits and how children end: no descriptor of the runtime
  * leaks into a child (it lists its own /proc/self/fd), children freed without
- * a wait are reaped (no zombie), kill_on_drop, and the PID-tracking fallback
- * used when pidfd_open fails.
+ * a wait are reaped (no zombie), kill_on_drop, kill until reaped, and the
+ * PID-tracking fallback used when pidfd_open fails.
  */
 #include "process/process.h"
 #include "process_common.h"
@@ -355,6 +355,45 @@ BLZ_TEST(without_pidfd)
 {
     blz__proc_sys.pidfd_open = no_pidfd;
     proc_run(2, fallback_main, NULL);
+}
+
+/* Kill succeeds until the child is reaped, also once it has exited (the
+ * signal then does nothing): -ESRCH only after a wait or try_wait reaped it.
+ * With a pidfd, and without (kill by PID). */
+static void *
+kill_exited_main(void *arg)
+{
+    (void) arg;
+    blz_command *cmd = proc_cmd((const char *[]){"/bin/sh", "-c", "exit 3", NULL});
+    blz_child *c;
+    CHECK_OK(blz_command_spawn(cmd, &c));
+    int pid = blz_child_pid(c);
+    WAIT_UNTIL(proc_state(pid) == 'Z', CHECK_OK(blz_sleep(blz_ms(1))));
+    CHECK_EQ(blz_child_kill(c, SIGKILL), 0);
+    blz_exit_status st;
+    CHECK_EQ(blz_child_wait(c, &st), 3);
+    CHECK_EQ(st.signal, 0);
+    CHECK_EQ(blz_child_kill(c, SIGKILL), -ESRCH);
+    blz_child_free(c);
+
+    CHECK_OK(blz_command_spawn(cmd, &c));
+    WAIT_UNTIL(blz_child_try_wait(c, NULL) != -EAGAIN, CHECK_OK(blz_sleep(blz_ms(1))));
+    CHECK_EQ(blz_child_kill(c, SIGTERM), -ESRCH);
+    blz_child_free(c);
+    blz_command_free(cmd);
+    proc_check_no_children();
+    return NULL;
+}
+
+BLZ_TEST(kill_until_reaped)
+{
+    proc_run(2, kill_exited_main, NULL);
+}
+
+BLZ_TEST(kill_until_reaped_without_pidfd)
+{
+    blz__proc_sys.pidfd_open = no_pidfd;
+    proc_run(2, kill_exited_main, NULL);
 }
 
 /* Someone else reaps our child: the wait reports ECHILD instead of hanging. */

@@ -387,8 +387,10 @@ BLZ_API void blz_child_wait_fut(blz_child *c, blz_exit_status *st, blz_child_wai
 
 /**
  * Sends signal `signo` to the child (pidfd_send_signal: never to a recycled
- * PID). Returns 0, -ESRCH when the child has already exited, -EINVAL (bad
- * signal, NULL), -EPERM. Any thread; never suspends.
+ * PID). Returns 0, -ESRCH once the child has been reaped (by a wait or
+ * try_wait), -EINVAL (bad signal, NULL), -EPERM. A child that exited but
+ * was not reaped yet still takes the signal, which then does nothing: 0,
+ * as Tokio's and Rust's Child::kill. Any thread; never suspends.
  */
 BLZ_API int blz_child_kill(blz_child *c, int signo);
 
