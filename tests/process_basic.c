@@ -5,6 +5,7 @@
  */
 #include "process_common.h"
 
+#include <dirent.h>
 #include <sys/stat.h>
 
 /* ---- stdout and exit codes ----------------------------------------------------------- */
@@ -552,6 +553,44 @@ wait_output_main(void *arg)
 BLZ_TEST(wait_with_output_of_a_spawned_child)
 {
     proc_run(2, wait_output_main, NULL);
+}
+
+/* Open descriptors of this process. */
+static int
+count_fds(void)
+{
+    DIR *d = opendir("/proc/self/fd");
+    CHECK(d != NULL);
+    int n = 0;
+    const struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        n += e->d_name[0] != '.';
+    }
+    CHECK_EQ(closedir(d), 0);
+    return n - 1; /* not the directory's own */
+}
+
+/* The future tier given no future still takes the child over: freed at
+ * once, so its pipes close (cat, reading stdin, ends) and it is reaped. */
+static void *
+wait_output_no_future_main(void *arg)
+{
+    (void) arg;
+    int base = count_fds();
+    blz_child *c = spawn_piped("cat", true);
+    int pid = blz_child_pid(c);
+    CHECK_GT(count_fds(), base);
+    blz_output o;
+    blz_child_wait_with_output_fut(c, &o, NULL);
+    proc_wait_gone(pid, 10);
+    WAIT_UNTIL(count_fds() == base, CHECK_OK(blz_sleep(blz_ms(1))));
+    proc_check_no_children();
+    return NULL;
+}
+
+BLZ_TEST(wait_with_output_without_future)
+{
+    proc_run(2, wait_output_no_future_main, NULL);
 }
 
 /* ---- errors ---------------------------------------------------------------------------- */

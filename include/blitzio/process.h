@@ -330,7 +330,8 @@ BLZ_API void blz_command_output_fut(blz_command *cmd, blz_output *out, blz_outpu
  */
 BLZ_API int blz_child_wait_with_output(blz_child *c, blz_output *out);
 /** Future tier of blz_child_wait_with_output; it owns `c` from this call on. Dropping it
- *  releases the child as blz_child_free does. */
+ *  releases the child as blz_child_free does. With `f` NULL, `c` is freed at once (as
+ *  blz_child_free) and nothing is collected. */
 BLZ_API void blz_child_wait_with_output_fut(blz_child *c, blz_output *out, blz_output_future *f);
 
 /** The child's process ID, or -EINVAL for NULL. Any thread. */

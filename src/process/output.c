@@ -254,6 +254,7 @@ void
 blz_child_wait_with_output_fut(blz_child *c, blz_output *out, blz_output_future *f)
 {
     if (!f) {
+        blz_child_free(c); /* consumed all the same: nothing else would free it */
         return;
     }
     memset(f, 0, sizeof *f);
