@@ -254,6 +254,45 @@ BLZ_TEST(free_while_another_task_waits)
     proc_run(2, free_during_wait_main, NULL);
 }
 
+/* A wait future holds the child from its fill on: the owner may free the
+ * child before the first poll (another task's wait, or one spawned), and a
+ * future dropped unpolled gives its reference back (the counting
+ * allocator's teardown check sees a child left behind). */
+static void *
+free_before_first_poll_main(void *arg)
+{
+    (void) arg;
+    blz_command *cmd = proc_cmd((const char *[]){"/bin/sh", "-c", "exit 4", NULL});
+    blz_child *c;
+    CHECK_OK(blz_command_spawn(cmd, &c));
+    int pid = blz_child_pid(c);
+    blz_child_wait_future w;
+    blz_exit_status st;
+    blz_child_wait_fut(c, &st, &w);
+    CHECK_EQ(atomic_load(&c->refs), 2);
+    blz_child_free(c);
+    proc_wait_gone(pid,
+                   10); /* reaped by the reaper or on the spot: the owner's reference is gone */
+    CHECK_EQ(blz_await(&w.base), 4);
+    CHECK_EQ(st.code, 4);
+
+    CHECK_OK(blz_command_spawn(cmd, &c));
+    blz_child_wait_fut(c, &st, &w);
+    blz_future_drop(&w.base);
+    CHECK_EQ(atomic_load(&c->refs), 1);
+    CHECK_EQ(blz_child_wait(c, NULL), 4);
+    blz_child_free(c);
+    blz_command_free(cmd);
+    proc_check_no_children();
+    return NULL;
+}
+
+BLZ_TEST(free_before_first_poll_of_a_wait)
+{
+    blz_test_counting_allocator_install();
+    proc_run(2, free_before_first_poll_main, NULL);
+}
+
 /* Aborting a task blocked in blz_command_status: the child is reaped anyway. */
 static void *
 status_sleeper(void *arg)

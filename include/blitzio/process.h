@@ -380,9 +380,12 @@ BLZ_API int blz_child_try_wait(blz_child *c, blz_exit_status *st);
 
 /**
  * Future tier of blz_child_wait (closes the child's stdin pipe at once).
- * `st` (may be NULL) must outlive the future. The child must not be freed
- * before the future is first polled; afterwards the future keeps what it
- * needs alive by itself.
+ * `st` (may be NULL) must outlive the future. The future holds a reference
+ * on the child from this call until it completes or is dropped, so the
+ * owner may free the child at any time after this call (the wait goes on).
+ * A filled future must therefore run to completion or be passed to
+ * blz_future_drop, also when it was never polled: forgotten, it keeps the
+ * child's memory and pidfd.
  */
 BLZ_API void blz_child_wait_fut(blz_child *c, blz_exit_status *st, blz_child_wait_future *f);
 

@@ -84,8 +84,8 @@ void blz__pipe_release(blz_pipe *p);
 
 struct blz_child {
     /* The owner's handle (or the reaper task that inherits it) plus one per
-     * wait future in flight. The last release closes the pidfd source and
-     * frees the child. */
+     * wait future from its fill to its completion or drop. The last release
+     * closes the pidfd source and frees the child. */
     _Atomic uint32_t refs;
     /* Serialises reaping (waitid + storing the result), kill without a
      * pidfd, and the pipe slots. */

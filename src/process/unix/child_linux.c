@@ -4,10 +4,13 @@
  *
  * Invariants:
  * - `refs` counts the owner's handle (inherited by the reaper task after
- *   blz_child_free) and every wait future between its first poll and its
- *   completion or drop. The last release closes the pidfd source (the only
- *   reference to it) and frees the child, so a pidfd is never closed under a
- *   waitid or a pidfd_send_signal of a holder.
+ *   blz_child_free) and every wait future from blz_child_wait_fut to its
+ *   completion or drop: taken while the caller's handle is sure to be
+ *   alive, so the owner may free the child before the future's first
+ *   poll. (The reaper's own wait takes none: the reaper holds the owner's.)
+ *   The last release closes the pidfd source (the only reference to it)
+ *   and frees the child, so a pidfd is never closed under a waitid or a
+ *   pidfd_send_signal of a holder.
  * - A wait closes the stdin pipe the child still holds (so that a child
  *   reading to end-of-file ends), but moves it to `stdin_kept` instead of
  *   forgetting it: a pointer borrowed with blz_child_pipe must stay valid
@@ -200,10 +203,6 @@ wait_poll(blz_future *base, blz_context *cx)
     if (!blz__coop_proceed(cx)) {
         return BLZ_PENDING; /* budget spent: the task was woken to run again later */
     }
-    if (!(f->flags_ & F_HELD)) {
-        blz__fetch_add(&c->refs, 1u, RELAXED); /* the caller's reference keeps c alive here */
-        f->flags_ |= F_HELD;
-    }
     for (;;) {
         if (blz__child_try_reap(c)) {
             return wait_finish(f, c, reaped_result(c, NULL));
@@ -257,7 +256,8 @@ wait_drop(blz_future *base)
 
 static const blz_future_vtable wait_vt = {wait_poll, wait_drop};
 
-/* Fills f without touching stdin (for the reaper and try paths). */
+/* Fills f without touching stdin or taking a reference (the reaper's wait,
+ * which its task's reference covers). */
 static void
 wait_init(blz_child *c, blz_exit_status *st, blz_child_wait_future *f)
 {
@@ -298,6 +298,8 @@ blz_child_wait_fut(blz_child *c, blz_exit_status *st, blz_child_wait_future *f)
     }
     blz__child_close_stdin(c);
     wait_init(c, st, f);
+    blz__fetch_add(&c->refs, 1u, RELAXED); /* the caller's reference keeps c alive here */
+    f->flags_ = F_HELD;
 }
 
 int
