@@ -309,7 +309,7 @@ BLZ_TEST(path_relative_to_cwd)
     if (rc == -ENOTSUP) {
         SKIP("posix_spawn_file_actions_addchdir_np is missing");
     }
-    char bin[3][48];
+    char bin[3][128];
     for (int i = 0; i < 3; i++) {
         snprintf(path_dirs[i], sizeof path_dirs[i], "/tmp/blz-path-XXXXXX");
         CHECK(mkdtemp(path_dirs[i]) != NULL);
