@@ -309,11 +309,11 @@ BLZ_TEST(path_relative_to_cwd)
     if (rc == -ENOTSUP) {
         SKIP("posix_spawn_file_actions_addchdir_np is missing");
     }
-    char bin[3][128];
+    char bin[3][48];
     for (int i = 0; i < 3; i++) {
         snprintf(path_dirs[i], sizeof path_dirs[i], "/tmp/blz-path-XXXXXX");
         CHECK(mkdtemp(path_dirs[i]) != NULL);
-        snprintf(bin[i], sizeof bin[i], "%s/bin", path_dirs[i]);
+        snprintf(bin[i], sizeof bin[i], "%.31s/bin", path_dirs[i]); /* 31: path_dirs[i] */
         CHECK_EQ(mkdir(bin[i], 0755), 0);
     }
     static const struct {
@@ -335,7 +335,7 @@ BLZ_TEST(path_relative_to_cwd)
     proc_run(2, path_cwd_main, NULL);
     /* Removed before the checks, so that a failure leaves nothing behind. */
     for (int i = 0; i < NFILES; i++) {
-        char path[96];
+        char path[160];
         snprintf(path, sizeof path, "%s/%s",
                  files[i].in_bin ? bin[files[i].dir] : path_dirs[files[i].dir], files[i].name);
         CHECK_EQ(unlink(path), 0);
