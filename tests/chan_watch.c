@@ -561,3 +561,97 @@ BLZ_TEST(watch_unwatched_threads_leaving)
         blz_watch_deinit(&r.w);
     }
 }
+
+/* ---- a send racing the close ---------------------------------------------------------- */
+
+/* A large value, so a send's copy is a window for the close to land in. */
+#define RACE_WORDS 4096
+
+typedef struct send_close_race {
+    blz_watch w;
+    blz_watch_rx rx;
+    atomic_int go;
+    int send_rc;
+    uint64_t seen; /* the last version the watcher borrowed */
+    uint64_t value[RACE_WORDS];
+    uint64_t out[RACE_WORDS];
+} send_close_race;
+
+static void
+race_start(send_close_race *r)
+{
+    while (!atomic_load(&r->go)) {
+    }
+}
+
+static void *
+race_send(void *arg)
+{
+    send_close_race *r = arg;
+    race_start(r);
+    r->send_rc = blz_watch_send(&r->w, r->value);
+    return NULL;
+}
+
+static void *
+race_close(void *arg)
+{
+    send_close_race *r = arg;
+    race_start(r);
+    blz_watch_close(&r->w);
+    return NULL;
+}
+
+static void *
+race_watch(void *arg)
+{
+    send_close_race *r = arg;
+    race_start(r);
+    for (;;) {
+        int rc = blz_watch_rx_has_changed(&r->rx);
+        if (rc == 1) {
+            r->seen = blz_watch_rx_borrow_and_update(&r->rx, r->out);
+        } else if (rc == -EPIPE) {
+            return NULL;
+        } else {
+            CHECK_EQ(rc, 0);
+        }
+    }
+}
+
+/* A send that returns 0 was made before the close: a watcher sees its
+ * version before -EPIPE. One that returns -EPIPE changed nothing. Until
+ * session 21 a send could pass its look at the close, store its version
+ * after a watcher had already ended, and still return 0. */
+BLZ_TEST(watch_send_racing_close_is_seen_or_refused)
+{
+    static send_close_race r;
+    int sent = 0;
+    for (int round = 0; round < CHAN_SCALE(20000, 1000); round++) {
+        memset(r.value, 0, sizeof r.value);
+        CHECK_OK(blz_watch_init(&r.w, sizeof r.value, r.value));
+        CHECK_OK(blz_watch_subscribe(&r.w, &r.rx));
+        r.seen = 1;
+        r.value[0] = 2;
+        atomic_store(&r.go, 0);
+        pthread_t th[3];
+        CHECK_EQ(pthread_create(&th[0], NULL, race_send, &r), 0);
+        CHECK_EQ(pthread_create(&th[1], NULL, race_close, &r), 0);
+        CHECK_EQ(pthread_create(&th[2], NULL, race_watch, &r), 0);
+        atomic_store(&r.go, 1);
+        for (int i = 0; i < 3; i++) {
+            CHECK_EQ(pthread_join(th[i], NULL), 0);
+        }
+        if (r.send_rc == 0) {
+            sent++;
+            CHECK_EQ(r.seen, 2);
+            CHECK_EQ(r.out[0], 2);
+        } else {
+            CHECK_EQ(r.send_rc, -EPIPE);
+            CHECK_EQ(r.seen, 1);
+            CHECK_EQ(blz_watch_get(&r.w, r.out), 1); /* nothing changed */
+        }
+        blz_watch_deinit(&r.w);
+    }
+    CHECK_GT(sent, 0); /* both outcomes happen; the sends that count are these */
+}

@@ -591,7 +591,9 @@ BLZ_API void blz_watch_deinit(blz_watch *w);
 
 /**
  * Replaces the value with `*value` and wakes every watcher. Returns 0,
- * -EPIPE (closed), -EINVAL. Never suspends (senders serialise briefly).
+ * -EPIPE (closed), -EINVAL. Against a close on another thread: a send that
+ * returns 0 is seen by every watcher before its -EPIPE, one that returns
+ * -EPIPE changed nothing. Never suspends (senders serialise briefly).
  */
 BLZ_API int blz_watch_send(blz_watch *w, const void *value);
 

@@ -26,6 +26,15 @@
  * the version it loaded first may predate the last sends, and every value
  * sent before the close is delivered before -EPIPE.
  *
+ * Send against close. A send looks at closed_ again after its claim, and
+ * gives the word back unchanged (-EPIPE) if the close came; claim, look,
+ * close's exchange and a watcher's looks are seq_cst (the Dekker pattern).
+ * So a send that returns 0 claimed before the close, and a watcher that saw
+ * closed_ then finds its WRITING, or its version: it waits while WRITING is
+ * set (settled_version) before it compares. Until session 21 a send that
+ * passed its one look could store its version after a watcher had ended
+ * with -EPIPE, and still return 0: the value was lost.
+ *
  * Watchers leaving: see blz_watch_unsubscribe below (a count and a second
  * queue, so a wait for "nobody watches" never sits among the change waits,
  * whose queue is kept in version order).
@@ -126,9 +135,15 @@ blz_watch_send(blz_watch *w, const void *value)
         BLZ_PERTURB_POINT();
         /* Acquire pairs with the previous writer's release store of ver_ (and
          * with a watcher's release CAS setting WAITERS). */
-        if (blz__cas_weak(&w->ver_, &v, v | V_WRITING, ACQUIRE, RELAXED)) {
+        if (blz__cas_weak(&w->ver_, &v, v | V_WRITING, SEQ_CST, RELAXED)) {
             break;
         }
+    }
+    /* Seq_cst after the claim: close's exchange comes before this look (we
+     * give the word back), or after our claim (its watchers wait for us). */
+    if (blz__load(&w->closed_, SEQ_CST)) {
+        blz__store(&w->ver_, v, RELEASE); /* unchanged: no value, no version */
+        return -EPIPE;
     }
     /* Orders the WRITING claim before the words, for readers' acquire fence. */
     atomic_thread_fence(RELEASE);
@@ -141,6 +156,21 @@ blz_watch_send(blz_watch *w, const void *value)
         wake_older(&w->q_, next);
     }
     return 0;
+}
+
+/* The current version once no send is in progress: what a watcher that saw
+ * closed_ compares (see "Send against close"). A send in progress ends in a
+ * few stores either way. */
+static uint64_t
+settled_version(blz_watch *w)
+{
+    for (;;) {
+        uint64_t v = blz__load(&w->ver_, SEQ_CST);
+        if (!(v & V_WRITING)) {
+            return v >> V_SHIFT;
+        }
+        blz__cpu_relax();
+    }
 }
 
 /* Copies the value out; returns its version. */
@@ -177,8 +207,9 @@ blz_watch_close(blz_watch *w)
     if (!w || !w->data_) {
         return;
     }
-    /* Release pairs with the watchers' acquire load after they link. */
-    if (blz__exchange(&w->closed_, 1, ACQ_REL)) {
+    /* Seq_cst: the Dekker pair with a send's look after its claim (and
+     * release for the watchers' loads after they link). */
+    if (blz__exchange(&w->closed_, 1, SEQ_CST)) {
         return;
     }
     wake_older(&w->q_, UINT64_MAX);
@@ -324,11 +355,11 @@ blz_watch_rx_has_changed(const blz_watch_rx *rx)
     if ((blz__load(&w->ver_, ACQUIRE) >> V_SHIFT) > rx->seen_) {
         return 1;
     }
-    if (!blz__load(&w->closed_, ACQUIRE)) {
+    if (!blz__load(&w->closed_, SEQ_CST)) {
         return 0;
     }
     /* Closed: sends made before the close are visible now; they come first. */
-    return (blz__load(&w->ver_, ACQUIRE) >> V_SHIFT) > rx->seen_ ? 1 : -EPIPE;
+    return settled_version(w) > rx->seen_ ? 1 : -EPIPE;
 }
 
 static void
@@ -361,11 +392,10 @@ changed_poll(blz_future *base, blz_context *cx)
             base->result = 0;
             return BLZ_READY;
         }
-        if (blz__load(&w->closed_, ACQUIRE)) {
-            /* `v` may predate sends that came before the close (they are
-             * visible now, after the acquire above): the latest value is
-             * delivered before the end. */
-            if ((blz__load(&w->ver_, ACQUIRE) >> V_SHIFT) > rx->seen_) {
+        if (blz__load(&w->closed_, SEQ_CST)) {
+            /* `v` may predate sends that came before the close (settled
+             * now): the latest value is delivered before the end. */
+            if (settled_version(w) > rx->seen_) {
                 continue;
             }
             if (linked) {
