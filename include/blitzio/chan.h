@@ -518,8 +518,9 @@ BLZ_API int blz_broadcast_send(blz_broadcast *b, const void *item);
 /**
  * Reads the next message into `*out`. Returns 0, -EAGAIN (nothing new),
  * -EOVERFLOW (lagged: blz_broadcast_rx_missed() messages were lost; the next
- * call returns the oldest one kept), -EPIPE (closed and drained, or
- * unsubscribed), -EINVAL. Owner; never suspends.
+ * call returns the oldest one kept, or lags again if senders overwrote that
+ * one meanwhile), -EPIPE (closed and drained, or unsubscribed), -EINVAL.
+ * `*out` holds a message only when it returns 0. Owner; never suspends.
  */
 BLZ_API int blz_broadcast_try_recv(blz_broadcast_rx *rx, void *out);
 
