@@ -437,11 +437,7 @@ race_listen(void *arg)
 static int
 race_round(void)
 {
-    blz_runtime_config cfg;
-    blz_runtime_config_default(&cfg);
-    cfg.workers = 1;
-    blz_runtime *rt;
-    CHECK_OK(blz_runtime_new(&cfg, &rt));
+    blz_runtime *rt = test_runtime(1, 0);
     pthread_t th;
     CHECK_EQ(pthread_create(&th, NULL, race_watchdog, NULL), 0);
     blz_signal_listener l;

@@ -10,6 +10,7 @@
 #include "blitzio/task.h"
 #include "blitzio/time.h"
 #include "harness.h"
+#include "rt_util.h"
 #include "signal_util.h"
 
 #include <pthread.h>
@@ -419,11 +420,7 @@ deinit_after_abort(void *arg)
 BLZ_TEST(deinit_waits_even_in_an_aborted_task)
 {
     for (int round = 0; round < 50; round++) {
-        blz_runtime_config cfg;
-        blz_runtime_config_default(&cfg);
-        cfg.workers = 1 + (unsigned) (round % 2);
-        blz_runtime *rt;
-        CHECK_OK(blz_runtime_new(&cfg, &rt));
+        blz_runtime *rt = test_runtime(1 + (unsigned) (round % 2), 0);
         aborted_ctx c;
         memset(&c, 0, sizeof c);
         blz_notify_init(&c.started);
@@ -510,11 +507,7 @@ call_then_signal_main(void *arg)
 
 BLZ_TEST(a_signal_after_the_call_does_not_change_the_cause)
 {
-    blz_runtime_config cfg;
-    blz_runtime_config_default(&cfg);
-    cfg.workers = 1;
-    blz_runtime *rt;
-    CHECK_OK(blz_runtime_new(&cfg, &rt));
+    blz_runtime *rt = test_runtime(1, 0); /* one worker: the signal task waits for this fiber */
     CHECK_OK(blz_runtime_block_on(rt, call_then_signal_main, NULL, NULL));
     blz_runtime_free(rt);
 }

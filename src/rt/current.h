@@ -66,6 +66,11 @@ bool blz__in_stackless_poll(void);
  * left as it was (neither polled nor dropped). */
 int blz__await_shielded(blz_future *f);
 
+/* True where blz_await and blz__await_shielded refuse to wait (-EDEADLK):
+ * inside a stackless poll, not on a fiber. For callers that must know
+ * before they start something only a wait can finish. */
+bool blz__await_refused(void);
+
 /* The task the calling thread is polling, or NULL (rt/worker.c). */
 extern _Thread_local blz__task *blz__tl_task;
 

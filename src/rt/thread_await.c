@@ -191,14 +191,17 @@ blz_await(blz_future *f)
     return thread_await(f);
 }
 
+bool
+blz__await_refused(void)
+{
+    return blz__fiber_current() == NULL && blz__in_stackless_poll();
+}
+
 int
 blz__await_shielded(blz_future *f)
 {
-    if (blz__fiber_current() != NULL) {
-        return blz__fiber_task_await_shielded(f);
-    }
-    if (blz__in_stackless_poll()) {
+    if (blz__await_refused()) {
         return -EDEADLK;
     }
-    return thread_await(f);
+    return blz__fiber_current() != NULL ? blz__fiber_task_await_shielded(f) : thread_await(f);
 }

@@ -23,7 +23,6 @@
 #include "blitzio/shutdown.h"
 #include "blitzio/signal.h"
 #include "blitzio/task.h"
-#include "fiber/fiber.h"
 #include "rt/current.h"
 
 #include <signal.h>
@@ -146,7 +145,7 @@ blz_shutdown_deinit(blz_shutdown *sd)
     if (!j) {
         return 0;
     }
-    if (blz__fiber_current() == NULL && blz__in_stackless_poll()) {
+    if (blz__await_refused()) {
         return -EDEADLK; /* before the abort: nothing done, the task still listens */
     }
     blz_join_abort(j); /* no-op if it already ended */
