@@ -200,6 +200,96 @@ BLZ_TEST(a_worker_stuck_again_and_again_strands_nothing)
     blz_runtime_free(rt);
 }
 
+/* ---- a worker that wakes while the rescuer sleeps without looking ----------------- */
+
+/* The worker watching the timers is the one that rescues: it sleeps at
+ * most BLZ_RESCUE_NS while another worker is awake, and without a limit
+ * when every other one sleeps too. A worker that wakes later must make it
+ * look again. Here worker 2 takes the watch while workers 0 and 1 are held
+ * in their start hook, then sleeps without a limit once they sleep; the
+ * task from outside wakes worker 0 (the lowest idle one), whose search
+ * wakes worker 1, which finds nothing and sleeps again: only the watcher
+ * can rescue the task that worker 0 then strands in its LIFO slot. */
+typedef struct late_start {
+    atomic_bool go;
+} late_start;
+
+static void
+hold_first_two_workers(const blz_thread_info *info, void *arg)
+{
+    late_start *ls = arg;
+    if (info->kind != BLZ_THREAD_WORKER || info->index > 1) {
+        return;
+    }
+    int64_t start = wall_ms();
+    while (!atomic_load(&ls->go) && wall_ms() - start <= SPIN_LIMIT_MS) {
+        (void) sched_yield();
+    }
+}
+
+/* Waits (bounded) until the runtime's state satisfies `ok`. */
+static bool
+wait_state(blz_runtime *rt, bool (*ok)(blz_runtime *))
+{
+    int64_t start = wall_ms();
+    while (!ok(rt)) {
+        if (wall_ms() - start > SPIN_LIMIT_MS) {
+            return false;
+        }
+        (void) sched_yield();
+    }
+    return true;
+}
+
+static bool
+worker_2_watches(blz_runtime *rt)
+{
+    return atomic_load(&rt->driver_held) == 3;
+}
+
+static bool
+all_three_asleep_worker_2_watching(blz_runtime *rt)
+{
+    return atomic_load(&rt->idle_mask) == 7 && worker_2_watches(rt);
+}
+
+BLZ_TEST(a_worker_woken_while_every_other_slept_is_watched)
+{
+    for (int round = 0; round < 3; round++) {
+        late_start ls = {false};
+        blz_runtime_config cfg;
+        blz_runtime_config_default(&cfg);
+        cfg.workers = 3;
+        cfg.on_thread_start = hold_first_two_workers;
+        cfg.thread_hook_arg = &ls;
+        blz_runtime *rt;
+        CHECK_OK(blz_runtime_new(&cfg, &rt));
+        if (!rt->rescue_on) {
+            atomic_store(&ls.go, true);
+            blz_runtime_free(rt);
+            SKIP("no membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED): no rescue");
+        }
+        CHECK(wait_state(rt, worker_2_watches));
+        atomic_store(&ls.go, true);
+        CHECK(wait_state(rt, all_three_asleep_worker_2_watching));
+        /* Worker 2 first slept with a limit (the other two were awake); once
+         * that ends it sleeps again, now without one. */
+        uint64_t parks = atomic_load(&rt->workers[2].parks);
+        int64_t start = wall_ms();
+        while (atomic_load(&rt->workers[2].parks) == parks && wall_ms() - start < 100) {
+            (void) sched_yield();
+        }
+        CHECK(wait_state(rt, all_three_asleep_worker_2_watching));
+        lifo_case c = {false, false};
+        blz_join *j;
+        CHECK_OK(blz_runtime_spawn(rt, spawn_then_spin, &c, &j));
+        CHECK_OK(blz_join_wait(j, NULL));
+        CHECK(atomic_load(&c.spinner_saw_it));
+        CHECK_GE(rescued(rt), 1);
+        blz_runtime_free(rt);
+    }
+}
+
 /* ---- the protocol alone, at a high rate ------------------------------------------- */
 
 /* One thread plays a worker's owner, doing the four slot operations at

@@ -9,7 +9,11 @@
  * however idle the other workers are. Tokio's LIFO slot has the same flaw
  * (tokio#4941). Here an idle worker that sees another's `polls` stand still
  * for BLZ_RESCUE_NS with tasks in those two places takes them all and runs
- * them (blz__rescue_take).
+ * them (blz__rescue_take). The worker watching the timers is the one sure
+ * to look: it sleeps at most BLZ_RESCUE_NS while another worker is awake;
+ * one that went to sleep with every other worker asleep, and so without
+ * that limit, is woken by the first worker to wake (worker.c,
+ * rescuer_look).
  *
  * The owner pays no read-modify-write for this. Each of its operations on
  * `lifo` or `defer_top` is a load and a store, then a look at `rescue`

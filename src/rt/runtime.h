@@ -42,6 +42,7 @@ typedef struct blz__worker {
     uint32_t rng;           /* xorshift state for steal victim choice */
     uint32_t idle_yields;   /* parks since its pre-park yields last paid (worker.c) */
     bool searching;         /* counted in rt->num_searching */
+    bool left_idle;         /* parked since its last task (worker.c, rescuer_look) */
     bool spare;             /* one of cfg.spare_workers (worker.c, spare_dormant) */
     bool in_driver;         /* dispatching I/O events or timers: its wakes notify nobody
                                one by one; the worker decides once after (driver_done) */
@@ -185,6 +186,10 @@ struct blz_runtime {
      * own ring and the holder only watches the timers). 0, or the holder's
      * index + 1. */
     BLZ_ALIGNED_CACHELINE _Atomic uint32_t driver_held;
+    /* The timers' watcher sleeps without looking for stranded tasks (every
+     * other worker slept when it went to sleep): its index + 1, else 0. A
+     * worker that leaves the idle set wakes it (worker.c, rescuer_look). */
+    _Atomic uint32_t rescuer_blind;
     blz__io_driver *io;
     blz__timers timers;
 

@@ -1014,10 +1014,18 @@ sleep_in_driver(blz__worker *w, bool timers, int64_t recheck_ns)
     if (blz__cas(&w->park_state, &st, BLZ_PARK_DRIVER, ACQ_REL, ACQUIRE)) {
         int64_t timeout = recheck_ns;
         if (timers) {
-            if (rt->rescue_on && others_awake(w) &&
-                (recheck_ns < 0 || recheck_ns > (int64_t) BLZ_RESCUE_NS)) {
-                /* A worker stuck in a poll may strand tasks: look now and then. */
-                recheck_ns = (int64_t) BLZ_RESCUE_NS;
+            if (rt->rescue_on && (recheck_ns < 0 || recheck_ns > (int64_t) BLZ_RESCUE_NS)) {
+                /* Say so, then look at the idle set: a worker that leaves it
+                 * from now on sees this and wakes us (rescuer_look). An
+                 * exchange, not a seq_cst store: the same instruction on
+                 * x86, and qemu-user lets a store-release pass a later
+                 * load-acquire, which would break this pairing. */
+                (void) blz__exchange(&rt->rescuer_blind, w->index + 1, SEQ_CST);
+                if (others_awake(w)) {
+                    /* A worker stuck in a poll may strand tasks: look now and then. */
+                    blz__store(&rt->rescuer_blind, 0, RELAXED);
+                    recheck_ns = (int64_t) BLZ_RESCUE_NS;
+                }
             }
             timeout = driver_timeout(rt, recheck_ns);
         } else if (auto_advance(rt)) {
@@ -1026,6 +1034,7 @@ sleep_in_driver(blz__worker *w, bool timers, int64_t recheck_ns)
         (void) blz__io_driver_park(rt->io, timeout);
     }
     if (timers) {
+        blz__store(&rt->rescuer_blind, 0, RELAXED);
         (void) blz__timers_fire(&rt->timers);
     }
     driver_done(w);
@@ -1131,6 +1140,37 @@ spare_dormant(blz__worker *w)
     awake_begin(w);
 }
 
+/* w left the idle set and is about to run its first task since. If the
+ * timers' watcher went to sleep without a limit because every other worker
+ * slept, it must look again: w may get stuck in that poll with tasks
+ * stranded behind it, and only a sleeper that wakes now and then rescues
+ * them (sleep_in_driver). w's seq_cst clearing of its idle bit, then this
+ * load, pair with the watcher's exchange, then its look at the idle set:
+ * one of the two sees the other. The watcher is woken as notify_parked
+ * wakes a worker, counted as searching, and before end_searching: the wake
+ * that w's search makes when it ends is then this one, not one more; and a
+ * worker woken for nothing wakes nobody. */
+static void
+rescuer_look(blz__worker *w)
+{
+    blz_runtime *rt = w->rt;
+    if (BLZ_LIKELY(blz__load(&rt->rescuer_blind, SEQ_CST) == 0)) {
+        return;
+    }
+    uint32_t watcher = blz__exchange(&rt->rescuer_blind, 0, ACQ_REL);
+    if (!watcher) {
+        return;
+    }
+    uint64_t bit = (uint64_t) 1 << (watcher - 1);
+    blz__fetch_add(&rt->num_searching, 1, SEQ_CST);
+    if (blz__fetch_and(&rt->idle_mask, ~bit, SEQ_CST) & bit) {
+        unpark_worker(&rt->workers[watcher - 1]);
+    } else {
+        /* Already woken, or awake: it looks again before it sleeps. */
+        blz__fetch_sub(&rt->num_searching, 1, SEQ_CST);
+    }
+}
+
 static void
 park(blz__worker *w)
 {
@@ -1153,6 +1193,7 @@ park(blz__worker *w)
              * Its unpark may still land; the next park then just loops once. */
             w->searching = true;
         }
+        w->left_idle = true;
         return;
     }
     /* Only short queues left to their owners: each owner is awake, but it may
@@ -1175,6 +1216,7 @@ park(blz__worker *w)
     if (!(prev & bit)) {
         w->searching = true;
     }
+    w->left_idle = true;
 }
 
 void
@@ -1218,6 +1260,10 @@ blz__worker_run(blz__worker *w, bool (*done)(void *), void *ctx)
          * worker runs another task or parks. */
         spill_flush(w);
         if (t) {
+            if (BLZ_UNLIKELY(w->left_idle)) {
+                w->left_idle = false;
+                rescuer_look(w);
+            }
             end_searching(w);
             blz__counter_inc(&w->polls);
             /* One call site for the run, so that it stays inlined here
