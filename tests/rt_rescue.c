@@ -227,13 +227,13 @@ hold_first_two_workers(const blz_thread_info *info, void *arg)
     }
 }
 
-/* Waits (bounded) until the runtime's state satisfies `ok`. */
+/* Waits at most limit_ms until the runtime's state satisfies `ok`. */
 static bool
-wait_state(blz_runtime *rt, bool (*ok)(blz_runtime *))
+wait_state(blz_runtime *rt, bool (*ok)(blz_runtime *), int64_t limit_ms)
 {
     int64_t start = wall_ms();
     while (!ok(rt)) {
-        if (wall_ms() - start > SPIN_LIMIT_MS) {
+        if (wall_ms() - start > limit_ms) {
             return false;
         }
         (void) sched_yield();
@@ -247,39 +247,62 @@ worker_2_watches(blz_runtime *rt)
     return atomic_load(&rt->driver_held) == 3;
 }
 
+/* Workers 0 and 1 asleep on their futexes (only an unpark wakes them, so
+ * they cannot take the watch), worker 2 asleep in the driver, watching. */
 static bool
 all_three_asleep_worker_2_watching(blz_runtime *rt)
 {
-    return atomic_load(&rt->idle_mask) == 7 && worker_2_watches(rt);
+    return atomic_load(&rt->workers[0].park_state) == BLZ_PARK_SLEEPING &&
+           atomic_load(&rt->workers[1].park_state) == BLZ_PARK_SLEEPING &&
+           atomic_load(&rt->workers[2].park_state) == BLZ_PARK_DRIVER && worker_2_watches(rt);
+}
+
+/* Makes a runtime in that state: true, or false when worker 0 or 1 took the
+ * watch meanwhile (worker 2 woke from its first sleep as they went to
+ * sleep), in which case the runtime is freed. */
+static bool
+watched_by_worker_2(blz_runtime **out, late_start *ls)
+{
+    blz_runtime_config cfg;
+    blz_runtime_config_default(&cfg);
+    cfg.workers = 3;
+    cfg.on_thread_start = hold_first_two_workers;
+    cfg.thread_hook_arg = ls;
+    blz_runtime *rt;
+    CHECK_OK(blz_runtime_new(&cfg, &rt));
+    if (!rt->rescue_on) {
+        atomic_store(&ls->go, true);
+        blz_runtime_free(rt);
+        SKIP("no membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED): no rescue");
+    }
+    CHECK(wait_state(rt, worker_2_watches, SPIN_LIMIT_MS));
+    atomic_store(&ls->go, true);
+    if (!wait_state(rt, all_three_asleep_worker_2_watching, 1000)) {
+        blz_runtime_free(rt);
+        return false;
+    }
+    /* Worker 2 first slept with a limit (the other two were awake); once
+     * that ends it sleeps again, now without one, and nothing else moves. */
+    uint64_t parks = atomic_load(&rt->workers[2].parks);
+    int64_t start = wall_ms();
+    while (atomic_load(&rt->workers[2].parks) == parks && wall_ms() - start < 200) {
+        (void) sched_yield();
+    }
+    CHECK(wait_state(rt, all_three_asleep_worker_2_watching, SPIN_LIMIT_MS));
+    *out = rt;
+    return true;
 }
 
 BLZ_TEST(a_worker_woken_while_every_other_slept_is_watched)
 {
-    for (int round = 0; round < 3; round++) {
+    int rounds = 0;
+    for (int attempt = 0; attempt < 30 && rounds < 3; attempt++) {
         late_start ls = {false};
-        blz_runtime_config cfg;
-        blz_runtime_config_default(&cfg);
-        cfg.workers = 3;
-        cfg.on_thread_start = hold_first_two_workers;
-        cfg.thread_hook_arg = &ls;
         blz_runtime *rt;
-        CHECK_OK(blz_runtime_new(&cfg, &rt));
-        if (!rt->rescue_on) {
-            atomic_store(&ls.go, true);
-            blz_runtime_free(rt);
-            SKIP("no membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED): no rescue");
+        if (!watched_by_worker_2(&rt, &ls)) {
+            continue;
         }
-        CHECK(wait_state(rt, worker_2_watches));
-        atomic_store(&ls.go, true);
-        CHECK(wait_state(rt, all_three_asleep_worker_2_watching));
-        /* Worker 2 first slept with a limit (the other two were awake); once
-         * that ends it sleeps again, now without one. */
-        uint64_t parks = atomic_load(&rt->workers[2].parks);
-        int64_t start = wall_ms();
-        while (atomic_load(&rt->workers[2].parks) == parks && wall_ms() - start < 100) {
-            (void) sched_yield();
-        }
-        CHECK(wait_state(rt, all_three_asleep_worker_2_watching));
+        rounds++;
         lifo_case c = {false, false};
         blz_join *j;
         CHECK_OK(blz_runtime_spawn(rt, spawn_then_spin, &c, &j));
@@ -288,6 +311,7 @@ BLZ_TEST(a_worker_woken_while_every_other_slept_is_watched)
         CHECK_GE(rescued(rt), 1);
         blz_runtime_free(rt);
     }
+    CHECK_EQ(rounds, 3);
 }
 
 /* ---- the protocol alone, at a high rate ------------------------------------------- */
