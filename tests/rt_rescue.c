@@ -11,8 +11,10 @@
 #include "rt/rescue.h"
 #include "rt_util.h"
 
+#include <fcntl.h>
 #include <stdatomic.h>
 #include <time.h>
+#include <unistd.h>
 
 #define SPIN_LIMIT_MS 5000 /* how long a spinner waits before the test fails */
 
@@ -312,6 +314,67 @@ BLZ_TEST(a_worker_woken_while_every_other_slept_is_watched)
         blz_runtime_free(rt);
     }
     CHECK_EQ(rounds, 3);
+}
+
+/* ---- a watcher woken by its own I/O leaves nobody watching -------------------------- */
+
+/* One worker watches the timers and the driver, asleep in it; the other
+ * sleeps on its futex (or in its own ring) without a limit, as every worker
+ * does while another holds the watch. An event the driver delivers wakes the holder alone:
+ * it hands the watch back and runs the woken task, which strands a task in
+ * its LIFO slot and spins until it ran. The other must still come to look. */
+typedef struct io_strand {
+    int fd;
+    atomic_bool waiting;
+    lifo_case c;
+} io_strand;
+
+static void *
+wait_readable_then_strand(void *arg)
+{
+    io_strand *s = arg;
+    blz_async_fd *afd;
+    CHECK_OK(blz_async_fd_new(s->fd, &afd));
+    atomic_store(&s->waiting, true);
+    CHECK_OK(blz_async_fd_ready(afd, BLZ_READABLE));
+    (void) spawn_then_spin(&s->c);
+    blz_async_fd_free(afd);
+    return NULL;
+}
+
+BLZ_TEST(a_task_woken_by_the_watchers_own_io_is_still_watched)
+{
+    for (int round = 0; round < 3; round++) {
+        blz_runtime *rt = rescue_runtime(2);
+        int fds[2];
+        CHECK_EQ(pipe2(fds, O_NONBLOCK | O_CLOEXEC), 0);
+        io_strand s = {.fd = fds[0]};
+        blz_join *j;
+        CHECK_OK(blz_runtime_spawn(rt, wait_readable_then_strand, &s, &j));
+        int64_t start = wall_ms();
+        while (!atomic_load(&s.waiting) && wall_ms() - start <= SPIN_LIMIT_MS) {
+            (void) sched_yield();
+        }
+        /* Both asleep: one in the driver, the other on its futex (or ring). */
+        start = wall_ms();
+        bool asleep = false;
+        while (!asleep && wall_ms() - start <= SPIN_LIMIT_MS) {
+            uint32_t held = atomic_load(&rt->driver_held);
+            asleep = atomic_load(&rt->idle_mask) == 3 && held != 0 &&
+                     atomic_load(&rt->workers[held - 1].park_state) == BLZ_PARK_DRIVER &&
+                     atomic_load(&rt->workers[2 - held].park_state) ==
+                         (rt->io_rings > 1 ? BLZ_PARK_DRIVER : BLZ_PARK_SLEEPING);
+            (void) sched_yield();
+        }
+        CHECK(asleep);
+        CHECK_EQ(write(fds[1], "x", 1), 1);
+        CHECK_OK(blz_join_wait(j, NULL));
+        CHECK(atomic_load(&s.c.spinner_saw_it));
+        CHECK_GE(rescued(rt), 1);
+        close(fds[0]);
+        close(fds[1]);
+        blz_runtime_free(rt);
+    }
 }
 
 /* ---- the protocol alone, at a high rate ------------------------------------------- */
