@@ -377,6 +377,176 @@ BLZ_TEST(a_task_woken_by_the_watchers_own_io_is_still_watched)
     }
 }
 
+/* ---- a worker that parks while an awake one holds the watch for maintenance ---------- */
+
+/* Every BLZ_GLOBAL_INTERVAL (61) ticks an awake worker takes the timers'
+ * watch, if free, to poll the driver without sleeping (maintenance). A
+ * worker that parks meanwhile finds the watch held and sleeps on its futex
+ * without a limit; the awake one then hands the watch back and goes on.
+ * Should it then strand a task and keep the worker, nobody looks.
+ *
+ * Forced here: worker 1 is held in its start hook. A task on worker 0
+ * yields until the next tick is a maintenance one, then waits for a pipe it
+ * has just written to, through a waker of the test's own (hook_wake). That
+ * maintenance dispatches the event: hook_wake runs on worker 0 while it
+ * holds the watch, awake, releases worker 1, and waits until worker 1 (with
+ * nothing to do) sleeps on its futex; then it wakes the task, which strands
+ * a task in its LIFO slot and spins until it ran. */
+#define GLOBAL_INTERVAL 61 /* BLZ_GLOBAL_INTERVAL in worker.c */
+
+typedef struct maint_case {
+    blz_runtime *rt;
+    int fds[2];
+    atomic_bool release;        /* worker 1 may leave its start hook */
+    atomic_bool fired;          /* hook_wake ran */
+    atomic_bool in_maintenance; /* ... on worker 0, awake, holding the watch */
+    atomic_bool other_asleep;   /* ... and worker 1 then slept on its futex */
+    blz_waker task;             /* the waiting task's own waker */
+    lifo_case c;
+} maint_case;
+
+static void
+hook_wake_by_ref(void *data)
+{
+    maint_case *m = data;
+    if (atomic_exchange(&m->fired, true)) {
+        return;
+    }
+    blz_runtime *rt = m->rt;
+    atomic_store(&m->in_maintenance, blz__worker_current() == &rt->workers[0] &&
+                                         atomic_load(&rt->driver_held) == 1 &&
+                                         !(atomic_load(&rt->idle_mask) & 1));
+    atomic_store(&m->release, true);
+    int64_t start = wall_ms();
+    bool asleep = false;
+    while (!asleep && wall_ms() - start <= SPIN_LIMIT_MS) {
+        asleep = (atomic_load(&rt->idle_mask) & 2) &&
+                 atomic_load(&rt->workers[1].park_state) == BLZ_PARK_SLEEPING;
+        (void) sched_yield();
+    }
+    atomic_store(&m->other_asleep, asleep);
+    blz_waker_wake(&m->task);
+}
+
+static void *
+hook_clone(void *data)
+{
+    return data;
+}
+
+static void
+hook_drop(void *data)
+{
+    (void) data;
+}
+
+static const blz_waker_vtable hook_vt = {hook_wake_by_ref, hook_wake_by_ref, hook_clone, hook_drop};
+
+/* Waits for m's pipe through hook_wake: arms the wait, then writes to it. */
+typedef struct hooked_ready {
+    blz_future base;
+    maint_case *m;
+    blz_io_future inner;
+    bool armed;
+} hooked_ready;
+
+static blz_poll
+hooked_ready_poll(blz_future *self, blz_context *cx)
+{
+    hooked_ready *f = (hooked_ready *) self;
+    maint_case *m = f->m;
+    if (!f->armed) {
+        f->armed = true;
+        blz_waker hw = {&hook_vt, m};
+        blz_context hcx = {&hw};
+        if (blz_future_poll(&f->inner.base, &hcx) == BLZ_READY) {
+            self->result = -EALREADY; /* readable before the write */
+            return BLZ_READY;
+        }
+        m->task = blz_waker_clone(cx->waker);
+        CHECK_EQ(write(m->fds[1], "x", 1), 1);
+        return BLZ_PENDING;
+    }
+    if (!atomic_load(&m->fired)) {
+        return BLZ_PENDING;
+    }
+    self->result = 0;
+    return BLZ_READY;
+}
+
+static void
+hooked_ready_drop(blz_future *self)
+{
+    blz_future_drop(&((hooked_ready *) self)->inner.base);
+}
+
+static const blz_future_vtable hooked_ready_vt = {hooked_ready_poll, hooked_ready_drop};
+
+static void *
+strand_after_maintenance(void *arg)
+{
+    maint_case *m = arg;
+    blz_async_fd *afd;
+    CHECK_OK(blz_async_fd_new(m->fds[0], &afd));
+    /* This pass is tick % 61 == 60: the next one starts with maintenance. */
+    while (blz__worker_current()->tick % GLOBAL_INTERVAL != GLOBAL_INTERVAL - 1) {
+        blz_yield();
+    }
+    hooked_ready f = {.m = m};
+    blz_future_init(&f.base, &hooked_ready_vt);
+    blz_async_fd_ready_fut(afd, BLZ_READABLE, &f.inner);
+    CHECK_OK(blz_await(&f.base));
+    blz_future_drop(&f.base);
+    (void) spawn_then_spin(&m->c);
+    blz_async_fd_free(afd);
+    return NULL;
+}
+
+static void
+hold_worker_1(const blz_thread_info *info, void *arg)
+{
+    maint_case *m = arg;
+    if (info->kind != BLZ_THREAD_WORKER || info->index != 1) {
+        return;
+    }
+    int64_t start = wall_ms();
+    while (!atomic_load(&m->release) && wall_ms() - start <= SPIN_LIMIT_MS) {
+        (void) sched_yield();
+    }
+}
+
+BLZ_TEST(a_worker_parked_during_anothers_maintenance_is_watched)
+{
+    for (int round = 0; round < 3; round++) {
+        static maint_case m;
+        memset(&m, 0, sizeof m);
+        CHECK_EQ(pipe2(m.fds, O_NONBLOCK | O_CLOEXEC), 0);
+        blz_runtime_config cfg;
+        blz_runtime_config_default(&cfg);
+        cfg.workers = 2;
+        cfg.ring_per_worker = false; /* one driver: a parker that finds it held sleeps on its futex */
+        cfg.on_thread_start = hold_worker_1;
+        cfg.thread_hook_arg = &m;
+        CHECK_OK(blz_runtime_new(&cfg, &m.rt));
+        if (!m.rt->rescue_on) {
+            atomic_store(&m.release, true);
+            blz_runtime_free(m.rt);
+            SKIP("no membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED): no rescue");
+        }
+        blz_join *j;
+        CHECK_OK(blz_runtime_spawn(m.rt, strand_after_maintenance, &m, &j));
+        CHECK_OK(blz_join_wait(j, NULL));
+        CHECK(atomic_load(&m.fired));
+        CHECK(atomic_load(&m.in_maintenance));
+        CHECK(atomic_load(&m.other_asleep));
+        CHECK(atomic_load(&m.c.spinner_saw_it));
+        CHECK_GE(rescued(m.rt), 1);
+        blz_runtime_free(m.rt);
+        close(m.fds[0]);
+        close(m.fds[1]);
+    }
+}
+
 /* ---- the protocol alone, at a high rate ------------------------------------------- */
 
 /* One thread plays a worker's owner, doing the four slot operations at
