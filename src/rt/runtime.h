@@ -43,6 +43,8 @@ typedef struct blz__worker {
     uint32_t idle_yields;   /* parks since its pre-park yields last paid (worker.c) */
     bool searching;         /* counted in rt->num_searching */
     bool left_idle;         /* parked since its last task (worker.c, rescuer_look) */
+    bool unwatched;         /* handed the timers' watch back and has not slept since
+                               (worker.c, unwatched_put) */
     bool spare;             /* one of cfg.spare_workers (worker.c, spare_dormant) */
     bool in_driver;         /* dispatching I/O events or timers: its wakes notify nobody
                                one by one; the worker decides once after (driver_done) */

@@ -316,14 +316,16 @@ blz__rt_io(blz_runtime *rt)
     return rt->io;
 }
 
-/* Hands the timers' watch back. An exchange, not a store: it reads every
+/* w hands the timers' watch back. An exchange, not a store: it reads every
  * earlier RMW of blz__rt_wake_driver, so the next watcher's acquire CAS
  * sees the deadlines those stored before them (a plain store would end
- * their release sequence). */
+ * their release sequence). w stays awake (maintenance) or wakes (its
+ * sleep in the driver ended): see unwatched_put. */
 static void
-give_up_timers(blz_runtime *rt)
+give_up_timers(blz__worker *w)
 {
-    (void) blz__exchange(&rt->driver_held, 0, ACQ_REL);
+    (void) blz__exchange(&w->rt->driver_held, 0, ACQ_REL);
+    w->unwatched = w->rt->rescue_on;
 }
 
 void
@@ -450,6 +452,32 @@ blz__notify_parked(blz_runtime *rt)
 
 /* ---- scheduling ---------------------------------------------------------- */
 
+static bool others_awake(blz__worker *w);
+
+/*
+ * w, awake since it handed the timers' watch back (give_up_timers), has
+ * just put a task in its LIFO slot or its list of yielded tasks, where only
+ * a rescue takes it should w now stay in this poll (rt/rescue.h). A worker
+ * that parked while w held the watch, or before w woke from its own I/O or
+ * timer, sleeps without a limit: only the watcher looks. If nobody took
+ * the watch since and every other worker sleeps, wake one: it sleeps again
+ * holding the watch and, w being awake, looks every BLZ_RESCUE_NS. Once per
+ * hand-back: an awake worker looks for stranded tasks whenever it runs out
+ * of work, and the first to park after w's look takes the free watch and
+ * sees w awake. Not at the hand-back itself: a lone I/O event would then
+ * wake another worker for nothing (net_tcp lone_event_leaves_the_other_
+ * worker_asleep).
+ */
+static BLZ_NOINLINE void
+unwatched_put(blz__worker *w)
+{
+    w->unwatched = false;
+    blz_runtime *rt = w->rt;
+    if (blz__load(&rt->driver_held, SEQ_CST) == 0 && !others_awake(w)) {
+        blz__notify_parked(rt);
+    }
+}
+
 /* Appends t to a worker-private list linked through queue_next. */
 static void
 task_list_append(blz__task **head, blz__task **tail, blz__task *t)
@@ -574,6 +602,9 @@ blz__schedule(blz__task *t)
         if (blz__tl_task && blz__tl_task != t) {
             /* Woken by the running task: LIFO slot. */
             blz__task *prev = blz__lifo_put(w, t);
+            if (BLZ_UNLIKELY(w->unwatched)) {
+                unwatched_put(w);
+            }
             if (!prev) {
                 return;
             }
@@ -652,6 +683,9 @@ blz__task_run(blz__task *t)
         blz__worker *w = tl_worker;
         if (w && w->rt == t->rt) {
             blz__defer_push(w, t);
+            if (BLZ_UNLIKELY(w->unwatched)) {
+                unwatched_put(w);
+            }
         } else {
             blz__inject_push(t->rt, t);
         }
@@ -872,7 +906,7 @@ maintenance(blz__worker *w)
         blz__io_driver_flush_deferred(rt->io);
     }
     if (timers) {
-        give_up_timers(rt);
+        give_up_timers(w);
     }
 }
 
@@ -1039,7 +1073,7 @@ sleep_in_driver(blz__worker *w, bool timers, int64_t recheck_ns)
     }
     driver_done(w);
     if (timers) {
-        give_up_timers(rt);
+        give_up_timers(w);
     }
 }
 
@@ -1077,6 +1111,9 @@ sleep_until_unparked(blz__worker *w, int64_t recheck_ns)
 {
     blz_runtime *rt = w->rt;
     blz__counter_inc(&w->parks);
+    /* It takes the watch, to hand it back after (give_up_timers), or
+     * another holds it. */
+    w->unwatched = false;
     uint32_t expect = 0;
     /* Acquire: a deadline stored before blz__rt_wake_driver's look at
      * driver_held is seen by driver_timeout. */
