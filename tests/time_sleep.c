@@ -14,11 +14,15 @@
 #include "blitzio/time.h"
 #include "core/coop.h"
 #include "harness.h"
+#include "rt/runtime.h"
 #include "time/timers.h"
 
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdlib.h>
+#include <string.h>
+#include <time.h>
 
 #define MS BLZ_NS_PER_MS
 
@@ -759,6 +763,74 @@ BLZ_TEST(rt_sleep_never_early_on_paused_clock)
         CHECK_OK(blz_runtime_block_on(rt, never_early_body, NULL, &res));
         CHECK_PTR_EQ(res, (void *) 1);
         blz_runtime_free(rt);
+    }
+}
+
+/* ---- the clock jumps once a blocking job that held it back ends ------------ */
+
+/* A blocking job counts as work: the clock does not jump while one runs
+ * (all_idle in rt/worker.c). Once it ends, with every worker asleep and a
+ * task sleeping on a timer, the clock must jump to that timer. The job here
+ * is detached, so its end wakes no task: it waits until every worker sleeps,
+ * one in the driver, then returns. */
+typedef struct bj_case {
+    blz_runtime *rt;
+    atomic_bool saw_all_asleep;
+    atomic_bool slept;
+} bj_case;
+
+static bool
+bj_all_asleep(blz_runtime *rt)
+{
+    uint64_t full = atomic_load(&rt->active_mask);
+    uint32_t held = atomic_load(&rt->driver_held);
+    return (atomic_load(&rt->idle_mask) & full) == full && held != 0 &&
+           atomic_load(&rt->workers[held - 1].park_state) == BLZ_PARK_DRIVER;
+}
+
+static void *
+bj_job(void *arg)
+{
+    bj_case *c = arg;
+    blz_instant start = blz_now();
+    bool ok = false;
+    while (!(ok = bj_all_asleep(c->rt)) && blz_now() - start < 5 * BLZ_NS_PER_S) {
+        (void) sched_yield();
+    }
+    atomic_store(&c->saw_all_asleep, ok);
+    return NULL;
+}
+
+static void *
+bj_task(void *arg)
+{
+    bj_case *c = arg;
+    CHECK_OK(blz_spawn_blocking(bj_job, c, NULL)); /* detached */
+    CHECK_EQ(blz_sleep(blz_secs(1)), 0);
+    atomic_store(&c->slept, true);
+    return NULL;
+}
+
+BLZ_TEST(rt_clock_jumps_once_a_detached_blocking_job_ends)
+{
+    for (unsigned w = 1; w <= MAX_PAUSED_WORKERS; w++) {
+        static bj_case c;
+        memset(&c, 0, sizeof c);
+        c.rt = paused_runtime(w);
+        blz_join *j;
+        CHECK_OK(blz_runtime_spawn(c.rt, bj_task, &c, &j));
+        blz_instant start = blz_now();
+        while (!atomic_load(&c.slept) && blz_now() - start < 5 * BLZ_NS_PER_S) {
+            struct timespec ts = {0, 1000000};
+            nanosleep(&ts, NULL);
+        }
+        CHECK(atomic_load(&c.saw_all_asleep));
+        CHECK(atomic_load(&c.slept));
+        if (!atomic_load(&c.slept)) {
+            CHECK_OK(blz_runtime_advance(c.rt, blz_secs(1))); /* let it end */
+        }
+        CHECK_OK(blz_join_wait(j, NULL));
+        blz_runtime_free(c.rt);
     }
 }
 
