@@ -28,6 +28,7 @@
 #include "core/atomic.h"
 #include "core/list.h"
 #include "os/unix/sys.h"
+#include "rt/current.h"
 #include "rt/runtime.h"
 
 #include <pthread.h>
@@ -192,6 +193,15 @@ spin_for_job(blz__blocking_pool *p)
 {
     p->spinning++;
     pthread_mutex_unlock(&p->lock);
+    /* The job just ended, and a spinner counts as idle: on a clock that
+     * jumps when everything is idle (worker.c, auto_advance), the timers'
+     * watcher may be asleep without a timeout because this job was running.
+     * Wake it to look again, as the last worker to go idle does
+     * (sleep_on_futex). After the count, which it reads under the lock. */
+    blz_runtime *rt = pool_runtime(p);
+    if (blz__timers_paused(&rt->timers) && !rt->cfg.manual_clock) {
+        blz__rt_wake_driver(rt);
+    }
     blz_instant until = blz_now() + (blz_instant) BLZ_POOL_SPIN_NS;
     while (!blz__load(&p->jobs, ACQUIRE) && blz_now() < until) {
         blz__sys_yield(); /* a worker that wants this core gets it */
