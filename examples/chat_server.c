@@ -180,6 +180,10 @@ serve(void *arg)
         fprintf(stderr, "chat_server: listen %s: %s\n", (const char *) arg, blz_strerror(rc));
         return (void *) 1;
     }
+    /* The address is read before the stopper exists: once it runs, it
+     * may close the socket at any moment. */
+    blz_addr bound;
+    bool bound_ok = blz_tcp_listener_addr(l, &bound) == 0;
     blz_join *stopper = NULL;
     (void) blz_shutdown_init(&stop);
     if (blz_signal_listen(&usr1, SIGUSR1) == 0 && blz_spawn(dump_on_usr1, NULL, NULL) < 0) {
@@ -192,9 +196,8 @@ serve(void *arg)
     }
     /* Announced only once the signals are ours: a SIGUSR1 or SIGTERM sent as
      * soon as the address is printed must reach the server's tasks. */
-    blz_addr bound;
     char text[BLZ_ADDR_STRLEN];
-    if (blz_tcp_listener_addr(l, &bound) == 0 && blz_addr_format(&bound, text, sizeof text) > 0) {
+    if (bound_ok && blz_addr_format(&bound, text, sizeof text) > 0) {
         printf("chat_server: listening on %s\n", text); /* the port the kernel picked for :0 */
         fflush(stdout);
     }

@@ -158,7 +158,7 @@ static bool stackless; /* --stackless */
 
 static blz_shutdown stop; /* triggered by SIGINT or SIGTERM */
 
-/* Runs on the blocking pool: waits for a stop signal, then closes the listener. */
+/* A task: waits for a stop signal, then closes the listener. */
 static void *
 wait_for_stop(void *arg)
 {
@@ -178,6 +178,10 @@ serve(void *arg)
         fprintf(stderr, "echo_server: listen %s: %s\n", addr, blz_strerror(rc));
         return (void *) 1;
     }
+    /* The address is read before the stopper exists: once it runs, it
+     * may close the socket at any moment. */
+    blz_addr bound;
+    bool bound_ok = blz_tcp_listener_addr(l, &bound) == 0;
     blz_join *stopper = NULL;
     (void) blz_shutdown_init(&stop);
     if (blz_shutdown_on_signals(&stop, NULL, 0) < 0 || blz_spawn(wait_for_stop, l, &stopper) < 0) {
@@ -187,9 +191,8 @@ serve(void *arg)
     }
     /* Announced only once the stop signals are ours: a SIGTERM sent as soon as
      * the address is printed must stop the server, not kill it. */
-    blz_addr bound;
     char text[BLZ_ADDR_STRLEN];
-    if (blz_tcp_listener_addr(l, &bound) == 0 && blz_addr_format(&bound, text, sizeof text) > 0) {
+    if (bound_ok && blz_addr_format(&bound, text, sizeof text) > 0) {
         printf("echo_server: listening on %s (backend %s)\n", text,
                blz_runtime_backend(blz_runtime_current()));
         fflush(stdout);

@@ -35,6 +35,10 @@ serve(void *arg)
         fprintf(stderr, "udp_echo: bind %s: %s\n", addr, blz_strerror(rc));
         return (void *) 1;
     }
+    /* The address is read before the stopper exists: once it runs, it
+     * may close the socket at any moment. */
+    blz_addr bound;
+    bool bound_ok = blz_udp_local_addr(u, &bound) == 0;
     blz_join *stopper = NULL;
     (void) blz_shutdown_init(&stop);
     if (blz_shutdown_on_signals(&stop, NULL, 0) < 0 || blz_spawn(wait_for_stop, u, &stopper) < 0) {
@@ -44,9 +48,8 @@ serve(void *arg)
     }
     /* Announced only once the stop signals are ours: a SIGTERM sent as soon as
      * the address is printed must stop the server, not kill it. */
-    blz_addr bound;
     char text[BLZ_ADDR_STRLEN];
-    if (blz_udp_local_addr(u, &bound) == 0 && blz_addr_format(&bound, text, sizeof text) > 0) {
+    if (bound_ok && blz_addr_format(&bound, text, sizeof text) > 0) {
         printf("udp_echo: listening on %s (backend %s)\n", text,
                blz_runtime_backend(blz_runtime_current()));
         fflush(stdout);

@@ -524,7 +524,8 @@ BLZ_TEST(a_worker_parked_during_anothers_maintenance_is_watched)
         blz_runtime_config cfg;
         blz_runtime_config_default(&cfg);
         cfg.workers = 2;
-        cfg.ring_per_worker = false; /* one driver: a parker that finds it held sleeps on its futex */
+        cfg.ring_per_worker =
+            false; /* one driver: a parker that finds it held sleeps on its futex */
         cfg.on_thread_start = hold_worker_1;
         cfg.thread_hook_arg = &m;
         CHECK_OK(blz_runtime_new(&cfg, &m.rt));

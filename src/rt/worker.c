@@ -324,7 +324,7 @@ blz__rt_io(blz_runtime *rt)
 static void
 give_up_timers(blz__worker *w)
 {
-    (void) blz__exchange(&w->rt->driver_held, 0, ACQ_REL);
+    (void) blz__exchange(&w->rt->driver_held, 0, SEQ_CST); /* see sleep_until_unparked */
     w->unwatched = w->rt->rescue_on;
 }
 
@@ -1116,8 +1116,11 @@ sleep_until_unparked(blz__worker *w, int64_t recheck_ns)
     w->unwatched = false;
     uint32_t expect = 0;
     /* Acquire: a deadline stored before blz__rt_wake_driver's look at
-     * driver_held is seen by driver_timeout. */
-    bool timers = blz__cas(&rt->driver_held, &expect, w->index + 1, ACQ_REL, RELAXED);
+     * driver_held is seen by driver_timeout. seq_cst, success or not: after
+     * the idle bit park set, it pairs with unwatched_put's look at
+     * driver_held, then at the idle set (the same instruction as acq_rel on
+     * x86 and arm64). */
+    bool timers = blz__cas(&rt->driver_held, &expect, w->index + 1, SEQ_CST, SEQ_CST);
     if (timers || rt->io_rings > 1) {
         sleep_in_driver(w, timers, recheck_ns);
     } else {
