@@ -1080,6 +1080,50 @@ BLZ_TEST(rt_sleep_real_clock_never_early)
     blz_runtime_free(rt);
 }
 
+/* ---- a sleep that fired but was never polled outlives its runtime ------------ */
+
+static blz_sleep_future g_orphan;
+
+/* Registers g_orphan (10 ms) by hand, then sleeps past it: it fires, unobserved. */
+static void *
+orphan_body(void *arg)
+{
+    (void) arg;
+    blz_sleep_fut(&g_orphan, blz_ms(10));
+    blz_context cx = {blz_waker_noop()};
+    CHECK_EQ(blz_future_poll(&g_orphan.base, &cx), BLZ_PENDING);
+    CHECK_EQ(blz_sleep(blz_ms(20)), 0);
+    return NULL;
+}
+
+/* time.h: a sleep completes with 0, or -ECANCELED if the runtime was freed while it
+ * waited; polling, resetting or dropping it afterwards must not reach into the freed
+ * runtime (ASan: heap-use-after-free in blz__timer_cancel / blz__timer_reset). */
+BLZ_TEST(rt_fired_sleep_outlives_its_runtime)
+{
+    for (int how = 0; how < 3; how++) {
+        blz_runtime *rt = paused_runtime(1);
+        CHECK_OK(blz_runtime_block_on(rt, orphan_body, NULL, NULL));
+        blz_runtime_free(rt);
+        CHECK_PTR_EQ(g_orphan.entry_.timers_, NULL); /* holds nothing of the runtime */
+        blz_context cx = {blz_waker_noop()};
+        switch (how) {
+        case 0:
+            CHECK_EQ(blz_future_poll(&g_orphan.base, &cx), BLZ_READY);
+            CHECK_EQ(g_orphan.base.result, 0); /* it had fired */
+            break;
+        case 1:
+            blz_sleep_reset(&g_orphan, 0); /* a deadline long past: ready at once */
+            CHECK_EQ(blz_future_poll(&g_orphan.base, &cx), BLZ_READY);
+            CHECK_EQ(g_orphan.base.result, 0);
+            break;
+        default:
+            break;
+        }
+        blz_future_drop(&g_orphan.base);
+    }
+}
+
 /* ---- a manual clock: only blz_runtime_advance moves it ----------------------------- */
 
 typedef struct manual_sleeper {
