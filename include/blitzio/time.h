@@ -44,16 +44,18 @@ BLZ_API blz_instant blz_clock_now(void);
 /**
  * The intrusive node a sleep links into the timer wheel. Every field is
  * private. While linked, the wheel's lock protects the links, `waker_` and
- * `state_`; the owner of the enclosing future alone touches `timers_`.
+ * `state_`; `timers_` is the owner's, but for the fire, which clears it as
+ * its last write to an entry it fired (so a fired entry keeps no reference
+ * to timers that may be freed before its owner polls it).
  */
 typedef struct blz_timer_entry {
     struct blz_timer_entry *next_;   /* next entry in the same wheel slot or pending list */
     struct blz_timer_entry **pprev_; /* the pointer that points at this entry; NULL when unlinked */
-    struct blz__timers *timers_;     /* the timer state it is registered in, or NULL */
-    uint64_t tick_;                  /* the deadline as a wheel tick, rounded up */
-    blz_instant when_;               /* linked: the exact deadline; idle: a known past instant */
-    blz_waker waker_;                /* woken when the entry fires */
-    uint32_t state_;                 /* BLZ__TE_* kind, plus the wheel level and slot */
+    _Atomic(struct blz__timers *) timers_; /* the timers it is linked in, or NULL */
+    uint64_t tick_;                        /* the deadline as a wheel tick, rounded up */
+    blz_instant when_; /* linked: the exact deadline; idle: a known past instant */
+    blz_waker waker_;  /* woken when the entry fires */
+    uint32_t state_;   /* BLZ__TE_* kind, plus the wheel level and slot */
 } blz_timer_entry;
 
 /* ---- sleep ---------------------------------------------------------------- */

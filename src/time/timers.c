@@ -8,16 +8,21 @@
  *     against 21 ns here) protects the wheel and, for every linked entry, its
  *     links, `tick_`, `when_`, `waker_` and `state_`;
  *   - `timers_` of an entry belongs to the entry's owner (the task polling the
- *     future). fire never writes it, so a drop can read it without the lock
- *     and then take the lock of the timers it names;
+ *     future), but for one write: fire clears it (release), as its last write
+ *     to an entry it fired. So an owner that reads NULL (acquire) owns the
+ *     entry entirely, even a FIRED one, and one that reads a timers takes its
+ *     lock and finds the entry linked or FIRED there; and a fired entry keeps
+ *     no reference to timers that may be freed before its owner looks at it
+ *     (blz__timers_fini reaches linked entries only);
  *   - an idle entry (not linked) belongs to its owner entirely.
  *
  * Entry states (kind in state_, see wheel.h):
  *   IDLE --poll, deadline ahead--> WHEEL or PENDING   (owner, under lock)
  *   WHEEL --fire cascade-------->  PENDING            (fire, under lock)
- *   WHEEL/PENDING --fire-------->  FIRED              (fire: waker copied out, under lock)
+ *   WHEEL/PENDING --fire-------->  FIRED              (fire: waker copied out, timers_
+ *                                                      cleared, under lock)
  *   WHEEL/PENDING --drop/cancel->  IDLE               (owner, under lock)
- *   FIRED --poll/drop----------->  IDLE               (owner, under lock)
+ *   FIRED --poll/drop/reset----->  IDLE               (owner)
  *   any linked --fini----------->  CANCELLED          (fini, exclusive)
  * After fire releases the lock it never touches the entry again: it wakes the
  * copied wakers only, so the owner may free the entry as soon as it sees FIRED.
@@ -111,7 +116,8 @@ cancel_entry(blz_timer_entry *e)
     blz_waker w = e->waker_;
     e->waker_ = BLZ_WAKER_NONE;
     e->state_ = BLZ__TE_CANCELLED;
-    e->timers_ = NULL; /* owner's field, but no owner runs concurrently with fini */
+    /* The owner's field, but no owner runs concurrently with fini. */
+    blz__store(&e->timers_, NULL, RELAXED);
     /* Dropped, not woken: no task of the runtime can run any more, and a wake would
      * reach into a scheduler (and driver) that is being torn down. */
     blz_waker_drop(&w);
@@ -246,6 +252,9 @@ blz__timers_fire(blz__timers *t)
             batch[n++] = e->waker_; /* copied out: the entry is not touched after unlock */
             e->waker_ = BLZ_WAKER_NONE;
             e->state_ = BLZ__TE_FIRED;
+            /* Last write: an owner that reads NULL (acquire) sees the above and owns the
+             * entry; the timers may be freed before it looks. */
+            blz__store(&e->timers_, NULL, RELEASE);
         }
         while (early) {
             e = early;
@@ -330,11 +339,21 @@ blz__timers_set_thread_override(blz__timers *t)
     blz__timers_tl_override = t;
 }
 
+/* Owner only, with e->timers_ read NULL: a FIRED entry is the owner's now. */
+static inline void
+fired_to_idle(blz_timer_entry *e)
+{
+    if (e->state_ == BLZ__TE_FIRED) {
+        e->state_ = BLZ__TE_IDLE;
+    }
+}
+
 bool
 blz__timer_cancel(blz_timer_entry *e)
 {
-    blz__timers *t = e->timers_;
+    blz__timers *t = blz__load(&e->timers_, ACQUIRE);
     if (!t) {
+        fired_to_idle(e);
         return false;
     }
     blz_waker w = BLZ_WAKER_NONE;
@@ -352,7 +371,7 @@ blz__timer_cancel(blz_timer_entry *e)
     }
     e->state_ = BLZ__TE_IDLE;
     unlock(t);
-    e->timers_ = NULL;
+    blz__store(&e->timers_, NULL, RELAXED);
     blz_waker_drop(&w); /* outside the lock: a drop may free a task */
     return linked;
 }
@@ -360,10 +379,12 @@ blz__timer_cancel(blz_timer_entry *e)
 int
 blz__timer_poll(blz_timer_entry *e, blz_instant deadline, const blz_waker *waker)
 {
-    if (e->timers_ == NULL) {
+    blz__timers *et = blz__load(&e->timers_, ACQUIRE);
+    if (et == NULL) {
         if (BLZ_UNLIKELY(e->state_ == BLZ__TE_CANCELLED)) {
             return -ECANCELED;
         }
+        fired_to_idle(e); /* its when_ is the deadline it fired for */
         /* An idle entry's when_ is an instant known to have passed. */
         if (deadline <= e->when_) {
             return 1;
@@ -371,12 +392,13 @@ blz__timer_poll(blz_timer_entry *e, blz_instant deadline, const blz_waker *waker
     }
     blz_runtime *rt;
     blz__timers *t = blz__timers_current(&rt);
-    if (BLZ_UNLIKELY(e->timers_ != t && e->timers_ != NULL)) {
+    if (BLZ_UNLIKELY(et != t && et != NULL)) {
         /* Polled from another runtime (or thread) than before: start over here. */
         (void) blz__timer_cancel(e);
         if (deadline <= e->when_) {
             return 1; /* it had fired there */
         }
+        et = NULL;
     }
     if (!t) {
         /* A thread outside any runtime: blz_await re-polls us at the deadline. */
@@ -388,7 +410,7 @@ blz__timer_poll(blz_timer_entry *e, blz_instant deadline, const blz_waker *waker
         blz__thread_park_until(deadline);
         return 0;
     }
-    if (t->paused && e->timers_ == NULL) {
+    if (et == NULL && t->paused) {
         /* The virtual clock is cheap to read: catch a deadline it has reached. */
         blz_instant now = blz__load(&t->vnow, ACQUIRE);
         if (deadline <= now) {
@@ -397,7 +419,7 @@ blz__timer_poll(blz_timer_entry *e, blz_instant deadline, const blz_waker *waker
         }
     }
     blz_waker clone = BLZ_WAKER_NONE;
-    if (e->timers_ == NULL) {
+    if (et == NULL) {
         clone = blz_waker_clone(waker); /* before the lock: keep the hold short */
     }
     lock(t);
@@ -409,9 +431,8 @@ blz__timer_poll(blz_timer_entry *e, blz_instant deadline, const blz_waker *waker
         return 0;
     }
     if (kind == BLZ__TE_FIRED) {
-        e->state_ = BLZ__TE_IDLE;
+        e->state_ = BLZ__TE_IDLE; /* fired since we read timers_ (which fire cleared) */
         unlock(t);
-        e->timers_ = NULL;
         return 1;
     }
     BLZ_ASSERT(kind == BLZ__TE_IDLE);
@@ -419,7 +440,7 @@ blz__timer_poll(blz_timer_entry *e, blz_instant deadline, const blz_waker *waker
         clone = blz_waker_clone(waker); /* not expected: an idle entry has no timers */
     }
     e->waker_ = clone;
-    e->timers_ = t;
+    blz__store(&e->timers_, t, RELAXED);
     bool earlier = insert_locked(t, e, deadline);
     unlock(t);
     if (earlier && rt) {
@@ -432,9 +453,10 @@ blz__timer_poll(blz_timer_entry *e, blz_instant deadline, const blz_waker *waker
 void
 blz__timer_reset(blz_timer_entry *e, blz_instant deadline)
 {
-    blz__timers *t = e->timers_;
+    blz__timers *t = blz__load(&e->timers_, ACQUIRE);
     if (!t) {
-        return; /* idle: the next poll registers the new deadline */
+        fired_to_idle(e); /* idle (or fired): the next poll registers the new deadline */
+        return;
     }
     bool earlier = false;
     lock(t);
@@ -446,7 +468,6 @@ blz__timer_reset(blz_timer_entry *e, blz_instant deadline)
     } else {
         e->state_ = BLZ__TE_IDLE; /* fired: its waker was consumed, the poll re-registers */
         unlock(t);
-        e->timers_ = NULL;
     }
     if (earlier) {
         blz_runtime *rt;

@@ -121,7 +121,7 @@ blz__timer_entry_init(blz_timer_entry *e, blz_instant known_now)
 {
     e->next_ = NULL;
     e->pprev_ = NULL;
-    e->timers_ = NULL;
+    blz__store(&e->timers_, NULL, RELAXED);
     e->tick_ = 0;
     e->when_ = known_now;
     e->waker_ = BLZ_WAKER_NONE;
