@@ -1214,3 +1214,133 @@ BLZ_TEST(rt_manual_clock_moves_only_when_advanced)
         blz_runtime_free(rt);
     }
 }
+
+/* ---- blz_runtime_advance from outside while the clock also jumps by itself ---- */
+
+/*
+ * The gate: the waker a sleep is polled with, which holds up the wake that
+ * blz_runtime_advance's fire delivers (on the calling thread, after the fire
+ * released the timers' lock) until the runtime either jumped the clock or had
+ * every worker parked, then passes it on to the task.
+ */
+typedef struct gate {
+    blz_runtime *rt;
+    blz_waker task;      /* the task's waker, to pass the wake on to */
+    atomic_bool busy_go; /* lets the busy fiber finish */
+    atomic_bool busy_running;
+    blz_instant deadline; /* of the gated sleep */
+    blz_instant at_wake;  /* the runtime's clock once the wake was held up */
+    blz_sleep_future s;   /* gated */
+    blz_sleep_future far; /* the next timer after it, where a wrong jump lands */
+    int polls;
+} gate;
+
+static gate g_gate;
+
+static void
+gate_wake_by_ref(void *data)
+{
+    gate *g = data;
+    /* Let the busy fiber finish: every worker may now go idle while the gated task
+     * is woken but not yet queued. */
+    atomic_store(&g->busy_go, true);
+    blz__timers *t = blz__rt_timers(g->rt);
+    WAIT_UNTIL(blz__timers_now(t) != g->deadline || all_workers_parked(g->rt), (void) 0);
+    g->at_wake = blz__timers_now(t);
+    blz_waker_wake_by_ref(&g->task);
+}
+
+static void
+gate_nop(void *data)
+{
+    (void) data;
+}
+
+static void *
+gate_clone(void *data)
+{
+    return data;
+}
+
+static const blz_waker_vtable gate_vtable = {gate_wake_by_ref, gate_wake_by_ref, gate_clone,
+                                             gate_nop};
+
+static void *
+busy_until_go(void *arg)
+{
+    gate *g = arg;
+    atomic_store(&g->busy_running, true);
+    while (!atomic_load(&g->busy_go)) {
+        /* keeps its worker busy: the clock may not jump */
+    }
+    return NULL;
+}
+
+/* A stackless task: registers the far sleep and the gated one, starts the busy
+ * fiber (which its worker runs next, without going idle), and waits for the gate. */
+static blz_poll
+gated_sleep_poll(blz_future *self, blz_context *cx)
+{
+    gate *g = &g_gate;
+    blz_waker_set(&g->task, cx->waker);
+    blz_waker w = {&gate_vtable, g};
+    blz_context gcx = {&w};
+    if (g->polls++ == 0) {
+        blz_context ncx = {blz_waker_noop()};
+        blz_sleep_fut(&g->far, blz_secs(100000));
+        CHECK_EQ(blz_future_poll(&g->far.base, &ncx), BLZ_PENDING);
+        blz_sleep_until_fut(&g->s, g->deadline);
+        CHECK_EQ(blz_future_poll(&g->s.base, &gcx), BLZ_PENDING);
+        blz_join *busy;
+        CHECK_OK(blz_spawn(busy_until_go, g, &busy));
+        blz_join_detach(busy);
+        return BLZ_PENDING;
+    }
+    if (blz_future_poll(&g->s.base, &gcx) == BLZ_PENDING) {
+        return BLZ_PENDING;
+    }
+    blz_future_drop(&g->far.base);
+    self->result = 0;
+    return BLZ_READY;
+}
+
+static void
+gated_sleep_drop(blz_future *self)
+{
+    (void) self;
+    blz_future_drop(&g_gate.s.base);
+    blz_future_drop(&g_gate.far.base);
+}
+
+static const blz_future_vtable gated_sleep_vtable = {gated_sleep_poll, gated_sleep_drop};
+
+/*
+ * blz_runtime_advance fires what became due on the calling thread and wakes it
+ * after releasing the timers' lock. In between, the woken task is in no queue: a
+ * driver that then finds every worker idle and nothing queued must not jump the
+ * clock to the next timer (here 100000 s away) before that task has run.
+ */
+BLZ_TEST(rt_advance_from_outside_never_lets_the_clock_skip_a_woken_task)
+{
+    for (unsigned w = 1; w <= MAX_PAUSED_WORKERS; w++) {
+        blz_runtime *rt = paused_runtime(w);
+        gate *g = &g_gate;
+        memset(g, 0, sizeof *g);
+        g->rt = rt;
+        blz__timers *t = blz__rt_timers(rt);
+        blz_instant t0 = blz__timers_now(t);
+        g->deadline = t0 + MS;
+        blz_future f;
+        blz_future_init(&f, &gated_sleep_vtable);
+        blz_join *sleeper;
+        CHECK_OK(blz_runtime_spawn_future(rt, &f, sizeof f, &sleeper));
+        WAIT_UNTIL(atomic_load(&g->busy_running), usleep(100));
+        CHECK_EQ(blz__timers_count(t), 2);
+        CHECK_EQ(blz__timers_now(t), t0);      /* busy: no jump */
+        CHECK_OK(blz_runtime_advance(rt, MS)); /* fires the gated sleep; the gate holds it */
+        CHECK_OK(blz_join_wait(sleeper, NULL));
+        blz_waker_drop(&g->task);
+        blz_runtime_free(rt);
+        CHECK_EQ(g->at_wake, g->deadline);
+    }
+}
