@@ -410,8 +410,12 @@ blz_runtime_advance(blz_runtime *rt, blz_duration d)
     if (rc < 0) {
         return rc;
     }
-    /* Fire what became due now, so it is queued before this call returns. */
-    (void) blz__timers_fire(&rt->timers);
+    /* Fire what became due now, so it is queued before this call returns. A driver
+     * that meanwhile declined to jump the clock (what this fire woke was not queued
+     * yet: blz__timers_quiet) sleeps until woken: wake it to look again. */
+    if (blz__timers_fire(&rt->timers)) {
+        blz__rt_wake_driver(rt);
+    }
     return 0;
 }
 

@@ -1000,10 +1000,15 @@ driver_timeout(blz_runtime *rt, int64_t recheck_ns)
     int64_t timeout = -1;
     blz_instant next = blz__timers_next(&rt->timers);
     if (next != UINT64_MAX) {
+        /* Before auto_advance looks at the queues: see blz__timers_quiet. */
+        uint64_t quiet = blz__timers_quiet(&rt->timers);
         if (auto_advance(rt)) {
-            /* Virtual time with nothing else to do: jump to the next timer. */
-            (void) blz__timers_advance_to_next(&rt->timers);
-            timeout = 0;
+            /* Virtual time with nothing else to do: jump to the next timer. Not while
+             * a fire from outside (blz_runtime_advance) has woken tasks that may not
+             * be queued yet: it wakes the driver once they are. */
+            if (blz__timers_advance_to_next_if_quiet(&rt->timers, quiet) >= 0) {
+                timeout = 0;
+            }
         } else {
             blz_instant now = blz__timers_now(&rt->timers);
             timeout = next > now ? (int64_t) (next - now) : 0;

@@ -104,6 +104,8 @@ blz__timers_init(blz__timers *t, bool paused)
     atomic_init(&t->count, 0);
     atomic_init(&t->vnow, now);
     atomic_init(&t->fired, 0);
+    atomic_init(&t->waking_begun, 0);
+    atomic_init(&t->waking_done, 0);
     t->fire_now = now;
     t->max_tick = (UINT64_MAX - now) / TICK;
     blz__wheel_init(&t->wheel, 0);
@@ -264,6 +266,11 @@ blz__timers_fire(blz__timers *t)
             t->wheel.count++;
         }
         bool more = n == FIRE_BATCH;
+        if (n) {
+            /* Written under the lock only; read by blz__timers_quiet and, under the
+             * lock, by blz__timers_advance_to_next_if_quiet. */
+            blz__store(&t->waking_begun, blz__load(&t->waking_begun, RELAXED) + 1, RELAXED);
+        }
         sync_count_locked(t);
         if (more) {
             /* More are due: keep fire calls coming. Pairs with blz__timers_next(). */
@@ -274,6 +281,10 @@ blz__timers_fire(blz__timers *t)
         unlock(t);
         for (size_t i = 0; i < n; i++) {
             blz_waker_wake(&batch[i]);
+        }
+        if (n) {
+            /* Release: what the wakes queued is seen by whoever reads this count. */
+            blz__fetch_add(&t->waking_done, 1, RELEASE);
         }
         total += n;
         if (!more) {
@@ -303,14 +314,52 @@ blz__timers_advance(blz__timers *t, blz_duration d)
     return 0;
 }
 
+uint64_t
+blz__timers_quiet(const blz__timers *t)
+{
+    /* Done first: equal to a later begun, every batch begun by then had woken its
+     * wakers, and the acquire makes what those wakes queued visible to the caller's
+     * look at the queues. */
+    uint64_t done = blz__load(&t->waking_done, ACQUIRE);
+    uint64_t begun = blz__load(&t->waking_begun, ACQUIRE);
+    return done == begun ? begun : UINT64_MAX;
+}
+
+static int advance_to_next_locked(blz__timers *t);
+
 int
 blz__timers_advance_to_next(blz__timers *t)
 {
     if (!t->paused) {
         return -EINVAL;
     }
-    int moved = 0;
     lock(t);
+    int moved = advance_to_next_locked(t);
+    unlock(t);
+    return moved;
+}
+
+int
+blz__timers_advance_to_next_if_quiet(blz__timers *t, uint64_t quiet)
+{
+    if (!t->paused) {
+        return -EINVAL;
+    }
+    if (quiet == UINT64_MAX) {
+        return -EAGAIN;
+    }
+    lock(t);
+    /* A batch begun since `quiet` was read took due entries whose tasks the caller
+     * may not have seen queued: no jump past them. */
+    int moved = blz__load(&t->waking_begun, RELAXED) == quiet ? advance_to_next_locked(t) : -EAGAIN;
+    unlock(t);
+    return moved;
+}
+
+static int
+advance_to_next_locked(blz__timers *t)
+{
+    int moved = 0;
     blz_instant now = blz__load(&t->vnow, RELAXED);
     blz__wheel_expiry exp;
     /* Walk to the earliest slot; a higher-level slot start is only a lower bound, so
@@ -327,7 +376,6 @@ blz__timers_advance_to_next(blz__timers *t)
         blz__wheel_advance(&t->wheel, tick_floor(t, now));
     }
     recompute_next_locked(t);
-    unlock(t);
     return moved;
 }
 

@@ -8,8 +8,10 @@
  *                      when next == UINT64_MAX);
  *   after every park   blz__timers_fire(t), and also from periodic maintenance
  *   (or maintenance)   so a busy runtime still fires timers;
- *   paused clock       when every worker is idle and next != UINT64_MAX:
- *                      blz__timers_advance_to_next(t), then blz__timers_fire(t);
+ *   paused clock       quiet = blz__timers_quiet(t) before looking at the queues;
+ *                      when every worker is idle, no task is queued and next !=
+ *                      UINT64_MAX: blz__timers_advance_to_next_if_quiet(t, quiet),
+ *                      then blz__timers_fire(t);
  *   blz__rt_wake_driver is called by sleep polls that register a deadline
  *   earlier than `next`: it must make a worker parked in the driver return
  *   (and must not be lost if that worker has read `next` but not parked yet).
@@ -42,9 +44,13 @@ typedef struct blz__timers {
     _Atomic uint64_t count; /* entries linked (wheel.count, readable without the lock) */
     _Atomic uint64_t vnow;  /* the virtual clock (paused only); only moves forward */
     _Atomic uint64_t fired; /* entries fired so far, for metrics */
-    blz_instant fire_now;   /* latest clock reading any fire used; under `lock` */
-    uint64_t max_tick;      /* last tick whose start is representable; fixed at init */
-    blz__wheel wheel;       /* under `lock` */
+    /* Fire batches that unlinked due entries (counted under `lock`), and those of them
+     * that have woken their wakers since: see blz__timers_quiet. */
+    _Atomic uint64_t waking_begun;
+    _Atomic uint64_t waking_done;
+    blz_instant fire_now; /* latest clock reading any fire used; under `lock` */
+    uint64_t max_tick;    /* last tick whose start is representable; fixed at init */
+    blz__wheel wheel;     /* under `lock` */
 } blz__timers;
 
 /* Initialises `t` with its clock at the real now; `paused`: a virtual clock that only
@@ -101,6 +107,19 @@ int blz__timers_advance(blz__timers *t, blz_duration d);
  * pending list for the next fire). Returns 1 if the clock moved, 0 if not (nothing
  * linked, or something already due), -EINVAL when the clock is real. */
 int blz__timers_advance_to_next(blz__timers *t);
+
+/*
+ * For a jump of the virtual clock while every task is idle: a token to read
+ * BEFORE looking whether any task is queued. fire wakes the entries it unlinked
+ * after releasing the lock, so their tasks are in no queue for a while; the
+ * token is UINT64_MAX while some fire is in that window. Any thread.
+ */
+uint64_t blz__timers_quiet(const blz__timers *t);
+
+/* blz__timers_advance_to_next, unless `quiet` is UINT64_MAX or a fire has
+ * unlinked entries since it was read (their tasks may not be queued yet):
+ * -EAGAIN then, the clock unmoved. */
+int blz__timers_advance_to_next_if_quiet(blz__timers *t, uint64_t quiet);
 
 /* Whether `t` runs on a virtual clock. */
 bool blz__timers_paused(const blz__timers *t);
