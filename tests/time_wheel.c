@@ -16,6 +16,7 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 /* A small deterministic generator (xorshift64*), so failures reproduce. */
 static uint64_t rng_state = 0x9e3779b97f4a7c15ull;
@@ -772,4 +773,78 @@ BLZ_TEST(timers_threads_register_cancel_fire_race)
     }
     (void) late;
     blz__timers_fini(&race_t);
+}
+
+/* ---- threads: a fire's clock reading against a jump and a reset ------------------- */
+
+#define STALE_WALL_MS 2000
+
+static blz__timers stale_t;
+static atomic_bool stale_stop;
+
+static void *
+stale_fire_main(void *arg)
+{
+    (void) arg;
+    while (!atomic_load(&stale_stop)) {
+        (void) blz__timers_fire(&stale_t);
+    }
+    return NULL;
+}
+
+static void *
+stale_jump_main(void *arg)
+{
+    (void) arg;
+    while (!atomic_load(&stale_stop)) {
+        (void) blz__timers_advance_to_next(&stale_t);
+    }
+    return NULL;
+}
+
+static int64_t
+stale_wall_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/*
+ * A fire reads the clock before it takes the lock. A jump (advance_to_next) may
+ * move the virtual clock and the wheel's time on meanwhile, and a reset may then
+ * link an entry due by the new clock straight into pending: the fire, with its
+ * older reading, found a pending entry not due yet (the "cannot happen" assertion
+ * in blz__timers_fire; Debug builds abort). Every fire must see every pending
+ * entry due.
+ */
+BLZ_TEST(timers_fire_reading_is_not_older_than_the_pending_list)
+{
+    CHECK_OK(blz__timers_init(&stale_t, true));
+    blz__timers_set_thread_override(&stale_t);
+    atomic_store(&stale_stop, false);
+    pthread_t fire, jump;
+    CHECK_EQ(pthread_create(&fire, NULL, stale_fire_main, NULL), 0);
+    CHECK_EQ(pthread_create(&jump, NULL, stale_jump_main, NULL), 0);
+    static race_owner owner; /* counts the wakes, from the fire thread */
+    blz_waker w = {&race_vtable, &owner};
+    int64_t end = stale_wall_ms() + STALE_WALL_MS;
+    while (stale_wall_ms() < end) {
+        blz_timer_entry far, e;
+        blz_instant now = blz__timers_now(&stale_t);
+        blz__timer_entry_init(&far, now);
+        blz__timer_entry_init(&e, now);
+        CHECK_GE(blz__timer_poll(&far, now + 50 * BLZ_NS_PER_MS, &w), 0); /* a jump target */
+        CHECK_GE(blz__timer_poll(&e, now + 1000 * BLZ_NS_PER_S, &w), 0);
+        for (int k = 0; k < 50; k++) {
+            blz__timer_reset(&e, blz__timers_now(&stale_t)); /* due now: maybe pending */
+        }
+        (void) blz__timer_cancel(&e);
+        (void) blz__timer_cancel(&far);
+    }
+    atomic_store(&stale_stop, true);
+    CHECK_EQ(pthread_join(fire, NULL), 0);
+    CHECK_EQ(pthread_join(jump, NULL), 0);
+    blz__timers_set_thread_override(NULL);
+    blz__timers_fini(&stale_t);
 }
