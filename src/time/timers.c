@@ -234,6 +234,12 @@ blz__timers_fire(blz__timers *t)
         size_t n = 0;
         blz_timer_entry *early = NULL; /* never-early guard: entries found not yet due */
         lock(t);
+        if (t->paused) {
+            /* The virtual clock moves under this lock only: read it again here. A jump
+             * since our first reading may have moved the wheel's time on, and an entry
+             * due by the new clock may be in pending already. */
+            reading = blz__load(&t->vnow, RELAXED);
+        }
         /* Another fire may have used a later reading than ours (and moved entries due
          * by it to pending): that instant has passed too, so use the later one. */
         if (reading > t->fire_now) {
