@@ -197,6 +197,33 @@ BLZ_TEST(sleep_reset_moves_the_deadline_either_way)
     teardown_virtual();
 }
 
+/*
+ * A deadline after the start of the last tick the wheel can represent (the last
+ * millisecond before UINT64_MAX) is linked as never due. A virtual clock advanced
+ * to UINT64_MAX had passed such a deadline: a sleep first polled then was ready at
+ * once, but the same sleep linked before never completed. Whether a sleep is done
+ * must agree with the clock, whenever it was polled first.
+ */
+BLZ_TEST(sleep_at_the_end_of_time_agrees_with_the_clock)
+{
+    setup_virtual();
+    cwaker c = {0};
+    blz_sleep_future before, after;
+    blz_sleep_until_fut(&before, UINT64_MAX - 1);
+    CHECK_EQ(poll_with(&before.base, &c), BLZ_PENDING);
+    for (int i = 0; i < 3; i++) {
+        (void) advance_fire(INT64_MAX); /* saturating */
+    }
+    bool passed = blz__timers_now(&g_t) >= UINT64_MAX - 1;
+    CHECK_EQ(poll_with(&before.base, &c) == BLZ_READY, passed);
+    blz_sleep_until_fut(&after, UINT64_MAX - 1);
+    CHECK_EQ(poll_with(&after.base, &c) == BLZ_READY, passed);
+    blz_future_drop(&before.base);
+    blz_future_drop(&after.base);
+    CHECK_EQ(c.refs, 0);
+    teardown_virtual();
+}
+
 BLZ_TEST(sleep_off_grid_deadline_rounds_up_to_the_tick)
 {
     blz_instant t0 = setup_virtual();
