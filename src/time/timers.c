@@ -314,8 +314,12 @@ blz__timers_advance(blz__timers *t, blz_duration d)
     }
     lock(t);
     blz_instant now = blz__load(&t->vnow, RELAXED);
+    /* Saturating at the start of the last tick: a deadline after it is never due
+     * (tick_ceil), so the clock must never pass it either. */
+    blz_instant to = blz_instant_add(now, d);
+    blz_instant last = tick_instant(t, t->max_tick);
     /* Pairs with the acquire load in blz__timers_now(). */
-    blz__store(&t->vnow, blz_instant_add(now, d), RELEASE);
+    blz__store(&t->vnow, to < last ? to : last, RELEASE);
     unlock(t);
     return 0;
 }

@@ -98,7 +98,8 @@ blz_instant blz__timers_next(const blz__timers *t);
  */
 size_t blz__timers_fire(blz__timers *t);
 
-/* Virtual clock only: moves it forward by `d` (<= 0: no-op). Does not fire.
+/* Virtual clock only: moves it forward by `d` (<= 0: no-op), saturating at the
+ * start of the last tick (a deadline after it never comes). Does not fire.
  * Returns 0, or -EINVAL when the clock is real. Any thread. */
 int blz__timers_advance(blz__timers *t, blz_duration d);
 
