@@ -217,6 +217,62 @@ insert_locked(blz__timers *t, blz_timer_entry *e, blz_instant deadline)
 
 /* ---- fire and virtual time -------------------------------------------------- */
 
+/* Under the lock: moves the wheel's time to `reading` (or to a later one
+ * another fire used), unlinks up to FIRE_BATCH due entries and copies their
+ * wakers into `batch`. Returns how many; *more: the batch is full, and more
+ * may be due. */
+static size_t
+take_due_locked(blz__timers *t, blz_instant reading, blz_waker *batch, bool *more)
+{
+    size_t n = 0;
+    blz_timer_entry *early = NULL; /* never-early guard: entries found not yet due */
+    /* Another fire may have used a later reading than ours (and moved entries due
+     * by it to pending): that instant has passed too, so use the later one. */
+    if (reading > t->fire_now) {
+        t->fire_now = reading;
+    }
+    blz_instant now = t->fire_now;
+    blz__wheel_advance(&t->wheel, tick_floor(t, now));
+    blz_timer_entry *e;
+    while (n < FIRE_BATCH && (e = blz__wheel_pop_pending(&t->wheel)) != NULL) {
+        if (BLZ_UNLIKELY(e->when_ > now)) {
+            /* Cannot happen (pending entries have tick <= elapsed <= now), but a
+             * timer must never fire early: keep it for a later fire. */
+            BLZ_ASSERT(!"pending entry not due");
+            e->next_ = early;
+            early = e;
+            continue;
+        }
+        batch[n++] = e->waker_; /* copied out: the entry is not touched after unlock */
+        e->waker_ = BLZ_WAKER_NONE;
+        e->state_ = BLZ__TE_FIRED;
+        /* Last write: an owner that reads NULL (acquire) sees the above and owns the
+         * entry; the timers may be freed before it looks. */
+        blz__store(&e->timers_, NULL, RELEASE);
+    }
+    while (early) {
+        e = early;
+        early = e->next_;
+        e->next_ = NULL;
+        blz__wheel_push_pending(&t->wheel, e);
+        t->wheel.count++;
+    }
+    *more = n == FIRE_BATCH;
+    if (n) {
+        /* Written under the lock only; read by blz__timers_quiet and, under the
+         * lock, by blz__timers_advance_to_next_if_quiet. */
+        blz__store(&t->waking_begun, blz__load(&t->waking_begun, RELAXED) + 1, RELAXED);
+    }
+    sync_count_locked(t);
+    if (*more) {
+        /* More are due: keep fire calls coming. Pairs with blz__timers_next(). */
+        blz__store(&t->next, now, RELEASE);
+    } else {
+        recompute_next_locked(t);
+    }
+    return n;
+}
+
 size_t
 blz__timers_fire(blz__timers *t)
 {
@@ -229,10 +285,9 @@ blz__timers_fire(blz__timers *t)
         return 0;
     }
     size_t total = 0;
-    for (;;) {
+    bool more = true;
+    while (more) {
         blz_waker batch[FIRE_BATCH];
-        size_t n = 0;
-        blz_timer_entry *early = NULL; /* never-early guard: entries found not yet due */
         lock(t);
         if (t->paused) {
             /* The virtual clock moves under this lock only: read it again here. A jump
@@ -240,50 +295,7 @@ blz__timers_fire(blz__timers *t)
              * due by the new clock may be in pending already. */
             reading = blz__load(&t->vnow, RELAXED);
         }
-        /* Another fire may have used a later reading than ours (and moved entries due
-         * by it to pending): that instant has passed too, so use the later one. */
-        if (reading > t->fire_now) {
-            t->fire_now = reading;
-        }
-        blz_instant now = t->fire_now;
-        blz__wheel_advance(&t->wheel, tick_floor(t, now));
-        blz_timer_entry *e;
-        while (n < FIRE_BATCH && (e = blz__wheel_pop_pending(&t->wheel)) != NULL) {
-            if (BLZ_UNLIKELY(e->when_ > now)) {
-                /* Cannot happen (pending entries have tick <= elapsed <= now), but a
-                 * timer must never fire early: keep it for a later fire. */
-                BLZ_ASSERT(!"pending entry not due");
-                e->next_ = early;
-                early = e;
-                continue;
-            }
-            batch[n++] = e->waker_; /* copied out: the entry is not touched after unlock */
-            e->waker_ = BLZ_WAKER_NONE;
-            e->state_ = BLZ__TE_FIRED;
-            /* Last write: an owner that reads NULL (acquire) sees the above and owns the
-             * entry; the timers may be freed before it looks. */
-            blz__store(&e->timers_, NULL, RELEASE);
-        }
-        while (early) {
-            e = early;
-            early = e->next_;
-            e->next_ = NULL;
-            blz__wheel_push_pending(&t->wheel, e);
-            t->wheel.count++;
-        }
-        bool more = n == FIRE_BATCH;
-        if (n) {
-            /* Written under the lock only; read by blz__timers_quiet and, under the
-             * lock, by blz__timers_advance_to_next_if_quiet. */
-            blz__store(&t->waking_begun, blz__load(&t->waking_begun, RELAXED) + 1, RELAXED);
-        }
-        sync_count_locked(t);
-        if (more) {
-            /* More are due: keep fire calls coming. Pairs with blz__timers_next(). */
-            blz__store(&t->next, now, RELEASE);
-        } else {
-            recompute_next_locked(t);
-        }
+        size_t n = take_due_locked(t, reading, batch, &more);
         unlock(t);
         for (size_t i = 0; i < n; i++) {
             blz_waker_wake(&batch[i]);
@@ -293,9 +305,6 @@ blz__timers_fire(blz__timers *t)
             blz__fetch_add(&t->waking_done, 1, RELEASE);
         }
         total += n;
-        if (!more) {
-            break;
-        }
     }
     if (total) {
         blz__fetch_add(&t->fired, total, RELAXED);
