@@ -129,6 +129,95 @@ BLZ_TEST(notify_dropped_after_notify_all_passes_nothing)
     CHECK_NO_WAKER_REFS(&ta);
 }
 
+/*
+ * More waiters than one wake batch, so notify_all drops its lock half-way
+ * (after the count went up, before the last old waiters are unlinked). What
+ * happens in that window: a new waiter queues (it came after notify_all, so
+ * that does not wake it), then a notify_one arrives, or a waiter that held an
+ * unobserved notify_one is dropped. That notification must reach the new
+ * waiter (or be stored as the permit): the old waiters still queued are
+ * notify_all's already.
+ */
+enum { MID_N = 40 };
+static blz_notify mid_n;
+static blz_notify_wait_future mid_f[MID_N], mid_late, mid_held;
+static test_waker mid_tw[MID_N], mid_tl, mid_th;
+static hook_waker mid_hook;
+
+static void
+mid_queue_late(void)
+{
+    blz_notify_wait_fut(&mid_n, &mid_late);
+    CHECK_EQ(poll_with(&mid_late.base, &mid_tl), BLZ_PENDING);
+}
+
+static void
+mid_notify_one(void *arg)
+{
+    (void) arg;
+    mid_queue_late();
+    blz_notify_one(&mid_n);
+}
+
+static void
+mid_drop_held(void *arg)
+{
+    (void) arg;
+    mid_queue_late();
+    blz_future_drop(&mid_held.base); /* its notify_one goes on */
+}
+
+static void
+mid_notify_all_window(void (*hook)(void *), bool held)
+{
+    blz_notify_init(&mid_n);
+    test_waker_init(&mid_tl);
+    test_waker_init(&mid_th);
+    if (held) {
+        /* The oldest waiter gets a notify_one it never looks at. */
+        blz_notify_wait_fut(&mid_n, &mid_held);
+        CHECK_EQ(poll_with(&mid_held.base, &mid_th), BLZ_PENDING);
+    }
+    hook_waker_init(&mid_hook, hook, NULL, NULL);
+    for (int i = 0; i < MID_N; i++) {
+        test_waker_init(&mid_tw[i]);
+        blz_notify_wait_fut(&mid_n, &mid_f[i]);
+        test_waker *t = i == 0 ? &mid_hook.tw : &mid_tw[i];
+        CHECK_EQ(poll_with(&mid_f[i].base, t), BLZ_PENDING);
+    }
+    if (held) {
+        blz_notify_one(&mid_n);
+        CHECK_EQ(test_wakes(&mid_th), 1);
+    }
+    blz_notify_all(&mid_n);
+    CHECK_EQ(test_wakes(&mid_hook.tw), 1);
+    for (int i = 1; i < MID_N; i++) {
+        CHECK_EQ(test_wakes(&mid_tw[i]), 1);
+        CHECK_EQ(poll_with(&mid_f[i].base, &mid_tw[i]), BLZ_READY);
+    }
+    CHECK_EQ(poll_with(&mid_f[0].base, &mid_hook.tw), BLZ_READY);
+    /* The notify_one went to the late waiter, or is stored for it. */
+    int got = test_wakes(&mid_tl) == 1 || blz_notify_try_wait(&mid_n) == 0;
+    CHECK(got);
+    blz_future_drop(&mid_late.base);
+    CHECK_NO_WAKER_REFS(&mid_hook.tw);
+    CHECK_NO_WAKER_REFS(&mid_tl);
+    CHECK_NO_WAKER_REFS(&mid_th);
+    for (int i = 1; i < MID_N; i++) {
+        CHECK_NO_WAKER_REFS(&mid_tw[i]);
+    }
+}
+
+BLZ_TEST(notify_one_during_notify_all_reaches_later_waiter)
+{
+    mid_notify_all_window(mid_notify_one, false);
+}
+
+BLZ_TEST(notify_dropped_during_notify_all_passes_on_to_later_waiter)
+{
+    mid_notify_all_window(mid_drop_held, true);
+}
+
 /* Two threads hand a token back and forth: any lost wake-up hangs the test. */
 static blz_notify ping = BLZ_NOTIFY_INIT, pong = BLZ_NOTIFY_INIT;
 #define ROUNDS SYNC_SCALE(20000, 2000)
