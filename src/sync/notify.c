@@ -3,10 +3,12 @@
  *
  * State. n->state_ = notify_all count << 2 | WAITERS (2) | PERMIT (1).
  *  - WAITERS is set iff the queue is not empty; it changes only under lock_.
- *  - PERMIT and WAITERS are never both set: notify_one stores a permit only
- *    when nobody is queued (its CAS sees WAITERS clear, or it holds the lock
- *    and sees the queue empty), and a waiter queues only after finding no
- *    permit (under the lock, with a CAS on the same word).
+ *  - PERMIT and WAITERS are set together only while a notify_all is on its
+ *    way to unlink the last waiters it covers: notify_one stores a permit
+ *    only when nobody else is queued (its CAS sees WAITERS clear, or it holds
+ *    the lock and finds no waiter newer than the last notify_all), and a
+ *    waiter queues only after finding no permit (under the lock, with a CAS
+ *    on the same word).
  *  - The count goes up by one per notify_all. A wait future records it when
  *    filled; a future whose recorded count is stale when it polls (or queues,
  *    under the lock) completes at once: it was a waiter when notify_all ran.
@@ -41,18 +43,30 @@ blz_notify_init(blz_notify *n)
     blz__waitlist_init(blz__queue(&n->queue_));
 }
 
-/* Under lock_: hands one notification to the oldest waiter, or stores the permit. */
+/*
+ * Under lock_: hands one notification to the oldest waiter, or stores the
+ * permit. Waiters whose recorded count is stale belong to a notify_all that
+ * has raised the count and is on its way to unlink them (it drops the lock
+ * between wake batches): handing them this notification would fold it into
+ * theirs, so they are skipped (the queue is ordered by count).
+ */
 static blz_waker
 notify_one_locked(blz_notify *n)
 {
-    blz__waitlist *q = blz__queue(&n->queue_);
-    blz_waiter *w = blz__waitlist_pop_front(q);
+    blz_waiter *head = &n->queue_;
+    uint32_t gen = blz__load(&n->state_, RELAXED) >> GEN_SHIFT;
+    blz_waiter *w = blz__waitlist_front(blz__queue(head));
+    while (w && wait_of(w)->gen_ != gen) {
+        w = w->next_ != head ? w->next_ : NULL;
+    }
     BLZ_PERTURB_POINT();
     if (!w) {
         /* Release pairs with the acquire CAS of whoever consumes the permit. */
         (void) blz__fetch_or(&n->state_, BLZ_NOTIFY_PERMIT_, RELEASE);
         return BLZ_WAKER_NONE;
     }
+    blz__waitlist *q = blz__queue(head);
+    blz__waitlist_remove(w);
     w->state_ = BLZ__W_DONE;
     if (blz__waitlist_empty(q)) {
         (void) blz__fetch_and(&n->state_, ~BLZ_NOTIFY_WAITERS_, RELAXED);
