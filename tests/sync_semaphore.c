@@ -5,6 +5,8 @@
  */
 #include "sync_util.h"
 
+#include <time.h>
+
 BLZ_TEST(semaphore_init_and_errors)
 {
     blz_semaphore s;
@@ -313,6 +315,57 @@ BLZ_TEST(semaphore_forget_takes_only_free_permits)
     blz_semaphore_release(&s, 1);
     CHECK_EQ(blz_semaphore_available(&s), 1);
     CHECK_NO_WAKER_REFS(&w);
+}
+
+/*
+ * A release that found a waiter queued has put its permit in the count and is
+ * on its way to the queue lock to hand it over. forget() in that window must
+ * not take the permit: it is the waiter's, not free (the try tier refuses
+ * then too). The re-polled waiter's waker is cloned under the queue lock; the
+ * hook holds the lock there while another thread releases.
+ */
+static blz_semaphore fw_sem;
+static blz_semaphore_acquire_future fw_f;
+static pthread_t fw_releaser;
+static size_t fw_forgot;
+
+static void *
+fw_release(void *arg)
+{
+    (void) arg;
+    blz_semaphore_release(&fw_sem, 1);
+    return NULL;
+}
+
+static void
+fw_in_lock(void *arg)
+{
+    (void) arg;
+    CHECK_EQ(pthread_create(&fw_releaser, NULL, fw_release, NULL), 0);
+    WAIT_UNTIL(blz_semaphore_available(&fw_sem) == 1,
+               nanosleep(&(struct timespec){.tv_nsec = 1000000}, NULL));
+    fw_forgot = blz_semaphore_forget(&fw_sem, 1);
+}
+
+BLZ_TEST(semaphore_forget_leaves_a_release_in_flight_to_its_waiter)
+{
+    CHECK_OK(blz_semaphore_init(&fw_sem, 0));
+    test_waker tw;
+    hook_waker hw;
+    test_waker_init(&tw);
+    hook_waker_init(&hw, NULL, fw_in_lock, NULL);
+    blz_semaphore_acquire_fut(&fw_sem, 1, &fw_f);
+    CHECK_EQ(poll_with(&fw_f.base, &tw), BLZ_PENDING);
+    CHECK_EQ(poll_with(&fw_f.base, &hw.tw), BLZ_PENDING); /* the hook runs in here */
+    CHECK_EQ(pthread_join(fw_releaser, NULL), 0);
+    CHECK_EQ(fw_forgot, 0);
+    CHECK_EQ(test_wakes(&hw.tw), 1);
+    CHECK_EQ(poll_with(&fw_f.base, &hw.tw), BLZ_READY);
+    CHECK_OK(fw_f.base.result);
+    blz_semaphore_release(&fw_sem, 1);
+    CHECK_EQ(blz_semaphore_available(&fw_sem), 1);
+    CHECK_NO_WAKER_REFS(&tw);
+    CHECK_NO_WAKER_REFS(&hw.tw);
 }
 
 /* Threads take and give back permits while another forgets some: every
