@@ -210,8 +210,9 @@ blz__semaphore_release_all(blz_semaphore *s, size_t n)
  * Removes up to `n` free permits for good (Tokio's forget_permits): how a
  * limit shrinks at run time. Permits held now are not touched (they come
  * back on release; call again to take them then), and neither are permits
- * already handed to a queued acquire. Returns how many were removed, fewer
- * than `n` when fewer were free; 0 for NULL. Any thread; never waits.
+ * handed, or being handed, to a queued acquire (none are free while one is
+ * queued). Returns how many were removed, fewer than `n` when fewer were
+ * free; 0 for NULL. Any thread; never waits.
  * (blz_semaphore_release grows the limit.)
  */
 BLZ_API size_t blz_semaphore_forget(blz_semaphore *s, size_t n);

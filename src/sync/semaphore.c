@@ -132,14 +132,15 @@ blz_semaphore_forget(blz_semaphore *s, size_t n)
     if (!s) {
         return 0;
     }
-    /* Only free permits, which live in the count: while acquirers are
-     * queued the count is empty (release hands permits to them first), so
-     * nothing promised to a waiter is taken. Relaxed: no data is published. */
+    /* Only free permits, which live in the count. While waiters_ is set the
+     * count holds only permits a release has added and is on its way to hand
+     * to the queue (see "Waking"): they are not free, so, like the try tier,
+     * take nothing then. Relaxed: no data is published. */
     size_t cur = blz__load(&s->state_, RELAXED);
     for (;;) {
         size_t free = cur >> BLZ_SEM_SHIFT_;
         size_t k = n < free ? n : free;
-        if (k == 0) {
+        if (k == 0 || blz__load(&s->waiters_, RELAXED)) {
             return 0;
         }
         if (blz__cas_weak(&s->state_, &cur, cur - (k << BLZ_SEM_SHIFT_), RELAXED, RELAXED)) {
