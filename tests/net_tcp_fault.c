@@ -1,11 +1,13 @@
 /*
  * TCP error paths: accept under EMFILE recovers, peer reset mid-write,
- * connect deadline, an aborted waiter leaves no registration behind, and a
- * runtime freed with sockets still open closes and frees them.
+ * connect deadline, a finish of a connect whose error was taken ends, an
+ * aborted waiter leaves no registration behind, and a runtime freed with
+ * sockets still open closes and frees them.
  */
 #include "net_common.h"
 #include "os/unix/sys.h"
 
+#include <pthread.h>
 #include <sys/resource.h>
 #include <unistd.h>
 
@@ -500,4 +502,76 @@ BLZ_TEST(accept_future_backing_off_ends_on_close_and_abort)
     blz__sys.accept = counting_accept_all;
     net_run(2, emfile_close_main, NULL);
     blz__sys_reset();
+}
+
+/* ---- finishing a connect whose error was taken already ---------------------------- */
+
+/* Runs fn as a fiber of a two-worker runtime on a thread of its own, and
+ * fails the test when it has not returned within 5 s: a task that spins
+ * inside one poll never lets its worker go, and would hang the test. */
+typedef struct bounded_run {
+    blz_task_fn fn;
+    _Atomic int done;
+} bounded_run;
+
+static void *
+bounded_thread(void *arg)
+{
+    bounded_run *b = arg;
+    net_run(2, b->fn, NULL);
+    atomic_store(&b->done, 1);
+    return NULL;
+}
+
+static void
+run_bounded(blz_task_fn fn)
+{
+    bounded_run b = {fn, 0};
+    pthread_t t;
+    CHECK_OK(-pthread_create(&t, NULL, bounded_thread, &b));
+    for (int i = 0; i < 5000 && !atomic_load(&b.done); i++) {
+        struct timespec ts = {0, 1000000};
+        nanosleep(&ts, NULL);
+    }
+    CHECK(atomic_load(&b.done)); /* else a worker spins: _Exit ends it */
+    CHECK_OK(-pthread_join(t, NULL));
+}
+
+/* A connect refused, its error taken by a first finish (or by a read, which
+ * reports it as the kernel does): the stream is useless, and every later
+ * finish, of any tier, must say so instead of "in progress". The socket is
+ * hung up and reports no event again, so the await tier used to retry its
+ * -EAGAIN forever inside one poll, at 100 % of a CPU. */
+static void *
+finish_taken_main(void *arg)
+{
+    (void) arg;
+    blz_addr a;
+    blz_tcp_listener *l = net_listen_any(&a);
+    blz_tcp_listener_close(l); /* nothing listens there any more: refused */
+    for (int round = 0; round < 2; round++) {
+        blz_tcp_stream *c = NULL;
+        int rc = blz_tcp_try_connect(&a, &c);
+        if (rc == -ECONNREFUSED) {
+            continue; /* refused at once: no stream to finish */
+        }
+        CHECK_EQ(rc, -EINPROGRESS);
+        if (round == 0) {
+            CHECK_EQ(blz_tcp_finish_connect(c), -ECONNREFUSED);
+        } else {
+            char buf[4];
+            CHECK_EQ(blz_tcp_read(c, buf, sizeof buf), -ECONNREFUSED);
+        }
+        rc = blz_tcp_finish_connect(c);
+        CHECK(rc < 0 && rc != -EAGAIN);
+        rc = blz_tcp_try_finish_connect(c);
+        CHECK(rc < 0 && rc != -EAGAIN);
+        blz_tcp_close(c);
+    }
+    return NULL;
+}
+
+BLZ_TEST(finish_connect_after_its_error_was_taken_ends)
+{
+    run_bounded(finish_taken_main);
 }
