@@ -273,7 +273,9 @@ BLZ_API int blz_tcp_try_connect(const blz_addr *addr, blz_tcp_stream **out);
  * Try tier of finishing a connect started by blz_tcp_try_connect: 0 once
  * connected (also for a stream connected long ago), -EAGAIN while in
  * progress, or the connect's error (-ECONNREFUSED, -ETIMEDOUT, -ENETUNREACH...;
- * the stream is then useless: close it). Any thread; never suspends.
+ * the stream is then useless: close it), -ENOTCONN once that error was
+ * reported before (by this call or a read or write). Any thread; never
+ * suspends.
  */
 BLZ_API int blz_tcp_try_finish_connect(blz_tcp_stream *s);
 /** Future tier of blz_tcp_try_finish_connect: completes when the connect does. Dropping it does not

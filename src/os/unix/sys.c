@@ -360,10 +360,25 @@ blz__sys_connect_result(int fd)
     }
     struct sockaddr_storage ss;
     len = sizeof ss;
-    if (getpeername(fd, (struct sockaddr *) &ss, &len) < 0) {
-        return errno == ENOTCONN ? -EAGAIN : -errno;
+    if (getpeername(fd, (struct sockaddr *) &ss, &len) == 0) {
+        return 0;
     }
-    return 0;
+    if (errno != ENOTCONN) {
+        return -errno;
+    }
+    /* Not connected: still connecting, or over (refused, reset) with its
+     * error taken already, by an earlier call or a read. A socket that is
+     * over reports a hang-up, and no event ever again: calling that "in
+     * progress" would leave a waiter retrying or asleep for good. */
+    struct pollfd p = {fd, POLLOUT, 0};
+    if (poll(&p, 1, 0) == 1 && (p.revents & (POLLHUP | POLLERR))) {
+        len = sizeof err;
+        if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) == 0 && err) {
+            return -err; /* arrived meanwhile */
+        }
+        return -ENOTCONN;
+    }
+    return -EAGAIN;
 }
 
 long

@@ -100,7 +100,8 @@ int blz__sys_listen(int fd, int backlog);
 int blz__sys_accept(int fd, blz_addr *peer);
 /* Starts a connect: 0 (done), -EINPROGRESS, or -errno. */
 int blz__sys_connect(int fd, const blz_addr *a);
-/* After writability: 0 connected, -EAGAIN still in progress, or the error. */
+/* After writability: 0 connected, -EAGAIN still in progress, or the error
+ * (-ENOTCONN once the connection is over and its error was taken before). */
 int blz__sys_connect_result(int fd);
 long blz__sys_recv(int fd, void *buf, size_t n, int flags);
 long blz__sys_send(int fd, const void *buf, size_t n);
