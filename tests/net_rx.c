@@ -2,9 +2,10 @@
  * Completion receive (io_uring: TCP streams read from buffers the kernel
  * filled; blz_runtime_config.recv_buffers): a reader that falls behind does
  * not take the whole pool, a pool run dry falls back to reading the socket,
- * the end of a stream and an error come after the data, a connected stream
- * takes it as an accepted one does, and a one-worker runtime (whose ring
- * only its worker may enter) still does the I/O other threads ask for.
+ * the end of a stream and an error come after the data (also for readv), a
+ * connected stream takes it as an accepted one does, and a one-worker
+ * runtime (whose ring only its worker may enter) still does the I/O other
+ * threads ask for.
  * Completion receive runs on one-worker runtimes; on several workers and on
  * epoll the same programs run on recv(2): the byte-level checks hold there
  * too, and the buffer counts stay 0.
@@ -354,6 +355,54 @@ reset_main(void *arg)
 BLZ_TEST(end_and_error_come_after_the_data)
 {
     run_rx(2, 256, reset_main);
+}
+
+/* A reset right after data that fills a readv's buffers exactly: the data,
+ * then the error once, then end of stream, as with read. A readv on a
+ * completion-receive stream fills its buffers one by one, and the one after
+ * the data must leave the error for the next call instead of taking it. */
+static void *
+readv_reset_main(void *arg)
+{
+    (void) arg;
+    blz_addr addr;
+    blz_tcp_listener *l = net_listen_any(&addr);
+    for (int round = 0; round < 4; round++) {
+        blz_tcp_stream *srv = NULL, *cli = NULL;
+        net_pair(l, &addr, &srv, &cli);
+        CHECK_OK(blz_tcp_write_all(cli, "abcdefgh", 8));
+        CHECK_OK(blz_tcp_set_linger(cli, true, 0));
+        blz_tcp_close(cli);
+        /* The reset has reached the stream (after its data). */
+        WAIT_UNTIL(blz__io_source_readiness(&srv->sk.src) & BLZ__RD_ERROR,
+                   (void) blz_sleep(blz_ms(1)));
+        /* Buffers of 2 + 6, 4 + 4, 6 + 2, then 8 alone, and room after them:
+         * the data fills the first ones exactly. */
+        char buf[16];
+        size_t first = (size_t) (round + 1) * 2;
+        blz_iovec iov[3] = {{buf, first}, {buf + first, 8 - first}, {buf + 8, 8}};
+        if (first == 8) {
+            iov[1] = iov[2];
+        }
+        int cnt = first == 8 ? 2 : 3;
+        size_t got = 0;
+        ssize_t n;
+        while ((n = blz_tcp_readv(srv, iov, cnt)) > 0) {
+            CHECK_LE(got + (size_t) n, 8u);
+            CHECK(memcmp(buf, "abcdefgh" + got, (size_t) n) == 0);
+            got += (size_t) n;
+        }
+        CHECK_EQ(n, -ECONNRESET);
+        CHECK_EQ(blz_tcp_readv(srv, iov, cnt), 0);
+        blz_tcp_close(srv);
+    }
+    rx_close_listener(l);
+    return NULL;
+}
+
+BLZ_TEST(readv_keeps_an_error_after_the_data_for_the_next_call)
+{
+    run_rx(2, 256, readv_reset_main);
 }
 
 /* ---- a one-worker runtime and other threads -------------------------------------- */
