@@ -437,6 +437,14 @@ blz__io_rx_read(blz__io_source *s, void *buf, size_t len, int peek)
     return r;
 }
 
+int
+blz__io_rx_held(blz__io_source *s)
+{
+    char c;
+    long r;
+    return s->driver->ops->rx_take(s->ring, s, &c, 1, 1, &r) && r > 0;
+}
+
 void
 blz__io_source_rx_start(blz__io_source *s)
 {

@@ -324,6 +324,11 @@ void blz__io_waiter_cancel(blz__io_source *s, blz_waiter *w);
  */
 long blz__io_rx_read(blz__io_source *s, void *buf, size_t len, int peek);
 
+/* Whether a read on a source in completion-receive mode would copy data
+ * the kernel received: no system call, and nothing taken (an end or an
+ * error stays for the read that reports it). */
+int blz__io_rx_held(blz__io_source *s);
+
 /* A TCP stream whose connect just finished, not yet handed to its owner:
  * takes completion receive if the backend has it. */
 void blz__io_source_rx_start(blz__io_source *s);

@@ -268,7 +268,9 @@ stream_full(const blz__sock *sk, int op, size_t len)
 }
 
 /* readv on a completion-receive stream: the buffers filled in turn, up to
- * the first that comes back short. */
+ * the first that comes back short. Once some data is in, a buffer is read
+ * only while received data is held: an end or an error behind the data
+ * (which a read reports once) is left for the next call, as recvmsg does. */
 static long
 rx_readv(blz__sock *sk, const blz_iovec *iov, int n)
 {
@@ -276,6 +278,9 @@ rx_readv(blz__sock *sk, const blz_iovec *iov, int n)
     for (int i = 0; i < n; i++) {
         if (iov[i].len == 0) {
             continue;
+        }
+        if (total > 0 && !blz__io_rx_held(&sk->src)) {
+            break;
         }
         long r = blz__io_rx_read(&sk->src, iov[i].base, iov[i].len, 0);
         if (r <= 0) {
