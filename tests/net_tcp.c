@@ -785,6 +785,64 @@ BLZ_TEST(split_halves_try_tiers)
     net_run(2, half_try_main, NULL);
 }
 
+/* ---- closing a half that another task waits on ------------------------------------------- */
+
+typedef struct half_wait {
+    blz_tcp_read_half *rd;
+    _Atomic int done;
+    ssize_t result;
+} half_wait;
+
+static void *
+half_waiting_reader(void *arg)
+{
+    half_wait *h = arg;
+    char buf[8];
+    h->result = blz_tcp_half_read(h->rd, buf, sizeof buf); /* the peer sends nothing */
+    atomic_store(&h->done, 1);
+    return NULL;
+}
+
+/* Closing a read half ends the read another task waits in on it with
+ * -ECANCELED (net.h: a close ends the operations waiting on its handle),
+ * while the write half, still open, goes on writing. It used to only drop
+ * the half's handle: the read waited on until data came or the write half
+ * was closed too. */
+static void *
+half_close_wait_main(void *arg)
+{
+    (void) arg;
+    blz_addr a;
+    blz_tcp_listener *l = net_listen_any(&a);
+    blz_tcp_stream *c = NULL, *s = NULL;
+    net_pair(l, &a, &s, &c);
+    blz_tcp_read_half *rd;
+    blz_tcp_write_half *wr;
+    CHECK_OK(blz_tcp_split(s, &rd, &wr));
+    half_wait h = {rd, 0, 0};
+    blz_join *j;
+    CHECK_OK(blz_spawn(half_waiting_reader, &h, &j));
+    WAIT_UNTIL(blz__io_driver_waiters(net_driver()) == 1, (void) blz_sleep(blz_ms(1)));
+    blz_tcp_read_half_close(rd);
+    WAIT_UNTIL(atomic_load(&h.done), (void) blz_sleep(blz_ms(1)));
+    CHECK_EQ(h.result, -ECANCELED);
+    CHECK_OK(blz_join_wait(j, NULL));
+    CHECK_OK(blz_tcp_half_write_all(wr, "still", 5)); /* the other direction lives on */
+    char buf[5];
+    CHECK_OK(net_read_exact(c, buf, sizeof buf));
+    CHECK(memcmp(buf, "still", 5) == 0);
+    blz_tcp_write_half_close(wr);
+    CHECK_EQ(blz_tcp_read(c, buf, sizeof buf), 0);
+    blz_tcp_close(c);
+    blz_tcp_listener_close(l);
+    return NULL;
+}
+
+BLZ_TEST(closing_a_read_half_ends_the_read_waiting_on_it)
+{
+    net_run(2, half_close_wait_main, NULL);
+}
+
 /* ---- a short read means drained ------------------------------------------------ */
 
 static _Atomic int recv_calls;
