@@ -452,7 +452,8 @@ BLZ_API int blz_tcp_half_shutdown(blz_tcp_write_half *h);
 BLZ_API blz_tcp_stream *blz_tcp_read_half_stream(blz_tcp_read_half *h);
 /** As blz_tcp_read_half_stream; blz_tcp_ready with BLZ_WRITABLE is this half's. */
 BLZ_API blz_tcp_stream *blz_tcp_write_half_stream(blz_tcp_write_half *h);
-/** Closes the read half (the connection closes once both halves are closed). */
+/** Closes the read half (the connection closes once both halves are closed); a read waiting
+ * on it in another task ends with -ECANCELED. */
 BLZ_API void blz_tcp_read_half_close(blz_tcp_read_half *h);
 /** Closes the write half (the connection closes once both halves are closed). */
 BLZ_API void blz_tcp_write_half_close(blz_tcp_write_half *h);
@@ -873,7 +874,8 @@ BLZ_API int blz_unix_half_shutdown(blz_unix_write_half *h);
 BLZ_API blz_unix_stream *blz_unix_read_half_stream(blz_unix_read_half *h);
 /** As blz_unix_read_half_stream; blz_unix_ready with BLZ_WRITABLE is this half's. */
 BLZ_API blz_unix_stream *blz_unix_write_half_stream(blz_unix_write_half *h);
-/** Closes the read half (the connection closes once both halves are closed). NULL is ignored. */
+/** Closes the read half (the connection closes once both halves are closed); a read waiting
+ * on it in another task ends with -ECANCELED. NULL is ignored. */
 BLZ_API void blz_unix_read_half_close(blz_unix_read_half *h);
 /** Closes the write half: shuts the write direction (the peer reads end-of-file), and the
  * connection closes once both halves are closed. NULL is ignored. */

@@ -462,6 +462,20 @@ blz__io_source_shutdown(blz__io_source *s)
 }
 
 void
+blz__io_source_shutdown_read(blz__io_source *s)
+{
+    uint64_t r = readiness_set(s, BLZ__RD_RSHUT);
+    wake_waiters(s, r);
+}
+
+/* Whether readiness word `r` ends a wait in direction `dir` (-ECANCELED). */
+static int
+shut_for(uint64_t r, int dir)
+{
+    return (r & BLZ__RD_SHUTDOWN) || (dir == BLZ__DIR_READ && (r & BLZ__RD_RSHUT));
+}
+
+void
 blz__io_source_close(blz__io_source *s)
 {
     blz__io_source_shutdown(s);
@@ -622,7 +636,7 @@ blz__io_source_wait(blz__io_source *s, blz_waiter *w, int dir, blz_context *cx,
         if (r == 0) {
             return 0;
         }
-        if (r & BLZ__RD_SHUTDOWN) {
+        if (shut_for(r, dir)) {
             *res = -ECANCELED;
             return 1;
         }
@@ -639,7 +653,7 @@ long
 blz__io_source_try(blz__io_source *s, int dir, blz__io_attempt_fn attempt, void *arg, long full)
 {
     uint64_t r = blz__io_source_readiness(s);
-    if (r & BLZ__RD_SHUTDOWN) {
+    if (shut_for(r, dir)) {
         return -ECANCELED;
     }
     if (!blz__io_ready_for(r, dir)) {

@@ -198,6 +198,11 @@ blz__io_source_unpin(blz__io_source *s)
  * with -ECANCELED). Idempotent. */
 void blz__io_source_shutdown(blz__io_source *s);
 
+/* The same for the read direction alone (a split stream's read half closed
+ * while its write half is open): read waiters end with -ECANCELED, writes
+ * go on. Idempotent. */
+void blz__io_source_shutdown_read(blz__io_source *s);
+
 /* The owner is done: blz__io_source_shutdown, then drops the owner's reference. */
 void blz__io_source_close(blz__io_source *s);
 
@@ -222,8 +227,9 @@ blz__io_source_readiness(blz__io_source *s)
 static inline int
 blz__io_ready_for(uint64_t r, int dir)
 {
-    unsigned need = dir == BLZ__DIR_READ ? (BLZ__RD_READ | BLZ__RD_RCLOSED | BLZ__RD_ERROR)
-                                         : (BLZ__RD_WRITE | BLZ__RD_WCLOSED | BLZ__RD_ERROR);
+    unsigned need = dir == BLZ__DIR_READ
+                        ? (BLZ__RD_READ | BLZ__RD_RCLOSED | BLZ__RD_ERROR | BLZ__RD_RSHUT)
+                        : (BLZ__RD_WRITE | BLZ__RD_WCLOSED | BLZ__RD_ERROR);
     return (r & (need | BLZ__RD_SHUTDOWN)) != 0;
 }
 

@@ -964,6 +964,10 @@ blz__sock_half_close(blz__sock_half *h)
     blz__sock *sk = blz__sock_half_sock(h);
     if (sk && h->dir == BLZ__DIR_WRITE) {
         (void) blz__sys_shutdown(sk->src.fd, BLZ_SHUT_WR); /* the peer sees end-of-file */
+    } else if (sk) {
+        /* Reads waiting on the half end now (-ECANCELED), not when the
+         * write half closes too. */
+        blz__io_source_shutdown_read(&sk->src);
     }
     blz__sock_close(sk);
 }
