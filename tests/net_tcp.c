@@ -6,6 +6,7 @@
 #include "poll_util.h"
 
 #include <pthread.h>
+#include <sys/ioctl.h>
 
 static void *
 echo_one(void *arg)
@@ -138,6 +139,64 @@ half_close_main(void *arg)
 BLZ_TEST(half_close)
 {
     net_run(2, half_close_main, NULL);
+}
+
+/* Bytes queued in the socket of `s`, not yet read (by recv or by the kernel's
+ * completion receive). */
+static int
+queued(blz_tcp_stream *s)
+{
+    int n = 0;
+    CHECK_OK(ioctl(s->sk.src.fd, FIONREAD, &n));
+    return n;
+}
+
+static void *
+shut_rd_reader(void *arg)
+{
+    char buf[8];
+    return (void *) (intptr_t) blz_tcp_read(arg, buf, sizeof buf);
+}
+
+/* io.h: after BLZ_SHUT_RD, "later reads return 0": also when the peer sends
+ * more afterwards, on every backend. Linux keeps taking a TCP peer's data
+ * after shutdown(SHUT_RD) and recv returns it, so a stream on recv(2) (epoll,
+ * or io_uring with several workers) read the bytes, while one on completion
+ * receive (io_uring, one worker) read 0. A read waiting when the shutdown
+ * comes ends with 0 too, and the other direction goes on. */
+static void *
+shut_rd_main(void *arg)
+{
+    (void) arg;
+    blz_addr a;
+    blz_tcp_listener *l = net_listen_any(&a);
+    blz_tcp_stream *c = NULL, *s = NULL;
+    net_pair(l, &a, &s, &c);
+    blz_join *j;
+    CHECK_OK(blz_spawn(shut_rd_reader, s, &j));
+    WAIT_UNTIL(blz__io_driver_waiters(net_driver()) == 1, (void) blz_sleep(blz_ms(1)));
+    CHECK_OK(blz_tcp_shutdown(s, BLZ_SHUT_RD));
+    void *res = (void *) 1;
+    CHECK_OK(blz_join_wait(j, &res));
+    CHECK_EQ((intptr_t) res, 0);
+    CHECK_OK(blz_tcp_write_all(c, "later", 5));
+    WAIT_UNTIL(queued(s) == 5, (void) blz_sleep(blz_ms(1))); /* arrived, and not read */
+    char buf[8];
+    CHECK_EQ(blz_tcp_read(s, buf, sizeof buf), 0);
+    CHECK_EQ(blz_tcp_try_read(s, buf, sizeof buf), 0);
+    CHECK_OK(blz_tcp_write_all(s, "back", 4));
+    CHECK_OK(net_read_exact(c, buf, 4));
+    CHECK(memcmp(buf, "back", 4) == 0);
+    blz_tcp_close(s);
+    blz_tcp_close(c);
+    blz_tcp_listener_close(l);
+    return NULL;
+}
+
+BLZ_TEST(shut_rd_makes_later_reads_return_0)
+{
+    net_run(1, shut_rd_main, NULL); /* io_uring: completion receive */
+    net_run(2, shut_rd_main, NULL); /* io_uring: recv(2), as epoll */
 }
 
 /* write_all through a send buffer far smaller than the data: the await tier
