@@ -58,6 +58,7 @@ sock_wrap_keep(blz__io_driver *d, int fd, int kind, int family, unsigned initial
     }
     blz__sock *sk = (blz__sock *) src;
     atomic_init(&sk->handles, 1u);
+    atomic_init(&sk->rd_shut, 0u);
     sk->kind = (uint8_t) kind;
     sk->family = (uint8_t) family;
     sk->rd_half.dir = BLZ__DIR_READ;
@@ -370,6 +371,12 @@ attempt(void *arg)
     blz__sock *sk = f->obj_;
     int fd = sk->src.fd;
     long r;
+    if (blz__load(&sk->rd_shut, RELAXED) &&
+        (f->op_ == BLZ__OP_S_READ || f->op_ == BLZ__OP_S_PEEK || f->op_ == BLZ__OP_S_READV)) {
+        /* Shut for reading: what the peer sends later is not for us (the
+         * kernel would still hand a TCP peer's bytes to recv). */
+        return 0;
+    }
     for (;;) {
         switch (f->op_) {
         case BLZ__OP_S_READ:
@@ -926,7 +933,17 @@ blz__sock_peer_addr(const blz__sock *sk, blz_addr *out)
 int
 blz__sock_shutdown(blz__sock *sk, int how)
 {
-    return sk ? blz__sys_shutdown(sk->src.fd, how) : -EINVAL;
+    if (!sk) {
+        return -EINVAL;
+    }
+    int rc = blz__sys_shutdown(sk->src.fd, how);
+    if (rc == 0 && (how == BLZ_SHUT_RD || how == BLZ_SHUT_RDWR)) {
+        /* Later reads return 0 (io.h), and a read waiting now wakes to say
+         * so: the flag is published by the readiness update's release. */
+        blz__store(&sk->rd_shut, 1u, RELAXED);
+        blz__io_source_ready(&sk->src, BLZ__RD_READ);
+    }
+    return rc;
 }
 
 /* ---- split halves --------------------------------------------------------------- */

@@ -52,6 +52,7 @@ typedef struct blz__sock {
     _Atomic uint32_t handles; /* owner handles (2 after a split); the last close closes */
     uint8_t kind;             /* enum blz__sock_kind; fixed */
     uint8_t family;           /* BLZ_AF_*; fixed */
+    _Atomic uint8_t rd_shut;  /* shut for reading (BLZ_SHUT_RD): stream reads return 0 */
     blz__sock_half rd_half;   /* handed out by blz__sock_split */
     blz__sock_half wr_half;   /* handed out by blz__sock_split */
 } blz__sock;
