@@ -11,7 +11,9 @@
  * (a task of it, or a blocking job; -ESRCH elsewhere); use them from any
  * thread. A handle is closed exactly once with its close function, which
  * never fails: operations waiting on it in other tasks end with -ECANCELED and
- * the descriptor is closed when the last of them let go. Handles still open
+ * the descriptor is closed when the last of them let go. A call that starts
+ * after the close returned is a use after free, as with free(3): its result
+ * is undefined (no error code is promised). Handles still open
  * when their runtime is freed are closed and freed with it (afterwards the
  * pointers dangle).
  *
