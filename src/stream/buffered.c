@@ -113,6 +113,9 @@ br_poll(blz_future *base, blz_context *cx)
     int res = br->fill_.base.result;
     int direct = f->flags_ & F_DIRECT;
     f->flags_ = 0;
+    if (res > 0 && (size_t) res > (direct ? f->len_ : br->cap_)) {
+        res = -EIO; /* an inner reader that claims more than it was given room for */
+    }
     if (res <= 0) {
         br->eof_ = res == 0;
         f->base.result = res;
@@ -302,6 +305,9 @@ drain(blz_io_future *f, blz_buf_writer *bw, blz_context *cx, int *err)
         }
         f->flags_ &= ~F_FILLING;
         int res = bw->out_.base.result;
+        if (res > 0 && (size_t) res > bw->len_ - bw->sent_) {
+            res = -EIO; /* more than it was given */
+        }
         if (res <= 0) {
             *err = res < 0 ? res : -EIO;
             return BLZ_READY;
