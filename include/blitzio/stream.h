@@ -130,7 +130,10 @@ typedef struct blz_stream_future {
 
 /**
  * Fills `f` to read exactly `n` bytes. Result 0, -EPIPE when the stream ends
- * first (the bytes read so far are in `buf`), or the read's error.
+ * first (the bytes read so far are in `buf`), or the read's error. Not
+ * cancel-safe, as in Tokio: a future dropped before it completes has taken
+ * some bytes from the stream into `buf` and says not how many; where a wait
+ * may be cut short (a timeout, a select), read with blz_read and count.
  */
 BLZ_API void blz_read_exact_fut(blz_reader r, void *buf, size_t n, blz_stream_future *f);
 /** Reads exactly `n` bytes (see blz_read_exact_fut). Awaits. */
