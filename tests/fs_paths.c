@@ -406,6 +406,31 @@ BOTH(copy_files)
     free(data);
 }
 
+/* Copying a file onto itself (by the same path, a hard link or a symlink)
+ * must fail and leave the data alone: opening `to` with O_TRUNC first would
+ * empty `from` and "copy" nothing. */
+BOTH(copy_onto_itself)
+{
+    const char *p = fs_path(t, "self");
+    CHECK_OK(blz_fs_write_file(p, "hello", 5));
+    CHECK_OK(blz_fs_hard_link(p, fs_path(t, "hard")));
+    CHECK_OK(blz_fs_symlink(p, fs_path(t, "soft")));
+    uint64_t copied = 99;
+    CHECK_EQ(blz_fs_copy(p, p, &copied), -EINVAL);
+    CHECK_EQ(copied, 99);
+    CHECK_EQ(blz_fs_copy(p, fs_path(t, "hard"), NULL), -EINVAL);
+    CHECK_EQ(blz_fs_copy(fs_path(t, "soft"), p, NULL), -EINVAL);
+    void *buf = NULL;
+    size_t len = 0;
+    CHECK_OK(blz_fs_read_file(p, &buf, &len));
+    CHECK_EQ(len, 5);
+    CHECK_STR_EQ((char *) buf, "hello");
+    blz_fs_free_buf(buf);
+    /* A copy onto another file still works. */
+    CHECK_OK(blz_fs_copy(p, fs_path(t, "other"), &copied));
+    CHECK_EQ(copied, 5);
+}
+
 /* ---- links and canonical paths --------------------------------------------------------------- */
 
 BOTH(links)
