@@ -444,8 +444,9 @@ BLZ_API void blz_fs_rename_fut(const char *from, const char *to, blz_fs_future *
 /**
  * Copies the contents and permission bits of the file `from` to `to`,
  * creating or truncating `to`. Stores the byte count in `*copied` (may be
- * NULL). 0, -ENOENT, -EISDIR, -EINVAL (`from` is not a regular file), or an
- * I/O error. Uses copy_file_range where it can. Suspends.
+ * NULL). 0, -ENOENT, -EISDIR, -EINVAL (`from` is not a regular file, or
+ * `to` is the same file), or an I/O error. Uses copy_file_range where it
+ * can. Suspends.
  */
 BLZ_API int blz_fs_copy(const char *from, const char *to, uint64_t *copied);
 /** Future tier of blz_fs_copy. */

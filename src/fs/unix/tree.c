@@ -459,6 +459,13 @@ blz__fs_copy(const char *from, const char *to)
         (void) blz__fs_close_fd(in);
         return rc;
     }
+    /* Onto itself (same path, a hard link, a symlink): O_TRUNC below would
+     * empty `from` before a byte is read. */
+    struct stat tst;
+    if (stat(to, &tst) == 0 && tst.st_dev == st.st_dev && tst.st_ino == st.st_ino) {
+        (void) blz__fs_close_fd(in);
+        return -EINVAL;
+    }
     uint32_t perm = st.st_mode & 07777u;
     int out = blz__fs_open_retry(to, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, perm);
     if (out < 0) {
