@@ -310,6 +310,28 @@ BOTH(list_dir)
 
 /* ---- remove, rename ---------------------------------------------------------------------- */
 
+/* A symlink to a directory named with a trailing slash ("link/") is still a
+ * symlink to remove_dir_all: the link goes, the directory it points to (outside
+ * the tree) is not entered, let alone emptied. */
+BOTH(remove_dir_all_link_trailing_slash)
+{
+    CHECK_OK(blz_fs_create_dir(fs_path(t, "outdir"), 0));
+    CHECK_OK(blz_fs_write_file(fs_path(t, "outdir/kept"), "k", 1));
+    CHECK_OK(blz_fs_symlink(fs_path(t, "outdir"), fs_path(t, "dirlink")));
+    CHECK_OK(blz_fs_remove_dir_all(fs_path(t, "dirlink/")));
+    CHECK(fs_exists(fs_path(t, "outdir/kept")));
+    CHECK(!fs_exists(fs_path(t, "dirlink")));
+    CHECK_OK(blz_fs_symlink(fs_path(t, "outdir"), fs_path(t, "dirlink")));
+    CHECK_OK(blz_fs_remove_dir_all(fs_path(t, "dirlink//")));
+    CHECK(fs_exists(fs_path(t, "outdir/kept")));
+    CHECK(!fs_exists(fs_path(t, "dirlink")));
+    /* A real directory with a trailing slash is removed as before. */
+    CHECK_OK(blz_fs_create_dir(fs_path(t, "outdir/sub"), 0));
+    CHECK_OK(blz_fs_write_file(fs_path(t, "outdir/sub/f"), "f", 1));
+    CHECK_OK(blz_fs_remove_dir_all(fs_path(t, "outdir/")));
+    CHECK(!fs_exists(fs_path(t, "outdir")));
+}
+
 BOTH(remove_and_rename)
 {
     const char *a = fs_path(t, "a");
