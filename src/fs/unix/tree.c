@@ -326,8 +326,8 @@ rm_tree(DIR *top)
     return rc;
 }
 
-int
-blz__fs_rmdir_all(const char *path)
+static int
+rmdir_all_path(const char *path)
 {
     struct stat st;
     if (lstat(path, &st) < 0) {
@@ -362,6 +362,30 @@ blz__fs_rmdir_all(const char *path)
             }
         }
     }
+    return rc;
+}
+
+int
+blz__fs_rmdir_all(const char *path)
+{
+    /* Trailing slashes make lstat and O_NOFOLLOW resolve a final symlink
+     * ("link/" names the directory it points to): drop them, so that a link
+     * is removed, never entered. */
+    size_t n = strlen(path);
+    while (n > 1 && path[n - 1] == '/') {
+        n--;
+    }
+    if (path[n] == '\0') {
+        return rmdir_all_path(path);
+    }
+    char *p = blz__malloc(n + 1);
+    if (!p) {
+        return -ENOMEM;
+    }
+    memcpy(p, path, n);
+    p[n] = '\0';
+    int rc = rmdir_all_path(p);
+    blz__free(p);
     return rc;
 }
 
