@@ -319,6 +319,43 @@ BLZ_TEST(vectored_read_dropped_in_flight)
     fs_tmp_remove(&t);
 }
 
+/* A preadv inside a runtime moves at most BLZ_FS_MAX_CHUNK bytes in all, as
+ * fs.h promises, even when the page cache holds everything asked for (the
+ * RWF_NOWAIT fast path reads straight into the vectors). */
+static void *
+cached_bound_body(void *arg)
+{
+    fs_tmp *t = arg;
+    const char *p = fs_path(t, "cached_big");
+    size_t n = 3u << 20;
+    unsigned char *data = malloc(n);
+    unsigned char *got = malloc(2 * BLZ_FS_MAX_CHUNK);
+    CHECK(data != NULL && got != NULL);
+    fs_fill(9, 0, data, n);
+    CHECK_OK(blz_fs_write_file(p, data, n)); /* now in the page cache */
+    blz_file *f = NULL;
+    CHECK_OK(blz_file_open(p, NULL, &f));
+    blz_iovec v[2] = {{got, BLZ_FS_MAX_CHUNK}, {got + BLZ_FS_MAX_CHUNK, BLZ_FS_MAX_CHUNK}};
+    for (int i = 0; i < 3; i++) {
+        ssize_t r = blz_file_preadv(f, v, 2, 0);
+        CHECK_GT(r, 0);
+        CHECK_LE(r, (ssize_t) BLZ_FS_MAX_CHUNK);
+        CHECK(memcmp(got, data, (size_t) r) == 0);
+    }
+    CHECK_OK(blz_file_close(f));
+    free(got);
+    free(data);
+    return NULL;
+}
+
+BLZ_TEST(vectored_cached_preadv_bounded)
+{
+    fs_tmp t;
+    fs_tmp_make(&t);
+    fs_run(2, cached_bound_body, &t);
+    fs_tmp_remove(&t);
+}
+
 BLZ_TEST(vectored_no_leaks)
 {
     fs_tmp t;
