@@ -69,11 +69,23 @@ pread_nowait(blz_fs_future *f, blz_file *file)
     if (blz__load(&file->no_nowait, RELAXED) || f->len_ == 0) {
         return PREP_CALL;
     }
+    bool vec = f->kind_ == BLZ__FF_READV;
+    if (vec) {
+        /* The vectors go to the kernel as they are: when they add up to more
+         * than one chunk, the slow path (which bounds the transfer) reads. */
+        const blz_iovec *iov = f->buf_;
+        size_t total = 0;
+        for (size_t i = 0; i < f->len_; i++) {
+            total += iov[i].len; /* check_vectors: no overflow */
+        }
+        if (total > BLZ_FS_MAX_CHUNK) {
+            return PREP_CALL;
+        }
+    }
     if (!blz__file_acquire(file)) {
         return prep_ready(f, -EBADF);
     }
     blz_iovec one = {f->buf_, clamp_len(f->len_, true)};
-    bool vec = f->kind_ == BLZ__FF_READV;
     int64_t r =
         blz__fs_read_nowait(file->fd, vec ? f->buf_ : &one, vec ? (int) f->len_ : 1, f->off_);
     blz__file_release(file, false);
