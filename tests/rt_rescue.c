@@ -43,6 +43,21 @@ spin_until(atomic_bool *flag)
     return true;
 }
 
+/* Gives the CPU away until *flag is set or the limit passes (a start hook
+ * or the test's thread, which must not keep a worker's core). */
+static bool
+yield_until(atomic_bool *flag)
+{
+    int64_t start = wall_ms();
+    while (!atomic_load(flag)) {
+        if (wall_ms() - start > SPIN_LIMIT_MS) {
+            return false;
+        }
+        (void) sched_yield();
+    }
+    return true;
+}
+
 static uint64_t
 rescued(blz_runtime *rt)
 {
@@ -223,10 +238,7 @@ hold_first_two_workers(const blz_thread_info *info, void *arg)
     if (info->kind != BLZ_THREAD_WORKER || info->index > 1) {
         return;
     }
-    int64_t start = wall_ms();
-    while (!atomic_load(&ls->go) && wall_ms() - start <= SPIN_LIMIT_MS) {
-        (void) sched_yield();
-    }
+    (void) yield_until(&ls->go);
 }
 
 /* Waits at most limit_ms until the runtime's state satisfies `ok`. */
@@ -351,12 +363,9 @@ BLZ_TEST(a_task_woken_by_the_watchers_own_io_is_still_watched)
         io_strand s = {.fd = fds[0]};
         blz_join *j;
         CHECK_OK(blz_runtime_spawn(rt, wait_readable_then_strand, &s, &j));
-        int64_t start = wall_ms();
-        while (!atomic_load(&s.waiting) && wall_ms() - start <= SPIN_LIMIT_MS) {
-            (void) sched_yield();
-        }
+        (void) yield_until(&s.waiting);
         /* Both asleep: one in the driver, the other on its futex (or ring). */
-        start = wall_ms();
+        int64_t start = wall_ms();
         bool asleep = false;
         while (!asleep && wall_ms() - start <= SPIN_LIMIT_MS) {
             uint32_t held = atomic_load(&rt->driver_held);
@@ -509,10 +518,7 @@ hold_worker_1(const blz_thread_info *info, void *arg)
     if (info->kind != BLZ_THREAD_WORKER || info->index != 1) {
         return;
     }
-    int64_t start = wall_ms();
-    while (!atomic_load(&m->release) && wall_ms() - start <= SPIN_LIMIT_MS) {
-        (void) sched_yield();
-    }
+    (void) yield_until(&m->release);
 }
 
 BLZ_TEST(a_worker_parked_during_anothers_maintenance_is_watched)
