@@ -2,11 +2,14 @@
  * Wake-up races: a foreign thread wakes a task exactly while it is being
  * polled or going idle, a million times, in lock step, so a single lost wake
  * hangs the test (and ctest's timeout fails it). Also: yield fairness under
- * the coop budget, and many fibers suspended at once behind one gate.
+ * the coop budget, many fibers suspended at once behind one gate, and a
+ * notifier's count of a searcher it never woke hiding the sleepers.
  */
 #include "blitzio.h"
 #include "harness.h"
 #include "poll_util.h"
+#include "rt/runtime.h"
+#include "rt_util.h"
 
 #include <pthread.h>
 #include <sched.h>
@@ -420,4 +423,62 @@ BLZ_TEST(metrics_count_work)
     CHECK_GE(m.inject_pushes, 1); /* block_on spawns from outside */
     CHECK(m.backend != NULL);
     blz_runtime_free(rt);
+}
+
+/* ---- a searcher count that woke nobody ------------------------------------------ */
+
+/* Both workers asleep for good: no limit on either sleep (the timers'
+ * watcher sleeps without one once it saw the other asleep). */
+static bool
+both_asleep_without_limit(blz_runtime *rt)
+{
+    for (unsigned i = 0; i < 2; i++) {
+        uint32_t st = atomic_load(&rt->workers[i].park_state);
+        if (st != BLZ_PARK_SLEEPING && st != BLZ_PARK_DRIVER) {
+            return false;
+        }
+    }
+    return atomic_load(&rt->idle_mask) == 3 && atomic_load(&rt->num_searching) == 0 &&
+           (!rt->rescue_on || atomic_load(&rt->rescuer_blind) != 0);
+}
+
+static void *
+set_flag(void *arg)
+{
+    atomic_store((atomic_bool *) arg, true);
+    return NULL;
+}
+
+/*
+ * A notifier counts a searcher before it claims a sleeping worker; if that
+ * worker left the idle set first, it takes the count back. A thread that
+ * queued a task meanwhile saw the count, trusted a search that never came,
+ * and woke nobody: with every worker asleep the task waited forever (seen
+ * under qemu-user, where a thread is often descheduled between the two
+ * steps). The test stands in for that notifier between its steps: it holds
+ * the count while a task is spawned from outside, then gives it back the
+ * way notify_parked does; the task must run.
+ */
+BLZ_TEST(a_searcher_count_given_back_wakes_for_the_task_it_hid)
+{
+    for (int round = 0; round < 20; round++) {
+        blz_runtime *rt = test_new_rt(2);
+        int64_t start = wall_ms();
+        while (!both_asleep_without_limit(rt)) {
+            CHECK_LT(wall_ms() - start, 5000);
+            (void) sched_yield();
+        }
+        atomic_fetch_add(&rt->num_searching, 1); /* a notifier's count, in flight */
+        atomic_bool ran = false;
+        blz_join *j;
+        CHECK_OK(blz_runtime_spawn(rt, set_flag, &ran, &j));
+        blz__unclaim_searcher(rt); /* it found nobody to claim */
+        start = wall_ms();
+        while (!atomic_load(&ran)) {
+            CHECK_LT(wall_ms() - start, 5000);
+            (void) sched_yield();
+        }
+        CHECK_OK(blz_join_wait(j, NULL));
+        blz_runtime_free(rt);
+    }
 }

@@ -235,6 +235,10 @@ void blz__inject_push(blz_runtime *rt, blz__task *t);
 
 /* Wakes one parked worker if no worker is searching. Any thread. */
 void blz__notify_parked(blz_runtime *rt);
+/* Gives back a count of num_searching taken for a worker that was not woken
+ * after all, and wakes one for the notifiers it hid, as notify_parked does
+ * (worker.c). Any thread. */
+void blz__unclaim_searcher(blz_runtime *rt);
 
 /* Owned lists (rt/owned.c). */
 int blz__owned_insert(blz_runtime *rt, blz__task *t);

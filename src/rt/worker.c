@@ -420,34 +420,62 @@ unpark_worker(blz__worker *w)
     blz__fetch_add(&w->unparks, 1, RELAXED); /* any thread unparks: a real RMW */
 }
 
+/*
+ * A notifier counts the worker it is about to wake as searching before it
+ * claims one (it decrements when it stops searching, and the count must not
+ * go below 0), so the count can stand for a searcher that never comes: when
+ * the worker it meant to claim left the idle set first. Another notifier that
+ * saw that count meanwhile woke nobody for its task, trusting a search that
+ * will not happen. So whoever gives back such a count, leaving none, looks
+ * again on that notifier's behalf. (Found under qemu-user, where a thread is
+ * often descheduled between the two steps: a foreign thread's wake stayed in
+ * the inject queue with every worker asleep, in sync_runtime's
+ * mutex_counter_fibers_stackless_and_threads.) Returns true when the caller
+ * must look again.
+ */
+static bool
+give_back_search(blz_runtime *rt)
+{
+    BLZ_PERTURB_POINT();
+    return blz__fetch_sub(&rt->num_searching, 1, SEQ_CST) == 1;
+}
+
+void
+blz__unclaim_searcher(blz_runtime *rt)
+{
+    if (give_back_search(rt)) {
+        blz__notify_parked(rt);
+    }
+}
+
 void
 blz__notify_parked(blz_runtime *rt)
 {
-    /* A searching worker will find the work; waking another would only contend. */
-    if (blz__load(&rt->num_searching, SEQ_CST) != 0) {
-        return;
-    }
     /* Never this worker: it is awake, even while its idle bit is set around a
      * sleep in the driver whose events it is dispatching. */
     blz__worker *me = tl_worker;
     uint64_t others = me && me->rt == rt ? ~((uint64_t) 1 << me->index) : ~(uint64_t) 0;
-    uint64_t mask = blz__load(&rt->idle_mask, SEQ_CST);
-    if (!(mask & others)) {
-        return;
-    }
-    /* Count the woken worker as searching before it can see its cleared bit (it
-     * decrements when it stops searching, and the count must not go below 0). */
-    blz__fetch_add(&rt->num_searching, 1, SEQ_CST);
-    while (mask & others) {
-        unsigned i = (unsigned) __builtin_ctzll(mask & others);
-        uint64_t bit = (uint64_t) 1 << i;
-        if (blz__cas(&rt->idle_mask, &mask, mask & ~bit, SEQ_CST, SEQ_CST)) {
-            /* It learns it is searching from its cleared idle bit (see park). */
-            unpark_worker(&rt->workers[i]);
+    do {
+        /* A searching worker will find the work; waking another would only contend. */
+        if (blz__load(&rt->num_searching, SEQ_CST) != 0) {
             return;
         }
-    }
-    blz__fetch_sub(&rt->num_searching, 1, SEQ_CST); /* nobody was left to wake */
+        uint64_t mask = blz__load(&rt->idle_mask, SEQ_CST);
+        if (!(mask & others)) {
+            return;
+        }
+        blz__fetch_add(&rt->num_searching, 1, SEQ_CST); /* see give_back_search */
+        BLZ_PERTURB_POINT();
+        while (mask & others) {
+            unsigned i = (unsigned) __builtin_ctzll(mask & others);
+            uint64_t bit = (uint64_t) 1 << i;
+            if (blz__cas(&rt->idle_mask, &mask, mask & ~bit, SEQ_CST, SEQ_CST)) {
+                /* It learns it is searching from its cleared idle bit (see park). */
+                unpark_worker(&rt->workers[i]);
+                return;
+            }
+        }
+    } while (give_back_search(rt)); /* nobody was left to wake */
 }
 
 /* ---- scheduling ---------------------------------------------------------- */
@@ -1212,7 +1240,7 @@ rescuer_look(blz__worker *w)
         unpark_worker(&rt->workers[watcher - 1]);
     } else {
         /* Already woken, or awake: it looks again before it sleeps. */
-        blz__fetch_sub(&rt->num_searching, 1, SEQ_CST);
+        blz__unclaim_searcher(rt);
     }
 }
 
