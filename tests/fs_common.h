@@ -67,11 +67,22 @@ typedef struct fs_tmp {
     char dir[64]; /* /tmp/blz_fs_XXXXXX */
 } fs_tmp;
 
+static inline void fs_tmp_remove(fs_tmp *t);
+
+static inline void
+fs_tmp_remove_cb(void *t)
+{
+    fs_tmp_remove(t);
+}
+
+/* Makes the scratch directory; it goes however the test ends (a check that fails, a
+ * skip because the backend asked for is missing), or with fs_tmp_remove. */
 static inline void
 fs_tmp_make(fs_tmp *t)
 {
     strcpy(t->dir, "/tmp/blz_fs_XXXXXX");
     CHECK(mkdtemp(t->dir) != NULL);
+    blz_test_cleanup_push(fs_tmp_remove_cb, t);
 }
 
 #define FS_PATH_MAX 512
@@ -100,6 +111,7 @@ fs_rm_cb(const char *path, const struct stat *st, int flag, struct FTW *ftw)
 static inline void
 fs_tmp_remove(fs_tmp *t)
 {
+    blz_test_cleanup_pop(fs_tmp_remove_cb, t);
     (void) nftw(t->dir, fs_rm_cb, 16, FTW_DEPTH | FTW_PHYS);
 }
 

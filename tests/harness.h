@@ -47,6 +47,12 @@
  * (gdb, when installed) and killed, so a rare hang in CI leaves evidence instead of a
  * bare "Timeout" (Linux; forked mode only).
  *
+ * Cleanups. blz_test_cleanup_push(fn, arg) registers fn(arg) to run, newest first, when a
+ * failed check or a SKIP ends the running test early (from any thread), so that what it
+ * made outside its process, such as a scratch directory, does not outlive it; a test that
+ * gets to undo that itself first calls blz_test_cleanup_pop(fn, arg). At most
+ * BLZ_TEST_MAX_CLEANUPS at once.
+ *
  * Teardown. After each test body returns, the harness fails the test if it left a file
  * descriptor open that was not open before it started, or (when the counting allocator
  * is installed) a blitzio allocation unfreed. Set BLZ_TEST_NO_FD_CHECK=1 to silence the
@@ -190,10 +196,65 @@ blz_test_summary_(void)
     }
 }
 
+/* ---- cleanups of the running test (see "Cleanups" above) ---- */
+
+#define BLZ_TEST_MAX_CLEANUPS 8
+
+typedef void (*blz_test_cleanup_fn)(void *arg);
+
+static struct {
+    blz_test_cleanup_fn fn;
+    void *arg;
+} blz_test_cleanups_[BLZ_TEST_MAX_CLEANUPS];
+static size_t blz_test_ncleanups_;
+static atomic_flag blz_test_cleaning_ = ATOMIC_FLAG_INIT;
+
+_Noreturn static inline void blz_test_fail_(void);
+
+static inline void
+blz_test_cleanup_push(blz_test_cleanup_fn fn, void *arg)
+{
+    if (blz_test_ncleanups_ == BLZ_TEST_MAX_CLEANUPS) {
+        fprintf(stderr, "harness: more than %d cleanups at once\n", BLZ_TEST_MAX_CLEANUPS);
+        blz_test_fail_();
+    }
+    blz_test_cleanups_[blz_test_ncleanups_].fn = fn;
+    blz_test_cleanups_[blz_test_ncleanups_].arg = arg;
+    blz_test_ncleanups_++;
+}
+
+/* Drops the newest registration of fn(arg), without running it. */
+static inline void
+blz_test_cleanup_pop(blz_test_cleanup_fn fn, void *arg)
+{
+    for (size_t i = blz_test_ncleanups_; i-- > 0;) {
+        if (blz_test_cleanups_[i].fn == fn && blz_test_cleanups_[i].arg == arg) {
+            memmove(&blz_test_cleanups_[i], &blz_test_cleanups_[i + 1],
+                    (blz_test_ncleanups_ - i - 1) * sizeof blz_test_cleanups_[0]);
+            blz_test_ncleanups_--;
+            return;
+        }
+    }
+}
+
+/* Runs the registered cleanups once, newest first (the first thread to end the test). */
+static inline void
+blz_test_run_cleanups_(void)
+{
+    if (atomic_flag_test_and_set(&blz_test_cleaning_)) {
+        return;
+    }
+    while (blz_test_ncleanups_ > 0) {
+        blz_test_ncleanups_--;
+        blz_test_cleanups_[blz_test_ncleanups_].fn(blz_test_cleanups_[blz_test_ncleanups_].arg);
+    }
+}
+
 /* Ends the running test as failed. In-process (no fork), that ends the executable. */
 _Noreturn static inline void
 blz_test_fail_(void)
 {
+    blz_test_run_cleanups_();
     fflush(stdout);
     fflush(stderr);
     if (getenv("BLZ_TEST_ABORT")) {
@@ -222,6 +283,7 @@ blz_test_emulator(void)
 _Noreturn static inline void
 blz_test_skip_(const char *why, const char *file, int line)
 {
+    blz_test_run_cleanups_();
     fflush(stdout);
     fprintf(stderr, "%s:%d: skipped: %s\n", file, line, why);
     fflush(stderr);

@@ -1,9 +1,10 @@
 /*
  * tests/harness_selftest.c — checks tests/harness.h itself, on plain C with no runtime:
  * passing checks pass, failing checks report both operands and end the test with status
- * 1, SKIP exits 77, the teardown catches a leaked descriptor, a hung test is reported
- * (with backtraces where gdb can attach) and killed, and the counting allocator
- * counts, aligns, fails on request and stays exact under concurrent use.
+ * 1, SKIP exits 77, cleanups run when a test ends early, the teardown catches a leaked
+ * descriptor, a hung test is reported (with backtraces where gdb can attach) and killed,
+ * and the counting allocator counts, aligns, fails on request and stays exact under
+ * concurrent use.
  *
  * The failure cases run in a child process (run_capture) so that this file itself passes.
  */
@@ -98,6 +99,36 @@ static void
 skip_now(void)
 {
     SKIP("no io_uring here");
+}
+
+static void
+say_cleaned(void *what)
+{
+    printf("cleaned %s\n", (const char *) what);
+}
+
+static void
+cleanup_then_skip(void)
+{
+    blz_test_cleanup_push(say_cleaned, "first");
+    blz_test_cleanup_push(say_cleaned, "second");
+    SKIP("backend missing");
+}
+
+static void
+cleanup_then_fail(void)
+{
+    blz_test_cleanup_push(say_cleaned, "first");
+    CHECK_EQ(1, 2);
+}
+
+static void
+cleanup_popped_then_fail(void)
+{
+    blz_test_cleanup_push(say_cleaned, "kept");
+    blz_test_cleanup_push(say_cleaned, "dropped");
+    blz_test_cleanup_pop(say_cleaned, "dropped");
+    CHECK_EQ(1, 2);
 }
 
 static void
@@ -220,6 +251,26 @@ BLZ_TEST(skip_exits_77)
     char out[512];
     CHECK_EQ(run_capture(skip_now, out, sizeof out), 77);
     CHECK(strstr(out, "no io_uring here") != NULL);
+#else
+    SKIP("needs fork");
+#endif
+}
+
+BLZ_TEST(cleanups_run_newest_first_when_a_test_ends_early)
+{
+#if BLZ_TEST_HAVE_FORK
+    char out[512];
+    CHECK_EQ(run_capture(cleanup_then_skip, out, sizeof out), 77);
+    const char *second = strstr(out, "cleaned second");
+    const char *first = strstr(out, "cleaned first");
+    CHECK(second != NULL && first != NULL && second < first);
+
+    CHECK_EQ(run_capture(cleanup_then_fail, out, sizeof out), 1);
+    CHECK(strstr(out, "cleaned first") != NULL);
+
+    CHECK_EQ(run_capture(cleanup_popped_then_fail, out, sizeof out), 1);
+    CHECK(strstr(out, "cleaned kept") != NULL);
+    CHECK(strstr(out, "cleaned dropped") == NULL);
 #else
     SKIP("needs fork");
 #endif
