@@ -1249,12 +1249,21 @@ park(blz__worker *w)
 {
     blz_runtime *rt = w->rt;
     uint64_t bit = (uint64_t) 1 << w->index;
+    bool last_searcher = false;
     if (w->searching) {
         w->searching = false;
-        blz__fetch_sub(&rt->num_searching, 1, SEQ_CST);
+        last_searcher = blz__fetch_sub(&rt->num_searching, 1, SEQ_CST) == 1;
     }
     if (BLZ_UNLIKELY(w->spare) && !others_stuck(w)) {
-        spare_dormant(w); /* nothing left to stand in for */
+        /* A notifier that saw our search count woke nobody for its task,
+         * and a dormant spare never looks at the queues (nor is it ever
+         * woken for them): with the other workers asleep the task would
+         * wait for good. So the last searcher looks again before it goes,
+         * as give_back_search's caller does; a task pushed before the
+         * notifier's look at the count is visible after our decrement. */
+        if (!last_searcher || visible_work(w) != QUEUES_WORK) {
+            spare_dormant(w); /* nothing left to stand in for */
+        }
         return;
     }
     blz__fetch_or(&rt->idle_mask, bit, SEQ_CST);
