@@ -151,6 +151,34 @@ BLZ_TEST(race_aborts_losers)
     blz_runtime_free(rt);
 }
 
+/* The first task to finish had been aborted: the race reports that, not an
+ * index whose value (NULL) looks like a real result. */
+static void *
+race_aborted_first_body(void *arg)
+{
+    (void) arg;
+    blz_join *j[2];
+    blz_future never;
+    blz_future_init(&never, &never_vt);
+    CHECK_OK(blz_spawn_future(&never, sizeof never, &j[0]));
+    CHECK_OK(blz_spawn_future(&never, sizeof never, &j[1]));
+    blz_join_abort(j[0]);
+    void *v = (void *) 1;
+    CHECK_EQ(blz_race(j, 2, &v), -ECANCELED);
+    CHECK_PTR_EQ(v, NULL);
+    blz_metrics m;
+    blz_runtime_metrics(blz_runtime_current(), &m);
+    CHECK_EQ(m.tasks_alive, 1); /* the other was aborted and joined */
+    return NULL;
+}
+
+BLZ_TEST(race_reports_an_aborted_winner)
+{
+    blz_runtime *rt = new_rt();
+    CHECK_OK(blz_runtime_block_on(rt, race_aborted_first_body, NULL, NULL));
+    blz_runtime_free(rt);
+}
+
 static void *
 select_body(void *arg)
 {

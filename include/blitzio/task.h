@@ -157,13 +157,17 @@ BLZ_API int blz_try_join_all(blz_join **joins, size_t n, void **results);
 
 /**
  * Waits for the first task to finish; aborts and joins the others. Consumes
- * all handles. Returns the index of the winner and stores its value.
+ * all handles. Returns the index of the winner and stores its value; if the
+ * first to finish had been aborted, returns -ECANCELED (the value stored is
+ * NULL). A loser that finished before its abort landed has its value
+ * dropped; where values own memory, use blz_select and join the rest.
  */
 BLZ_API int blz_race(blz_join **joins, size_t n, void **result);
 
 /**
  * Waits for the first task to finish and returns its index; that handle is
- * consumed (its value stored), the others stay valid and keep running.
+ * consumed (its value stored: NULL if it had been aborted), the others stay
+ * valid and keep running.
  */
 BLZ_API int blz_select(blz_join **joins, size_t n, void **result);
 

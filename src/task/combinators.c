@@ -27,8 +27,8 @@ typedef struct join_set_future {
     size_t next;      /* all: first handle not yet consumed */
     size_t remaining; /* handles not yet consumed */
     int mode;
-    int first_err;
-    int winner; /* race/select: index of the first to finish, or -1 */
+    int first_err; /* try: the first error; race: the winner's status */
+    int winner;    /* race/select: index of the first to finish, or -1 */
 } join_set_future;
 
 /* Polls handle i; on completion consumes it and returns true with its status. */
@@ -95,6 +95,7 @@ join_set_poll(blz_future *base, blz_context *cx)
             }
         } else if (s->winner < 0) {
             s->winner = (int) i;
+            s->first_err = status; /* race: an aborted winner fails the race */
             if (s->results) {
                 *s->results = value;
             }
@@ -108,7 +109,7 @@ join_set_poll(blz_future *base, blz_context *cx)
     if (s->remaining > 0) {
         return BLZ_PENDING;
     }
-    base->result = s->mode == MODE_TRY ? s->first_err : s->winner;
+    base->result = s->mode == MODE_TRY || s->first_err < 0 ? s->first_err : s->winner;
     return BLZ_READY;
 }
 
