@@ -46,7 +46,12 @@
  * - The kernel may end a ring op that nobody asked to stop (-ECANCELED when
  *   the thread that submitted it exited before io-wq ran it, -EINTR): the
  *   call did not happen, so if the waiter still wants it, it runs again on
- *   the pool rather than fail for a reason the caller cannot act on.
+ *   the pool rather than fail for a reason the caller cannot act on. Not a
+ *   CLOSE ended with -EINTR: Linux takes the descriptor out of the table
+ *   before the file's flush, the part that can be interrupted (NFS, FUSE),
+ *   so it is closed, and a second close could close a file another thread
+ *   has opened under the same number since; it reports 0, as
+ *   blz__fs_close_fd does for close(2).
  * - Regular files are never registered with the readiness registry (they
  *   are always "ready"), so closing one on the ring leaves no registration
  *   behind to clean up.
@@ -230,6 +235,9 @@ static void
 ring_done(blz__io_op *io, int32_t res)
 {
     blz__fs_op *op = blz__container_of(io, blz__fs_op, io);
+    if (op->call.kind == BLZ__FS_CLOSE && res == -EINTR) {
+        res = 0; /* closed all the same (see the invariants) */
+    }
     if (ring_rerun(op, res)) {
         return;
     }
