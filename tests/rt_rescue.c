@@ -554,6 +554,122 @@ BLZ_TEST(a_worker_parked_during_anothers_maintenance_is_watched)
     }
 }
 
+/* ---- a watcher that hands the watch back beside a stuck worker --------------------- */
+
+/* Three workers, one driver. Worker B runs a task that spins (it waits for
+ * the very task stranded below); the watcher, asleep in the driver, looks
+ * every BLZ_RESCUE_NS since B is awake; the third worker sleeps on its
+ * futex without a limit, as every worker does while another holds the
+ * watch. An event the driver delivers wakes the watcher alone: it hands the
+ * watch back and runs the woken task, which strands a task in its LIFO slot
+ * and spins until it ran. Not every other worker sleeps (B is awake), yet
+ * nobody holds the watch and B will not take it: the sleeper must still be
+ * made to look. */
+typedef struct beside_stuck {
+    blz_runtime *rt;
+    int fds[2];
+    atomic_bool waiting;        /* the reader waits for the pipe */
+    atomic_uint spinner;        /* B's index + 1 */
+    atomic_bool spinner_saw_it; /* B saw the stranded task run */
+    atomic_bool strander_done;  /* the task that stranded it stopped spinning */
+    atomic_bool unwatched;      /* at the strand: not on B, nobody watching, the third asleep */
+    lifo_case c;
+} beside_stuck;
+
+static beside_stuck *beside; /* for wait_state's predicate */
+
+/* B: spins until the stranded task ran, or until the task that stranded it
+ * gave up (so that its check, not this one, tells the story). */
+static void *
+spin_until_stranded_ran(void *arg)
+{
+    beside_stuck *b = arg;
+    atomic_store(&b->spinner, blz__worker_current()->index + 1);
+    while (!atomic_load(&b->c.woken_ran) && !atomic_load(&b->strander_done)) {
+    }
+    atomic_store(&b->spinner_saw_it, atomic_load(&b->c.woken_ran));
+    return NULL;
+}
+
+/* The third worker: neither the one running this task (`me`) nor B. */
+static unsigned
+third_worker(unsigned me, unsigned spinner)
+{
+    return 3 - me - spinner;
+}
+
+static void *
+wait_readable_then_strand_beside(void *arg)
+{
+    beside_stuck *b = arg;
+    blz_async_fd *afd;
+    CHECK_OK(blz_async_fd_new(b->fds[0], &afd));
+    atomic_store(&b->waiting, true);
+    CHECK_OK(blz_async_fd_ready(afd, BLZ_READABLE));
+    blz_runtime *rt = b->rt;
+    unsigned me = blz__worker_current()->index;
+    unsigned spinner = atomic_load(&b->spinner);
+    atomic_store(&b->unwatched,
+                 spinner != 0 && me != spinner - 1 && atomic_load(&rt->driver_held) == 0 &&
+                     atomic_load(&rt->workers[third_worker(me, spinner - 1)].park_state) ==
+                         BLZ_PARK_SLEEPING);
+    (void) spawn_then_spin(&b->c);
+    atomic_store(&b->strander_done, true);
+    blz_async_fd_free(afd);
+    return NULL;
+}
+
+/* B spins; another worker watches, asleep in the driver; the third sleeps on
+ * its futex. */
+static bool
+one_stuck_one_watching_one_asleep(blz_runtime *rt)
+{
+    unsigned spinner = atomic_load(&beside->spinner);
+    uint32_t held = atomic_load(&rt->driver_held);
+    if (spinner == 0 || held == 0 || held == spinner) {
+        return false;
+    }
+    unsigned third = third_worker(held - 1, spinner - 1);
+    uint64_t idle = atomic_load(&rt->idle_mask);
+    return (idle >> (held - 1) & 1) && (idle >> third & 1) &&
+           atomic_load(&rt->workers[held - 1].park_state) == BLZ_PARK_DRIVER &&
+           atomic_load(&rt->workers[third].park_state) == BLZ_PARK_SLEEPING;
+}
+
+BLZ_TEST(a_task_stranded_unwatched_beside_a_stuck_worker_runs_elsewhere)
+{
+    for (int round = 0; round < 3; round++) {
+        static beside_stuck b;
+        memset(&b, 0, sizeof b);
+        beside = &b;
+        CHECK_EQ(pipe2(b.fds, O_NONBLOCK | O_CLOEXEC), 0);
+        blz_runtime_config cfg;
+        blz_runtime_config_default(&cfg);
+        cfg.workers = 3;
+        cfg.ring_per_worker = false; /* one driver: only the watcher polls it */
+        CHECK_OK(blz_runtime_new(&cfg, &b.rt));
+        if (!b.rt->rescue_on) {
+            blz_runtime_free(b.rt);
+            SKIP("no membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED): no rescue");
+        }
+        blz_join *reader, *spinner;
+        CHECK_OK(blz_runtime_spawn(b.rt, wait_readable_then_strand_beside, &b, &reader));
+        CHECK(yield_until(&b.waiting));
+        CHECK_OK(blz_runtime_spawn(b.rt, spin_until_stranded_ran, &b, &spinner));
+        CHECK(wait_state(b.rt, one_stuck_one_watching_one_asleep, SPIN_LIMIT_MS));
+        CHECK_EQ(write(b.fds[1], "x", 1), 1);
+        CHECK_OK(blz_join_wait(reader, NULL));
+        CHECK_OK(blz_join_wait(spinner, NULL));
+        CHECK(atomic_load(&b.unwatched));
+        CHECK(atomic_load(&b.c.spinner_saw_it));
+        CHECK(atomic_load(&b.spinner_saw_it));
+        CHECK_GE(rescued(b.rt), 1);
+        blz_runtime_free(b.rt);
+        close(b.fds[0]);
+        close(b.fds[1]);
+    }
+}
+
 /* ---- the protocol alone, at a high rate ------------------------------------------- */
 
 /* One thread plays a worker's owner, doing the four slot operations at

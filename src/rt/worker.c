@@ -480,28 +480,31 @@ blz__notify_parked(blz_runtime *rt)
 
 /* ---- scheduling ---------------------------------------------------------- */
 
-static bool others_awake(blz__worker *w);
-
 /*
  * w, awake since it handed the timers' watch back (give_up_timers), has
  * just put a task in its LIFO slot or its list of yielded tasks, where only
  * a rescue takes it should w now stay in this poll (rt/rescue.h). A worker
  * that parked while w held the watch, or before w woke from its own I/O or
  * timer, sleeps without a limit: only the watcher looks. If nobody took
- * the watch since and every other worker sleeps, wake one: it sleeps again
- * holding the watch and, w being awake, looks every BLZ_RESCUE_NS. Once per
- * hand-back: an awake worker looks for stranded tasks whenever it runs out
- * of work, and the first to park after w's look takes the free watch and
- * sees w awake. Not at the hand-back itself: a lone I/O event would then
- * wake another worker for nothing (net_tcp lone_event_leaves_the_other_
- * worker_asleep).
+ * the watch since and another worker sleeps, wake one (blz__notify_parked:
+ * nobody when every other worker is awake or one is searching, and so
+ * about to park and take the free watch): it sleeps again holding the
+ * watch and, w being awake, looks every BLZ_RESCUE_NS. Whether every
+ * other worker sleeps does not matter: one that is awake may be stuck in a
+ * poll of its own, and never park to take the watch (rt_rescue
+ * a_task_stranded_unwatched_beside_a_stuck_worker_runs_elsewhere). Once
+ * per hand-back: an awake worker looks for stranded tasks whenever it runs
+ * out of work, and the first to park after w's look takes the free watch
+ * and sees w awake. Not at the hand-back itself: a lone I/O event would
+ * then wake another worker for nothing (net_tcp lone_event_leaves_the_
+ * other_worker_asleep).
  */
 static BLZ_NOINLINE void
 unwatched_put(blz__worker *w)
 {
     w->unwatched = false;
     blz_runtime *rt = w->rt;
-    if (blz__load(&rt->driver_held, SEQ_CST) == 0 && !others_awake(w)) {
+    if (blz__load(&rt->driver_held, SEQ_CST) == 0) {
         blz__notify_parked(rt);
     }
 }
