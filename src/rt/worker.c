@@ -1255,15 +1255,16 @@ park(blz__worker *w)
     bool last_searcher = false;
     if (w->searching) {
         w->searching = false;
-        last_searcher = blz__fetch_sub(&rt->num_searching, 1, SEQ_CST) == 1;
+        last_searcher = give_back_search(rt);
     }
     if (BLZ_UNLIKELY(w->spare) && !others_stuck(w)) {
         /* A notifier that saw our search count woke nobody for its task,
          * and a dormant spare never looks at the queues (nor is it ever
          * woken for them): with the other workers asleep the task would
-         * wait for good. So the last searcher looks again before it goes,
-         * as give_back_search's caller does; a task pushed before the
-         * notifier's look at the count is visible after our decrement. */
+         * wait for good. So the last searcher looks again before it goes
+         * (see give_back_search); a task pushed before the notifier's look
+         * at the count is visible after our decrement. A worker that stays
+         * in play looks below, after it set its idle bit. */
         if (!last_searcher || visible_work(w) != QUEUES_WORK) {
             spare_dormant(w); /* nothing left to stand in for */
         }
