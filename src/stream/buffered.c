@@ -12,6 +12,7 @@
 #include "blitzio/stream.h"
 #include "core/alloc.h"
 #include "core/future.h"
+#include "stream/stream_int.h"
 
 #include <string.h>
 
@@ -113,9 +114,7 @@ br_poll(blz_future *base, blz_context *cx)
     int res = br->fill_.base.result;
     int direct = f->flags_ & F_DIRECT;
     f->flags_ = 0;
-    if (res > 0 && (size_t) res > (direct ? f->len_ : br->cap_)) {
-        res = -EIO; /* an inner reader that claims more than it was given room for */
-    }
+    res = blz__stream_count(res, direct ? f->len_ : br->cap_);
     if (res <= 0) {
         br->eof_ = res == 0;
         f->base.result = res;
@@ -304,10 +303,7 @@ drain(blz_io_future *f, blz_buf_writer *bw, blz_context *cx, int *err)
             return BLZ_PENDING;
         }
         f->flags_ &= ~F_FILLING;
-        int res = bw->out_.base.result;
-        if (res > 0 && (size_t) res > bw->len_ - bw->sent_) {
-            res = -EIO; /* more than it was given */
-        }
+        int res = blz__stream_count(bw->out_.base.result, bw->len_ - bw->sent_);
         if (res <= 0) {
             *err = res < 0 ? res : -EIO;
             return BLZ_READY;

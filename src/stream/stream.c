@@ -15,6 +15,7 @@
 #include "blitzio/net.h"
 #include "core/alloc.h"
 #include "core/future.h"
+#include "stream/stream_int.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -266,14 +267,6 @@ put_total(uint64_t *out, uint64_t total)
     }
 }
 
-/* True when a read or write of `asked` bytes claims to have moved more: a
- * broken reader or writer, whose count must not move a loop past its buffer. */
-static bool
-overran(int res, size_t asked)
-{
-    return res > 0 && (size_t) res > asked;
-}
-
 /* The reader ended: flush the writer, or shut it down (SOP_COPY_SHUT). */
 static void
 start_end(blz_stream_future *f)
@@ -310,8 +303,8 @@ copy_poll(blz_stream_future *f, blz_context *cx)
         int state = f->state_;
         int res = f->io_.base.result;
         f->state_ = S_IDLE;
-        if (state != S_END && overran(res, state == S_READ ? f->len_ : f->fill_ - f->done_)) {
-            res = -EIO;
+        if (state != S_END) {
+            res = blz__stream_count(res, state == S_READ ? f->len_ : f->fill_ - f->done_);
         }
         if (res < 0) {
             f->base.result = res;
@@ -357,9 +350,7 @@ read_end_poll(blz_stream_future *f, blz_context *cx)
         }
         f->state_ = S_IDLE;
         int res = f->io_.base.result;
-        if (overran(res, full ? 1 : f->len_ - f->done_)) {
-            res = -EIO;
-        }
+        res = blz__stream_count(res, full ? 1 : f->len_ - f->done_);
         if (res <= 0 || full) {
             f->base.result = res <= 0 ? res : -EFBIG;
             break;
@@ -401,9 +392,7 @@ stream_poll(blz_future *base, blz_context *cx)
         }
         int res = f->io_.base.result;
         f->state_ = S_IDLE;
-        if (overran(res, want)) {
-            res = -EIO;
-        }
+        res = blz__stream_count(res, want);
         if (res < 0) {
             f->base.result = res;
             return BLZ_READY;
