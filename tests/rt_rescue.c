@@ -43,21 +43,6 @@ spin_until(atomic_bool *flag)
     return true;
 }
 
-/* Gives the CPU away until *flag is set or the limit passes (a start hook
- * or the test's thread, which must not keep a worker's core). */
-static bool
-yield_until(atomic_bool *flag)
-{
-    int64_t start = wall_ms();
-    while (!atomic_load(flag)) {
-        if (wall_ms() - start > SPIN_LIMIT_MS) {
-            return false;
-        }
-        (void) sched_yield();
-    }
-    return true;
-}
-
 static uint64_t
 rescued(blz_runtime *rt)
 {
@@ -238,21 +223,7 @@ hold_first_two_workers(const blz_thread_info *info, void *arg)
     if (info->kind != BLZ_THREAD_WORKER || info->index > 1) {
         return;
     }
-    (void) yield_until(&ls->go);
-}
-
-/* Waits at most limit_ms until the runtime's state satisfies `ok`. */
-static bool
-wait_state(blz_runtime *rt, bool (*ok)(blz_runtime *), int64_t limit_ms)
-{
-    int64_t start = wall_ms();
-    while (!ok(rt)) {
-        if (wall_ms() - start > limit_ms) {
-            return false;
-        }
-        (void) sched_yield();
-    }
-    return true;
+    (void) yield_until(&ls->go, SPIN_LIMIT_MS);
 }
 
 static bool
@@ -363,7 +334,7 @@ BLZ_TEST(a_task_woken_by_the_watchers_own_io_is_still_watched)
         io_strand s = {.fd = fds[0]};
         blz_join *j;
         CHECK_OK(blz_runtime_spawn(rt, wait_readable_then_strand, &s, &j));
-        (void) yield_until(&s.waiting);
+        (void) yield_until(&s.waiting, SPIN_LIMIT_MS);
         /* Both asleep: one in the driver, the other on its futex (or ring). */
         int64_t start = wall_ms();
         bool asleep = false;
@@ -518,7 +489,7 @@ hold_worker_1(const blz_thread_info *info, void *arg)
     if (info->kind != BLZ_THREAD_WORKER || info->index != 1) {
         return;
     }
-    (void) yield_until(&m->release);
+    (void) yield_until(&m->release, SPIN_LIMIT_MS);
 }
 
 BLZ_TEST(a_worker_parked_during_anothers_maintenance_is_watched)
@@ -654,7 +625,7 @@ BLZ_TEST(a_task_stranded_unwatched_beside_a_stuck_worker_runs_elsewhere)
         }
         blz_join *reader, *spinner;
         CHECK_OK(blz_runtime_spawn(b.rt, wait_readable_then_strand_beside, &b, &reader));
-        CHECK(yield_until(&b.waiting));
+        CHECK(yield_until(&b.waiting, SPIN_LIMIT_MS));
         CHECK_OK(blz_runtime_spawn(b.rt, spin_until_stranded_ran, &b, &spinner));
         CHECK(wait_state(b.rt, one_stuck_one_watching_one_asleep, SPIN_LIMIT_MS));
         CHECK_EQ(write(b.fds[1], "x", 1), 1);

@@ -12,6 +12,8 @@
 #include "rt/current.h"
 
 #include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -167,6 +169,36 @@ static inline int64_t
 wall_ms(void)
 {
     return wall_us() / 1000;
+}
+
+/* Gives the CPU away until *flag is set; false when limit_ms passed first
+ * (a thread of the test, or a start hook, must not keep a worker's core). */
+static inline bool
+yield_until(atomic_bool *flag, int64_t limit_ms)
+{
+    int64_t start = wall_ms();
+    while (!atomic_load(flag)) {
+        if (wall_ms() - start > limit_ms) {
+            return false;
+        }
+        (void) sched_yield();
+    }
+    return true;
+}
+
+/* Gives the CPU away until the runtime's state satisfies `ok`; false when
+ * limit_ms passed first. */
+static inline bool
+wait_state(blz_runtime *rt, bool (*ok)(blz_runtime *), int64_t limit_ms)
+{
+    int64_t start = wall_ms();
+    while (!ok(rt)) {
+        if (wall_ms() - start > limit_ms) {
+            return false;
+        }
+        (void) sched_yield();
+    }
+    return true;
 }
 
 #endif

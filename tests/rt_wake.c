@@ -463,21 +463,13 @@ BLZ_TEST(a_searcher_count_given_back_wakes_for_the_task_it_hid)
 {
     for (int round = 0; round < 20; round++) {
         blz_runtime *rt = test_new_rt(2);
-        int64_t start = wall_ms();
-        while (!both_asleep_without_limit(rt)) {
-            CHECK_LT(wall_ms() - start, 5000);
-            (void) sched_yield();
-        }
+        CHECK(wait_state(rt, both_asleep_without_limit, 5000));
         atomic_fetch_add(&rt->num_searching, 1); /* a notifier's count, in flight */
         atomic_bool ran = false;
         blz_join *j;
         CHECK_OK(blz_runtime_spawn(rt, set_flag, &ran, &j));
         blz__unclaim_searcher(rt); /* it found nobody to claim */
-        start = wall_ms();
-        while (!atomic_load(&ran)) {
-            CHECK_LT(wall_ms() - start, 5000);
-            (void) sched_yield();
-        }
+        CHECK(yield_until(&ran, 5000));
         CHECK_OK(blz_join_wait(j, NULL));
         blz_runtime_free(rt);
     }
