@@ -33,6 +33,8 @@
  *   next poll queues them. The poll's or receive's hold keeps the source
  *   allocated meanwhile; its end, or a disarm before an owed arm went out,
  *   takes the source off the list before dropping the hold.
+ * - The wake eventfd's poll is never left unarmed: when its end finds the SQ
+ *   full, wake_armed stays 0 and the next poll arms it.
  * - A source's poll state (be_flags: ARMED, RELEASED) is guarded by `lock`.
  *   be_hold counts the requests that may still post a CQE naming the
  *   source: its poll while ARMED, and its receive (uring_rx.c). A CQE
@@ -656,6 +658,13 @@ poll_upto(blz__backend *b, int64_t timeout_ns, unsigned max)
     (void) blz__ur_sq_flush(b);
     if (b->owed) {
         pay_owed_locked(b);
+        (void) blz__ur_sq_flush(b);
+    }
+    if (!b->wake_armed && !b->draining && arm_wake_locked(b) == 0) {
+        /* Its multishot poll ended when the SQ had no room to arm it again
+         * (handle_cqe): until it is back, a wake would write the eventfd
+         * with nobody looking, and wake_pending would then skip every later
+         * write. Armed again here, it sees a write made meanwhile at once. */
         (void) blz__ur_sq_flush(b);
     }
     pthread_mutex_unlock(&b->lock);
