@@ -50,8 +50,8 @@ net_rx_on(const blz_tcp_stream *s)
 static inline void
 net_rx_counts(blz_runtime *rt, unsigned *out, unsigned *armed)
 {
-    unsigned budget;
-    blz__io_driver_rx_counts(blz__rt_io(rt), out, armed, &budget);
+    unsigned budget, touched;
+    blz__io_driver_rx_counts(blz__rt_io(rt), out, armed, &budget, &touched);
 }
 
 /* The bytes one arming of a stream's receive may take on rt (0: no limit,
@@ -59,9 +59,18 @@ net_rx_counts(blz_runtime *rt, unsigned *out, unsigned *armed)
 static inline unsigned
 net_rx_budget(blz_runtime *rt)
 {
-    unsigned out, armed, budget;
-    blz__io_driver_rx_counts(blz__rt_io(rt), &out, &armed, &budget);
+    unsigned out, armed, budget, touched;
+    blz__io_driver_rx_counts(blz__rt_io(rt), &out, &armed, &budget, &touched);
     return budget;
+}
+
+/* Completion receive's buffers on rt whose memory was ever written. */
+static inline unsigned
+net_rx_touched(blz_runtime *rt)
+{
+    unsigned out, armed, budget, touched;
+    blz__io_driver_rx_counts(blz__rt_io(rt), &out, &armed, &budget, &touched);
+    return touched;
 }
 
 /* Waits (bounded) until no buffer is held and no receive armed: the closes'

@@ -163,9 +163,12 @@ typedef struct blz__backend_ops {
      * may be using it yet. NULL when the backend has none. */
     void (*rx_start)(blz__backend *b, struct blz__io_source *src);
     /* Buffers filled by the kernel and not given back yet, receives armed
-     * (tests: nothing leaks), and the bytes one arming of a receive may take
-     * before it ends (0: no limit; tests: a stream's share is bounded). */
-    void (*rx_counts)(const blz__backend *b, unsigned *out, unsigned *armed, unsigned *budget);
+     * (tests: nothing leaks), the bytes one arming of a receive may take
+     * before it ends (0: no limit; tests: a stream's share is bounded), and
+     * the buffers whose memory was ever written (tests: the pool's
+     * footprint follows its use). */
+    void (*rx_counts)(const blz__backend *b, unsigned *out, unsigned *armed, unsigned *budget,
+                      unsigned *touched);
 
     /* True if this backend runs completion ops of `kind`. */
     int (*supports)(const blz__backend *b, int kind);

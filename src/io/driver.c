@@ -232,20 +232,23 @@ blz__io_driver_free(blz__io_driver *d)
 }
 
 void
-blz__io_driver_rx_counts(const blz__io_driver *d, unsigned *out, unsigned *armed, unsigned *budget)
+blz__io_driver_rx_counts(const blz__io_driver *d, unsigned *out, unsigned *armed, unsigned *budget,
+                         unsigned *touched)
 {
     *out = 0;
     *armed = 0;
     *budget = 0;
+    *touched = 0;
     if (!d->ops->rx_counts) {
         return;
     }
     for (unsigned i = 0; i < d->nrings; i++) {
-        unsigned o, a, b;
-        d->ops->rx_counts(d->rings[i], &o, &a, &b);
+        unsigned o, a, b, t;
+        d->ops->rx_counts(d->rings[i], &o, &a, &b, &t);
         *out += o;
         *armed += a;
         *budget = b;
+        *touched += t;
     }
 }
 

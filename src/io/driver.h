@@ -35,10 +35,11 @@ typedef struct blz__io_options {
 int blz__io_driver_new(const blz__io_options *opt, blz__io_driver **out);
 
 /* Completion receive (tests): buffers the kernel filled that streams still
- * hold, the kernel's receives armed, and the bytes one arming may receive
- * (0: no limit). All 0 without it. */
+ * hold, the kernel's receives armed, the bytes one arming may receive (0:
+ * no limit), and the buffers whose memory was ever written (resident). All
+ * 0 without it. */
 void blz__io_driver_rx_counts(const blz__io_driver *d, unsigned *out, unsigned *armed,
-                              unsigned *budget);
+                              unsigned *budget, unsigned *touched);
 
 /* Owner thread `i` arrives and leaves (blz__io_options.owners). */
 void blz__io_driver_own(blz__io_driver *d, unsigned i);

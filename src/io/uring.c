@@ -631,6 +631,9 @@ cq_reap(blz__backend *b, unsigned *seen, unsigned max)
             handle_cqe(b, ud, res, flags, &handled);
         }
     }
+    if (b->rx_on) {
+        blz__ur_rx_refill(b); /* the receives just seen took buffers */
+    }
     return handled;
 }
 

@@ -76,17 +76,21 @@ _Static_assert(offsetof(struct io_uring_sqe, file_index) == 44,
 
 /* Completion receive: one group of buffers lent to the kernel through a
  * buffer ring; the multishot receive of every such stream takes them. */
-#define RX_BUF_SIZE 16384u /* 16 KiB */
-#define RX_BGID     0
-#define RX_CAP      4u /* buffers a stream may hold before its receive pauses */
+#define RX_BUF_SIZE          16384u /* 16 KiB */
+#define RX_BGID              0
+#define RX_CAP               4u /* buffers a stream may hold before its receive pauses */
 /* Bytes one arming of a receive may take before it ends (where the kernel
  * takes a budget): a bound on what a fast stream's burst takes from the pool
  * (a sixteenth of the default one), large enough that re-arming costs
  * little: 1-2 % of the CPU per message for 16 KiB messages one-CPU (one
  * re-arm every 16); a budget of 4 buffers cost 3-6 %. */
-#define RX_BUDGET   (16u * RX_BUF_SIZE)
-#define RX_NONE     0xffffu
-#define RX_POLL     POLLOUT /* the poll of such a stream: its receive reports the rest */
+#define RX_BUDGET            (16u * RX_BUF_SIZE)
+#define RX_NONE              0xffffu
+/* Buffers the ring holds at first: more than one io_uring_enter receives
+ * into between two refills (the kernel runs at most 20 deferred
+ * completions per enter on 6.18), few enough to stay in the cache (512 KiB). */
+#define RX_RING_TARGET_START 32u
+#define RX_POLL              POLLOUT /* the poll of such a stream: its receive reports the rest */
 
 /* A source's rx_flags (under its lock). */
 #define RX_ARMED      0x1u /* a multishot receive naming it is live, or being armed */
@@ -172,6 +176,19 @@ struct blz__backend {
     uint16_t *rx_next;     /* per buffer: the next one of its stream */
     blz__spinlock rx_lock; /* the ring's tail: buffers come back from any thread */
     uint16_t rx_tail;
+    /* Buffers given back but not yet in the ring (under rx_lock): a stack,
+     * so the ring is topped up with the ones used last, still in the cache.
+     * The ring holds about rx_ring_target (the kernel takes its oldest entry
+     * first, so a buffer comes round again after rx_ring_target receives); the
+     * rest wait here. With all of them in the ring, a 16 KiB stream cycled
+     * through 4 MiB, and every receive and every read missed the cache. */
+    uint16_t *rx_spare;
+    unsigned rx_spare_len;
+    _Atomic uint32_t rx_lent; /* buffers put in the ring, ever (written under rx_lock) */
+    uint32_t rx_filled_base;  /* rx_filled when the first were lent */
+    /* How many the ring should hold: RX_RING_TARGET_START, doubled (up to
+     * rx_bufs) whenever a receive found it empty. Parking thread writes. */
+    _Atomic uint32_t rx_ring_target;
     _Atomic uint32_t rx_armed; /* multishot receives live (fini waits for them) */
     /* Buffers the kernel filled (completions naming one: the parking thread
      * only) and buffers given back (under rx_lock). Each has one writer at a
@@ -248,6 +265,10 @@ uint16_t blz__ur_rx_close_locked(blz__backend *b, blz__io_source *src);
 /* Gives back a chain of buffers linked through rx_next (ending at RX_NONE). */
 void blz__ur_rx_give(blz__backend *b, uint16_t chain);
 
+/* Tops the ring up to rx_ring_target from the buffers given back, after the
+ * kernel took some. Parking thread, after reaping completions. */
+void blz__ur_rx_refill(blz__backend *b);
+
 /* A CQE of src's multishot receive. Parking thread; no lock held. */
 void blz__ur_rx_cqe(blz__backend *b, blz__io_source *src, int32_t res, uint32_t flags,
                     int *handled);
@@ -257,6 +278,7 @@ int blz__ur_rx_take(blz__backend *b, blz__io_source *src, void *buf, size_t len,
                     long *res);
 void blz__ur_rx_arm(blz__backend *b, blz__io_source *src);
 void blz__ur_rx_start(blz__backend *b, blz__io_source *src);
-void blz__ur_rx_counts(const blz__backend *b, unsigned *out, unsigned *armed, unsigned *budget);
+void blz__ur_rx_counts(const blz__backend *b, unsigned *out, unsigned *armed, unsigned *budget,
+                       unsigned *touched);
 
 #endif

@@ -11,8 +11,9 @@
  * - A buffer belongs to the kernel while its id sits in the ring, then to
  *   the stream whose completion named it (queued in order through rx_next,
  *   under the source's lock) until a read emptied it or the stream closed;
- *   then it goes back (rx_lock: any thread). rx_filled - rx_given counts
- *   those out.
+ *   then it goes back (rx_lock: any thread) to the spare stack, from which
+ *   the ring is kept at rx_ring_target buffers, the last used first (they
+ *   are still in the cache). rx_filled - rx_given counts those out.
  * - rx_flags (source lock): ARMED while a receive is live or being armed;
  *   only a completion without IORING_CQE_F_MORE clears it, so a read that
  *   finds it clear (and nothing queued) may read the socket itself without
@@ -64,6 +65,30 @@ rx_count_filled(blz__backend *b)
     blz__store(&b->rx_filled, blz__load(&b->rx_filled, RELAXED) + 1, RELAXED);
 }
 
+/* Moves buffers from the spare stack to the ring until it holds rx_ring_target,
+ * and publishes them. The ring's count is lent minus completions seen: the
+ * kernel may have taken more than the completions seen so far, so the
+ * count is never below the truth, and the ring never overfills (it has
+ * room for every buffer). rx_lock held. */
+static void
+rx_top_up_locked(blz__backend *b)
+{
+    uint32_t seen = blz__load(&b->rx_filled, RELAXED) - b->rx_filled_base;
+    uint32_t lent = blz__load(&b->rx_lent, RELAXED);
+    uint32_t want = blz__load(&b->rx_ring_target, RELAXED);
+    uint32_t n = 0;
+    while (b->rx_spare_len > 0 && lent + n - seen < want) {
+        rx_put_locked(b, b->rx_spare[--b->rx_spare_len]);
+        n++;
+    }
+    if (n > 0) {
+        blz__store(&b->rx_lent, lent + n, RELAXED);
+        /* Release pairs with the kernel's acquire of the tail: the entries
+         * first (and a reader's last look at the buffer's old bytes). */
+        blz__store((_Atomic uint16_t *) (void *) &b->rx_ring->tail, b->rx_tail, RELEASE);
+    }
+}
+
 /* Gives back a chain of buffers linked through rx_next (ending at RX_NONE). */
 void
 blz__ur_rx_give(blz__backend *b, uint16_t chain)
@@ -74,15 +99,25 @@ blz__ur_rx_give(blz__backend *b, uint16_t chain)
     uint32_t n = 0;
     blz__spin_lock(&b->rx_lock);
     while (chain != RX_NONE) {
-        uint16_t next = b->rx_next[chain];
-        rx_put_locked(b, chain);
-        chain = next;
+        b->rx_spare[b->rx_spare_len++] = chain;
+        chain = b->rx_next[chain];
         n++;
     }
     /* Release: whoever sees this give also sees the fill before it. */
     blz__store(&b->rx_given, blz__load(&b->rx_given, RELAXED) + n, RELEASE);
-    /* Release pairs with the kernel's acquire of the tail: the entries first. */
-    blz__store((_Atomic uint16_t *) (void *) &b->rx_ring->tail, b->rx_tail, RELEASE);
+    rx_top_up_locked(b);
+    blz__spin_unlock(&b->rx_lock);
+}
+
+void
+blz__ur_rx_refill(blz__backend *b)
+{
+    uint32_t seen = blz__load(&b->rx_filled, RELAXED) - b->rx_filled_base;
+    if (blz__load(&b->rx_lent, RELAXED) - seen >= blz__load(&b->rx_ring_target, RELAXED)) {
+        return; /* full enough; no lock */
+    }
+    blz__spin_lock(&b->rx_lock);
+    rx_top_up_locked(b);
     blz__spin_unlock(&b->rx_lock);
 }
 
@@ -275,12 +310,28 @@ blz__ur_rx_take(blz__backend *b, blz__io_source *src, void *buf, size_t len, int
 }
 
 void
-blz__ur_rx_counts(const blz__backend *b, unsigned *out, unsigned *armed, unsigned *budget)
+blz__ur_rx_counts(const blz__backend *b, unsigned *out, unsigned *armed, unsigned *budget,
+                  unsigned *touched)
 {
     *budget = b->rx_on && blz__load(&rx_limit, RELAXED) > 0 ? RX_BUDGET : 0;
     uint32_t given = blz__load(&b->rx_given, ACQUIRE); /* first: never more than filled */
     *out = blz__load(&b->rx_filled, RELAXED) - given;
     *armed = blz__load(&b->rx_armed, RELAXED);
+    *touched = 0;
+    if (!b->rx_on) {
+        return;
+    }
+    /* The first page of a buffer is resident once anything was received
+     * into it (the pool is mapped without reserve, and never read first). */
+    size_t page = (size_t) sysconf(_SC_PAGESIZE);
+    size_t pages = RX_BUF_SIZE / page ? RX_BUF_SIZE / page : 1;
+    unsigned char *vec = blz__calloc((size_t) b->rx_bufs * pages, 1);
+    if (vec && mincore(b->rx_mem, (size_t) b->rx_bufs * RX_BUF_SIZE, vec) == 0) {
+        for (unsigned i = 0; i < b->rx_bufs; i++) {
+            *touched += vec[(size_t) i * pages] & 1u;
+        }
+    }
+    blz__free(vec);
 }
 
 /* Queues buffer `bid`, which the kernel filled with `res` bytes, on src
@@ -345,6 +396,7 @@ blz__ur_rx_cqe(blz__backend *b, blz__io_source *src, int32_t res, uint32_t flags
     int cancel = 0;
     bool closed = false;
     uint16_t back = RX_NONE;
+    bool grow = false;
     blz__spin_lock(&src->lock);
     if (flags & IORING_CQE_F_BUFFER) {
         bits = rx_queue_locked(b, src, (uint16_t) (flags >> IORING_CQE_BUFFER_SHIFT), res, more,
@@ -352,11 +404,25 @@ blz__ur_rx_cqe(blz__backend *b, blz__io_source *src, int32_t res, uint32_t flags
     }
     if (!more) {
         bits |= rx_ended_locked(src, res);
+        if (res == -ENOBUFS) {
+            grow = true;
+        }
         /* A close owes a cancel only while the receive is armed, and sets
          * RX_CLOSED in the same critical section as it looks. */
         closed = (src->rx_flags & RX_CLOSED) != 0;
     }
     blz__spin_unlock(&src->lock);
+    if (grow) {
+        /* The ring ran dry: more receives come between two refills than it
+         * held (many streams, or a kernel that runs every deferred
+         * completion in one enter). Hold twice as many from now on; the
+         * refill after this reap puts them in. */
+        uint32_t target = blz__load(&b->rx_ring_target, RELAXED);
+        if (target < b->rx_bufs) {
+            blz__store(&b->rx_ring_target, target * 2 < b->rx_bufs ? target * 2 : b->rx_bufs,
+                       RELAXED);
+        }
+    }
     blz__ur_rx_give(b, back);
     if (bits) {
         blz__io_source_ready(src, bits);
@@ -486,8 +552,10 @@ blz__ur_rx_unmap(blz__backend *b)
     }
     blz__free(b->rx_len);
     blz__free(b->rx_next);
+    blz__free(b->rx_spare);
     b->rx_len = NULL;
     b->rx_next = NULL;
+    b->rx_spare = NULL;
 }
 
 /* Maps the buffers and lends them all to the kernel. 0 or -errno (nothing
@@ -504,7 +572,8 @@ blz__ur_rx_register(blz__backend *b)
     b->rx_mem = mem == MAP_FAILED ? NULL : mem;
     b->rx_len = blz__calloc(b->rx_bufs, sizeof *b->rx_len);
     b->rx_next = blz__calloc(b->rx_bufs, sizeof *b->rx_next);
-    if (!b->rx_ring || !b->rx_mem || !b->rx_len || !b->rx_next) {
+    b->rx_spare = blz__calloc(b->rx_bufs, sizeof *b->rx_spare);
+    if (!b->rx_ring || !b->rx_mem || !b->rx_len || !b->rx_next || !b->rx_spare) {
         blz__ur_rx_unmap(b);
         return -ENOMEM;
     }
@@ -521,10 +590,16 @@ blz__ur_rx_register(blz__backend *b)
     b->rx_tail = 0;
     /* The first fill gives them all: count them as filled before. */
     blz__store(&b->rx_filled, blz__load(&b->rx_given, RELAXED) + b->rx_bufs, RELAXED);
+    b->rx_filled_base = blz__load(&b->rx_filled, RELAXED);
+    b->rx_spare_len = 0;
+    blz__store(&b->rx_lent, 0u, RELAXED);
+    blz__store(&b->rx_ring_target,
+               RX_RING_TARGET_START < b->rx_bufs ? RX_RING_TARGET_START : b->rx_bufs, RELAXED);
+    /* Linked last to first: the stack then lends 0, 1, 2... first. */
     for (unsigned bid = 0; bid < b->rx_bufs; bid++) {
-        b->rx_next[bid] = bid + 1 < b->rx_bufs ? (uint16_t) (bid + 1) : RX_NONE;
+        b->rx_next[bid] = bid > 0 ? (uint16_t) (bid - 1) : RX_NONE;
     }
-    blz__ur_rx_give(b, 0);
+    blz__ur_rx_give(b, (uint16_t) (b->rx_bufs - 1));
     return 0;
 }
 
