@@ -5,6 +5,7 @@
 #include "net_common.h"
 #include "os/unix/sys.h"
 
+#include <fcntl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -335,6 +336,95 @@ unix_dgram_cred_main(void *arg)
 BLZ_TEST(unix_datagram_credentials)
 {
     net_run(2, unix_dgram_cred_main, NULL);
+}
+
+/* ---- descriptors passed to a credentials receive ------------------------------------- */
+
+/* Sends `msg` to `to` from a plain socket with `fd` attached (SCM_RIGHTS). */
+static void
+send_with_fd(const blz_addr *to, const char *msg, int fd)
+{
+    size_t salen;
+    const void *sa = blz_addr_sockaddr(to, &salen);
+    CHECK(sa != NULL);
+    int s = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    CHECK(s >= 0);
+    struct iovec iov = {(void *) msg, strlen(msg)};
+    union {
+        struct cmsghdr align;
+        char bytes[CMSG_SPACE(sizeof(int))];
+    } control;
+    memset(&control, 0, sizeof control);
+    struct msghdr m;
+    memset(&m, 0, sizeof m);
+    m.msg_name = (void *) sa;
+    m.msg_namelen = (socklen_t) salen;
+    m.msg_iov = &iov;
+    m.msg_iovlen = 1;
+    m.msg_control = control.bytes;
+    m.msg_controllen = sizeof control.bytes;
+    struct cmsghdr *c = CMSG_FIRSTHDR(&m);
+    c->cmsg_level = SOL_SOCKET;
+    c->cmsg_type = SCM_RIGHTS;
+    c->cmsg_len = CMSG_LEN(sizeof(int));
+    memcpy(CMSG_DATA(c), &fd, sizeof fd);
+    CHECK_EQ(sendmsg(s, &m, 0), (ssize_t) strlen(msg));
+    close(s);
+}
+
+/* Whether the write end of pipe `p` (read end p[0], non-blocking) is closed
+ * everywhere: its reader then sees end-of-file rather than "nothing yet". */
+static bool
+pipe_writer_gone(int rd)
+{
+    char x;
+    return read(rd, &x, 1) == 0;
+}
+
+/*
+ * recv_cred promises that descriptors sent with a datagram are discarded.
+ * With pass_cred off its control buffer (room for one ucred) is free, and
+ * the kernel would put up to four passed descriptors into this process
+ * there, open and never closed. A pipe's write end is sent, and our own copy
+ * closed: once the datagram is taken, nobody may hold the write end.
+ */
+static void *
+unix_dgram_cred_fds_main(void *arg)
+{
+    (void) arg;
+    char name[64];
+    snprintf(name, sizeof name, "@blz-credfd-%ld", (long) getpid());
+    blz_unix_datagram *r = NULL;
+    CHECK_OK(blz_unix_datagram_bind(name, &r));
+    blz_addr ra;
+    CHECK_OK(blz_unix_datagram_local_addr(r, &ra));
+    char buf[16];
+    blz_unix_sender from;
+    for (int round = 0; round < 4; round++) {
+        bool cred_on = round >= 2, peek_first = round % 2 == 1;
+        CHECK_OK(blz_unix_datagram_set_pass_cred(r, cred_on));
+        int p[2];
+        CHECK_OK(pipe2(p, O_CLOEXEC | O_NONBLOCK));
+        send_with_fd(&ra, "fd", p[1]);
+        close(p[1]);
+        CHECK(!pipe_writer_gone(p[0])); /* in flight with the datagram */
+        if (peek_first) {
+            blz_addr pa;
+            CHECK_EQ(blz_unix_datagram_try_peek_from(r, buf, sizeof buf, &pa), 2);
+        }
+        CHECK_EQ(blz_unix_datagram_recv_cred(r, buf, sizeof buf, &from), 2);
+        CHECK(memcmp(buf, "fd", 2) == 0);
+        CHECK_EQ(from.cred.pid, cred_on ? getpid() : 0);
+        CHECK(pipe_writer_gone(p[0]));
+        close(p[0]);
+    }
+    blz_unix_datagram_close(r);
+    return NULL;
+}
+
+BLZ_TEST(unix_datagram_recv_cred_discards_passed_descriptors)
+{
+    net_run(2, unix_dgram_cred_fds_main, NULL);
 }
 
 /* ---- split halves used by two tasks at once ------------------------------------------- */

@@ -413,6 +413,27 @@ blz__sys_sendv(int fd, const blz_iovec *iov, int n)
     return blz__sys.sendmsg(fd, &msg, MSG_NOSIGNAL);
 }
 
+/* Closes the descriptors of a received message's SCM_RIGHTS. With room for
+ * credentials in the control buffer but pass_cred off (or on a peek) the
+ * kernel installs a sender's descriptors in that room; nobody asked for
+ * them, so they would stay open in this process for good. */
+static void
+close_passed_fds(struct msghdr *msg)
+{
+    for (struct cmsghdr *h = CMSG_FIRSTHDR(msg); h; h = CMSG_NXTHDR(msg, h)) {
+        if (h->cmsg_level != SOL_SOCKET || h->cmsg_type != SCM_RIGHTS ||
+            h->cmsg_len < CMSG_LEN(0)) {
+            continue;
+        }
+        size_t n = (h->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+        for (size_t i = 0; i < n; i++) {
+            int fd;
+            memcpy(&fd, CMSG_DATA(h) + i * sizeof fd, sizeof fd);
+            (void) close(fd);
+        }
+    }
+}
+
 /* The sender's credentials from a received message's SCM_CREDENTIALS, or
  * "none" (pid 0, uid and gid -1) when the kernel attached none. */
 static void
@@ -442,8 +463,10 @@ blz__sys_recvfrom(int fd, void *buf, size_t n, int flags, blz_addr *from, blz_uc
     struct sockaddr_storage ss;
     struct iovec iov = {buf, n};
     struct msghdr msg;
-    /* Room for the credentials; descriptors a sender passed do not fit and
-     * the kernel closes them (MSG_CTRUNC), as without a control buffer. */
+    /* Room for the credentials. When the kernel attaches them, descriptors
+     * a sender passed do not fit and it closes them (MSG_CTRUNC); when it
+     * attaches none (pass_cred off), up to four land in this room, and
+     * close_passed_fds closes them. */
     union {
         struct cmsghdr align;
         char bytes[CMSG_SPACE(sizeof(struct ucred))];
@@ -458,7 +481,10 @@ blz__sys_recvfrom(int fd, void *buf, size_t n, int flags, blz_addr *from, blz_uc
         msg.msg_control = control.bytes;
         msg.msg_controllen = sizeof control.bytes;
     }
-    long r = blz__sys.recvmsg(fd, &msg, (flags & BLZ__MSG_PEEK) ? MSG_PEEK : 0);
+    /* CLOEXEC: descriptors a sender passed are closed below, and must not
+     * reach a child that another thread starts meanwhile. */
+    long r = blz__sys.recvmsg(
+        fd, &msg, ((flags & BLZ__MSG_PEEK) ? MSG_PEEK : 0) | (cred ? MSG_CMSG_CLOEXEC : 0));
     if (r >= 0 && from) {
         if (msg.msg_namelen == 0 || blz_addr_from_sockaddr(&ss, msg.msg_namelen, from) < 0) {
             memset(from, 0, sizeof *from); /* no name (an unnamed Unix sender) */
@@ -466,6 +492,7 @@ blz__sys_recvfrom(int fd, void *buf, size_t n, int flags, blz_addr *from, blz_uc
     }
     if (r >= 0 && cred) {
         take_cred(&msg, cred);
+        close_passed_fds(&msg);
     }
     return r;
 }
