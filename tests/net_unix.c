@@ -232,6 +232,64 @@ BLZ_TEST(unix_datagram_path_abstract_pair)
     net_run(2, unix_dgram_main, NULL);
 }
 
+/* ---- relative paths --------------------------------------------------------------- */
+
+/*
+ * A bare relative path is a path whatever letter it starts with: one that
+ * begins with 'u' ("uds.sock") is not the start of a "unix:" prefix. Run in
+ * /tmp so the relative names land there; the working directory is put back.
+ */
+static void *
+unix_relative_main(void *arg)
+{
+    (void) arg;
+    char cwd[4096];
+    CHECK(getcwd(cwd, sizeof cwd) != NULL);
+    CHECK_OK(chdir("/tmp"));
+    char st[64], dg[64], with_prefix[80];
+    snprintf(st, sizeof st, "ublz-st-%ld.sock", (long) getpid());
+    snprintf(dg, sizeof dg, "ublz-dg-%ld.sock", (long) getpid());
+    unlink(st);
+    unlink(dg);
+
+    blz_unix_listener *l = NULL;
+    CHECK_OK(blz_unix_listen(st, &l));
+    blz_unix_stream *c = NULL, *s = NULL;
+    CHECK_OK(blz_unix_connect(st, &c));
+    CHECK_OK(blz_unix_accept(l, &s, NULL));
+    CHECK_EQ(blz_unix_write(c, "hi", 2), 2);
+    char buf[8];
+    CHECK_EQ(blz_unix_read(s, buf, sizeof buf), 2);
+    blz_unix_close(s);
+    blz_unix_close(c);
+    /* The "unix:" spelling of the same relative path still works. */
+    snprintf(with_prefix, sizeof with_prefix, "unix:%s", st);
+    CHECK_OK(blz_unix_connect(with_prefix, &c));
+    CHECK_OK(blz_unix_accept(l, &s, NULL));
+    blz_unix_close(s);
+    blz_unix_close(c);
+    blz_unix_listener_close(l);
+
+    blz_unix_datagram *d = NULL, *u = NULL;
+    CHECK_OK(blz_unix_datagram_bind(dg, &d));
+    CHECK_OK(blz_unix_datagram_unbound(&u));
+    CHECK_OK(blz_unix_datagram_connect(u, dg));
+    CHECK_EQ(blz_unix_datagram_send(u, "dg", 2), 2);
+    CHECK_EQ(blz_unix_datagram_recv(d, buf, sizeof buf), 2);
+    blz_unix_datagram_close(u);
+    blz_unix_datagram_close(d);
+
+    unlink(st);
+    unlink(dg);
+    CHECK_OK(chdir(cwd));
+    return NULL;
+}
+
+BLZ_TEST(unix_relative_path_starting_with_u)
+{
+    net_run(2, unix_relative_main, NULL);
+}
+
 /* ---- credentials on datagrams ------------------------------------------------------- */
 
 /* Sends one datagram to `to` from a forked child (a plain socket, no runtime:

@@ -11,6 +11,8 @@
 #include "net/sock.h"
 #include "os/unix/sys.h"
 
+#include <string.h>
+
 #define SK(x) ((x) ? &(x)->sk : NULL)
 
 static int
@@ -19,8 +21,9 @@ unix_addr(const char *path, blz_addr *a)
     if (!path) {
         return -EINVAL;
     }
-    /* Accept both "unix:..." spellings and bare paths / "@names". */
-    if (path[0] == 'u') {
+    /* Accept both "unix:..." spellings and bare paths / "@names". Only the
+     * whole prefix says which: a relative path may start with 'u' too. */
+    if (strncmp(path, "unix:", 5) == 0) {
         int rc = blz_addr_parse(path, a);
         if (rc == 0 && blz_addr_get_family(a) != BLZ_AF_UNIX) {
             return -EINVAL;
