@@ -519,6 +519,18 @@ dns_files_main(void *arg)
     longname[sizeof longname - 1] = '\0';
     CHECK_EQ(blz_dns_resolve(longname, 1, &o, out, 8), -EINVAL);
 
+    /* A full search list (six domains) is walked to its end also when the
+     * name is asked as it is first (ndots:0): "a" and its first five
+     * suffixes are NXDOMAIN, "a.test", the sixth, answers. */
+    write_file(conf, "search s1.invalid s2.invalid s3.invalid s4.invalid s5.invalid test\n"
+                     "options ndots:0 timeout:1\n");
+    o.hosts = "";
+    seen = atomic_load(&s.queries);
+    n = blz_dns_resolve("a", 1, &o, out, 8);
+    CHECK_EQ(n, 3);
+    CHECK(has_ip(out, n, "10.0.0.1"));
+    CHECK_EQ(atomic_load(&s.queries), seen + 2 * 7); /* A and AAAA for each of seven names */
+
     /* "options rotate": successive lookups start at successive servers, so
      * both see queries (without it the first would answer them all). */
     srv s2;

@@ -360,7 +360,9 @@ candidates(const blz__dns_conf *conf, const char *host, char (*names)[BLZ__DNS_N
     if (as_is_first && len <= BLZ__DNS_NAME_MAX) {
         memcpy(names[n++], host, len + 1);
     }
-    for (unsigned s = 0; s < conf->nsearch && n < max - 1; s++) {
+    /* Room is kept for the name as it is only when it still comes last. */
+    int room = as_is_first ? max : max - 1;
+    for (unsigned s = 0; s < conf->nsearch && n < room; s++) {
         size_t sl = strlen(conf->search[s]);
         if (len + 1 + sl <= BLZ__DNS_NAME_MAX) {
             memcpy(names[n], host, len);
