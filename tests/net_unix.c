@@ -5,9 +5,11 @@
 #include "net_common.h"
 #include "os/unix/sys.h"
 
+#include <errno.h>
 #include <fcntl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -288,6 +290,85 @@ unix_relative_main(void *arg)
 BLZ_TEST(unix_relative_path_starting_with_u)
 {
     net_run(2, unix_relative_main, NULL);
+}
+
+/* ---- a sender bound to a path that fills sun_path ------------------------------------ */
+
+/*
+ * Linux binds a path of all 108 bytes of sun_path (no room for a NUL), and
+ * other programs make such sockets. A datagram from one must report that
+ * path whole, so that a reply reaches it.
+ */
+typedef struct full_path {
+    char dir[64];
+    char path[sizeof(((struct sockaddr_un *) 0)->sun_path) + 1];
+} full_path;
+
+static void
+full_path_remove(void *arg)
+{
+    full_path *fp = arg;
+    unlink(fp->path);
+    rmdir(fp->dir);
+}
+
+static void *
+unix_full_path_main(void *arg)
+{
+    (void) arg;
+    static full_path fp; /* static: the cleanup may run after this frame is gone */
+    char *dir = fp.dir, *path = fp.path;
+    snprintf(dir, sizeof fp.dir, "/tmp/blz-full-%ld-", (long) getpid());
+    while (strlen(dir) < 60) {
+        strcat(dir, "d");
+    }
+    CHECK(mkdir(dir, 0700) == 0 || errno == EEXIST);
+    snprintf(path, sizeof fp.path, "%s/", dir);
+    blz_test_cleanup_push(full_path_remove, &fp);
+    while (strlen(path) < sizeof fp.path - 1) {
+        strcat(path, "f");
+    }
+    CHECK_EQ(strlen(path), sizeof(((struct sockaddr_un *) 0)->sun_path));
+    unlink(path);
+    struct sockaddr_un sun;
+    memset(&sun, 0, sizeof sun);
+    sun.sun_family = AF_UNIX;
+    memcpy(sun.sun_path, path, sizeof sun.sun_path);
+    int raw = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    CHECK(raw >= 0);
+    CHECK_OK(bind(raw, (struct sockaddr *) &sun, sizeof sun));
+
+    char name[64];
+    snprintf(name, sizeof name, "@blz-full-%ld", (long) getpid());
+    blz_unix_datagram *d = NULL;
+    CHECK_OK(blz_unix_datagram_bind(name, &d));
+    blz_addr da;
+    CHECK_OK(blz_unix_datagram_local_addr(d, &da));
+    size_t dlen;
+    const void *dsa = blz_addr_sockaddr(&da, &dlen);
+    CHECK_EQ(sendto(raw, "ping", 4, 0, dsa, (socklen_t) dlen), 4);
+
+    char buf[8];
+    blz_addr from;
+    CHECK_EQ(blz_unix_datagram_recv_from(d, buf, sizeof buf, &from), 4);
+    char text[BLZ_ADDR_STRLEN], want[BLZ_ADDR_STRLEN];
+    snprintf(want, sizeof want, "unix:%s", path);
+    CHECK_GT(blz_addr_format(&from, text, sizeof text), 0);
+    CHECK_STR_EQ(text, want);
+    CHECK_EQ(blz_unix_datagram_send_to(d, "pong", 4, &from), 4);
+    CHECK_EQ(recv(raw, buf, sizeof buf, 0), 4);
+    CHECK(memcmp(buf, "pong", 4) == 0);
+
+    blz_unix_datagram_close(d);
+    close(raw);
+    blz_test_cleanup_pop(full_path_remove, &fp);
+    full_path_remove(&fp);
+    return NULL;
+}
+
+BLZ_TEST(unix_datagram_from_a_path_filling_sun_path)
+{
+    net_run(2, unix_full_path_main, NULL);
 }
 
 /* ---- credentials on datagrams ------------------------------------------------------- */

@@ -108,6 +108,9 @@ BLZ_API int blz_addr_from_abstract(const void *name, size_t len, blz_addr *out);
  * Formats `a` as blz_addr_parse reads it back: "1.2.3.4:80", "[::1]:80",
  * "[fe80::1%2]:80" (numeric scope), "unix:/path", "unix:@name" (bytes outside
  * printable ASCII, and '\\', as \\xNN), "unix:" for an unnamed socket.
+ * A peer's path that fills all 108 bytes of sun_path (Linux binds one; the
+ * parser takes 107 at most) is reported and formatted whole, but its text
+ * does not parse back.
  * Writes at most `cap` bytes including the NUL. Returns the length (without
  * the NUL), -ENOSPC when `cap` is too small, -EINVAL for NULL or an empty or
  * unknown address. Any thread.

@@ -5,7 +5,9 @@
  * - A blz_addr holds a sockaddr_in, sockaddr_in6 or sockaddr_un in `sa_`,
  *   zero-filled past `len_`, so that equal addresses compare equal bytewise
  *   where the comparison is bytewise (IPv4, Unix).
- * - A Unix path address always counts its terminating NUL in `len_`; an
+ * - A Unix path address always counts its terminating NUL in `len_`, but
+ *   for a path that fills sun_path, which only the kernel gives us (a peer
+ *   bound so): no NUL fits, and the byte after it in `sa_` is zero; an
  *   abstract one counts exactly its name (Linux semantics); an unnamed one is
  *   just the family.
  * - The parser reads only the `n` bytes it is given, rejects what it does not
@@ -698,14 +700,13 @@ blz_addr_from_sockaddr(const void *sa, size_t len, blz_addr *out)
         memcpy(out->sa_.bytes_, sa, len);
         const struct sockaddr_un *sun = (const struct sockaddr_un *) (const void *) out->sa_.bytes_;
         if (len > SUN_PATH_OFF && sun->sun_path[0] != '\0') {
-            /* A path: normalise to "counts its NUL" whatever the kernel said. */
+            /* A path: normalise to "counts its NUL" whatever the kernel said.
+             * A path of all of sun_path's bytes (Linux binds one) is kept
+             * whole, without a NUL: cutting it would name another file. */
             size_t plen = strnlen(sun->sun_path, len - SUN_PATH_OFF);
-            if (plen >= SUN_PATH_MAX) {
-                plen = SUN_PATH_MAX - 1;
-            }
             memset(out->sa_.bytes_ + SUN_PATH_OFF + plen, 0,
                    sizeof out->sa_.bytes_ - SUN_PATH_OFF - plen);
-            len = SUN_PATH_OFF + plen + 1;
+            len = SUN_PATH_OFF + plen + (plen < SUN_PATH_MAX ? 1 : 0);
         }
         out->len_ = (uint32_t) len;
         return 0;
