@@ -474,3 +474,46 @@ BLZ_TEST(many_spawners_every_job_runs_once_within_the_limit)
         blz_runtime_free(s.rt);
     }
 }
+
+/* A pool thread that gave up after idling runs its stop hook and is gone:
+ * a job queued meanwhile must start a thread of its own, even when the one
+ * leaving was the last the limit allowed. The stop hook holds the leaving
+ * thread in that window until the job is queued, so the window is never
+ * missed. */
+static job_gate leaving_gate;
+static atomic_int leaving_stops;
+
+static void
+hold_leaving_thread(const blz_thread_info *info, void *arg)
+{
+    (void) arg;
+    if (info->kind == BLZ_THREAD_BLOCKING && atomic_fetch_add(&leaving_stops, 1) == 0) {
+        gated_job(&leaving_gate);
+    }
+}
+
+BLZ_TEST(job_queued_while_the_last_idle_thread_leaves_runs)
+{
+    atomic_store(&ran_count, 0);
+    atomic_store(&leaving_stops, 0);
+    job_gate_init(&leaving_gate);
+    blz_runtime_config cfg;
+    blz_runtime_config_default(&cfg);
+    cfg.workers = 1;
+    cfg.blocking_threads = 1;
+    cfg.blocking_idle = blz_ms(1);
+    cfg.on_thread_stop = hold_leaving_thread;
+    blz_runtime *rt;
+    CHECK_OK(blz_runtime_new(&cfg, &rt));
+    blz_join *j;
+    CHECK_OK(blz_runtime_try_spawn_blocking(rt, recording_job, (void *) 1, &j));
+    CHECK_OK(blz_join_wait(j, NULL));
+    job_gate_wait_entered(&leaving_gate); /* the thread idled out and is leaving */
+    CHECK_OK(blz_runtime_try_spawn_blocking(rt, recording_job, (void *) 2, &j));
+    job_gate_open(&leaving_gate);
+    WAIT_UNTIL(atomic_load(&ran_count) == 2, nap());
+    CHECK_OK(blz_join_wait(j, NULL));
+    blz_runtime_free(rt);
+    job_gate_fini(&leaving_gate);
+    CHECK_EQ(atomic_load(&leaving_stops), 2); /* both threads ran the hook before free returned */
+}

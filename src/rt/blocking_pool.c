@@ -58,6 +58,7 @@ blz__blocking_init(blz__blocking_pool *p, unsigned max_threads, blz_duration idl
     p->head = p->tail = NULL;
     p->queued = 0;
     p->threads = 0;
+    p->leaving = 0;
     p->idle = 0;
     p->spinning = 0;
     atomic_init(&p->jobs, 0u);
@@ -252,13 +253,19 @@ pool_thread(void *arg)
         after_job = true;
     }
 out:
-    /* Give back per-thread caches now: free() may count allocations right after. */
+    /* From here on this thread takes no job: a submit that comes while it
+     * runs its stop hook must not count on it, or a job queued then would
+     * wait for a thread that never looks again (with the pool at its
+     * limit, none would start). Only free() still waits for it. */
+    p->threads--;
+    p->leaving++;
     pthread_mutex_unlock(&p->lock);
+    /* Give back per-thread caches now: free() may count allocations right after. */
     blz__rt_set_thread(NULL, NULL);
     blz__rt_thread_hook(rt, rt->cfg.on_thread_stop, &info);
     blz__thread_cleanup();
     pthread_mutex_lock(&p->lock);
-    p->threads--;
+    p->leaving--;
     pthread_cond_broadcast(&p->exited);
     pthread_mutex_unlock(&p->lock);
     return NULL;
@@ -325,7 +332,7 @@ blz__blocking_fini(blz__blocking_pool *p)
     pthread_mutex_lock(&p->lock);
     p->shutdown = true;
     pthread_cond_broadcast(&p->cond);
-    while (p->threads > 0) {
+    while (p->threads > 0 || p->leaving > 0) {
         pthread_cond_wait(&p->exited, &p->lock);
     }
     pthread_mutex_unlock(&p->lock);

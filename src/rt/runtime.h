@@ -139,7 +139,8 @@ typedef struct blz__blocking_pool {
     pthread_cond_t exited;  /* free() waits here for threads to exit */
     blz__task *head, *tail; /* FIFO of jobs, linked by queue_next */
     unsigned queued;        /* jobs in that FIFO */
-    unsigned threads;       /* live threads */
+    unsigned threads;       /* live threads that still take jobs */
+    unsigned leaving;       /* threads that took their last job, not yet gone (free waits) */
     unsigned idle;          /* threads waiting on `cond` for a job */
     unsigned spinning;      /* threads looking for a job a while before they wait */
     _Atomic uint32_t jobs;  /* `queued`, for spinning threads to read without the lock */
