@@ -733,3 +733,113 @@ BLZ_TEST(spawn_owned_releases_an_argument_whose_task_never_starts)
     CHECK_EQ(blz_spawn_owned(owned_fn, owned_release, &normal, NULL), -ESRCH); /* no runtime */
     CHECK_EQ(normal.released, 0); /* nothing runs when the spawn fails */
 }
+
+/* A current-thread runtime runs one task at a time, on whichever thread
+ * drives it: two threads in blz_runtime_block_on at once must not both
+ * drive it (its one worker's queue has a single owner). Each task run
+ * counts itself in `inside` while it spins a little, so a second driver
+ * shows up as two runs at once. */
+typedef struct one_driver {
+    blz_runtime *rt;
+    atomic_int inside;
+    atomic_int overlaps;
+} one_driver;
+
+static void *
+one_driver_fiber(void *arg)
+{
+    one_driver *d = arg;
+    for (int i = 0; i < 200; i++) {
+        if (atomic_fetch_add(&d->inside, 1) != 0) {
+            atomic_fetch_add(&d->overlaps, 1);
+        }
+        for (volatile int spin = 0; spin < 200; spin++) {
+        }
+        atomic_fetch_sub(&d->inside, 1);
+        blz_yield();
+    }
+    return (void *) 7;
+}
+
+static void *
+one_driver_spawner(void *arg)
+{
+    one_driver *d = arg;
+    blz_join *j[4];
+    for (int i = 0; i < 4; i++) {
+        CHECK_OK(blz_spawn(one_driver_fiber, d, &j[i]));
+    }
+    for (int i = 0; i < 4; i++) {
+        void *v;
+        CHECK_OK(blz_join_wait(j[i], &v));
+        CHECK_EQ((intptr_t) v, 7);
+    }
+    return (void *) 7;
+}
+
+static void *
+one_driver_thread(void *arg)
+{
+    one_driver *d = arg;
+    for (int round = 0; round < 20; round++) {
+        void *v = NULL;
+        CHECK_OK(blz_runtime_block_on(d->rt, one_driver_spawner, d, &v));
+        CHECK_EQ((intptr_t) v, 7);
+    }
+    return NULL;
+}
+
+BLZ_TEST(current_thread_block_on_from_two_threads_drives_one_at_a_time)
+{
+    one_driver d = {test_current_thread_rt(), 0, 0};
+    pthread_t th[2];
+    for (int i = 0; i < 2; i++) {
+        CHECK_EQ(pthread_create(&th[i], NULL, one_driver_thread, &d), 0);
+    }
+    for (int i = 0; i < 2; i++) {
+        CHECK_EQ(pthread_join(th[i], NULL), 0);
+    }
+    CHECK_EQ(atomic_load(&d.overlaps), 0);
+    blz_runtime_free(d.rt);
+}
+
+/* blz_runtime_free of a current-thread runtime from one thread while
+ * another is inside its block_on: the block_on ends with its task aborted,
+ * and the free, which drives the runtime to the end, waits for it to let go
+ * first. */
+typedef struct freed_under {
+    blz_runtime *rt;
+    atomic_int started;
+    int rc;
+} freed_under;
+
+static void *
+wait_forever_fiber(void *arg)
+{
+    freed_under *f = arg;
+    atomic_store(&f->started, 1);
+    blz_future never = {0};
+    blz_future_init(&never, &forever_vt);
+    return (void *) (intptr_t) blz_await(&never);
+}
+
+static void *
+block_on_forever(void *arg)
+{
+    freed_under *f = arg;
+    f->rc = blz_runtime_block_on(f->rt, wait_forever_fiber, f, NULL);
+    return NULL;
+}
+
+BLZ_TEST(current_thread_free_while_another_thread_is_in_block_on)
+{
+    for (int round = 0; round < 50; round++) {
+        freed_under f = {test_current_thread_rt(), 0, 1};
+        pthread_t th;
+        CHECK_EQ(pthread_create(&th, NULL, block_on_forever, &f), 0);
+        WAIT_UNTIL(atomic_load(&f.started), nanosleep(&(struct timespec){0, 1000000}, NULL));
+        blz_runtime_free(f.rt);
+        CHECK_EQ(pthread_join(th, NULL), 0);
+        CHECK_EQ(f.rc, -ECANCELED);
+    }
+}

@@ -182,7 +182,10 @@ BLZ_API int blz_runtime_new(const blz_runtime_config *cfg, blz_runtime **out);
 /**
  * Runs `fn(arg)` as a fiber task on `rt` and waits for it on the calling
  * thread, which must not be a worker of any runtime (-EDEADLK). For the
- * current-thread flavour the calling thread drives the runtime meanwhile.
+ * current-thread flavour the calling thread drives the runtime meanwhile;
+ * one thread drives at a time: a block_on called while another thread's
+ * drives waits for its task, and takes the driving over should that one
+ * return first.
  * Stores the task's return value in `*result` when `result` is not NULL.
  */
 BLZ_API int blz_runtime_block_on(blz_runtime *rt, blz_task_fn fn, void *arg, void **result);

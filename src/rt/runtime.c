@@ -317,7 +317,8 @@ all_done(void *arg)
     return blz__owned_alive(u->rt) == 0;
 }
 
-/* Current-thread flavour: this thread becomes the runtime's only worker until done(). */
+/* Current-thread flavour: this thread becomes the runtime's only worker until
+ * done(). The caller holds the drive (take_drive). */
 static void
 drive_here(blz_runtime *rt, bool (*done)(void *), void *ctx)
 {
@@ -326,6 +327,83 @@ drive_here(blz_runtime *rt, bool (*done)(void *), void *ctx)
     blz__rt_set_thread(rt, &rt->workers[0]);
     blz__worker_run(&rt->workers[0], done, ctx);
     blz__rt_set_thread(prev_rt, prev_w);
+}
+
+/* A current-thread runtime's one worker has one owner at a time: two threads
+ * in block_on (or a block_on and a free) would otherwise both run its loop
+ * and its queue. Whoever does not get the drive waits on drive_seq, which
+ * the driver bumps when it lets go, and which a waiter's own task bumps when
+ * it finishes (drive_waker), since the driver may go on with a task of its
+ * own for a long time. */
+static bool
+take_drive(blz_runtime *rt)
+{
+    return !blz__exchange(&rt->driving, true, ACQ_REL);
+}
+
+static void
+drive_seq_bump(blz_runtime *rt)
+{
+    blz__fetch_add(&rt->drive_seq, 1, RELEASE);
+    blz__futex_wake(&rt->drive_seq, 1 << 30);
+}
+
+static void
+release_drive(blz_runtime *rt)
+{
+    blz__store(&rt->driving, false, RELEASE);
+    drive_seq_bump(rt);
+}
+
+static void
+drive_waker_wake(void *data)
+{
+    drive_seq_bump(data);
+}
+
+static void *
+drive_waker_clone(void *data)
+{
+    return data;
+}
+
+static void
+drive_waker_drop(void *data)
+{
+    (void) data;
+}
+
+/* The runtime outlives every clone: a block_on waits until its task, which
+ * holds the clone, has finished and woken it. */
+static const blz_waker_vtable drive_waker_vt = {drive_waker_wake, drive_waker_wake,
+                                                drive_waker_clone, drive_waker_drop};
+
+/* Current-thread block_on: drives the runtime until the task of `j` is done,
+ * or waits for it while another thread drives. Consumes `j`. */
+static int
+drive_until_joined(blz_runtime *rt, blz_join *j, void **result)
+{
+    blz_join_future jf;
+    blz_join_fut(j, &jf);
+    blz_waker waker = {&drive_waker_vt, rt};
+    blz_context cx = {&waker};
+    until_ctx u = {(blz__task *) (void *) j, rt};
+    for (;;) {
+        uint32_t seq = blz__load(&rt->drive_seq, ACQUIRE);
+        if (blz_future_poll(&jf.base, &cx) == BLZ_READY) {
+            break;
+        }
+        if (take_drive(rt)) {
+            drive_here(rt, task_done, &u);
+            release_drive(rt);
+            continue; /* ready now, unless the runtime is shutting down */
+        }
+        blz__futex_wait(&rt->drive_seq, seq, UINT64_MAX);
+    }
+    if (result) {
+        *result = jf.output;
+    }
+    return jf.base.result;
 }
 
 int
@@ -337,14 +415,23 @@ blz_runtime_block_on(blz_runtime *rt, blz_task_fn fn, void *arg, void **result)
     if (blz__worker_current() != NULL) {
         return -EDEADLK; /* a worker must never block */
     }
+    bool current = rt->cfg.flavor == BLZ_CURRENT_THREAD;
+    if (current) {
+        blz__fetch_add(&rt->block_ons, 1, RELAXED);
+    }
     blz_join *j;
     int rc = blz_runtime_spawn(rt, fn, arg, &j);
     if (rc < 0) {
+        if (current) {
+            blz__fetch_sub(&rt->block_ons, 1, RELEASE);
+        }
         return rc;
     }
-    if (rt->cfg.flavor == BLZ_CURRENT_THREAD) {
-        until_ctx u = {(blz__task *) (void *) j, rt};
-        drive_here(rt, task_done, &u);
+    if (current) {
+        rc = drive_until_joined(rt, j, result);
+        /* The last touch of rt: a free waits for it (block_ons). */
+        blz__fetch_sub(&rt->block_ons, 1, RELEASE);
+        return rc;
     }
     return blz_join_wait(j, result);
 }
@@ -359,8 +446,24 @@ blz_runtime_free(blz_runtime *rt)
     blz__owned_abort_all(rt);
     blz__blocking_close_slots(&rt->blocking); /* spawns waiting for room end now */
     if (rt->cfg.flavor == BLZ_CURRENT_THREAD) {
+        /* A block_on still driving on another thread ends soon: its task
+         * was aborted above. */
+        for (;;) {
+            uint32_t seq = blz__load(&rt->drive_seq, ACQUIRE);
+            if (take_drive(rt)) {
+                break;
+            }
+            blz__futex_wait(&rt->drive_seq, seq, UINT64_MAX);
+        }
         until_ctx u = {NULL, rt};
         drive_here(rt, all_done, &u);
+        release_drive(rt);
+        /* A block_on that waited while another thread drove may still be on
+         * its way out, its task done: it reads rt until it counts itself
+         * out, which it does next without waiting for anything. */
+        while (blz__load(&rt->block_ons, ACQUIRE) != 0) {
+            sched_yield();
+        }
     } else {
         for (;;) {
             uint32_t seq = blz__load(&rt->tasks_alive_seq, ACQUIRE);

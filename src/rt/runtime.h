@@ -203,6 +203,11 @@ struct blz_runtime {
     _Atomic uint32_t tasks_alive_seq; /* futex word: bumped when a shard empties while closing */
     _Atomic bool closing;             /* blz_runtime_free started: no new spawns */
     _Atomic bool shutdown;            /* workers exit their loops */
+    /* Current-thread flavour: one thread at a time drives the worker
+     * (runtime.c, take_drive); drive_seq is the futex word the others wait on. */
+    _Atomic bool driving;
+    _Atomic uint32_t drive_seq;
+    _Atomic uint32_t block_ons; /* threads inside its block_on (free waits for them to leave) */
 
     blz__watchdog watchdog; /* stall reports, when cfg.stall_threshold > 0 */
 
