@@ -843,3 +843,17 @@ BLZ_TEST(current_thread_free_while_another_thread_is_in_block_on)
         CHECK_EQ(f.rc, -ECANCELED);
     }
 }
+
+/* A negative duration is no setting: stall_threshold as blocking_idle. */
+BLZ_TEST(negative_durations_in_the_config_are_einval)
+{
+    blz_runtime_config cfg;
+    blz_runtime *rt = NULL;
+    blz_runtime_config_default(&cfg);
+    cfg.stall_threshold = -1;
+    CHECK_EQ(blz_runtime_new(&cfg, &rt), -EINVAL);
+    blz_runtime_config_default(&cfg);
+    cfg.blocking_idle = -1;
+    CHECK_EQ(blz_runtime_new(&cfg, &rt), -EINVAL);
+    CHECK_PTR_EQ(rt, NULL);
+}

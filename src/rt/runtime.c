@@ -126,6 +126,9 @@ validate(const blz_runtime_config *cfg)
     if (cfg->blocking_threads == 0 || cfg->blocking_idle < 0) {
         return -EINVAL;
     }
+    if (cfg->stall_threshold < 0) {
+        return -EINVAL; /* would report every worker that ran one task for a tick */
+    }
     if (cfg->fiber_stack_size > ((size_t) 1 << 30)) {
         return -EINVAL;
     }
