@@ -254,6 +254,59 @@ BLZ_TEST(free_with_tasks_running_releases_everything)
     CHECK_EQ(blz_test_alloc_live(), 0); /* sets, members and tasks: all freed */
 }
 
+/* ---- shutdown from a fiber that is itself aborted ---------------------------------------- */
+
+#define OWNED_KIDS 4
+
+typedef struct aborted_owner {
+    forever f;
+    _Atomic int waiting;       /* the owner's tasks all started and it waits */
+    _Atomic int shutdown_rc;   /* what blz_task_set_shutdown returned */
+    _Atomic int ended_by_then; /* tasks that had returned when it did */
+} aborted_owner;
+
+static void *
+aborted_owner_fn(void *arg)
+{
+    aborted_owner *o = arg;
+    blz_task_set *s;
+    CHECK_OK(blz_task_set_new(&s));
+    for (int i = 0; i < OWNED_KIDS; i++) {
+        CHECK_OK(blz_task_set_spawn(s, forever_fn, &o->f));
+    }
+    while (atomic_load(&o->f.started) < OWNED_KIDS) {
+        blz_yield(); /* one worker: they run while we yield */
+    }
+    atomic_store(&o->waiting, 1);
+    CHECK_EQ(blz_notify_wait(&o->f.never), -ECANCELED); /* until the test aborts us */
+    /* Cleanup of an aborted owner: its tasks must be over before it returns. */
+    atomic_store(&o->shutdown_rc, blz_task_set_shutdown(s));
+    atomic_store(&o->ended_by_then, atomic_load(&o->f.ended));
+    blz_task_set_free(s);
+    return NULL;
+}
+
+BLZ_TEST(shutdown_waits_in_a_fiber_that_was_aborted)
+{
+    /* One worker: an owner that spun through its waits instead of
+     * suspending would keep its own tasks from ever running. */
+    blz_runtime *rt = test_runtime(1, 0);
+    aborted_owner o;
+    memset(&o, 0, sizeof o);
+    blz_notify_init(&o.f.never);
+    atomic_store(&o.shutdown_rc, 1);
+    blz_join *j;
+    CHECK_OK(blz_runtime_spawn(rt, aborted_owner_fn, &o, &j));
+    struct timespec ms = {0, 1000000};
+    WAIT_UNTIL(atomic_load(&o.waiting), nanosleep(&ms, NULL));
+    blz_join_abort(j);
+    WAIT_UNTIL(blz_join_is_finished(j), nanosleep(&ms, NULL));
+    CHECK_EQ(blz_join_wait(j, NULL), -ECANCELED);
+    CHECK_EQ(atomic_load(&o.shutdown_rc), 0);
+    CHECK_EQ(atomic_load(&o.ended_by_then), OWNED_KIDS);
+    blz_runtime_free(rt);
+}
+
 BLZ_TEST(bad_arguments)
 {
     CHECK_EQ(blz_task_set_new(NULL), -EINVAL);

@@ -232,6 +232,7 @@ BLZ_API void blz_task_set_abort_all(blz_task_set *s);
 /**
  * Aborts every task in `s` and waits until all have finished, discarding
  * their values: afterwards `s` is empty and none of its tasks runs any more.
+ * It waits even in a fiber that was itself aborted (cleanup of an owner).
  * 0, -EINVAL, -EDEADLK in a stackless poll (nothing waited for).
  */
 BLZ_API int blz_task_set_shutdown(blz_task_set *s);

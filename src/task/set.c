@@ -22,6 +22,7 @@
 #include "core/alloc.h"
 #include "core/future.h"
 #include "core/spinlock.h"
+#include "rt/current.h"
 
 #include <errno.h>
 
@@ -355,11 +356,23 @@ blz_task_set_shutdown(blz_task_set *s)
     }
     blz_task_set_abort_all(s);
     for (;;) {
-        int rc = blz_task_set_join_next(s, NULL);
+        int rc;
+        if (join_next(s, NULL, NULL, &rc)) {
+            continue; /* one more joined and discarded */
+        }
         if (rc == -ECHILD) {
             return 0;
         }
+        /* Shutdown is cleanup: a fiber that was itself aborted (its owner
+         * torn down, or the runtime being freed) must still wait here. Its
+         * blz_await would return -ECANCELED at once without suspending, and
+         * this loop would spin, starving the very tasks it waits for on the
+         * fiber's worker (forever on a one-worker runtime). */
+        blz_task_set_join_future f;
+        blz_task_set_join_next_fut(s, NULL, &f);
+        rc = blz__await_shielded(&f.base);
         if (rc == -EDEADLK) {
+            blz_future_drop(&f.base);
             return rc;
         }
     }
