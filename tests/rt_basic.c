@@ -12,7 +12,9 @@
 #include <sched.h>
 #include <stdatomic.h>
 #include <stdlib.h>
+#include <sys/resource.h>
 #include <time.h>
+#include <unistd.h>
 
 /* A future that never finishes; its drop counts. */
 static atomic_int forever_drops;
@@ -856,4 +858,48 @@ BLZ_TEST(negative_durations_in_the_config_are_einval)
     cfg.blocking_idle = -1;
     CHECK_EQ(blz_runtime_new(&cfg, &rt), -EINVAL);
     CHECK_PTR_EQ(rt, NULL);
+}
+
+/* The address space this process has mapped, in bytes (0 if unknown). */
+static size_t
+mapped_bytes(void)
+{
+    FILE *fp = fopen("/proc/self/statm", "r");
+    unsigned long pages = 0;
+    if (fp) {
+        if (fscanf(fp, "%lu", &pages) != 1) {
+            pages = 0;
+        }
+        fclose(fp);
+    }
+    return (size_t) pages * (size_t) sysconf(_SC_PAGESIZE);
+}
+
+BLZ_TEST(spawn_owned_releases_an_argument_whose_fiber_gets_no_stack)
+{
+    if (UNDER_ASAN || UNDER_TSAN) {
+        SKIP("sanitizers need an unlimited address space");
+    }
+    /* Fiber stacks of 1 GiB and an address-space limit well below one more:
+     * the task's first poll cannot map a stack, so fn never runs. Its
+     * argument must still be let go, as the spawn_owned contract says. */
+    blz_runtime *rt = test_runtime(1, (size_t) 1 << 30);
+    size_t now = mapped_bytes();
+    CHECK(now > 0);
+    struct rlimit old, tight;
+    CHECK_OK(getrlimit(RLIMIT_AS, &old));
+    tight = old;
+    tight.rlim_cur = (rlim_t) (now + ((size_t) 256 << 20));
+    CHECK_OK(setrlimit(RLIMIT_AS, &tight));
+    owned_arg a = {0, 0};
+    blz_join *j;
+    CHECK_OK(blz_runtime_spawn_owned(rt, owned_fn, owned_release, &a, &j));
+    void *res = (void *) 1;
+    int rc = blz_join_wait(j, &res);
+    CHECK_OK(setrlimit(RLIMIT_AS, &old));
+    CHECK_EQ(rc, -ENOMEM);
+    CHECK_PTR_EQ(res, NULL);
+    CHECK_EQ(a.ran, 0);
+    CHECK_EQ(a.released, 1);
+    blz_runtime_free(rt);
 }

@@ -33,8 +33,9 @@ BLZ_API int blz_spawn_future(const blz_future *f, size_t size, blz_join **out);
 
 /**
  * blz_spawn for an `arg` that owns resources: if the task is aborted before
- * its fiber starts (blz_join_abort, or its runtime being freed), `release(arg)`
- * runs instead of `fn(arg)`, so exactly one of the two runs once the call
+ * its fiber starts (blz_join_abort, or its runtime being freed), or its fiber
+ * gets no stack (the task then ends with -ENOMEM), `release(arg)` runs
+ * instead of `fn(arg)`, so exactly one of the two runs once the call
  * returned 0 and `arg` is let go either way (C's stand-in for a closure's
  * destructor). A fiber aborted after it started sees -ECANCELED from its
  * waits and returns through `fn`. On failure neither runs. `release` may be

@@ -14,7 +14,7 @@
  * through its own error paths; the task completes with -ECANCELED. A fiber
  * cancelled before its first poll never starts; its cancel hook, if it has
  * one (blz_spawn_owned), runs instead, so an argument that owns resources
- * is released either way.
+ * is released either way; so it does when no stack can be had for the fiber.
  */
 #include "core/atomic.h"
 #include "core/container.h"
@@ -102,8 +102,13 @@ blz__fiber_task_poll(blz__task *t, blz_context *cx)
         }
         int rc = blz__fiber_new(t->rt->stacks, fiber_entry, t, &p->fiber);
         if (rc < 0) {
-            /* No stack: the task fails with the error rather than crashing the worker. */
+            /* No stack: the task fails with the error rather than crashing the
+             * worker. fn will never run, so an argument that owns resources
+             * is released here too (blz_spawn_owned: one of the two runs). */
             p->fiber = NULL;
+            if (p->cancel) {
+                p->cancel(p->arg);
+            }
             blz__task_set_result(t, NULL, rc);
             return BLZ_READY;
         }

@@ -145,7 +145,8 @@ int blz__fiber_task_await(blz_future *f);
 /* The same, but it waits even once the task is cancelled (blz__await_shielded). */
 int blz__fiber_task_await_shielded(blz_future *f);
 /* `cancel` (or NULL) runs instead of fn(arg) if the task is cancelled before
- * its fiber ever starts, as for blz__spawn_blocking_owned. */
+ * its fiber ever starts, or no stack can be had for it, as for
+ * blz__spawn_blocking_owned. */
 int blz__fiber_task_spawn(blz_runtime *rt, blz_task_fn fn, void (*cancel)(void *), void *arg,
                           blz__task **out);
 blz_poll blz__fiber_task_poll(blz__task *t, blz_context *cx);
