@@ -307,6 +307,76 @@ BLZ_TEST(shutdown_waits_in_a_fiber_that_was_aborted)
     blz_runtime_free(rt);
 }
 
+/* ---- a join-next future dropped after it completed ---------------------------------- */
+
+static atomic_int counted_wakes;
+
+static void
+counted_wake(void *data)
+{
+    (void) data;
+    atomic_fetch_add(&counted_wakes, 1);
+}
+
+static void *
+counted_clone(void *data)
+{
+    return data;
+}
+
+static void
+counted_drop(void *data)
+{
+    (void) data;
+}
+
+static const blz_waker_vtable counted_vt = {counted_wake, counted_wake, counted_clone,
+                                            counted_drop};
+
+static void *
+drop_ready_main(void *arg)
+{
+    (void) arg;
+    static gated g;
+    static gated_arg args[2];
+    blz_task_set *s;
+    CHECK_OK(blz_task_set_new(&s));
+    for (int i = 0; i < 2; i++) {
+        blz_notify_init(&g.go[i]);
+        args[i] = (gated_arg){&g, i};
+        CHECK_OK(blz_task_set_spawn(s, gated_fn, &args[i]));
+    }
+    void *first = NULL, *second = NULL;
+    blz_task_set_join_future f1, f2;
+    blz_task_set_join_next_fut(s, &first, &f1);
+    blz_notify_one(&g.go[0]);
+    CHECK_OK(blz_await(&f1.base));
+    CHECK_EQ((intptr_t) first, 0);
+    /* The next join waits with its own waker; then the finished future is
+     * dropped, which blz_future_drop allows for a ready future. */
+    blz_task_set_join_next_fut(s, &second, &f2);
+    blz_waker w = {&counted_vt, NULL};
+    blz_context cx = {&w};
+    CHECK_EQ(blz_future_poll(&f2.base, &cx), BLZ_PENDING);
+    blz_future_drop(&f1.base);
+    blz_notify_one(&g.go[1]);
+    WAIT_UNTIL(atomic_load(&counted_wakes) == 1, CHECK_OK(blz_sleep(blz_ms(1))));
+    CHECK_EQ(blz_future_poll(&f2.base, &cx), BLZ_READY);
+    CHECK_OK(f2.base.result);
+    CHECK_EQ((intptr_t) second, 10);
+    blz_future_drop(&f2.base);
+    blz_task_set_free(s);
+    blz_future_drop(&f1.base); /* after the set is gone: touches nothing */
+    return NULL;
+}
+
+BLZ_TEST(dropping_a_completed_join_next_future_keeps_the_next_joiner)
+{
+    blz_runtime *rt = test_runtime(2, 0);
+    CHECK_OK(blz_runtime_block_on(rt, drop_ready_main, NULL, NULL));
+    blz_runtime_free(rt);
+}
+
 BLZ_TEST(bad_arguments)
 {
     CHECK_EQ(blz_task_set_new(NULL), -EINVAL);

@@ -280,11 +280,17 @@ static blz_poll
 join_next_poll(blz_future *base, blz_context *cx)
 {
     blz_task_set_join_future *f = (blz_task_set_join_future *) base;
+    if (!f->set_) {
+        return BLZ_READY; /* completed already: the result stays */
+    }
     int rc;
     if (!join_next(f->set_, f->result_, cx, &rc) && rc == -EAGAIN) {
         return BLZ_PENDING;
     }
     base->result = rc;
+    /* Done with the set: a later drop must not take the joiner slot, which
+     * by then may hold the next join's waker, nor touch a set since freed. */
+    f->set_ = NULL;
     return BLZ_READY;
 }
 
@@ -292,6 +298,9 @@ static void
 join_next_drop(blz_future *base)
 {
     blz_task_set *s = ((blz_task_set_join_future *) base)->set_;
+    if (!s) {
+        return; /* completed: holds nothing */
+    }
     blz__spin_lock(&s->lock);
     blz_waker_drop(&s->joiner); /* the one joiner is this future */
     blz__spin_unlock(&s->lock);
