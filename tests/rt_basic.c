@@ -903,3 +903,49 @@ BLZ_TEST(spawn_owned_releases_an_argument_whose_fiber_gets_no_stack)
     CHECK_EQ(a.released, 1);
     blz_runtime_free(rt);
 }
+
+/* ---- a join that cannot wait still consumes its handles ------------------------------ */
+
+typedef struct joins_without_memory {
+    blz_join *one;    /* for blz_join_wait */
+    blz_join *two[2]; /* for blz_join_all */
+    int wait_rc, all_rc;
+} joins_without_memory;
+
+static void *
+join_without_memory(void *arg)
+{
+    joins_without_memory *w = arg;
+    /* A fresh thread: its first wait must allocate its parker, and fails. */
+    blz_test_alloc_fail_after(0);
+    w->wait_rc = blz_join_wait(w->one, NULL);
+    blz_test_alloc_fail_after(0);
+    w->all_rc = blz_join_all(w->two, 2, NULL);
+    blz_test_alloc_fail_after(-1);
+    return NULL;
+}
+
+BLZ_TEST(join_that_cannot_wait_still_consumes_its_handles)
+{
+    blz_test_counting_allocator_install();
+    blz_runtime *rt = test_new_rt(1);
+    joins_without_memory w;
+    memset(&w, 0, sizeof w);
+    CHECK_OK(blz_runtime_spawn(rt, return_arg, NULL, &w.one));
+    CHECK_OK(blz_runtime_spawn(rt, return_arg, NULL, &w.two[0]));
+    CHECK_OK(blz_runtime_spawn(rt, return_arg, NULL, &w.two[1]));
+    struct timespec ms = {0, 1000000};
+    /* Finished first, so that no worker allocates while the failure is armed. */
+    WAIT_UNTIL(blz_join_is_finished(w.one) && blz_join_is_finished(w.two[0]) &&
+                   blz_join_is_finished(w.two[1]),
+               nanosleep(&ms, NULL));
+    pthread_t th;
+    CHECK_EQ(pthread_create(&th, NULL, join_without_memory, &w), 0);
+    CHECK_EQ(pthread_join(th, NULL), 0);
+    CHECK_EQ(w.wait_rc, -ENOMEM);
+    CHECK_EQ(w.all_rc, -ENOMEM);
+    /* The handles were consumed (the calls' contract: all but -EDEADLK
+     * consume), so the runtime's free leaves nothing behind. */
+    blz_runtime_free(rt);
+    CHECK_EQ(blz_test_alloc_live(), 0);
+}
