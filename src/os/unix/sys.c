@@ -972,19 +972,6 @@ blz__sys_routable(const blz_addr *a)
 }
 
 int
-blz__sys_unlink_unix(const blz_addr *a)
-{
-    if (blz_addr_get_family(a) != BLZ_AF_UNIX) {
-        return -EINVAL;
-    }
-    const struct sockaddr_un *sun = blz_addr_sockaddr(a, NULL);
-    if (a->len_ <= offsetof(struct sockaddr_un, sun_path) || sun->sun_path[0] == '\0') {
-        return 0;
-    }
-    return unlink(sun->sun_path) < 0 ? -errno : 0;
-}
-
-int
 blz__sys_getaddrinfo(const char *host, uint16_t port, blz_addr *out, size_t max)
 {
     struct addrinfo hints;

@@ -151,8 +151,6 @@ int blz__sys_peercred(int fd, int *pid, unsigned *uid, unsigned *gid);
 /* True if this host has a route to IP address `a`: a UDP socket can be
  * connected to it (no packet is sent). */
 bool blz__sys_routable(const blz_addr *a);
-/* Removes a filesystem Unix socket path; abstract and unnamed addresses are ignored. */
-int blz__sys_unlink_unix(const blz_addr *a);
 /* The address of an unnamed Unix socket (the family alone). */
 void blz__sys_unnamed_unix(blz_addr *out);
 /* Blocking getaddrinfo for TCP: up to `max` addresses with `port`. Count or
