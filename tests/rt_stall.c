@@ -487,5 +487,13 @@ BLZ_TEST(stall_signal_out_of_range_is_einval)
     CHECK_EQ(blz_runtime_new(&cfg, &rt), -EINVAL);
     cfg.stall_signal = 4096;
     CHECK_EQ(blz_runtime_new(&cfg, &rt), -EINVAL);
+    /* The signals of a fault: the handler, finding no probe, returns, and
+     * the faulting instruction runs again, and faults again, for ever: a
+     * crash would become a hang. */
+    int faults[] = {SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGTRAP, SIGSYS};
+    for (size_t i = 0; i < sizeof faults / sizeof faults[0]; i++) {
+        cfg.stall_signal = faults[i];
+        CHECK_EQ(blz_runtime_new(&cfg, &rt), -EINVAL);
+    }
     CHECK_PTR_EQ(rt, NULL);
 }

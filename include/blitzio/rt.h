@@ -103,7 +103,9 @@ typedef struct blz_runtime_config {
      * refuses that signal from then on (-EBUSY). A
      * worker interrupted inside a system call sees it restarted (SA_RESTART)
      * or, for calls that never restart (sleeps, waits with a timeout),
-     * return EINTR early, as any signal would make them. */
+     * return EINTR early, as any signal would make them. SIGKILL, SIGSTOP
+     * and the signals of a fault (SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGTRAP,
+     * SIGSYS) are -EINVAL. */
     int stall_signal;
     /** Runs first on every worker and blocking-pool thread, before any task
      * or job; NULL: nothing. */

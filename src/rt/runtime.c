@@ -105,6 +105,16 @@ blz_runtime_config_default(blz_runtime_config *cfg)
     cfg->ring_per_worker = env_number("BLZ_RING_PER_WORKER", 1) == 1;
 }
 
+/* A signal the CPU raises for the instruction that faulted. The stall
+ * handler returns from one it did not queue, and the instruction would
+ * fault again at once, for ever: a crash would hang instead. */
+static bool
+fault_signal(int sig)
+{
+    return sig == SIGSEGV || sig == SIGBUS || sig == SIGFPE || sig == SIGILL || sig == SIGTRAP ||
+           sig == SIGSYS;
+}
+
 static int
 validate(const blz_runtime_config *cfg)
 {
@@ -133,7 +143,7 @@ validate(const blz_runtime_config *cfg)
         return -EINVAL;
     }
     if (cfg->stall_signal < 0 || cfg->stall_signal >= NSIG || cfg->stall_signal == SIGKILL ||
-        cfg->stall_signal == SIGSTOP) {
+        cfg->stall_signal == SIGSTOP || fault_signal(cfg->stall_signal)) {
         return -EINVAL;
     }
     return 0;
