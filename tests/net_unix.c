@@ -563,6 +563,11 @@ unix_dgram_cred_fds_main(void *arg)
 
 BLZ_TEST(unix_datagram_recv_cred_discards_passed_descriptors)
 {
+    if (blz_test_emulator()) {
+        /* qemu-user receives into a control buffer of its own and drops
+         * what does not fit ours, descriptors included, unclosed. */
+        SKIP("the emulator translates control messages itself");
+    }
     net_run(2, unix_dgram_cred_fds_main, NULL);
 }
 
