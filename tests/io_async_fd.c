@@ -6,13 +6,15 @@
  * lost, freeing while a task waits, the caller closing its descriptor first
  * (its number reused by another watched descriptor), and the refusals;
  * blz_async_fd_io (the caller's call, waited for) in both directions, in
- * lock-step with a writer thread, freed while waiting.
+ * lock-step with a writer thread, freed while waiting; a write wait on a
+ * socket whose hang-up (unconnected) is over sleeps instead of spinning.
  *
  * Run once per backend. Every wait is bounded (blz_timeout), so a lost
  * wake-up fails instead of hanging.
  */
 #include "blitzio.h"
 #include "harness.h"
+#include "io/registry.h"
 #include "rt_util.h"
 
 #include <fcntl.h>
@@ -21,11 +23,13 @@
 #include <sched.h>
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 /* blz_async_fd_ready, bounded at ten seconds. */
@@ -411,6 +415,103 @@ io_write_and_cancel_main(void *arg)
 BLZ_TEST(io_writable_and_freed_while_waiting)
 {
     backend_run(2, io_write_and_cancel_main, NULL);
+}
+
+/* ---- a hang-up that went away --------------------------------------------------------- */
+
+/* One byte sent, as a library's call; stops after 100 calls in a row so that a
+ * wait that keeps calling without ever sleeping fails instead of spinning. */
+static long
+send_capped(int fd, void *arg)
+{
+    int *calls = arg;
+    if (++*calls > 100) {
+        return -ELOOP;
+    }
+    ssize_t r = send(fd, "x", 1, MSG_DONTWAIT | MSG_NOSIGNAL);
+    return r < 0 ? -errno : (long) r;
+}
+
+/* Sends until the socket's buffer is full. */
+static void
+fill_socket(int fd)
+{
+    static char chunk[65536];
+    while (send(fd, chunk, sizeof chunk, MSG_DONTWAIT | MSG_NOSIGNAL) > 0) {
+    }
+    CHECK_EQ(errno, EAGAIN);
+}
+
+/* Reads whatever the socket holds now. */
+static void
+drain_socket(int fd)
+{
+    char *sink = malloc(65536); /* not on the fiber's stack */
+    CHECK(sink != NULL);
+    while (recv(fd, sink, 65536, MSG_DONTWAIT) > 0) {
+    }
+    free(sink);
+}
+
+static void *
+hangup_gone_main(void *arg)
+{
+    (void) arg;
+    /* A library's stream socket, watched before it connects (socket2 and
+     * AsyncFd do this, a hand-written client too): unconnected, the kernel
+     * reports it hung up, which the watch records. */
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    int len = snprintf(sa.sun_path + 1, sizeof sa.sun_path - 1, "blz_afd_hup_%d", (int) getpid());
+    socklen_t salen = (socklen_t) (offsetof(struct sockaddr_un, sun_path) + 1 + (size_t) len);
+    int lis = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    CHECK_GE(lis, 0);
+    CHECK_OK(bind(lis, (struct sockaddr *) &sa, salen));
+    CHECK_OK(listen(lis, 4));
+    int s = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    CHECK_GE(s, 0);
+    blz_async_fd *a = NULL;
+    CHECK_OK(blz_async_fd_new(s, &a));
+    blz__io_source *src = (blz__io_source *) (void *) a; /* its first member */
+    for (int i = 0; i < 10000 && !(blz__io_source_readiness(src) & BLZ__RD_WCLOSED); i++) {
+        blz_sleep(blz_ms(1));
+    }
+    CHECK(blz__io_source_readiness(src) & BLZ__RD_WCLOSED);
+
+    /* Connected, the hang-up is over; with its send buffer full it is not
+     * writable, so a write wait must sleep, not call again and again. */
+    CHECK_OK(connect(s, (struct sockaddr *) &sa, salen));
+    int peer = accept4(lis, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    CHECK_GE(peer, 0);
+    fill_socket(s);
+    int calls = 0;
+    blz_context noop = {blz_waker_noop()};
+    blz_async_io_future f;
+    blz_async_fd_io_fut(a, BLZ_WRITABLE, send_capped, &calls, &f);
+    CHECK_EQ(blz_future_poll(&f.base, &noop), BLZ_PENDING);
+    CHECK_LE(calls, 2);
+    /* Room again: the report wakes the wait and the call gets through. */
+    drain_socket(peer);
+    CHECK_EQ(blz_timeout(&f.base, blz_secs(10)), 1);
+
+    /* The readiness wait too: it sleeps while full and wakes once drained. */
+    fill_socket(s);
+    blz_io_future g;
+    blz_async_fd_ready_fut(a, BLZ_WRITABLE, &g);
+    CHECK_EQ(blz_future_poll(&g.base, &noop), BLZ_PENDING);
+    drain_socket(peer);
+    CHECK_EQ(blz_timeout(&g.base, blz_secs(10)), 0);
+
+    blz_async_fd_free(a);
+    CHECK_OK(close(s));
+    CHECK_OK(close(peer));
+    CHECK_OK(close(lis));
+    return NULL;
+}
+
+BLZ_TEST(a_hangup_that_went_away_lets_a_write_wait_sleep)
+{
+    backend_run(1, hangup_gone_main, NULL);
+    backend_run(2, hangup_gone_main, NULL);
 }
 
 /* ---- wake-ups from other threads --------------------------------------------------- */

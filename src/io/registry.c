@@ -498,13 +498,18 @@ clear_bits(blz__io_source *s, uint64_t bits, uint64_t seen)
  * read of 0, never EAGAIN, so a RCLOSED still set is stale. It happens on a
  * stream that turned to completion receive after its poll had reported the
  * peer's end: its read side is then the receive's to report, and the
- * stale bit would send every read straight back to an empty receive. */
+ * stale bit would send every read straight back to an empty receive.
+ * A write that found no room clears WCLOSED for the same reason: a hung-up
+ * descriptor's write fails (EPIPE), it never says EAGAIN. A hang-up can end:
+ * a stream socket reports one until it connects, a pty master while no
+ * slave is open. Left set, the bit kept the direction "ready" for good, and
+ * a wait ran its attempt again and again without ever sleeping. */
 void
 blz__io_source_clear(blz__io_source *s, int dir, uint64_t seen)
 {
     clear_bits(s,
                dir == BLZ__DIR_READ ? (BLZ__RD_READ | BLZ__RD_RCLOSED | BLZ__RD_ERROR)
-                                    : (BLZ__RD_WRITE | BLZ__RD_ERROR),
+                                    : (BLZ__RD_WRITE | BLZ__RD_WCLOSED | BLZ__RD_ERROR),
                seen);
 }
 
