@@ -675,6 +675,29 @@ refusals_main(void *arg)
     CHECK_GE(dir, 0);
     CHECK_EQ(blz_async_fd_new(dir, &a), -EPERM);
     CHECK_OK(close(dir));
+    /* A device the kernel cannot poll is always ready, like a file: refused
+     * on every backend (epoll refuses it itself; an io_uring poll on it
+     * completed at once each time it was armed, and the driver spun). */
+    int nul = open("/dev/null", O_RDWR | O_CLOEXEC);
+    CHECK_GE(nul, 0);
+    CHECK_EQ(blz_async_fd_new(nul, &a), -EPERM);
+    CHECK_PTR_EQ(a, NULL);
+    CHECK_OK(close(nul));
+    /* A path-only descriptor is no open file to watch, on every backend. */
+    int path_only = open("/dev/null", O_PATH | O_CLOEXEC);
+    CHECK_GE(path_only, 0);
+    CHECK_EQ(blz_async_fd_new(path_only, &a), -EBADF);
+    CHECK_OK(close(path_only));
+    int sv[2];
+    CHECK_OK(pipe2(sv, O_CLOEXEC));
+    char proc[64];
+    snprintf(proc, sizeof proc, "/proc/self/fd/%d", sv[0]);
+    path_only = open(proc, O_PATH | O_CLOEXEC); /* the pipe itself, by path */
+    CHECK_GE(path_only, 0);
+    CHECK_EQ(blz_async_fd_new(path_only, &a), -EBADF);
+    CHECK_OK(close(path_only));
+    CHECK_OK(close(sv[0]));
+    CHECK_OK(close(sv[1]));
     int efd = eventfd(0, EFD_CLOEXEC);
     CHECK_GE(efd, 0);
     CHECK_EQ(blz_async_fd_new(efd, NULL), -EINVAL);

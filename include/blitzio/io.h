@@ -102,8 +102,9 @@ typedef struct blz_async_fd blz_async_fd;
  * behind both (a socket's connection, say) lasts until both are closed.
  * Reads and writes on `fd` should not block (O_NONBLOCK, which the duplicate
  * shares), since readiness can change before they run. 0, -EINVAL (`out`
- * NULL), -EBADF, -EPERM (a regular file or a directory: always ready, use
- * blitzio/fs.h), -EMFILE, -ENOMEM, -ESRCH (no runtime). Inside a runtime.
+ * NULL), -EBADF, -EPERM (a regular file, a directory or a device the kernel
+ * cannot poll, such as /dev/null: always ready; use blitzio/fs.h), -EMFILE,
+ * -ENOMEM, -ESRCH (no runtime). Inside a runtime.
  */
 BLZ_API int blz_async_fd_new(int fd, blz_async_fd **out);
 

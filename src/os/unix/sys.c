@@ -27,6 +27,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -266,6 +267,31 @@ blz__sys_fd_flags_restore(int fd, const blz__fd_flags *was)
     (void) fcntl(fd, F_SETFD, was->fd);
 }
 
+/* Whether the kernel can report the readiness of `fd` at all. A device
+ * without a poll method (/dev/null, /dev/zero, a block device) is always
+ * ready, as a regular file is; epoll refuses it (EPERM), but an io_uring
+ * poll on it completes at once every time it is armed, so the ring would
+ * re-arm and complete it in a loop. A throwaway epoll set asks the kernel
+ * the same question whatever the backend, and also sees an O_PATH
+ * descriptor, which has no file operations (EBADF; io_uring accepted it
+ * too, its poll then failing in the kernel). Only those two refusals count:
+ * any other failure (no memory, the watch limit) is left for the backend. */
+static int
+probe_pollable(int fd)
+{
+    int ep = epoll_create1(EPOLL_CLOEXEC);
+    if (ep < 0) {
+        return 0;
+    }
+    struct epoll_event ev = {.events = EPOLLIN};
+    int rc = 0;
+    if (epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev) < 0 && (errno == EPERM || errno == EBADF)) {
+        rc = -errno;
+    }
+    (void) close(ep);
+    return rc;
+}
+
 int
 blz__sys_dup_pollable(int fd)
 {
@@ -275,6 +301,10 @@ blz__sys_dup_pollable(int fd)
     }
     if (S_ISREG(st.st_mode) || S_ISDIR(st.st_mode)) {
         return -EPERM;
+    }
+    int rc = probe_pollable(fd);
+    if (rc < 0) {
+        return rc;
     }
     int d = fcntl(fd, F_DUPFD_CLOEXEC, 0);
     return d < 0 ? -errno : d;

@@ -88,8 +88,9 @@ int blz__sys_nonblock_cloexec(int fd, blz__fd_flags *was);
 void blz__sys_fd_flags_restore(int fd, const blz__fd_flags *was);
 int blz__sys_close(int fd);
 /* A close-on-exec duplicate of `fd` for the runtime to watch, once `fd` is
- * known to be pollable: -EPERM for a regular file or a directory (always
- * ready, and epoll refuses them), -EBADF, -EMFILE. */
+ * known to be pollable: -EPERM for a regular file, a directory or a device
+ * the kernel cannot poll (always ready, and epoll refuses them), -EBADF,
+ * -EMFILE. */
 int blz__sys_dup_pollable(int fd);
 /* poll(2) without waiting: 0 when `fd` is ready for `interest` now (or has
  * an error or a hang-up to report), -EAGAIN when it is not. */
