@@ -130,9 +130,16 @@ reader(void *arg)
         char line[LINE_MAX_];
         ssize_t n;
         while ((n = blz_buf_reader_read_line(&br, line, sizeof line)) > 0) {
+            /* The line is copied as bytes, not formatted with %s: a NUL byte
+             * in it would cut it short there, newline included, and glue the
+             * next message onto it. */
             chat_msg m = {c->id, 0, {0}};
-            m.len = (unsigned) snprintf(m.text, sizeof m.text, "user%u: %s%s", c->id, line,
-                                        line[n - 1] == '\n' ? "" : "\n");
+            m.len = (unsigned) snprintf(m.text, sizeof m.text, "user%u: ", c->id);
+            memcpy(m.text + m.len, line, (size_t) n);
+            m.len += (unsigned) n;
+            if (line[n - 1] != '\n') {
+                m.text[m.len++] = '\n'; /* a piece of a long line, or the last without one */
+            }
             (void) blz_broadcast_send(&room, &m);
         }
         blz_buf_reader_deinit(&br);

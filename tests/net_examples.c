@@ -7,7 +7,8 @@
  *    end of a client's sending passed on both ways;
  *  - udp_echo: datagrams come back to their sender;
  *  - chat_server: two clients join, talk and leave; SIGUSR1 makes the server
- *    write a task dump whose waiting fibers carry their stacks;
+ *    write a task dump whose waiting fibers carry their stacks; a line with
+ *    a NUL byte in it reaches the others whole;
  *  - dns_lookup: localhost resolves (the hosts file), bad usage exits 2.
  *
  * No sleeps but the dump's: the test waits for conditions, and receive
@@ -413,4 +414,56 @@ BLZ_TEST(chat_two_clients_a_task_dump_and_sigterm)
     CHECK_EQ(recv(b, &end, 1, 0), 0); /* the server closed b on its way out */
     close(b);
     close(errfd);
+}
+
+/* The next `len` bytes the server sent on fd are exactly `want`; fails on a
+ * timeout or an early end. */
+static void
+expect_bytes(int fd, const void *want, size_t len)
+{
+    char got[256];
+    CHECK(len <= sizeof got);
+    size_t n = 0;
+    while (n < len) {
+        ssize_t r = recv(fd, got + n, len - n, 0);
+        if (r <= 0) {
+            fprintf(stderr, "recv %zd after %zu of %zu bytes\n", r, n, len);
+            CHECK(!"connection ended or timed out");
+        }
+        n += (size_t) r;
+    }
+    if (memcmp(got, want, len) != 0) {
+        fprintf(stderr, "got \"%.*s\"\n", (int) len, got);
+    }
+    CHECK(memcmp(got, want, len) == 0);
+}
+
+/* A line holding a NUL byte is still one line: it reaches the others whole,
+ * with its newline, and the next message starts a line of its own. */
+BLZ_TEST(chat_line_with_a_nul_byte_stays_one_line)
+{
+    example_child ch;
+    char host[64];
+    int port = 0;
+    static const char *const args[] = {"127.0.0.1:0", NULL};
+    int devnull = open("/dev/null", O_WRONLY | O_CLOEXEC);
+    CHECK_OK(devnull);
+    example_serve(&ch, "chat_server", "BLZ_CHAT_SERVER_BIN", args, devnull, host, sizeof host,
+                  &port);
+    close(devnull);
+    int a = client_connect(host, port);
+    expect_line(a, "* welcome to the chat");
+    int b = client_connect(host, port);
+    expect_line(b, "* welcome to the chat");
+    expect_line(a, "* user2 joined");
+    static const char nul_line[] = "one\0two\n";
+    CHECK_EQ(send(b, nul_line, sizeof nul_line - 1, MSG_NOSIGNAL), (ssize_t) sizeof nul_line - 1);
+    send_text(b, "three\n");
+    static const char want[] = "user2: one\0two\n";
+    expect_bytes(a, want, sizeof want - 1);
+    expect_line(a, "user2: three");
+    close(b);
+    expect_line(a, "* user2 left");
+    close(a);
+    example_stop(&ch, -1);
 }
