@@ -2,7 +2,8 @@
  * Copy both ways (blz_copy_bidirectional) as a proxy between two real TCP
  * connections: both directions at once with every byte checked, a half-closed
  * connection that keeps working the other way, a reset that ends both ways
- * with its error, the future tier polled and dropped, bad input; and the end
+ * with its error, an aborted copy that still reports what it wrote, the
+ * future tier polled and dropped, bad input; and the end
  * of writing (blz_write_shutdown) through a buffered writer.
  */
 #include "blitzio/stream.h"
@@ -225,6 +226,60 @@ reset_main(void *arg)
 BLZ_TEST(reset_ends_both_ways_with_its_error)
 {
     net_run(2, reset_main, NULL);
+}
+
+/* ---- an aborted copy ----------------------------------------------------------------------- */
+
+typedef struct copy_job {
+    blz_tcp_stream *from, *to;
+    uint64_t copied;
+    int rc;
+} copy_job;
+
+static void *
+copy_main(void *arg)
+{
+    copy_job *c = arg;
+    c->rc = blz_copy(blz_tcp_reader(c->from), blz_tcp_writer(c->to), &c->copied);
+    return NULL;
+}
+
+/* The proxy task is aborted (as a runtime being freed aborts it) after bytes
+ * crossed both ways: blz_copy_bidirectional returns -ECANCELED and still
+ * says how many bytes it wrote each way, as it does for any other error. */
+static void *
+aborted_main(void *arg)
+{
+    (void) arg;
+    rig r;
+    rig_open(&r);
+    CHECK_OK(blz_tcp_write_all(r.a, "hello", 5));
+    char in[8];
+    CHECK_OK(net_read_exact(r.b, in, 5));
+    CHECK_OK(blz_tcp_write_all(r.b, "hi", 2));
+    CHECK_OK(net_read_exact(r.a, in, 2));
+    blz_join_abort(r.proxy_join);
+    (void) blz_join_wait(r.proxy_join, NULL); /* the fiber ends once its wait returns */
+    CHECK_EQ(r.x.rc, -ECANCELED);
+    CHECK_EQ(r.x.a_to_b, 5u);
+    CHECK_EQ(r.x.b_to_a, 2u);
+    /* The same for a copy one way, over the same connections. */
+    copy_job job = {r.x.a, r.x.b, 99, 0};
+    blz_join *j;
+    CHECK_OK(blz_spawn(copy_main, &job, &j));
+    CHECK_OK(blz_tcp_write_all(r.a, "again", 5));
+    CHECK_OK(net_read_exact(r.b, in, 5));
+    blz_join_abort(j);
+    (void) blz_join_wait(j, NULL);
+    CHECK_EQ(job.rc, -ECANCELED);
+    CHECK_EQ(job.copied, 5u);
+    rig_close(&r);
+    return NULL;
+}
+
+BLZ_TEST(aborted_copy_still_reports_what_it_wrote)
+{
+    net_run(2, aborted_main, NULL);
 }
 
 /* ---- the future tier: pending, dropped; bad input ---------------------------------------- */

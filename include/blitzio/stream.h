@@ -175,7 +175,8 @@ BLZ_API int blz_write_all(blz_writer w, const void *buf, size_t n);
  */
 BLZ_API void blz_copy_fut(blz_reader r, blz_writer w, void *buf, size_t cap, uint64_t *copied,
                           blz_stream_future *f);
-/** Copies `r` into `w` until `r` ends (with a 16 KiB heap buffer). 0 or -errno. Awaits. */
+/** Copies `r` into `w` until `r` ends (with a 16 KiB heap buffer). 0 or -errno. Stores
+ * `*copied` on every return, -ECANCELED (the task was aborted) included. Awaits. */
 BLZ_API int blz_copy(blz_reader r, blz_writer w, uint64_t *copied);
 
 /**
@@ -211,7 +212,8 @@ BLZ_API void blz_copy_bidirectional_fut(blz_duplex a, blz_duplex b, void *buf, s
                                         uint64_t *a_to_b, uint64_t *b_to_a,
                                         blz_copy_bidi_future *f);
 /** Copies both ways (see blz_copy_bidirectional_fut) with a 32 KiB heap buffer. 0 or -errno
- * (-ENOMEM). Awaits. */
+ * (-ENOMEM). Stores the two counts on every return, -ECANCELED (the task was
+ * aborted) included. Awaits. */
 BLZ_API int blz_copy_bidirectional(blz_duplex a, blz_duplex b, uint64_t *a_to_b, uint64_t *b_to_a);
 
 /* ---- memory as a stream ---------------------------------------------------------------- */
