@@ -128,10 +128,17 @@ main(int argc, char **argv)
         fprintf(stderr, "usage: watch_dir DIR [COUNT]\n");
         return 2;
     }
-    watch w = {argv[1], argc == 3 ? strtol(argv[2], NULL, 10) : 0, 1};
-    if (w.count < 0) {
-        fprintf(stderr, "watch_dir: COUNT must be 0 or more\n");
-        return 2;
+    watch w = {argv[1], 0, 1};
+    if (argc == 3) {
+        /* Only a whole number: strtol alone reads "ten" as 0, which would
+         * mean no limit, and "5x" as 5. */
+        char *end = NULL;
+        errno = 0;
+        w.count = strtol(argv[2], &end, 10);
+        if (end == argv[2] || *end != '\0' || errno != 0 || w.count < 0) {
+            fprintf(stderr, "watch_dir: COUNT must be a number, 0 or more\n");
+            return 2;
+        }
     }
     int rc = blz_run(watch_task, &w);
     if (rc < 0) {

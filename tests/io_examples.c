@@ -50,8 +50,14 @@ BLZ_TEST(bad_usage_exits_2)
     CHECK_GE(devnull, 0);
     char *none[] = {(char *) path, NULL};
     char *negative[] = {(char *) path, "/tmp", "-1", NULL};
-    char *const *cases[] = {none, negative};
-    for (int i = 0; i < 2; i++) {
+    /* A COUNT that is not a number is refused too, not read as 0 (no limit).
+     * The directory is missing, so a regression ends with 1 instead of
+     * watching for ever. */
+    char *word[] = {(char *) path, "/nonexistent/blz", "ten", NULL};
+    char *trailing[] = {(char *) path, "/nonexistent/blz", "5x", NULL};
+    char *empty[] = {(char *) path, "/nonexistent/blz", "", NULL};
+    char *const *cases[] = {none, negative, word, trailing, empty};
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         example_child ch;
         example_start(&ch, path, cases[i], devnull);
         while (example_read_more(&ch)) {
