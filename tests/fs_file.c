@@ -489,6 +489,63 @@ BLZ_TEST(unpolled_future_drop)
     CHECK_EQ(blz__fs_live_ops(), 0);
 }
 
+/* A NULL future is ignored by every fill function, as in the other modules
+ * (net, sync, signal...): nothing to report the error into, nothing to crash. */
+BLZ_TEST(null_future_is_ignored)
+{
+    char buf[4] = {0};
+    blz_iovec iov = {buf, sizeof buf};
+    blz_file *file = NULL;
+    blz_dir *dir = NULL;
+    blz_dir_entry e;
+    blz_metadata md;
+    uint64_t pos = 0;
+    void *data = NULL;
+    size_t len = 0;
+    char *text = NULL;
+    blz_file_open_fut("/nonexistent", NULL, &file, NULL);
+    blz_file_read_fut(NULL, buf, sizeof buf, NULL);
+    blz_file_pread_fut(NULL, buf, sizeof buf, 0, NULL);
+    blz_file_write_fut(NULL, buf, sizeof buf, NULL);
+    blz_file_pwrite_fut(NULL, buf, sizeof buf, 0, NULL);
+    blz_file_readv_fut(NULL, &iov, 1, NULL);
+    blz_file_preadv_fut(NULL, &iov, 1, 0, NULL);
+    blz_file_writev_fut(NULL, &iov, 1, NULL);
+    blz_file_pwritev_fut(NULL, &iov, 1, 0, NULL);
+    blz_file_write_all_fut(NULL, buf, sizeof buf, NULL);
+    blz_file_seek_fut(NULL, 0, BLZ_SEEK_SET, &pos, NULL);
+    blz_file_sync_all_fut(NULL, NULL);
+    blz_file_sync_data_fut(NULL, NULL);
+    blz_file_set_len_fut(NULL, 0, NULL);
+    blz_file_set_permissions_fut(NULL, 0644, NULL);
+    blz_file_metadata_fut(NULL, &md, NULL);
+    blz_file_close_fut(NULL, NULL);
+    blz_fs_read_file_fut("/nonexistent", &data, &len, NULL);
+    blz_fs_write_file_fut("/nonexistent/x", buf, sizeof buf, NULL);
+    blz_fs_metadata_fut("/nonexistent", &md, NULL);
+    blz_fs_symlink_metadata_fut("/nonexistent", &md, NULL);
+    blz_fs_create_dir_fut("/nonexistent/x", 0755, NULL);
+    blz_fs_create_dir_all_fut("/nonexistent/x", 0755, NULL);
+    blz_fs_remove_dir_fut("/nonexistent", NULL);
+    blz_fs_remove_dir_all_fut("/nonexistent", NULL);
+    blz_fs_remove_file_fut("/nonexistent", NULL);
+    blz_fs_rename_fut("/nonexistent", "/nonexistent2", NULL);
+    blz_fs_copy_fut("/nonexistent", "/nonexistent2", NULL, NULL);
+    blz_fs_hard_link_fut("/nonexistent", "/nonexistent2", NULL);
+    blz_fs_symlink_fut("/nonexistent", "/nonexistent/x", NULL);
+    blz_fs_read_link_fut("/nonexistent", &text, NULL);
+    blz_fs_canonicalize_fut("/nonexistent", &text, NULL);
+    blz_fs_set_permissions_fut("/nonexistent", 0644, NULL);
+    blz_dir_open_fut("/nonexistent", &dir, NULL);
+    blz_dir_next_fut(NULL, &e, NULL);
+    blz_dir_close_fut(NULL, NULL);
+    CHECK_PTR_EQ(file, NULL);
+    CHECK_PTR_EQ(dir, NULL);
+    CHECK_PTR_EQ(data, NULL);
+    CHECK_PTR_EQ(text, NULL);
+    CHECK_EQ(blz__fs_live_ops(), 0);
+}
+
 /* ---- fault injection (the pool path and the inline path use the table) ------------- */
 
 static _Atomic int fault_calls;

@@ -139,7 +139,7 @@ typedef struct blz_dir_entry {
  * a byte count, 0, 1 (blz_dir_next_fut found an entry) or -errno. While
  * pending it refers to an operation in flight: it must not be moved, and an
  * abandoned one must be passed to blz_future_drop. All fields but `base` are
- * private.
+ * private. Every *_fut function ignores a NULL future.
  */
 typedef struct blz_fs_future {
     blz_future base;    /**< the future; `base.result` holds the outcome */

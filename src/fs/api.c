@@ -6,6 +6,8 @@
  * - A fill function never allocates, never makes a system call and never
  *   fails: an argument error is stored in `err_` and reported by the first
  *   poll, so every future, well-formed or not, is completed the same way.
+ *   A NULL future has nowhere to hold an error: the fill function ignores
+ *   it, as every module's does.
  * - Await tiers keep their future on the caller's stack: blz_await returns
  *   only once it is ready or dropped (aborting a fiber drops it).
  */
@@ -72,6 +74,9 @@ await_fs(blz_fs_future *f)
 void
 blz_file_open_fut(const char *path, const blz_open_options *opts, blz_file **out, blz_fs_future *f)
 {
+    if (!f) {
+        return;
+    }
     static const blz_open_options read_only = {.read = true};
     path_fut(f, BLZ__FF_OPEN, path, NULL, false);
     f->out_ = out;
@@ -106,6 +111,9 @@ blz_file_create(const char *path, blz_file **out)
 void
 blz_file_read_fut(blz_file *file, void *buf, size_t n, blz_fs_future *f)
 {
+    if (!f) {
+        return;
+    }
     data_fut(f, BLZ__FF_READ, file, buf, n, 0);
 }
 
@@ -170,6 +178,9 @@ blz_file_try_read(blz_file *file, void *buf, size_t n)
 void
 blz_file_pread_fut(blz_file *file, void *buf, size_t n, uint64_t offset, blz_fs_future *f)
 {
+    if (!f) {
+        return;
+    }
     data_fut(f, BLZ__FF_PREAD, file, buf, n, offset);
 }
 
@@ -193,6 +204,9 @@ blz_file_try_pread(blz_file *file, void *buf, size_t n, uint64_t offset)
 void
 blz_file_write_fut(blz_file *file, const void *buf, size_t n, blz_fs_future *f)
 {
+    if (!f) {
+        return;
+    }
     data_fut(f, BLZ__FF_WRITE, file, buf, n, 0);
 }
 
@@ -207,6 +221,9 @@ blz_file_write(blz_file *file, const void *buf, size_t n)
 void
 blz_file_pwrite_fut(blz_file *file, const void *buf, size_t n, uint64_t offset, blz_fs_future *f)
 {
+    if (!f) {
+        return;
+    }
     data_fut(f, BLZ__FF_PWRITE, file, buf, n, offset);
 }
 
@@ -248,6 +265,9 @@ vec_at_fut(blz_fs_future *f, int kind, blz_file *file, const blz_iovec *iov, int
 void
 blz_file_readv_fut(blz_file *file, const blz_iovec *iov, int iovcnt, blz_fs_future *f)
 {
+    if (!f) {
+        return;
+    }
     vec_fut(f, BLZ__FF_READV, file, iov, iovcnt, UINT64_MAX);
 }
 
@@ -263,6 +283,9 @@ void
 blz_file_preadv_fut(blz_file *file, const blz_iovec *iov, int iovcnt, uint64_t offset,
                     blz_fs_future *f)
 {
+    if (!f) {
+        return;
+    }
     vec_at_fut(f, BLZ__FF_READV, file, iov, iovcnt, offset);
 }
 
@@ -292,6 +315,9 @@ blz_file_try_preadv(blz_file *file, const blz_iovec *iov, int iovcnt, uint64_t o
 void
 blz_file_writev_fut(blz_file *file, const blz_iovec *iov, int iovcnt, blz_fs_future *f)
 {
+    if (!f) {
+        return;
+    }
     vec_fut(f, BLZ__FF_WRITEV, file, iov, iovcnt, UINT64_MAX);
 }
 
@@ -307,6 +333,9 @@ void
 blz_file_pwritev_fut(blz_file *file, const blz_iovec *iov, int iovcnt, uint64_t offset,
                      blz_fs_future *f)
 {
+    if (!f) {
+        return;
+    }
     vec_at_fut(f, BLZ__FF_WRITEV, file, iov, iovcnt, offset);
 }
 
@@ -321,6 +350,9 @@ blz_file_pwritev(blz_file *file, const blz_iovec *iov, int iovcnt, uint64_t offs
 void
 blz_file_write_all_fut(blz_file *file, const void *buf, size_t n, blz_fs_future *f)
 {
+    if (!f) {
+        return;
+    }
     data_fut(f, BLZ__FF_WRITE_ALL, file, buf, n, 0);
 }
 
@@ -336,6 +368,9 @@ void
 blz_file_seek_fut(blz_file *file, int64_t offset, blz_whence whence, uint64_t *pos,
                   blz_fs_future *f)
 {
+    if (!f) {
+        return;
+    }
     file_fut(f, BLZ__FF_SEEK, file);
     f->off_ = (uint64_t) offset;
     f->out_ = pos;
@@ -357,6 +392,9 @@ blz_file_seek(blz_file *file, int64_t offset, blz_whence whence, uint64_t *pos)
 void
 blz_file_sync_all_fut(blz_file *file, blz_fs_future *f)
 {
+    if (!f) {
+        return;
+    }
     file_fut(f, BLZ__FF_FSYNC, file);
 }
 
@@ -371,6 +409,9 @@ blz_file_sync_all(blz_file *file)
 void
 blz_file_sync_data_fut(blz_file *file, blz_fs_future *f)
 {
+    if (!f) {
+        return;
+    }
     file_fut(f, BLZ__FF_FDATASYNC, file);
 }
 
@@ -385,6 +426,9 @@ blz_file_sync_data(blz_file *file)
 void
 blz_file_set_len_fut(blz_file *file, uint64_t len, blz_fs_future *f)
 {
+    if (!f) {
+        return;
+    }
     file_fut(f, BLZ__FF_SET_LEN, file);
     f->off_ = len;
     if (len > (uint64_t) INT64_MAX) {
@@ -403,6 +447,9 @@ blz_file_set_len(blz_file *file, uint64_t len)
 void
 blz_file_set_permissions_fut(blz_file *file, uint32_t mode, blz_fs_future *f)
 {
+    if (!f) {
+        return;
+    }
     file_fut(f, BLZ__FF_FCHMOD, file);
     f->mode_ = mode & 07777u;
 }
@@ -418,6 +465,9 @@ blz_file_set_permissions(blz_file *file, uint32_t mode)
 void
 blz_file_metadata_fut(blz_file *file, blz_metadata *md, blz_fs_future *f)
 {
+    if (!f) {
+        return;
+    }
     file_fut(f, BLZ__FF_FSTAT, file);
     f->out_ = md;
     if (!md) {
@@ -436,6 +486,9 @@ blz_file_metadata(blz_file *file, blz_metadata *md)
 void
 blz_file_close_fut(blz_file *file, blz_fs_future *f)
 {
+    if (!f) {
+        return;
+    }
     file_fut(f, BLZ__FF_CLOSE, file);
 }
 
@@ -452,6 +505,9 @@ blz_file_close(blz_file *file)
 void
 blz_fs_read_file_fut(const char *path, void **buf, size_t *len, blz_fs_future *f)
 {
+    if (!f) {
+        return;
+    }
     path_fut(f, BLZ__FF_READ_FILE, path, NULL, false);
     f->out_ = buf;
     f->out2_ = len;
@@ -477,6 +533,9 @@ blz_fs_free_buf(void *buf)
 void
 blz_fs_write_file_fut(const char *path, const void *data, size_t len, blz_fs_future *f)
 {
+    if (!f) {
+        return;
+    }
     path_fut(f, BLZ__FF_WRITE_FILE, path, NULL, false);
     f->buf_ = (void *) data; /* never written through */
     f->len_ = len;
@@ -500,6 +559,9 @@ blz_fs_write_file(const char *path, const void *data, size_t len)
 void
 blz_fs_metadata_fut(const char *path, blz_metadata *md, blz_fs_future *f)
 {
+    if (!f) {
+        return;
+    }
     path_fut(f, BLZ__FF_STAT, path, NULL, false);
     f->out_ = md;
     if (!md) {
@@ -518,6 +580,9 @@ blz_fs_metadata(const char *path, blz_metadata *md)
 void
 blz_fs_symlink_metadata_fut(const char *path, blz_metadata *md, blz_fs_future *f)
 {
+    if (!f) {
+        return;
+    }
     blz_fs_metadata_fut(path, md, f);
     f->kind_ = BLZ__FF_LSTAT;
 }
@@ -533,6 +598,9 @@ blz_fs_symlink_metadata(const char *path, blz_metadata *md)
 void
 blz_fs_create_dir_fut(const char *path, uint32_t mode, blz_fs_future *f)
 {
+    if (!f) {
+        return;
+    }
     path_fut(f, BLZ__FF_MKDIR, path, NULL, false);
     f->mode_ = mode & 07777u;
 }
@@ -548,6 +616,9 @@ blz_fs_create_dir(const char *path, uint32_t mode)
 void
 blz_fs_create_dir_all_fut(const char *path, uint32_t mode, blz_fs_future *f)
 {
+    if (!f) {
+        return;
+    }
     path_fut(f, BLZ__FF_MKDIR_ALL, path, NULL, false);
     f->mode_ = mode & 07777u;
 }
@@ -563,6 +634,9 @@ blz_fs_create_dir_all(const char *path, uint32_t mode)
 void
 blz_fs_remove_dir_fut(const char *path, blz_fs_future *f)
 {
+    if (!f) {
+        return;
+    }
     path_fut(f, BLZ__FF_RMDIR, path, NULL, false);
 }
 
@@ -577,6 +651,9 @@ blz_fs_remove_dir(const char *path)
 void
 blz_fs_remove_dir_all_fut(const char *path, blz_fs_future *f)
 {
+    if (!f) {
+        return;
+    }
     path_fut(f, BLZ__FF_RMDIR_ALL, path, NULL, false);
 }
 
@@ -591,6 +668,9 @@ blz_fs_remove_dir_all(const char *path)
 void
 blz_fs_remove_file_fut(const char *path, blz_fs_future *f)
 {
+    if (!f) {
+        return;
+    }
     path_fut(f, BLZ__FF_UNLINK, path, NULL, false);
 }
 
@@ -605,6 +685,9 @@ blz_fs_remove_file(const char *path)
 void
 blz_fs_rename_fut(const char *from, const char *to, blz_fs_future *f)
 {
+    if (!f) {
+        return;
+    }
     path_fut(f, BLZ__FF_RENAME, from, to, true);
 }
 
@@ -619,6 +702,9 @@ blz_fs_rename(const char *from, const char *to)
 void
 blz_fs_copy_fut(const char *from, const char *to, uint64_t *copied, blz_fs_future *f)
 {
+    if (!f) {
+        return;
+    }
     path_fut(f, BLZ__FF_COPY, from, to, true);
     f->out_ = copied;
 }
@@ -634,6 +720,9 @@ blz_fs_copy(const char *from, const char *to, uint64_t *copied)
 void
 blz_fs_hard_link_fut(const char *src, const char *dst, blz_fs_future *f)
 {
+    if (!f) {
+        return;
+    }
     path_fut(f, BLZ__FF_LINK, src, dst, true);
 }
 
@@ -648,6 +737,9 @@ blz_fs_hard_link(const char *src, const char *dst)
 void
 blz_fs_symlink_fut(const char *target, const char *link, blz_fs_future *f)
 {
+    if (!f) {
+        return;
+    }
     path_fut(f, BLZ__FF_SYMLINK, target, link, true);
 }
 
@@ -662,6 +754,9 @@ blz_fs_symlink(const char *target, const char *link)
 void
 blz_fs_read_link_fut(const char *path, char **out, blz_fs_future *f)
 {
+    if (!f) {
+        return;
+    }
     path_fut(f, BLZ__FF_READLINK, path, NULL, false);
     f->out_ = out;
     if (!out) {
@@ -680,6 +775,9 @@ blz_fs_read_link(const char *path, char **out)
 void
 blz_fs_canonicalize_fut(const char *path, char **out, blz_fs_future *f)
 {
+    if (!f) {
+        return;
+    }
     path_fut(f, BLZ__FF_REALPATH, path, NULL, false);
     f->out_ = out;
     if (!out) {
@@ -698,6 +796,9 @@ blz_fs_canonicalize(const char *path, char **out)
 void
 blz_fs_set_permissions_fut(const char *path, uint32_t mode, blz_fs_future *f)
 {
+    if (!f) {
+        return;
+    }
     path_fut(f, BLZ__FF_CHMOD, path, NULL, false);
     f->mode_ = mode & 07777u;
 }
@@ -715,6 +816,9 @@ blz_fs_set_permissions(const char *path, uint32_t mode)
 void
 blz_dir_open_fut(const char *path, blz_dir **out, blz_fs_future *f)
 {
+    if (!f) {
+        return;
+    }
     path_fut(f, BLZ__FF_DIR_OPEN, path, NULL, false);
     f->out_ = out;
     if (!out) {
@@ -745,6 +849,9 @@ blz_dir_try_next(blz_dir *dir, blz_dir_entry *entry)
 void
 blz_dir_next_fut(blz_dir *dir, blz_dir_entry *entry, blz_fs_future *f)
 {
+    if (!f) {
+        return;
+    }
     blz__fs_fut_init(f, BLZ__FF_DIR_NEXT);
     f->obj_ = dir;
     f->out_ = entry;
@@ -764,6 +871,9 @@ blz_dir_next(blz_dir *dir, blz_dir_entry *entry)
 void
 blz_dir_close_fut(blz_dir *dir, blz_fs_future *f)
 {
+    if (!f) {
+        return;
+    }
     blz__fs_fut_init(f, BLZ__FF_DIR_CLOSE);
     f->obj_ = dir;
     if (!dir) {
