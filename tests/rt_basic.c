@@ -578,6 +578,17 @@ BLZ_TEST(error_paths)
     CHECK(strlen(blz_strerror(-EPIPE)) > 0);
 }
 
+/* A NULL future is ignored by the task module's fill functions, as by every
+ * other module's: there is nothing to report an error into. */
+BLZ_TEST(null_future_is_ignored)
+{
+    blz_join_fut(NULL, NULL);
+    blz_yield_fut(NULL);
+    blz_runtime *rt = test_new_rt(1);
+    blz_runtime_spawn_blocking_fut(rt, child_fiber, NULL, NULL);
+    blz_runtime_free(rt);
+}
+
 static void *
 blocking_job(void *arg)
 {

@@ -124,7 +124,8 @@ typedef struct blz_join_future {
     void *output; /**< the task's return value once ready with result 0 */
 } blz_join_future;
 
-/** Fills `f` to wait for `j`. Dropping `f` before completion detaches `j`. */
+/** Fills `f` to wait for `j`. Dropping `f` before completion detaches `j`. NULL `f` is ignored
+ * (`j` stays the caller's). */
 BLZ_API void blz_join_fut(blz_join *j, blz_join_future *f);
 
 /**
@@ -141,6 +142,7 @@ typedef struct blz_yield_future {
     bool yielded_;
 } blz_yield_future;
 
+/** Fills `f` to yield once (blz_yield's future tier). NULL `f` is ignored. */
 BLZ_API void blz_yield_fut(blz_yield_future *f);
 
 /* ---- combinators over join handles ----------------------------------- */

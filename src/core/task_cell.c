@@ -443,6 +443,9 @@ static const blz_future_vtable join_vtable = {join_poll, join_drop};
 void
 blz_join_fut(blz_join *j, blz_join_future *f)
 {
+    if (!f) {
+        return;
+    }
     blz_future_init(&f->base, &join_vtable);
     f->join_ = j;
     f->output = NULL;

@@ -255,6 +255,9 @@ static const blz_future_vtable yield_vtable = {yield_poll, NULL};
 void
 blz_yield_fut(blz_yield_future *f)
 {
+    if (!f) {
+        return;
+    }
     blz_future_init(&f->base, &yield_vtable);
     f->yielded_ = false;
 }
