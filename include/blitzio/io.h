@@ -8,6 +8,13 @@
  *   blz_tcp_try_read(s, ...)      never waits: -EAGAIN when it would;
  *   blz_tcp_read_fut(s, ..., &f)  fills a caller-owned blz_io_future;
  *   blz_tcp_read(s, ...)          blz_await()s that future.
+ * A try call on a socket, pipe or blz_async_fd acts on the readiness the
+ * runtime's I/O driver last saw, as Tokio's try_read does: once it answered
+ * -EAGAIN (or a read drained the descriptor), later try calls answer -EAGAIN
+ * without a system call until the driver has seen the descriptor ready again.
+ * That happens when a worker polls the driver, not at the instant data
+ * arrives, so a try call made right after the peer's write may still say
+ * -EAGAIN. To wait for the data, use the future or await tier (or *_ready).
  * An I/O future holds a reference on its object from its first poll until it
  * finishes or is dropped (blz_future_drop), so the object's descriptor is not
  * closed under it. Its waiter node lives inside it: it must not move or be

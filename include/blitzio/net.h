@@ -4,7 +4,8 @@
  * Tiers. Every operation that may wait has three spellings (see blitzio/io.h):
  * blz_X_try_Y never waits (-EAGAIN when it would), blz_X_Y_fut fills a
  * caller-owned blz_io_future, blz_X_Y awaits it (suspends a fiber task; parks
- * a thread outside the runtime; -EDEADLK inside a stackless poll).
+ * a thread outside the runtime; -EDEADLK inside a stackless poll). A try
+ * call answers from the readiness the I/O driver last saw (blitzio/io.h).
  *
  * Objects. Listeners, streams and sockets are opaque, allocated by the
  * runtime and registered with its I/O driver. Create them inside a runtime

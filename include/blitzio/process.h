@@ -14,7 +14,8 @@
  * Tiers. Every operation that may wait has three spellings (DESIGN.md §3):
  * blz_X_try_Y never waits (-EAGAIN when it would), blz_X_Y_fut fills a
  * caller-owned future, blz_X_Y awaits it (suspends a fiber task; parks a
- * thread outside the runtime; -EDEADLK inside a stackless poll).
+ * thread outside the runtime; -EDEADLK inside a stackless poll). A try
+ * call answers from the readiness the I/O driver last saw (blitzio/io.h).
  *
  * Objects and lifetime.
  * - A blz_command is allocated by blz_command_new and owned by the caller,
