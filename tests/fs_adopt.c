@@ -19,6 +19,7 @@ adopt_body(void *arg)
     blz_file *f = NULL;
     CHECK_OK(blz_file_from_fd(fd, &f));
     CHECK_EQ(blz_file_fd(f), fd);
+    CHECK_EQ(blz_file_fd(NULL), -EINVAL);         /* as blz_pipe_fd and blz_async_fd_fd */
     CHECK_EQ(fcntl(fd, F_GETFD) & FD_CLOEXEC, 0); /* flags as they were */
     CHECK_EQ(blz_file_write(f, "adopted", 7), 7);
     char buf[16];

@@ -345,7 +345,8 @@ BLZ_API void blz_file_close_fut(blz_file *file, blz_fs_future *f);
  */
 BLZ_API int blz_file_from_fd(int fd, blz_file **out);
 
-/** The file's descriptor, for interoperation (do not close it), or -EBADF once closed. */
+/** The file's descriptor, for interoperation (do not close it), -EBADF once closed, or
+ *  -EINVAL (NULL). */
 BLZ_API int blz_file_fd(const blz_file *file);
 
 /**

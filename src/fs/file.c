@@ -115,7 +115,7 @@ int
 blz_file_fd(const blz_file *file)
 {
     if (!file) {
-        return -EBADF;
+        return -EINVAL;
     }
     uint32_t w = blz__load(&file->word, RELAXED);
     return (w & FILE_CLOSED) ? -EBADF : file->fd;
