@@ -416,3 +416,96 @@ BLZ_TEST(refusals)
 {
     on_thread_no_leaks(refusals_body);
 }
+
+/* The buffered reader's future tiers, polled by hand: a line that arrives
+ * in pieces, what is left shown by the try tier without a read, read_until
+ * up to the end of the stream, a future dropped while it waits, and
+ * refusals. */
+static void *
+buf_reader_futures_body(void *arg)
+{
+    (void) arg;
+    blz_mem_stream *a, *b;
+    CHECK_OK(blz_mem_stream_pair(64, &a, &b));
+    blz_buf_reader br;
+    CHECK_OK(blz_buf_reader_init(&br, blz_mem_stream_reader(b), NULL, 16));
+    test_waker t;
+    test_waker_init(&t);
+    blz_writer w = blz_mem_stream_writer(a);
+
+    char line[32];
+    blz_io_future f;
+    blz_buf_reader_read_line_fut(&br, line, sizeof line, &f);
+    CHECK_EQ(poll_with(&f.base, &t), BLZ_PENDING);
+    CHECK_EQ(blz_write(w, "ab", 2), 2);
+    CHECK_EQ(test_wakes(&t), 1);
+    CHECK_EQ(poll_with(&f.base, &t), BLZ_PENDING); /* no newline yet: it waits again */
+    CHECK_EQ(blz_write(w, "c\nrest", 6), 6);
+    CHECK_EQ(test_wakes(&t), 2);
+    CHECK_EQ(poll_with(&f.base, &t), BLZ_READY);
+    CHECK_EQ(f.base.result, 4);
+    CHECK_STR_EQ(line, "abc\n");
+    CHECK_NO_WAKER_REFS(&t);
+
+    /* What came after the line is buffered: the try tier shows it. */
+    const void *data = NULL;
+    CHECK_EQ(blz_buf_reader_buffer(&br, &data), 4u);
+    CHECK(data && memcmp(data, "rest", 4) == 0);
+    blz_buf_reader_fill_fut(&br, &f);
+    CHECK_EQ(poll_with(&f.base, &t), BLZ_READY); /* buffered: no read */
+    CHECK_EQ(f.base.result, 4);
+
+    /* read_until to the end of the stream: the rest, then 0. */
+    CHECK_OK(blz_write_shutdown(w));
+    blz_buf_reader_read_until_fut(&br, ';', line, sizeof line, &f);
+    CHECK_EQ(poll_with(&f.base, &t), BLZ_READY);
+    CHECK_EQ(f.base.result, 4);
+    CHECK(memcmp(line, "rest", 4) == 0);
+    blz_buf_reader_read_until_fut(&br, ';', line, sizeof line, &f);
+    CHECK_EQ(poll_with(&f.base, &t), BLZ_READY);
+    CHECK_EQ(f.base.result, 0);
+    CHECK_EQ(blz_buf_reader_buffer(&br, &data), 0u);
+    CHECK(data == NULL);
+    blz_buf_reader_deinit(&br);
+
+    /* A future dropped while it waits lets its read go (no waker kept), and
+     * the reader works on. */
+    blz_mem_stream *c, *d;
+    CHECK_OK(blz_mem_stream_pair(64, &c, &d));
+    CHECK_OK(blz_buf_reader_init(&br, blz_mem_stream_reader(d), NULL, 16));
+    blz_buf_reader_read_until_fut(&br, ';', line, sizeof line, &f);
+    CHECK_EQ(poll_with(&f.base, &t), BLZ_PENDING);
+    blz_future_drop(&f.base);
+    CHECK_NO_WAKER_REFS(&t);
+    CHECK_EQ(blz_write(blz_mem_stream_writer(c), "x;y", 3), 3);
+    blz_buf_reader_read_until_fut(&br, ';', line, sizeof line, &f);
+    CHECK_EQ(poll_with(&f.base, &t), BLZ_READY);
+    CHECK_EQ(f.base.result, 2);
+    CHECK(memcmp(line, "x;", 2) == 0);
+
+    /* Refusals; a NULL future is ignored. */
+    blz_buf_reader_read_line_fut(&br, line, 1, &f);
+    CHECK_EQ(poll_with(&f.base, &t), BLZ_READY);
+    CHECK_EQ(f.base.result, -EINVAL);
+    blz_buf_reader_read_until_fut(NULL, ';', line, sizeof line, &f);
+    CHECK_EQ(poll_with(&f.base, &t), BLZ_READY);
+    CHECK_EQ(f.base.result, -EINVAL);
+    blz_buf_reader_read_until_fut(&br, ';', NULL, sizeof line, &f);
+    CHECK_EQ(poll_with(&f.base, &t), BLZ_READY);
+    CHECK_EQ(f.base.result, -EINVAL);
+    blz_buf_reader_read_line_fut(&br, line, sizeof line, NULL);
+    blz_buf_reader_fill_fut(&br, NULL);
+    blz_buf_reader_read_fut(&br, line, sizeof line, NULL);
+    CHECK_EQ(blz_buf_reader_buffer(NULL, &data), 0u);
+    blz_buf_reader_deinit(&br);
+    blz_mem_stream_close(c);
+    blz_mem_stream_close(d);
+    blz_mem_stream_close(a);
+    blz_mem_stream_close(b);
+    return NULL;
+}
+
+BLZ_TEST(buf_reader_futures_by_hand)
+{
+    on_thread_no_leaks(buf_reader_futures_body);
+}

@@ -324,8 +324,21 @@ BLZ_API int blz_buf_reader_init(blz_buf_reader *br, blz_reader inner, void *buf,
 BLZ_API void blz_buf_reader_deinit(blz_buf_reader *br);
 /** `br` as a reader (reads come from the buffer first). */
 BLZ_API blz_reader blz_buf_reader_as_reader(blz_buf_reader *br);
+/** Future tier of blz_buf_reader_read; result as its return. NULL `f` is ignored. */
+BLZ_API void blz_buf_reader_read_fut(blz_buf_reader *br, void *buf, size_t n, blz_io_future *f);
 /** Reads up to `n` bytes, from the buffer or one refill. Awaits. */
 BLZ_API ssize_t blz_buf_reader_read(blz_buf_reader *br, void *buf, size_t n);
+/**
+ * The bytes buffered now, with `*data` (when not NULL) pointing at them
+ * (NULL when there are none): fill's try tier, it never reads.
+ */
+BLZ_API size_t blz_buf_reader_buffer(const blz_buf_reader *br, const void **data);
+/**
+ * Future tier of blz_buf_reader_fill: its result is the count of bytes
+ * blz_buf_reader_buffer then shows, 0 at end of stream, or -errno. NULL `f`
+ * is ignored.
+ */
+BLZ_API void blz_buf_reader_fill_fut(blz_buf_reader *br, blz_io_future *f);
 /**
  * Makes data available: returns how many bytes `*data` points at (refilling
  * once if the buffer is empty), 0 at end of stream, or -errno. Use
@@ -338,15 +351,28 @@ BLZ_API void blz_buf_reader_consume(blz_buf_reader *br, size_t n);
  * Copies bytes into `out` up to and including the first `delim`, or until
  * `cap` bytes were copied, or the stream ends. Returns the count (the last
  * byte is `delim` unless the line was longer than `cap` or the stream ended),
- * 0 at end of stream, or -errno. Awaits.
+ * 0 at end of stream, or -errno (an error after some bytes: the count; the
+ * next read reports it). Awaits.
  */
 BLZ_API ssize_t blz_buf_reader_read_until(blz_buf_reader *br, int delim, void *out, size_t cap);
+/**
+ * Future tier of blz_buf_reader_read_until; result as its return. Not
+ * cancel-safe: a future dropped before it completes has taken bytes from
+ * the buffer into `out` and says not how many (as blz_read_exact_fut).
+ * NULL `f` is ignored.
+ */
+BLZ_API void blz_buf_reader_read_until_fut(blz_buf_reader *br, int delim, void *out, size_t cap,
+                                           blz_io_future *f);
 /**
  * Reads one line into `line` (NUL-terminated, with its '\n' when it fits):
  * returns its length without the NUL, 0 at end of stream, -EINVAL for
  * cap < 2, or -errno. A line longer than cap-1 bytes comes in pieces. Awaits.
  */
 BLZ_API ssize_t blz_buf_reader_read_line(blz_buf_reader *br, char *line, size_t cap);
+/** Future tier of blz_buf_reader_read_line (not cancel-safe, as read_until_fut); result as
+ *  its return, the NUL stored when it completes. NULL `f` is ignored. */
+BLZ_API void blz_buf_reader_read_line_fut(blz_buf_reader *br, char *line, size_t cap,
+                                          blz_io_future *f);
 /** Reads exactly `n` bytes through the buffer (0, -EPIPE at early end, -errno). Awaits. */
 BLZ_API int blz_buf_reader_read_exact(blz_buf_reader *br, void *buf, size_t n);
 

@@ -18,10 +18,19 @@
 
 #define DEFAULT_CAP 8192
 
-enum { BR_READ = 1, BR_FILL = 2, BW_WRITE = 3, BW_FLUSH = 4, BW_SHUTDOWN = 5 };
+enum {
+    BR_READ = 1,
+    BR_FILL = 2,
+    BR_UNTIL = 3,
+    BR_LINE = 4,
+    BW_WRITE = 5,
+    BW_FLUSH = 6,
+    BW_SHUTDOWN = 7
+};
 #define F_FILLING     0x1 /* an inner read (reader) or write (writer) is in flight */
 #define F_DIRECT      0x2 /* it targets the caller's buffer, not ours */
 #define F_INNER_FLUSH 0x4 /* the writer is flushing (or shutting down) its inner writer */
+#define F_DELIM_SHIFT 8   /* read_until: the delimiter byte, in flags_ bits 8..15 */
 
 static int
 buf_setup(unsigned char **buf, size_t *cap, bool *owned, void *user, size_t ucap)
@@ -84,6 +93,25 @@ take(blz_buf_reader *br, void *out, size_t n)
     return k;
 }
 
+/* The inner read of f into `to` (started unless one is in flight):
+ * PENDING, or READY with its checked count in *res (0 at end of stream,
+ * which sets eof_; or -errno) and F_FILLING clear. */
+static blz_poll
+inner_read(blz_buf_reader *br, blz_io_future *f, void *to, size_t len, blz_context *cx, int *res)
+{
+    if (!(f->flags_ & F_FILLING)) {
+        br->inner_.vt->read_fut(br->inner_.self, to, len, &br->fill_);
+        f->flags_ |= F_FILLING;
+    }
+    if (blz_future_poll(&br->fill_.base, cx) == BLZ_PENDING) {
+        return BLZ_PENDING;
+    }
+    f->flags_ &= ~F_FILLING;
+    *res = blz__stream_count(br->fill_.base.result, len);
+    br->eof_ = *res == 0;
+    return BLZ_READY;
+}
+
 static blz_poll
 br_poll(blz_future *base, blz_context *cx)
 {
@@ -100,33 +128,71 @@ br_poll(blz_future *base, blz_context *cx)
             return BLZ_READY;
         }
         if (f->op_ == BR_READ && f->len_ >= br->cap_) {
-            /* A big read bypasses the buffer (nothing is buffered now). */
-            br->inner_.vt->read_fut(br->inner_.self, f->buf_, f->len_, &br->fill_);
-            f->flags_ |= F_DIRECT;
-        } else {
-            br->inner_.vt->read_fut(br->inner_.self, br->buf_, br->cap_, &br->fill_);
+            f->flags_ |= F_DIRECT; /* a big read bypasses the buffer (nothing is buffered now) */
         }
-        f->flags_ |= F_FILLING;
     }
-    if (blz_future_poll(&br->fill_.base, cx) == BLZ_PENDING) {
+    int direct = f->flags_ & F_DIRECT;
+    int res;
+    if (inner_read(br, f, direct ? f->buf_ : br->buf_, direct ? f->len_ : br->cap_, cx, &res) ==
+        BLZ_PENDING) {
         return BLZ_PENDING;
     }
-    int res = br->fill_.base.result;
-    int direct = f->flags_ & F_DIRECT;
     f->flags_ = 0;
-    res = blz__stream_count(res, direct ? f->len_ : br->cap_);
-    if (res <= 0) {
-        br->eof_ = res == 0;
-        f->base.result = res;
-        return BLZ_READY;
-    }
-    if (direct) {
+    if (res <= 0 || direct) {
         f->base.result = res;
         return BLZ_READY;
     }
     br->pos_ = 0;
     br->end_ = (size_t) res;
     f->base.result = f->op_ == BR_FILL ? res : (int) take(br, f->buf_, f->len_);
+    return BLZ_READY;
+}
+
+/* read_until and read_line: copies from the buffer into buf_ up to and
+ * including the delimiter (F_DELIM_SHIFT), refilling as it runs dry; done_ counts
+ * the bytes copied, len_ bounds them. */
+static blz_poll
+until_poll(blz_future *base, blz_context *cx)
+{
+    blz_io_future *f = (blz_io_future *) base;
+    blz_buf_reader *br = f->obj_;
+    unsigned char *out = f->buf_;
+    unsigned char delim = (unsigned char) (f->flags_ >> F_DELIM_SHIFT);
+    int res = 0;
+    while (f->done_ < f->len_) {
+        if (br->pos_ == br->end_) {
+            if (br->eof_ && !(f->flags_ & F_FILLING)) {
+                break; /* end of stream */
+            }
+            if (inner_read(br, f, br->buf_, br->cap_, cx, &res) == BLZ_PENDING) {
+                return BLZ_PENDING;
+            }
+            if (res <= 0) {
+                break;
+            }
+            br->pos_ = 0;
+            br->end_ = (size_t) res;
+        }
+        const unsigned char *data = br->buf_ + br->pos_;
+        size_t avail = br->end_ - br->pos_;
+        if (avail > f->len_ - f->done_) {
+            avail = f->len_ - f->done_;
+        }
+        const unsigned char *hit = memchr(data, delim, avail);
+        size_t k = hit ? (size_t) (hit - data) + 1 : avail;
+        memcpy(out + f->done_, data, k);
+        br->pos_ += k;
+        f->done_ += k;
+        if (hit) {
+            break;
+        }
+    }
+    /* An error after some bytes: the bytes now, the error at the next read
+     * (the stream's own reads report it again). */
+    f->base.result = f->done_ || res >= 0 ? (int) f->done_ : res;
+    if (f->op_ == BR_LINE) {
+        out[f->done_] = '\0';
+    }
     return BLZ_READY;
 }
 
@@ -142,6 +208,7 @@ br_drop(blz_future *base)
 }
 
 static const blz_future_vtable br_vt = {br_poll, br_drop};
+static const blz_future_vtable until_vt = {until_poll, br_drop};
 
 static void
 br_fut(blz_buf_reader *br, int op, void *buf, size_t n, blz_io_future *f)
@@ -177,12 +244,38 @@ blz_buf_reader_as_reader(blz_buf_reader *br)
     return r;
 }
 
+void
+blz_buf_reader_read_fut(blz_buf_reader *br, void *buf, size_t n, blz_io_future *f)
+{
+    if (f) {
+        br_fut(br, BR_READ, buf, n, f);
+    }
+}
+
 ssize_t
 blz_buf_reader_read(blz_buf_reader *br, void *buf, size_t n)
 {
     blz_io_future f;
     br_fut(br, BR_READ, buf, n, &f);
     return blz_await(&f.base);
+}
+
+void
+blz_buf_reader_fill_fut(blz_buf_reader *br, blz_io_future *f)
+{
+    if (f) {
+        br_fut(br, BR_FILL, NULL, 0, f);
+    }
+}
+
+size_t
+blz_buf_reader_buffer(const blz_buf_reader *br, const void **data)
+{
+    size_t n = br && br->buf_ ? br->end_ - br->pos_ : 0;
+    if (data) {
+        *data = n ? br->buf_ + br->pos_ : NULL;
+    }
+    return n;
 }
 
 ssize_t
@@ -208,46 +301,56 @@ blz_buf_reader_consume(blz_buf_reader *br, size_t n)
     br->pos_ += n < k ? n : k;
 }
 
+static void
+until_fut(blz_buf_reader *br, int op, int delim, void *out, size_t cap, blz_io_future *f)
+{
+    if (!br || !br->buf_ || !out || (op == BR_LINE && cap < 2)) {
+        blz__io_future_ready(f, -EINVAL);
+        return;
+    }
+    memset(f, 0, sizeof *f);
+    blz_future_init(&f->base, &until_vt);
+    f->obj_ = br;
+    f->buf_ = out;
+    f->len_ = op == BR_LINE ? cap - 1 : cap; /* a line keeps room for its NUL */
+    if (f->len_ > 0x7fffffff) {
+        f->len_ = 0x7fffffff; /* the count is an int */
+    }
+    f->flags_ = (int) ((unsigned) (unsigned char) delim << F_DELIM_SHIFT);
+    f->op_ = op;
+}
+
+void
+blz_buf_reader_read_until_fut(blz_buf_reader *br, int delim, void *out, size_t cap,
+                              blz_io_future *f)
+{
+    if (f) {
+        until_fut(br, BR_UNTIL, delim, out, cap, f);
+    }
+}
+
 ssize_t
 blz_buf_reader_read_until(blz_buf_reader *br, int delim, void *out, size_t cap)
 {
-    if (!br || !out) {
-        return -EINVAL;
+    blz_io_future f;
+    until_fut(br, BR_UNTIL, delim, out, cap, &f);
+    return blz_await(&f.base);
+}
+
+void
+blz_buf_reader_read_line_fut(blz_buf_reader *br, char *line, size_t cap, blz_io_future *f)
+{
+    if (f) {
+        until_fut(br, BR_LINE, '\n', line, cap, f);
     }
-    unsigned char *o = out;
-    size_t got = 0;
-    while (got < cap) {
-        const void *data;
-        ssize_t n = blz_buf_reader_fill(br, &data);
-        if (n < 0) {
-            return got ? (ssize_t) got : n;
-        }
-        if (n == 0) {
-            break; /* end of stream */
-        }
-        size_t room = cap - got;
-        size_t avail = (size_t) n < room ? (size_t) n : room;
-        const unsigned char *hit = memchr(data, (unsigned char) delim, avail);
-        size_t k = hit ? (size_t) (hit - (const unsigned char *) data) + 1 : avail;
-        memcpy(o + got, data, k);
-        blz_buf_reader_consume(br, k);
-        got += k;
-        if (hit) {
-            break;
-        }
-    }
-    return (ssize_t) got;
 }
 
 ssize_t
 blz_buf_reader_read_line(blz_buf_reader *br, char *line, size_t cap)
 {
-    if (!line || cap < 2) {
-        return -EINVAL;
-    }
-    ssize_t n = blz_buf_reader_read_until(br, '\n', line, cap - 1);
-    line[n > 0 ? n : 0] = '\0';
-    return n;
+    blz_io_future f;
+    until_fut(br, BR_LINE, '\n', line, cap, &f);
+    return blz_await(&f.base);
 }
 
 int
