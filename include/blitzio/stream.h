@@ -392,7 +392,9 @@ typedef struct blz_buf_writer {
 BLZ_API int blz_buf_writer_init(blz_buf_writer *bw, blz_writer inner, void *buf, size_t cap);
 /** Frees an allocated buffer. Does not flush: flush first. */
 BLZ_API void blz_buf_writer_deinit(blz_buf_writer *bw);
-/** `bw` as a writer (its flush writes the buffer out, then flushes the inner writer). */
+/** `bw` as a writer (its flush writes the buffer out, then flushes the inner writer). The
+ *  future tiers of the calls below are the writer's: blz_write_fut, blz_write_all_fut and
+ *  blz_flush_fut on blz_buf_writer_as_writer(bw). */
 BLZ_API blz_writer blz_buf_writer_as_writer(blz_buf_writer *bw);
 /** Buffers `n` bytes, writing the buffer out when full. Returns a count > 0 or -errno. Awaits. */
 BLZ_API ssize_t blz_buf_writer_write(blz_buf_writer *bw, const void *buf, size_t n);
