@@ -374,6 +374,250 @@ BLZ_TEST(chan_drop_after_wake_passes_it_on)
     blz_chan_deinit(&ch);
 }
 
+/*
+ * A waker that counts like test_waker and can run a hook once, on its first
+ * clone or its first wake: lets a single-threaded test act from inside a
+ * poll, at the exact point where another thread could.
+ */
+typedef struct hook_waker {
+    test_waker tw;               /* counts; its vtable is replaced */
+    void (*on_clone)(void *arg); /* run once, from the first clone */
+    void (*on_wake)(void *arg);  /* run once, from the first wake */
+    void *arg;
+} hook_waker;
+
+static void
+hw_wake(void *d)
+{
+    hook_waker *h = d;
+    void (*fn)(void *) = h->on_wake;
+    h->on_wake = NULL;
+    tw_wake(&h->tw);
+    if (fn) {
+        fn(h->arg);
+    }
+}
+
+static void
+hw_wake_by_ref(void *d)
+{
+    tw_wake_by_ref(&((hook_waker *) d)->tw);
+}
+
+static void *
+hw_clone(void *d)
+{
+    hook_waker *h = d;
+    void (*fn)(void *) = h->on_clone;
+    h->on_clone = NULL;
+    tw_clone(&h->tw);
+    if (fn) {
+        fn(h->arg);
+    }
+    return d;
+}
+
+static void
+hw_drop(void *d)
+{
+    tw_drop(&((hook_waker *) d)->tw);
+}
+
+static const blz_waker_vtable hook_waker_vt = {hw_wake, hw_wake_by_ref, hw_clone, hw_drop};
+
+static void
+hook_waker_init(hook_waker *h)
+{
+    test_waker_init(&h->tw);
+    h->tw.waker.vtable = &hook_waker_vt;
+    h->tw.waker.data = h;
+    h->on_clone = NULL;
+    h->on_wake = NULL;
+    h->arg = NULL;
+}
+
+typedef struct took_while_woken {
+    blz_chan *ch;
+    blz_chan_recv_future *second; /* the receiver that links while the first is inside its poll */
+    test_waker *second_waker;
+} took_while_woken;
+
+/* From inside the first receiver's link: an item arrives before its flag is up, so no wake. */
+static void
+twv_send_unannounced(void *arg)
+{
+    took_while_woken *c = arg;
+    int a = 10;
+    CHECK_OK(blz_chan_try_send(c->ch, &a));
+}
+
+/* From inside the first receiver's poll, after it took that item: a second
+ * receiver queues behind it, then an item is sent, whose wake goes to the
+ * oldest waiter, the first receiver, which is still linked. */
+static void
+twv_second_waits_then_send(void *arg)
+{
+    took_while_woken *c = arg;
+    CHECK_EQ(poll_with(&c->second->base, c->second_waker), BLZ_PENDING);
+    int b = 20;
+    CHECK_OK(blz_chan_try_send(c->ch, &b));
+}
+
+/*
+ * A receiver whose poll links, re-checks and takes an item, and is woken for
+ * another item before it unlinks, must pass that wake on: it took only one of
+ * the two, and the receiver queued behind it would otherwise sleep while an
+ * item waits (the same holds for senders and free slots). The wake arriving
+ * between the take and the unlink needs another thread in real life; the
+ * hooks put it exactly there.
+ */
+BLZ_TEST(chan_waiter_that_takes_an_item_while_woken_passes_the_wake_on)
+{
+    blz_chan ch;
+    CHECK_OK(blz_chan_init(&ch, sizeof(int), 1));
+    int p = 1, q = 2, got = -1, o1 = -1, o2 = -1;
+
+    /* A sender waits on the full channel, so the first receiver's take wakes
+     * it: that wake is the hook that runs inside the first receiver's poll. */
+    CHECK_OK(blz_chan_try_send(&ch, &p));
+    blz_chan_send_future s1, s2;
+    test_waker ts1;
+    hook_waker hs2;
+    test_waker_init(&ts1);
+    hook_waker_init(&hs2);
+    blz_chan_send_fut(&ch, &q, &s1);
+    blz_chan_send_fut(&ch, &q, &s2);
+    CHECK_EQ(poll_with(&s1.base, &ts1), BLZ_PENDING);
+    CHECK_EQ(poll_with(&s2.base, &hs2.tw), BLZ_PENDING);
+    CHECK_OK(blz_chan_try_recv(&ch, &got)); /* wakes s1; s2 stays queued */
+    CHECK_EQ(got, 1);
+    CHECK_EQ(test_wakes(&ts1), 1);
+
+    blz_chan_recv_future r1, r2;
+    hook_waker hr1;
+    test_waker tr2;
+    hook_waker_init(&hr1);
+    test_waker_init(&tr2);
+    blz_chan_recv_fut(&ch, &o1, &r1);
+    blz_chan_recv_fut(&ch, &o2, &r2);
+    took_while_woken ctx = {&ch, &r2, &tr2};
+    hr1.on_clone = twv_send_unannounced;
+    hr1.arg = &ctx;
+    hs2.on_wake = twv_second_waits_then_send;
+    hs2.arg = &ctx;
+
+    CHECK_EQ(poll_with(&r1.base, &hr1.tw), BLZ_READY);
+    CHECK_OK(r1.base.result);
+    CHECK_EQ(o1, 10);
+    CHECK_EQ(test_wakes(&hs2.tw), 1); /* the hook ran */
+    CHECK_EQ(test_wakes(&hr1.tw), 1); /* the wake for 20 reached r1, too late */
+    CHECK_EQ(blz_chan_len(&ch), 1);   /* 20 waits ... */
+    CHECK_EQ(test_wakes(&tr2), 1);    /* ... and its only receiver must know */
+    CHECK_EQ(poll_with(&r2.base, &tr2), BLZ_READY);
+    CHECK_OK(r2.base.result);
+    CHECK_EQ(o2, 20);
+
+    blz_future_drop(&s1.base);
+    blz_future_drop(&s2.base);
+    blz_future_drop(&r2.base);
+    CHECK_NO_WAKER_REFS(&ts1);
+    CHECK_NO_WAKER_REFS(&hs2.tw);
+    CHECK_NO_WAKER_REFS(&hr1.tw);
+    CHECK_NO_WAKER_REFS(&tr2);
+    blz_chan_deinit(&ch);
+}
+
+typedef struct freed_while_woken {
+    blz_chan *ch;
+    blz_chan_send_future *second; /* the sender that links while the first is inside its poll */
+    test_waker *second_waker;
+} freed_while_woken;
+
+/* From inside the first sender's link: a slot is freed before its flag is up, so no wake. */
+static void
+fwv_free_unannounced(void *arg)
+{
+    freed_while_woken *c = arg;
+    int v;
+    CHECK_OK(blz_chan_try_recv(c->ch, &v));
+    CHECK_EQ(v, 1);
+}
+
+/* From inside the first sender's poll, after it filled that slot: a second
+ * sender queues behind it, then a slot is freed, whose wake goes to the first. */
+static void
+fwv_second_waits_then_free(void *arg)
+{
+    freed_while_woken *c = arg;
+    CHECK_EQ(poll_with(&c->second->base, c->second_waker), BLZ_PENDING);
+    int v;
+    CHECK_OK(blz_chan_try_recv(c->ch, &v));
+    CHECK_EQ(v, 2);
+}
+
+/* The same for senders: one that fills a slot nobody was woken for, and is
+ * woken for another freed slot before it unlinks, passes that wake on. */
+BLZ_TEST(chan_sender_that_fills_a_slot_while_woken_passes_the_wake_on)
+{
+    blz_chan ch;
+    CHECK_OK(blz_chan_init(&ch, sizeof(int), 2));
+    int one = 1, two = 2, three = 3, four = 4;
+
+    /* Three receivers wait on the empty channel; two sends wake the first
+     * two, so the third stays queued: the first sender's send wakes it, and
+     * that wake is the hook that runs inside the first sender's poll. */
+    int outs[3];
+    blz_chan_recv_future r[3];
+    test_waker tr;
+    hook_waker hr3;
+    test_waker_init(&tr);
+    hook_waker_init(&hr3);
+    for (int i = 0; i < 3; i++) {
+        blz_chan_recv_fut(&ch, &outs[i], &r[i]);
+        CHECK_EQ(poll_with(&r[i].base, i < 2 ? &tr : &hr3.tw), BLZ_PENDING);
+    }
+    CHECK_OK(blz_chan_try_send(&ch, &one));
+    CHECK_OK(blz_chan_try_send(&ch, &two));
+    CHECK_EQ(test_wakes(&tr), 2);
+    CHECK_EQ(test_wakes(&hr3.tw), 0);
+
+    blz_chan_send_future s1, s2;
+    hook_waker hs1;
+    test_waker ts2;
+    hook_waker_init(&hs1);
+    test_waker_init(&ts2);
+    blz_chan_send_fut(&ch, &three, &s1);
+    blz_chan_send_fut(&ch, &four, &s2);
+    freed_while_woken ctx = {&ch, &s2, &ts2};
+    hs1.on_clone = fwv_free_unannounced;
+    hs1.arg = &ctx;
+    hr3.on_wake = fwv_second_waits_then_free;
+    hr3.arg = &ctx;
+
+    CHECK_EQ(poll_with(&s1.base, &hs1.tw), BLZ_READY);
+    CHECK_OK(s1.base.result);
+    CHECK_EQ(test_wakes(&hr3.tw), 1); /* the hook ran */
+    CHECK_EQ(test_wakes(&hs1.tw), 1); /* the wake for the freed slot reached s1, too late */
+    CHECK_EQ(blz_chan_len(&ch), 1);   /* a slot is free ... */
+    CHECK_EQ(test_wakes(&ts2), 1);    /* ... and its only sender must know */
+    CHECK_EQ(poll_with(&s2.base, &ts2), BLZ_READY);
+    CHECK_OK(s2.base.result);
+    int v;
+    CHECK_OK(blz_chan_try_recv(&ch, &v));
+    CHECK_EQ(v, 3);
+    CHECK_OK(blz_chan_try_recv(&ch, &v));
+    CHECK_EQ(v, 4);
+
+    for (int i = 0; i < 3; i++) {
+        blz_future_drop(&r[i].base);
+    }
+    CHECK_NO_WAKER_REFS(&tr);
+    CHECK_NO_WAKER_REFS(&hr3.tw);
+    CHECK_NO_WAKER_REFS(&hs1.tw);
+    CHECK_NO_WAKER_REFS(&ts2);
+    blz_chan_deinit(&ch);
+}
+
 BLZ_TEST(chan_close_wakes_every_waiter)
 {
     blz_chan full, empty;

@@ -31,7 +31,9 @@
  * Each release that saw the flag wakes one waiter (the oldest). A woken
  * waiter always retries; if it fails it links again. A waiter that was woken
  * and is then dropped without retrying passes the wake to the next waiter,
- * so "one wake per freed slot / published item" is never lost with it.
+ * so "one wake per freed slot / published item" is never lost with it; so
+ * does a waiter that succeeds while still linked, since the wake it got may
+ * be for another item than the one its re-check took.
  *
  * Close sets CLOSED in tail_ (so no claim can follow it), then wakes every
  * waiter of both queues. Receivers drain what was claimed before the close;
@@ -374,8 +376,13 @@ chan_poll(blz_future *base, blz_context *cx, blz_chan *ch, blz_chan_waiter *w, c
         if (st == ST_OK || st == ST_CLOSED) {
             w->busy_ = 0;
             if (linked) {
-                /* Succeeding uses whatever we were woken for: nothing to pass on. */
-                unlink_waiter(q, word, w, false);
+                /* A wake that reached us during this poll may be for another
+                 * item (or slot) than the one we took: one our re-check after
+                 * linking found, which nobody was woken for. Keeping it would
+                 * leave the next waiter asleep beside a ready item, so pass
+                 * it on; when it was ours, the next waiter polls once for
+                 * nothing. Only a poll that was linked pays this. */
+                unlink_waiter(q, word, w, true);
             }
             base->result = st == ST_OK ? 0 : -EPIPE;
             return BLZ_READY;
