@@ -374,68 +374,6 @@ BLZ_TEST(chan_drop_after_wake_passes_it_on)
     blz_chan_deinit(&ch);
 }
 
-/*
- * A waker that counts like test_waker and can run a hook once, on its first
- * clone or its first wake: lets a single-threaded test act from inside a
- * poll, at the exact point where another thread could.
- */
-typedef struct hook_waker {
-    test_waker tw;               /* counts; its vtable is replaced */
-    void (*on_clone)(void *arg); /* run once, from the first clone */
-    void (*on_wake)(void *arg);  /* run once, from the first wake */
-    void *arg;
-} hook_waker;
-
-static void
-hw_wake(void *d)
-{
-    hook_waker *h = d;
-    void (*fn)(void *) = h->on_wake;
-    h->on_wake = NULL;
-    tw_wake(&h->tw);
-    if (fn) {
-        fn(h->arg);
-    }
-}
-
-static void
-hw_wake_by_ref(void *d)
-{
-    tw_wake_by_ref(&((hook_waker *) d)->tw);
-}
-
-static void *
-hw_clone(void *d)
-{
-    hook_waker *h = d;
-    void (*fn)(void *) = h->on_clone;
-    h->on_clone = NULL;
-    tw_clone(&h->tw);
-    if (fn) {
-        fn(h->arg);
-    }
-    return d;
-}
-
-static void
-hw_drop(void *d)
-{
-    tw_drop(&((hook_waker *) d)->tw);
-}
-
-static const blz_waker_vtable hook_waker_vt = {hw_wake, hw_wake_by_ref, hw_clone, hw_drop};
-
-static void
-hook_waker_init(hook_waker *h)
-{
-    test_waker_init(&h->tw);
-    h->tw.waker.vtable = &hook_waker_vt;
-    h->tw.waker.data = h;
-    h->on_clone = NULL;
-    h->on_wake = NULL;
-    h->arg = NULL;
-}
-
 typedef struct took_while_woken {
     blz_chan *ch;
     blz_chan_recv_future *second; /* the receiver that links while the first is inside its poll */
@@ -484,7 +422,7 @@ BLZ_TEST(chan_waiter_that_takes_an_item_while_woken_passes_the_wake_on)
     test_waker ts1;
     hook_waker hs2;
     test_waker_init(&ts1);
-    hook_waker_init(&hs2);
+    hook_waker_init(&hs2, NULL, NULL, NULL);
     blz_chan_send_fut(&ch, &q, &s1);
     blz_chan_send_fut(&ch, &q, &s2);
     CHECK_EQ(poll_with(&s1.base, &ts1), BLZ_PENDING);
@@ -496,7 +434,7 @@ BLZ_TEST(chan_waiter_that_takes_an_item_while_woken_passes_the_wake_on)
     blz_chan_recv_future r1, r2;
     hook_waker hr1;
     test_waker tr2;
-    hook_waker_init(&hr1);
+    hook_waker_init(&hr1, NULL, NULL, NULL);
     test_waker_init(&tr2);
     blz_chan_recv_fut(&ch, &o1, &r1);
     blz_chan_recv_fut(&ch, &o2, &r2);
@@ -571,7 +509,7 @@ BLZ_TEST(chan_sender_that_fills_a_slot_while_woken_passes_the_wake_on)
     test_waker tr;
     hook_waker hr3;
     test_waker_init(&tr);
-    hook_waker_init(&hr3);
+    hook_waker_init(&hr3, NULL, NULL, NULL);
     for (int i = 0; i < 3; i++) {
         blz_chan_recv_fut(&ch, &outs[i], &r[i]);
         CHECK_EQ(poll_with(&r[i].base, i < 2 ? &tr : &hr3.tw), BLZ_PENDING);
@@ -584,7 +522,7 @@ BLZ_TEST(chan_sender_that_fills_a_slot_while_woken_passes_the_wake_on)
     blz_chan_send_future s1, s2;
     hook_waker hs1;
     test_waker ts2;
-    hook_waker_init(&hs1);
+    hook_waker_init(&hs1, NULL, NULL, NULL);
     test_waker_init(&ts2);
     blz_chan_send_fut(&ch, &three, &s1);
     blz_chan_send_fut(&ch, &four, &s2);

@@ -1,7 +1,8 @@
 /*
  * Helpers shared by the tests that poll futures by hand (tests/sync_*.c,
  * tests/chan_*.c through their own util headers): a waker that counts wakes
- * and references, runtime constructors, and BLZ_TEST_SANITIZED, which the
+ * and references, one that also runs a hook at its first wake or clone,
+ * runtime constructors, and BLZ_TEST_SANITIZED, which the
  * concurrency tests use to shrink their sizes under sanitizers.
  */
 #ifndef BLZ_TEST_POLL_UTIL_H
@@ -116,6 +117,73 @@ static inline blz_runtime *
 test_current_thread_rt(void)
 {
     return test_rt_(BLZ_CURRENT_THREAD, 0);
+}
+
+/*
+ * A waker that runs a hook once, when it is first woken (on_wake) or cloned
+ * (on_clone), then counts like a test_waker. A primitive wakes after dropping
+ * its queue lock and clones a re-polled waiter's new waker while holding it,
+ * so the hooks run code at an exact point in the middle of an operation.
+ */
+typedef struct hook_waker {
+    test_waker tw; /* counts wakes and references */
+    void (*on_wake)(void *arg);
+    void (*on_clone)(void *arg);
+    void *arg;
+} hook_waker;
+
+static inline void
+hw_run_(void (**hook)(void *), void *arg)
+{
+    void (*h)(void *) = *hook;
+    *hook = NULL;
+    if (h) {
+        h(arg);
+    }
+}
+
+static void
+hw_wake(void *d)
+{
+    hook_waker *h = d;
+    hw_run_(&h->on_wake, h->arg);
+    tw_wake(&h->tw);
+}
+
+static void
+hw_wake_by_ref(void *d)
+{
+    hook_waker *h = d;
+    hw_run_(&h->on_wake, h->arg);
+    tw_wake_by_ref(&h->tw);
+}
+
+static void *
+hw_clone(void *d)
+{
+    hook_waker *h = d;
+    hw_run_(&h->on_clone, h->arg);
+    tw_clone(&h->tw);
+    return d;
+}
+
+static void
+hw_drop(void *d)
+{
+    tw_drop(&((hook_waker *) d)->tw);
+}
+
+static const blz_waker_vtable hook_waker_vt = {hw_wake, hw_wake_by_ref, hw_clone, hw_drop};
+
+static inline void
+hook_waker_init(hook_waker *h, void (*on_wake)(void *), void (*on_clone)(void *), void *arg)
+{
+    test_waker_init(&h->tw);
+    h->tw.waker.vtable = &hook_waker_vt;
+    h->tw.waker.data = h;
+    h->on_wake = on_wake;
+    h->on_clone = on_clone;
+    h->arg = arg;
 }
 
 #endif
