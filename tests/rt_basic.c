@@ -243,6 +243,50 @@ BLZ_TEST(abort_fiber_blocked_in_await)
     blz_runtime_free(rt);
 }
 
+/* A fiber aborted while it runs its last stretch, with no wait left to
+ * see the abort in: what it returns (memory it hands over here) is the
+ * task's value, not dropped. The test thread aborts it only once it runs,
+ * then lets it finish. */
+static atomic_int late_running, late_go;
+
+static void *
+late_abort_fiber(void *arg)
+{
+    (void) arg;
+    atomic_store(&late_running, 1);
+    for (long spins = 0; !atomic_load(&late_go) && spins < 4000000000L; spins++) {
+    }
+    int *v = malloc(sizeof *v);
+    if (v) {
+        *v = 42;
+    }
+    return v;
+}
+
+BLZ_TEST(abort_after_the_last_wait_keeps_the_value)
+{
+    blz_runtime *rt = test_new_rt(1);
+    for (int round = 0; round < 20; round++) {
+        atomic_store(&late_running, 0);
+        atomic_store(&late_go, 0);
+        blz_join *j;
+        CHECK_OK(blz_runtime_spawn(rt, late_abort_fiber, NULL, &j));
+        while (!atomic_load(&late_running)) {
+            sched_yield();
+        }
+        blz_join_abort(j);
+        atomic_store(&late_go, 1);
+        void *v = NULL;
+        CHECK_EQ(blz_join_wait(j, &v), 0);
+        CHECK(v != NULL);
+        if (v) {
+            CHECK_EQ(*(int *) v, 42);
+        }
+        free(v);
+    }
+    blz_runtime_free(rt);
+}
+
 static void *
 abort_stackless(void *arg)
 {

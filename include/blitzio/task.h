@@ -96,9 +96,9 @@ BLZ_API void blz_runtime_spawn_blocking_fut(blz_runtime *rt, blz_task_fn fn, voi
 
 /**
  * Waits for the task and consumes the handle. Returns 0 and stores the
- * task's return value in `*result` (if non-NULL), or -ECANCELED when the task
- * was aborted. Suspends a fiber; parks a foreign thread; -EDEADLK from inside
- * a stackless poll (use blz_join_fut there). -EINVAL for NULL. -ENOMEM
+ * task's return value in `*result` (if non-NULL), or -ECANCELED when an
+ * abort cut the task short (see blz_join_abort; `*result` NULL). Suspends a fiber; parks a foreign
+ * thread; -EDEADLK from inside a stackless poll (use blz_join_fut there). -EINVAL for NULL. -ENOMEM
  * when a foreign thread cannot allocate what it parks on: the handle is
  * consumed (detached) all the same, as by every result but -EDEADLK.
  */
@@ -107,7 +107,11 @@ BLZ_API int blz_join_wait(blz_join *j, void **result);
 /**
  * Requests cancellation. A stackless task not yet finished has its future
  * dropped (waiters unlinked); a fiber sees -ECANCELED from its current and
- * every later blz_await until it returns. The handle stays owned by the caller.
+ * every later blz_await until it returns, and its task then ends with
+ * -ECANCELED. A fiber that returns without waiting again (the abort came
+ * during its last stretch) ends with its value, as a task that had finished
+ * first does: nothing it returns is dropped unseen. The handle stays owned
+ * by the caller.
  */
 BLZ_API void blz_join_abort(blz_join *j);
 

@@ -11,7 +11,9 @@
  *
  * Cancellation: once CANCELLED is set, every blz_await on the fiber drops its
  * future and returns -ECANCELED without suspending, so the function unwinds
- * through its own error paths; the task completes with -ECANCELED. A fiber
+ * through its own error paths; the task completes with -ECANCELED. One
+ * that finishes without waiting again after the abort completes with its
+ * value, as if the abort had come too late (nothing it did changed). A fiber
  * cancelled before its first poll never starts; its cancel hook, if it has
  * one (blz_spawn_owned), runs instead, so an argument that owns resources
  * is released either way; so it does when no stack can be had for the fiber.
@@ -36,6 +38,7 @@ typedef struct fiber_payload {
     void *result;              /* fn's return value, set on the fiber before it finishes */
     blz__fiber *fiber;         /* NULL until the first poll and after it finished */
     blz_task_dump *trace;      /* set only while a task dump holds the task (see suspend) */
+    bool saw_cancel;           /* a wait returned -ECANCELED: fn knows it was cut short */
 } fiber_payload;
 
 /* A fiber task stays in the smallest cell class. */
@@ -82,6 +85,7 @@ blz__fiber_task_spawn(blz_runtime *rt, blz_task_fn fn, void (*cancel)(void *), v
     p->result = NULL;
     p->fiber = NULL;
     p->trace = NULL;
+    p->saw_cancel = false;
     *out = t;
     return 0;
 }
@@ -117,10 +121,12 @@ blz__fiber_task_poll(blz__task *t, blz_context *cx)
         return BLZ_PENDING;
     }
     blz__fiber_free(p->fiber);
-    void *value = p->result;
-    state = blz__load(&t->state, ACQUIRE);
-    bool cancelled = (state & BLZ_TASK_CANCELLED) != 0;
-    blz__task_set_result(t, cancelled ? NULL : value, cancelled ? -ECANCELED : 0);
+    /* Cancelled is what fn saw: a wait that said -ECANCELED cut it short,
+     * and what it returns then is not a result. An abort that came after
+     * its last wait changed nothing it did: its value is the task's (as a
+     * future that finishes in the poll an abort races with keeps its
+     * output), and dropping it would leak whatever it owns. */
+    blz__task_set_result(t, p->saw_cancel ? NULL : p->result, p->saw_cancel ? -ECANCELED : 0);
     return BLZ_READY;
 }
 
@@ -190,6 +196,7 @@ fiber_await(blz_future *f, bool heed_cancel)
         blz__task *t = blz__task_current();
         if (heed_cancel && (blz__load(&t->state, ACQUIRE) & BLZ_TASK_CANCELLED)) {
             blz_future_drop(f);
+            payload_of(t)->saw_cancel = true;
             return -ECANCELED;
         }
         blz_waker waker = blz__task_waker_ref(t);
