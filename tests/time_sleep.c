@@ -121,6 +121,36 @@ BLZ_TEST(sleep_zero_and_past_are_ready_at_first_poll)
     teardown_virtual();
 }
 
+/*
+ * blz_us/blz_ms/blz_secs of a count too large for int64 nanoseconds overflowed a
+ * signed multiply (undefined; in practice it wrapped): blz_ms(INT64_MAX) came out
+ * as -1 ms, so a sleep meant to last (practically) forever was ready at once. The
+ * constructors saturate, and such a sleep stays pending.
+ */
+BLZ_TEST(duration_constructors_saturate_and_huge_sleeps_wait)
+{
+    volatile int64_t huge = INT64_MAX, neg = INT64_MIN / 1000 - 1, big_s = INT64_MAX / 1000;
+    CHECK_EQ(blz_ms(huge), INT64_MAX);
+    CHECK_EQ(blz_us(huge), INT64_MAX);
+    CHECK_EQ(blz_secs(huge), INT64_MAX);
+    CHECK_EQ(blz_secs(big_s), INT64_MAX);
+    CHECK_EQ(blz_us(neg), INT64_MIN);
+    CHECK_EQ(blz_ms(-huge), INT64_MIN);
+    CHECK_EQ(blz_ms(1000), blz_secs(1)); /* in range: unchanged */
+    CHECK_EQ(blz_us(-7), -7000);
+
+    setup_virtual();
+    cwaker c = {0};
+    blz_sleep_future f;
+    blz_sleep_fut(&f, blz_ms(huge));
+    CHECK_EQ(poll_with(&f.base, &c), BLZ_PENDING);
+    CHECK_EQ(advance_fire(blz_secs(3600)), 0);
+    CHECK_EQ(poll_with(&f.base, &c), BLZ_PENDING);
+    blz_future_drop(&f.base);
+    CHECK_EQ(c.refs, 0);
+    teardown_virtual();
+}
+
 BLZ_TEST(sleep_fires_at_deadline_never_before)
 {
     blz_instant t0 = setup_virtual();

@@ -40,7 +40,22 @@ typedef uint64_t blz_instant;
 #define BLZ_NS_PER_MS 1000000LL
 #define BLZ_NS_PER_S  1000000000LL
 
-/** A duration of `n` nanoseconds / microseconds / milliseconds / seconds. */
+/* `n` units of `unit` nanoseconds, saturating at INT64_MAX / INT64_MIN. */
+static inline blz_duration
+blz__dur_scale(int64_t n, int64_t unit)
+{
+    int64_t r;
+    if (__builtin_mul_overflow(n, unit, &r)) {
+        return n < 0 ? INT64_MIN : INT64_MAX;
+    }
+    return r;
+}
+
+/**
+ * A duration of `n` nanoseconds / microseconds / milliseconds / seconds. A count
+ * too large to express in int64 nanoseconds saturates (INT64_MAX: about 292
+ * years, as good as forever; INT64_MIN: treated as zero like any negative span).
+ */
 static inline blz_duration
 blz_ns(int64_t n)
 {
@@ -49,17 +64,17 @@ blz_ns(int64_t n)
 static inline blz_duration
 blz_us(int64_t n)
 {
-    return n * BLZ_NS_PER_US;
+    return blz__dur_scale(n, BLZ_NS_PER_US);
 }
 static inline blz_duration
 blz_ms(int64_t n)
 {
-    return n * BLZ_NS_PER_MS;
+    return blz__dur_scale(n, BLZ_NS_PER_MS);
 }
 static inline blz_duration
 blz_secs(int64_t n)
 {
-    return n * BLZ_NS_PER_S;
+    return blz__dur_scale(n, BLZ_NS_PER_S);
 }
 
 /** The deadline `d` after instant `t`, saturating instead of wrapping. */
