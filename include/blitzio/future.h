@@ -159,7 +159,8 @@ BLZ_API void blz_future_drop(blz_future *f);
  * - Inside a stackless future's poll (a worker thread): returns -EDEADLK
  *   without polling, because it would block the worker.
  * If the calling task is aborted while waiting, `f` is dropped and -ECANCELED
- * returned. Enforces the coop budget: a fiber that awaits ready futures
+ * returned; so is it, with -ENOMEM, on a thread that cannot allocate what it
+ * parks on (its first wait). Enforces the coop budget: a fiber that awaits ready futures
  * repeatedly yields once its budget of polls is spent.
  */
 BLZ_API int blz_await(blz_future *f);

@@ -463,12 +463,6 @@ blz_join_wait(blz_join *j, void **result)
     if (rc == -EDEADLK && f.join_) {
         return rc; /* not consumed: the caller may still use a join future */
     }
-    if (f.join_) {
-        /* The wait failed before the join completed (-ENOMEM: a foreign
-         * thread without memory for its parker). The handle is consumed all
-         * the same, as documented: detached, or the task would never be freed. */
-        blz_future_drop(&f.base);
-    }
     if (result) {
         *result = f.output;
     }

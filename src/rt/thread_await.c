@@ -163,6 +163,9 @@ thread_await(blz_future *f)
 {
     thread_parker *p = parker_get();
     if (!p) {
+        /* No wait can start: the future goes as on an abort, so whatever it
+         * owns (a join handle, a set's handles) is let go as its drop says. */
+        blz_future_drop(f);
         return -ENOMEM;
     }
     blz_waker w = {&parker_waker_vtable, p};

@@ -153,14 +153,7 @@ join_set_run(blz_join **joins, size_t n, void **results, int mode)
     s.mode = mode;
     s.first_err = 0;
     s.winner = -1;
-    int rc = blz_await(&s.base);
-    if (rc == -ENOMEM) {
-        /* The wait could not start (a foreign thread without memory for its
-         * parker): the handles still go as each mode says they do, or no
-         * one would ever release them (select leaves them to the caller). */
-        blz_future_drop(&s.base);
-    }
-    return rc;
+    return blz_await(&s.base);
 }
 
 int
