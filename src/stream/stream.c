@@ -563,11 +563,11 @@ blz_copy(blz_reader r, blz_writer w, uint64_t *copied)
         return -ENOMEM;
     }
     blz_stream_future f;
-    blz_copy_fut(r, w, buf, cap, copied, &f);
+    blz_copy_fut(r, w, buf, cap, NULL, &f);
     int rc = blz_await(&f.base);
-    /* An aborted task's await drops the future instead of completing it, and
-     * a dropped future stores nothing: the count is stored here, so that
-     * -ECANCELED reports what was written, as every other error does. */
+    /* The count is stored here, once, however the wait ended: an aborted
+     * task's await drops the future, and a dropped future stores nothing,
+     * yet -ECANCELED too reports what was written. */
     put_total(copied, f.total_);
     blz__free(buf);
     return rc;
@@ -664,9 +664,9 @@ blz_copy_bidirectional(blz_duplex a, blz_duplex b, uint64_t *a_to_b, uint64_t *b
         return -ENOMEM;
     }
     blz_copy_bidi_future f;
-    blz_copy_bidirectional_fut(a, b, buf, cap, a_to_b, b_to_a, &f);
+    blz_copy_bidirectional_fut(a, b, buf, cap, NULL, NULL, &f);
     int rc = blz_await(&f.base);
-    /* As in blz_copy: -ECANCELED too says what was written each way. */
+    /* As in blz_copy: stored once, -ECANCELED too saying what went each way. */
     put_total(a_to_b, f.ab_.total_);
     put_total(b_to_a, f.ba_.total_);
     blz__free(buf);
