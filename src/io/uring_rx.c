@@ -65,24 +65,30 @@ rx_count_filled(blz__backend *b)
     blz__store(&b->rx_filled, blz__load(&b->rx_filled, RELAXED) + 1, RELAXED);
 }
 
-/* Moves buffers from the spare stack to the ring until it holds rx_ring_target,
- * and publishes them. The ring's count is lent minus completions seen: the
- * kernel may have taken more than the completions seen so far, so the
- * count is never below the truth, and the ring never overfills (it has
- * room for every buffer). rx_lock held. */
+/* How many buffers the ring lacks of rx_ring_target. Its count is lent
+ * minus completions seen: the kernel may have taken more than the
+ * completions seen so far, so the count is never below the truth, and the
+ * ring never overfills (it has room for every buffer). */
+static uint32_t
+rx_ring_lacks(const blz__backend *b)
+{
+    uint32_t seen = blz__load(&b->rx_filled, RELAXED) - b->rx_filled_base;
+    uint32_t held = blz__load(&b->rx_lent, RELAXED) - seen;
+    uint32_t want = blz__load(&b->rx_ring_target, RELAXED);
+    return held < want ? want - held : 0;
+}
+
+/* Moves what the ring lacks from the spare stack to it, the buffers given
+ * back last first, and publishes them. rx_lock held. */
 static void
 rx_top_up_locked(blz__backend *b)
 {
-    uint32_t seen = blz__load(&b->rx_filled, RELAXED) - b->rx_filled_base;
-    uint32_t lent = blz__load(&b->rx_lent, RELAXED);
-    uint32_t want = blz__load(&b->rx_ring_target, RELAXED);
     uint32_t n = 0;
-    while (b->rx_spare_len > 0 && lent + n - seen < want) {
+    for (uint32_t lacks = rx_ring_lacks(b); n < lacks && b->rx_spare_len > 0; n++) {
         rx_put_locked(b, b->rx_spare[--b->rx_spare_len]);
-        n++;
     }
     if (n > 0) {
-        blz__store(&b->rx_lent, lent + n, RELAXED);
+        blz__store(&b->rx_lent, blz__load(&b->rx_lent, RELAXED) + n, RELAXED);
         /* Release pairs with the kernel's acquire of the tail: the entries
          * first (and a reader's last look at the buffer's old bytes). */
         blz__store((_Atomic uint16_t *) (void *) &b->rx_ring->tail, b->rx_tail, RELEASE);
@@ -112,8 +118,7 @@ blz__ur_rx_give(blz__backend *b, uint16_t chain)
 void
 blz__ur_rx_refill(blz__backend *b)
 {
-    uint32_t seen = blz__load(&b->rx_filled, RELAXED) - b->rx_filled_base;
-    if (blz__load(&b->rx_lent, RELAXED) - seen >= blz__load(&b->rx_ring_target, RELAXED)) {
+    if (rx_ring_lacks(b) == 0) {
         return; /* full enough; no lock */
     }
     blz__spin_lock(&b->rx_lock);
