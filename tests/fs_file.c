@@ -477,6 +477,42 @@ BLZ_TEST(future_tier_stackless)
     fs_tmp_remove(&t);
 }
 
+/* blz_file_create's future tier truncates an existing file and opens it for
+ * writing, as the await tier does. */
+static void *
+create_fut_body(void *arg)
+{
+    fs_tmp *t = arg;
+    const char *p = fs_path(t, "created");
+    CHECK_OK(blz_fs_write_file(p, "old contents", 12));
+    blz_fs_future f;
+    blz_file *file = NULL;
+    blz_file_create_fut(p, &file, &f);
+    CHECK_EQ(blz_await(&f.base), 0);
+    CHECK(file != NULL);
+    CHECK_EQ(blz_file_write(file, "new", 3), 3);
+    CHECK_OK(blz_file_close(file));
+    void *buf = NULL;
+    size_t len = 0;
+    CHECK_OK(blz_fs_read_file(p, &buf, &len));
+    CHECK_EQ(len, 3);
+    CHECK(memcmp(buf, "new", 3) == 0);
+    blz_fs_free_buf(buf);
+    blz_file_create_fut(p, NULL, &f);
+    CHECK_EQ(blz_await(&f.base), -EINVAL);
+    blz_file_create_fut(NULL, &file, &f);
+    CHECK_EQ(blz_await(&f.base), -EINVAL);
+    return NULL;
+}
+
+BLZ_TEST(create_future_tier)
+{
+    fs_tmp t;
+    fs_tmp_make(&t);
+    fs_run(2, create_fut_body, &t);
+    fs_tmp_remove(&t);
+}
+
 /* A future that is never polled holds nothing: dropping it is a no-op. */
 BLZ_TEST(unpolled_future_drop)
 {
@@ -504,6 +540,7 @@ BLZ_TEST(null_future_is_ignored)
     size_t len = 0;
     char *text = NULL;
     blz_file_open_fut("/nonexistent", NULL, &file, NULL);
+    blz_file_create_fut("/nonexistent", &file, NULL);
     blz_file_read_fut(NULL, buf, sizeof buf, NULL);
     blz_file_pread_fut(NULL, buf, sizeof buf, 0, NULL);
     blz_file_write_fut(NULL, buf, sizeof buf, NULL);

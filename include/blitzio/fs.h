@@ -178,6 +178,8 @@ BLZ_API void blz_file_open_fut(const char *path, const blz_open_options *opts, b
 
 /** Opens `path` for writing, creating it (mode 0666 before umask) or truncating it. */
 BLZ_API int blz_file_create(const char *path, blz_file **out);
+/** Future tier of blz_file_create. `*out` is set only when the result is 0. */
+BLZ_API void blz_file_create_fut(const char *path, blz_file **out, blz_fs_future *f);
 
 /**
  * Reads up to `n` bytes at the current position and advances it. Returns the

@@ -101,11 +101,19 @@ blz_file_open(const char *path, const blz_open_options *opts, blz_file **out)
     return await_fs(&f);
 }
 
+void
+blz_file_create_fut(const char *path, blz_file **out, blz_fs_future *f)
+{
+    static const blz_open_options create = {.write = true, .create = true, .truncate = true};
+    blz_file_open_fut(path, &create, out, f);
+}
+
 int
 blz_file_create(const char *path, blz_file **out)
 {
-    blz_open_options o = {.write = true, .create = true, .truncate = true};
-    return blz_file_open(path, &o, out);
+    blz_fs_future f;
+    blz_file_create_fut(path, out, &f);
+    return await_fs(&f);
 }
 
 void
