@@ -362,6 +362,103 @@ BLZ_TEST(future_tier_in_stackless_task)
     net_run(2, stackless_main, NULL);
 }
 
+/* The builder's connect as a future from a stackless task: the options set
+ * on the builder reach the stream (Nagle back on), and the future consumes
+ * the builder on every path (the harness fails the test on a leaked fd). */
+typedef struct builder_connect_future {
+    blz_future base;
+    blz_tcp_socket *sock;
+    blz_addr to;
+    blz_tcp_stream *s;
+    blz_io_future io;
+} builder_connect_future;
+
+static blz_poll
+builder_connect_poll(blz_future *self, blz_context *cx)
+{
+    builder_connect_future *m = (builder_connect_future *) self;
+    BLZ_ASYNC_BEGIN(self);
+    blz_tcp_socket_connect_fut(m->sock, &m->to, &m->s, &m->io);
+    BLZ_AWAIT(self, cx, &m->io.base);
+    if (m->io.base.result < 0) {
+        BLZ_ASYNC_RETURN(self, m->io.base.result);
+    }
+    bool nd = true;
+    int rc = blz_tcp_nodelay(m->s, &nd);
+    blz_tcp_close(m->s);
+    BLZ_ASYNC_RETURN(self, rc < 0 ? rc : nd ? -EPROTO : 0);
+    BLZ_ASYNC_END(self);
+}
+
+static void
+builder_connect_drop(blz_future *self)
+{
+    builder_connect_future *m = (builder_connect_future *) self;
+    blz_future_drop(&m->io.base);
+}
+
+static const blz_future_vtable builder_connect_vt = {builder_connect_poll, builder_connect_drop};
+
+static void *
+builder_connect_fut_main(void *arg)
+{
+    (void) arg;
+    blz_addr a;
+    blz_tcp_listener *l = net_listen_any(&a);
+    builder_connect_future f;
+    memset(&f, 0, sizeof f);
+    blz_future_init(&f.base, &builder_connect_vt);
+    CHECK_OK(blz_tcp_socket_new(BLZ_AF_INET, &f.sock));
+    CHECK_OK(blz_tcp_socket_set_nodelay(f.sock, false));
+    f.to = a;
+    blz_join *j;
+    CHECK_OK(blz_spawn_future(&f.base, sizeof f, &j));
+    blz_tcp_stream *s = NULL;
+    CHECK_OK(blz_tcp_accept(l, &s, NULL));
+    void *res = (void *) 1;
+    CHECK_OK(blz_join_wait(j, &res));
+    CHECK_EQ((intptr_t) res, 0); /* connected, with Nagle on */
+    blz_tcp_close(s);
+
+    /* Await tier on the same future type: the stream keeps Nagle on. */
+    blz_tcp_socket *sock = NULL;
+    CHECK_OK(blz_tcp_socket_new(BLZ_AF_INET, &sock));
+    CHECK_OK(blz_tcp_socket_set_nodelay(sock, false));
+    blz_io_future io;
+    blz_tcp_stream *c = NULL;
+    blz_tcp_socket_connect_fut(sock, &a, &c, &io);
+    CHECK_EQ(blz_await(&io.base), 0);
+    bool nd = true;
+    CHECK_OK(blz_tcp_nodelay(c, &nd));
+    CHECK(!nd);
+    CHECK_OK(blz_tcp_accept(l, &s, NULL));
+    blz_tcp_close(s);
+    blz_tcp_close(c);
+
+    /* Refusals consume the builder too. */
+    CHECK_OK(blz_tcp_socket_new(BLZ_AF_INET, &sock));
+    blz_tcp_socket_connect_fut(sock, &a, &c, NULL); /* no future: closed */
+    CHECK_OK(blz_tcp_socket_new(BLZ_AF_INET, &sock));
+    blz_tcp_socket_connect_fut(sock, &a, NULL, &io);
+    CHECK_EQ(blz_await(&io.base), -EINVAL);
+    blz_addr v6;
+    CHECK_OK(blz_addr_parse("[::1]:1", &v6));
+    CHECK_OK(blz_tcp_socket_new(BLZ_AF_INET, &sock));
+    blz_tcp_socket_connect_fut(sock, &v6, &c, &io); /* wrong family */
+    CHECK_EQ(blz_await(&io.base), -EINVAL);
+    /* A connect dropped before its first poll closes the half-made socket. */
+    CHECK_OK(blz_tcp_socket_new(BLZ_AF_INET, &sock));
+    blz_tcp_socket_connect_fut(sock, &a, &c, &io);
+    blz_future_drop(&io.base);
+    blz_tcp_listener_close(l);
+    return NULL;
+}
+
+BLZ_TEST(builder_connect_future_tier)
+{
+    net_run(2, builder_connect_fut_main, NULL);
+}
+
 /* ---- split halves used by two tasks at once ---------------------------------------- */
 
 #define SPLIT_BYTES (4u << 20)

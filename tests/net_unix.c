@@ -866,6 +866,15 @@ unix_try_connect_main(void *arg)
         CHECK_LT(n, 64);
         conns[n++] = more;
     }
+    /* With a deadline the back-off gives up (nothing left behind). */
+    uint64_t before = blz__io_driver_sources(net_driver());
+    more = (blz_unix_stream *) &more;
+    CHECK_EQ(blz_unix_connect_addr_until(&a, blz_instant_add(blz_clock_now(), blz_ms(20)), &more),
+             -ETIMEDOUT);
+    CHECK(more == NULL);
+    CHECK_EQ(blz_unix_connect_until(path, blz_clock_now(), &more), -ETIMEDOUT);
+    CHECK_EQ(blz_unix_connect_until(NULL, blz_clock_now(), &more), -EINVAL);
+    CHECK_EQ(blz__io_driver_sources(net_driver()), before);
     blz_join *waiter = NULL;
     atomic_store(&connect_eagain, 0);
     CHECK_OK(blz_spawn(unix_connect_task, &a, &waiter));

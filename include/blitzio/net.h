@@ -514,6 +514,13 @@ BLZ_API int blz_tcp_socket_local_addr(const blz_tcp_socket *s, blz_addr *out);
 BLZ_API int blz_tcp_socket_listen(blz_tcp_socket *s, int backlog, blz_tcp_listener **out);
 /** Connects to `addr` (awaits). Consumes `s`, also on failure. Inside a runtime. */
 BLZ_API int blz_tcp_socket_connect(blz_tcp_socket *s, const blz_addr *addr, blz_tcp_stream **out);
+/**
+ * Future tier of blz_tcp_socket_connect: starts connecting at once and
+ * consumes `s` from this call on, also on failure and with `f` NULL (then
+ * `s` is closed). `*out` is set only when the result is 0.
+ */
+BLZ_API void blz_tcp_socket_connect_fut(blz_tcp_socket *s, const blz_addr *addr,
+                                        blz_tcp_stream **out, blz_io_future *f);
 /** Frees a socket that was never consumed. NULL is ignored. */
 BLZ_API void blz_tcp_socket_close(blz_tcp_socket *s);
 
@@ -752,6 +759,12 @@ BLZ_API void blz_unix_listener_close(blz_unix_listener *l);
 BLZ_API int blz_unix_connect(const char *path, blz_unix_stream **out);
 /** blz_unix_connect with a parsed address. */
 BLZ_API int blz_unix_connect_addr(const blz_addr *addr, blz_unix_stream **out);
+/** blz_unix_connect that gives up with -ETIMEDOUT at `deadline` (blz_clock_now()
+ *  time): the bound on how long a full backlog keeps it trying. */
+BLZ_API int blz_unix_connect_until(const char *path, blz_instant deadline, blz_unix_stream **out);
+/** blz_unix_connect_addr that gives up with -ETIMEDOUT at `deadline`. */
+BLZ_API int blz_unix_connect_addr_until(const blz_addr *addr, blz_instant deadline,
+                                        blz_unix_stream **out);
 /** Future tier of blz_unix_connect. */
 BLZ_API void blz_unix_connect_fut(const blz_addr *addr, blz_unix_stream **out, blz_io_future *f);
 /**

@@ -806,7 +806,8 @@ blz__sock_accept(blz__sock *l, blz__sock **out, blz_addr *peer)
 
 /* Starts connecting fd (owned; closed on failure) and registers it. */
 static int
-connect_start(blz__io_driver *d, int fd, int family, const blz_addr *a, blz__sock **out)
+connect_start(blz__io_driver *d, int fd, int family, const blz_addr *a, bool nodelay,
+              blz__sock **out)
 {
     *out = NULL;
     int r = blz__sys_connect(fd, a);
@@ -817,15 +818,18 @@ connect_start(blz__io_driver *d, int fd, int family, const blz_addr *a, blz__soc
     /* In progress: only a real event may say the connection is made. */
     int rc = blz__sock_wrap(d, fd, BLZ__SK_STREAM, family,
                             r == 0 ? (BLZ__RD_READ | BLZ__RD_WRITE) : 0, out);
+    if (rc == 0 && !nodelay) {
+        (void) blz__sys_setopt(fd, BLZ__TCP_NODELAY, 0); /* over the wrap's default */
+    }
     return rc < 0 ? rc : r;
 }
 
 void
-blz__sock_connect_fut(blz__io_driver *d, int fd, int family, const blz_addr *a, blz__sock **out,
-                      blz_io_future *f)
+blz__sock_connect_fut(blz__io_driver *d, int fd, int family, const blz_addr *a, bool nodelay,
+                      blz__sock **out, blz_io_future *f)
 {
     blz__sock *sk;
-    int r = connect_start(d, fd, family, a, &sk);
+    int r = connect_start(d, fd, family, a, nodelay, &sk);
     if (!sk) {
         blz__io_future_ready(f, r);
         return;
@@ -849,7 +853,7 @@ blz__sock_try_connect(const blz_addr *a, blz__sock **out)
     if (fd < 0) {
         return fd;
     }
-    return connect_start(d, fd, fam, a, out);
+    return connect_start(d, fd, fam, a, true, out);
 }
 
 int
@@ -867,7 +871,7 @@ blz__sock_connect(const blz_addr *a, blz_instant deadline, blz__sock **out)
             return fd;
         }
         blz_io_future f;
-        blz__sock_connect_fut(d, fd, fam, a, out, &f);
+        blz__sock_connect_fut(d, fd, fam, a, true, out, &f);
         int r = deadline == UINT64_MAX ? blz_await(&f.base) : blz_timeout_until(&f.base, deadline);
         if (r == -EDEADLK) {
             blz_future_drop(&f.base); /* never awaited: close the half-made socket */

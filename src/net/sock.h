@@ -113,8 +113,9 @@ void blz__sock_close(blz__sock *sk);
 /* Fills f for operation `op` on `sk`. A NULL sk gives a future ready with -EINVAL. */
 void blz__sock_fut(blz__sock *sk, int op, void *buf, size_t len, void *aux, blz_io_future *f);
 
-/* Starts connecting fd (owned, closed on failure) to `a`; fills f to finish it. */
-void blz__sock_connect_fut(blz__io_driver *d, int fd, int family, const blz_addr *a,
+/* Starts connecting fd (owned, closed on failure) to `a`; fills f to finish it.
+ * `nodelay` false turns Nagle back on for a TCP stream (the builder's choice). */
+void blz__sock_connect_fut(blz__io_driver *d, int fd, int family, const blz_addr *a, bool nodelay,
                            blz__sock **out, blz_io_future *f);
 
 /* The try tier of connect: a new stream socket connecting to `a`, never

@@ -182,7 +182,7 @@ blz_tcp_connect_fut(const blz_addr *addr, blz_tcp_stream **out, blz_io_future *f
         blz__io_future_ready(f, fd);
         return;
     }
-    blz__sock_connect_fut(d, fd, fam, addr, (blz__sock **) out, f);
+    blz__sock_connect_fut(d, fd, fam, addr, true, (blz__sock **) out, f);
 }
 
 int
@@ -765,12 +765,18 @@ blz_tcp_socket_listen(blz_tcp_socket *s, int backlog, blz_tcp_listener **out)
     return rc;
 }
 
-int
-blz_tcp_socket_connect(blz_tcp_socket *s, const blz_addr *addr, blz_tcp_stream **out)
+void
+blz_tcp_socket_connect_fut(blz_tcp_socket *s, const blz_addr *addr, blz_tcp_stream **out,
+                           blz_io_future *f)
 {
+    if (!f) {
+        blz_tcp_socket_close(s); /* consumed all the same: nothing else would free it */
+        return;
+    }
     if (!s || !out || (int) blz_addr_get_family(addr) != s->family) {
         blz_tcp_socket_close(s);
-        return -EINVAL;
+        blz__io_future_ready(f, -EINVAL);
+        return;
     }
     *out = NULL;
     blz__io_driver *d = blz__net_driver();
@@ -780,16 +786,20 @@ blz_tcp_socket_connect(blz_tcp_socket *s, const blz_addr *addr, blz_tcp_stream *
     blz__free(s);
     if (!d) {
         (void) blz__sys_close(fd);
-        return -ESRCH;
+        blz__io_future_ready(f, -ESRCH);
+        return;
     }
+    blz__sock_connect_fut(d, fd, fam, addr, nodelay, (blz__sock **) out, f);
+}
+
+int
+blz_tcp_socket_connect(blz_tcp_socket *s, const blz_addr *addr, blz_tcp_stream **out)
+{
     blz_io_future f;
-    blz__sock_connect_fut(d, fd, fam, addr, (blz__sock **) out, &f);
+    blz_tcp_socket_connect_fut(s, addr, out, &f);
     int r = blz_await(&f.base);
     if (r == -EDEADLK) {
         blz_future_drop(&f.base);
-    }
-    if (r == 0 && !nodelay) {
-        (void) blz_tcp_set_nodelay(*out, false); /* the builder asked for Nagle */
     }
     return r;
 }

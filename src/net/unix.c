@@ -133,7 +133,7 @@ blz_unix_listener_close(blz_unix_listener *l)
 }
 
 int
-blz_unix_connect_addr(const blz_addr *addr, blz_unix_stream **out)
+blz_unix_connect_addr_until(const blz_addr *addr, blz_instant deadline, blz_unix_stream **out)
 {
     if (blz_addr_get_family(addr) != BLZ_AF_UNIX) {
         if (out) {
@@ -141,11 +141,17 @@ blz_unix_connect_addr(const blz_addr *addr, blz_unix_stream **out)
         }
         return -EINVAL;
     }
-    return blz__sock_connect(addr, UINT64_MAX, (blz__sock **) out);
+    return blz__sock_connect(addr, deadline, (blz__sock **) out);
 }
 
 int
-blz_unix_connect(const char *path, blz_unix_stream **out)
+blz_unix_connect_addr(const blz_addr *addr, blz_unix_stream **out)
+{
+    return blz_unix_connect_addr_until(addr, UINT64_MAX, out);
+}
+
+int
+blz_unix_connect_until(const char *path, blz_instant deadline, blz_unix_stream **out)
 {
     blz_addr a;
     int rc = unix_addr(path, &a);
@@ -155,7 +161,13 @@ blz_unix_connect(const char *path, blz_unix_stream **out)
         }
         return rc;
     }
-    return blz_unix_connect_addr(&a, out);
+    return blz_unix_connect_addr_until(&a, deadline, out);
+}
+
+int
+blz_unix_connect(const char *path, blz_unix_stream **out)
+{
+    return blz_unix_connect_until(path, UINT64_MAX, out);
 }
 
 void
@@ -178,7 +190,7 @@ blz_unix_connect_fut(const blz_addr *addr, blz_unix_stream **out, blz_io_future 
         blz__io_future_ready(f, fd);
         return;
     }
-    blz__sock_connect_fut(d, fd, BLZ_AF_UNIX, addr, (blz__sock **) out, f);
+    blz__sock_connect_fut(d, fd, BLZ_AF_UNIX, addr, true, (blz__sock **) out, f);
 }
 
 int
