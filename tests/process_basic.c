@@ -721,6 +721,87 @@ BLZ_TEST(write_to_exited_child_is_epipe)
     proc_run(2, epipe_main, NULL);
 }
 
+/* ---- blz_command_status's future tier --------------------------------------------- */
+
+typedef struct status_task {
+    blz_future base;
+    blz_command *cmd;
+    blz_command_status_future st;
+    blz_exit_status status;
+} status_task;
+
+static blz_poll
+status_task_poll(blz_future *self, blz_context *cx)
+{
+    status_task *t = (status_task *) self;
+    BLZ_ASYNC_BEGIN(self);
+    blz_command_status_fut(t->cmd, &t->status, &t->st);
+    BLZ_AWAIT(self, cx, &t->st.base);
+    /* The code, checked against the status the future wrote. */
+    BLZ_ASYNC_RETURN(self, t->st.base.result == t->status.code ? t->st.base.result : -EPROTO);
+    BLZ_ASYNC_END(self);
+}
+
+static void
+status_task_drop(blz_future *self)
+{
+    blz_future_drop(&((status_task *) self)->st.base);
+}
+
+static const blz_future_vtable status_task_vt = {status_task_poll, status_task_drop};
+
+static void *
+status_fut_main(void *arg)
+{
+    (void) arg;
+    /* From a stackless task. */
+    status_task t;
+    memset(&t, 0, sizeof t);
+    blz_future_init(&t.base, &status_task_vt);
+    t.cmd = proc_cmd((const char *[]){"/bin/sh", "-c", "exit 7", NULL});
+    blz_join *j = NULL;
+    CHECK_OK(blz_spawn_future(&t.base, sizeof t, &j));
+    void *res = NULL;
+    CHECK_OK(blz_join_wait(j, &res));
+    CHECK_EQ((int) (intptr_t) res, 7);
+    blz_command_free(t.cmd);
+
+    /* Piped streams nobody reads: closed on our side, so a child writing
+     * more than a pipe holds ends (EPIPE) instead of waiting for ever. */
+    blz_command *cmd = proc_cmd((const char *[]){
+        "/bin/sh", "-c", "head -c 1000000 /dev/zero; head -c 1000000 /dev/zero >&2; exit 5", NULL});
+    CHECK_OK(blz_command_stdout(cmd, BLZ_STDIO_PIPED));
+    CHECK_OK(blz_command_stderr(cmd, BLZ_STDIO_PIPED));
+    CHECK_EQ(blz_command_status(cmd, NULL), 5);
+    blz_command_free(cmd);
+
+    /* Dropped before its first poll: the child is reaped all the same. */
+    cmd = proc_cmd((const char *[]){"/bin/sh", "-c", "exit 0", NULL});
+    blz_command_status_future f;
+    blz_command_status_fut(cmd, NULL, &f);
+    blz_future_drop(&f.base);
+    CHECK_EQ(f.base.result, -ECANCELED);
+    blz_future_drop(&f.base); /* twice: nothing more */
+    blz_command_free(cmd);
+    proc_wait_no_children(10);
+
+    /* Refusals. */
+    blz_command_status_fut(NULL, NULL, &f);
+    CHECK_EQ(blz_await(&f.base), -EINVAL);
+    blz_command_status_fut(NULL, NULL, NULL); /* ignored */
+    cmd = proc_cmd((const char *[]){"/nonexistent/program", NULL});
+    blz_command_status_fut(cmd, NULL, &f);
+    CHECK_EQ(blz_await(&f.base), -ENOENT);
+    blz_command_free(cmd);
+    proc_check_no_children();
+    return NULL;
+}
+
+BLZ_TEST(status_future_tier)
+{
+    proc_run(2, status_fut_main, NULL);
+}
+
 BLZ_TEST(spawn_outside_runtime)
 {
     blz_command *cmd;

@@ -244,10 +244,14 @@ BLZ_API int blz_command_spawn(blz_command *cmd, blz_child **out);
 
 /**
  * Spawns the command with the standard streams it specifies (default:
- * inherited) and waits for it. Returns blz_exit_status_code (>= 0) and the
- * full status in `*st` when not NULL, or a spawn error, or -ECANCELED when
- * the task was aborted (the child is then reaped in the background).
- * Suspends the calling fiber; -EDEADLK in a stackless poll.
+ * inherited) and waits for it. Streams set to BLZ_STDIO_PIPED are closed on
+ * our side at once, as nobody could read or write them (a child writing to
+ * one gets EPIPE instead of blocking on a full pipe), as Tokio's status().
+ * Returns blz_exit_status_code (>= 0) and the full status in `*st` when not
+ * NULL, or a spawn error, or -ECANCELED when the task was aborted (the child
+ * is then released as blz_child_free does: reaped in the background, killed
+ * first with blz_command_kill_on_drop). Suspends the calling fiber; -EDEADLK
+ * in a stackless poll.
  */
 BLZ_API int blz_command_status(blz_command *cmd, blz_exit_status *st);
 
@@ -319,6 +323,26 @@ typedef struct blz_output_future {
  * `out` must outlive the future. Inside a runtime.
  */
 BLZ_API void blz_command_output_fut(blz_command *cmd, blz_output *out, blz_output_future *f);
+
+/**
+ * The future behind blz_command_status. Caller-owned; fill it with
+ * blz_command_status_fut. `base.result` is what blz_command_status returns.
+ * All fields but `base` are private.
+ */
+typedef struct blz_command_status_future {
+    blz_future base;             /**< the future; `base.result` holds the outcome */
+    blz_child *child_;           /**< the child; NULL once finished or dropped */
+    blz_child_wait_future wait_; /**< its wait */
+} blz_command_status_future;
+
+/**
+ * Future tier of blz_command_status: spawns the command at once (a spawn
+ * error makes a future ready with that error) and waits when polled. `st`
+ * (may be NULL) must outlive the future. Dropping it before completion
+ * releases the child as blz_child_free does. Inside a runtime.
+ */
+BLZ_API void blz_command_status_fut(blz_command *cmd, blz_exit_status *st,
+                                    blz_command_status_future *f);
 
 /**
  * Collects what a child spawned by blz_command_spawn still writes and reaps

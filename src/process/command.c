@@ -13,6 +13,7 @@
  * - Owner only: no locking; the spawn reads the command on the caller's thread.
  */
 #include "core/alloc.h"
+#include "core/future.h"
 #include "process/process.h"
 
 #include <string.h>
@@ -368,15 +369,68 @@ blz_command_spawn(blz_command *cmd, blz_child **out)
     return blz__process_spawn(cmd, stdio, out);
 }
 
+/* ---- status: spawn, then wait ---------------------------------------------- */
+
+static blz_poll
+status_poll(blz_future *base, blz_context *cx)
+{
+    blz_command_status_future *f = (blz_command_status_future *) base;
+    if (!f->child_) {
+        return BLZ_READY; /* finished or dropped: the result is kept */
+    }
+    if (blz_future_poll(&f->wait_.base, cx) == BLZ_PENDING) {
+        return BLZ_PENDING;
+    }
+    blz_child_free(f->child_); /* reaped: just frees it */
+    f->child_ = NULL;
+    f->base.result = f->wait_.base.result;
+    return BLZ_READY;
+}
+
+static void
+status_drop(blz_future *base)
+{
+    blz_command_status_future *f = (blz_command_status_future *) base;
+    if (!f->child_) {
+        return;
+    }
+    blz_future_drop(&f->wait_.base);
+    blz_child_free(f->child_); /* the reaper waits for it (killed first on kill_on_drop) */
+    f->child_ = NULL;
+    f->base.result = -ECANCELED;
+}
+
+static const blz_future_vtable status_vt = {status_poll, status_drop};
+
+void
+blz_command_status_fut(blz_command *cmd, blz_exit_status *st, blz_command_status_future *f)
+{
+    if (!f) {
+        return;
+    }
+    memset(f, 0, sizeof *f);
+    int rc = blz_command_spawn(cmd, &f->child_);
+    if (rc < 0) {
+        blz__future_ready(&f->base, rc);
+        return;
+    }
+    /* Nobody holds the piped ends of a status run: closed now, so a child
+     * writing to one gets EPIPE rather than filling the pipe and waiting for
+     * ever. The wait closes stdin. */
+    blz_pipe_close(blz_child_take_pipe(f->child_, BLZ_STDOUT));
+    blz_pipe_close(blz_child_take_pipe(f->child_, BLZ_STDERR));
+    blz_child_wait_fut(f->child_, st, &f->wait_);
+    blz_future_init(&f->base, &status_vt);
+}
+
 int
 blz_command_status(blz_command *cmd, blz_exit_status *st)
 {
-    blz_child *c;
-    int rc = blz_command_spawn(cmd, &c);
-    if (rc < 0) {
-        return rc;
+    blz_command_status_future f;
+    blz_command_status_fut(cmd, st, &f);
+    int r = blz_await(&f.base);
+    if (r == -EDEADLK) {
+        blz_future_drop(&f.base); /* never awaited: the child goes to the reaper */
     }
-    rc = blz_child_wait(c, st);
-    blz_child_free(c); /* reaped already, or handed to the reaper (aborted) */
-    return rc;
+    return r;
 }
