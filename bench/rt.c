@@ -81,7 +81,7 @@ parent_poll(blz_future *self, blz_context *cx)
             if (blz_spawn_future(&f.base, sizeof f, &j) < 0) {
                 abort();
             }
-            blz_join_fut(j, &p->join);
+            blz_join_wait_fut(j, &p->join);
         }
         BLZ_AWAIT(self, cx, &p->join.base);
     }

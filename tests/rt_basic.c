@@ -138,7 +138,7 @@ spawner_poll(blz_future *self, blz_context *cx)
     {
         blz_join *j;
         CHECK_OK(blz_spawn(child_fiber, (void *) 21, &j));
-        blz_join_fut(j, &s->join);
+        blz_join_wait_fut(j, &s->join);
     }
     BLZ_AWAIT(self, cx, &s->join.base);
     CHECK_EQ(s->join.base.result, 0);
@@ -626,7 +626,7 @@ BLZ_TEST(error_paths)
  * other module's: there is nothing to report an error into. */
 BLZ_TEST(null_future_is_ignored)
 {
-    blz_join_fut(NULL, NULL);
+    blz_join_wait_fut(NULL, NULL);
     blz_yield_fut(NULL);
     blz_runtime *rt = test_new_rt(1);
     blz_runtime_spawn_blocking_fut(rt, child_fiber, NULL, NULL);

@@ -44,10 +44,10 @@ BLZ_TEST(cancel_token_waiters)
     test_waker_init(&tb);
     test_waker_init(&tr);
     test_waker_init(&td);
-    blz_cancel_token_cancelled_fut(&a, &fa);
-    blz_cancel_token_cancelled_fut(&b, &fb);
-    blz_cancel_token_cancelled_fut(&root, &fr);
-    blz_cancel_token_cancelled_fut(&b, &fd);
+    blz_cancel_token_wait_fut(&a, &fa);
+    blz_cancel_token_wait_fut(&b, &fb);
+    blz_cancel_token_wait_fut(&root, &fr);
+    blz_cancel_token_wait_fut(&b, &fd);
     CHECK_EQ(poll_with(&fa.base, &ta), BLZ_PENDING);
     CHECK_EQ(poll_with(&fb.base, &tb), BLZ_PENDING);
     CHECK_EQ(poll_with(&fr.base, &tr), BLZ_PENDING);
@@ -81,7 +81,7 @@ BLZ_TEST(cancel_token_many_waiters_batch)
     static test_waker tw[N];
     for (int i = 0; i < N; i++) {
         test_waker_init(&tw[i]);
-        blz_cancel_token_cancelled_fut(&t, &f[i]);
+        blz_cancel_token_wait_fut(&t, &f[i]);
         CHECK_EQ(poll_with(&f[i].base, &tw[i]), BLZ_PENDING);
     }
     blz_cancel_token_cancel(&t);

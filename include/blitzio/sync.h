@@ -761,7 +761,7 @@ typedef struct blz_cancel_future {
 } blz_cancel_future;
 
 /** Fills `f` to complete (result 0) once `t` is cancelled; -EINVAL for NULL. */
-BLZ_API void blz_cancel_token_cancelled_fut(blz_cancel_token *t, blz_cancel_future *f);
+BLZ_API void blz_cancel_token_wait_fut(blz_cancel_token *t, blz_cancel_future *f);
 
 /**
  * Waits until `t` is cancelled.

@@ -98,7 +98,7 @@ BLZ_API void blz_runtime_spawn_blocking_fut(blz_runtime *rt, blz_task_fn fn, voi
  * Waits for the task and consumes the handle. Returns 0 and stores the
  * task's return value in `*result` (if non-NULL), or -ECANCELED when an
  * abort cut the task short (see blz_join_abort; `*result` NULL). Suspends a fiber; parks a foreign
- * thread; -EDEADLK from inside a stackless poll (use blz_join_fut there). -EINVAL for NULL. -ENOMEM
+ * thread; -EDEADLK from inside a stackless poll (use blz_join_wait_fut there). -EINVAL for NULL. -ENOMEM
  * when a foreign thread cannot allocate what it parks on: the handle is
  * consumed (detached) all the same, as by every result but -EDEADLK.
  */
@@ -130,7 +130,7 @@ typedef struct blz_join_future {
 
 /** Fills `f` to wait for `j`. Dropping `f` before completion detaches `j`. NULL `f` is ignored
  * (`j` stays the caller's). */
-BLZ_API void blz_join_fut(blz_join *j, blz_join_future *f);
+BLZ_API void blz_join_wait_fut(blz_join *j, blz_join_future *f);
 
 /**
  * Yields the rest of this tick: in a fiber, lets other tasks run. The fiber

@@ -441,7 +441,7 @@ join_drop(blz_future *base)
 static const blz_future_vtable join_vtable = {join_poll, join_drop};
 
 void
-blz_join_fut(blz_join *j, blz_join_future *f)
+blz_join_wait_fut(blz_join *j, blz_join_future *f)
 {
     if (!f) {
         return;
@@ -458,7 +458,7 @@ blz_join_wait(blz_join *j, void **result)
         return -EINVAL;
     }
     blz_join_future f;
-    blz_join_fut(j, &f);
+    blz_join_wait_fut(j, &f);
     int rc = blz_await(&f.base);
     if (rc == -EDEADLK && f.join_) {
         return rc; /* not consumed: the caller may still use a join future */

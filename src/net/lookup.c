@@ -107,7 +107,7 @@ blz__lookup_fut(blz_resolve_future *f, blz__lookup *j, blz_join *join, blz_addr 
                 const blz_future_vtable *vt)
 {
     blz_future_init(&f->base, vt ? vt : &lookup_vt);
-    blz_join_fut(join, &f->join_);
+    blz_join_wait_fut(join, &f->join_);
     f->job_ = j;
     f->out_ = out;
     f->max_ = max;

@@ -397,7 +397,7 @@ static int
 drive_until_joined(blz_runtime *rt, blz_join *j, void **result)
 {
     blz_join_future jf;
-    blz_join_fut(j, &jf);
+    blz_join_wait_fut(j, &jf);
     blz_waker waker = {&drive_waker_vt, rt};
     blz_context cx = {&waker};
     until_ctx u = {(blz__task *) (void *) j, rt};

@@ -119,7 +119,7 @@ blz_shutdown_wait_fut(blz_shutdown *sd, blz_shutdown_wait_future *f)
     }
     blz_future_init(&f->base, &wait_vtable);
     f->sd_ = sd;
-    blz_cancel_token_cancelled_fut(sd ? &sd->token_ : NULL, &f->wait_);
+    blz_cancel_token_wait_fut(sd ? &sd->token_ : NULL, &f->wait_);
 }
 
 int

@@ -66,7 +66,7 @@ sig_task_poll(blz_future *base, blz_context *cx)
         for (size_t i = 0; i < t->n; i++) {
             blz_signal_recv_fut(&t->lis[i], &t->recv[i]);
         }
-        blz_cancel_token_cancelled_fut(&t->sd->token_, &t->triggered);
+        blz_cancel_token_wait_fut(&t->sd->token_, &t->triggered);
         t->started = 1;
     }
     for (size_t i = 0; i < t->n; i++) {
@@ -153,7 +153,7 @@ blz_shutdown_deinit(blz_shutdown *sd)
      * this): the task touches sd until it has ended, and sd may go as soon
      * as we return. Its result (our own abort's -ECANCELED) says nothing. */
     blz_join_future f;
-    blz_join_fut(j, &f);
+    blz_join_wait_fut(j, &f);
     (void) blz__await_shielded(&f.base);
     sd->signals_ = NULL;
     return 0;

@@ -157,7 +157,7 @@ cwait_drop(blz_future *base)
 static const blz_future_vtable cwait_vtable = {cwait_poll, cwait_drop};
 
 void
-blz_cancel_token_cancelled_fut(blz_cancel_token *t, blz_cancel_future *f)
+blz_cancel_token_wait_fut(blz_cancel_token *t, blz_cancel_future *f)
 {
     if (!f) {
         return;
@@ -170,6 +170,6 @@ int
 blz_cancel_token_wait(blz_cancel_token *t)
 {
     blz_cancel_future f;
-    blz_cancel_token_cancelled_fut(t, &f);
+    blz_cancel_token_wait_fut(t, &f);
     return blz_await(&f.base);
 }

@@ -36,7 +36,7 @@ static bool
 poll_one(join_set_future *s, size_t i, blz_context *cx, int *status, void **value)
 {
     blz_join_future jf;
-    blz_join_fut(s->joins[i], &jf);
+    blz_join_wait_fut(s->joins[i], &jf);
     if (blz_future_poll(&jf.base, cx) == BLZ_PENDING) {
         return false; /* our waker is registered; the handle is still ours */
     }

@@ -153,7 +153,7 @@ attach(blz_task_set *s, member *m, blz_join *j)
 {
     m->set = s;
     m->next_ready = NULL;
-    blz_join_fut(j, &m->jf);
+    blz_join_wait_fut(j, &m->jf);
     blz__spin_lock(&s->lock);
     m->all_prev = NULL;
     m->all_next = s->all;
