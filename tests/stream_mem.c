@@ -142,3 +142,83 @@ BLZ_TEST(formatted_writes)
     CHECK_EQ(blz_write_fmt(none, "x"), -EINVAL);
     CHECK_EQ(blz_write_fmt(w, NULL), -EINVAL);
 }
+
+/* ---- a reader that errs once -------------------------------------------------------- */
+
+static blz_poll
+ready_poll(blz_future *f, blz_context *cx)
+{
+    (void) f;
+    (void) cx;
+    return BLZ_READY;
+}
+
+static const blz_future_vtable ready_vt = {ready_poll, NULL};
+
+/* A reader that plays a script, one step a read: a step's bytes, or its error
+ * when it has none. After the script it reads the end. An error comes once,
+ * as a socket's reset does: the recv after ECONNRESET reads 0. */
+typedef struct script {
+    const char *bytes[4];
+    int err[4];
+    int steps, at;
+} script;
+
+static void
+script_read_fut(void *self, void *buf, size_t n, blz_io_future *f)
+{
+    script *s = self;
+    int res = 0;
+    if (s->at < s->steps) {
+        const char *b = s->bytes[s->at];
+        res = b ? (int) strlen(b) : s->err[s->at];
+        if (b) {
+            CHECK_LE((size_t) res, n);
+            memcpy(buf, b, (size_t) res);
+        }
+        s->at++;
+    }
+    memset(f, 0, sizeof *f);
+    blz_future_init(&f->base, &ready_vt);
+    f->base.result = res;
+}
+
+static const blz_reader_vtable script_reader_vt = {script_read_fut};
+
+/* read_until and read_line return the bytes that came before an error; the
+ * header promises the error to the next read. A reader whose error comes
+ * once (a reset socket) must not turn it into an end of stream. */
+BLZ_TEST(buf_reader_error_after_part_of_a_line_comes_next)
+{
+    script s = {{"ab", NULL}, {0, -ECONNRESET}, 2, 0};
+    blz_buf_reader br;
+    char small[8];
+    CHECK_OK(blz_buf_reader_init(&br, (blz_reader){&script_reader_vt, &s}, small, sizeof small));
+    char line[32];
+    CHECK_EQ(blz_buf_reader_read_line(&br, line, sizeof line), 2);
+    CHECK_STR_EQ(line, "ab");
+    CHECK_EQ(blz_buf_reader_read_line(&br, line, sizeof line), -ECONNRESET); /* not 0 */
+    CHECK_EQ(blz_buf_reader_read_line(&br, line, sizeof line), 0);           /* then the end */
+    blz_buf_reader_deinit(&br);
+
+    /* Every kind of next read reports it: read_until, read, fill. */
+    script t = {{"x;y", "z", NULL, "w;"}, {0, 0, -EIO, 0}, 4, 0};
+    CHECK_OK(blz_buf_reader_init(&br, (blz_reader){&script_reader_vt, &t}, small, sizeof small));
+    CHECK_EQ(blz_buf_reader_read_until(&br, ';', line, sizeof line), 2);
+    CHECK(memcmp(line, "x;", 2) == 0);
+    CHECK_EQ(blz_buf_reader_read_until(&br, ';', line, sizeof line), 2); /* "y", "z", error */
+    CHECK(memcmp(line, "yz", 2) == 0);
+    CHECK_EQ(blz_buf_reader_read(&br, line, sizeof line), -EIO);
+    CHECK_EQ(blz_buf_reader_read_until(&br, ';', line, sizeof line), 2); /* the stream goes on */
+    CHECK(memcmp(line, "w;", 2) == 0);
+    blz_buf_reader_deinit(&br);
+
+    script u = {{"q", NULL}, {0, -ETIMEDOUT}, 2, 0};
+    CHECK_OK(blz_buf_reader_init(&br, (blz_reader){&script_reader_vt, &u}, small, sizeof small));
+    CHECK_EQ(blz_buf_reader_read_until(&br, ';', line, sizeof line), 1);
+    const void *data = NULL;
+    CHECK_EQ(blz_buf_reader_fill(&br, &data), -ETIMEDOUT);
+    CHECK(data == NULL);
+    CHECK_EQ(blz_buf_reader_fill(&br, &data), 0);
+    blz_buf_reader_deinit(&br);
+}

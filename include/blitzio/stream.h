@@ -311,6 +311,7 @@ typedef struct blz_buf_reader {
     size_t cap_, pos_, end_; /* buf_[pos_, end_) holds unread data */
     bool owned_;             /* buf_ was allocated by init */
     bool eof_;               /* the inner reader ended */
+    int err_;                /* an error read_until met after some bytes: the next read's result */
     blz_io_future fill_;     /* the inner read in flight */
 } blz_buf_reader;
 

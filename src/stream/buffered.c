@@ -2,7 +2,8 @@
  * Buffered readers and writers.
  *
  * Invariants (reader): buf_[pos_, end_) is unread data, 0 <= pos_ <= end_ <=
- * cap_; eof_ once the inner reader returned 0. At most one inner read is in
+ * cap_; eof_ once the inner reader returned 0; err_ (set only with the buffer
+ * empty) is an error owed to the next operation. At most one inner read is in
  * flight, in fill_, owned by the one blz_io_future (op BR_*) that started it
  * (flag FILLING); dropping that future drops the inner read.
  * Invariants (writer): buf_[sent_, len_) waits to go out; sent_ > 0 only
@@ -93,6 +94,20 @@ take(blz_buf_reader *br, void *out, size_t n)
     return k;
 }
 
+/* Hands the error read_until kept (see until_poll) to this operation: true,
+ * with it in *res, when there was one. Only with the buffer empty: it came
+ * after the last buffered byte. */
+static bool
+owed_error(blz_buf_reader *br, int *res)
+{
+    if (br->err_ == 0 || br->pos_ < br->end_) {
+        return false;
+    }
+    *res = br->err_;
+    br->err_ = 0;
+    return true;
+}
+
 /* The inner read of f into `to` (started unless one is in flight):
  * PENDING, or READY with its checked count in *res (0 at end of stream,
  * which sets eof_; or -errno) and F_FILLING clear. */
@@ -121,6 +136,9 @@ br_poll(blz_future *base, blz_context *cx)
         if (br->pos_ < br->end_) {
             f->base.result =
                 f->op_ == BR_FILL ? (int) (br->end_ - br->pos_) : (int) take(br, f->buf_, f->len_);
+            return BLZ_READY;
+        }
+        if (owed_error(br, &f->base.result)) {
             return BLZ_READY;
         }
         if (br->eof_) {
@@ -161,6 +179,9 @@ until_poll(blz_future *base, blz_context *cx)
     int res = 0;
     while (f->done_ < f->len_) {
         if (br->pos_ == br->end_) {
+            if (!(f->flags_ & F_FILLING) && owed_error(br, &res)) {
+                break; /* done_ is 0: the buffer was empty when this began */
+            }
             if (br->eof_ && !(f->flags_ & F_FILLING)) {
                 break; /* end of stream */
             }
@@ -187,8 +208,12 @@ until_poll(blz_future *base, blz_context *cx)
             break;
         }
     }
-    /* An error after some bytes: the bytes now, the error at the next read
-     * (the stream's own reads report it again). */
+    /* An error after some bytes: the bytes now, the error kept for the next
+     * operation. The inner reader need not say it again: a socket's recv
+     * after ECONNRESET reads 0, which would pass for an end of stream. */
+    if (f->done_ && res < 0) {
+        br->err_ = res;
+    }
     f->base.result = f->done_ || res >= 0 ? (int) f->done_ : res;
     if (f->op_ == BR_LINE) {
         out[f->done_] = '\0';
