@@ -222,3 +222,31 @@ BLZ_TEST(buf_reader_error_after_part_of_a_line_comes_next)
     CHECK_EQ(blz_buf_reader_fill(&br, &data), 0);
     blz_buf_reader_deinit(&br);
 }
+
+/* blz_copy stores *copied on every return (stream.h), the -ENOMEM of its
+ * buffer included: a caller reads it whatever the result. */
+BLZ_TEST(copy_without_memory_still_stores_its_count)
+{
+    blz_test_counting_allocator_install();
+    blz_mem_reader m;
+    blz_mem_writer w;
+    char out[8];
+    uint64_t copied = 99; /* what an uninitialised count might hold */
+    blz_test_alloc_fail_after(0);
+    CHECK_EQ(blz_copy(blz_mem_reader_init(&m, "abc", 3), blz_mem_writer_init(&w, out, sizeof out),
+                      &copied),
+             -ENOMEM);
+    CHECK_EQ(copied, 0u);
+    CHECK_EQ(blz_mem_writer_len(&w), 0u);
+
+    uint64_t ab = 99, ba = 99; /* copy both ways already does */
+    blz_test_alloc_fail_after(0);
+    CHECK_EQ(blz_copy_bidirectional((blz_duplex){blz_mem_reader_init(&m, "abc", 3),
+                                                 blz_mem_writer_init(&w, out, sizeof out)},
+                                    (blz_duplex){blz_mem_reader_init(&m, "abc", 3),
+                                                 blz_mem_writer_init(&w, out, sizeof out)},
+                                    &ab, &ba),
+             -ENOMEM);
+    CHECK_EQ(ab, 0u);
+    CHECK_EQ(ba, 0u);
+}

@@ -560,6 +560,7 @@ blz_copy(blz_reader r, blz_writer w, uint64_t *copied)
     size_t cap = 16384;
     void *buf = blz__malloc(cap);
     if (!buf) {
+        put_total(copied, 0); /* stored on every return: nothing was copied */
         return -ENOMEM;
     }
     blz_stream_future f;
