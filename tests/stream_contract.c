@@ -149,3 +149,41 @@ BLZ_TEST(buf_reader_rejects_a_direct_read_longer_than_asked)
     CHECK_EQ(blz_buf_reader_read(&br, out, sizeof out), -EIO);
     blz_buf_reader_deinit(&br);
 }
+
+/* A write at least the buffer's size goes straight through: its count must
+ * be checked as the buffered ones are (more than asked, or 0 from a writer
+ * that must return a count > 0, is -EIO), not passed on to a caller that
+ * would step past its data. */
+BLZ_TEST(buf_writer_rejects_a_direct_write_longer_than_asked)
+{
+    sink s = {0, 0, 5};
+    blz_buf_writer bw;
+    CHECK_OK(blz_buf_writer_init(&bw, (blz_writer){&sink_writer_vt, &s}, NULL, 16));
+    unsigned char big[32] = {0};
+    CHECK_EQ(blz_buf_writer_write(&bw, big, sizeof big), -EIO); /* not 37 */
+    blz_buf_writer_deinit(&bw);
+}
+
+/* A writer that takes nothing and says so with 0. */
+static void
+zero_write_fut(void *self, const void *buf, size_t n, blz_io_future *f)
+{
+    (void) self;
+    (void) buf;
+    (void) n;
+    ready_with(f, 0);
+}
+
+static const blz_writer_vtable zero_writer_vt = {zero_write_fut, NULL, NULL};
+
+BLZ_TEST(buf_writer_direct_write_of_nothing_is_an_error)
+{
+    blz_buf_writer bw;
+    CHECK_OK(blz_buf_writer_init(&bw, (blz_writer){&zero_writer_vt, NULL}, NULL, 16));
+    unsigned char big[32] = {0};
+    CHECK_EQ(blz_buf_writer_write(&bw, big, sizeof big), -EIO); /* "a count > 0 or -errno" */
+    /* The buffered path already says so at its flush. */
+    CHECK_EQ(blz_buf_writer_write(&bw, big, 4), 4);
+    CHECK_EQ(blz_buf_writer_flush(&bw), -EIO);
+    blz_buf_writer_deinit(&bw);
+}

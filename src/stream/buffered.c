@@ -506,7 +506,11 @@ bw_poll(blz_future *base, blz_context *cx)
         return BLZ_PENDING;
     }
     f->flags_ = 0;
-    f->base.result = bw->out_.base.result;
+    /* Checked as drain checks its writes: the caller steps through its data
+     * by this count, so one above what was asked, or 0 (a write returns a
+     * count > 0 or -errno), is the inner writer's fault, not a count. */
+    int res = blz__stream_count(bw->out_.base.result, f->len_);
+    f->base.result = res == 0 ? -EIO : res;
     return BLZ_READY;
 }
 
