@@ -250,3 +250,18 @@ BLZ_TEST(copy_without_memory_still_stores_its_count)
     CHECK_EQ(ab, 0u);
     CHECK_EQ(ba, 0u);
 }
+
+/* read_to_end stores *len when its future completes, also on error
+ * (stream.h): a refused reader or buffer included, as copy stores its count. */
+BLZ_TEST(read_to_end_refused_still_stores_its_length)
+{
+    unsigned char buf[8];
+    size_t len = 99;
+    blz_reader none = {NULL, NULL};
+    CHECK_EQ(blz_read_to_end(none, buf, sizeof buf, &len), -EINVAL);
+    CHECK_EQ(len, 0u);
+    blz_mem_reader m;
+    len = 99;
+    CHECK_EQ(blz_read_to_end(blz_mem_reader_init(&m, "abc", 3), NULL, 4, &len), -EINVAL);
+    CHECK_EQ(len, 0u);
+}

@@ -464,11 +464,13 @@ blz_read_to_end_fut(blz_reader r, void *buf, size_t cap, size_t *len, blz_stream
     if (!f) {
         return;
     }
+    if (len) {
+        *len = 0; /* stored however it ends, a refusal included */
+    }
     if (!r.vt || (!buf && cap) || !len) {
         stream_fail(f, -EINVAL);
         return;
     }
-    *len = 0;
     blz_writer none = {NULL, NULL};
     stream_init(f, SOP_READ_END, r, none, buf, cap);
     f->out_len_ = len;
