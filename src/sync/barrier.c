@@ -50,11 +50,12 @@ lead_locked(blz_barrier *b, blz__wake_batch *wb)
         if (!w || bwait_of(w)->gen_ == b->generation_) {
             return;
         }
+        if (blz__wake_batch_make_room(wb, &b->lock_)) {
+            continue; /* changed while unlocked: from the front */
+        }
         blz__waitlist_remove(w);
         w->state_ = BLZ__W_DONE;
-        if (blz__wake_batch_push(wb, w)) {
-            blz__wake_batch_drain_if_full(wb, &b->lock_);
-        }
+        blz__wake_batch_push(wb, w);
     }
 }
 

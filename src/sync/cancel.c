@@ -72,24 +72,19 @@ blz_cancel_token_cancel(blz_cancel_token *t)
     blz__wake_batch_init(&wb);
     blz__waitlist *q = blz__queue(&root->queue_);
     blz__spin_lock(&root->lock_);
-    bool again = true;
-    while (again) {
-        again = false;
-        blz_waiter *head = &root->queue_;
-        for (blz_waiter *w = blz__waitlist_front(q); w && w != head;) {
-            blz_waiter *next = w->next_;
-            if (blz_cancel_token_is_cancelled(cwait_of(w)->token_)) {
-                blz__waitlist_remove(w);
-                w->state_ = BLZ__W_DONE;
-                if (blz__wake_batch_push(&wb, w)) {
-                    /* The list may change while unlocked: rescan from the front. */
-                    blz__wake_batch_drain_if_full(&wb, &root->lock_);
-                    again = true;
-                    break;
-                }
+    blz_waiter *head = &root->queue_;
+    for (blz_waiter *w = blz__waitlist_front(q); w && w != head;) {
+        blz_waiter *next = w->next_;
+        if (blz_cancel_token_is_cancelled(cwait_of(w)->token_)) {
+            if (blz__wake_batch_make_room(&wb, &root->lock_)) {
+                w = blz__waitlist_front(q); /* changed while unlocked: from the front */
+                continue;
             }
-            w = next;
+            blz__waitlist_remove(w);
+            w->state_ = BLZ__W_DONE;
+            blz__wake_batch_push(&wb, w);
         }
+        w = next;
     }
     blz__spin_unlock(&root->lock_);
     blz__wake_batch_flush(&wb);

@@ -105,11 +105,12 @@ blz_notify_all(blz_notify *n)
         if (!w || wait_of(w)->gen_ == gen) {
             break; /* everyone queued before the newest notify_all is out */
         }
+        if (blz__wake_batch_make_room(&wb, &n->lock_)) {
+            continue; /* changed while unlocked: from the front */
+        }
         blz__waitlist_remove(w);
         w->state_ = BLZ__W_DONE_ALL;
-        if (blz__wake_batch_push(&wb, w)) {
-            blz__wake_batch_drain_if_full(&wb, &n->lock_);
-        }
+        blz__wake_batch_push(&wb, w);
     }
     if (blz__waitlist_empty(q)) {
         (void) blz__fetch_and(&n->state_, ~BLZ_NOTIFY_WAITERS_, RELAXED);

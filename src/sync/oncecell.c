@@ -51,11 +51,13 @@ wake_all(blz_oncecell *c)
     blz__waitlist *q = blz__queue(&c->queue_);
     blz__spin_lock(&c->lock_);
     blz_waiter *w;
-    while ((w = blz__waitlist_pop_front(q)) != NULL) {
-        w->state_ = BLZ__W_DONE;
-        if (blz__wake_batch_push(&wb, w)) {
-            blz__wake_batch_drain_if_full(&wb, &c->lock_);
+    while ((w = blz__waitlist_front(q)) != NULL) {
+        if (blz__wake_batch_make_room(&wb, &c->lock_)) {
+            continue; /* changed while unlocked: from the front */
         }
+        blz__waitlist_remove(w);
+        w->state_ = BLZ__W_DONE;
+        blz__wake_batch_push(&wb, w);
     }
     blz__spin_unlock(&c->lock_);
     blz__wake_batch_flush(&wb);

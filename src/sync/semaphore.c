@@ -81,6 +81,9 @@ hand_out_locked(blz_semaphore *s, size_t avail, blz_waiter *self, blz__wake_batc
     bool served = false;
     blz_waiter *w;
     while ((w = blz__waitlist_front(q)) != NULL) {
+        if (w != self && blz__wake_batch_make_room(wb, &s->lock_)) {
+            continue; /* changed while unlocked: from the front */
+        }
         /* Drain the free count (acquire pairs with the releasers' add or store). */
         size_t cur = blz__load(&s->state_, RELAXED);
         if ((cur >> BLZ_SEM_SHIFT_) != 0) {
@@ -101,8 +104,8 @@ hand_out_locked(blz_semaphore *s, size_t avail, blz_waiter *self, blz__wake_batc
         blz__waitlist_remove(w);
         w->state_ = BLZ__W_DONE;
         served = true;
-        if (w != self && blz__wake_batch_push(wb, w)) {
-            blz__wake_batch_drain_if_full(wb, &s->lock_);
+        if (w != self) {
+            blz__wake_batch_push(wb, w);
         }
     }
     if (served && avail == 0) {
@@ -162,7 +165,11 @@ blz_semaphore_close(blz_semaphore *s)
     (void) blz__fetch_or(&s->state_, BLZ_SEM_CLOSED_, RELEASE);
     blz__waitlist *q = blz__queue(&s->queue_);
     blz_waiter *w;
-    while ((w = blz__waitlist_pop_front(q)) != NULL) {
+    while ((w = blz__waitlist_front(q)) != NULL) {
+        if (blz__wake_batch_make_room(&wb, &s->lock_)) {
+            continue; /* changed while unlocked: from the front */
+        }
+        blz__waitlist_remove(w);
         blz_semaphore_acquire_future *f = acq_of(w);
         size_t give_back = f->assigned_;
         f->assigned_ = 0;
@@ -170,9 +177,7 @@ blz_semaphore_close(blz_semaphore *s)
         if (give_back) {
             (void) blz__fetch_add(&s->state_, give_back << BLZ_SEM_SHIFT_, RELEASE);
         }
-        if (blz__wake_batch_push(&wb, w)) {
-            blz__wake_batch_drain_if_full(&wb, &s->lock_);
-        }
+        blz__wake_batch_push(&wb, w);
     }
     blz__store(&s->waiters_, 0, RELAXED);
     blz__spin_unlock(&s->lock_);

@@ -135,12 +135,11 @@ blz__wake_batch_init(blz__wake_batch *b)
     b->n = 0;
 }
 
-/* Moves w's waker into the batch. Returns true when the batch is now full. */
-static inline bool
+/* Moves w's waker into the batch, which has room (blz__wake_batch_make_room). */
+static inline void
 blz__wake_batch_push(blz__wake_batch *b, blz_waiter *w)
 {
     b->w[b->n++] = blz__waiter_take_waker(w);
-    return b->n == BLZ__WAKE_BATCH;
 }
 
 /* Wakes everything in the batch. Call without holding any lock. */
@@ -153,15 +152,26 @@ blz__wake_batch_flush(blz__wake_batch *b)
     b->n = 0;
 }
 
-/* Under `lock`: if the batch is full, unlock, wake, relock. */
-static inline void
-blz__wake_batch_drain_if_full(blz__wake_batch *b, _Atomic uint32_t *lock)
+/*
+ * Under `lock`, with one more waiter found to wake and still linked: if the
+ * batch is full, unlocks, wakes what it holds, relocks and returns true (the
+ * list may have changed meanwhile: find the next waiter again). Emptied only
+ * when there is another waiter to take, never once the last one went in: a
+ * waiter that has been woken may free the primitive at once (as a thread
+ * woken by pthread_cond_broadcast may destroy the condition variable), so
+ * after the last wake, which comes after the final unlock, nothing may touch
+ * it. The waiter still linked keeps it alive across the relock.
+ */
+static inline bool
+blz__wake_batch_make_room(blz__wake_batch *b, _Atomic uint32_t *lock)
 {
-    if (b->n == BLZ__WAKE_BATCH) {
-        blz__spin_unlock(lock);
-        blz__wake_batch_flush(b);
-        blz__spin_lock(lock);
+    if (b->n < BLZ__WAKE_BATCH) {
+        return false;
     }
+    blz__spin_unlock(lock);
+    blz__wake_batch_flush(b);
+    blz__spin_lock(lock);
+    return true;
 }
 
 /* ---- future helpers ----------------------------------------------------- */
