@@ -151,7 +151,7 @@ answer(const srv *s, const uint8_t *q, size_t qend, unsigned id, const char *nam
        bool over_tcp, msg *m)
 {
     bool a = type == 1, aaaa = type == 28;
-    if (s->servfail) {
+    if (s->servfail || strstr(name, ".servfail.")) {
         begin(m, q, qend, id, 2, false, 0);
     } else if (!strcmp(name, "a.test") || !strcmp(name, "short.test")) {
         if (a) {
@@ -216,7 +216,7 @@ udp_server(void *arg)
             continue;
         }
         atomic_fetch_add(&s->queries, 1);
-        if (s->silent) {
+        if (s->silent || strstr(name, ".silent.")) {
             continue;
         }
         msg m;
@@ -458,6 +458,50 @@ write_file(const char *path, const char *text)
     CHECK(fp != NULL);
     CHECK_EQ(fputs(text, fp) >= 0, 1);
     CHECK_EQ(fclose(fp), 0);
+}
+
+/* A lookup that fails after some server answered (with SERVFAIL) is a
+ * temporary failure, -EAGAIN, whatever the servers or names asked after it
+ * did: -ETIMEDOUT says that no server answered (net.h). */
+static void *
+dns_some_server_answered_main(void *arg)
+{
+    (void) arg;
+    srv bad, silent;
+    srv_start(&bad);
+    srv_start(&silent);
+    bad.servfail = true;
+    silent.silent = true;
+    blz_addr out[8];
+
+    /* The first server answers SERVFAIL, the second (the last) is silent. */
+    blz_addr both[2] = {bad.addr, silent.addr};
+    blz_dns_options o = opts_for(both, 2);
+    CHECK_EQ(blz_dns_resolve("v4.test", 1, &o, out, 8), -EAGAIN);
+    /* Silent first, SERVFAIL last: -EAGAIN as well. */
+    blz_addr two[2] = {silent.addr, bad.addr};
+    o = opts_for(two, 2);
+    CHECK_EQ(blz_dns_resolve("v4.test", 1, &o, out, 8), -EAGAIN);
+
+    /* Across the search list: "x.silent.test" times out, "x.servfail.test"
+     * gets SERVFAIL, "x" is NXDOMAIN. */
+    bad.servfail = false;
+    char conf[64];
+    snprintf(conf, sizeof conf, "/tmp/blz-dns-conf-answered-%ld", (long) getpid());
+    write_file(conf, "search silent.test servfail.test\noptions ndots:1\n");
+    o = opts_for(&bad.addr, 1);
+    o.resolv_conf = conf;
+    CHECK_EQ(blz_dns_resolve("x", 1, &o, out, 8), -EAGAIN);
+    unlink(conf);
+
+    srv_stop(&bad);
+    srv_stop(&silent);
+    return NULL;
+}
+
+BLZ_TEST(dns_failure_after_an_answer_is_eagain)
+{
+    net_run(2, dns_some_server_answered_main, NULL);
 }
 
 static void *

@@ -297,8 +297,9 @@ collect(const dns_reply rep[2], uint16_t port, blz_addr *out, size_t max)
 
 /*
  * Asks the servers for `name`. Returns the address count, -ENOENT (the name
- * is settled: no such name or no addresses), or the failure of the last
- * server: -EAGAIN (it answered with an error), -ETIMEDOUT and the like.
+ * is settled: no such name or no addresses), -EAGAIN (some server answered
+ * with an error), or else the failure of the last server: -ETIMEDOUT and
+ * the like.
  */
 static int
 // NOLINTNEXTLINE(readability-function-cognitive-complexity): the RFC 1035 loop, in order
@@ -334,7 +335,9 @@ ask_name(const char *name, dns_job *j, blz_addr *out, size_t max)
             if (settled || (rc == 0 && !failed)) {
                 return -ENOENT; /* NXDOMAIN, or no data of either type */
             }
-            err = failed ? -EAGAIN : (rc < 0 ? rc : -EAGAIN);
+            /* Once a server answered, the outcome is -EAGAIN whatever the
+             * later ones do: -ETIMEDOUT and -ECONNREFUSED say that none did. */
+            err = failed || err == -EAGAIN ? -EAGAIN : rc;
         }
     }
     return err;
@@ -397,8 +400,10 @@ lookup(dns_job *j)
         if (rc > 0 || rc == -ECANCELED || rc == -EINVAL || rc == -ENOMEM) {
             return rc;
         }
-        if (rc != -ENOENT && !temporary) {
-            err = rc; /* remembered: the name may exist where we could not ask */
+        /* Remembered: the name may exist where we could not ask. The first
+         * such failure stands, unless a later name's server answered. */
+        if (rc != -ENOENT && (!temporary || rc == -EAGAIN)) {
+            err = rc;
             temporary = true;
         }
     }
