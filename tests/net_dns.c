@@ -460,6 +460,35 @@ write_file(const char *path, const char *text)
     CHECK_EQ(fclose(fp), 0);
 }
 
+/* A server that cannot be asked at all is passed over like one that does
+ * not answer: a link-local IPv6 address without a scope, which resolv.conf
+ * accepts ("nameserver fe80::1") and connect(2) refuses with EINVAL. */
+static void *
+dns_unaskable_server_main(void *arg)
+{
+    (void) arg;
+    srv s;
+    srv_start(&s);
+    blz_addr two[2];
+    CHECK_OK(blz_addr_parse("[fe80::1]:53", &two[0]));
+    two[1] = s.addr;
+    blz_dns_options o = opts_for(two, 2);
+    blz_addr out[4];
+    CHECK_EQ(blz_dns_resolve("v4.test", 1, &o, out, 4), 1);
+    CHECK(has_ip(out, 1, "10.0.0.3"));
+    /* A bad name is still refused before any server is asked. */
+    int seen = atomic_load(&s.queries);
+    CHECK_EQ(blz_dns_resolve("a..b", 1, &o, out, 4), -EINVAL);
+    CHECK_EQ(atomic_load(&s.queries), seen);
+    srv_stop(&s);
+    return NULL;
+}
+
+BLZ_TEST(dns_unaskable_server_is_passed_over)
+{
+    net_run(2, dns_unaskable_server_main, NULL);
+}
+
 /* A lookup that fails after some server answered (with SERVFAIL) is a
  * temporary failure, -EAGAIN, whatever the servers or names asked after it
  * did: -ETIMEDOUT says that no server answered (net.h). */

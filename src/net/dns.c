@@ -307,6 +307,13 @@ ask_name(const char *name, dns_job *j, blz_addr *out, size_t max)
 {
     const blz__dns_conf *conf = &j->work.conf;
     const dns_reply *rep = j->work.rep;
+    /* A bad name is the caller's -EINVAL, found before any server is asked;
+     * an -EINVAL after this is one server's (connect(2) refuses a link-local
+     * IPv6 address without a scope) and only moves on to the next. */
+    int qlen = blz__dns_query_build(j->work.buf, sizeof j->work.buf, 0, name, BLZ__DNS_TYPE_A);
+    if (qlen < 0) {
+        return qlen;
+    }
     int err = -ETIMEDOUT;
     /* "options rotate": each name starts at the next server, spreading the load. */
     static _Atomic unsigned rotation;
@@ -315,7 +322,7 @@ ask_name(const char *name, dns_job *j, blz_addr *out, size_t max)
         for (unsigned k = 0; k < conf->nservers; k++) {
             const blz_addr *server = &conf->servers[(first + k) % conf->nservers];
             int rc = ask_server(server, name, conf->timeout_ms, &j->work);
-            if (rc == -ECANCELED || rc == -EINVAL || rc == -ENOMEM) {
+            if (rc == -ECANCELED || rc == -ENOMEM) {
                 return rc;
             }
             if ((rep[0].answered && rep[0].count) || (rep[1].answered && rep[1].count)) {
