@@ -1,7 +1,8 @@
 /*
  * tests/fs_adopt.c — blz_file_from_fd: a descriptor opened with open(2)
  * read and written through blitzio (on the ring or the pool) and closed by
- * blz_file_close; a pipe read through the file calls; flags left alone;
+ * blz_file_close; a pipe read through the file calls (and refusing offsets:
+ * -ESPIPE on every backend); flags left alone;
  * what it refuses, leaving the descriptor the caller's.
  *
  * Run once per backend.
@@ -9,6 +10,7 @@
 #include "fs_common.h"
 
 #include <fcntl.h>
+#include <sys/eventfd.h>
 
 static void *
 adopt_body(void *arg)
@@ -53,6 +55,53 @@ adopt_body(void *arg)
     CHECK_EQ(blz_file_from_fd(fds[0], NULL), -EINVAL);
     CHECK_OK(close(fds[0])); /* still ours to close */
     return NULL;
+}
+
+/* A pipe has no offsets: pread and pwrite fail with -ESPIPE, as lseek does,
+ * on every backend, and move nothing through the pipe (io_uring ignores the
+ * offset of such a file: it would read or write as at the position). */
+static void *
+adopt_pipe_offsets_body(void *arg)
+{
+    (void) arg;
+    int fds[2];
+    CHECK_OK(pipe(fds));
+    CHECK_EQ(write(fds[1], "piped", 5), 5);
+    blz_file *r = NULL, *w = NULL;
+    CHECK_OK(blz_file_from_fd(fds[0], &r));
+    CHECK_OK(blz_file_from_fd(fds[1], &w));
+    char buf[16];
+    blz_iovec iov = {buf, sizeof buf};
+    CHECK_EQ(blz_file_pread(r, buf, sizeof buf, 0), -ESPIPE);
+    CHECK_EQ(blz_file_preadv(r, &iov, 1, 0), -ESPIPE);
+    CHECK_EQ(blz_file_pread(r, buf, 0, 0), -ESPIPE);
+    CHECK_EQ(blz_file_pwrite(w, "x", 1, 0), -ESPIPE);
+    blz_iovec one = {(void *) "y", 1};
+    CHECK_EQ(blz_file_pwritev(w, &one, 1, 0), -ESPIPE);
+    CHECK_EQ(blz_file_seek(r, 0, BLZ_SEEK_CUR, NULL), -ESPIPE);
+    CHECK_OK(blz_file_close(w));
+    /* The pipe holds exactly what was written before. */
+    CHECK_EQ(blz_file_read(r, buf, sizeof buf), 5);
+    CHECK(memcmp(buf, "piped", 5) == 0);
+    CHECK_EQ(blz_file_read(r, buf, sizeof buf), 0);
+    CHECK_OK(blz_file_close(r));
+
+    /* An eventfd seeks (lseek says 0) but has no offsets either. */
+    int efd = eventfd(5, 0);
+    CHECK_GE(efd, 0);
+    CHECK_OK(blz_file_from_fd(efd, &r));
+    uint64_t v = 0;
+    CHECK_EQ(blz_file_pread(r, &v, sizeof v, 0), -ESPIPE);
+    CHECK_EQ(blz_file_read(r, &v, sizeof v), 8);
+    CHECK_EQ(v, 5); /* the counter was still there */
+    CHECK_OK(blz_file_close(r));
+    return NULL;
+}
+
+BLZ_TEST(adopt_pipe_no_offsets)
+{
+    fs_run(2, adopt_pipe_offsets_body, NULL);
+    adopt_pipe_offsets_body(NULL);
 }
 
 BLZ_TEST(adopt_in_runtime)

@@ -197,7 +197,8 @@ BLZ_API ssize_t blz_file_try_read(blz_file *file, void *buf, size_t n);
 /** Future tier of blz_file_read. */
 BLZ_API void blz_file_read_fut(blz_file *file, void *buf, size_t n, blz_fs_future *f);
 
-/** Reads up to `n` bytes at `offset`; the position does not move. As blz_file_read. */
+/** Reads up to `n` bytes at `offset`; the position does not move. As blz_file_read, and
+ *  -ESPIPE for a file without offsets (a pipe, a socket), on every backend. */
 BLZ_API ssize_t blz_file_pread(blz_file *file, void *buf, size_t n, uint64_t offset);
 /** Try tier of blz_file_pread (page cache only; -EAGAIN otherwise). */
 BLZ_API ssize_t blz_file_try_pread(blz_file *file, void *buf, size_t n, uint64_t offset);
@@ -218,7 +219,8 @@ BLZ_API void blz_file_write_fut(blz_file *file, const void *buf, size_t n, blz_f
 
 /**
  * Writes `n` bytes at `offset`; the position does not move. On Linux a file
- * opened with append ignores `offset` and appends. As blz_file_write.
+ * opened with append ignores `offset` and appends. As blz_file_write, and
+ * -ESPIPE for a file without offsets (a pipe, a socket), on every backend.
  */
 BLZ_API ssize_t blz_file_pwrite(blz_file *file, const void *buf, size_t n, uint64_t offset);
 /** Future tier of blz_file_pwrite. */

@@ -23,11 +23,18 @@
 #define FILE_CLOSED 1u
 #define FILE_REF    2u
 
+/* Bits of `positional`: whether each direction was asked, and the answer. */
+#define POS_READ_KNOWN  1u
+#define POS_READ        2u
+#define POS_WRITE_KNOWN 4u
+#define POS_WRITE       8u
+
 void
 blz__file_init(blz_file *f, int fd)
 {
     atomic_init(&f->word, FILE_REF);
     atomic_init(&f->no_nowait, 0u);
+    atomic_init(&f->positional, 0u);
     f->fd = fd;
 }
 
@@ -43,6 +50,20 @@ blz__file_acquire(blz_file *f)
          * using the handle), so the struct and fd are visible to it. */
     } while (!blz__cas_weak(&f->word, &w, w + FILE_REF, RELAXED, RELAXED));
     return true;
+}
+
+bool
+blz__file_positional(blz_file *f, bool write)
+{
+    uint32_t known = write ? POS_WRITE_KNOWN : POS_READ_KNOWN;
+    uint32_t yes = write ? POS_WRITE : POS_READ;
+    uint32_t s = blz__load(&f->positional, RELAXED);
+    if (!(s & known)) {
+        s = known | (blz__fs_fd_positional(f->fd, write) ? yes : 0u);
+        /* A cache: threads that race to fill it find the same answer. */
+        blz__fetch_or(&f->positional, s, RELAXED);
+    }
+    return (s & yes) != 0;
 }
 
 void

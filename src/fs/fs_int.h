@@ -96,6 +96,10 @@ int64_t blz__fs_read_nowait(int fd, const blz_iovec *iov, int cnt, uint64_t off)
 /* 0 when `fd` is an open descriptor, else -EBADF. */
 int blz__fs_fd_check(int fd);
 
+/* False when pread(2) (pwrite(2) when `write`) of `fd` fails with -ESPIPE:
+ * the file has no offsets (a pipe, a socket, an eventfd). Never waits. */
+bool blz__fs_fd_positional(int fd, bool write);
+
 /* close(2), with EINTR counted as success (Linux closes the descriptor anyway). */
 int blz__fs_close_fd(int fd);
 
@@ -160,6 +164,8 @@ struct blz_file {
     _Atomic uint32_t word;
     /* Set once preadv2(RWF_NOWAIT) said it cannot work on this file. */
     _Atomic uint32_t no_nowait;
+    /* What blz__file_positional found out so far (bits of file.c). */
+    _Atomic uint32_t positional;
     int fd; /* fixed from open to close */
 };
 
@@ -176,6 +182,11 @@ void blz__file_init(blz_file *f, int fd);
 
 /* Takes a reference for an operation: false once the file is closed. */
 bool blz__file_acquire(blz_file *f);
+
+/* Whether the file takes reads (writes when `write`) at an offset
+ * (blz__fs_fd_positional), asked once and remembered. The caller holds a
+ * reference. */
+bool blz__file_positional(blz_file *f, bool write);
 
 /* Drops a reference; the last one frees the struct and closes the
  * descriptor: inline when `may_block` (a blocking-pool thread), else through

@@ -36,6 +36,10 @@
  *   (the io_uring backend probes the kernel); on the blocking pool
  *   otherwise, and when the ring refuses the submission (-EBUSY). The
  *   epoll backend runs no op, so everything goes to the pool there.
+ *   A read or write at an offset of a file without offsets (a pipe, a
+ *   socket, an eventfd) goes to the pool too: io_uring ignores the offset
+ *   there and would read or write as at the position, where pread(2) and
+ *   pwrite(2) fail with -ESPIPE, which the pool then reports.
  * - `on_ring` is true while the ring holds the op (under `lock` once the op
  *   is submitted): only then does abandoning it send a cancel.
  * - A CLOSE always runs: it is never cancelled (the descriptor would leak),
@@ -254,6 +258,10 @@ ring_submit(blz__fs_op *op)
     int kind = blz__fs_ring_kind(&op->call);
     if (!d || kind < 0 || !blz__io_driver_supports(d, kind)) {
         return false;
+    }
+    if ((op->call.kind == BLZ__FS_PREAD || op->call.kind == BLZ__FS_PWRITE) && op->file &&
+        !blz__file_positional(op->file, op->call.kind == BLZ__FS_PWRITE)) {
+        return false; /* see the invariants: pread(2) says -ESPIPE */
     }
     if (kind == BLZ__OP_STATX && !op->bounce && !(op->bounce = blz__malloc(BLZ__FS_STATX_SIZE))) {
         return false;

@@ -5,8 +5,8 @@
  *
  * Invariants:
  * - Everything here runs on a thread that may block (a blocking-pool thread
- *   or a thread outside any runtime), except blz__fs_read_nowait and
- *   blz__fs_dirent_next, which never wait.
+ *   or a thread outside any runtime), except blz__fs_read_nowait,
+ *   blz__fs_fd_positional and blz__fs_dirent_next, which never wait.
  * - Every function returns >= 0 or -errno; errno is read right after the
  *   call that set it and never escapes.
  * - Every descriptor opened here is O_CLOEXEC.
@@ -328,6 +328,17 @@ int
 blz__fs_fd_check(int fd)
 {
     return fd >= 0 && fcntl(fd, F_GETFD) >= 0 ? 0 : -EBADF;
+}
+
+bool
+blz__fs_fd_positional(int fd, bool write)
+{
+    /* No vectors: the kernel says -ESPIPE exactly when pread(2) / pwrite(2)
+     * would (before anything else), and otherwise returns without touching
+     * the file: no I/O, no lock. lseek is not the same test (an eventfd
+     * seeks, yet has no pread). */
+    ssize_t r = write ? pwritev(fd, NULL, 0, 0) : preadv(fd, NULL, 0, 0);
+    return r >= 0 || errno != ESPIPE;
 }
 
 int64_t
