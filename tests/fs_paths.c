@@ -107,6 +107,23 @@ BOTH(metadata_by_path)
     CHECK_EQ(md.uid, geteuid());
     CHECK_GT(md.ino, 0);
     CHECK_GE(md.ctime_ns, md.mtime_ns - 1000000000LL);
+    /* What stat(2) says, field for field, whichever call filled it. */
+    struct stat st;
+    CHECK_OK(stat(f, &st));
+    CHECK_EQ(md.dev, (uint64_t) st.st_dev);
+    CHECK_EQ(md.ino, (uint64_t) st.st_ino);
+    CHECK_EQ(md.nlink, (uint64_t) st.st_nlink);
+    CHECK_EQ(md.blocks, (uint64_t) st.st_blocks);
+    CHECK_EQ(md.gid, st.st_gid);
+    CHECK_EQ(md.mode, st.st_mode & 07777u);
+    CHECK_EQ(md.mtime_ns, (int64_t) st.st_mtim.tv_sec * 1000000000LL + st.st_mtim.tv_nsec);
+    blz_file *fh = NULL;
+    CHECK_OK(blz_file_open(f, NULL, &fh));
+    blz_metadata fmd;
+    CHECK_OK(blz_file_metadata(fh, &fmd));
+    CHECK_OK(blz_file_close(fh));
+    CHECK_EQ(fmd.dev, (uint64_t) st.st_dev);
+    CHECK_EQ(fmd.ino, (uint64_t) st.st_ino);
 
     /* metadata follows the link, symlink_metadata does not. */
     CHECK_OK(blz_fs_metadata(l, &lmd));

@@ -110,7 +110,7 @@ typedef struct blz_metadata {
     uint32_t gid;       /**< group */
     uint64_t nlink;     /**< hard links */
     uint64_t ino;       /**< inode number */
-    uint64_t dev;       /**< device holding the file */
+    uint64_t dev;       /**< device holding the file, encoded as stat(2)'s st_dev */
     uint64_t blocks;    /**< 512-byte blocks allocated */
     int64_t atime_ns;   /**< last access */
     int64_t mtime_ns;   /**< last modification of the data */

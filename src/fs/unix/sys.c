@@ -27,6 +27,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h> /* makedev */
 #include <sys/uio.h>
 #include <unistd.h>
 
@@ -217,7 +218,9 @@ blz__fs_md_from_statx(const void *buf, blz_metadata *md)
     md->gid = s->stx_gid;
     md->nlink = s->stx_nlink;
     md->ino = s->stx_ino;
-    md->dev = ((uint64_t) s->stx_dev_major << 32) | s->stx_dev_minor;
+    /* st_dev's encoding, as the fstatat fallback below reports it and as
+     * other tools compare it (a bare major << 32 | minor is neither). */
+    md->dev = (uint64_t) makedev(s->stx_dev_major, s->stx_dev_minor);
     md->blocks = s->stx_blocks;
     md->atime_ns = ts_ns(s->stx_atime.tv_sec, s->stx_atime.tv_nsec);
     md->mtime_ns = ts_ns(s->stx_mtime.tv_sec, s->stx_mtime.tv_nsec);
