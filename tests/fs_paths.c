@@ -9,7 +9,11 @@
  */
 #include "fs_common.h"
 
+#include <fcntl.h>
 #include <limits.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <time.h>
 
 /* BOTH(name) { body using `t` }: a test that runs the body in a fiber on a
  * runtime, then inline on this thread, each in a fresh scratch directory. */
@@ -443,6 +447,71 @@ BOTH(copy_files)
     CHECK_EQ(blz_fs_copy(src, t->dir, NULL), -EISDIR);
     CHECK_EQ(blz_fs_copy(NULL, dst, NULL), -EINVAL);
     free(data);
+}
+
+/* A FIFO is not a regular file: copy refuses it (-EINVAL) at once. Opened
+ * for reading as a plain file, it would wait for a writer for good (on a
+ * pool thread, or the caller's); after 10 s this test plays that writer,
+ * only to end such a wait and fail rather than hang. */
+typedef struct fifo_copy {
+    const char *from;
+    const char *to;
+    bool in_runtime;
+    int rc;
+    atomic_bool done;
+} fifo_copy;
+
+static void *
+fifo_copy_fiber(void *arg)
+{
+    fifo_copy *c = arg;
+    c->rc = blz_fs_copy(c->from, c->to, NULL);
+    return NULL;
+}
+
+static void *
+fifo_copy_thread(void *arg)
+{
+    fifo_copy *c = arg;
+    if (c->in_runtime) {
+        fs_run(2, fifo_copy_fiber, c);
+    } else {
+        fifo_copy_fiber(c);
+    }
+    atomic_store(&c->done, true);
+    return NULL;
+}
+
+BLZ_TEST(copy_refuses_a_fifo)
+{
+    fs_tmp t;
+    fs_tmp_make(&t);
+    const char *fifo = fs_path(&t, "fifo");
+    const char *dst = fs_path(&t, "dst");
+    CHECK_OK(mkfifo(fifo, 0600));
+    for (int in_rt = 0; in_rt < 2; in_rt++) {
+        fifo_copy c = {fifo, dst, in_rt == 1, 1, false};
+        pthread_t th;
+        CHECK_OK(pthread_create(&th, NULL, fifo_copy_thread, &c));
+        for (int i = 0; i < 10000 && !atomic_load(&c.done); i++) {
+            nanosleep(&(struct timespec){0, 1000000}, NULL);
+        }
+        bool waited_for_a_writer = !atomic_load(&c.done);
+        while (!atomic_load(&c.done)) {
+            /* Succeeds only once a reader waits in its open: that lets it go. */
+            int w = open(fifo, O_WRONLY | O_NONBLOCK | O_CLOEXEC);
+            if (w >= 0) {
+                CHECK_OK(close(w));
+            } else {
+                nanosleep(&(struct timespec){0, 1000000}, NULL);
+            }
+        }
+        CHECK_OK(pthread_join(th, NULL));
+        CHECK(!waited_for_a_writer);
+        CHECK_EQ(c.rc, -EINVAL);
+        CHECK(!fs_exists(dst)); /* refused before `to` was created */
+    }
+    fs_tmp_remove(&t);
 }
 
 /* Copying a file onto itself (by the same path, a hard link or a symlink)

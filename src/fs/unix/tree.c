@@ -470,7 +470,10 @@ copy_fds(int in, int out)
 int64_t
 blz__fs_copy(const char *from, const char *to)
 {
-    int in = blz__fs_open_retry(from, O_RDONLY | O_CLOEXEC, 0);
+    /* O_NONBLOCK: opening a FIFO (or some devices) for reading waits for a
+     * writer, maybe for good, before the check below could refuse it. The
+     * flag is cleared once `from` is known to be a regular file. */
+    int in = blz__fs_open_retry(from, O_RDONLY | O_NONBLOCK | O_CLOEXEC, 0);
     if (in < 0) {
         return in;
     }
@@ -478,6 +481,10 @@ blz__fs_copy(const char *from, const char *to)
     int64_t rc = fstat(in, &st) < 0 ? -errno : 0;
     if (rc == 0 && !S_ISREG(st.st_mode)) {
         rc = S_ISDIR(st.st_mode) ? -EISDIR : -EINVAL;
+    }
+    if (rc == 0) {
+        int fl = fcntl(in, F_GETFL);
+        rc = fl < 0 || fcntl(in, F_SETFL, fl & ~O_NONBLOCK) < 0 ? -errno : 0;
     }
     if (rc < 0) {
         (void) blz__fs_close_fd(in);
