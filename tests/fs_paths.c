@@ -160,6 +160,30 @@ BOTH(metadata_by_path)
     CHECK_EQ(blz_fs_set_permissions(fs_path(t, "missing"), 0600), -ENOENT);
 }
 
+/* Times past what int64 nanoseconds hold (after 2262-04-11; a touch -d
+ * away) saturate instead of overflowing (a time in 2400 read as 1815). */
+BOTH(metadata_far_times)
+{
+    const char *f = fs_path(t, "far");
+    CHECK_OK(blz_fs_write_file(f, "x", 1));
+    struct timespec ts[2] = {{13569465600LL, 5}, {13569465600LL, 7}}; /* 2400-01-01 */
+    CHECK_OK(utimensat(AT_FDCWD, f, ts, 0));
+    struct stat st;
+    CHECK_OK(stat(f, &st));
+    if (st.st_mtim.tv_sec <= INT64_MAX / 1000000000LL) {
+        SKIP("this file system cannot store a time after 2262");
+    }
+    blz_metadata md;
+    CHECK_OK(blz_fs_metadata(f, &md));
+    CHECK_EQ(md.mtime_ns, INT64_MAX);
+    CHECK_EQ(md.atime_ns, INT64_MAX);
+    blz_file *fh = NULL;
+    CHECK_OK(blz_file_open(f, NULL, &fh));
+    CHECK_OK(blz_file_metadata(fh, &md));
+    CHECK_OK(blz_file_close(fh));
+    CHECK_EQ(md.mtime_ns, INT64_MAX);
+}
+
 /* ---- directories ---------------------------------------------------------------------- */
 
 BOTH(create_and_remove_dirs)

@@ -100,7 +100,8 @@ typedef enum blz_file_kind {
 
 /**
  * What stat(2) says about a file. Times are wall-clock nanoseconds since the
- * Unix epoch (not blz_instant, which is monotonic).
+ * Unix epoch (not blz_instant, which is monotonic); a time past what they
+ * hold (after 2262-04-11, before 1677-09-21) reads as INT64_MAX or INT64_MIN.
  */
 typedef struct blz_metadata {
     uint64_t size;      /**< length in bytes (for a symlink: of its target path) */

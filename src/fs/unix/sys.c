@@ -197,10 +197,20 @@ kind_from_dtype(unsigned char t)
 
 /* ---- metadata ------------------------------------------------------------------- */
 
+/* sec:nsec (0 <= nsec < 1e9) in nanoseconds, saturated: int64 nanoseconds
+ * end in 2262 and begin in 1677, and file systems store times beyond both
+ * (ext4 until 2446; anyone may set them), where the product overflowed. */
 static int64_t
 ts_ns(int64_t sec, int64_t nsec)
 {
-    return sec * 1000000000LL + nsec;
+    const int64_t ns = 1000000000LL;
+    if (sec > (INT64_MAX - nsec) / ns) {
+        return INT64_MAX;
+    }
+    if (sec < INT64_MIN / ns) {
+        return INT64_MIN;
+    }
+    return sec * ns + nsec;
 }
 
 #if defined(STATX_BASIC_STATS)
