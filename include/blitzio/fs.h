@@ -319,11 +319,14 @@ BLZ_API int blz_file_metadata(blz_file *file, blz_metadata *md);
 BLZ_API void blz_file_metadata_fut(blz_file *file, blz_metadata *md, blz_fs_future *f);
 
 /**
- * Closes the file; `file` is invalid afterwards, whatever the result. When no
- * other operation is in flight the descriptor is closed now and close(2)'s
- * result returned (-EIO: written data may be lost); otherwise it is closed
- * when the last of them finishes, and 0 is returned. -EBADF for a second
- * close. Operations started after the close fail with -EBADF. Suspends.
+ * Closes the file; `file` is invalid afterwards, whatever the result: its
+ * memory is freed once no operation holds it, so the caller must not use it
+ * again. When no other operation is in flight the descriptor is closed now
+ * and close(2)'s result returned (-EIO: written data may be lost);
+ * otherwise it is closed when the last of them finishes, and 0 is returned.
+ * Only while such operations are still in flight (other tasks' reads or
+ * writes on the same file) does a call made on it in the meantime, a second
+ * close included, fail cleanly with -EBADF. Suspends.
  */
 BLZ_API int blz_file_close(blz_file *file);
 /**
@@ -350,8 +353,8 @@ BLZ_API void blz_file_close_fut(blz_file *file, blz_fs_future *f);
  */
 BLZ_API int blz_file_from_fd(int fd, blz_file **out);
 
-/** The file's descriptor, for interoperation (do not close it), -EBADF once closed, or
- *  -EINVAL (NULL). */
+/** The file's descriptor, for interoperation (do not close it), -EBADF once closed (while
+ *  operations still hold it; see blz_file_close), or -EINVAL (NULL). */
 BLZ_API int blz_file_fd(const blz_file *file);
 
 /**
