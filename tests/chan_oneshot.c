@@ -92,6 +92,30 @@ BLZ_TEST(oneshot_receiver_gone)
     CHECK_EQ(blz_oneshot_try_recv(&o, &out), -EPIPE);
 }
 
+/* The receiver closes after the send succeeded: the sender was told the value
+ * is delivered, so the value stays and the receiver can still take it (to
+ * release what it owns) instead of it being lost. */
+BLZ_TEST(oneshot_close_rx_after_send_keeps_the_value)
+{
+    blz_oneshot o;
+    CHECK_OK(blz_oneshot_init(&o, sizeof(int)));
+    int out = -1, v = 7;
+    blz_oneshot_recv_future f;
+    test_waker tw;
+    test_waker_init(&tw);
+    blz_oneshot_recv_fut(&o, &out, &f);
+    CHECK_EQ(poll_with(&f.base, &tw), BLZ_PENDING);
+    CHECK_OK(blz_oneshot_send(&o, &v));
+    blz_future_drop(&f.base); /* woken, then dropped before it took the value */
+    blz_oneshot_close_rx(&o);
+    CHECK(blz_oneshot_rx_closed(&o));
+    CHECK_EQ(out, -1);
+    CHECK_OK(blz_oneshot_try_recv(&o, &out));
+    CHECK_EQ(out, 7);
+    CHECK_EQ(blz_oneshot_try_recv(&o, &out), -EPIPE); /* taken */
+    CHECK_NO_WAKER_REFS(&tw);
+}
+
 BLZ_TEST(oneshot_wait_by_hand_and_waker_refresh)
 {
     blz_oneshot o;

@@ -406,7 +406,11 @@ BLZ_API int blz_oneshot_send(blz_oneshot *o, const void *value);
 /** The sender gives up without a value: the receiver sees -EPIPE. No-op after a send. */
 BLZ_API void blz_oneshot_close_tx(blz_oneshot *o);
 
-/** The receiver gives up: a later send fails with -EPIPE. Receiver side; never suspends. */
+/**
+ * The receiver gives up: a later send fails with -EPIPE. A value sent before
+ * (the sender saw 0) is not dropped: blz_oneshot_try_recv still takes it, so
+ * whatever it owns can be released. Receiver side; never suspends.
+ */
 BLZ_API void blz_oneshot_close_rx(blz_oneshot *o);
 
 /** True once the receiver closed: lets the sender skip producing the value. */
