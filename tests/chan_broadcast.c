@@ -7,6 +7,8 @@
  */
 #include "chan_util.h"
 
+#include <sched.h>
+
 /* blz-test: timeout=120 */
 
 BLZ_TEST(broadcast_errors_and_capacity)
@@ -98,6 +100,63 @@ BLZ_TEST(broadcast_lag_reports_missed_and_resumes_at_oldest)
     CHECK_EQ(v, 16);
     blz_broadcast_unsubscribe(&slow);
     blz_broadcast_unsubscribe(&fast);
+    blz_broadcast_deinit(&b);
+}
+
+/* Lag at its edges: exactly the capacity behind is no lag; one more is one
+ * missed; far behind reports the count and resumes at the oldest kept, in
+ * both tiers, and after a close too (drain, then -EPIPE). */
+BLZ_TEST(broadcast_lag_boundaries)
+{
+    blz_broadcast b;
+    CHECK_OK(blz_broadcast_init(&b, sizeof(int), 4));
+    blz_broadcast_rx rx;
+    CHECK_OK(blz_broadcast_subscribe(&b, &rx));
+    int v;
+    for (int m = 0; m < 4; m++) {
+        CHECK_EQ(blz_broadcast_send(&b, &m), 1);
+    }
+    for (int m = 0; m < 4; m++) { /* exactly the capacity behind: all kept */
+        CHECK_OK(blz_broadcast_try_recv(&rx, &v));
+        CHECK_EQ(v, m);
+    }
+    CHECK_EQ(blz_broadcast_try_recv(&rx, &v), -EAGAIN);
+    for (int m = 4; m < 9; m++) {
+        CHECK_EQ(blz_broadcast_send(&b, &m), 1);
+    }
+    CHECK_EQ(blz_broadcast_try_recv(&rx, &v), -EOVERFLOW); /* one more: 4 is gone */
+    CHECK_EQ(blz_broadcast_rx_missed(&rx), 1);
+    for (int m = 5; m < 9; m++) {
+        CHECK_OK(blz_broadcast_try_recv(&rx, &v));
+        CHECK_EQ(v, m);
+    }
+    for (int m = 9; m < 109; m++) {
+        CHECK_EQ(blz_broadcast_send(&b, &m), 1);
+    }
+    blz_broadcast_recv_future f;
+    test_waker tw;
+    test_waker_init(&tw);
+    blz_broadcast_recv_fut(&rx, &v, &f);
+    CHECK_EQ(poll_with(&f.base, &tw), BLZ_READY);
+    CHECK_EQ(f.base.result, -EOVERFLOW);
+    CHECK_EQ(blz_broadcast_rx_missed(&rx), 96); /* 9..104 gone, 105..108 kept */
+    for (int m = 105; m < 109; m++) {
+        CHECK_OK(blz_broadcast_try_recv(&rx, &v));
+        CHECK_EQ(v, m);
+    }
+    for (int m = 109; m < 120; m++) {
+        CHECK_EQ(blz_broadcast_send(&b, &m), 1);
+    }
+    blz_broadcast_close(&b);
+    CHECK_EQ(blz_broadcast_try_recv(&rx, &v), -EOVERFLOW);
+    CHECK_EQ(blz_broadcast_rx_missed(&rx), 7);
+    for (int m = 116; m < 120; m++) {
+        CHECK_OK(blz_broadcast_try_recv(&rx, &v));
+        CHECK_EQ(v, m);
+    }
+    CHECK_EQ(blz_broadcast_try_recv(&rx, &v), -EPIPE);
+    CHECK_NO_WAKER_REFS(&tw);
+    blz_broadcast_unsubscribe(&rx);
     blz_broadcast_deinit(&b);
 }
 
@@ -310,6 +369,158 @@ BLZ_TEST(broadcast_threads_lapped_no_torn_reads)
 {
     bc_run(8, false);
     bc_run(1, false);
+}
+
+/* ---- receivers coming and going while senders run -------------------------- */
+
+#define CHURN_SENDERS CHAN_SCALE(2, 2)
+#define CHURN_RECVS   3
+#define CHURN_PER     CHAN_SCALE(100000, 10000)
+#define CHURN_SUBS    CHAN_SCALE(300, 50) /* subscriptions each receiver must make */
+#define CHURN_KILLS   CHAN_SCALE(20, 5)   /* and how many of them end from outside */
+
+typedef struct churn_msg {
+    uint64_t sender, seq, check;
+} churn_msg;
+
+/* A receiver's subscription; `armed` is the hand-over with the outside
+ * unsubscriber: 1 subscribed, 2 being unsubscribed from outside, 3 done, 0 not
+ * subscribed (only its owner resubscribes, once the outsider is done with it). */
+typedef struct churn_rx {
+    blz_broadcast_rx rx;
+    atomic_int armed;
+    atomic_ulong subs, kills;
+    uint64_t got;
+} churn_rx;
+
+static churn_rx churn[CHURN_RECVS];
+static atomic_int churn_stop;
+
+static uint64_t
+churn_check(uint64_t sender, uint64_t seq)
+{
+    return (sender * 1000003u) ^ (seq * 0x9E3779B97F4A7C15ull);
+}
+
+/* Every receiver came and went often enough, from inside and from outside. */
+static bool
+churn_enough(void)
+{
+    for (int i = 0; i < CHURN_RECVS; i++) {
+        if (atomic_load(&churn[i].subs) < CHURN_SUBS ||
+            atomic_load(&churn[i].kills) < CHURN_KILLS) {
+            return false;
+        }
+    }
+    return true;
+}
+
+/* Sends at least CHURN_PER messages, and goes on until the receivers churned enough. */
+static void *
+churn_sender(void *arg)
+{
+    uint64_t id = (uint64_t) (uintptr_t) arg;
+    for (uint64_t s = 0; s < CHURN_PER || !churn_enough(); s++) {
+        churn_msg m = {id, s, churn_check(id, s)};
+        CHECK_GE(blz_broadcast_send(&bc, &m), 0);
+    }
+    return NULL;
+}
+
+/* Subscribes, reads a few messages (blocking and not), leaves; again until closed.
+ * Within a subscription each sender's messages come whole and in order. */
+static void *
+churn_receiver(void *arg)
+{
+    churn_rx *c = arg;
+    for (;;) {
+        int r = blz_broadcast_subscribe(&bc, &c->rx);
+        if (r == -EPIPE) {
+            return NULL;
+        }
+        CHECK_OK(r);
+        unsigned long subs = atomic_fetch_add(&c->subs, 1) + 1;
+        atomic_store(&c->armed, 1);
+        uint64_t last[CHURN_SENDERS];
+        memset(last, 0xff, sizeof last);
+        int reads = (int) (subs % 50) + 1;
+        for (int k = 0; k < reads; k++) {
+            churn_msg m;
+            r = (k & 1) ? blz_broadcast_recv(&c->rx, &m) : blz_broadcast_try_recv(&c->rx, &m);
+            if (r == -EAGAIN) {
+                continue;
+            }
+            if (r == -EOVERFLOW) {
+                CHECK_GT(blz_broadcast_rx_missed(&c->rx), 0);
+                memset(last, 0xff, sizeof last);
+                continue;
+            }
+            if (r == -EPIPE) {
+                break; /* closed and drained, or unsubscribed from outside */
+            }
+            CHECK_OK(r);
+            CHECK_LT(m.sender, (uint64_t) CHURN_SENDERS);
+            CHECK_EQ(m.check, churn_check(m.sender, m.seq));
+            CHECK(last[m.sender] == UINT64_MAX || m.seq > last[m.sender]);
+            last[m.sender] = m.seq;
+            c->got++;
+        }
+        int armed = 1;
+        if (!atomic_compare_exchange_strong(&c->armed, &armed, 0)) {
+            while (atomic_load(&c->armed) != 3) {
+                sched_yield();
+            }
+            atomic_store(&c->armed, 0);
+            atomic_fetch_add(&c->kills, 1);
+        }
+        blz_broadcast_unsubscribe(&c->rx); /* a second time after the outsider's: nothing */
+    }
+}
+
+/* Unsubscribes receivers from outside, blocked or not. */
+static void *
+churn_unsubscriber(void *arg)
+{
+    (void) arg;
+    for (unsigned i = 0; !atomic_load(&churn_stop); i++) {
+        churn_rx *c = &churn[i % CHURN_RECVS];
+        int armed = 1;
+        if (atomic_compare_exchange_strong(&c->armed, &armed, 2)) {
+            blz_broadcast_unsubscribe(&c->rx);
+            atomic_store(&c->armed, 3);
+        }
+        sched_yield();
+    }
+    return NULL;
+}
+
+BLZ_TEST(broadcast_threads_subscribe_unsubscribe_churn)
+{
+    for (int round = 0; round < 3; round++) {
+        CHECK_OK(blz_broadcast_init(&bc, sizeof(churn_msg), 16));
+        memset(churn, 0, sizeof churn);
+        atomic_store(&churn_stop, 0);
+        pthread_t s[CHURN_SENDERS], r[CHURN_RECVS], u;
+        for (int i = 0; i < CHURN_RECVS; i++) {
+            CHECK_EQ(pthread_create(&r[i], NULL, churn_receiver, &churn[i]), 0);
+        }
+        CHECK_EQ(pthread_create(&u, NULL, churn_unsubscriber, NULL), 0);
+        for (int i = 0; i < CHURN_SENDERS; i++) {
+            CHECK_EQ(pthread_create(&s[i], NULL, churn_sender, (void *) (uintptr_t) i), 0);
+        }
+        for (int i = 0; i < CHURN_SENDERS; i++) {
+            CHECK_EQ(pthread_join(s[i], NULL), 0);
+        }
+        blz_broadcast_close(&bc); /* a receiver blocked in recv wakes with -EPIPE */
+        for (int i = 0; i < CHURN_RECVS; i++) {
+            CHECK_EQ(pthread_join(r[i], NULL), 0);
+            CHECK_GT(churn[i].subs, 0);
+        }
+        atomic_store(&churn_stop, 1);
+        CHECK_EQ(pthread_join(u, NULL), 0);
+        CHECK_EQ(blz_broadcast_receivers(&bc), 0);
+        blz_broadcast_deinit(&bc);
+    }
 }
 
 /* ---- in a runtime: fiber and stackless receivers, unsubscribe while blocked --- */

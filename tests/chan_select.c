@@ -46,6 +46,68 @@ BLZ_TEST(select_ready_branch_wins_others_untouched)
     blz_chan_deinit(&b);
 }
 
+/* Every branch ready at once, one per channel kind: only the winner takes its
+ * value; each loser's is still in its channel, next in line. */
+BLZ_TEST(select_all_ready_across_kinds_takes_one)
+{
+    blz_uchan u;
+    blz_broadcast b;
+    blz_broadcast_rx rx;
+    blz_chan c;
+    blz_oneshot o[100];
+    CHECK_OK(blz_uchan_init(&u, sizeof(int)));
+    CHECK_OK(blz_broadcast_init(&b, sizeof(int), 4));
+    CHECK_OK(blz_broadcast_subscribe(&b, &rx));
+    CHECK_OK(blz_chan_init(&c, sizeof(int), 4));
+    int wins[4] = {0, 0, 0, 0};
+    for (int round = 0; round < 100; round++) {
+        CHECK_OK(blz_oneshot_init(&o[round], sizeof(int)));
+        CHECK_OK(blz_uchan_send(&u, &round));
+        CHECK_EQ(blz_broadcast_send(&b, &round), 1);
+        CHECK_OK(blz_chan_try_send(&c, &round));
+        CHECK_OK(blz_oneshot_send(&o[round], &round));
+        int out[4] = {-1, -1, -1, -1};
+        blz_uchan_recv_future fu;
+        blz_broadcast_recv_future fb;
+        blz_chan_recv_future fc;
+        blz_oneshot_recv_future fo;
+        blz_uchan_recv_fut(&u, &out[0], &fu);
+        blz_broadcast_recv_fut(&rx, &out[1], &fb);
+        blz_chan_recv_fut(&c, &out[2], &fc);
+        blz_oneshot_recv_fut(&o[round], &out[3], &fo);
+        blz_future *br[4] = {&fu.base, &fb.base, &fc.base, &fo.base};
+        int w = blz_chan_select(br, 4, UINT64_MAX, BLZ_SELECT_FAIR);
+        CHECK(w >= 0 && w < 4);
+        wins[w]++;
+        for (int i = 0; i < 4; i++) {
+            CHECK_EQ(out[i], i == w ? round : -1); /* losers wrote nothing */
+        }
+        /* The losers' values are still there. */
+        if (w != 0) {
+            CHECK_OK(blz_uchan_try_recv(&u, &out[0]));
+        }
+        if (w != 1) {
+            CHECK_OK(blz_broadcast_try_recv(&rx, &out[1]));
+        }
+        if (w != 2) {
+            CHECK_OK(blz_chan_try_recv(&c, &out[2]));
+        }
+        if (w != 3) {
+            CHECK_OK(blz_oneshot_try_recv(&o[round], &out[3]));
+        }
+        for (int i = 0; i < 4; i++) {
+            CHECK_EQ(out[i], round);
+        }
+    }
+    for (int i = 0; i < 4; i++) {
+        CHECK_GT(wins[i], 0);
+    }
+    blz_broadcast_unsubscribe(&rx);
+    blz_broadcast_deinit(&b);
+    blz_uchan_deinit(&u);
+    blz_chan_deinit(&c);
+}
+
 BLZ_TEST(select_pending_then_woken)
 {
     blz_chan a, b;

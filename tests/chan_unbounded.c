@@ -143,6 +143,26 @@ BLZ_TEST(uchan_steady_traffic_allocates_nothing)
     CHECK_EQ(blz_test_alloc_live(), 0);
 }
 
+/* Deinit with items left across many segments (and a spare kept) frees them all. */
+BLZ_TEST(uchan_deinit_frees_what_is_left)
+{
+    blz_test_counting_allocator_install();
+    blz_uchan ch;
+    unsigned char item[24];
+    memset(item, 0x5A, sizeof item);
+    CHECK_OK(blz_uchan_init(&ch, sizeof item));
+    for (int i = 0; i < 1000; i++) {
+        CHECK_OK(blz_uchan_send(&ch, item));
+    }
+    for (int i = 0; i < 500; i++) { /* the receiver passes segments: one becomes the spare */
+        CHECK_OK(blz_uchan_try_recv(&ch, item));
+    }
+    CHECK_EQ(blz_uchan_len(&ch), 500);
+    CHECK_GT(blz_test_alloc_live(), 2);
+    blz_uchan_deinit(&ch);
+    CHECK_EQ(blz_test_alloc_live(), 0);
+}
+
 /* ---- many senders, one receiver ------------------------------------------- */
 
 #define US_SENDERS 4

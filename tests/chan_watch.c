@@ -138,6 +138,35 @@ BLZ_TEST(watch_changed_by_hand_and_close)
     blz_watch_deinit(&w);
 }
 
+/* A watcher that subscribes after the close: the last value is readable, and
+ * there is nothing to wait for (-EPIPE at once, no hang). */
+BLZ_TEST(watch_subscribe_after_close)
+{
+    blz_watch w;
+    int v = 1, out = 0;
+    CHECK_OK(blz_watch_init(&w, sizeof v, &v));
+    v = 2;
+    CHECK_OK(blz_watch_send(&w, &v));
+    blz_watch_close(&w);
+    blz_watch_rx late;
+    CHECK_OK(blz_watch_subscribe(&w, &late));
+    CHECK_EQ(blz_watch_receivers(&w), 1);
+    CHECK_EQ(blz_watch_rx_has_changed(&late), -EPIPE);
+    CHECK_EQ(blz_watch_changed(&late), -EPIPE);
+    blz_watch_changed_future f;
+    test_waker tw;
+    test_waker_init(&tw);
+    blz_watch_changed_fut(&late, &f);
+    CHECK_EQ(poll_with(&f.base, &tw), BLZ_READY);
+    CHECK_EQ(f.base.result, -EPIPE);
+    CHECK_NO_WAKER_REFS(&tw);
+    CHECK_EQ(blz_watch_rx_borrow(&late, &out), 2);
+    CHECK_EQ(out, 2);
+    blz_watch_unsubscribe(&late);
+    CHECK_OK(blz_watch_unwatched(&w));
+    blz_watch_deinit(&w);
+}
+
 BLZ_TEST(watch_allocates_nothing_per_op)
 {
     blz_test_counting_allocator_install();
