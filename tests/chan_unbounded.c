@@ -143,6 +143,26 @@ BLZ_TEST(uchan_steady_traffic_allocates_nothing)
     CHECK_EQ(blz_test_alloc_live(), 0);
 }
 
+/* A channel whose init failed for memory is not a channel: its calls say
+ * -EINVAL (as before init or after deinit) instead of following its missing
+ * segments. */
+BLZ_TEST(uchan_failed_init_is_unusable_not_a_crash)
+{
+    blz_test_counting_allocator_install();
+    blz_uchan ch;
+    memset(&ch, 0, sizeof ch);
+    blz_test_alloc_fail_after(0);
+    CHECK_EQ(blz_uchan_init(&ch, sizeof(int)), -ENOMEM);
+    blz_test_alloc_fail_after(-1);
+    int v = 1;
+    CHECK_EQ(blz_uchan_send(&ch, &v), -EINVAL);
+    CHECK_EQ(blz_uchan_try_recv(&ch, &v), -EINVAL);
+    CHECK_EQ(blz_uchan_recv(&ch, &v), -EINVAL);
+    blz_uchan_close(&ch);
+    blz_uchan_deinit(&ch);
+    CHECK_EQ(blz_test_alloc_live(), 0);
+}
+
 /* Deinit with items left across many segments (and a spare kept) frees them all. */
 BLZ_TEST(uchan_deinit_frees_what_is_left)
 {

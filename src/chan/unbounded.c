@@ -78,6 +78,9 @@ blz_uchan_init(blz_uchan *ch, size_t elem_size)
     atomic_init(&ch->spare_, NULL);
     blz_uchan_seg *s = seg_new(ch);
     if (!s) {
+        /* elem_size_ 0 marks "not a channel" for every call (see blz_uchan): without
+         * it a send would write into the segment this failure left NULL. */
+        ch->elem_size_ = 0;
         return -ENOMEM;
     }
     atomic_init(&ch->q_.lock_, 0);
