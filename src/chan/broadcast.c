@@ -129,7 +129,12 @@ blz_broadcast_subscribe(blz_broadcast *b, blz_broadcast_rx *rx)
     return 0;
 }
 
-/* Wakes, in batches, the waiters of `b` waiting for message `n` or earlier. Without the lock. */
+/*
+ * Wakes, in batches, the waiters of `b` waiting for message `n` or earlier.
+ * Without the lock. Locks again only while such a waiter is still linked: a
+ * receiver woken may free `b` at once, so nothing touches it after the last
+ * wake.
+ */
 static void
 wake_upto(blz_broadcast *b, uint64_t n)
 {
@@ -138,11 +143,15 @@ wake_upto(blz_broadcast *b, uint64_t n)
     for (;;) {
         wq_lock(&b->q_);
         blz_waiter *node;
-        while (batch.n < WQ_BATCH && (node = blz__waitlist_front(wq_list(&b->q_))) != NULL &&
+        bool more = false;
+        while ((node = blz__waitlist_front(wq_list(&b->q_))) != NULL &&
                wq_waiter_of(node)->key_ <= n) {
+            if (batch.n == WQ_BATCH) {
+                more = true;
+                break;
+            }
             wq_notify_locked(&b->q_, wq_waiter_of(node), &batch.w[batch.n++]);
         }
-        bool more = batch.n == WQ_BATCH;
         wq_unlock(&b->q_);
         wq_batch_wake(&batch);
         if (!more) {
@@ -173,11 +182,12 @@ blz_broadcast_send(blz_broadcast *b, const void *item)
     blz__store(s, 2 * n + 2, RELEASE);
     blz__store(&b->tail_, n + 1, RELEASE);
     bool waiters = b->q_.len_ != 0;
+    /* Read before the wakes, after which `b` may be gone. */
+    size_t r = blz__load(&b->receivers_, RELAXED);
     wq_unlock(&b->q_);
     if (waiters) {
         wake_upto(b, n);
     }
-    size_t r = blz__load(&b->receivers_, RELAXED);
     return r > INT32_MAX ? INT32_MAX : (int) r;
 }
 
@@ -374,16 +384,20 @@ blz_broadcast_unsubscribe(blz_broadcast_rx *rx)
         wq_lock(&b->q_);
         blz_waiter *node = blz__waitlist_front(wq_list(&b->q_));
         blz_waiter *end = &wq_list(&b->q_)->head;
-        while (node && node != end && batch.n < WQ_BATCH) {
+        more = false;
+        while (node && node != end) {
             blz_waiter *next = node->next_;
             blz_broadcast_recv_future *f =
                 blz__container_of(wq_waiter_of(node), blz_broadcast_recv_future, waiter_);
             if (f->rx_ == rx) {
+                if (batch.n == WQ_BATCH) {
+                    more = true; /* one still linked: relocking after the wakes is safe */
+                    break;
+                }
                 wq_notify_locked(&b->q_, wq_waiter_of(node), &batch.w[batch.n++]);
             }
             node = next;
         }
-        more = batch.n == WQ_BATCH;
         wq_unlock(&b->q_);
         wq_batch_wake(&batch);
     } while (more);

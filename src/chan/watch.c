@@ -94,7 +94,9 @@ blz_watch_deinit(blz_watch *w)
 }
 
 /* Wakes, in batches, the waiters of `q` whose key (a change wait's seen
- * version) is older than `version`; UINT64_MAX wakes every one. */
+ * version) is older than `version`; UINT64_MAX wakes every one. Locks again
+ * only while such a waiter is still linked: a watcher woken may free the
+ * watch at once, so nothing touches it after the last wake. */
 static void
 wake_older(blz_chan_waitq *q, uint64_t version)
 {
@@ -103,11 +105,15 @@ wake_older(blz_chan_waitq *q, uint64_t version)
     for (;;) {
         wq_lock(q);
         blz_waiter *node;
-        while (batch.n < WQ_BATCH && (node = blz__waitlist_front(wq_list(q))) != NULL &&
+        bool more = false;
+        while ((node = blz__waitlist_front(wq_list(q))) != NULL &&
                wq_waiter_of(node)->key_ < version) {
+            if (batch.n == WQ_BATCH) {
+                more = true; /* one still linked: relocking after the wakes is safe */
+                break;
+            }
             wq_notify_locked(q, wq_waiter_of(node), &batch.w[batch.n++]);
         }
-        bool more = batch.n == WQ_BATCH;
         wq_unlock(q);
         wq_batch_wake(&batch);
         if (!more) {
