@@ -682,6 +682,89 @@ BLZ_TEST(bad_arguments)
     proc_run(2, bad_args_main, NULL);
 }
 
+/* The await tier inside a stackless poll refuses with -EDEADLK, and having
+ * refused it has done nothing: no program ran, the child's stdin is open. */
+typedef struct refused_future {
+    blz_future base;
+    blz_command *cmd; /* touches a file when it runs, or NULL */
+    blz_child *child; /* cat with its stdin piped, or NULL */
+    int *rc;          /* the four results, in the spawning fiber */
+} refused_future;
+
+static blz_poll
+refused_poll(blz_future *base, blz_context *cx)
+{
+    (void) cx;
+    refused_future *f = (refused_future *) base;
+    if (f->cmd) {
+        blz_output o;
+        f->rc[0] = blz_command_status(f->cmd, NULL);
+        f->rc[1] = blz_command_output(f->cmd, &o);
+    }
+    if (f->child) {
+        f->rc[2] = blz_child_wait(f->child, NULL);
+        f->rc[3] = blz_child_wait_until(f->child, blz_instant_add(blz_now(), blz_secs(1)), NULL);
+    }
+    return BLZ_READY;
+}
+
+static const blz_future_vtable refused_vt = {refused_poll, NULL};
+
+static void
+run_refused(blz_command *cmd, blz_child *child, int *rc)
+{
+    refused_future f;
+    blz_future_init(&f.base, &refused_vt);
+    f.cmd = cmd;
+    f.child = child;
+    f.rc = rc;
+    blz_join *j;
+    CHECK_OK(blz_spawn_future(&f.base, sizeof f, &j));
+    CHECK_OK(blz_join_wait(j, NULL));
+}
+
+static void *
+refused_main(void *arg)
+{
+    (void) arg;
+    char path[64];
+    snprintf(path, sizeof path, "/tmp/blz-refused-%ld", (long) getpid());
+    unlink(path);
+    int rc[4] = {0, 0, 0, 0};
+    blz_command *touch = proc_cmd((const char *[]){"/usr/bin/touch", path, NULL});
+    run_refused(touch, NULL, rc);
+    CHECK_EQ(rc[0], -EDEADLK);
+    CHECK_EQ(rc[1], -EDEADLK);
+    /* A child started anyway would be reaped by the runtime once it ended. */
+    proc_wait_no_children(10);
+    if (access(path, F_OK) == 0) {
+        unlink(path);
+        CHECK(!"a refused blz_command_status or blz_command_output ran the program");
+    }
+    blz_command_free(touch);
+
+    blz_command *cat = proc_cmd((const char *[]){"/bin/cat", NULL});
+    CHECK_OK(blz_command_stdin(cat, BLZ_STDIO_PIPED));
+    CHECK_OK(blz_command_stdout(cat, BLZ_STDIO_NULL));
+    blz_child *c;
+    CHECK_OK(blz_command_spawn(cat, &c));
+    run_refused(NULL, c, rc);
+    CHECK_EQ(rc[2], -EDEADLK);
+    CHECK_EQ(rc[3], -EDEADLK);
+    CHECK(blz_child_pipe(c, BLZ_STDIN) != NULL); /* a refused wait closed nothing */
+    CHECK_OK(blz_pipe_write_all(blz_child_pipe(c, BLZ_STDIN), "x", 1));
+    CHECK_EQ(blz_child_wait(c, NULL), 0);
+    blz_child_free(c);
+    blz_command_free(cat);
+    proc_check_no_children();
+    return NULL;
+}
+
+BLZ_TEST(refused_in_stackless_poll_does_nothing)
+{
+    proc_run(2, refused_main, NULL);
+}
+
 static void *
 epipe_main(void *arg)
 {

@@ -251,7 +251,7 @@ BLZ_API int blz_command_spawn(blz_command *cmd, blz_child **out);
  * NULL, or a spawn error, or -ECANCELED when the task was aborted (the child
  * is then released as blz_child_free does: reaped in the background, killed
  * first with blz_command_kill_on_drop). Suspends the calling fiber; -EDEADLK
- * in a stackless poll.
+ * in a stackless poll (nothing spawned).
  */
 BLZ_API int blz_command_status(blz_command *cmd, blz_exit_status *st);
 
@@ -276,7 +276,7 @@ BLZ_API void blz_output_deinit(blz_output *out);
  * stays empty). Returns blz_exit_status_code (>= 0) with `*out` filled (free
  * it with blz_output_deinit), or -errno with `*out` zeroed: a spawn error,
  * -ENOMEM (a buffer could not grow; the child is still reaped), -ECANCELED.
- * Suspends the calling fiber; -EDEADLK in a stackless poll.
+ * Suspends the calling fiber; -EDEADLK in a stackless poll (nothing spawned).
  */
 BLZ_API int blz_command_output(blz_command *cmd, blz_output *out);
 
@@ -392,7 +392,7 @@ BLZ_API blz_pipe *blz_child_take_pipe(blz_child *c, blz_stdio_stream which);
  * closed, until the child is freed: see blz_child_pipe). Once reaped, the
  * status is kept: later and concurrent waits return it too. Any thread;
  * suspends the calling fiber, parks a foreign thread, -EDEADLK in a
- * stackless poll.
+ * stackless poll (stdin then left open).
  */
 BLZ_API int blz_child_wait(blz_child *c, blz_exit_status *st);
 

@@ -15,6 +15,7 @@
 #include "core/alloc.h"
 #include "core/future.h"
 #include "process/process.h"
+#include "rt/current.h"
 
 #include <string.h>
 
@@ -426,6 +427,10 @@ blz_command_status_fut(blz_command *cmd, blz_exit_status *st, blz_command_status
 int
 blz_command_status(blz_command *cmd, blz_exit_status *st)
 {
+    /* Refused before the spawn: a call that fails with -EDEADLK runs nothing. */
+    if (cmd && blz__await_refused()) {
+        return -EDEADLK;
+    }
     blz_command_status_future f;
     blz_command_status_fut(cmd, st, &f);
     int r = blz_await(&f.base);

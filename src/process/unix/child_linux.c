@@ -38,6 +38,7 @@
 #include "core/coop.h"
 #include "core/future.h"
 #include "process/process.h"
+#include "rt/current.h"
 
 #include <signal.h>
 #include <string.h>
@@ -305,25 +306,24 @@ blz_child_wait_fut(blz_child *c, blz_exit_status *st, blz_child_wait_future *f)
 int
 blz_child_wait(blz_child *c, blz_exit_status *st)
 {
+    /* Refused before the fill, which closes stdin: a refused wait does nothing. */
+    if (c && blz__await_refused()) {
+        return -EDEADLK;
+    }
     blz_child_wait_future f;
     blz_child_wait_fut(c, st, &f);
-    int r = blz_await(&f.base);
-    if (r == -EDEADLK) {
-        blz_future_drop(&f.base);
-    }
-    return r;
+    return blz_await(&f.base);
 }
 
 int
 blz_child_wait_until(blz_child *c, blz_instant deadline, blz_exit_status *st)
 {
+    if (c && blz__await_refused()) {
+        return -EDEADLK; /* before the fill, as blz_child_wait */
+    }
     blz_child_wait_future f;
     blz_child_wait_fut(c, st, &f);
-    int r = blz_timeout_until(&f.base, deadline);
-    if (r == -EDEADLK) {
-        blz_future_drop(&f.base);
-    }
-    return r;
+    return blz_timeout_until(&f.base, deadline);
 }
 
 int
