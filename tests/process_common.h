@@ -129,8 +129,11 @@ proc_wait_gone(int pid, int secs)
  * never written: a fiber moves between threads, and ThreadSanitizer would
  * see a fiber's write to a thread's errno as a race with that thread.)
  * `*pid_out` gets the PID of a zombie left, or 0 when only running children.
+ * Never inlined: errno's address (__errno_location, a const function) may
+ * otherwise be computed once in the caller and reused after the fiber moved
+ * to another thread, reading that other thread's errno.
  */
-static inline int
+static __attribute__((noinline)) int
 proc_no_children(int *pid_out)
 {
     siginfo_t si;
