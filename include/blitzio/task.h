@@ -98,9 +98,9 @@ BLZ_API void blz_runtime_spawn_blocking_fut(blz_runtime *rt, blz_task_fn fn, voi
  * Waits for the task and consumes the handle. Returns 0 and stores the
  * task's return value in `*result` (if non-NULL), or -ECANCELED when an
  * abort cut the task short (see blz_join_abort; `*result` NULL). Suspends a fiber; parks a foreign
- * thread; -EDEADLK from inside a stackless poll (use blz_join_wait_fut there). -EINVAL for NULL. -ENOMEM
- * when a foreign thread cannot allocate what it parks on: the handle is
- * consumed (detached) all the same, as by every result but -EDEADLK.
+ * thread; -EDEADLK from inside a stackless poll (use blz_join_wait_fut there). -EINVAL for NULL.
+ * -ENOMEM when a foreign thread cannot allocate what it parks on: the handle is consumed (detached)
+ * all the same, as by every result but -EDEADLK.
  */
 BLZ_API int blz_join_wait(blz_join *j, void **result);
 
