@@ -238,7 +238,9 @@ BLZ_API int blz_command_process_group(blz_command *cmd, int pgid);
  * child); -ENOMEM, -EMFILE, -EAGAIN (process limit); -ESRCH outside a
  * runtime. On failure nothing is left behind (no process, no descriptor).
  * Inside a runtime (a task of it, or a blocking job); never suspends; holds
- * the thread for the clone and exec only.
+ * the thread for the clone and exec, and, for a program named without a
+ * slash when the command sets PATH itself, for the search of that PATH (a
+ * stat and an access check per directory; posix_spawnp would search ours).
  */
 BLZ_API int blz_command_spawn(blz_command *cmd, blz_child **out);
 
