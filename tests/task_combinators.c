@@ -270,3 +270,28 @@ BLZ_TEST(join_combinator_error_paths)
     CHECK_EQ(blz_race(none, 0, NULL), -EINVAL);
     CHECK_EQ(blz_select(none, 1, NULL), -EINVAL);
 }
+
+BLZ_TEST(join_all_futures_returns_the_first_error_by_index)
+{
+    /* task.h: "the first negative result by index order", whichever failed
+     * first in time (as blz_join_all over handles, which waits in order). */
+    countdown a = make_countdown(3, -EIO, NULL), b = make_countdown(0, -ENOENT, NULL),
+              c = make_countdown(1, 0, NULL);
+    blz_future *fs[3] = {&a.base, &b.base, &c.base};
+    CHECK_EQ(blz_join_all_futures(fs, 3), -EIO);
+    CHECK_EQ(a.base.result, -EIO);
+    CHECK_EQ(b.base.result, -ENOENT);
+
+    /* The future tier, polled by hand: the same answer. */
+    a = make_countdown(2, -EIO, NULL);
+    b = make_countdown(0, -ENOENT, NULL);
+    c = make_countdown(0, 0, NULL);
+    blz_combine_future f;
+    CHECK_OK(blz_join_all_fut(fs, 3, &f));
+    blz_context cx = {blz_waker_noop()};
+    int polls = 0;
+    while (blz_future_poll(&f.base, &cx) == BLZ_PENDING) {
+        CHECK(++polls < 10);
+    }
+    CHECK_EQ(f.base.result, -EIO);
+}

@@ -228,6 +228,17 @@ combine_poll(blz_future *base, blz_context *cx)
     if (c->done_mask_lo_ != all_mask(c)) {
         return BLZ_PENDING;
     }
+    if (c->kind_ == MODE_ALL) {
+        /* The first error by index, as task.h says (and as join_all over
+         * handles, which waits in index order), not the first to happen:
+         * every future is ready and keeps its result. */
+        for (size_t i = 0; i < c->n_ && c->first_err_ < 0; i++) {
+            if (c->fs_[i]->result < 0) {
+                c->first_err_ = c->fs_[i]->result;
+                break;
+            }
+        }
+    }
     base->result = c->first_err_;
     return BLZ_READY;
 }
