@@ -4,7 +4,8 @@
 #   make / make build   configure + build the dev preset into build/
 #   make test           build, then run every test (stress included) with ctest
 #   make demo           build, then run build/examples/demo
-#   make bench          release build (build-release/), then run each bench_* binary
+#   make bench          release build (build-release/), then run each bench_* binary but the
+#                       echo servers (bench_server_*, which bench-compare drives)
 #   make bench-compare  run bench/compare/run.sh (blitzio vs Tokio), if present
 #   make check          ASan+UBSan, TSan, then schedule-perturbation builds + tests (no stress)
 #   make check-aarch64  cross build for 64-bit Arm, tests run under qemu-user (no stress)
@@ -74,7 +75,10 @@ demo: build
 bench: tools
 	cmake --preset release $(CONFIGURE_ARGS)
 	$(CMAKE_BUILD) --preset release -j $(JOBS) --target blz_benches
-	@shopt -s nullglob; benches=(build-release/bench/bench_*); \
+	@shopt -s nullglob; benches=(); \
+	for b in build-release/bench/bench_*; do \
+		case $${b##*/} in bench_server_*) ;; *) benches+=("$$b") ;; esac; \
+	done; \
 	if [ $${#benches[@]} -eq 0 ]; then echo "make bench: no benchmarks yet (bench/*.c)"; exit 0; fi; \
 	for b in "$${benches[@]}"; do echo "== $$b"; "$$b"; done
 
