@@ -12,7 +12,7 @@
  * - One attempt = one syscall loop (EINTR retried, write_all accumulated).
  *   The wait around it is the registry's (blz__io_source_wait; the try tier
  *   is blz__io_source_try), shared with the pipes of src/process.
- * - Accept futures are blz_accept_futures (flag ACCEPT): when accept fails
+ * - Accept futures are blz_accept_future (flag ACCEPT): when accept fails
  *   for want of descriptors or memory, the future keeps its reference and
  *   its listener's readiness, sleeps BACKOFF_NS in its own sleep future (flag
  *   BACKOFF), then tries again. The await tier awaits that future; the try

@@ -24,10 +24,10 @@
  * either its look at `rescue` comes after that barrier and sees the flag,
  * or the whole operation came before it and the exchange sees its result.
  * An owner that sees the flag takes rescue_lock, so the rescue is over,
- * learns what was taken and clears the flag (blz__rescue_ack); if that is
- * what its own operation had just read, the rescuer has it and the owner
- * lets it go. The same asymmetric barrier as the mutex's one-store unlock
- * (sync/membarrier.c).
+ * learns what was taken and clears the flag (blz__rescue_ack_begin and
+ * _end); if that is what its own operation had just read, the rescuer has
+ * it and the owner lets it go. The same asymmetric barrier as the mutex's
+ * one-store unlock (sync/membarrier.c).
  *
  * Without membarrier (an old kernel, a seccomp filter) and in a runtime
  * with one worker there is no rescue (rt->rescue_on).

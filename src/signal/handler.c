@@ -17,7 +17,7 @@
  *   teardown sees the handler in flight and waits for it, or the handler sees
  *   -1 and writes nothing. A byte never lands in a descriptor number that was
  *   closed and reused meanwhile.
- * - Everything but the handler runs under blz__sig_mutex: the pipe is created
+ * - Everything but the handler runs under sig_mutex: the pipe is created
  *   by the first listener of any signal and closed after the last one left.
  *   The look at the stall watchdog's handler and the install are one step
  *   under blz__disposition_lock (rt/current.h), taken inside sig_mutex.

@@ -13,7 +13,7 @@
  *   and differences are used.
  * - Receive future phases (base.pt_, owner only): FRESH (never linked),
  *   LINKED (may be linked: ask under the lock), DONE (ready or dropped).
- * - Listen and unlisten run under blz__sig_mutex: the per-signal listener
+ * - Listen and unlisten run under sig_mutex: the per-signal listener
  *   count decides when the handler is installed and restored, the total
  *   decides when the self-pipe exists, and the per-runtime count (watch.c)
  *   decides when a runtime's watcher runs.
@@ -26,7 +26,7 @@
 
 enum { PH_FRESH = 0, PH_LINKED = 1, PH_DONE = 2 };
 
-/* Listeners of all signals in the process (under blz__sig_mutex). */
+/* Listeners of all signals in the process (under sig_mutex). */
 static unsigned total_listeners;
 
 static bool

@@ -8,11 +8,12 @@
  *               and wakes every receiver whose signal was delivered
  *   listener.c  the public API: listen, unlisten, the three receive tiers
  *
- * Locking. blz__sig_mutex (a pthread mutex, never held across a suspension)
- * serialises listen and unlisten: it protects every slot's `listeners` and
- * `prev`, the pipe's creation and teardown, and the table of watches. Each
- * slot's spinlock protects its waiter list and the linked waiters' fields;
- * nobody wakes a waker or takes the mutex while holding a slot lock.
+ * Locking. sig_mutex (handler.c's pthread mutex, taken by blz__sig_lock;
+ * never held across a suspension) serialises listen and unlisten: it
+ * protects every slot's `listeners` and `prev`, the pipe's creation and
+ * teardown, and the table of watches. Each slot's spinlock protects its
+ * waiter list and the linked waiters' fields; nobody wakes a waker or takes
+ * the mutex while holding a slot lock.
  */
 #ifndef BLZ_SIGNAL_INT_H
 #define BLZ_SIGNAL_INT_H
@@ -37,16 +38,16 @@ typedef struct blz__sig_slot {
      * by the dispatcher. Wraps; only differences are meaningful. */
     _Atomic unsigned count;
     /* 1 while blitzio's handler is installed for the signal. Written under
-     * blz__sig_mutex; read (relaxed) by the dispatcher to skip idle slots. */
+     * sig_mutex; read (relaxed) by the dispatcher to skip idle slots. */
     _Atomic uint32_t active;
     /* Protects `waiters` and the state_/waker_ of every waiter linked in it. */
     blz__spinlock lock;
-    /* Listeners of the signal, all runtimes (under blz__sig_mutex). */
+    /* Listeners of the signal, all runtimes (under sig_mutex). */
     unsigned listeners;
     /* Receive futures waiting for a delivery, FIFO. A linked waiter's state_
      * holds the count its listener had seen when it linked. */
     blz__waitlist waiters;
-    /* The disposition before the first listener came (under blz__sig_mutex). */
+    /* The disposition before the first listener came (under sig_mutex). */
     struct sigaction prev;
 } blz__sig_slot;
 
@@ -56,7 +57,7 @@ extern blz__sig_slot blz__sig_slots[BLZ_SIGNAL_MAX];
 void blz__sig_lock(void);
 void blz__sig_unlock(void);
 
-/* ---- handler.c (callers hold blz__sig_mutex) ------------------------------ */
+/* ---- handler.c (callers hold sig_mutex) ----------------------------------- */
 
 /* Creates the self-pipe when no signal is installed yet. 0 or -errno. */
 int blz__sig_pipe_acquire(void);
@@ -76,12 +77,12 @@ void blz__sig_restore(int signo);
 
 /* ---- watch.c --------------------------------------------------------------- */
 
-/* Under blz__sig_mutex: counts one more listener for the calling thread's
+/* Under sig_mutex: counts one more listener for the calling thread's
  * runtime `rt`, starting its watcher task if it has none. Stores the watch id
  * in `*id`. 0, or -errno (nothing changed). */
 int blz__sig_watch_acquire(blz_runtime *rt, uint64_t *id);
 
-/* Under blz__sig_mutex: counts one listener less on watch `id`; the last one
+/* Under sig_mutex: counts one listener less on watch `id`; the last one
  * stops the watcher task. Unknown ids are ignored. */
 void blz__sig_watch_release(uint64_t id);
 

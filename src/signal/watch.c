@@ -12,7 +12,7 @@
  *
  * Invariants:
  * - The watch table (`watches`) and every field of a watch are under
- *   blz__sig_mutex. A watch is in the table while its runtime has listeners.
+ *   sig_mutex. A watch is in the table while its runtime has listeners.
  * - A watcher reads its own duplicate of the pipe's read end, registered as a
  *   registry source. The source has two references: the watch's (the owner:
  *   closed by the last unlisten on that runtime, which wakes the watcher with
