@@ -10,6 +10,9 @@
  *
  * The await tier suspends a fiber, parks a thread outside any runtime, and
  * returns -EDEADLK inside a stackless poll (use the future tier there).
+ * A future filled with a NULL channel, a zeroed or deinitialised one, or a
+ * NULL item or destination completes with -EINVAL at its first poll (the
+ * other tiers return it at once).
  *
  * Nothing is ever lost or duplicated. An item is copied into a channel only
  * when the send really happens (a send future dropped while it waits leaves

@@ -316,8 +316,9 @@ BLZ_API void blz_tcp_readv_fut(blz_tcp_stream *s, const blz_iovec *iov, int iovc
                                blz_io_future *f);
 
 /**
- * Writes up to `n` bytes; returns how many were taken (> 0), or -EPIPE /
- * -ECONNRESET (peer gone; never SIGPIPE), -ECANCELED, -EINVAL. Any thread.
+ * Writes up to `n` bytes; returns how many were taken (> 0; 0 when n == 0),
+ * or -EPIPE / -ECONNRESET (peer gone; never SIGPIPE), -ECANCELED, -EINVAL.
+ * Any thread.
  */
 BLZ_API ssize_t blz_tcp_write(blz_tcp_stream *s, const void *buf, size_t n);
 /** Try tier of blz_tcp_write: -EAGAIN when the send buffer is full. */

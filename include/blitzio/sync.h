@@ -13,7 +13,8 @@
  *                                           a fiber, parks a foreign thread, and
  *                                           fails with -EDEADLK inside a stackless poll
  *
- * Nothing here allocates, ever. Waiters queue in FIFO order.
+ * Nothing here allocates (but for the parker of a foreign thread, below).
+ * Waiters queue in FIFO order.
  *
  * Lifetime rules (the same for every future below):
  *  - A future that returned BLZ_READY holds nothing; it may be reused or freed.
@@ -24,6 +25,8 @@
  *  - A primitive must outlive every future that refers to it.
  *  - The await tier returns -ECANCELED when the calling task is aborted while
  *    it waits; by then the future was dropped and the resource passed on.
+ *    On a thread outside any runtime, the thread's first wait allocates its
+ *    parker (blz_await): -ENOMEM, the future dropped, when that fails.
  *
  * Thread affinity: every function may be called from any thread — a fiber
  * task, a stackless poll (try and future tiers only), or a thread outside any

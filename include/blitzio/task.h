@@ -19,7 +19,8 @@ extern "C" {
 /**
  * Spawns `fn(arg)` as a fiber on the current runtime. Inside a runtime only
  * (-ESRCH outside; use blz_runtime_spawn from a foreign thread).
- * Returns 0, -EINVAL (fn NULL), -ENOMEM.
+ * Returns 0, -EINVAL (fn NULL), -ESHUTDOWN (the runtime is being freed),
+ * -ENOMEM.
  */
 BLZ_API int blz_spawn(blz_task_fn fn, void *arg, blz_join **out);
 
@@ -27,7 +28,9 @@ BLZ_API int blz_spawn(blz_task_fn fn, void *arg, blz_join **out);
  * Spawns a stackless task: copies the `size` bytes of the future `f` (whose
  * first member is a blz_future) into the task cell and polls it there. The
  * caller's copy is not used afterwards. The task's result (for join) is
- * `(void *)(intptr_t)` the future's `result`.
+ * `(void *)(intptr_t)` the future's `result`. Returns 0, -EINVAL (`f` NULL
+ * or without a vtable, `size` below sizeof(blz_future)), -ESRCH (no
+ * runtime), -ESHUTDOWN (the runtime is being freed), -ENOMEM.
  */
 BLZ_API int blz_spawn_future(const blz_future *f, size_t size, blz_join **out);
 
@@ -136,7 +139,8 @@ BLZ_API void blz_join_wait_fut(blz_join *j, blz_join_future *f);
  * Yields the rest of this tick: in a fiber, lets other tasks run. The fiber
  * runs again once the tasks ready on its worker (including those woken
  * meanwhile) have had their turn, or after at most 61 scheduler ticks when
- * they never run out. No-op outside a runtime.
+ * they never run out. No-op outside a fiber (a thread outside the runtime,
+ * a blocking job, a stackless poll: use blz_yield_fut there).
  */
 BLZ_API void blz_yield(void);
 
@@ -150,6 +154,15 @@ typedef struct blz_yield_future {
 BLZ_API void blz_yield_fut(blz_yield_future *f);
 
 /* ---- combinators over join handles ----------------------------------- */
+
+/*
+ * The four below also return -EINVAL (`joins` NULL, `n` 0, or a NULL handle)
+ * and -EDEADLK inside a stackless poll, consuming nothing then. When the
+ * calling task is aborted while they wait (or a foreign thread cannot
+ * allocate its parker, -ENOMEM), the handles not yet consumed are detached
+ * (join_all), aborted and detached (try_join_all, race) or left to the
+ * caller (select).
+ */
 
 /**
  * Waits for all `n` tasks; consumes every handle. results[i] receives each
@@ -197,10 +210,11 @@ typedef struct blz_task_set blz_task_set;
 BLZ_API int blz_task_set_new(blz_task_set **out);
 
 /** Spawns fn(arg) as a fiber on the current runtime into `s`.
- * 0, -EINVAL, -ESRCH (no runtime), -ENOMEM. */
+ * 0, -EINVAL, -ESRCH (no runtime), -ESHUTDOWN, -ENOMEM. */
 BLZ_API int blz_task_set_spawn(blz_task_set *s, blz_task_fn fn, void *arg);
 
-/** Spawns a copy of the stackless future `f` (`size` bytes) into `s`. */
+/** Spawns a copy of the stackless future `f` (`size` bytes) into `s`.
+ * Returns as blz_spawn_future. */
 BLZ_API int blz_task_set_spawn_future(blz_task_set *s, const blz_future *f, size_t size);
 
 /** Adopts a join handle (a blocking job's, say): it belongs to `s` on
@@ -231,7 +245,9 @@ BLZ_API void blz_task_set_join_next_fut(blz_task_set *s, void **result,
                                         blz_task_set_join_future *f);
 
 /** Waits for the next task of `s` to finish and joins it (as the future).
- * Suspends a fiber; parks a foreign thread; -EDEADLK in a stackless poll. */
+ * Suspends a fiber; parks a foreign thread; -EDEADLK in a stackless poll.
+ * In a fiber that was aborted it waits no more: -ECANCELED when no task has
+ * finished yet, which a loop over it must stop on too. */
 BLZ_API int blz_task_set_join_next(blz_task_set *s, void **result);
 
 /** Requests cancellation of every task in `s`; they stay in it, to be joined
@@ -253,6 +269,14 @@ BLZ_API int blz_task_set_shutdown(blz_task_set *s);
 BLZ_API void blz_task_set_free(blz_task_set *s);
 
 /* ---- combinators over futures ------------------------------------------ */
+
+/*
+ * The four below also return -EINVAL (`fs` NULL, `n` 0 or above
+ * BLZ_COMBINE_MAX, or a NULL future) and -EDEADLK inside a stackless poll,
+ * touching no future then. When the calling task is aborted while they wait
+ * (-ECANCELED; or -ENOMEM, a foreign thread without its parker), the futures
+ * not yet ready are dropped, except by select.
+ */
 
 /**
  * Polls all futures until every one is ready. Each keeps its own result.
@@ -280,6 +304,9 @@ typedef struct blz_combine_future {
 } blz_combine_future;
 
 #define BLZ_COMBINE_MAX 64 /**< join_all_fut handles at most this many futures */
+
+/* Each fills `f` and returns 0, or -EINVAL as its await tier (then `f`, if
+ * not NULL, polls ready with -ECANCELED). The result is as the await tier's. */
 
 BLZ_API int blz_join_all_fut(blz_future **fs, size_t n, blz_combine_future *f);
 BLZ_API int blz_try_join_all_fut(blz_future **fs, size_t n, blz_combine_future *f);

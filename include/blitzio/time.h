@@ -151,6 +151,7 @@ BLZ_API int blz_interval_init(blz_interval *iv, blz_duration period, blz_missed_
  * instant; Tokio's interval_at): a schedule aligned to a boundary, or one
  * whose first tick is a period away (start = now + period). A start in the
  * past completes the first tick at once and goes on from there by `policy`.
+ * Returns as blz_interval_init.
  */
 BLZ_API int blz_interval_init_at(blz_interval *iv, blz_instant start, blz_duration period,
                                  blz_missed_tick policy);
