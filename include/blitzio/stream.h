@@ -6,11 +6,12 @@
  * (shutdown).
  *
  * A blz_reader / blz_writer is a small (vtable, object) pair passed by value.
- * TCP and Unix streams and their split halves provide them (files and
- * pipes will); any user type can by filling a vtable. Every operation is a
- * future first (a blz_io_future for single reads and writes, a
- * blz_stream_future for the loops), with an await spelling on top, so
- * stackless tasks and fibers share one implementation.
+ * TCP and Unix streams and their split halves, files (blz_file_reader),
+ * pipes (blz_pipe_reader) and memory (blz_mem_reader_init,
+ * blz_mem_stream_pair) provide them; any user type can by filling a
+ * vtable. Every operation is a future first (a blz_io_future for single
+ * reads and writes, a blz_stream_future for the loops), with an await
+ * spelling on top, so stackless tasks and fibers share one implementation.
  *
  * Ownership: a reader or writer does not own its object; closing the object
  * is the caller's business, after every future on it finished or was dropped.
