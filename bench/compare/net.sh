@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # bench/compare/net.sh — the networking rows of issue 7: one load generator of ours
-# (bench_echo_load, which verifies every echoed byte) against five echo servers, in
+# (bench_echo_load, which verifies every echoed byte) against the echo servers below, in
 # three CPU placements, several interleaved rounds.
 #
 #     bench/compare/net.sh RAW.jsonl [LOG]     # appends its rows to RAW (run.sh calls it so)

@@ -5,9 +5,9 @@
 # alternately, row by row and round by round (row X on blitzio, row X on Tokio,
 # row Y ..., with the side that goes first swapping each round), so drift of
 # the machine (frequency, noisy neighbours) falls on both sides alike.
-# Then the networking rows: bench/compare/net.sh drives five echo servers
-# (blitzio on io_uring and on epoll, Tokio, libuv, a hand-written epoll server)
-# with bench_echo_load in three CPU placements (see net.sh for the method).
+# Then the networking rows: bench/compare/net.sh drives the echo servers
+# (blitzio on io_uring and on epoll in their variants, Tokio, libuv, hand-written
+# epoll and io_uring servers; the list is in net.sh) with bench_echo_load in three CPU placements (see net.sh for the method).
 # Every JSON line the benchmarks print is tagged with its side, round and binary
 # and kept in bench/results/raw/<stamp>.jsonl; aggregate.py turns that file into
 # the table (stdout), latest.json and latest.md, and chart.gp into ratios.png
@@ -35,8 +35,8 @@
 # A side that cannot be built is reported and left out; the rest still runs; so is a
 # missing echo server (no cargo, no libuv).
 # Takes about 70 s for the micro rows at the defaults on 2 cores (~14 s a round,
-# one process per row and side), plus about 8 min for the networking rows (3 rounds of 63 echo
-# runs of NET_SECS=2, ~2.7 s each with setup), plus the builds.
+# one process per row and side), plus about 10 min for the networking rows (3 rounds of
+# net.sh's 72 echo runs of NET_SECS=2, ~2.7 s each with setup), plus the builds.
 set -euo pipefail
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
