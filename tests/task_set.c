@@ -401,3 +401,75 @@ BLZ_TEST(bad_arguments)
     CHECK_EQ(jf.base.result, -EINVAL);
     blz_task_set_free(s);
 }
+
+/* ---- a shutdown that cannot wait says so ------------------------------------------- */
+
+typedef struct stubborn {
+    atomic_int running; /* the fiber has started */
+    atomic_int release; /* set: the fiber returns */
+} stubborn;
+
+/* Ignores its abort: runs until released, holding its worker without an await
+ * (nothing here allocates, so the failing allocator below is not touched). */
+static void *
+stubborn_fn(void *arg)
+{
+    stubborn *st = arg;
+    atomic_store(&st->running, 1);
+    struct timespec ms = {0, 1000000};
+    while (!atomic_load(&st->release)) {
+        nanosleep(&ms, NULL);
+    }
+    return NULL;
+}
+
+typedef struct shutdown_call {
+    blz_task_set *s;
+    atomic_int done;
+    int rc;
+} shutdown_call;
+
+static void *
+shutdown_without_memory(void *arg)
+{
+    shutdown_call *c = arg;
+    /* A fresh thread: its first wait must allocate its parker, and fails. */
+    blz_test_alloc_fail_after(0);
+    c->rc = blz_task_set_shutdown(c->s);
+    blz_test_alloc_fail_after(-1);
+    atomic_store(&c->done, 1);
+    return NULL;
+}
+
+/* A foreign thread that cannot allocate what it parks on gets -ENOMEM from
+ * shutdown, as from every wait, instead of spinning until the tasks end. */
+BLZ_TEST(shutdown_that_cannot_wait_returns_enomem)
+{
+    blz_test_counting_allocator_install();
+    blz_runtime *rt = test_runtime(1, 0);
+    stubborn st = {0, 0};
+    blz_join *j;
+    CHECK_OK(blz_runtime_spawn(rt, stubborn_fn, &st, &j));
+    blz_task_set *s;
+    CHECK_OK(blz_task_set_new(&s));
+    CHECK_OK(blz_task_set_add(s, j));
+    struct timespec ms = {0, 1000000};
+    WAIT_UNTIL(atomic_load(&st.running), nanosleep(&ms, NULL));
+    shutdown_call c = {s, 0, 1};
+    pthread_t th;
+    CHECK_EQ(pthread_create(&th, NULL, shutdown_without_memory, &c), 0);
+    /* Bounded: after 10 s the task is let go, which ends a spinning shutdown
+     * too, so the test fails instead of hanging. */
+    for (int i = 0; i < 10000 && !atomic_load(&c.done); i++) {
+        nanosleep(&ms, NULL);
+    }
+    bool returned_by_itself = atomic_load(&c.done);
+    atomic_store(&st.release, 1);
+    CHECK_EQ(pthread_join(th, NULL), 0);
+    CHECK(returned_by_itself);
+    CHECK_EQ(c.rc, -ENOMEM);
+    CHECK_OK(blz_task_set_shutdown(s)); /* with memory: waits, and the set empties */
+    CHECK_EQ(blz_task_set_len(s), 0);
+    blz_task_set_free(s);
+    blz_runtime_free(rt);
+}

@@ -258,7 +258,9 @@ BLZ_API void blz_task_set_abort_all(blz_task_set *s);
  * Aborts every task in `s` and waits until all have finished, discarding
  * their values: afterwards `s` is empty and none of its tasks runs any more.
  * It waits even in a fiber that was itself aborted (cleanup of an owner).
- * 0, -EINVAL, -EDEADLK in a stackless poll (nothing waited for).
+ * 0, -EINVAL, -EDEADLK in a stackless poll (nothing waited for), -ENOMEM on a
+ * foreign thread that cannot allocate what it parks on (the tasks are
+ * aborted and stay in `s`, to be joined or freed).
  */
 BLZ_API int blz_task_set_shutdown(blz_task_set *s);
 

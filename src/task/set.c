@@ -384,6 +384,9 @@ blz_task_set_shutdown(blz_task_set *s)
             blz_future_drop(&f.base);
             return rc;
         }
+        if (rc == -ENOMEM) {
+            return rc; /* a foreign thread without a parker: no wait can start (f dropped) */
+        }
     }
 }
 
