@@ -8,28 +8,18 @@
  * The wakes go out in batches of 32 (BLZ__WAKE_BATCH) with the lock dropped
  * between batches; exactly 32 and 64 waiters make the last wake end a full
  * batch, the case where the lock was taken again after it.
+ *
+ * The same holds for an observer that needs no wake at all: one that sees
+ * the flag or the count an operation published (the try tier, a lock-free
+ * check) may free the primitive at once, as the thread that takes a mutex
+ * may destroy it while its unlocker is still inside pthread_mutex_unlock.
+ * The tests after the wake ones take the page away right after the write
+ * that publishes (page_util.h, page_vanish_when).
  */
+#include "page_util.h"
 #include "poll_util.h"
 
-#include <string.h>
-#include <sys/mman.h>
-
 #define MAX_WAITERS 64
-
-typedef struct page_obj {
-    void *page;
-    size_t size;
-    atomic_int wakes_left; /* the hook that takes it to 0 takes the page away */
-} page_obj;
-
-static void *
-page_new(page_obj *p)
-{
-    p->size = 4096;
-    p->page = mmap(NULL, p->size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    CHECK(p->page != MAP_FAILED);
-    return p->page;
-}
 
 static void
 take_page_on_last_wake(void *arg)
@@ -50,18 +40,12 @@ hooks_init(hook_waker *h, int n, page_obj *p)
     }
 }
 
-/* The page back, so the futures can finish, then gone. */
+/* The page back, so the futures can finish. */
 static void
 page_back(page_obj *p)
 {
     CHECK_EQ(atomic_load(&p->wakes_left), 0);
-    CHECK_EQ(mprotect(p->page, p->size, PROT_READ | PROT_WRITE), 0);
-}
-
-static void
-page_free(page_obj *p)
-{
-    CHECK_EQ(munmap(p->page, p->size), 0);
+    page_restore(p);
 }
 
 static const int counts[] = {1, 31, 32, 33, 64};
@@ -170,4 +154,49 @@ BLZ_TEST(semaphore_leaves_itself_alone_after_its_last_wake)
             page_free(&p);
         }
     }
+}
+
+/* ---- observers that need no wake ---------------------------------------- */
+
+static bool
+token_cancelled(void *t)
+{
+    return blz_cancel_token_is_cancelled(t);
+}
+
+/* Nobody waits: the flag is all there is to see. */
+BLZ_TEST(cancel_leaves_a_root_alone_once_it_reads_cancelled)
+{
+    page_obj p;
+    blz_cancel_token *t = page_new(&p);
+    blz_cancel_token_init(t);
+    page_vanish_when(&p, token_cancelled, t);
+    blz_cancel_token_cancel(t);
+    CHECK(page_vanish_end(&p));
+    CHECK(blz_cancel_token_is_cancelled(t));
+    page_free(&p);
+}
+
+/* A child cancelled by itself: its owner may free it; the root lives on. */
+BLZ_TEST(cancel_leaves_a_child_alone_once_it_reads_cancelled)
+{
+    blz_cancel_token root;
+    blz_cancel_token_init(&root);
+    test_waker w;
+    test_waker_init(&w);
+    blz_cancel_future rf; /* a waiter at the root, which stays */
+    blz_cancel_token_wait_fut(&root, &rf);
+    CHECK_EQ(poll_with(&rf.base, &w), BLZ_PENDING);
+    page_obj p;
+    blz_cancel_token *child = page_new(&p);
+    CHECK_OK(blz_cancel_token_child_init(child, &root));
+    page_vanish_when(&p, token_cancelled, child);
+    blz_cancel_token_cancel(child);
+    CHECK(page_vanish_end(&p));
+    CHECK(blz_cancel_token_is_cancelled(child));
+    CHECK(!blz_cancel_token_is_cancelled(&root));
+    CHECK_EQ(test_wakes(&w), 0);
+    blz_future_drop(&rf.base);
+    CHECK_NO_WAKER_REFS(&w);
+    page_free(&p);
 }

@@ -718,11 +718,14 @@ BLZ_API int blz_oncecell_get_or_init(blz_oncecell *c, blz_oncecell_init_fn fn, v
  * waiters of a whole tree queue at its root token.
  */
 typedef struct blz_cancel_token {
-    _Atomic uint32_t cancelled_;      /* 0, then 1 forever */
+    _Atomic uint32_t cancelled_;      /* CANCELLED (set once) | WAITERS (roots; see cancel.c) */
     _Atomic uint32_t lock_;           /* spinlock over queue_ (used on roots only) */
     struct blz_cancel_token *parent_; /* immutable after init; NULL for a root */
     blz_waiter queue_;                /* root: FIFO of the tree's cancelled futures */
 } blz_cancel_token;
+
+#define BLZ_CANCEL_CANCELLED_ 1u /* in cancelled_: this token was cancelled */
+#define BLZ_CANCEL_WAITERS_   2u /* in a root's cancelled_: its queue_ is not empty */
 
 /** Static initialiser for a root token, not cancelled. */
 #define BLZ_CANCEL_TOKEN_INIT \
@@ -748,8 +751,8 @@ static inline bool
 blz_cancel_token_is_cancelled(const blz_cancel_token *t)
 {
     for (; t; t = t->parent_) {
-        /* Acquire pairs with the release exchange in blz_cancel_token_cancel. */
-        if (atomic_load_explicit(&t->cancelled_, memory_order_acquire)) {
+        /* Acquire pairs with the release fetch_or in blz_cancel_token_cancel. */
+        if (atomic_load_explicit(&t->cancelled_, memory_order_acquire) & BLZ_CANCEL_CANCELLED_) {
             return true;
         }
     }

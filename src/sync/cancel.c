@@ -14,6 +14,14 @@
  * canceller looks: no lost wake-up. Waiter state_ and waker_ are under the
  * root's lock_ while linked. Nothing is handed to a waiter, so a drop only
  * unlinks.
+ *
+ * After the flag. Whoever sees a token cancelled (is_cancelled, a first poll)
+ * may free it at once, so cancel(t) touches t only in the fetch_or that sets
+ * the flag. It finds the root before (parent_ is immutable), and a root is
+ * looked at again only if waiters are queued there, which keep it alive: a
+ * root's word also holds WAITERS, set and cleared under its lock_ as the
+ * queue fills and empties, so the fetch_or itself tells. (A child's root is
+ * not the child's to free: it must outlive the child.)
  */
 #include "blitzio/sync.h"
 #include "sync/waitq.h"
@@ -62,12 +70,16 @@ blz_cancel_token_cancel(blz_cancel_token *t)
     if (!t) {
         return;
     }
+    blz_cancel_token *root = root_of(t); /* before the flag: t may be freed after it */
     BLZ_PERTURB_POINT();
     /* Release pairs with the acquire loads of blz_cancel_token_is_cancelled. */
-    if (blz__exchange(&t->cancelled_, 1, ACQ_REL) != 0) {
+    uint32_t old = blz__fetch_or(&t->cancelled_, BLZ_CANCEL_CANCELLED_, ACQ_REL);
+    if (old & BLZ_CANCEL_CANCELLED_) {
         return; /* whoever set it first does the waking */
     }
-    blz_cancel_token *root = root_of(t);
+    if (t == root && !(old & BLZ_CANCEL_WAITERS_)) {
+        return; /* nobody queued: no more touches of t */
+    }
     blz__wake_batch wb;
     blz__wake_batch_init(&wb);
     blz__waitlist *q = blz__queue(&root->queue_);
@@ -85,6 +97,9 @@ blz_cancel_token_cancel(blz_cancel_token *t)
             blz__wake_batch_push(&wb, w);
         }
         w = next;
+    }
+    if (blz__waitlist_empty(q)) {
+        (void) blz__fetch_and(&root->cancelled_, ~BLZ_CANCEL_WAITERS_, RELAXED);
     }
     blz__spin_unlock(&root->lock_);
     blz__wake_batch_flush(&wb);
@@ -116,6 +131,14 @@ cwait_poll(blz_future *base, blz_context *cx)
             blz__spin_unlock(&root->lock_);
             return blz__sync_finish(base, w, 0);
         }
+        /* Acquire pairs with the root's cancel, which may have run since the
+         * check above without seeing WAITERS: then nobody else wakes us. (The
+         * WAITERS it leaves on a cancelled root is never looked at again.) */
+        uint32_t old = blz__fetch_or(&root->cancelled_, BLZ_CANCEL_WAITERS_, ACQUIRE);
+        if (old & BLZ_CANCEL_CANCELLED_) {
+            blz__spin_unlock(&root->lock_);
+            return blz__sync_finish(base, w, 0);
+        }
         blz__waitlist_push_back(blz__queue(&root->queue_), w);
         w->state_ = BLZ__W_QUEUED;
         base->pt_ = BLZ__PHASE_LINKED;
@@ -141,6 +164,9 @@ cwait_drop(blz_future *base)
     blz__spin_lock(&root->lock_);
     if (w->state_ == BLZ__W_QUEUED) {
         blz__waitlist_remove(w);
+        if (blz__waitlist_empty(blz__queue(&root->queue_))) {
+            (void) blz__fetch_and(&root->cancelled_, ~BLZ_CANCEL_WAITERS_, RELAXED);
+        }
     }
     w->state_ = BLZ__W_IDLE;
     blz_waker mine = blz__waiter_take_waker(w);
