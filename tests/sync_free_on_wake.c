@@ -200,3 +200,32 @@ BLZ_TEST(cancel_leaves_a_child_alone_once_it_reads_cancelled)
     CHECK_NO_WAKER_REFS(&w);
     page_free(&p);
 }
+
+static bool
+cell_is_set(void *c)
+{
+    void *v;
+    return blz_oncecell_get(c, &v) == 0;
+}
+
+/* A waiter came and went before the set: nobody is left to wake. */
+BLZ_TEST(oncecell_set_leaves_the_cell_alone_once_it_reads_set)
+{
+    page_obj p;
+    blz_oncecell *c = page_new(&p);
+    blz_oncecell_init(c);
+    test_waker w;
+    test_waker_init(&w);
+    blz_oncecell_init_future f;
+    blz_oncecell_get_or_init_fut(c, NULL, NULL, &f);
+    CHECK_EQ(poll_with(&f.base, &w), BLZ_PENDING);
+    blz_future_drop(&f.base);
+    CHECK_NO_WAKER_REFS(&w);
+    page_vanish_when(&p, cell_is_set, c);
+    CHECK_OK(blz_oncecell_set(c, &p));
+    CHECK(page_vanish_end(&p));
+    void *v = NULL;
+    CHECK_OK(blz_oncecell_get(c, &v));
+    CHECK_PTR_EQ(v, &p);
+    page_free(&p);
+}

@@ -10,7 +10,10 @@
  *    cell is not SET; the exchange that ends RUNNING clears it and, if it was
  *    set, the winner takes lock_ and wakes every queued waiter. A waiter
  *    re-reads the state under lock_ before queueing, so it cannot queue after
- *    that wake-up has passed.
+ *    that wake-up has passed. A drop that empties the queue clears it (under
+ *    lock_): whoever sees SET may free the cell at once, so the exchange must
+ *    be the winner's last touch unless a waiter is still queued (which keeps
+ *    the cell alive until it is unlinked).
  *  - value_ is written only by the RUNNING winner and read only after an
  *    acquire load saw SET.
  *
@@ -207,7 +210,11 @@ init_drop(blz_future *base)
     blz_oncecell *c = f->cell_;
     blz__spin_lock(&c->lock_);
     if (w->state_ == BLZ__W_QUEUED) {
-        blz__waitlist_remove(w); /* WAITERS may stay set: it only costs a wake_all */
+        blz__waitlist_remove(w);
+        if (blz__waitlist_empty(blz__queue(&c->queue_))) {
+            /* Nobody left for the publish to wake (see "State"). */
+            (void) blz__fetch_and(&c->state_, ~(uint32_t) CELL_WAITERS, RELAXED);
+        }
     }
     w->state_ = BLZ__W_IDLE;
     blz_waker mine = blz__waiter_take_waker(w);
