@@ -58,7 +58,7 @@ extern "C" {
 
 /** The coordinator. Fields ending in `_` are private. */
 typedef struct blz_shutdown {
-    _Atomic uint64_t state_; /* guards held << 1 | TRIGGERED (1) */
+    _Atomic uint64_t state_; /* guards held << 2 | ZEROING (2) | TRIGGERED (1) */
     _Atomic int signo_;      /* the signal that triggered it, -1 a call, 0 not yet */
     blz_cancel_token token_; /* cancelled by the trigger: wait futures queue on it */
     blz_notify drained_;     /* notify_all each time the guard count falls to 0 */

@@ -2,13 +2,26 @@
  * The shutdown coordinator: trigger, wait, work guards, wait_for_pending.
  *
  * Invariants:
- * - state_ packs the guard count (above bit 0) and TRIGGERED (bit 0) in one
- *   word, so "acquire unless triggered" is one CAS: after the fetch_or that
- *   sets TRIGGERED no acquire can succeed, and the count only falls.
+ * - state_ packs the guard count (above bit 1), ZEROING (bit 1) and
+ *   TRIGGERED (bit 0) in one word, so "acquire unless triggered" is one CAS:
+ *   after the fetch_or that sets TRIGGERED no acquire can succeed, and the
+ *   count only falls.
+ * - Whoever sees the coordinator triggered, or no guard pending, may free it
+ *   at once (wait, wait_for_pending, deinit, return), while the call that
+ *   published it is still running in another task. So the write that
+ *   publishes each is its call's last touch of the coordinator:
+ *   - The trigger cancels token_ (waking the wait futures) first and sets
+ *     TRIGGERED last. What it publishes is TRIGGERED: is_triggered reads it,
+ *     and a wait future whose token is cancelled completes only once it is
+ *     set (until then, the trigger is on its way: it polls again at once).
+ *   - The release of the last guard keeps that guard counted, with ZEROING,
+ *     while its notify_all wakes the wait_for_pending futures, and then
+ *     takes both away in one fetch_sub. A pending future that finds only
+ *     that guard, ZEROING, polls again at once instead of waiting for a
+ *     wake: it was already given.
  * - signo_ is written once, by the first trigger (a signal's number, or
- *   BY_CALL), before the trigger publishes (the release half of the fetch_or
- *   and of the token's cancel), so whoever sees the trigger sees it, and a
- *   signal after a call cannot change what waiters were told.
+ *   BY_CALL), before the trigger publishes, so whoever sees the trigger sees
+ *   it, and a signal after a call cannot change what waiters were told.
  * - token_ (a CancelToken) carries the wait futures; drained_ (a Notify)
  *   carries the wait_for_pending futures. Every release that takes the count
  *   to 0 runs notify_all. A pending future fills its notify wait *before* it
@@ -25,7 +38,8 @@
 #include <limits.h>
 
 #define TRIGGERED  ((uint64_t) 1)
-#define GUARD_UNIT ((uint64_t) 2)
+#define ZEROING    ((uint64_t) 2) /* the last guard's release is waking the drainers */
+#define GUARD_UNIT ((uint64_t) 4)
 /* signo_ once a call triggered first: not 0, so a signal later cannot claim
  * the cause; reported as 0. */
 #define BY_CALL    (-1)
@@ -56,9 +70,11 @@ blz__shutdown_trigger_signal(blz_shutdown *sd, int signo)
     int none = 0;
     /* Relaxed: published by the release fetch_or below; the first cause wins. */
     (void) blz__cas(&sd->signo_, &none, signo > 0 ? signo : BY_CALL, RELAXED, RELAXED);
-    /* Release pairs with the acquire loads of is_triggered and guard_acquire. */
-    (void) blz__fetch_or(&sd->state_, TRIGGERED, ACQ_REL);
+    /* The wait futures it wakes complete only once TRIGGERED is set. */
     blz_cancel_token_cancel(&sd->token_);
+    /* Last touch (see the invariants). Release pairs with the acquire loads of
+     * is_triggered, guard_acquire and the wait futures. */
+    (void) blz__fetch_or(&sd->state_, TRIGGERED, ACQ_REL);
 }
 
 void
@@ -98,6 +114,11 @@ wait_poll(blz_future *base, blz_context *cx)
         return BLZ_PENDING;
     }
     int rc = f->wait_.base.result;
+    if (rc == 0 && !blz_shutdown_is_triggered(f->sd_)) {
+        /* The trigger cancelled the token and is about to publish. */
+        blz_waker_wake_by_ref(cx->waker);
+        return BLZ_PENDING;
+    }
     base->result = rc < 0 ? rc : blz_shutdown_signal(f->sd_);
     return BLZ_READY;
 }
@@ -155,14 +176,19 @@ blz_shutdown_guard_release(blz_shutdown *sd)
         return;
     }
     uint64_t cur = blz__load(&sd->state_, RELAXED);
+    uint64_t next;
     do {
-        if (cur < GUARD_UNIT) {
+        if (cur < GUARD_UNIT || (cur < 2 * GUARD_UNIT && (cur & ZEROING))) {
             return; /* more releases than acquisitions: ignore */
         }
+        /* The last guard stays counted, ZEROING, until the drainers are woken. */
+        next = cur < 2 * GUARD_UNIT ? cur | ZEROING : cur - GUARD_UNIT;
         /* Release pairs with the acquire load of a drainer that sees the new count. */
-    } while (!blz__cas_weak(&sd->state_, &cur, cur - GUARD_UNIT, ACQ_REL, RELAXED));
-    if (cur - GUARD_UNIT < GUARD_UNIT) {
+    } while (!blz__cas_weak(&sd->state_, &cur, next, ACQ_REL, RELAXED));
+    if (next & ~cur & ZEROING) {
         blz_notify_all(&sd->drained_);
+        /* Last touch (see the invariants): the count reads 0 from here on. */
+        (void) blz__fetch_sub(&sd->state_, GUARD_UNIT | ZEROING, RELEASE);
     }
 }
 
@@ -207,16 +233,23 @@ pending_poll(blz_future *base, blz_context *cx)
             blz_notify_wait_fut(&sd->drained_, &f->drain_);
             f->armed_ = 1;
         }
-        if (blz_shutdown_pending(sd) == 0) {
+        /* Acquire pairs with the release of the guard_release that lowered it. */
+        uint64_t st = blz__load(&sd->state_, ACQUIRE);
+        if (st < GUARD_UNIT) {
             return pending_finish(f, 0);
         }
-        if (blz_future_poll(&f->drain_.base, cx) == BLZ_READY) {
+        bool zeroing = st < 2 * GUARD_UNIT && (st & ZEROING);
+        if (!zeroing && blz_future_poll(&f->drain_.base, cx) == BLZ_READY) {
             f->armed_ = 0; /* the count fell to 0 at some point: look again */
             continue;
         }
         if (blz_future_poll(&f->sleep_.base, cx) == BLZ_READY) {
             size_t left = blz_shutdown_pending(sd);
             return pending_finish(f, left > (size_t) INT_MAX ? INT_MAX : (int) left);
+        }
+        if (zeroing) {
+            /* The last release has woken the drainers and is about to publish 0. */
+            blz_waker_wake_by_ref(cx->waker);
         }
         return BLZ_PENDING;
     }
