@@ -18,6 +18,7 @@
  */
 #include "page_util.h"
 #include "poll_util.h"
+#include "sync/waitq.h" /* BLZ__W_DONE */
 
 #define MAX_WAITERS 64
 
@@ -227,5 +228,65 @@ BLZ_TEST(oncecell_set_leaves_the_cell_alone_once_it_reads_set)
     void *v = NULL;
     CHECK_OK(blz_oncecell_get(c, &v));
     CHECK_PTR_EQ(v, &p);
+    page_free(&p);
+}
+
+static bool
+mutex_unlocked(void *m)
+{
+    return !blz_mutex_is_locked(m);
+}
+
+/* The thread that takes a mutex may free it while its unlocker is still in
+ * the unlock (pthread_mutex_unlock's rule). */
+BLZ_TEST(mutex_unlock_leaves_the_mutex_alone_once_it_reads_unlocked)
+{
+    page_obj p;
+    blz_mutex *m = page_new(&p);
+    blz_mutex_init(m);
+    CHECK_OK(blz_mutex_try_lock(m));
+    page_vanish_when(&p, mutex_unlocked, m);
+    blz_mutex_unlock(m);
+    CHECK(page_vanish_end(&p));
+    CHECK_OK(blz_mutex_try_lock(m));
+    page_free(&p);
+}
+
+typedef struct mutex_and_waiter {
+    blz_mutex *m;
+    blz_mutex_lock_future *f;
+} mutex_and_waiter;
+
+/* The waiter owns the mutex and may look: it could free it now. */
+static bool
+waiter_may_see_it_owns(void *arg)
+{
+    mutex_and_waiter *mw = arg;
+    return mw->f->waiter_.state_ == BLZ__W_DONE && atomic_load(&mw->m->lock_) == 0;
+}
+
+/* With a waiter queued, the unlock hands the mutex over: the waiter learns it
+ * under the queue lock, so the unlock of that lock is the last touch. */
+BLZ_TEST(mutex_hand_off_leaves_the_mutex_alone_once_the_waiter_may_see_it)
+{
+    page_obj p;
+    blz_mutex *m = page_new(&p);
+    blz_mutex_init(m);
+    CHECK_OK(blz_mutex_try_lock(m));
+    test_waker w;
+    test_waker_init(&w);
+    blz_mutex_lock_future f;
+    blz_mutex_lock_fut(m, &f);
+    CHECK_EQ(poll_with(&f.base, &w), BLZ_PENDING);
+    mutex_and_waiter mw = {m, &f};
+    page_vanish_when(&p, waiter_may_see_it_owns, &mw);
+    blz_mutex_unlock(m);
+    CHECK(page_vanish_end(&p));
+    CHECK_EQ(test_wakes(&w), 1);
+    CHECK_EQ(poll_with(&f.base, &w), BLZ_READY);
+    CHECK(blz_mutex_is_locked(m));
+    blz_mutex_unlock(m);
+    CHECK_OK(blz_mutex_try_lock(m));
+    CHECK_NO_WAKER_REFS(&w);
     page_free(&p);
 }

@@ -66,7 +66,7 @@ BLZ_API void blz__perturb(void);
 /* ======================================================================== */
 
 /* Private: 1 when the asymmetric barrier (membarrier) is unavailable, and the
- * unlock paths of the mutex and the rwlock's writer fence instead. */
+ * semaphore's release paths (the rwlock's unlocks) fence instead. */
 BLZ_API extern _Atomic int blz__sync_fence_mode;
 
 /*
@@ -271,23 +271,25 @@ BLZ_API int blz_semaphore_acquire(blz_semaphore *s, size_t n);
 /* ======================================================================== */
 
 /*
- * A FIFO-fair mutex. The uncontended lock is one CAS on locked_ and the
- * unlock one release store followed by a plain load of waiters_; src/sync/
- * mutex.c explains why that load cannot miss a waiter (an asymmetric barrier
- * paid by the waiter). Contended lockers spin briefly, then queue; unlock
- * hands the mutex straight to the oldest waiter.
+ * A FIFO-fair mutex. The uncontended lock is one CAS on state_ and the
+ * unlock one CAS back, its only touch of the mutex, so the thread that takes
+ * it next may free it at once (as POSIX allows while the unlocker is still in
+ * pthread_mutex_unlock). Contended lockers spin briefly, then queue; unlock
+ * hands the mutex straight to the oldest waiter (see src/sync/mutex.c).
  */
 typedef struct blz_mutex {
-    _Atomic uint32_t locked_;  /* 1 while owned */
-    _Atomic uint32_t waiters_; /* 1 while waiters may be queued (see mutex.c) */
-    _Atomic uint32_t lock_;    /* spinlock over queue_ */
-    blz_waiter queue_;         /* sentinel of the FIFO of lock futures */
+    _Atomic uint32_t state_; /* LOCKED (1) | WAITERS (2: the queue is not empty) */
+    _Atomic uint32_t lock_;  /* spinlock over queue_ and WAITERS */
+    blz_waiter queue_;       /* sentinel of the FIFO of lock futures */
 } blz_mutex;
+
+#define BLZ_MUTEX_LOCKED_  1u
+#define BLZ_MUTEX_WAITERS_ 2u
 
 /** Static initialiser for an unlocked mutex. */
 #define BLZ_MUTEX_INIT \
  {                     \
-  .locked_ = 0         \
+  .state_ = 0          \
  }
 
 /** Initialises `m` unlocked. NULL is ignored. */
@@ -307,14 +309,14 @@ blz_mutex_try_lock(blz_mutex *m)
     if (!m) {
         return -EINVAL;
     }
-    if (atomic_load_explicit(&m->waiters_, memory_order_relaxed)) {
-        return -EAGAIN; /* FIFO: queued waiters go first */
+    if (atomic_load_explicit(&m->state_, memory_order_relaxed) != 0) {
+        return -EAGAIN; /* held, or FIFO: queued waiters go first */
     }
     BLZ_SYNC_PERTURB_();
     uint32_t expect = 0;
-    /* Acquire pairs with the release store in blz_mutex_unlock. */
-    return atomic_compare_exchange_strong_explicit(&m->locked_, &expect, 1, memory_order_acquire,
-                                                   memory_order_relaxed)
+    /* Acquire pairs with the release CAS in blz_mutex_unlock. */
+    return atomic_compare_exchange_strong_explicit(&m->state_, &expect, BLZ_MUTEX_LOCKED_,
+                                                   memory_order_acquire, memory_order_relaxed)
                ? 0
                : -EAGAIN;
 }
@@ -331,23 +333,11 @@ blz_mutex_unlock(blz_mutex *m)
         return;
     }
     BLZ_SYNC_PERTURB_();
-    if (BLZ_SYNC_UNLIKELY_(atomic_load_explicit(&blz__sync_fence_mode, memory_order_relaxed))) {
-        /* No membarrier: the symmetric Dekker pattern, all seq_cst on both sides. */
-        (void) atomic_exchange_explicit(&m->locked_, 0, memory_order_seq_cst);
-        if (atomic_load_explicit(&m->waiters_, memory_order_seq_cst)) {
-            blz__mutex_unlock_slow(m);
-        }
-        return;
-    }
-    /* Release pairs with the acquire CAS of the next locker. */
-    atomic_store_explicit(&m->locked_, 0, memory_order_release);
-    /*
-     * Store-load ordering against a waiter that just raised waiters_ is paid
-     * by the waiter (membarrier), so only the compiler must keep the load
-     * after the store here. See "The unlock race" in src/sync/mutex.c.
-     */
-    atomic_signal_fence(memory_order_seq_cst);
-    if (BLZ_SYNC_UNLIKELY_(atomic_load_explicit(&m->waiters_, memory_order_relaxed))) {
+    uint32_t expect = BLZ_MUTEX_LOCKED_;
+    /* Release pairs with the acquire CAS of the next locker. The last touch of
+     * `m`; it fails while waiters are queued, whom the slow path hands it to. */
+    if (BLZ_SYNC_UNLIKELY_(!atomic_compare_exchange_strong_explicit(
+            &m->state_, &expect, 0, memory_order_release, memory_order_relaxed))) {
         blz__mutex_unlock_slow(m);
     }
 }
@@ -356,7 +346,7 @@ blz_mutex_unlock(blz_mutex *m)
 static inline bool
 blz_mutex_is_locked(const blz_mutex *m)
 {
-    return m && atomic_load_explicit(&m->locked_, memory_order_relaxed) != 0;
+    return m && (atomic_load_explicit(&m->state_, memory_order_relaxed) & BLZ_MUTEX_LOCKED_) != 0;
 }
 
 /** The lock future. Fields ending in `_` are private. */

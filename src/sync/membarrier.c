@@ -1,15 +1,17 @@
 /*
- * The asymmetric store-load barrier behind the mutex's one-store unlock.
+ * The asymmetric store-load barrier behind the semaphore's release (and so
+ * the rwlock's unlocks).
  *
- * blz_mutex_unlock stores locked_ = 0 and then reads waiters_ with no fence
+ * blz_semaphore_release adds to state_ and then reads waiters_ with no fence
  * between them (only a compiler barrier). A waiter that has just raised
- * waiters_ calls blz__sync_heavy_barrier() before it re-reads locked_. The
+ * waiters_ calls blz__sync_heavy_barrier() before it re-reads state_. The
  * barrier is membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED): it returns only
  * after every running thread of the process has executed a full memory
- * barrier, so for each unlocker either its load of waiters_ comes after that
- * point (and sees the waiter) or its store of locked_ came before it (and the
- * waiter's re-read sees the mutex free). The cheap side runs millions of times
+ * barrier, so for each releaser either its load of waiters_ comes after that
+ * point (and sees the waiter) or its write of state_ came before it (and the
+ * waiter's re-read sees the permits). The cheap side runs millions of times
  * per second, the dear side (about a microsecond) once per contention episode.
+ * (The mutex used it too; its unlock is one CAS now, see mutex.c.)
  *
  * Registration happens once, at load time (a constructor), before any thread
  * of ours can be waiting; it survives fork. Where the kernel refuses it,

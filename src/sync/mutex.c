@@ -1,38 +1,35 @@
 /*
- * Mutex: one CAS to lock, one release store (plus a plain load) to unlock,
- * FIFO hand-off under contention.
+ * Mutex: one CAS to lock, one CAS to unlock, FIFO hand-off under contention.
  *
- * Fields and who may write them:
- *  - locked_  0/1. Set by a CAS 0 -> 1 (try tier, spin, or hand_off on behalf
- *    of a waiter); cleared by the holder's release store in blz_mutex_unlock.
- *  - waiters_ 0/1, written only under lock_. 1 means "the queue may be
- *    non-empty, unlockers take the slow path". It is raised by the first
- *    waiter to queue and cleared only by someone who sees the queue empty
- *    under lock_. It is deliberately sticky: a hand-off that empties the queue
- *    leaves it set, so a locker that queues right after (the usual convoy)
- *    needs no barrier; the new holder's unlock clears it.
+ * state_ packs LOCKED (1) and WAITERS (2):
+ *  - LOCKED is set by a CAS from a state without it (the try tier and the
+ *    spin, from 0; a locker about to queue, under lock_, finding it free) and
+ *    cleared only by its holder's CAS LOCKED -> 0, which fails while WAITERS
+ *    is set. So LOCKED is always set while WAITERS is.
+ *  - WAITERS is set iff the queue is not empty; it changes only under lock_
+ *    (raised by the waiter that queues, cleared by whoever empties it).
  *  - queue_ and every linked waiter's state_ and waker_: under lock_.
  *
- * Fairness: the try tier and the spin refuse while waiters_ is set, and
- * hand_off takes the mutex for the oldest waiter *before* waking it
- * (locked_ never drops to 0 in between, except for the instant between an
- * unlocker's store and its slow path, when waiters_ keeps newcomers out).
+ * Freeing. The thread that takes a mutex may free it at once, while its
+ * unlocker is still inside the unlock (POSIX allows it for
+ * pthread_mutex_unlock). An unlock with nobody queued is one CAS, its only
+ * touch. One that finds WAITERS keeps LOCKED and, under lock_, makes the
+ * oldest waiter the owner (DONE): that waiter learns it only under lock_,
+ * after the unlocker's spin_unlock, its last touch (the wake comes after,
+ * through the waker moved out). If the queue emptied meanwhile (the waiters
+ * were dropped), it lets go of lock_ and tries the CAS again, still holding
+ * the mutex, so nobody may free it yet.
  *
- * The unlock race. An unlocker does  store(locked_ = 0); load(waiters_).
- * A waiter does  waiters_ = 1; barrier; load(locked_).  Without a store-load
- * barrier on both sides each could miss the other and the waiter would sleep
- * forever. The waiter pays it for both with blz__sync_heavy_barrier()
- * (membarrier, see membarrier.c) the first time it raises waiters_, so the
- * unlocker needs only a compiler barrier. After the barrier, either the
- * unlocker saw waiters_ = 1 and runs hand_off, or the waiter sees locked_ = 0
- * and runs hand_off itself, or the mutex was taken again by someone whose
- * locking CAS came after the barrier, and whose unlock will see waiters_.
- * hand_off is idempotent: under lock_, it either finds the queue empty
- * (clears waiters_), takes the mutex for the head, or finds it held and
- * leaves it to the holder's unlock.
+ * No lost wake-up: a locker raises WAITERS under lock_ with a CAS on the
+ * same word the unlock CASes, so either it finds the mutex free and takes
+ * it (without queueing), or the unlock's CAS finds WAITERS and hands over.
  *
- * Waiter states: QUEUED -> DONE (hand_off made it the owner; it owns the mutex
- * even if it never looks). A dropped DONE waiter unlocks, passing the mutex on.
+ * Fairness: the try tier and the spin CAS only from 0, so nobody barges past
+ * a queued waiter, and hand-off gives the mutex to the oldest waiter without
+ * releasing it in between.
+ *
+ * Waiter states: QUEUED -> DONE (made the owner; it owns the mutex even if it
+ * never looks). A dropped DONE waiter unlocks, passing the mutex on.
  */
 #include "blitzio/sync.h"
 #include "sync/waitq.h"
@@ -48,48 +45,44 @@ blz_mutex_init(blz_mutex *m)
     if (!m) {
         return;
     }
-    atomic_init(&m->locked_, 0);
-    atomic_init(&m->waiters_, 0);
+    atomic_init(&m->state_, 0);
     atomic_init(&m->lock_, 0);
     blz__waitlist_init(blz__queue(&m->queue_));
-}
-
-/*
- * Gives the mutex to the oldest waiter if it is free. `self` is the calling
- * waiter (or NULL): if it is the one served, its own waker is not woken.
- */
-static void
-hand_off(blz_mutex *m, blz_waiter *self)
-{
-    blz_waker wake = BLZ_WAKER_NONE;
-    blz__spin_lock(&m->lock_);
-    blz_waiter *w = blz__waitlist_front(blz__queue(&m->queue_));
-    if (!w) {
-        blz__store(&m->waiters_, 0, RELAXED);
-    } else {
-        BLZ_PERTURB_POINT();
-        uint32_t expect = 0;
-        /* Acquire pairs with the previous holder's release store: the new owner
-         * sees its critical section (through lock_ when it observes DONE). */
-        if (blz__cas(&m->locked_, &expect, 1, ACQUIRE, RELAXED)) {
-            blz__waitlist_remove(w);
-            w->state_ = BLZ__W_DONE;
-            if (w != self) {
-                wake = blz__waiter_take_waker(w);
-            }
-        }
-    }
-    blz__spin_unlock(&m->lock_);
-    blz_waker_wake(&wake);
 }
 
 void
 blz__mutex_unlock_slow(blz_mutex *m)
 {
-    hand_off(m, NULL);
+    for (;;) {
+        blz_waker wake = BLZ_WAKER_NONE;
+        blz__spin_lock(&m->lock_);
+        blz__waitlist *q = blz__queue(&m->queue_);
+        blz_waiter *w = blz__waitlist_front(q);
+        if (w) {
+            /* LOCKED stays: the mutex is w's now. It sees our critical section
+             * through lock_ when it observes DONE. */
+            blz__waitlist_remove(w);
+            w->state_ = BLZ__W_DONE;
+            if (blz__waitlist_empty(q)) {
+                (void) blz__fetch_and(&m->state_, ~BLZ_MUTEX_WAITERS_, RELAXED);
+            }
+            wake = blz__waiter_take_waker(w);
+        }
+        blz__spin_unlock(&m->lock_);
+        if (w) {
+            blz_waker_wake(&wake);
+            return;
+        }
+        BLZ_PERTURB_POINT();
+        uint32_t expect = BLZ_MUTEX_LOCKED_;
+        /* Nobody left: give it back as the fast path does (release pairs with
+         * the next locker's acquire). Fails if a waiter queued meanwhile. */
+        if (blz__cas(&m->state_, &expect, 0, RELEASE, RELAXED)) {
+            return;
+        }
+    }
 }
 
-/* Bounded spin while the mutex is held and nobody queues. True if we got it. */
 static bool
 spin_lock(blz_mutex *m)
 {
@@ -101,10 +94,11 @@ spin_lock(blz_mutex *m)
         if (pause < SPIN_PAUSE_MAX) {
             pause <<= 1;
         }
-        if (blz__load(&m->waiters_, RELAXED)) {
+        uint32_t st = blz__load(&m->state_, RELAXED);
+        if (st & BLZ_MUTEX_WAITERS_) {
             return false; /* a queue formed: join it, do not barge */
         }
-        if (blz__load(&m->locked_, RELAXED) == 0 && blz_mutex_try_lock(m) == 0) {
+        if (st == 0 && blz_mutex_try_lock(m) == 0) {
             return true;
         }
     }
@@ -118,29 +112,27 @@ lock_enqueue(blz_mutex_lock_future *f, blz_context *cx)
     blz_waiter *w = &f->waiter_;
     w->waker_ = blz_waker_clone(cx->waker); /* not linked yet: nobody else sees it */
     blz__spin_lock(&m->lock_);
+    uint32_t cur = blz__load(&m->state_, RELAXED);
+    for (;;) {
+        BLZ_PERTURB_POINT();
+        if (!(cur & BLZ_MUTEX_LOCKED_)) {
+            /* Free, so nobody is queued: ours. Acquire pairs with the unlock's release. */
+            if (blz__cas_weak(&m->state_, &cur, cur | BLZ_MUTEX_LOCKED_, ACQUIRE, RELAXED)) {
+                blz__spin_unlock(&m->lock_);
+                return blz__sync_finish(&f->base, w, 0);
+            }
+            continue;
+        }
+        /* Held: from now on its unlock's CAS fails and hands it over under lock_. */
+        if ((cur & BLZ_MUTEX_WAITERS_) ||
+            blz__cas_weak(&m->state_, &cur, cur | BLZ_MUTEX_WAITERS_, RELAXED, RELAXED)) {
+            break;
+        }
+    }
     blz__waitlist_push_back(blz__queue(&m->queue_), w);
     w->state_ = BLZ__W_QUEUED;
     f->base.pt_ = BLZ__PHASE_LINKED;
-    bool first = blz__load(&m->waiters_, RELAXED) == 0;
-    if (first) {
-        /* seq_cst: the fallback (fence mode) pairs it with the unlocker's seq_cst load. */
-        blz__store(&m->waiters_, 1, SEQ_CST);
-    }
     blz__spin_unlock(&m->lock_);
-    if (first) {
-        /* Store-load barrier for us and every unlocker (see "The unlock race"). */
-        blz__sync_heavy_barrier();
-    }
-    BLZ_PERTURB_POINT();
-    if (blz__load(&m->locked_, SEQ_CST) == 0) {
-        hand_off(m, w); /* the holder may have left without seeing us */
-    }
-    blz__spin_lock(&m->lock_);
-    uintptr_t st = w->state_;
-    blz__spin_unlock(&m->lock_);
-    if (st == BLZ__W_DONE) {
-        return blz__sync_finish(&f->base, w, 0);
-    }
     return BLZ_PENDING;
 }
 
@@ -186,7 +178,7 @@ lock_drop(blz_future *base)
     if (st == BLZ__W_QUEUED) {
         blz__waitlist_remove(w);
         if (blz__waitlist_empty(blz__queue(&m->queue_))) {
-            blz__store(&m->waiters_, 0, RELAXED); /* always safe with the queue empty */
+            (void) blz__fetch_and(&m->state_, ~BLZ_MUTEX_WAITERS_, RELAXED);
         }
     }
     w->state_ = BLZ__W_IDLE;
