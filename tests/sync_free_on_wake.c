@@ -290,3 +290,67 @@ BLZ_TEST(mutex_hand_off_leaves_the_mutex_alone_once_the_waiter_may_see_it)
     CHECK_NO_WAKER_REFS(&w);
     page_free(&p);
 }
+
+static bool
+sem_has_permits(void *s)
+{
+    return blz_semaphore_available(s) > 0;
+}
+
+/* A thread that takes the permit may free the semaphore at once (sem_post's
+ * rule: the waiter may destroy it while the poster is still in sem_post). */
+BLZ_TEST(semaphore_release_leaves_it_alone_once_the_permit_shows)
+{
+    page_obj p;
+    blz_semaphore *s = page_new(&p);
+    CHECK_OK(blz_semaphore_init(s, 0));
+    page_vanish_when(&p, sem_has_permits, s);
+    blz_semaphore_release(s, 1);
+    CHECK(page_vanish_end(&p));
+    CHECK_OK(blz_semaphore_try_acquire(s, 1));
+    page_free(&p);
+}
+
+static bool
+rwlock_free(void *l)
+{
+    return blz_semaphore_available(&((blz_rwlock *) l)->sem_) == BLZ_RWLOCK_MAX_READERS;
+}
+
+BLZ_TEST(rwlock_unlocks_leave_the_lock_alone_once_it_reads_free)
+{
+    for (int writing = 0; writing < 2; writing++) {
+        page_obj p;
+        blz_rwlock *l = page_new(&p);
+        blz_rwlock_init(l);
+        CHECK_OK(writing ? blz_rwlock_try_write(l) : blz_rwlock_try_read(l));
+        page_vanish_when(&p, rwlock_free, l);
+        if (writing) {
+            blz_rwlock_write_unlock(l);
+        } else {
+            blz_rwlock_read_unlock(l);
+        }
+        CHECK(page_vanish_end(&p));
+        CHECK_OK(blz_rwlock_try_write(l));
+        page_free(&p);
+    }
+}
+
+static bool
+sem_closed(void *s)
+{
+    return blz_semaphore_is_closed(s);
+}
+
+/* A task that sees it closed (the try tier's -EPIPE) may free it at once. */
+BLZ_TEST(semaphore_close_leaves_it_alone_once_it_reads_closed)
+{
+    page_obj p;
+    blz_semaphore *s = page_new(&p);
+    CHECK_OK(blz_semaphore_init(s, 1));
+    page_vanish_when(&p, sem_closed, s);
+    blz_semaphore_close(s);
+    CHECK(page_vanish_end(&p));
+    CHECK_EQ(blz_semaphore_try_acquire(s, 1), -EPIPE);
+    page_free(&p);
+}

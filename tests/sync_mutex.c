@@ -175,12 +175,6 @@ BLZ_TEST(mutex_threads_mutual_exclusion)
     mutual_exclusion_run();
 }
 
-/* The same with seq_cst on both sides of the unlock race instead of membarrier. */
-BLZ_TEST(mutex_threads_mutual_exclusion_fence_mode)
-{
-    with_fence_mode(mutual_exclusion_run);
-}
-
 /* A stackless future calling the await tier gets -EDEADLK, never blocks. */
 typedef struct deadlk_future {
     blz_future base;

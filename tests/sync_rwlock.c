@@ -191,9 +191,3 @@ BLZ_TEST(rwlock_threads)
 {
     rwlock_threads_run();
 }
-
-/* The same with seq_cst on both sides instead of membarrier and the writer's plain store. */
-BLZ_TEST(rwlock_threads_fence_mode)
-{
-    with_fence_mode(rwlock_threads_run);
-}

@@ -44,19 +44,4 @@ run_threads(int n, void *(*fn)(void *), void *arg)
     }
 }
 
-/*
- * Runs `fn` with the sync primitives in fence mode: seq_cst operations on both
- * sides of the unlock-versus-queue race, as where the kernel lacks membarrier,
- * instead of the waiter's membarrier and the unlocker's plain store. Only
- * between tests: no sync operation may be in flight when the mode changes.
- */
-static inline void
-with_fence_mode(void (*fn)(void))
-{
-    int saved = atomic_load(&blz__sync_fence_mode);
-    atomic_store(&blz__sync_fence_mode, 1);
-    fn();
-    atomic_store(&blz__sync_fence_mode, saved);
-}
-
 #endif

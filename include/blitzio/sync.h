@@ -65,29 +65,24 @@ BLZ_API void blz__perturb(void);
 /* Semaphore                                                                */
 /* ======================================================================== */
 
-/* Private: 1 when the asymmetric barrier (membarrier) is unavailable, and the
- * semaphore's release paths (the rwlock's unlocks) fence instead. */
-BLZ_API extern _Atomic int blz__sync_fence_mode;
-
 /*
- * A counting semaphore. state_ packs the free permits (above bit 1) and a
- * CLOSED bit; waiters_ is 1 while acquirers may be queued. While it is set
- * the try tier refuses, so nobody barges past a queued waiter (except, as
- * with the mutex, a try that raced with the waiter queueing); release()
- * hands permits straight to the oldest waiters, and a large request at the
- * head holds back later small ones (no starvation). The flag lives outside
- * state_ so that a holder of every permit (the rwlock's writer) can give them
- * back with one plain store (see src/sync/semaphore.c).
+ * A counting semaphore. state_ packs the free permits (above bit 1), a
+ * WAITERS bit (acquirers are queued) and a CLOSED bit. While WAITERS is set
+ * the try tier refuses, so nobody barges past a queued waiter, and release()
+ * hands permits straight to the oldest waiters under the queue lock; a large
+ * request at the head holds back later small ones (no starvation). A release
+ * with nobody queued is one CAS, its only touch of the semaphore: whoever
+ * takes the permits may free it at once (see src/sync/semaphore.c).
  */
 typedef struct blz_semaphore {
-    _Atomic size_t state_;     /* permits << 1 | CLOSED (1) */
-    _Atomic uint32_t waiters_; /* 1: the queue may be non-empty; written under lock_ */
-    _Atomic uint32_t lock_;    /* spinlock over queue_ and the waiters' fields */
-    blz_waiter queue_;         /* sentinel of the FIFO of acquire futures */
+    _Atomic size_t state_;  /* permits << 2 | WAITERS (2) | CLOSED (1) */
+    _Atomic uint32_t lock_; /* spinlock over queue_, WAITERS and the waiters' fields */
+    blz_waiter queue_;      /* sentinel of the FIFO of acquire futures */
 } blz_semaphore;
 
-#define BLZ_SEM_CLOSED_ ((size_t) 1)
-#define BLZ_SEM_SHIFT_  1
+#define BLZ_SEM_CLOSED_  ((size_t) 1)
+#define BLZ_SEM_WAITERS_ ((size_t) 2)
+#define BLZ_SEM_SHIFT_   2
 
 /** The largest permit count a semaphore holds, and the largest single request. */
 #define BLZ_SEMAPHORE_MAX_PERMITS (SIZE_MAX >> 4)
@@ -125,10 +120,7 @@ blz_semaphore_try_acquire(blz_semaphore *s, size_t n)
         if (n == 0) {
             return 0;
         }
-        if ((cur >> BLZ_SEM_SHIFT_) < n) {
-            return -EAGAIN;
-        }
-        if (atomic_load_explicit(&s->waiters_, memory_order_relaxed)) {
+        if ((cur & BLZ_SEM_WAITERS_) || (cur >> BLZ_SEM_SHIFT_) < n) {
             return -EAGAIN; /* FIFO: queued waiters go first */
         }
         BLZ_SYNC_PERTURB_();
@@ -140,31 +132,8 @@ blz_semaphore_try_acquire(blz_semaphore *s, size_t n)
     }
 }
 
-/* Private: release() saw waiters_ set; hands the permits out under the lock. */
-BLZ_API void blz__semaphore_release_slow(blz_semaphore *s);
-
-/*
- * Private: the second half of every release, once the permits are back in
- * state_: hands them to the queue if a waiter may be there. With membarrier
- * a waiter that raised waiters_ paid the store-load barrier for us (see
- * "Waking" in src/sync/semaphore.c), so only the compiler must keep the
- * load after the publish; in fence mode (`fenced`) the publish and this
- * load are seq_cst, the symmetric Dekker pattern.
- */
-static inline void
-blz__semaphore_after_release(blz_semaphore *s, bool fenced)
-{
-    if (BLZ_SYNC_UNLIKELY_(fenced)) {
-        if (atomic_load_explicit(&s->waiters_, memory_order_seq_cst)) {
-            blz__semaphore_release_slow(s);
-        }
-        return;
-    }
-    atomic_signal_fence(memory_order_seq_cst);
-    if (BLZ_SYNC_UNLIKELY_(atomic_load_explicit(&s->waiters_, memory_order_relaxed))) {
-        blz__semaphore_release_slow(s);
-    }
-}
+/* Private: release() found WAITERS; hands the `n` permits out under the lock. */
+BLZ_API void blz__semaphore_release_slow(blz_semaphore *s, size_t n);
 
 /**
  * Returns `n` permits: to the oldest waiters first (FIFO), the rest to the
@@ -178,35 +147,20 @@ blz_semaphore_release(blz_semaphore *s, size_t n)
     if (!s || n == 0) {
         return;
     }
-    BLZ_SYNC_PERTURB_();
-    bool fenced = atomic_load_explicit(&blz__sync_fence_mode, memory_order_relaxed);
-    /* Release pairs with the acquire CAS of the try tier and of the hand-out.
-     * (Two calls: a memory order that is not a constant counts as seq_cst.) */
-    if (BLZ_SYNC_UNLIKELY_(fenced)) {
-        (void) atomic_fetch_add_explicit(&s->state_, n << BLZ_SEM_SHIFT_, memory_order_seq_cst);
-    } else {
-        (void) atomic_fetch_add_explicit(&s->state_, n << BLZ_SEM_SHIFT_, memory_order_release);
+    size_t cur = atomic_load_explicit(&s->state_, memory_order_relaxed);
+    for (;;) {
+        if (BLZ_SYNC_UNLIKELY_(cur & BLZ_SEM_WAITERS_)) {
+            blz__semaphore_release_slow(s, n);
+            return;
+        }
+        BLZ_SYNC_PERTURB_();
+        /* Release pairs with the acquire CAS of the try tier. The last touch of
+         * `s`: fails if a waiter queued meanwhile. */
+        if (atomic_compare_exchange_weak_explicit(&s->state_, &cur, cur + (n << BLZ_SEM_SHIFT_),
+                                                  memory_order_release, memory_order_relaxed)) {
+            return;
+        }
     }
-    blz__semaphore_after_release(s, fenced);
-}
-
-/*
- * Private: returns all `n` permits of a semaphore whose every permit the
- * caller holds (so nobody else changes state_ meanwhile: acquirers find 0
- * free and leave it alone). One release store instead of a read-modify-write.
- * Not for a semaphore that may be closed.
- */
-static inline void
-blz__semaphore_release_all(blz_semaphore *s, size_t n)
-{
-    BLZ_SYNC_PERTURB_();
-    bool fenced = atomic_load_explicit(&blz__sync_fence_mode, memory_order_relaxed);
-    if (BLZ_SYNC_UNLIKELY_(fenced)) {
-        (void) atomic_exchange_explicit(&s->state_, n << BLZ_SEM_SHIFT_, memory_order_seq_cst);
-    } else {
-        atomic_store_explicit(&s->state_, n << BLZ_SEM_SHIFT_, memory_order_release);
-    }
-    blz__semaphore_after_release(s, fenced);
 }
 
 /**
@@ -426,8 +380,7 @@ static inline void
 blz_rwlock_write_unlock(blz_rwlock *l)
 {
     if (l) {
-        /* The writer holds every permit: one store gives them back. */
-        blz__semaphore_release_all(&l->sem_, BLZ_RWLOCK_MAX_READERS);
+        blz_semaphore_release(&l->sem_, BLZ_RWLOCK_MAX_READERS);
     }
 }
 

@@ -26,8 +26,7 @@
  * An owner that sees the flag takes rescue_lock, so the rescue is over,
  * learns what was taken and clears the flag (blz__rescue_ack_begin and
  * _end); if that is what its own operation had just read, the rescuer has
- * it and the owner lets it go. The same asymmetric barrier as the mutex's
- * one-store unlock (sync/membarrier.c).
+ * it and the owner lets it go.
  *
  * Without membarrier (an old kernel, a seccomp filter) and in a runtime
  * with one worker there is no rescue (rt->rescue_on).

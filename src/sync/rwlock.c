@@ -10,11 +10,9 @@
  *  - When the writer unlocks, the hand-out walks the queue giving one permit
  *    to each reader in turn, admitting all of them up to the next writer in
  *    one pass: readers behind a writer get in as a batch.
- *  - A writer holds every permit, so nobody else changes the semaphore's
- *    count until it unlocks: its unlock gives them all back with one release
- *    store (blz__semaphore_release_all) where a read-modify-write would cost
- *    twice as much; the semaphore's waiter flag sits outside the count for
- *    this.
+ *  - Either unlock is a release (of one permit, or of all): one CAS when
+ *    nobody is queued, its last touch, so the next holder may free the lock
+ *    at once; the hand-out under the semaphore's lock otherwise.
  * The semaphore is never closed, so -EPIPE cannot come out of these calls.
  */
 #include "blitzio/sync.h"

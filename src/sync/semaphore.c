@@ -2,34 +2,36 @@
  * Semaphore: the counting core the RwLock is built on.
  *
  * Fields and who may write them:
- *  - state_ = free permits << 1 | CLOSED. Free permits change by CAS in the
- *    try tier and under the lock, by fetch_add in release() (no lock), and by
- *    the one store of blz__semaphore_release_all, whose caller holds every
- *    permit (free count 0: every other writer of state_ leaves it alone then).
- *    CLOSED is set once, under the lock.
- *  - waiters_ 0/1, written only under lock_. 1 means "the queue may be
- *    non-empty": the try tier refuses (nobody barges past a queued waiter)
- *    and releasers take the slow path. The try tier reads it beside its CAS
- *    on state_, not inside it, so a try that read 0 just before a waiter
- *    queued may still take permits a release returned meanwhile (the same
- *    count, so the CAS cannot tell): one barge per such race, as with the
- *    mutex, and nothing lost (the waiter is served by the next release). The waiter that queues
- * first raises it; whoever finds the queue empty under the lock clears it, except a hand-out that
- * served the last waiter and has nothing left over: it leaves it set, so a convoy that queues again
- * at once needs no new barrier (the next release's slow path clears it).
+ *  - state_ = free permits << 2 | WAITERS | CLOSED. Free permits change by
+ *    CAS in the try tier and in release() (no lock), and under the lock.
+ *    WAITERS is set iff the queue is not empty, and changes only under the
+ *    lock (raised by the waiter that queues first, cleared by whoever empties
+ *    the queue). CLOSED is set once.
+ *  - While WAITERS is set the free count is 0: the first waiter to queue
+ *    takes what is free as a partial grant in the CAS that raises WAITERS,
+ *    and nobody adds to the count while waiters are queued (releases hand
+ *    their permits to the queue under the lock; what is left when it
+ *    empties goes to the count with WAITERS cleared).
  *  - queue_, and every linked waiter's state_, assigned_ and waker_: under
  *    lock_.
  *
- * Waking. A releaser does  add or store state_; load waiters_.  A waiter does
- * waiters_ = 1; barrier; load state_.  Without a store-load barrier on both
- * sides each could miss the other and the waiter would sleep while permits
- * sit free. The waiter pays it for both with blz__sync_heavy_barrier()
- * (membarrier, see membarrier.c) when it raises waiters_ from 0, so a
- * release needs only a compiler barrier; this is what lets the rwlock's
- * writer unlock with one plain store, as the mutex does. After the barrier,
- * either the releaser sees waiters_ = 1 and runs the hand-out, or the waiter
- * sees the permits in state_ and runs it itself. The hand-out is idempotent
- * under the lock. Without membarrier both sides use seq_cst operations.
+ * Waking. A release CASes the count up only from a state without WAITERS; a
+ * waiter raises WAITERS under the lock with a CAS on the same word. So either
+ * the waiter sees the permits (and takes them rather than queueing), or the
+ * release's CAS fails on WAITERS and it hands its permits out under the lock.
+ * No store-load race, no barrier.
+ *
+ * Freeing. Whoever takes permits (or sees the semaphore closed) may free it
+ * at once, as POSIX lets a sem_wait-er destroy the semaphore while sem_post
+ * is still running. So a release with nobody queued is one CAS, its only
+ * touch. A hand-out marks served waiters DONE under the lock, where they
+ * look, so the unlock is its last touch (the wakes come after, through the
+ * wakers moved out); what is left over goes to the count under the lock then,
+ * where only a try can take it, and a try cannot free the semaphore while a
+ * served future still refers to it. A release that finds the queue already
+ * empty (the waiters dropped or served meanwhile) lets go of the lock and
+ * CASes its permits in as if it had found no WAITERS. close works the same
+ * way: under the lock while waiters are queued, else one CAS.
  *
  * Waiters. Each acquire future embeds its node. Permits are handed over by
  * raising assigned_; a waiter whose assigned_ reaches want_ is unlinked and
@@ -60,73 +62,88 @@ blz_semaphore_init(blz_semaphore *s, size_t permits)
         return -EINVAL;
     }
     atomic_init(&s->state_, permits << BLZ_SEM_SHIFT_);
-    atomic_init(&s->waiters_, 0);
     atomic_init(&s->lock_, 0);
     blz__waitlist_init(blz__queue(&s->queue_));
     return 0;
 }
 
 /*
- * Under s->lock_: hands `avail` (permits the caller brings: a release's, a
- * dropped waiter's) and every free permit to the waiters in FIFO order.
- * Completed waiters go into `wb`, except `self` (the calling waiter, or
- * NULL), which finds itself DONE; a full batch is woken with the lock
- * briefly dropped. With the queue empty, puts the surplus back in the free
- * count and clears waiters_ (see "Fields" for when it stays set).
+ * Under s->lock_: hands `avail` permits to the waiters in FIFO order. The
+ * completed ones go into `wb` (a full batch is woken with the lock briefly
+ * dropped, while a waiter is still queued) and set *served. When the queue
+ * empties, clears WAITERS and returns what is left; else returns 0 (the head
+ * may keep a partial grant).
  */
-static void
-hand_out_locked(blz_semaphore *s, size_t avail, blz_waiter *self, blz__wake_batch *wb)
+static size_t
+hand_out_locked(blz_semaphore *s, size_t avail, blz__wake_batch *wb, bool *served)
 {
     blz__waitlist *q = blz__queue(&s->queue_);
-    bool served = false;
     blz_waiter *w;
     while ((w = blz__waitlist_front(q)) != NULL) {
-        if (w != self && blz__wake_batch_make_room(wb, &s->lock_)) {
+        if (blz__wake_batch_make_room(wb, &s->lock_)) {
             continue; /* changed while unlocked: from the front */
-        }
-        /* Drain the free count (acquire pairs with the releasers' add or store). */
-        size_t cur = blz__load(&s->state_, RELAXED);
-        if ((cur >> BLZ_SEM_SHIFT_) != 0) {
-            BLZ_PERTURB_POINT();
-            if (!blz__cas_weak(&s->state_, &cur, cur & BLZ_SEM_CLOSED_, ACQUIRE, RELAXED)) {
-                continue;
-            }
-            avail += cur >> BLZ_SEM_SHIFT_;
         }
         blz_semaphore_acquire_future *f = acq_of(w);
         size_t need = f->want_ - f->assigned_;
         if (avail < need) {
             f->assigned_ += avail; /* the head keeps a partial grant and blocks the rest */
-            return;
+            return 0;
         }
         avail -= need;
         f->assigned_ = f->want_;
         blz__waitlist_remove(w);
         w->state_ = BLZ__W_DONE;
-        served = true;
-        if (w != self) {
-            blz__wake_batch_push(wb, w);
-        }
+        *served = true;
+        blz__wake_batch_push(wb, w);
     }
-    if (served && avail == 0) {
-        return; /* sticky waiters_: the next release's slow path clears it */
+    if (blz__load(&s->state_, RELAXED) & BLZ_SEM_WAITERS_) {
+        (void) blz__fetch_and(&s->state_, ~BLZ_SEM_WAITERS_, RELAXED);
     }
-    blz__store(&s->waiters_, 0, RELAXED); /* always safe with the queue empty */
-    if (avail) {
-        /* Release pairs with the acquire CAS of the try tier. */
-        (void) blz__fetch_add(&s->state_, avail << BLZ_SEM_SHIFT_, RELEASE);
+    return avail;
+}
+
+/* Under s->lock_: puts `n` permits in the free count (release pairs with the
+ * acquire CAS of the try tier). */
+static inline void
+add_free_locked(blz_semaphore *s, size_t n)
+{
+    if (n) {
+        (void) blz__fetch_add(&s->state_, n << BLZ_SEM_SHIFT_, RELEASE);
     }
 }
 
 void
-blz__semaphore_release_slow(blz_semaphore *s)
+blz__semaphore_release_slow(blz_semaphore *s, size_t n)
 {
-    blz__wake_batch wb;
-    blz__wake_batch_init(&wb);
-    blz__spin_lock(&s->lock_);
-    hand_out_locked(s, 0, NULL, &wb);
-    blz__spin_unlock(&s->lock_);
-    blz__wake_batch_flush(&wb);
+    for (;;) {
+        blz__wake_batch wb;
+        blz__wake_batch_init(&wb);
+        blz__spin_lock(&s->lock_);
+        bool served = false;
+        size_t left = hand_out_locked(s, n, &wb, &served);
+        if (served) {
+            /* The served waiters keep s alive until they look (after the unlock). */
+            add_free_locked(s, left);
+            blz__spin_unlock(&s->lock_);
+            blz__wake_batch_flush(&wb);
+            return;
+        }
+        blz__spin_unlock(&s->lock_);
+        if (!left) {
+            return; /* all of it went to the head, which is not served yet */
+        }
+        /* Nobody was queued (so nobody is woken): what is left goes in as a
+         * release that found no WAITERS puts it, the CAS the last touch. */
+        size_t cur = blz__load(&s->state_, RELAXED);
+        while (!(cur & BLZ_SEM_WAITERS_)) {
+            BLZ_PERTURB_POINT();
+            /* Release pairs with the acquire CAS of the try tier. */
+            if (blz__cas_weak(&s->state_, &cur, cur + (left << BLZ_SEM_SHIFT_), RELEASE, RELAXED)) {
+                return;
+            }
+        }
+        n = left; /* a waiter queued meanwhile: hand it out under the lock */
+    }
 }
 
 size_t
@@ -135,15 +152,13 @@ blz_semaphore_forget(blz_semaphore *s, size_t n)
     if (!s) {
         return 0;
     }
-    /* Only free permits, which live in the count. While waiters_ is set the
-     * count holds only permits a release has added and is on its way to hand
-     * to the queue (see "Waking"): they are not free, so, like the try tier,
-     * take nothing then. Relaxed: no data is published. */
+    /* Only free permits, which live in the count (none while waiters are
+     * queued: see "Fields"). Relaxed: no data is published. */
     size_t cur = blz__load(&s->state_, RELAXED);
     for (;;) {
         size_t free = cur >> BLZ_SEM_SHIFT_;
         size_t k = n < free ? n : free;
-        if (k == 0 || blz__load(&s->waiters_, RELAXED)) {
+        if (k == 0 || (cur & BLZ_SEM_WAITERS_)) {
             return 0;
         }
         if (blz__cas_weak(&s->state_, &cur, cur - (k << BLZ_SEM_SHIFT_), RELAXED, RELAXED)) {
@@ -158,30 +173,46 @@ blz_semaphore_close(blz_semaphore *s)
     if (!s) {
         return;
     }
-    blz__wake_batch wb;
-    blz__wake_batch_init(&wb);
-    blz__spin_lock(&s->lock_);
-    /* Under the lock, so no enqueuer sees it unset and then queues. */
-    (void) blz__fetch_or(&s->state_, BLZ_SEM_CLOSED_, RELEASE);
-    blz__waitlist *q = blz__queue(&s->queue_);
-    blz_waiter *w;
-    while ((w = blz__waitlist_front(q)) != NULL) {
-        if (blz__wake_batch_make_room(&wb, &s->lock_)) {
-            continue; /* changed while unlocked: from the front */
+    for (;;) {
+        blz__wake_batch wb;
+        blz__wake_batch_init(&wb);
+        blz__spin_lock(&s->lock_);
+        blz__waitlist *q = blz__queue(&s->queue_);
+        if (!blz__waitlist_empty(q)) {
+            /* Under the lock, so no enqueuer sees it unset and then queues; the
+             * queued waiters keep s alive until they look (after the unlock). */
+            (void) blz__fetch_or(&s->state_, BLZ_SEM_CLOSED_, RELEASE);
+            blz_waiter *w;
+            while ((w = blz__waitlist_front(q)) != NULL) {
+                if (blz__wake_batch_make_room(&wb, &s->lock_)) {
+                    continue; /* changed while unlocked: from the front */
+                }
+                blz__waitlist_remove(w);
+                blz_semaphore_acquire_future *f = acq_of(w);
+                add_free_locked(s, f->assigned_);
+                f->assigned_ = 0;
+                w->state_ = BLZ__W_CLOSED;
+                blz__wake_batch_push(&wb, w);
+            }
+            (void) blz__fetch_and(&s->state_, ~BLZ_SEM_WAITERS_, RELAXED);
+            blz__spin_unlock(&s->lock_);
+            blz__wake_batch_flush(&wb);
+            return;
         }
-        blz__waitlist_remove(w);
-        blz_semaphore_acquire_future *f = acq_of(w);
-        size_t give_back = f->assigned_;
-        f->assigned_ = 0;
-        w->state_ = BLZ__W_CLOSED;
-        if (give_back) {
-            (void) blz__fetch_add(&s->state_, give_back << BLZ_SEM_SHIFT_, RELEASE);
+        blz__spin_unlock(&s->lock_);
+        /* Nobody queued: one CAS, the last touch (whoever sees CLOSED may free
+         * s). It fails if a waiter queued meanwhile: then close under the lock. */
+        size_t cur = blz__load(&s->state_, RELAXED);
+        while (!(cur & BLZ_SEM_WAITERS_)) {
+            if (cur & BLZ_SEM_CLOSED_) {
+                return;
+            }
+            /* Release pairs with the acquire loads of is_closed and the try tier. */
+            if (blz__cas_weak(&s->state_, &cur, cur | BLZ_SEM_CLOSED_, RELEASE, RELAXED)) {
+                return;
+            }
         }
-        blz__wake_batch_push(&wb, w);
     }
-    blz__store(&s->waiters_, 0, RELAXED);
-    blz__spin_unlock(&s->lock_);
-    blz__wake_batch_flush(&wb);
 }
 
 /* First poll after the fast path failed: take what is free and queue, under the lock. */
@@ -193,64 +224,36 @@ acquire_enqueue(blz_semaphore_acquire_future *f, blz_context *cx)
     /* Not linked yet, so nobody else can see the waker: set it outside the lock. */
     w->waker_ = blz_waker_clone(cx->waker);
     blz__spin_lock(&s->lock_);
-    size_t cur = blz__load(&s->state_, RELAXED);
-    if (cur & BLZ_SEM_CLOSED_) {
-        blz__spin_unlock(&s->lock_);
-        return blz__sync_finish(&f->base, w, -EPIPE);
-    }
     f->assigned_ = 0;
-    bool first = false;
-    if (blz__waitlist_empty(blz__queue(&s->queue_))) {
-        /* Nobody is queued (waiters_ may still be set, see "Fields"): what is free
-         * is ours. Acquire pairs with the release of whoever returned it. */
-        for (;;) {
-            size_t avail = cur >> BLZ_SEM_SHIFT_;
-            BLZ_PERTURB_POINT();
-            if (avail >= f->want_) {
-                if (blz__cas_weak(&s->state_, &cur, cur - (f->want_ << BLZ_SEM_SHIFT_), ACQUIRE,
-                                  RELAXED)) {
-                    blz__spin_unlock(&s->lock_);
-                    return blz__sync_finish(&f->base, w, 0);
-                }
-            } else if (avail == 0) {
-                break;
-            } else if (blz__cas_weak(&s->state_, &cur, cur & BLZ_SEM_CLOSED_, ACQUIRE, RELAXED)) {
-                f->assigned_ = avail; /* first in line: keep what is free as a partial grant */
-                break;
-            }
+    size_t cur = blz__load(&s->state_, ACQUIRE);
+    for (;;) {
+        if (cur & BLZ_SEM_CLOSED_) {
+            blz__spin_unlock(&s->lock_);
+            return blz__sync_finish(&f->base, w, -EPIPE);
         }
-        first = blz__load(&s->waiters_, RELAXED) == 0;
-        if (first) {
-            /* seq_cst: the fallback (fence mode) pairs it with the releaser's seq_cst load. */
-            blz__store(&s->waiters_, 1, SEQ_CST);
+        if (cur & BLZ_SEM_WAITERS_) {
+            break; /* others queued first (nothing is free then): go to the back */
+        }
+        /* Nobody is queued: what is free is ours, taken in the CAS that raises
+         * WAITERS unless it is enough. Acquire pairs with the release of
+         * whoever put it there. */
+        size_t avail = cur >> BLZ_SEM_SHIFT_;
+        bool enough = avail >= f->want_;
+        size_t next = enough ? cur - (f->want_ << BLZ_SEM_SHIFT_) : BLZ_SEM_WAITERS_;
+        BLZ_PERTURB_POINT();
+        if (blz__cas_weak(&s->state_, &cur, next, ACQUIRE, ACQUIRE)) {
+            if (enough) {
+                blz__spin_unlock(&s->lock_);
+                return blz__sync_finish(&f->base, w, 0);
+            }
+            f->assigned_ = avail; /* first in line: keep what was free as a partial grant */
+            break;
         }
     }
-    /* Else others queued first: go to the back. Free permits, if any, belong to
-     * a releaser on its way to the lock, whose hand-out will reach us in turn. */
     blz__waitlist_push_back(blz__queue(&s->queue_), w);
     w->state_ = BLZ__W_QUEUED;
     f->base.pt_ = BLZ__PHASE_LINKED;
     blz__spin_unlock(&s->lock_);
-    if (first) {
-        /* Store-load barrier for us and every releaser (see "Waking"). */
-        blz__sync_heavy_barrier();
-    }
-    BLZ_PERTURB_POINT();
-    if ((blz__load(&s->state_, SEQ_CST) >> BLZ_SEM_SHIFT_) == 0) {
-        return BLZ_PENDING;
-    }
-    /* A release may have missed waiters_: hand its permits out ourselves. */
-    blz__wake_batch wb;
-    blz__wake_batch_init(&wb);
-    blz__spin_lock(&s->lock_);
-    hand_out_locked(s, 0, w, &wb);
-    uintptr_t st = w->state_;
-    blz__spin_unlock(&s->lock_);
-    blz__wake_batch_flush(&wb);
-    if (st == BLZ__W_DONE) {
-        f->assigned_ = 0;
-        return blz__sync_finish(&f->base, w, 0);
-    }
     return BLZ_PENDING;
 }
 
@@ -315,8 +318,10 @@ acquire_drop(blz_future *base)
     w->state_ = BLZ__W_IDLE;
     blz_waker mine = blz__waiter_take_waker(w);
     if (st == BLZ__W_QUEUED || give) {
-        /* Also clears waiters_ if we were the last one queued. */
-        hand_out_locked(s, give, NULL, &wb);
+        /* Also clears WAITERS if we were the last one queued. What is left
+         * goes to the count under the lock: we are still using s. */
+        bool served = false;
+        add_free_locked(s, hand_out_locked(s, give, &wb, &served));
     }
     blz__spin_unlock(&s->lock_);
     blz__wake_batch_flush(&wb);

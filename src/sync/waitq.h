@@ -205,7 +205,4 @@ blz__sync_finish(blz_future *f, blz_waiter *w, int result)
     return blz__sync_ready(f, result);
 }
 
-/* The asymmetric store-load barrier the mutex waiter pays (see mutex.c). */
-void blz__sync_heavy_barrier(void);
-
 #endif
