@@ -5,35 +5,24 @@
  * page that the last waker's hook maps away (PROT_NONE); its receivers live
  * elsewhere. Wakes go out in batches of 32 with the lock dropped between
  * them: exactly 32 and 64 receivers end the last batch full.
+ *
+ * Likewise a receiver that sees a channel closed and drained (-EPIPE) may
+ * free it at once, while the task that closed it is still inside
+ * blz_*_close: the usual end of a consumer loop. So close must not touch the
+ * channel after the write from which a receive reports -EPIPE; those tests
+ * take the page away right after that write (page_util.h, page_vanish_when).
  */
-#include "poll_util.h"
-
-#include <string.h>
-#include <sys/mman.h>
+#include "chan_util.h"
+#include "page_util.h"
 
 #define MAX_WAITERS 64
-
-typedef struct page_obj {
-    void *page;
-    atomic_int wakes_left; /* the hook that takes it to 0 takes the page away */
-} page_obj;
-
-#define PAGE 4096
-
-static void *
-page_new(page_obj *p)
-{
-    p->page = mmap(NULL, PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    CHECK(p->page != MAP_FAILED);
-    return p->page;
-}
 
 static void
 take_page_on_last_wake(void *arg)
 {
     page_obj *p = arg;
     if (atomic_fetch_sub(&p->wakes_left, 1) == 1) {
-        CHECK_EQ(mprotect(p->page, PAGE, PROT_NONE), 0);
+        CHECK_EQ(mprotect(p->page, p->size, PROT_NONE), 0);
     }
 }
 
@@ -50,7 +39,7 @@ static void
 page_back(page_obj *p)
 {
     CHECK_EQ(atomic_load(&p->wakes_left), 0);
-    CHECK_EQ(mprotect(p->page, PAGE, PROT_READ | PROT_WRITE), 0);
+    page_restore(p);
 }
 
 static const int counts[] = {1, 31, 32, 33, 64};
@@ -83,7 +72,7 @@ BLZ_TEST(broadcast_send_leaves_the_channel_alone_after_its_last_wake)
             blz_broadcast_unsubscribe(&rx[i]);
         }
         blz_broadcast_deinit(b);
-        CHECK_EQ(munmap(p.page, PAGE), 0);
+        page_free(&p);
     }
 }
 
@@ -115,6 +104,81 @@ BLZ_TEST(watch_send_leaves_the_channel_alone_after_its_last_wake)
             blz_watch_unsubscribe(&rx[i]);
         }
         blz_watch_deinit(w);
-        CHECK_EQ(munmap(p.page, PAGE), 0);
+        page_free(&p);
+    }
+}
+
+static bool
+chan_reads_closed(void *ch)
+{
+    int item;
+    return blz_chan_try_recv(ch, &item) == -EPIPE;
+}
+
+/* Also with a receiver and a sender queued, which close must still wake. */
+BLZ_TEST(chan_close_leaves_the_channel_alone_once_a_receive_reads_closed)
+{
+    for (int waiting = 0; waiting < 2; waiting++) {
+        page_obj p;
+        blz_chan *ch = page_new(&p);
+        CHECK_OK(blz_chan_init(ch, sizeof(int), 1));
+        test_waker rw, sw;
+        test_waker_init(&rw);
+        test_waker_init(&sw);
+        int got = 0, one = 1;
+        blz_chan_recv_future rf;
+        if (waiting) {
+            blz_chan_recv_fut(ch, &got, &rf);
+            CHECK_EQ(poll_with(&rf.base, &rw), BLZ_PENDING);
+        }
+        page_vanish_when(&p, chan_reads_closed, ch);
+        blz_chan_close(ch);
+        CHECK(page_vanish_end(&p));
+        CHECK(blz_chan_is_closed(ch));
+        CHECK_EQ(blz_chan_try_send(ch, &one), -EPIPE);
+        if (waiting) {
+            CHECK_EQ(test_wakes(&rw), 1);
+            CHECK_EQ(poll_with(&rf.base, &rw), BLZ_READY);
+            CHECK_EQ(rf.base.result, -EPIPE);
+        }
+        CHECK_NO_WAKER_REFS(&rw);
+        blz_chan_deinit(ch);
+        page_free(&p);
+    }
+}
+
+static bool
+uchan_reads_closed(void *ch)
+{
+    int item;
+    return blz_uchan_try_recv(ch, &item) == -EPIPE;
+}
+
+BLZ_TEST(uchan_close_leaves_the_channel_alone_once_a_receive_reads_closed)
+{
+    for (int waiting = 0; waiting < 2; waiting++) {
+        page_obj p;
+        blz_uchan *ch = page_new(&p);
+        CHECK_OK(blz_uchan_init(ch, sizeof(int)));
+        test_waker w;
+        test_waker_init(&w);
+        int got = 0, one = 1;
+        blz_uchan_recv_future f;
+        if (waiting) {
+            blz_uchan_recv_fut(ch, &got, &f);
+            CHECK_EQ(poll_with(&f.base, &w), BLZ_PENDING);
+        }
+        page_vanish_when(&p, uchan_reads_closed, ch);
+        blz_uchan_close(ch);
+        CHECK(page_vanish_end(&p));
+        CHECK_EQ(blz_uchan_send(ch, &one), -EPIPE);
+        if (waiting) {
+            CHECK_EQ(test_wakes(&w), 1);
+            CHECK_EQ(poll_with(&f.base, &w), BLZ_READY);
+            CHECK_EQ(f.base.result, -EPIPE);
+        }
+        CHECK_NO_WAKER_REFS(&w);
+        blz_uchan_deinit(ch);
+        page_free(&p);
     }
 }

@@ -194,7 +194,7 @@ BLZ_API int blz_chan_recv(blz_chan *ch, void *out);
  */
 BLZ_API void blz_chan_close(blz_chan *ch);
 
-/** True once blz_chan_close() was called. */
+/** True once blz_chan_close() has closed the channel (from its last step on). */
 BLZ_API bool blz_chan_is_closed(const blz_chan *ch);
 
 /** Items in the channel now (a snapshot; exact when nothing runs concurrently). */
@@ -290,7 +290,7 @@ typedef struct blz_uchan {
     blz_uchan_seg *tail_seg_;  /* segment senders write into; under q_.lock_ */
     size_t tail_idx_;          /* next free slot in tail_seg_; under q_.lock_ */
     _Atomic(size_t) sent_;     /* items sent; written under q_.lock_ */
-    _Atomic(uint32_t) closed_; /* set once, under q_.lock_ */
+    _Atomic(uint32_t) closed_; /* 0 open, 1 closing (under q_.lock_), 2 closed */
     uint32_t pad_;
     char pad0_[BLZ_CHAN_CACHELINE];
     blz_uchan_seg *head_seg_;        /* segment the receiver reads; receiver only */
@@ -459,7 +459,7 @@ BLZ_API int blz_oneshot_recv(blz_oneshot *o, void *out);
 typedef struct blz_broadcast {
     blz_chan_waitq q_;         /* lock_ serialises senders; the list holds waiting receivers */
     _Atomic(uint64_t) tail_;   /* messages sent so far = number of the next message */
-    _Atomic(uint32_t) closed_; /* set once, under q_.lock_ */
+    _Atomic(uint32_t) closed_; /* 0 open, 1 closing (under q_.lock_), 2 closed */
     uint32_t pad_;
     _Atomic(size_t) receivers_; /* subscribed receivers */
     unsigned char *buf_;        /* cap_ slots of stride_ bytes: stamp, then item words */

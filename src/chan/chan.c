@@ -8,7 +8,7 @@
  * room for flags:
  *
  *   tail_: bit 0 RECV_WAITING (the receive queue is not empty), bit 1 CLOSED
- *   head_: bit 0 SEND_WAITING (the send queue is not empty)
+ *   head_: bit 0 SEND_WAITING (the send queue is not empty), bit 1 CLOSE_DONE
  *
  * Slots. The stamp of slot i says what the slot is ready for:
  *   stamp == p       empty, ready for the send at position p
@@ -36,8 +36,12 @@
  * be for another item than the one its re-check took.
  *
  * Close sets CLOSED in tail_ (so no claim can follow it), then wakes every
- * waiter of both queues. Receivers drain what was claimed before the close;
- * -EPIPE comes only when head_ has caught up with tail_.
+ * waiter of both queues, then sets CLOSE_DONE in head_, its last touch.
+ * Receivers drain what was claimed before the close; -EPIPE comes only when
+ * head_ has caught up with tail_, and, like is_closed, only once CLOSE_DONE
+ * is set: a receiver that sees the channel closed may free it at once, while
+ * the closer is still inside close. A step that finds CLOSED without
+ * CLOSE_DONE is busy (the closer is a few instructions from done).
  *
  * Busy slots: a claimer holds a slot only while it copies one item, so both
  * tiers wait a busy slot out with a short spin. A poll that still finds it
@@ -63,10 +67,11 @@
 
 #include <string.h>
 
-#define F_WAIT   ((size_t) 1) /* tail_: receivers wait; head_: senders wait */
-#define F_CLOSED ((size_t) 2) /* tail_ only */
-#define F_MASK   ((size_t) 3)
-#define SHIFT    2
+#define F_WAIT       ((size_t) 1) /* tail_: receivers wait; head_: senders wait */
+#define F_CLOSED     ((size_t) 2) /* tail_ only */
+#define F_CLOSE_DONE ((size_t) 2) /* head_ only: close is done with the channel */
+#define F_MASK       ((size_t) 3)
+#define SHIFT        2
 
 #define SLOT_HDR   8  /* the stamp, padded so items start 8-aligned */
 #define BUSY_SPINS 32 /* how long to wait out a busy slot before -EAGAIN or a re-poll */
@@ -176,6 +181,15 @@ unlink_waiter(blz_chan_waitq *q, _Atomic(size_t) *word, blz_chan_waiter *w, bool
 
 /* ---- one attempt each way ------------------------------------------------ */
 
+/* A step that found CLOSED: -EPIPE once close is done with the channel (see
+ * the file comment), busy until then. */
+static BLZ_ALWAYS_INLINE int
+closed_step(blz_chan *ch)
+{
+    /* Acquire pairs with close's release: nothing of it is left to run. */
+    return (blz__load(&ch->head_, ACQUIRE) & F_CLOSE_DONE) ? ST_CLOSED : ST_BUSY;
+}
+
 /*
  * After a claim: the item is copied, then the stamp published, then a waiter
  * woken. Items of 4, 8 or 16 bytes are copied inline; any other size goes to
@@ -225,7 +239,7 @@ send_step(blz_chan *ch, const void *item)
     size_t t = blz__load(&ch->tail_, RELAXED);
     for (;;) {
         if (t & F_CLOSED) {
-            return ST_CLOSED;
+            return closed_step(ch);
         }
         size_t p = t >> SHIFT;
         stamp_t *s = slot_at(ch, p);
@@ -282,7 +296,7 @@ recv_step(blz_chan *ch, void *out)
             if ((t >> SHIFT) != p) {
                 return ST_BUSY;
             }
-            return (t & F_CLOSED) ? ST_CLOSED : ST_WAIT;
+            return (t & F_CLOSED) ? closed_step(ch) : ST_WAIT;
         }
         h = blz__load(&ch->head_, RELAXED); /* another receiver got p first */
     }
@@ -622,12 +636,16 @@ blz_chan_close(blz_chan *ch)
     }
     wake_all(&ch->sendq_, &ch->head_);
     wake_all(&ch->recvq_, &ch->tail_);
+    /* The last touch: from here a receive reports -EPIPE (once drained) and
+     * whoever sees that may free the channel. Release pairs with closed_step. */
+    (void) blz__fetch_or(&ch->head_, F_CLOSE_DONE, RELEASE);
 }
 
 bool
 blz_chan_is_closed(const blz_chan *ch)
 {
-    return ch && (blz__load(&((blz_chan *) ch)->tail_, ACQUIRE) & F_CLOSED) != 0;
+    /* CLOSE_DONE, not CLOSED: whoever sees it closed may free it (see the file comment). */
+    return ch && (blz__load(&((blz_chan *) ch)->head_, ACQUIRE) & F_CLOSE_DONE) != 0;
 }
 
 /* Items sent (or received) before position p. */

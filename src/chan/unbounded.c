@@ -18,9 +18,12 @@
  *
  * Waiting. The receiver checks for items and links its waiter under q_.lock_,
  * the lock senders publish under, so a send either is visible to that check
- * or finds the waiter and wakes it after unlocking. Close sets closed_ under
- * the same lock after the last possible send, so a receiver that loads
- * closed_ == 1 (acquire) sees every item and may report -EPIPE once drained.
+ * or finds the waiter and wakes it after unlocking. Close sets closed_ to
+ * CLOSING under the same lock after the last possible send (sends fail from
+ * then on), wakes the receiver, and sets CLOSED as its last touch: a receiver
+ * that loads CLOSED (acquire) sees every item and may report -EPIPE once
+ * drained, and may then free the channel at once, so close must be done with
+ * it. A receiver that finds it CLOSING and empty polls again soon.
  */
 #include "blitzio/chan.h"
 #include "chan/copy.h"
@@ -34,6 +37,8 @@
 #include <string.h>
 
 #define SEG_SLOTS 32
+
+enum { UCHAN_OPEN = 0, UCHAN_CLOSING = 1, UCHAN_CLOSED = 2 }; /* closed_ */
 
 struct blz_uchan_seg {
     _Atomic(blz_uchan_seg *) next; /* the following segment; set once, by a sender */
@@ -185,8 +190,8 @@ try_take(blz_uchan *ch, void *out)
     if (take(ch, out)) {
         return 0;
     }
-    /* Acquire pairs with the close under the lock: every send before it is visible. */
-    if (blz__load(&ch->closed_, ACQUIRE)) {
+    /* Acquire pairs with close's last store: every send before it is visible. */
+    if (blz__load(&ch->closed_, ACQUIRE) == UCHAN_CLOSED) {
         return take(ch, out) ? 0 : -EPIPE;
     }
     return -EAGAIN;
@@ -233,6 +238,11 @@ urecv_poll(blz_future *base, blz_context *cx)
             }
             base->result = r;
             return BLZ_READY;
+        }
+        if (blz__load(&ch->closed_, RELAXED) == UCHAN_CLOSING) {
+            /* Close has woken us or will not: it is a few steps from CLOSED. */
+            blz_waker_wake_by_ref(cx->waker);
+            return BLZ_PENDING;
         }
         wq_lock(&ch->q_);
         if (ready_locked(ch)) {
@@ -303,8 +313,11 @@ blz_uchan_close(blz_uchan *ch)
     wq_batch b;
     b.n = 0;
     wq_lock(&ch->q_);
-    /* Release pairs with try_take's acquire load. */
-    blz__store(&ch->closed_, 1, RELEASE);
+    if (blz__load(&ch->closed_, RELAXED) != UCHAN_OPEN) {
+        wq_unlock(&ch->q_);
+        return; /* another close did it, or is doing it */
+    }
+    blz__store(&ch->closed_, UCHAN_CLOSING, RELAXED); /* sends fail from here */
     bool more;
     do {
         while (b.n < WQ_BATCH && wq_pop_locked(&ch->q_, &b.w[b.n])) {
@@ -317,6 +330,9 @@ blz_uchan_close(blz_uchan *ch)
             wq_lock(&ch->q_);
         }
     } while (more);
+    /* The last touch (see "Waiting"). Release pairs with try_take's acquire
+     * load, after our lock that followed every send. */
+    blz__store(&ch->closed_, UCHAN_CLOSED, RELEASE);
 }
 
 size_t
