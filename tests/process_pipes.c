@@ -7,6 +7,8 @@
 /* blz-test: timeout=120 */
 #include "process_common.h"
 
+#include <fcntl.h>
+
 #define MIB (1024 * 1024)
 
 static unsigned char
@@ -212,15 +214,48 @@ blocked_writer(void *arg)
     return (void *) (intptr_t) blz_pipe_write_all(arg, big, sizeof big);
 }
 
+/* The gate the child of borrowed_stdin_main waits for before it reads. */
+typedef struct stdin_gate {
+    blz_join *writer; /* the write the wait's close must end */
+    char path[64];    /* created once it has ended */
+} stdin_gate;
+
+static void
+remove_gate(void *arg)
+{
+    unlink(((stdin_gate *) arg)->path);
+}
+
+static void *
+open_gate_once_the_write_ends(void *arg)
+{
+    stdin_gate *g = arg;
+    WAIT_UNTIL(blz_join_is_finished(g->writer), CHECK_OK(blz_sleep(blz_ms(1))));
+    int fd = open(g->path, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+    CHECK_OK(fd);
+    close(fd);
+    return NULL;
+}
+
 /* A wait closes the stdin pipe the child holds, but a pointer borrowed
  * before it stays valid until the child is freed: calls through it fail
- * (a write waiting on it ends), and the child reading to end-of-file ends. */
+ * (a write waiting on it ends), and the child reading to end-of-file ends.
+ * The child reads nothing until the write has ended (the gate file; 20 s at
+ * most): a child that read early (it slept 0.2 s instead, which a loaded
+ * machine outlasted) drained the pipe, and the write finished instead. */
 static void *
 borrowed_stdin_main(void *arg)
 {
     (void) arg;
-    blz_command *cmd =
-        proc_cmd((const char *[]){"/bin/sh", "-c", "sleep 0.2; cat >/dev/null", NULL});
+    static stdin_gate g;
+    snprintf(g.path, sizeof g.path, "/tmp/blz-stdin-gate-%ld", (long) getpid());
+    unlink(g.path);
+    blz_test_cleanup_push(remove_gate, &g);
+    blz_command *cmd = proc_cmd((const char *[]){
+        "/bin/sh", "-c",
+        "i=0; while [ ! -e \"$0\" ] && [ $i -lt 2000 ]; do sleep 0.01; i=$((i + 1)); done; "
+        "cat >/dev/null",
+        g.path, NULL});
     CHECK_OK(blz_command_stdin(cmd, BLZ_STDIO_PIPED));
     blz_child *c;
     CHECK_OK(blz_command_spawn(cmd, &c));
@@ -231,10 +266,16 @@ borrowed_stdin_main(void *arg)
     blz_join *j;
     CHECK_OK(blz_spawn(blocked_writer, in, &j));
     WAIT_UNTIL(blz__io_driver_waiters(d) > before, CHECK_OK(blz_sleep(blz_ms(1))));
+    g.writer = j;
+    blz_join *opener;
+    CHECK_OK(blz_spawn(open_gate_once_the_write_ends, &g, &opener));
     CHECK_EQ(blz_child_wait(c, NULL), 0);
+    CHECK_OK(blz_join_wait(opener, NULL));
     void *r;
     CHECK_OK(blz_join_wait(j, &r));
     CHECK_EQ((intptr_t) r, -ECANCELED);
+    remove_gate(&g);
+    blz_test_cleanup_pop(remove_gate, &g);
     /* A few parks: the registry frees what was released at the start of one. */
     for (int i = 0; i < 5; i++) {
         CHECK_OK(blz_sleep(blz_ms(5)));
