@@ -7,6 +7,7 @@
 #include "io/backend.h"
 #include "io/driver.h"
 #include "io/registry.h"
+#include "rt_util.h"
 
 #include <fcntl.h>
 #include <linux/filter.h>
@@ -114,6 +115,7 @@ BLZ_TEST(uring_forbidden_falls_back_to_epoll)
 /* ---- wakes ----------------------------------------------------------------------------- */
 
 static _Atomic int about_to_park;
+static _Atomic int parker_tid;
 
 static void *
 waker_thread(void *arg)
@@ -122,10 +124,12 @@ waker_thread(void *arg)
     while (!atomic_load(&about_to_park)) {
         sched_yield();
     }
-    /* Makes it likely that the test thread is in park(-1) by now. If it is
-     * not, the wake is kept and the park returns at once: the test passes
-     * either way, and only the wake-before-park case is then exercised. */
-    usleep(20000);
+    /* Wakes only once the test thread sleeps, which from here on it does
+     * only in park(-1): the wake must interrupt a park, not be kept for one
+     * to come (a fixed 20 ms nap left that to the machine's load). */
+    int tid = atomic_load(&parker_tid);
+    struct timespec ms = {0, 1000000};
+    WAIT_UNTIL(thread_state(tid) == 'S', nanosleep(&ms, NULL));
     for (int i = 0; i < 100; i++) {
         blz__io_driver_wake(d);
     }
@@ -136,6 +140,7 @@ BLZ_TEST(wake_interrupts_park)
 {
     blz__io_driver *d = driver();
     CHECK_EQ(blz__io_driver_park(d, 0), 0);
+    atomic_store(&parker_tid, thread_id());
     pthread_t t;
     CHECK_EQ(pthread_create(&t, NULL, waker_thread, d), 0);
     atomic_store(&about_to_park, 1);

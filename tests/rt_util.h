@@ -18,7 +18,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <time.h>
+#include <unistd.h>
 
 static inline blz_runtime *
 test_runtime(unsigned workers, size_t fiber_stack)
@@ -199,6 +201,32 @@ wait_state(blz_runtime *rt, bool (*ok)(blz_runtime *), int64_t limit_ms)
         (void) sched_yield();
     }
     return true;
+}
+
+/* The calling thread's id, for thread_state. */
+static inline int
+thread_id(void)
+{
+    return (int) syscall(SYS_gettid);
+}
+
+/* The state letter of a thread of this process ('R', 'S'...; 0 if unknown),
+ * from /proc: a test that must act only once another thread sleeps (in a
+ * park, a free) waits for 'S' instead of napping and hoping it got there. */
+static inline char
+thread_state(int tid)
+{
+    char path[64], line[512];
+    snprintf(path, sizeof path, "/proc/self/task/%d/stat", tid);
+    FILE *f = fopen(path, "re");
+    if (!f) {
+        return 0;
+    }
+    size_t n = fread(line, 1, sizeof line - 1, f);
+    fclose(f);
+    line[n] = '\0';
+    const char *rp = strrchr(line, ')'); /* the name may hold spaces */
+    return rp && rp[1] == ' ' ? rp[2] : 0;
 }
 
 #endif
