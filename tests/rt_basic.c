@@ -697,18 +697,21 @@ BLZ_TEST(blocking_pool_grows_and_shrinks)
     blz_runtime_free(rt);
 }
 
-static _Atomic int freeing; /* set just before blz_runtime_free */
+static _Atomic int job_running; /* the job has started */
+static _Atomic int freeing;     /* set just before blz_runtime_free */
+static _Atomic int freer_tid;   /* the thread that calls it */
 
 static void *
 short_blocking_job(void *arg)
 {
     (void) arg;
-    /* Still running when blz_runtime_free is called (if the pool runs it at
-     * all rather than dropping it). */
+    atomic_store(&job_running, 1);
+    /* Still running when blz_runtime_free is called. */
     WAIT_UNTIL(atomic_load(&freeing), usleep(1000));
-    /* Makes it likely that the free is parked by the time the job ends; if
-     * it is not, it finds the job done: the test passes either way. */
-    usleep(2000);
+    /* Ends only once the free sleeps, which it does in its park: the job's
+     * end must wake it there (a fixed 2 ms nap let a slow free find the job
+     * done instead, and the test passed without parking). */
+    WAIT_UNTIL(thread_state(atomic_load(&freer_tid)) == 'S', usleep(1000));
     return NULL;
 }
 
@@ -717,6 +720,9 @@ leave_blocking_job(void *arg)
 {
     (void) arg;
     CHECK_OK(blz_spawn_blocking(short_blocking_job, NULL, NULL));
+    /* Running, not queued: a free drops a job that never started (most
+     * rounds did, and the free then had nothing to wait for). */
+    WAIT_UNTIL(atomic_load(&job_running), CHECK_OK(blz_sleep(blz_ms(1))));
     return NULL;
 }
 
@@ -728,7 +734,9 @@ BLZ_TEST(current_thread_free_waits_for_running_blocking_job)
         cfg.flavor = BLZ_CURRENT_THREAD;
         blz_runtime *rt;
         CHECK_OK(blz_runtime_new(&cfg, &rt));
+        atomic_store(&job_running, 0);
         atomic_store(&freeing, 0);
+        atomic_store(&freer_tid, thread_id());
         CHECK_OK(blz_runtime_block_on(rt, leave_blocking_job, NULL, NULL));
         atomic_store(&freeing, 1);
         blz_runtime_free(rt); /* hangs if the job's completion does not wake the driver */
