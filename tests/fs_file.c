@@ -376,20 +376,6 @@ BLZ_TEST(current_thread_runtime)
     blz_runtime *rt = NULL;
     CHECK_OK(blz_runtime_new(&cfg, &rt));
     CHECK_OK(blz_runtime_block_on(rt, read_write_body, &t, NULL));
-    /* Workaround for a runtime bug (reported): blz_runtime_free of a
-     * current-thread runtime parks in the driver with no timeout, and a
-     * blocking job finishing meanwhile does not wake it. The last pool job
-     * of the body wakes the fiber just before its own task completes, so
-     * wait for the task count to settle first. */
-    blz_metrics m;
-    for (int i = 0;; i++) {
-        blz_runtime_metrics(rt, &m);
-        if (m.tasks_alive == 0) {
-            break;
-        }
-        CHECK(i < 10000); /* 10 s: fail here rather than hang in blz_runtime_free */
-        usleep(1000);
-    }
     blz_runtime_free(rt);
     CHECK_EQ(blz__fs_live_ops(), 0);
     fs_tmp_remove(&t);
