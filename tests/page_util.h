@@ -20,6 +20,7 @@
 #define BLZ_TEST_PAGE_UTIL_H
 
 #include "harness.h"
+#include "poll_util.h"
 
 #include <execinfo.h>
 #include <signal.h>
@@ -56,6 +57,37 @@ static void
 page_free(page_obj *p)
 {
     CHECK_EQ(munmap(p->page, p->size), 0);
+}
+
+/* ---- from a waker hook ---------------------------------------------------- */
+
+/* The hook of every waiter's waker: the one that takes wakes_left to 0 (the
+ * last woken) takes the page away. */
+static inline void
+take_page_on_last_wake(void *arg)
+{
+    page_obj *p = arg;
+    if (atomic_fetch_sub(&p->wakes_left, 1) == 1) {
+        CHECK_EQ(mprotect(p->page, p->size, PROT_NONE), 0);
+    }
+}
+
+/* Hook wakers for n waiters, all counting down on p. */
+static inline void
+hooks_init(hook_waker *h, int n, page_obj *p)
+{
+    atomic_init(&p->wakes_left, n);
+    for (int i = 0; i < n; i++) {
+        hook_waker_init(&h[i], take_page_on_last_wake, NULL, p);
+    }
+}
+
+/* Every waiter was woken; the page back, so the futures can finish. */
+static inline void
+page_back(page_obj *p)
+{
+    CHECK_EQ(atomic_load(&p->wakes_left), 0);
+    page_restore(p);
 }
 
 /* ---- after a write ----------------------------------------------------- */

@@ -22,33 +22,6 @@
 
 #define MAX_WAITERS 64
 
-static void
-take_page_on_last_wake(void *arg)
-{
-    page_obj *p = arg;
-    if (atomic_fetch_sub(&p->wakes_left, 1) == 1) {
-        CHECK_EQ(mprotect(p->page, p->size, PROT_NONE), 0);
-    }
-}
-
-/* Hook wakers for n waiters, all counting down on p. */
-static void
-hooks_init(hook_waker *h, int n, page_obj *p)
-{
-    atomic_init(&p->wakes_left, n);
-    for (int i = 0; i < n; i++) {
-        hook_waker_init(&h[i], take_page_on_last_wake, NULL, p);
-    }
-}
-
-/* The page back, so the futures can finish. */
-static void
-page_back(page_obj *p)
-{
-    CHECK_EQ(atomic_load(&p->wakes_left), 0);
-    page_restore(p);
-}
-
 static const int counts[] = {1, 31, 32, 33, 64};
 
 BLZ_TEST(cancel_leaves_the_token_alone_after_its_last_wake)
