@@ -1401,3 +1401,95 @@ BLZ_TEST(rt_advance_from_outside_never_lets_the_clock_skip_a_woken_task)
         CHECK_EQ(g->at_wake, g->deadline);
     }
 }
+
+/* ---- a manual clock: what is due fires without an advance ------------------------ */
+
+/*
+ * A sleep reset to an instant the clock has passed is due at once, and so fires
+ * at the next fire, without an advance. With a ring per worker, the reset's
+ * blz__rt_wake_driver reaches only a worker that watches the timers at that
+ * moment: here none does (one worker runs the resetting task, the other a task
+ * that spins until the reset is done), and the worker that takes the watch when
+ * both go idle must fire what is due rather than sleep until woken, which on a
+ * manual clock only the next blz_runtime_advance would do.
+ */
+typedef struct due_case {
+    atomic_bool spinning;
+    atomic_bool reset_done;
+    atomic_bool slept;
+    blz_sleep_future s;
+    int polls;
+} due_case;
+
+static due_case g_due;
+
+static void *
+due_spin(void *arg)
+{
+    due_case *c = arg;
+    atomic_store(&c->spinning, true);
+    while (!atomic_load(&c->reset_done)) {
+        /* one long poll: this worker neither parks nor watches the timers */
+    }
+    return NULL;
+}
+
+static blz_poll
+due_poll(blz_future *self, blz_context *cx)
+{
+    due_case *c = &g_due;
+    if (c->polls++ == 0) {
+        blz_sleep_fut(&c->s, blz_secs(1));
+        CHECK_EQ(blz_future_poll(&c->s.base, cx), BLZ_PENDING);
+        blz_sleep_reset(&c->s, blz_clock_now()); /* due now: no advance needed */
+        atomic_store(&c->reset_done, true);
+        return BLZ_PENDING;
+    }
+    if (blz_future_poll(&c->s.base, cx) == BLZ_PENDING) {
+        return BLZ_PENDING;
+    }
+    atomic_store(&c->slept, true);
+    self->result = c->s.base.result;
+    return BLZ_READY;
+}
+
+static void
+due_drop(blz_future *self)
+{
+    (void) self;
+    blz_future_drop(&g_due.s.base);
+}
+
+static const blz_future_vtable due_vtable = {due_poll, due_drop};
+
+BLZ_TEST(rt_manual_clock_sleep_reset_to_the_past_fires_without_an_advance)
+{
+    blz_runtime_config cfg;
+    blz_runtime_config_default(&cfg);
+    cfg.workers = 2;
+    cfg.manual_clock = true;
+    cfg.ring_per_worker = true;
+    cfg.backend = "io_uring";
+    blz_runtime *rt = NULL;
+    if (blz_runtime_new(&cfg, &rt) < 0 || blz__io_driver_rings(blz__rt_io(rt)) == 1) {
+        if (rt) {
+            blz_runtime_free(rt);
+        }
+        SKIP("no ring per worker (io_uring unavailable)");
+    }
+    for (int round = 0; round < 10; round++) {
+        due_case *c = &g_due;
+        memset(c, 0, sizeof *c);
+        blz_join *spin, *sleeper;
+        CHECK_OK(blz_runtime_spawn(rt, due_spin, c, &spin));
+        WAIT_UNTIL(atomic_load(&c->spinning), usleep(100));
+        blz_future f;
+        blz_future_init(&f, &due_vtable);
+        CHECK_OK(blz_runtime_spawn_future(rt, &f, sizeof f, &sleeper));
+        CHECK_OK(blz_join_wait(spin, NULL));
+        /* No advance: the reset sleep is due by the clock as it stands. */
+        WAIT_UNTIL(atomic_load(&c->slept), usleep(1000));
+        CHECK_OK(blz_join_wait(sleeper, NULL));
+    }
+    blz_runtime_free(rt);
+}

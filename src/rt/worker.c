@@ -1043,8 +1043,12 @@ driver_timeout(blz_runtime *rt, int64_t recheck_ns)
         } else {
             blz_instant now = blz__timers_now(&rt->timers);
             timeout = next > now ? (int64_t) (next - now) : 0;
-            if (blz__timers_paused(&rt->timers)) {
-                timeout = -1; /* virtual clock: only a wake moves us */
+            if (blz__timers_paused(&rt->timers) && timeout > 0) {
+                /* Virtual clock: only a wake moves us. Not when something is due
+                 * already (a sleep reset into the past, or registered while an
+                 * advance went by): the wake its register made may have found no
+                 * one watching the timers (rings per worker), so fire it now. */
+                timeout = -1;
             }
         }
     }
