@@ -734,6 +734,23 @@ BLZ_TEST(deadline_follows_the_virtual_clock)
     teardown_virtual();
 }
 
+/*
+ * blz_instant_since returns a blz_duration: a gap wider than INT64_MAX
+ * nanoseconds (from a never-deadline's UINT64_MAX, say) saturates at
+ * INT64_MAX. It was cast to int64 and came out negative: UINT64_MAX since 0
+ * was -1 ns.
+ */
+BLZ_TEST(instant_since_saturates_instead_of_wrapping)
+{
+    volatile blz_instant zero = 0, now = blz_now();
+    CHECK_EQ(blz_instant_since(UINT64_MAX, zero), INT64_MAX);
+    CHECK_EQ(blz_instant_since(blz_deadline_never().at, now), INT64_MAX);
+    CHECK_EQ(blz_instant_since((blz_instant) INT64_MAX + 1, zero), INT64_MAX);
+    CHECK_EQ(blz_instant_since((blz_instant) INT64_MAX, zero), INT64_MAX); /* in range */
+    CHECK_EQ(blz_instant_since(now + 5, now), 5);
+    CHECK_EQ(blz_instant_since(now, now + 5), 0);
+}
+
 BLZ_TEST(clock_now_is_monotonic_outside_a_runtime)
 {
     blz_instant a = blz_clock_now();

@@ -88,11 +88,16 @@ blz_instant_add(blz_instant t, blz_duration d)
     return r < t ? UINT64_MAX : r;
 }
 
-/** The time from `earlier` to `later`, or 0 when `later` is not after `earlier`. */
+/** The time from `earlier` to `later`, or 0 when `later` is not after `earlier`;
+ * saturating at INT64_MAX (a gap that wide, as from UINT64_MAX, must not turn negative). */
 static inline blz_duration
 blz_instant_since(blz_instant later, blz_instant earlier)
 {
-    return later > earlier ? (blz_duration) (later - earlier) : 0;
+    if (later <= earlier) {
+        return 0;
+    }
+    uint64_t gap = later - earlier;
+    return gap > (uint64_t) INT64_MAX ? INT64_MAX : (blz_duration) gap;
 }
 
 /** Reads the monotonic clock (CLOCK_MONOTONIC). Any thread. */
