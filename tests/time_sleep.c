@@ -1510,3 +1510,83 @@ BLZ_TEST(rt_manual_clock_sleep_reset_to_the_past_fires_without_an_advance)
     }
     blz_runtime_free(rt);
 }
+
+/* ---- a blocking job that waits on the paused clock ------------------------------- */
+
+/*
+ * A blocking job counts as work: the paused clock does not jump while one runs.
+ * But a job parked in blz_await waits for the runtime like a task does: for a
+ * timer of its own (a sleep on the runtime's clock) or for a task that sleeps.
+ * Counted as busy, it held the clock still, and the clock held it: neither moved
+ * again. Once woken it must see the time its wait ended at, not a later jump
+ * (the far sleep below is where a wrong jump lands).
+ */
+typedef struct bwait_case {
+    blz_join *sleeper; /* a task that sleeps 1 s */
+    atomic_bool done;
+} bwait_case;
+
+static void *
+bwait_sleep_1s(void *arg)
+{
+    (void) arg;
+    CHECK_EQ(blz_sleep(blz_secs(1)), 0);
+    return (void *) 2;
+}
+
+static void *
+bwait_job(void *arg)
+{
+    bwait_case *c = arg;
+    blz_instant t0 = blz_clock_now();
+    CHECK_EQ(blz_sleep(blz_secs(1)), 0); /* a timer of its own */
+    blz_instant t1 = blz_clock_now();
+    CHECK_GE(t1, t0 + blz_secs(1));
+    CHECK_LT(t1, t0 + blz_secs(2)); /* not jumped on towards the far sleep */
+    void *res = NULL;
+    CHECK_OK(blz_join_wait(c->sleeper, &res)); /* a task's timer */
+    CHECK_PTR_EQ(res, (void *) 2);
+    CHECK_LT(blz_clock_now(), t0 + blz_secs(3));
+    return (void *) 1;
+}
+
+static void *
+bwait_far(void *arg)
+{
+    (void) arg;
+    (void) blz_sleep(blz_secs(100000)); /* aborted at the end */
+    return NULL;
+}
+
+static void *
+bwait_body(void *arg)
+{
+    bwait_case *c = arg;
+    blz_join *far, *job;
+    CHECK_OK(blz_spawn(bwait_far, NULL, &far));
+    CHECK_OK(blz_spawn(bwait_sleep_1s, NULL, &c->sleeper));
+    CHECK_OK(blz_spawn_blocking(bwait_job, c, &job));
+    void *res = NULL;
+    CHECK_OK(blz_join_wait(job, &res));
+    CHECK_PTR_EQ(res, (void *) 1);
+    blz_join_abort(far);
+    (void) blz_join_wait(far, NULL);
+    atomic_store(&c->done, true);
+    return NULL;
+}
+
+BLZ_TEST(rt_blocking_job_waits_on_the_paused_clock)
+{
+    for (unsigned w = 1; w <= MAX_PAUSED_WORKERS; w++) {
+        for (int round = 0; round < 20; round++) {
+            blz_runtime *rt = paused_runtime(w);
+            static bwait_case c;
+            memset(&c, 0, sizeof c);
+            blz_join *j;
+            CHECK_OK(blz_runtime_spawn(rt, bwait_body, &c, &j));
+            WAIT_UNTIL(atomic_load(&c.done), usleep(1000));
+            CHECK_OK(blz_join_wait(j, NULL));
+            blz_runtime_free(rt);
+        }
+    }
+}

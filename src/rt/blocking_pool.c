@@ -62,6 +62,7 @@ blz__blocking_init(blz__blocking_pool *p, unsigned max_threads, blz_duration idl
     p->idle = 0;
     p->spinning = 0;
     atomic_init(&p->jobs, 0u);
+    atomic_init(&p->awaiting, 0);
     p->max_threads = max_threads;
     p->idle_timeout = idle;
     p->shutdown = false;

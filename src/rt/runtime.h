@@ -143,7 +143,12 @@ typedef struct blz__blocking_pool {
     unsigned leaving;       /* threads that took their last job, not yet gone (free waits) */
     unsigned idle;          /* threads waiting on `cond` for a job */
     unsigned spinning;      /* threads looking for a job a while before they wait */
-    _Atomic uint32_t jobs;  /* `queued`, for spinning threads to read without the lock */
+    /* Threads whose job is parked in blz_await, on a paused clock that jumps by
+     * itself only (thread_await.c): they wait for the runtime as a task does, so
+     * all_idle counts them idle. Signed: a wake may take one off before the
+     * parking thread has added it (never more idle than there are). */
+    _Atomic int awaiting;
+    _Atomic uint32_t jobs; /* `queued`, for spinning threads to read without the lock */
     unsigned max_threads;
     blz_duration idle_timeout;
     bool shutdown;

@@ -8,6 +8,17 @@
  *
  * Parker states: EMPTY (0) -> PARKED (1) by the owner before sleeping;
  * any -> NOTIFIED (2) by a waker; the owner swaps NOTIFIED back to EMPTY.
+ *
+ * A blocking-pool thread of a runtime whose paused clock jumps by itself parks
+ * in PARKED_IDLE (3) instead, and counts itself in the pool's `awaiting`: its
+ * job waits for the runtime as a task would (for a timer, or a task that waits
+ * for one), so the clock may jump (worker.c, all_idle); counted busy, the job
+ * held the clock still and the clock held the job. The waker that ends such a
+ * park takes it off the count BEFORE its wake returns, as a woken task is
+ * queued before: a fire's wakes are then all counted before the fire's
+ * waking_done (blz__timers_quiet), and the clock cannot jump past the job it
+ * woke. It does so in WAKING (4), which the owner waits out (it may not leave,
+ * and its job end, while a waker still uses the runtime).
  */
 #include "blitzio/future.h"
 #include "core/alloc.h"
@@ -22,11 +33,14 @@
 #include <stdatomic.h>
 #include <stdint.h>
 
-enum { PARK_EMPTY = 0, PARK_PARKED = 1, PARK_NOTIFIED = 2 };
+enum { PARK_EMPTY = 0, PARK_PARKED = 1, PARK_NOTIFIED = 2, PARK_PARKED_IDLE = 3, PARK_WAKING = 4 };
 
 typedef struct thread_parker {
-    _Atomic uint32_t state; /* EMPTY / PARKED / NOTIFIED */
+    _Atomic uint32_t state; /* EMPTY / PARKED / NOTIFIED / PARKED_IDLE / WAKING */
     _Atomic uint32_t refs;  /* the thread's own reference + one per waker clone */
+    /* PARKED_IDLE: the runtime whose pool counts the owner in `awaiting`. Written
+     * by the owner before the CAS that publishes PARKED_IDLE. */
+    _Atomic(blz_runtime *) idle_rt;
 } thread_parker;
 
 static _Thread_local thread_parker *tl_parker;
@@ -68,6 +82,7 @@ parker_get(void)
     }
     atomic_init(&p->state, PARK_EMPTY);
     atomic_init(&p->refs, 1);
+    atomic_init(&p->idle_rt, NULL);
     if (pthread_setspecific(parker_key, p) != 0) {
         blz__free(p);
         return NULL;
@@ -93,9 +108,36 @@ blz__thread_cleanup(void)
 static void
 parker_unpark(thread_parker *p)
 {
-    /* Release pairs with the owner's acquire exchange: what the waker wrote is visible. */
-    if (blz__exchange(&p->state, PARK_NOTIFIED, ACQ_REL) == PARK_PARKED) {
-        blz__futex_wake(&p->state, 1);
+    uint32_t s = blz__load(&p->state, ACQUIRE);
+    for (;;) {
+        if (s == PARK_WAKING) {
+            /* Another waker is taking the owner off the count: it notifies. Ours
+             * must still land after its NOTIFIED, not before (which it overwrites
+             * with nothing lost) nor be dropped: wait the few instructions out. */
+            blz__cpu_relax();
+            s = blz__load(&p->state, ACQUIRE);
+            continue;
+        }
+        if (s == PARK_PARKED_IDLE) {
+            if (blz__cas(&p->state, &s, PARK_WAKING, ACQ_REL, ACQUIRE)) {
+                /* The owner waits for NOTIFIED: its job, and the runtime, stay. */
+                blz_runtime *rt = blz__load(&p->idle_rt, RELAXED);
+                blz__fetch_sub(&rt->blocking.awaiting, 1, SEQ_CST);
+                /* Release pairs with the owner's acquire load: what the waker
+                 * wrote is visible. */
+                blz__store(&p->state, PARK_NOTIFIED, RELEASE);
+                blz__futex_wake(&p->state, 1);
+                return;
+            }
+            continue;
+        }
+        /* Release pairs with the owner's acquire exchange: what the waker wrote is visible. */
+        if (blz__cas(&p->state, &s, PARK_NOTIFIED, ACQ_REL, ACQUIRE)) {
+            if (s == PARK_PARKED) {
+                blz__futex_wake(&p->state, 1);
+            }
+            return;
+        }
     }
 }
 
@@ -128,23 +170,62 @@ pw_drop(void *data)
 
 static const blz_waker_vtable parker_waker_vtable = {pw_wake, pw_wake_by_ref, pw_clone, pw_drop};
 
+/* Parks until notified or `deadline`; `idle_rt`: counted idle in its pool meanwhile
+ * (see the top of the file), or NULL. */
 static void
-parker_park(thread_parker *p, blz_instant deadline)
+parker_park(thread_parker *p, blz_instant deadline, blz_runtime *idle_rt)
 {
+    uint32_t parked = idle_rt ? PARK_PARKED_IDLE : PARK_PARKED;
+    blz__store(&p->idle_rt, idle_rt, RELAXED); /* published by the CAS below */
     uint32_t expect = PARK_EMPTY;
-    if (blz__cas(&p->state, &expect, PARK_PARKED, ACQ_REL, ACQUIRE)) {
+    if (blz__cas(&p->state, &expect, parked, ACQ_REL, ACQUIRE)) {
+        if (idle_rt) {
+            /* After the CAS: a waker may take us off first, and the count is low
+             * (busy) for a moment, never high. Then the timers' watcher, asleep
+             * while this job ran, must look whether everything is idle now (as
+             * for a job's end: blocking_pool.c, spin_for_job). */
+            blz__fetch_add(&idle_rt->blocking.awaiting, 1, SEQ_CST);
+            blz__rt_wake_driver(idle_rt);
+        }
         for (;;) {
-            blz__futex_wait(&p->state, PARK_PARKED, deadline);
-            if (blz__load(&p->state, ACQUIRE) != PARK_PARKED) {
+            uint32_t s = blz__load(&p->state, ACQUIRE);
+            if (s == PARK_NOTIFIED) {
                 break;
+            }
+            if (s == PARK_WAKING) {
+                blz__futex_wait(&p->state, PARK_WAKING, UINT64_MAX); /* NOTIFIED next */
+                continue;
             }
             if (deadline != UINT64_MAX && blz_now() >= deadline) {
-                break;
+                /* Timed out: give up the park unless a waker got there first. */
+                if (blz__cas(&p->state, &s, PARK_EMPTY, ACQ_REL, ACQUIRE)) {
+                    if (idle_rt) {
+                        blz__fetch_sub(&idle_rt->blocking.awaiting, 1, SEQ_CST);
+                    }
+                    break;
+                }
+                continue;
             }
+            blz__futex_wait(&p->state, parked, deadline);
         }
     }
-    /* Consume a notification (or give up the PARKED state after a timeout). */
+    /* Consume a notification. */
     (void) blz__exchange(&p->state, PARK_EMPTY, ACQUIRE);
+}
+
+/* The runtime whose pool should count this thread idle while it parks in an
+ * await: a blocking-pool thread (a runtime thread that is no worker; thread_await
+ * runs on no fiber and in no stackless poll) of a paused clock that jumps by
+ * itself, the only one all_idle matters to. NULL otherwise. */
+static blz_runtime *
+park_idle_runtime(void)
+{
+    blz_runtime *rt = blz__rt_current();
+    if (rt && blz__worker_current() == NULL && blz__timers_paused(&rt->timers) &&
+        !rt->cfg.manual_clock) {
+        return rt;
+    }
+    return NULL;
 }
 
 void
@@ -170,12 +251,13 @@ thread_await(blz_future *f)
     }
     blz_waker w = {&parker_waker_vtable, p};
     blz_context cx = {&w};
+    blz_runtime *idle_rt = park_idle_runtime();
     for (;;) {
         tl_park_deadline = UINT64_MAX;
         if (blz_future_poll(f, &cx) == BLZ_READY) {
             return f->result;
         }
-        parker_park(p, tl_park_deadline);
+        parker_park(p, tl_park_deadline, idle_rt);
     }
 }
 

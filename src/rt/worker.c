@@ -949,9 +949,11 @@ all_idle(blz_runtime *rt)
         return false;
     }
     pthread_mutex_lock(&rt->blocking.lock);
-    /* A spinning thread has no job: idle as much as a sleeping one. */
-    bool busy =
-        rt->blocking.threads > rt->blocking.idle + rt->blocking.spinning || rt->blocking.head;
+    /* A spinning thread has no job: idle as much as a sleeping one; and one whose
+     * job is parked in blz_await waits for the runtime, as an idle task does. */
+    long long waiting = (long long) rt->blocking.idle + rt->blocking.spinning +
+                        blz__load(&rt->blocking.awaiting, SEQ_CST);
+    bool busy = (long long) rt->blocking.threads > waiting || rt->blocking.head;
     pthread_mutex_unlock(&rt->blocking.lock);
     return !busy;
 }
