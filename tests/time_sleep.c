@@ -1511,6 +1511,62 @@ BLZ_TEST(rt_manual_clock_sleep_reset_to_the_past_fires_without_an_advance)
     blz_runtime_free(rt);
 }
 
+/* ---- blz_runtime_advance from another thread while tasks sleep ------------------ */
+
+#define ADV_TASKS  8
+#define ADV_SLEEPS 500
+
+static atomic_int adv_done;
+
+/* Sleeps of 0 to 3 ms, each checked against the clock it woke to. */
+static void *
+adv_sleeper(void *arg)
+{
+    unsigned seed = (unsigned) (uintptr_t) arg;
+    for (int i = 0; i < ADV_SLEEPS; i++) {
+        seed = seed * 1103515245u + 12345u;
+        blz_instant dl = blz_clock_now() + (seed >> 8) % (3 * MS);
+        CHECK_EQ(blz_sleep_until(dl), 0);
+        CHECK_GE(blz_clock_now(), dl); /* never early */
+    }
+    atomic_fetch_add(&adv_done, 1);
+    return NULL;
+}
+
+/*
+ * A manual clock moved only by this thread, in steps of up to a millisecond,
+ * while fibers on both workers register and wake from sleeps: each wakes no
+ * earlier than its deadline by the clock it wakes to, and all of them end. With
+ * one ring for all and with a ring per worker.
+ */
+BLZ_TEST(rt_manual_clock_advanced_from_another_thread_while_tasks_sleep)
+{
+    for (int rpw = 0; rpw < 2; rpw++) {
+        blz_runtime_config cfg;
+        blz_runtime_config_default(&cfg);
+        cfg.workers = 2;
+        cfg.manual_clock = true;
+        cfg.ring_per_worker = rpw;
+        blz_runtime *rt = NULL;
+        CHECK_OK(blz_runtime_new(&cfg, &rt));
+        atomic_store(&adv_done, 0);
+        blz_join *j[ADV_TASKS];
+        for (int i = 0; i < ADV_TASKS; i++) {
+            CHECK_OK(blz_runtime_spawn(rt, adv_sleeper, (void *) (uintptr_t) (i + 1), &j[i]));
+        }
+        unsigned seed = 99;
+        while (atomic_load(&adv_done) < ADV_TASKS) {
+            seed = seed * 1103515245u + 12345u;
+            CHECK_OK(blz_runtime_advance(rt, 1 + (seed >> 8) % MS));
+            sched_yield();
+        }
+        for (int i = 0; i < ADV_TASKS; i++) {
+            CHECK_OK(blz_join_wait(j[i], NULL));
+        }
+        blz_runtime_free(rt);
+    }
+}
+
 /* ---- a blocking job that waits on the paused clock ------------------------------- */
 
 /*

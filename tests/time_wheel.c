@@ -848,3 +848,123 @@ BLZ_TEST(timers_fire_reading_is_not_older_than_the_pending_list)
     blz__timers_set_thread_override(NULL);
     blz__timers_fini(&stale_t);
 }
+
+/* ---- threads: sleeps reset and dropped while another thread fires ----------------- */
+
+#define RESET_THREADS 3
+#define RESET_ITERS   20000
+
+static blz__timers reset_t;
+static atomic_bool reset_stop;
+
+/* A waker that counts its live references: none may be left or lost. */
+typedef struct reset_owner {
+    _Atomic long refs;
+    _Atomic uint64_t wakes;
+    uint64_t completed, dropped;
+    unsigned seed;
+} reset_owner;
+
+static reset_owner reset_owners[RESET_THREADS];
+
+static void
+rs_wake(void *data)
+{
+    reset_owner *o = data;
+    atomic_fetch_add(&o->wakes, 1);
+    atomic_fetch_sub(&o->refs, 1);
+}
+
+static void
+rs_wake_by_ref(void *data)
+{
+    atomic_fetch_add(&((reset_owner *) data)->wakes, 1);
+}
+
+static void *
+rs_clone(void *data)
+{
+    atomic_fetch_add(&((reset_owner *) data)->refs, 1);
+    return data;
+}
+
+static void
+rs_drop(void *data)
+{
+    atomic_fetch_sub(&((reset_owner *) data)->refs, 1);
+}
+
+static const blz_waker_vtable rs_vtable = {rs_wake, rs_wake_by_ref, rs_clone, rs_drop};
+
+static void *
+reset_owner_main(void *arg)
+{
+    reset_owner *o = arg;
+    blz__timers_set_thread_override(&reset_t);
+    blz_waker w = {&rs_vtable, o};
+    blz_context cx = {&w};
+    for (int i = 0; i < RESET_ITERS; i++) {
+        blz_sleep_future f; /* on the stack: reused at once, as a dropped future's is */
+        blz_sleep_fut(&f, 1 + (blz_duration) (race_rand(&o->seed) % (2 * BLZ_NS_PER_MS)));
+        if (blz_future_poll(&f.base, &cx) == BLZ_READY) {
+            continue;
+        }
+        /* Earlier, later or into the past, once to three times, while the driver fires. */
+        for (unsigned r = 1 + race_rand(&o->seed) % 3; r > 0; r--) {
+            blz_instant now = blz__timers_now(&reset_t);
+            blz_instant to = now + race_rand(&o->seed) % (3 * BLZ_NS_PER_MS);
+            if (race_rand(&o->seed) % 4 == 0) {
+                to = now - race_rand(&o->seed) % BLZ_NS_PER_MS; /* passed */
+            }
+            blz_sleep_reset(&f, to);
+            CHECK_EQ(f.deadline, to);
+        }
+        if (race_rand(&o->seed) % 3 == 0) {
+            blz_future_drop(&f.base); /* maybe racing its fire */
+            o->dropped++;
+            continue;
+        }
+        while (blz_future_poll(&f.base, &cx) == BLZ_PENDING) {
+            sched_yield();
+        }
+        CHECK_EQ(f.base.result, 0);
+        CHECK_GE(blz__timers_now(&reset_t), f.deadline); /* never early for the last reset */
+        o->completed++;
+    }
+    blz__timers_set_thread_override(NULL);
+    return NULL;
+}
+
+static void *
+reset_driver_main(void *arg)
+{
+    (void) arg;
+    while (!atomic_load(&reset_stop)) {
+        (void) blz__timers_advance(&reset_t, 37 * BLZ_NS_PER_US);
+        (void) blz__timers_fire(&reset_t);
+    }
+    return NULL;
+}
+
+BLZ_TEST(timers_threads_sleep_reset_and_drop_while_firing)
+{
+    CHECK_OK(blz__timers_init(&reset_t, true));
+    pthread_t driver, th[RESET_THREADS];
+    CHECK_EQ(pthread_create(&driver, NULL, reset_driver_main, NULL), 0);
+    for (int i = 0; i < RESET_THREADS; i++) {
+        reset_owners[i].seed = 77u + (unsigned) i;
+        CHECK_EQ(pthread_create(&th[i], NULL, reset_owner_main, &reset_owners[i]), 0);
+    }
+    for (int i = 0; i < RESET_THREADS; i++) {
+        CHECK_EQ(pthread_join(th[i], NULL), 0);
+    }
+    atomic_store(&reset_stop, true);
+    CHECK_EQ(pthread_join(driver, NULL), 0);
+    CHECK_EQ(blz__timers_count(&reset_t), 0);
+    for (int i = 0; i < RESET_THREADS; i++) {
+        CHECK_EQ(atomic_load(&reset_owners[i].refs), 0); /* every clone woken or dropped */
+        CHECK_GT(reset_owners[i].completed, 0);
+        CHECK_GT(reset_owners[i].dropped, 0);
+    }
+    blz__timers_fini(&reset_t);
+}
