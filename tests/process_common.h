@@ -70,17 +70,9 @@ proc_read_all(blz_pipe *p, size_t *len_out)
 static inline char
 proc_state(int pid)
 {
-    char path[64], line[512];
+    char path[64];
     snprintf(path, sizeof path, "/proc/%d/stat", pid);
-    FILE *f = fopen(path, "re");
-    if (!f) {
-        return 0;
-    }
-    size_t n = fread(line, 1, sizeof line - 1, f);
-    fclose(f);
-    line[n] = '\0';
-    const char *rp = strrchr(line, ')'); /* the command name may hold spaces */
-    return rp && rp[1] == ' ' ? rp[2] : 0;
+    return blz_test_stat_state(path);
 }
 
 /* True when /proc/<pid> names a process whose parent is this process: a

@@ -216,17 +216,9 @@ thread_id(void)
 static inline char
 thread_state(int tid)
 {
-    char path[64], line[512];
+    char path[64];
     snprintf(path, sizeof path, "/proc/self/task/%d/stat", tid);
-    FILE *f = fopen(path, "re");
-    if (!f) {
-        return 0;
-    }
-    size_t n = fread(line, 1, sizeof line - 1, f);
-    fclose(f);
-    line[n] = '\0';
-    const char *rp = strrchr(line, ')'); /* the name may hold spaces */
-    return rp && rp[1] == ' ' ? rp[2] : 0;
+    return blz_test_stat_state(path);
 }
 
 #endif
