@@ -19,6 +19,9 @@ BLZ_TEST(buf_reader_lines_from_memory)
     CHECK_OK(
         blz_buf_reader_init(&br, blz_mem_reader_init(&m, text, strlen(text)), small, sizeof small));
     char line[32];
+    /* No room: refused, not 0, which a caller's loop would take for the end. */
+    CHECK_EQ(blz_buf_reader_read_until(&br, '\n', line, 0), -EINVAL);
+    CHECK_EQ(blz_buf_reader_read_line(&br, line, 1), -EINVAL);
     CHECK_EQ(blz_buf_reader_read_line(&br, line, sizeof line), 6);
     CHECK_STR_EQ(line, "first\n");
     CHECK_EQ(blz_buf_reader_read_line(&br, line, sizeof line), 7);

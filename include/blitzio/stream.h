@@ -353,8 +353,8 @@ BLZ_API void blz_buf_reader_consume(blz_buf_reader *br, size_t n);
  * Copies bytes into `out` up to and including the first `delim`, or until
  * `cap` bytes were copied, or the stream ends. Returns the count (the last
  * byte is `delim` unless the line was longer than `cap` or the stream ended),
- * 0 at end of stream, or -errno (an error after some bytes: the count; the
- * next read reports it). Awaits.
+ * 0 at end of stream, -EINVAL for cap 0 (no room: not an end), or -errno
+ * (an error after some bytes: the count; the next read reports it). Awaits.
  */
 BLZ_API ssize_t blz_buf_reader_read_until(blz_buf_reader *br, int delim, void *out, size_t cap);
 /**

@@ -329,7 +329,8 @@ blz_buf_reader_consume(blz_buf_reader *br, size_t n)
 static void
 until_fut(blz_buf_reader *br, int op, int delim, void *out, size_t cap, blz_io_future *f)
 {
-    if (!br || !br->buf_ || !out || (op == BR_LINE && cap < 2)) {
+    /* No room is -EINVAL: a 0 would read as the end of the stream. */
+    if (!br || !br->buf_ || !out || cap < (op == BR_LINE ? 2u : 1u)) {
         blz__io_future_ready(f, -EINVAL);
         return;
     }
