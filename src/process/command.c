@@ -432,10 +432,6 @@ blz_command_status(blz_command *cmd, blz_exit_status *st)
         return -EDEADLK;
     }
     blz_command_status_future f;
-    blz_command_status_fut(cmd, st, &f);
-    int r = blz_await(&f.base);
-    if (r == -EDEADLK) {
-        blz_future_drop(&f.base); /* never awaited: the child goes to the reaper */
-    }
-    return r;
+    blz_command_status_fut(cmd, st, &f); /* a NULL cmd's future holds nothing */
+    return blz_await(&f.base);
 }

@@ -217,12 +217,9 @@ combine_poll(blz_future *base, blz_context *cx)
             base->result = (int) i;
             return BLZ_READY;
         }
-        int r = c->fs_[i]->result;
-        if (r < 0 && c->first_err_ == 0) {
-            c->first_err_ = r;
-            if (c->kind_ == MODE_TRY) {
-                drop_pending(c);
-            }
+        if (c->kind_ == MODE_TRY && c->fs_[i]->result < 0) {
+            c->first_err_ = c->fs_[i]->result; /* the first to fail: the rest go */
+            drop_pending(c);
         }
     }
     if (c->done_mask_lo_ != all_mask(c)) {
@@ -232,7 +229,7 @@ combine_poll(blz_future *base, blz_context *cx)
         /* The first error by index, as task.h says (and as join_all over
          * handles, which waits in index order), not the first to happen:
          * every future is ready and keeps its result. */
-        for (size_t i = 0; i < c->n_ && c->first_err_ < 0; i++) {
+        for (size_t i = 0; i < c->n_; i++) {
             if (c->fs_[i]->result < 0) {
                 c->first_err_ = c->fs_[i]->result;
                 break;
