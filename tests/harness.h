@@ -279,21 +279,31 @@ blz_test_emulator(void)
     return e && *e ? e : NULL;
 }
 
-/* The state letter ('R', 'S', 'Z'...) of the /proc stat file at `path`
- * (a process's or a thread's), or 0 when it cannot be read. */
+/* The fields after the name of the /proc stat file at `path` (a process's
+ * or a thread's), read into `line`: " S ppid ...", or NULL when it cannot
+ * be read. */
+static inline const char *
+blz_test_stat_fields(const char *path, char *line, size_t cap)
+{
+    FILE *f = fopen(path, "re");
+    if (!f) {
+        return NULL;
+    }
+    size_t n = fread(line, 1, cap - 1, f);
+    fclose(f);
+    line[n] = '\0';
+    const char *rp = strrchr(line, ')'); /* the name may hold spaces */
+    return rp && rp[1] == ' ' ? rp + 1 : NULL;
+}
+
+/* The state letter ('R', 'S', 'Z'...) of the /proc stat file at `path`, or 0
+ * when it cannot be read. */
 static inline char
 blz_test_stat_state(const char *path)
 {
     char line[512];
-    FILE *f = fopen(path, "re");
-    if (!f) {
-        return 0;
-    }
-    size_t n = fread(line, 1, sizeof line - 1, f);
-    fclose(f);
-    line[n] = '\0';
-    const char *rp = strrchr(line, ')'); /* the name may hold spaces */
-    return rp && rp[1] == ' ' ? rp[2] : 0;
+    const char *fields = blz_test_stat_fields(path, line, sizeof line);
+    return fields ? fields[1] : 0;
 }
 
 /* Ends the running test as skipped (exit status 77). */

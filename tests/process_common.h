@@ -82,17 +82,10 @@ proc_is_our_child(int pid)
 {
     char path[64], line[512];
     snprintf(path, sizeof path, "/proc/%d/stat", pid);
-    FILE *f = fopen(path, "re");
-    if (!f) {
-        return 0;
-    }
-    size_t n = fread(line, 1, sizeof line - 1, f);
-    fclose(f);
-    line[n] = '\0';
-    const char *rp = strrchr(line, ')');
+    const char *fields = blz_test_stat_fields(path, line, sizeof line);
     int ppid = 0;
     char st = 0;
-    if (!rp || sscanf(rp + 1, " %c %d", &st, &ppid) != 2) {
+    if (!fields || sscanf(fields, " %c %d", &st, &ppid) != 2) {
         return 0;
     }
     return ppid == (int) getpid();

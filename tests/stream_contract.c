@@ -5,28 +5,10 @@
  * must fail with -EIO. Every future here completes at once: no runtime.
  */
 #include "blitzio/stream.h"
+#include "core/future.h" /* blz__io_future_ready: a future ready with its result */
 #include "harness.h"
 
 #include <string.h>
-
-/* A future ready at its first poll with the result stored at fill time. */
-static blz_poll
-ready_poll(blz_future *f, blz_context *cx)
-{
-    (void) f;
-    (void) cx;
-    return BLZ_READY;
-}
-
-static const blz_future_vtable ready_vt = {ready_poll, NULL};
-
-static void
-ready_with(blz_io_future *f, int result)
-{
-    memset(f, 0, sizeof *f);
-    blz_future_init(&f->base, &ready_vt);
-    f->base.result = result;
-}
 
 /* A reader that claims `extra` bytes more than it was asked for on its first
  * read (it fills only what it was given), then ends. */
@@ -44,11 +26,11 @@ liar_read_fut(void *self, void *buf, size_t n, blz_io_future *f)
         l->max_asked = n;
     }
     if (l->calls++ > 0) {
-        ready_with(f, 0);
+        blz__io_future_ready(f, 0);
         return;
     }
     memset(buf, 'x', n);
-    ready_with(f, (int) (n + l->extra));
+    blz__io_future_ready(f, (int) (n + l->extra));
 }
 
 static const blz_reader_vtable liar_reader_vt = {liar_read_fut};
@@ -69,7 +51,7 @@ sink_write_fut(void *self, const void *buf, size_t n, blz_io_future *f)
         s->max_asked = n;
     }
     s->got += n;
-    ready_with(f, (int) (n + s->extra));
+    blz__io_future_ready(f, (int) (n + s->extra));
 }
 
 static const blz_writer_vtable sink_writer_vt = {sink_write_fut, NULL, NULL};
@@ -171,7 +153,7 @@ zero_write_fut(void *self, const void *buf, size_t n, blz_io_future *f)
     (void) self;
     (void) buf;
     (void) n;
-    ready_with(f, 0);
+    blz__io_future_ready(f, 0);
 }
 
 static const blz_writer_vtable zero_writer_vt = {zero_write_fut, NULL, NULL};

@@ -6,6 +6,7 @@
  * ending them is a flush).
  */
 #include "blitzio/stream.h"
+#include "core/future.h" /* blz__io_future_ready: a future ready with its result */
 #include "harness.h"
 
 #include <string.h>
@@ -148,16 +149,6 @@ BLZ_TEST(formatted_writes)
 
 /* ---- a reader that errs once -------------------------------------------------------- */
 
-static blz_poll
-ready_poll(blz_future *f, blz_context *cx)
-{
-    (void) f;
-    (void) cx;
-    return BLZ_READY;
-}
-
-static const blz_future_vtable ready_vt = {ready_poll, NULL};
-
 /* A reader that plays a script, one step a read: a step's bytes, or its error
  * when it has none. After the script it reads the end. An error comes once,
  * as a socket's reset does: the recv after ECONNRESET reads 0. */
@@ -181,9 +172,7 @@ script_read_fut(void *self, void *buf, size_t n, blz_io_future *f)
         }
         s->at++;
     }
-    memset(f, 0, sizeof *f);
-    blz_future_init(&f->base, &ready_vt);
-    f->base.result = res;
+    blz__io_future_ready(f, res);
 }
 
 static const blz_reader_vtable script_reader_vt = {script_read_fut};

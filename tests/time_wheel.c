@@ -8,6 +8,7 @@
  */
 #include "blitzio/time.h"
 #include "harness.h"
+#include "poll_util.h"
 #include "time/timers.h"
 #include "time/wheel.h"
 
@@ -857,51 +858,22 @@ BLZ_TEST(timers_fire_reading_is_not_older_than_the_pending_list)
 static blz__timers reset_t;
 static atomic_bool reset_stop;
 
-/* A waker that counts its live references: none may be left or lost. */
+/* Each owner's waker counts its live references: none may be left or lost. */
 typedef struct reset_owner {
-    _Atomic long refs;
-    _Atomic uint64_t wakes;
+    test_waker tw;
     uint64_t completed, dropped;
     unsigned seed;
 } reset_owner;
 
 static reset_owner reset_owners[RESET_THREADS];
 
-static void
-rs_wake(void *data)
-{
-    reset_owner *o = data;
-    atomic_fetch_add(&o->wakes, 1);
-    atomic_fetch_sub(&o->refs, 1);
-}
-
-static void
-rs_wake_by_ref(void *data)
-{
-    atomic_fetch_add(&((reset_owner *) data)->wakes, 1);
-}
-
-static void *
-rs_clone(void *data)
-{
-    atomic_fetch_add(&((reset_owner *) data)->refs, 1);
-    return data;
-}
-
-static void
-rs_drop(void *data)
-{
-    atomic_fetch_sub(&((reset_owner *) data)->refs, 1);
-}
-
-static const blz_waker_vtable rs_vtable = {rs_wake, rs_wake_by_ref, rs_clone, rs_drop};
-
 static void *
 reset_owner_main(void *arg)
 {
     reset_owner *o = arg;
     blz__timers_set_thread_override(&reset_t);
-    blz_waker w = {&rs_vtable, o};
+    test_waker_init(&o->tw);
+    blz_waker w = o->tw.waker;
     blz_context cx = {&w};
     for (int i = 0; i < RESET_ITERS; i++) {
         blz_sleep_future f; /* on the stack: reused at once, as a dropped future's is */
@@ -962,7 +934,7 @@ BLZ_TEST(timers_threads_sleep_reset_and_drop_while_firing)
     CHECK_EQ(pthread_join(driver, NULL), 0);
     CHECK_EQ(blz__timers_count(&reset_t), 0);
     for (int i = 0; i < RESET_THREADS; i++) {
-        CHECK_EQ(atomic_load(&reset_owners[i].refs), 0); /* every clone woken or dropped */
+        CHECK_NO_WAKER_REFS(&reset_owners[i].tw); /* every clone woken or dropped */
         CHECK_GT(reset_owners[i].completed, 0);
         CHECK_GT(reset_owners[i].dropped, 0);
     }
