@@ -40,9 +40,16 @@
 #define TRIGGERED  ((uint64_t) 1)
 #define ZEROING    ((uint64_t) 2) /* the last guard's release is waking the drainers */
 #define GUARD_UNIT ((uint64_t) 4)
+
+/* Only the last guard is left, and its release is waking the drainers. */
+static inline bool
+last_guard_leaving(uint64_t st)
+{
+    return st < 2 * GUARD_UNIT && (st & ZEROING);
+}
 /* signo_ once a call triggered first: not 0, so a signal later cannot claim
  * the cause; reported as 0. */
-#define BY_CALL    (-1)
+#define BY_CALL (-1)
 
 /* Owned by signals.c: the trigger as its signal task performs it. */
 void blz__shutdown_trigger_signal(blz_shutdown *sd, int signo);
@@ -178,7 +185,7 @@ blz_shutdown_guard_release(blz_shutdown *sd)
     uint64_t cur = blz__load(&sd->state_, RELAXED);
     uint64_t next;
     do {
-        if (cur < GUARD_UNIT || (cur < 2 * GUARD_UNIT && (cur & ZEROING))) {
+        if (cur < GUARD_UNIT || last_guard_leaving(cur)) {
             return; /* more releases than acquisitions: ignore */
         }
         /* The last guard stays counted, ZEROING, until the drainers are woken. */
@@ -238,7 +245,7 @@ pending_poll(blz_future *base, blz_context *cx)
         if (st < GUARD_UNIT) {
             return pending_finish(f, 0);
         }
-        bool zeroing = st < 2 * GUARD_UNIT && (st & ZEROING);
+        bool zeroing = last_guard_leaving(st);
         if (!zeroing && blz_future_poll(&f->drain_.base, cx) == BLZ_READY) {
             f->armed_ = 0; /* the count fell to 0 at some point: look again */
             continue;
