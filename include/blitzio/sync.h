@@ -135,6 +135,25 @@ blz_semaphore_try_acquire(blz_semaphore *s, size_t n)
 /* Private: release() found WAITERS; hands the `n` permits out under the lock. */
 BLZ_API void blz__semaphore_release_slow(blz_semaphore *s, size_t n);
 
+/* Private: puts `n` permits in the free count unless waiters are queued (then
+ * false, and nothing changed). The CAS is the release's last touch of `s`. */
+static inline bool
+blz__semaphore_put_free(blz_semaphore *s, size_t n)
+{
+    size_t cur = atomic_load_explicit(&s->state_, memory_order_relaxed);
+    for (;;) {
+        if (BLZ_SYNC_UNLIKELY_(cur & BLZ_SEM_WAITERS_)) {
+            return false;
+        }
+        BLZ_SYNC_PERTURB_();
+        /* Release pairs with the acquire CAS of the try tier. */
+        if (atomic_compare_exchange_weak_explicit(&s->state_, &cur, cur + (n << BLZ_SEM_SHIFT_),
+                                                  memory_order_release, memory_order_relaxed)) {
+            return true;
+        }
+    }
+}
+
 /**
  * Returns `n` permits: to the oldest waiters first (FIFO), the rest to the
  * pool. Never waits; wakes the waiters it completes. Releasing more than was
@@ -147,19 +166,8 @@ blz_semaphore_release(blz_semaphore *s, size_t n)
     if (!s || n == 0) {
         return;
     }
-    size_t cur = atomic_load_explicit(&s->state_, memory_order_relaxed);
-    for (;;) {
-        if (BLZ_SYNC_UNLIKELY_(cur & BLZ_SEM_WAITERS_)) {
-            blz__semaphore_release_slow(s, n);
-            return;
-        }
-        BLZ_SYNC_PERTURB_();
-        /* Release pairs with the acquire CAS of the try tier. The last touch of
-         * `s`: fails if a waiter queued meanwhile. */
-        if (atomic_compare_exchange_weak_explicit(&s->state_, &cur, cur + (n << BLZ_SEM_SHIFT_),
-                                                  memory_order_release, memory_order_relaxed)) {
-            return;
-        }
+    if (BLZ_SYNC_UNLIKELY_(!blz__semaphore_put_free(s, n))) {
+        blz__semaphore_release_slow(s, n);
     }
 }
 

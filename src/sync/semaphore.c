@@ -132,15 +132,10 @@ blz__semaphore_release_slow(blz_semaphore *s, size_t n)
         if (!left) {
             return; /* all of it went to the head, which is not served yet */
         }
-        /* Nobody was queued (so nobody is woken): what is left goes in as a
-         * release that found no WAITERS puts it, the CAS the last touch. */
-        size_t cur = blz__load(&s->state_, RELAXED);
-        while (!(cur & BLZ_SEM_WAITERS_)) {
-            BLZ_PERTURB_POINT();
-            /* Release pairs with the acquire CAS of the try tier. */
-            if (blz__cas_weak(&s->state_, &cur, cur + (left << BLZ_SEM_SHIFT_), RELEASE, RELAXED)) {
-                return;
-            }
+        /* Nobody was queued (so nobody is woken): what is left goes in as the
+         * fast path puts it, the CAS the last touch. */
+        if (blz__semaphore_put_free(s, left)) {
+            return;
         }
         n = left; /* a waiter queued meanwhile: hand it out under the lock */
     }
