@@ -417,3 +417,54 @@ BLZ_TEST(semaphore_forget_races_with_acquire_and_release)
         CHECK_EQ(blz_semaphore_available(&forget_sem) + atomic_load(&forgotten), 64);
     }
 }
+
+/* The fast paths' first CAS expects rest_, a hint that nothing keeps true.
+ * Whatever rest_ says, the result must be the real state's: a guess that
+ * would refuse, succeed, or see WAITERS or CLOSED wrongly decides nothing. */
+BLZ_TEST(semaphore_stale_rest_hint_decides_nothing)
+{
+    const size_t hints[] = {0,
+                            (size_t) 1 << BLZ_SEM_SHIFT_,
+                            (size_t) 3 << BLZ_SEM_SHIFT_,
+                            (size_t) 100 << BLZ_SEM_SHIFT_,
+                            BLZ_SEM_WAITERS_,
+                            BLZ_SEM_CLOSED_ | (size_t) 3 << BLZ_SEM_SHIFT_,
+                            (size_t) 3 << BLZ_SEM_SHIFT_ | BLZ_SEM_WAITERS_,
+                            SIZE_MAX};
+    for (size_t h = 0; h < sizeof hints / sizeof hints[0]; h++) {
+        blz_semaphore s;
+        CHECK_OK(blz_semaphore_init(&s, 3));
+        atomic_store(&s.rest_, hints[h]);
+        CHECK_EQ(blz_semaphore_try_acquire(&s, 4), -EAGAIN);
+        atomic_store(&s.rest_, hints[h]);
+        CHECK_OK(blz_semaphore_try_acquire(&s, 2));
+        CHECK_EQ(blz_semaphore_available(&s), 1);
+        atomic_store(&s.rest_, hints[h]);
+        CHECK_EQ(blz_semaphore_try_acquire(&s, 2), -EAGAIN);
+        atomic_store(&s.rest_, hints[h]);
+        blz_semaphore_release(&s, 2);
+        CHECK_EQ(blz_semaphore_available(&s), 3);
+
+        /* A queued waiter: the try tier refuses and a release hands over. */
+        blz_semaphore_acquire_future f;
+        test_waker tw;
+        test_waker_init(&tw);
+        blz_semaphore_acquire_fut(&s, 5, &f);
+        CHECK_EQ(poll_with(&f.base, &tw), BLZ_PENDING);
+        atomic_store(&s.rest_, hints[h]);
+        CHECK_EQ(blz_semaphore_try_acquire(&s, 1), -EAGAIN);
+        atomic_store(&s.rest_, hints[h]);
+        blz_semaphore_release(&s, 2);
+        CHECK_EQ(blz_semaphore_available(&s), 0);
+        CHECK_EQ(poll_with(&f.base, &tw), BLZ_READY);
+        CHECK_OK(f.base.result);
+
+        /* Closed: -EPIPE, even for n == 0. */
+        blz_semaphore_release(&s, 5);
+        blz_semaphore_close(&s);
+        atomic_store(&s.rest_, hints[h]);
+        CHECK_EQ(blz_semaphore_try_acquire(&s, 1), -EPIPE);
+        atomic_store(&s.rest_, hints[h]);
+        CHECK_EQ(blz_semaphore_try_acquire(&s, 0), -EPIPE);
+    }
+}

@@ -76,6 +76,7 @@ BLZ_API void blz__perturb(void);
  */
 typedef struct blz_semaphore {
     _Atomic size_t state_;  /* permits << 2 | WAITERS (2) | CLOSED (1) */
+    _Atomic size_t rest_;   /* the state_ it is expected back at between uses (below) */
     _Atomic uint32_t lock_; /* spinlock over queue_, WAITERS and the waiters' fields */
     blz_waiter queue_;      /* sentinel of the FIFO of acquire futures */
 } blz_semaphore;
@@ -88,9 +89,9 @@ typedef struct blz_semaphore {
 #define BLZ_SEMAPHORE_MAX_PERMITS (SIZE_MAX >> 4)
 
 /** Static initialiser: `blz_semaphore s = BLZ_SEMAPHORE_INIT(4);` (permits <= MAX). */
-#define BLZ_SEMAPHORE_INIT(permits)              \
- {                                               \
-  .state_ = (size_t) (permits) << BLZ_SEM_SHIFT_ \
+#define BLZ_SEMAPHORE_INIT(permits)                                                             \
+ {                                                                                              \
+  .state_ = (size_t) (permits) << BLZ_SEM_SHIFT_, .rest_ = (size_t) (permits) << BLZ_SEM_SHIFT_ \
  }
 
 /**
@@ -112,22 +113,35 @@ blz_semaphore_try_acquire(blz_semaphore *s, size_t n)
     if (!s || n > BLZ_SEMAPHORE_MAX_PERMITS) {
         return -EINVAL;
     }
-    size_t cur = atomic_load_explicit(&s->state_, memory_order_relaxed);
+    /* The first CAS expects the semaphore at rest (rest_: all its permits
+     * back, normally) rather than loading state_ first: on x86 a load of a
+     * word that a locked instruction has just written waits for that write
+     * to land, about as long as the CAS itself, and a load of the word beside
+     * it does not. A wrong guess costs one failed CAS, which returns the real
+     * state, and moves rest_ to it. A guess never decides a refusal. */
+    size_t cur = atomic_load_explicit(&s->rest_, memory_order_relaxed);
+    bool guessed = true;
     for (;;) {
-        if (cur & BLZ_SEM_CLOSED_) {
-            return -EPIPE;
-        }
-        if (n == 0) {
-            return 0;
-        }
-        if ((cur & BLZ_SEM_WAITERS_) || (cur >> BLZ_SEM_SHIFT_) < n) {
-            return -EAGAIN; /* FIFO: queued waiters go first */
+        if ((cur & (BLZ_SEM_CLOSED_ | BLZ_SEM_WAITERS_)) || n == 0 || (cur >> BLZ_SEM_SHIFT_) < n) {
+            if (guessed) {
+                cur = atomic_load_explicit(&s->state_, memory_order_relaxed);
+                guessed = false;
+                continue;
+            }
+            if (cur & BLZ_SEM_CLOSED_) {
+                return -EPIPE;
+            }
+            return n == 0 ? 0 : -EAGAIN; /* FIFO: queued waiters go first */
         }
         BLZ_SYNC_PERTURB_();
         /* Acquire pairs with the release in blz_semaphore_release. */
         if (atomic_compare_exchange_weak_explicit(&s->state_, &cur, cur - (n << BLZ_SEM_SHIFT_),
                                                   memory_order_acquire, memory_order_relaxed)) {
             return 0;
+        }
+        if (guessed) {
+            atomic_store_explicit(&s->rest_, cur, memory_order_relaxed);
+            guessed = false;
         }
     }
 }
@@ -136,21 +150,34 @@ blz_semaphore_try_acquire(blz_semaphore *s, size_t n)
 BLZ_API void blz__semaphore_release_slow(blz_semaphore *s, size_t n);
 
 /* Private: puts `n` permits in the free count unless waiters are queued (then
- * false, and nothing changed). The CAS is the release's last touch of `s`. */
+ * false, and nothing changed). The first CAS expects the state that rest_
+ * less `n` gives (the try tier says why); the CAS is the release's last
+ * touch of `s`, so a wrong guess moves rest_ before the retry. */
 static inline bool
 blz__semaphore_put_free(blz_semaphore *s, size_t n)
 {
-    size_t cur = atomic_load_explicit(&s->state_, memory_order_relaxed);
+    size_t add = n << BLZ_SEM_SHIFT_;
+    size_t cur = atomic_load_explicit(&s->rest_, memory_order_relaxed) - add;
+    bool guessed = true;
     for (;;) {
         if (BLZ_SYNC_UNLIKELY_(cur & BLZ_SEM_WAITERS_)) {
-            return false;
+            if (!guessed) {
+                return false;
+            }
+            cur = atomic_load_explicit(&s->state_, memory_order_relaxed);
+            guessed = false;
+            continue;
         }
         BLZ_SYNC_PERTURB_();
         /* Release pairs with the acquire CAS of the try tier. */
-        if (atomic_compare_exchange_weak_explicit(&s->state_, &cur, cur + (n << BLZ_SEM_SHIFT_),
-                                                  memory_order_release, memory_order_relaxed)) {
+        if (atomic_compare_exchange_weak_explicit(&s->state_, &cur, cur + add, memory_order_release,
+                                                  memory_order_relaxed)) {
             return true;
         }
+        if (guessed && !(cur & BLZ_SEM_WAITERS_)) {
+            atomic_store_explicit(&s->rest_, cur + add, memory_order_relaxed);
+        }
+        guessed = false;
     }
 }
 
@@ -271,12 +298,12 @@ blz_mutex_try_lock(blz_mutex *m)
     if (!m) {
         return -EINVAL;
     }
-    if (atomic_load_explicit(&m->state_, memory_order_relaxed) != 0) {
-        return -EAGAIN; /* held, or FIFO: queued waiters go first */
-    }
     BLZ_SYNC_PERTURB_();
     uint32_t expect = 0;
-    /* Acquire pairs with the release CAS in blz_mutex_unlock. */
+    /* Fails if held, or FIFO: queued waiters go first. No load first: on x86
+     * a load of the word a locked instruction has just written waits for
+     * that write to land, as long again as the CAS (see the semaphore).
+     * Acquire pairs with the release CAS in blz_mutex_unlock. */
     return atomic_compare_exchange_strong_explicit(&m->state_, &expect, BLZ_MUTEX_LOCKED_,
                                                    memory_order_acquire, memory_order_relaxed)
                ? 0

@@ -12,6 +12,11 @@
  *    and nobody adds to the count while waiters are queued (releases hand
  *    their permits to the queue under the lock; what is left when it
  *    empties goes to the count with WAITERS cleared).
+ *  - rest_: only a hint, the state_ the semaphore is expected back at
+ *    between uses (all permits free, normally). The fast paths' first CAS
+ *    expects it, or it less their permits for a release, instead of loading
+ *    state_ (sync.h says why); a CAS that guessed wrong stores what it found
+ *    (a release before its retry). A stale hint costs one failed CAS.
  *  - queue_, and every linked waiter's state_, assigned_ and waker_: under
  *    lock_.
  *
@@ -62,6 +67,7 @@ blz_semaphore_init(blz_semaphore *s, size_t permits)
         return -EINVAL;
     }
     atomic_init(&s->state_, permits << BLZ_SEM_SHIFT_);
+    atomic_init(&s->rest_, permits << BLZ_SEM_SHIFT_);
     atomic_init(&s->lock_, 0);
     blz__waitlist_init(blz__queue(&s->queue_));
     return 0;
