@@ -191,3 +191,50 @@ BLZ_TEST(rwlock_threads)
 {
     rwlock_threads_run();
 }
+
+/* The try tier alone from four threads: each CAS of the fast paths expects
+ * the semaphore's rest_ hint, which the threads keep proving wrong and
+ * moving. Exclusion and the permit count must hold whatever it says. */
+static blz_rwlock try_lock_ = BLZ_RWLOCK_INIT;
+static atomic_int try_readers, try_writers, try_bad;
+
+static void *
+try_tier_body(void *arg)
+{
+    unsigned seed = (unsigned) (uintptr_t) arg;
+    for (int i = 0; i < SYNC_SCALE(200000, 20000); i++) {
+        seed = seed * 1103515245u + 12345u;
+        if ((seed >> 16) % 4 == 0) {
+            if (blz_rwlock_try_write(&try_lock_) == 0) {
+                if (atomic_fetch_add(&try_writers, 1) != 0 || atomic_load(&try_readers) != 0) {
+                    atomic_fetch_add(&try_bad, 1);
+                }
+                atomic_fetch_sub(&try_writers, 1);
+                blz_rwlock_write_unlock(&try_lock_);
+            }
+        } else if (blz_rwlock_try_read(&try_lock_) == 0) {
+            atomic_fetch_add(&try_readers, 1);
+            if (atomic_load(&try_writers) != 0) {
+                atomic_fetch_add(&try_bad, 1);
+            }
+            atomic_fetch_sub(&try_readers, 1);
+            blz_rwlock_read_unlock(&try_lock_);
+        }
+    }
+    return NULL;
+}
+
+BLZ_TEST(rwlock_try_tier_threads)
+{
+    pthread_t th[4];
+    for (uintptr_t i = 0; i < 4; i++) {
+        CHECK_EQ(pthread_create(&th[i], NULL, try_tier_body, (void *) (i + 1)), 0);
+    }
+    for (int i = 0; i < 4; i++) {
+        CHECK_EQ(pthread_join(th[i], NULL), 0);
+    }
+    CHECK_EQ(atomic_load(&try_bad), 0);
+    CHECK_EQ(blz_semaphore_available(&try_lock_.sem_), BLZ_RWLOCK_MAX_READERS);
+    CHECK_OK(blz_rwlock_try_write(&try_lock_));
+    blz_rwlock_write_unlock(&try_lock_);
+}

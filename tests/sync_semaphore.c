@@ -468,3 +468,40 @@ BLZ_TEST(semaphore_stale_rest_hint_decides_nothing)
         CHECK_EQ(blz_semaphore_try_acquire(&s, 0), -EPIPE);
     }
 }
+
+/* The try tier alone from four threads taking 1 to 3 of 4 permits: the
+ * fast paths' guesses (rest_) are wrong most of the time here. No more than
+ * 4 permits out at once, and all 4 back at the end. */
+static blz_semaphore try_sem = BLZ_SEMAPHORE_INIT(4);
+static atomic_int try_out, try_over;
+
+static void *
+try_tier_body(void *arg)
+{
+    unsigned seed = (unsigned) (uintptr_t) arg;
+    for (int i = 0; i < SYNC_SCALE(200000, 20000); i++) {
+        seed = seed * 1103515245u + 12345u;
+        size_t n = 1 + (seed >> 16) % 3;
+        if (blz_semaphore_try_acquire(&try_sem, n) == 0) {
+            if (atomic_fetch_add(&try_out, (int) n) + (int) n > 4) {
+                atomic_fetch_add(&try_over, 1);
+            }
+            atomic_fetch_sub(&try_out, (int) n);
+            blz_semaphore_release(&try_sem, n);
+        }
+    }
+    return NULL;
+}
+
+BLZ_TEST(semaphore_try_tier_threads)
+{
+    pthread_t th[4];
+    for (uintptr_t i = 0; i < 4; i++) {
+        CHECK_EQ(pthread_create(&th[i], NULL, try_tier_body, (void *) (i + 1)), 0);
+    }
+    for (int i = 0; i < 4; i++) {
+        CHECK_EQ(pthread_join(th[i], NULL), 0);
+    }
+    CHECK_EQ(atomic_load(&try_over), 0);
+    CHECK_EQ(blz_semaphore_available(&try_sem), 4);
+}
