@@ -13,6 +13,7 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <sys/resource.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -1014,4 +1015,107 @@ BLZ_TEST(join_that_cannot_wait_still_consumes_its_handles)
      * consume), so the runtime's free leaves nothing behind. */
     blz_runtime_free(rt);
     CHECK_EQ(blz_test_alloc_live(), 0);
+}
+
+/* ---- a wake from outside the runtime, racing its free ---------------------------------- */
+
+/*
+ * A thread that is not one of the runtime's (a producer feeding a channel,
+ * a worker of another runtime finishing a task this one joins) wakes a task
+ * while blz_runtime_free runs. Its wake queues the task, then unparks a
+ * worker: the runtime must not be freed under it in between, since the
+ * task it queued may be run, aborted and completed (the only thing free
+ * waits for) before the waking thread returns.
+ *
+ * The waking thread is held right after the write that wakes the worker's
+ * driver (the eventfd of the epoll backend: this file's write() below),
+ * still inside the wake, until free has returned. Freed memory is made
+ * inaccessible (guard_allocator_install), so any later touch of the runtime
+ * faults. Free may instead wait for the wake to end: the hold ends after
+ * 500 ms at the latest.
+ */
+static atomic_int write_hold_tid; /* the thread whose next 8-byte write is held; 0: none */
+static atomic_bool write_held, wake_race_freed;
+
+ssize_t
+write(int fd, const void *buf, size_t n)
+{
+    long r = syscall(SYS_write, fd, buf, n);
+    int tid = atomic_load(&write_hold_tid);
+    if (tid != 0 && tid == thread_id() && n == sizeof(uint64_t)) {
+        atomic_store(&write_hold_tid, 0);
+        atomic_store(&write_held, true);
+        int64_t start = wall_ms();
+        while (!atomic_load(&wake_race_freed) && wall_ms() - start < 500) {
+            (void) sched_yield();
+        }
+    }
+    return (ssize_t) r;
+}
+
+/* Pending until woken once by a waker clone it leaves in `latch_waker`. */
+static blz_waker latch_waker;
+static atomic_bool latch_armed;
+
+static blz_poll
+latch_poll(blz_future *f, blz_context *cx)
+{
+    (void) f;
+    if (!atomic_load(&latch_armed)) {
+        latch_waker = blz_waker_clone(cx->waker);
+        atomic_store(&latch_armed, true);
+    }
+    return BLZ_PENDING;
+}
+
+static const blz_future_vtable latch_vt = {latch_poll, NULL};
+
+static void *
+await_latch(void *arg)
+{
+    (void) arg;
+    blz_future f;
+    blz_future_init(&f, &latch_vt);
+    return (void *) (intptr_t) blz_await(&f);
+}
+
+static void *
+wake_held_in_its_write(void *arg)
+{
+    (void) arg;
+    atomic_store(&write_hold_tid, thread_id());
+    blz_waker_wake(&latch_waker);
+    return NULL;
+}
+
+BLZ_TEST(wake_from_outside_racing_free_touches_no_freed_runtime)
+{
+    guard_allocator_install();
+    blz_runtime_config cfg;
+    blz_runtime_config_default(&cfg);
+    cfg.workers = 1;
+    cfg.backend = "epoll"; /* its driver wake is the write() above */
+    blz_runtime *rt;
+    CHECK_OK(blz_runtime_new(&cfg, &rt));
+    if (strcmp(blz_runtime_backend(rt), "epoll") != 0) {
+        blz_runtime_free(rt);
+        SKIP("needs the epoll backend");
+    }
+    CHECK_OK(blz_runtime_spawn(rt, await_latch, NULL, NULL));
+    CHECK(yield_until(&latch_armed, 5000));
+    /* The worker must be asleep in its driver, for the wake to write. */
+    blz_worker_dump wd;
+    CHECK_EQ(blz_runtime_dump_workers(rt, &wd, 1), 1);
+    int64_t start = wall_ms();
+    while (thread_state(wd.tid) != 'S') {
+        CHECK(wall_ms() - start < 5000);
+        (void) sched_yield();
+    }
+    pthread_t th;
+    CHECK_EQ(pthread_create(&th, NULL, wake_held_in_its_write, NULL), 0);
+    CHECK(yield_until(&write_held, 5000));
+    blz_runtime_free(rt);
+    atomic_store(&wake_race_freed, true);
+    CHECK_EQ(pthread_join(th, NULL), 0);
+    blz_set_allocator(NULL, NULL, NULL);
 }

@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
@@ -219,6 +220,54 @@ thread_state(int tid)
     char path[64];
     snprintf(path, sizeof path, "/proc/self/task/%d/stat", tid);
     return blz_test_stat_state(path);
+}
+
+/* An allocator under which blitzio's freed memory faults at the next touch:
+ * each allocation on pages of its own, made inaccessible when freed and
+ * never reused. For a test that must see a use after free (it leaks every
+ * block; the test runs in its own process). */
+#define GUARD_HDR 16
+
+static inline void *
+guard_malloc(size_t n)
+{
+    size_t len = n + GUARD_HDR;
+    char *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED) {
+        return NULL;
+    }
+    memcpy(p, &len, sizeof len);
+    return p + GUARD_HDR;
+}
+
+static inline void
+guard_free(void *ptr)
+{
+    if (ptr) {
+        char *p = (char *) ptr - GUARD_HDR;
+        size_t len;
+        memcpy(&len, p, sizeof len);
+        (void) mprotect(p, len, PROT_NONE);
+    }
+}
+
+static inline void *
+guard_realloc(void *ptr, size_t n)
+{
+    void *q = guard_malloc(n);
+    if (q && ptr) {
+        size_t len;
+        memcpy(&len, (char *) ptr - GUARD_HDR, sizeof len);
+        memcpy(q, ptr, len - GUARD_HDR < n ? len - GUARD_HDR : n);
+        guard_free(ptr);
+    }
+    return q;
+}
+
+static inline void
+guard_allocator_install(void)
+{
+    blz_set_allocator(guard_malloc, guard_realloc, guard_free);
 }
 
 #endif

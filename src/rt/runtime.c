@@ -4,8 +4,9 @@
  * Teardown order (blz_runtime_free): refuse new spawns (closing), abort every
  * owned task, end the waits of spawns for room in the blocking pool (after the
  * aborts, so queued jobs are cancelled before any waiting spawner returns),
- * let the workers run until the last one completed, then stop and
- * join the workers, the blocking pool, and free the driver, the timers, the
+ * let the workers run until the last one completed, wait for the wakes from
+ * other threads that queued a task to be over (outside_schedules), then
+ * stop and join the workers, the blocking pool, and free the driver, the timers, the
  * stack pool and the runtime. Nothing a task can reach is freed before the
  * task completed.
  */
@@ -485,6 +486,14 @@ blz_runtime_free(blz_runtime *rt)
             }
             blz__futex_wait(&rt->tasks_alive_seq, seq, UINT64_MAX);
         }
+    }
+    /* A thread outside the runtime that queued the last task (a wake, an
+     * abort) may still be inside blz__schedule, which touches rt after the
+     * push that let the task finish. The count is its last touch: nothing
+     * can wake us after it, so yield until it is 0. Acquire pairs with its
+     * release decrement. */
+    while (blz__load(&rt->outside_schedules, ACQUIRE) != 0) {
+        sched_yield();
     }
     runtime_release(rt);
     /* The calling thread's parker and cell cache, so allocation counts settle to zero. */

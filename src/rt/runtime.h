@@ -184,6 +184,9 @@ struct blz_runtime {
     BLZ_ALIGNED_CACHELINE pthread_mutex_t inject_lock;
     blz__task *inject_head, *inject_tail; /* under inject_lock */
     _Atomic uint64_t inject_len;          /* read without the lock to skip empty checks */
+    /* Threads other than this runtime's workers inside blz__schedule for it
+     * (worker.c): blz_runtime_free waits for none to be left. */
+    _Atomic uint32_t outside_schedules;
 
     /* Idle workers: bit i set = worker i is parked (or about to be). */
     BLZ_ALIGNED_CACHELINE _Atomic uint64_t idle_mask;

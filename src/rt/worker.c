@@ -648,16 +648,25 @@ blz__schedule(blz__task *t)
         }
         return;
     }
+    /* From outside the workers, which blz_runtime_free joins before it frees
+     * anything: once queued, t may be run, aborted and completed (all that
+     * free waits for) before the wake below is over, so free waits for this
+     * count to drop as well. Relaxed: the inject lock's release orders it
+     * before the push, and so before t's completion. */
+    blz__fetch_add(&rt->outside_schedules, 1, RELAXED);
     blz__inject_push(rt, t);
-    /* From outside: the single worker of a current-thread runtime must hear it too. */
+    /* The single worker of a current-thread runtime must hear it too. */
     if (rt->nworkers == 1) {
         blz__worker *only = &rt->workers[0];
         if (blz__load(&rt->idle_mask, SEQ_CST) & 1) {
             unpark_worker(only);
         }
-        return;
+    } else {
+        blz__notify_parked(rt);
     }
-    blz__notify_parked(rt);
+    /* The last touch of rt. Release pairs with the acquire load in
+     * blz_runtime_free. */
+    blz__fetch_sub(&rt->outside_schedules, 1, RELEASE);
 }
 
 /* ---- running a task ------------------------------------------------------- */
