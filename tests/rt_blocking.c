@@ -3,8 +3,9 @@
  * refuses at the limit, the await tier waits (fibers suspend, foreign threads
  * park, stackless polls get -EDEADLK), waiting spawns get room oldest first,
  * a spawn dropped or aborted while it waits spawns nothing and passes its
- * turn on, the runtime's free ends the waits, and under many spawners on
- * real threads no more than `limit` jobs ever wait while every job runs once.
+ * turn on, the runtime's free ends the waits (and frees nothing before
+ * they have returned), and under many spawners on real threads no more than
+ * `limit` jobs ever wait while every job runs once.
  */
 #include "harness.h"
 #include "rt_util.h"
@@ -516,4 +517,69 @@ BLZ_TEST(job_queued_while_the_last_idle_thread_leaves_runs)
     blz_runtime_free(rt);
     job_gate_fini(&leaving_gate);
     CHECK_EQ(atomic_load(&leaving_stops), 2); /* both threads ran the hook before free returned */
+}
+
+/*
+ * The free ends a wait for room (-ESHUTDOWN), and must not free the runtime
+ * before that spawn has returned: its waiter polls the pool once more when
+ * woken. Here the waiting spawn is a fiber of another, one-worker runtime,
+ * kept from running after its wake by a task that spins on that worker
+ * until the free has returned (500 ms at most); freed memory faults
+ * (guard_allocator_install).
+ */
+static atomic_bool spinner_running, pool_freed;
+static int waiting_spawn_rc = 1;
+
+static void *
+spawn_into_full_pool(void *arg)
+{
+    waiting_spawn_rc = blz_runtime_spawn_blocking(arg, recording_job, NULL, NULL);
+    return NULL;
+}
+
+static void *
+spin_until_pool_freed(void *arg)
+{
+    (void) arg;
+    atomic_store(&spinner_running, true);
+    int64_t start = wall_ms();
+    while (!atomic_load(&pool_freed) && wall_ms() - start < 500) {
+    }
+    return NULL;
+}
+
+static void *
+free_pool_runtime(void *arg)
+{
+    blz_runtime_free(arg);
+    atomic_store(&pool_freed, true);
+    return NULL;
+}
+
+BLZ_TEST(runtime_free_waits_for_a_waiting_spawn_to_return)
+{
+    guard_allocator_install();
+    held_pool hp;
+    hold_pool(&hp, 1, 1, 1);
+    blz_join_detach(hp.held);
+    blz_join_detach(hp.queued[0]);
+    blz_runtime *other = test_runtime(1, 64 * 1024);
+    blz_join *waiting, *spinner;
+    CHECK_OK(blz_runtime_spawn(other, spawn_into_full_pool, hp.rt, &waiting));
+    WAIT_UNTIL(metrics(hp.rt).blocking_spawns_waiting == 1, nap());
+    CHECK_OK(blz_runtime_spawn(other, spin_until_pool_freed, NULL, &spinner));
+    CHECK(yield_until(&spinner_running, 5000));
+    pthread_t th;
+    CHECK_EQ(pthread_create(&th, NULL, free_pool_runtime, hp.rt), 0);
+    /* The free has ended the wait (the fiber is woken, and cannot run yet)
+     * and waits for the held job. */
+    WAIT_UNTIL(metrics(hp.rt).blocking_spawns_waiting == 0, nap());
+    job_gate_open(&hp.g);
+    CHECK_EQ(pthread_join(th, NULL), 0);
+    CHECK_OK(blz_join_wait(spinner, NULL));
+    CHECK_OK(blz_join_wait(waiting, NULL));
+    CHECK_EQ(waiting_spawn_rc, -ESHUTDOWN);
+    blz_runtime_free(other);
+    job_gate_fini(&hp.g);
+    blz_set_allocator(NULL, NULL, NULL);
 }

@@ -63,6 +63,7 @@ blz__blocking_init(blz__blocking_pool *p, unsigned max_threads, blz_duration idl
     p->spinning = 0;
     atomic_init(&p->jobs, 0u);
     atomic_init(&p->awaiting, 0);
+    atomic_init(&p->spawn_calls, 0u);
     p->max_threads = max_threads;
     p->idle_timeout = idle;
     p->shutdown = false;

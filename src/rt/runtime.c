@@ -5,7 +5,8 @@
  * owned task, end the waits of spawns for room in the blocking pool (after the
  * aborts, so queued jobs are cancelled before any waiting spawner returns),
  * let the workers run until the last one completed, wait for the wakes from
- * other threads that queued a task to be over (outside_schedules), then
+ * other threads that queued a task to be over (outside_schedules) and for
+ * the spawns that waited for room to return (blocking.spawn_calls), then
  * stop and join the workers, the blocking pool, and free the driver, the timers, the
  * stack pool and the runtime. Nothing a task can reach is freed before the
  * task completed.
@@ -489,10 +490,12 @@ blz_runtime_free(blz_runtime *rt)
     }
     /* A thread outside the runtime that queued the last task (a wake, an
      * abort) may still be inside blz__schedule, which touches rt after the
-     * push that let the task finish. The count is its last touch: nothing
-     * can wake us after it, so yield until it is 0. Acquire pairs with its
-     * release decrement. */
-    while (blz__load(&rt->outside_schedules, ACQUIRE) != 0) {
+     * push that let the task finish; and a spawn whose wait for room the
+     * slots' closing ended polls the pool once more. Each count's decrement
+     * is the call's last touch: nothing can wake us after it, so yield
+     * until both are 0. Acquire pairs with those release decrements. */
+    while (blz__load(&rt->outside_schedules, ACQUIRE) != 0 ||
+           blz__load(&rt->blocking.spawn_calls, ACQUIRE) != 0) {
         sched_yield();
     }
     runtime_release(rt);

@@ -161,6 +161,9 @@ typedef struct blz__blocking_pool {
     bool closed;           /* the runtime is being freed: no slot is granted any more */
     blz__waitlist waiters; /* spawns waiting for a slot (blz_spawn_blocking_future.waiter_) */
     unsigned waiting;      /* how many */
+    /* Calls of blz_runtime_spawn_blocking under a limit, which may wait (spawn.c):
+     * blz_runtime_free waits for none to be left. */
+    _Atomic uint32_t spawn_calls;
 } blz__blocking_pool;
 
 struct blz_runtime {

@@ -199,11 +199,11 @@ blz_runtime_try_spawn_blocking(blz_runtime *rt, blz_task_fn fn, void *arg, blz_j
     return spawn_blocking(rt, fn, NULL, arg, held, out);
 }
 
-int
-blz_runtime_spawn_blocking(blz_runtime *rt, blz_task_fn fn, void *arg, blz_join **out)
+static int
+spawn_blocking_or_wait(blz_runtime *rt, blz_task_fn fn, void *arg, blz_join **out)
 {
     int rc = blz_runtime_try_spawn_blocking(rt, fn, arg, out);
-    if (rc != -EAGAIN || rt->blocking.limit == 0) {
+    if (rc != -EAGAIN) {
         return rc;
     }
     if (blz__rt_current() == rt && blz__worker_current() == NULL) {
@@ -223,6 +223,24 @@ blz_runtime_spawn_blocking(blz_runtime *rt, blz_task_fn fn, void *arg, blz_join 
             blz_join_detach(f.join);
         }
     }
+    return rc;
+}
+
+int
+blz_runtime_spawn_blocking(blz_runtime *rt, blz_task_fn fn, void *arg, blz_join **out)
+{
+    if (!rt || rt->blocking.limit == 0) {
+        return blz_runtime_try_spawn_blocking(rt, fn, arg, out); /* it never waits */
+    }
+    /* A wait for room lasts until a job starts or blz_runtime_free ends it,
+     * and the waiter polls the pool once more after that: count the call in,
+     * so that free does not release rt under it (the decrement is its last
+     * touch). Relaxed: the pool lock that the try takes next orders it before
+     * the slots are closed, after which free looks at the count. */
+    blz__fetch_add(&rt->blocking.spawn_calls, 1, RELAXED);
+    int rc = spawn_blocking_or_wait(rt, fn, arg, out);
+    /* Release pairs with the acquire load in blz_runtime_free. */
+    blz__fetch_sub(&rt->blocking.spawn_calls, 1, RELEASE);
     return rc;
 }
 
