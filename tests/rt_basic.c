@@ -1119,3 +1119,75 @@ BLZ_TEST(wake_from_outside_racing_free_touches_no_freed_runtime)
     CHECK_EQ(pthread_join(th, NULL), 0);
     blz_set_allocator(NULL, NULL, NULL);
 }
+
+/*
+ * The same for the last task finishing on a thread outside the runtime: a
+ * blocking job whose spawn could not start a pool thread (-EAGAIN) is
+ * completed by its spawner, and a free that waits for it is woken by that
+ * completion (owned_remove), which went on touching the runtime after the
+ * count that let free go. The spawner is held in the on_task_spawn hook
+ * until the free waits, then in the driver wake that its completion makes
+ * (the eventfd write) until the free has returned. No pool thread can
+ * start: the address space is capped below a thread's stack meanwhile.
+ */
+static int free_caller_tid;
+static atomic_bool spawn_hooked;
+
+static void
+hold_spawn_until_free_waits(const blz_task_meta *m, void *arg)
+{
+    (void) m;
+    (void) arg;
+    atomic_store(&spawn_hooked, true);
+    int64_t start = wall_ms();
+    while (thread_state(free_caller_tid) != 'S' && wall_ms() - start < 5000) {
+        (void) sched_yield();
+    }
+    atomic_store(&write_hold_tid, thread_id());
+}
+
+static void *
+spawn_blocking_without_a_thread(void *arg)
+{
+    blz_runtime *rt = arg;
+    return (void *) (intptr_t) blz_runtime_spawn_blocking(rt, return_arg, NULL, NULL);
+}
+
+BLZ_TEST(last_task_completed_outside_racing_free_touches_no_freed_runtime)
+{
+    if (UNDER_ASAN || UNDER_TSAN) {
+        SKIP("sanitizers need an unlimited address space");
+    }
+    if (blz_test_emulator()) {
+        SKIP("qemu-user maps the guest's memory itself: RLIMIT_AS does not bound it so");
+    }
+    guard_allocator_install();
+    blz_runtime_config cfg;
+    blz_runtime_config_default(&cfg);
+    cfg.workers = 1;
+    cfg.backend = "epoll"; /* its driver wake is the write() above */
+    cfg.on_task_spawn = hold_spawn_until_free_waits;
+    blz_runtime *rt;
+    CHECK_OK(blz_runtime_new(&cfg, &rt));
+    if (strcmp(blz_runtime_backend(rt), "epoll") != 0) {
+        blz_runtime_free(rt);
+        SKIP("needs the epoll backend");
+    }
+    free_caller_tid = thread_id();
+    pthread_t th;
+    CHECK_EQ(pthread_create(&th, NULL, spawn_blocking_without_a_thread, rt), 0);
+    CHECK(yield_until(&spawn_hooked, 5000));
+    struct rlimit old, tight;
+    CHECK_OK(getrlimit(RLIMIT_AS, &old));
+    tight = old;
+    tight.rlim_cur = (rlim_t) (mapped_bytes() + ((size_t) 2 << 20));
+    CHECK_OK(setrlimit(RLIMIT_AS, &tight));
+    blz_runtime_free(rt);
+    atomic_store(&wake_race_freed, true);
+    void *rc;
+    CHECK_EQ(pthread_join(th, &rc), 0);
+    CHECK_OK(setrlimit(RLIMIT_AS, &old));
+    CHECK_EQ((int) (intptr_t) rc, -EAGAIN);
+    CHECK(atomic_load(&write_held));
+    blz_set_allocator(NULL, NULL, NULL);
+}

@@ -51,16 +51,19 @@ blz__owned_remove(blz__task *t)
         t->owned_next->owned_prev = t->owned_prev;
     }
     t->owned_prev = t->owned_next = NULL;
-    bool emptied = --sh->alive == 0;
-    blz__spin_unlock(&sh->lock);
-    if (emptied && blz__load(&rt->closing, ACQUIRE)) {
-        /* blz_runtime_free waits for every shard to empty: let it re-count. */
+    if (--sh->alive == 0 && blz__load(&rt->closing, ACQUIRE)) {
+        /* blz_runtime_free waits for every shard to empty: let it re-count.
+         * Still under the lock, which free takes to count: once it sees the
+         * shard empty it may release rt, so the unlock must be our last touch
+         * (the task may finish on a thread free does not join: a spawner
+         * whose blocking job could not start a pool thread). */
         blz__fetch_add(&rt->tasks_alive_seq, 1, RELEASE);
         blz__futex_wake(&rt->tasks_alive_seq, 1 << 30);
         /* A current-thread runtime's free drives the worker loop and may sleep in
          * the driver: a task finishing on a pool thread must wake it there too. */
         blz__io_driver_wake(rt->io);
     }
+    blz__spin_unlock(&sh->lock);
 }
 
 void
