@@ -283,3 +283,45 @@ BLZ_TEST(every_spawned_task_terminates_once_and_polls_come_in_pairs)
         hooked_round();
     }
 }
+
+/* Tasks still queued when their runtime is freed are aborted and run to
+ * their end like any other, hook included: a tracer that pairs every spawn
+ * with its terminate sees every pair. Nothing drives this current-thread
+ * runtime before its free, so every task is still queued then. */
+static atomic_int queued_spawned, queued_terminated;
+
+static void
+count_spawn(const blz_task_meta *m, void *arg)
+{
+    (void) m;
+    (void) arg;
+    atomic_fetch_add(&queued_spawned, 1);
+}
+
+static void
+count_terminate(const blz_task_meta *m, void *arg)
+{
+    (void) m;
+    (void) arg;
+    atomic_fetch_add(&queued_terminated, 1);
+}
+
+BLZ_TEST(tasks_queued_at_free_terminate_with_their_hook)
+{
+    blz_runtime_config cfg;
+    blz_runtime_config_default(&cfg);
+    cfg.flavor = BLZ_CURRENT_THREAD;
+    cfg.on_task_spawn = count_spawn;
+    cfg.on_task_terminate = count_terminate;
+    blz_runtime *rt;
+    CHECK_OK(blz_runtime_new(&cfg, &rt));
+    for (int i = 0; i < 50; i++) {
+        CHECK_OK(blz_runtime_spawn(rt, blocking_job, NULL, NULL));
+        ready_future f = READY_FUTURE(i);
+        CHECK_OK(blz_runtime_spawn_future(rt, &f.base, sizeof f, NULL));
+    }
+    CHECK_EQ(atomic_load(&queued_terminated), 0);
+    blz_runtime_free(rt);
+    CHECK_EQ(atomic_load(&queued_spawned), 100);
+    CHECK_EQ(atomic_load(&queued_terminated), 100);
+}

@@ -120,8 +120,9 @@ typedef struct blz_runtime_config {
      * blocking job was created and is about to be queued (it has not run),
      * on the spawning thread. on_task_terminate: a task finished (returned,
      * failed, or was cancelled, also before it ever ran), on the thread that
-     * finished it, before its joiner is woken; a task still queued when the
-     * runtime is freed ends without it. on_before_task_poll and
+     * finished it, before its joiner is woken; every spawned task gets one,
+     * also one still queued when the runtime is freed (aborted then, it ends
+     * as cancelled). on_before_task_poll and
      * on_after_task_poll: around each poll of a fiber or future task (for a
      * fiber, each resume), on the worker polling it; a poll that finishes
      * the task has its on_task_terminate between the two, and its identity
