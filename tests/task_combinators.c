@@ -295,3 +295,75 @@ BLZ_TEST(join_all_futures_returns_the_first_error_by_index)
     }
     CHECK_EQ(f.base.result, -EIO);
 }
+
+/* The caller of join_all / race is aborted while a task it waits for never
+ * finishes. Its results must then say which tasks were joined: a value for
+ * each, NULL for the tasks detached, never what the array held before (the
+ * handles are all gone, so nothing else tells, and a caller that releases
+ * the values it got would release garbage). */
+#define UNTOUCHED ((void *) (intptr_t) 0x5ca1ab1e)
+
+typedef struct aborted_caller {
+    int mode; /* 0: join_all, 1: try_join_all, 2: race */
+    void *results[2];
+    atomic_int entered;
+} aborted_caller;
+
+static void *
+aborted_caller_body(void *arg)
+{
+    aborted_caller *c = arg;
+    blz_join *j[2];
+    blz_future never;
+    blz_future_init(&never, &never_vt);
+    CHECK_OK(blz_spawn(yield_n, (void *) 1, &j[0]));
+    CHECK_OK(blz_spawn_future(&never, sizeof never, &j[1]));
+    c->results[0] = c->results[1] = UNTOUCHED;
+    atomic_store(&c->entered, 1);
+    int rc = c->mode == 0   ? blz_join_all(j, 2, c->results)
+             : c->mode == 1 ? blz_try_join_all(j, 2, c->results)
+                            : blz_race(j, 2, c->results);
+    if (c->mode == 2 && rc == 0) {
+        return NULL; /* j[0] won before the abort: a plain race */
+    }
+    CHECK_EQ(rc, -ECANCELED);
+    return NULL;
+}
+
+static void *
+aborted_caller_main(void *arg)
+{
+    (void) arg;
+    for (int mode = 0; mode < 3; mode++) {
+        for (int round = 0; round < 50; round++) {
+            aborted_caller c = {.mode = mode};
+            atomic_init(&c.entered, 0);
+            blz_join *caller;
+            CHECK_OK(blz_spawn(aborted_caller_body, &c, &caller));
+            while (!atomic_load(&c.entered)) {
+                blz_yield();
+            }
+            for (int i = 0; i < round % 5; i++) {
+                blz_yield(); /* abort before or after the first task was joined */
+            }
+            blz_join_abort(caller);
+            (void) blz_join_wait(caller, NULL);
+            int n = mode == 2 ? 1 : 2;
+            for (int i = 0; i < n; i++) {
+                CHECK(c.results[i] != UNTOUCHED);
+            }
+            CHECK(c.results[0] == NULL || (intptr_t) c.results[0] == 1001);
+            if (n == 2) {
+                CHECK_PTR_EQ(c.results[1], NULL); /* never finished: detached */
+            }
+        }
+    }
+    return NULL;
+}
+
+BLZ_TEST(aborted_caller_results_say_what_was_joined)
+{
+    blz_runtime *rt = new_rt();
+    CHECK_OK(blz_runtime_block_on(rt, aborted_caller_main, NULL, NULL));
+    blz_runtime_free(rt);
+}

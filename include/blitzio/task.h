@@ -161,7 +161,10 @@ BLZ_API void blz_yield_fut(blz_yield_future *f);
  * calling task is aborted while they wait (or a foreign thread cannot
  * allocate its parker, -ENOMEM), the handles not yet consumed are detached
  * (join_all), aborted and detached (try_join_all, race) or left to the
- * caller (select).
+ * caller (select). Their results are written NULL before the wait, so that
+ * on any return an entry holds the value of a task joined (race: of the
+ * winner, even when -ECANCELED comes from the caller's own abort while the
+ * losers are joined) or NULL, and values that own memory can be released.
  */
 
 /**

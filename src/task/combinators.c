@@ -143,6 +143,16 @@ join_set_run(blz_join **joins, size_t n, void **results, int mode)
             return -EINVAL;
         }
     }
+    /* NULL first, so that whenever we return (an abort of the caller included,
+     * which detaches handles it has not joined) each entry is either the value
+     * of a task joined or NULL: the handles are gone by then, and nothing else
+     * would tell a value to release from what the array held before. */
+    if (results) {
+        size_t slots = mode == MODE_ALL || mode == MODE_TRY ? n : 1;
+        for (size_t i = 0; i < slots; i++) {
+            results[i] = NULL;
+        }
+    }
     join_set_future s;
     blz_future_init(&s.base, &join_set_vtable);
     s.joins = joins;
