@@ -440,3 +440,36 @@ BLZ_TEST(select_concurrent_exactly_once)
     }
     free(sc_seen);
 }
+
+/* A select that is ready stays so: polled again it keeps its winner and
+ * polls no branch. It polled them all again, and the winner, a receive that
+ * had already delivered, took the next item over the one it delivered. */
+BLZ_TEST(select_ready_stays_ready)
+{
+    blz_chan a, b;
+    CHECK_OK(blz_chan_init(&a, sizeof(int), 4));
+    CHECK_OK(blz_chan_init(&b, sizeof(int), 4));
+    int x = 1, y = 2;
+    CHECK_OK(blz_chan_try_send(&a, &x));
+    CHECK_OK(blz_chan_try_send(&a, &y));
+    int oa = -1, ob = -1;
+    blz_chan_recv_future fa, fb;
+    blz_chan_recv_fut(&a, &oa, &fa);
+    blz_chan_recv_fut(&b, &ob, &fb);
+    blz_future *br[2] = {&fa.base, &fb.base};
+    blz_chan_select_future sel;
+    blz_chan_select_fut(br, 2, UINT64_MAX, 0, &sel);
+    blz_context cx = {blz_waker_noop()};
+    CHECK_EQ(blz_future_poll(&sel.base, &cx), BLZ_READY);
+    CHECK_EQ(sel.base.result, 0);
+    CHECK_EQ(oa, 1);
+    CHECK_EQ(blz_future_poll(&sel.base, &cx), BLZ_READY);
+    CHECK_EQ(sel.base.result, 0);
+    CHECK_EQ(oa, 1);               /* not overwritten by the next item */
+    CHECK_EQ(blz_chan_len(&a), 1); /* which is still in the channel */
+    blz_future_drop(&sel.base);
+    CHECK_OK(blz_chan_try_recv(&a, &oa));
+    CHECK_EQ(oa, 2);
+    blz_chan_deinit(&a);
+    blz_chan_deinit(&b);
+}

@@ -367,3 +367,50 @@ BLZ_TEST(aborted_caller_results_say_what_was_joined)
     CHECK_OK(blz_runtime_block_on(rt, aborted_caller_main, NULL, NULL));
     blz_runtime_free(rt);
 }
+
+/* A race or select that is ready stays so: polled again, it keeps its
+ * winner and polls none of its futures (a loser polled again could take an
+ * item or a permit that the caller, done with the select, never sees). */
+BLZ_TEST(ready_race_and_select_stay_ready)
+{
+    blz_context cx = {blz_waker_noop()};
+    blz_semaphore s0, s1;
+    CHECK_OK(blz_semaphore_init(&s0, 0));
+    CHECK_OK(blz_semaphore_init(&s1, 1));
+    blz_semaphore_acquire_future a, b;
+    blz_future *fs[2] = {&a.base, &b.base};
+    blz_combine_future f;
+
+    blz_semaphore_acquire_fut(&s0, 1, &a);
+    blz_semaphore_acquire_fut(&s1, 1, &b);
+    CHECK_OK(blz_race_fut(fs, 2, &f));
+    CHECK_EQ(blz_future_poll(&f.base, &cx), BLZ_READY);
+    CHECK_EQ(f.base.result, 1);
+    CHECK_EQ(blz_future_poll(&f.base, &cx), BLZ_READY);
+    CHECK_EQ(f.base.result, 1); /* was 0: the done mask, read as "all ready, no error" */
+    blz_future_drop(&f.base);
+    blz_semaphore_release(&s1, 1);
+
+    blz_chan ch;
+    CHECK_OK(blz_chan_init(&ch, sizeof(int), 2));
+    int item = 7, got = -1;
+    blz_chan_recv_future r;
+    blz_chan_recv_fut(&ch, &got, &r);
+    blz_semaphore_acquire_fut(&s1, 1, &b);
+    blz_future *sel[2] = {&r.base, &b.base};
+    CHECK_OK(blz_select_fut(sel, 2, &f));
+    CHECK_EQ(blz_future_poll(&f.base, &cx), BLZ_READY);
+    CHECK_EQ(f.base.result, 1);
+    CHECK_OK(blz_chan_try_send(&ch, &item)); /* the loser could take it now */
+    CHECK_EQ(blz_future_poll(&f.base, &cx), BLZ_READY);
+    CHECK_EQ(f.base.result, 1);
+    CHECK_EQ(got, -1); /* the loser was not polled again */
+    CHECK_EQ(blz_chan_len(&ch), 1);
+    blz_future_drop(&f.base);
+    blz_future_drop(&r.base); /* select leaves it to us */
+    CHECK_OK(blz_chan_try_recv(&ch, &got));
+    CHECK_EQ(got, 7);
+    blz_chan_deinit(&ch);
+    blz_semaphore_release(&s1, 1);
+    CHECK_EQ(blz_semaphore_available(&s1), 1);
+}

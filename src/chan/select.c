@@ -60,6 +60,13 @@ static blz_poll
 select_poll(blz_future *base, blz_context *cx)
 {
     blz_chan_select_future *f = (blz_chan_select_future *) base;
+    if (f->done_) {
+        /* Ready already: the result stays. Polling the branches again would
+         * find the losers dropped (ready with -ECANCELED, so a new "winner")
+         * and let the winner, whose receive delivered, take the next item
+         * over the one it delivered. */
+        return BLZ_READY;
+    }
     if (!blz__coop_proceed(cx)) {
         return BLZ_PENDING;
     }
