@@ -414,3 +414,31 @@ BLZ_TEST(ready_race_and_select_stay_ready)
     blz_semaphore_release(&s1, 1);
     CHECK_EQ(blz_semaphore_available(&s1), 1);
 }
+
+/* The future tiers refuse bad arguments as every other _fut does: the future
+ * polls ready with -EINVAL, the await tier's answer (it said -ECANCELED, the
+ * code of a dropped or aborted wait, so a combinator nested in another one,
+ * or awaited without looking at the return, reported an abort). */
+BLZ_TEST(combine_fut_refusals_poll_as_einval)
+{
+    int (*fill[4])(blz_future **, size_t, blz_combine_future *) = {
+        blz_join_all_fut, blz_try_join_all_fut, blz_race_fut, blz_select_fut};
+    countdown a = make_countdown(0, 1, NULL);
+    blz_future *fs[2] = {&a.base, NULL};
+    blz_context cx = {blz_waker_noop()};
+    for (int k = 0; k < 4; k++) {
+        blz_combine_future f;
+        CHECK_EQ(fill[k](NULL, 1, &f), -EINVAL);
+        CHECK_EQ(blz_future_poll(&f.base, &cx), BLZ_READY);
+        CHECK_EQ(f.base.result, -EINVAL);
+        CHECK_EQ(fill[k](fs, 0, &f), -EINVAL);
+        CHECK_EQ(blz_await(&f.base), -EINVAL);
+        CHECK_EQ(fill[k](fs, 2, &f), -EINVAL); /* a NULL future */
+        CHECK_EQ(blz_future_poll(&f.base, &cx), BLZ_READY);
+        CHECK_EQ(f.base.result, -EINVAL);
+        blz_future_drop(&f.base);
+        CHECK_EQ(fill[k](fs, BLZ_COMBINE_MAX + 1, &f), -EINVAL);
+        CHECK_EQ(blz_await(&f.base), -EINVAL);
+        CHECK_EQ(fill[k](fs, 1, NULL), -EINVAL);
+    }
+}

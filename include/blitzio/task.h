@@ -311,7 +311,7 @@ typedef struct blz_combine_future {
 #define BLZ_COMBINE_MAX 64 /**< join_all_fut handles at most this many futures */
 
 /* Each fills `f` and returns 0, or -EINVAL as its await tier (then `f`, if
- * not NULL, polls ready with -ECANCELED). The result is as the await tier's. */
+ * not NULL, polls ready with -EINVAL). The result is as the await tier's. */
 
 BLZ_API int blz_join_all_fut(blz_future **fs, size_t n, blz_combine_future *f);
 BLZ_API int blz_try_join_all_fut(blz_future **fs, size_t n, blz_combine_future *f);

@@ -14,6 +14,7 @@
  */
 #include "blitzio/task.h"
 #include "core/coop.h"
+#include "core/future.h"
 
 enum { MODE_ALL, MODE_TRY, MODE_RACE, MODE_SELECT };
 
@@ -292,13 +293,15 @@ combine_init(blz_future **fs, size_t n, blz_combine_future *f, int kind)
     f->done_mask_lo_ = 0;
     f->kind_ = kind;
     f->first_err_ = 0;
+    /* Refused: ready with -EINVAL, as every _fut with bad arguments (a
+     * dropped future's -ECANCELED would read as an abort). */
     if (!fs || n == 0 || n > BLZ_COMBINE_MAX) {
-        f->base.vtable = NULL; /* polls as ready with -ECANCELED; the caller sees -EINVAL */
+        blz__future_ready(&f->base, -EINVAL);
         return -EINVAL;
     }
     for (size_t i = 0; i < n; i++) {
         if (!fs[i]) {
-            f->base.vtable = NULL;
+            blz__future_ready(&f->base, -EINVAL);
             return -EINVAL;
         }
     }
