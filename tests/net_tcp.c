@@ -287,6 +287,96 @@ BLZ_TEST(try_tier_peek_and_vectors)
     net_run(2, tiers_main, NULL);
 }
 
+/* A vector read of no bytes in all is done at once with 0, as a plain read of
+ * n == 0 is: recvmsg of nothing on an empty stream says EAGAIN, and a waiter
+ * would then sleep until data it does not want arrives (for ever, on a quiet
+ * connection). Every tier, on a TCP stream and a Unix stream, both empty. */
+static void
+check_readv_of_nothing(ssize_t (*try_readv)(void *, const blz_iovec *, int),
+                       void (*readv_fut)(void *, const blz_iovec *, int, blz_io_future *),
+                       ssize_t (*readv)(void *, const blz_iovec *, int), void *s)
+{
+    blz_context cx = {blz_waker_noop()};
+    char b[1];
+    blz_iovec none[2] = {{b, 0}, {NULL, 0}};
+    blz_io_future f;
+    readv_fut(s, none, 2, &f);
+    blz_poll p = blz_future_poll(&f.base, &cx);
+    if (p == BLZ_PENDING) {
+        blz_future_drop(&f.base);
+    }
+    CHECK_EQ(p, BLZ_READY);
+    CHECK_EQ(f.base.result, 0);
+    CHECK_EQ(try_readv(s, none, 2), 0);
+    CHECK_EQ(readv(s, none, 2), 0);
+}
+
+static ssize_t
+tcp_try_readv_v(void *s, const blz_iovec *iov, int n)
+{
+    return blz_tcp_try_readv(s, iov, n);
+}
+static void
+tcp_readv_fut_v(void *s, const blz_iovec *iov, int n, blz_io_future *f)
+{
+    blz_tcp_readv_fut(s, iov, n, f);
+}
+static ssize_t
+tcp_readv_v(void *s, const blz_iovec *iov, int n)
+{
+    return blz_tcp_readv(s, iov, n);
+}
+static ssize_t
+unix_try_readv_v(void *s, const blz_iovec *iov, int n)
+{
+    return blz_unix_try_readv(s, iov, n);
+}
+static void
+unix_readv_fut_v(void *s, const blz_iovec *iov, int n, blz_io_future *f)
+{
+    blz_unix_readv_fut(s, iov, n, f);
+}
+static ssize_t
+unix_readv_v(void *s, const blz_iovec *iov, int n)
+{
+    return blz_unix_readv(s, iov, n);
+}
+
+static void *
+readv_nothing_main(void *arg)
+{
+    (void) arg;
+    blz_addr a;
+    blz_tcp_listener *l = net_listen_any(&a);
+    blz_tcp_stream *s = NULL, *c = NULL;
+    net_pair(l, &a, &s, &c);
+    check_readv_of_nothing(tcp_try_readv_v, tcp_readv_fut_v, tcp_readv_v, s);
+    check_readv_of_nothing(tcp_try_readv_v, tcp_readv_fut_v, tcp_readv_v, c);
+    /* With data queued it still takes nothing. */
+    CHECK_OK(blz_tcp_write_all(c, "x", 1));
+    char b[1];
+    CHECK_EQ(blz_tcp_peek(s, b, 1), 1);
+    check_readv_of_nothing(tcp_try_readv_v, tcp_readv_fut_v, tcp_readv_v, s);
+    CHECK_EQ(blz_tcp_read(s, b, 1), 1);
+    CHECK_EQ(b[0], 'x');
+    blz_tcp_close(s);
+    blz_tcp_close(c);
+    blz_tcp_listener_close(l);
+
+    blz_unix_stream *p = NULL, *q = NULL;
+    CHECK_OK(blz_unix_pair(&p, &q));
+    check_readv_of_nothing(unix_try_readv_v, unix_readv_fut_v, unix_readv_v, q);
+    blz_unix_close(p);
+    blz_unix_close(q);
+    CHECK_EQ(blz__io_driver_waiters(net_driver()), 0);
+    return NULL;
+}
+
+BLZ_TEST(readv_of_no_bytes_is_done_at_once)
+{
+    net_run(2, readv_nothing_main, NULL);
+}
+
 /* ---- the future tier from a stackless task ---------------------------------------- */
 
 typedef struct echo_once_future {

@@ -535,12 +535,23 @@ static const blz_future_vtable sock_vt = {sock_poll, sock_drop};
 
 /* Stream operations with nothing to move finish at once (a zero-length recv
  * on an empty socket would say EAGAIN and wait for data it does not want).
- * Datagram operations do not: an empty datagram is a message. */
-static int
-zero_len_done(int op)
+ * Vectors count by their total, so a readv of empty buffers behaves as a
+ * read of n == 0. Datagram operations do not: an empty datagram is a
+ * message. For arguments that passed check_args. */
+static bool
+nothing_to_move(int op, const void *buf, size_t len)
 {
-    return op == BLZ__OP_S_READ || op == BLZ__OP_S_PEEK || op == BLZ__OP_S_WRITE ||
-           op == BLZ__OP_S_WRITE_ALL;
+    if (op == BLZ__OP_S_READV || op == BLZ__OP_S_WRITEV) {
+        const blz_iovec *iov = buf;
+        for (size_t i = 0; i < len; i++) {
+            if (iov[i].len) {
+                return false;
+            }
+        }
+        return true;
+    }
+    return len == 0 && (op == BLZ__OP_S_READ || op == BLZ__OP_S_PEEK || op == BLZ__OP_S_WRITE ||
+                        op == BLZ__OP_S_WRITE_ALL);
 }
 
 /* Checks arguments common to all tiers; 0 or -EINVAL. Clamps lengths so a
@@ -611,8 +622,8 @@ blz__sock_fut(blz__sock *sk, int op, void *buf, size_t len, void *aux, blz_io_fu
         blz__io_future_ready(f, rc);
         return;
     }
-    if (len == 0 && zero_len_done(op)) {
-        blz__io_future_ready(f, 0); /* nothing to move: done without a syscall */
+    if (nothing_to_move(op, buf, len)) {
+        blz__io_future_ready(f, 0); /* done without a syscall */
         return;
     }
     blz__io_future_start(f, &sock_vt, sk, op, buf, len, aux);
@@ -625,7 +636,7 @@ blz__sock_try(blz__sock *sk, int op, void *buf, size_t len, void *aux)
     if (rc < 0) {
         return rc;
     }
-    if (len == 0 && zero_len_done(op)) {
+    if (nothing_to_move(op, buf, len)) {
         return 0;
     }
     blz_io_future f; /* only what attempt() reads: no future, no waiter */
