@@ -739,6 +739,44 @@ BLZ_TEST(options_builder_and_errors)
     net_run(2, options_main, NULL);
 }
 
+/* Durations too long for the kernel's whole seconds are clamped to the
+ * longest it takes (32767 s), never wrapped: rounding INT64_MAX ns up to a
+ * second overflowed (undefined behaviour), and in practice turned "as long
+ * as possible" into one second. */
+static void *
+huge_durations_main(void *arg)
+{
+    (void) arg;
+    blz_addr a;
+    blz_tcp_listener *l = net_listen_any(&a);
+    blz_tcp_stream *s = NULL, *c = NULL;
+    net_pair(l, &a, &s, &c);
+    bool on = false;
+    blz_duration d = 0;
+    int count = 0;
+    CHECK_OK(blz_tcp_set_keepalive(s, true, INT64_MAX));
+    CHECK_OK(blz_tcp_keepalive(s, &on, &d));
+    CHECK(on);
+    CHECK_EQ(d, blz_secs(32767));
+    CHECK_OK(blz_tcp_set_keepalive_probes(s, INT64_MAX, 3));
+    CHECK_OK(blz_tcp_keepalive_probes(s, &d, &count));
+    CHECK_EQ(d, blz_secs(32767));
+    CHECK_OK(blz_tcp_set_linger(s, true, INT64_MAX));
+    CHECK_OK(blz_tcp_linger(s, &on, &d));
+    CHECK(on);
+    CHECK_EQ(d, blz_secs(32767));
+    CHECK_OK(blz_tcp_set_linger(s, false, 0));
+    blz_tcp_close(s);
+    blz_tcp_close(c);
+    blz_tcp_listener_close(l);
+    return NULL;
+}
+
+BLZ_TEST(huge_option_durations_clamp_instead_of_wrapping)
+{
+    net_run(1, huge_durations_main, NULL);
+}
+
 /* Outside a runtime there is no driver to register with. */
 BLZ_TEST(no_runtime_is_esrch)
 {

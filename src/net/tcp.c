@@ -384,10 +384,12 @@ blz_tcp_nodelay(blz_tcp_stream *s, bool *on)
     return rc;
 }
 
+/* `d` in whole seconds, rounded up, within 1..32767 (the kernel's keepalive
+ * limit). Rounds without adding to `d`, which may be as large as INT64_MAX. */
 static int
 whole_secs(blz_duration d)
 {
-    int64_t s = (d + BLZ_NS_PER_S - 1) / BLZ_NS_PER_S;
+    int64_t s = d / BLZ_NS_PER_S + (d % BLZ_NS_PER_S > 0);
     return s < 1 ? 1 : s > 0x7fff ? 0x7fff : (int) s;
 }
 
