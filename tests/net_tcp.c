@@ -1127,6 +1127,75 @@ BLZ_TEST(closing_a_read_half_ends_the_read_waiting_on_it)
     net_run(2, half_close_wait_main, NULL);
 }
 
+typedef struct half_write_wait {
+    blz_tcp_write_half *wr;
+    _Atomic int done;
+    ssize_t result;
+} half_write_wait;
+
+static void *
+half_waiting_writer(void *arg)
+{
+    half_write_wait *h = arg;
+    static char big[1 << 16];
+    h->result = blz_tcp_half_write(h->wr, big, sizeof big); /* the buffers are full */
+    atomic_store(&h->done, 1);
+    return NULL;
+}
+
+/* Closing a write half ends the write another task waits in on it with
+ * -ECANCELED, as closing a read half ends a read (tests/net_unix.c has the
+ * same for Unix streams, where the write waited for good). On TCP the
+ * shutdown(SHUT_WR) woke it, but it then failed with -EPIPE, an error of the
+ * connection for what was the handle's own close. */
+static void *
+write_half_close_wait_main(void *arg)
+{
+    (void) arg;
+    blz_addr a;
+    blz_tcp_listener *l = net_listen_any(&a);
+    blz_tcp_socket *cs = NULL;
+    CHECK_OK(blz_tcp_socket_new(BLZ_AF_INET, &cs));
+    CHECK_OK(blz_tcp_socket_set_send_buffer_size(cs, 4096));
+    blz_tcp_stream *c = NULL, *s = NULL;
+    CHECK_OK(blz_tcp_socket_connect(cs, &a, &c));
+    CHECK_OK(blz_tcp_accept(l, &s, NULL));
+    blz_tcp_read_half *rd;
+    blz_tcp_write_half *wr;
+    CHECK_OK(blz_tcp_split(c, &rd, &wr));
+    static char big[1 << 16];
+    /* Fill the send buffer and the peer's receive queue (nobody reads). */
+    WAIT_UNTIL(blz_tcp_half_try_write(wr, big, sizeof big) == -EAGAIN &&
+                   blz_tcp_try_ready(blz_tcp_write_half_stream(wr), BLZ_WRITABLE) == -EAGAIN,
+               (void) blz_sleep(blz_ms(1)));
+    half_write_wait h = {wr, 0, 0};
+    blz_join *j;
+    CHECK_OK(blz_spawn(half_waiting_writer, &h, &j));
+    WAIT_UNTIL(blz__io_driver_waiters(net_driver()) == 1, (void) blz_sleep(blz_ms(1)));
+    blz_tcp_write_half_close(wr);
+    WAIT_UNTIL(atomic_load(&h.done), (void) blz_sleep(blz_ms(1)));
+    CHECK_EQ(h.result, -ECANCELED);
+    CHECK_OK(blz_join_wait(j, NULL));
+    CHECK_OK(blz_tcp_write_all(s, "back", 4)); /* the other direction lives on */
+    char buf[4];
+    size_t got = 0;
+    while (got < sizeof buf) {
+        ssize_t n = blz_tcp_half_read(rd, buf + got, sizeof buf - got);
+        CHECK_GT(n, 0);
+        got += (size_t) n;
+    }
+    CHECK(memcmp(buf, "back", 4) == 0);
+    blz_tcp_read_half_close(rd);
+    blz_tcp_close(s);
+    blz_tcp_listener_close(l);
+    return NULL;
+}
+
+BLZ_TEST(closing_a_write_half_ends_the_write_waiting_on_it)
+{
+    net_run(2, write_half_close_wait_main, NULL);
+}
+
 /* ---- a short read means drained ------------------------------------------------ */
 
 static _Atomic int recv_calls;

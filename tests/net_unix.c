@@ -713,6 +713,68 @@ BLZ_TEST(unix_split_halves_full_duplex)
     net_run(2, unix_split_main, NULL);
 }
 
+/* ---- closing a write half that another task writes through ------------------------------- */
+
+typedef struct half_write_wait {
+    blz_unix_write_half *wr;
+    _Atomic int done;
+    ssize_t result;
+} half_write_wait;
+
+static void *
+half_waiting_writer(void *arg)
+{
+    half_write_wait *h = arg;
+    static char big[1 << 16];
+    h->result = blz_unix_half_write(h->wr, big, sizeof big); /* the buffer is full */
+    atomic_store(&h->done, 1);
+    return NULL;
+}
+
+/* Closing a write half ends a write another task waits in on it with
+ * -ECANCELED (net.h: a close ends the operations waiting on its handle), as
+ * closing a read half ends a read, while the read half goes on reading. The
+ * half's shutdown(SHUT_WR) gives a Unix socket no writable event, so the
+ * write waited until the peer read (for ever, if it never does). */
+static void *
+write_half_close_wait_main(void *arg)
+{
+    (void) arg;
+    blz_unix_stream *p = NULL, *q = NULL;
+    CHECK_OK(blz_unix_pair(&p, &q));
+    blz_unix_read_half *rd;
+    blz_unix_write_half *wr;
+    CHECK_OK(blz_unix_split(p, &rd, &wr));
+    static char big[1 << 16];
+    while (blz_unix_half_try_write(wr, big, sizeof big) > 0) {
+    }
+    half_write_wait h = {wr, 0, 0};
+    blz_join *j;
+    CHECK_OK(blz_spawn(half_waiting_writer, &h, &j));
+    WAIT_UNTIL(blz__io_driver_waiters(net_driver()) == 1, (void) blz_sleep(blz_ms(1)));
+    blz_unix_write_half_close(wr);
+    WAIT_UNTIL(atomic_load(&h.done), (void) blz_sleep(blz_ms(1)));
+    CHECK_EQ(h.result, -ECANCELED);
+    CHECK_OK(blz_join_wait(j, NULL));
+    CHECK_OK(blz_unix_write_all(q, "back", 4)); /* the other direction lives on */
+    char buf[4];
+    size_t got = 0;
+    while (got < sizeof buf) {
+        ssize_t n = blz_unix_half_read(rd, buf + got, sizeof buf - got);
+        CHECK_GT(n, 0);
+        got += (size_t) n;
+    }
+    CHECK(memcmp(buf, "back", 4) == 0);
+    blz_unix_read_half_close(rd);
+    blz_unix_close(q);
+    return NULL;
+}
+
+BLZ_TEST(closing_a_write_half_ends_the_write_waiting_on_it)
+{
+    net_run(2, write_half_close_wait_main, NULL);
+}
+
 /* ---- peek ------------------------------------------------------------------------------ */
 
 static void *

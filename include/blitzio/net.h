@@ -462,7 +462,9 @@ BLZ_API blz_tcp_stream *blz_tcp_write_half_stream(blz_tcp_write_half *h);
 /** Closes the read half (the connection closes once both halves are closed); a read waiting
  * on it in another task ends with -ECANCELED. */
 BLZ_API void blz_tcp_read_half_close(blz_tcp_read_half *h);
-/** Closes the write half (the connection closes once both halves are closed). */
+/** Closes the write half: shuts the write direction (the peer reads end-of-file), and the
+ * connection closes once both halves are closed; a write waiting on it in another task ends
+ * with -ECANCELED. NULL is ignored. */
 BLZ_API void blz_tcp_write_half_close(blz_tcp_write_half *h);
 /** Try tier of blz_tcp_half_read: -EAGAIN when nothing is buffered. */
 BLZ_API ssize_t blz_tcp_half_try_read(blz_tcp_read_half *h, void *buf, size_t n);
@@ -898,7 +900,8 @@ BLZ_API blz_unix_stream *blz_unix_write_half_stream(blz_unix_write_half *h);
  * on it in another task ends with -ECANCELED. NULL is ignored. */
 BLZ_API void blz_unix_read_half_close(blz_unix_read_half *h);
 /** Closes the write half: shuts the write direction (the peer reads end-of-file), and the
- * connection closes once both halves are closed. NULL is ignored. */
+ * connection closes once both halves are closed; a write waiting on it in another task ends
+ * with -ECANCELED. NULL is ignored. */
 BLZ_API void blz_unix_write_half_close(blz_unix_write_half *h);
 
 /** A datagram socket bound to `path` ("@name": abstract). Inside a runtime. */

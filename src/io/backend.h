@@ -188,6 +188,7 @@ extern const blz__backend_ops blz__uring_backend;
 #define BLZ__RD_RCLOSED  0x04u /* the peer shut down its write side (reads return 0) */
 #define BLZ__RD_WCLOSED  0x08u /* hang-up: nothing can be written any more */
 #define BLZ__RD_ERROR    0x10u /* an error is pending on the socket */
+#define BLZ__RD_WSHUT    0x20u /* the owner closed the write direction: writes end with -ECANCELED */
 #define BLZ__RD_RSHUT    0x40u /* the owner closed the read direction: reads end with -ECANCELED */
 #define BLZ__RD_SHUTDOWN 0x80u /* the owner closed the handle: waits end with -ECANCELED */
 

@@ -468,11 +468,18 @@ blz__io_source_shutdown_read(blz__io_source *s)
     wake_waiters(s, r);
 }
 
+void
+blz__io_source_shutdown_write(blz__io_source *s)
+{
+    uint64_t r = readiness_set(s, BLZ__RD_WSHUT);
+    wake_waiters(s, r);
+}
+
 /* Whether readiness word `r` ends a wait in direction `dir` (-ECANCELED). */
 static int
 shut_for(uint64_t r, int dir)
 {
-    return (r & BLZ__RD_SHUTDOWN) || (dir == BLZ__DIR_READ && (r & BLZ__RD_RSHUT));
+    return (r & BLZ__RD_SHUTDOWN) || (r & (dir == BLZ__DIR_READ ? BLZ__RD_RSHUT : BLZ__RD_WSHUT));
 }
 
 void

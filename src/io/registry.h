@@ -203,6 +203,11 @@ void blz__io_source_shutdown(blz__io_source *s);
  * go on. Idempotent. */
 void blz__io_source_shutdown_read(blz__io_source *s);
 
+/* The same for the write direction alone (a split stream's write half closed
+ * while its read half is open): write waiters end with -ECANCELED, reads go
+ * on. Idempotent. */
+void blz__io_source_shutdown_write(blz__io_source *s);
+
 /* The owner is done: blz__io_source_shutdown, then drops the owner's reference. */
 void blz__io_source_close(blz__io_source *s);
 
@@ -229,7 +234,7 @@ blz__io_ready_for(uint64_t r, int dir)
 {
     unsigned need = dir == BLZ__DIR_READ
                         ? (BLZ__RD_READ | BLZ__RD_RCLOSED | BLZ__RD_ERROR | BLZ__RD_RSHUT)
-                        : (BLZ__RD_WRITE | BLZ__RD_WCLOSED | BLZ__RD_ERROR);
+                        : (BLZ__RD_WRITE | BLZ__RD_WCLOSED | BLZ__RD_ERROR | BLZ__RD_WSHUT);
     return (r & (need | BLZ__RD_SHUTDOWN)) != 0;
 }
 

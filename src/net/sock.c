@@ -995,6 +995,11 @@ blz__sock_half_close(blz__sock_half *h)
 {
     blz__sock *sk = blz__sock_half_sock(h);
     if (sk && h->dir == BLZ__DIR_WRITE) {
+        /* Writes waiting on the half end now (-ECANCELED), marked before the
+         * shutdown so that they do not wake to its EPIPE (TCP), nor wait on
+         * for room that a Unix socket, shut or not, reports only once the
+         * peer reads. */
+        blz__io_source_shutdown_write(&sk->src);
         (void) blz__sys_shutdown(sk->src.fd, BLZ_SHUT_WR); /* the peer sees end-of-file */
     } else if (sk) {
         /* Reads waiting on the half end now (-ECANCELED), not when the
