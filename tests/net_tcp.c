@@ -777,6 +777,33 @@ BLZ_TEST(huge_option_durations_clamp_instead_of_wrapping)
     net_run(1, huge_durations_main, NULL);
 }
 
+/* A negative linger time is an impossible value: refused (-EINVAL), not
+ * taken as 0, which turns the close into a reset that drops unsent data. */
+static void *
+negative_linger_main(void *arg)
+{
+    (void) arg;
+    blz_addr a;
+    blz_tcp_listener *l = net_listen_any(&a);
+    blz_tcp_stream *s = NULL, *c = NULL;
+    net_pair(l, &a, &s, &c);
+    bool on = true;
+    blz_duration d = 0;
+    CHECK_EQ(blz_tcp_set_linger(s, true, -blz_secs(5)), -EINVAL);
+    CHECK_OK(blz_tcp_linger(s, &on, &d));
+    CHECK(!on);
+    CHECK_OK(blz_tcp_set_linger(s, false, -1)); /* off: the time is not used */
+    blz_tcp_close(s);
+    blz_tcp_close(c);
+    blz_tcp_listener_close(l);
+    return NULL;
+}
+
+BLZ_TEST(negative_linger_is_refused)
+{
+    net_run(1, negative_linger_main, NULL);
+}
+
 /* Outside a runtime there is no driver to register with. */
 BLZ_TEST(no_runtime_is_esrch)
 {

@@ -408,7 +408,8 @@ BLZ_API int blz_tcp_keepalive(blz_tcp_stream *s, bool *on, blz_duration *idle);
 BLZ_API int blz_tcp_set_keepalive_probes(blz_tcp_stream *s, blz_duration interval, int count);
 /** Reads the probe interval and count (the kernel's defaults until set). */
 BLZ_API int blz_tcp_keepalive_probes(blz_tcp_stream *s, blz_duration *interval, int *count);
-/** SO_LINGER: on with `d` (whole seconds; 0 = reset on close), or off. */
+/** SO_LINGER: on with `d` (whole seconds, rounded up; 0 = reset on close), or off. 0, -EINVAL
+ * (NULL, or on with `d` < 0). */
 BLZ_API int blz_tcp_set_linger(blz_tcp_stream *s, bool on, blz_duration d);
 /** Reads SO_LINGER: whether it is on and its time (whole seconds). */
 BLZ_API int blz_tcp_linger(blz_tcp_stream *s, bool *on, blz_duration *d);

@@ -451,7 +451,9 @@ blz_tcp_keepalive_probes(blz_tcp_stream *s, blz_duration *interval, int *count)
 int
 blz_tcp_set_linger(blz_tcp_stream *s, bool on, blz_duration d)
 {
-    if (!s) {
+    /* A negative time is refused rather than taken as 0: linger 0 makes the
+     * close a reset that drops what is still unsent. */
+    if (!s || (on && d < 0)) {
         return -EINVAL;
     }
     int secs = d <= 0 ? 0 : whole_secs(d);
