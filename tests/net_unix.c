@@ -1053,3 +1053,169 @@ BLZ_TEST(unix_stream_ready)
 {
     net_run(2, unix_ready_main, NULL);
 }
+
+/* ---- a datagram sent to a receiver whose queue others filled ----------------------------- */
+
+static _Atomic long sendmsg_eagain;
+static long (*real_sendmsg)(int, const void *, int);
+
+static long
+counting_sendmsg(int fd, const void *msg, int flags)
+{
+    long r = real_sendmsg(fd, msg, flags);
+    if (r == -EAGAIN) {
+        atomic_fetch_add(&sendmsg_eagain, 1);
+    }
+    return r;
+}
+
+typedef struct dgram_send_wait {
+    blz_unix_datagram *d;
+    const blz_addr *to;
+    _Atomic int done;
+    ssize_t result;
+} dgram_send_wait;
+
+static void *
+waiting_dgram_sender(void *arg)
+{
+    dgram_send_wait *w = arg;
+    w->result = blz_unix_datagram_send_to(w->d, "late", 4, w->to);
+    atomic_store(&w->done, 1);
+    return NULL;
+}
+
+/* A send_to that finds the receiver's queue full waits without spinning,
+ * and goes out once the receiver has read. The kernel has no event for
+ * "room again" at another socket; what it does report is the sender's own
+ * write space, freed by every refused attempt, so a sender that waited for
+ * its socket's readiness tried again at once, for ever: about 150,000
+ * refused sendmsg calls a second, for as long as the receiver stayed full.
+ * The future tier now ends with -EAGAIN there (as connect's does for a full
+ * backlog), and the await tier pauses and tries again. */
+static void *
+dgram_full_receiver_main(void *arg)
+{
+    (void) arg;
+    char name[64];
+    snprintf(name, sizeof name, "@blz-dg-full-%ld", (long) getpid());
+    blz_unix_datagram *r = NULL, *late = NULL, *fill[64];
+    CHECK_OK(blz_unix_datagram_bind(name, &r));
+    blz_addr to;
+    CHECK_OK(blz_unix_datagram_local_addr(r, &to));
+    CHECK_OK(blz_unix_datagram_unbound(&late));
+    /* Fillers send until refused, each up to its own send buffer, until a
+     * fresh one cannot send at all: the receiver's queue is full. */
+    int queued = 0, nfill = 0;
+    for (;;) {
+        CHECK_LT(nfill, 64);
+        CHECK_OK(blz_unix_datagram_unbound(&fill[nfill]));
+        int sent = 0;
+        ssize_t rc;
+        while ((rc = blz_unix_datagram_try_send_to(fill[nfill], "x", 1, &to)) == 1) {
+            sent++;
+        }
+        CHECK_EQ(rc, -EAGAIN);
+        nfill++;
+        queued += sent;
+        if (sent == 0) {
+            break;
+        }
+    }
+    CHECK_GT(queued, 0);
+    CHECK_EQ(blz_unix_datagram_try_send_to(late, "late", 4, &to), -EAGAIN);
+    blz_io_future f;
+    blz_unix_datagram_send_to_fut(late, "late", 4, &to, &f);
+    CHECK_EQ(blz_timeout(&f.base, blz_secs(5)), -EAGAIN); /* not -ETIMEDOUT */
+
+    dgram_send_wait w = {late, &to, 0, 0};
+    blz_join *j;
+    CHECK_OK(blz_spawn(waiting_dgram_sender, &w, &j));
+    long before = atomic_load(&sendmsg_eagain);
+    blz_instant t0 = blz_clock_now();
+    CHECK_OK(blz_sleep(blz_ms(100)));
+    long refused = atomic_load(&sendmsg_eagain) - before;
+    long ms = (long) ((blz_clock_now() - t0) / BLZ_NS_PER_MS);
+    CHECK(!atomic_load(&w.done));
+    CHECK_LE(refused, 2 * (ms + 2)); /* a try or two per pause of at least 1 ms */
+    char buf[8];
+    for (int i = 0; i < queued; i++) {
+        CHECK_EQ(blz_unix_datagram_recv(r, buf, sizeof buf), 1);
+    }
+    WAIT_UNTIL(atomic_load(&w.done), (void) blz_sleep(blz_ms(1)));
+    CHECK_EQ(w.result, 4);
+    CHECK_OK(blz_join_wait(j, NULL));
+    CHECK_EQ(blz_unix_datagram_recv(r, buf, sizeof buf), 4);
+    CHECK(memcmp(buf, "late", 4) == 0);
+    blz_unix_datagram_close(late);
+    for (int i = 0; i < nfill; i++) {
+        blz_unix_datagram_close(fill[i]);
+    }
+    blz_unix_datagram_close(r);
+    return NULL;
+}
+
+BLZ_TEST(unix_datagram_send_to_a_full_receiver_waits_without_spinning)
+{
+    real_sendmsg = blz__sys.sendmsg;
+    blz__sys.sendmsg = counting_sendmsg;
+    net_run(2, dgram_full_receiver_main, NULL);
+    blz__sys_reset();
+}
+
+/* Closing a datagram socket while its send_to pauses for a full receiver
+ * (above) ends the send with -ECANCELED, as a close ends every wait on its
+ * handle, and the socket is released once, when the send let go of it. The
+ * pause held no reference: the close released the socket under it, and the
+ * send's next try took a reference on a released socket and released it a
+ * second time (one open socket too few counted, a descriptor closed twice). */
+static void *
+dgram_close_while_pausing_main(void *arg)
+{
+    (void) arg;
+    char name[64];
+    snprintf(name, sizeof name, "@blz-dg-pause-%ld", (long) getpid());
+    blz_unix_datagram *r = NULL, *late = NULL, *fill[64];
+    CHECK_OK(blz_unix_datagram_bind(name, &r));
+    blz_addr to;
+    CHECK_OK(blz_unix_datagram_local_addr(r, &to));
+    int nfill = 0;
+    for (;;) {
+        CHECK_LT(nfill, 64);
+        CHECK_OK(blz_unix_datagram_unbound(&fill[nfill]));
+        int sent = 0;
+        while (blz_unix_datagram_try_send_to(fill[nfill], "x", 1, &to) == 1) {
+            sent++;
+        }
+        nfill++;
+        if (sent == 0) {
+            break;
+        }
+    }
+    uint64_t sources = blz__io_driver_sources(net_driver());
+    CHECK_OK(blz_unix_datagram_unbound(&late));
+    dgram_send_wait w = {late, &to, 0, 0};
+    blz_join *j;
+    long before = atomic_load(&sendmsg_eagain);
+    CHECK_OK(blz_spawn(waiting_dgram_sender, &w, &j));
+    /* Past a few pauses: the sender now sleeps 16 ms and more between tries. */
+    WAIT_UNTIL(atomic_load(&sendmsg_eagain) - before >= 8, (void) blz_sleep(blz_ms(1)));
+    blz_unix_datagram_close(late);
+    WAIT_UNTIL(atomic_load(&w.done), (void) blz_sleep(blz_ms(1)));
+    CHECK_EQ(w.result, -ECANCELED);
+    CHECK_OK(blz_join_wait(j, NULL));
+    CHECK_EQ(blz__io_driver_sources(net_driver()), sources);
+    for (int i = 0; i < nfill; i++) {
+        blz_unix_datagram_close(fill[i]);
+    }
+    blz_unix_datagram_close(r);
+    return NULL;
+}
+
+BLZ_TEST(unix_datagram_send_to_closed_while_pausing_ends_with_ecanceled)
+{
+    real_sendmsg = blz__sys.sendmsg;
+    blz__sys.sendmsg = counting_sendmsg;
+    net_run(2, dgram_close_while_pausing_main, NULL);
+    blz__sys_reset();
+}

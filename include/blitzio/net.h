@@ -913,13 +913,20 @@ BLZ_API int blz_unix_datagram_unbound(blz_unix_datagram **out);
 BLZ_API int blz_unix_datagram_pair(blz_unix_datagram **a, blz_unix_datagram **b);
 /** Sets the default peer. */
 BLZ_API int blz_unix_datagram_connect(blz_unix_datagram *d, const char *path);
-/** Sends one datagram to `to`. */
+/**
+ * Sends one datagram to `to`. Returns the bytes sent, or -errno (-EINVAL, -ECONNREFUSED: no
+ * socket there...). A receiver whose queue is full gives the sender no event when it has room
+ * again: the send then pauses (1 ms, doubling up to 64 ms) and tries again until it goes out,
+ * as blz_unix_connect does at a full backlog (a close meanwhile ends it with -ECANCELED within
+ * 64 ms); the future tier reports that case as -EAGAIN.
+ */
 BLZ_API ssize_t blz_unix_datagram_send_to(blz_unix_datagram *d, const void *buf, size_t n,
                                           const blz_addr *to);
 /** Try tier of blz_unix_datagram_send_to. */
 BLZ_API ssize_t blz_unix_datagram_try_send_to(blz_unix_datagram *d, const void *buf, size_t n,
                                               const blz_addr *to);
-/** Future tier of blz_unix_datagram_send_to. */
+/** Future tier of blz_unix_datagram_send_to: -EAGAIN when the receiver's queue is full (try
+ * again later: no event will come for it). */
 BLZ_API void blz_unix_datagram_send_to_fut(blz_unix_datagram *d, const void *buf, size_t n,
                                            const blz_addr *to, blz_io_future *f);
 /** Receives one datagram; its sender in `*from` if not NULL. */

@@ -40,6 +40,12 @@
 /* The pause of an accept that ran out of descriptors before it tries again. */
 #define BACKOFF_NS (10 * BLZ_NS_PER_MS)
 
+/* An attempt's result (no errno: those stop at 4095) for a Unix datagram
+ * that the receiver's full queue refused while the sender's own socket has
+ * room. No event will say the receiver has room again, so the operation
+ * ends (-EAGAIN, see no_event_as_eagain) instead of waiting for one. */
+#define R_RECEIVER_FULL (-4096L)
+
 blz__io_driver *
 blz__net_driver(void)
 {
@@ -340,8 +346,18 @@ attempt_other(blz_io_future *f, blz__sock *sk, int fd)
         }
         return r;
     }
-    case BLZ__OP_S_SEND_TO:
-        return blz__sys_sendto(fd, f->buf_, f->len_, (const blz_addr *) f->aux_);
+    case BLZ__OP_S_SEND_TO: {
+        long r = blz__sys_sendto(fd, f->buf_, f->len_, (const blz_addr *) f->aux_);
+        if (r == -EAGAIN && sk->family == BLZ_AF_UNIX &&
+            blz__sys_ready_now(fd, BLZ_WRITABLE) == 0) {
+            /* Refused by the receiver, not for want of room here: the kernel
+             * wakes a sender only through its own datagrams (or a connected
+             * peer's), and the write space each refusal frees would make a
+             * waiter try again at once, for ever. */
+            return R_RECEIVER_FULL;
+        }
+        return r;
+    }
     case BLZ__OP_S_RECV_MANY:
         return blz__sys_recv_many(fd, f->buf_, f->len_);
     case BLZ__OP_S_SEND_MANY:
@@ -422,10 +438,19 @@ accept_exhausted(long r)
     return r == -EMFILE || r == -ENFILE || r == -ENOBUFS || r == -ENOMEM;
 }
 
+/* An attempt's result as the caller sees it: a receiver's full queue is
+ * -EAGAIN, the caller's to retry (blz__sock_await pauses between tries). */
+static long
+no_event_as_eagain(long r)
+{
+    return r == R_RECEIVER_FULL ? -EAGAIN : r;
+}
+
 /* Releases what f holds and records its result. */
 static blz_poll
 finish(blz_io_future *f, blz__sock *sk, long r)
 {
+    r = no_event_as_eagain(r);
     blz__io_waiter_cancel(&sk->src, &f->waiter_);
     if (f->flags_ & F_BACKOFF) {
         blz_future_drop(&accept_of(f)->backoff_.base);
@@ -647,7 +672,8 @@ blz__sock_try(blz__sock *sk, int op, void *buf, size_t len, void *aux)
     f.aux_ = aux;
     f.op_ = op;
     f.flags_ = 0;
-    return blz__io_source_try(&sk->src, op_dir(op), attempt, &f, stream_full(sk, op, len));
+    return no_event_as_eagain(
+        blz__io_source_try(&sk->src, op_dir(op), attempt, &f, stream_full(sk, op, len)));
 }
 
 /* Whether the await tier tries `op` before building a future: a data
@@ -663,17 +689,9 @@ tries_first(blz__sock *sk, int op)
     return blz__io_ready_for(blz__io_source_readiness(&sk->src), op_dir(op));
 }
 
-/*
- * The await tier. Where trying first cannot be told from awaiting (a fiber
- * with budget left and not aborted, or a plain thread: blz__await_fast_ok), a
- * data operation on a socket that is ready runs its syscall from here, as the
- * try tier does: no future, no poll, and none of their frames on the fiber's
- * stack (a stream's writes are the common case). Not ready, or short for
- * write_all, it waits through the future as before. The reference keeps the
- * descriptor open during the syscall, as a future's first poll does.
- */
-long
-blz__sock_await(blz__sock *sk, int op, void *buf, size_t len, void *aux)
+/* One round of the await tier (see blz__sock_await). */
+static long
+await_once(blz__sock *sk, int op, void *buf, size_t len, void *aux)
 {
     if (tries_first(sk, op) && blz__await_fast_ok()) {
         int once = op == BLZ__OP_S_WRITE_ALL ? BLZ__OP_S_WRITE : op;
@@ -694,6 +712,42 @@ blz__sock_await(blz__sock *sk, int op, void *buf, size_t len, void *aux)
     blz_io_future f;
     blz__sock_fut(sk, op, buf, len, aux, &f);
     return blz_await(&f.base);
+}
+
+/*
+ * The await tier. Where trying first cannot be told from awaiting (a fiber
+ * with budget left and not aborted, or a plain thread: blz__await_fast_ok), a
+ * data operation on a socket that is ready runs its syscall from here, as the
+ * try tier does: no future, no poll, and none of their frames on the fiber's
+ * stack (a stream's writes are the common case). Not ready, or short for
+ * write_all, it waits through the future as before. The reference keeps the
+ * descriptor open during the syscall, as a future's first poll does.
+ *
+ * A Unix datagram send that the future ends with -EAGAIN met a receiver's
+ * full queue, which no event reports the end of: it pauses (1, 2, 4 ... 64
+ * ms) and tries again, as a Unix connect does at a full backlog, holding a
+ * reference throughout, as a future does, so that a close meanwhile ends it
+ * (-ECANCELED) rather than releasing the socket under it. The await tier
+ * never reports -EAGAIN.
+ */
+long
+blz__sock_await(blz__sock *sk, int op, void *buf, size_t len, void *aux)
+{
+    if (op != BLZ__OP_S_SEND_TO || !sk || sk->family != BLZ_AF_UNIX) {
+        return await_once(sk, op, buf, len, aux);
+    }
+    blz__io_source_ref(&sk->src);
+    long r = await_once(sk, op, buf, len, aux);
+    for (int64_t pause_ms = 1; r == -EAGAIN; pause_ms = pause_ms < 64 ? pause_ms * 2 : 64) {
+        int rc = blz_sleep(blz_ms(pause_ms));
+        if (rc < 0) {
+            r = rc; /* cancelled */
+            break;
+        }
+        r = await_once(sk, op, buf, len, aux);
+    }
+    blz__io_source_unref(&sk->src);
+    return r;
 }
 
 /* ---- readiness ----------------------------------------------------------------
