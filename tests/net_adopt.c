@@ -238,3 +238,54 @@ BLZ_TEST(wrong_kinds_and_bad_descriptors_are_refused)
     check_flags(fd, false);
     close(fd);
 }
+
+/* A connect with plain calls to 127.0.0.1:port: 0 or -errno. */
+static int
+raw_connect(int port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    CHECK_OK(fd);
+    struct sockaddr_in a = {0};
+    a.sin_family = AF_INET;
+    a.sin_port = htons((uint16_t) port);
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    int rc = connect(fd, (struct sockaddr *) &a, sizeof a) < 0 ? -errno : 0;
+    close(fd);
+    return rc;
+}
+
+/* Closing an adopted listener lets go of this process's descriptor only.
+ * Others may hold the same listening socket (systemd keeps its copy for the
+ * next start, a pre-fork parent shares it with its children): it must go
+ * on listening for them. The close's shutdown(SHUT_RD), meant to stop a
+ * listener of our own at once, stopped the shared socket for everybody,
+ * and connections to it were refused. */
+static void *
+shared_listener_main(void *arg)
+{
+    (void) arg;
+    int port;
+    int fd = raw_bound(SOCK_STREAM, true, &port);
+    int other = dup(fd); /* another holder: systemd, a parent, a sibling */
+    CHECK_OK(other);
+    blz_tcp_listener *l;
+    CHECK_OK(blz_tcp_listener_from_fd(fd, &l));
+    CHECK_OK(raw_connect(port));
+    blz_tcp_stream *s = NULL;
+    CHECK_OK(blz_tcp_accept(l, &s, NULL));
+    blz_tcp_close(s);
+    blz_tcp_listener_close(l);
+    /* The other holder still listens: the handshake completes into its
+     * backlog, and it accepts. */
+    CHECK_OK(raw_connect(port));
+    int c = accept(other, NULL, NULL);
+    CHECK_OK(c);
+    close(c);
+    close(other);
+    return NULL;
+}
+
+BLZ_TEST(closing_an_adopted_listener_leaves_other_holders_listening)
+{
+    net_run(1, shared_listener_main, NULL);
+}

@@ -198,8 +198,9 @@ BLZ_API int blz_tcp_listen_addr(const blz_addr *addr, int backlog, blz_tcp_liste
  * systemd socket activation, inherited from a parent, set up with options
  * blitzio does not wrap), as a listener of the current runtime. The
  * descriptor is made non-blocking and close-on-exec. On success the
- * listener owns it (blz_tcp_listener_close closes it); on error it stays the
- * caller's. 0, -EINVAL (not a listening TCP socket, or `out` NULL), -EBADF,
+ * listener owns it (blz_tcp_listener_close closes it, and only it: a copy
+ * that systemd or a parent still holds goes on listening); on error it stays
+ * the caller's. 0, -EINVAL (not a listening TCP socket, or `out` NULL), -EBADF,
  * -ENOTSOCK, -ESRCH (no runtime). Inside a runtime.
  *
  * The `*_from_fd` calls of the other socket types work the same way.

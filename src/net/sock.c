@@ -65,6 +65,7 @@ sock_wrap_keep(blz__io_driver *d, int fd, int kind, int family, unsigned initial
     blz__sock *sk = (blz__sock *) src;
     atomic_init(&sk->handles, 1u);
     atomic_init(&sk->rd_shut, 0u);
+    sk->adopted = 0;
     sk->kind = (uint8_t) kind;
     sk->family = (uint8_t) family;
     sk->rd_half.dir = BLZ__DIR_READ;
@@ -120,6 +121,8 @@ blz__sock_adopt(int fd, int kind, bool unix_family, blz__sock **out)
         rc = sock_wrap_keep(d, fd, kind, family, BLZ__RD_READ | BLZ__RD_WRITE, out);
         if (rc < 0) {
             blz__sys_fd_flags_restore(fd, &was); /* the caller's again, as it was */
+        } else {
+            (*out)->adopted = 1;
         }
     }
     return rc;
@@ -183,11 +186,15 @@ blz__sock_close(blz__sock *sk)
         /* Waiters first, so that they see SHUTDOWN rather than what the
          * shutdown below does to the socket. */
         blz__io_source_shutdown(&sk->src);
-        if (sk->kind == BLZ__SK_LISTENER) {
+        if (sk->kind == BLZ__SK_LISTENER && !sk->adopted) {
             /* Stop accepting now. The descriptor closes once no operation is
              * in flight, and on io_uring the kernel holds the file until the
              * readiness poll is removed: without this a listener would take
-             * (and then reset) connections for a moment after its close. */
+             * (and then reset) connections for a moment after its close.
+             * Not for an adopted listener: shutdown acts on the socket, not
+             * on our descriptor, and whoever passed it may hold it too
+             * (systemd keeps its copy, a pre-fork parent shares it), who
+             * must go on listening. */
             (void) blz__sys_shutdown(sk->src.fd, BLZ_SHUT_RD);
         }
         blz__io_source_unref(&sk->src);

@@ -53,6 +53,7 @@ typedef struct blz__sock {
     uint8_t kind;             /* enum blz__sock_kind; fixed */
     uint8_t family;           /* BLZ_AF_*; fixed */
     _Atomic uint8_t rd_shut;  /* shut for reading (BLZ_SHUT_RD): stream reads return 0 */
+    uint8_t adopted;          /* made elsewhere (blz__sock_adopt): others may share it; fixed */
     blz__sock_half rd_half;   /* handed out by blz__sock_split */
     blz__sock_half wr_half;   /* handed out by blz__sock_split */
 } blz__sock;
