@@ -394,6 +394,12 @@ BLZ_TEST(bad_input)
     CHECK_EQ(poll_by_hand(&f), BLZ_READY);
     CHECK_EQ(f.base.result, -ESRCH);
     blz_future_drop(&f.base);
+    /* An explicit runtime that is NULL is bad input, as for the other tiers;
+     * -ESRCH is for "this thread has no runtime". */
+    blz_runtime_spawn_blocking_fut(NULL, recording_job, NULL, &f);
+    CHECK_EQ(poll_by_hand(&f), BLZ_READY);
+    CHECK_EQ(f.base.result, -EINVAL);
+    blz_future_drop(&f.base);
     blz_spawn_blocking_fut(recording_job, NULL, NULL); /* ignored */
     CHECK_PTR_EQ(j, NULL);
     blz_runtime_free(rt);

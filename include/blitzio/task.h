@@ -85,7 +85,8 @@ typedef struct blz_spawn_blocking_future {
  */
 BLZ_API void blz_spawn_blocking_fut(blz_task_fn fn, void *arg, blz_spawn_blocking_future *f);
 
-/** The same, onto an explicit runtime; callable from any thread. */
+/** The same, onto an explicit runtime; callable from any thread. A NULL `rt` is -EINVAL (the
+ * future tier completes with it), not -ESRCH. */
 BLZ_API int blz_runtime_spawn(blz_runtime *rt, blz_task_fn fn, void *arg, blz_join **out);
 BLZ_API int blz_runtime_spawn_owned(blz_runtime *rt, blz_task_fn fn, void (*release)(void *arg),
                                     void *arg, blz_join **out);

@@ -136,9 +136,7 @@ spawn_blocking_poll(blz_future *base, blz_context *cx)
         return BLZ_READY;
     }
     int rc = -EINVAL;
-    if (!f->rt_) {
-        rc = -ESRCH;
-    } else if (f->fn_) {
+    if (f->fn_) {
         rc = blz__blocking_slot_take(&f->rt_->blocking, &f->waiter_, cx->waker);
         if (rc == -EAGAIN) {
             return BLZ_PENDING;
@@ -163,9 +161,10 @@ spawn_blocking_drop(blz_future *base)
 
 static const blz_future_vtable spawn_blocking_vtable = {spawn_blocking_poll, spawn_blocking_drop};
 
-void
-blz_runtime_spawn_blocking_fut(blz_runtime *rt, blz_task_fn fn, void *arg,
-                               blz_spawn_blocking_future *f)
+/* Fills `f`; a NULL `rt` completes with `no_rt` (the caller says which). */
+static void
+spawn_blocking_fill(blz_runtime *rt, int no_rt, blz_task_fn fn, void *arg,
+                    blz_spawn_blocking_future *f)
 {
     if (!f) {
         return;
@@ -175,12 +174,23 @@ blz_runtime_spawn_blocking_fut(blz_runtime *rt, blz_task_fn fn, void *arg,
     f->rt_ = rt;
     f->fn_ = fn;
     f->arg_ = arg;
+    if (!rt) {
+        f->base.result = no_rt;
+        f->base.pt_ = 1; /* completed: the poll reports it, the drop has nothing to give back */
+    }
+}
+
+void
+blz_runtime_spawn_blocking_fut(blz_runtime *rt, blz_task_fn fn, void *arg,
+                               blz_spawn_blocking_future *f)
+{
+    spawn_blocking_fill(rt, -EINVAL, fn, arg, f); /* a NULL runtime is bad input */
 }
 
 void
 blz_spawn_blocking_fut(blz_task_fn fn, void *arg, blz_spawn_blocking_future *f)
 {
-    blz_runtime_spawn_blocking_fut(blz__rt_current(), fn, arg, f);
+    spawn_blocking_fill(blz__rt_current(), -ESRCH, fn, arg, f); /* not a runtime thread */
 }
 
 int
