@@ -473,3 +473,81 @@ BLZ_TEST(select_ready_stays_ready)
     blz_chan_deinit(&a);
     blz_chan_deinit(&b);
 }
+
+/* A channel future that returned BLZ_READY and is polled again keeps its
+ * result and takes nothing more, as every blitzio future: a receive must not
+ * take the next item into the buffer that holds the one it delivered, nor a
+ * send send its item twice. */
+BLZ_TEST(channel_futures_stay_ready)
+{
+    test_waker tw;
+    test_waker_init(&tw);
+    int v;
+
+    blz_chan ch;
+    CHECK_OK(blz_chan_init(&ch, sizeof(int), 4));
+    int one = 1, two = 2;
+    CHECK_OK(blz_chan_try_send(&ch, &one));
+    CHECK_OK(blz_chan_try_send(&ch, &two));
+    blz_chan_recv_future rf;
+    blz_chan_recv_fut(&ch, &v, &rf);
+    CHECK_EQ(poll_with(&rf.base, &tw), BLZ_READY);
+    CHECK_EQ(v, 1);
+    CHECK_EQ(poll_with(&rf.base, &tw), BLZ_READY);
+    CHECK_OK(rf.base.result);
+    CHECK_EQ(v, 1);
+    CHECK_EQ(blz_chan_len(&ch), 1);
+    blz_future_drop(&rf.base);
+    blz_chan_send_future sf;
+    int three = 3;
+    blz_chan_send_fut(&ch, &three, &sf);
+    CHECK_EQ(poll_with(&sf.base, &tw), BLZ_READY);
+    CHECK_EQ(poll_with(&sf.base, &tw), BLZ_READY);
+    CHECK_OK(sf.base.result);
+    CHECK_EQ(blz_chan_len(&ch), 2);
+    blz_future_drop(&sf.base);
+    blz_chan_deinit(&ch);
+
+    blz_uchan u;
+    CHECK_OK(blz_uchan_init(&u, sizeof(int)));
+    CHECK_OK(blz_uchan_send(&u, &one));
+    CHECK_OK(blz_uchan_send(&u, &two));
+    blz_uchan_recv_future uf;
+    blz_uchan_recv_fut(&u, &v, &uf);
+    CHECK_EQ(poll_with(&uf.base, &tw), BLZ_READY);
+    CHECK_EQ(poll_with(&uf.base, &tw), BLZ_READY);
+    CHECK_EQ(v, 1);
+    CHECK_EQ(blz_uchan_len(&u), 1);
+    blz_future_drop(&uf.base);
+    blz_uchan_deinit(&u);
+
+    blz_broadcast b;
+    CHECK_OK(blz_broadcast_init(&b, sizeof(int), 4));
+    blz_broadcast_rx rx;
+    CHECK_OK(blz_broadcast_subscribe(&b, &rx));
+    CHECK_OK(blz_broadcast_send(&b, &one));
+    CHECK_OK(blz_broadcast_send(&b, &two));
+    blz_broadcast_recv_future bf;
+    blz_broadcast_recv_fut(&rx, &v, &bf);
+    CHECK_EQ(poll_with(&bf.base, &tw), BLZ_READY);
+    CHECK_EQ(poll_with(&bf.base, &tw), BLZ_READY);
+    CHECK_EQ(v, 1);
+    blz_future_drop(&bf.base);
+    CHECK_OK(blz_broadcast_try_recv(&rx, &v));
+    CHECK_EQ(v, 2); /* still there: the second poll took nothing */
+    blz_broadcast_unsubscribe(&rx);
+    blz_broadcast_deinit(&b);
+
+    blz_oneshot o;
+    CHECK_OK(blz_oneshot_init(&o, sizeof(int)));
+    CHECK_OK(blz_oneshot_send(&o, &one));
+    blz_oneshot_recv_future of;
+    blz_oneshot_recv_fut(&o, &v, &of);
+    CHECK_EQ(poll_with(&of.base, &tw), BLZ_READY);
+    CHECK_OK(of.base.result);
+    v = 0;
+    CHECK_EQ(poll_with(&of.base, &tw), BLZ_READY);
+    CHECK_OK(of.base.result); /* the value it delivered, not "nothing left" */
+    blz_future_drop(&of.base);
+    CHECK_NO_WAKER_REFS(&tw);
+}

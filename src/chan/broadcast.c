@@ -299,7 +299,7 @@ bc_poll(blz_future *base, blz_context *cx)
                 wq_cancel(&b->q_, w);
             }
             base->result = r;
-            return BLZ_READY;
+            return blz__future_finished(base);
         }
         wq_lock(&b->q_);
         /* Under the lock no send is half done: check once more before sleeping. */

@@ -399,7 +399,7 @@ chan_poll(blz_future *base, blz_context *cx, blz_chan *ch, blz_chan_waiter *w, c
                 unlink_waiter(q, word, w, true);
             }
             base->result = st == ST_OK ? 0 : -EPIPE;
-            return BLZ_READY;
+            return blz__future_finished(base);
         }
         if (!linked) {
             link_waiter(q, word, w, cx->waker);

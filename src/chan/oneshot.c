@@ -250,7 +250,7 @@ os_poll(blz_future *base, blz_context *cx)
         if (r != -EAGAIN) {
             os_unregister(o, OS_RX_WAKER);
             base->result = r;
-            return BLZ_READY;
+            return blz__future_finished(base);
         }
         uint32_t s = os_lock(o);
         if (s & (OS_VALUE | OS_TX_CLOSED | OS_RX_CLOSED)) {

@@ -237,7 +237,7 @@ urecv_poll(blz_future *base, blz_context *cx)
                 wq_cancel(&ch->q_, w);
             }
             base->result = r;
-            return BLZ_READY;
+            return blz__future_finished(base);
         }
         if (blz__load(&ch->closed_, RELAXED) == UCHAN_CLOSING) {
             /* Close has woken us or will not: it is a few steps from CLOSED. */

@@ -396,7 +396,7 @@ changed_poll(blz_future *base, blz_context *cx)
             }
             rx->seen_ = v >> V_SHIFT;
             base->result = 0;
-            return BLZ_READY;
+            return blz__future_finished(base);
         }
         if (blz__load(&w->closed_, SEQ_CST)) {
             /* `v` may predate sends that came before the close (settled
@@ -408,7 +408,7 @@ changed_poll(blz_future *base, blz_context *cx)
                 unlink_self(w, waiter);
             }
             base->result = -EPIPE;
-            return BLZ_READY;
+            return blz__future_finished(base);
         }
         if (!linked) {
             wq_lock(&w->q_);

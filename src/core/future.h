@@ -21,6 +21,18 @@ blz__future_ready(blz_future *f, int result)
     f->result = result;
 }
 
+/* For a poll that is returning BLZ_READY with f->result set: from now on f is
+ * a finished future, whose later polls keep the result and touch nothing (a
+ * channel receive polled again would take the next item into the buffer that
+ * holds the one it delivered, a send would send twice), and whose drop has
+ * nothing to do, so the poll must have let go of everything first. */
+static inline blz_poll
+blz__future_finished(blz_future *f)
+{
+    f->vtable = &blz__ready_vtable;
+    return BLZ_READY;
+}
+
 /* blz_future_init(f, vt) when the arguments were `ok`; otherwise a future
  * finished with -EINVAL. */
 static inline void
