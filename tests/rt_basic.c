@@ -8,10 +8,12 @@
 #include "poll_util.h"
 #include "rt_util.h"
 
+#include <limits.h>
 #include <pthread.h>
 #include <sched.h>
 #include <stdatomic.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
 #include <time.h>
@@ -621,6 +623,42 @@ BLZ_TEST(error_paths)
     CHECK_STR_EQ(blz_errname(ECANCELED), "ECANCELED");
     CHECK_STR_EQ(blz_errname(-99999), "UNKNOWN");
     CHECK(strlen(blz_strerror(-EPIPE)) > 0);
+}
+
+/* common.h promises that blz_errname and blz_strerror name any code. The
+ * public headers document codes (and the system calls behind them pass
+ * through codes) beyond the handful the runtime itself makes up; each must
+ * get its name and a message, not "UNKNOWN". */
+BLZ_TEST(errname_names_the_codes_the_headers_document)
+{
+    static const struct {
+        int code;
+        const char *name;
+    } documented[] = {
+        {EXDEV, "EXDEV"},               /* fs.h: rename, hard link across file systems */
+        {EFBIG, "EFBIG"},               /* fs.h, stream.h: a file or read too large */
+        {ENOEXEC, "ENOEXEC"},           /* process.h: not an executable */
+        {EDESTADDRREQ, "EDESTADDRREQ"}, /* net.h: send on an unconnected UDP socket */
+        {ENODEV, "ENODEV"},             /* net.h: unknown interface index */
+        {EROFS, "EROFS"},               /* open or write on a read-only file system */
+        {EDQUOT, "EDQUOT"},             /* write past the disk quota */
+        {EMLINK, "EMLINK"},             /* link, mkdir at the link limit */
+        {ETXTBSY, "ETXTBSY"},           /* write to a running executable, spawn of an open one */
+        {E2BIG, "E2BIG"},               /* spawn with arguments too long */
+        {ENXIO, "ENXIO"},               /* open of a FIFO for writing with no reader */
+        {ENOTTY, "ENOTTY"},             /* an ioctl the fd does not support */
+        {EPROTO, "EPROTO"},             /* accept, connect: protocol error */
+        {ENOPROTOOPT, "ENOPROTOOPT"},   /* a socket option the protocol lacks */
+        {EHOSTDOWN, "EHOSTDOWN"},       /* connect, send: host is down */
+    };
+    for (size_t i = 0; i < sizeof documented / sizeof documented[0]; i++) {
+        CHECK_STR_EQ(blz_errname(-documented[i].code), documented[i].name);
+        CHECK_STR_EQ(blz_errname(documented[i].code), documented[i].name);
+        CHECK(strcmp(blz_strerror(-documented[i].code), "unknown error") != 0);
+    }
+    /* The one negative int without a positive counterpart. */
+    CHECK_STR_EQ(blz_errname(INT_MIN), "UNKNOWN");
+    CHECK_STR_EQ(blz_strerror(INT_MIN), "unknown error");
 }
 
 /* A NULL future is ignored by the task module's fill functions, as by every
