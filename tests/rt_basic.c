@@ -661,6 +661,131 @@ BLZ_TEST(errname_names_the_codes_the_headers_document)
     CHECK_STR_EQ(blz_strerror(INT_MIN), "unknown error");
 }
 
+/* ---- switching the allocator between runtimes ---- */
+
+/* The second allocator: its blocks carry a tag, so that a block of the first
+ * allocator handed to its free is recognised (and left alone) instead of
+ * corrupting the heap. */
+#define TAGGED_MAGIC  0x7a67u
+#define TAGGED_PREFIX 16
+
+static atomic_int tagged_foreign_frees;
+
+static void *
+tagged_malloc(size_t n)
+{
+    unsigned char *b = malloc(n + TAGGED_PREFIX);
+    if (!b) {
+        return NULL;
+    }
+    unsigned magic = TAGGED_MAGIC;
+    memcpy(b, &magic, sizeof magic);
+    return b + TAGGED_PREFIX;
+}
+
+static void
+tagged_free(void *p)
+{
+    if (!p) {
+        return;
+    }
+    unsigned char *b = (unsigned char *) p - TAGGED_PREFIX;
+    unsigned magic;
+    memcpy(&magic, b, sizeof magic);
+    if (magic != TAGGED_MAGIC) {
+        atomic_fetch_add(&tagged_foreign_frees, 1); /* not ours: leave it */
+        return;
+    }
+    free(b);
+}
+
+static void *
+tagged_realloc(void *p, size_t n)
+{
+    void *q = tagged_malloc(n);
+    if (q && p) {
+        memcpy(q, p, n); /* only for blocks at least n long, which blitzio never shrinks here */
+        tagged_free(p);
+    }
+    return q;
+}
+
+static void *
+return_seven(void *arg)
+{
+    (void) arg;
+    return (void *) (intptr_t) 7;
+}
+
+typedef struct helper_thread {
+    blz_runtime *rt;
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    bool joined;   /* the helper waited for its task */
+    bool may_exit; /* the test switched allocators */
+} helper_thread;
+
+/* A thread outside the runtime that waits for a task (so it has a parker and
+ * may cache the task's cell), then lives on past the runtime. */
+static void *
+helper_main(void *arg)
+{
+    helper_thread *h = arg;
+    for (int i = 0; i < 64; i++) {
+        blz_join *j;
+        CHECK_OK(blz_runtime_spawn(h->rt, return_seven, NULL, &j));
+        void *r = NULL;
+        CHECK_OK(blz_join_wait(j, &r));
+        CHECK_EQ((intptr_t) r, 7);
+    }
+    pthread_mutex_lock(&h->lock);
+    h->joined = true;
+    pthread_cond_broadcast(&h->cond);
+    while (!h->may_exit) {
+        pthread_cond_wait(&h->cond, &h->lock);
+    }
+    pthread_mutex_unlock(&h->lock);
+    return NULL; /* its thread-local blocks are released as it exits */
+}
+
+/* common.h: install the allocator before creating a runtime. With none alive,
+ * another thread may still hold blocks of the old allocator for itself (the
+ * parker it waited on, its cache of task cells); each must go back to the
+ * allocator that made it, never to the one installed since. */
+BLZ_TEST(allocator_switched_between_runtimes_frees_each_block_with_its_own)
+{
+    blz_test_counting_allocator_install();
+    helper_thread h = {.rt = test_new_rt(2)};
+    pthread_mutex_init(&h.lock, NULL);
+    pthread_cond_init(&h.cond, NULL);
+    pthread_t t;
+    CHECK_EQ(pthread_create(&t, NULL, helper_main, &h), 0);
+    pthread_mutex_lock(&h.lock);
+    while (!h.joined) {
+        pthread_cond_wait(&h.cond, &h.lock);
+    }
+    pthread_mutex_unlock(&h.lock);
+    blz_runtime_free(h.rt);
+
+    blz_set_allocator(tagged_malloc, tagged_realloc, tagged_free);
+    /* A runtime of the new allocator, used on this thread, then freed. */
+    blz_runtime *rt = test_new_rt(1);
+    void *r = NULL;
+    CHECK_OK(blz_runtime_block_on(rt, return_seven, NULL, &r));
+    blz_runtime_free(rt);
+    pthread_mutex_lock(&h.lock);
+    h.may_exit = true;
+    pthread_cond_broadcast(&h.cond);
+    pthread_mutex_unlock(&h.lock);
+    CHECK_EQ(pthread_join(t, NULL), 0);
+    blz_test_counting_allocator_install();
+
+    CHECK_EQ(atomic_load(&tagged_foreign_frees), 0);
+    CHECK_EQ(blz_test_alloc_live(), 0); /* the helper's blocks went back to the counter */
+    pthread_cond_destroy(&h.cond);
+    pthread_mutex_destroy(&h.lock);
+}
+
 /* A NULL future is ignored by the task module's fill functions, as by every
  * other module's: there is nothing to report an error into. */
 BLZ_TEST(null_future_is_ignored)

@@ -113,8 +113,10 @@ BLZ_API const char *blz_strerror(int err);
 /*
  * The allocator hook. Every allocation blitzio makes goes through these three
  * functions, so tests and benchmarks can count allocations or make them fail.
- * Install before creating any runtime; passing NULLs restores malloc/realloc/free.
- * The hook is process-wide. Not thread-safe against concurrent allocations.
+ * Install before creating any runtime (or between runtimes: what a thread
+ * keeps from one runtime to the next goes back to the allocator that made it);
+ * passing NULLs restores malloc/realloc/free. The hook is process-wide. Not
+ * thread-safe against concurrent allocations.
  */
 typedef void *(*blz_malloc_fn)(size_t size);
 typedef void *(*blz_realloc_fn)(void *ptr, size_t size);

@@ -2,7 +2,8 @@
  * The allocator hook. Every allocation in blitzio goes through blz__malloc and
  * friends, which call the functions installed by blz_set_allocator. The hook
  * is set before runtimes are created; reads are relaxed atomics so that a test
- * installing a counting allocator between runtimes is not a data race.
+ * installing a counting allocator between runtimes is not a data race. What a
+ * thread keeps across runtimes remembers its own free (blz__free_fn).
  */
 #include "core/alloc.h"
 
@@ -48,6 +49,12 @@ void *
 blz__realloc(void *p, size_t size)
 {
     return atomic_load_explicit(&hook_realloc, memory_order_relaxed)(p, size ? size : 1);
+}
+
+blz_free_fn
+blz__free_fn(void)
+{
+    return atomic_load_explicit(&hook_free, memory_order_relaxed);
 }
 
 void

@@ -10,7 +10,10 @@
  *
  * Cell pool: freed cells of the common sizes go to a small per-thread cache
  * and are reused by the next spawn on that thread. Threads drain their cache
- * when they exit; blz_runtime_free drains the calling thread's.
+ * when they exit; blz_runtime_free drains the calling thread's. Another
+ * thread's cache outlives the runtime, so it may meet an allocator installed
+ * since (between runtimes, as common.h allows): its cells go back through the
+ * free of the allocator that made them, and none is reused under the new one.
  */
 #include "core/alloc.h"
 #include "core/atomic.h"
@@ -30,6 +33,7 @@ static const size_t cell_class_size[CELL_CLASSES] = {128, 256, 512};
 typedef struct cell_cache {
     void *free[CELL_CLASSES]; /* singly linked through the first word */
     unsigned count[CELL_CLASSES];
+    blz_free_fn free_fn; /* the free of the allocator the cached cells came from */
     bool registered;
 } cell_cache;
 
@@ -44,7 +48,7 @@ cell_cache_drain(cell_cache *c)
         void *p = c->free[k];
         while (p) {
             void *next = *(void **) p;
-            blz__free(p);
+            c->free_fn(p);
             p = next;
         }
         c->free[k] = NULL;
@@ -78,6 +82,10 @@ cell_alloc(size_t size, uint8_t *cls)
         if (size <= cell_class_size[k]) {
             *cls = (uint8_t) k;
             void *p = tl_cells.free[k];
+            if (p && BLZ_UNLIKELY(tl_cells.free_fn != blz__free_fn())) {
+                cell_cache_drain(&tl_cells); /* another allocator's cells */
+                p = NULL;
+            }
             if (p) {
                 tl_cells.free[k] = *(void **) p;
                 tl_cells.count[k]--;
@@ -99,6 +107,11 @@ cell_free(void *p, uint8_t cls)
             (void) pthread_once(&cell_key_once, cell_key_create);
             (void) pthread_setspecific(cell_key, &tl_cells);
             tl_cells.registered = true;
+        }
+        blz_free_fn now = blz__free_fn();
+        if (BLZ_UNLIKELY(tl_cells.free_fn != now)) {
+            cell_cache_drain(&tl_cells); /* another allocator's cells (or none yet) */
+            tl_cells.free_fn = now;
         }
         *(void **) p = tl_cells.free[cls];
         tl_cells.free[cls] = p;

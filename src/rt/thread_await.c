@@ -41,6 +41,9 @@ typedef struct thread_parker {
     /* PARKED_IDLE: the runtime whose pool counts the owner in `awaiting`. Written
      * by the owner before the CAS that publishes PARKED_IDLE. */
     _Atomic(blz_runtime *) idle_rt;
+    /* The free of the allocator that made it: a parker lives as long as its
+     * thread, across runtimes and any blz_set_allocator between them. */
+    blz_free_fn free_fn;
 } thread_parker;
 
 static _Thread_local thread_parker *tl_parker;
@@ -53,7 +56,7 @@ parker_release(thread_parker *p)
 {
     /* Pairs with itself: the last release sees every earlier use. */
     if (blz__fetch_sub(&p->refs, 1, ACQ_REL) == 1) {
-        blz__free(p);
+        p->free_fn(p);
     }
 }
 
@@ -83,6 +86,7 @@ parker_get(void)
     atomic_init(&p->state, PARK_EMPTY);
     atomic_init(&p->refs, 1);
     atomic_init(&p->idle_rt, NULL);
+    p->free_fn = blz__free_fn();
     if (pthread_setspecific(parker_key, p) != 0) {
         blz__free(p);
         return NULL;
