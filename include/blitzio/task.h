@@ -4,7 +4,11 @@
  *
  * A join handle is owned by whoever spawned the task until it is consumed by
  * blz_join_wait, a join future that completed, or blz_join_detach. Passing
- * NULL as `out` to a spawn function detaches at once.
+ * NULL as `out` to a spawn function detaches at once. Its owner uses it from
+ * one thread at a time: a blz_join_abort on a handle that another thread is
+ * consuming may touch it after it is gone (there is no separate abort handle
+ * such as Tokio's AbortHandle; abort through something the task watches, a
+ * blz_cancel_token, instead).
  */
 #ifndef BLZ_TASK_H
 #define BLZ_TASK_H
