@@ -199,9 +199,10 @@ BLZ_API int blz_tcp_listen_addr(const blz_addr *addr, int backlog, blz_tcp_liste
  * blitzio does not wrap), as a listener of the current runtime. The
  * descriptor is made non-blocking and close-on-exec. On success the
  * listener owns it (blz_tcp_listener_close closes it, and only it: a copy
- * that systemd or a parent still holds goes on listening); on error it stays
- * the caller's. 0, -EINVAL (not a listening TCP socket, or `out` NULL), -EBADF,
- * -ENOTSOCK, -ESRCH (no runtime). Inside a runtime.
+ * that systemd or a parent still holds goes on listening; on io_uring a
+ * socket nobody else holds may still take a connection, then reset it, for
+ * the moment until the ring lets go of it); on error it stays the caller's. 0, -EINVAL (not a
+ * listening TCP socket, or `out` NULL), -EBADF, -ENOTSOCK, -ESRCH (no runtime). Inside a runtime.
  *
  * The `*_from_fd` calls of the other socket types work the same way.
  */
