@@ -686,7 +686,6 @@ typedef struct blz_chan_select_future {
     blz_sleep_future sleep_; /* the timeout branch */
     uint32_t rng_;           /* xorshift state for BLZ_SELECT_FAIR */
     uint32_t flags_;         /* BLZ_SELECT_* */
-    bool done_;              /* branches already settled */
 } blz_chan_select_future;
 
 /**

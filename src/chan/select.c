@@ -41,7 +41,11 @@ rng_next(uint32_t *s)
     return x;
 }
 
-/* Drops every branch except `keep` (SIZE_MAX: all), and the timeout. */
+/* Drops every branch except `keep` (SIZE_MAX: all), and the timeout. The
+ * select is then ready and finished (blz__future_finished): polled again it
+ * keeps its result, where polling the branches would find the losers
+ * dropped (ready with -ECANCELED, a new "winner") and let the winner, whose
+ * receive delivered, take the next item over the one it delivered. */
 static void
 settle(blz_chan_select_future *f, size_t keep)
 {
@@ -53,20 +57,12 @@ settle(blz_chan_select_future *f, size_t keep)
     if (f->deadline_ != UINT64_MAX) {
         blz_future_drop(&f->sleep_.base);
     }
-    f->done_ = true;
 }
 
 static blz_poll
 select_poll(blz_future *base, blz_context *cx)
 {
     blz_chan_select_future *f = (blz_chan_select_future *) base;
-    if (f->done_) {
-        /* Ready already: the result stays. Polling the branches again would
-         * find the losers dropped (ready with -ECANCELED, so a new "winner")
-         * and let the winner, whose receive delivered, take the next item
-         * over the one it delivered. */
-        return BLZ_READY;
-    }
     if (!blz__coop_proceed(cx)) {
         return BLZ_PENDING;
     }
@@ -77,13 +73,13 @@ select_poll(blz_future *base, blz_context *cx)
         if (blz_future_poll(f->branches_[k], cx) == BLZ_READY) {
             settle(f, k);
             base->result = (int) k;
-            return BLZ_READY;
+            return blz__future_finished(base);
         }
     }
     if (f->deadline_ != UINT64_MAX && blz_future_poll(&f->sleep_.base, cx) == BLZ_READY) {
         settle(f, SIZE_MAX);
         base->result = -ETIMEDOUT;
-        return BLZ_READY;
+        return blz__future_finished(base);
     }
     return BLZ_PENDING;
 }
@@ -91,10 +87,8 @@ select_poll(blz_future *base, blz_context *cx)
 static void
 select_drop(blz_future *base)
 {
-    blz_chan_select_future *f = (blz_chan_select_future *) base;
-    if (!f->done_) {
-        settle(f, SIZE_MAX);
-    }
+    /* Reached only while pending: a ready select is a finished future. */
+    settle((blz_chan_select_future *) base, SIZE_MAX);
 }
 
 static const blz_future_vtable select_vtable = {select_poll, select_drop};
@@ -115,7 +109,6 @@ blz_chan_select_fut(blz_future **branches, size_t n, blz_instant deadline, unsig
     f->deadline_ = deadline;
     f->flags_ = flags;
     f->rng_ = seed_for(f);
-    f->done_ = !ok;
     if (ok && deadline != UINT64_MAX) {
         blz_sleep_until_fut(&f->sleep_, deadline);
     }

@@ -211,28 +211,24 @@ drop_pending(blz_combine_future *c)
     c->done_mask_lo_ = all_mask(c);
 }
 
-/* base.pt_ once the combinator is ready (the BLZ_ASYNC macros' mark): a poll
- * after that keeps the result and polls no future again. Race's done mask is
- * full by then and would read as "all ready, no error" (0, not the winner);
- * select's losers would be polled again, and one of them could take an item
- * or a permit for a select its caller has already finished with. */
-#define COMBINE_FINISHED (-1)
-
+/* Ready with `result`: from now on a finished future (blz__future_finished),
+ * so a poll after that keeps the result and polls no future again. Race's
+ * done mask is full by then and would read as "all ready, no error" (0, not
+ * the winner); select's losers would be polled again, and one of them could
+ * take an item or a permit for a select its caller has already finished
+ * with. A drop has nothing left to do either: every future is ready or
+ * dropped, or (select) the caller's. */
 static blz_poll
 finish(blz_future *base, int result)
 {
     base->result = result;
-    base->pt_ = COMBINE_FINISHED;
-    return BLZ_READY;
+    return blz__future_finished(base);
 }
 
 static blz_poll
 combine_poll(blz_future *base, blz_context *cx)
 {
     blz_combine_future *c = (blz_combine_future *) base;
-    if (base->pt_ == COMBINE_FINISHED) {
-        return BLZ_READY;
-    }
     for (size_t i = 0; i < c->n_; i++) {
         uint64_t bit = (uint64_t) 1 << i;
         if ((c->done_mask_lo_ & bit) || blz_future_poll(c->fs_[i], cx) == BLZ_PENDING) {
