@@ -696,6 +696,30 @@ tries_first(blz__sock *sk, int op)
     return blz__io_ready_for(blz__io_source_readiness(&sk->src), op_dir(op));
 }
 
+/*
+ * The wait of an operation the kernel has no event for (a Unix listener's
+ * full backlog, a Unix datagram receiver's full queue): sleeps `*pause_ms`
+ * (1, 2, 4 ... 64 ms), cut to what is left before `deadline` (UINT64_MAX:
+ * none), and doubles it for the next round. 0 to try again; -ETIMEDOUT once
+ * the deadline has passed; the sleep's error when the task is cancelled.
+ */
+static int
+pause_for_room(int64_t *pause_ms, blz_instant deadline)
+{
+    blz_duration pause = blz_ms(*pause_ms);
+    if (deadline != UINT64_MAX) {
+        blz_instant now = blz_clock_now();
+        if (now >= deadline) {
+            return -ETIMEDOUT;
+        }
+        if ((uint64_t) pause > deadline - now) {
+            pause = (blz_duration) (deadline - now);
+        }
+    }
+    *pause_ms = *pause_ms < 64 ? *pause_ms * 2 : 64;
+    return blz_sleep(pause);
+}
+
 /* One round of the await tier (see blz__sock_await). */
 static long
 await_once(blz__sock *sk, int op, void *buf, size_t len, void *aux)
@@ -745,8 +769,8 @@ blz__sock_await(blz__sock *sk, int op, void *buf, size_t len, void *aux)
     }
     blz__io_source_ref(&sk->src);
     long r = await_once(sk, op, buf, len, aux);
-    for (int64_t pause_ms = 1; r == -EAGAIN; pause_ms = pause_ms < 64 ? pause_ms * 2 : 64) {
-        int rc = blz_sleep(blz_ms(pause_ms));
+    for (int64_t pause_ms = 1; r == -EAGAIN;) {
+        int rc = pause_for_room(&pause_ms, UINT64_MAX);
         if (rc < 0) {
             r = rc; /* cancelled */
             break;
@@ -937,7 +961,7 @@ blz__sock_connect(const blz_addr *a, blz_instant deadline, blz__sock **out)
     if (rc < 0) {
         return rc;
     }
-    for (int64_t pause_ms = 1;; pause_ms = pause_ms < 64 ? pause_ms * 2 : 64) {
+    for (int64_t pause_ms = 1;;) {
         int fd = blz__sys_socket(fam, BLZ__SOCK_STREAM);
         if (fd < 0) {
             return fd;
@@ -952,21 +976,11 @@ blz__sock_connect(const blz_addr *a, blz_instant deadline, blz__sock **out)
             return r;
         }
         /* A Unix listener's backlog is full, and the kernel has no event for
-         * "room again": pause (1, 2, 4 ... 64 ms) and try anew, as accept does
-         * under EMFILE. The await tier never reports -EAGAIN. */
-        blz_duration pause = blz_ms(pause_ms);
-        if (deadline != UINT64_MAX) {
-            blz_instant now = blz_clock_now();
-            if (now >= deadline) {
-                return -ETIMEDOUT;
-            }
-            if ((uint64_t) pause > deadline - now) {
-                pause = (blz_duration) (deadline - now);
-            }
-        }
-        r = blz_sleep(pause);
+         * "room again": pause and try anew, as accept does under EMFILE. The
+         * await tier never reports -EAGAIN. */
+        r = pause_for_room(&pause_ms, deadline);
         if (r < 0) {
-            return r; /* cancelled */
+            return r; /* past the deadline, or cancelled */
         }
     }
 }
